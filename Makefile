@@ -1,0 +1,63 @@
+# Shoal — run `make help` for the targets.
+SHELL := /bin/bash
+GO    ?= go
+BIN   := $(CURDIR)/bin
+# Multi-process suites live in */e2e packages behind the `multiprocess` tag and
+# run one package at a time, so their timing does not compete on 2 cores.
+E2E_PKGS = $(shell $(GO) list -tags multiprocess ./... | grep '/e2e$$')
+
+BINARIES := \
+	coordinator/cmd/shoal-coordinator \
+	agent/cmd/shoal-agent \
+	lb/cmd/shoal-lb \
+	deploy/cmd/shoal-localcloud \
+	deploy/cmd/shoal-demoapp
+
+.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb demo clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
+
+build: ## build every binary into bin/
+	@mkdir -p $(BIN)
+	@for d in $(BINARIES); do \
+		if [ -d $$d ]; then $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
+	done
+
+test: build test-unit test-e2e ## the README test command: unit tests with -race, then the multi-process suites
+
+test-unit: ## go test -race ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+test-e2e: build ## multi-process tests of the real binaries (loopback only)
+	@if [ -n "$(E2E_PKGS)" ]; then \
+		SHOAL_BIN=$(BIN) $(GO) test -tags multiprocess -count=1 -p 1 -timeout 10m $(E2E_PKGS); \
+	fi
+
+lint: check-generated tidy-check ## go vet, staticcheck, buf lint, buf format, stale generated code
+	$(GO) vet ./...
+	$(GO) vet -tags multiprocess ./...
+	$(GO) tool staticcheck ./...
+	$(GO) tool buf lint
+	$(GO) tool buf format -d --exit-code
+
+generate: ## regenerate proto/gen with buf
+	$(GO) tool buf generate
+
+check-generated: ## fail when proto/gen is not what buf generates
+	$(GO) tool buf generate
+	git diff --exit-code -- proto/gen
+	@test -z "$$(git status --porcelain -- proto/gen)" || (git status --porcelain -- proto/gen; exit 1)
+
+tidy-check: ## fail when go.mod or go.sum is not tidy
+	$(GO) mod tidy -diff
+
+bench: build ## benchmarks; prints tables
+	@if [ -x deploy/bench/raft.sh ]; then deploy/bench/raft.sh; fi
+	@$(MAKE) --no-print-directory bench-lb
+
+bench-lb: build ## shoal-lb next to nginx and haproxy (installs them with apt if missing)
+	@if [ -x deploy/bench/lb.sh ]; then deploy/bench/lb.sh; else echo "bench-lb: deploy/bench/lb.sh not present yet"; fi
+
+clean: ## remove build output
+	rm -rf $(BIN)
