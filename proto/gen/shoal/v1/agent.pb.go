@@ -75,6 +75,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Hello
 	//	*ConnectRequest_Batch
 	//	*ConnectRequest_CommandResult
+	//	*ConnectRequest_Goodbye
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -144,6 +145,15 @@ func (x *ConnectRequest) GetCommandResult() *CommandResult {
 	return nil
 }
 
+func (x *ConnectRequest) GetGoodbye() *AgentGoodbye {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Goodbye); ok {
+			return x.Goodbye
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -160,11 +170,63 @@ type ConnectRequest_CommandResult struct {
 	CommandResult *CommandResult `protobuf:"bytes,3,opt,name=command_result,json=commandResult,proto3,oneof"`
 }
 
+type ConnectRequest_Goodbye struct {
+	Goodbye *AgentGoodbye `protobuf:"bytes,4,opt,name=goodbye,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Batch) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_CommandResult) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Goodbye) isConnectRequest_Msg() {}
+
+// AgentGoodbye says the instance is going away on purpose (shutdown), so the
+// coordinator records a leave instead of waiting for the stream to go stale.
+type AgentGoodbye struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentGoodbye) Reset() {
+	*x = AgentGoodbye{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentGoodbye) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentGoodbye) ProtoMessage() {}
+
+func (x *AgentGoodbye) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentGoodbye.ProtoReflect.Descriptor instead.
+func (*AgentGoodbye) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AgentGoodbye) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
 
 type ConnectResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -181,7 +243,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	mi := &file_shoal_v1_agent_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -193,7 +255,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	mi := &file_shoal_v1_agent_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -206,7 +268,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -304,7 +366,7 @@ type AgentHello struct {
 
 func (x *AgentHello) Reset() {
 	*x = AgentHello{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	mi := &file_shoal_v1_agent_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +378,7 @@ func (x *AgentHello) String() string {
 func (*AgentHello) ProtoMessage() {}
 
 func (x *AgentHello) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	mi := &file_shoal_v1_agent_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +391,7 @@ func (x *AgentHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
 func (*AgentHello) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *AgentHello) GetInstanceId() string {
@@ -414,7 +476,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	mi := &file_shoal_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -426,7 +488,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	mi := &file_shoal_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -439,7 +501,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Sample) GetUnixMs() int64 {
@@ -472,7 +534,7 @@ type SampleBatch struct {
 
 func (x *SampleBatch) Reset() {
 	*x = SampleBatch{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[4]
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -484,7 +546,7 @@ func (x *SampleBatch) String() string {
 func (*SampleBatch) ProtoMessage() {}
 
 func (x *SampleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[4]
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -497,7 +559,7 @@ func (x *SampleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleBatch.ProtoReflect.Descriptor instead.
 func (*SampleBatch) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *SampleBatch) GetSamples() []*Sample {
@@ -549,7 +611,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +623,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +636,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Welcome) GetNodeId() string {
@@ -618,7 +680,7 @@ type AgentConfig struct {
 
 func (x *AgentConfig) Reset() {
 	*x = AgentConfig{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -630,7 +692,7 @@ func (x *AgentConfig) String() string {
 func (*AgentConfig) ProtoMessage() {}
 
 func (x *AgentConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -643,7 +705,7 @@ func (x *AgentConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConfig.ProtoReflect.Descriptor instead.
 func (*AgentConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentConfig) GetIntervalMs() int64 {
@@ -679,7 +741,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -691,7 +753,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -704,7 +766,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -739,7 +801,7 @@ type AgentCommand struct {
 
 func (x *AgentCommand) Reset() {
 	*x = AgentCommand{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +813,7 @@ func (x *AgentCommand) String() string {
 func (*AgentCommand) ProtoMessage() {}
 
 func (x *AgentCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +826,7 @@ func (x *AgentCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCommand.ProtoReflect.Descriptor instead.
 func (*AgentCommand) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AgentCommand) GetId() string {
@@ -802,7 +864,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -814,7 +876,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -827,7 +889,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CommandResult) GetId() string {
@@ -883,15 +945,17 @@ type InstanceReport struct {
 	DroppedSamplesTotal uint64                 `protobuf:"varint,5,opt,name=dropped_samples_total,json=droppedSamplesTotal,proto3" json:"dropped_samples_total,omitempty"`
 	Disconnected        bool                   `protobuf:"varint,6,opt,name=disconnected,proto3" json:"disconnected,omitempty"`
 	// Samples the serving node rejected, by reason.
-	Rejected      map[string]uint64 `protobuf:"bytes,7,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	State         InstanceState     `protobuf:"varint,8,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
+	Rejected map[string]uint64 `protobuf:"bytes,7,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	State    InstanceState     `protobuf:"varint,8,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
+	// The agent said goodbye: the instance is leaving on purpose.
+	Left          bool `protobuf:"varint,9,opt,name=left,proto3" json:"left,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *InstanceReport) Reset() {
 	*x = InstanceReport{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +967,7 @@ func (x *InstanceReport) String() string {
 func (*InstanceReport) ProtoMessage() {}
 
 func (x *InstanceReport) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +980,7 @@ func (x *InstanceReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceReport.ProtoReflect.Descriptor instead.
 func (*InstanceReport) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InstanceReport) GetHello() *AgentHello {
@@ -975,16 +1039,412 @@ func (x *InstanceReport) GetState() InstanceState {
 	return InstanceState_INSTANCE_STATE_UNSPECIFIED
 }
 
+func (x *InstanceReport) GetLeft() bool {
+	if x != nil {
+		return x.Left
+	}
+	return false
+}
+
+type ForwardRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ForwardRequest_Hello
+	//	*ForwardRequest_Report
+	//	*ForwardRequest_CommandResult
+	Msg           isForwardRequest_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardRequest) Reset() {
+	*x = ForwardRequest{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardRequest) ProtoMessage() {}
+
+func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
+func (*ForwardRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *ForwardRequest) GetMsg() isForwardRequest_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ForwardRequest) GetHello() *FollowerHello {
+	if x != nil {
+		if x, ok := x.Msg.(*ForwardRequest_Hello); ok {
+			return x.Hello
+		}
+	}
+	return nil
+}
+
+func (x *ForwardRequest) GetReport() *InstanceReport {
+	if x != nil {
+		if x, ok := x.Msg.(*ForwardRequest_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
+func (x *ForwardRequest) GetCommandResult() *ForwardedCommandResult {
+	if x != nil {
+		if x, ok := x.Msg.(*ForwardRequest_CommandResult); ok {
+			return x.CommandResult
+		}
+	}
+	return nil
+}
+
+type isForwardRequest_Msg interface {
+	isForwardRequest_Msg()
+}
+
+type ForwardRequest_Hello struct {
+	Hello *FollowerHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
+}
+
+type ForwardRequest_Report struct {
+	Report *InstanceReport `protobuf:"bytes,2,opt,name=report,proto3,oneof"`
+}
+
+type ForwardRequest_CommandResult struct {
+	CommandResult *ForwardedCommandResult `protobuf:"bytes,3,opt,name=command_result,json=commandResult,proto3,oneof"`
+}
+
+func (*ForwardRequest_Hello) isForwardRequest_Msg() {}
+
+func (*ForwardRequest_Report) isForwardRequest_Msg() {}
+
+func (*ForwardRequest_CommandResult) isForwardRequest_Msg() {}
+
+// FollowerHello opens a Forward stream.
+type FollowerHello struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FollowerHello) Reset() {
+	*x = FollowerHello{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FollowerHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FollowerHello) ProtoMessage() {}
+
+func (x *FollowerHello) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FollowerHello.ProtoReflect.Descriptor instead.
+func (*FollowerHello) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FollowerHello) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+// ForwardedCommandResult carries an agent's CommandResult back to the leader.
+type ForwardedCommandResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Result        *CommandResult         `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardedCommandResult) Reset() {
+	*x = ForwardedCommandResult{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardedCommandResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardedCommandResult) ProtoMessage() {}
+
+func (x *ForwardedCommandResult) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardedCommandResult.ProtoReflect.Descriptor instead.
+func (*ForwardedCommandResult) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ForwardedCommandResult) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ForwardedCommandResult) GetResult() *CommandResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+type ForwardResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Msg:
+	//
+	//	*ForwardResponse_Command
+	//	*ForwardResponse_Rejected
+	Msg           isForwardResponse_Msg `protobuf_oneof:"msg"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardResponse) Reset() {
+	*x = ForwardResponse{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardResponse) ProtoMessage() {}
+
+func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
+func (*ForwardResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *ForwardResponse) GetMsg() isForwardResponse_Msg {
+	if x != nil {
+		return x.Msg
+	}
+	return nil
+}
+
+func (x *ForwardResponse) GetCommand() *ForwardedCommand {
+	if x != nil {
+		if x, ok := x.Msg.(*ForwardResponse_Command); ok {
+			return x.Command
+		}
+	}
+	return nil
+}
+
+func (x *ForwardResponse) GetRejected() *InstanceRejected {
+	if x != nil {
+		if x, ok := x.Msg.(*ForwardResponse_Rejected); ok {
+			return x.Rejected
+		}
+	}
+	return nil
+}
+
+type isForwardResponse_Msg interface {
+	isForwardResponse_Msg()
+}
+
+type ForwardResponse_Command struct {
+	Command *ForwardedCommand `protobuf:"bytes,1,opt,name=command,proto3,oneof"`
+}
+
+type ForwardResponse_Rejected struct {
+	Rejected *InstanceRejected `protobuf:"bytes,2,opt,name=rejected,proto3,oneof"`
+}
+
+func (*ForwardResponse_Command) isForwardResponse_Msg() {}
+
+func (*ForwardResponse_Rejected) isForwardResponse_Msg() {}
+
+// ForwardedCommand asks the follower to pass a command to one of its agents.
+type ForwardedCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Command       *AgentCommand          `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForwardedCommand) Reset() {
+	*x = ForwardedCommand{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForwardedCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForwardedCommand) ProtoMessage() {}
+
+func (x *ForwardedCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForwardedCommand.ProtoReflect.Descriptor instead.
+func (*ForwardedCommand) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *ForwardedCommand) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *ForwardedCommand) GetCommand() *AgentCommand {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+// InstanceRejected tells a follower that the leader refuses an instance it
+// forwarded (e.g. another node already holds a live stream for that id), so
+// the follower must close that agent's stream with the reason.
+type InstanceRejected struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceRejected) Reset() {
+	*x = InstanceRejected{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceRejected) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceRejected) ProtoMessage() {}
+
+func (x *InstanceRejected) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceRejected.ProtoReflect.Descriptor instead.
+func (*InstanceRejected) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *InstanceRejected) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *InstanceRejected) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_shoal_v1_agent_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14shoal/v1/agent.proto\x12\bshoal.v1\x1a\x15shoal/v1/common.proto\"\xb6\x01\n" +
+	"\x14shoal/v1/agent.proto\x12\bshoal.v1\x1a\x15shoal/v1/common.proto\"\xea\x01\n" +
 	"\x0eConnectRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloH\x00R\x05hello\x12-\n" +
 	"\x05batch\x18\x02 \x01(\v2\x15.shoal.v1.SampleBatchH\x00R\x05batch\x12@\n" +
-	"\x0ecommand_result\x18\x03 \x01(\v2\x17.shoal.v1.CommandResultH\x00R\rcommandResultB\x05\n" +
-	"\x03msg\"\xd4\x01\n" +
+	"\x0ecommand_result\x18\x03 \x01(\v2\x17.shoal.v1.CommandResultH\x00R\rcommandResult\x122\n" +
+	"\agoodbye\x18\x04 \x01(\v2\x16.shoal.v1.AgentGoodbyeH\x00R\agoodbyeB\x05\n" +
+	"\x03msg\"&\n" +
+	"\fAgentGoodbye\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xd4\x01\n" +
 	"\x0fConnectResponse\x12-\n" +
 	"\awelcome\x18\x01 \x01(\v2\x11.shoal.v1.WelcomeH\x00R\awelcome\x12/\n" +
 	"\x06config\x18\x02 \x01(\v2\x15.shoal.v1.AgentConfigH\x00R\x06config\x122\n" +
@@ -1043,7 +1503,7 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06output\x18\x04 \x01(\tR\x06output\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1b\n" +
-	"\texit_code\x18\x06 \x01(\x05R\bexitCode\"\xa9\x03\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode\"\xbd\x03\n" +
 	"\x0eInstanceReport\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloR\x05hello\x12*\n" +
 	"\asamples\x18\x02 \x03(\v2\x10.shoal.v1.SampleR\asamples\x12\x14\n" +
@@ -1052,15 +1512,40 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\x15dropped_samples_total\x18\x05 \x01(\x04R\x13droppedSamplesTotal\x12\"\n" +
 	"\fdisconnected\x18\x06 \x01(\bR\fdisconnected\x12B\n" +
 	"\brejected\x18\a \x03(\v2&.shoal.v1.InstanceReport.RejectedEntryR\brejected\x12-\n" +
-	"\x05state\x18\b \x01(\x0e2\x17.shoal.v1.InstanceStateR\x05state\x1a;\n" +
+	"\x05state\x18\b \x01(\x0e2\x17.shoal.v1.InstanceStateR\x05state\x12\x12\n" +
+	"\x04left\x18\t \x01(\bR\x04left\x1a;\n" +
 	"\rRejectedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01*C\n" +
+	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc7\x01\n" +
+	"\x0eForwardRequest\x12/\n" +
+	"\x05hello\x18\x01 \x01(\v2\x17.shoal.v1.FollowerHelloH\x00R\x05hello\x122\n" +
+	"\x06report\x18\x02 \x01(\v2\x18.shoal.v1.InstanceReportH\x00R\x06report\x12I\n" +
+	"\x0ecommand_result\x18\x03 \x01(\v2 .shoal.v1.ForwardedCommandResultH\x00R\rcommandResultB\x05\n" +
+	"\x03msg\"(\n" +
+	"\rFollowerHello\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"j\n" +
+	"\x16ForwardedCommandResult\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12/\n" +
+	"\x06result\x18\x02 \x01(\v2\x17.shoal.v1.CommandResultR\x06result\"\x8a\x01\n" +
+	"\x0fForwardResponse\x126\n" +
+	"\acommand\x18\x01 \x01(\v2\x1a.shoal.v1.ForwardedCommandH\x00R\acommand\x128\n" +
+	"\brejected\x18\x02 \x01(\v2\x1a.shoal.v1.InstanceRejectedH\x00R\brejectedB\x05\n" +
+	"\x03msg\"e\n" +
+	"\x10ForwardedCommand\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x120\n" +
+	"\acommand\x18\x02 \x01(\v2\x16.shoal.v1.AgentCommandR\acommand\"K\n" +
+	"\x10InstanceRejected\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason*C\n" +
 	"\vCommandKind\x12\x1c\n" +
 	"\x18COMMAND_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12COMMAND_KIND_DRAIN\x10\x012R\n" +
+	"\x12COMMAND_KIND_DRAIN\x10\x012\x96\x01\n" +
 	"\fAgentService\x12B\n" +
-	"\aConnect\x12\x18.shoal.v1.ConnectRequest\x1a\x19.shoal.v1.ConnectResponse(\x010\x01B7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
+	"\aConnect\x12\x18.shoal.v1.ConnectRequest\x1a\x19.shoal.v1.ConnectResponse(\x010\x01\x12B\n" +
+	"\aForward\x12\x18.shoal.v1.ForwardRequest\x1a\x19.shoal.v1.ForwardResponse(\x010\x01B7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_agent_proto_rawDescOnce sync.Once
@@ -1075,48 +1560,65 @@ func file_shoal_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_shoal_v1_agent_proto_goTypes = []any{
-	(CommandKind)(0),        // 0: shoal.v1.CommandKind
-	(*ConnectRequest)(nil),  // 1: shoal.v1.ConnectRequest
-	(*ConnectResponse)(nil), // 2: shoal.v1.ConnectResponse
-	(*AgentHello)(nil),      // 3: shoal.v1.AgentHello
-	(*Sample)(nil),          // 4: shoal.v1.Sample
-	(*SampleBatch)(nil),     // 5: shoal.v1.SampleBatch
-	(*Welcome)(nil),         // 6: shoal.v1.Welcome
-	(*AgentConfig)(nil),     // 7: shoal.v1.AgentConfig
-	(*BatchAck)(nil),        // 8: shoal.v1.BatchAck
-	(*AgentCommand)(nil),    // 9: shoal.v1.AgentCommand
-	(*CommandResult)(nil),   // 10: shoal.v1.CommandResult
-	(*InstanceReport)(nil),  // 11: shoal.v1.InstanceReport
-	nil,                     // 12: shoal.v1.Sample.ValuesEntry
-	nil,                     // 13: shoal.v1.InstanceReport.RejectedEntry
-	(InstanceState)(0),      // 14: shoal.v1.InstanceState
+	(CommandKind)(0),               // 0: shoal.v1.CommandKind
+	(*ConnectRequest)(nil),         // 1: shoal.v1.ConnectRequest
+	(*AgentGoodbye)(nil),           // 2: shoal.v1.AgentGoodbye
+	(*ConnectResponse)(nil),        // 3: shoal.v1.ConnectResponse
+	(*AgentHello)(nil),             // 4: shoal.v1.AgentHello
+	(*Sample)(nil),                 // 5: shoal.v1.Sample
+	(*SampleBatch)(nil),            // 6: shoal.v1.SampleBatch
+	(*Welcome)(nil),                // 7: shoal.v1.Welcome
+	(*AgentConfig)(nil),            // 8: shoal.v1.AgentConfig
+	(*BatchAck)(nil),               // 9: shoal.v1.BatchAck
+	(*AgentCommand)(nil),           // 10: shoal.v1.AgentCommand
+	(*CommandResult)(nil),          // 11: shoal.v1.CommandResult
+	(*InstanceReport)(nil),         // 12: shoal.v1.InstanceReport
+	(*ForwardRequest)(nil),         // 13: shoal.v1.ForwardRequest
+	(*FollowerHello)(nil),          // 14: shoal.v1.FollowerHello
+	(*ForwardedCommandResult)(nil), // 15: shoal.v1.ForwardedCommandResult
+	(*ForwardResponse)(nil),        // 16: shoal.v1.ForwardResponse
+	(*ForwardedCommand)(nil),       // 17: shoal.v1.ForwardedCommand
+	(*InstanceRejected)(nil),       // 18: shoal.v1.InstanceRejected
+	nil,                            // 19: shoal.v1.Sample.ValuesEntry
+	nil,                            // 20: shoal.v1.InstanceReport.RejectedEntry
+	(InstanceState)(0),             // 21: shoal.v1.InstanceState
 }
 var file_shoal_v1_agent_proto_depIdxs = []int32{
-	3,  // 0: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
-	5,  // 1: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
-	10, // 2: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
-	6,  // 3: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
-	7,  // 4: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
-	9,  // 5: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
-	8,  // 6: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
-	12, // 7: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
-	4,  // 8: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
-	7,  // 9: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
-	0,  // 10: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
-	0,  // 11: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
-	3,  // 12: shoal.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
-	4,  // 13: shoal.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
-	13, // 14: shoal.v1.InstanceReport.rejected:type_name -> shoal.v1.InstanceReport.RejectedEntry
-	14, // 15: shoal.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
-	1,  // 16: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
-	2,  // 17: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
-	17, // [17:18] is the sub-list for method output_type
-	16, // [16:17] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	4,  // 0: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
+	6,  // 1: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
+	11, // 2: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
+	2,  // 3: shoal.v1.ConnectRequest.goodbye:type_name -> shoal.v1.AgentGoodbye
+	7,  // 4: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
+	8,  // 5: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
+	10, // 6: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
+	9,  // 7: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
+	19, // 8: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
+	5,  // 9: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
+	8,  // 10: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
+	0,  // 11: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
+	0,  // 12: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
+	4,  // 13: shoal.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
+	5,  // 14: shoal.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
+	20, // 15: shoal.v1.InstanceReport.rejected:type_name -> shoal.v1.InstanceReport.RejectedEntry
+	21, // 16: shoal.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
+	14, // 17: shoal.v1.ForwardRequest.hello:type_name -> shoal.v1.FollowerHello
+	12, // 18: shoal.v1.ForwardRequest.report:type_name -> shoal.v1.InstanceReport
+	15, // 19: shoal.v1.ForwardRequest.command_result:type_name -> shoal.v1.ForwardedCommandResult
+	11, // 20: shoal.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
+	17, // 21: shoal.v1.ForwardResponse.command:type_name -> shoal.v1.ForwardedCommand
+	18, // 22: shoal.v1.ForwardResponse.rejected:type_name -> shoal.v1.InstanceRejected
+	10, // 23: shoal.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
+	1,  // 24: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
+	13, // 25: shoal.v1.AgentService.Forward:input_type -> shoal.v1.ForwardRequest
+	3,  // 26: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
+	16, // 27: shoal.v1.AgentService.Forward:output_type -> shoal.v1.ForwardResponse
+	26, // [26:28] is the sub-list for method output_type
+	24, // [24:26] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_agent_proto_init() }
@@ -1129,12 +1631,22 @@ func file_shoal_v1_agent_proto_init() {
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Batch)(nil),
 		(*ConnectRequest_CommandResult)(nil),
+		(*ConnectRequest_Goodbye)(nil),
 	}
-	file_shoal_v1_agent_proto_msgTypes[1].OneofWrappers = []any{
+	file_shoal_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Command)(nil),
 		(*ConnectResponse_Ack)(nil),
+	}
+	file_shoal_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
+		(*ForwardRequest_Hello)(nil),
+		(*ForwardRequest_Report)(nil),
+		(*ForwardRequest_CommandResult)(nil),
+	}
+	file_shoal_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
+		(*ForwardResponse_Command)(nil),
+		(*ForwardResponse_Rejected)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1142,7 +1654,7 @@ func file_shoal_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_agent_proto_rawDesc), len(file_shoal_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   13,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
