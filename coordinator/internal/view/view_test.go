@@ -1,0 +1,99 @@
+package view
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+func ptr(f float64) *float64 { return &f }
+
+func TestFleetRoundTrip(t *testing.T) {
+	in := &shoalv1.Fleet{
+		Name: "web", Asg: "web-asg", Min: 2, Max: 8, Desired: 3, Paused: true, AppPort: 8080,
+		AlarmActions: []string{"arn:aws:sns:us-east-1:1:ops"},
+		Policy: &shoalv1.ScalingPolicy{
+			TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50, Tolerance: 0.1}},
+			StepScaling: []*shoalv1.StepScaling{{Metric: "queue", Steps: []*shoalv1.Step{
+				{Lower: ptr(10), Upper: ptr(20), AdjustmentType: shoalv1.AdjustmentType_ADJUSTMENT_TYPE_CHANGE_IN_CAPACITY, Adjustment: 1},
+				{Lower: ptr(20), AdjustmentType: shoalv1.AdjustmentType_ADJUSTMENT_TYPE_PERCENT_CHANGE, Adjustment: 50},
+			}}},
+			WarmupMs:        30_000,
+			ScaleInWindowMs: 60_000,
+			ScaleOutLimit:   &shoalv1.RateLimit{MaxInstances: 4, PeriodMs: 15_000},
+		},
+	}
+	b, err := json.Marshal(FleetOf(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"asg":"web-asg"`, `"warmup":"30s"`, `"scale_in_window":"1m0s"`, `"adjustment_type":"percent_change"`, `"paused":true`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s lacks %s", b, want)
+		}
+	}
+	out, err := ParseFleet(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(in, out) {
+		t.Fatalf("round trip changed the fleet:\n in  %v\n out %v", in, out)
+	}
+}
+
+func TestParseFleetErrors(t *testing.T) {
+	for _, tc := range []struct{ name, json, want string }{
+		{"unknown key", `{"name":"web","mni":2}`, `unknown field "mni"`},
+		{"bad adjustment", `{"name":"web","policy":{"step_scaling":[{"metric":"cpu","steps":[{"adjustment_type":"double","adjustment":1}]}]}}`, `policy.step_scaling[0].steps[0].adjustment_type: unknown value "double"`},
+		{"bad duration", `{"name":"web","policy":{"warmup":"soon"}}`, `want a duration`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseFleet([]byte(tc.json))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWords(t *testing.T) {
+	for _, tc := range []struct {
+		got, want string
+	}{
+		{InstanceStateWord(shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE), "in_service"},
+		{InstanceStateWord(shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED), ""},
+		{DecisionStatusWord(shoalv1.DecisionStatus_DECISION_STATUS_SUPERSEDED), "superseded"},
+		{ErrorClassWord(shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE), "retryable"},
+		{BackendStateWord(shoalv1.BackendState_BACKEND_STATE_DRAINING), "draining"},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("got %q, want %q", tc.got, tc.want)
+		}
+	}
+	s, err := ParseInstanceState("draining")
+	if err != nil || s != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+		t.Fatalf("ParseInstanceState(draining) = %v, %v", s, err)
+	}
+	if _, err := ParseDecisionStatus("unspecified"); err == nil {
+		t.Fatal("the zero value must not parse")
+	}
+}
+
+func TestDurationAcceptsSeconds(t *testing.T) {
+	var d Duration
+	if err := json.Unmarshal([]byte(`90`), &d); err != nil || time.Duration(d) != 90*time.Second {
+		t.Fatalf("got %v, %v", time.Duration(d), err)
+	}
+}
+
+func TestInstanceMetricsNeverNull(t *testing.T) {
+	b, _ := json.Marshal(InstanceOf(&shoalv1.Instance{Id: "i-1", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}))
+	if !strings.Contains(string(b), `"metrics":{}`) || !strings.Contains(string(b), `"state":"pending"`) {
+		t.Fatalf("got %s", b)
+	}
+}
