@@ -255,13 +255,18 @@ func TestNewHostOnRealProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	now := time.Now()
-	if _, err := s.Collect(now); err != nil {
-		t.Fatal(err)
-	}
-	got, err := s.Collect(now.Add(time.Second))
-	if err != nil {
-		t.Fatal(err)
+	// CPU ticks advance at 100 Hz; poll until a rate can be computed.
+	var got map[string]float64
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, err = s.Collect(time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := got[MetricCPU]; ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	for _, m := range []string{MetricCPU, MetricMem, MetricLoad1, MetricNetRx, MetricNetTx, MetricDisk} {
 		v, ok := got[m]
