@@ -217,3 +217,6 @@ func (v *validator) limit(field string, r *shoalv1.RateLimit) {
 		v.add(field+".period", "must be > 0 when max_instances or max_percent is set")
 	}
 }
+
+// ErrInvalidInput is wrapped when Decide's input (not the policy) is wrong.
+var ErrInvalidInput = errors.New("invalid decide input")
