@@ -1,0 +1,12 @@
+// Package feed serves BackendService: it streams each shoal-lb its fleet's
+// backend set and takes back the LB's per-backend load reports.
+//
+// Those reports are the LB's lease (an LB silent for LeaseTTL is no longer
+// live) and the evidence that a draining backend has reached zero in-flight
+// requests on every live LB, which the scaler waits for before terminating.
+// They also yield the requests_per_target scaling metric.
+//
+// LB streams are few, so every one is served by the leader: a follower that
+// receives one pipes it to the leader unchanged. The package never decides
+// who is a backend (its caller does) and never calls AWS.
+package feed
