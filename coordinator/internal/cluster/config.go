@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+)
+
+// Log stores.
+const (
+	// StoreWAL is hashicorp/raft-wal. It is the default: on the 3-node
+	// loopback benchmark (deploy/bench/raft.sh) it commits with lower
+	// latency and higher throughput than BoltDB, because it appends to
+	// segment files instead of rewriting B+tree pages and fsyncing a
+	// freelist on every batch, and it never needs compaction after
+	// truncation.
+	StoreWAL = "wal"
+	// StoreBolt is hashicorp/raft-boltdb/v2, kept selectable for the
+	// benchmark and for operators who already run it elsewhere.
+	StoreBolt = "boltdb"
+)
+
+// Config configures one node. Zero durations take the defaults of
+// DefaultConfig; Validate says which field is wrong.
+type Config struct {
+	NodeID  string
+	DataDir string
+	// RaftBind is where the raft transport listens; RaftAdvertise is what
+	// peers dial (defaults to RaftBind).
+	RaftBind      string
+	RaftAdvertise string
+	// RPCAdvertise is the gRPC address peers and clients use for this node.
+	RPCAdvertise string
+
+	Bootstrap bool
+	Join      []string
+
+	LogStore string
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// ApplyTimeout bounds one raft.Apply on the leader.
+	ApplyTimeout time.Duration
+	// NoLeaderWait is how long a write or leader read waits for a leader
+	// before failing with "no leader".
+	NoLeaderWait time.Duration
+	// ShutdownTimeout bounds leadership transfer plus raft shutdown.
+	ShutdownTimeout   time.Duration
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+
+	Logger *slog.Logger
+	// Clock stamps commands on the leader; tests may fix it.
+	Clock func() time.Time
+	// Dial opens a gRPC connection to a peer's RPC address; defaults to
+	// rpc.Dial. Tests pass a bufconn dialer.
+	Dial func(addr string) (*grpc.ClientConn, error)
+
+	// Transport, LogStoreImpl, StableStore and SnapshotStore replace the
+	// durable defaults; the in-memory cluster test sets all four.
+	Transport     raft.Transport
+	LogStoreImpl  raft.LogStore
+	StableStore   raft.StableStore
+	SnapshotStore raft.SnapshotStore
+}
+
+// DefaultConfig returns production timings; tests shorten them by flag.
+func DefaultConfig() Config {
+	return Config{
+		LogStore:           StoreWAL,
+		HeartbeatTimeout:   1000 * time.Millisecond,
+		ElectionTimeout:    1000 * time.Millisecond,
+		LeaderLeaseTimeout: 500 * time.Millisecond,
+		CommitTimeout:      50 * time.Millisecond,
+		ApplyTimeout:       10 * time.Second,
+		NoLeaderWait:       5 * time.Second,
+		ShutdownTimeout:    10 * time.Second,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   2 * time.Minute,
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	set := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	set(&c.HeartbeatTimeout, d.HeartbeatTimeout)
+	set(&c.ElectionTimeout, d.ElectionTimeout)
+	set(&c.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
+	set(&c.CommitTimeout, d.CommitTimeout)
+	set(&c.ApplyTimeout, d.ApplyTimeout)
+	set(&c.NoLeaderWait, d.NoLeaderWait)
+	set(&c.ShutdownTimeout, d.ShutdownTimeout)
+	set(&c.SnapshotInterval, d.SnapshotInterval)
+	if c.SnapshotThreshold == 0 {
+		c.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if c.LogStore == "" {
+		c.LogStore = d.LogStore
+	}
+	if c.RaftAdvertise == "" {
+		c.RaftAdvertise = c.RaftBind
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	return c
+}
+
+// Validate says which field is wrong and why.
+func (c Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return fmt.Errorf("node-id: required")
+	case c.Transport == nil && c.RaftBind == "":
+		return fmt.Errorf("raft-addr: required")
+	case c.RPCAdvertise == "":
+		return fmt.Errorf("advertise-rpc: required")
+	case c.Bootstrap && len(c.Join) > 0:
+		return fmt.Errorf("bootstrap and join: give one, not both")
+	case c.LogStoreImpl == nil && c.LogStore != StoreWAL && c.LogStore != StoreBolt:
+		return fmt.Errorf("log-store (%q): must be %q or %q", c.LogStore, StoreWAL, StoreBolt)
+	case c.LogStoreImpl == nil && c.DataDir == "":
+		return fmt.Errorf("data-dir: required")
+	case c.LeaderLeaseTimeout > c.HeartbeatTimeout:
+		return fmt.Errorf("raft-leader-lease-timeout (%s) must be <= raft-heartbeat-timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
+	case c.ElectionTimeout < c.HeartbeatTimeout:
+		return fmt.Errorf("raft-election-timeout (%s) must be >= raft-heartbeat-timeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	}
+	if c.Transport == nil {
+		if err := mustBeDialable("advertise-raft", c.RaftAdvertise); err != nil {
+			return err
+		}
+	}
+	if err := mustBeDialable("advertise-rpc", c.RPCAdvertise); err != nil {
+		return err
+	}
+	for i, j := range c.Join {
+		if _, _, err := net.SplitHostPort(j); err != nil {
+			return fmt.Errorf("join[%d] (%q): want HOST:PORT: %v", i, j, err)
+		}
+	}
+	return nil
+}
+
+// mustBeDialable rejects unspecified hosts, which peers cannot dial.
+func mustBeDialable(field, addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s (%q): want HOST:PORT: %v", field, addr, err)
+	}
+	if port == "0" || port == "" {
+		return fmt.Errorf("%s (%q): needs a fixed port", field, addr)
+	}
+	if ip := net.ParseIP(strings.Trim(host, "[]")); host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("%s (%q): is required when binding an unspecified address; give an address peers can dial", field, addr)
+	}
+	return nil
+}
