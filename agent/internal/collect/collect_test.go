@@ -30,7 +30,6 @@ type rooted struct {
 	setRoot func(dir string)
 }
 
-
 // TestGolden reads each fixture at t0 and, two seconds later, at t1, and
 // compares the second reading with testdata/<case>.golden (-update rewrites).
 func TestGolden(t *testing.T) {

@@ -1,0 +1,254 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/shoal-dev/shoal/agent/internal/collect"
+	"github.com/shoal-dev/shoal/agent/internal/drain"
+	"github.com/shoal-dev/shoal/agent/internal/health"
+	"github.com/shoal-dev/shoal/agent/internal/identity"
+	"github.com/shoal-dev/shoal/agent/internal/runner"
+	"github.com/shoal-dev/shoal/agent/internal/stream"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// ErrFlags wraps invalid flag combinations.
+var ErrFlags = errors.New("invalid flags")
+
+type options struct {
+	coordinators []string
+	fleet        string
+	instanceID   string
+	interval     time.Duration
+
+	procfs      string
+	cgroupfs    string
+	diskPath    string
+	scope       string
+	cgroup      string
+	scopePID    int
+	netLoopback bool
+
+	scrape        string
+	metrics       []string
+	healthHTTP    string
+	healthGRPC    string
+	healthTimeout time.Duration
+
+	onDrain      string
+	drainTimeout time.Duration
+
+	httpAddr     string
+	buffer       int
+	imdsAttempts int
+	logLevel     string
+}
+
+func (o *options) bind(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.StringSliceVar(&o.coordinators, "coordinator", nil, "coordinator rpc addresses ADDR[,ADDR...] (default: the instance's shoal:coordinators tag)")
+	f.StringVar(&o.fleet, "fleet", "", "fleet name (default: the fleet of the instance's Auto Scaling group)")
+	f.StringVar(&o.instanceID, "instance-id", "", "instance id; with --fleet and --coordinator, IMDS is not used")
+	f.DurationVar(&o.interval, "interval", time.Second, "collection and send interval")
+	f.StringVar(&o.procfs, "procfs", "/proc", "procfs mount point")
+	f.StringVar(&o.cgroupfs, "cgroupfs", "/sys/fs/cgroup", "cgroup v2 mount point")
+	f.StringVar(&o.diskPath, "disk-path", "/", "filesystem reported as disk")
+	f.StringVar(&o.scope, "scope", "host", "what to measure: host, or cgroup (the workload's cgroup or process tree)")
+	f.StringVar(&o.cgroup, "cgroup", "", "workload cgroup below --cgroupfs for --scope cgroup; \"auto\" uses --scope-pid's cgroup if dedicated (default with --scope-pid)")
+	f.IntVar(&o.scopePID, "scope-pid", 0, "workload root pid (and process group) for --scope cgroup")
+	f.BoolVar(&o.netLoopback, "net-loopback", false, "count the loopback interface in net_rx/net_tx")
+	f.StringVar(&o.scrape, "scrape", "", "application Prometheus endpoint URL to read --metric series from")
+	f.StringArrayVar(&o.metrics, "metric", nil, "forward application metric NAME[=ALIAS] from --scrape (repeatable)")
+	f.StringVar(&o.healthHTTP, "health-http", "", "readiness check: GET URL must answer 2xx")
+	f.StringVar(&o.healthGRPC, "health-grpc", "", "readiness check: grpc.health.v1 Check on ADDR must say SERVING")
+	f.DurationVar(&o.healthTimeout, "health-timeout", 0, "bound on one readiness check or scrape (default: --interval)")
+	f.StringVar(&o.onDrain, "on-drain", "", "shell command run when the coordinator drains this instance")
+	f.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "bound on --on-drain when the command carries no deadline")
+	f.StringVar(&o.httpAddr, "http-addr", "", "serve the agent's own /metrics here (off by default)")
+	f.IntVar(&o.buffer, "buffer", 900, "samples kept while disconnected (oldest dropped first)")
+	f.IntVar(&o.imdsAttempts, "imds-attempts", 8, "tries to read instance metadata before giving up")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+}
+
+func newRunCmd() *cobra.Command {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the agent (the same as the root command)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+	}
+	o.bind(cmd)
+	return cmd
+}
+
+func (o options) validate() error {
+	switch {
+	case o.interval < 100*time.Millisecond:
+		return fmt.Errorf("%w: --interval (%s) must be >= 100ms", ErrFlags, o.interval)
+	case len(o.metrics) > 0 && o.scrape == "":
+		return fmt.Errorf("%w: --metric needs --scrape", ErrFlags)
+	case o.scrape != "" && len(o.metrics) == 0:
+		return fmt.Errorf("%w: --scrape needs at least one --metric", ErrFlags)
+	case o.healthHTTP != "" && o.healthGRPC != "":
+		return fmt.Errorf("%w: --health-http and --health-grpc are exclusive", ErrFlags)
+	case o.buffer < 1:
+		return fmt.Errorf("%w: --buffer (%d) must be >= 1", ErrFlags, o.buffer)
+	}
+	return nil
+}
+
+func run(ctx context.Context, o options) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
+		return fmt.Errorf("%w: --log-level %q: %v", ErrFlags, o.logLevel, err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ccfg := collect.Config{
+		ProcRoot: o.procfs, CgroupRoot: o.cgroupfs, DiskPath: o.diskPath, Scope: collect.Scope(o.scope),
+		Cgroup: o.cgroup, ScopePID: o.scopePID, NetLoopback: o.netLoopback,
+	}
+	if ccfg.Scope == collect.ScopeCgroup && ccfg.Cgroup == "" && ccfg.ScopePID != 0 {
+		ccfg.Cgroup = "auto"
+	}
+	set, err := collect.New(ccfg)
+	if err != nil {
+		return err
+	}
+	timeout := o.healthTimeout
+	if timeout <= 0 {
+		timeout = o.interval
+	}
+	sources := []runner.Source{set}
+	if o.scrape != "" {
+		sc := &collect.Scrape{URL: o.scrape, Timeout: timeout}
+		for _, m := range o.metrics {
+			fw, err := collect.ParseForward(m)
+			if err != nil {
+				return err
+			}
+			sc.Forwards = append(sc.Forwards, fw)
+		}
+		sources = append(sources, sc)
+	}
+	var checker health.Checker = health.None{}
+	switch {
+	case o.healthHTTP != "":
+		checker = health.HTTP{URL: o.healthHTTP}
+	case o.healthGRPC != "":
+		g := &health.GRPC{Addr: o.healthGRPC}
+		defer g.Close()
+		checker = g
+	}
+
+	id, err := identity.Resolve(ctx, identity.Config{
+		InstanceID: o.instanceID, Fleet: o.fleet, Coordinators: splitAll(o.coordinators),
+		Attempts: o.imdsAttempts, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("identity", "instance", id.InstanceID, "fleet", id.Fleet, "asg", id.ASG, "ip", id.PrivateIP, "coordinators", id.Coordinators)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	var rn *runner.Runner
+	hook := drain.Hook{Command: o.onDrain, DefaultTimeout: o.drainTimeout}
+	sc, err := stream.New(stream.Config{
+		Addrs: id.Coordinators,
+		Hello: &shoalv1.AgentHello{
+			InstanceId: id.InstanceID, Fleet: id.Fleet, Asg: id.ASG, PrivateIp: id.PrivateIP,
+			AvailabilityZone: id.AvailabilityZone, ImageId: id.ImageID, AgentVersion: version(),
+			IntervalMs: o.interval.Milliseconds(), StartedAtUnixMs: time.Now().UnixMilli(),
+		},
+		BufferSize: o.buffer,
+		OnCommand: func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult {
+			log.Info("drain requested", "id", cmd.GetId())
+			res := hook.Run(ctx, cmd)
+			log.Info("drain finished", "id", cmd.GetId(), "ok", res.GetOk(), "error", res.GetError())
+			return res
+		},
+		OnConfig: func(c *shoalv1.AgentConfig) {
+			if ms := c.GetIntervalMs(); ms > 0 && rn != nil {
+				rn.SetInterval(time.Duration(ms) * time.Millisecond)
+			}
+		},
+		Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	rn, err = runner.New(runner.Config{
+		Interval: o.interval, Scope: ccfg.Scope, Sources: sources, Health: checker, HealthTimeout: timeout,
+		Sink: sc, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if o.httpAddr != "" {
+		lis, err := net.Listen("tcp", o.httpAddr)
+		if err != nil {
+			return fmt.Errorf("--http-addr %s: %w", o.httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		log.Info("serving own metrics", "addr", lis.Addr().String())
+		g.Go(func() error {
+			if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-gctx.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	g.Go(func() error { return sc.Run(gctx) })
+	g.Go(func() error { return rn.Run(gctx) })
+	err = g.Wait()
+	if ctx.Err() != nil {
+		log.Info("stopped", "reason", context.Cause(ctx))
+		return nil
+	}
+	return err
+}
+
+// splitAll accepts both repeated flags and comma lists.
+func splitAll(in []string) []string {
+	var out []string
+	for _, s := range in {
+		out = append(out, identity.SplitAddrs(s)...)
+	}
+	return out
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
