@@ -1,0 +1,402 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+
+	"github.com/hashicorp/raft"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+var _ shoalv1.ControlServiceServer = (*Server)(nil)
+
+// read serves a read locally when stale is set or this node leads (after a
+// read barrier), and otherwise asks the leader. A forwarded read that lands
+// on a non-leader is refused rather than passed on again.
+func (s *Server) read(ctx context.Context, stale bool, local func() error, remote func(context.Context, shoalv1.ControlServiceClient) error) error {
+	if stale {
+		return toStatus(local())
+	}
+	if s.node.IsLeader() {
+		err := s.node.ReadBarrier(ctx)
+		if err == nil {
+			return toStatus(local())
+		}
+		if !errors.Is(err, cluster.ErrNotLeader) {
+			return toStatus(err)
+		}
+	}
+	if cluster.IsForwarded(ctx) {
+		return toStatus(cluster.ErrNotLeader)
+	}
+	c, err := s.node.LeaderClient(ctx)
+	if err != nil {
+		return toStatus(err)
+	}
+	return remote(cluster.WithForwarded(ctx), c)
+}
+
+// apply commits a command (forwarded to the leader if need be) and turns a
+// rejection into a status error.
+func (s *Server) apply(ctx context.Context, c fsm.Command) (*fsm.Result, uint64, error) {
+	r, idx, err := s.node.Apply(ctx, c.Encode())
+	if err != nil {
+		return nil, 0, toStatus(err)
+	}
+	if err := r.Error(); err != nil {
+		return nil, 0, toStatus(err)
+	}
+	return r, idx, nil
+}
+
+// GetStatus reports the leader, the members with their roles, and indexes.
+func (s *Server) GetStatus(ctx context.Context, req *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	var out *shoalv1.GetStatusResponse
+	err := s.read(ctx, req.Stale, func() error {
+		nodes, err := s.nodes()
+		if err != nil {
+			return err
+		}
+		r := s.node.Raft()
+		out = &shoalv1.GetStatusResponse{
+			LeaderId: s.node.LeaderID(), Nodes: nodes, AppliedIndex: r.AppliedIndex(),
+			NodeId: s.node.NodeID(), Term: r.CurrentTerm(), CommitIndex: r.CommitIndex(),
+		}
+		return nil
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.GetStatus(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+func (s *Server) nodes() ([]*shoalv1.Node, error) {
+	peers, err := s.node.Peers()
+	if err != nil {
+		return nil, err
+	}
+	leader, self, iLead := s.node.LeaderID(), s.node.NodeID(), s.node.IsLeader()
+	var out []*shoalv1.Node
+	for _, p := range peers {
+		role := "follower"
+		switch {
+		case p.ID == self:
+			role = roleWord(s.node.Raft().State())
+		case p.ID == leader:
+			role = "leader"
+		case iLead && s.node.Unreachable(p.ID):
+			// The leader's heartbeats to it fail: it cannot be reached.
+			role = "unknown"
+		}
+		out = append(out, &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, Role: role, Voter: p.Voter})
+	}
+	return out, nil
+}
+
+func roleWord(st raft.RaftState) string {
+	switch st {
+	case raft.Leader:
+		return "leader"
+	case raft.Candidate:
+		return "candidate"
+	case raft.Follower:
+		return "follower"
+	}
+	return "unknown"
+}
+
+// ListPeers lists the raft configuration.
+func (s *Server) ListPeers(ctx context.Context, req *shoalv1.ListPeersRequest) (*shoalv1.ListPeersResponse, error) {
+	var out *shoalv1.ListPeersResponse
+	err := s.read(ctx, false, func() error {
+		nodes, err := s.nodes()
+		out = &shoalv1.ListPeersResponse{Peers: nodes}
+		return err
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.ListPeers(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// RemovePeer removes a server; a follower passes the call to the leader.
+func (s *Server) RemovePeer(ctx context.Context, req *shoalv1.RemovePeerRequest) (*shoalv1.RemovePeerResponse, error) {
+	if req.Id == "" {
+		return nil, status.Error(codes.InvalidArgument, "id: required")
+	}
+	if s.node.IsLeader() || cluster.IsForwarded(ctx) {
+		if err := s.node.RemovePeer(req.Id); err != nil {
+			return nil, toStatus(err)
+		}
+		return &shoalv1.RemovePeerResponse{}, nil
+	}
+	c, err := s.node.LeaderClient(ctx)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return c.RemovePeer(cluster.WithForwarded(ctx), req)
+}
+
+// JoinCluster adds a node as a voter, through the leader.
+func (s *Server) JoinCluster(ctx context.Context, req *shoalv1.JoinClusterRequest) (*shoalv1.JoinClusterResponse, error) {
+	id, err := s.node.Join(ctx, req)
+	if err != nil {
+		if _, ok := status.FromError(err); !ok && !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, cluster.ErrNotLeader) {
+			return nil, status.Error(codes.InvalidArgument, err.Error())
+		}
+		return nil, toStatus(err)
+	}
+	return &shoalv1.JoinClusterResponse{LeaderId: id}, nil
+}
+
+// ApplyCommand is a follower's write forwarded to this node; it is applied
+// only if this node leads.
+func (s *Server) ApplyCommand(ctx context.Context, req *shoalv1.ApplyCommandRequest) (*shoalv1.ApplyCommandResponse, error) {
+	r, idx, err := s.node.ApplyLocal(req.Command)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &shoalv1.ApplyCommandResponse{Index: idx, Result: fsm.EncodeResult(r)}, nil
+}
+
+// CreateFleet creates a fleet; it does not touch the group.
+func (s *Server) CreateFleet(ctx context.Context, req *shoalv1.CreateFleetRequest) (*shoalv1.CreateFleetResponse, error) {
+	f := req.GetFleet()
+	if f == nil {
+		return nil, status.Error(codes.InvalidArgument, "fleet: required")
+	}
+	if f.Policy != nil {
+		if err := s.cfg.ValidatePolicy(f.Policy, f.Min, f.Max); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	r, _, err := s.apply(ctx, fsm.CreateFleet(f))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.CreateFleetResponse{Fleet: r.Fleet}, nil
+}
+
+// GetFleet returns one fleet.
+func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*shoalv1.GetFleetResponse, error) {
+	var out *shoalv1.GetFleetResponse
+	err := s.read(ctx, req.Stale, func() error {
+		f, err := s.node.FSM().Fleet(req.Name)
+		out = &shoalv1.GetFleetResponse{Fleet: f}
+		return err
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.GetFleet(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// ListFleets returns every fleet, by name.
+func (s *Server) ListFleets(ctx context.Context, req *shoalv1.ListFleetsRequest) (*shoalv1.ListFleetsResponse, error) {
+	var out *shoalv1.ListFleetsResponse
+	err := s.read(ctx, req.Stale, func() error {
+		out = &shoalv1.ListFleetsResponse{Fleets: s.node.FSM().Fleets()}
+		return nil
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.ListFleets(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// UpdateFleet changes the fields that are set.
+func (s *Server) UpdateFleet(ctx context.Context, req *shoalv1.UpdateFleetRequest) (*shoalv1.UpdateFleetResponse, error) {
+	r, _, err := s.apply(ctx, fsm.UpdateFleet(req))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.UpdateFleetResponse{Fleet: r.Fleet}, nil
+}
+
+// DeleteFleet removes a fleet with its registry entries and history.
+func (s *Server) DeleteFleet(ctx context.Context, req *shoalv1.DeleteFleetRequest) (*shoalv1.DeleteFleetResponse, error) {
+	if _, _, err := s.apply(ctx, fsm.DeleteFleet(req.Name)); err != nil {
+		return nil, err
+	}
+	return &shoalv1.DeleteFleetResponse{}, nil
+}
+
+// PauseFleet stops the engine from acting on a fleet.
+func (s *Server) PauseFleet(ctx context.Context, req *shoalv1.PauseFleetRequest) (*shoalv1.PauseFleetResponse, error) {
+	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Name, true))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.PauseFleetResponse{Fleet: r.Fleet}, nil
+}
+
+// ResumeFleet lets the engine act on a fleet again.
+func (s *Server) ResumeFleet(ctx context.Context, req *shoalv1.ResumeFleetRequest) (*shoalv1.ResumeFleetResponse, error) {
+	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Name, false))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.ResumeFleetResponse{Fleet: r.Fleet}, nil
+}
+
+// SaveSnapshot streams the FSM state in chunks.
+func (s *Server) SaveSnapshot(req *shoalv1.SaveSnapshotRequest, stream grpc.ServerStreamingServer[shoalv1.SaveSnapshotResponse]) error {
+	ctx := stream.Context()
+	return s.read(ctx, req.Stale, func() error {
+		data := s.node.FSM().Save()
+		for off := 0; off < len(data); off += s.cfg.SnapshotChunk {
+			end := min(off+s.cfg.SnapshotChunk, len(data))
+			if err := stream.Send(&shoalv1.SaveSnapshotResponse{Chunk: data[off:end]}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+		in, err := c.SaveSnapshot(ctx, req)
+		if err != nil {
+			return err
+		}
+		for {
+			m, err := in.Recv()
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if err := stream.Send(m); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// RestoreSnapshot replaces the state, through raft, with a saved snapshot.
+func (s *Server) RestoreSnapshot(stream grpc.ClientStreamingServer[shoalv1.RestoreSnapshotRequest, shoalv1.RestoreSnapshotResponse]) error {
+	var buf bytes.Buffer
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if buf.Len()+len(m.Chunk) > s.cfg.MaxSnapshotBytes {
+			return status.Errorf(codes.InvalidArgument, "snapshot: larger than %d bytes", s.cfg.MaxSnapshotBytes)
+		}
+		buf.Write(m.Chunk)
+	}
+	if buf.Len() == 0 {
+		return status.Error(codes.InvalidArgument, "snapshot: empty")
+	}
+	_, idx, err := s.apply(stream.Context(), fsm.Restore(buf.Bytes()))
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(&shoalv1.RestoreSnapshotResponse{Index: idx})
+}
+
+// ListInstances lists the registry. Live metrics are filled in by the
+// ingest layer of the serving node, not by the FSM.
+func (s *Server) ListInstances(ctx context.Context, req *shoalv1.ListInstancesRequest) (*shoalv1.ListInstancesResponse, error) {
+	var out *shoalv1.ListInstancesResponse
+	err := s.read(ctx, req.Stale, func() error {
+		if req.Fleet != "" {
+			if _, err := s.node.FSM().Fleet(req.Fleet); err != nil {
+				return err
+			}
+		}
+		out = &shoalv1.ListInstancesResponse{Instances: s.node.FSM().Instances(req.Fleet)}
+		return nil
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.ListInstances(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// SetPolicy validates and stores a fleet's scaling policy.
+func (s *Server) SetPolicy(ctx context.Context, req *shoalv1.SetPolicyRequest) (*shoalv1.SetPolicyResponse, error) {
+	if req.Policy == nil {
+		return nil, status.Error(codes.InvalidArgument, "policy: required")
+	}
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.cfg.ValidatePolicy(req.Policy, f.Fleet.Min, f.Fleet.Max); err != nil {
+		return nil, toStatus(err)
+	}
+	r, _, err := s.apply(ctx, fsm.SetPolicy(req.Fleet, req.Policy))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.SetPolicyResponse{Fleet: r.Fleet}, nil
+}
+
+// GetPolicy returns a fleet's scaling policy (empty when it has none).
+func (s *Server) GetPolicy(ctx context.Context, req *shoalv1.GetPolicyRequest) (*shoalv1.GetPolicyResponse, error) {
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet, Stale: req.Stale})
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.GetPolicyResponse{Policy: f.Fleet.Policy}, nil
+}
+
+// ListDecisions returns a fleet's decision history, oldest first.
+func (s *Server) ListDecisions(ctx context.Context, req *shoalv1.ListDecisionsRequest) (*shoalv1.ListDecisionsResponse, error) {
+	if req.Limit < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "limit (%d) must be >= 0", req.Limit)
+	}
+	var out *shoalv1.ListDecisionsResponse
+	err := s.read(ctx, req.Stale, func() error {
+		ds, err := s.node.FSM().Decisions(req.Fleet, int(req.Limit))
+		out = &shoalv1.ListDecisionsResponse{Decisions: ds}
+		return err
+	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
+		out, err = c.ListDecisions(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+// ScaleFleet commits a manual pending decision; the scaler acts on it.
+func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest) (*shoalv1.ScaleFleetResponse, error) {
+	if req.Desired < 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "desired (%d) must be >= 0", req.Desired)
+	}
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet})
+	if err != nil {
+		return nil, err
+	}
+	reason := req.Reason
+	if reason == "" {
+		reason = "manual scale"
+	}
+	r, _, err := s.apply(ctx, fsm.CreateDecision(&shoalv1.Decision{
+		Fleet: req.Fleet, From: f.Fleet.Desired, To: req.Desired, Reason: reason, Source: fsm.SourceManual,
+	}))
+	if err != nil {
+		return nil, err
+	}
+	return &shoalv1.ScaleFleetResponse{Decision: r.Decision}, nil
+}
+
+// ExplainFleet needs the scaling engine, which is not wired in yet.
+func (s *Server) ExplainFleet(context.Context, *shoalv1.ExplainFleetRequest) (*shoalv1.ExplainFleetResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "explain: the scaling engine is not part of this build yet")
+}
+
+// ListAlarms needs the CloudWatch publisher, which is not wired in yet.
+func (s *Server) ListAlarms(context.Context, *shoalv1.ListAlarmsRequest) (*shoalv1.ListAlarmsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "alarms: the CloudWatch publisher is not part of this build yet")
+}

@@ -1,0 +1,10 @@
+// Package server is the coordinator's network front: the gRPC
+// ControlService on the one --rpc-addr port (where later work registers
+// AgentService and BackendService on the same *grpc.Server), and /metrics
+// and /healthz on --http-addr.
+//
+// It turns requests into FSM commands and errors into gRPC status codes whose
+// messages name the field and the reason. It must never change state except
+// through raft (cluster.Node.Apply), and never build a gRPC server or client
+// outside proto/rpc.
+package server
