@@ -1,0 +1,120 @@
+package simulate
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+)
+
+// NewCommand returns `simulate`: replay a trace through Shoal's engine and
+// the comparison policies, and print the scorecard.
+func NewCommand() *cobra.Command {
+	cfg := DefaultConfig()
+	var tracePath, policyPath, output, svgPath string
+	compare := []string{PolicyAWS, PolicyHPA}
+	cmd := &cobra.Command{
+		Use:   "simulate --trace FILE.csv --policy FILE.json",
+		Short: "Replay a load trace through Shoal's decisions and score them against AWS target tracking and the HPA",
+		Long: `simulate replays a CSV trace (header time,demand; demand in requests/s)
+through a simple fleet model, second by second on a simulated clock, with
+Shoal's own decision engine and the comparison policies, and prints the SPEC
+RG elasticity scorecard. --policy takes a fleet as 'fleet get NAME -o json'
+prints it (min, max, desired and policy).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tracePath == "" {
+				return fmt.Errorf("--trace: required")
+			}
+			if policyPath == "" {
+				return fmt.Errorf("--policy: required")
+			}
+			if output != "table" && output != "json" {
+				return fmt.Errorf("-o: want table or json, got %q", output)
+			}
+			res, err := runFiles(tracePath, policyPath, cfg, compare)
+			if err != nil {
+				return err
+			}
+			if svgPath != "" {
+				f, err := os.Create(svgPath)
+				if err != nil {
+					return fmt.Errorf("--svg: %w", err)
+				}
+				if err := WriteSVG(f, res); err != nil {
+					f.Close()
+					return fmt.Errorf("--svg: %w", err)
+				}
+				if err := f.Close(); err != nil {
+					return fmt.Errorf("--svg: %w", err)
+				}
+			}
+			if output == "json" {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				return enc.Encode(res.Scores)
+			}
+			return WriteTable(cmd.OutOrStdout(), res.Scores)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds, requests/s)")
+	fl.StringVar(&policyPath, "policy", "", "fleet JSON as `fleet get NAME -o json` prints it")
+	fl.DurationVar(&cfg.LaunchDelay, "launch-delay", cfg.LaunchDelay, "time from launch to in service")
+	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
+	fl.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time a scale-in victim stays billed after it stops taking requests")
+	fl.Float64Var(&cfg.CapacityPerInstance, "capacity-per-instance", cfg.CapacityPerInstance, "requests/s one instance serves at 100 % utilisation")
+	fl.Float64Var(&cfg.TargetUtilization, "target-utilization", 0, "utilisation (0..1] that demand in instances is measured at; 0 takes it from the policy's first target")
+	fl.StringSliceVar(&compare, "compare", compare, "comparison policies: aws-target-tracking, hpa (empty for none)")
+	fl.StringVarP(&output, "output", "o", "table", "table or json")
+	fl.StringVar(&svgPath, "svg", "", "also draw demand and supply over time into this SVG file")
+	return cmd
+}
+
+func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Result, error) {
+	tf, err := os.Open(tracePath)
+	if err != nil {
+		return nil, fmt.Errorf("--trace: %w", err)
+	}
+	defer tf.Close()
+	tr, err := ReadTrace(tf)
+	if err != nil {
+		return nil, fmt.Errorf("--trace %s: %w", tracePath, err)
+	}
+	pb, err := os.ReadFile(policyPath)
+	if err != nil {
+		return nil, fmt.Errorf("--policy: %w", err)
+	}
+	fleet, err := view.ParseFleet(pb)
+	if err != nil {
+		return nil, fmt.Errorf("--policy %s: %w", policyPath, err)
+	}
+	var cmp []string
+	for _, c := range compare {
+		if c = strings.TrimSpace(c); c != "" {
+			cmp = append(cmp, c)
+		}
+	}
+	res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Compare: cmp})
+	if err != nil {
+		return nil, fmt.Errorf("--policy %s: %w", policyPath, err)
+	}
+	return res, nil
+}
+
+// WriteTable prints one row per policy.
+func WriteTable(w io.Writer, scores []Score) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "POLICY\tACCURACY_U\tACCURACY_O\tTIMESHARE_U\tTIMESHARE_O\tJITTER\tINSTANCE_HOURS\tSLO_BREACH_S\t")
+	for _, s := range scores {
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t\n",
+			s.Policy, s.AccuracyU, s.AccuracyO, s.TimeshareU, s.TimeshareO, s.Jitter, s.InstanceHours, s.SLOBreachS)
+	}
+	return tw.Flush()
+}

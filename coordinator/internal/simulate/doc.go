@@ -1,0 +1,14 @@
+// Package simulate replays a load trace through a simple fleet model and
+// scores how well scaling policies follow it: Shoal's own decide engine,
+// driven second by second through a simulated clock, next to models of AWS
+// target tracking and the Kubernetes HPA on the same trace and model.
+//
+// The scorecard uses the SPEC Research Group elasticity metrics as BUNGEE
+// defines them (accuracy, timeshare, jitter) plus instance-hours and SLO
+// breach seconds.
+//
+// The package must never sleep, read the wall clock or touch the network: a
+// simulated day runs in seconds and the same inputs always give the same
+// scorecard. It must never carry its own copy of Shoal's scaling maths; the
+// "shoal" policy is the decide package, unchanged.
+package simulate
