@@ -1,0 +1,479 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
+	"github.com/shoal-dev/shoal/coordinator/internal/decide"
+	"github.com/shoal-dev/shoal/coordinator/internal/failpoint"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// Store is the replicated state the scaler reads and writes. Apply goes
+// through raft; reads are the leader's local FSM.
+type Store interface {
+	Fleets() []*shoalv1.Fleet
+	Instances(fleet string) []*shoalv1.Instance
+	Decisions(fleet string, limit int) ([]*shoalv1.Decision, error)
+	Apply(ctx context.Context, cmd fsm.Command) (*fsm.Result, error)
+}
+
+// Metrics gives each instance's latest values, keyed by instance id, then by
+// metric name. Instances with no fresh report are absent.
+type Metrics interface {
+	Latest(fleet string) map[string]map[string]float64
+}
+
+// LBs is what the load balancers' feed knows.
+type LBs interface {
+	Drained(fleet, instanceID string) (bool, string)
+	RequestsPerTarget(fleet string) (float64, bool)
+}
+
+// Agents runs an instance's on-drain hook through its agent's stream.
+type Agents interface {
+	Drain(ctx context.Context, instanceID string) error
+}
+
+// Config tunes the loop. Zero fields take the defaults in parentheses.
+type Config struct {
+	// EvalInterval is the loop period (1 s).
+	EvalInterval time.Duration
+	// DrainTimeout bounds the wait for LBs to report a victim idle (30 s).
+	DrainTimeout time.Duration
+	// HookTimeout bounds the agent's on-drain hook (10 s).
+	HookTimeout time.Duration
+	// AgentGrace is how long a group instance may run before an agent that
+	// never reported gets it flagged (60 s).
+	AgentGrace time.Duration
+	// HookName is the lifecycle hook Shoal puts on each group ("shoal-drain").
+	HookName string
+	// HookHeartbeat is the hook's heartbeat timeout; Shoal sends heartbeats
+	// at a third of it while a drain lasts (60 s).
+	HookHeartbeat time.Duration
+	// LaunchFailures is how many failed launches in a row stop scale-out (3).
+	LaunchFailures int
+	// ActivityCheckEvery bounds DescribeScalingActivities calls per fleet
+	// while the group is short of capacity (5 s).
+	ActivityCheckEvery time.Duration
+	// Now is the clock.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.EvalInterval <= 0 {
+		c.EvalInterval = time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.HookTimeout <= 0 {
+		c.HookTimeout = 10 * time.Second
+	}
+	if c.AgentGrace <= 0 {
+		c.AgentGrace = 60 * time.Second
+	}
+	if c.HookName == "" {
+		c.HookName = "shoal-drain"
+	}
+	if c.HookHeartbeat <= 0 {
+		c.HookHeartbeat = 60 * time.Second
+	}
+	if c.LaunchFailures <= 0 {
+		c.LaunchFailures = 3
+	}
+	if c.ActivityCheckEvery <= 0 {
+		c.ActivityCheckEvery = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Deps are the scaler's collaborators. Metrics, LBs and Agents may be nil:
+// no metrics means no automatic decisions, no LBs means a victim is drained
+// at once, no agents means no on-drain hook.
+type Deps struct {
+	Store   Store
+	Cloud   cloud.Scaling
+	Metrics Metrics
+	LBs     LBs
+	Agents  Agents
+}
+
+// Explanation is what the engine would do for a fleet now, and why.
+type Explanation struct {
+	Fleet       string
+	Current     int32
+	Recommended int32
+	Reason      string
+	Details     []string
+	Inputs      map[string]float64
+	// Blocked says why the engine would not act now, if it would not.
+	Blocked string
+	At      time.Time
+}
+
+// fleetState is what the leader keeps in memory per fleet. Losing it on a
+// leader change only restarts the stabilisation windows, which delays a
+// scale-in and never hurts.
+type fleetState struct {
+	decide       decide.State
+	hookEnsured  bool
+	groupStatus  string
+	launchBlock  string
+	launchCheck  time.Time
+	blockNoted   bool
+	explain      Explanation
+	heartbeatAt  map[string]time.Time
+	flags        map[string]string
+	firstSeen    map[string]time.Time
+	drainWaiting map[string]string
+}
+
+// Scaler is the leader-only loop. Create it with New; Run it while leading.
+type Scaler struct {
+	cfg  Config
+	deps Deps
+	met  *metrics
+
+	mu       sync.Mutex
+	fleets   map[string]*fleetState
+	inflight map[string]bool // instance ids with a finishing drain running
+	wg       sync.WaitGroup
+}
+
+// New returns a Scaler. reg may be nil.
+func New(cfg Config, deps Deps, reg prometheus.Registerer) *Scaler {
+	cfg.defaults()
+	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{}}
+}
+
+// Run ticks every EvalInterval until ctx ends, then waits for running drain
+// completions. Call it when this node becomes leader and cancel ctx when it
+// stops being leader.
+func (s *Scaler) Run(ctx context.Context) {
+	s.mu.Lock()
+	// A new term starts from the replicated state alone.
+	s.fleets = map[string]*fleetState{}
+	s.mu.Unlock()
+	t := time.NewTicker(s.cfg.EvalInterval)
+	defer t.Stop()
+	defer s.wg.Wait()
+	for {
+		s.Tick(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Tick runs one evaluation of every fleet.
+func (s *Scaler) Tick(ctx context.Context) {
+	start := s.cfg.Now()
+	defer func() { s.met.tick.Observe(s.cfg.Now().Sub(start).Seconds()) }()
+	fleets := s.deps.Store.Fleets()
+	if len(fleets) == 0 {
+		return
+	}
+	names := make([]string, 0, len(fleets))
+	for _, f := range fleets {
+		names = append(names, f.Asg)
+	}
+	groups, err := s.deps.Cloud.DescribeGroups(ctx, names)
+	if err != nil {
+		s.met.cloudErrors.WithLabelValues(cloud.Classify(err).String()).Inc()
+		s.cfg.Logger.Warn("scaler: describe groups", "err", err)
+		return
+	}
+	byName := make(map[string]*cloud.Group, len(groups))
+	for i := range groups {
+		byName[groups[i].Name] = &groups[i]
+	}
+	seen := map[string]bool{}
+	for _, f := range fleets {
+		seen[f.Name] = true
+		if ctx.Err() != nil {
+			return
+		}
+		s.tickFleet(ctx, f, byName[f.Asg])
+	}
+	s.mu.Lock()
+	for name := range s.fleets {
+		if !seen[name] {
+			delete(s.fleets, name)
+		}
+	}
+	s.mu.Unlock()
+}
+
+func (s *Scaler) state(fleet string) *fleetState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs := s.fleets[fleet]
+	if fs == nil {
+		fs = &fleetState{heartbeatAt: map[string]time.Time{}, flags: map[string]string{}, firstSeen: map[string]time.Time{}, drainWaiting: map[string]string{}}
+		s.fleets[fleet] = fs
+	}
+	return fs
+}
+
+// view is one fleet's situation in one tick.
+type view struct {
+	f     *shoalv1.Fleet
+	g     *cloud.Group
+	insts map[string]*shoalv1.Instance
+	// inGroup maps each live group member (not yet Terminated) to its entry.
+	inGroup map[string]cloud.Instance
+	// draining counts registry instances being drained that the group still
+	// counts in its desired capacity.
+	draining int32
+	// lo and hi are the bounds both Shoal and the group allow.
+	lo, hi int32
+}
+
+// current is the capacity Shoal counts: the group's desired capacity less
+// what is draining, because draining capacity is as good as gone.
+func (v *view) current() int32 { return v.g.Desired - v.draining }
+
+func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group) {
+	fs := s.state(f.Name)
+	if g == nil {
+		s.setExplain(fs, Explanation{Fleet: f.Name, Current: f.Desired, Recommended: f.Desired, Blocked: fmt.Sprintf("group not found: %q", f.Asg), Reason: "nothing acts on a fleet whose group does not exist"})
+		s.mu.Lock()
+		fs.groupStatus = "group not found"
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Lock()
+	fs.groupStatus = ""
+	s.mu.Unlock()
+	v := s.look(f, g)
+	s.syncRegistry(ctx, fs, v)
+	s.ensureHook(ctx, fs, v)
+	s.progressDrains(ctx, fs, v)
+	if pending := s.applyPending(ctx, fs, v); pending {
+		return
+	}
+	s.decideAndAct(ctx, fs, v)
+}
+
+func (s *Scaler) look(f *shoalv1.Fleet, g *cloud.Group) *view {
+	v := &view{f: f, g: g, insts: map[string]*shoalv1.Instance{}, inGroup: map[string]cloud.Instance{}}
+	for _, in := range s.deps.Store.Instances(f.Name) {
+		v.insts[in.Id] = in
+	}
+	for _, gi := range g.Instances {
+		if gi.LifecycleState == cloud.LifecycleTerminated {
+			continue
+		}
+		v.inGroup[gi.ID] = gi
+	}
+	for id, in := range v.insts {
+		gi, ok := v.inGroup[id]
+		if !ok || in.State != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+			continue
+		}
+		// An instance waiting in the terminate hook has already left the
+		// group's desired capacity.
+		if !strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
+			v.draining++
+		}
+	}
+	v.lo, v.hi = max(f.Min, g.Min), min(f.Max, g.Max)
+	return v
+}
+
+func (s *Scaler) apply(ctx context.Context, cmd fsm.Command) (*fsm.Result, error) {
+	r, err := s.deps.Store.Apply(ctx, cmd)
+	if err != nil {
+		return nil, err
+	}
+	return r, r.Error()
+}
+
+// syncRegistry keeps the instance registry in step with the group: it
+// registers members it has not seen, follows their lifecycle, removes
+// instances that are gone, and flags disagreements.
+func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
+	now := s.cfg.Now()
+	var latest map[string]map[string]float64
+	if s.deps.Metrics != nil {
+		latest = s.deps.Metrics.Latest(v.f.Name)
+	}
+	flags := map[string]string{}
+	for id, gi := range v.inGroup {
+		s.mu.Lock()
+		if _, ok := fs.firstSeen[id]; !ok {
+			fs.firstSeen[id] = now
+		}
+		first := fs.firstSeen[id]
+		s.mu.Unlock()
+		in, known := v.insts[id]
+		if !known {
+			if strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
+				continue
+			}
+			reg := &shoalv1.Instance{Id: id, Fleet: v.f.Name, AvailabilityZone: gi.AZ, State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}
+			if _, err := s.apply(ctx, fsm.RegisterInstance(reg)); err != nil {
+				s.cfg.Logger.Warn("scaler: register instance", "instance", id, "err", err)
+				continue
+			}
+			v.insts[id] = reg
+			continue
+		}
+		_, reporting := latest[id]
+		want := in.State
+		// Readiness belongs to ingestion; the scaler only follows what the
+		// group itself says: launched and reporting is in service, and the
+		// group's own health verdict is final.
+		switch in.State {
+		case shoalv1.InstanceState_INSTANCE_STATE_PENDING:
+			if gi.LifecycleState == cloud.LifecycleInService && reporting {
+				want = shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+			}
+		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
+			if gi.Health == cloud.HealthUnhealthy {
+				want = shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY
+			}
+		}
+		if want != in.State {
+			if _, err := s.apply(ctx, fsm.SetInstanceState(id, want)); err != nil {
+				s.cfg.Logger.Warn("scaler: instance state", "instance", id, "err", err)
+			} else {
+				in.State = want
+			}
+		}
+		if !reporting && gi.LifecycleState == cloud.LifecycleInService && now.Sub(first) > s.cfg.AgentGrace {
+			flags[id] = fmt.Sprintf("agent never reported within %v of launch", s.cfg.AgentGrace)
+		}
+	}
+	for id, in := range v.insts {
+		if _, ok := v.inGroup[id]; ok {
+			continue
+		}
+		switch in.State {
+		case shoalv1.InstanceState_INSTANCE_STATE_TERMINATED:
+			if _, err := s.apply(ctx, fsm.InstanceLeave(id)); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+				s.cfg.Logger.Warn("scaler: instance leave", "instance", id, "err", err)
+			}
+			delete(v.insts, id)
+		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
+			// Gone from the group mid-drain (terminated by hand, say): the
+			// drain has nothing left to protect.
+			if _, err := s.apply(ctx, fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_TERMINATED)); err != nil {
+				s.cfg.Logger.Warn("scaler: instance gone", "instance", id, "err", err)
+			}
+		default:
+			if now.Sub(time.UnixMilli(in.RegisteredAtUnixMs)) > s.cfg.AgentGrace {
+				flags[id] = fmt.Sprintf("agent reports but group %s does not know the instance", v.g.Name)
+			}
+		}
+	}
+	s.mu.Lock()
+	fs.flags = flags
+	for id := range fs.firstSeen {
+		if _, ok := v.inGroup[id]; !ok {
+			delete(fs.firstSeen, id)
+		}
+	}
+	s.mu.Unlock()
+}
+
+// ensureHook puts Shoal's TERMINATING lifecycle hook on the group once per
+// term, so terminations Shoal did not start still get drained.
+func (s *Scaler) ensureHook(ctx context.Context, fs *fleetState, v *view) {
+	if fs.hookEnsured {
+		return
+	}
+	hooks, err := s.deps.Cloud.DescribeLifecycleHooks(ctx, v.g.Name)
+	if err != nil {
+		s.cloudErr("describe lifecycle hooks", v.g.Name, err)
+		return
+	}
+	for _, h := range hooks {
+		if h.Name == s.cfg.HookName && h.Transition == cloud.TransitionTerminating && h.HeartbeatTimeout == s.cfg.HookHeartbeat {
+			fs.hookEnsured = true
+			return
+		}
+	}
+	err = s.deps.Cloud.PutLifecycleHook(ctx, cloud.LifecycleHook{
+		Name: s.cfg.HookName, Group: v.g.Name, Transition: cloud.TransitionTerminating,
+		HeartbeatTimeout: s.cfg.HookHeartbeat, DefaultResult: cloud.ResultContinue,
+	})
+	if err != nil {
+		s.cloudErr("put lifecycle hook", v.g.Name, err)
+		return
+	}
+	fs.hookEnsured = true
+}
+
+func (s *Scaler) cloudErr(what, group string, err error) {
+	s.met.cloudErrors.WithLabelValues(cloud.Classify(err).String()).Inc()
+	s.cfg.Logger.Warn("scaler: "+what, "group", group, "err", err, "class", cloud.Classify(err).String())
+}
+
+func (s *Scaler) setExplain(fs *fleetState, e Explanation) {
+	e.At = s.cfg.Now()
+	s.mu.Lock()
+	fs.explain = e
+	s.mu.Unlock()
+}
+
+// Explain returns the last evaluation of fleet, or false before the first.
+func (s *Scaler) Explain(fleet string) (Explanation, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fs, ok := s.fleets[fleet]
+	if !ok || fs.explain.At.IsZero() {
+		return Explanation{}, false
+	}
+	e := fs.explain
+	e.Details = append([]string(nil), e.Details...)
+	for id, why := range fs.drainWaiting {
+		e.Details = append(e.Details, fmt.Sprintf("draining %s: %s", id, why))
+	}
+	sort.Strings(e.Details[len(fs.explain.Details):])
+	return e, true
+}
+
+// Flags returns why instances of fleet are flagged, by instance id.
+func (s *Scaler) Flags(fleet string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]string{}
+	if fs, ok := s.fleets[fleet]; ok {
+		for k, v := range fs.flags {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// GroupStatus returns "group not found" while the fleet's group is missing.
+func (s *Scaler) GroupStatus(fleet string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fs, ok := s.fleets[fleet]; ok {
+		return fs.groupStatus
+	}
+	return ""
+}
+
+func inject(name string) { failpoint.Inject(name) }

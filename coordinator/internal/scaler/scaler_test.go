@@ -1,0 +1,459 @@
+package scaler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+type harness struct {
+	t      *testing.T
+	clk    *clock
+	store  *store
+	cloud  *fakeCloud
+	met    *metricsFake
+	lbs    *lbFake
+	agents *agentsFake
+	s      *Scaler
+}
+
+const fleet, asg = "web", "web-asg"
+
+func newHarness(t *testing.T, desired int32, policy *shoalv1.ScalingPolicy) *harness {
+	t.Helper()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	h := &harness{t: t, clk: clk, store: newStore(clk), cloud: newFakeCloud(), met: &metricsFake{}, lbs: &lbFake{}, agents: &agentsFake{}}
+	h.cloud.addGroup(asg, 1, 20, desired)
+	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: fleet, Asg: asg, Min: 2, Max: 10, Desired: desired, Policy: policy}))
+	h.s = New(Config{Now: clk.Now, DrainTimeout: 30 * time.Second, AgentGrace: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		Deps{Store: h.store, Cloud: h.cloud, Metrics: h.met, LBs: h.lbs, Agents: h.agents}, nil)
+	return h
+}
+
+func cpuPolicy() *shoalv1.ScalingPolicy {
+	return &shoalv1.ScalingPolicy{
+		TargetTracking:  []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}},
+		ScaleInWindowMs: 1,
+	}
+}
+
+// tick runs one evaluation and waits for the drains it started.
+func (h *harness) tick() {
+	h.s.Tick(context.Background())
+	h.s.wg.Wait()
+}
+
+// ids returns the group's instances in the given lifecycle state.
+func (h *harness) ids(state string) []string {
+	var out []string
+	for _, in := range h.cloud.group(asg).Instances {
+		if in.LifecycleState == state {
+			out = append(out, in.ID)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// serve makes every in-service instance report cpu and marks it in service.
+func (h *harness) serve(cpu float64) {
+	h.met.set(h.ids(cloud.LifecycleInService), "cpu", cpu)
+	h.tick() // registers new members and moves reporting ones in service
+}
+
+func (h *harness) decisions() []*shoalv1.Decision {
+	ds, err := h.store.Decisions(fleet, 0)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ds
+}
+
+func (h *harness) state(id string) shoalv1.InstanceState {
+	in, err := h.store.f.Instance(id)
+	if err != nil {
+		return shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED
+	}
+	return in.State
+}
+
+func (h *harness) countCalls(prefix string) int {
+	n := 0
+	for _, c := range h.cloud.Calls() {
+		if strings.HasPrefix(c, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestScaleOutCommitsThenApplies(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	h.serve(100)
+	h.clk.Add(time.Second)
+	h.met.set(h.ids(cloud.LifecycleInService), "cpu", 100)
+	h.tick()
+
+	ds := h.decisions()
+	if len(ds) != 1 {
+		t.Fatalf("decisions = %v, want one", ds)
+	}
+	d := ds[0]
+	if d.From != 2 || d.To != 4 || d.Status != applied || d.Source != fsm.SourceAuto || d.Inputs["cpu"] != 100 {
+		t.Fatalf("decision = %v, want 2→4 applied with cpu 100 as input", d)
+	}
+	if got := h.cloud.group(asg).Desired; got != 4 {
+		t.Fatalf("group desired = %d, want 4", got)
+	}
+	f, _ := h.store.f.Fleet(fleet)
+	if f.Desired != 4 {
+		t.Fatalf("fleet desired = %d, want 4 (the capacity Shoal last applied)", f.Desired)
+	}
+	if h.store.applies[fsm.OpCreateDecision] != 1 {
+		t.Fatalf("committed %d decisions", h.store.applies[fsm.OpCreateDecision])
+	}
+}
+
+func TestNewLeaderFinishesPendingDecisions(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		groupAt    int32
+		pending    []int32
+		wantSets   int
+		wantStatus []shoalv1.DecisionStatus
+	}{
+		{"crashed between commit and apply", 2, []int32{5}, 1, []shoalv1.DecisionStatus{applied}},
+		{"crashed after apply, before recording", 5, []int32{5}, 0, []shoalv1.DecisionStatus{applied}},
+		{"newer decision supersedes older", 2, []int32{4, 6}, 1, []shoalv1.DecisionStatus{superseded, applied}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.groupAt, nil)
+			for _, to := range tc.pending {
+				h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: 2, To: to, Reason: "test", Source: fsm.SourceAuto}))
+			}
+			h.tick()
+			h.tick() // a second pass must not apply anything again
+			if got := h.countCalls("SetDesiredCapacity"); got != tc.wantSets {
+				t.Fatalf("SetDesiredCapacity calls = %d, want %d (%v)", got, tc.wantSets, h.cloud.Calls())
+			}
+			want := tc.pending[len(tc.pending)-1]
+			if got := h.cloud.group(asg).Desired; got != want {
+				t.Fatalf("group desired = %d, want exactly %d", got, want)
+			}
+			ds := h.decisions()
+			for i, st := range tc.wantStatus {
+				if ds[i].Status != st {
+					t.Fatalf("decision %d status = %v, want %v", ds[i].Id, ds[i].Status, st)
+				}
+			}
+		})
+	}
+}
+
+func TestScaleInDrainsBeforeTerminating(t *testing.T) {
+	h := newHarness(t, 4, cpuPolicy())
+	h.tick()
+	h.serve(10)
+	h.clk.Add(time.Second)
+	h.tick()
+
+	draining := []string{}
+	for _, id := range h.ids(cloud.LifecycleInService) {
+		if h.state(id) == shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+			draining = append(draining, id)
+		}
+	}
+	if len(draining) != 2 {
+		t.Fatalf("draining = %v, want 2 victims (4 → min 2)", draining)
+	}
+	// 4 instances over 3 AZs (a, b, c, a): the survivors must span two AZs.
+	azs := map[string]bool{}
+	for _, in := range h.cloud.group(asg).Instances {
+		if !slices.Contains(draining, in.ID) {
+			azs[in.AZ] = true
+		}
+	}
+	if len(azs) != 2 {
+		t.Fatalf("victims %v leave the survivors in %v; want them balanced across AZs", draining, azs)
+	}
+	if d := h.decisions()[0]; d.From != 4 || d.To != 2 || d.Status != applied {
+		t.Fatalf("decision = %v, want 4→2 applied once victims are draining", d)
+	}
+	// Still serving requests: nothing may be terminated.
+	h.clk.Add(5 * time.Second)
+	h.tick()
+	if n := h.countCalls("TerminateInstance"); n != 0 {
+		t.Fatalf("terminated %d instances still holding requests", n)
+	}
+	// No second scale-in while the first is in flight.
+	if got := len(h.decisions()); got != 1 {
+		t.Fatalf("decisions = %d, want 1 while a scale-in drains", got)
+	}
+	h.lbs.release(draining[0])
+	h.tick()
+	if got := h.countCalls("TerminateInstance"); got != 1 {
+		t.Fatalf("TerminateInstance calls = %d, want 1 (only the drained victim)", got)
+	}
+	if !slices.Contains(h.cloud.Calls(), "TerminateInstance "+draining[0]+" true") {
+		t.Fatalf("calls = %v, want the drained victim terminated with decrement", h.cloud.Calls())
+	}
+	if got := h.agents.list(); !slices.Equal(got, draining[:1]) {
+		t.Fatalf("on-drain hooks = %v, want %v", got, draining[:1])
+	}
+	// The hook holds the terminated instance; Shoal completes the action.
+	h.tick()
+	if !slices.Contains(h.cloud.Calls(), "CompleteLifecycleAction "+draining[0]+" CONTINUE") {
+		t.Fatalf("calls = %v, want the lifecycle action completed", h.cloud.Calls())
+	}
+	// The other victim hits the drain deadline.
+	h.clk.Add(30 * time.Second)
+	h.tick()
+	h.tick()
+	h.tick()
+	if got := h.cloud.group(asg).Desired; got != 2 {
+		t.Fatalf("group desired = %d, want 2", got)
+	}
+	if got := len(h.ids(cloud.LifecycleInService)); got != 2 {
+		t.Fatalf("in service = %d, want 2", got)
+	}
+	for _, id := range draining {
+		if _, err := h.store.f.Instance(id); err == nil {
+			t.Fatalf("%s still registered after leaving the group", id)
+		}
+	}
+}
+
+func TestLifecycleHookDrainsForeignTermination(t *testing.T) {
+	h := newHarness(t, 3, nil)
+	h.tick()
+	h.serve(40)
+	if !slices.Contains(h.cloud.Calls(), "PutLifecycleHook "+asg+" shoal-drain") {
+		t.Fatalf("calls = %v, want Shoal's TERMINATING hook put on the group", h.cloud.Calls())
+	}
+	victim := h.ids(cloud.LifecycleInService)[0]
+	h.cloud.terminateByGroup(asg, victim)
+	h.tick()
+	if got := h.state(victim); got != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+		t.Fatalf("state = %v, want draining", got)
+	}
+	h.clk.Add(25 * time.Second)
+	h.tick()
+	if got := h.countCalls("RecordLifecycleActionHeartbeat " + victim); got == 0 {
+		t.Fatal("no lifecycle heartbeat while the drain lasts")
+	}
+	if got := h.countCalls("CompleteLifecycleAction"); got != 0 {
+		t.Fatal("completed the action before the drain")
+	}
+	h.lbs.release(victim)
+	h.tick()
+	if !slices.Contains(h.cloud.Calls(), "CompleteLifecycleAction "+victim+" CONTINUE") {
+		t.Fatalf("calls = %v, want CompleteLifecycleAction CONTINUE", h.cloud.Calls())
+	}
+	if n := h.countCalls("TerminateInstance"); n != 0 {
+		t.Fatalf("Shoal terminated %d instances; the group was already doing it", n)
+	}
+	if got := h.cloud.group(asg).Desired; got != 3 {
+		t.Fatalf("group desired = %d, want 3 (a replacement, not a scale-in)", got)
+	}
+}
+
+func TestPauseStopsOnlyAutomaticDecisions(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.store.must(fsm.PauseFleet(fleet, true))
+	h.tick()
+	h.serve(100)
+	h.clk.Add(time.Second)
+	h.tick()
+	if got := len(h.decisions()); got != 0 {
+		t.Fatalf("paused fleet made %d automatic decisions", got)
+	}
+	if e, ok := h.s.Explain(fleet); !ok || !strings.Contains(e.Blocked, "paused") || e.Recommended != 4 {
+		t.Fatalf("explain = %+v, want paused with a recommendation of 4", e)
+	}
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: 2, To: 6, Reason: "manual", Source: fsm.SourceManual}))
+	h.tick()
+	if got := h.cloud.group(asg).Desired; got != 6 {
+		t.Fatalf("group desired = %d, want 6 from the manual scale", got)
+	}
+}
+
+func TestCloudErrorsAreClassified(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		want shoalv1.ErrorClass
+	}{
+		{"throttled", &cloud.Error{Op: "autoscaling:SetDesiredCapacity", Code: "Throttling", Status: 400, Kind: cloud.ErrThrottled, Err: errors.New("Rate exceeded")}, shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE},
+		{"validation", &cloud.Error{Op: "autoscaling:SetDesiredCapacity", Code: "ValidationError", Status: 400, Kind: cloud.ErrValidation, Err: errors.New("bad")}, shoalv1.ErrorClass_ERROR_CLASS_FATAL},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 2, cpuPolicy())
+			h.cloud.failSet = tc.err
+			h.tick()
+			h.serve(100)
+			h.clk.Add(time.Second)
+			h.tick()
+			ds := h.decisions()
+			if len(ds) == 0 {
+				t.Fatal("no decision recorded")
+			}
+			d := ds[0]
+			if d.Status != failed || d.ErrorClass != tc.want || !strings.Contains(d.Error, tc.err.Error()) {
+				t.Fatalf("decision = %v, want failed/%v with the cloud's error", d, tc.want)
+			}
+		})
+	}
+}
+
+func TestScaleInBlockedByGroupState(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(*harness)
+		want  string
+	}{
+		{"suspended terminate", func(h *harness) {
+			h.cloud.mu.Lock()
+			h.cloud.groups[asg].SuspendedProcesses = []string{"Terminate"}
+			h.cloud.mu.Unlock()
+		}, "processes suspended: Terminate"},
+		{"instance refresh", func(h *harness) {
+			h.cloud.mu.Lock()
+			h.cloud.refresh[asg] = &cloud.InstanceRefresh{ID: "ir-1", Status: "InProgress"}
+			h.cloud.mu.Unlock()
+		}, "instance refresh ir-1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, 4, cpuPolicy())
+			tc.setup(h)
+			h.tick()
+			h.serve(10)
+			h.clk.Add(time.Second)
+			h.tick()
+			if got := len(h.decisions()); got != 0 {
+				t.Fatalf("decisions = %d, want none while scale-in is blocked", got)
+			}
+			if e, _ := h.s.Explain(fleet); !strings.Contains(e.Blocked, tc.want) {
+				t.Fatalf("explain blocked = %q, want %q", e.Blocked, tc.want)
+			}
+		})
+	}
+}
+
+func TestProtectedInstancesAreNeverVictims(t *testing.T) {
+	h := newHarness(t, 3, cpuPolicy())
+	ids := h.ids(cloud.LifecycleInService)
+	if err := h.cloud.SetInstanceProtection(context.Background(), asg, ids[:2], true); err != nil {
+		t.Fatal(err)
+	}
+	h.tick()
+	h.serve(10)
+	h.clk.Add(time.Second)
+	h.tick()
+	for _, id := range ids[:2] {
+		if h.state(id) == shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+			t.Fatalf("protected %s chosen as a victim", id)
+		}
+	}
+	if h.state(ids[2]) != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+		t.Fatalf("the one unprotected instance should drain (3 → 2)")
+	}
+}
+
+func TestFailingLaunchesStopScaleOut(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].Desired = 3 // one launch outstanding, and failing
+	for i := 0; i < 3; i++ {
+		h.cloud.activities[asg] = append(h.cloud.activities[asg], cloud.Activity{Description: fmt.Sprintf("Launching a new EC2 instance (%d)", i), Status: "Failed", StatusMessage: "InsufficientInstanceCapacity"})
+	}
+	h.cloud.mu.Unlock()
+	h.tick()
+	h.serve(100)
+	h.clk.Add(time.Second)
+	h.tick()
+	h.clk.Add(time.Second)
+	h.tick()
+	ds := h.decisions()
+	if len(ds) != 1 || ds[0].Status != failed || !strings.Contains(ds[0].Error, "launches failing") || ds[0].ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE {
+		t.Fatalf("decisions = %v, want one failed decision naming the failing launches", ds)
+	}
+	if got := h.countCalls("SetDesiredCapacity"); got != 0 {
+		t.Fatalf("SetDesiredCapacity called %d times while launches fail", got)
+	}
+	if e, _ := h.s.Explain(fleet); !strings.Contains(e.Blocked, "InsufficientInstanceCapacity") {
+		t.Fatalf("explain = %q, want the launch failure", e.Blocked)
+	}
+}
+
+func TestRegistryFollowsTheGroup(t *testing.T) {
+	h := newHarness(t, 2, nil)
+	h.tick()
+	ids := h.ids(cloud.LifecycleInService)
+	for _, id := range ids {
+		if h.state(id) != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+			t.Fatalf("%s = %v, want registered as pending", id, h.state(id))
+		}
+	}
+	h.met.set(ids[:1], "cpu", 20)
+	h.tick()
+	if h.state(ids[0]) != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+		t.Fatalf("a reporting in-service member must be in_service")
+	}
+	h.clk.Add(2 * time.Minute)
+	h.tick()
+	flags := h.s.Flags(fleet)
+	if !strings.Contains(flags[ids[1]], "agent never reported") || flags[ids[0]] != "" {
+		t.Fatalf("flags = %v, want only %s flagged", flags, ids[1])
+	}
+	h.store.must(fsm.RegisterInstance(&shoalv1.Instance{Id: "i-stranger", Fleet: fleet, State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE}))
+	h.clk.Add(2 * time.Minute)
+	h.tick()
+	if !strings.Contains(h.s.Flags(fleet)["i-stranger"], "does not know") {
+		t.Fatalf("flags = %v, want the unknown instance flagged", h.s.Flags(fleet))
+	}
+}
+
+func TestGroupNotFound(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: "api", Asg: "api-asg", Min: 1, Max: 3}))
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: "api", From: 1, To: 2, Source: fsm.SourceManual, Reason: "manual"}))
+	h.tick()
+	if got := h.s.GroupStatus("api"); got != "group not found" {
+		t.Fatalf("group status = %q", got)
+	}
+	ds, _ := h.store.Decisions("api", 0)
+	if ds[0].Status != pending {
+		t.Fatalf("a decision for a missing group must wait, got %v", ds[0].Status)
+	}
+}
+
+func TestLaunchFailure(t *testing.T) {
+	f := func(s string) cloud.Activity { return cloud.Activity{Description: "Launching a new EC2 instance", Status: s, StatusMessage: "boom"} }
+	for _, tc := range []struct {
+		name string
+		acts []cloud.Activity
+		want bool
+	}{
+		{"three failed", []cloud.Activity{f("Failed"), f("Failed"), f("Failed")}, true},
+		{"newest succeeded", []cloud.Activity{f("Successful"), f("Failed"), f("Failed"), f("Failed")}, false},
+		{"terminations ignored", []cloud.Activity{f("Failed"), {Description: "Terminating EC2 instance", Status: "Successful"}, f("Failed"), f("Failed")}, true},
+		{"two failed", []cloud.Activity{f("Failed"), f("Failed")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := launchFailure(tc.acts, 3) != ""; got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
