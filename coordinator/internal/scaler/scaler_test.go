@@ -439,7 +439,9 @@ func TestGroupNotFound(t *testing.T) {
 }
 
 func TestLaunchFailure(t *testing.T) {
-	f := func(s string) cloud.Activity { return cloud.Activity{Description: "Launching a new EC2 instance", Status: s, StatusMessage: "boom"} }
+	f := func(s string) cloud.Activity {
+		return cloud.Activity{Description: "Launching a new EC2 instance", Status: s, StatusMessage: "boom"}
+	}
 	for _, tc := range []struct {
 		name string
 		acts []cloud.Activity
