@@ -107,7 +107,9 @@ func (s *Spec) defaults() {
 // Validate names the first wrong field, after defaults are applied.
 func (s *Spec) Validate() error {
 	s.defaults()
-	bad := func(format string, a ...any) error { return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...) }
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
+	}
 	switch {
 	case !nameRE.MatchString(s.Fleet):
 		return bad("fleet name (%q): must be 1-63 letters, digits, '.', '_' or '-'", s.Fleet)

@@ -51,7 +51,9 @@ func (f *fakeCloud) write(s string) { f.writes = append(f.writes, s) }
 func (f *fakeCloud) RunInstances(context.Context, cloud.RunSpec) ([]cloud.EC2Instance, error) {
 	return nil, errors.New("not used")
 }
-func (f *fakeCloud) TerminateInstances(context.Context, []string) error { return errors.New("not used") }
+func (f *fakeCloud) TerminateInstances(context.Context, []string) error {
+	return errors.New("not used")
+}
 func (f *fakeCloud) DescribeInstances(_ context.Context, ids []string) ([]cloud.EC2Instance, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -137,7 +139,9 @@ func (f *fakeCloud) CreateGroup(_ context.Context, s cloud.GroupSpec) error {
 	f.groupSpec[s.Name] = s
 	return nil
 }
-func (f *fakeCloud) UpdateGroup(context.Context, cloud.GroupUpdate) error { return errors.New("not used") }
+func (f *fakeCloud) UpdateGroup(context.Context, cloud.GroupUpdate) error {
+	return errors.New("not used")
+}
 func (f *fakeCloud) DescribeSubnets(_ context.Context, q cloud.SubnetQuery) ([]cloud.Subnet, error) {
 	var out []cloud.Subnet
 	for _, id := range q.IDs {
