@@ -1,9 +1,6 @@
 package simulate
 
-import (
-	"math"
-	"time"
-)
+import "math"
 
 // awsTargetTracking models an EC2 Auto Scaling target tracking policy as
 // AWS documents it (legacy cadence, before the 2024 "highly responsive"
@@ -34,7 +31,6 @@ import (
 // breaching", the target tracking alarms' setting).
 type awsTargetTracking struct {
 	target   float64
-	warmup   int64
 	cooldown int64
 
 	// The current minute's accumulator and the closed datapoints (NaN for
@@ -56,22 +52,30 @@ const (
 )
 
 // NewAWSTargetTracking returns the AWS target tracking model for a target
-// value in the metric's units and the group's instance warm-up.
-func NewAWSTargetTracking(target float64, warmup time.Duration) Autoscaler {
-	return &awsTargetTracking{target: target, warmup: secs(warmup), cooldown: awsCooldown}
+// value in the metric's units. The group's instance warm-up is the fleet
+// model's: Observation.Reporting already leaves warming instances out.
+func NewAWSTargetTracking(target float64) Autoscaler {
+	return &awsTargetTracking{target: target, cooldown: awsCooldown}
 }
 
 func (a *awsTargetTracking) Name() string { return PolicyAWS }
 
 func (a *awsTargetTracking) Step(obs *Observation) (int32, error) {
-	// The aggregate metric leaves out instances inside the warm-up.
+	want := obs.Desired
+	if obs.Now > 0 && obs.Now%awsPeriod == 0 {
+		want = a.evaluate(obs)
+	}
+	// The aggregate metric leaves out instances inside the warm-up. A
+	// datapoint covers [t−60 s, t) and is evaluated at t.
 	if obs.Reporting > 0 {
 		a.sum += obs.Value
 		a.n++
 	}
-	if obs.Now == 0 || obs.Now%awsPeriod != 0 {
-		return obs.Desired, nil
-	}
+	return want, nil
+}
+
+// evaluate closes the minute's datapoint and runs both alarms.
+func (a *awsTargetTracking) evaluate(obs *Observation) int32 {
 	dp := math.NaN()
 	if a.n > 0 {
 		dp = a.sum / float64(a.n)
@@ -106,7 +110,7 @@ func (a *awsTargetTracking) Step(obs *Observation) (int32, error) {
 	if want != obs.Desired {
 		a.lastScale, a.scaled = obs.Now, true
 	}
-	return want, nil
+	return want
 }
 
 // breaching reports whether the last k datapoints all exist and satisfy f.

@@ -158,7 +158,7 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	for _, name := range s.Compare {
 		switch name {
 		case PolicyAWS:
-			scalers = append(scalers, NewAWSTargetTracking(target.Value, s.Config.Warmup))
+			scalers = append(scalers, NewAWSTargetTracking(target.Value))
 		case PolicyHPA:
 			scalers = append(scalers, NewHPA(target.Value))
 		default:

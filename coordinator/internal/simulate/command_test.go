@@ -1,0 +1,142 @@
+package simulate
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+)
+
+func runCommand(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := NewCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), err
+}
+
+const examplePolicy = "../../../deploy/traces/policy.json"
+
+func TestCommandJSON(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	if err := os.WriteFile(trace, []byte("time,demand\n0,400\n600,2000\n1200,400\n1800,400\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	svg := filepath.Join(dir, "out.svg")
+	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "-o", "json", "--svg", svg, "--launch-delay", "30s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("output is not a JSON array: %v\n%s", err, out)
+	}
+	if len(rows) != 3 {
+		t.Fatalf("rows = %d, want 3", len(rows))
+	}
+	wantKeys := []string{"accuracy_o", "accuracy_u", "instance_hours", "jitter", "policy", "slo_breach_s", "timeshare_o", "timeshare_u"}
+	for i, want := range []string{"shoal", "aws-target-tracking", "hpa"} {
+		var keys []string
+		for k := range rows[i] {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		if strings.Join(keys, ",") != strings.Join(wantKeys, ",") {
+			t.Fatalf("row %d keys = %v, want %v", i, keys, wantKeys)
+		}
+		if rows[i]["policy"] != want {
+			t.Fatalf("row %d policy = %v, want %s", i, rows[i]["policy"], want)
+		}
+	}
+
+	b, err := os.ReadFile(svg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		XMLName   xml.Name   `xml:"svg"`
+		Polylines []struct{} `xml:"polyline"`
+	}
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("svg is not well-formed: %v", err)
+	}
+	if len(doc.Polylines) != 4 {
+		t.Fatalf("svg has %d polylines, want 4 (demand + 3 policies)", len(doc.Polylines))
+	}
+}
+
+func TestCommandTable(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	os.WriteFile(trace, []byte("time,demand\n0,300\n100,300\n"), 0o644)
+	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--compare", "hpa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "TIMESHARE_U") ||
+		!strings.HasPrefix(strings.TrimSpace(lines[1]), "shoal") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "hpa") {
+		t.Fatalf("table:\n%s", out)
+	}
+}
+
+func TestCommandErrors(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	os.WriteFile(bad, []byte("time,demand\n0,1\n1,2\n2,lots\n"), 0o644)
+	good := filepath.Join(dir, "good.csv")
+	os.WriteFile(good, []byte("time,demand\n0,1\n"), 0o644)
+	typo := filepath.Join(dir, "typo.json")
+	os.WriteFile(typo, []byte(`{"min":1,"max":3,"desird":2}`), 0o644)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{name: "bad row names the line", args: []string{"--trace", bad, "--policy", examplePolicy}, want: `line 4: demand: not a number: "lots"`},
+		{name: "missing trace", args: []string{"--policy", examplePolicy}, want: "--trace: required"},
+		{name: "unknown key in policy", args: []string{"--trace", good, "--policy", typo}, want: `unknown field "desird"`},
+		{name: "bad output", args: []string{"--trace", good, "--policy", examplePolicy, "-o", "yaml"}, want: "want table or json"},
+		{name: "bad compare", args: []string{"--trace", good, "--policy", examplePolicy, "--compare", "gke"}, want: `unknown policy "gke"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runCommand(t, c.args...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestExamplePolicyIsFleetGetOutput: deploy/traces/policy.json is exactly
+// what `fleet get -o json` prints for that fleet (view.Fleet, indented), so
+// an operator's own output is accepted unchanged.
+func TestExamplePolicyIsFleetGetOutput(t *testing.T) {
+	b, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := view.ParseFleet(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := json.MarshalIndent(view.FleetOf(f), "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(again)) != strings.TrimSpace(string(b)) {
+		t.Fatalf("policy.json differs from view.Fleet output:\n%s", again)
+	}
+}
