@@ -1,0 +1,140 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// Cluster is what ingest needs to know about raft leadership.
+type Cluster interface {
+	IsLeader() bool
+	// LeaderRPCAddr is the leader's --rpc-addr, "" when there is none.
+	LeaderRPCAddr() string
+	NodeID() string
+}
+
+// Registry reads the replicated state (locally, on any node) and commits
+// instance membership through raft (on the leader).
+type Registry interface {
+	// FleetForASG returns the fleet whose Auto Scaling group is asg.
+	FleetForASG(asg string) (fleet string, ok bool)
+	FleetExists(name string) bool
+	Instance(id string) (*shoalv1.Instance, bool)
+	ListInstances() []*shoalv1.Instance
+	RegisterInstance(ctx context.Context, in *shoalv1.Instance) error
+	SetInstanceState(ctx context.Context, id string, state shoalv1.InstanceState) error
+	LeaveInstance(ctx context.Context, id string) error
+}
+
+var (
+	// ErrNotLeader is returned by leader-only calls on a follower.
+	ErrNotLeader = errors.New("not the leader")
+	// ErrNotConnected means no node holds a live stream for the instance.
+	ErrNotConnected = errors.New("instance has no live agent stream")
+	// ErrDuplicate means another agent already streams for the instance id.
+	ErrDuplicate = errors.New("instance id already streaming")
+	// ErrConfig wraps configuration errors.
+	ErrConfig = errors.New("invalid ingest config")
+)
+
+// LeaderHintKey is the trailer naming the node an agent should go to when
+// this one refuses its stream (agent/internal/stream uses the same key).
+const LeaderHintKey = "shoal-leader-rpc-addr"
+
+// Config tunes the service. Zero fields take the defaults.
+type Config struct {
+	// MaxBatchSamples bounds one SampleBatch (default 900: a full agent
+	// buffer after 15 minutes away is sent in smaller batches anyway).
+	MaxBatchSamples int
+	// MaxFuture is how far ahead of this node's clock a sample may be (10 s).
+	MaxFuture time.Duration
+	// MaxAge is how old a sample may be; older ones would fall out of the
+	// ring at once (15 min).
+	MaxAge time.Duration
+	// MaxCustomMetrics bounds custom names in one sample (32).
+	MaxCustomMetrics int
+	// RingSize is samples kept per instance (900: 15 min at 1 s).
+	RingSize int
+	// StaleAfter is the silence after which an instance is unhealthy (5 s).
+	StaleAfter time.Duration
+	// ReconcileEvery is how often the leader compares instance states with
+	// the registry and commits changes (1 s).
+	ReconcileEvery time.Duration
+	// ForwardEvery is how often a follower flushes reports to the leader (200 ms).
+	ForwardEvery time.Duration
+	// CommitTimeout bounds one registry commit (5 s).
+	CommitTimeout time.Duration
+	// HelloTimeout bounds the wait for an agent's hello (10 s).
+	HelloTimeout time.Duration
+	// DrainTimeout is a drain's deadline when the caller's ctx has none (5 min).
+	DrainTimeout time.Duration
+	// DialOptions are appended to rpc.DialOptions for the Forward stream.
+	DialOptions []grpc.DialOption
+	Now         func() time.Time
+	Logger      *slog.Logger
+	// Registerer gets the ingest counters; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+// WithDefaults fills the unset fields.
+func (c Config) WithDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.MaxBatchSamples == 0 {
+		c.MaxBatchSamples = 900
+	}
+	if c.MaxCustomMetrics == 0 {
+		c.MaxCustomMetrics = 32
+	}
+	if c.RingSize == 0 {
+		c.RingSize = 900
+	}
+	def(&c.MaxFuture, 10*time.Second)
+	def(&c.MaxAge, 15*time.Minute)
+	def(&c.StaleAfter, 5*time.Second)
+	def(&c.ReconcileEvery, time.Second)
+	def(&c.ForwardEvery, 200*time.Millisecond)
+	def(&c.CommitTimeout, 5*time.Second)
+	def(&c.HelloTimeout, 10*time.Second)
+	def(&c.DrainTimeout, 5*time.Minute)
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate says which field is wrong and why.
+func (c Config) Validate() error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"max batch samples", c.MaxBatchSamples}, {"max custom metrics", c.MaxCustomMetrics}, {"ring size", c.RingSize}} {
+		if f.v < 1 {
+			return fmt.Errorf("%w: %s (%d) must be >= 1", ErrConfig, f.name, f.v)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"max future", c.MaxFuture}, {"max age", c.MaxAge}, {"stale after", c.StaleAfter}, {"reconcile every", c.ReconcileEvery},
+		{"forward every", c.ForwardEvery}, {"commit timeout", c.CommitTimeout}, {"hello timeout", c.HelloTimeout}, {"drain timeout", c.DrainTimeout}} {
+		if f.v <= 0 {
+			return fmt.Errorf("%w: %s (%s) must be > 0", ErrConfig, f.name, f.v)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,11 @@
+// Package ingest is the coordinator's side of AgentService: it holds agent
+// streams on any node, forwards what followers hear to the leader over one
+// Forward stream per follower, and keeps on the leader a ring buffer per
+// instance and the fleet aggregates the scaler reads. It also carries drain
+// commands from the leader to whichever node holds the agent's stream.
+//
+// It must never put a sample into the raft log: only an instance's
+// registration, state changes and leave go through the Registry, and only
+// when they change. It depends on the cluster only through the small Cluster
+// and Registry interfaces defined here.
+package ingest

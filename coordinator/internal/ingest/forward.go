@@ -1,0 +1,257 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
+)
+
+// followerConn is one follower's Forward stream, as the leader holds it.
+type followerConn struct {
+	node string
+	out  chan *shoalv1.ForwardResponse
+}
+
+func (f *followerConn) send(m *shoalv1.ForwardResponse) error {
+	select {
+	case f.out <- m:
+		return nil
+	default:
+		return fmt.Errorf("follower %s: send queue full", f.node)
+	}
+}
+
+type forwardStream = grpc.BidiStreamingServer[shoalv1.ForwardRequest, shoalv1.ForwardResponse]
+
+// Forward is the leader's end of a follower's stream.
+func (s *Service) Forward(st forwardStream) error {
+	if !s.cluster.IsLeader() {
+		if addr := s.cluster.LeaderRPCAddr(); addr != "" {
+			st.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
+		}
+		return status.Errorf(codes.FailedPrecondition, "node %s is not the leader", s.cluster.NodeID())
+	}
+	m, err := st.Recv()
+	if err != nil {
+		return err
+	}
+	node := m.GetHello().GetNodeId()
+	if node == "" {
+		return status.Error(codes.InvalidArgument, "forward: the first message must be a hello naming the node")
+	}
+	f := &followerConn{node: node, out: make(chan *shoalv1.ForwardResponse, 1024)}
+	s.mu.Lock()
+	s.followers[node] = f
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		if s.followers[node] == f {
+			delete(s.followers, node)
+			s.store.disconnectOwner(node)
+		}
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithCancel(st.Context())
+	defer cancel()
+	sendErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case m := <-f.out:
+				if err := st.Send(m); err != nil {
+					sendErr <- err
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			select {
+			case e := <-sendErr:
+				return e
+			default:
+			}
+			return err
+		}
+		if !s.cluster.IsLeader() {
+			return status.Errorf(codes.FailedPrecondition, "node %s is no longer the leader", s.cluster.NodeID())
+		}
+		switch msg := m.GetMsg().(type) {
+		case *shoalv1.ForwardRequest_Report:
+			rep := msg.Report
+			s.mu.Lock()
+			err := s.store.apply(rep, node, s.cfg.Now())
+			s.mu.Unlock()
+			if errors.Is(err, ErrDuplicate) {
+				_ = f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Rejected{Rejected: &shoalv1.InstanceRejected{
+					InstanceId: rep.GetHello().GetInstanceId(), Reason: err.Error()}}})
+			}
+		case *shoalv1.ForwardRequest_CommandResult:
+			s.resolve(msg.CommandResult.GetResult())
+		}
+	}
+}
+
+// forwarding says this follower has a live Forward stream to the leader.
+func (s *Service) forwarding() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fwdUp
+}
+
+// forwardLoop keeps, while this node is a follower, one Forward stream to
+// the current leader.
+func (s *Service) forwardLoop(ctx context.Context) error {
+	wait := s.cfg.ForwardEvery
+	for {
+		addr := s.cluster.LeaderRPCAddr()
+		if !s.cluster.IsLeader() && addr != "" {
+			err := s.forwardSession(ctx, addr)
+			if ctx.Err() != nil {
+				return nil
+			}
+			if err != nil {
+				s.cfg.Logger.Warn("forward stream to the leader ended", "leader", addr, "err", err)
+			}
+		} else {
+			s.mu.Lock()
+			// A leader forwards nothing; what a follower queued is stale.
+			clear(s.pending)
+			s.fwdResults = nil
+			s.mu.Unlock()
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(d):
+		}
+	}
+}
+
+func (s *Service) forwardSession(ctx context.Context, addr string) error {
+	conn, err := rpc.Dial(addr, s.cfg.DialOptions...)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, err := shoalv1.NewAgentServiceClient(conn).Forward(sctx)
+	if err != nil {
+		return err
+	}
+	var sendMu sync.Mutex
+	send := func(m *shoalv1.ForwardRequest) error {
+		sendMu.Lock()
+		defer sendMu.Unlock()
+		return st.Send(m)
+	}
+	if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_Hello{Hello: &shoalv1.FollowerHello{NodeId: s.cluster.NodeID()}}}); err != nil {
+		return err
+	}
+	// A new leader knows nothing: tell it about every stream held here.
+	s.mu.Lock()
+	for id, c := range s.conns {
+		if s.pending[id] == nil {
+			s.pending[id] = &shoalv1.InstanceReport{Hello: c.hello}
+		}
+	}
+	s.fwdUp = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.fwdUp = false
+		s.mu.Unlock()
+	}()
+
+	recvErr := make(chan error, 1)
+	go func() { recvErr <- s.forwardReceive(st, send) }()
+	t := time.NewTicker(s.cfg.ForwardEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-recvErr:
+			return err
+		case <-t.C:
+		}
+		if s.cluster.IsLeader() || s.cluster.LeaderRPCAddr() != addr {
+			return fmt.Errorf("leader moved from %s", addr)
+		}
+		s.mu.Lock()
+		reports := s.pending
+		s.pending = make(map[string]*shoalv1.InstanceReport, len(reports))
+		results := s.fwdResults
+		s.fwdResults = nil
+		s.mu.Unlock()
+		for _, r := range results {
+			if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_CommandResult{CommandResult: r}}); err != nil {
+				return err
+			}
+		}
+		for _, rep := range reports {
+			if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_Report{Report: rep}}); err != nil {
+				return err
+			}
+			s.m.forwarded.Inc()
+		}
+	}
+}
+
+// forwardReceive handles the leader's messages to this follower.
+func (s *Service) forwardReceive(st grpc.BidiStreamingClient[shoalv1.ForwardRequest, shoalv1.ForwardResponse], send func(*shoalv1.ForwardRequest) error) error {
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return err
+		}
+		switch msg := m.GetMsg().(type) {
+		case *shoalv1.ForwardResponse_Command:
+			id, cmd := msg.Command.GetInstanceId(), msg.Command.GetCommand()
+			s.mu.Lock()
+			c := s.conns[id]
+			s.mu.Unlock()
+			err := fmt.Errorf("%w: %s is not connected to node %s", ErrNotConnected, id, s.cluster.NodeID())
+			if c != nil {
+				err = c.send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Command{Command: cmd}})
+			}
+			if err != nil {
+				res := &shoalv1.CommandResult{Id: cmd.GetId(), Kind: cmd.GetKind(), Error: err.Error()}
+				if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_CommandResult{CommandResult: &shoalv1.ForwardedCommandResult{InstanceId: id, Result: res}}}); err != nil {
+					return err
+				}
+			}
+		case *shoalv1.ForwardResponse_Rejected:
+			id := msg.Rejected.GetInstanceId()
+			s.mu.Lock()
+			c := s.conns[id]
+			s.mu.Unlock()
+			if c != nil {
+				s.m.streamRejected.WithLabelValues(reasonDuplicate).Inc()
+				c.kill(status.Error(codes.AlreadyExists, msg.Rejected.GetReason()))
+			}
+		}
+	}
+}

@@ -1,0 +1,476 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+func TestStreamRefusals(t *testing.T) {
+	nw := &network{}
+	n := startNode(t, nw, "n1", true, "n1", newRegistry(), true, nil)
+	cases := []struct {
+		name   string
+		hello  *shoalv1.AgentHello
+		code   codes.Code
+		msgHas string
+		reason string
+	}{
+		{"no instance id", &shoalv1.AgentHello{Fleet: "web"}, codes.InvalidArgument, "instance_id is required", reasonNoIdentity},
+		{"unknown fleet", &shoalv1.AgentHello{InstanceId: "i-1", Fleet: "nope"}, codes.NotFound, `unknown fleet "nope"`, reasonUnknownFleet},
+		{"unknown group", &shoalv1.AgentHello{InstanceId: "i-1", Asg: "nope-asg"}, codes.NotFound, `group "nope-asg"`, reasonUnknownFleet},
+		{"no fleet or group", &shoalv1.AgentHello{InstanceId: "i-1"}, codes.InvalidArgument, "neither fleet nor asg", reasonUnknownFleet},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			before := testutil.ToFloat64(n.svc.m.streamRejected.WithLabelValues(tc.reason))
+			_, err := connect(t, nw, "n1", tc.hello)
+			if s, _ := status.FromError(err); s.Code() != tc.code || !strings.Contains(s.Message(), tc.msgHas) {
+				t.Fatalf("err = %v, want %s containing %q", err, tc.code, tc.msgHas)
+			}
+			if got := testutil.ToFloat64(n.svc.m.streamRejected.WithLabelValues(tc.reason)) - before; got != 1 {
+				t.Errorf("rejections counted under %s: %v, want 1", tc.reason, got)
+			}
+		})
+	}
+	t.Run("group maps to its fleet", func(t *testing.T) {
+		a, err := connect(t, nw, "n1", &shoalv1.AgentHello{InstanceId: "i-asg", Asg: "api-asg"})
+		if err != nil || a.welcome.GetFleet() != "api" || a.welcome.GetNodeId() != "n1" {
+			t.Fatalf("welcome = %v, err %v", a.welcome, err)
+		}
+	})
+}
+
+func TestBadSamplesRejectedAndCounted(t *testing.T) {
+	nw := &network{}
+	n := startNode(t, nw, "n1", true, "n1", newRegistry(), true, func(c *Config) {
+		c.MaxBatchSamples, c.MaxCustomMetrics = 5, 2
+	})
+	a, err := connect(t, nw, "n1", hello("i-1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	cases := []struct {
+		name     string
+		samples  []*shoalv1.Sample
+		rejected uint32
+		reason   string
+		msgHas   string
+	}{
+		{"good", []*shoalv1.Sample{smp(now, "cpu", 10.0)}, 0, "", ""},
+		{"nan", []*shoalv1.Sample{smp(now, "cpu", math.NaN()), smp(now, "cpu", 1.0)}, 1, reasonNotFinite, "cpu is NaN"},
+		{"inf", []*shoalv1.Sample{smp(now, "mem", math.Inf(1))}, 1, reasonNotFinite, "mem is +Inf"},
+		{"negative", []*shoalv1.Sample{smp(now, "net_rx", -3.0)}, 1, reasonNegative, "net_rx is negative"},
+		{"future", []*shoalv1.Sample{smp(now.Add(time.Hour), "cpu", 1.0)}, 1, reasonFuture, "ahead of the coordinator's clock"},
+		{"too old", []*shoalv1.Sample{smp(now.Add(-time.Hour), "cpu", 1.0)}, 1, reasonTooOld, "older than"},
+		{"empty", []*shoalv1.Sample{{UnixMs: now.UnixMilli()}}, 1, reasonEmpty, "no values"},
+		{"bad name", []*shoalv1.Sample{smp(now, "bad-name", 1.0)}, 1, reasonBadName, `"bad-name"`},
+		{"too many custom", []*shoalv1.Sample{smp(now, "a", 1.0, "b", 1.0, "c", 1.0)}, 1, reasonTooManyCustom, "exceed the limit of 2"},
+		{"oversized batch", []*shoalv1.Sample{smp(now, "cpu", 1.0), smp(now, "cpu", 1.0), smp(now, "cpu", 1.0),
+			smp(now, "cpu", 1.0), smp(now, "cpu", 1.0), smp(now, "cpu", 1.0)}, 6, reasonOversized, "batch of 6 samples exceeds the limit of 5"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var before float64
+			if tc.reason != "" {
+				before = testutil.ToFloat64(n.svc.m.rejected.WithLabelValues(tc.reason))
+			}
+			a.send(t, true, tc.samples...)
+			var ack *shoalv1.BatchAck
+			select {
+			case ack = <-a.acks:
+			case <-time.After(wait):
+				t.Fatal("no ack")
+			}
+			if ack.GetSeq() != a.seq || ack.GetRejected() != tc.rejected || !strings.Contains(ack.GetRejectReason(), tc.msgHas) {
+				t.Fatalf("ack = %v, want %d rejected with %q", ack, tc.rejected, tc.msgHas)
+			}
+			if tc.reason != "" {
+				if got := testutil.ToFloat64(n.svc.m.rejected.WithLabelValues(tc.reason)) - before; got != float64(tc.rejected) {
+					t.Errorf("counted %v under %s, want %d", got, tc.reason, tc.rejected)
+				}
+			}
+		})
+	}
+}
+
+func TestDuplicateInstanceOnOneNode(t *testing.T) {
+	nw := &network{}
+	startNode(t, nw, "n1", true, "n1", newRegistry(), true, nil)
+	first, err := connect(t, nw, "n1", hello("i-1", 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = connect(t, nw, "n1", hello("i-1", 200))
+	if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "i-1 is already streaming") {
+		t.Fatalf("second agent: err = %v, want AlreadyExists", err)
+	}
+	// The same agent reconnecting (same start time) replaces its old stream.
+	if _, err := connect(t, nw, "n1", hello("i-1", 100)); err != nil {
+		t.Fatalf("same agent reconnecting: %v", err)
+	}
+	select {
+	case err := <-first.done:
+		if status.Code(err) != codes.Aborted {
+			t.Errorf("old stream ended with %v, want Aborted", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("old stream not closed")
+	}
+}
+
+// cluster2 starts a leader "L" and a follower "F" sharing one registry.
+func cluster2(t *testing.T, edit func(*Config)) (*network, *testNode, *testNode, *fakeRegistry) {
+	nw := &network{}
+	reg := newRegistry()
+	l := startNode(t, nw, "L", true, "L", reg, true, edit)
+	f := startNode(t, nw, "F", false, "L", reg, true, edit)
+	eventually(t, "the follower's forward stream", f.svc.forwarding)
+	return nw, l, f, reg
+}
+
+func TestDuplicateInstanceAcrossNodes(t *testing.T) {
+	nw, l, _, _ := cluster2(t, nil)
+	a, err := connect(t, nw, "L", hello("i-1", 100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.send(t, true, smp(time.Now(), "cpu", 1.0))
+	eventually(t, "i-1 on the leader", func() bool { return len(l.svc.Aggregates("web", time.Minute)) > 0 })
+	b, err := connect(t, nw, "F", hello("i-1", 200))
+	if err != nil {
+		t.Fatalf("the follower cannot know yet, so it accepts: %v", err)
+	}
+	b.send(t, true, smp(time.Now(), "cpu", 2.0))
+	select {
+	case err := <-b.done:
+		if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "streams to node L") {
+			t.Fatalf("second agent ended with %v, want AlreadyExists naming node L", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("the leader did not refuse the second agent")
+	}
+}
+
+func TestFollowerForwardsAndDrainReachesAgent(t *testing.T) {
+	nw, l, _, reg := cluster2(t, nil)
+	a, err := connect(t, nw, "F", hello("i-7", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.welcome.GetNodeId() != "F" || a.welcome.GetLeaderRpcAddr() != "L" {
+		t.Errorf("welcome = %v", a.welcome)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tk := time.NewTicker(20 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				a.seq++
+				_ = a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Batch{Batch: &shoalv1.SampleBatch{
+					Seq: a.seq, Ready: true, Samples: []*shoalv1.Sample{smp(time.Now(), "cpu", 42.0, "queue", 3.0)}}}})
+			}
+		}
+	}()
+	defer func() { close(stop); wg.Wait() }()
+
+	eventually(t, "i-7 in service through the follower", func() bool {
+		return reg.state("i-7") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
+	ins, err := l.svc.Instances("web")
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("Instances = %v, %v", ins, err)
+	}
+	if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 || in.GetLastReportAgeMs() > 1000 || !in.GetReady() {
+		t.Errorf("instance = %v", in)
+	}
+	if agg := l.svc.Aggregates("web", time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
+		t.Errorf("cpu aggregate = %+v", agg)
+	}
+
+	go func() {
+		select {
+		case cmd := <-a.cmds:
+			a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_CommandResult{CommandResult: &shoalv1.CommandResult{
+				Id: cmd.GetId(), Kind: cmd.GetKind(), Ok: cmd.GetKind() == shoalv1.CommandKind_COMMAND_KIND_DRAIN, Output: "bye"}}})
+		case <-time.After(wait):
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	res, err := l.svc.Drain(ctx, "i-7")
+	if err != nil || !res.GetOk() || res.GetOutput() != "bye" {
+		t.Fatalf("Drain = %v, %v", res, err)
+	}
+	if st := reg.state("i-7"); st != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+		t.Errorf("state after drain = %s", st)
+	}
+	if _, err := l.svc.Drain(ctx, "i-nope"); !errors.Is(err, ErrNotConnected) {
+		t.Errorf("drain of an unknown instance: %v", err)
+	}
+}
+
+func TestFollowerOnlyCallsRefused(t *testing.T) {
+	_, _, f, _ := cluster2(t, nil)
+	if _, err := f.svc.Drain(context.Background(), "i-1"); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("Drain on a follower: %v", err)
+	}
+	if _, err := f.svc.Instances(""); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("Instances on a follower: %v", err)
+	}
+}
+
+func TestFollowerWithoutLeaderLinkRedirects(t *testing.T) {
+	nw := &network{}
+	startNode(t, nw, "F", false, "L", newRegistry(), false, nil)
+	_, err := connect(t, nw, "F", hello("i-1", 1))
+	if s, _ := status.FromError(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "leader at L") {
+		t.Fatalf("err = %v, want Unavailable naming the leader", err)
+	}
+}
+
+func TestStaleThenGoodbye(t *testing.T) {
+	nw := &network{}
+	reg := newRegistry()
+	startNode(t, nw, "n1", true, "n1", reg, true, nil)
+	quiet, err := connect(t, nw, "n1", hello("i-quiet", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.send(t, true, smp(time.Now(), "cpu", 1.0))
+	eventually(t, "in service", func() bool { return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
+	eventually(t, "unhealthy once silent", func() bool { return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY })
+
+	bye, err := connect(t, nw, "n1", hello("i-bye", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bye.send(t, true, smp(time.Now(), "cpu", 1.0))
+	eventually(t, "registered", func() bool { _, ok := reg.Instance("i-bye"); return ok })
+	if err := bye.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "left", func() bool { return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED })
+}
+
+// TestRaftSeesOnlyMembership streams 50 agents, half through a follower, and
+// counts registry commits: one registration and at most one state change per
+// agent, and none at all once the fleet is steady however long it streams.
+func TestRaftSeesOnlyMembership(t *testing.T) {
+	// StaleAfter at its default: under -race on a busy machine a round of
+	// 50 sends can take longer than the fast test value, and a flap to
+	// unhealthy would be a real (correct) commit.
+	nw, l, _, reg := cluster2(t, func(c *Config) { c.StaleAfter = 5 * time.Second })
+	const agents = 50
+	var as []*testAgent
+	for i := range agents {
+		node := []string{"L", "F"}[i%2]
+		a, err := connect(t, nw, node, hello(fmt.Sprintf("i-%02d", i), 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		as = append(as, a)
+	}
+	batches := 0
+	tick := func() {
+		for _, a := range as {
+			a.send(t, true, smp(time.Now(), "cpu", 50.0, "mem", 20.0))
+		}
+		batches++
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		tick()
+		all := true
+		for i := range agents {
+			if reg.state(fmt.Sprintf("i-%02d", i)) != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+				all = false
+			}
+		}
+		if all {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("agents not all in service")
+		}
+	}
+	settled := reg.commitCount()
+	for range 50 { // 50 more rounds: 2,500 more batches
+		tick()
+	}
+	if got := reg.commitCount(); got != settled {
+		reg.mu.Lock()
+		t.Errorf("registry commits grew from %d to %d while a steady fleet streamed: %v", settled, got, reg.commits[settled:])
+		reg.mu.Unlock()
+	}
+	if settled > 2*agents {
+		t.Errorf("%d commits for %d agents; want at most a registration and one state change each", settled, agents)
+	}
+	if agg := l.svc.Aggregates("web", time.Second)["cpu"]; agg.Count != agents || agg.Avg != 50 {
+		t.Errorf("cpu aggregate = %+v, want all %d agents at 50", agg, agents)
+	}
+	t.Logf("%d agents, %d batches each, %d registry commits", agents, batches, settled)
+}
+
+func TestLeaderChangeRebuilds(t *testing.T) {
+	nw, l, f, reg := cluster2(t, nil)
+	a, err := connect(t, nw, "F", hello("i-1", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	send := func() { a.send(t, true, smp(time.Now(), "cpu", 7.0)) }
+	send()
+	eventually(t, "in service", func() bool { return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
+	// F takes over; L steps down.
+	f.cluster.set(true, "F")
+	l.cluster.set(false, "F")
+	eventually(t, "aggregates on the new leader", func() bool {
+		send()
+		time.Sleep(20 * time.Millisecond)
+		return f.svc.Aggregates("web", time.Second)["cpu"].Count == 1
+	})
+	if l.svc.Aggregates("web", time.Second) != nil {
+		t.Error("a follower served aggregates")
+	}
+	if st := reg.state("i-1"); st != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+		t.Errorf("state after the change = %s", st)
+	}
+}
+
+func TestAggregates(t *testing.T) {
+	now := time.Unix(1700000000, 0)
+	cl := &fakeCluster{id: "n1", leader: true}
+	s, err := New(Config{Now: func() time.Time { return now }, Logger: quiet()}, cl, newRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five instances; i-4 reports twice as often, which must not weigh more.
+	for i, cpu := range []float64{10, 20, 30, 40} {
+		h := hello(fmt.Sprintf("i-%d", i), 1)
+		for k := 5; k >= 1; k-- {
+			if err := s.route(&shoalv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*time.Second), "cpu", cpu)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h := hello("i-4", 1)
+	for k := 14; k >= 1; k-- {
+		v := 100.0
+		if k > 10 {
+			v = 0 // older than the 5 s window below
+		}
+		s.route(&shoalv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*500*time.Millisecond), "cpu", v, "mem", 5.0)}})
+	}
+	s.route(&shoalv1.InstanceReport{Hello: &shoalv1.AgentHello{InstanceId: "other", Fleet: "api"}, Samples: []*shoalv1.Sample{smp(now, "cpu", 99.0)}})
+
+	cases := []struct {
+		name   string
+		window time.Duration
+		metric string
+		want   Agg
+	}{
+		{"cpu over 5s", 5 * time.Second, "cpu", Agg{Avg: 40, P50: 30, P90: 100, Max: 100, Count: 5, Samples: 30}},
+		{"mem only from one", 5 * time.Second, "mem", Agg{Avg: 5, P50: 5, P90: 5, Max: 5, Count: 1, Samples: 10}},
+		{"narrow window", 1500 * time.Millisecond, "cpu", Agg{Avg: 40, P50: 30, P90: 100, Max: 100, Count: 5, Samples: 7}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := s.Aggregates("web", tc.window)[tc.metric]
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	if got := s.Aggregates("web", 100*time.Millisecond); len(got) != 0 {
+		t.Errorf("empty window gave %v", got)
+	}
+}
+
+func TestRing(t *testing.T) {
+	cases := []struct {
+		name     string
+		size     int
+		add      []int64
+		since    int64
+		wantMean float64
+		wantN    int
+	}{
+		{"partial", 4, []int64{1, 2, 3}, 2, 2.5, 2},
+		{"wrapped", 3, []int64{1, 2, 3, 4, 5}, 0, 4, 3},
+		{"replay ignored", 4, []int64{1, 2, 2, 1, 3}, 0, 2, 3},
+		{"nothing in window", 3, []int64{1, 2}, 5, 0, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRing(tc.size)
+			for _, ts := range tc.add {
+				r.add(ts, map[string]float64{"cpu": float64(ts)})
+			}
+			means, n := r.means(tc.since)
+			if n != tc.wantN || means["cpu"] != tc.wantMean {
+				t.Errorf("means = %v over %d, want %v over %d", means, n, tc.wantMean, tc.wantN)
+			}
+		})
+	}
+	t.Run("columns bounded", func(t *testing.T) {
+		r := newRing(2)
+		for i := range maxColumns + 10 {
+			r.add(int64(i+1), map[string]float64{fmt.Sprintf("m%d", i): 1})
+		}
+		if len(r.cols) != maxColumns {
+			t.Errorf("%d columns, want %d", len(r.cols), maxColumns)
+		}
+	})
+}
+
+func TestConfigValidate(t *testing.T) {
+	cases := []struct {
+		name   string
+		cfg    Config
+		errHas string
+	}{
+		{"defaults", Config{}, ""},
+		{"negative ring", Config{RingSize: -1}, "ring size (-1)"},
+		{"negative stale", Config{StaleAfter: -time.Second}, "stale after (-1s)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.cfg.WithDefaults().Validate()
+			if (tc.errHas == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), tc.errHas) || !errors.Is(err, ErrConfig))) {
+				t.Errorf("Validate = %v, want %q", err, tc.errHas)
+			}
+		})
+	}
+}
+
+func TestCountersRegistered(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{Registerer: reg}, &fakeCluster{}, newRegistry()); err != nil {
+		t.Fatal(err)
+	}
+	n, err := testutil.GatherAndCount(reg)
+	if err != nil || n == 0 {
+		t.Fatalf("gathered %d metrics, %v", n, err)
+	}
+}
