@@ -31,6 +31,7 @@ type Registry interface {
 	ListInstances() []*shoalv1.Instance
 	RegisterInstance(ctx context.Context, in *shoalv1.Instance) error
 	SetInstanceState(ctx context.Context, id string, state shoalv1.InstanceState) error
+	// LeaveInstance removes the instance from the registry.
 	LeaveInstance(ctx context.Context, id string) error
 }
 

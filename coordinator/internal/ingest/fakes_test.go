@@ -134,9 +134,10 @@ func (r *fakeRegistry) LeaveInstance(_ context.Context, id string) error {
 	if err := r.commit("leave " + id); err != nil {
 		return err
 	}
-	if in, ok := r.instances[id]; ok {
-		in.State = shoalv1.InstanceState_INSTANCE_STATE_TERMINATED
+	if _, ok := r.instances[id]; !ok {
+		return fmt.Errorf("instance %q: unknown instance", id)
 	}
+	delete(r.instances, id) // as the FSM does
 	return nil
 }
 

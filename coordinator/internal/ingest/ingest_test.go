@@ -270,7 +270,16 @@ func TestStaleThenGoodbye(t *testing.T) {
 	if err := bye.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "left", func() bool { return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED })
+	eventually(t, "left", func() bool { _, ok := reg.Instance("i-bye"); return !ok })
+	bye.cancel()
+
+	// The agent restarts (a new start time) and registers again.
+	back, err := connect(t, nw, "n1", hello("i-bye", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	back.send(t, true, smp(time.Now(), "cpu", 1.0))
+	eventually(t, "back in service", func() bool { return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
 }
 
 // TestRaftSeesOnlyMembership streams 50 agents, half through a follower, and

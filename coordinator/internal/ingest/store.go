@@ -84,7 +84,14 @@ func (s *store) apply(rep *shoalv1.InstanceReport, owner string, now time.Time) 
 	in.hello = h
 	in.owner = owner
 	in.connected = !rep.GetDisconnected() && !rep.GetLeft()
-	in.left = in.left || rep.GetLeft()
+	// A goodbye sticks through the stream's end, until an agent streams
+	// for the id again (a restarted agent, a reused id).
+	switch {
+	case rep.GetLeft():
+		in.left = true
+	case in.connected:
+		in.left = false
+	}
 	in.ready, in.reason = rep.GetReady(), rep.GetReadyReason()
 	in.dropped = max(in.dropped, rep.GetDroppedSamplesTotal())
 	if in.connected {

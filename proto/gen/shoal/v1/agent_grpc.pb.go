@@ -32,7 +32,9 @@ const (
 type AgentServiceClient interface {
 	// Connect is one long-lived stream per agent. The agent sends a Hello
 	// first, then sample batches; the coordinator answers with a Welcome and
-	// may push config and commands at any time.
+	// may push config and commands at any time. A node that refuses a stream
+	// and knows a better node (the leader, when it cannot forward yet) sets
+	// the trailer "shoal-leader-rpc-addr" to that node's rpc address.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
 	// Forward is internal to the coordinator cluster: one stream from each
 	// follower to the leader. The follower sends per-instance reports of the
@@ -83,7 +85,9 @@ type AgentService_ForwardClient = grpc.BidiStreamingClient[ForwardRequest, Forwa
 type AgentServiceServer interface {
 	// Connect is one long-lived stream per agent. The agent sends a Hello
 	// first, then sample batches; the coordinator answers with a Welcome and
-	// may push config and commands at any time.
+	// may push config and commands at any time. A node that refuses a stream
+	// and knows a better node (the leader, when it cannot forward yet) sets
+	// the trailer "shoal-leader-rpc-addr" to that node's rpc address.
 	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
 	// Forward is internal to the coordinator cluster: one stream from each
 	// follower to the leader. The follower sends per-instance reports of the
