@@ -503,13 +503,21 @@ func describe(l *shoalv1.RateLimit) string {
 	return strings.Join(parts, " or ") + " per " + (time.Duration(l.PeriodMs) * time.Millisecond).String()
 }
 
-// prune drops history too old to matter to this policy.
+// prune drops history too old to matter to this policy. It copies what it
+// keeps (with room for this tick's entry) so the caller's State is never
+// shared with the one Decide returns.
 func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy) State {
 	up, down := windows(p)
-	keep := max(up, down)
-	var recs []Recommendation
+	cut := now.Add(-max(up, down))
+	n := 0
 	for _, r := range s.Recommendations {
-		if r.At.After(now.Add(-keep)) {
+		if r.At.After(cut) {
+			n++
+		}
+	}
+	recs := make([]Recommendation, 0, n+1)
+	for _, r := range s.Recommendations {
+		if r.At.After(cut) {
 			recs = append(recs, r)
 		}
 	}

@@ -9,4 +9,10 @@
 // goroutines, no AWS, no raft. History (past recommendations and scaling
 // events) is an explicit State value the caller keeps and passes back. No
 // other package may do scaling maths.
+//
+// Zero values in a policy mean the defaults: tolerance 0.1, scale-out
+// window 0 s, scale-in window 60 s (DefaultScaleInWindow). Target tracking
+// follows the Kubernetes HPA's replica calculator for warm-up and missing
+// data, and its stabilisation and rate-limit rules for the windows and
+// limits; step scaling follows EC2 Auto Scaling step policies.
 package decide

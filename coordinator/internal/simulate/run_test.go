@@ -110,7 +110,7 @@ func TestRunMatchesDecide(t *testing.T) {
 	}
 }
 
-func loadExample(t *testing.T, trace string) (Trace, *shoalv1.Fleet) {
+func loadExample(t testing.TB, trace string) (Trace, *shoalv1.Fleet) {
 	t.Helper()
 	tf, err := os.Open("../../../deploy/traces/" + trace)
 	if err != nil {
