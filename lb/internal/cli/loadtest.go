@@ -389,4 +389,3 @@ func instanceOf(md metadata.MD, fallback string) string {
 	}
 	return fallback
 }
-

@@ -44,6 +44,9 @@ type Config struct {
 	// TLS, when set, makes the listener speak TLS, choosing h2 or
 	// http/1.1 by ALPN.
 	TLS *tls.Config
+	// Engine serves HTTP/2 clients: "mux" forwards frames (the default,
+	// cheapest), "nethttp" uses x/net/http2's Server and Transport.
+	Engine string
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
 	Logger    *slog.Logger
@@ -62,6 +65,7 @@ func DefaultConfig() Config {
 		MaxConnsPerBackend:    1024,
 		BackendProtocol:       HTTP1,
 		DrainPoll:             50 * time.Millisecond,
+		Engine:                "mux",
 		Logger:                slog.Default(),
 	}
 }
@@ -95,6 +99,9 @@ func (c Config) withDefaults() Config {
 	if c.BackendProtocol == "" {
 		c.BackendProtocol = d.BackendProtocol
 	}
+	if c.Engine == "" {
+		c.Engine = d.Engine
+	}
 	if c.DrainPoll == 0 {
 		c.DrainPoll = d.DrainPoll
 	}
@@ -121,6 +128,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max-body-bytes (%d) must be >= 0", c.MaxBodyBytes)
 	case c.MaxConnsPerBackend < 0:
 		return fmt.Errorf("max-conns-per-backend (%d) must be >= 0", c.MaxConnsPerBackend)
+	}
+	switch c.Engine {
+	case "", "mux", "nethttp":
+	default:
+		return fmt.Errorf("h2-engine (%q) must be mux or nethttp", c.Engine)
 	}
 	switch c.BackendProtocol {
 	case "", HTTP1, H2C, H2:

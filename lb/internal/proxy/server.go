@@ -38,12 +38,13 @@ type Proxy struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex
-	lns     []net.Listener
-	h2conns map[net.Conn]struct{}
-	h2wg    sync.WaitGroup
-	fastRun sync.Once
-	closing atomic.Bool
+	mu       sync.Mutex
+	lns      []net.Listener
+	h2conns  map[net.Conn]struct{}
+	muxConns map[*muxConn]struct{}
+	h2wg     sync.WaitGroup
+	fastRun  sync.Once
+	closing  atomic.Bool
 }
 
 // New builds a proxy and its balancer (bcfg) for one fleet.
@@ -52,7 +53,7 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, h2conns: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, h2conns: map[net.Conn]struct{}{}, muxConns: map[*muxConn]struct{}{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	bal, err := balance.New(bcfg, balance.Hooks{
 		Added:    func(be *balance.Backend) { be.Transport = newUpstream(be, &p.cfg) },
@@ -176,6 +177,14 @@ func (p *Proxy) classify(c net.Conn) {
 }
 
 func (p *Proxy) serveH2Conn(c net.Conn) {
+	if p.cfg.Engine == "mux" {
+		if p.closing.Load() {
+			c.Close()
+			return
+		}
+		p.serveMux(c)
+		return
+	}
 	p.mu.Lock()
 	if p.closing.Load() {
 		p.mu.Unlock()
@@ -207,6 +216,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- p.fast.ShutdownWithContext(ctx) }()
 	p.h2base.Shutdown(ctx) // sends GOAWAY on every h2 connection
+	p.shutdownMux()
 	done := make(chan struct{})
 	go func() { p.h2wg.Wait(); close(done) }()
 	select {
@@ -217,6 +227,7 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 			c.Close()
 		}
 		p.mu.Unlock()
+		p.closeMux()
 	}
 	err := <-errc
 	p.cancel()

@@ -22,6 +22,7 @@ type upstream struct {
 	be  *balance.Backend
 	h1  *fasthttp.HostClient
 	h2  *h2pool
+	mux *muxPool
 	cfg *Config
 
 	mu      sync.Mutex
@@ -31,7 +32,7 @@ type upstream struct {
 // stream is a long-lived exchange (gRPC call, h2 request, upgraded
 // connection) that a drain deadline may have to end.
 type stream struct {
-	cancel context.CancelCauseFunc
+	cancel func(cause error)
 }
 
 // errDrainDeadline ends streams still open at a draining backend's deadline.
@@ -56,6 +57,7 @@ func newUpstream(be *balance.Backend, cfg *Config) *upstream {
 		},
 	}
 	up.h2 = &h2pool{addr: be.Addr}
+	up.mux = &muxPool{}
 	t := &http2.Transport{
 		AllowHTTP:          cfg.BackendTLS == nil,
 		ReadIdleTimeout:    30 * time.Second,
@@ -86,7 +88,7 @@ func newUpstream(be *balance.Backend, cfg *Config) *upstream {
 	return up
 }
 
-func (up *upstream) track(cancel context.CancelCauseFunc) *stream {
+func (up *upstream) track(cancel func(cause error)) *stream {
 	s := &stream{cancel: cancel}
 	up.mu.Lock()
 	up.streams[s] = struct{}{}
@@ -118,6 +120,7 @@ func (up *upstream) endStreams(cause error) int {
 // connection, letting running streams finish.
 func (up *upstream) closeConns(ctx context.Context) {
 	up.h1.CloseIdleConnections()
+	up.mux.shutdown()
 	up.h2.shutdown(ctx)
 }
 
