@@ -251,7 +251,7 @@ func targetTracking(in Input, t *shoalv1.TargetTracking, ready []Instance, unrea
 		return pr
 	}
 
-	if v, ok := in.Aggregates[m]; ok {
+	if v, ok := in.Aggregates[m]; ok && finite(v) {
 		inputs[m] = v
 		ratio := v / target
 		if math.Abs(ratio-1) <= tol {
@@ -264,7 +264,7 @@ func targetTracking(in Input, t *shoalv1.TargetTracking, ready []Instance, unrea
 	var sum float64
 	var n, missing int
 	for _, inst := range ready {
-		if v, ok := inst.Metrics[m]; ok {
+		if v, ok := inst.Metrics[m]; ok && finite(v) {
 			sum += v
 			n++
 		} else {
@@ -307,14 +307,14 @@ func targetTracking(in Input, t *shoalv1.TargetTracking, ready []Instance, unrea
 	inputs[m+".adjusted"] = adjMean
 	note := strings.Join(notes, ", ")
 	if math.Abs(newRatio-1) <= tol || (ratio < 1 && newRatio > 1) || (ratio > 1 && newRatio < 1) {
-		return hold("%.4g from %d ready, %.4g with %s: within %.0f%% of target %.4g or direction reversed", mean, n, adjMean, note, tol*100, target)
+		return hold("%.4g on %d reporting, %.4g with %s: within %.0f%% of target %.4g or direction reversed", mean, n, adjMean, note, tol*100, target)
 	}
 	pr.desired = ceil(float64(adjN) * newRatio)
 	if (newRatio < 1 && pr.desired > in.Current) || (newRatio > 1 && pr.desired < in.Current) {
 		pr.desired = in.Current
-		return hold("%.4g with %s: ceil(%d × %.4g / %.4g) points the other way; no change", adjMean, note, adjN, adjMean, target)
+		return hold("%.4g on %d reporting, %.4g with %s: ceil(%d × %.4g / %.4g) points the other way; no change", mean, n, adjMean, note, adjN, adjMean, target)
 	}
-	return hold("%.4g with %s: ceil(%d × %.4g / %.4g) = %d", adjMean, note, adjN, adjMean, target, pr.desired)
+	return hold("%.4g on %d reporting, %.4g with %s: ceil(%d × %.4g / %.4g) = %d", mean, n, adjMean, note, adjN, adjMean, target, pr.desired)
 }
 
 // stepScaling maps the metric's band to an adjustment, as EC2 Auto Scaling
@@ -325,11 +325,11 @@ func stepScaling(in Input, s *shoalv1.StepScaling, ready []Instance, unready int
 	m := s.Metric
 	pr := proposal{metric: m, desired: in.Current}
 	v, ok := in.Aggregates[m]
-	if !ok {
+	if !ok || !finite(v) {
 		var sum float64
 		var n int
 		for _, inst := range ready {
-			if x, ok := inst.Metrics[m]; ok {
+			if x, ok := inst.Metrics[m]; ok && finite(x) {
 				sum += x
 				n++
 			}
@@ -552,11 +552,18 @@ func (s State) Record(at time.Time, from, to int32) State { return s.record(at, 
 // 6.000000000000001.
 func ceil(x float64) int32 {
 	c := math.Ceil(x - 1e-9)
-	if c > math.MaxInt32 {
+	switch {
+	case c > math.MaxInt32:
 		return math.MaxInt32
+	case c < 0:
+		return 0 // a negative custom metric must not ask for negative capacity
 	}
 	return int32(c)
 }
+
+// finite filters out NaN and infinities, which a broken exporter can send;
+// they count as missing data rather than poisoning the mean.
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 
 func clamp(v, lo, hi int32) int32 {
 	return max(lo, min(v, hi))

@@ -2,6 +2,7 @@ package decide
 
 import (
 	"errors"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
@@ -125,6 +126,10 @@ func TestDecide(t *testing.T) {
 			instances: cat(fleet("cpu", 60), missingData(3)), want: 4, wantReason: "hold at 4"},
 		{name: "missing data counts as target on scale-down", p: policy(nil), max: 20, current: 4,
 			instances: cat(fleet("cpu", 10, 10), missingData(2)), want: 3, wantInputs: map[string]float64{"cpu": 10, "cpu.adjusted": 30}},
+		{name: "non-finite values count as missing", p: policy(nil), max: 20, current: 4,
+			instances: fleet("cpu", 10, 10, math.NaN(), math.Inf(1)), want: 3, wantInputs: map[string]float64{"cpu": 10, "cpu.adjusted": 30}},
+		{name: "non-finite aggregate is no data", p: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "requests_per_target", Target: 100}}},
+			max: 20, current: 4, aggregates: map[string]float64{"requests_per_target": math.NaN()}, want: 4, wantReason: "no metric has data"},
 		{name: "no data at all holds", p: policy(nil), max: 20, current: 4, instances: missingData(4),
 			want: 4, wantReason: "hold at 4: no metric has data"},
 		{name: "fleet aggregate", p: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "requests_per_target", Target: 100}}},
