@@ -544,6 +544,14 @@ func (s State) record(at time.Time, from, to int32) State {
 	return s
 }
 
+// Seed returns the State a new leader should start a fleet with: it holds
+// the current capacity as a recommendation made now, so the scale-in window
+// runs in full after a leader change instead of an empty history allowing
+// an immediate scale-in.
+func Seed(now time.Time, current int32) State {
+	return State{Recommendations: []Recommendation{{At: now, Desired: current}}}
+}
+
 // Record notes a capacity change made outside Decide (a manual scale), so
 // the rate limits count it.
 func (s State) Record(at time.Time, from, to int32) State { return s.record(at, from, to) }

@@ -307,3 +307,24 @@ func TestScaleInAfterWindow(t *testing.T) {
 		t.Fatalf("scaled in at %v, want 69s", scaledAt)
 	}
 }
+
+func TestSeedHoldsScaleInForTheWindow(t *testing.T) {
+	in := Input{Policy: policy(nil), Max: 20, Current: 6, Instances: fleet("cpu", 20, 20, 20, 20, 20, 20)}
+	st := Seed(t0, 6)
+	for _, c := range []struct {
+		after time.Duration
+		want  int32
+	}{{0, 6}, {59 * time.Second, 6}, {60 * time.Second, 3}} {
+		in.Now = t0.Add(c.after)
+		d, _, err := Decide(in, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Desired != c.want {
+			t.Fatalf("%v after seeding: desired %d, want %d (%s)", c.after, d.Desired, c.want, d.Reason)
+		}
+	}
+	if d, _, _ := Decide(Input{Now: t0, Policy: policy(nil), Max: 20, Current: 6, Instances: fleet("cpu", 20, 20, 20, 20, 20, 20)}, State{}); d.Desired != 3 {
+		t.Fatalf("without a seed: desired %d, want 3 at once", d.Desired)
+	}
+}

@@ -26,7 +26,8 @@ func NewCommand() *cobra.Command {
 through a simple fleet model, second by second on a simulated clock, with
 Shoal's own decision engine and the comparison policies, and prints the SPEC
 RG elasticity scorecard. --policy takes a fleet as 'fleet get NAME -o json'
-prints it (min, max, desired and policy).`,
+prints it (min, max, desired and policy); "paused" is ignored, since the
+point is to see what the policy would do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if tracePath == "" {

@@ -154,7 +154,7 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	scalers := []Autoscaler{newShoal(s.Fleet)}
+	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet))}
 	for _, name := range s.Compare {
 		switch name {
 		case PolicyAWS:
@@ -184,8 +184,7 @@ func Run(tr Trace, s Setup) (*Result, error) {
 }
 
 func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler) (Series, error) {
-	initial := min(max(s.Fleet.Desired, s.Fleet.Min), s.Fleet.Max)
-	f := newFleet(s.Config, initial)
+	f := newFleet(s.Config, initialCapacity(s.Fleet))
 	ser := Series{Policy: sc.Name(), Supply: make([]int32, len(demand)), Billed: make([]int32, len(demand))}
 	names := metricNames(s.Fleet.Policy)
 	warm := secs(s.Config.Warmup)
@@ -253,3 +252,6 @@ func metricNames(p *shoalv1.ScalingPolicy) []string {
 	}
 	return out
 }
+
+// initialCapacity is the fleet's desired capacity, inside its bounds.
+func initialCapacity(f *shoalv1.Fleet) int32 { return min(max(f.Desired, f.Min), f.Max) }

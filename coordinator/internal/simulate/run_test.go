@@ -50,7 +50,7 @@ func flat(seconds int64, demand float64) Trace {
 
 func TestRunFlatTraceConverges(t *testing.T) {
 	// 300 req/s at 60 % of 100 req/s needs 5 instances; every policy must
-	// end there from 10.
+	// end there from 10, Shoal only once its 60 s scale-in window has run.
 	res, err := Run(flat(2400, 300), Setup{Fleet: fleetWith(1, 20, 10, cpu60()), Config: DefaultConfig(), Compare: []string{PolicyAWS, PolicyHPA}})
 	if err != nil {
 		t.Fatal(err)
@@ -62,6 +62,9 @@ func TestRunFlatTraceConverges(t *testing.T) {
 		if got := r.Supply[len(r.Supply)-1]; got != 5 {
 			t.Errorf("%s ends at %d instances, want 5", r.Policy, got)
 		}
+	}
+	if s := res.Runs[0].Supply; s[60] != 10 || s[61] != 5 {
+		t.Errorf("shoal supply at 60/61 s = %d/%d, want 10/5 (decided at 60 s)", s[60], s[61])
 	}
 	if d := res.DemandInstances[0]; d != 5 {
 		t.Fatalf("demand in instances = %d, want 5", d)

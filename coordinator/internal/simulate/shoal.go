@@ -27,7 +27,11 @@ type shoal struct {
 	last decide.Decision
 }
 
-func newShoal(f *shoalv1.Fleet) *shoal { return &shoal{fleet: f} }
+// newShoal starts from a seeded history, as a leader does: the fleet has
+// been running at its initial capacity.
+func newShoal(f *shoalv1.Fleet, initial int32) *shoal {
+	return &shoal{fleet: f, state: decide.Seed(epoch, initial)}
+}
 
 func (s *shoal) Name() string { return PolicyShoal }
 
