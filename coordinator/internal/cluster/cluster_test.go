@@ -302,4 +302,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-

@@ -97,3 +97,15 @@ func TestInstanceMetricsNeverNull(t *testing.T) {
 		t.Fatalf("got %s", b)
 	}
 }
+
+func TestStatusJSON(t *testing.T) {
+	b, _ := json.Marshal(StatusOf(&shoalv1.GetStatusResponse{LeaderId: "n1", AppliedIndex: 7, Nodes: []*shoalv1.Node{{Id: "n1", RaftAddr: "a:1", RpcAddr: "a:2", Role: "leader", Voter: true}}}))
+	for _, want := range []string{`"leader_id":"n1"`, `"applied_index":7`, `"nodes":[{"id":"n1","raft_addr":"a:1","rpc_addr":"a:2","role":"leader","voter":true}]`} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("JSON %s lacks %s", b, want)
+		}
+	}
+	if b, _ := json.Marshal(StatusOf(&shoalv1.GetStatusResponse{})); !strings.Contains(string(b), `"nodes":[]`) {
+		t.Errorf("empty nodes must be [], got %s", b)
+	}
+}

@@ -1,0 +1,195 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+func policyCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "policy", Short: "set or show a fleet's scaling policy"}
+	cmd.AddCommand(policySetCmd(), policyGetCmd())
+	return cmd
+}
+
+type policyFlags struct {
+	metric                      string
+	target, tolerance           float64
+	warmup, inWindow, outWindow time.Duration
+	stepMetric                  string
+	steps                       []string
+	file                        string
+}
+
+func policySetCmd() *cobra.Command {
+	var f policyFlags
+	cmd := &cobra.Command{
+		Use:   "set FLEET --metric cpu --target 50 [--tolerance F] [--scale-in-window D] [--scale-out-window D] [--warmup D] [--step-metric M --step LOWER:UPPER:TYPE:ADJ ...] | --file POLICY.json",
+		Short: "validate and store a fleet's scaling policy",
+		Args:  exactArgs("FLEET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			p, err := f.policy(cmd)
+			if err != nil {
+				return err
+			}
+			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: args[0], Policy: p})
+				if err != nil {
+					return err
+				}
+				return printPolicy(cmd, resp.Fleet.Policy)
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.metric, "metric", "", "target-tracking metric: cpu, mem, load1, net_rx, net_tx, disk, requests_per_target or a custom name")
+	fl.Float64Var(&f.target, "target", 0, "target value of --metric")
+	fl.Float64Var(&f.tolerance, "tolerance", 0, "fraction of the target inside which nothing changes (0: default 0.1)")
+	fl.DurationVar(&f.warmup, "warmup", 0, "leave new instances out of the metric for this long")
+	fl.DurationVar(&f.inWindow, "scale-in-window", 0, "scale-in stabilisation window")
+	fl.DurationVar(&f.outWindow, "scale-out-window", 0, "scale-out stabilisation window")
+	fl.StringVar(&f.stepMetric, "step-metric", "", "step-scaling metric")
+	fl.StringArrayVar(&f.steps, "step", nil, "step band LOWER:UPPER:TYPE:ADJUSTMENT, bounds may be empty, TYPE change_in_capacity|percent_change|exact_capacity (repeatable)")
+	fl.StringVar(&f.file, "file", "", "read the whole policy from a JSON file (the `policy get -o json` form)")
+	return cmd
+}
+
+func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error) {
+	if f.file != "" {
+		if cmd.Flags().NFlag() > 1 {
+			return nil, errors.New("file: give the whole policy in the file, without other policy flags")
+		}
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return nil, fmt.Errorf("file (%q): %w", f.file, err)
+		}
+		var v view.Policy
+		dec := json.NewDecoder(bytes.NewReader(b))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&v); err != nil {
+			return nil, fmt.Errorf("file (%q): %w", f.file, err)
+		}
+		return v.Proto()
+	}
+	p := &shoalv1.ScalingPolicy{
+		WarmupMs: f.warmup.Milliseconds(), ScaleInWindowMs: f.inWindow.Milliseconds(), ScaleOutWindowMs: f.outWindow.Milliseconds(),
+	}
+	if f.metric != "" || cmd.Flags().Changed("target") {
+		if f.metric == "" {
+			return nil, errors.New("metric: required with --target")
+		}
+		p.TargetTracking = append(p.TargetTracking, &shoalv1.TargetTracking{Metric: f.metric, Target: f.target, Tolerance: f.tolerance})
+	}
+	if len(f.steps) > 0 || f.stepMetric != "" {
+		if f.stepMetric == "" {
+			return nil, errors.New("step-metric: required with --step")
+		}
+		ss := &shoalv1.StepScaling{Metric: f.stepMetric}
+		for i, s := range f.steps {
+			st, err := parseStep(s)
+			if err != nil {
+				return nil, fmt.Errorf("step[%d] (%q): %w", i, s, err)
+			}
+			ss.Steps = append(ss.Steps, st)
+		}
+		p.StepScaling = append(p.StepScaling, ss)
+	}
+	return p, nil
+}
+
+func parseStep(s string) (*shoalv1.Step, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 4 {
+		return nil, errors.New("want LOWER:UPPER:TYPE:ADJUSTMENT")
+	}
+	st := &shoalv1.Step{}
+	bound := func(name, v string) (*float64, error) {
+		if v == "" {
+			return nil, nil
+		}
+		x, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s (%q): not a number", name, v)
+		}
+		return &x, nil
+	}
+	var err error
+	if st.Lower, err = bound("lower", parts[0]); err != nil {
+		return nil, err
+	}
+	if st.Upper, err = bound("upper", parts[1]); err != nil {
+		return nil, err
+	}
+	if st.AdjustmentType, err = view.ParseAdjustmentType(parts[2]); err != nil {
+		return nil, err
+	}
+	if st.Adjustment, err = strconv.ParseFloat(parts[3], 64); err != nil {
+		return nil, fmt.Errorf("adjustment (%q): not a number", parts[3])
+	}
+	return st, nil
+}
+
+func policyGetCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "get FLEET",
+		Short: "show a fleet's scaling policy",
+		Args:  exactArgs("FLEET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.GetPolicy(ctx, &shoalv1.GetPolicyRequest{Fleet: args[0], Stale: g.stale})
+				if err != nil {
+					return err
+				}
+				return printPolicy(cmd, resp.Policy)
+			})
+		},
+	}
+}
+
+func printPolicy(cmd *cobra.Command, p *shoalv1.ScalingPolicy) error {
+	w := cmd.OutOrStdout()
+	if g.output == "json" {
+		v := view.PolicyOf(p)
+		if v == nil {
+			return printJSON(w, nil)
+		}
+		return printJSON(w, v)
+	}
+	if p == nil {
+		fmt.Fprintln(w, "no policy: the fleet is scaled by hand only")
+		return nil
+	}
+	rows := [][]string{{"KIND", "METRIC", "DETAIL"}}
+	for _, t := range p.TargetTracking {
+		rows = append(rows, []string{"target_tracking", t.Metric, fmt.Sprintf("target %g tolerance %g", t.Target, t.Tolerance)})
+	}
+	for _, s := range p.StepScaling {
+		for _, st := range s.Steps {
+			lo, hi := "-inf", "+inf"
+			if st.Lower != nil {
+				lo = strconv.FormatFloat(*st.Lower, 'g', -1, 64)
+			}
+			if st.Upper != nil {
+				hi = strconv.FormatFloat(*st.Upper, 'g', -1, 64)
+			}
+			rows = append(rows, []string{"step", s.Metric, fmt.Sprintf("[%s, %s) %s %g", lo, hi, view.AdjustmentTypeWord(st.AdjustmentType), st.Adjustment)})
+		}
+	}
+	if err := table(w, rows); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "warmup %s  scale-out window %s  scale-in window %s\n",
+		time.Duration(p.WarmupMs)*time.Millisecond, time.Duration(p.ScaleOutWindowMs)*time.Millisecond, time.Duration(p.ScaleInWindowMs)*time.Millisecond)
+	return nil
+}

@@ -1,0 +1,40 @@
+package view
+
+import shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+
+// Node is the JSON form of shoalv1.Node.
+type Node struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	RPCAddr  string `json:"rpc_addr"`
+	Role     string `json:"role"`
+	Voter    bool   `json:"voter"`
+}
+
+// Status is the JSON form of shoalv1.GetStatusResponse, as `status -o json`
+// prints it.
+type Status struct {
+	LeaderID     string `json:"leader_id"`
+	Nodes        []Node `json:"nodes"`
+	AppliedIndex uint64 `json:"applied_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	Term         uint64 `json:"term"`
+	NodeID       string `json:"node_id"`
+}
+
+// NodesOf converts proto nodes; the result is never nil, so JSON prints [].
+func NodesOf(ns []*shoalv1.Node) []Node {
+	out := make([]Node, 0, len(ns))
+	for _, n := range ns {
+		out = append(out, Node{ID: n.Id, RaftAddr: n.RaftAddr, RPCAddr: n.RpcAddr, Role: n.Role, Voter: n.Voter})
+	}
+	return out
+}
+
+// StatusOf converts a status response.
+func StatusOf(s *shoalv1.GetStatusResponse) Status {
+	return Status{
+		LeaderID: s.LeaderId, Nodes: NodesOf(s.Nodes), AppliedIndex: s.AppliedIndex,
+		CommitIndex: s.CommitIndex, Term: s.Term, NodeID: s.NodeId,
+	}
+}
