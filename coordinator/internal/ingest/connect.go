@@ -322,7 +322,12 @@ func (s *Service) route(rep *shoalv1.InstanceReport) error {
 
 func (s *Service) routeLocked(rep *shoalv1.InstanceReport) error {
 	if s.cluster.IsLeader() {
-		return s.store.apply(rep, s.cluster.NodeID(), s.cfg.Now())
+		now := s.cfg.Now()
+		err := s.store.apply(rep, s.cluster.NodeID(), now)
+		if err == nil && s.onApply != nil {
+			s.onApply(rep, now)
+		}
+		return err
 	}
 	id := rep.GetHello().GetInstanceId()
 	p := s.pending[id]

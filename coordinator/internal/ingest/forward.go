@@ -100,7 +100,11 @@ func (s *Service) Forward(st forwardStream) error {
 		case *shoalv1.ForwardRequest_Report:
 			rep := msg.Report
 			s.mu.Lock()
-			err := s.store.apply(rep, node, s.cfg.Now())
+			now := s.cfg.Now()
+			err := s.store.apply(rep, node, now)
+			if err == nil && s.onApply != nil {
+				s.onApply(rep, now)
+			}
 			s.mu.Unlock()
 			if errors.Is(err, ErrDuplicate) {
 				_ = f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Rejected{Rejected: &shoalv1.InstanceRejected{

@@ -133,7 +133,7 @@ func TestDuplicateInstanceOnOneNode(t *testing.T) {
 }
 
 // cluster2 starts a leader "L" and a follower "F" sharing one registry.
-func cluster2(t *testing.T, edit func(*Config)) (*network, *testNode, *testNode, *fakeRegistry) {
+func cluster2(t testing.TB, edit func(*Config)) (*network, *testNode, *testNode, *fakeRegistry) {
 	nw := &network{}
 	reg := newRegistry()
 	l := startNode(t, nw, "L", true, "L", reg, true, edit)
@@ -143,7 +143,8 @@ func cluster2(t *testing.T, edit func(*Config)) (*network, *testNode, *testNode,
 }
 
 func TestDuplicateInstanceAcrossNodes(t *testing.T) {
-	nw, l, _, _ := cluster2(t, nil)
+	// The first agent must stay fresh however slow the machine is.
+	nw, l, _, _ := cluster2(t, func(c *Config) { c.StaleAfter = time.Minute })
 	a, err := connect(t, nw, "L", hello("i-1", 100))
 	if err != nil {
 		t.Fatal(err)
@@ -257,16 +258,21 @@ func TestStaleThenGoodbye(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	quiet.send(t, true, smp(time.Now(), "cpu", 1.0))
-	eventually(t, "in service", func() bool { return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
+	eventually(t, "in service", func() bool {
+		quiet.send(t, true, smp(time.Now(), "cpu", 1.0))
+		return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
 	eventually(t, "unhealthy once silent", func() bool { return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY })
 
 	bye, err := connect(t, nw, "n1", hello("i-bye", 1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	bye.send(t, true, smp(time.Now(), "cpu", 1.0))
-	eventually(t, "registered", func() bool { _, ok := reg.Instance("i-bye"); return ok })
+	eventually(t, "registered", func() bool {
+		bye.send(t, true, smp(time.Now(), "cpu", 1.0))
+		_, ok := reg.Instance("i-bye")
+		return ok
+	})
 	if err := bye.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
 		t.Fatal(err)
 	}
@@ -278,8 +284,10 @@ func TestStaleThenGoodbye(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back.send(t, true, smp(time.Now(), "cpu", 1.0))
-	eventually(t, "back in service", func() bool { return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
+	eventually(t, "back in service", func() bool {
+		back.send(t, true, smp(time.Now(), "cpu", 1.0))
+		return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
 }
 
 // TestRaftSeesOnlyMembership streams 50 agents, half through a follower, and
@@ -349,8 +357,11 @@ func TestLeaderChangeRebuilds(t *testing.T) {
 		t.Fatal(err)
 	}
 	send := func() { a.send(t, true, smp(time.Now(), "cpu", 7.0)) }
-	send()
-	eventually(t, "in service", func() bool { return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE })
+	eventually(t, "in service", func() bool {
+		send()
+		time.Sleep(10 * time.Millisecond)
+		return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
 	// F takes over; L steps down.
 	f.cluster.set(true, "F")
 	l.cluster.set(false, "F")
@@ -362,8 +373,13 @@ func TestLeaderChangeRebuilds(t *testing.T) {
 	if l.svc.Aggregates("web", time.Second) != nil {
 		t.Error("a follower served aggregates")
 	}
-	if st := reg.state("i-1"); st != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
-		t.Errorf("state after the change = %s", st)
+	eventually(t, "in service under the new leader", func() bool {
+		send()
+		time.Sleep(10 * time.Millisecond)
+		return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
+	if _, ok := reg.Instance("i-1"); !ok {
+		t.Error("the instance was lost from the registry")
 	}
 }
 

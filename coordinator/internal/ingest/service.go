@@ -43,6 +43,8 @@ type Service struct {
 	droppedSeen map[string][2]uint64
 
 	cmdSeq atomic.Uint64
+	// onApply, when set (benchmarks), sees every report the leader applied.
+	onApply func(rep *shoalv1.InstanceReport, at time.Time)
 }
 
 // New returns a Service; Register mounts it and Run drives its loops.
