@@ -29,6 +29,8 @@ type Backend struct {
 	// Delay, when set, is slept by every HTTP request (to hold requests
 	// in flight in drain tests).
 	Delay atomic.Int64
+	// Fail, when set, makes every HTTP answer a 500.
+	Fail atomic.Bool
 	// Requests counts answered requests and calls.
 	Requests atomic.Int64
 
@@ -46,13 +48,17 @@ func New(name string) *Backend {
 			if d := time.Duration(b.Delay.Load()); d > 0 {
 				time.Sleep(d)
 			}
-			if r.URL.Path == "/status/500" {
-				w.WriteHeader(http.StatusInternalServerError)
+			if r.Header.Get("Upgrade") == "echo" {
+				b.serveEcho(w)
+				return
 			}
 			io.Copy(io.Discard, r.Body)
 			b.Requests.Add(1)
 			w.Header().Set(InstanceHeader, name)
 			w.Header().Set("Content-Type", "text/plain")
+			if b.Fail.Load() || r.URL.Path == "/status/500" {
+				w.WriteHeader(http.StatusInternalServerError)
+			}
 			w.Write(body)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -62,6 +68,31 @@ func New(name string) *Backend {
 	b.Health = health.NewServer()
 	healthpb.RegisterHealthServer(b.grpcSrv, b.Health)
 	return b
+}
+
+// serveEcho switches to the "echo" protocol (a stand-in for WebSocket) and
+// echoes every byte back.
+func (b *Backend) serveEcho(w http.ResponseWriter) {
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	b.Requests.Add(1)
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n" + InstanceHeader + ": " + b.Name + "\r\n\r\n")
+	brw.Flush()
+	buf := make([]byte, 4096)
+	for {
+		n, err := brw.Read(buf)
+		if n > 0 {
+			if _, werr := c.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // ServeHTTP serves the HTTP side on ln until Close.

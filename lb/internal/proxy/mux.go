@@ -617,15 +617,6 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 		}
 		return nil
 	}
-	if s.grpc {
-		if v := headerValue(f.Fields, "grpc-timeout"); v != "" {
-			if dur, ok := parseGRPCTimeout(v); ok {
-				s.timer = time.AfterFunc(dur, func() {
-					p.failStream(s, grpcDeadlineExceeded, 504, "grpc-timeout "+v+" reached at shoal-lb", nil)
-				})
-			}
-		}
-	}
 	fields := filterFields(f.Fields)
 	if p.cfg.BackendTLS != nil {
 		fields = setPseudo(fields, ":scheme", "https")
@@ -673,6 +664,18 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 		fs.add(u)
 		if s.done.Load() { // ended (backend lost) while we were attaching
 			up.untrack(tr)
+			return nil
+		}
+		if s.grpc {
+			if v := headerValue(f.Fields, "grpc-timeout"); v != "" {
+				if dur, ok := parseGRPCTimeout(v); ok {
+					u.mu.Lock() // s.timer is read by finish under u.mu
+					s.timer = time.AfterFunc(dur, func() {
+						p.failStream(s, grpcDeadlineExceeded, 504, "grpc-timeout "+v+" reached at shoal-lb", nil)
+					})
+					u.mu.Unlock()
+				}
+			}
 		}
 		return nil
 	}
@@ -1154,9 +1157,6 @@ func (p *Proxy) finish(s *pstream, reset bool) {
 	if !s.done.CompareAndSwap(false, true) {
 		return
 	}
-	if s.timer != nil {
-		s.timer.Stop()
-	}
 	d := s.d
 	d.mu.Lock()
 	if reset || len(s.toC.q) == 0 {
@@ -1167,6 +1167,9 @@ func (p *Proxy) finish(s *pstream, reset bool) {
 	d.mu.Unlock()
 	if u := s.u; u != nil {
 		u.mu.Lock()
+		if s.timer != nil {
+			s.timer.Stop()
+		}
 		if u.streams[s.toB.id] == s {
 			delete(u.streams, s.toB.id)
 			delete(u.blocked, s)

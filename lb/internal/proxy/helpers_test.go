@@ -1,0 +1,118 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
+)
+
+type testBackend struct {
+	*benchbackend.Backend
+	httpAddr, grpcAddr string
+	httpLn, grpcLn     net.Listener
+}
+
+func startBackends(t *testing.T, n int) []*testBackend {
+	t.Helper()
+	var out []*testBackend
+	for i := range n {
+		b := benchbackend.New("be" + string(rune('0'+i)))
+		hl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		gl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go b.ServeHTTP(hl)
+		go b.ServeGRPC(gl)
+		t.Cleanup(b.Close)
+		out = append(out, &testBackend{Backend: b, httpAddr: hl.Addr().String(), grpcAddr: gl.Addr().String(), httpLn: hl, grpcLn: gl})
+	}
+	return out
+}
+
+type testProxy struct {
+	*Proxy
+	addr string
+}
+
+func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func startProxy(t *testing.T, cfg Config, bcfg balance.Config, addrs ...string) *testProxy {
+	t.Helper()
+	cfg.Logger = quietLogger()
+	if bcfg.Fleet == "" {
+		bcfg.Fleet = "web"
+	}
+	p, err := New(cfg, bcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var specs []balance.Spec
+	for _, a := range addrs {
+		specs = append(specs, balance.Spec{Addr: a, ID: a, State: balance.Active})
+	}
+	if err := p.Balancer().Update(1, specs); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.Shutdown(ctx)
+	})
+	return &testProxy{Proxy: p, addr: ln.Addr().String()}
+}
+
+func grpcAddrs(bs []*testBackend) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.grpcAddr)
+	}
+	return out
+}
+
+func httpAddrs(bs []*testBackend) []string {
+	var out []string
+	for _, b := range bs {
+		out = append(out, b.httpAddr)
+	}
+	return out
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", within, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func get(t *testing.T, c *http.Client, url string) (int, string, string) {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error(), ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, strings.TrimSpace(string(b)), resp.Header.Get(benchbackend.InstanceHeader)
+}
