@@ -30,9 +30,7 @@ const examplePolicy = "../../../deploy/traces/policy.json"
 func TestCommandJSON(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.csv")
-	if err := os.WriteFile(trace, []byte("time,demand\n0,400\n600,2000\n1200,400\n1800,400\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, trace, "time,demand\n0,400\n600,2000\n1200,400\n1800,400\n")
 	svg := filepath.Join(dir, "out.svg")
 	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "-o", "json", "--svg", svg, "--launch-delay", "30s")
 	if err != nil {
@@ -79,7 +77,7 @@ func TestCommandJSON(t *testing.T) {
 func TestCommandTable(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.csv")
-	os.WriteFile(trace, []byte("time,demand\n0,300\n100,300\n"), 0o644)
+	writeFile(t, trace, "time,demand\n0,300\n100,300\n")
 	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--compare", "hpa")
 	if err != nil {
 		t.Fatal(err)
@@ -94,11 +92,11 @@ func TestCommandTable(t *testing.T) {
 func TestCommandErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.csv")
-	os.WriteFile(bad, []byte("time,demand\n0,1\n1,2\n2,lots\n"), 0o644)
+	writeFile(t, bad, "time,demand\n0,1\n1,2\n2,lots\n")
 	good := filepath.Join(dir, "good.csv")
-	os.WriteFile(good, []byte("time,demand\n0,1\n"), 0o644)
+	writeFile(t, good, "time,demand\n0,1\n")
 	typo := filepath.Join(dir, "typo.json")
-	os.WriteFile(typo, []byte(`{"min":1,"max":3,"desird":2}`), 0o644)
+	writeFile(t, typo, `{"min":1,"max":3,"desird":2}`)
 	cases := []struct {
 		name string
 		args []string
@@ -138,5 +136,12 @@ func TestExamplePolicyIsFleetGetOutput(t *testing.T) {
 	}
 	if strings.TrimSpace(string(again)) != strings.TrimSpace(string(b)) {
 		t.Fatalf("policy.json differs from view.Fleet output:\n%s", again)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
