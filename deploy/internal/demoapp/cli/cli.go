@@ -1,0 +1,90 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/deploy/internal/demoapp"
+)
+
+// Run executes shoal-demoapp with args and returns the exit code.
+func Run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd()
+	root.SetArgs(args)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "shoal-demoapp:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRootCmd() *cobra.Command {
+	d := demoapp.Defaults
+	cfg := demoapp.Config{}
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "shoal-demoapp",
+		Short: "Demo workload: HTTP and gRPC with a modelled per-instance capacity",
+		Long: `shoal-demoapp serves HTTP/1.1, h2c and gRPC (shoal.demo.v1.GreeterService and
+grpc.health.v1) on one port. Every answer names the instance (X-Shoal-Instance).
+It serves at most --capacity requests/s, queues up to --queue more, and exports
+demoapp_utilization (0-100) at /metrics for shoal-agent to scrape.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("log-level (%q): %w", logLevel, err)
+			}
+			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			cfg.Logger = logger
+			// Validate before WithDefaults: the flags carry the defaults, so
+			// an explicit --capacity 0 must be refused, not defaulted.
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			cfg = cfg.WithDefaults()
+			id, source, err := demoapp.ResolveInstanceID(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			logger.Info("instance id", "id", id, "source", source)
+			srv, err := demoapp.New(cfg, id)
+			if err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", cfg.Listen)
+			if err != nil {
+				return fmt.Errorf("listen (%s): %w", cfg.Listen, err)
+			}
+			err = srv.Serve(cmd.Context(), ln)
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", d.Listen, "address serving HTTP/1.1, h2c and gRPC")
+	f.StringVar(&cfg.InstanceID, "instance-id", "", "instance id in answers (default: from IMDS, else the hostname)")
+	f.StringVar(&cfg.IMDSEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254)")
+	f.DurationVar(&cfg.IMDSTimeout, "imds-timeout", d.IMDSTimeout, "how long to wait for IMDS before falling back to the hostname")
+	f.Float64Var(&cfg.Capacity, "capacity", d.Capacity, "most requests per second this instance serves")
+	f.IntVar(&cfg.QueueSize, "queue", d.QueueSize, "requests that may wait for capacity; more are rejected with 503 / RESOURCE_EXHAUSTED")
+	f.DurationVar(&cfg.Work, "work", d.Work, "real CPU burnt per request (at most 1/capacity)")
+	f.DurationVar(&cfg.UtilWindow, "util-window", d.UtilWindow, "window over which demoapp_utilization is measured")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may take to finish after SIGTERM")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
