@@ -59,6 +59,10 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, failed, err, "")
 	default:
 		s.finish(ctx, d, applied, nil, "")
+		if d.Source == fsm.SourceManual {
+			// A manual scale counts toward the automatic rate limits.
+			fs.decide = fs.decide.Record(s.cfg.Now(), d.From, d.To)
+		}
 	}
 	return false
 }
@@ -244,6 +248,11 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		if rpt, ok := s.deps.LBs.RequestsPerTarget(v.f.Name); ok {
 			in.Aggregates["requests_per_target"] = rpt
 		}
+	}
+	if !fs.seeded {
+		// A new leader starts its windows from the capacity it inherits, so
+		// a failover never lets a scale-in skip its stabilisation window.
+		fs.decide, fs.seeded = decide.Seed(in.Now, cur), true
 	}
 	d, next, err := decide.Decide(in, fs.decide)
 	if err != nil {

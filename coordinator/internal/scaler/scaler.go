@@ -133,6 +133,7 @@ type Explanation struct {
 // scale-in and never hurts.
 type fleetState struct {
 	decide       decide.State
+	seeded       bool
 	hookEnsured  bool
 	groupStatus  string
 	launchBlock  string

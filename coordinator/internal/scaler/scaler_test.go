@@ -459,3 +459,23 @@ func TestLaunchFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestNewLeaderHoldsScaleInForTheWindow(t *testing.T) {
+	p := cpuPolicy()
+	p.ScaleInWindowMs = 0 // the default, 60 s
+	h := newHarness(t, 4, p)
+	h.tick()
+	h.serve(10)
+	for i := 0; i < 30; i++ {
+		h.clk.Add(time.Second)
+		h.tick()
+	}
+	if got := len(h.decisions()); got != 0 {
+		t.Fatalf("scaled in %d times within the window after taking over", got)
+	}
+	h.clk.Add(31 * time.Second)
+	h.tick()
+	if ds := h.decisions(); len(ds) != 1 || ds[0].To != 2 {
+		t.Fatalf("decisions = %v, want one scale-in to 2 once the window passed", ds)
+	}
+}
