@@ -54,6 +54,7 @@ tidy-check: ## fail when go.mod or go.sum is not tidy
 
 bench: build ## benchmarks; prints tables
 	@if [ -x deploy/bench/raft.sh ]; then deploy/bench/raft.sh; fi
+	@if [ -x deploy/bench/simulate.sh ]; then deploy/bench/simulate.sh; fi
 	@$(MAKE) --no-print-directory bench-lb
 
 bench-lb: build ## shoal-lb next to nginx and haproxy (installs them with apt if missing)
