@@ -1,0 +1,21 @@
+package cli
+
+import (
+	"github.com/spf13/cobra"
+)
+
+// Run executes the command line and returns the process exit code.
+func Run(args []string) int {
+	root := &cobra.Command{
+		Use:           "shoal-localcloud",
+		Short:         "AWS-compatible local cloud for Shoal tests and demos (never for real AWS)",
+		SilenceUsage:  true,
+		SilenceErrors: false,
+	}
+	root.AddCommand(newServeCmd())
+	root.SetArgs(args)
+	if err := root.Execute(); err != nil {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,59 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-dev/shoal/deploy/internal/localcloud"
+)
+
+func newServeCmd() *cobra.Command {
+	cfg := localcloud.Defaults()
+	var logLevel string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve Auto Scaling, EC2 and CloudWatch on one address; instances run as local processes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var lvl slog.Level
+			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
+				return fmt.Errorf("log-level (%q): %w", logLevel, err)
+			}
+			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			if cfg.InstanceLogDir != "" {
+				if err := os.MkdirAll(cfg.InstanceLogDir, 0o755); err != nil {
+					return fmt.Errorf("instance-log-dir: %w", err)
+				}
+			}
+			srv, err := localcloud.NewServer(cfg)
+			if err != nil {
+				return err
+			}
+			if err := srv.Start(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "shoal-localcloud listening on %s (AWS_ENDPOINT_URL=%s)\n", srv.URL(), srv.URL())
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			<-ctx.Done()
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address of the AWS endpoint and the /_localcloud/ test hooks")
+	f.DurationVar(&cfg.BootDelay, "boot-delay", cfg.BootDelay, "time an instance stays pending before it is running/InService")
+	f.StringVar(&cfg.StateFile, "state-file", "", "persist groups, launch templates, images and alarms here across restarts")
+	f.DurationVar(&cfg.AlarmInterval, "alarm-interval", cfg.AlarmInterval, "how often alarms are evaluated (at most 10s)")
+	f.DurationVar(&cfg.TerminateGrace, "terminate-grace", cfg.TerminateGrace, "wait between SIGTERM and SIGKILL when an instance terminates")
+	f.DurationVar(&cfg.LaunchRetry, "launch-retry", cfg.LaunchRetry, "wait after a failed group launch before retrying")
+	f.StringVar(&cfg.InstanceIPPrefix, "instance-ip-prefix", cfg.InstanceIPPrefix, "loopback /24 (three octets) instance addresses come from")
+	f.StringVar(&cfg.InstanceLogDir, "instance-log-dir", "", "write each instance's output to <dir>/<instance-id>.log")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,509 @@
+package localcloud
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/localcloud/cwstore"
+)
+
+// EC2 instance states and their codes, as DescribeInstances reports them.
+const (
+	statePending      = "pending"
+	stateRunning      = "running"
+	stateShuttingDown = "shutting-down"
+	stateTerminated   = "terminated"
+	stateStopped      = "stopped"
+)
+
+var stateCodes = map[string]int{statePending: 0, stateRunning: 16, stateShuttingDown: 32, stateTerminated: 48, "stopping": 64, stateStopped: 80}
+
+// BaseImageID is the built-in image: it boots UserData and nothing else.
+const BaseImageID = "ami-localbase"
+
+// Subnet is one subnet of the default VPC.
+type Subnet struct {
+	ID, AZ, AZID, CIDR string
+}
+
+// VPCID is the default VPC.
+const VPCID = "vpc-0f0c0a1100000000d"
+
+var defaultSubnets = []Subnet{
+	{ID: "subnet-0a1a00000000000a1", AZ: "us-east-1a", AZID: "use1-az1", CIDR: "172.31.0.0/20"},
+	{ID: "subnet-0b1b00000000000b2", AZ: "us-east-1b", AZID: "use1-az2", CIDR: "172.31.16.0/20"},
+	{ID: "subnet-0c1c00000000000c3", AZ: "us-east-1c", AZID: "use1-az4", CIDR: "172.31.32.0/20"},
+}
+
+// Tag is an EC2 tag.
+type Tag struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
+
+// Image is an AMI. Workload holds the scripts an instance booted from it
+// runs before its own UserData, which is how CreateImage "bakes" software.
+type Image struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	Workload    []string  `json:"workload,omitempty"`
+	Created     time.Time `json:"created"`
+	SourceID    string    `json:"sourceInstanceId,omitempty"`
+	Tags        []Tag     `json:"tags,omitempty"`
+}
+
+// LaunchTemplate is an EC2 launch template with its versions.
+type LaunchTemplate struct {
+	ID             string      `json:"id"`
+	Name           string      `json:"name"`
+	Created        time.Time   `json:"created"`
+	DefaultVersion int         `json:"defaultVersion"`
+	Versions       []LTVersion `json:"versions"`
+	Tags           []Tag       `json:"tags,omitempty"`
+}
+
+// LTVersion is one launch template version's data.
+type LTVersion struct {
+	Number       int    `json:"number"`
+	Description  string `json:"description,omitempty"`
+	ImageID      string `json:"imageId,omitempty"`
+	InstanceType string `json:"instanceType,omitempty"`
+	UserData     string `json:"userData,omitempty"` // base64, as sent
+	InstanceTags []Tag  `json:"instanceTags,omitempty"`
+}
+
+// LTRef names a launch template the way groups and RunInstances do.
+type LTRef struct {
+	ID      string `json:"id,omitempty"`
+	Name    string `json:"name,omitempty"`
+	Version string `json:"version,omitempty"` // number, $Latest or $Default
+}
+
+// Instance is an EC2 instance: a process group on a loopback address.
+type Instance struct {
+	ID           string
+	ImageID      string
+	InstanceType string
+	SubnetID     string
+	AZ           string
+	IP           string
+	LaunchTime   time.Time
+	State        string
+	StateReason  string
+	Tags         []Tag
+	UserData     string // base64, as sent
+	Workload     []string
+	LT           *LTRef
+
+	// Auto Scaling view; Group is empty for standalone instances.
+	Group     string
+	Lifecycle string
+	Health    string
+	Protected bool
+
+	hook         *pendingAction
+	termStart    time.Time // real time SIGTERM was sent
+	killed       bool
+	termActivity *Activity
+	termCause    string
+	endTime      time.Time
+
+	proc *proc
+	imds *imdsServer
+	log  *os.File
+}
+
+type pendingAction struct {
+	hook     string
+	token    string
+	deadline time.Time
+	timeout  time.Duration
+	result   string // DefaultResult
+}
+
+// Cloud is the whole emulated account. One mutex guards it: the emulator
+// serves a handful of clients and simplicity beats throughput here.
+type Cloud struct {
+	cfg   Config
+	clock Clock
+	log   *slog.Logger
+	spawn func(procSpec) (*proc, error)
+
+	mu         sync.Mutex
+	images     map[string]*Image
+	templates  map[string]*LaunchTemplate
+	instances  map[string]*Instance
+	groups     map[string]*Group
+	activities []*Activity
+	ipUsed     map[string]bool
+	metrics    *cwstore.Store
+	alarms     cwstore.Alarms
+	faults     faults
+	closed     bool
+
+	kick  chan struct{}
+	dirty bool
+}
+
+// NewCloud builds the state with its default VPC and base image. Start the
+// reconcile loop with Run.
+func NewCloud(cfg Config) (*Cloud, error) {
+	cfg.fill()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	clk := cfg.Clock
+	if clk == nil {
+		clk = NewOffsetClock()
+	}
+	c := &Cloud{
+		cfg: cfg, clock: clk, log: cfg.Logger, spawn: defaultSpawner.start,
+		images:    map[string]*Image{},
+		templates: map[string]*LaunchTemplate{},
+		instances: map[string]*Instance{},
+		groups:    map[string]*Group{},
+		ipUsed:    map[string]bool{},
+		metrics:   cwstore.NewStore(),
+		alarms:    cwstore.Alarms{},
+		faults:    newFaults(),
+		kick:      make(chan struct{}, 1),
+	}
+	c.images[BaseImageID] = &Image{ID: BaseImageID, Name: "localcloud-base", Description: "Built-in base image: runs UserData as a shell script", Created: clk.Now()}
+	if cfg.StateFile != "" {
+		if err := c.load(cfg.StateFile); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// Now is the cloud's clock.
+func (c *Cloud) Now() time.Time { return c.clock.Now() }
+
+func randHex(n int) string {
+	b := make([]byte, (n+1)/2)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)[:n]
+}
+
+func newInstanceID() string { return "i-" + randHex(17) }
+
+func newUUID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b)
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// Subnets returns the default VPC's subnets.
+func (c *Cloud) Subnets() []Subnet { return append([]Subnet(nil), defaultSubnets...) }
+
+func subnetByID(id string) (Subnet, bool) {
+	for _, s := range defaultSubnets {
+		if s.ID == id {
+			return s, true
+		}
+	}
+	return Subnet{}, false
+}
+
+func (c *Cloud) allocIP() (string, error) {
+	for n := 1; n <= 254; n++ {
+		ip := c.cfg.InstanceIPPrefix + "." + strconv.Itoa(n)
+		if !c.ipUsed[ip] {
+			c.ipUsed[ip] = true
+			return ip, nil
+		}
+	}
+	return "", apiErr(http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "all 254 addresses of %s.0/24 are in use", c.cfg.InstanceIPPrefix)
+}
+
+// launchSpec is everything needed to boot one instance.
+type launchSpec struct {
+	ImageID      string
+	InstanceType string
+	SubnetID     string
+	UserData     string // base64
+	Tags         []Tag
+	Group        string
+	LT           *LTRef
+}
+
+// launchLocked boots an instance: allocates id and address, starts its IMDS
+// and its process group. The instance starts pending.
+func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
+	img, ok := c.images[spec.ImageID]
+	if !ok {
+		return nil, apiErr(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", spec.ImageID)
+	}
+	sn, ok := subnetByID(spec.SubnetID)
+	if !ok {
+		return nil, apiErr(http.StatusBadRequest, "InvalidSubnetID.NotFound", "The subnet ID '%s' does not exist", spec.SubnetID)
+	}
+	var userScript string
+	if spec.UserData != "" {
+		b, err := base64.StdEncoding.DecodeString(spec.UserData)
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "InvalidUserData.Malformed", "Invalid BASE64 encoding of user data.")
+		}
+		userScript = string(b)
+	}
+	ip, err := c.allocIP()
+	if err != nil {
+		return nil, err
+	}
+	if spec.InstanceType == "" {
+		spec.InstanceType = "t3.micro"
+	}
+	inst := &Instance{
+		ID: newInstanceID(), ImageID: img.ID, InstanceType: spec.InstanceType,
+		SubnetID: sn.ID, AZ: sn.AZ, IP: ip, LaunchTime: c.clock.Now(), State: statePending,
+		Tags: append([]Tag(nil), spec.Tags...), UserData: spec.UserData, LT: spec.LT,
+		Group: spec.Group,
+	}
+	inst.Workload = append([]string(nil), img.Workload...)
+	if userScript != "" {
+		inst.Workload = append(inst.Workload, userScript)
+	}
+	if inst.Group != "" {
+		inst.Lifecycle, inst.Health = "Pending", "Healthy"
+	}
+	id := inst.ID
+	inst.imds, err = startIMDS(ip, func() (imdsView, bool) { return c.imdsView(id) })
+	if err != nil {
+		delete(c.ipUsed, ip)
+		return nil, apiErr(http.StatusInternalServerError, "InternalError", "start metadata service on %s: %v", ip, err)
+	}
+	if c.cfg.InstanceLogDir != "" {
+		f, err := os.OpenFile(filepath.Join(c.cfg.InstanceLogDir, inst.ID+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err == nil {
+			inst.log = f
+		}
+	}
+	inst.proc, err = c.spawn(procSpec{
+		Shell:   c.cfg.Shell,
+		Scripts: inst.Workload,
+		Output:  inst.log,
+		Env: []string{
+			"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + inst.imds.endpoint,
+			"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4",
+			"AWS_REGION=" + c.cfg.Region,
+			"LOCALCLOUD_INSTANCE_ID=" + inst.ID,
+			"LOCALCLOUD_PRIVATE_IP=" + inst.IP,
+		},
+	})
+	if err != nil {
+		inst.imds.close()
+		delete(c.ipUsed, ip)
+		if inst.log != nil {
+			inst.log.Close()
+		}
+		return nil, apiErr(http.StatusInternalServerError, "InternalError", "%v", err)
+	}
+	c.instances[inst.ID] = inst
+	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
+	return inst, nil
+}
+
+func (c *Cloud) imdsView(id string) (imdsView, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inst, ok := c.instances[id]
+	if !ok || inst.State == stateTerminated {
+		return imdsView{}, false
+	}
+	tags := map[string]string{}
+	for _, t := range inst.Tags {
+		tags[t.Key] = t.Value
+	}
+	ud := ""
+	if b, err := base64.StdEncoding.DecodeString(inst.UserData); err == nil {
+		ud = string(b)
+	}
+	return imdsView{
+		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType,
+		AZ: inst.AZ, IP: inst.IP, Region: c.cfg.Region, AccountID: c.cfg.AccountID,
+		UserData: ud, LaunchTime: inst.LaunchTime, Tags: tags,
+	}, true
+}
+
+// resolveLT finds a template and version by id or name.
+func (c *Cloud) resolveLT(ref LTRef) (*LaunchTemplate, *LTVersion, error) {
+	var lt *LaunchTemplate
+	switch {
+	case ref.ID != "" && ref.Name != "":
+		return nil, nil, validation("Valid requests must contain either launchTemplateId or LaunchTemplateName, not both")
+	case ref.ID != "":
+		lt = c.templates[ref.ID]
+		if lt == nil {
+			return nil, nil, validation("You must use a valid fully-formed launch template. The specified launch template, with template ID %s, does not exist.", ref.ID)
+		}
+	case ref.Name != "":
+		for _, t := range c.templates {
+			if t.Name == ref.Name {
+				lt = t
+			}
+		}
+		if lt == nil {
+			return nil, nil, validation("You must use a valid fully-formed launch template. The specified launch template, with template name %s, does not exist.", ref.Name)
+		}
+	default:
+		return nil, nil, validation("Valid requests must contain either LaunchTemplateId or LaunchTemplateName")
+	}
+	v := lt.DefaultVersion
+	switch ref.Version {
+	case "", "$Default":
+	case "$Latest":
+		v = lt.Versions[len(lt.Versions)-1].Number
+	default:
+		n, err := strconv.Atoi(ref.Version)
+		if err != nil || n < 1 || n > len(lt.Versions) {
+			return nil, nil, validation("You must use a valid fully-formed launch template. The specified launch template version %s of template %s does not exist.", ref.Version, lt.Name)
+		}
+		v = n
+	}
+	return lt, &lt.Versions[v-1], nil
+}
+
+// stopLocked begins stopping an instance's process: SIGTERM to the group
+// now, SIGKILL after the grace period (checked by reconcile).
+func (c *Cloud) stopLocked(inst *Instance) {
+	if inst.proc == nil || !inst.termStart.IsZero() {
+		return
+	}
+	inst.termStart = time.Now()
+	_ = inst.proc.signalGroup(syscall.SIGTERM)
+}
+
+// finishStopLocked escalates to SIGKILL after the grace period and reports
+// whether the process group is gone.
+func (c *Cloud) finishStopLocked(inst *Instance) bool {
+	if inst.proc == nil {
+		return true
+	}
+	if !inst.proc.exited() {
+		if !inst.killed && time.Since(inst.termStart) >= c.cfg.TerminateGrace {
+			inst.killed = true
+			_ = inst.proc.signalGroup(syscall.SIGKILL)
+		}
+		return false
+	}
+	// The wrapper is gone; make sure nothing else of its group survives.
+	_ = inst.proc.signalGroup(syscall.SIGKILL)
+	return true
+}
+
+// releaseLocked frees an instance's address and metadata endpoint once its
+// process is gone.
+func (c *Cloud) releaseLocked(inst *Instance) {
+	if inst.imds != nil {
+		go inst.imds.close()
+		inst.imds = nil
+	}
+	if inst.log != nil {
+		inst.log.Close()
+		inst.log = nil
+	}
+	delete(c.ipUsed, inst.IP)
+}
+
+// InstanceInfo is what the test hook lists.
+type InstanceInfo struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	Group        string `json:"group,omitempty"`
+	Lifecycle    string `json:"lifecycle,omitempty"`
+	Health       string `json:"health,omitempty"`
+	IP           string `json:"privateIp"`
+	AZ           string `json:"availabilityZone"`
+	SubnetID     string `json:"subnetId"`
+	ImageID      string `json:"imageId"`
+	PID          int    `json:"pid,omitempty"`
+	IMDSEndpoint string `json:"imdsEndpoint,omitempty"`
+}
+
+// ListInstances returns every known instance with its process id.
+func (c *Cloud) ListInstances() []InstanceInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]InstanceInfo, 0, len(c.instances))
+	for _, in := range c.instances {
+		info := InstanceInfo{ID: in.ID, State: in.State, Group: in.Group, Lifecycle: in.Lifecycle, Health: in.Health,
+			IP: in.IP, AZ: in.AZ, SubnetID: in.SubnetID, ImageID: in.ImageID}
+		if in.proc != nil && !in.proc.exited() {
+			info.PID = in.proc.pid
+		}
+		if in.imds != nil {
+			info.IMDSEndpoint = in.imds.endpoint
+		}
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Shutdown kills every instance process group and waits (bounded) for them.
+func (c *Cloud) Shutdown(timeout time.Duration) {
+	c.mu.Lock()
+	c.closed = true
+	var procs []*proc
+	for _, in := range c.instances {
+		if in.proc != nil {
+			_ = in.proc.signalGroup(syscall.SIGTERM)
+			procs = append(procs, in.proc)
+		}
+		c.releaseLocked(in)
+	}
+	c.mu.Unlock()
+	deadline := time.After(timeout)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+		}
+		_ = p.signalGroup(syscall.SIGKILL)
+	}
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-time.After(time.Second):
+		}
+	}
+	if c.cfg.StateFile != "" {
+		c.mu.Lock()
+		_ = c.saveLocked()
+		c.mu.Unlock()
+	}
+}
+
+func (c *Cloud) poke() {
+	select {
+	case c.kick <- struct{}{}:
+	default:
+	}
+}
+
+func tagsOf(in []Tag, key string) (string, bool) {
+	for _, t := range in {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

@@ -1,0 +1,131 @@
+package localcloud
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("localcloud config")
+
+// Config configures a local cloud. Zero fields take the defaults below.
+type Config struct {
+	// Addr is the listen address of the AWS endpoint and the test hooks.
+	Addr string
+	// BootDelay is how long an instance stays pending before it is running
+	// (and InService in its group).
+	BootDelay time.Duration
+	// StateFile, when set, persists groups, launch templates, images, hooks
+	// and alarms across restarts (instances are processes and are not).
+	StateFile string
+	// AlarmInterval is how often alarms are evaluated.
+	AlarmInterval time.Duration
+	// TerminateGrace is the wait between SIGTERM and SIGKILL when an
+	// instance is terminated.
+	TerminateGrace time.Duration
+	// ReconcileInterval is how often groups and instances are reconciled.
+	ReconcileInterval time.Duration
+	// LaunchRetry is how long a group waits after a failed launch before it
+	// tries again, as AWS backs off failed launches.
+	LaunchRetry time.Duration
+	// InstanceIPPrefix is the /24 loopback prefix instance addresses come
+	// from, e.g. "127.0.1" gives 127.0.1.1 ... 127.0.1.254.
+	InstanceIPPrefix string
+	// InstanceLogDir receives one <instance-id>.log per instance; empty
+	// discards instance output.
+	InstanceLogDir string
+	// Shell runs UserData scripts.
+	Shell string
+	// Region is the only region served.
+	Region string
+	// AccountID is the owner of every resource.
+	AccountID string
+	// Clock overrides the time source; nil uses an OffsetClock that the
+	// /_localcloud/clock hook can move.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Defaults returns the configuration the serve command starts from.
+func Defaults() Config {
+	return Config{
+		Addr:              "127.0.0.1:4566",
+		BootDelay:         3 * time.Second,
+		AlarmInterval:     10 * time.Second,
+		TerminateGrace:    5 * time.Second,
+		ReconcileInterval: 100 * time.Millisecond,
+		LaunchRetry:       10 * time.Second,
+		InstanceIPPrefix:  "127.0.1",
+		Shell:             "/bin/sh",
+		Region:            "us-east-1",
+		AccountID:         "123456789012",
+	}
+}
+
+func (c *Config) fill() {
+	d := Defaults()
+	if c.Addr == "" {
+		c.Addr = d.Addr
+	}
+	if c.BootDelay == 0 {
+		c.BootDelay = d.BootDelay
+	}
+	if c.AlarmInterval == 0 {
+		c.AlarmInterval = d.AlarmInterval
+	}
+	if c.TerminateGrace == 0 {
+		c.TerminateGrace = d.TerminateGrace
+	}
+	if c.ReconcileInterval == 0 {
+		c.ReconcileInterval = d.ReconcileInterval
+	}
+	if c.LaunchRetry == 0 {
+		c.LaunchRetry = d.LaunchRetry
+	}
+	if c.InstanceIPPrefix == "" {
+		c.InstanceIPPrefix = d.InstanceIPPrefix
+	}
+	if c.Shell == "" {
+		c.Shell = d.Shell
+	}
+	if c.Region == "" {
+		c.Region = d.Region
+	}
+	if c.AccountID == "" {
+		c.AccountID = d.AccountID
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+}
+
+// Validate says which field is wrong and why.
+func (c *Config) Validate() error {
+	switch {
+	case c.BootDelay < 0:
+		return fmt.Errorf("%w: boot-delay (%s) must be >= 0", ErrConfig, c.BootDelay)
+	case c.AlarmInterval <= 0 || c.AlarmInterval > 10*time.Second:
+		return fmt.Errorf("%w: alarm-interval (%s) must be > 0 and <= 10s (CloudWatch evaluates at least every 10 s)", ErrConfig, c.AlarmInterval)
+	case c.TerminateGrace <= 0:
+		return fmt.Errorf("%w: terminate-grace (%s) must be > 0", ErrConfig, c.TerminateGrace)
+	case c.ReconcileInterval <= 0:
+		return fmt.Errorf("%w: reconcile-interval (%s) must be > 0", ErrConfig, c.ReconcileInterval)
+	case c.LaunchRetry <= 0:
+		return fmt.Errorf("%w: launch-retry (%s) must be > 0", ErrConfig, c.LaunchRetry)
+	case c.Region != "us-east-1":
+		return fmt.Errorf("%w: region (%q) must be us-east-1: the local cloud models one region", ErrConfig, c.Region)
+	}
+	ip := net.ParseIP(c.InstanceIPPrefix + ".1")
+	if ip == nil || !ip.IsLoopback() || strings.Count(c.InstanceIPPrefix, ".") != 2 {
+		return fmt.Errorf("%w: instance-ip-prefix (%q) must be three octets of 127.0.0.0/8, e.g. 127.0.1", ErrConfig, c.InstanceIPPrefix)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		return fmt.Errorf("%w: addr (%q): %v", ErrConfig, c.Addr, err)
+	}
+	return nil
+}

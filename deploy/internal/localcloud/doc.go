@@ -1,0 +1,12 @@
+// Package localcloud is shoal-localcloud: an AWS-compatible emulator that
+// speaks the real wire protocols aws-sdk-go-v2 sends for Auto Scaling
+// (awsQuery), EC2 (ec2query) and CloudWatch (Smithy RPC v2 CBOR), and turns
+// EC2 instances into local process groups with their own loopback address
+// and IMDSv2 endpoint.
+//
+// It is a test and demo double. It must never be used to talk to real AWS:
+// it accepts any credentials, checks only the shape of SigV4 signatures, and
+// must never forward, proxy or sign anything towards an AWS endpoint. It also
+// never runs an instance process without the parent-death signal, so killing
+// the local cloud never leaves a workload behind.
+package localcloud

@@ -1,0 +1,84 @@
+package localcloud
+
+import (
+	"net/http"
+	"sync"
+)
+
+// faults are injected failures for tests of Shoal's error handling. They
+// live behind the /_localcloud/ hooks only.
+type faults struct {
+	mu     sync.Mutex
+	launch map[string]string // group ("*" for all) -> failure message
+	api    map[string]*apiFault
+}
+
+type apiFault struct {
+	remaining int
+	err       APIError
+}
+
+func newFaults() faults {
+	return faults{launch: map[string]string{}, api: map[string]*apiFault{}}
+}
+
+func (f *faults) setLaunchFailure(group, msg string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg == "" {
+		delete(f.launch, group)
+		return
+	}
+	f.launch[group] = msg
+}
+
+func (f *faults) launchFailure(group string) (string, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if m, ok := f.launch[group]; ok {
+		return m, true
+	}
+	m, ok := f.launch["*"]
+	return m, ok
+}
+
+// faultCodes maps the codes a test may inject to what AWS sends with them.
+var faultCodes = map[string]int{
+	"Throttling":                   http.StatusBadRequest,
+	"ThrottlingException":          http.StatusBadRequest,
+	"RequestLimitExceeded":         http.StatusServiceUnavailable,
+	"InternalFailure":              http.StatusInternalServerError,
+	"InternalError":                http.StatusInternalServerError,
+	"ServiceUnavailable":           http.StatusServiceUnavailable,
+	"InsufficientInstanceCapacity": http.StatusInternalServerError,
+	"ServiceUnavailableException":  http.StatusServiceUnavailable,
+	"ResourceContention":           http.StatusInternalServerError,
+	"ScalingActivityInProgress":    http.StatusBadRequest,
+}
+
+func (f *faults) setAPIFault(op, code string, count int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if count <= 0 {
+		delete(f.api, op)
+		return
+	}
+	f.api[op] = &apiFault{remaining: count, err: APIError{Code: code, Status: faultCodes[code], Message: "injected by the local cloud's fault hook"}}
+}
+
+// takeAPIFault consumes one injected failure for op ("*" matches any).
+func (f *faults) takeAPIFault(op string) *APIError {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, k := range []string{op, "*"} {
+		if af := f.api[k]; af != nil {
+			af.remaining--
+			if af.remaining <= 0 {
+				delete(f.api, k)
+			}
+			e := af.err
+			return &e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,785 @@
+package localcloud
+
+import (
+	"fmt"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Lifecycle transitions a hook can attach to.
+const (
+	transitionTerminating = "autoscaling:EC2_INSTANCE_TERMINATING"
+	transitionLaunching   = "autoscaling:EC2_INSTANCE_LAUNCHING"
+)
+
+// validProcesses are the Auto Scaling processes SuspendProcesses accepts.
+var validProcesses = []string{"Launch", "Terminate", "AddToLoadBalancer", "AlarmNotification", "AZRebalance", "HealthCheck", "InstanceRefresh", "ReplaceUnhealthy", "ScheduledActions"}
+
+// GroupTag is an Auto Scaling group tag.
+type GroupTag struct {
+	Key       string `json:"key"`
+	Value     string `json:"value"`
+	Propagate bool   `json:"propagateAtLaunch"`
+}
+
+// Hook is a lifecycle hook.
+type Hook struct {
+	Name                  string `json:"name"`
+	Transition            string `json:"transition"`
+	HeartbeatTimeout      int    `json:"heartbeatTimeout"`
+	DefaultResult         string `json:"defaultResult"`
+	NotificationMetadata  string `json:"notificationMetadata,omitempty"`
+	NotificationTargetARN string `json:"notificationTargetArn,omitempty"`
+	RoleARN               string `json:"roleArn,omitempty"`
+}
+
+// Group is an Auto Scaling group.
+type Group struct {
+	Name                   string            `json:"name"`
+	ARN                    string            `json:"arn"`
+	LT                     LTRef             `json:"launchTemplate"`
+	Min                    int               `json:"min"`
+	Max                    int               `json:"max"`
+	Desired                int               `json:"desired"`
+	DefaultCooldown        int               `json:"defaultCooldown"`
+	HealthCheckType        string            `json:"healthCheckType"`
+	HealthCheckGracePeriod int               `json:"healthCheckGracePeriod"`
+	Subnets                []string          `json:"subnets"`
+	Tags                   []GroupTag        `json:"tags,omitempty"`
+	TerminationPolicies    []string          `json:"terminationPolicies,omitempty"`
+	NewInstancesProtected  bool              `json:"newInstancesProtected,omitempty"`
+	Created                time.Time         `json:"created"`
+	Suspended              map[string]string `json:"suspended,omitempty"`
+	Hooks                  map[string]*Hook  `json:"hooks,omitempty"`
+	Deleting               bool              `json:"deleting,omitempty"`
+
+	nextLaunch   time.Time
+	lastActivity time.Time
+}
+
+// AZs returns the group's availability zones in subnet order.
+func (g *Group) AZs() []string {
+	var out []string
+	for _, id := range g.Subnets {
+		if s, ok := subnetByID(id); ok {
+			out = append(out, s.AZ)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (g *Group) suspended(process string) bool {
+	_, ok := g.Suspended[process]
+	return ok
+}
+
+// Activity is a scaling activity.
+type Activity struct {
+	ID            string    `json:"id"`
+	Group         string    `json:"group"`
+	Description   string    `json:"description"`
+	Cause         string    `json:"cause"`
+	Start         time.Time `json:"start"`
+	End           time.Time `json:"end"`
+	Status        string    `json:"status"`
+	StatusMessage string    `json:"statusMessage,omitempty"`
+	Progress      int       `json:"progress"`
+	Details       string    `json:"details"`
+}
+
+const maxActivities = 2000
+
+func (c *Cloud) newActivity(group, desc, cause string) *Activity {
+	a := &Activity{ID: newUUID(), Group: group, Description: desc, Cause: cause, Start: c.clock.Now(), Status: "InProgress", Details: fmt.Sprintf(`{"Subnet ID":"","Availability Zone":""}`)}
+	c.activities = append(c.activities, a)
+	if len(c.activities) > maxActivities {
+		c.activities = c.activities[len(c.activities)-maxActivities:]
+	}
+	return a
+}
+
+func (c *Cloud) endActivity(a *Activity, status, msg string) {
+	if a == nil {
+		return
+	}
+	a.Status, a.StatusMessage, a.End, a.Progress = status, msg, c.clock.Now(), 100
+	if g := c.groups[a.Group]; g != nil {
+		g.lastActivity = a.End
+	}
+}
+
+// GroupInput is CreateAutoScalingGroup / UpdateAutoScalingGroup input.
+// Nil pointers mean "not given".
+type GroupInput struct {
+	Name                   string
+	LT                     *LTRef
+	Min, Max, Desired      *int
+	DefaultCooldown        *int
+	HealthCheckType        string
+	HealthCheckGracePeriod *int
+	VPCZoneIdentifier      string
+	AvailabilityZones      []string
+	Tags                   []GroupTag
+	TerminationPolicies    []string
+	NewInstancesProtected  *bool
+	Hooks                  []Hook
+}
+
+func (c *Cloud) groupLocked(name string) (*Group, error) {
+	g := c.groups[name]
+	if g == nil || g.Deleting {
+		return nil, validation("AutoScalingGroup name not found - AutoScalingGroup %s not found", name)
+	}
+	return g, nil
+}
+
+func validateSizes(min, max, desired int) error {
+	switch {
+	case min < 0:
+		return validation("MinSize (%d) must be >= 0", min)
+	case min > max:
+		return validation("Max bound, %d, must be greater than or equal to min bound, %d", max, min)
+	case desired < min || desired > max:
+		return validation("Desired capacity:%d must be between the specified min size:%d and max size:%d", desired, min, max)
+	}
+	return nil
+}
+
+func (c *Cloud) subnetsFor(vpcZone string, azs []string) ([]string, error) {
+	var out []string
+	if vpcZone != "" {
+		for _, id := range strings.Split(vpcZone, ",") {
+			id = strings.TrimSpace(id)
+			if id == "" {
+				continue
+			}
+			if _, ok := subnetByID(id); !ok {
+				return nil, validation("The subnet ID '%s' does not exist", id)
+			}
+			out = append(out, id)
+		}
+		return out, nil
+	}
+	for _, az := range azs {
+		found := false
+		for _, s := range defaultSubnets {
+			if s.AZ == az {
+				out = append(out, s.ID)
+				found = true
+			}
+		}
+		if !found {
+			return nil, validation("The availability zone %s is not legal", az)
+		}
+	}
+	return out, nil
+}
+
+func validateHook(h *Hook) error {
+	if h.Name == "" || len(h.Name) > 255 {
+		return validation("LifecycleHookName must be 1 to 255 characters")
+	}
+	switch h.Transition {
+	case transitionTerminating, transitionLaunching:
+	default:
+		return validation("Invalid Lifecycle Transition %q: must be %s or %s", h.Transition, transitionLaunching, transitionTerminating)
+	}
+	if h.HeartbeatTimeout == 0 {
+		h.HeartbeatTimeout = 3600
+	}
+	if h.HeartbeatTimeout < 30 || h.HeartbeatTimeout > 7200 {
+		return validation("HeartbeatTimeout (%d) must be between 30 and 7200 seconds", h.HeartbeatTimeout)
+	}
+	if h.DefaultResult == "" {
+		h.DefaultResult = "ABANDON"
+	}
+	if h.DefaultResult != "CONTINUE" && h.DefaultResult != "ABANDON" {
+		return validation("DefaultResult %q must be CONTINUE or ABANDON", h.DefaultResult)
+	}
+	return nil
+}
+
+// CreateGroup is CreateAutoScalingGroup.
+func (c *Cloud) CreateGroup(in GroupInput) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if in.Name == "" || len(in.Name) > 255 {
+		return validation("AutoScalingGroupName must be 1 to 255 characters")
+	}
+	if g := c.groups[in.Name]; g != nil {
+		return apiErr(http.StatusBadRequest, "AlreadyExists", "AutoScalingGroup by this name already exists - A group with the name %s already exists", in.Name)
+	}
+	if in.LT == nil {
+		return validation("Valid requests must contain either LaunchTemplate, LaunchConfigurationName, InstanceId or MixedInstancesPolicy parameter. The local cloud supports LaunchTemplate only.")
+	}
+	lt, _, err := c.resolveLT(*in.LT)
+	if err != nil {
+		return err
+	}
+	if in.Min == nil || in.Max == nil {
+		return validation("MinSize and MaxSize are required")
+	}
+	desired := *in.Min
+	if in.Desired != nil {
+		desired = *in.Desired
+	}
+	if err := validateSizes(*in.Min, *in.Max, desired); err != nil {
+		return err
+	}
+	subnets, err := c.subnetsFor(in.VPCZoneIdentifier, in.AvailabilityZones)
+	if err != nil {
+		return err
+	}
+	if len(subnets) == 0 {
+		return validation("At least one Availability Zone or VPC Subnet is required.")
+	}
+	g := &Group{
+		Name: in.Name, ARN: fmt.Sprintf("arn:aws:autoscaling:%s:%s:autoScalingGroup:%s:autoScalingGroupName/%s", c.cfg.Region, c.cfg.AccountID, newUUID(), in.Name),
+		LT: LTRef{ID: lt.ID, Name: lt.Name, Version: in.LT.Version}, Min: *in.Min, Max: *in.Max, Desired: desired,
+		DefaultCooldown: 300, HealthCheckType: "EC2", Subnets: subnets, Created: c.clock.Now(),
+		Suspended: map[string]string{}, Hooks: map[string]*Hook{}, TerminationPolicies: []string{"Default"},
+	}
+	if g.LT.Version == "" {
+		g.LT.Version = "$Default"
+	}
+	if in.DefaultCooldown != nil {
+		g.DefaultCooldown = *in.DefaultCooldown
+	}
+	if in.HealthCheckType != "" {
+		if in.HealthCheckType != "EC2" && in.HealthCheckType != "ELB" {
+			return validation("HealthCheckType %q must be EC2 or ELB", in.HealthCheckType)
+		}
+		g.HealthCheckType = in.HealthCheckType
+	}
+	if in.HealthCheckGracePeriod != nil {
+		g.HealthCheckGracePeriod = *in.HealthCheckGracePeriod
+	}
+	if len(in.TerminationPolicies) > 0 {
+		g.TerminationPolicies = in.TerminationPolicies
+	}
+	if in.NewInstancesProtected != nil {
+		g.NewInstancesProtected = *in.NewInstancesProtected
+	}
+	seen := map[string]bool{}
+	for _, t := range in.Tags {
+		if t.Key == "" || strings.HasPrefix(t.Key, "aws:") {
+			return validation("Tag key %q is invalid: keys must be non-empty and must not start with aws:", t.Key)
+		}
+		if seen[t.Key] {
+			return validation("Duplicate tag key %q", t.Key)
+		}
+		seen[t.Key] = true
+	}
+	g.Tags = append(g.Tags, in.Tags...)
+	for _, h := range in.Hooks {
+		h := h
+		if err := validateHook(&h); err != nil {
+			return err
+		}
+		g.Hooks[h.Name] = &h
+	}
+	c.groups[g.Name] = g
+	c.dirty = true
+	c.poke()
+	return nil
+}
+
+// UpdateGroup is UpdateAutoScalingGroup.
+func (c *Cloud) UpdateGroup(in GroupInput) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(in.Name)
+	if err != nil {
+		return err
+	}
+	min, max, desired := g.Min, g.Max, g.Desired
+	if in.Min != nil {
+		min = *in.Min
+	}
+	if in.Max != nil {
+		max = *in.Max
+	}
+	if in.Desired != nil {
+		desired = *in.Desired
+	} else {
+		// As on AWS: a new min above the current desired raises desired,
+		// a new max below it lowers desired.
+		if desired < min {
+			desired = min
+		}
+		if desired > max {
+			desired = max
+		}
+	}
+	if err := validateSizes(min, max, desired); err != nil {
+		return err
+	}
+	var ref *LTRef
+	if in.LT != nil {
+		lt, _, err := c.resolveLT(*in.LT)
+		if err != nil {
+			return err
+		}
+		ref = &LTRef{ID: lt.ID, Name: lt.Name, Version: in.LT.Version}
+		if ref.Version == "" {
+			ref.Version = "$Default"
+		}
+	}
+	var subnets []string
+	if in.VPCZoneIdentifier != "" || len(in.AvailabilityZones) > 0 {
+		if subnets, err = c.subnetsFor(in.VPCZoneIdentifier, in.AvailabilityZones); err != nil {
+			return err
+		}
+	}
+	if in.HealthCheckType != "" && in.HealthCheckType != "EC2" && in.HealthCheckType != "ELB" {
+		return validation("HealthCheckType %q must be EC2 or ELB", in.HealthCheckType)
+	}
+	g.Min, g.Max, g.Desired = min, max, desired
+	if ref != nil {
+		g.LT = *ref
+	}
+	if len(subnets) > 0 {
+		g.Subnets = subnets
+	}
+	if in.DefaultCooldown != nil {
+		g.DefaultCooldown = *in.DefaultCooldown
+	}
+	if in.HealthCheckType != "" {
+		g.HealthCheckType = in.HealthCheckType
+	}
+	if in.HealthCheckGracePeriod != nil {
+		g.HealthCheckGracePeriod = *in.HealthCheckGracePeriod
+	}
+	if len(in.TerminationPolicies) > 0 {
+		g.TerminationPolicies = in.TerminationPolicies
+	}
+	if in.NewInstancesProtected != nil {
+		g.NewInstancesProtected = *in.NewInstancesProtected
+	}
+	c.dirty = true
+	c.poke()
+	return nil
+}
+
+func (c *Cloud) groupInstancesLocked(name string) []*Instance {
+	var out []*Instance
+	for _, in := range c.instances {
+		if in.Group == name && in.State != stateTerminated {
+			out = append(out, in)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].LaunchTime.Equal(out[j].LaunchTime) {
+			return out[i].LaunchTime.Before(out[j].LaunchTime)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+// DeleteGroup is DeleteAutoScalingGroup.
+func (c *Cloud) DeleteGroup(name string, force bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(name)
+	if err != nil {
+		return err
+	}
+	insts := c.groupInstancesLocked(name)
+	if len(insts) > 0 && !force {
+		return apiErr(http.StatusBadRequest, "ResourceInUse", "You cannot delete an AutoScalingGroup while there are instances or pending Spot instance request(s) still in the group.")
+	}
+	g.Deleting = true
+	g.Min, g.Max, g.Desired = 0, 0, 0
+	for _, in := range insts {
+		// ForceDelete abandons outstanding lifecycle actions, as on AWS.
+		in.hook = nil
+		if !strings.HasPrefix(in.Lifecycle, "Terminating") {
+			in.termActivity = c.newActivity(name, "Terminating EC2 instance: "+in.ID,
+				fmt.Sprintf("At %s the group was deleted with ForceDelete.", c.clock.Now().UTC().Format(time.RFC3339)))
+		}
+		in.Lifecycle = "Terminating:Proceed"
+	}
+	if len(insts) == 0 {
+		delete(c.groups, name)
+	}
+	c.dirty = true
+	c.poke()
+	return nil
+}
+
+// SetDesired is SetDesiredCapacity.
+func (c *Cloud) SetDesired(name string, desired int, honorCooldown bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case desired > g.Max:
+		return validation("New SetDesiredCapacity value %d is above max value %d for the AutoScalingGroup.", desired, g.Max)
+	case desired < g.Min:
+		return validation("New SetDesiredCapacity value %d is below min value %d for the AutoScalingGroup.", desired, g.Min)
+	}
+	if honorCooldown && !g.lastActivity.IsZero() && c.clock.Now().Before(g.lastActivity.Add(time.Duration(g.DefaultCooldown)*time.Second)) {
+		return apiErr(http.StatusBadRequest, "ScalingActivityInProgress", "Scaling activity is in progress or the group is in cooldown until %s",
+			g.lastActivity.Add(time.Duration(g.DefaultCooldown)*time.Second).UTC().Format(time.RFC3339))
+	}
+	g.Desired = desired
+	c.dirty = true
+	c.poke()
+	return nil
+}
+
+func (c *Cloud) groupInstanceLocked(id string) (*Instance, *Group, error) {
+	in := c.instances[id]
+	if in == nil || in.Group == "" || in.State == stateTerminated {
+		return nil, nil, validation("Instance Id not found - No managed instance found for instance ID: %s", id)
+	}
+	return in, c.groups[in.Group], nil
+}
+
+// TerminateInGroup is TerminateInstanceInAutoScalingGroup.
+func (c *Cloud) TerminateInGroup(id string, decrement bool) (*Activity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, g, err := c.groupInstanceLocked(id)
+	if err != nil {
+		return nil, err
+	}
+	if strings.HasPrefix(in.Lifecycle, "Terminating") {
+		return in.termActivity, nil
+	}
+	now := c.clock.Now().UTC().Format(time.RFC3339)
+	cause := fmt.Sprintf("At %s instance %s was taken out of service in response to a user request.", now, id)
+	if decrement {
+		if g.Desired-1 < g.Min {
+			return nil, validation("Currently, desiredSize equals minSize (%d). Terminating instance without replacement will violate group's min size constraint. Either set shouldDecrementDesiredCapacity flag to false or lower group's min size.", g.Min)
+		}
+		cause = fmt.Sprintf("At %s instance %s was taken out of service in response to a user request, shrinking the capacity from %d to %d.", now, id, g.Desired, g.Desired-1)
+		g.Desired--
+	}
+	c.beginTerminateLocked(in, g, cause)
+	c.dirty = true
+	c.poke()
+	return in.termActivity, nil
+}
+
+// beginTerminateLocked takes an instance out of service: it waits in
+// Terminating:Wait when the group has a terminating hook.
+func (c *Cloud) beginTerminateLocked(in *Instance, g *Group, cause string) {
+	in.termActivity = c.newActivity(g.Name, "Terminating EC2 instance: "+in.ID, cause)
+	in.termActivity.Details = fmt.Sprintf(`{"Subnet ID":%q,"Availability Zone":%q}`, in.SubnetID, in.AZ)
+	for _, h := range sortedHooks(g) {
+		if h.Transition == transitionTerminating {
+			in.Lifecycle = "Terminating:Wait"
+			in.hook = &pendingAction{hook: h.Name, token: newUUID(), timeout: time.Duration(h.HeartbeatTimeout) * time.Second, result: h.DefaultResult}
+			in.hook.deadline = c.clock.Now().Add(in.hook.timeout)
+			return
+		}
+	}
+	in.Lifecycle = "Terminating"
+}
+
+func sortedHooks(g *Group) []*Hook {
+	out := make([]*Hook, 0, len(g.Hooks))
+	for _, h := range g.Hooks {
+		out = append(out, h)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// SetProtection is SetInstanceProtection.
+func (c *Cloud) SetProtection(group string, ids []string, protected bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.groupLocked(group); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		in := c.instances[id]
+		if in == nil || in.Group != group || in.State == stateTerminated {
+			return validation("The instance %s is not part of Auto Scaling group %s.", id, group)
+		}
+	}
+	for _, id := range ids {
+		c.instances[id].Protected = protected
+	}
+	return nil
+}
+
+// SuspendResume is SuspendProcesses / ResumeProcesses; no processes means all.
+func (c *Cloud) SuspendResume(group string, processes []string, suspend bool) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(group)
+	if err != nil {
+		return err
+	}
+	if len(processes) == 0 {
+		processes = validProcesses
+	}
+	for _, p := range processes {
+		found := false
+		for _, v := range validProcesses {
+			found = found || v == p
+		}
+		if !found {
+			return validation("Process %s is not a valid process type. Valid processes are: %s", p, strings.Join(validProcesses, ", "))
+		}
+	}
+	for _, p := range processes {
+		if suspend {
+			g.Suspended[p] = fmt.Sprintf("User suspended at %s", c.clock.Now().UTC().Format(time.RFC3339))
+		} else {
+			delete(g.Suspended, p)
+		}
+	}
+	c.dirty = true
+	c.poke()
+	return nil
+}
+
+// PutHook is PutLifecycleHook (create or update).
+func (c *Cloud) PutHook(group string, h Hook) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(group)
+	if err != nil {
+		return err
+	}
+	if old := g.Hooks[h.Name]; old != nil {
+		if h.Transition == "" {
+			h.Transition = old.Transition
+		}
+		if h.HeartbeatTimeout == 0 {
+			h.HeartbeatTimeout = old.HeartbeatTimeout
+		}
+		if h.DefaultResult == "" {
+			h.DefaultResult = old.DefaultResult
+		}
+	}
+	if err := validateHook(&h); err != nil {
+		return err
+	}
+	if g.Hooks[h.Name] == nil && len(g.Hooks) >= 50 {
+		return apiErr(http.StatusBadRequest, "LimitExceeded", "Max number of lifecycle hooks (50) for group %s reached", group)
+	}
+	g.Hooks[h.Name] = &h
+	c.dirty = true
+	return nil
+}
+
+// Hooks is DescribeLifecycleHooks.
+func (c *Cloud) Hooks(group string, names []string) ([]Hook, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(group)
+	if err != nil {
+		return nil, err
+	}
+	var out []Hook
+	for _, h := range sortedHooks(g) {
+		if len(names) > 0 && !contains(names, h.Name) {
+			continue
+		}
+		out = append(out, *h)
+	}
+	return out, nil
+}
+
+// DeleteHook is DeleteLifecycleHook.
+func (c *Cloud) DeleteHook(group, name string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	g, err := c.groupLocked(group)
+	if err != nil {
+		return err
+	}
+	if g.Hooks[name] == nil {
+		return validation("No Lifecycle Hook found for group %s with name %s", group, name)
+	}
+	delete(g.Hooks, name)
+	c.dirty = true
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cloud) findActionLocked(group, hook, instanceID, token string) (*Instance, error) {
+	if _, err := c.groupLocked(group); err != nil {
+		return nil, err
+	}
+	for _, in := range c.instances {
+		if in.Group != group || in.hook == nil || in.hook.hook != hook {
+			continue
+		}
+		if (instanceID != "" && in.ID == instanceID) || (instanceID == "" && token != "" && in.hook.token == token) {
+			return in, nil
+		}
+	}
+	if instanceID != "" {
+		return nil, validation("No active Lifecycle Action found with instance ID %s", instanceID)
+	}
+	if token == "" {
+		return nil, validation("Either InstanceId or LifecycleActionToken is required")
+	}
+	return nil, validation("No active Lifecycle Action found with token %s", token)
+}
+
+// CompleteAction is CompleteLifecycleAction.
+func (c *Cloud) CompleteAction(group, hook, instanceID, token, result string) error {
+	if result != "CONTINUE" && result != "ABANDON" {
+		return validation("LifecycleActionResult %q must be CONTINUE or ABANDON", result)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, err := c.findActionLocked(group, hook, instanceID, token)
+	if err != nil {
+		return err
+	}
+	c.resolveActionLocked(in, result)
+	c.poke()
+	return nil
+}
+
+// resolveActionLocked ends a lifecycle wait with CONTINUE or ABANDON.
+func (c *Cloud) resolveActionLocked(in *Instance, result string) {
+	in.hook = nil
+	switch in.Lifecycle {
+	case "Terminating:Wait":
+		// Either result terminates; ABANDON only skips remaining hooks.
+		in.Lifecycle = "Terminating:Proceed"
+	case "Pending:Wait":
+		if result == "CONTINUE" {
+			in.Lifecycle = "InService"
+			c.endActivity(c.launchActivity(in), "Successful", "")
+		} else {
+			g := c.groups[in.Group]
+			c.endActivity(c.launchActivity(in), "Failed", "Launching lifecycle action was abandoned")
+			if g != nil {
+				c.beginTerminateLocked(in, g, fmt.Sprintf("At %s the launching lifecycle action for instance %s was abandoned.", c.clock.Now().UTC().Format(time.RFC3339), in.ID))
+				in.hook, in.Lifecycle = nil, "Terminating"
+			}
+		}
+	}
+}
+
+// RecordHeartbeat is RecordLifecycleActionHeartbeat: it restarts the
+// heartbeat timeout.
+func (c *Cloud) RecordHeartbeat(group, hook, instanceID, token string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in, err := c.findActionLocked(group, hook, instanceID, token)
+	if err != nil {
+		return err
+	}
+	in.hook.deadline = c.clock.Now().Add(in.hook.timeout)
+	return nil
+}
+
+func (c *Cloud) launchActivity(in *Instance) *Activity {
+	for i := len(c.activities) - 1; i >= 0; i-- {
+		a := c.activities[i]
+		if a.Group == in.Group && a.Description == "Launching a new EC2 instance: "+in.ID {
+			return a
+		}
+	}
+	return nil
+}
+
+// Activities is DescribeScalingActivities: newest first.
+func (c *Cloud) Activities(group string, ids []string, max int) ([]Activity, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if group != "" && c.groups[group] == nil {
+		// AWS returns an empty list for deleted groups unless asked for
+		// them, and a ValidationError for a name it never knew.
+		found := false
+		for _, a := range c.activities {
+			found = found || a.Group == group
+		}
+		if !found {
+			return nil, validation("AutoScalingGroup name not found - AutoScalingGroup %s not found", group)
+		}
+	}
+	if max <= 0 || max > 100 {
+		max = 100
+	}
+	var out []Activity
+	for i := len(c.activities) - 1; i >= 0 && len(out) < max; i-- {
+		a := c.activities[i]
+		if group != "" && a.Group != group {
+			continue
+		}
+		if len(ids) > 0 && !contains(ids, a.ID) {
+			continue
+		}
+		out = append(out, *a)
+	}
+	return out, nil
+}
+
+// GroupView is a group with its instances, for Describe calls.
+type GroupView struct {
+	Group
+	Instances []Instance
+}
+
+// Groups is DescribeAutoScalingGroups; no names means all.
+func (c *Cloud) Groups(names []string) []GroupView {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []GroupView
+	for _, g := range c.groups {
+		if len(names) > 0 && !contains(names, g.Name) {
+			continue
+		}
+		v := GroupView{Group: *g}
+		v.Suspended = copyMap(g.Suspended)
+		for _, in := range c.groupInstancesLocked(g.Name) {
+			v.Instances = append(v.Instances, *in)
+		}
+		out = append(out, v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func copyMap(m map[string]string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// GroupInstances is DescribeAutoScalingInstances; no ids means all.
+func (c *Cloud) GroupInstances(ids []string) []Instance {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []Instance
+	for _, in := range c.instances {
+		if in.Group == "" || in.State == stateTerminated {
+			continue
+		}
+		if len(ids) > 0 && !contains(ids, in.ID) {
+			continue
+		}
+		out = append(out, *in)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}

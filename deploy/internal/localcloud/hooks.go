@@ -1,0 +1,138 @@
+package localcloud
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// serveHook serves the test hooks under /_localcloud/, a path no AWS API
+// uses. They need no signature: they exist for tests and demos on loopback.
+func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	path := strings.TrimPrefix(r.URL.Path, hookPrefix)
+	switch {
+	case path == "health":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case path == "clock":
+		s.hookClock(w, r)
+	case path == "reconcile" && r.Method == http.MethodPost:
+		s.cloud.Reconcile()
+		writeJSON(w, http.StatusOK, map[string]string{"now": s.cloud.Now().UTC().Format(time.RFC3339Nano)})
+	case path == "alarms/evaluate" && r.Method == http.MethodPost:
+		n := s.cloud.EvaluateAlarms()
+		writeJSON(w, http.StatusOK, map[string]any{"changed": n, "now": s.cloud.Now().UTC().Format(time.RFC3339Nano)})
+	case path == "instances" && r.Method == http.MethodGet:
+		writeJSON(w, http.StatusOK, s.cloud.ListInstances())
+	case path == "faults/launch":
+		group := q.Get("group")
+		if group == "" {
+			group = "*"
+		}
+		switch r.Method {
+		case http.MethodPost:
+			msg := q.Get("message")
+			if msg == "" {
+				msg = "We currently do not have sufficient capacity in the Availability Zone you requested (injected by the local cloud)."
+			}
+			s.cloud.faults.setLaunchFailure(group, msg)
+		case http.MethodDelete:
+			s.cloud.faults.setLaunchFailure(group, "")
+			s.cloud.mu.Lock()
+			if g := s.cloud.groups[group]; g != nil {
+				g.nextLaunch = time.Time{}
+			}
+			s.cloud.mu.Unlock()
+		default:
+			hookError(w, http.StatusMethodNotAllowed, "use POST to inject, DELETE to clear")
+			return
+		}
+		s.cloud.poke()
+		writeJSON(w, http.StatusOK, map[string]string{"group": group})
+	case path == "faults/api":
+		op := q.Get("operation")
+		if op == "" {
+			hookError(w, http.StatusBadRequest, "operation is required (an API operation name, or * for all)")
+			return
+		}
+		switch r.Method {
+		case http.MethodPost:
+			code := q.Get("code")
+			if code == "" {
+				code = "Throttling"
+			}
+			if _, ok := faultCodes[code]; !ok {
+				hookError(w, http.StatusBadRequest, fmt.Sprintf("code %q is not one the local cloud can inject", code))
+				return
+			}
+			count := 1
+			if v := q.Get("count"); v != "" {
+				n, err := strconv.Atoi(v)
+				if err != nil || n < 1 {
+					hookError(w, http.StatusBadRequest, fmt.Sprintf("count (%q) must be an integer >= 1", v))
+					return
+				}
+				count = n
+			}
+			s.cloud.faults.setAPIFault(op, code, count)
+			writeJSON(w, http.StatusOK, map[string]any{"operation": op, "code": code, "count": count})
+		case http.MethodDelete:
+			s.cloud.faults.setAPIFault(op, "", 0)
+			writeJSON(w, http.StatusOK, map[string]any{"operation": op, "count": 0})
+		default:
+			hookError(w, http.StatusMethodNotAllowed, "use POST to inject, DELETE to clear")
+		}
+	default:
+		hookError(w, http.StatusNotFound, "unknown hook "+r.Method+" "+r.URL.Path)
+	}
+}
+
+func (s *Server) hookClock(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if r.Method == http.MethodPost {
+		if s.clock == nil {
+			hookError(w, http.StatusConflict, "the clock was injected from outside and cannot be moved here")
+			return
+		}
+		switch {
+		case q.Get("advance") != "":
+			d, err := time.ParseDuration(q.Get("advance"))
+			if err != nil || d < 0 {
+				hookError(w, http.StatusBadRequest, fmt.Sprintf("advance (%q) must be a non-negative duration such as 60s", q.Get("advance")))
+				return
+			}
+			s.clock.Advance(d)
+		case q.Get("set") != "":
+			t, err := time.Parse(time.RFC3339Nano, q.Get("set"))
+			if err != nil {
+				hookError(w, http.StatusBadRequest, fmt.Sprintf("set (%q) must be an RFC 3339 time", q.Get("set")))
+				return
+			}
+			if !s.clock.Set(t) {
+				hookError(w, http.StatusBadRequest, "set must not move the clock backwards")
+				return
+			}
+		default:
+			hookError(w, http.StatusBadRequest, "give advance=<duration> or set=<RFC 3339 time>")
+			return
+		}
+		// Time moved: let everything that waits on it act now, as it would
+		// have while that much time passed.
+		s.cloud.Reconcile()
+		s.cloud.EvaluateAlarms()
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"now": s.cloud.Now().UTC().Format(time.RFC3339Nano)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func hookError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,174 @@
+package localcloud
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// imdsServer is one instance's IMDSv2 endpoint, bound to the instance's own
+// loopback address so a process can only reach "its" metadata by default.
+type imdsServer struct {
+	srv      *http.Server
+	ln       net.Listener
+	endpoint string
+
+	mu     sync.Mutex
+	tokens map[string]time.Time // token -> expiry (real time: tokens are a client concern)
+}
+
+// imdsView is what an instance's metadata shows; fetched per request so
+// tags and state stay current.
+type imdsView struct {
+	InstanceID, ImageID, InstanceType, AZ, IP, Region, AccountID, UserData string
+	LaunchTime                                                             time.Time
+	Tags                                                                   map[string]string
+}
+
+func startIMDS(ip string, view func() (imdsView, bool)) (*imdsServer, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		return nil, err
+	}
+	s := &imdsServer{ln: ln, tokens: map[string]time.Time{}, endpoint: "http://" + ln.Addr().String() + "/"}
+	s.srv = &http.Server{Handler: s.handler(view), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, nil
+}
+
+func (s *imdsServer) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+func (s *imdsServer) handler(view func() (imdsView, bool)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/api/token" {
+			s.token(w, r)
+			return
+		}
+		if r.Method != http.MethodGet {
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if !s.validToken(r.Header.Get("X-aws-ec2-metadata-token")) {
+			// IMDSv2 only: a missing or stale token is 401, as with
+			// HttpTokens=required.
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return
+		}
+		v, ok := view()
+		if !ok {
+			http.Error(w, "instance is gone", http.StatusNotFound)
+			return
+		}
+		body, ok := imdsLookup(v, strings.TrimSuffix(r.URL.Path, "/"))
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write([]byte(body))
+	})
+}
+
+func (s *imdsServer) token(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ttl, err := strconv.Atoi(r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds"))
+	if err != nil || ttl < 1 || ttl > 21600 {
+		http.Error(w, "X-aws-ec2-metadata-token-ttl-seconds must be 1..21600", http.StatusBadRequest)
+		return
+	}
+	b := make([]byte, 24)
+	_, _ = rand.Read(b)
+	tok := hex.EncodeToString(b)
+	s.mu.Lock()
+	now := time.Now()
+	for t, exp := range s.tokens {
+		if now.After(exp) {
+			delete(s.tokens, t)
+		}
+	}
+	s.tokens[tok] = now.Add(time.Duration(ttl) * time.Second)
+	s.mu.Unlock()
+	w.Header().Set("X-aws-ec2-metadata-token-ttl-seconds", strconv.Itoa(ttl))
+	_, _ = w.Write([]byte(tok))
+}
+
+func (s *imdsServer) validToken(t string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	exp, ok := s.tokens[t]
+	return ok && time.Now().Before(exp)
+}
+
+func imdsLookup(v imdsView, path string) (string, bool) {
+	md := map[string]string{
+		"ami-id":                      v.ImageID,
+		"instance-id":                 v.InstanceID,
+		"instance-type":               v.InstanceType,
+		"local-ipv4":                  v.IP,
+		"local-hostname":              hostname(v.IP),
+		"hostname":                    hostname(v.IP),
+		"placement/availability-zone": v.AZ,
+		"placement/region":            v.Region,
+	}
+	switch {
+	case path == "/latest/meta-data":
+		keys := []string{"ami-id", "hostname", "instance-id", "instance-type", "local-hostname", "local-ipv4", "placement/", "tags/"}
+		return strings.Join(keys, "\n"), true
+	case path == "/latest/meta-data/placement":
+		return "availability-zone\nregion", true
+	case path == "/latest/meta-data/tags":
+		return "instance", true
+	case path == "/latest/meta-data/tags/instance":
+		keys := make([]string, 0, len(v.Tags))
+		for k := range v.Tags {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		return strings.Join(keys, "\n"), true
+	case strings.HasPrefix(path, "/latest/meta-data/tags/instance/"):
+		val, ok := v.Tags[strings.TrimPrefix(path, "/latest/meta-data/tags/instance/")]
+		return val, ok
+	case strings.HasPrefix(path, "/latest/meta-data/"):
+		val, ok := md[strings.TrimPrefix(path, "/latest/meta-data/")]
+		return val, ok
+	case path == "/latest/user-data":
+		if v.UserData == "" {
+			return "", false
+		}
+		return v.UserData, true
+	case path == "/latest/dynamic/instance-identity/document":
+		doc, _ := json.MarshalIndent(map[string]any{
+			"accountId":        v.AccountID,
+			"architecture":     "x86_64",
+			"availabilityZone": v.AZ,
+			"imageId":          v.ImageID,
+			"instanceId":       v.InstanceID,
+			"instanceType":     v.InstanceType,
+			"pendingTime":      v.LaunchTime.UTC().Format(time.RFC3339),
+			"privateIp":        v.IP,
+			"region":           v.Region,
+			"version":          "2017-09-30",
+		}, "", "  ")
+		return string(doc), true
+	}
+	return "", false
+}
+
+func hostname(ip string) string {
+	return "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal"
+}
