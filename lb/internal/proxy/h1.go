@@ -68,10 +68,14 @@ func (p *Proxy) roundTripH1(req *fasthttp.Request, resp *fasthttp.Response, remo
 			req.Header.AddBytesK(headerXFF, host)
 		}
 	}
+	if u := req.URI(); string(u.Scheme()) == "https" {
+		u.SetScheme("http") // TLS ends here; backends speak plain HTTP/1.1
+	}
 	idem := idempotent(req.Header.Method())
 	var (
 		exclude *balance.Backend
 		retried bool
+		lastMsg string
 	)
 	defer func() {
 		if retried {
@@ -81,6 +85,9 @@ func (p *Proxy) roundTripH1(req *fasthttp.Request, resp *fasthttp.Response, remo
 	for attempt := 0; ; attempt++ {
 		be, err := p.bal.Pick(exclude)
 		if err != nil {
+			if lastMsg != "" { // nothing left to retry on: say what failed
+				return http.StatusBadGateway, lastMsg
+			}
 			return http.StatusServiceUnavailable, err.Error()
 		}
 		up := be.Transport.(*upstream)
@@ -95,6 +102,7 @@ func (p *Proxy) roundTripH1(req *fasthttp.Request, resp *fasthttp.Response, remo
 		msg := p.describe(be, err)
 		p.bal.Done(be, balance.Outcome{ConnectFailed: connect, Failed: true, Latency: lat, Err: msg})
 		canRetry := connect || (idem && (errors.Is(err, fasthttp.ErrConnectionClosed) || isReset(err)))
+		lastMsg = msg + " (fleet " + p.bal.Config().Fleet + ")"
 		if canRetry && attempt < 2 && p.bal.TryRetry() {
 			if retried {
 				p.bal.RetryDone()

@@ -68,6 +68,7 @@ func (p *Proxy) roundTripH2(out *http.Request, body *countingBody, cancel contex
 	var (
 		exclude *balance.Backend
 		retried bool
+		last    error
 	)
 	defer func() {
 		if retried {
@@ -77,6 +78,9 @@ func (p *Proxy) roundTripH2(out *http.Request, body *countingBody, cancel contex
 	for attempt := 0; ; attempt++ {
 		be, err := p.bal.Pick(exclude)
 		if err != nil {
+			if last != nil {
+				return nil, last
+			}
 			return nil, err
 		}
 		up := be.Transport.(*upstream)
@@ -91,6 +95,7 @@ func (p *Proxy) roundTripH2(out *http.Request, body *countingBody, cancel contex
 		connect := isDialErr(err)
 		msg := p.describe(be, err)
 		p.bal.Done(be, balance.Outcome{ConnectFailed: connect, Failed: true, Latency: time.Since(start), Err: msg})
+		last = &upstreamError{msg: msg + " (fleet " + p.bal.Config().Fleet + ")", err: err}
 		unsent := connect || (body == nil || body.n == 0) && retryAfterSend
 		if unsent && attempt < 2 && out.Context().Err() == nil && p.bal.TryRetry() {
 			if retried {

@@ -626,6 +626,7 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 	var (
 		exclude *balance.Backend
 		retried bool
+		lastMsg string
 	)
 	defer func() {
 		if retried {
@@ -635,6 +636,10 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 	for attempt := 0; ; attempt++ {
 		be, err := p.bal.Pick(exclude)
 		if err != nil {
+			if lastMsg != "" { // nothing left to retry on: say what failed
+				p.localReply(s, 502, grpcUnavailable, lastMsg, fs)
+				return nil
+			}
 			p.localReply(s, 503, grpcUnavailable, err.Error(), fs)
 			return nil
 		}
@@ -643,6 +648,7 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 		if err != nil {
 			msg := describeDial(be.Addr, err)
 			p.bal.Done(be, balance.Outcome{ConnectFailed: true, Failed: true, Err: msg})
+			lastMsg = msg + " (fleet " + p.bal.Config().Fleet + ")"
 			if attempt < 2 && p.bal.TryRetry() {
 				if retried {
 					p.bal.RetryDone()
