@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -14,6 +15,18 @@ import (
 
 // Run executes shoal-lb with args and returns the exit code.
 func Run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, args, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, context.Canceled) {
+			fmt.Fprintln(os.Stderr, "shoal-lb:", err)
+		}
+		return 1
+	}
+	return 0
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	root := &cobra.Command{
 		Use:           "shoal-lb",
 		Short:         "Shoal's L7 load balancer for HTTP/1.1, h2 and gRPC",
@@ -27,18 +40,12 @@ func Run(args []string) int {
 		if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 			return fmt.Errorf("log-level (%q): %w", logLevel, err)
 		}
-		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
+		slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
 	root.AddCommand(newServeCmd(), newLoadtestCmd(), newBenchBackendCmd())
 	root.SetArgs(args)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
-		if !errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "shoal-lb:", err)
-		}
-		return 1
-	}
-	return 0
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	return root.ExecuteContext(ctx)
 }

@@ -170,6 +170,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	defer ln.Close()
 	log := slog.Default()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -1,0 +1,309 @@
+package feed
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/test/bufconn"
+
+	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
+	"github.com/shoal-dev/shoal/lb/internal/proxy"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
+)
+
+// fakeCoordinator is a BackendService that sends the sets it is given and
+// records what LBs send.
+type fakeCoordinator struct {
+	shoalv1.UnimplementedBackendServiceServer
+	sets    chan *shoalv1.BackendSet
+	hellos  chan *shoalv1.LBHello
+	reports chan *shoalv1.LBReport
+}
+
+func newFake() *fakeCoordinator {
+	return &fakeCoordinator{sets: make(chan *shoalv1.BackendSet, 8), hellos: make(chan *shoalv1.LBHello, 8), reports: make(chan *shoalv1.LBReport, 256)}
+}
+
+func (f *fakeCoordinator) WatchBackends(st grpc.BidiStreamingServer[shoalv1.WatchBackendsRequest, shoalv1.WatchBackendsResponse]) error {
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			m, err := st.Recv()
+			if err != nil {
+				errc <- err
+				return
+			}
+			if h := m.GetHello(); h != nil {
+				f.hellos <- h
+			}
+			if r := m.GetReport(); r != nil {
+				select {
+				case f.reports <- r:
+				default:
+				}
+			}
+		}
+	}()
+	for {
+		select {
+		case set := <-f.sets:
+			if err := st.Send(&shoalv1.WatchBackendsResponse{Backends: set}); err != nil {
+				return err
+			}
+		case err := <-errc:
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		case <-st.Context().Done():
+			return st.Context().Err()
+		}
+	}
+}
+
+// coordinatorNet serves fake coordinators on bufconn listeners that can be
+// stopped and restarted, like a coordinator going down and coming back.
+type coordinatorNet struct {
+	mu  sync.Mutex
+	lis *bufconn.Listener
+	srv *grpc.Server
+}
+
+func (n *coordinatorNet) start(f *fakeCoordinator) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lis = bufconn.Listen(1 << 20)
+	n.srv = rpc.NewServer()
+	shoalv1.RegisterBackendServiceServer(n.srv, f)
+	go n.srv.Serve(n.lis)
+}
+
+func (n *coordinatorNet) stop() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.srv.Stop()
+	n.lis.Close()
+}
+
+func (n *coordinatorNet) dialer() grpc.DialOption {
+	return grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+		if addr == "down:1" {
+			return nil, errors.New("connection refused")
+		}
+		n.mu.Lock()
+		lis := n.lis
+		n.mu.Unlock()
+		return lis.DialContext(ctx)
+	})
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func recv[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		panic("unreachable")
+	}
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestFeedAppliesSetsAndReports(t *testing.T) {
+	f := newFake()
+	var cn coordinatorNet
+	cn.start(f)
+	t.Cleanup(cn.stop)
+	bal, err := balance.New(balance.Config{Fleet: "web"}, balance.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first address is down: the client must move on to the next.
+	c, err := New(Config{Addrs: []string{"down:1", "coord:1"}, Fleet: "web", LBID: "lb-1", ReportInterval: 50 * time.Millisecond,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, DialOptions: []grpc.DialOption{cn.dialer()}, Logger: quiet()}, bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+
+	h := recv(t, f.hellos, "hello")
+	if h.GetLbId() != "lb-1" || h.GetFleet() != "web" {
+		t.Fatalf("hello %v", h)
+	}
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 7, Backends: []*shoalv1.Backend{
+		{InstanceId: "i-a", Address: "10.0.0.1:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE, Load: 1},
+		{InstanceId: "i-b", Address: "10.0.0.2:80", State: shoalv1.BackendState_BACKEND_STATE_DRAINING, Load: 2, DrainDeadlineUnixMs: 5000},
+	}}
+	eventually(t, "set applied", func() bool { return bal.Version() == 7 })
+	bs := bal.Backends()
+	if len(bs) != 2 || bs[0].ID != "i-a" || bs[1].State() != balance.Draining || bs[1].Load() != 2 || bs[1].DrainDeadline().UnixMilli() != 5000 {
+		t.Fatalf("applied set wrong: %+v", bs)
+	}
+	for range 3 {
+		be, err := bal.Pick(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bal.Done(be, balance.Outcome{Status: 200, Latency: 3 * time.Millisecond})
+	}
+	be, _ := bal.Pick(nil)
+	bal.Done(be, balance.Outcome{Status: 502, ConnectFailed: true})
+	var got *shoalv1.BackendLoad
+	eventually(t, "report with the requests", func() bool {
+		r := recv(t, f.reports, "report")
+		for _, b := range r.GetBackends() {
+			if b.GetAddress() == "10.0.0.1:80" && b.GetRequests() == 4 {
+				got = b
+				return r.GetVersion() == 7
+			}
+		}
+		return false
+	})
+	if got.GetErrors() != 1 || got.GetInstanceId() != "i-a" || got.GetLatencyP50Ms() != 5 || !got.GetHealthy() || got.GetState() != shoalv1.BackendState_BACKEND_STATE_ACTIVE {
+		t.Fatalf("report %v", got)
+	}
+	// Counts are per interval: the next report starts from zero.
+	r := recv(t, f.reports, "next report")
+	for _, b := range r.GetBackends() {
+		if b.GetRequests() != 0 {
+			t.Fatalf("requests double-counted: %v", b)
+		}
+		if b.GetAddress() == "10.0.0.2:80" && (b.GetState() != shoalv1.BackendState_BACKEND_STATE_DRAINING || b.GetInFlight() != 0) {
+			t.Fatalf("draining backend reported as %v", b)
+		}
+	}
+
+	f.sets <- &shoalv1.BackendSet{Fleet: "api", Version: 8}
+	time.Sleep(100 * time.Millisecond)
+	if bal.Version() != 7 {
+		t.Fatal("set for another fleet applied")
+	}
+}
+
+func TestLBServesLastKnownSetWhileCoordinatorDown(t *testing.T) {
+	var addrs []string
+	for i := range 2 {
+		b := benchbackend.New("be" + string(rune('0'+i)))
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go b.ServeHTTP(ln)
+		t.Cleanup(b.Close)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	p, err := proxy.New(proxy.Config{Logger: quiet()}, balance.Config{Fleet: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go p.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		p.Shutdown(ctx)
+	})
+	f := newFake()
+	var cn coordinatorNet
+	cn.start(f)
+	c, err := New(Config{Addrs: []string{"coord:1"}, Fleet: "web", LBID: ln.Addr().String(), ReportInterval: 50 * time.Millisecond,
+		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, DialOptions: []grpc.DialOption{cn.dialer()}, Logger: quiet()}, p.Balancer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	recv(t, f.hellos, "hello")
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 1, Backends: []*shoalv1.Backend{{Address: addrs[0]}, {Address: addrs[1]}}}
+	eventually(t, "connected with a set", c.Connected)
+
+	hc := &http.Client{Timeout: 5 * time.Second}
+	serve := func() map[string]int {
+		seen := map[string]int{}
+		for range 40 {
+			resp, err := hc.Get("http://" + ln.Addr().String() + "/")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d: %s", resp.StatusCode, b)
+			}
+			seen[resp.Header.Get(benchbackend.InstanceHeader)]++
+		}
+		return seen
+	}
+	serve()
+	cn.stop()
+	eventually(t, "feed noticing the coordinator is gone", func() bool { return !c.Connected() })
+	if seen := serve(); len(seen) != 2 {
+		t.Fatalf("with the coordinator down the LB served %v, want both last-known backends", seen)
+	}
+	// The coordinator comes back with a smaller set: the LB reconnects.
+	cn.start(f)
+	t.Cleanup(cn.stop)
+	recv(t, f.hellos, "hello after reconnect")
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 2, Backends: []*shoalv1.Backend{{Address: addrs[1]}}}
+	eventually(t, "new set applied", func() bool { return p.Balancer().Version() == 2 })
+	if seen := serve(); len(seen) != 1 || seen["be1"] != 40 {
+		t.Fatalf("after reconnect served %v, want only be1", seen)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Addrs: []string{"a:1"}, Fleet: "web", LBID: "x"}
+	cases := []struct {
+		name string
+		mut  func(*Config)
+		want string
+	}{
+		{"ok", func(*Config) {}, ""},
+		{"no addrs", func(c *Config) { c.Addrs = nil }, "coordinator"},
+		{"no fleet", func(c *Config) { c.Fleet = "" }, "fleet"},
+		{"empty addr", func(c *Config) { c.Addrs = []string{"a:1", ""} }, "address 1"},
+		{"bad backoff", func(c *Config) { c.BackoffMin = time.Second; c.BackoffMax = time.Millisecond }, "backoff"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := ok
+			tc.mut(&c)
+			err := c.withDefaults().Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("got %v, want %q", err, tc.want)
+			}
+		})
+	}
+	if got := SplitAddrs(" a:1, ,b:2 "); len(got) != 2 || got[1] != "b:2" {
+		t.Fatalf("SplitAddrs %v", got)
+	}
+}
