@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -365,7 +364,7 @@ func (c *Client) receive(ctx context.Context, st grpc.BidiStreamingClient[shoalv
 
 func (c *Client) runCommand(ctx context.Context, cmd *shoalv1.AgentCommand) {
 	res := &shoalv1.CommandResult{Id: cmd.GetId(), Kind: cmd.GetKind()}
-	if c.cfg.OnCommand == nil || !slices.Contains([]shoalv1.CommandKind{shoalv1.CommandKind_COMMAND_KIND_DRAIN}, cmd.GetKind()) {
+	if c.cfg.OnCommand == nil || cmd.GetKind() != shoalv1.CommandKind_COMMAND_KIND_DRAIN {
 		res.Error = fmt.Sprintf("command kind %s not supported by this agent", cmd.GetKind())
 	} else {
 		cctx := ctx
