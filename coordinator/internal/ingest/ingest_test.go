@@ -202,10 +202,10 @@ func TestFollowerForwardsAndDrainReachesAgent(t *testing.T) {
 	if err != nil || len(ins) != 1 {
 		t.Fatalf("Instances = %v, %v", ins, err)
 	}
-	if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 || in.GetLastReportAgeMs() > 1000 || !in.GetReady() {
+	if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 || in.GetLastReportAgeMs() > 5000 || !in.GetReady() {
 		t.Errorf("instance = %v", in)
 	}
-	if agg := l.svc.Aggregates("web", time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
+	if agg := l.svc.Aggregates("web", 10*time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
 		t.Errorf("cpu aggregate = %+v", agg)
 	}
 
@@ -344,7 +344,7 @@ func TestRaftSeesOnlyMembership(t *testing.T) {
 	if settled > 2*agents {
 		t.Errorf("%d commits for %d agents; want at most a registration and one state change each", settled, agents)
 	}
-	if agg := l.svc.Aggregates("web", time.Second)["cpu"]; agg.Count != agents || agg.Avg != 50 {
+	if agg := l.svc.Aggregates("web", time.Minute)["cpu"]; agg.Count != agents || agg.Avg != 50 {
 		t.Errorf("cpu aggregate = %+v, want all %d agents at 50", agg, agents)
 	}
 	t.Logf("%d agents, %d batches each, %d registry commits", agents, batches, settled)
