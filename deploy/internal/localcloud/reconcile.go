@@ -244,7 +244,7 @@ func (c *Cloud) launchIntoGroupLocked(g *Group, active []*Instance, from int, no
 	if msg, ok := c.faults.launchFailure(g.Name); ok {
 		return fail(msg)
 	}
-	_, v, err := c.resolveLT(g.LT)
+	_, v, err := c.resolveLT(LTRef{ID: g.LT.ID, Version: g.LT.Version})
 	if err != nil {
 		return fail(err.(*APIError).Message)
 	}
