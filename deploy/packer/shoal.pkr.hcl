@@ -1,0 +1,133 @@
+# The Shoal AMI: every Shoal binary and unit, with shoal-agent and
+# shoal-demoapp enabled at boot. Coordinator and LB instances start from the
+# same image; their user data switches the roles (deploy/terraform).
+#
+#   make build            # bin/ for linux/amd64
+#   packer init deploy/packer
+#   packer build -var region=eu-west-1 deploy/packer
+#
+# Use Packer >= 1.7 (HashiCorp's release): required_plugins does not exist in
+# Debian's packer 1.6.6.
+
+packer {
+  required_version = ">= 1.9.0"
+  required_plugins {
+    amazon = {
+      source  = "github.com/hashicorp/amazon"
+      version = ">= 1.3.0"
+    }
+  }
+}
+
+variable "region" {
+  type        = string
+  description = "Region to build the AMI in."
+}
+
+variable "instance_type" {
+  type        = string
+  default     = "t3.small"
+  description = "Builder instance type."
+}
+
+variable "source_ami_name" {
+  type        = string
+  default     = "debian-12-amd64-*"
+  description = "Base image name filter."
+}
+
+variable "source_ami_owner" {
+  type        = string
+  default     = "136693071363"
+  description = "Account owning the base image (Debian's)."
+}
+
+variable "ssh_username" {
+  type        = string
+  default     = "admin"
+  description = "Login user of the base image."
+}
+
+locals {
+  bin   = "${path.root}/../../bin"
+  stamp = formatdate("YYYYMMDDhhmmss", timestamp())
+}
+
+source "amazon-ebs" "shoal" {
+  region        = var.region
+  instance_type = var.instance_type
+  ssh_username  = var.ssh_username
+  ami_name      = "shoal-${local.stamp}"
+  source_ami_filter {
+    filters = {
+      name                = var.source_ami_name
+      architecture        = "x86_64"
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+    }
+    owners      = [var.source_ami_owner]
+    most_recent = true
+  }
+  # Instances launched from the image default to IMDSv2 only.
+  imds_support = "v2.0"
+  # The builder itself also refuses IMDSv1.
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+  tags = {
+    Name          = "shoal"
+    "shoal:built" = local.stamp
+  }
+}
+
+build {
+  sources = ["source.amazon-ebs.shoal"]
+
+  provisioner "shell" {
+    inline = ["mkdir -p /tmp/shoal/bin /tmp/shoal/systemd /tmp/shoal/config"]
+  }
+
+  provisioner "file" {
+    sources = [
+      "${local.bin}/shoal-agent",
+      "${local.bin}/shoal-demoapp",
+      "${local.bin}/shoal-coordinator",
+      "${local.bin}/shoal-lb",
+    ]
+    destination = "/tmp/shoal/bin/"
+  }
+
+  provisioner "file" {
+    sources = [
+      "${path.root}/../systemd/shoal-agent.service",
+      "${path.root}/../systemd/shoal-demoapp.service",
+      "${path.root}/../systemd/shoal-coordinator.service",
+      "${path.root}/../systemd/shoal-lb.service",
+    ]
+    destination = "/tmp/shoal/systemd/"
+  }
+
+  provisioner "file" {
+    sources = [
+      "${path.root}/../config/shoal-agent.default",
+      "${path.root}/../config/shoal-demoapp.default",
+    ]
+    destination = "/tmp/shoal/config/"
+  }
+
+  provisioner "shell" {
+    execute_command = "sudo sh -eu '{{ .Path }}'"
+    inline = [
+      "install -m 0755 /tmp/shoal/bin/* /usr/local/bin/",
+      "install -m 0644 /tmp/shoal/systemd/*.service /etc/systemd/system/",
+      "install -m 0644 /tmp/shoal/config/shoal-agent.default /etc/default/shoal-agent",
+      "install -m 0644 /tmp/shoal/config/shoal-demoapp.default /etc/default/shoal-demoapp",
+      "install -d -m 0755 /etc/shoal",
+      "systemctl daemon-reload",
+      "systemctl enable shoal-agent.service shoal-demoapp.service",
+      "rm -rf /tmp/shoal",
+    ]
+  }
+}

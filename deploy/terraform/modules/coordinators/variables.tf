@@ -1,0 +1,60 @@
+variable "name" {
+  description = "Name prefix."
+  type        = string
+}
+
+variable "ami_id" {
+  description = "Shoal AMI."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "Coordinator instance type."
+  type        = string
+}
+
+variable "subnet_ids" {
+  description = "Private subnets; coordinators are spread over them."
+  type        = list(string)
+}
+
+variable "subnet_cidrs" {
+  description = "CIDRs of subnet_ids, in the same order (fixed addresses are picked from them)."
+  type        = list(string)
+}
+
+variable "security_group_id" {
+  description = "Coordinator security group."
+  type        = string
+}
+
+variable "instance_profile_name" {
+  description = "Coordinator instance profile."
+  type        = string
+}
+
+variable "region" {
+  description = "Region the coordinators call AWS in."
+  type        = string
+}
+
+variable "grpc_port" {
+  description = "gRPC port (--rpc-addr)."
+  type        = number
+}
+
+variable "raft_port" {
+  description = "Raft port (--raft-addr)."
+  type        = number
+}
+
+variable "http_port" {
+  description = "Metrics port (--http-addr)."
+  type        = number
+}
+
+variable "node_count" {
+  description = "Coordinators; 3 tolerates one failure."
+  type        = number
+  default     = 3
+}

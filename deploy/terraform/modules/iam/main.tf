@@ -1,0 +1,50 @@
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+data "aws_iam_policy_document" "ec2_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+# The coordinator's only permissions: exactly the AWS operations Shoal's code
+# calls (deploy/check proves it against cloud/aws.Operations()).
+resource "aws_iam_role" "coordinator" {
+  name               = "${var.name}-coordinator"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "coordinator" {
+  name = "${var.name}-coordinator"
+  role = aws_iam_role.coordinator.id
+  policy = templatefile("${path.module}/../../../iam/coordinator-policy.json.tftpl", {
+    partition      = data.aws_partition.current.partition
+    region         = data.aws_region.current.name
+    account_id     = data.aws_caller_identity.current.account_id
+    group_prefix   = var.group_prefix
+    agent_role_arn = aws_iam_role.agent.arn
+  })
+}
+
+resource "aws_iam_instance_profile" "coordinator" {
+  name = "${var.name}-coordinator"
+  role = aws_iam_role.coordinator.name
+}
+
+# The agent needs no AWS permission at all: its identity, group and
+# coordinators come from instance metadata. The role exists so the instance
+# profile is explicit, and carries no policy.
+resource "aws_iam_role" "agent" {
+  name               = "${var.name}-agent"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_instance_profile" "agent" {
+  name = "${var.name}-agent"
+  role = aws_iam_role.agent.name
+}

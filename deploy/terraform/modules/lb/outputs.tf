@@ -1,0 +1,9 @@
+output "dns_name" {
+  description = "Public DNS name of the Network Load Balancer."
+  value       = aws_lb.this.dns_name
+}
+
+output "instance_ids" {
+  description = "shoal-lb instance ids."
+  value       = aws_instance.lb[*].id
+}

@@ -1,0 +1,59 @@
+variable "name" {
+  description = "Name prefix."
+  type        = string
+}
+
+variable "fleet_name" {
+  description = "Shoal fleet shoal-lb serves."
+  type        = string
+}
+
+variable "ami_id" {
+  description = "Shoal AMI."
+  type        = string
+}
+
+variable "instance_type" {
+  description = "shoal-lb instance type."
+  type        = string
+}
+
+variable "instance_count" {
+  description = "shoal-lb instances."
+  type        = number
+}
+
+variable "vpc_id" {
+  description = "VPC of the target group."
+  type        = string
+}
+
+variable "public_subnet_ids" {
+  description = "Public subnets of the Network Load Balancer."
+  type        = list(string)
+}
+
+variable "subnet_ids" {
+  description = "Private subnets of the shoal-lb instances."
+  type        = list(string)
+}
+
+variable "security_group_id" {
+  description = "shoal-lb security group."
+  type        = string
+}
+
+variable "coordinators" {
+  description = "Coordinator gRPC addresses for the backend feed."
+  type        = list(string)
+}
+
+variable "lb_port" {
+  description = "shoal-lb listener port."
+  type        = number
+}
+
+variable "listener_port" {
+  description = "NLB listener port."
+  type        = number
+}

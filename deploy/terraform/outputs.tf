@@ -1,0 +1,34 @@
+output "lb_dns_name" {
+  description = "Open http://<this>/ to reach the fleet through the NLB and shoal-lb."
+  value       = module.lb.dns_name
+}
+
+output "coordinator_addresses" {
+  description = "Coordinator --rpc-addr endpoints; use one as SHOAL_ADDR."
+  value       = [for ip in local.coordinator_ips : "${ip}:${var.grpc_port}"]
+}
+
+output "fleet_group_name" {
+  description = "Auto Scaling group of the fleet shoal-lb serves (created here only with create_fleet_group)."
+  value       = local.group_name
+}
+
+output "golden_instance_id" {
+  description = "Instance to bootstrap a fleet from (empty when create_golden_instance is false)."
+  value       = module.fleet.golden_instance_id
+}
+
+output "private_subnet_ids" {
+  description = "Private subnets, for --subnets."
+  value       = module.vpc.private_subnet_ids
+}
+
+output "fleet_create_command" {
+  description = "With create_fleet_group: registers the Terraform-made group as a Shoal fleet with its policy."
+  value       = "shoal-coordinator fleet create ${var.fleet_name} --asg ${local.group_name} --min ${var.fleet_min} --max ${var.fleet_max} --app-port ${var.app_port} && shoal-coordinator policy set ${var.fleet_name} --metric ${var.scaling_metric} --target ${var.scaling_target}"
+}
+
+output "bootstrap_command" {
+  description = "Without create_fleet_group: makes the fleet from the golden instance (image, launch template, group, hook, policy)."
+  value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port}"
+}
