@@ -108,7 +108,9 @@ func TestCreateAutoScalingGroupValidation(t *testing.T) {
 		{"unknown launch template version", func(in *autoscaling.CreateAutoScalingGroupInput) {
 			in.LaunchTemplate.Version = aws.String("7")
 		}, "ValidationError", "version 7"},
-		{"unknown subnet", func(in *autoscaling.CreateAutoScalingGroupInput) { in.VPCZoneIdentifier = aws.String("subnet-0123456789abcdef0") }, "ValidationError", "subnet-0123456789abcdef0"},
+		{"unknown subnet", func(in *autoscaling.CreateAutoScalingGroupInput) {
+			in.VPCZoneIdentifier = aws.String("subnet-0123456789abcdef0")
+		}, "ValidationError", "subnet-0123456789abcdef0"},
 		{"duplicate name", func(in *autoscaling.CreateAutoScalingGroupInput) { in.AutoScalingGroupName = aws.String("existing") }, "AlreadyExists", "existing"},
 		{"no subnets", func(in *autoscaling.CreateAutoScalingGroupInput) { in.VPCZoneIdentifier = nil }, "ValidationError", "At least one"},
 	}
