@@ -332,7 +332,7 @@ func TestTranslate(t *testing.T) {
 				ResponseError: &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: tt.status}},
 					Err: &smithy.GenericAPIError{Code: tt.code, Message: tt.msg}},
 			}}
-			err := translate("autoscaling:X", sdkErr)
+			err := Translate("autoscaling:X", sdkErr)
 			var ce *cloud.Error
 			if !errors.As(err, &ce) {
 				t.Fatalf("translate returned %T", err)
@@ -345,8 +345,8 @@ func TestTranslate(t *testing.T) {
 			}
 		})
 	}
-	if translate("x", nil) != nil {
-		t.Error("translate(nil) != nil")
+	if Translate("x", nil) != nil {
+		t.Error("Translate(nil) != nil")
 	}
 }
 

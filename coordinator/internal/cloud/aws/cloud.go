@@ -51,7 +51,7 @@ func (c *Cloud) DescribeGroups(ctx context.Context, names []string) ([]cloud.Gro
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {
-				return nil, translate(OpDescribeAutoScalingGroups, err)
+				return nil, Translate(OpDescribeAutoScalingGroups, err)
 			}
 			for _, g := range page.AutoScalingGroups {
 				out = append(out, groupFrom(g))
@@ -127,7 +127,7 @@ func (c *Cloud) SetDesiredCapacity(ctx context.Context, group string, desired in
 		DesiredCapacity:      sdkaws.Int32(desired),
 		HonorCooldown:        sdkaws.Bool(false),
 	})
-	return translate(OpSetDesiredCapacity, err)
+	return Translate(OpSetDesiredCapacity, err)
 }
 
 // TerminateInstance implements cloud.Scaling.
@@ -137,7 +137,7 @@ func (c *Cloud) TerminateInstance(ctx context.Context, instanceID string, decrem
 		ShouldDecrementDesiredCapacity: sdkaws.Bool(decrement),
 	})
 	if err != nil {
-		return cloud.Activity{}, translate(OpTerminateInstanceInAutoScalingGroup, err)
+		return cloud.Activity{}, Translate(OpTerminateInstanceInAutoScalingGroup, err)
 	}
 	if out.Activity == nil {
 		return cloud.Activity{}, nil
@@ -166,7 +166,7 @@ func (c *Cloud) SetInstanceProtection(ctx context.Context, group string, ids []s
 		InstanceIds:          ids,
 		ProtectedFromScaleIn: sdkaws.Bool(protected),
 	})
-	return translate(OpSetInstanceProtection, err)
+	return Translate(OpSetInstanceProtection, err)
 }
 
 // activeRefreshStatuses are the instance refresh states during which the
@@ -187,7 +187,7 @@ func (c *Cloud) ActiveInstanceRefresh(ctx context.Context, group string) (*cloud
 		MaxRecords:           sdkaws.Int32(10),
 	})
 	if err != nil {
-		return nil, translate(OpDescribeInstanceRefreshes, err)
+		return nil, Translate(OpDescribeInstanceRefreshes, err)
 	}
 	for _, r := range out.InstanceRefreshes {
 		if activeRefreshStatuses[r.Status] {
@@ -207,7 +207,7 @@ func (c *Cloud) DescribeScalingActivities(ctx context.Context, group string, max
 		MaxRecords:           sdkaws.Int32(max),
 	})
 	if err != nil {
-		return nil, translate(OpDescribeScalingActivities, err)
+		return nil, Translate(OpDescribeScalingActivities, err)
 	}
 	acts := make([]cloud.Activity, 0, len(out.Activities))
 	for _, a := range out.Activities {
@@ -233,14 +233,14 @@ func (c *Cloud) PutLifecycleHook(ctx context.Context, h cloud.LifecycleHook) err
 		in.NotificationMetadata = sdkaws.String(h.Metadata)
 	}
 	_, err := c.as.PutLifecycleHook(ctx, in)
-	return translate(OpPutLifecycleHook, err)
+	return Translate(OpPutLifecycleHook, err)
 }
 
 // DescribeLifecycleHooks implements cloud.Scaling.
 func (c *Cloud) DescribeLifecycleHooks(ctx context.Context, group string) ([]cloud.LifecycleHook, error) {
 	out, err := c.as.DescribeLifecycleHooks(ctx, &autoscaling.DescribeLifecycleHooksInput{AutoScalingGroupName: sdkaws.String(group)})
 	if err != nil {
-		return nil, translate(OpDescribeLifecycleHooks, err)
+		return nil, Translate(OpDescribeLifecycleHooks, err)
 	}
 	hooks := make([]cloud.LifecycleHook, 0, len(out.LifecycleHooks))
 	for _, h := range out.LifecycleHooks {
@@ -276,7 +276,7 @@ func (c *Cloud) CompleteLifecycleAction(ctx context.Context, a cloud.LifecycleAc
 		InstanceId:            optString(a.InstanceID),
 		LifecycleActionToken:  optString(a.Token),
 	})
-	return translate(OpCompleteLifecycleAction, err)
+	return Translate(OpCompleteLifecycleAction, err)
 }
 
 // RecordLifecycleActionHeartbeat implements cloud.Scaling.
@@ -287,7 +287,7 @@ func (c *Cloud) RecordLifecycleActionHeartbeat(ctx context.Context, a cloud.Life
 		InstanceId:           optString(a.InstanceID),
 		LifecycleActionToken: optString(a.Token),
 	})
-	return translate(OpRecordLifecycleActionHeartbeat, err)
+	return Translate(OpRecordLifecycleActionHeartbeat, err)
 }
 
 // CreateGroup implements cloud.Bootstrap.
@@ -311,7 +311,7 @@ func (c *Cloud) CreateGroup(ctx context.Context, s cloud.GroupSpec) error {
 		in.Tags = append(in.Tags, astypes.Tag{Key: sdkaws.String(k), Value: sdkaws.String(s.Tags[k]), PropagateAtLaunch: sdkaws.Bool(true)})
 	}
 	_, err := c.as.CreateAutoScalingGroup(ctx, in)
-	return translate(OpCreateAutoScalingGroup, err)
+	return Translate(OpCreateAutoScalingGroup, err)
 }
 
 // UpdateGroup implements cloud.Bootstrap.
@@ -330,7 +330,7 @@ func (c *Cloud) UpdateGroup(ctx context.Context, u cloud.GroupUpdate) error {
 		in.HealthCheckGracePeriod = sdkaws.Int32(int32(*u.HealthCheckGrace / time.Second))
 	}
 	_, err := c.as.UpdateAutoScalingGroup(ctx, in)
-	return translate(OpUpdateAutoScalingGroup, err)
+	return Translate(OpUpdateAutoScalingGroup, err)
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -392,7 +392,7 @@ func (c *Cloud) RunInstances(ctx context.Context, s cloud.RunSpec) ([]cloud.EC2I
 	}
 	out, err := c.ec2.RunInstances(ctx, in)
 	if err != nil {
-		return nil, translate(OpRunInstances, err)
+		return nil, Translate(OpRunInstances, err)
 	}
 	insts := make([]cloud.EC2Instance, 0, len(out.Instances))
 	for _, i := range out.Instances {
@@ -427,7 +427,7 @@ func (c *Cloud) DescribeInstances(ctx context.Context, ids []string) ([]cloud.EC
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate(OpDescribeInstances, err)
+			return nil, Translate(OpDescribeInstances, err)
 		}
 		for _, r := range page.Reservations {
 			for _, i := range r.Instances {
@@ -441,7 +441,7 @@ func (c *Cloud) DescribeInstances(ctx context.Context, ids []string) ([]cloud.EC
 // TerminateInstances implements cloud.Bootstrap.
 func (c *Cloud) TerminateInstances(ctx context.Context, ids []string) error {
 	_, err := c.ec2.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: ids})
-	return translate(OpTerminateInstances, err)
+	return Translate(OpTerminateInstances, err)
 }
 
 // CreateImage implements cloud.Bootstrap.
@@ -453,7 +453,7 @@ func (c *Cloud) CreateImage(ctx context.Context, s cloud.ImageSpec) (string, err
 		TagSpecifications: tagSpec(ec2types.ResourceTypeImage, s.Tags),
 	})
 	if err != nil {
-		return "", translate(OpCreateImage, err)
+		return "", Translate(OpCreateImage, err)
 	}
 	return sdkaws.ToString(out.ImageId), nil
 }
@@ -473,7 +473,7 @@ func (c *Cloud) DescribeImages(ctx context.Context, q cloud.ImageQuery) ([]cloud
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate(OpDescribeImages, err)
+			return nil, Translate(OpDescribeImages, err)
 		}
 		for _, im := range page.Images {
 			img := cloud.Image{ID: sdkaws.ToString(im.ImageId), Name: sdkaws.ToString(im.Name), State: string(im.State), Tags: tagMap(im.Tags)}
@@ -522,7 +522,7 @@ func (c *Cloud) CreateLaunchTemplate(ctx context.Context, s cloud.LaunchTemplate
 		TagSpecifications:  tagSpec(ec2types.ResourceTypeLaunchTemplate, s.Tags),
 	})
 	if err != nil {
-		return cloud.LaunchTemplate{}, translate(OpCreateLaunchTemplate, err)
+		return cloud.LaunchTemplate{}, Translate(OpCreateLaunchTemplate, err)
 	}
 	return templateFrom(out.LaunchTemplate), nil
 }
@@ -537,7 +537,7 @@ func (c *Cloud) CreateLaunchTemplateVersion(ctx context.Context, template string
 		LaunchTemplateData: templateData(s),
 	})
 	if err != nil {
-		return cloud.LaunchTemplate{}, translate(OpCreateLaunchTemplateVersion, err)
+		return cloud.LaunchTemplate{}, Translate(OpCreateLaunchTemplateVersion, err)
 	}
 	lt := cloud.LaunchTemplate{Name: template}
 	if v := out.LaunchTemplateVersion; v != nil {
@@ -557,7 +557,7 @@ func (c *Cloud) DescribeLaunchTemplates(ctx context.Context, names []string) ([]
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate(OpDescribeLaunchTemplates, err)
+			return nil, Translate(OpDescribeLaunchTemplates, err)
 		}
 		for i := range page.LaunchTemplates {
 			out = append(out, templateFrom(&page.LaunchTemplates[i]))
@@ -580,7 +580,7 @@ func (c *Cloud) DescribeSubnets(ctx context.Context, q cloud.SubnetQuery) ([]clo
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, translate(OpDescribeSubnets, err)
+			return nil, Translate(OpDescribeSubnets, err)
 		}
 		for _, s := range page.Subnets {
 			out = append(out, cloud.Subnet{

@@ -98,9 +98,10 @@ var validationKinds = []struct {
 	{"does not exist", cloud.ErrNotFound},
 }
 
-// translate wraps an SDK error into a *cloud.Error for op, with the kind and
-// status the scaler classifies by.
-func translate(op string, err error) error {
+// Translate wraps an SDK error into a *cloud.Error for op, with the kind and
+// status the scaler classifies by. Every Shoal package that calls AWS uses it,
+// so CloudWatch errors classify like Auto Scaling ones.
+func Translate(op string, err error) error {
 	if err == nil {
 		return nil
 	}

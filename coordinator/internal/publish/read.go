@@ -1,0 +1,155 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+
+	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
+
+	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
+)
+
+// Query asks for one series of one fleet.
+type Query struct {
+	Group  string
+	Metric string // Shoal name (cpu) or custom name
+	// Stat is a CloudWatch statistic: Average (default), Sum, SampleCount,
+	// Minimum, Maximum.
+	Stat string
+	// Start and End bound the series; End defaults to now.
+	Start, End time.Time
+	// Period is the step; it defaults to 10 s and must be a multiple of 1 s.
+	Period time.Duration
+	// InstanceID selects the per-instance series.
+	InstanceID string
+}
+
+// Point is one value of a series.
+type Point struct {
+	T time.Time `json:"t"`
+	V float64   `json:"v"`
+}
+
+// Reader reads Shoal series back from CloudWatch.
+type Reader struct {
+	api     API
+	cluster string
+}
+
+// NewReader returns a Reader of cluster's series.
+func NewReader(api API, cluster string) *Reader { return &Reader{api: api, cluster: cluster} }
+
+var validStats = map[string]bool{"Average": true, "Sum": true, "SampleCount": true, "Minimum": true, "Maximum": true}
+
+// Series returns the points of q, oldest first, following pagination.
+func (r *Reader) Series(ctx context.Context, q Query) ([]Point, error) {
+	if q.Stat == "" {
+		q.Stat = "Average"
+	}
+	if q.Period == 0 {
+		q.Period = 10 * time.Second
+	}
+	if q.End.IsZero() {
+		q.End = time.Now()
+	}
+	switch {
+	case q.Group == "":
+		return nil, errors.New("group: must not be empty")
+	case q.Metric == "":
+		return nil, errors.New("metric: must not be empty")
+	case !validStats[q.Stat]:
+		return nil, fmt.Errorf("stat (%q) must be Average, Sum, SampleCount, Minimum or Maximum", q.Stat)
+	case q.Period < time.Second || q.Period%time.Second != 0:
+		return nil, fmt.Errorf("period (%v) must be a whole number of seconds", q.Period)
+	case !q.Start.Before(q.End):
+		return nil, fmt.Errorf("start (%s) must be before end (%s)", q.Start.Format(time.RFC3339), q.End.Format(time.RFC3339))
+	}
+	d := dims(DimGroup, q.Group, DimCluster, r.cluster)
+	if q.InstanceID != "" {
+		d = append(d, dims(DimInstance, q.InstanceID)...)
+	}
+	in := &cloudwatch.GetMetricDataInput{
+		StartTime: sdkaws.Time(q.Start),
+		EndTime:   sdkaws.Time(q.End),
+		ScanBy:    types.ScanByTimestampAscending,
+		MetricDataQueries: []types.MetricDataQuery{{
+			Id: sdkaws.String("m0"),
+			MetricStat: &types.MetricStat{
+				Metric: &types.Metric{Namespace: sdkaws.String(Namespace), MetricName: sdkaws.String(CloudWatchName(q.Metric)), Dimensions: d},
+				Period: sdkaws.Int32(int32(q.Period / time.Second)),
+				Stat:   sdkaws.String(q.Stat),
+			},
+			ReturnData: sdkaws.Bool(true),
+		}},
+	}
+	var pts []Point
+	p := cloudwatch.NewGetMetricDataPaginator(r.api, in)
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, awscloud.Translate(OpGetMetricData, err)
+		}
+		for _, res := range page.MetricDataResults {
+			for i := range min(len(res.Timestamps), len(res.Values)) {
+				pts = append(pts, Point{T: res.Timestamps[i], V: res.Values[i]})
+			}
+		}
+	}
+	sort.Slice(pts, func(i, j int) bool { return pts[i].T.Before(pts[j].T) })
+	return pts, nil
+}
+
+var sparks = []rune("▁▂▃▄▅▆▇█")
+
+// Sparkline draws values in width cells (values are averaged into cells
+// when there are more of them than cells). NaN cells are blank; a flat series
+// is drawn at mid height.
+func Sparkline(values []float64, width int) string {
+	if width <= 0 || len(values) == 0 {
+		return ""
+	}
+	cells := values
+	if len(values) > width {
+		cells = make([]float64, width)
+		for c := range width {
+			lo, hi := c*len(values)/width, (c+1)*len(values)/width
+			sum, n := 0.0, 0
+			for _, v := range values[lo:hi] {
+				if !math.IsNaN(v) {
+					sum += v
+					n++
+				}
+			}
+			cells[c] = math.NaN()
+			if n > 0 {
+				cells[c] = sum / float64(n)
+			}
+		}
+	}
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, v := range cells {
+		if !math.IsNaN(v) {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	var b strings.Builder
+	for _, v := range cells {
+		switch {
+		case math.IsNaN(v):
+			b.WriteRune(' ')
+		case hi == lo:
+			b.WriteRune(sparks[len(sparks)/2-1])
+		default:
+			i := int((v - lo) / (hi - lo) * float64(len(sparks)-1))
+			b.WriteRune(sparks[i])
+		}
+	}
+	return b.String()
+}
