@@ -48,6 +48,9 @@ type Config struct {
 	MaxBackoff time.Duration
 	// WelcomeTimeout bounds the wait for Welcome after hello (default 10 s).
 	WelcomeTimeout time.Duration
+	// GoodbyeTimeout bounds the wait, when stopping, for the node to close
+	// the stream after the goodbye (default 2 s).
+	GoodbyeTimeout time.Duration
 	OnCommand      CommandFunc
 	// OnConfig sees every AgentConfig (from Welcome or pushed later).
 	OnConfig    func(*shoalv1.AgentConfig)
@@ -71,6 +74,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.WelcomeTimeout == 0 {
 		c.WelcomeTimeout = 10 * time.Second
+	}
+	if c.GoodbyeTimeout == 0 {
+		c.GoodbyeTimeout = 2 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -210,7 +216,9 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 		return false, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	defer conn.Close()
-	sctx, cancel := context.WithCancel(ctx)
+	// The stream outlives ctx by a moment, so a stopping agent can still say
+	// goodbye; it ends when session returns.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	st, err := shoalv1.NewAgentServiceClient(conn).Connect(sctx)
 	if err != nil {
@@ -297,6 +305,12 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 			sendMu.Lock()
 			_ = st.CloseSend()
 			sendMu.Unlock()
+			// Wait for the node to end the stream, so the goodbye is read
+			// before the connection goes.
+			select {
+			case <-recvDone:
+			case <-time.After(c.cfg.GoodbyeTimeout):
+			}
 			return true, ctx.Err()
 		}
 	}

@@ -30,6 +30,7 @@ type node struct {
 	hellos  chan *shoalv1.AgentHello
 	batches chan *shoalv1.SampleBatch
 	results chan *shoalv1.CommandResult
+	goodbye chan *shoalv1.AgentGoodbye
 	// handle replaces the default behaviour after the hello when set.
 	handle func(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error
 	// refuse, when set, ends the stream at once with this status.
@@ -39,7 +40,8 @@ type node struct {
 
 func newNode(name string) *node {
 	return &node{name: name, hellos: make(chan *shoalv1.AgentHello, 64),
-		batches: make(chan *shoalv1.SampleBatch, 256), results: make(chan *shoalv1.CommandResult, 8)}
+		batches: make(chan *shoalv1.SampleBatch, 256), results: make(chan *shoalv1.CommandResult, 8),
+		goodbye: make(chan *shoalv1.AgentGoodbye, 1)}
 }
 
 func (n *node) Connect(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error {
@@ -75,6 +77,8 @@ func (n *node) loop(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.
 			n.batches <- msg.Batch
 		case *shoalv1.ConnectRequest_CommandResult:
 			n.results <- msg.CommandResult
+		case *shoalv1.ConnectRequest_Goodbye:
+			n.goodbye <- msg.Goodbye
 		}
 	}
 }
@@ -423,5 +427,39 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("New = %v, want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+func TestGoodbyeOnStop(t *testing.T) {
+	nw := newNetwork(t)
+	a := newNode("a")
+	nw.start(a)
+	c, err := New(Config{Addrs: []string{"a"}, Hello: &shoalv1.AgentHello{InstanceId: "i-1"}, Backoff: 5 * time.Millisecond,
+		MaxBackoff: 50 * time.Millisecond, DialOptions: []grpc.DialOption{nw.dialer()}, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	recv(t, a.hellos, "hello")
+	eventuallyConnected(t, c)
+	cancel()
+	if g := recv(t, a.goodbye, "goodbye"); g.GetReason() == "" {
+		t.Error("goodbye without a reason")
+	}
+	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Run = %v", err)
+	}
+}
+
+func eventuallyConnected(t *testing.T, c *Client) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for !c.Stats().Connected {
+		if time.Now().After(deadline) {
+			t.Fatal("never connected")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -1,0 +1,325 @@
+//go:build multiprocess
+
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
+)
+
+const wait = 20 * time.Second
+
+func agentBin(t *testing.T) string {
+	dir := os.Getenv("SHOAL_BIN")
+	if dir == "" {
+		t.Skip("SHOAL_BIN is not set: run `make build` and SHOAL_BIN=bin go test -tags multiprocess ./agent/e2e")
+	}
+	if !filepath.IsAbs(dir) {
+		// A relative SHOAL_BIN (SHOAL_BIN=bin) is relative to the module
+		// root, where the Makefile runs; tests run in their package folder.
+		root, err := moduleRoot()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir = filepath.Join(root, dir)
+	}
+	p := filepath.Join(dir, "shoal-agent")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("shoal-agent not built: %v", err)
+	}
+	return p
+}
+
+// imds is a minimal IMDSv2: token PUT, then GETs of meta-data paths.
+func imds(t *testing.T, values map[string]string) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/latest/api/token" && r.Method == http.MethodPut {
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
+			io.WriteString(w, "tok")
+			return
+		}
+		if r.Header.Get("X-Aws-Ec2-Metadata-Token") != "tok" {
+			http.Error(w, "no token", http.StatusUnauthorized)
+			return
+		}
+		v, ok := values[strings.TrimPrefix(r.URL.Path, "/latest/meta-data/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, v)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// coordinator is a fake coordinator node that records what agents send.
+type coordinator struct {
+	shoalv1.UnimplementedAgentServiceServer
+	hellos   chan *shoalv1.AgentHello
+	batches  chan *shoalv1.SampleBatch
+	results  chan *shoalv1.CommandResult
+	goodbyes chan *shoalv1.AgentGoodbye
+
+	mu   sync.Mutex
+	cmds chan *shoalv1.AgentCommand // of the current stream
+}
+
+func newCoordinator() *coordinator {
+	return &coordinator{hellos: make(chan *shoalv1.AgentHello, 16), batches: make(chan *shoalv1.SampleBatch, 1024),
+		results: make(chan *shoalv1.CommandResult, 4), goodbyes: make(chan *shoalv1.AgentGoodbye, 4)}
+}
+
+func (c *coordinator) Connect(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error {
+	cmds := make(chan *shoalv1.AgentCommand, 4)
+	c.mu.Lock()
+	c.cmds = cmds
+	c.mu.Unlock()
+	go func() {
+		for {
+			select {
+			case <-st.Context().Done():
+				return
+			case cmd := <-cmds:
+				st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Command{Command: cmd}})
+			}
+		}
+	}()
+	for {
+		m, err := st.Recv()
+		if err != nil {
+			return nil
+		}
+		switch msg := m.GetMsg().(type) {
+		case *shoalv1.ConnectRequest_Hello:
+			c.hellos <- msg.Hello
+			st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Welcome{Welcome: &shoalv1.Welcome{NodeId: "fake", Fleet: "web"}}})
+		case *shoalv1.ConnectRequest_Batch:
+			select {
+			case c.batches <- msg.Batch:
+			default:
+			}
+		case *shoalv1.ConnectRequest_CommandResult:
+			c.results <- msg.CommandResult
+		case *shoalv1.ConnectRequest_Goodbye:
+			c.goodbyes <- msg.Goodbye
+		}
+	}
+}
+
+func (c *coordinator) command(cmd *shoalv1.AgentCommand) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cmds <- cmd
+}
+
+func serve(t *testing.T, addr string, c *coordinator) *grpc.Server {
+	var lis net.Listener
+	var err error
+	deadline := time.Now().Add(wait)
+	for {
+		if lis, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := rpc.NewServer()
+	shoalv1.RegisterAgentServiceServer(srv, c)
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return srv
+}
+
+func recv[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(wait):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
+	}
+}
+
+func freePort(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// agentMetric reads one sample of the agent's own /metrics.
+func agentMetric(addr, name string) (float64, bool) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && f[0] == name {
+			v, err := strconv.ParseFloat(f[1], 64)
+			return v, err == nil
+		}
+	}
+	return 0, false
+}
+
+func TestAgentEndToEnd(t *testing.T) {
+	bin := agentBin(t)
+	coordAddr := freePort(t)
+	coord := newCoordinator()
+	srv := serve(t, coordAddr, coord)
+	meta := imds(t, map[string]string{
+		"instance-id": "i-e2e", "local-ipv4": "127.0.0.21", "placement/availability-zone": "local-1a", "ami-id": "ami-e2e",
+		"tags/instance/aws:autoscaling:groupName": "web-asg",
+		"tags/instance/shoal:coordinators":        coordAddr,
+	})
+	httpAddr := freePort(t)
+	drained := filepath.Join(t.TempDir(), "drained")
+	cmd := exec.Command(bin, "--interval", "200ms", "--http-addr", httpAddr, "--log-level", "warn",
+		"--on-drain", "echo drained > "+drained+" && echo bye")
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+meta.URL)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+
+	h := recv(t, coord.hellos, "hello")
+	if h.GetInstanceId() != "i-e2e" || h.GetAsg() != "web-asg" || h.GetPrivateIp() != "127.0.0.21" || h.GetFleet() != "" || h.GetImageId() != "ami-e2e" {
+		t.Fatalf("hello = %v; want the identity from IMDS and no invented fleet", h)
+	}
+	deadline := time.After(wait)
+	for got := false; !got; {
+		select {
+		case b := <-coord.batches:
+			for _, s := range b.GetSamples() {
+				if _, ok := s.GetValues()["cpu"]; ok {
+					got = true
+				}
+			}
+		case <-deadline:
+			t.Fatal("no sample with cpu")
+		}
+	}
+
+	// Coordinator outage: the agent buffers, then sends the backlog.
+	srv.Stop()
+	down := time.Now()
+	eventuallyMetric(t, httpAddr, "shoal_agent_buffered_samples", func(v float64) bool { return v >= 3 })
+	for len(coord.batches) > 0 {
+		<-coord.batches
+	}
+	serve(t, coordAddr, coord)
+	recv(t, coord.hellos, "hello after the outage")
+	var oldest int64 = 1 << 62
+	for n := 0; n < 3; {
+		b := recv(t, coord.batches, "backlog")
+		for _, s := range b.GetSamples() {
+			oldest = min(oldest, s.GetUnixMs())
+			n++
+		}
+	}
+	if time.UnixMilli(oldest).After(down.Add(time.Second)) {
+		t.Errorf("oldest sample after reconnect is from %v; the outage began at %v, so the backlog was lost", time.UnixMilli(oldest), down)
+	}
+
+	coord.command(&shoalv1.AgentCommand{Id: "d1", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, DeadlineUnixMs: time.Now().Add(wait).UnixMilli()})
+	res := recv(t, coord.results, "drain result")
+	if !res.GetOk() || res.GetId() != "d1" || !strings.Contains(res.GetOutput(), "bye") {
+		t.Errorf("drain result = %v", res)
+	}
+	if b, err := os.ReadFile(drained); err != nil || strings.TrimSpace(string(b)) != "drained" {
+		t.Errorf("the --on-drain hook did not run: %q, %v", b, err)
+	}
+
+	// SIGTERM: a goodbye, then a clean exit.
+	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	recv(t, coord.goodbyes, "goodbye")
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("agent exited with %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("agent did not exit after SIGTERM")
+	}
+}
+
+func TestAgentRefusesToInventIdentity(t *testing.T) {
+	bin := agentBin(t)
+	// IMDS answers, but the instance has no group tag and no --fleet.
+	meta := imds(t, map[string]string{"instance-id": "i-x", "local-ipv4": "127.0.0.22", "placement/availability-zone": "a", "ami-id": "ami"})
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--coordinator", "127.0.0.1:1")
+	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+meta.URL)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no fleet") || !strings.Contains(string(out), "aws:autoscaling:groupName") {
+		t.Fatalf("agent without a fleet: err %v, output:\n%s", err, out)
+	}
+}
+
+func eventuallyMetric(t *testing.T, addr, name string, ok func(float64) bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for {
+		v, found := agentMetric(addr, name)
+		if found && ok(v) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never satisfied the condition (last %v, found %v)", name, v, found)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
+}
