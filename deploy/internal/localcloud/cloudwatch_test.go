@@ -277,7 +277,9 @@ func TestAlarmAPI(t *testing.T) {
 		{"period 45", func(in *cloudwatch.PutMetricAlarmInput) { in.Period = aws.Int32(45) }, "InvalidParameterValue"},
 		{"period 90", func(in *cloudwatch.PutMetricAlarmInput) { in.Period = aws.Int32(90) }, "InvalidParameterValue"},
 		{"datapoints above evaluation periods", func(in *cloudwatch.PutMetricAlarmInput) { in.DatapointsToAlarm = aws.Int32(3) }, "InvalidParameterValue"},
-		{"longer than a day", func(in *cloudwatch.PutMetricAlarmInput) { in.Period, in.EvaluationPeriods = aws.Int32(3600), aws.Int32(25) }, "InvalidParameterValue"},
+		{"longer than a day", func(in *cloudwatch.PutMetricAlarmInput) {
+			in.Period, in.EvaluationPeriods = aws.Int32(3600), aws.Int32(25)
+		}, "InvalidParameterValue"},
 		{"unknown treat missing", func(in *cloudwatch.PutMetricAlarmInput) { in.TreatMissingData = aws.String("sometimes") }, "InvalidParameterValue"},
 		{"no statistic", func(in *cloudwatch.PutMetricAlarmInput) { in.Statistic = "" }, "MissingParameter"},
 	}

@@ -54,6 +54,10 @@ func (p *proc) exited() bool {
 // signalGroup signals the whole process group, so children of the
 // workload scripts stop with it.
 func (p *proc) signalGroup(sig syscall.Signal) error {
+	if p.pid <= 0 {
+		// kill(0) would signal the local cloud's own group.
+		return nil
+	}
 	err := syscall.Kill(-p.pid, sig)
 	if errors.Is(err, syscall.ESRCH) {
 		return nil
