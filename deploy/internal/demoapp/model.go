@@ -110,7 +110,13 @@ func (m *Model) waiting(now time.Time) int {
 func (m *Model) prune(now time.Time) {
 	from := now.Add(-m.window)
 	i := sort.Search(len(m.starts), func(i int) bool { return m.starts[i].Add(m.service).After(from) })
-	if i > 0 {
+	switch {
+	case i == 0:
+	case i > len(m.starts)/2:
+		// Compact only once half is stale, so each request pays O(1)
+		// amortised rather than a copy of the whole window.
 		m.starts = append(m.starts[:0], m.starts[i:]...)
+	default:
+		m.starts = m.starts[i:]
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/model"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -30,6 +31,7 @@ type harness struct {
 	ln     *bufconn.Listener
 	http   *http.Client
 	grpc   demov1.GreeterServiceClient
+	conn   *grpc.ClientConn
 	stop   context.CancelFunc
 	served chan error
 }
@@ -53,6 +55,7 @@ func start(t *testing.T, cfg Config) *harness {
 		t.Fatal(err)
 	}
 	h.grpc = demov1.NewGreeterServiceClient(cc)
+	h.conn = cc
 	t.Cleanup(func() {
 		cancel()
 		cc.Close()
@@ -145,6 +148,14 @@ func TestInstanceIDInResponses(t *testing.T) {
 		}
 		if got := md.Get("x-shoal-instance"); len(got) != 1 || got[0] != "i-0test" {
 			t.Errorf("x-shoal-instance header = %v, want [i-0test]", got)
+		}
+	})
+	t.Run("grpc health", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := healthpb.NewHealthClient(h.conn).Check(ctx, &healthpb.HealthCheckRequest{})
+		if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+			t.Fatalf("health Check = %v, %v; want SERVING", resp, err)
 		}
 	})
 	t.Run("healthz", func(t *testing.T) {
