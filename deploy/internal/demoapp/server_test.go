@@ -361,4 +361,3 @@ func TestResolveInstanceID(t *testing.T) {
 		})
 	}
 }
-
