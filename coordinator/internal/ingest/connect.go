@@ -214,9 +214,11 @@ func (s *Service) handle(c *agentConn, m *shoalv1.ConnectRequest) error {
 	case *shoalv1.ConnectRequest_Batch:
 		b := msg.Batch
 		ok, rejected, reasons := s.validate(b.GetSamples(), s.cfg.Now())
-		ack := &shoalv1.BatchAck{Seq: b.GetSeq(), Rejected: uint32(rejected), RejectReason: reasons}
-		if err := c.send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Ack{Ack: ack}}); err != nil {
-			return status.Error(codes.ResourceExhausted, err.Error())
+		if rejected > 0 {
+			ack := &shoalv1.BatchAck{Seq: b.GetSeq(), Rejected: uint32(rejected), RejectReason: reasons}
+			if err := c.send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Ack{Ack: ack}}); err != nil {
+				return status.Error(codes.ResourceExhausted, err.Error())
+			}
 		}
 		s.noteDropped(c.hello, b.GetDroppedSamplesTotal())
 		rep := &shoalv1.InstanceReport{Hello: c.hello, Samples: ok, Ready: b.GetReady(), ReadyReason: b.GetReadyReason(),

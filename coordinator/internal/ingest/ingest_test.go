@@ -89,18 +89,34 @@ func TestBadSamplesRejectedAndCounted(t *testing.T) {
 				before = testutil.ToFloat64(n.svc.m.rejected.WithLabelValues(tc.reason))
 			}
 			a.send(t, true, tc.samples...)
+			seq := a.seq
+			// A clean batch gets no ack; a bad probe after it proves it.
+			a.send(t, true, smp(now, "cpu", -1.0))
 			var ack *shoalv1.BatchAck
 			select {
 			case ack = <-a.acks:
 			case <-time.After(wait):
 				t.Fatal("no ack")
 			}
-			if ack.GetSeq() != a.seq || ack.GetRejected() != tc.rejected || !strings.Contains(ack.GetRejectReason(), tc.msgHas) {
-				t.Fatalf("ack = %v, want %d rejected with %q", ack, tc.rejected, tc.msgHas)
+			if tc.rejected == 0 {
+				if ack.GetSeq() != a.seq {
+					t.Fatalf("a clean batch was acked: %v", ack)
+				}
+			} else {
+				if ack.GetSeq() != seq || ack.GetRejected() != tc.rejected || !strings.Contains(ack.GetRejectReason(), tc.msgHas) {
+					t.Fatalf("ack = %v, want seq %d, %d rejected with %q", ack, seq, tc.rejected, tc.msgHas)
+				}
+				if probe := <-a.acks; probe.GetSeq() != a.seq {
+					t.Fatalf("probe ack = %v", probe)
+				}
 			}
 			if tc.reason != "" {
-				if got := testutil.ToFloat64(n.svc.m.rejected.WithLabelValues(tc.reason)) - before; got != float64(tc.rejected) {
-					t.Errorf("counted %v under %s, want %d", got, tc.reason, tc.rejected)
+				want := float64(tc.rejected)
+				if tc.reason == reasonNegative {
+					want++ // the probe
+				}
+				if got := testutil.ToFloat64(n.svc.m.rejected.WithLabelValues(tc.reason)) - before; got != want {
+					t.Errorf("counted %v under %s, want %v", got, tc.reason, want)
 				}
 			}
 		})

@@ -729,6 +729,9 @@ func (x *AgentConfig) GetMaxCustomMetrics() int32 {
 	return 0
 }
 
+// BatchAck answers a batch that had rejected samples. Accepted batches get no
+// ack: at 1 Hz from every instance an ack each would double the writes of the
+// node holding the streams, and the agent only needs to hear about rejects.
 type BatchAck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Seq   uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
