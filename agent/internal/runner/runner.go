@@ -54,6 +54,9 @@ type Runner struct {
 	builtin     map[string]prometheus.Gauge
 	collectErrs prometheus.Counter
 	ready       prometheus.Gauge
+
+	lastErr   string // Tick runs on one goroutine
+	lastErrAt time.Time
 }
 
 // New validates cfg and registers the agent's metrics.
@@ -162,7 +165,16 @@ func (r *Runner) Tick(ctx context.Context) {
 	}
 	if len(errs) > 0 {
 		r.collectErrs.Inc()
-		r.cfg.Logger.Warn("collect", "err", errors.Join(errs...))
+		// A source that stays down (an application without its metrics
+		// endpoint yet) would log every second; say it when it changes and
+		// once a minute.
+		msg := errors.Join(errs...).Error()
+		if msg != r.lastErr || now.Sub(r.lastErrAt) >= time.Minute {
+			r.cfg.Logger.Warn("collect", "err", msg)
+			r.lastErr, r.lastErrAt = msg, now
+		}
+	} else {
+		r.lastErr = ""
 	}
 	hctx, cancel := context.WithTimeout(ctx, r.cfg.HealthTimeout)
 	h := r.cfg.Health.Check(hctx)

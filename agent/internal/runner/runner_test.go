@@ -131,3 +131,29 @@ func TestOwnMetricsSayHostWide(t *testing.T) {
 		t.Errorf("stream stats not exposed: %v", values)
 	}
 }
+
+func TestRepeatedErrorsLoggedOnce(t *testing.T) {
+	var buf strings.Builder
+	now := time.Unix(1700000000, 0)
+	failing := srcFunc(func(time.Time) (map[string]float64, error) { return nil, errors.New("scrape down") })
+	r, err := New(Config{Interval: time.Second, Sources: []Source{failing}, Sink: &sink{},
+		Now: func() time.Time { return now }, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 30 {
+		now = time.Unix(1700000000+int64(i), 0)
+		r.Tick(context.Background())
+	}
+	if n := strings.Count(buf.String(), "scrape down"); n != 1 {
+		t.Errorf("logged %d times in 30 s, want once", n)
+	}
+	now = now.Add(time.Minute)
+	r.Tick(context.Background())
+	if n := strings.Count(buf.String(), "scrape down"); n != 2 {
+		t.Errorf("logged %d times after a minute, want twice", n)
+	}
+	if got := testutil.ToFloat64(r.collectErrs); got != 31 {
+		t.Errorf("collect errors = %v, want every failure counted (31)", got)
+	}
+}
