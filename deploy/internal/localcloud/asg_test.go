@@ -501,3 +501,15 @@ func TestImageWorkloadPlusTemplateUserData(t *testing.T) {
 		t.Fatalf("instance from image did not stay healthy: %+v", g.Instances)
 	}
 }
+
+func TestDescribeInstanceRefreshes(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	tc.group(t, "g", "web", 0, 1, 0, nil)
+	out, err := tc.asg.DescribeInstanceRefreshes(ctxT(t), &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String("g")})
+	if err != nil || len(out.InstanceRefreshes) != 0 {
+		t.Fatalf("DescribeInstanceRefreshes = %+v, %v", out, err)
+	}
+	_, err = tc.asg.DescribeInstanceRefreshes(ctxT(t), &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String("nope")})
+	wantCode(t, err, "ValidationError")
+}

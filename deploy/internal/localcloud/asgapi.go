@@ -267,6 +267,18 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 				h.HeartbeatTimeout, min(100*h.HeartbeatTimeout, 172800), h.DefaultResult})
 		}
 		return out, nil
+	case "DescribeInstanceRefreshes":
+		// The local cloud never runs instance refreshes (StartInstanceRefresh
+		// is not implemented), so the truthful answer is an empty list.
+		c.mu.Lock()
+		_, err := c.groupLocked(group)
+		c.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			Refreshes []struct{} `xml:"InstanceRefreshes>member"`
+		}{}, nil
 	case "DeleteLifecycleHook":
 		return struct{}{}, c.DeleteHook(group, f.str("LifecycleHookName"))
 	case "CompleteLifecycleAction":
