@@ -310,8 +310,9 @@ func (s *Scaler) apply(ctx context.Context, cmd fsm.Command) (*fsm.Result, error
 }
 
 // syncRegistry keeps the instance registry in step with the group: it
-// registers members it has not seen, follows their lifecycle, removes
-// instances that are gone, and flags disagreements.
+// registers members it has not seen (as pending, until their agent reports
+// ready: readiness is ingestion's to commit), retires instances that left the
+// group, and flags disagreements.
 func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 	now := s.cfg.Now()
 	var latest map[string]map[string]float64
@@ -326,8 +327,7 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 		}
 		first := fs.firstSeen[id]
 		s.mu.Unlock()
-		in, known := v.insts[id]
-		if !known {
+		if _, known := v.insts[id]; !known {
 			if strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
 				continue
 			}
@@ -340,27 +340,6 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 			continue
 		}
 		_, reporting := latest[id]
-		want := in.State
-		// Readiness belongs to ingestion; the scaler only follows what the
-		// group itself says: launched and reporting is in service, and the
-		// group's own health verdict is final.
-		switch in.State {
-		case shoalv1.InstanceState_INSTANCE_STATE_PENDING:
-			if gi.LifecycleState == cloud.LifecycleInService && reporting {
-				want = shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
-			}
-		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
-			if gi.Health == cloud.HealthUnhealthy {
-				want = shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY
-			}
-		}
-		if want != in.State {
-			if _, err := s.apply(ctx, fsm.SetInstanceState(id, want)); err != nil {
-				s.cfg.Logger.Warn("scaler: instance state", "instance", id, "err", err)
-			} else {
-				in.State = want
-			}
-		}
 		if !reporting && gi.LifecycleState == cloud.LifecycleInService && now.Sub(first) > s.cfg.AgentGrace {
 			flags[id] = fmt.Sprintf("agent never reported within %v of launch", s.cfg.AgentGrace)
 		}
