@@ -2,6 +2,7 @@ package demoapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -221,13 +222,18 @@ func TestUtilizationTracksOfferedLoad(t *testing.T) {
 }
 
 func TestFullQueueRejects(t *testing.T) {
-	// One request per second and no queue: while the first is in service,
-	// the next must be turned away, with a reason.
-	h := start(t, Config{Listen: ":0", Capacity: 1, QueueSize: 0})
+	// One request per 10 s and no queue: while the first is in service, the
+	// next must be turned away, with a reason. The first is abandoned by
+	// its client afterwards, so the test does not wait out its slot.
+	h := start(t, Config{Listen: ":0", Capacity: 0.1, QueueSize: 0})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	first := make(chan error, 1)
 	go func() {
-		resp, _, err := h.get("/")
-		if err == nil && resp.StatusCode != http.StatusOK {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://demo/", nil)
+		resp, err := h.http.Do(req)
+		if err == nil {
+			resp.Body.Close()
 			err = fmt.Errorf("status %d", resp.StatusCode)
 		}
 		first <- err
@@ -251,19 +257,31 @@ func TestFullQueueRejects(t *testing.T) {
 			t.Fatalf("SayHello = %v, want RESOURCE_EXHAUSTED", err)
 		}
 	})
-	if err := <-first; err != nil {
-		t.Fatalf("first request: %v", err)
+	cancel()
+	if err := <-first; !errors.Is(err, context.Canceled) {
+		t.Fatalf("first request = %v, want it still in service until its client left", err)
 	}
-	if got := h.metric(t, "demoapp_requests_total"); got != 3 {
-		t.Errorf("requests_total = %v, want 3 (1 ok, 2 rejected)", got)
-	}
+	// 2 rejected, 1 canceled by its client.
+	waitFor(t, "3 requests counted", 5*time.Second, func() bool { return h.metric(t, "demoapp_requests_total") == 3 })
 }
 
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	// 10 requests/s: 10 HTTP and 10 gRPC requests queue for ~2 s, so
 	// shutdown starts while most of them are still waiting.
 	h := start(t, Config{Listen: ":0", Capacity: 10, QueueSize: 100, ShutdownTimeout: 10 * time.Second})
+	// Open both connections first, so every request below is admitted
+	// quickly and none is still dialling when shutdown starts.
+	if resp, _, err := h.get("/"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("warm-up GET: %v %v", resp, err)
+	}
+	wctx, wcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	_, err := h.grpc.SayHello(wctx, &demov1.SayHelloRequest{})
+	wcancel()
+	if err != nil {
+		t.Fatalf("warm-up SayHello: %v", err)
+	}
 	const n = 10
+	const warmups = 2
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*n)
 	for range n {
@@ -284,7 +302,14 @@ func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 			errs <- err
 		})
 	}
-	waitFor(t, "half the requests queued", 5*time.Second, func() bool { return h.metric(t, "demoapp_queue_depth") >= n })
+	// Every request has reached the server: answered or in flight.
+	waitFor(t, "all requests admitted", 5*time.Second, func() bool {
+		return h.metric(t, "demoapp_in_flight_requests")+h.metric(t, "demoapp_requests_total")-warmups >= 2*n
+	})
+	inFlight := h.metric(t, "demoapp_in_flight_requests")
+	if inFlight < n {
+		t.Fatalf("only %v requests in flight at shutdown; the test needs most of them queued", inFlight)
+	}
 	h.stop()
 	wg.Wait()
 	close(errs)
