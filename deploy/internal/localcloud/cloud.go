@@ -4,7 +4,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
@@ -117,7 +116,6 @@ type Instance struct {
 	termStart    time.Time // real time SIGTERM was sent
 	killed       bool
 	termActivity *Activity
-	termCause    string
 	endTime      time.Time
 
 	proc *proc
@@ -505,5 +503,3 @@ func tagsOf(in []Tag, key string) (string, bool) {
 	}
 	return "", false
 }
-
-func errf(format string, args ...any) error { return fmt.Errorf(format, args...) }

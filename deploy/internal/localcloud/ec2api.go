@@ -51,7 +51,7 @@ type xReservation struct {
 func ec2Tags(tags []Tag) []xEC2Tag {
 	var out []xEC2Tag
 	for _, t := range tags {
-		out = append(out, xEC2Tag{t.Key, t.Value})
+		out = append(out, xEC2Tag(t))
 	}
 	return out
 }

@@ -93,7 +93,7 @@ type Activity struct {
 const maxActivities = 2000
 
 func (c *Cloud) newActivity(group, desc, cause string) *Activity {
-	a := &Activity{ID: newUUID(), Group: group, Description: desc, Cause: cause, Start: c.clock.Now(), Status: "InProgress", Details: fmt.Sprintf(`{"Subnet ID":"","Availability Zone":""}`)}
+	a := &Activity{ID: newUUID(), Group: group, Description: desc, Cause: cause, Start: c.clock.Now(), Status: "InProgress", Details: `{"Subnet ID":"","Availability Zone":""}`}
 	c.activities = append(c.activities, a)
 	if len(c.activities) > maxActivities {
 		c.activities = c.activities[len(c.activities)-maxActivities:]
