@@ -45,9 +45,10 @@ module "security" {
 }
 
 module "iam" {
-  source       = "./modules/iam"
-  name         = var.name
-  group_prefix = local.group_prefix
+  source                     = "./modules/iam"
+  name                       = var.name
+  group_prefix               = local.group_prefix
+  create_service_linked_role = var.create_autoscaling_service_linked_role
 }
 
 module "coordinators" {

@@ -164,6 +164,12 @@ variable "create_fleet_group" {
   default     = false
 }
 
+variable "create_autoscaling_service_linked_role" {
+  description = "Create AWSServiceRoleForAutoScaling, which the account's first Auto Scaling group needs; set false if the account already has it."
+  type        = bool
+  default     = true
+}
+
 variable "create_golden_instance" {
   description = "Run one fleet-like instance outside the group, for `shoal-coordinator fleet bootstrap --from-instance`."
   type        = bool

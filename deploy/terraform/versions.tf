@@ -3,7 +3,7 @@ terraform {
   required_providers {
     aws = {
       source  = "hashicorp/aws"
-      version = ">= 5.38.0, < 7.0.0"
+      version = ">= 5.43.0, < 7.0.0"
     }
   }
 }

@@ -48,3 +48,11 @@ resource "aws_iam_instance_profile" "agent" {
   name = "${var.name}-agent"
   role = aws_iam_role.agent.name
 }
+
+# Auto Scaling acts through this role. It is made on first use only when the
+# caller may create it; the coordinator may not (iam:CreateServiceLinkedRole
+# is not an operation Shoal calls), so an empty account gets it here.
+resource "aws_iam_service_linked_role" "autoscaling" {
+  count            = var.create_service_linked_role ? 1 : 0
+  aws_service_name = "autoscaling.amazonaws.com"
+}
