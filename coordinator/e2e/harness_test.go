@@ -1,0 +1,266 @@
+//go:build multiprocess
+
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
+)
+
+// Short raft timings, with room for a loaded 2-core machine: elections
+// finish in about a second; a 100 ms lease made survivors step down.
+var raftFlags = []string{
+	"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms",
+	"--raft-leader-lease-timeout", "200ms", "--raft-commit-timeout", "5ms",
+	"--no-leader-wait", "5s", "--log-level", "warn",
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("SHOAL_BIN")
+	if dir == "" {
+		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (or SHOAL_BIN=bin go test -tags multiprocess ./coordinator/e2e)")
+	}
+	if !filepath.IsAbs(dir) {
+		// Relative to the module root, as in `SHOAL_BIN=bin go test ...`.
+		dir = filepath.Join(moduleRoot(t), dir)
+	}
+	abs := filepath.Join(dir, "shoal-coordinator")
+	if _, err := os.Stat(abs); err != nil {
+		t.Fatalf("coordinator binary: %v (run `make build`)", err)
+	}
+	return abs
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatalf("no go.mod above %s", dir)
+		}
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type node struct {
+	id, raft, rpc, http, dir string
+	join                     string // "" means --bootstrap
+	cmd                      *exec.Cmd
+	done                     chan struct{} // closed when the process has exited
+	conn                     *grpc.ClientConn
+}
+
+type cluster struct {
+	t     *testing.T
+	bin   string
+	nodes []*node
+}
+
+// newCluster allocates three nodes; node 0 bootstraps, the others join.
+func newCluster(t *testing.T) *cluster {
+	c := &cluster{t: t, bin: binary(t)}
+	base := t.TempDir()
+	for i := 0; i < 3; i++ {
+		n := &node{
+			id: fmt.Sprintf("n%d", i+1), raft: freePort(t), rpc: freePort(t), http: freePort(t),
+			dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+		}
+		if i > 0 {
+			var peers []string
+			for _, p := range c.nodes {
+				peers = append(peers, p.rpc)
+			}
+			n.join = strings.Join(peers, ",")
+		}
+		cc, err := rpc.Dial(n.rpc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.conn = cc
+		c.nodes = append(c.nodes, n)
+	}
+	t.Cleanup(func() {
+		for _, n := range c.nodes {
+			c.kill9(n)
+			n.conn.Close()
+		}
+	})
+	return c
+}
+
+func (n *node) client() shoalv1.ControlServiceClient { return shoalv1.NewControlServiceClient(n.conn) }
+
+func (n *node) running() bool {
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// start runs the node with the same flags every time: a restart changes
+// nothing on the command line.
+func (c *cluster) start(n *node) {
+	c.t.Helper()
+	args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft, "--rpc-addr", n.rpc, "--http-addr", n.http}
+	if n.join == "" {
+		args = append(args, "--bootstrap")
+	} else {
+		args = append(args, "--join", n.join)
+	}
+	args = append(args, raftFlags...)
+	log, err := os.OpenFile(filepath.Join(filepath.Dir(n.dir), n.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command(c.bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		c.t.Fatal(err)
+	}
+	n.cmd, n.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(n.done) }()
+}
+
+func (c *cluster) kill9(n *node) {
+	if !n.running() {
+		return
+	}
+	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
+	<-n.done
+}
+
+// stop sends SIGTERM and returns how long the node took to exit; it fails
+// the test past 10 s.
+func (c *cluster) stop(n *node) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.done:
+		return time.Since(start)
+	case <-time.After(10 * time.Second):
+		c.t.Errorf("%s did not stop within 10 s of SIGTERM", n.id)
+		c.kill9(n)
+		return time.Since(start)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// leader waits until a running node reports itself leader and every running
+// node agrees, and returns it.
+func (c *cluster) leader(d time.Duration) *node {
+	c.t.Helper()
+	var l *node
+	waitFor(c.t, d, "a leader every running node agrees on", func() bool {
+		id := ""
+		for _, n := range c.nodes {
+			if !n.running() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := n.client().GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: true})
+			cancel()
+			if err != nil || st.LeaderId == "" || (id != "" && st.LeaderId != id) {
+				return false
+			}
+			id = st.LeaderId
+		}
+		for _, n := range c.nodes {
+			if n.id == id && n.running() {
+				l = n
+				return true
+			}
+		}
+		return false
+	})
+	return l
+}
+
+// cli runs an operator command against addr and returns stdout.
+func (c *cluster) cli(addr string, args ...string) (string, error) {
+	cmd := exec.Command(c.bin, append(args, "--address", addr)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	if err != nil {
+		return out.String(), fmt.Errorf("%v: %s", err, strings.TrimSpace(errb.String()))
+	}
+	return out.String(), nil
+}
+
+type fleetJSON struct {
+	Name    string `json:"name"`
+	ASG     string `json:"asg"`
+	Min     int32  `json:"min"`
+	Max     int32  `json:"max"`
+	Desired int32  `json:"desired"`
+	Paused  bool   `json:"paused"`
+}
+
+func (c *cluster) fleets(addr string, stale bool) (map[string]fleetJSON, error) {
+	args := []string{"fleet", "list", "-o", "json"}
+	if stale {
+		args = append(args, "--stale")
+	}
+	out, err := c.cli(addr, args...)
+	if err != nil {
+		return nil, err
+	}
+	var list []fleetJSON
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return nil, fmt.Errorf("fleet list JSON: %v: %s", err, out)
+	}
+	m := map[string]fleetJSON{}
+	for _, f := range list {
+		m[f.Name] = f
+	}
+	return m, nil
+}
