@@ -84,29 +84,31 @@ const requestOverhead = 128
 func datumSize(d types.MetricDatum) int {
 	const prefix = len("MetricData.member.1000.")
 	n := 0
-	field := func(key string, vlen int) { n += prefix + len(key) + 1 + vlen + 1 }
-	field("MetricName", len(sdkaws.ToString(d.MetricName)))
+	field := func(keyLen, vlen int) { n += prefix + keyLen + 1 + vlen + 1 }
+	field(len("MetricName"), len(sdkaws.ToString(d.MetricName)))
 	for i, dim := range d.Dimensions {
-		k := "Dimensions.member." + strconv.Itoa(i+1) + "."
-		field(k+"Name", len(sdkaws.ToString(dim.Name)))
-		field(k+"Value", len(sdkaws.ToString(dim.Value)))
+		k := len("Dimensions.member.") + len(strconv.Itoa(i+1)) + 1
+		field(k+len("Name"), len(sdkaws.ToString(dim.Name)))
+		field(k+len("Value"), len(sdkaws.ToString(dim.Value)))
 	}
 	if d.Timestamp != nil {
-		field("Timestamp", len(time.RFC3339Nano))
+		field(len("Timestamp"), len(time.RFC3339Nano))
 	}
 	if d.StatisticValues != nil {
-		for _, k := range []string{"SampleCount", "Sum", "Minimum", "Maximum"} {
-			field("StatisticValues."+k, 24) // the longest %g of a float64
-		}
+		// The longest %g of a float64 is 24 characters.
+		field(len("StatisticValues.SampleCount"), 24)
+		field(len("StatisticValues.Sum"), 24)
+		field(len("StatisticValues.Minimum"), 24)
+		field(len("StatisticValues.Maximum"), 24)
 	}
 	if d.Value != nil {
-		field("Value", 24)
+		field(len("Value"), 24)
 	}
 	if d.Unit != "" {
-		field("Unit", len(d.Unit))
+		field(len("Unit"), len(d.Unit))
 	}
 	if d.StorageResolution != nil {
-		field("StorageResolution", 2)
+		field(len("StorageResolution"), 2)
 	}
 	return n
 }
@@ -119,11 +121,11 @@ func dims(kv ...string) []types.Dimension {
 	return out
 }
 
-func datum(metric, unit string, ts time.Time, st Stats, resolution int32, d []types.Dimension) types.MetricDatum {
+func datum(metric, unit string, ts *time.Time, st Stats, resolution int32, d []types.Dimension) types.MetricDatum {
 	return types.MetricDatum{
 		MetricName: sdkaws.String(metric),
 		Dimensions: d,
-		Timestamp:  sdkaws.Time(ts),
+		Timestamp:  ts,
 		StatisticValues: &types.StatisticSet{
 			SampleCount: sdkaws.Float64(st.SampleCount),
 			Sum:         sdkaws.Float64(st.Sum),

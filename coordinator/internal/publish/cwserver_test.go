@@ -26,6 +26,8 @@ type cborServer struct {
 	puts []putRequest
 	ops  []string
 	fail func(n int) (status int, code string)
+	// describeAlarms, when set, is DescribeAlarms' answer.
+	describeAlarms cbor.Value
 }
 
 type putRequest struct {
@@ -79,7 +81,17 @@ func (s *cborServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Unlock()
 	}
 	w.WriteHeader(200)
+	if op == "DescribeAlarms" && s.describeAlarms != nil {
+		w.Write(cbor.Encode(s.describeAlarms))
+		return
+	}
 	w.Write(cbor.Encode(cbor.Map{}))
+}
+
+func (s *cborServer) operations() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.ops...)
 }
 
 func (s *cborServer) putRequests() []putRequest {

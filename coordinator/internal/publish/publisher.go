@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -127,6 +128,7 @@ func (c Config) Validate() error {
 var (
 	ErrAlreadyPublished = errors.New("period already published")
 	ErrMisaligned       = errors.New("period start not aligned to the interval")
+	ErrBadPeriod        = errors.New("bad period")
 	ErrCommit           = errors.New("commit publish watermark")
 )
 
@@ -249,6 +251,18 @@ func (p *Publisher) Publish(per Period) error {
 	if !per.Start.Equal(per.Start.Truncate(p.cfg.Interval)) {
 		return fmt.Errorf("%w: %s is not a multiple of %v", ErrMisaligned, per.Start.UTC().Format(time.RFC3339Nano), p.cfg.Interval)
 	}
+	seen := map[string]bool{}
+	for i, f := range per.Fleets {
+		switch {
+		case f.Fleet == "":
+			return fmt.Errorf("%w: fleets[%d].fleet: must not be empty", ErrBadPeriod, i)
+		case f.Group == "":
+			return fmt.Errorf("%w: fleets[%d].group (fleet %q): must not be empty", ErrBadPeriod, i, f.Fleet)
+		case seen[f.Fleet]:
+			return fmt.Errorf("%w: fleets[%d].fleet: %q listed twice", ErrBadPeriod, i, f.Fleet)
+		}
+		seen[f.Fleet] = true
+	}
 	p.mu.Lock()
 	accepted := p.accepted
 	p.mu.Unlock()
@@ -298,7 +312,8 @@ func (p *Publisher) build(per Period) []request {
 	}
 	s := &splitter{maxDatums: p.cfg.MaxDatums, maxBytes: p.cfg.MaxBytes, period: per.Start}
 	one := Stats{SampleCount: 1, Sum: 1, Min: 1, Max: 1}
-	s.add(datum(HeartbeatMetric, "Count", per.Start, one, res, dims(DimCluster, p.cfg.Cluster)))
+	ts := sdkaws.Time(per.Start)
+	s.add(datum(HeartbeatMetric, "Count", ts, one, res, dims(DimCluster, p.cfg.Cluster)))
 
 	fleets := append([]FleetStats(nil), per.Fleets...)
 	sortFleets(fleets)
@@ -306,6 +321,12 @@ func (p *Publisher) build(per Period) []request {
 		publishable := func(metric string, st Stats) bool {
 			if st.SampleCount <= 0 {
 				return false // CloudWatch refuses an empty statistic set
+			}
+			if !finite(st.SampleCount, st.Sum, st.Min, st.Max) {
+				// One NaN would make CloudWatch refuse the whole request,
+				// every other fleet's series with it.
+				p.log.Warn("non-finite statistics not published", "fleet", f.Fleet, "metric", metric)
+				return false
 			}
 			if !IsCustom(metric) {
 				return standard[metric]
@@ -316,23 +337,36 @@ func (p *Publisher) build(per Period) []request {
 			}
 			return true
 		}
+		// Datums share their dimension slices and timestamp: the SDK only
+		// reads them.
+		fleetDims := dims(DimGroup, f.Group, DimCluster, p.cfg.Cluster)
 		for _, m := range sortedKeys(f.Metrics) {
 			if st := f.Metrics[m]; publishable(m, st) {
-				s.add(datum(CloudWatchName(m), unitOf(m), per.Start, st, res, dims(DimGroup, f.Group, DimCluster, p.cfg.Cluster)))
+				s.add(datum(CloudWatchName(m), unitOf(m), ts, st, res, fleetDims))
 			}
 		}
 		if !f.PerInstance {
 			continue
 		}
 		for _, id := range sortedKeys(f.Instances) {
+			instDims := append(fleetDims[:len(fleetDims):len(fleetDims)], dims(DimInstance, id)...)
 			for _, m := range sortedKeys(f.Instances[id]) {
 				if st := f.Instances[id][m]; publishable(m, st) {
-					s.add(datum(CloudWatchName(m), unitOf(m), per.Start, st, res, dims(DimGroup, f.Group, DimCluster, p.cfg.Cluster, DimInstance, id)))
+					s.add(datum(CloudWatchName(m), unitOf(m), ts, st, res, instDims))
 				}
 			}
 		}
 	}
 	return s.done()
+}
+
+func finite(vs ...float64) bool {
+	for _, v := range vs {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func sortFleets(fs []FleetStats) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -143,7 +144,7 @@ func findDatum(ds []types.MetricDatum, metric string, dims map[string]string) *t
 func TestBuildDatums(t *testing.T) {
 	st := Stats{SampleCount: 4, Sum: 200, Min: 20, Max: 80}
 	period := Period{Start: t0, Fleets: []FleetStats{
-		{Fleet: "web", Group: "web-asg", Metrics: map[string]Stats{"cpu": st, "mem": st, "requests_per_target": st, "load1": st, "queue_depth": st, "empty": {}},
+		{Fleet: "web", Group: "web-asg", Metrics: map[string]Stats{"cpu": st, "mem": st, "requests_per_target": st, "load1": st, "queue_depth": st, "empty": {}, "broken": {SampleCount: 1, Sum: math.NaN(), Min: 1, Max: 1}},
 			Instances: map[string]map[string]Stats{"i-1": {"cpu": st}}},
 		{Fleet: "api", Group: "api-asg", PerInstance: true, Metrics: map[string]Stats{"cpu": st},
 			Instances: map[string]map[string]Stats{"i-2": {"cpu": st}}},
@@ -165,6 +166,7 @@ func TestBuildDatums(t *testing.T) {
 		{"custom keeps its name", 10 * time.Second, "queue_depth", web, true, "None", 1},
 		{"load1 is not a standard metric", 10 * time.Second, "LoadAverage1", web, false, "", 0},
 		{"an empty statistic set is skipped", 10 * time.Second, "empty", web, false, "", 0},
+		{"a NaN statistic set is skipped", 10 * time.Second, "broken", web, false, "", 0},
 		{"per-instance off: no instance series", 10 * time.Second, "CPUUtilization", map[string]string{DimGroup: "web-asg", DimCluster: "shoal", DimInstance: "i-1"}, false, "", 0},
 		{"per-instance on: instance series", 10 * time.Second, "CPUUtilization", map[string]string{DimGroup: "api-asg", DimCluster: "shoal", DimInstance: "i-2"}, true, "Percent", 1},
 		{"second fleet", 10 * time.Second, "CPUUtilization", api, true, "Percent", 1},

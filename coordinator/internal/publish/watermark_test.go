@@ -73,6 +73,23 @@ func TestPublishRefusesOldAndMisalignedPeriods(t *testing.T) {
 			}
 		})
 	}
+	bad := []struct {
+		name   string
+		fleets []FleetStats
+		want   string
+	}{
+		{"no fleet name", []FleetStats{{Group: "g"}}, "bad period: fleets[0].fleet: must not be empty"},
+		{"no group", []FleetStats{{Fleet: "web"}}, `bad period: fleets[0].group (fleet "web"): must not be empty`},
+		{"fleet twice", []FleetStats{{Fleet: "web", Group: "g"}, {Fleet: "web", Group: "g"}}, `bad period: fleets[1].fleet: "web" listed twice`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			err := p.Publish(Period{Start: t0.Add(time.Hour), Fleets: tt.fleets})
+			if !errors.Is(err, ErrBadPeriod) || err.Error() != tt.want {
+				t.Fatalf("Publish = %v, want %q", err, tt.want)
+			}
+		})
+	}
 	if got := p.NextPeriod(time.Now()); !got.Equal(t0.Add(20 * time.Second)) {
 		t.Errorf("NextPeriod = %v", got)
 	}

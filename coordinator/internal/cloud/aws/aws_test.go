@@ -16,6 +16,7 @@ import (
 	"time"
 
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -410,5 +411,32 @@ func TestOperationsMatchCalls(t *testing.T) {
 	sort.Strings(got)
 	if !reflect.DeepEqual(got, Operations()) {
 		t.Fatalf("operations called:\n%v\nOperations():\n%v", got, Operations())
+	}
+}
+
+// TestLimiterSharedAcrossServices: clients built from one LoadConfig share
+// its limiter, so CloudWatch calls and Auto Scaling calls draw on one budget.
+func TestLimiterSharedAcrossServices(t *testing.T) {
+	s := &queryServer{handle: func(int, url.Values) (int, string) { return 200, queryOK("SetDesiredCapacity", "") }}
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	setCredentials(t)
+	c := testConfig(srv.URL)
+	c.Limiter = rate.NewLimiter(rate.Every(time.Hour), 1)
+	cfg, err := LoadConfig(context.Background(), c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := New(cfg).SetDesiredCapacity(context.Background(), "web", 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = cloudwatch.NewFromConfig(cfg).DescribeAlarms(ctx, &cloudwatch.DescribeAlarmsInput{})
+	if !errors.Is(err, ErrRateLimited) {
+		t.Fatalf("CloudWatch call err = %v, want it held by the shared limiter", err)
+	}
+	if n := len(s.requests()); n != 1 {
+		t.Fatalf("server saw %d requests, want only the Auto Scaling one", n)
 	}
 }
