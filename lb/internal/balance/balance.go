@@ -476,6 +476,11 @@ func (b *Balancer) TryRetry() bool {
 	return true
 }
 
+// NoteFreeRetry counts a retry that needs no budget: the request never
+// reached a backend (connect failure, stale pooled connection), so
+// replaying it adds no load a budget would have to protect.
+func (b *Balancer) NoteFreeRetry() { b.RetriesTotal.Add(1) }
+
 // RetryDone returns a retry reserved with TryRetry.
 func (b *Balancer) RetryDone() { b.retries.Add(-1) }
 

@@ -35,7 +35,7 @@ type serveOpts struct {
 	connectTimeout, respHeaderTimeout                  time.Duration
 	maxHeaderBytes                                     int
 	maxStreams                                         uint32
-	backendProtocol, engine                            string
+	backendProtocol, engine, h1engine                  string
 	backendTLS, backendTLSInsecure                     bool
 	backendCA                                          string
 	tlsCert, tlsKey                                    string
@@ -74,6 +74,7 @@ func newServeCmd() *cobra.Command {
 	f.Uint32Var(&o.maxStreams, "max-streams", pd.MaxConcurrentStreams, "concurrent streams per h2 client connection")
 	f.StringVar(&o.backendProtocol, "backend-protocol", "http1", "protocol for non-gRPC requests to backends: http1, h2c or h2")
 	f.StringVar(&o.engine, "h2-engine", pd.Engine, "HTTP/2 client engine: mux (frame forwarding) or nethttp (x/net/http2 server+transport)")
+	f.StringVar(&o.h1engine, "h1-engine", pd.H1Engine, "HTTP/1.1 client engine: raw (head/body copying) or fasthttp")
 	f.BoolVar(&o.backendTLS, "backend-tls", false, "speak TLS (h2) to backends for gRPC and h2")
 	f.BoolVar(&o.backendTLSInsecure, "backend-tls-insecure", false, "skip backend certificate verification")
 	f.StringVar(&o.backendCA, "backend-ca", "", "PEM file of CAs for backend certificates")
@@ -94,7 +95,7 @@ func (o *serveOpts) configs() (proxy.Config, balance.Config, error) {
 	pc.ConnectTimeout, pc.ResponseHeaderTimeout = o.connectTimeout, o.respHeaderTimeout
 	pc.MaxHeaderBytes, pc.MaxConcurrentStreams = o.maxHeaderBytes, o.maxStreams
 	pc.BackendProtocol = proxy.BackendProtocol(o.backendProtocol)
-	pc.Engine = o.engine
+	pc.Engine, pc.H1Engine = o.engine, o.h1engine
 	pc.Logger = slog.Default()
 	if o.backendTLS || pc.BackendProtocol == proxy.H2 {
 		tc := &tls.Config{InsecureSkipVerify: o.backendTLSInsecure}

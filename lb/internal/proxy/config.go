@@ -47,6 +47,9 @@ type Config struct {
 	// Engine serves HTTP/2 clients: "mux" forwards frames (the default,
 	// cheapest), "nethttp" uses x/net/http2's Server and Transport.
 	Engine string
+	// H1Engine serves HTTP/1.1 clients: "raw" copies heads and bodies
+	// (the default, cheapest), "fasthttp" uses valyala/fasthttp.
+	H1Engine string
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
 	Logger    *slog.Logger
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		BackendProtocol:       HTTP1,
 		DrainPoll:             50 * time.Millisecond,
 		Engine:                "mux",
+		H1Engine:              "raw",
 		Logger:                slog.Default(),
 	}
 }
@@ -102,6 +106,9 @@ func (c Config) withDefaults() Config {
 	if c.Engine == "" {
 		c.Engine = d.Engine
 	}
+	if c.H1Engine == "" {
+		c.H1Engine = d.H1Engine
+	}
 	if c.DrainPoll == 0 {
 		c.DrainPoll = d.DrainPoll
 	}
@@ -133,6 +140,11 @@ func (c Config) Validate() error {
 	case "", "mux", "nethttp":
 	default:
 		return fmt.Errorf("h2-engine (%q) must be mux or nethttp", c.Engine)
+	}
+	switch c.H1Engine {
+	case "", "raw", "fasthttp":
+	default:
+		return fmt.Errorf("h1-engine (%q) must be raw or fasthttp", c.H1Engine)
 	}
 	switch c.BackendProtocol {
 	case "", HTTP1, H2C, H2:

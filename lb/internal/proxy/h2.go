@@ -96,7 +96,12 @@ func (p *Proxy) roundTripH2(out *http.Request, body *countingBody, cancel contex
 		msg := p.describe(be, err)
 		p.bal.Done(be, balance.Outcome{ConnectFailed: connect, Failed: true, Latency: time.Since(start), Err: msg})
 		last = &upstreamError{msg: msg + " (fleet " + p.bal.Config().Fleet + ")", err: err}
-		unsent := connect || (body == nil || body.n == 0) && retryAfterSend
+		if connect && attempt < 2 && out.Context().Err() == nil {
+			p.bal.NoteFreeRetry() // nothing was sent: no budget needed
+			exclude = be
+			continue
+		}
+		unsent := (body == nil || body.n == 0) && retryAfterSend
 		if unsent && attempt < 2 && out.Context().Err() == nil && p.bal.TryRetry() {
 			if retried {
 				p.bal.RetryDone()

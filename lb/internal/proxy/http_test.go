@@ -25,8 +25,12 @@ import (
 )
 
 func TestHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T) {
+	forH1(t, testHTTPKilledBackendCostsNoIdempotentFailures)
+}
+
+func testHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T, h1 string) {
 	bs := startBackends(t, 3)
-	p := startProxy(t, Config{ConnectTimeout: 500 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, Config{H1Engine: h1, ConnectTimeout: 500 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	var (
 		wg     sync.WaitGroup
@@ -62,9 +66,11 @@ func TestHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T) {
 	}
 }
 
-func TestHTTPEjectionAndRecovery(t *testing.T) {
+func TestHTTPEjectionAndRecovery(t *testing.T) { forH1(t, testHTTPEjectionAndRecovery) }
+
+func testHTTPEjectionAndRecovery(t *testing.T, h1 string) {
 	bs := startBackends(t, 3)
-	p := startProxy(t, Config{}, balance.Config{EjectConsecutive: 3, EjectBase: 300 * time.Millisecond, EjectMax: 300 * time.Millisecond}, httpAddrs(bs)...)
+	p := startProxy(t, Config{H1Engine: h1}, balance.Config{EjectConsecutive: 3, EjectBase: 300 * time.Millisecond, EjectMax: 300 * time.Millisecond}, httpAddrs(bs)...)
 	c := &http.Client{Timeout: 5 * time.Second}
 	bs[0].Fail.Store(true)
 	be0 := p.Balancer().Backends()[0]
@@ -88,9 +94,11 @@ func TestHTTPEjectionAndRecovery(t *testing.T) {
 	})
 }
 
-func TestHTTPSlowClientsCutOff(t *testing.T) {
+func TestHTTPSlowClientsCutOff(t *testing.T) { forH1(t, testHTTPSlowClientsCutOff) }
+
+func testHTTPSlowClientsCutOff(t *testing.T, h1 string) {
 	bs := startBackends(t, 1)
-	p := startProxy(t, Config{HeaderTimeout: 300 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, Config{H1Engine: h1, HeaderTimeout: 300 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
 	cases := []struct {
 		name string
 		send string
@@ -135,11 +143,13 @@ func errorsAs(err error, target *net.Error) bool {
 	return ok
 }
 
-func TestHTTPNoBackendSaysWhy(t *testing.T) {
+func TestHTTPNoBackendSaysWhy(t *testing.T) { forH1(t, testHTTPNoBackendSaysWhy) }
+
+func testHTTPNoBackendSaysWhy(t *testing.T, h1 string) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	p := startProxy(t, Config{}, balance.Config{}, dead)
+	p := startProxy(t, Config{H1Engine: h1}, balance.Config{}, dead)
 	c := &http.Client{Timeout: 5 * time.Second}
 	code, body, _ := get(t, c, "http://"+p.addr+"/")
 	if code != http.StatusBadGateway || !strings.Contains(body, "connect refused "+dead) || !strings.Contains(body, "fleet web") {
@@ -153,9 +163,11 @@ func TestHTTPNoBackendSaysWhy(t *testing.T) {
 	}
 }
 
-func TestHTTPUpgradePassesThrough(t *testing.T) {
+func TestHTTPUpgradePassesThrough(t *testing.T) { forH1(t, testHTTPUpgradePassesThrough) }
+
+func testHTTPUpgradePassesThrough(t *testing.T, h1 string) {
 	bs := startBackends(t, 1)
-	p := startProxy(t, Config{}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, Config{H1Engine: h1}, balance.Config{}, httpAddrs(bs)...)
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -214,10 +226,12 @@ func TestH2ClientsReachHTTP1Backends(t *testing.T) {
 	}
 }
 
-func TestTLSListenerNegotiatesH2AndHTTP1(t *testing.T) {
+func TestTLSListenerNegotiatesH2AndHTTP1(t *testing.T) { forH1(t, testTLSListenerNegotiatesH2AndHTTP1) }
+
+func testTLSListenerNegotiatesH2AndHTTP1(t *testing.T, h1 string) {
 	bs := startBackends(t, 1)
 	cert := selfSigned(t)
-	p := startProxy(t, Config{TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, Config{H1Engine: h1, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, balance.Config{}, httpAddrs(bs)...)
 	base := &tls.Config{InsecureSkipVerify: true}
 	cases := []struct {
 		name      string
@@ -280,5 +294,13 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+var h1Engines = []string{"raw", "fasthttp"}
+
+func forH1(t *testing.T, f func(*testing.T, string)) {
+	for _, h1 := range h1Engines {
+		t.Run(h1, func(t *testing.T) { f(t, h1) })
 	}
 }

@@ -625,14 +625,8 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 	}
 	var (
 		exclude *balance.Backend
-		retried bool
 		lastMsg string
 	)
-	defer func() {
-		if retried {
-			p.bal.RetryDone()
-		}
-	}()
 	for attempt := 0; ; attempt++ {
 		be, err := p.bal.Pick(exclude)
 		if err != nil {
@@ -649,11 +643,8 @@ func (p *Proxy) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) e
 			msg := describeDial(be.Addr, err)
 			p.bal.Done(be, balance.Outcome{ConnectFailed: true, Failed: true, Err: msg})
 			lastMsg = msg + " (fleet " + p.bal.Config().Fleet + ")"
-			if attempt < 2 && p.bal.TryRetry() {
-				if retried {
-					p.bal.RetryDone()
-				}
-				retried = true
+			if attempt < 2 {
+				p.bal.NoteFreeRetry() // nothing was sent: no budget needed
 				exclude = be
 				continue
 			}
@@ -1059,7 +1050,22 @@ func (p *Proxy) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 		u.mu.Unlock()
 		u.up.mux.remove(u)
 		for _, s := range refused {
-			// The backend never processed these: the client may retry.
+			// The backend never processed these. REFUSED_STREAM tells the
+			// client so (RFC 9113 8.7): gRPC clients retry it
+			// transparently, and the retry is balanced afresh.
+			d := s.d
+			d.mu.Lock()
+			refusable := !d.closed && !s.done.Load() && !s.toC.sent && len(s.toC.q) == 0
+			if refusable {
+				d.wf.WriteRSTStream(s.toC.id, http2.ErrCodeRefusedStream)
+				s.toC.ended = true
+			}
+			d.mu.Unlock()
+			if refusable {
+				fs.add(d)
+				p.finish(s, true)
+				continue
+			}
 			p.failStream(s, grpcUnavailable, 503, "backend "+u.up.be.Addr+" is going away (GOAWAY) and did not process the request", fs)
 		}
 	case *http2.PushPromiseFrame:

@@ -42,6 +42,8 @@ type Proxy struct {
 	lns      []net.Listener
 	h2conns  map[net.Conn]struct{}
 	muxConns map[*muxConn]struct{}
+	rawConns map[net.Conn]struct{}
+	rawWG    sync.WaitGroup
 	h2wg     sync.WaitGroup
 	fastRun  sync.Once
 	closing  atomic.Bool
@@ -53,7 +55,7 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, h2conns: map[net.Conn]struct{}{}, muxConns: map[*muxConn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger, h2conns: map[net.Conn]struct{}{}, muxConns: map[*muxConn]struct{}{}, rawConns: map[net.Conn]struct{}{}}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	bal, err := balance.New(bcfg, balance.Hooks{
 		Added:    func(be *balance.Backend) { be.Transport = newUpstream(be, &p.cfg) },
@@ -149,7 +151,7 @@ func (p *Proxy) classify(c net.Conn) {
 			p.serveH2Conn(tlsConn)
 			return
 		}
-		p.h1ln.push(tlsConn)
+		p.serveH1Conn(tlsConn)
 		return
 	}
 	c.SetReadDeadline(deadline)
@@ -173,7 +175,15 @@ func (p *Proxy) classify(c net.Conn) {
 		p.serveH2Conn(pc)
 		return
 	}
-	p.h1ln.push(pc)
+	p.serveH1Conn(pc)
+}
+
+func (p *Proxy) serveH1Conn(c net.Conn) {
+	if p.cfg.H1Engine == "raw" && p.cfg.BackendProtocol == HTTP1 {
+		p.serveRaw(c)
+		return
+	}
+	p.h1ln.push(c)
 }
 
 func (p *Proxy) serveH2Conn(c net.Conn) {
@@ -217,13 +227,23 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 	go func() { errc <- p.fast.ShutdownWithContext(ctx) }()
 	p.h2base.Shutdown(ctx) // sends GOAWAY on every h2 connection
 	p.shutdownMux()
+	p.mu.Lock()
+	for c := range p.rawConns {
+		// Wakes connections waiting for their next request; one in the
+		// middle of an exchange finishes it and then sees closing.
+		c.SetReadDeadline(time.Now())
+	}
+	p.mu.Unlock()
 	done := make(chan struct{})
-	go func() { p.h2wg.Wait(); close(done) }()
+	go func() { p.h2wg.Wait(); p.rawWG.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		p.mu.Lock()
 		for c := range p.h2conns {
+			c.Close()
+		}
+		for c := range p.rawConns {
 			c.Close()
 		}
 		p.mu.Unlock()

@@ -23,6 +23,7 @@ type upstream struct {
 	h1  *fasthttp.HostClient
 	h2  *h2pool
 	mux *muxPool
+	raw *rawPool
 	cfg *Config
 
 	mu      sync.Mutex
@@ -58,6 +59,7 @@ func newUpstream(be *balance.Backend, cfg *Config) *upstream {
 	}
 	up.h2 = &h2pool{addr: be.Addr}
 	up.mux = &muxPool{}
+	up.raw = &rawPool{}
 	t := &http2.Transport{
 		AllowHTTP:          cfg.BackendTLS == nil,
 		ReadIdleTimeout:    30 * time.Second,
@@ -120,6 +122,7 @@ func (up *upstream) endStreams(cause error) int {
 // connection, letting running streams finish.
 func (up *upstream) closeConns(ctx context.Context) {
 	up.h1.CloseIdleConnections()
+	up.raw.closeIdle()
 	up.mux.shutdown()
 	up.h2.shutdown(ctx)
 }
