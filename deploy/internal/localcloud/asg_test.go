@@ -459,13 +459,21 @@ func TestImageWorkloadPlusTemplateUserData(t *testing.T) {
 		}
 		return nil
 	})
-	img, err := tc.ec2.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(goldenID), Name: aws.String("app-v1")})
+	img, err := tc.ec2.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(goldenID), Name: aws.String("app-v1"),
+		TagSpecifications: []ec2types.TagSpecification{{ResourceType: ec2types.ResourceTypeImage, Tags: []ec2types.Tag{{Key: aws.String("app"), Value: aws.String("v1")}}}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = tc.ec2.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(goldenID), Name: aws.String("app-v1")})
 	wantCode(t, err, "InvalidAMIName.Duplicate")
 	imgs, err := tc.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged, err := tc.ec2.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:app"), Values: []string{"v1"}}}})
+	if err != nil || len(tagged.Images) != 1 || aws.ToString(tagged.Images[0].ImageId) != aws.ToString(img.ImageId) {
+		t.Fatalf("DescribeImages tag:app=v1 = %+v, %v", tagged, err)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -511,5 +519,31 @@ func TestDescribeInstanceRefreshes(t *testing.T) {
 		t.Fatalf("DescribeInstanceRefreshes = %+v, %v", out, err)
 	}
 	_, err = tc.asg.DescribeInstanceRefreshes(ctxT(t), &autoscaling.DescribeInstanceRefreshesInput{AutoScalingGroupName: aws.String("nope")})
+	wantCode(t, err, "ValidationError")
+}
+
+func TestDescribeAutoScalingGroupsPaging(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	for _, n := range []string{"a", "b", "c", "d", "e"} {
+		tc.group(t, n, "web", 0, 1, 0, nil)
+	}
+	p := autoscaling.NewDescribeAutoScalingGroupsPaginator(tc.asg, &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(2)})
+	var names []string
+	pages := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, g := range out.AutoScalingGroups {
+			names = append(names, aws.ToString(g.AutoScalingGroupName))
+		}
+	}
+	if strings.Join(names, "") != "abcde" || pages != 3 {
+		t.Fatalf("paged %d pages: %v", pages, names)
+	}
+	_, err := tc.asg.DescribeAutoScalingGroups(ctxT(t), &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(500)})
 	wantCode(t, err, "ValidationError")
 }

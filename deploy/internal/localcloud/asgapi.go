@@ -147,10 +147,31 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 		return nil, c.DeleteGroup(group, force != nil && *force)
 	case "DescribeAutoScalingGroups":
 		inc := f.boolp("IncludeInstances")
-		var out struct {
-			Groups []xGroup `xml:"AutoScalingGroups>member"`
+		max, err := f.intp("MaxRecords")
+		if err != nil {
+			return nil, err
 		}
+		limit := 50
+		if max != nil {
+			if *max < 1 || *max > 100 {
+				return nil, validation("MaxRecords (%d) must be between 1 and 100", *max)
+			}
+			limit = *max
+		}
+		var out struct {
+			Groups    []xGroup `xml:"AutoScalingGroups>member"`
+			NextToken string   `xml:"NextToken,omitempty"`
+		}
+		after := f.str("NextToken")
 		for _, g := range c.Groups(f.list("AutoScalingGroupNames.member")) {
+			// Groups come sorted by name; the token is the last name served.
+			if after != "" && g.Name <= after {
+				continue
+			}
+			if len(out.Groups) == limit {
+				out.NextToken = out.Groups[len(out.Groups)-1].AutoScalingGroupName
+				break
+			}
 			x := xGroup{
 				AutoScalingGroupName: g.Name, AutoScalingGroupARN: g.ARN, LaunchTemplate: xLT{g.LT.ID, g.LT.Name, g.LT.Version},
 				MinSize: g.Min, MaxSize: g.Max, DesiredCapacity: g.Desired, DefaultCooldown: g.DefaultCooldown,

@@ -241,6 +241,9 @@ func (c *Cloud) Images(ids []string, filters map[string][]string) ([]Image, erro
 		if v, ok := filters["image-id"]; ok && !contains(v, im.ID) {
 			continue
 		}
+		if !matchTagFilters(im.Tags, filters) {
+			continue
+		}
 		out = append(out, *im)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
@@ -320,4 +323,19 @@ func (c *Cloud) LaunchTemplates(ids, names []string) ([]LaunchTemplate, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// matchTagFilters applies tag:<key> filters.
+func matchTagFilters(tags []Tag, filters map[string][]string) bool {
+	for name, vals := range filters {
+		k, ok := strings.CutPrefix(name, "tag:")
+		if !ok {
+			continue
+		}
+		v, found := tagsOf(tags, k)
+		if !found || !contains(vals, v) {
+			return false
+		}
+	}
+	return true
 }
