@@ -97,14 +97,15 @@ func (s *Service) reconcile(ctx context.Context) {
 	}
 	// Registered instances no agent reported to this leader: after a grace
 	// of StaleAfter from taking office (agents need time to find it), they
-	// are unhealthy.
+	// are unhealthy. A pending one (launched, its agent not up yet) stays
+	// pending; the scaler flags it if its agent never comes.
 	if leaderFor >= s.cfg.StaleAfter {
 		for id, reg := range regs {
 			if _, ok := s.store.byID[id]; ok {
 				continue
 			}
 			switch reg.GetState() {
-			case stateGone, stateUnhealthy, stateDraining:
+			case stateGone, stateUnhealthy, stateDraining, statePending:
 			default:
 				changes = append(changes, change{id: id, state: stateUnhealthy})
 			}
