@@ -440,3 +440,46 @@ func TestLimiterSharedAcrossServices(t *testing.T) {
 		t.Fatalf("server saw %d requests, want only the Auto Scaling one", n)
 	}
 }
+
+func TestActiveInstanceRefresh(t *testing.T) {
+	refresh := func(id, status string) string {
+		return `<member><InstanceRefreshId>` + id + `</InstanceRefreshId><AutoScalingGroupName>web</AutoScalingGroupName><Status>` + status +
+			`</Status><StartTime>2026-11-30T06:00:00Z</StartTime></member>`
+	}
+	tests := []struct {
+		name    string
+		members string
+		want    string
+	}{
+		{"none", "", ""},
+		{"only finished ones", refresh("r-2", "Successful") + refresh("r-1", "Cancelled"), ""},
+		{"one in progress", refresh("r-3", "InProgress") + refresh("r-2", "Successful"), "r-3 InProgress"},
+		{"baking counts", refresh("r-4", "Baking"), "r-4 Baking"},
+		{"rolling back counts", refresh("r-5", "RollbackInProgress"), "r-5 RollbackInProgress"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := &queryServer{handle: func(_ int, f url.Values) (int, string) {
+				if f.Get("Action") != "DescribeInstanceRefreshes" || f.Get("AutoScalingGroupName") != "web" {
+					return 400, queryError("ValidationError", "unexpected "+f.Encode())
+				}
+				return 200, queryOK("DescribeInstanceRefreshes", "<InstanceRefreshes>"+tt.members+"</InstanceRefreshes>")
+			}}
+			cl := newTestCloud(t, s, nil)
+			r, err := cl.ActiveInstanceRefresh(context.Background(), "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := ""
+			if r != nil {
+				got = r.ID + " " + r.Status
+				if !r.Start.Equal(time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)) {
+					t.Errorf("start = %v", r.Start)
+				}
+			}
+			if got != tt.want {
+				t.Fatalf("ActiveInstanceRefresh = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
