@@ -2,6 +2,7 @@ package demoapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,13 +19,21 @@ const (
 	SourceHostname = "hostname"
 )
 
+// Identity is the id responses carry and where it came from.
+type Identity struct {
+	ID     string
+	Source string // SourceFlag, SourceIMDS or SourceHostname
+	// IMDSErr says why IMDS gave no id when Source is SourceHostname.
+	IMDSErr error
+}
+
 // ResolveInstanceID returns the id responses carry: the configured one, else
 // the EC2 instance id from IMDSv2 (within the IMDS timeout), else the
 // hostname. Unlike the agent, demoapp may fall back: it only labels answers,
 // and a demo on a laptop should still start.
-func ResolveInstanceID(ctx context.Context, cfg Config) (id, source string, err error) {
+func ResolveInstanceID(ctx context.Context, cfg Config) (Identity, error) {
 	if cfg.InstanceID != "" {
-		return cfg.InstanceID, SourceFlag, nil
+		return Identity{ID: cfg.InstanceID, Source: SourceFlag}, nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, cfg.IMDSTimeout)
 	defer cancel()
@@ -34,13 +43,19 @@ func ResolveInstanceID(ctx context.Context, cfg Config) (id, source string, err 
 	if imdsErr == nil {
 		b, rerr := io.ReadAll(out.Content)
 		out.Content.Close()
-		if id := strings.TrimSpace(string(b)); rerr == nil && id != "" {
-			return id, SourceIMDS, nil
+		id := strings.TrimSpace(string(b))
+		switch {
+		case rerr != nil:
+			imdsErr = rerr
+		case id == "":
+			imdsErr = errors.New("empty instance-id")
+		default:
+			return Identity{ID: id, Source: SourceIMDS}, nil
 		}
 	}
 	host, err := os.Hostname()
 	if err != nil {
-		return "", "", fmt.Errorf("instance id: no --instance-id, IMDS failed (%v) and hostname failed: %w", imdsErr, err)
+		return Identity{}, fmt.Errorf("instance id: no --instance-id, IMDS failed (%v) and hostname failed: %w", imdsErr, err)
 	}
-	return host, SourceHostname, nil
+	return Identity{ID: host, Source: SourceHostname, IMDSErr: imdsErr}, nil
 }

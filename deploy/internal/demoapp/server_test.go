@@ -376,12 +376,15 @@ func TestResolveInstanceID(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
 			cfg.IMDSTimeout = 2 * time.Second
-			id, source, err := ResolveInstanceID(context.Background(), cfg)
+			got, err := ResolveInstanceID(context.Background(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if source != tc.wantSource || (tc.wantID != "" && id != tc.wantID) || id == "" {
-				t.Fatalf("got (%q, %q), want (%q, %q)", id, source, tc.wantID, tc.wantSource)
+			if got.Source != tc.wantSource || (tc.wantID != "" && got.ID != tc.wantID) || got.ID == "" {
+				t.Fatalf("got (%q, %q), want (%q, %q)", got.ID, got.Source, tc.wantID, tc.wantSource)
+			}
+			if (got.Source == SourceHostname) != (got.IMDSErr != nil) {
+				t.Fatalf("IMDSErr = %v with source %s; want a reason exactly when falling back", got.IMDSErr, got.Source)
 			}
 		})
 	}

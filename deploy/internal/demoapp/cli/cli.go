@@ -55,12 +55,16 @@ demoapp_utilization (0-100) at /metrics for shoal-agent to scrape.`,
 				return err
 			}
 			cfg = cfg.WithDefaults()
-			id, source, err := demoapp.ResolveInstanceID(cmd.Context(), cfg)
+			ident, err := demoapp.ResolveInstanceID(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
-			logger.Info("instance id", "id", id, "source", source)
-			srv, err := demoapp.New(cfg, id)
+			if ident.IMDSErr != nil {
+				logger.Warn("instance metadata gave no instance id; answering with the hostname", "id", ident.ID, "err", ident.IMDSErr)
+			} else {
+				logger.Info("instance id", "id", ident.ID, "source", ident.Source)
+			}
+			srv, err := demoapp.New(cfg, ident.ID)
 			if err != nil {
 				return err
 			}
