@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
@@ -152,4 +155,28 @@ func Sparkline(values []float64, width int) string {
 		}
 	}
 	return b.String()
+}
+
+// WriteSeries prints pts as `metrics FLEET` shows them: one line per point
+// (UTC time and value), then the sparkline between the lowest and highest
+// value. width bounds the sparkline.
+func WriteSeries(w io.Writer, metric, stat string, pts []Point, width int) error {
+	if len(pts) == 0 {
+		_, err := fmt.Fprintf(w, "%s (%s): no data\n", metric, stat)
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "TIME\t%s (%s)\n", strings.ToUpper(metric), stat)
+	vals := make([]float64, len(pts))
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for i, p := range pts {
+		fmt.Fprintf(tw, "%s\t%s\n", p.T.UTC().Format(time.DateTime), strconv.FormatFloat(p.V, 'f', -1, 64))
+		vals[i] = p.V
+		lo, hi = math.Min(lo, p.V), math.Max(hi, p.V)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "%s  min %s  max %s\n", Sparkline(vals, width), strconv.FormatFloat(lo, 'f', -1, 64), strconv.FormatFloat(hi, 'f', -1, 64))
+	return err
 }
