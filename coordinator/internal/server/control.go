@@ -190,6 +190,7 @@ func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*s
 	var out *shoalv1.GetFleetResponse
 	err := s.read(ctx, req.Stale, func() error {
 		f, err := s.node.FSM().Fleet(req.Name)
+		s.withGroupStatus(f)
 		out = &shoalv1.GetFleetResponse{Fleet: f}
 		return err
 	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
@@ -203,7 +204,9 @@ func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*s
 func (s *Server) ListFleets(ctx context.Context, req *shoalv1.ListFleetsRequest) (*shoalv1.ListFleetsResponse, error) {
 	var out *shoalv1.ListFleetsResponse
 	err := s.read(ctx, req.Stale, func() error {
-		out = &shoalv1.ListFleetsResponse{Fleets: s.node.FSM().Fleets()}
+		fs := s.node.FSM().Fleets()
+		s.withGroupStatus(fs...)
+		out = &shoalv1.ListFleetsResponse{Fleets: fs}
 		return nil
 	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
 		out, err = c.ListFleets(ctx, req)
@@ -305,25 +308,6 @@ func (s *Server) RestoreSnapshot(stream grpc.ClientStreamingServer[shoalv1.Resto
 	return stream.SendAndClose(&shoalv1.RestoreSnapshotResponse{Index: idx})
 }
 
-// ListInstances lists the registry. Live metrics are filled in by the
-// ingest layer of the serving node, not by the FSM.
-func (s *Server) ListInstances(ctx context.Context, req *shoalv1.ListInstancesRequest) (*shoalv1.ListInstancesResponse, error) {
-	var out *shoalv1.ListInstancesResponse
-	err := s.read(ctx, req.Stale, func() error {
-		if req.Fleet != "" {
-			if _, err := s.node.FSM().Fleet(req.Fleet); err != nil {
-				return err
-			}
-		}
-		out = &shoalv1.ListInstancesResponse{Instances: s.node.FSM().Instances(req.Fleet)}
-		return nil
-	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
-		out, err = c.ListInstances(ctx, req)
-		return err
-	})
-	return out, err
-}
-
 // SetPolicy validates and stores a fleet's scaling policy.
 func (s *Server) SetPolicy(ctx context.Context, req *shoalv1.SetPolicyRequest) (*shoalv1.SetPolicyResponse, error) {
 	if req.Policy == nil {
@@ -389,14 +373,4 @@ func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest)
 		return nil, err
 	}
 	return &shoalv1.ScaleFleetResponse{Decision: r.Decision}, nil
-}
-
-// ExplainFleet needs the scaling engine, which is not wired in yet.
-func (s *Server) ExplainFleet(context.Context, *shoalv1.ExplainFleetRequest) (*shoalv1.ExplainFleetResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "explain: the scaling engine is not part of this build yet")
-}
-
-// ListAlarms needs the CloudWatch publisher, which is not wired in yet.
-func (s *Server) ListAlarms(context.Context, *shoalv1.ListAlarmsRequest) (*shoalv1.ListAlarmsResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "alarms: the CloudWatch publisher is not part of this build yet")
 }

@@ -64,6 +64,7 @@ type Server struct {
 	log  *slog.Logger
 	grpc *grpc.Server
 	reg  *prometheus.Registry
+	live Live
 }
 
 // New builds the gRPC server with ControlService registered. Register more
