@@ -84,6 +84,17 @@ func TestMetricsPutAndRead(t *testing.T) {
 	if aws.ToString(r.Id) != "cpu" || len(r.Values) != 2 || r.Values[0] != 90 || r.Values[1] != 40 || !r.Timestamps[0].After(r.Timestamps[1]) || r.StatusCode != cwtypes.StatusCodeComplete {
 		t.Fatalf("GetMetricData = %+v (want newest first)", r)
 	}
+	// GetMetricData allows far more datapoints than GetMetricStatistics'
+	// 1440: an hour of one-second periods is fine.
+	hour, err := tc.cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{StartTime: aws.Time(base), EndTime: aws.Time(base.Add(time.Hour)), ScanBy: cwtypes.ScanByTimestampAscending,
+		MetricDataQueries: []cwtypes.MetricDataQuery{{Id: aws.String("rps"), MetricStat: &cwtypes.MetricStat{Period: aws.Int32(1), Stat: aws.String("Sum"),
+			Metric: &cwtypes.Metric{Namespace: aws.String("Shoal"), MetricName: aws.String("RPS"), Dimensions: webDims}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := hour.MetricDataResults[0].Values; len(v) != 2 || v[0] != 7 || v[1] != 9 {
+		t.Fatalf("one-second GetMetricData ascending = %v", v)
+	}
 	lm, err := tc.cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("Shoal"), Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("AutoScalingGroupName"), Value: aws.String("web")}}})
 	if err != nil {
 		t.Fatal(err)

@@ -342,7 +342,7 @@ func (s *Server) getMetricStatistics(in cmap) (cbor.Value, error) {
 	}
 	id := cwstore.MetricID{Namespace: in.str("Namespace"), MetricName: in.str("MetricName"), Dimensions: in.dims("Dimensions")}
 	c.mu.Lock()
-	aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, in.str("Unit"))
+	aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, in.str("Unit"), cwstore.MaxStatisticsDatapoints)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
@@ -388,6 +388,7 @@ func (s *Server) getMetricData(in cmap) (cbor.Value, error) {
 	ascending := in.str("ScanBy") == "TimestampAscending"
 	results := cbor.List{}
 	seen := map[string]bool{}
+	budget := cwstore.MaxMetricDataDatapoints
 	for _, qv := range queries {
 		q := asMap(qv)
 		qid := q.str("Id")
@@ -419,8 +420,12 @@ func (s *Server) getMetricData(in cmap) (cbor.Value, error) {
 			continue
 		}
 		id := cwstore.MetricID{Namespace: mt.str("Namespace"), MetricName: mt.str("MetricName"), Dimensions: mt.dims("Dimensions")}
+		budget -= int(end.Sub(start) / (time.Duration(period) * time.Second))
+		if budget < 0 {
+			return nil, fmt.Errorf("%w: the queries request more than %d datapoints in total", cwstore.ErrInvalidCombination, cwstore.MaxMetricDataDatapoints)
+		}
 		c.mu.Lock()
-		aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, ms.str("Unit"))
+		aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, ms.str("Unit"), cwstore.MaxMetricDataDatapoints)
 		c.mu.Unlock()
 		if err != nil {
 			return nil, err

@@ -226,7 +226,7 @@ func (a *Alarm) Evaluate(s *Store, now time.Time) bool {
 	period := time.Duration(a.Period) * time.Second
 	end := now.Truncate(period)
 	start := end.Add(-time.Duration(a.EvaluationPeriods) * period)
-	aggs, err := s.Query(a.Metric, start, end, period, a.Unit)
+	aggs, err := s.Query(a.Metric, start, end, period, a.Unit, a.EvaluationPeriods)
 	if err != nil {
 		return false
 	}

@@ -16,8 +16,13 @@ var (
 	ErrMissingParameter     = errors.New("missing required parameter")
 	ErrResourceNotFound     = errors.New("resource not found")
 	errTooManyDatapoints    = fmt.Errorf("%w: too many datapoints", ErrInvalidCombination)
-	maxPointsPerMetric      = 200_000
-	maxDatapointsPerRequest = 1440
+	maxPointsPerMetric = 200_000
+)
+
+// Datapoint limits per request, as CloudWatch enforces them.
+const (
+	MaxStatisticsDatapoints = 1440   // GetMetricStatistics
+	MaxMetricDataDatapoints = 100800 // GetMetricData, per call
 )
 
 // Dimension is one name/value pair of a metric identity.
@@ -323,13 +328,14 @@ func ValidateQueryPeriod(period int) error {
 }
 
 // Query aggregates one metric into periods over [start, end). unit, when
-// set, keeps only data with that unit. Periods with no data are absent.
-func (s *Store) Query(id MetricID, start, end time.Time, period time.Duration, unit string) ([]Aggregate, error) {
+// set, keeps only data with that unit. Periods with no data are absent. A
+// range holding more than maxPoints periods is refused.
+func (s *Store) Query(id MetricID, start, end time.Time, period time.Duration, unit string, maxPoints int) ([]Aggregate, error) {
 	if !start.Before(end) {
 		return nil, fmt.Errorf("%w: StartTime (%s) must be before EndTime (%s)", ErrInvalidParameter, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 	}
-	if n := int64(end.Sub(start) / period); n > int64(maxDatapointsPerRequest) {
-		return nil, fmt.Errorf("%w: you requested up to %d datapoints, which exceeds the limit of %d", errTooManyDatapoints, n, maxDatapointsPerRequest)
+	if n := int64(end.Sub(start) / period); n > int64(maxPoints) {
+		return nil, fmt.Errorf("%w: you requested up to %d datapoints, which exceeds the limit of %d", errTooManyDatapoints, n, maxPoints)
 	}
 	se := s.series[id.key()]
 	if se == nil {

@@ -46,14 +46,14 @@ func TestQueryAggregatesByPeriodAndResolution(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	hr, err := s.Query(same, t0, t0.Add(10*time.Second), time.Second, "")
+	hr, err := s.Query(same, t0, t0.Add(10*time.Second), time.Second, "", MaxStatisticsDatapoints)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(hr) != 3 { // 1 s, 2 s and the standard-resolution point stored at 0 s
 		t.Fatalf("1 s query found %d periods, want 3 (dimension order must not matter)", len(hr))
 	}
-	min, err := s.Query(same, t0, t0.Add(time.Minute), time.Minute, "")
+	min, err := s.Query(same, t0, t0.Add(time.Minute), time.Minute, "", MaxStatisticsDatapoints)
 	if err != nil || len(min) != 1 {
 		t.Fatalf("minute query: %v %v", min, err)
 	}
@@ -62,10 +62,10 @@ func TestQueryAggregatesByPeriodAndResolution(t *testing.T) {
 			t.Errorf("%s = %v (%v), want %v", stat, got, ok, want)
 		}
 	}
-	if _, err := s.Query(id, t0, t0.Add(2*time.Hour), time.Second, ""); !errors.Is(err, ErrInvalidCombination) {
+	if _, err := s.Query(id, t0, t0.Add(2*time.Hour), time.Second, "", MaxStatisticsDatapoints); !errors.Is(err, ErrInvalidCombination) {
 		t.Fatalf("7200 datapoints: %v", err)
 	}
-	if _, err := s.Query(id, t0, t0, time.Minute, ""); !errors.Is(err, ErrInvalidParameter) {
+	if _, err := s.Query(id, t0, t0, time.Minute, "", MaxStatisticsDatapoints); !errors.Is(err, ErrInvalidParameter) {
 		t.Fatalf("empty range: %v", err)
 	}
 	s.Prune(t0.Add(time.Hour), 30*time.Minute)
