@@ -14,7 +14,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func i32(v int32) *int32 { return &v }
+func i32(v int32) *int32   { return &v }
 func str(v string) *string { return &v }
 
 // apply stamps a fixed time, as the leader would, and applies c.
