@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -64,6 +65,9 @@ func New(cfg Config, instanceID string) (*Server, error) {
 
 	s.grpcSrv = rpc.NewServer()
 	demov1.RegisterGreeterServiceServer(s.grpcSrv, greeter{s: s})
+	// `shoal-lb loadtest --grpc` speaks grpc.testing.TestService/UnaryCall,
+	// so the demo's gRPC load reaches the same capacity model.
+	testpb.RegisterTestServiceServer(s.grpcSrv, testService{s: s})
 	s.health = health.NewServer()
 	healthpb.RegisterHealthServer(s.grpcSrv, s.health)
 
@@ -267,5 +271,33 @@ func (g greeter) SayHello(ctx context.Context, req *demov1.SayHelloRequest) (*de
 		Message:    "hello " + name + " from " + g.s.id,
 		InstanceId: g.s.id,
 		QueuedMs:   float64(wait) / float64(time.Millisecond),
+	}, nil
+}
+
+// maxPayload bounds the response a TestService caller may ask for.
+const maxPayload = 1 << 20
+
+type testService struct {
+	testpb.UnimplementedTestServiceServer
+	s *Server
+}
+
+func (ts testService) UnaryCall(ctx context.Context, req *testpb.SimpleRequest) (*testpb.SimpleResponse, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(strings.ToLower(InstanceHeader), ts.s.id))
+	size := req.GetResponseSize()
+	if size < 0 || size > maxPayload {
+		return nil, status.Errorf(codes.InvalidArgument, "response_size (%d) must be within 0..%d", size, maxPayload)
+	}
+	_, err := ts.s.admit(ctx, "grpc")
+	switch {
+	case errors.Is(err, ErrOverCapacity):
+		return nil, status.Errorf(codes.ResourceExhausted, "demoapp %s: %v", ts.s.id, err)
+	case err != nil:
+		return nil, status.FromContextError(err).Err()
+	}
+	return &testpb.SimpleResponse{
+		ServerId: ts.s.id,
+		Hostname: ts.s.id,
+		Payload:  &testpb.Payload{Body: make([]byte, size)},
 	}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
@@ -149,6 +150,25 @@ func TestInstanceIDInResponses(t *testing.T) {
 		}
 		if got := md.Get("x-shoal-instance"); len(got) != 1 || got[0] != "i-0test" {
 			t.Errorf("x-shoal-instance header = %v, want [i-0test]", got)
+		}
+	})
+	t.Run("grpc.testing UnaryCall", func(t *testing.T) {
+		var md metadata.MD
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		resp, err := testpb.NewTestServiceClient(h.conn).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 64}, grpc.Header(&md))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetServerId() != "i-0test" || len(resp.GetPayload().GetBody()) != 64 {
+			t.Errorf("UnaryCall = server %q, %d payload bytes; want i-0test and 64", resp.GetServerId(), len(resp.GetPayload().GetBody()))
+		}
+		if got := md.Get("x-shoal-instance"); len(got) != 1 || got[0] != "i-0test" {
+			t.Errorf("x-shoal-instance header = %v, want [i-0test]", got)
+		}
+		_, err = testpb.NewTestServiceClient(h.conn).UnaryCall(ctx, &testpb.SimpleRequest{ResponseSize: 2 << 20})
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("oversized response_size: %v, want INVALID_ARGUMENT", err)
 		}
 	})
 	t.Run("grpc health", func(t *testing.T) {
