@@ -77,7 +77,11 @@ func TestLocalCloudPublishReadBackAndAlarms(t *testing.T) {
 
 	p := newTestPublisher(t, cw, nil)
 	runPublisher(t, p)
-	base := lc.Now().Truncate(10 * time.Second)
+	// Put the local cloud's clock just past a period boundary, so the
+	// evaluation below sees the same three complete periods however long
+	// publishing takes (up to 9 s).
+	base := lc.Now().Truncate(10 * time.Second).Add(20 * time.Second)
+	lc.Set(base.Add(time.Second))
 	// Three complete periods of cpu at 85..95 (average 90 > the 55 high
 	// threshold), with one per-instance-free custom metric.
 	for i := 3; i >= 1; i-- {

@@ -100,6 +100,9 @@ func TestLocalCloudDescribeSetTerminate(t *testing.T) {
 		t.Fatalf("DescribeGroups(web, no-such-group) = %v, %v", gs, err)
 	}
 
+	if r, err := cl.ActiveInstanceRefresh(ctx, "web"); err != nil || r != nil {
+		t.Fatalf("ActiveInstanceRefresh = %+v, %v; the local cloud runs none", r, err)
+	}
 	if err := cl.SetDesiredCapacity(ctx, "web", 3); err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -233,6 +234,16 @@ func (lc *LocalCloud) Advance(d time.Duration) time.Time {
 	lc.t.Helper()
 	var out struct{ Now time.Time }
 	if err := json.Unmarshal(lc.Hook(http.MethodPost, "clock?advance="+d.String()), &out); err != nil {
+		lc.t.Fatal(err)
+	}
+	return out.Now
+}
+
+// Set moves the local cloud's clock forward to t (it never runs back).
+func (lc *LocalCloud) Set(t time.Time) time.Time {
+	lc.t.Helper()
+	var out struct{ Now time.Time }
+	if err := json.Unmarshal(lc.Hook(http.MethodPost, "clock?set="+url.QueryEscape(t.UTC().Format(time.RFC3339Nano))), &out); err != nil {
 		lc.t.Fatal(err)
 	}
 	return out.Now
