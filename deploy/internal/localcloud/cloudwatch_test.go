@@ -343,3 +343,23 @@ func TestAlarmAPI(t *testing.T) {
 		t.Fatalf("page 2: %d alarms, %v", len(page.MetricAlarms), err)
 	}
 }
+
+// TestLargePutMetricDataIsCompressed: the SDK gzips PutMetricData bodies
+// of 10 KiB and more; the local cloud must accept them.
+func TestLargePutMetricDataIsCompressed(t *testing.T) {
+	tc := startCloud(t, nil)
+	ctx := ctxT(t)
+	at := tc.now(t).Add(-time.Minute)
+	var data []cwtypes.MetricDatum
+	for i := 0; i < 1000; i++ {
+		data = append(data, cwtypes.MetricDatum{MetricName: aws.String("Load"), Timestamp: aws.Time(at), Value: aws.Float64(1), StorageResolution: aws.Int32(1),
+			Dimensions: []cwtypes.Dimension{{Name: aws.String("InstanceId"), Value: aws.String(fmt.Sprintf("i-%017d", i))}}})
+	}
+	if _, err := tc.cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("Shoal"), MetricData: data}); err != nil {
+		t.Fatal(err)
+	}
+	lm, err := tc.cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String("Shoal"), MetricName: aws.String("Load")})
+	if err != nil || len(lm.Metrics) != 1000 {
+		t.Fatalf("ListMetrics after a compressed put: %d metrics, %v", len(lm.Metrics), err)
+	}
+}

@@ -1,6 +1,7 @@
 package localcloud
 
 import (
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
@@ -180,7 +181,19 @@ func (s *Server) serveCloudWatch(w http.ResponseWriter, r *http.Request, op stri
 		writeCBORError(w, e)
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
+	var src io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		// The SDK gzips PutMetricData bodies of 10 KiB and more
+		// (@requestCompression), as CloudWatch accepts.
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			writeCBORError(w, apiErr(http.StatusBadRequest, "SerializationException", "gzip body: %v", err))
+			return
+		}
+		defer zr.Close()
+		src = zr
+	}
+	body, err := io.ReadAll(io.LimitReader(src, 16<<20))
 	if err != nil {
 		writeCBORError(w, apiErr(http.StatusBadRequest, "SerializationException", "read body: %v", err))
 		return
