@@ -11,12 +11,12 @@ import (
 
 // Sentinel errors; the protocol layer maps them to CloudWatch error codes.
 var (
-	ErrInvalidParameter     = errors.New("invalid parameter value")
-	ErrInvalidCombination   = errors.New("invalid parameter combination")
-	ErrMissingParameter     = errors.New("missing required parameter")
-	ErrResourceNotFound     = errors.New("resource not found")
-	errTooManyDatapoints    = fmt.Errorf("%w: too many datapoints", ErrInvalidCombination)
-	maxPointsPerMetric = 200_000
+	ErrInvalidParameter   = errors.New("invalid parameter value")
+	ErrInvalidCombination = errors.New("invalid parameter combination")
+	ErrMissingParameter   = errors.New("missing required parameter")
+	ErrResourceNotFound   = errors.New("resource not found")
+	errTooManyDatapoints  = fmt.Errorf("%w: too many datapoints", ErrInvalidCombination)
+	maxPointsPerMetric    = 200_000
 )
 
 // Datapoint limits per request, as CloudWatch enforces them.
