@@ -28,6 +28,8 @@ var raftFlags = []string{
 	"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms",
 	"--raft-leader-lease-timeout", "200ms", "--raft-commit-timeout", "5ms",
 	"--no-leader-wait", "5s", "--log-level", "warn",
+	// These suites test the cluster alone: no cloud to scale.
+	"--cloud", "none",
 }
 
 func binary(t *testing.T) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/engine"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 )
@@ -39,6 +40,7 @@ type serveFlags struct {
 	join          string
 	logLevel      string
 	logFormat     string
+	eng           engine.Config
 }
 
 func serveCmd() *cobra.Command {
@@ -69,6 +71,17 @@ func serveCmd() *cobra.Command {
 	fl.DurationVar(&f.cfg.NoLeaderWait, "no-leader-wait", f.cfg.NoLeaderWait, "how long a write waits for a leader before failing")
 	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", f.cfg.ShutdownTimeout, "bound on leadership transfer and shutdown")
 	fl.Uint64Var(&f.cfg.SnapshotThreshold, "raft-snapshot-threshold", f.cfg.SnapshotThreshold, "log entries between raft snapshots")
+	fl.StringVar(&f.eng.Cloud, "cloud", "aws", "aws (AWS APIs; AWS_ENDPOINT_URL points them at the local cloud) or none (state only: no scaling, no CloudWatch)")
+	fl.StringVar(&f.eng.AWS.Region, "aws-region", "", "AWS region (default: AWS_REGION / shared config)")
+	fl.DurationVar(&f.eng.EvalInterval, "eval-interval", time.Second, "how often the leader evaluates every fleet")
+	fl.DurationVar(&f.eng.DrainTimeout, "drain-timeout", 30*time.Second, "longest wait for LBs to report a scale-in victim idle")
+	fl.DurationVar(&f.eng.AgentGrace, "agent-grace", time.Minute, "how long a launched instance may run before a silent agent gets it flagged")
+	fl.DurationVar(&f.eng.PublishInterval, "publish-interval", 10*time.Second, "CloudWatch publishing period (under 60s publishes high-resolution series)")
+	fl.DurationVar(&f.eng.AlarmEvery, "alarm-reconcile-interval", 10*time.Second, "how often CloudWatch alarms are brought in step with policies")
+	fl.StringVar(&f.eng.ClusterName, "cluster-name", "shoal", "prefix of this cluster's alarms and its ShoalCluster dimension")
+	fl.IntVar(&f.eng.MaxCustomMetrics, "max-custom-metrics", 10, "custom agent metrics published per fleet (each costs money)")
+	fl.StringSliceVar(&f.eng.HeartbeatActions, "heartbeat-alarm-action", nil, "ARN notified when the coordinator heartbeat alarm fires (repeatable)")
+	fl.DurationVar(&f.eng.Ingest.StaleAfter, "agent-stale-after", 5*time.Second, "silence after which an instance's agent counts as gone")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	return cmd
@@ -153,8 +166,26 @@ func serve(ctx context.Context, f serveFlags) error {
 		_ = node.Shutdown()
 		return err
 	}
+	f.eng.Logger, f.eng.Registerer = log, srv.Registry()
+	eng, err := engine.New(ctx, f.eng, node)
+	if err != nil {
+		_ = node.Shutdown()
+		return err
+	}
+	eng.Register(srv.GRPC())
+	srv.SetLive(eng)
+	engCtx, stopEngine := context.WithCancel(context.Background())
+	engDone := make(chan struct{})
+	go func() {
+		defer close(engDone)
+		if err := eng.Run(engCtx); err != nil {
+			log.Error("engine stopped", "err", err)
+		}
+	}()
+	stopEng := func() { stopEngine(); <-engDone }
 	for _, h := range serveHooks {
 		if err := h(ctx, node, srv, log); err != nil {
+			stopEng()
 			_ = node.Shutdown()
 			return err
 		}
@@ -172,9 +203,11 @@ func serve(ctx context.Context, f serveFlags) error {
 	case serveErr = <-errc:
 		log.Error("listener failed", "err", serveErr)
 	}
-	// Raft first, while gRPC still serves: a leader hands over leadership
-	// and peers can still reach it to finish forwarding.
+	// The leader's loops stop first (a drain cut short is redone by the next
+	// leader), then raft, while gRPC still serves: a leader hands over
+	// leadership and peers can still reach it to finish forwarding.
 	start := time.Now()
+	stopEng()
 	if err := node.Shutdown(); err != nil {
 		log.Warn("raft shutdown", "err", err)
 	}

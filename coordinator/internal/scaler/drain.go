@@ -84,7 +84,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		s.inflight[id] = true
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.finishDrain(context.WithoutCancel(ctx), v.f.Name, v.g.Name, id, gi.LifecycleState, started, note)
+		go s.finishDrain(ctx, v.f.Name, v.g.Name, id, gi.LifecycleState, started, note)
 	}
 	s.mu.Lock()
 	fs.drainWaiting = waiting
@@ -98,7 +98,8 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 
 // finishDrain runs the on-drain hook, then ends the instance: a lifecycle
 // action held by the hook is completed, anything else is terminated with the
-// group's desired capacity decremented, so nothing replaces it.
+// group's desired capacity decremented, so nothing replaces it. If the term
+// ends midway the instance stays draining and the next leader finishes it.
 func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle string, started time.Time, note string) {
 	defer s.wg.Done()
 	defer func() {
