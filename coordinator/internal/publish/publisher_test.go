@@ -320,3 +320,36 @@ func TestThrottlingIsRetriedAndDropsAreCounted(t *testing.T) {
 		t.Error("no failed request counted")
 	}
 }
+
+// TestRejectedBatchIsDroppedNotRetried: a batch CloudWatch refuses for good
+// (a 400 that is not throttling) is dropped and counted once, and the next
+// period still goes out.
+func TestRejectedBatchIsDroppedNotRetried(t *testing.T) {
+	s := &cborServer{fail: func(n int) (int, string) {
+		if n == 1 {
+			return 400, "InvalidParameterValue"
+		}
+		return 0, ""
+	}}
+	cw := startCBOR(t, s, 3)
+	p := newTestPublisher(t, cw, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	for i := range 2 {
+		if err := p.Publish(Period{Start: t0.Add(time.Duration(i) * 10 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 5*time.Second, "the second period", func() bool { return len(s.putRequests()) == 1 })
+	if n := s.calls(); n != 2 {
+		t.Errorf("%d calls, want 2 (the refused one is not retried)", n)
+	}
+	if n := testutil.ToFloat64(p.m.droppedBatches.WithLabelValues("rejected")); n != 1 {
+		t.Errorf("rejected drops = %v, want 1", n)
+	}
+	if ts, _ := cbor.AsTime(s.putRequests()[0].datums[0]["Timestamp"]); !ts.Equal(t0.Add(10 * time.Second)) {
+		t.Errorf("sent period %v, want the second", ts)
+	}
+}

@@ -30,7 +30,9 @@ func New(cfg sdkaws.Config) *Cloud {
 	return &Cloud{as: autoscaling.NewFromConfig(cfg), ec2: ec2.NewFromConfig(cfg)}
 }
 
-// Open loads the shared AWS config for c and builds a Cloud on it.
+// Open loads the shared AWS config for c and builds a Cloud on it. Build the
+// CloudWatch client (package publish) from the returned config too: its
+// limiter middleware is what makes the budget shared.
 func Open(ctx context.Context, c Config) (*Cloud, sdkaws.Config, error) {
 	cfg, err := LoadConfig(ctx, c)
 	if err != nil {
