@@ -47,7 +47,7 @@ func fleetUpdateCmd() *cobra.Command {
 			if fl.Changed("publish-per-instance") {
 				req.PublishPerInstance = &perInst
 			}
-			if fl.NFlag() == 0 {
+			if req.Asg == nil && req.Min == nil && req.Max == nil && req.Desired == nil && req.AppPort == nil && !req.SetAlarmActions && req.PublishPerInstance == nil {
 				return errors.New("nothing to change: give at least one of --asg, --min, --max, --desired, --app-port, --alarm-action, --clear-alarm-actions, --publish-per-instance")
 			}
 			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {

@@ -67,7 +67,11 @@ func policySetCmd() *cobra.Command {
 
 func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error) {
 	if f.file != "" {
-		if cmd.Flags().NFlag() > 1 {
+		others := false
+		for _, name := range []string{"metric", "target", "tolerance", "warmup", "scale-in-window", "scale-out-window", "step-metric", "step"} {
+			others = others || cmd.Flags().Changed(name)
+		}
+		if others {
 			return nil, errors.New("file: give the whole policy in the file, without other policy flags")
 		}
 		b, err := os.ReadFile(f.file)
