@@ -22,6 +22,7 @@ var templateVars = map[string]string{
 	"region":         "eu-west-1",
 	"account_id":     "123456789012",
 	"group_prefix":   "shoal-",
+	"alarm_prefix":   "shoal-",
 	"agent_role_arn": "arn:aws:iam::123456789012:role/shoal-agent",
 }
 
@@ -106,10 +107,28 @@ func renderPolicy(t *testing.T) policy {
 	return p
 }
 
+// operationLists are the Go packages that call AWS, each with a function
+// returning every operation it can call (and a test there proving it).
+var operationLists = []string{
+	"coordinator/internal/cloud/aws",
+	"coordinator/internal/publish",
+}
+
+// alarmScoped are actions that accept an alarm ARN; the coordinator may
+// change only its own cluster's alarms.
+var alarmScoped = map[string]bool{
+	"cloudwatch:PutMetricAlarm": true,
+	"cloudwatch:DeleteAlarms":   true,
+}
+
 func TestCoordinatorPolicy(t *testing.T) {
-	ops, err := CloudOperations(filepath.Join(deployDir, "..", "coordinator", "internal", "cloud", "aws"), "Operations")
-	if err != nil {
-		t.Fatalf("reading the cloud package's operation list: %v", err)
+	var ops []string
+	for _, pkg := range operationLists {
+		list, err := CloudOperations(filepath.Join(deployDir, "..", filepath.FromSlash(pkg)), "Operations")
+		if err != nil {
+			t.Fatalf("reading %s's operation list: %v", pkg, err)
+		}
+		ops = append(ops, list...)
 	}
 	p := renderPolicy(t)
 	if p.Version != "2012-10-17" {
@@ -173,6 +192,21 @@ func TestCoordinatorPolicy(t *testing.T) {
 				for _, r := range s.Resource {
 					if !strings.HasPrefix(r, "arn:") || !strings.HasSuffix(r, want) {
 						t.Errorf("%s is granted on %q; want only group ARNs ending in %s", a, r, want)
+					}
+				}
+			}
+		}
+	})
+	t.Run("alarm changes name this cluster's alarms", func(t *testing.T) {
+		want := fmt.Sprintf(":alarm:%s*", templateVars["alarm_prefix"])
+		for a, stmts := range granted {
+			if !alarmScoped[a] {
+				continue
+			}
+			for _, s := range stmts {
+				for _, r := range s.Resource {
+					if !strings.HasPrefix(r, "arn:") || !strings.HasSuffix(r, want) {
+						t.Errorf("%s is granted on %q; want only alarm ARNs ending in %s", a, r, want)
 					}
 				}
 			}

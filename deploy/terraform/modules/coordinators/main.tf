@@ -14,12 +14,15 @@ resource "aws_instance" "coordinator" {
   vpc_security_group_ids = [var.security_group_id]
   iam_instance_profile   = var.instance_profile_name
   user_data = templatefile("${path.module}/user-data.sh.tftpl", {
-    node_id   = "${var.name}-coordinator-${count.index}"
-    ip        = local.ips[count.index]
-    region    = var.region
-    grpc_port = var.grpc_port
-    raft_port = var.raft_port
-    http_port = var.http_port
+    node_id = "${var.name}-coordinator-${count.index}"
+    # Prefix of the cluster's CloudWatch alarms; the IAM policy admits
+    # only alarms named "<name>-…".
+    cluster_name = var.name
+    ip           = local.ips[count.index]
+    region       = var.region
+    grpc_port    = var.grpc_port
+    raft_port    = var.raft_port
+    http_port    = var.http_port
     # Node 0 forms the cluster; the others ask it (or any member) to join.
     cluster_flags = count.index == 0 ? "--bootstrap" : "--join ${join(",", [for ip in local.ips : "${ip}:${var.grpc_port}" if ip != local.ips[count.index]])}"
   })

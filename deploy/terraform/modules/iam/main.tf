@@ -27,6 +27,7 @@ resource "aws_iam_role_policy" "coordinator" {
     region         = data.aws_region.current.name
     account_id     = data.aws_caller_identity.current.account_id
     group_prefix   = var.group_prefix
+    alarm_prefix   = "${var.name}-"
     agent_role_arn = aws_iam_role.agent.arn
   })
 }
