@@ -232,7 +232,10 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 				ch <- leader
 			}
 			if leader {
-				n.becameLeader()
+				// Off this goroutine: raft blocks on NotifyCh while the
+				// barrier waits for raft.
+				n.wg.Add(1)
+				go func() { defer n.wg.Done(); n.becameLeader() }()
 			}
 		}
 	}
