@@ -58,6 +58,8 @@ type tfModule struct {
 	locals    map[string]bool
 	outputs   map[string]bool
 	modules   map[string]*hclsyntax.Block
+	resources map[string]bool // "type.name"
+	data      map[string]bool // "type.name"
 }
 
 func loadModule(t *testing.T, dir string) *tfModule {
@@ -66,7 +68,7 @@ func loadModule(t *testing.T, dir string) *tfModule {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no .tf files in %s (%v)", dir, err)
 	}
-	m := &tfModule{dir: dir, variables: map[string]*hclsyntax.Block{}, locals: map[string]bool{}, outputs: map[string]bool{}, modules: map[string]*hclsyntax.Block{}}
+	m := &tfModule{dir: dir, variables: map[string]*hclsyntax.Block{}, locals: map[string]bool{}, outputs: map[string]bool{}, modules: map[string]*hclsyntax.Block{}, resources: map[string]bool{}, data: map[string]bool{}}
 	for _, p := range paths {
 		f := parseHCL(t, p)
 		m.files = append(m.files, f)
@@ -82,6 +84,10 @@ func loadModule(t *testing.T, dir string) *tfModule {
 				for name := range b.Body.Attributes {
 					m.locals[name] = true
 				}
+			case "resource":
+				m.resources[b.Labels[0]+"."+b.Labels[1]] = true
+			case "data":
+				m.data[b.Labels[0]+"."+b.Labels[1]] = true
 			}
 		}
 	}
@@ -89,13 +95,22 @@ func loadModule(t *testing.T, dir string) *tfModule {
 }
 
 // traversals returns every variable reference in body, with where it is.
+// Type constraints (`type = string`) and `ignore_changes` lists are
+// keywords and attribute names, not references, so they are left out.
 func traversals(body *hclsyntax.Body) []hcl.Traversal {
+	return collect(body, "")
+}
+
+func collect(body *hclsyntax.Body, blockType string) []hcl.Traversal {
 	var out []hcl.Traversal
-	for _, a := range body.Attributes {
+	for name, a := range body.Attributes {
+		if (blockType == "variable" && name == "type") || (blockType == "lifecycle" && name == "ignore_changes") {
+			continue
+		}
 		out = append(out, a.Expr.Variables()...)
 	}
 	for _, b := range body.Blocks {
-		out = append(out, traversals(b.Body)...)
+		out = append(out, collect(b.Body, b.Type)...)
 	}
 	return out
 }
@@ -148,6 +163,11 @@ func TestTerraform(t *testing.T) {
 							if !m.locals[name] {
 								t.Errorf("%s: local.%s is used but not declared in %s", where, name, dir)
 							}
+						case "data":
+							if key := name + "." + stepName(tr, 2); !m.data[key] {
+								t.Errorf("%s: data.%s is used but not declared in %s", where, key, dir)
+							}
+						case "path", "count", "each", "self", "terraform":
 						case "module":
 							call := m.modules[name]
 							if call == nil {
@@ -159,6 +179,11 @@ func TestTerraform(t *testing.T) {
 								if child != nil && !child.outputs[out] {
 									t.Errorf("%s: module.%s.%s: module %s has no output %q", where, name, out, child.dir, out)
 								}
+							}
+						default:
+							// Anything else is a managed resource, type.name.
+							if key := root + "." + name; !m.resources[key] && !isIterator(f.body, root) {
+								t.Errorf("%s: %s is used but no resource declares it in %s", where, key, dir)
 							}
 						}
 					}
@@ -253,4 +278,17 @@ func pathArg(t *testing.T, call *hclsyntax.FunctionCallExpr, dir string) string 
 		t.Fatalf("%s: %s path must be built from path.module/path.root and literals: %s", call.Range(), call.Name, diags.Error())
 	}
 	return v.AsString()
+}
+
+// isIterator reports whether name is a for-expression or dynamic-block
+// iterator somewhere in body, which is not a resource reference.
+func isIterator(body *hclsyntax.Body, name string) bool {
+	var found bool
+	_ = hclsyntax.VisitAll(body, func(n hclsyntax.Node) hcl.Diagnostics {
+		if fe, ok := n.(*hclsyntax.ForExpr); ok && (fe.KeyVar == name || fe.ValVar == name) {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
