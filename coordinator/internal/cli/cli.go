@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/simulate"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -60,6 +61,7 @@ func Root() *cobra.Command {
 	root.AddCommand(
 		serveCmd(), statusCmd(), raftCmd(), fleetCmd(), pauseCmd(), resumeCmd(),
 		snapshotCmd(), instancesCmd(), policyCmd(), decisionsCmd(), scaleCmd(), benchRaftCmd(),
+		explainCmd(), alarmsCmd(), metricsCmd(), topCmd(), simulate.NewCommand(),
 	)
 	return root
 }

@@ -14,7 +14,7 @@ import (
 
 func fleetCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "fleet", Short: "create, inspect, change and delete fleets"}
-	cmd.AddCommand(fleetCreateCmd(), fleetGetCmd(), fleetListCmd(), fleetUpdateCmd(), fleetDeleteCmd())
+	cmd.AddCommand(fleetCreateCmd(), fleetGetCmd(), fleetListCmd(), fleetUpdateCmd(), fleetDeleteCmd(), fleetBootstrapCmd())
 	return cmd
 }
 

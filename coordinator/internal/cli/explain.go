@@ -1,0 +1,69 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/spf13/cobra"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// explainView is `explain -o json`.
+type explainView struct {
+	Fleet       string             `json:"fleet"`
+	Current     int32              `json:"current"`
+	Recommended int32              `json:"recommended"`
+	Reason      string             `json:"reason"`
+	Blocked     string             `json:"blocked,omitempty"`
+	Details     []string           `json:"details"`
+	Inputs      map[string]float64 `json:"inputs"`
+}
+
+func explainCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "explain FLEET",
+		Short: "what the scaling engine would do now, and why, with the numbers",
+		Args:  exactArgs("FLEET"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				r, err := c.ExplainFleet(ctx, &shoalv1.ExplainFleetRequest{Fleet: args[0]})
+				if err != nil {
+					return err
+				}
+				v := explainView{Fleet: r.Fleet, Current: r.Current, Recommended: r.Recommended, Reason: r.Reason, Blocked: r.Blocked, Details: r.Details, Inputs: r.Inputs}
+				if v.Details == nil {
+					v.Details = []string{}
+				}
+				if v.Inputs == nil {
+					v.Inputs = map[string]float64{}
+				}
+				w := cmd.OutOrStdout()
+				if g.output == "json" {
+					return printJSON(w, v)
+				}
+				fmt.Fprintf(w, "fleet %s: current %d, recommended %d\n", v.Fleet, v.Current, v.Recommended)
+				if v.Reason != "" {
+					fmt.Fprintf(w, "reason: %s\n", v.Reason)
+				}
+				if v.Blocked != "" {
+					fmt.Fprintf(w, "not acting: %s\n", v.Blocked)
+				}
+				for _, d := range v.Details {
+					fmt.Fprintf(w, "  %s\n", d)
+				}
+				keys := make([]string, 0, len(v.Inputs))
+				for k := range v.Inputs {
+					keys = append(keys, k)
+				}
+				sort.Strings(keys)
+				rows := [][]string{{"INPUT", "VALUE"}}
+				for _, k := range keys {
+					rows = append(rows, []string{k, fmt.Sprintf("%.4g", v.Inputs[k])})
+				}
+				return table(w, rows)
+			})
+		},
+	}
+}
