@@ -236,6 +236,10 @@ func TestTerraform(t *testing.T) {
 						p := pathArg(t, call, dir)
 						if _, err := os.Stat(p); err != nil {
 							t.Errorf("%s: %s(%q): %v", call.Range(), call.Name, p, err)
+							continue
+						}
+						if call.Name == "templatefile" {
+							checkTemplateVars(t, call, p)
 						}
 					}
 				}
@@ -291,4 +295,40 @@ func isIterator(body *hclsyntax.Body, name string) bool {
 		return nil
 	})
 	return found
+}
+
+// checkTemplateVars parses a templatefile() template as Terraform does and
+// checks that the call passes every variable the template uses.
+func checkTemplateVars(t *testing.T, call *hclsyntax.FunctionCallExpr, path string) {
+	t.Helper()
+	src, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl, diags := hclsyntax.ParseTemplate(src, path, hcl.InitialPos)
+	if diags.HasErrors() {
+		t.Errorf("%s does not parse as a Terraform template: %s", path, diags.Error())
+		return
+	}
+	if len(call.Args) != 2 {
+		t.Errorf("%s: templatefile takes (path, vars)", call.Range())
+		return
+	}
+	obj, ok := call.Args[1].(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Errorf("%s: pass templatefile vars as an object literal so they can be checked", call.Range())
+		return
+	}
+	passed := map[string]bool{}
+	for _, item := range obj.Items {
+		k, diags := item.KeyExpr.Value(nil)
+		if !diags.HasErrors() {
+			passed[k.AsString()] = true
+		}
+	}
+	for _, tr := range tmpl.Variables() {
+		if !passed[tr.RootName()] {
+			t.Errorf("%s uses ${%s}, which %s does not pass", path, tr.RootName(), call.Range())
+		}
+	}
 }
