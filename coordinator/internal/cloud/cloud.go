@@ -2,6 +2,8 @@ package cloud
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -296,4 +298,23 @@ type SubnetQuery struct {
 type Subnet struct {
 	ID, VPCID, AZ, CIDR string
 	DefaultForAZ        bool
+}
+
+// GroupsByName indexes the result of DescribeGroups and reports, with
+// ErrGroupNotFound, every asked-for name the cloud did not return.
+func GroupsByName(asked []string, got []Group) (map[string]Group, error) {
+	m := make(map[string]Group, len(got))
+	for _, g := range got {
+		m[g.Name] = g
+	}
+	var missing []string
+	for _, n := range asked {
+		if _, ok := m[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return m, fmt.Errorf("%w: %s", ErrGroupNotFound, strings.Join(missing, ", "))
+	}
+	return m, nil
 }

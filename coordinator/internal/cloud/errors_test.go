@@ -106,3 +106,26 @@ func TestGroupScaleInBlockedBy(t *testing.T) {
 		})
 	}
 }
+
+func TestGroupsByName(t *testing.T) {
+	got := []Group{{Name: "web"}, {Name: "api"}}
+	tests := []struct {
+		name    string
+		asked   []string
+		wantErr string
+	}{
+		{"all found", []string{"web", "api"}, ""},
+		{"two missing", []string{"web", "db", "cache"}, "group not found: db, cache"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := GroupsByName(tt.asked, got)
+			if m["web"].Name != "web" {
+				t.Errorf("index lacks web: %v", m)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr || !errors.Is(err, ErrGroupNotFound)) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
