@@ -153,6 +153,10 @@ type Cloud struct {
 
 	kick  chan struct{}
 	dirty bool
+	// endpoint is this cloud's own URL once listening; instances get it as
+	// AWS_ENDPOINT_URL, the local analogue of AWS endpoints being reachable
+	// from an EC2 instance.
+	endpoint string
 }
 
 // NewCloud builds the state with its default VPC and base image. Start the
@@ -300,6 +304,7 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 			"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + inst.imds.endpoint,
 			"AWS_EC2_METADATA_SERVICE_ENDPOINT_MODE=IPv4",
 			"AWS_REGION=" + c.cfg.Region,
+			"AWS_ENDPOINT_URL=" + c.endpoint,
 			"LOCALCLOUD_INSTANCE_ID=" + inst.ID,
 			"LOCALCLOUD_PRIVATE_IP=" + inst.IP,
 		},

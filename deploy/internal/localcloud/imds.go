@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	pathpkg "path"
 	"sort"
 	"strconv"
 	"strings"
@@ -71,7 +72,8 @@ func (s *imdsServer) handler(view func() (imdsView, bool)) http.Handler {
 			http.Error(w, "instance is gone", http.StatusNotFound)
 			return
 		}
-		body, ok := imdsLookup(v, strings.TrimSuffix(r.URL.Path, "/"))
+		// Clean: the SDK joins paths with a doubled slash ("meta-data//iam/...").
+		body, ok := imdsLookup(v, pathpkg.Clean(r.URL.Path))
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -127,7 +129,7 @@ func imdsLookup(v imdsView, path string) (string, bool) {
 	}
 	switch {
 	case path == "/latest/meta-data":
-		keys := []string{"ami-id", "hostname", "instance-id", "instance-type", "local-hostname", "local-ipv4", "placement/", "tags/"}
+		keys := []string{"ami-id", "hostname", "iam/", "instance-id", "instance-type", "local-hostname", "local-ipv4", "placement/", "tags/"}
 		return strings.Join(keys, "\n"), true
 	case path == "/latest/meta-data/placement":
 		return "availability-zone\nregion", true
@@ -143,6 +145,16 @@ func imdsLookup(v imdsView, path string) (string, bool) {
 	case strings.HasPrefix(path, "/latest/meta-data/tags/instance/"):
 		val, ok := v.Tags[strings.TrimPrefix(path, "/latest/meta-data/tags/instance/")]
 		return val, ok
+	case path == "/latest/meta-data/iam":
+		return "info\nsecurity-credentials/", true
+	case path == "/latest/meta-data/iam/info":
+		b, _ := json.Marshal(map[string]string{"Code": "Success", "LastUpdated": time.Now().UTC().Format(time.RFC3339),
+			"InstanceProfileArn": "arn:aws:iam::" + v.AccountID + ":instance-profile/" + InstanceRole, "InstanceProfileId": "AIPALOCALCLOUD"})
+		return string(b), true
+	case path == "/latest/meta-data/iam/security-credentials":
+		return InstanceRole, true
+	case path == "/latest/meta-data/iam/security-credentials/"+InstanceRole:
+		return roleCredentials(), true
 	case strings.HasPrefix(path, "/latest/meta-data/"):
 		val, ok := md[strings.TrimPrefix(path, "/latest/meta-data/")]
 		return val, ok
@@ -171,4 +183,22 @@ func imdsLookup(v imdsView, path string) (string, bool) {
 
 func hostname(ip string) string {
 	return "ip-" + strings.ReplaceAll(ip, ".", "-") + ".ec2.internal"
+}
+
+// InstanceRole is the instance profile role every instance has, so the
+// SDK's default credential chain inside an instance finds credentials in
+// IMDS exactly as on EC2.
+const InstanceRole = "shoal-localcloud-instance"
+
+// roleCredentials returns fresh role credentials. They are random: the
+// local cloud accepts any signature. Expiration is wall-clock time because
+// the SDK compares it with its own clock.
+func roleCredentials() string {
+	now := time.Now().UTC()
+	b, _ := json.Marshal(map[string]string{
+		"Code": "Success", "Type": "AWS-HMAC", "LastUpdated": now.Format(time.RFC3339),
+		"AccessKeyId": "ASIA" + strings.ToUpper(randHex(16)), "SecretAccessKey": randHex(40), "Token": randHex(64),
+		"Expiration": now.Add(6 * time.Hour).Format(time.RFC3339),
+	})
+	return string(b)
 }

@@ -20,7 +20,7 @@ import (
 func TestInstanceMetadataThroughSDK(t *testing.T) {
 	dir := t.TempDir()
 	tc := startCloud(t, nil)
-	tc.template(t, "web", BaseImageID, fmt.Sprintf(`echo "$AWS_EC2_METADATA_SERVICE_ENDPOINT" > %s/endpoint; exec sleep 600`, dir))
+	tc.template(t, "web", BaseImageID, fmt.Sprintf(`echo "$AWS_ENDPOINT_URL" > %s/aws; echo "$AWS_EC2_METADATA_SERVICE_ENDPOINT" > %s/endpoint; exec sleep 600`, dir, dir))
 	tc.group(t, "meta", "web", 1, 1, 1, func(in *autoscaling.CreateAutoScalingGroupInput) {
 		in.Tags = []astypes.Tag{{Key: aws.String("role"), Value: aws.String("api"), PropagateAtLaunch: aws.Bool(true)}}
 	})
@@ -102,6 +102,27 @@ func TestInstanceMetadataThroughSDK(t *testing.T) {
 	b, _ := io.ReadAll(ud.Content)
 	if !strings.Contains(string(b), "AWS_EC2_METADATA_SERVICE_ENDPOINT") {
 		t.Fatalf("user-data = %q", b)
+	}
+
+	// Inside an instance the default credential chain finds the instance
+	// role in IMDS, and AWS_ENDPOINT_URL points at the local cloud: an AWS
+	// call works with no credentials in the environment, as on EC2.
+	awsURL, err := os.ReadFile(filepath.Join(dir, "aws"))
+	if err != nil || strings.TrimSpace(string(awsURL)) != tc.srv.URL() {
+		t.Fatalf("instance AWS_ENDPOINT_URL = %q (%v), want %s", awsURL, err, tc.srv.URL())
+	}
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	roleCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds, err := roleCfg.Credentials.Retrieve(ctx)
+	if err != nil || creds.Source != "EC2RoleProvider" || !strings.HasPrefix(creds.AccessKeyID, "ASIA") || creds.SessionToken == "" {
+		t.Fatalf("instance role credentials = %+v, %v", creds, err)
+	}
+	if _, err := autoscaling.NewFromConfig(roleCfg).DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{}); err != nil {
+		t.Fatalf("AWS call with instance role credentials: %v", err)
 	}
 }
 

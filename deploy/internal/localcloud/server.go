@@ -61,6 +61,9 @@ func (s *Server) Start() error {
 		return err
 	}
 	s.ln = ln
+	s.cloud.mu.Lock()
+	s.cloud.endpoint = "http://" + ln.Addr().String()
+	s.cloud.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	go func() {
