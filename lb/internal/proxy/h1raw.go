@@ -415,6 +415,22 @@ func (p *Proxy) serveRaw(c net.Conn) {
 	}
 }
 
+// refresh moves the client's read deadline before a body read blocks: a
+// body may take long, but each stall is bounded by the idle timeout.
+func (rc *rawClient) refresh() {
+	rc.deadline = time.Now().Add(rc.p.cfg.IdleTimeout)
+	rc.c.SetReadDeadline(rc.deadline)
+}
+
+// refresh bounds each stall of a streamed response by d.
+func (bc *bconn) refresh(d time.Duration) {
+	now := time.Now()
+	if bc.deadline.Sub(now) < d*3/4 {
+		bc.deadline = now.Add(d)
+		bc.c.SetReadDeadline(bc.deadline)
+	}
+}
+
 // reply writes a proxy-made response.
 func (rc *rawClient) reply(status int, msg string, closeConn bool) {
 	body := msg + "\n"
@@ -519,9 +535,12 @@ func (p *Proxy) rawExchange(rc *rawClient, h *head, n int, keep bool) bool {
 		var werr error
 		switch {
 		case h.chunked:
-			werr = copyChunked(bc.bw, rc.br)
+			werr = copyChunked(bc.bw, rc.br, rc.refresh)
 		case h.length > 0:
-			werr = copyN(bc.bw, rc.br, h.length)
+			werr = copyN(bc.bw, rc.br, h.length, rc.refresh)
+		}
+		if hasBody {
+			rc.deadline = time.Time{} // body reads moved it; reset at the next head
 		}
 		if werr == nil {
 			werr = bc.bw.Flush()
@@ -594,14 +613,15 @@ func (p *Proxy) rawExchange(rc *rawClient, h *head, n int, keep bool) bool {
 		rc.bw.WriteString("\r\n")
 		bc.br.Discard(len(resp.raw))
 		var cerr error
+		refresh := func() { bc.refresh(p.cfg.ResponseHeaderTimeout) }
 		switch {
 		case noBody:
 		case resp.chunked:
-			cerr = copyChunked(rc.bw, bc.br)
+			cerr = copyChunked(rc.bw, bc.br, refresh)
 		case resp.length >= 0:
-			cerr = copyN(rc.bw, bc.br, resp.length)
+			cerr = copyN(rc.bw, bc.br, resp.length, refresh)
 		default:
-			cerr = copyUntilEOF(rc.bw, bc.br)
+			cerr = copyUntilEOF(rc.bw, bc.br, refresh)
 		}
 		reusable := cerr == nil && !closeDelimited && !resp.connClose && resp.minor == 1 && h.minor == 1
 		o := balance.Outcome{Status: resp.status, Latency: time.Since(start)}
@@ -643,11 +663,16 @@ func readResponseHead(bc *bconn, resp *head, rc *rawClient, upgrade bool) error 
 }
 
 // copyN copies exactly n bytes from src to dst through src's buffer.
-func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) error {
+// refresh, when set, runs before src is read from the network: it moves
+// the read deadline so a timeout bounds each stall, not the whole body.
+func copyN(dst *bufio.Writer, src *bufio.Reader, n int64, refresh func()) error {
 	for n > 0 {
 		if src.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
 				return err
+			}
+			if refresh != nil {
+				refresh()
 			}
 			if _, err := src.Peek(1); err != nil {
 				return unexpected(err)
@@ -663,12 +688,26 @@ func copyN(dst *bufio.Writer, src *bufio.Reader, n int64) error {
 	return nil
 }
 
-func copyUntilEOF(dst *bufio.Writer, src *bufio.Reader) error {
-	_, err := src.WriteTo(dst)
-	if err != nil {
-		return err
+func copyUntilEOF(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
+	for {
+		if src.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+			refresh()
+			if _, err := src.Peek(1); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+		buf, _ := src.Peek(src.Buffered())
+		if _, err := dst.Write(buf); err != nil {
+			return err
+		}
+		src.Discard(len(buf))
 	}
-	return dst.Flush()
 }
 
 func unexpected(err error) error {
@@ -680,9 +719,9 @@ func unexpected(err error) error {
 
 // copyChunked copies a chunked body verbatim (sizes, extensions, trailers),
 // flushing dst whenever src has nothing buffered so streams stay live.
-func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
+func copyChunked(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
 	for {
-		line, err := readLine(dst, src)
+		line, err := readLine(dst, src, refresh)
 		if err != nil {
 			return err
 		}
@@ -700,7 +739,7 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 		if size == 0 {
 			// Trailer section: lines until an empty one.
 			for {
-				t, err := readLine(dst, src)
+				t, err := readLine(dst, src, refresh)
 				if err != nil {
 					return err
 				}
@@ -712,17 +751,20 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader) error {
 				}
 			}
 		}
-		if err := copyN(dst, src, size+2); err != nil {
+		if err := copyN(dst, src, size+2, refresh); err != nil {
 			return err
 		}
 	}
 }
 
 // readLine returns the next line including its LF, consuming it.
-func readLine(dst *bufio.Writer, src *bufio.Reader) ([]byte, error) {
+func readLine(dst *bufio.Writer, src *bufio.Reader, refresh func()) ([]byte, error) {
 	if src.Buffered() == 0 {
 		if err := dst.Flush(); err != nil {
 			return nil, err
+		}
+		if refresh != nil {
+			refresh()
 		}
 	}
 	line, err := src.ReadSlice('\n')
@@ -774,7 +816,7 @@ func (p *Proxy) rawUpgrade(rc *rawClient, h *head, n int) {
 				<-done
 				up.untrack(s)
 			} else if err == nil {
-				copyN(rc.bw, bc.br, max(resp.length, 0))
+				copyN(rc.bw, bc.br, max(resp.length, 0), nil)
 				rc.bw.Flush()
 			}
 		}

@@ -426,7 +426,17 @@ func (m *muxConn) windowUpdate(f *http2.WindowUpdateFrame, fs *flushSet) (forwar
 var connHeaders = map[string]bool{"connection": true, "keep-alive": true, "proxy-connection": true, "transfer-encoding": true, "upgrade": true}
 
 func filterFields(in []hpack.HeaderField) []hpack.HeaderField {
-	out := in[:0:0]
+	clean := true
+	for _, f := range in {
+		if connHeaders[f.Name] || (f.Name == "te" && f.Value != "trailers") {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return in // the common case: nothing to drop, nothing to copy
+	}
+	out := make([]hpack.HeaderField, 0, len(in))
 	for _, f := range in {
 		if connHeaders[f.Name] || (f.Name == "te" && f.Value != "trailers") {
 			continue
