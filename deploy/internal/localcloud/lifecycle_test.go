@@ -105,3 +105,48 @@ func TestLifecycleHookTerminatingWait(t *testing.T) {
 		t.Fatal("heartbeat for a finished action must fail")
 	}
 }
+
+func TestLifecycleHookLaunchingWait(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	tc.group(t, "g", "web", 0, 2, 0, func(in *autoscaling.CreateAutoScalingGroupInput) {
+		in.LifecycleHookSpecificationList = []astypes.LifecycleHookSpecification{{LifecycleHookName: aws.String("warm"),
+			LifecycleTransition: aws.String(transitionLaunching), HeartbeatTimeout: aws.Int32(30)}}
+	})
+	ctx := ctxT(t)
+	if _, err := tc.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String("g"), DesiredCapacity: aws.Int32(1)}); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	eventually(t, 10*time.Second, func() error {
+		insts := tc.describeGroup(t, "g").Instances
+		if len(insts) != 1 || insts[0].LifecycleState != astypes.LifecycleStatePendingWait {
+			return fmt.Errorf("instances %+v", insts)
+		}
+		id = aws.ToString(insts[0].InstanceId)
+		return nil
+	})
+	if _, err := tc.asg.CompleteLifecycleAction(ctx, &autoscaling.CompleteLifecycleActionInput{AutoScalingGroupName: aws.String("g"), LifecycleHookName: aws.String("warm"),
+		InstanceId: aws.String(id), LifecycleActionResult: aws.String("CONTINUE")}); err != nil {
+		t.Fatal(err)
+	}
+	tc.waitLifecycle(t, "g", id, astypes.LifecycleStateInService)
+
+	// A second instance whose hook times out with the default ABANDON is
+	// terminated and replaced.
+	if _, err := tc.asg.SetDesiredCapacity(ctx, &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String("g"), DesiredCapacity: aws.Int32(2)}); err != nil {
+		t.Fatal(err)
+	}
+	var second string
+	eventually(t, 10*time.Second, func() error {
+		for _, in := range tc.describeGroup(t, "g").Instances {
+			if aws.ToString(in.InstanceId) != id && in.LifecycleState == astypes.LifecycleStatePendingWait {
+				second = aws.ToString(in.InstanceId)
+				return nil
+			}
+		}
+		return fmt.Errorf("no second instance waiting")
+	})
+	tc.hook(t, "POST", "/_localcloud/clock?advance=31s")
+	tc.waitLifecycle(t, "g", second, "gone")
+}
