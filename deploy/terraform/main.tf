@@ -31,17 +31,18 @@ module "vpc" {
 }
 
 module "security" {
-  source         = "./modules/security"
-  name           = var.name
-  vpc_id         = module.vpc.vpc_id
-  vpc_cidr       = var.vpc_cidr
-  grpc_port      = var.grpc_port
-  raft_port      = var.raft_port
-  http_port      = var.coordinator_http_port
-  app_port       = var.app_port
-  lb_port        = var.lb_port
-  client_cidrs   = var.client_cidrs
-  operator_cidrs = var.operator_cidrs
+  source          = "./modules/security"
+  name            = var.name
+  vpc_id          = module.vpc.vpc_id
+  vpc_cidr        = var.vpc_cidr
+  grpc_port       = var.grpc_port
+  raft_port       = var.raft_port
+  http_port       = var.coordinator_http_port
+  app_port        = var.app_port
+  lb_port         = var.lb_port
+  client_cidrs    = var.client_cidrs
+  operator_cidrs  = var.operator_cidrs
+  bootstrap_sg_id = module.vpc.default_security_group_id
 }
 
 module "iam" {

@@ -29,6 +29,26 @@ resource "aws_vpc_security_group_ingress_rule" "grpc_from_fleet" {
   to_port                      = var.grpc_port
 }
 
+# `fleet bootstrap` makes launch templates without security groups, so its
+# instances get the VPC's default group: give that group the fleet's paths.
+resource "aws_vpc_security_group_ingress_rule" "grpc_from_bootstrapped_fleet" {
+  security_group_id            = aws_security_group.coordinators.id
+  description                  = "agent streams from bootstrapped fleets"
+  referenced_security_group_id = var.bootstrap_sg_id
+  ip_protocol                  = "tcp"
+  from_port                    = var.grpc_port
+  to_port                      = var.grpc_port
+}
+
+resource "aws_vpc_security_group_ingress_rule" "app_from_lb_to_bootstrapped_fleet" {
+  security_group_id            = var.bootstrap_sg_id
+  description                  = "application traffic from shoal-lb"
+  referenced_security_group_id = aws_security_group.lb.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.app_port
+  to_port                      = var.app_port
+}
+
 resource "aws_vpc_security_group_ingress_rule" "grpc_from_lb" {
   security_group_id            = aws_security_group.coordinators.id
   description                  = "shoal-lb backend feed"

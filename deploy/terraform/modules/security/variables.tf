@@ -47,3 +47,8 @@ variable "operator_cidrs" {
   description = "Operators allowed to reach the coordinators' gRPC and metrics ports."
   type        = list(string)
 }
+
+variable "bootstrap_sg_id" {
+  description = "Security group that instances from a `fleet bootstrap` launch template get (the VPC default; bootstrap names none); admitted like the fleet's."
+  type        = string
+}
