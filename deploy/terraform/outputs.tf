@@ -30,5 +30,5 @@ output "fleet_create_command" {
 
 output "bootstrap_command" {
   description = "Without create_fleet_group: makes the fleet from the golden instance (image, launch template, group, hook, policy)."
-  value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port}"
+  value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port} --instance-type ${var.fleet_instance_type}"
 }
