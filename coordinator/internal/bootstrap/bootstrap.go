@@ -296,6 +296,10 @@ func (r *Runner) image(ctx context.Context, s *Spec) (Item, error) {
 
 func (r *Runner) template(ctx context.Context, s *Spec, imageID string, freshImage bool) (Item, error) {
 	lts, err := r.Cloud.DescribeLaunchTemplates(ctx, []string{s.Template})
+	if errors.Is(err, cloud.ErrNotFound) {
+		// EC2 answers an unknown name with an error rather than an empty list.
+		lts, err = nil, nil
+	}
 	if err != nil {
 		return Item{}, fmt.Errorf("describe launch templates: %w", err)
 	}

@@ -342,3 +342,26 @@ func TestBootstrapRefusesBadCloudState(t *testing.T) {
 		})
 	}
 }
+
+// notFoundTemplates answers an unknown launch template name the way EC2
+// does: with an error, not an empty list.
+type notFoundTemplates struct{ *fakeCloud }
+
+func (n notFoundTemplates) DescribeLaunchTemplates(ctx context.Context, names []string) ([]cloud.LaunchTemplate, error) {
+	lts, _ := n.fakeCloud.DescribeLaunchTemplates(ctx, names)
+	if len(lts) == 0 {
+		return nil, &cloud.Error{Op: "ec2:DescribeLaunchTemplates", Code: "InvalidLaunchTemplateName.NotFoundException", Status: 400, Kind: cloud.ErrNotFound, Err: errors.New("does not exist")}
+	}
+	return lts, nil
+}
+
+func TestUnknownTemplateErrorMeansNone(t *testing.T) {
+	c, ctl := newFake(), &fakeControl{fleets: map[string]*shoalv1.Fleet{}}
+	r := &Runner{Cloud: notFoundTemplates{c}, Control: ctl, Out: &bytes.Buffer{}, Sleep: func(context.Context, time.Duration) error { return nil }}
+	if _, err := r.Run(context.Background(), spec()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.templates["shoal-web"]; !ok {
+		t.Fatal("the template was not created")
+	}
+}

@@ -515,3 +515,32 @@ func TestCountersRegistered(t *testing.T) {
 		t.Fatalf("gathered %d metrics, %v", n, err)
 	}
 }
+
+// TestAgentFillsInAddressOfPreRegisteredInstance: the scaler registers a
+// group member as pending before its agent is up, without an address; the
+// agent's hello must fill it in (the LB needs it) and keep pending until
+// the agent says it is ready.
+func TestAgentFillsInAddressOfPreRegisteredInstance(t *testing.T) {
+	nw := &network{}
+	reg := newRegistry()
+	if err := reg.RegisterInstance(context.Background(), &shoalv1.Instance{Id: "i-early", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}); err != nil {
+		t.Fatal(err)
+	}
+	startNode(t, nw, "n1", true, "n1", reg, true, func(c *Config) { c.StaleAfter = 200 * time.Millisecond })
+	time.Sleep(300 * time.Millisecond) // past StaleAfter from taking office: unreported instances get judged
+	if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+		t.Fatalf("an instance whose agent is not up yet went %v, want it to stay pending", got)
+	}
+	a, err := connect(t, nw, "n1", hello("i-early", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "address filled in", func() bool {
+		a.send(t, false, smp(time.Now(), "cpu", 1.0))
+		in, ok := reg.Instance("i-early")
+		return ok && in.PrivateIp == "127.0.0.9"
+	})
+	if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+		t.Fatalf("state = %v, want pending until ready", got)
+	}
+}

@@ -82,7 +82,9 @@ func (s *Service) reconcile(ctx context.Context) {
 		}
 		want := desired(reg, in, fresh, s.draining[id])
 		switch {
-		case reg == nil || reg.GetFleet() != in.fleet:
+		case reg == nil || reg.GetFleet() != in.fleet || (reg.GetPrivateIp() == "" && in.hello.GetPrivateIp() != ""):
+			// Unknown, moved, or registered from the group's view (the
+			// scaler does that at launch) before its agent told us its address.
 			if !fresh {
 				continue // never register an instance that is already gone
 			}
