@@ -308,7 +308,7 @@ func (r *Runner) template(ctx context.Context, s *Spec, imageID string, freshIma
 	if len(lts) > 0 {
 		// A re-run that found its image finds the template made from it; an
 		// image baked in this run adds a version, so the group's $Default
-		// picks it up.
+		// picks it up (the group follows $Latest).
 		if !freshImage {
 			return Item{Kind: "launch-template", ID: lts[0].ID, Note: fmt.Sprintf("found %s version %d", s.Template, lts[0].DefaultVersion)}, nil
 		}
@@ -362,7 +362,7 @@ func (r *Runner) group(ctx context.Context, s *Spec, templateID string) (Item, e
 	}
 	err = r.Cloud.CreateGroup(ctx, cloud.GroupSpec{
 		Name: s.ASG, Min: s.Min, Max: s.Max, Desired: s.Desired,
-		LaunchTemplate: cloud.TemplateRef{ID: templateID, Version: "$Default"},
+		LaunchTemplate: cloud.TemplateRef{ID: templateID, Version: "$Latest"},
 		SubnetIDs:      s.Subnets, HealthCheckGrace: s.HealthCheckGrace,
 		Tags: map[string]string{CoordinatorsTag: coords, "shoal:fleet": s.Fleet},
 	})
