@@ -13,12 +13,14 @@ import (
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("localcloud config")
 
-// Config configures a local cloud. Zero fields take the defaults below.
+// Config configures a local cloud. Zero fields, except BootDelay, take the
+// defaults of Defaults().
 type Config struct {
 	// Addr is the listen address of the AWS endpoint and the test hooks.
 	Addr string
 	// BootDelay is how long an instance stays pending before it is running
-	// (and InService in its group).
+	// (and InService in its group). Unlike the other durations, zero is
+	// meaningful (boot at once) and is not replaced by the default.
 	BootDelay time.Duration
 	// StateFile, when set, persists groups, launch templates, images, hooks
 	// and alarms across restarts (instances are processes and are not).
@@ -71,9 +73,6 @@ func (c *Config) fill() {
 	d := Defaults()
 	if c.Addr == "" {
 		c.Addr = d.Addr
-	}
-	if c.BootDelay == 0 {
-		c.BootDelay = d.BootDelay
 	}
 	if c.AlarmInterval == 0 {
 		c.AlarmInterval = d.AlarmInterval

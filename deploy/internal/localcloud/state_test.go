@@ -294,3 +294,13 @@ func TestStateFileRoundTrip(t *testing.T) {
 		t.Fatalf("alarm after reload: %+v", c2.alarms["cpu"])
 	}
 }
+
+func TestZeroBootDelayBootsAtOnce(t *testing.T) {
+	c, _, _ := newStateCloud(t, func(cfg *Config) { cfg.BootDelay = 0 })
+	mustGroup(t, c, "g", 1, 1, 1)
+	c.Reconcile() // launch
+	c.Reconcile() // boot
+	if got := lifecycles(c, "g"); got["InService"] != 1 {
+		t.Fatalf("boot delay 0: %v", got)
+	}
+}
