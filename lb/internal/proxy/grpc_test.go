@@ -316,3 +316,37 @@ func TestGRPCDrainDeadlineEndsStreamsUnavailable(t *testing.T) {
 		})
 	}
 }
+
+// Cancelled streams with output still queued in the proxy must give their
+// flow-control credit back, or the shared connections starve.
+func TestGRPCCancelledStreamsDoNotStarveConnections(t *testing.T) {
+	bs := startBackends(t, 1)
+	p := startProxy(t, Config{}, balance.Config{}, grpcAddrs(bs)...)
+	c := dialTest(t, p.addr)
+	for i := range 30 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		var params []*testpb.ResponseParameters
+		for range 8 {
+			params = append(params, &testpb.ResponseParameters{Size: 1 << 20})
+		}
+		st, err := c.StreamingOutputCall(ctx, &testpb.StreamingOutputCallRequest{ResponseParameters: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		cancel() // leaves megabytes in flight between backend, proxy and client
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	big := bytes.Repeat([]byte("x"), 4<<20)
+	resp, err := c.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: big}})
+	if err != nil {
+		t.Fatalf("connection starved after cancellations: %v", err)
+	}
+	if len(resp.GetPayload().GetBody()) < len(big) {
+		t.Fatalf("short payload %d", len(resp.GetPayload().GetBody()))
+	}
+	eventually(t, 5*time.Second, "in-flight back to 0", func() bool { return p.Balancer().Active() == 0 })
+}

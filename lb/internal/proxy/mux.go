@@ -314,6 +314,14 @@ func (m *muxConn) drainLocked(s *pstream) int {
 	return total
 }
 
+func queuedBytes(h *half) int {
+	n := 0
+	for _, it := range h.q {
+		n += len(it.data)
+	}
+	return n
+}
+
 // grant records n bytes forwarded from m's peer on stream id and sends
 // WINDOW_UPDATEs once a quarter of a window is owed.
 func (m *muxConn) grantLocked(id uint32, unacked *int64, n int, streamOpen bool) {
@@ -360,10 +368,9 @@ func (m *muxConn) writeSettings() error {
 }
 
 // applySettings handles a peer's SETTINGS frame.
-func (m *muxConn) applySettings(f *http2.SettingsFrame, fs *flushSet) error {
+func (m *muxConn) applySettings(f *http2.SettingsFrame, fs *flushSet) (forwarded map[*pstream]int, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var err error
 	f.ForeachSetting(func(s http2.Setting) error {
 		if e := s.Valid(); e != nil {
 			err = e
@@ -386,14 +393,19 @@ func (m *muxConn) applySettings(f *http2.SettingsFrame, fs *flushSet) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	m.wf.WriteSettingsAck()
 	for _, st := range m.streams {
-		m.drainLocked(st)
+		if n := m.drainLocked(st); n > 0 {
+			if forwarded == nil {
+				forwarded = map[*pstream]int{}
+			}
+			forwarded[st] += n
+		}
 	}
 	fs.add(m)
-	return nil
+	return forwarded, nil
 }
 
 func (m *muxConn) windowUpdate(f *http2.WindowUpdateFrame, fs *flushSet) (forwarded map[*pstream]int) {
@@ -568,7 +580,11 @@ func (p *Proxy) clientFrame(d *muxConn, f http2.Frame, fs *flushSet) error {
 		}
 	case *http2.SettingsFrame:
 		if !f.IsAck() {
-			return d.applySettings(f, fs)
+			fw, err := d.applySettings(f, fs)
+			for s, n := range fw {
+				p.grantBackend(s, n, fs)
+			}
+			return err
 		}
 	case *http2.PingFrame:
 		if !f.IsAck() {
@@ -924,8 +940,12 @@ func (p *Proxy) readBackend(u *muxConn, mp *muxPool) {
 			break
 		}
 		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			if err = u.applySettings(sf, fs); err != nil {
+			var fw map[*pstream]int
+			if fw, err = u.applySettings(sf, fs); err != nil {
 				break
+			}
+			for s, n := range fw {
+				p.grantClient(s, n, fs)
 			}
 			if !readyClosed {
 				close(u.ready)
@@ -1181,7 +1201,10 @@ func (p *Proxy) finish(s *pstream, reset bool) {
 	}
 	d := s.d
 	d.mu.Lock()
+	droppedC := 0
 	if reset || len(s.toC.q) == 0 {
+		droppedC = queuedBytes(&s.toC)
+		s.toC.q = nil
 		delete(d.streams, s.toC.id)
 		delete(d.blocked, s)
 	}
@@ -1189,6 +1212,11 @@ func (p *Proxy) finish(s *pstream, reset bool) {
 	d.mu.Unlock()
 	if u := s.u; u != nil {
 		u.mu.Lock()
+		// Output dropped with the stream still used the senders' connection
+		// windows: give that credit back, or the connections would starve.
+		droppedB := queuedBytes(&s.toB)
+		s.toB.q = nil
+		u.grantLocked(s.toB.id, nil, droppedC, false)
 		if s.timer != nil {
 			s.timer.Stop()
 		}
@@ -1202,6 +1230,15 @@ func (p *Proxy) finish(s *pstream, reset bool) {
 			u.failLocked(errors.New("drained"))
 		}
 		u.mu.Unlock()
+		if droppedC > 0 {
+			u.after(nil)
+		}
+		if droppedB > 0 {
+			d.mu.Lock()
+			d.grantLocked(s.toC.id, nil, droppedB, false)
+			d.mu.Unlock()
+			d.after(nil)
+		}
 	}
 	if s.tr != nil {
 		s.up.untrack(s.tr)
