@@ -547,3 +547,31 @@ func TestDescribeAutoScalingGroupsPaging(t *testing.T) {
 	_, err := tc.asg.DescribeAutoScalingGroups(ctxT(t), &autoscaling.DescribeAutoScalingGroupsInput{MaxRecords: aws.Int32(500)})
 	wantCode(t, err, "ValidationError")
 }
+
+func TestDescribeScalingActivitiesPaging(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	tc.group(t, "g", "web", 0, 5, 5, nil)
+	tc.waitInService(t, "g", 5)
+	p := autoscaling.NewDescribeScalingActivitiesPaginator(tc.asg, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("g"), MaxRecords: aws.Int32(2)})
+	seen := map[string]bool{}
+	pages := 0
+	for p.HasMorePages() {
+		out, err := p.NextPage(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, a := range out.Activities {
+			if seen[aws.ToString(a.ActivityId)] {
+				t.Fatalf("activity %s on two pages", aws.ToString(a.ActivityId))
+			}
+			seen[aws.ToString(a.ActivityId)] = true
+		}
+	}
+	if len(seen) != 5 || pages != 3 {
+		t.Fatalf("%d activities over %d pages, want 5 over 3", len(seen), pages)
+	}
+	_, err := tc.asg.DescribeScalingActivities(ctxT(t), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("g"), NextToken: aws.String("bogus")})
+	wantCode(t, err, "InvalidNextToken")
+}

@@ -219,13 +219,15 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 		if max != nil {
 			n = *max
 		}
-		acts, err := c.Activities(group, f.list("ActivityIds.member"), n)
+		acts, token, err := c.Activities(group, f.list("ActivityIds.member"), n, f.str("NextToken"))
 		if err != nil {
 			return nil, err
 		}
 		var out struct {
 			Activities []xActivity `xml:"Activities>member"`
+			NextToken  string      `xml:"NextToken,omitempty"`
 		}
+		out.NextToken = token
 		for _, a := range acts {
 			out.Activities = append(out.Activities, toXActivity(a))
 		}

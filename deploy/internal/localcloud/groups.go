@@ -451,7 +451,10 @@ func (c *Cloud) TerminateInGroup(id string, decrement bool) (*Activity, error) {
 	if err != nil {
 		return nil, err
 	}
-	if strings.HasPrefix(in.Lifecycle, "Terminating") {
+	if strings.HasPrefix(in.Lifecycle, "Terminat") {
+		if in.termActivity == nil {
+			return nil, validation("Instance %s is already terminating", id)
+		}
 		return in.termActivity, nil
 	}
 	now := c.clock.Now().UTC().Format(time.RFC3339)
@@ -700,8 +703,10 @@ func (c *Cloud) launchActivity(in *Instance) *Activity {
 	return nil
 }
 
-// Activities is DescribeScalingActivities: newest first.
-func (c *Cloud) Activities(group string, ids []string, max int) ([]Activity, error) {
+// Activities is DescribeScalingActivities: newest first, at most max, and
+// after the activity whose id is the NextToken when one is given. It returns
+// the token for the next page, empty on the last.
+func (c *Cloud) Activities(group string, ids []string, max int, after string) ([]Activity, string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if group != "" && c.groups[group] == nil {
@@ -712,14 +717,30 @@ func (c *Cloud) Activities(group string, ids []string, max int) ([]Activity, err
 			found = found || a.Group == group
 		}
 		if !found {
-			return nil, validation("AutoScalingGroup name not found - AutoScalingGroup %s not found", group)
+			return nil, "", validation("AutoScalingGroup name not found - AutoScalingGroup %s not found", group)
 		}
 	}
-	if max <= 0 || max > 100 {
+	if max == 0 {
 		max = 100
 	}
+	if max < 1 || max > 100 {
+		return nil, "", validation("MaxRecords (%d) must be between 1 and 100", max)
+	}
+	start := len(c.activities) - 1
+	if after != "" {
+		start = -2
+		for i := len(c.activities) - 1; i >= 0; i-- {
+			if c.activities[i].ID == after {
+				start = i - 1
+				break
+			}
+		}
+		if start == -2 {
+			return nil, "", apiErr(http.StatusBadRequest, "InvalidNextToken", "The token %q is invalid.", after)
+		}
+	}
 	var out []Activity
-	for i := len(c.activities) - 1; i >= 0 && len(out) < max; i-- {
+	for i := start; i >= 0; i-- {
 		a := c.activities[i]
 		if group != "" && a.Group != group {
 			continue
@@ -727,9 +748,12 @@ func (c *Cloud) Activities(group string, ids []string, max int) ([]Activity, err
 		if len(ids) > 0 && !contains(ids, a.ID) {
 			continue
 		}
+		if len(out) == max {
+			return out, out[len(out)-1].ID, nil
+		}
 		out = append(out, *a)
 	}
-	return out, nil
+	return out, "", nil
 }
 
 // GroupView is a group with its instances, for Describe calls.
