@@ -575,3 +575,18 @@ func TestDescribeScalingActivitiesPaging(t *testing.T) {
 	_, err := tc.asg.DescribeScalingActivities(ctxT(t), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("g"), NextToken: aws.String("bogus")})
 	wantCode(t, err, "InvalidNextToken")
 }
+
+func TestSetDesiredCapacityHonorCooldown(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	tc.group(t, "g", "web", 1, 3, 1, func(in *autoscaling.CreateAutoScalingGroupInput) { in.DefaultCooldown = aws.Int32(120) })
+	tc.waitInService(t, "g", 1) // the launch activity just ended: cooldown runs
+	in := &autoscaling.SetDesiredCapacityInput{AutoScalingGroupName: aws.String("g"), DesiredCapacity: aws.Int32(2), HonorCooldown: aws.Bool(true)}
+	_, err := tc.asg.SetDesiredCapacity(ctxT(t), in, func(o *autoscaling.Options) { o.RetryMaxAttempts = 1 })
+	wantCode(t, err, "ScalingActivityInProgress")
+	tc.hook(t, "POST", "/_localcloud/clock?advance=121s")
+	if _, err := tc.asg.SetDesiredCapacity(ctxT(t), in); err != nil {
+		t.Fatalf("after the cooldown: %v", err)
+	}
+	tc.waitInService(t, "g", 2)
+}
