@@ -27,7 +27,10 @@ import (
 var raftFlags = []string{
 	"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms",
 	"--raft-leader-lease-timeout", "200ms", "--raft-commit-timeout", "5ms",
-	"--no-leader-wait", "5s", "--log-level", "warn",
+	"--no-leader-wait", "5s", "--log-level", "info",
+	// Snapshot often and keep few entries after one, so restarts load
+	// snapshots and a node that was down is sent one.
+	"--raft-snapshot-threshold", "16", "--raft-snapshot-interval", "200ms", "--raft-trailing-logs", "4",
 	// These suites test the cluster alone: no cloud to scale.
 	"--cloud", "none",
 }
@@ -87,11 +90,12 @@ type cluster struct {
 	t     *testing.T
 	bin   string
 	nodes []*node
+	extra []string // more serve flags, e.g. --log-store
 }
 
 // newCluster allocates three nodes; node 0 bootstraps, the others join.
-func newCluster(t *testing.T) *cluster {
-	c := &cluster{t: t, bin: binary(t)}
+func newCluster(t *testing.T, extra ...string) *cluster {
+	c := &cluster{t: t, bin: binary(t), extra: extra}
 	base := t.TempDir()
 	for i := 0; i < 3; i++ {
 		n := &node{
@@ -121,6 +125,8 @@ func newCluster(t *testing.T) *cluster {
 	return c
 }
 
+func (n *node) logFile() string { return filepath.Join(filepath.Dir(n.dir), n.id+".log") }
+
 func (n *node) client() shoalv1.ControlServiceClient { return shoalv1.NewControlServiceClient(n.conn) }
 
 func (n *node) running() bool {
@@ -146,7 +152,8 @@ func (c *cluster) start(n *node) {
 		args = append(args, "--join", n.join)
 	}
 	args = append(args, raftFlags...)
-	log, err := os.OpenFile(filepath.Join(filepath.Dir(n.dir), n.id+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	args = append(args, c.extra...)
+	log, err := os.OpenFile(n.logFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		c.t.Fatal(err)
 	}

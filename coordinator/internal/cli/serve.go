@@ -71,6 +71,8 @@ func serveCmd() *cobra.Command {
 	fl.DurationVar(&f.cfg.NoLeaderWait, "no-leader-wait", f.cfg.NoLeaderWait, "how long a write waits for a leader before failing")
 	fl.DurationVar(&f.cfg.ShutdownTimeout, "shutdown-timeout", f.cfg.ShutdownTimeout, "bound on leadership transfer and shutdown")
 	fl.Uint64Var(&f.cfg.SnapshotThreshold, "raft-snapshot-threshold", f.cfg.SnapshotThreshold, "log entries between raft snapshots")
+	fl.DurationVar(&f.cfg.SnapshotInterval, "raft-snapshot-interval", f.cfg.SnapshotInterval, "how often raft checks whether to snapshot")
+	fl.Uint64Var(&f.cfg.TrailingLogs, "raft-trailing-logs", f.cfg.TrailingLogs, "log entries kept after a snapshot; a follower further behind gets the snapshot")
 	fl.StringVar(&f.eng.Cloud, "cloud", "aws", "aws (AWS APIs; AWS_ENDPOINT_URL points them at the local cloud) or none (state only: no scaling, no CloudWatch)")
 	fl.StringVar(&f.eng.AWS.Region, "aws-region", "", "AWS region (default: AWS_REGION / shared config)")
 	fl.DurationVar(&f.eng.EvalInterval, "eval-interval", time.Second, "how often the leader evaluates every fleet")

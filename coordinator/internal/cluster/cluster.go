@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -160,6 +161,7 @@ func (n *Node) open() error {
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
 	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = hl.Named("raft")
 	notify := make(chan bool, 8)
 	rc.NotifyCh = notify
@@ -534,10 +536,11 @@ func retryable(err error) bool {
 	case codes.FailedPrecondition:
 		return true
 	case codes.Unavailable:
-		// grpc reports a refused or failed connection as Unavailable before
-		// the request is sent; a leader that answered with "no leader" never
-		// handed it to raft either.
-		return true
+		// A leader that answered "no leader" never handed the write to raft,
+		// and a refused connection never carried it. Any other UNAVAILABLE
+		// (a connection reset mid-call) may follow a commit: not retried.
+		msg := s.Message()
+		return strings.Contains(msg, ErrNoLeader.Error()) || strings.Contains(msg, "connection refused")
 	}
 	return false
 }

@@ -55,6 +55,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	SnapshotThreshold uint64
 	SnapshotInterval  time.Duration
+	// TrailingLogs is how many entries stay in the log after a snapshot; a
+	// follower further behind than that is sent the snapshot instead.
+	TrailingLogs uint64
 
 	Logger *slog.Logger
 	// Clock stamps commands on the leader; tests may fix it.
@@ -84,6 +87,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:    10 * time.Second,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   2 * time.Minute,
+		TrailingLogs:       10240,
 	}
 }
 
@@ -103,6 +107,9 @@ func (c Config) withDefaults() Config {
 	set(&c.NoLeaderWait, d.NoLeaderWait)
 	set(&c.ShutdownTimeout, d.ShutdownTimeout)
 	set(&c.SnapshotInterval, d.SnapshotInterval)
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = d.TrailingLogs
+	}
 	if c.SnapshotThreshold == 0 {
 		c.SnapshotThreshold = d.SnapshotThreshold
 	}
