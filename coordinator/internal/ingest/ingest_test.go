@@ -544,3 +544,29 @@ func TestAgentFillsInAddressOfPreRegisteredInstance(t *testing.T) {
 		t.Fatalf("state = %v, want pending until ready", got)
 	}
 }
+
+// TestForgetsRetiredSilentInstance: an instance whose agent died without a
+// goodbye and which then left the registry (the scaler retired it after its
+// termination) must not linger in the leader's view as pending.
+func TestForgetsRetiredSilentInstance(t *testing.T) {
+	nw := &network{}
+	reg := newRegistry()
+	n := startNode(t, nw, "n1", true, "n1", reg, true, func(c *Config) { c.StaleAfter = 200 * time.Millisecond })
+	a, err := connect(t, nw, "n1", hello("i-gone", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "in service", func() bool {
+		a.send(t, true, smp(time.Now(), "cpu", 1.0))
+		return reg.state("i-gone") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	})
+	a.cancel() // killed: no goodbye
+	eventually(t, "unhealthy", func() bool { return reg.state("i-gone") == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY })
+	if err := reg.LeaveInstance(context.Background(), "i-gone"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "forgotten", func() bool {
+		ins, err := n.svc.Instances("web")
+		return err == nil && len(ins) == 0
+	})
+}

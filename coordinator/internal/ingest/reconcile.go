@@ -86,7 +86,13 @@ func (s *Service) reconcile(ctx context.Context) {
 			// Unknown, moved, or registered from the group's view (the
 			// scaler does that at launch) before its agent told us its address.
 			if !fresh {
-				continue // never register an instance that is already gone
+				// Never register an instance that is already gone; once it
+				// has left the registry too (the scaler retired it), forget it.
+				if reg == nil {
+					s.store.remove(id)
+					delete(s.draining, id)
+				}
+				continue
 			}
 			h := in.hello
 			changes = append(changes, change{id: id, register: &shoalv1.Instance{Id: id, Fleet: in.fleet, State: want,
