@@ -125,7 +125,7 @@ func cwError(err error) *APIError {
 		return ae
 	}
 	msg := err.Error()
-	for _, s := range []error{cwstore.ErrInvalidParameter, cwstore.ErrInvalidCombination, cwstore.ErrMissingParameter, cwstore.ErrResourceNotFound} {
+	for _, s := range []error{cwstore.ErrInvalidParameter, cwstore.ErrInvalidCombination, cwstore.ErrMissingParameter, cwstore.ErrResourceNotFound, cwstore.ErrLimitExceeded} {
 		msg = strings.TrimPrefix(msg, s.Error()+": ")
 	}
 	switch {
@@ -135,6 +135,8 @@ func cwError(err error) *APIError {
 		return apiErr(http.StatusBadRequest, "MissingParameter", "%s", msg)
 	case errors.Is(err, cwstore.ErrResourceNotFound):
 		return apiErr(http.StatusNotFound, "ResourceNotFound", "%s", msg)
+	case errors.Is(err, cwstore.ErrLimitExceeded):
+		return apiErr(http.StatusBadRequest, "LimitExceeded", "%s", msg)
 	case errors.Is(err, cwstore.ErrInvalidParameter):
 		return apiErr(http.StatusBadRequest, "InvalidParameterValue", "%s", msg)
 	}

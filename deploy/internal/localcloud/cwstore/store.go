@@ -15,8 +15,17 @@ var (
 	ErrInvalidCombination = errors.New("invalid parameter combination")
 	ErrMissingParameter   = errors.New("missing required parameter")
 	ErrResourceNotFound   = errors.New("resource not found")
-	errTooManyDatapoints  = fmt.Errorf("%w: too many datapoints", ErrInvalidCombination)
-	maxPointsPerMetric    = 200_000
+	// ErrLimitExceeded bounds the local cloud's memory: CloudWatch has no
+	// metric count limit, an in-memory double must.
+	ErrLimitExceeded     = errors.New("limit exceeded")
+	errTooManyDatapoints = fmt.Errorf("%w: too many datapoints", ErrInvalidCombination)
+)
+
+const (
+	maxPointsPerMetric = 200_000
+	// MaxSeries is the most distinct metrics (namespace, name, dimensions)
+	// the store keeps.
+	MaxSeries = 100_000
 )
 
 // Datapoint limits per request, as CloudWatch enforces them.
@@ -144,10 +153,17 @@ func (d Datum) Validate(now time.Time) error {
 // Standard-resolution data (60) is stored at minute granularity, as
 // CloudWatch does, so it cannot be read back at 1-second periods.
 func (s *Store) Put(now time.Time, data []Datum) error {
+	fresh := map[string]bool{}
 	for _, d := range data {
 		if err := d.Validate(now); err != nil {
 			return err
 		}
+		if k := d.Metric.key(); s.series[k] == nil {
+			fresh[k] = true
+		}
+	}
+	if len(s.series)+len(fresh) > MaxSeries {
+		return fmt.Errorf("%w: the local cloud keeps at most %d distinct metrics", ErrLimitExceeded, MaxSeries)
 	}
 	for _, d := range data {
 		ts := d.Timestamp

@@ -2,6 +2,7 @@ package cwstore
 
 import (
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -88,5 +89,19 @@ func TestPeriodValidation(t *testing.T) {
 		if err := ValidateAlarmPeriod(c.p); (err == nil) != c.alarm {
 			t.Errorf("ValidateAlarmPeriod(%d) = %v", c.p, err)
 		}
+	}
+}
+
+func TestSeriesLimit(t *testing.T) {
+	s := NewStore()
+	for i := 0; i < MaxSeries; i++ {
+		s.series[MetricID{Namespace: "S", MetricName: "m", Dimensions: []Dimension{{"i", strconv.Itoa(i)}}}.key()] = &series{}
+	}
+	err := s.Put(t0, []Datum{{Metric: MetricID{Namespace: "S", MetricName: "new"}, Values: []float64{1}}})
+	if !errors.Is(err, ErrLimitExceeded) {
+		t.Fatalf("Put beyond MaxSeries = %v", err)
+	}
+	if err := s.Put(t0, []Datum{{Metric: MetricID{Namespace: "S", MetricName: "m", Dimensions: []Dimension{{"i", "7"}}}, Values: []float64{1}}}); err != nil {
+		t.Fatalf("Put to an existing metric at the limit: %v", err)
 	}
 }
