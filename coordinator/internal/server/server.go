@@ -140,7 +140,7 @@ func toStatus(err error) error {
 	}
 	msg := err.Error()
 	switch {
-	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, decide.ErrInvalidPolicy), errors.Is(err, errInvalidArg):
+	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, decide.ErrInvalidPolicy):
 		return status.Error(codes.InvalidArgument, oneLine(msg))
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, cluster.ErrUnknownPeer):
 		return status.Error(codes.NotFound, msg)
@@ -162,14 +162,7 @@ func toStatus(err error) error {
 	return status.Error(codes.Internal, msg)
 }
 
-var errInvalidArg = errors.New("invalid argument")
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{errInvalidArg}, a...)...)
-}
-
 // oneLine joins a multi-problem error (errors.Join) for one-line output.
 func oneLine(s string) string {
-	s = strings.TrimPrefix(s, errInvalidArg.Error()+": ")
 	return strings.ReplaceAll(s, "\n", "; ")
 }
