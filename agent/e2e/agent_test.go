@@ -306,7 +306,6 @@ func eventuallyMetric(t *testing.T, addr, name string, ok func(float64) bool) {
 	}
 }
 
-
 func moduleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {

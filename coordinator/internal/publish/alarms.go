@@ -389,13 +389,18 @@ func (r *Reconciler) List(ctx context.Context, fleets []string, fleet string) ([
 	var out []AlarmStatus
 	for name, a := range have {
 		st := AlarmStatus{
-			Name:       name,
-			Metric:     ShoalName(sdkaws.ToString(a.MetricName)),
-			State:      string(a.StateValue),
-			Reason:     sdkaws.ToString(a.StateReason),
-			Updated:    sdkaws.ToTime(a.StateUpdatedTimestamp),
+			Name:   name,
+			Metric: ShoalName(sdkaws.ToString(a.MetricName)),
+			State:  string(a.StateValue),
+			Reason: sdkaws.ToString(a.StateReason),
+			// The last state change is StateTransitionedTimestamp;
+			// StateUpdatedTimestamp also moves when only the reason does.
+			Updated:    sdkaws.ToTime(a.StateTransitionedTimestamp),
 			Threshold:  sdkaws.ToFloat64(a.Threshold),
 			Comparison: string(a.ComparisonOperator),
+		}
+		if st.Updated.IsZero() {
+			st.Updated = sdkaws.ToTime(a.StateUpdatedTimestamp)
 		}
 		if name != HeartbeatAlarmName(r.cfg.Cluster) {
 			for _, f := range fleets {

@@ -174,7 +174,7 @@ func foreignAlarm(name, ns, cluster string) types.MetricAlarm {
 func TestReconcile(t *testing.T) {
 	store := newAlarmStore(
 		foreignAlarm("shoal-web-prod-cpu-high", Namespace, "shoal-web"), // cluster "shoal-web" shares our prefix
-		foreignAlarm("shoal-billing", "AWS/Billing", "shoal"),          // not in namespace Shoal
+		foreignAlarm("shoal-billing", "AWS/Billing", "shoal"),           // not in namespace Shoal
 		foreignAlarm("other-web-cpu-high", Namespace, "other"),
 		foreignAlarm("shoal-old-cpu-high", Namespace, "shoal"), // ours, for a fleet that is gone
 	)

@@ -296,7 +296,9 @@ func TestThrottlingIsRetriedAndDropsAreCounted(t *testing.T) {
 	mu.Lock()
 	throttle = false
 	mu.Unlock()
-	eventually(t, 10*time.Second, "the queue to drain", func() bool { return p.QueueLen() == 0 && len(s.putRequests())+int(testutil.ToFloat64(p.m.droppedBatches.WithLabelValues("queue_full"))) == 5 })
+	eventually(t, 10*time.Second, "the queue to drain", func() bool {
+		return p.QueueLen() == 0 && len(s.putRequests())+int(testutil.ToFloat64(p.m.droppedBatches.WithLabelValues("queue_full"))) == 5
+	})
 	puts := s.putRequests()
 	// What got through is in order, none twice, and includes the newest.
 	var last time.Time

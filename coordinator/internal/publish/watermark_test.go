@@ -13,7 +13,7 @@ import (
 // raftStub stands in for the raft-committed watermark: it records commits
 // and can fail them (a leader that lost its leadership).
 type raftStub struct {
-	mu      sync.Mutex
+	mu       sync.Mutex
 	commits  []time.Time
 	fail     bool
 	attempts int

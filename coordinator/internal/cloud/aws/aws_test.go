@@ -381,12 +381,16 @@ func TestOperationsMatchCalls(t *testing.T) {
 		func() error { return c.SetInstanceProtection(ctx, "a", []string{"i-1"}, true) },
 		func() error { _, err := c.ActiveInstanceRefresh(ctx, "a"); return err },
 		func() error { _, err := c.DescribeScalingActivities(ctx, "a", 10); return err },
-		func() error { return c.PutLifecycleHook(ctx, cloud.LifecycleHook{Name: "h", Group: "a", Transition: cloud.TransitionTerminating}) },
+		func() error {
+			return c.PutLifecycleHook(ctx, cloud.LifecycleHook{Name: "h", Group: "a", Transition: cloud.TransitionTerminating})
+		},
 		func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
 		func() error {
 			return c.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}, cloud.ResultContinue)
 		},
-		func() error { return c.RecordLifecycleActionHeartbeat(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}) },
+		func() error {
+			return c.RecordLifecycleActionHeartbeat(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"})
+		},
 		func() error { return c.CreateGroup(ctx, cloud.GroupSpec{Name: "a", Max: 1, LaunchTemplate: lt}) },
 		func() error { return c.UpdateGroup(ctx, cloud.GroupUpdate{Name: "a", LaunchTemplate: &lt}) },
 		func() error { _, err := c.RunInstances(ctx, cloud.RunSpec{ImageID: "ami-1"}); return err },
@@ -395,7 +399,10 @@ func TestOperationsMatchCalls(t *testing.T) {
 		func() error { _, err := c.CreateImage(ctx, cloud.ImageSpec{InstanceID: "i-1", Name: "n"}); return err },
 		func() error { _, err := c.DescribeImages(ctx, cloud.ImageQuery{Names: []string{"n"}}); return err },
 		func() error { _, err := c.CreateLaunchTemplate(ctx, cloud.LaunchTemplateSpec{Name: "lt"}); return err },
-		func() error { _, err := c.CreateLaunchTemplateVersion(ctx, "lt", cloud.LaunchTemplateSpec{}); return err },
+		func() error {
+			_, err := c.CreateLaunchTemplateVersion(ctx, "lt", cloud.LaunchTemplateSpec{})
+			return err
+		},
 		func() error { _, err := c.DescribeLaunchTemplates(ctx, []string{"lt"}); return err },
 		func() error { _, err := c.DescribeSubnets(ctx, cloud.SubnetQuery{}); return err },
 	}

@@ -171,7 +171,10 @@ func TestLocalCloudErrorsClassify(t *testing.T) {
 		{"group exists", func() error {
 			return cl.CreateGroup(ctx, cloud.GroupSpec{Name: "api", Max: 1, LaunchTemplate: cloud.TemplateRef{Name: "api-lt"}, SubnetIDs: []string{"subnet-0a1a00000000000a1"}})
 		}, cloud.ErrAlreadyExists, cloud.ClassFatal},
-		{"unknown image", func() error { _, err := cl.RunInstances(ctx, cloud.RunSpec{ImageID: "ami-0000000000000dead"}); return err }, cloud.ErrNotFound, cloud.ClassFatal},
+		{"unknown image", func() error {
+			_, err := cl.RunInstances(ctx, cloud.RunSpec{ImageID: "ami-0000000000000dead"})
+			return err
+		}, cloud.ErrNotFound, cloud.ClassFatal},
 		{"throttled past max attempts", func() error {
 			lc.Hook(http.MethodPost, "faults/api?operation=SetDesiredCapacity&code=Throttling&count=20")
 			defer lc.Hook(http.MethodDelete, "faults/api?operation=SetDesiredCapacity")
