@@ -1,0 +1,121 @@
+//go:build multiprocess
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// startAgent runs a real shoal-agent outside EC2 (--instance-id and --fleet
+// skip IMDS) against every node of c.
+func startAgent(t *testing.T, c *cluster, id string) {
+	t.Helper()
+	bin := filepath.Join(filepath.Dir(c.bin), "shoal-agent")
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("agent binary: %v (run `make build`)", err)
+	}
+	var addrs []string
+	for _, n := range c.nodes {
+		addrs = append(addrs, n.rpc)
+	}
+	log, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
+		"--interval", "250ms", "--log-level", "warn")
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-done
+	})
+}
+
+// freshInstances returns the instances the leader n sees reporting within
+// maxAge, with a cpu figure.
+func freshInstances(n *node, maxAge time.Duration) (map[string]*shoalv1.Instance, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	r, err := n.client().ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: "web"})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*shoalv1.Instance{}
+	for _, in := range r.Instances {
+		if _, ok := in.Metrics["cpu"]; ok && in.LastReportAgeMs >= 0 && time.Duration(in.LastReportAgeMs)*time.Millisecond < maxAge {
+			out[in.Id] = in
+		}
+	}
+	return out, nil
+}
+
+// TestAgentsFollowTheLeader: three real agents stream to a 3-node cluster;
+// the leader is killed with -9, and every agent shows up again on the new
+// leader with fresh metrics, and no instance is lost from the registry.
+func TestAgentsFollowTheLeader(t *testing.T) {
+	c := newCluster(t)
+	for _, n := range c.nodes {
+		c.start(n)
+	}
+	l := c.leader(30 * time.Second)
+	if out, err := c.cli(l.rpc, "fleet", "create", "web", "--asg", "web-asg", "--min", "0", "--max", "10"); err != nil {
+		t.Fatalf("fleet create: %v\n%s", err, out)
+	}
+	ids := []string{"i-0000000000000a001", "i-0000000000000a002", "i-0000000000000a003"}
+	for _, id := range ids {
+		startAgent(t, c, id)
+	}
+	waitFor(t, 30*time.Second, "3 agents reporting to the leader", func() bool {
+		got, err := freshInstances(l, 2*time.Second)
+		return err == nil && len(got) == 3
+	})
+
+	c.kill9(l)
+	nl := c.leader(30 * time.Second)
+	if nl == l {
+		t.Fatal("the killed node is still leader")
+	}
+	start := time.Now()
+	var got map[string]*shoalv1.Instance
+	waitFor(t, 30*time.Second, "every agent on the new leader with fresh metrics", func() bool {
+		var err error
+		got, err = freshInstances(nl, 2*time.Second)
+		return err == nil && len(got) == 3
+	})
+	t.Logf("agents back on %s with fresh metrics %v after it was elected", nl.id, time.Since(start).Round(10*time.Millisecond))
+	for _, id := range ids {
+		in, ok := got[id]
+		if !ok {
+			t.Fatalf("%s missing on the new leader", id)
+		}
+		if in.State != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			t.Errorf("%s is %v on the new leader, want in_service", id, in.State)
+		}
+	}
+	// The registry itself (replicated, not rebuilt) kept every instance.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := nl.client().ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: "web", Stale: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Instances) != 3 {
+		t.Fatalf("registry on %s holds %d instances, want 3: %v", nl.id, len(r.Instances), fmt.Sprint(r.Instances))
+	}
+}
