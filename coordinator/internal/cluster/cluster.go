@@ -37,6 +37,8 @@ var (
 	// ErrUnknownOutcome: leadership was lost after the write was handed to
 	// raft; it may or may not be committed.
 	ErrUnknownOutcome = errors.New("leadership lost; the write may or may not have been applied")
+	// ErrInvalidRequest: a join or remove request lacks a field.
+	ErrInvalidRequest = errors.New("invalid request")
 )
 
 // forwardedKey marks a request a node passed on to the leader, so it is
@@ -592,11 +594,11 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 func (n *Node) Join(ctx context.Context, req *shoalv1.JoinClusterRequest) (string, error) {
 	switch {
 	case req.NodeId == "":
-		return "", fmt.Errorf("node_id: required")
+		return "", fmt.Errorf("%w: node_id: required", ErrInvalidRequest)
 	case req.RaftAddr == "":
-		return "", fmt.Errorf("raft_addr: required")
+		return "", fmt.Errorf("%w: raft_addr: required", ErrInvalidRequest)
 	case req.RpcAddr == "":
-		return "", fmt.Errorf("rpc_addr: required")
+		return "", fmt.Errorf("%w: rpc_addr: required", ErrInvalidRequest)
 	}
 	if !n.IsLeader() {
 		if IsForwarded(ctx) {
@@ -652,7 +654,7 @@ func (n *Node) Join(ctx context.Context, req *shoalv1.JoinClusterRequest) (strin
 // RemovePeer removes a server from the configuration; only the leader may.
 func (n *Node) RemovePeer(id string) error {
 	if id == "" {
-		return fmt.Errorf("id: required")
+		return fmt.Errorf("%w: id: required", ErrInvalidRequest)
 	}
 	if !n.IsLeader() {
 		return ErrNotLeader

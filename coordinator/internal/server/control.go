@@ -149,9 +149,6 @@ func (s *Server) RemovePeer(ctx context.Context, req *shoalv1.RemovePeerRequest)
 func (s *Server) JoinCluster(ctx context.Context, req *shoalv1.JoinClusterRequest) (*shoalv1.JoinClusterResponse, error) {
 	id, err := s.node.Join(ctx, req)
 	if err != nil {
-		if _, ok := status.FromError(err); !ok && !errors.Is(err, cluster.ErrNoLeader) && !errors.Is(err, cluster.ErrNotLeader) {
-			return nil, status.Error(codes.InvalidArgument, err.Error())
-		}
 		return nil, toStatus(err)
 	}
 	return &shoalv1.JoinClusterResponse{LeaderId: id}, nil

@@ -142,6 +142,9 @@ func toStatus(err error) error {
 	switch {
 	case errors.Is(err, fsm.ErrInvalid), errors.Is(err, decide.ErrInvalidPolicy):
 		return status.Error(codes.InvalidArgument, oneLine(msg))
+	case errors.Is(err, cluster.ErrInvalidRequest):
+		msg = strings.TrimPrefix(msg, cluster.ErrInvalidRequest.Error()+": ")
+		return status.Error(codes.InvalidArgument, oneLine(msg))
 	case errors.Is(err, fsm.ErrNotFound), errors.Is(err, cluster.ErrUnknownPeer):
 		return status.Error(codes.NotFound, msg)
 	case errors.Is(err, fsm.ErrExists):

@@ -303,7 +303,9 @@ func saveSnapshot(t *testing.T, c shoalv1.ControlServiceClient) []byte {
 func TestRemovePeerAndNoLeader(t *testing.T) {
 	e := newEnv(t, 3)
 	ctx := context.Background()
-	_, err := e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "ghost"})
+	_, err := e.clients[1].JoinCluster(ctx, &shoalv1.JoinClusterRequest{NodeId: "n9", RpcAddr: "x:1"})
+	wantCode(t, err, codes.InvalidArgument, "raft_addr: required")
+	_, err = e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "ghost"})
 	wantCode(t, err, codes.NotFound, `id ("ghost")`)
 	if _, err := e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "n2"}); err != nil {
 		t.Fatal(err)
