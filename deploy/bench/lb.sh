@@ -15,6 +15,11 @@ BE_HTTP=$((BASE + 1)) BE_GRPC=$((BASE + 2))
 SHOAL_HTTP=$((BASE + 10)) SHOAL_GRPC=$((BASE + 11))
 NGINX_HTTP=$((BASE + 20)) NGINX_GRPC=$((BASE + 21))
 HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
+ALT_HTTP=$((BASE + 40)) ALT_GRPC=$((BASE + 41))
+# BENCH_ALTERNATIVES=0 skips the rows for shoal-lb's other engines
+# (--h1-engine fasthttp, --h2-engine nethttp), kept to show why the
+# defaults were chosen.
+ALTS=${BENCH_ALTERNATIVES:-1}
 
 # --- tools -------------------------------------------------------------------
 missing=()
@@ -31,7 +36,7 @@ WORK=$(mktemp -d /tmp/shoal-bench-lb.XXXXXX)
 PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
-	[ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
+	kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -65,6 +70,10 @@ wait_port $BE_GRPC
 
 start shoalhttp "$LB" serve --listen "127.0.0.1:$SHOAL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 start shoalgrpc "$LB" serve --listen "127.0.0.1:$SHOAL_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
+if [ "$ALTS" = 1 ]; then
+	start althttp "$LB" serve --listen "127.0.0.1:$ALT_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn --h1-engine fasthttp
+	start altgrpc "$LB" serve --listen "127.0.0.1:$ALT_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn --h2-engine nethttp
+fi
 
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<CONF
@@ -114,6 +123,7 @@ CONF
 start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
+if [ "$ALTS" = 1 ]; then wait_port $ALT_HTTP; wait_port $ALT_GRPC; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -183,10 +193,12 @@ echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_http nginx $NGINX_HTTP nginx
 bench_http haproxy $HAPROXY_HTTP haproxy
 bench_http shoal-lb $SHOAL_HTTP shoalhttp
+if [ "$ALTS" = 1 ]; then bench_http shoal-fasthttp $ALT_HTTP althttp; fi
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_grpc nginx $NGINX_GRPC nginx
 bench_grpc haproxy $HAPROXY_GRPC haproxy
 bench_grpc shoal-lb $SHOAL_GRPC shoalgrpc
+if [ "$ALTS" = 1 ]; then bench_grpc shoal-nethttp $ALT_GRPC altgrpc; fi
 
 table() { # TITLE REF rows...
 	local title=$1 ref=$2
@@ -195,11 +207,11 @@ table() { # TITLE REF rows...
 	refus=$(printf '%s\n' "$@" | awk -v r="$ref" '$1==r {print $5}')
 	echo
 	echo "$title (ratio = CPU µs/req ÷ $ref's)"
-	printf '%-10s %10s %10s %10s %12s %8s %7s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio
+	printf '%-14s %10s %10s %10s %12s %8s %7s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio
 	for row in "$@"; do
 		# shellcheck disable=SC2086
 		set -- $row
-		printf '%-10s %10s %10s %10s %12s %8s %7s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
+		printf '%-14s %10s %10s %10s %12s %8s %7s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
 			"$(awk -v a="$5" -v b="$refus" 'BEGIN {printf "%.2f", a/b}')"
 	done
 }

@@ -169,12 +169,12 @@ func (p *Proxy) serveUpgrade(ctx *fasthttp.RequestCtx) {
 	head.WriteByte(' ')
 	head.Write(ctx.RequestURI())
 	head.WriteString(" HTTP/1.1\r\n")
-	ctx.Request.Header.VisitAll(func(k, v []byte) {
+	for k, v := range ctx.Request.Header.All() {
 		head.Write(k)
 		head.WriteString(": ")
 		head.Write(v)
 		head.WriteString("\r\n")
-	})
+	}
 	head.WriteString("\r\n")
 	head.Write(ctx.Request.Body())
 	ctx.HijackSetNoResponse(true)

@@ -339,12 +339,6 @@ func (rp *rawPool) closeIdle() {
 	}
 }
 
-func (rp *rawPool) numIdle() int {
-	rp.mu.Lock()
-	defer rp.mu.Unlock()
-	return len(rp.idle)
-}
-
 var bufWriterPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 16<<10) }}
 
 // rawClient is the per-connection state of the raw engine.

@@ -1,5 +1,7 @@
 package proxy
 
+//lint:file-ignore SA1019 RoundTrip on the per-backend x/net/http2.Transport whose ConnPool lets a drain GOAWAY one backend's connections.
+
 import (
 	"context"
 	"errors"
@@ -322,13 +324,13 @@ func (p *Proxy) serveH2ViaH1(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := w.Header()
-	resp.Header.VisitAll(func(k, v []byte) {
+	for k, v := range resp.Header.All() {
 		switch string(k) {
 		case "Connection", "Keep-Alive", "Transfer-Encoding", "Content-Length":
-			return
+			continue
 		}
 		h.Add(string(k), string(v))
-	})
+	}
 	w.WriteHeader(resp.StatusCode())
 	w.Write(resp.Body())
 }
@@ -337,13 +339,13 @@ func (p *Proxy) serveH2ViaH1(w http.ResponseWriter, r *http.Request) {
 // (--backend-protocol h2c|h2). Bodies are buffered; trailers are dropped.
 func (p *Proxy) serveH1ViaH2(ctx *fasthttp.RequestCtx) {
 	hdr := make(http.Header)
-	ctx.Request.Header.VisitAll(func(k, v []byte) {
+	for k, v := range ctx.Request.Header.All() {
 		switch string(k) {
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "Host", "Te", "Trailer":
-			return
+			continue
 		}
 		hdr.Add(string(k), string(v))
-	})
+	}
 	body := ctx.Request.Body()
 	cctx, cancel := context.WithCancelCause(context.Background())
 	defer cancel(nil)

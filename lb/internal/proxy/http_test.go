@@ -1,5 +1,7 @@
 package proxy
 
+//lint:file-ignore SA1019 tests dial h2c and h2 explicitly with x/net/http2, as the clients of the proxy would.
+
 import (
 	"bufio"
 	"context"

@@ -1290,13 +1290,13 @@ func (p *Proxy) bridgeH1(s *pstream) {
 		return
 	}
 	fields := []hpack.HeaderField{{Name: ":status", Value: strconv.Itoa(resp.StatusCode())}}
-	resp.Header.VisitAll(func(k, v []byte) {
+	for k, v := range resp.Header.All() {
 		name := strings.ToLower(string(k))
 		if connHeaders[name] || name == "content-length" {
-			return
+			continue
 		}
 		fields = append(fields, hpack.HeaderField{Name: name, Value: string(v)})
-	})
+	}
 	body := resp.Body()
 	fields = append(fields, hpack.HeaderField{Name: "content-length", Value: strconv.Itoa(len(body))})
 	d := s.d

@@ -1,5 +1,7 @@
 package proxy
 
+//lint:file-ignore SA1019 the nethttp engine serves connections already classified by their first bytes; net/http has no per-connection ServeConn, x/net/http2 does.
+
 import (
 	"bytes"
 	"context"

@@ -1,5 +1,7 @@
 package proxy
 
+//lint:file-ignore SA1019 per-backend graceful GOAWAY on drain needs x/net/http2's ClientConnPool and ClientConn.Shutdown, which net/http does not expose.
+
 import (
 	"context"
 	"crypto/tls"
