@@ -826,7 +826,14 @@ func (p *Proxy) grantBackend(s *pstream, n int, fs *flushSet) {
 type muxPool struct {
 	mu    sync.Mutex
 	conns []*muxConn
+	// After a failed dial, reserve fails fast until failUntil: dials run
+	// on a client connection's reader, and a blackholed backend must not
+	// stall every stream behind a connect timeout again and again.
+	failUntil time.Time
+	failErr   error
 }
+
+const dialFailHold = time.Second
 
 // reserve registers s on a backend connection with room, dialing one if
 // needed, and returns it with the stream id.
@@ -842,10 +849,15 @@ func (mp *muxPool) reserve(p *Proxy, up *upstream, s *pstream) (*muxConn, error)
 		}
 		u.mu.Unlock()
 	}
+	if mp.failErr != nil && time.Now().Before(mp.failUntil) {
+		return nil, mp.failErr
+	}
 	c, err := up.h2.dial(p.ctx)
 	if err != nil {
+		mp.failUntil, mp.failErr = time.Now().Add(dialFailHold), err
 		return nil, err
 	}
+	mp.failErr = nil
 	u := newMuxConn(p, backendSide, c)
 	u.up = up
 	if err := u.writeSettings(); err != nil {
