@@ -23,6 +23,9 @@ build: ## build every binary into bin/
 	@for d in $(BINARIES); do \
 		if [ -d $$d ]; then $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
 	done
+	@# Multi-process tests crash the leader at exact points with this build;
+	@# production builds ignore SHOAL_FAILPOINT.
+	@$(GO) build -tags failpoints -o $(BIN)/shoal-coordinator-failpoints ./coordinator/cmd/shoal-coordinator
 
 test: build test-unit test-e2e ## the README test command: unit tests with -race, then the multi-process suites
 
@@ -55,6 +58,7 @@ tidy-check: ## fail when go.mod or go.sum is not tidy
 bench: build ## benchmarks; prints tables
 	@if [ -x deploy/bench/raft.sh ]; then deploy/bench/raft.sh; fi
 	@if [ -x deploy/bench/simulate.sh ]; then deploy/bench/simulate.sh; fi
+	@if [ -x deploy/bench/agent.sh ]; then deploy/bench/agent.sh; fi
 	@$(MAKE) --no-print-directory bench-lb
 
 bench-lb: build ## shoal-lb next to nginx and haproxy (installs them with apt if missing)
