@@ -1,0 +1,15 @@
+// Package sandbox brings the whole Shoal system up on one machine — the local
+// cloud, a raft coordinator cluster, a golden instance, the fleet bootstrap and
+// shoal-lb — as real processes on free loopback ports under a temporary
+// directory, and tears it all down again.
+//
+// It is what `make demo` and the multi-process end-to-end tests stand on. It
+// starts binaries from a bin directory (`make build`), talks to the local cloud
+// through aws-sdk-go-v2 and its /_localcloud/ hooks, and to the coordinators
+// through their CLI.
+//
+// It must never reach beyond 127.0.0.0/8, never wait without a deadline, and
+// never leave a process behind: every process runs in its own process group
+// (Setpgid) and Close kills the groups, including every instance the local
+// cloud launched.
+package sandbox

@@ -1,0 +1,151 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Process is one child process the sandbox started, in its own process group.
+type Process struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // set before done closes
+	log  *os.File
+}
+
+// Pid is the process id, which is also its process group id.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed once the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited reports whether the process has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Wait waits for the process to exit, or for ctx.
+func (p *Process) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return fmt.Errorf("%s: %w", p.Name, ctx.Err())
+	}
+}
+
+// Signal sends sig to the whole process group.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if err := syscall.Kill(-p.Pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("%s: signal %v: %w", p.Name, sig, err)
+	}
+	return nil
+}
+
+// Stop sends SIGTERM to the group, SIGKILL after grace, and waits (bounded)
+// for the process and every member of its group to be gone.
+func (p *Process) Stop(grace time.Duration) error {
+	if grace > 0 && !p.Exited() {
+		_ = p.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(grace):
+		}
+	}
+	// The leader may have exited while members of its group live on.
+	_ = p.Signal(syscall.SIGKILL)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("%s (pid %d): %w", p.Name, p.Pid(), ErrLeftBehind)
+	}
+	if p.log != nil {
+		p.log.Close()
+	}
+	return waitGroupGone(p.Pid(), 5*time.Second)
+}
+
+// waitGroupGone polls until no process is left in process group pgid.
+func waitGroupGone(pgid int, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := syscall.Kill(-pgid, 0)
+		if errors.Is(err, syscall.ESRCH) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process group %d: %w", pgid, ErrLeftBehind)
+		}
+		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// procs tracks every process started, so Close can end them all.
+type procs struct {
+	mu   sync.Mutex
+	list []*Process
+}
+
+func (ps *procs) add(p *Process) {
+	ps.mu.Lock()
+	ps.list = append(ps.list, p)
+	ps.mu.Unlock()
+}
+
+func (ps *procs) all() []*Process {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	return append([]*Process(nil), ps.list...)
+}
+
+// Spawn starts bin (a name in the bin directory, or a path) with args in its
+// own process group, output to stdout if given and always to
+// <dir>/logs/<name>.log. Close stops it.
+func (s *Sandbox) Spawn(name, bin string, args []string, stdout io.Writer) (*Process, error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	path := bin
+	if !filepath.IsAbs(bin) {
+		path = filepath.Join(s.opts.BinDir, bin)
+	}
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "logs", name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("%s: log: %w", name, err)
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Env = s.env
+	cmd.Dir = s.Dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Stderr = logf
+	cmd.Stdout = logf
+	if stdout != nil {
+		cmd.Stdout = io.MultiWriter(logf, stdout)
+	}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("%s: start %s: %w", name, path, err)
+	}
+	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: logf}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	s.procs.add(p)
+	return p, nil
+}

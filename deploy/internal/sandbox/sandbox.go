@@ -1,0 +1,433 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sentinel errors.
+var (
+	// ErrClosed: the sandbox was closed.
+	ErrClosed = errors.New("sandbox closed")
+	// ErrLeftBehind: a process survived being killed.
+	ErrLeftBehind = errors.New("process left behind")
+	// ErrNoLeader: no live node knows a leader.
+	ErrNoLeader = errors.New("no coordinator leader")
+)
+
+// Options configure a sandbox. Zero values take the defaults noted.
+type Options struct {
+	// BinDir holds the binaries (`make build` puts them in bin/). Required.
+	BinDir string
+	// Dir is the working directory for data and logs (default: a new temp
+	// dir, removed by Close unless KeepDir).
+	Dir     string
+	KeepDir bool
+	// Nodes is the coordinator cluster size (default 3).
+	Nodes int
+	// BootDelay is the local cloud's pending → running time (default 1s).
+	BootDelay time.Duration
+	// AlarmInterval is the local cloud's alarm evaluation period (default 2s).
+	AlarmInterval time.Duration
+	// TerminateGrace is the local cloud's SIGTERM → SIGKILL wait for
+	// instances (default 2s).
+	TerminateGrace time.Duration
+	// DrainTimeout, EvalInterval, PublishInterval and AgentGrace are the
+	// coordinators' --drain-timeout (10s), --eval-interval (1s),
+	// --publish-interval (10s) and --agent-grace (20s).
+	DrainTimeout    time.Duration
+	EvalInterval    time.Duration
+	PublishInterval time.Duration
+	AgentGrace      time.Duration
+	// AlarmReconcileInterval is the coordinators' --alarm-reconcile-interval
+	// (default 2s, so bootstrapped alarms appear quickly).
+	AlarmReconcileInterval time.Duration
+	// InstanceIPPrefix is the loopback /24 instances get addresses from
+	// (default: a random 127.X.Y, so sandboxes running side by side do not
+	// collide on the instances' fixed app port).
+	InstanceIPPrefix string
+	// LogLevel of every process (default warn).
+	LogLevel string
+	// Ready bounds each readiness wait in Start (default 30s).
+	Ready time.Duration
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if o.Nodes == 0 {
+		o.Nodes = 3
+	}
+	def(&o.BootDelay, time.Second)
+	def(&o.AlarmInterval, 2*time.Second)
+	def(&o.TerminateGrace, 2*time.Second)
+	def(&o.DrainTimeout, 10*time.Second)
+	def(&o.EvalInterval, time.Second)
+	def(&o.PublishInterval, 10*time.Second)
+	def(&o.AgentGrace, 20*time.Second)
+	def(&o.AlarmReconcileInterval, 2*time.Second)
+	def(&o.Ready, 30*time.Second)
+	if o.InstanceIPPrefix == "" {
+		o.InstanceIPPrefix = fmt.Sprintf("127.%d.%d", 2+rand.IntN(250), 1+rand.IntN(250))
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "warn"
+	}
+}
+
+// Validate says which option is wrong and why.
+func (o *Options) Validate() error {
+	switch {
+	case o.BinDir == "":
+		return errors.New("bin dir: required (the directory `make build` fills, e.g. SHOAL_BIN)")
+	case o.Nodes < 1 || o.Nodes > 9:
+		return fmt.Errorf("nodes (%d) must be between 1 and 9", o.Nodes)
+	case o.AlarmInterval > 10*time.Second:
+		return fmt.Errorf("alarm interval (%s) must be <= 10s", o.AlarmInterval)
+	case o.BootDelay < 0:
+		return fmt.Errorf("boot delay (%s) must be >= 0", o.BootDelay)
+	}
+	for _, b := range []string{"shoal-localcloud", "shoal-coordinator", "shoal-lb", "shoal-agent", "shoal-demoapp"} {
+		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
+			return fmt.Errorf("bin dir (%s): %s missing: run `make build`", o.BinDir, b)
+		}
+	}
+	return nil
+}
+
+// Node is one coordinator node.
+type Node struct {
+	ID       string
+	RaftAddr string
+	RPCAddr  string
+	HTTPAddr string
+	DataDir  string
+	args     []string
+	proc     *Process
+}
+
+// Alive reports whether the node's process is running.
+func (n *Node) Alive() bool { return n.proc != nil && !n.proc.Exited() }
+
+// Sandbox is a running system. Its methods are safe for concurrent use.
+type Sandbox struct {
+	// Dir holds data/, logs/ (one file per process, instances under
+	// logs/instances/) and anything the caller puts there.
+	Dir string
+	// CloudURL is the local cloud's endpoint (AWS APIs and /_localcloud/).
+	CloudURL string
+	// LBURL is the load balancer's listener (http://host:port) once StartLB ran.
+	LBURL string
+	// LBAdminURL serves the LB's /metrics and /healthz.
+	LBAdminURL string
+	// Golden is the golden instance's id once RunGolden ran.
+	Golden string
+
+	opts   Options
+	env    []string
+	procs  procs
+	cloud  *Process
+	lb     *Process
+	mu     sync.Mutex
+	nodes  []*Node
+	closed atomic.Bool
+	hc     *http.Client
+	tmp    bool
+}
+
+// Start brings up the local cloud and the coordinator cluster and returns
+// once every node is a member and a leader is elected. On error everything
+// started is stopped.
+func Start(ctx context.Context, opts Options) (*Sandbox, error) {
+	opts.setDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	bin, err := filepath.Abs(opts.BinDir)
+	if err != nil {
+		return nil, fmt.Errorf("bin dir: %w", err)
+	}
+	opts.BinDir = bin
+	s := &Sandbox{opts: opts, hc: &http.Client{Timeout: 5 * time.Second}}
+	if opts.Dir == "" {
+		d, err := os.MkdirTemp("", "shoal-sandbox-")
+		if err != nil {
+			return nil, err
+		}
+		s.Dir, s.tmp = d, !opts.KeepDir
+	} else {
+		s.Dir = opts.Dir
+	}
+	for _, d := range []string{"logs/instances", "data"} {
+		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	cloudAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	s.CloudURL = "http://" + cloudAddr
+	s.env = append(awsEnv(s.CloudURL), markerVar+"="+s.Dir)
+	if err := s.start(ctx, cloudAddr); err != nil {
+		return nil, errors.Join(err, s.Close())
+	}
+	return s, nil
+}
+
+func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
+	o := s.opts
+	var err error
+	s.cloud, err = s.Spawn("localcloud", "shoal-localcloud", []string{"serve",
+		"--addr", cloudAddr,
+		"--boot-delay", o.BootDelay.String(),
+		"--alarm-interval", o.AlarmInterval.String(),
+		"--terminate-grace", o.TerminateGrace.String(),
+		"--instance-ip-prefix", o.InstanceIPPrefix,
+		"--instance-log-dir", filepath.Join(s.Dir, "logs", "instances"),
+		"--log-level", o.LogLevel,
+	}, nil)
+	if err != nil {
+		return err
+	}
+	if err := s.poll(ctx, "local cloud health", func(ctx context.Context) error {
+		return s.hook(ctx, http.MethodGet, "/_localcloud/health", nil)
+	}); err != nil {
+		return err
+	}
+	for i := range o.Nodes {
+		n := &Node{ID: "n" + strconv.Itoa(i+1), DataDir: filepath.Join(s.Dir, "data", "n"+strconv.Itoa(i+1))}
+		for _, a := range []*string{&n.RaftAddr, &n.RPCAddr, &n.HTTPAddr} {
+			if *a, err = freeAddr(); err != nil {
+				return err
+			}
+		}
+		n.args = []string{"serve", "--node-id", n.ID, "--data-dir", n.DataDir,
+			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr,
+			"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms", "--raft-leader-lease-timeout", "200ms",
+			"--drain-timeout", o.DrainTimeout.String(), "--agent-grace", o.AgentGrace.String(),
+			"--eval-interval", o.EvalInterval.String(), "--publish-interval", o.PublishInterval.String(),
+			"--alarm-reconcile-interval", o.AlarmReconcileInterval.String(),
+			"--log-level", o.LogLevel,
+		}
+		if i == 0 {
+			n.args = append(n.args, "--bootstrap")
+		} else {
+			n.args = append(n.args, "--join", s.nodes[0].RPCAddr)
+		}
+		s.mu.Lock()
+		s.nodes = append(s.nodes, n)
+		s.mu.Unlock()
+		if err := s.startNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	return s.poll(ctx, "every node a member with a leader", func(ctx context.Context) error {
+		st, err := s.Status(ctx)
+		if err != nil {
+			return err
+		}
+		if st.LeaderID == "" {
+			return ErrNoLeader
+		}
+		if len(st.Nodes) != o.Nodes {
+			return fmt.Errorf("%d of %d nodes are members", len(st.Nodes), o.Nodes)
+		}
+		return nil
+	})
+}
+
+func (s *Sandbox) startNode(ctx context.Context, n *Node) error {
+	p, err := s.Spawn("coordinator-"+n.ID, "shoal-coordinator", n.args, nil)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	n.proc = p
+	s.mu.Unlock()
+	return s.poll(ctx, n.ID+" /healthz", func(ctx context.Context) error {
+		if p.Exited() {
+			return fmt.Errorf("%s exited: %v (see %s)", n.ID, p.err, filepath.Join(s.Dir, "logs", p.Name+".log"))
+		}
+		return s.httpOK(ctx, "http://"+n.HTTPAddr+"/healthz")
+	})
+}
+
+// Nodes returns the coordinator nodes (alive or not), n1 first.
+func (s *Sandbox) Nodes() []*Node {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Node(nil), s.nodes...)
+}
+
+// RPCAddrs returns every node's gRPC address, comma-joinable for --coordinator.
+func (s *Sandbox) RPCAddrs() []string {
+	var out []string
+	for _, n := range s.Nodes() {
+		out = append(out, n.RPCAddr)
+	}
+	return out
+}
+
+// Env is the environment every process gets: the caller's minus its AWS_*
+// settings, plus the local cloud's endpoint and dummy credentials.
+func (s *Sandbox) Env() []string { return append([]string(nil), s.env...) }
+
+func awsEnv(endpoint string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "SHOAL_ADDR=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "AWS_ENDPOINT_URL="+endpoint, "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=sandbox", "AWS_SECRET_ACCESS_KEY=sandbox")
+}
+
+// Close stops the LB, the coordinators and the local cloud, kills every
+// instance's process group, and returns ErrLeftBehind if anything survived.
+// It is safe to call more than once.
+func (s *Sandbox) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	var errs []error
+	// Instances are known only while the local cloud answers.
+	var pgids []int
+	if s.cloud != nil && !s.cloud.Exited() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if insts, err := s.Instances(ctx); err == nil {
+			for _, in := range insts {
+				if in.PID > 0 {
+					pgids = append(pgids, in.PID)
+				}
+			}
+		}
+		cancel()
+	}
+	all := s.procs.all()
+	// Everything but the local cloud first (LB, load, coordinators), so no
+	// coordinator reacts to instances vanishing; then the cloud, which
+	// terminates its instances on SIGTERM.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for _, p := range all {
+		if p == s.cloud {
+			continue
+		}
+		wg.Go(func() {
+			if err := p.Stop(2 * time.Second); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if s.cloud != nil {
+		if err := s.cloud.Stop(s.opts.TerminateGrace + 3*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, g := range pgids {
+		if err := waitGroupGone(g, 5*time.Second); err != nil {
+			errs = append(errs, fmt.Errorf("instance %w", err))
+		}
+	}
+	if s.tmp && len(errs) == 0 {
+		_ = os.RemoveAll(s.Dir)
+	}
+	return errors.Join(errs...)
+}
+
+// poll calls f until it succeeds, ctx ends or opts.Ready passes.
+func (s *Sandbox) poll(ctx context.Context, what string, f func(context.Context) error) error {
+	return Poll(ctx, s.opts.Ready, what, f)
+}
+
+// Poll calls f every 50–500 ms until it returns nil, ctx ends or within
+// passes; the error then names what was awaited and f's last error.
+func Poll(ctx context.Context, within time.Duration, what string, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(ctx, within)
+	defer cancel()
+	wait := 50 * time.Millisecond
+	for {
+		err := f(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 500*time.Millisecond)
+	}
+}
+
+func (s *Sandbox) httpOK(ctx context.Context, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// hook calls a /_localcloud/ hook and decodes its JSON answer into out.
+func (s *Sandbox) hook(ctx context.Context, method, path string, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, s.CloudURL+path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(body, out)
+}
+
+// freeAddr returns a loopback address with a port free right now.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}

@@ -1,0 +1,91 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	bin := t.TempDir()
+	for _, b := range []string{"shoal-localcloud", "shoal-coordinator", "shoal-lb", "shoal-agent", "shoal-demoapp"} {
+		if err := os.WriteFile(filepath.Join(bin, b), nil, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string
+	}{
+		{"defaults", Options{BinDir: bin}, ""},
+		{"no bin dir", Options{}, "bin dir: required"},
+		{"missing binary", Options{BinDir: t.TempDir()}, "shoal-localcloud missing"},
+		{"too many nodes", Options{BinDir: bin, Nodes: 10}, "nodes (10) must be between 1 and 9"},
+		{"slow alarms", Options{BinDir: bin, AlarmInterval: time.Minute}, "alarm interval (1m0s) must be <= 10s"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opts.setDefaults()
+			err := tc.opts.Validate()
+			if tc.want == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Validate = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestDefaultsPickLoopbackPrefix(t *testing.T) {
+	var o Options
+	o.setDefaults()
+	parts := strings.Split(o.InstanceIPPrefix, ".")
+	if len(parts) != 3 || parts[0] != "127" || parts[1] == "0" {
+		t.Fatalf("InstanceIPPrefix = %q, want 127.X.Y away from 127.0", o.InstanceIPPrefix)
+	}
+	if o.Nodes != 3 || o.DrainTimeout != 10*time.Second {
+		t.Fatalf("defaults not applied: %+v", o)
+	}
+}
+
+func TestPoll(t *testing.T) {
+	t.Run("succeeds after retries", func(t *testing.T) {
+		n := 0
+		err := Poll(context.Background(), 5*time.Second, "third call", func(context.Context) error {
+			if n++; n < 3 {
+				return errors.New("not yet")
+			}
+			return nil
+		})
+		if err != nil || n != 3 {
+			t.Fatalf("Poll = %v after %d calls, want nil after 3", err, n)
+		}
+	})
+	t.Run("gives up at the deadline naming the wait", func(t *testing.T) {
+		err := Poll(context.Background(), 200*time.Millisecond, "never", func(context.Context) error { return errors.New("still no") })
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for never") || !strings.Contains(err.Error(), "still no") {
+			t.Fatalf("Poll = %v", err)
+		}
+	})
+}
+
+func TestAWSEnvDropsCallerAWSSettings(t *testing.T) {
+	t.Setenv("AWS_PROFILE", "prod")
+	t.Setenv("SHOAL_ADDR", "10.0.0.1:7400")
+	env := strings.Join(awsEnv("http://127.0.0.1:1"), "\n")
+	if strings.Contains(env, "AWS_PROFILE=prod") || strings.Contains(env, "SHOAL_ADDR") {
+		t.Fatalf("caller settings leaked into the sandbox env:\n%s", env)
+	}
+	if !strings.Contains(env, "AWS_ENDPOINT_URL=http://127.0.0.1:1") {
+		t.Fatalf("endpoint missing:\n%s", env)
+	}
+}
