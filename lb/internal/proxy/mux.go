@@ -768,7 +768,12 @@ func (p *Proxy) clientData(d *muxConn, f *http2.DataFrame, fs *flushSet) error {
 		return nil
 	}
 	u.mu.Lock()
-	n := u.pushLocked(s, qitem{data: data, end: end})
+	// Data dropped (stream over, backend gone) is credited at once; the
+	// client's connection window must not shrink for it.
+	n := len(data)
+	if !u.closed && !s.done.Load() {
+		n = u.pushLocked(s, qitem{data: data, end: end})
+	}
 	u.mu.Unlock()
 	fs.add(u)
 	// Padding counts against flow control but is never forwarded.
@@ -1039,8 +1044,8 @@ func (p *Proxy) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 		end := f.StreamEnded()
 		d := s.d
 		d.mu.Lock()
-		n := 0
-		if !s.done.Load() {
+		n := len(data) // dropped data is credited at once
+		if !s.done.Load() && !d.closed {
 			n = d.pushLocked(s, qitem{data: data, end: end})
 		}
 		d.mu.Unlock()
