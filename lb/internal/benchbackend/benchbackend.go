@@ -39,8 +39,9 @@ type Backend struct {
 	Health  *health.Server
 }
 
-// New returns a backend named name.
-func New(name string) *Backend {
+// New returns a backend named name; opts go to its gRPC server (tests add
+// TLS credentials).
+func New(name string, opts ...grpc.ServerOption) *Backend {
 	b := &Backend{Name: name}
 	body := []byte("hello from " + name + "\n")
 	b.httpSrv = &http.Server{
@@ -63,7 +64,7 @@ func New(name string) *Backend {
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	b.grpcSrv = rpc.NewServer()
+	b.grpcSrv = rpc.NewServer(opts...)
 	testpb.RegisterTestServiceServer(b.grpcSrv, &testService{b: b})
 	b.Health = health.NewServer()
 	healthpb.RegisterHealthServer(b.grpcSrv, b.Health)

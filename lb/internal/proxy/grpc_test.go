@@ -3,8 +3,10 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,11 +14,13 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
@@ -349,4 +353,27 @@ func TestGRPCCancelledStreamsDoNotStarveConnections(t *testing.T) {
 		t.Fatalf("short payload %d", len(resp.GetPayload().GetBody()))
 	}
 	eventually(t, 5*time.Second, "in-flight back to 0", func() bool { return p.Balancer().Active() == 0 })
+}
+
+func TestGRPCToTLSBackends(t *testing.T) {
+	cert := selfSigned(t)
+	b := benchbackend.New("tls0", grpc.Creds(credentials.NewServerTLSFromCert(&cert)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go b.ServeGRPC(ln)
+	t.Cleanup(b.Close)
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			p := startProxy(t, Config{Engine: engine, BackendTLS: &tls.Config{InsecureSkipVerify: true}}, balance.Config{}, ln.Addr().String())
+			c := dialTest(t, p.addr)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			resp, err := c.UnaryCall(ctx, &testpb.SimpleRequest{Payload: &testpb.Payload{Body: []byte("s")}})
+			if err != nil || resp.GetHostname() != "tls0" {
+				t.Fatalf("%v %v", resp, err)
+			}
+		})
+	}
 }
