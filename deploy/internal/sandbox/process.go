@@ -117,6 +117,11 @@ func (ps *procs) all() []*Process {
 // own process group, output to stdout if given and always to
 // <dir>/logs/<name>.log. Close stops it.
 func (s *Sandbox) Spawn(name, bin string, args []string, stdout io.Writer) (*Process, error) {
+	return s.spawn(name, bin, args, stdout, nil)
+}
+
+// spawn is Spawn with extra environment variables for this process alone.
+func (s *Sandbox) spawn(name, bin string, args []string, stdout io.Writer, extraEnv []string) (*Process, error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -129,7 +134,7 @@ func (s *Sandbox) Spawn(name, bin string, args []string, stdout io.Writer) (*Pro
 		return nil, fmt.Errorf("%s: log: %w", name, err)
 	}
 	cmd := exec.Command(path, args...)
-	cmd.Env = s.env
+	cmd.Env = append(append([]string(nil), s.env...), extraEnv...)
 	cmd.Dir = s.Dir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Stderr = logf

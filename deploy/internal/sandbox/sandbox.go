@@ -63,6 +63,13 @@ type Options struct {
 	LogLevel string
 	// Ready bounds each readiness wait in Start (default 30s).
 	Ready time.Duration
+	// CoordinatorBin is the coordinator binary in BinDir (default
+	// shoal-coordinator; crash tests use shoal-coordinator-failpoints).
+	CoordinatorBin string
+	// Failpoint arms SHOAL_FAILPOINT on every node's first start; a
+	// RestartNode runs the node without it. It acts only with the
+	// failpoints build.
+	Failpoint string
 }
 
 func (o *Options) setDefaults() {
@@ -89,6 +96,9 @@ func (o *Options) setDefaults() {
 	if o.LogLevel == "" {
 		o.LogLevel = "warn"
 	}
+	if o.CoordinatorBin == "" {
+		o.CoordinatorBin = "shoal-coordinator"
+	}
 }
 
 // Validate says which option is wrong and why.
@@ -103,7 +113,7 @@ func (o *Options) Validate() error {
 	case o.BootDelay < 0:
 		return fmt.Errorf("boot delay (%s) must be >= 0", o.BootDelay)
 	}
-	for _, b := range []string{"shoal-localcloud", "shoal-coordinator", "shoal-lb", "shoal-agent", "shoal-demoapp"} {
+	for _, b := range []string{"shoal-localcloud", o.CoordinatorBin, "shoal-lb", "shoal-agent", "shoal-demoapp"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
 			return fmt.Errorf("bin dir (%s): %s missing: run `make build`", o.BinDir, b)
 		}
@@ -120,6 +130,7 @@ type Node struct {
 	DataDir  string
 	args     []string
 	proc     *Process
+	started  int
 }
 
 // Alive reports whether the node's process is running.
@@ -254,7 +265,12 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 }
 
 func (s *Sandbox) startNode(ctx context.Context, n *Node) error {
-	p, err := s.Spawn("coordinator-"+n.ID, "shoal-coordinator", n.args, nil)
+	var env []string
+	if n.started == 0 && s.opts.Failpoint != "" {
+		env = []string{"SHOAL_FAILPOINT=" + s.opts.Failpoint}
+	}
+	n.started++
+	p, err := s.spawn("coordinator-"+n.ID, s.opts.CoordinatorBin, n.args, nil, env)
 	if err != nil {
 		return err
 	}
