@@ -11,7 +11,8 @@ BINARIES := \
 	agent/cmd/shoal-agent \
 	lb/cmd/shoal-lb \
 	deploy/cmd/shoal-localcloud \
-	deploy/cmd/shoal-demoapp
+	deploy/cmd/shoal-demoapp \
+	deploy/cmd/shoal-demo
 
 .PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb demo clean
 
@@ -63,6 +64,9 @@ bench: build ## benchmarks; prints tables
 
 bench-lb: build ## shoal-lb next to nginx and haproxy (installs them with apt if missing)
 	@if [ -x deploy/bench/lb.sh ]; then deploy/bench/lb.sh; else echo "bench-lb: deploy/bench/lb.sh not present yet"; fi
+
+demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; report in demo-report/
+	$(BIN)/shoal-demo --bin $(BIN) --report-dir $(CURDIR)/demo-report
 
 clean: ## remove build output
 	rm -rf $(BIN)

@@ -1,0 +1,65 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Main is shoal-demo's entry point; it returns the exit status.
+func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg := Config{Out: stdout}
+	cmd := &cobra.Command{
+		Use:   "shoal-demo",
+		Short: "bring Shoal up on the local cloud and scale a fleet through a load spike (what `make demo` runs)",
+		Long: `shoal-demo starts the local cloud, a 3-node coordinator cluster, a golden
+instance running demoapp, the fleet bootstrap and shoal-lb, then drives
+baseline → spike → baseline load through the load balancer, printing one
+line per second, and writes demo-report/ (timeline.csv, chart.svg,
+summary.json). DEMO_DURATION (a Go duration, default 150s) sets the length of
+the load profile. Ctrl-C stops everything cleanly.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := FromEnv(cfg, getenv)
+			if err != nil {
+				return err
+			}
+			if c.BinDir == "" {
+				exe, err := os.Executable()
+				if err != nil {
+					return fmt.Errorf("bin dir: %w", err)
+				}
+				c.BinDir = filepath.Dir(exe)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			_, err = Run(ctx, c, nil)
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted; everything was stopped: %w", err)
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.BinDir, "bin", "", "directory of the Shoal binaries (default: this program's directory)")
+	f.StringVar(&cfg.ReportDir, "report-dir", "demo-report", "where timeline.csv, chart.svg and summary.json go")
+	f.BoolVar(&cfg.KeepDir, "keep", false, "keep the sandbox's data and process logs (its path is printed)")
+	f.IntVar(&cfg.BaselineRPS, "baseline-rps", 40, "baseline load, requests/s")
+	f.IntVar(&cfg.SpikeRPS, "spike-rps", 200, "spike load, requests/s")
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if err := cmd.ExecuteContext(context.Background()); err != nil {
+		fmt.Fprintln(stderr, "shoal-demo:", err)
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,390 @@
+package demo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
+)
+
+// Fleet is the demo fleet's name.
+const Fleet = "web"
+
+// metric is the policy's custom metric: demoapp_utilization as the agent
+// forwards it.
+const metric = "util"
+
+// Inspect runs after the report is written and before everything is
+// stopped, with the system still up (the e2e test checks CloudWatch there).
+type Inspect func(ctx context.Context, sb *sandbox.Sandbox, sum *Summary) error
+
+// Run brings the system up, runs the load profile, writes the report and
+// stops everything, also when ctx is cancelled (Ctrl-C). inspect may be nil.
+func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	out := cfg.Out
+	fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
+		cfg.Duration, cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
+
+	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: cfg.BinDir, PublishInterval: cfg.PublishInterval, KeepDir: cfg.KeepDir})
+	if err != nil {
+		return nil, fmt.Errorf("start: %w", err)
+	}
+	defer func() {
+		fmt.Fprintln(out, "stopping everything…")
+		cerr := sb.Close()
+		left, lerr := sb.Leftovers()
+		switch {
+		case cerr != nil || lerr != nil:
+			err = errors.Join(err, cerr, lerr)
+		case len(left) > 0:
+			err = errors.Join(err, fmt.Errorf("%w: %v", sandbox.ErrLeftBehind, left))
+		default:
+			fmt.Fprintln(out, "stopped: no process left behind")
+		}
+	}()
+	if cfg.KeepDir {
+		fmt.Fprintf(out, "sandbox (data and every process's log): %s\n", sb.Dir)
+	}
+	fmt.Fprintf(out, "✓ local cloud (EC2, Auto Scaling, CloudWatch) at %s\n", sb.CloudURL)
+	fmt.Fprintf(out, "✓ coordinator cluster: %d raft nodes at %s\n", len(sb.Nodes()), strings.Join(sb.RPCAddrs(), ", "))
+
+	golden, err := sb.RunGolden(ctx, cfg.Capacity)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "✓ golden instance %s: demoapp (%d req/s) + shoal-agent scraping demoapp_utilization\n", golden, cfg.Capacity)
+
+	raw, err := sb.Bootstrap(ctx, sandbox.Bootstrap{Fleet: Fleet, Min: cfg.Min, Max: cfg.Max, Metric: metric, Target: cfg.Target, ScaleInWindow: cfg.ScaleInWindow})
+	if err != nil {
+		return nil, err
+	}
+	var made []Made
+	if err := json.Unmarshal(raw, &made); err != nil {
+		return nil, fmt.Errorf("bootstrap output %q: %w", raw, err)
+	}
+	fmt.Fprintf(out, "✓ shoal-coordinator fleet bootstrap %s --from-instance %s:\n", Fleet, golden)
+	for _, m := range made {
+		fmt.Fprintf(out, "    %-20s %-28s %s\n", m.Kind, m.ID, m.Note)
+	}
+
+	if err := sb.StartLB(ctx, Fleet); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(out, "✓ load balancer shoal-lb at %s, backends fed by the coordinators\n", sb.LBURL)
+
+	obs, err := newObserver(sb.RPCAddrs()[0], Fleet, metric)
+	if err != nil {
+		return nil, err
+	}
+	defer obs.close()
+	if err := waitServing(ctx, sb, obs, cfg.Min); err != nil {
+		return nil, err
+	}
+	var alarms []alarmInfo
+	if err := sandbox.Poll(ctx, 60*time.Second, "the fleet's CloudWatch alarms", func(ctx context.Context) error {
+		_, as, err := obs.alarmChanges(ctx, 0)
+		if err != nil {
+			return err
+		}
+		alarms = alarms[:0]
+		for _, a := range as {
+			alarms = append(alarms, alarmInfo{Name: a.GetName(), Metric: a.GetMetric(), Comparison: a.GetComparison(), Threshold: a.GetThreshold(), State: a.GetState()})
+		}
+		if len(alarms) < 2 {
+			return fmt.Errorf("%d alarms", len(alarms))
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for _, a := range alarms {
+		fmt.Fprintf(out, "✓ CloudWatch alarm %s: %s %s %.1f (%s)\n", a.Name, a.Metric, a.Comparison, a.Threshold, a.State)
+	}
+	if err := obs.skipDecisions(ctx); err != nil {
+		return nil, err
+	}
+
+	r := &run{cfg: cfg, sb: sb, obs: obs, made: made, alarms: alarms, golden: golden}
+	sum, runErr := r.load(ctx)
+	if sum == nil {
+		return nil, runErr
+	}
+	if err := r.writeReport(sum); err != nil {
+		return sum, errors.Join(runErr, err)
+	}
+	printSummary(out, cfg, sum)
+	if runErr != nil {
+		return sum, runErr
+	}
+	if inspect != nil {
+		ictx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		if err := inspect(ictx, sb, sum); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// Made is one thing the bootstrap made (its JSON output).
+type Made struct {
+	Kind    string `json:"kind"`
+	ID      string `json:"id"`
+	Created bool   `json:"created"`
+	Note    string `json:"note,omitempty"`
+}
+
+type alarmInfo struct {
+	Name       string  `json:"name"`
+	Metric     string  `json:"metric"`
+	Comparison string  `json:"comparison"`
+	Threshold  float64 `json:"threshold"`
+	State      string  `json:"state"`
+}
+
+// waitServing waits for min in-service instances and a request answered
+// through the load balancer.
+func waitServing(ctx context.Context, sb *sandbox.Sandbox, obs *observer, min int) error {
+	if err := sandbox.Poll(ctx, 60*time.Second, fmt.Sprintf("%d instances in service", min), func(ctx context.Context) error {
+		st, err := obs.state(ctx)
+		if err != nil {
+			return err
+		}
+		if st.inService < min {
+			return fmt.Errorf("%d in service", st.inService)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second}
+	return sandbox.Poll(ctx, 30*time.Second, "a request answered through shoal-lb", func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, sb.LBURL+"/", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+}
+
+// run is the load phase and what it records.
+type run struct {
+	cfg    Config
+	sb     *sandbox.Sandbox
+	obs    *observer
+	made   []Made
+	alarms []alarmInfo
+	golden string
+
+	t0        time.Time
+	spikeAt   int // timeline second the spike starts
+	spikeEnd  int
+	rows      []Row
+	decisions []DecisionMark
+	changes   []alarmChange
+}
+
+// Row is one second of the timeline.
+type Row struct {
+	T         int     `json:"t"`
+	RPS       int     `json:"rps"`
+	P99ms     float64 `json:"p99_ms"`
+	CPUAvg    float64 `json:"cpu_avg"`
+	CPUKnown  bool    `json:"-"`
+	Desired   int     `json:"desired"`
+	InService int     `json:"in_service"`
+	Draining  int     `json:"draining"`
+	Decision  string  `json:"decision"`
+	Errors    int     `json:"errors"`
+}
+
+// DecisionMark is a scaling decision on the timeline.
+type DecisionMark struct {
+	T      float64 `json:"t"`
+	From   int     `json:"from"`
+	To     int     `json:"to"`
+	Reason string  `json:"reason"`
+	Source string  `json:"source"`
+	at     time.Time
+}
+
+func (r *run) load(ctx context.Context) (*Summary, error) {
+	cfg := r.cfg
+	// Start on a whole second so timeline seconds are clock seconds.
+	r.t0 = time.Now().Truncate(time.Second).Add(time.Second)
+	baseline := int(cfg.Baseline.Round(time.Second) / time.Second)
+	if cfg.AlignSpike {
+		for (r.t0.Unix()+int64(baseline))%10 != 0 {
+			baseline++
+		}
+	}
+	spike := int(cfg.Spike.Round(time.Second) / time.Second)
+	total := baseline + spike + int(cfg.Recovery.Round(time.Second)/time.Second)
+	r.spikeAt, r.spikeEnd = baseline, baseline+spike
+	if err := sleepUntil(ctx, r.t0); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
+		return nil, err
+	}
+	// The generators run in the sandbox's directory.
+	reportDir, err := filepath.Abs(cfg.ReportDir)
+	if err != nil {
+		return nil, err
+	}
+	base, err := startLoad(r.sb, r.t0, "load-baseline", r.sb.LBURL+"/", cfg.BaselineRPS, 8, time.Duration(total)*time.Second,
+		filepath.Join(reportDir, "load-baseline.csv"))
+	if err != nil {
+		return nil, err
+	}
+	gens := []*loadgen{base}
+	fmt.Fprintf(cfg.Out, "\nload: %d req/s now; spike to %d req/s at t=%ds for %ds; back to %d req/s until t=%ds\n\n",
+		cfg.BaselineRPS, cfg.SpikeRPS, baseline, spike, cfg.BaselineRPS, total)
+	fmt.Fprintf(cfg.Out, "%4s %5s %9s %7s %7s %10s %8s  %s\n", "t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision")
+
+	var runErr error
+	settle := total + 45 // observe past the load until the fleet is back at min
+	for k := 1; k <= settle; k++ {
+		if err := sleepUntil(ctx, r.t0.Add(time.Duration(k)*time.Second)); err != nil {
+			runErr = err
+			break
+		}
+		if k == baseline {
+			g, err := startLoad(r.sb, r.t0, "load-spike", r.sb.LBURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, 16, time.Duration(spike)*time.Second,
+				filepath.Join(reportDir, "load-spike.csv"))
+			if err != nil {
+				runErr = err
+				break
+			}
+			gens = append(gens, g)
+		}
+		// Half a second for the generators' lines on second k to arrive.
+		if err := sleepUntil(ctx, r.t0.Add(time.Duration(k)*time.Second+500*time.Millisecond)); err != nil {
+			runErr = err
+			break
+		}
+		if err := early(gens, r.t0.Add(time.Duration(k)*time.Second)); err != nil {
+			runErr = err
+			break
+		}
+		row, err := r.sample(ctx, k, gens)
+		if err != nil {
+			runErr = err
+			break
+		}
+		r.rows = append(r.rows, row)
+		cpu := "-"
+		if row.CPUKnown {
+			cpu = fmt.Sprintf("%.1f", row.CPUAvg)
+		}
+		fmt.Fprintf(cfg.Out, "%4d %5d %7.1fms %7s %7d %10d %8d  %s\n", row.T, row.RPS, row.P99ms, cpu, row.Desired, row.InService, row.Draining, row.Decision)
+		if k%2 == 0 || k == baseline+spike {
+			ch, _, err := r.obs.alarmChanges(ctx, k)
+			if err == nil {
+				for _, c := range ch {
+					fmt.Fprintf(cfg.Out, "     # alarm %s: %s → %s\n", c.Name, c.From, c.To)
+				}
+				r.changes = append(r.changes, ch...)
+			}
+		}
+		if k >= total && row.Desired == cfg.Min && row.InService == cfg.Min && row.Draining == 0 {
+			break
+		}
+	}
+	var totals loadTotals
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+	defer cancel()
+	for _, g := range gens {
+		if runErr != nil {
+			_ = g.proc.Stop(time.Second)
+			continue
+		}
+		t, err := g.wait(wctx)
+		if err != nil {
+			runErr = err
+			continue
+		}
+		totals.requests += t.requests
+		totals.ok += t.ok
+		totals.errors += t.errors
+	}
+	if len(r.rows) == 0 {
+		return nil, runErr
+	}
+	return r.summarise(totals, runErr == nil), runErr
+}
+
+// early reports a generator that ended before its duration.
+func early(gens []*loadgen, now time.Time) error {
+	for _, g := range gens {
+		if g.proc.Exited() && now.Before(g.end.Add(-time.Second)) {
+			return fmt.Errorf("loadtest %s ended early: %v (see its log in the sandbox's logs/)", g.proc.Name, g.proc.Wait(context.Background()))
+		}
+	}
+	return nil
+}
+
+// sample builds timeline row k from the load generators and the coordinators.
+func (r *run) sample(ctx context.Context, k int, gens []*loadgen) (Row, error) {
+	row := Row{T: k}
+	for _, g := range gens {
+		if s, ok := g.second(k); ok {
+			row.RPS += s.requests
+			row.Errors += s.errors
+			// p99 of the union is at most the larger p99; the spike
+			// generator carries most requests when both run.
+			row.P99ms = max(row.P99ms, s.p99ms)
+		}
+	}
+	st, err := r.obs.state(ctx)
+	if err != nil {
+		return row, err
+	}
+	row.Desired, row.InService, row.Draining = st.desired, st.inService, st.draining
+	row.CPUAvg, row.CPUKnown = st.metricAvg, st.metricOK
+	ds, err := r.obs.newDecisions(ctx)
+	if err != nil {
+		return row, err
+	}
+	var marks []string
+	for _, d := range ds {
+		at := time.UnixMilli(d.GetAtUnixMs())
+		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetFrom()), To: int(d.GetTo()), Reason: d.GetReason(), Source: d.GetSource(), at: at}
+		r.decisions = append(r.decisions, m)
+		marks = append(marks, fmt.Sprintf("%d->%d", m.From, m.To))
+	}
+	row.Decision = strings.Join(marks, " ")
+	return row, nil
+}
+
+func sleepUntil(ctx context.Context, t time.Time) error {
+	timer := time.NewTimer(time.Until(t))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,162 @@
+package demo
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// TimelineHeader is timeline.csv's header: the live line's columns.
+var TimelineHeader = []string{"t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision"}
+
+func (r *run) writeReport(s *Summary) error {
+	dir := r.cfg.ReportDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "timeline.csv"), func(w io.Writer) error { return writeTimeline(w, s.Rows) }); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(dir, "chart.svg"), func(w io.Writer) error { return writeChart(w, s) }); err != nil {
+		return err
+	}
+	return writeFile(filepath.Join(dir, "summary.json"), func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	})
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// writeTimeline writes one CSV row per second; p99 is in milliseconds and
+// cpu_avg is empty while no instance reported.
+func writeTimeline(w io.Writer, rows []Row) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(TimelineHeader); err != nil {
+		return err
+	}
+	for _, r := range rows {
+		cpu := ""
+		if r.CPUKnown {
+			cpu = strconv.FormatFloat(r.CPUAvg, 'f', 1, 64)
+		}
+		if err := cw.Write([]string{strconv.Itoa(r.T), strconv.Itoa(r.RPS), strconv.FormatFloat(r.P99ms, 'f', 1, 64), cpu,
+			strconv.Itoa(r.Desired), strconv.Itoa(r.InService), strconv.Itoa(r.Draining), r.Decision}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// writeChart draws three stacked panels sharing the time axis — load, p99
+// and instance count — with the spike shaded and decisions as labelled
+// vertical lines. Hand-written SVG: a plotting library would be the only
+// dependency of a few dozen lines of drawing.
+func writeChart(w io.Writer, s *Summary) error {
+	const (
+		width, left, right = 960, 70, 20
+		panelH, gap, top   = 150, 40, 50
+	)
+	rows := s.Rows
+	n := len(rows)
+	if n == 0 {
+		return fmt.Errorf("chart: no rows")
+	}
+	plotW := float64(width - left - right)
+	height := top + 3*panelH + 3*gap + 20
+	x := func(t float64) float64 { return left + plotW*t/float64(max(rows[n-1].T, 1)) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
+	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal demo: fleet %s, %d→%d req/s spike, target %s %.0f</text>`+"\n", left, s.Fleet, s.BaselineRPS, s.SpikeRPS, metric, s.Target)
+
+	type series struct {
+		label string
+		color string
+		val   func(Row) float64
+		step  bool
+	}
+	panels := []struct {
+		title string
+		lines []series
+	}{
+		{"load (requests/s)", []series{{"rps", "#1f77b4", func(r Row) float64 { return float64(r.RPS) }, false}}},
+		{"p99 latency (ms)", []series{{"p99", "#d62728", func(r Row) float64 { return r.P99ms }, false}}},
+		{"instances", []series{
+			{"desired", "#2ca02c", func(r Row) float64 { return float64(r.Desired) }, true},
+			{"in_service", "#9467bd", func(r Row) float64 { return float64(r.InService) }, true},
+			{"draining", "#ff7f0e", func(r Row) float64 { return float64(r.Draining) }, true},
+		}},
+	}
+	for i, p := range panels {
+		y0 := float64(top + i*(panelH+gap))
+		ymax := 1.0
+		for _, l := range p.lines {
+			for _, r := range rows {
+				ymax = max(ymax, l.val(r))
+			}
+		}
+		ymax *= 1.1
+		y := func(v float64) float64 { return y0 + panelH - panelH*v/ymax }
+		// The spike phase, shaded.
+		fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%d" fill="#fdecc8"/>`+"\n", x(float64(s.SpikeStart)), y0, x(float64(s.SpikeEnd))-x(float64(s.SpikeStart)), panelH)
+		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="none" stroke="#999"/>`+"\n", left, y0, plotW, panelH)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" font-weight="bold">%s</text>`+"\n", left, y0-6, p.title)
+		for _, frac := range []float64{0, 0.5, 1} {
+			v := ymax / 1.1 * frac
+			prec := 0
+			if ymax < 11 {
+				prec = 1
+			}
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end">%s</text>`+"\n", left-6, y(v)+4, strconv.FormatFloat(v, 'f', prec, 64))
+		}
+		for j, l := range p.lines {
+			var pts []string
+			prevY := 0.0
+			for k, r := range rows {
+				yy := y(l.val(r))
+				if l.step && k > 0 {
+					pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(float64(r.T)), prevY))
+				}
+				pts = append(pts, fmt.Sprintf("%.1f,%.1f", x(float64(r.T)), yy))
+				prevY = yy
+			}
+			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", l.color, strings.Join(pts, " "))
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", float64(width-right)-90, y0+14+float64(j)*14, l.color, l.label)
+		}
+		for _, d := range s.Decisions {
+			if d.T < 0 {
+				continue
+			}
+			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="4,3"/>`+"\n", x(d.T), y0, x(d.T), y0+panelH)
+			if i == len(panels)-1 {
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11">%d→%d</text>`+"\n", x(d.T)+3, y0+panelH-4, d.From, d.To)
+			}
+		}
+	}
+	axisY := top + 3*panelH + 2*gap + 18
+	for t := 0; t <= rows[n-1].T; t += 10 {
+		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%ds</text>`+"\n", x(float64(t)), axisY, t)
+	}
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; dashed: scaling decisions</text>`+"\n", left, axisY+18)
+	b.WriteString("</svg>\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}

@@ -1,0 +1,165 @@
+package demo
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strings"
+)
+
+// Summary is what summary.json holds: the run's numbers.
+type Summary struct {
+	Fleet       string  `json:"fleet"`
+	Golden      string  `json:"golden_instance"`
+	Made        []Made  `json:"made"`
+	Min         int     `json:"min"`
+	Max         int     `json:"max"`
+	Target      float64 `json:"target"`
+	Capacity    int     `json:"capacity_rps_per_instance"`
+	BaselineRPS int     `json:"baseline_rps"`
+	SpikeRPS    int     `json:"spike_rps"`
+	// SpikeStart and SpikeEnd are timeline seconds.
+	SpikeStart int `json:"spike_start_t"`
+	SpikeEnd   int `json:"spike_end_t"`
+	// LoadStartUnixMS is the wall-clock time of t=0.
+	LoadStartUnixMS int64 `json:"load_start_unix_ms"`
+
+	TotalRequests  int `json:"total_requests"`
+	FailedRequests int `json:"failed_requests"`
+	// FailedDuringScaleIn counts failures from the first scale-in decision
+	// until the fleet was back at min with nothing draining (plus 2 s).
+	FailedDuringScaleIn int `json:"failed_during_scale_in"`
+
+	// SpikeCrossedTargetT is when the offered load first exceeded what the
+	// in-service instances serve at the target (timeline seconds).
+	SpikeCrossedTargetT float64 `json:"spike_crossed_target_t"`
+	// ScaleOutDecidedT is when the first decision raising capacity was
+	// committed (timeline seconds, from the decision's own timestamp).
+	ScaleOutDecidedT float64 `json:"scale_out_decided_t"`
+	// ScaleOutReactionS = ScaleOutDecidedT − SpikeCrossedTargetT; -1 if the
+	// fleet never scaled out.
+	ScaleOutReactionS float64 `json:"scale_out_reaction_s"`
+	PeakDesired       int     `json:"peak_desired"`
+	PeakP99ms         float64 `json:"peak_p99_ms"`
+	// ScaleInStartT is the first decision lowering capacity after the spike.
+	ScaleInStartT float64 `json:"scale_in_start_t"`
+	// BackAtMinT is the first second after the spike with desired and
+	// in-service at min and nothing draining; -1 if never.
+	BackAtMinT int `json:"back_at_min_t"`
+	// ScaleInDurationS is from the load dropping (SpikeEnd) to BackAtMinT.
+	ScaleInDurationS float64 `json:"scale_in_duration_s"`
+
+	Decisions    []DecisionMark `json:"decisions"`
+	Alarms       []alarmInfo    `json:"alarms"`
+	AlarmChanges []alarmChange  `json:"alarm_changes"`
+	// HighAlarm is the policy's high alarm; HighAlarmFired and
+	// HighAlarmCleared say whether it reached ALARM during the spike and
+	// left it after.
+	HighAlarm        string `json:"high_alarm"`
+	HighAlarmFired   bool   `json:"high_alarm_fired"`
+	HighAlarmCleared bool   `json:"high_alarm_cleared"`
+	// Complete is false when the run was cut short.
+	Complete bool  `json:"complete"`
+	Rows     []Row `json:"-"`
+}
+
+func (r *run) summarise(t loadTotals, complete bool) *Summary {
+	cfg := r.cfg
+	s := &Summary{
+		Fleet: Fleet, Golden: r.golden, Made: r.made, Min: cfg.Min, Max: cfg.Max, Target: cfg.Target, Capacity: cfg.Capacity,
+		BaselineRPS: cfg.BaselineRPS, SpikeRPS: cfg.SpikeRPS, SpikeStart: r.spikeAt, SpikeEnd: r.spikeEnd,
+		LoadStartUnixMS: r.t0.UnixMilli(), TotalRequests: t.requests, FailedRequests: t.errors,
+		Decisions: r.decisions, Alarms: r.alarms, AlarmChanges: r.changes, Complete: complete, Rows: r.rows,
+		SpikeCrossedTargetT: -1, ScaleOutDecidedT: -1, ScaleOutReactionS: -1, ScaleInStartT: -1, BackAtMinT: -1, ScaleInDurationS: -1,
+	}
+	if !complete {
+		// The generators' totals are missing; count what the timeline saw.
+		for _, row := range r.rows {
+			s.TotalRequests += row.RPS
+			s.FailedRequests += row.Errors
+		}
+	}
+	prevInService := cfg.Min
+	for _, row := range r.rows {
+		s.PeakDesired = max(s.PeakDesired, row.Desired)
+		s.PeakP99ms = max(s.PeakP99ms, row.P99ms)
+		if s.SpikeCrossedTargetT < 0 && row.T > r.spikeAt {
+			atTarget := float64(max(prevInService, 1)*cfg.Capacity) * cfg.Target / 100
+			if float64(row.RPS) > atTarget {
+				// The row covers (T-1, T]: the load crossed during it.
+				s.SpikeCrossedTargetT = float64(row.T - 1)
+			}
+		}
+		prevInService = row.InService
+		if s.BackAtMinT < 0 && row.T > r.spikeEnd && row.Desired == cfg.Min && row.InService == cfg.Min && row.Draining == 0 {
+			s.BackAtMinT = row.T
+		}
+	}
+	for _, d := range r.decisions {
+		if s.ScaleOutDecidedT < 0 && d.To > d.From && d.T >= float64(r.spikeAt) {
+			s.ScaleOutDecidedT = d.T
+		}
+		if s.ScaleInStartT < 0 && d.To < d.From && d.T >= float64(r.spikeAt) {
+			s.ScaleInStartT = d.T
+		}
+	}
+	if s.SpikeCrossedTargetT >= 0 && s.ScaleOutDecidedT >= 0 {
+		s.ScaleOutReactionS = math.Max(0, s.ScaleOutDecidedT-s.SpikeCrossedTargetT)
+	}
+	if s.BackAtMinT >= 0 {
+		s.ScaleInDurationS = float64(s.BackAtMinT - r.spikeEnd)
+	}
+	if s.ScaleInStartT >= 0 {
+		end := len(r.rows) + 1
+		if s.BackAtMinT >= 0 {
+			end = s.BackAtMinT + 2
+		}
+		for _, row := range r.rows {
+			if float64(row.T) >= math.Floor(s.ScaleInStartT) && row.T <= end {
+				s.FailedDuringScaleIn += row.Errors
+			}
+		}
+	}
+	for _, a := range r.alarms {
+		if strings.HasSuffix(a.Name, "-"+metric+"-high") {
+			s.HighAlarm = a.Name
+		}
+	}
+	for _, c := range r.changes {
+		if c.Name != s.HighAlarm {
+			continue
+		}
+		if c.To == "ALARM" && c.T > r.spikeAt {
+			s.HighAlarmFired = true
+		}
+		if s.HighAlarmFired && c.From == "ALARM" && c.To != "ALARM" {
+			s.HighAlarmCleared = true
+		}
+	}
+	return s
+}
+
+func printSummary(w io.Writer, cfg Config, s *Summary) {
+	fmt.Fprintln(w, "\nsummary")
+	if s.ScaleOutReactionS >= 0 {
+		fmt.Fprintf(w, "  scale-out reaction: %.1fs from the spike crossing the target (t=%.0fs) to desired rising (t=%.1fs); peak desired %d\n",
+			s.ScaleOutReactionS, s.SpikeCrossedTargetT, s.ScaleOutDecidedT, s.PeakDesired)
+	} else {
+		fmt.Fprintln(w, "  scale-out reaction: the fleet did not scale out")
+	}
+	pct := 0.0
+	if s.TotalRequests > 0 {
+		pct = 100 * float64(s.FailedRequests) / float64(s.TotalRequests)
+	}
+	fmt.Fprintf(w, "  failed requests: %d of %d (%.3f%%); %d during scale-in\n", s.FailedRequests, s.TotalRequests, pct, s.FailedDuringScaleIn)
+	if s.ScaleInDurationS >= 0 {
+		fmt.Fprintf(w, "  scale-in: back to %d instances %.0fs after the load dropped (first scale-in decision at t=%.1fs)\n", s.Min, s.ScaleInDurationS, s.ScaleInStartT)
+	} else {
+		fmt.Fprintf(w, "  scale-in: not back to %d instances by the end\n", s.Min)
+	}
+	fmt.Fprintf(w, "  peak p99: %.1fms\n", s.PeakP99ms)
+	if s.HighAlarm != "" {
+		fmt.Fprintf(w, "  alarm %s: reached ALARM during the spike: %v; left it after: %v\n", s.HighAlarm, s.HighAlarmFired, s.HighAlarmCleared)
+	}
+	fmt.Fprintf(w, "  report: %s/timeline.csv, %s/chart.svg, %s/summary.json\n", cfg.ReportDir, cfg.ReportDir, cfg.ReportDir)
+}
