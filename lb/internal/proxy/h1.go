@@ -101,8 +101,14 @@ func (p *Proxy) roundTripH1(req *fasthttp.Request, resp *fasthttp.Response, remo
 		connect := isDialErr(err)
 		msg := p.describe(be, err)
 		p.bal.Done(be, balance.Outcome{ConnectFailed: connect, Failed: true, Latency: lat, Err: msg})
-		canRetry := connect || (idem && (errors.Is(err, fasthttp.ErrConnectionClosed) || isReset(err)))
 		lastMsg = msg + " (fleet " + p.bal.Config().Fleet + ")"
+		if connect && attempt < 2 {
+			p.bal.NoteFreeRetry() // nothing was sent: no budget needed
+			exclude = be
+			resp.Reset()
+			continue
+		}
+		canRetry := idem && (errors.Is(err, fasthttp.ErrConnectionClosed) || isReset(err))
 		if canRetry && attempt < 2 && p.bal.TryRetry() {
 			if retried {
 				p.bal.RetryDone()
