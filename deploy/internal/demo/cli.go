@@ -42,7 +42,7 @@ the load profile. Ctrl-C stops everything cleanly.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			_, err = Run(ctx, c, nil)
-			if ctx.Err() != nil {
+			if ctx.Err() != nil && !c.Hold {
 				return fmt.Errorf("interrupted; everything was stopped: %w", err)
 			}
 			return err
@@ -52,6 +52,7 @@ the load profile. Ctrl-C stops everything cleanly.`,
 	f.StringVar(&cfg.BinDir, "bin", "", "directory of the Shoal binaries (default: this program's directory)")
 	f.StringVar(&cfg.ReportDir, "report-dir", "demo-report", "where timeline.csv, chart.svg and summary.json go")
 	f.BoolVar(&cfg.KeepDir, "keep", false, "keep the sandbox's data and process logs (its path is printed)")
+	f.BoolVar(&cfg.Hold, "hold", false, "keep the system up after the report, for the CLI tour, until Ctrl-C")
 	f.IntVar(&cfg.BaselineRPS, "baseline-rps", 40, "baseline load, requests/s")
 	f.IntVar(&cfg.SpikeRPS, "spike-rps", 200, "spike load, requests/s")
 	cmd.SetArgs(args)

@@ -41,6 +41,9 @@ type Config struct {
 	Out io.Writer
 	// KeepDir keeps the sandbox's data and logs.
 	KeepDir bool
+	// Hold keeps the system up after the report until ctx ends, for the
+	// CLI tour.
+	Hold bool
 }
 
 // ErrConfig wraps every configuration error.

@@ -135,7 +135,21 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 			return sum, err
 		}
 	}
+	if cfg.Hold {
+		hold(ctx, out, cfg, sb)
+	}
 	return sum, nil
+}
+
+// hold keeps the system up for the CLI tour until ctx ends (Ctrl-C).
+func hold(ctx context.Context, out io.Writer, cfg Config, sb *sandbox.Sandbox) {
+	fmt.Fprintf(out, "\nThe system stays up until Ctrl-C. In another shell:\n\n")
+	fmt.Fprintf(out, "  export SHOAL_ADDR=%s AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y\n", sb.RPCAddrs()[0], sb.CloudURL)
+	for _, c := range []string{"status", "instances " + Fleet, "decisions " + Fleet, "explain " + Fleet, "alarms " + Fleet, "metrics " + Fleet + " --metric " + metric + " --since 5m", "top " + Fleet} {
+		fmt.Fprintf(out, "  %s/shoal-coordinator %s\n", cfg.BinDir, c)
+	}
+	fmt.Fprintf(out, "  %s/shoal-lb loadtest --target %s/ --rate 100 --duration 20s --connections 8 --streams 1\n\n", cfg.BinDir, sb.LBURL)
+	<-ctx.Done()
 }
 
 // Made is one thing the bootstrap made (its JSON output).

@@ -11,5 +11,6 @@
 // It must never reach beyond 127.0.0.0/8, never wait without a deadline, and
 // never leave a process behind: every process runs in its own process group
 // (Setpgid) and Close kills the groups, including every instance the local
-// cloud launched.
+// cloud launched; should the program die without Close, the kernel kills the
+// children (Pdeathsig) and the local cloud's instances die with it.
 package sandbox

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -95,6 +96,53 @@ func waitGroupGone(pgid int, within time.Duration) error {
 	}
 }
 
+// starter starts processes from one locked OS thread that lives as long as
+// the sandbox: Pdeathsig fires when the thread that forked a child exits, so
+// starting from arbitrary goroutines (whose threads the runtime may retire)
+// could kill children early.
+type starter struct {
+	mu     sync.Mutex
+	reqs   chan startReq
+	closed bool
+}
+
+type startReq struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func newStarter() *starter {
+	st := &starter{reqs: make(chan startReq)}
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with the loop
+		for r := range st.reqs {
+			r.done <- r.cmd.Start()
+		}
+	}()
+	return st
+}
+
+func (st *starter) start(cmd *exec.Cmd) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return ErrClosed
+	}
+	done := make(chan error, 1)
+	st.reqs <- startReq{cmd, done}
+	return <-done
+}
+
+// close ends the thread; call it only once every child is gone.
+func (st *starter) close() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.closed {
+		st.closed = true
+		close(st.reqs)
+	}
+}
+
 // procs tracks every process started, so Close can end them all.
 type procs struct {
 	mu   sync.Mutex
@@ -136,13 +184,15 @@ func (s *Sandbox) spawn(name, bin string, args []string, stdout io.Writer, extra
 	cmd := exec.Command(path, args...)
 	cmd.Env = append(append([]string(nil), s.env...), extraEnv...)
 	cmd.Dir = s.Dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: should this program die without Close (SIGKILL, a test
+	// timeout), the kernel kills its children too.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Stderr = logf
 	cmd.Stdout = logf
 	if stdout != nil {
 		cmd.Stdout = io.MultiWriter(logf, stdout)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := s.starter.start(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%s: start %s: %w", name, path, err)
 	}

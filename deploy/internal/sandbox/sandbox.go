@@ -150,16 +150,17 @@ type Sandbox struct {
 	// Golden is the golden instance's id once RunGolden ran.
 	Golden string
 
-	opts   Options
-	env    []string
-	procs  procs
-	cloud  *Process
-	lb     *Process
-	mu     sync.Mutex
-	nodes  []*Node
-	closed atomic.Bool
-	hc     *http.Client
-	tmp    bool
+	opts    Options
+	env     []string
+	procs   procs
+	cloud   *Process
+	lb      *Process
+	mu      sync.Mutex
+	nodes   []*Node
+	closed  atomic.Bool
+	hc      *http.Client
+	tmp     bool
+	starter *starter
 }
 
 // Start brings up the local cloud and the coordinator cluster and returns
@@ -175,7 +176,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 		return nil, fmt.Errorf("bin dir: %w", err)
 	}
 	opts.BinDir = bin
-	s := &Sandbox{opts: opts, hc: &http.Client{Timeout: 5 * time.Second}}
+	s := &Sandbox{opts: opts, hc: &http.Client{Timeout: 5 * time.Second}, starter: newStarter()}
 	if opts.Dir == "" {
 		d, err := os.MkdirTemp("", "shoal-sandbox-")
 		if err != nil {
@@ -366,6 +367,7 @@ func (s *Sandbox) Close() error {
 			errs = append(errs, fmt.Errorf("instance %w", err))
 		}
 	}
+	s.starter.close()
 	if s.tmp && len(errs) == 0 {
 		_ = os.RemoveAll(s.Dir)
 	}
