@@ -377,3 +377,75 @@ func TestGRPCToTLSBackends(t *testing.T) {
 		})
 	}
 }
+
+// A backend dying under load fails at most the calls it had in flight (with
+// UNAVAILABLE, never a hang), and every later call lands elsewhere.
+func TestGRPCKilledBackendFailsOnlyItsInFlightCalls(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine, func(t *testing.T) {
+			bs := startBackends(t, 3)
+			p := startProxy(t, Config{Engine: engine}, balance.Config{}, grpcAddrs(bs)...)
+			c := dialTest(t, p.addr)
+			const workers = 16
+			var (
+				wg        sync.WaitGroup
+				mu        sync.Mutex
+				killed    = make(chan struct{})
+				afterFail []error
+				atKill    []error
+				calls     int
+			)
+			for range workers {
+				wg.Go(func() {
+					for range 120 {
+						ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						startedAfterKill := false
+						select {
+						case <-killed:
+							startedAfterKill = true
+						default:
+						}
+						_, err := c.UnaryCall(ctx, &testpb.SimpleRequest{})
+						cancel()
+						mu.Lock()
+						calls++
+						if err != nil {
+							if startedAfterKill {
+								afterFail = append(afterFail, err)
+							} else {
+								atKill = append(atKill, err)
+							}
+						}
+						mu.Unlock()
+					}
+				})
+			}
+			eventually(t, 10*time.Second, "load to start", func() bool { mu.Lock(); defer mu.Unlock(); return calls > 200 })
+			bs[1].Close()
+			var up *upstream
+			for _, be := range p.Balancer().Backends() {
+				if be.Addr == bs[1].grpcAddr {
+					up = be.Transport.(*upstream)
+				}
+			}
+			// Calls racing the proxy's discovery of the dead connection may
+			// fail; from then on none may.
+			eventually(t, 5*time.Second, "proxy dropping the dead backend's connections", func() bool {
+				return up.mux.numConns() == 0 && up.h2.numConns() == 0
+			})
+			close(killed)
+			wg.Wait()
+			if len(atKill) > 2*workers {
+				t.Fatalf("%d calls failed around the kill, more than twice the %d that can be in flight", len(atKill), workers)
+			}
+			for _, err := range atKill {
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("call in flight at the kill ended with %v, want Unavailable", err)
+				}
+			}
+			if len(afterFail) > 0 {
+				t.Fatalf("%d calls started after the kill failed, first: %v", len(afterFail), afterFail[0])
+			}
+		})
+	}
+}
