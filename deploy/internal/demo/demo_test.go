@@ -200,7 +200,7 @@ func TestChartMarksDecisionsAndSpike(t *testing.T) {
 		t.Fatal(err)
 	}
 	svg := b.String()
-	for _, want := range []string{"<svg", "</svg>", "2→6", "6→2", "load (requests/s)", "p99 latency (ms)", "instances"} {
+	for _, want := range []string{"<svg", "</svg>", "2→6", "6→2", "load (requests/s)", "p99 latency (ms)", "instances", "shoal-web-util-high ALARM"} {
 		if !strings.Contains(svg, want) {
 			t.Errorf("chart lacks %q", want)
 		}
@@ -210,5 +210,17 @@ func TestChartMarksDecisionsAndSpike(t *testing.T) {
 	}
 	if err := writeChart(&b, &Summary{}); err == nil {
 		t.Error("a chart of no rows should fail")
+	}
+}
+
+func TestAlarmSpans(t *testing.T) {
+	s := &Summary{HighAlarm: "h", AlarmChanges: []alarmChange{
+		{Name: "h", To: "OK", T: 2}, {Name: "l", To: "ALARM", T: 3}, {Name: "h", From: "OK", To: "ALARM", T: 10},
+		{Name: "h", From: "ALARM", To: "OK", T: 20}, {Name: "h", From: "OK", To: "ALARM", T: 30},
+	}}
+	got := alarmSpans(s, 40)
+	want := [][2]int{{10, 20}, {30, 40}}
+	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
+		t.Fatalf("spans %v, want %v", got, want)
 	}
 }

@@ -139,15 +139,23 @@ func writeChart(w io.Writer, s *Summary) error {
 				prevY = yy
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", l.color, strings.Join(pts, " "))
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s">%s</text>`+"\n", float64(width-right)-90, y0+14+float64(j)*14, l.color, l.label)
+			// Legend above the panel, clear of the lines.
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" text-anchor="end">■ %s</text>`+"\n", float64(width-right)-float64(len(p.lines)-1-j)*100, y0-6, l.color, l.label)
 		}
-		for _, d := range s.Decisions {
+		for j, d := range s.Decisions {
 			if d.T < 0 {
 				continue
 			}
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="4,3"/>`+"\n", x(d.T), y0, x(d.T), y0+panelH)
 			if i == len(panels)-1 {
-				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11">%d→%d</text>`+"\n", x(d.T)+3, y0+panelH-4, d.From, d.To)
+				// Staggered, since decisions seconds apart would overprint.
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11">%d→%d</text>`+"\n", x(d.T)+3, y0+panelH-4-float64(j%3)*13, d.From, d.To)
+			}
+		}
+		if i == 0 {
+			for _, span := range alarmSpans(s, rows[n-1].T) {
+				fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="6" fill="#d62728"/>`+"\n", x(float64(span[0])), y0+2, x(float64(span[1]))-x(float64(span[0])))
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#d62728">%s ALARM</text>`+"\n", x(float64(span[0]))+3, y0+20, s.HighAlarm)
 			}
 		}
 	}
@@ -155,8 +163,31 @@ func writeChart(w io.Writer, s *Summary) error {
 	for t := 0; t <= rows[n-1].T; t += 10 {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%ds</text>`+"\n", x(float64(t)), axisY, t)
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; dashed: scaling decisions</text>`+"\n", left, axisY+18)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; dashed: scaling decisions; red bar: the high alarm in ALARM</text>`+"\n", left, axisY+18)
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// alarmSpans returns the timeline seconds [from, to) the high alarm spent in
+// ALARM, as far as the demo saw; an open span ends at end.
+func alarmSpans(s *Summary, end int) [][2]int {
+	var spans [][2]int
+	start := -1
+	for _, c := range s.AlarmChanges {
+		if c.Name != s.HighAlarm {
+			continue
+		}
+		switch {
+		case c.To == "ALARM" && start < 0:
+			start = c.T
+		case c.To != "ALARM" && start >= 0:
+			spans = append(spans, [2]int{start, c.T})
+			start = -1
+		}
+	}
+	if start >= 0 {
+		spans = append(spans, [2]int{start, end})
+	}
+	return spans
 }
