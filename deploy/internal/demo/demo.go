@@ -313,7 +313,7 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 			cpu = fmt.Sprintf("%.1f", row.CPUAvg)
 		}
 		fmt.Fprintf(cfg.Out, "%4d %5d %7.1fms %7s %7d %10d %8d  %s\n", row.T, row.RPS, row.P99ms, cpu, row.Desired, row.InService, row.Draining, row.Decision)
-		if k%2 == 0 || k == baseline+spike {
+		if k%2 == 0 || k >= total {
 			ch, _, err := r.obs.alarmChanges(ctx, k)
 			if err == nil {
 				for _, c := range ch {
@@ -322,7 +322,9 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 				r.changes = append(r.changes, ch...)
 			}
 		}
-		if k >= total && row.Desired == cfg.Min && row.InService == cfg.Min && row.Draining == 0 {
+		// Past the load, stop once the fleet is back at min and the high
+		// alarm no longer fires.
+		if k >= total && row.Desired == cfg.Min && row.InService == cfg.Min && row.Draining == 0 && !r.obs.firing() {
 			break
 		}
 	}

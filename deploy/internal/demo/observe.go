@@ -3,6 +3,7 @@ package demo
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -121,4 +122,16 @@ func (o *observer) alarmChanges(ctx context.Context, t int) ([]alarmChange, []*s
 		}
 	}
 	return out, resp.GetAlarms(), nil
+}
+
+// firing reports whether the policy metric's high alarm was in ALARM when
+// last listed. (The low alarm fires whenever the fleet sits at min below the
+// target, which is the normal state after a spike.)
+func (o *observer) firing() bool {
+	for name, st := range o.alarms {
+		if strings.HasSuffix(name, "-"+o.metric+"-high") && st == "ALARM" {
+			return true
+		}
+	}
+	return false
 }
