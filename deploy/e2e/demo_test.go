@@ -158,6 +158,23 @@ func inspectCloud(ctx context.Context, s *sandbox.Sandbox, sum *demo.Summary) []
 
 	// CloudWatch holds the fleet's series, and they saw the spike.
 	cw := cloudwatch.NewFromConfig(cfg)
+	all, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{
+		Namespace:  aws.String("Shoal"),
+		Dimensions: []cwtypes.DimensionFilter{{Name: aws.String("AutoScalingGroupName"), Value: aws.String(asgName)}},
+	})
+	if err != nil {
+		errs = append(errs, fmt.Sprintf("ListMetrics Shoal for %s: %v", asgName, err))
+	} else {
+		have := map[string]bool{}
+		for _, m := range all.Metrics {
+			have[aws.ToString(m.MetricName)] = true
+		}
+		for _, want := range []string{"CPUUtilization", "MemoryUtilization", "util"} {
+			if !have[want] {
+				errs = append(errs, fmt.Sprintf("CloudWatch has no Shoal/%s series for %s (has %v)", want, asgName, have))
+			}
+		}
+	}
 	lm, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{
 		Namespace:  aws.String("Shoal"),
 		MetricName: aws.String("util"),
