@@ -115,10 +115,10 @@ func (s *Sandbox) KillNode(n *Node) error {
 	}
 	select {
 	case <-n.proc.Done():
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		return fmt.Errorf("node %s: %w", n.ID, ErrLeftBehind)
 	}
-	return waitGroupGone(n.proc.Pid(), 5*time.Second)
+	return n.proc.groupErr
 }
 
 // RestartNode starts a stopped node again with its original flags (a node

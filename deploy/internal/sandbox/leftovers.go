@@ -28,6 +28,8 @@ func (s *Sandbox) Leftovers() ([]Leftover, error) {
 	return leftovers(s.opts.BinDir, markerVar+"="+s.Dir)
 }
 
+// leftovers lists the live processes with marker in their environment whose
+// executable is under binDir ("": any executable).
 func leftovers(binDir, marker string) ([]Leftover, error) {
 	fs, err := procfs.NewDefaultFS()
 	if err != nil {
@@ -37,7 +39,10 @@ func leftovers(binDir, marker string) ([]Leftover, error) {
 	if err != nil {
 		return nil, fmt.Errorf("leftovers: %w", err)
 	}
-	prefix := filepath.Clean(binDir) + string(filepath.Separator)
+	prefix := ""
+	if binDir != "" {
+		prefix = filepath.Clean(binDir) + string(filepath.Separator)
+	}
 	var out []Leftover
 	for _, p := range all {
 		exe, err := p.Executable()

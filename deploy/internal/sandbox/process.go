@@ -20,7 +20,10 @@ type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error // set before done closes
-	log  *os.File
+	// groupErr says whether the group outlived its leader; set before done
+	// closes.
+	groupErr error
+	log      *os.File
 }
 
 // Pid is the process id, which is also its process group id.
@@ -49,8 +52,12 @@ func (p *Process) Wait(ctx context.Context) error {
 	}
 }
 
-// Signal sends sig to the whole process group.
+// Signal sends sig to the whole process group; once the process has exited
+// it does nothing (the group id may belong to someone else by then).
 func (p *Process) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return nil
+	}
 	if err := syscall.Kill(-p.Pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("%s: signal %v: %w", p.Name, sig, err)
 	}
@@ -67,17 +74,19 @@ func (p *Process) Stop(grace time.Duration) error {
 		case <-time.After(grace):
 		}
 	}
-	// The leader may have exited while members of its group live on.
 	_ = p.Signal(syscall.SIGKILL)
 	select {
 	case <-p.done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(15 * time.Second):
 		return fmt.Errorf("%s (pid %d): %w", p.Name, p.Pid(), ErrLeftBehind)
 	}
 	if p.log != nil {
 		p.log.Close()
 	}
-	return waitGroupGone(p.Pid(), 5*time.Second)
+	if p.groupErr != nil {
+		return fmt.Errorf("%s: %w", p.Name, p.groupErr)
+	}
+	return nil
 }
 
 // waitGroupGone polls until no process is left in process group pgid.
@@ -199,6 +208,11 @@ func (s *Sandbox) spawn(name, bin string, args []string, stdout io.Writer, extra
 	p := &Process{Name: name, cmd: cmd, done: make(chan struct{}), log: logf}
 	go func() {
 		p.err = cmd.Wait()
+		// Whatever the leader left in its group goes with it, now: once the
+		// group is empty its id may be reused by someone else's process, so
+		// nothing may signal it after done closes.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		p.groupErr = waitGroupGone(cmd.Process.Pid, 5*time.Second)
 		close(p.done)
 	}()
 	s.procs.add(p)

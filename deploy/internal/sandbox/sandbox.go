@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -317,34 +318,20 @@ func awsEnv(endpoint string) []string {
 		"AWS_ACCESS_KEY_ID=sandbox", "AWS_SECRET_ACCESS_KEY=sandbox")
 }
 
-// Close stops the LB, the coordinators and the local cloud, kills every
-// instance's process group, and returns ErrLeftBehind if anything survived.
-// It is safe to call more than once.
+// Close stops the LB, the coordinators and the local cloud (which
+// terminates its instances), then kills any process still carrying this
+// sandbox's mark, and returns ErrLeftBehind if one survives that. It is safe
+// to call more than once.
 func (s *Sandbox) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	var errs []error
-	// Instances are known only while the local cloud answers.
-	var pgids []int
-	if s.cloud != nil && !s.cloud.Exited() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		if insts, err := s.Instances(ctx); err == nil {
-			for _, in := range insts {
-				if in.PID > 0 {
-					pgids = append(pgids, in.PID)
-				}
-			}
-		}
-		cancel()
-	}
-	all := s.procs.all()
 	// Everything but the local cloud first (LB, load, coordinators), so no
-	// coordinator reacts to instances vanishing; then the cloud, which
-	// terminates its instances on SIGTERM.
+	// coordinator reacts to instances vanishing; then the cloud.
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for _, p := range all {
+	for _, p := range s.procs.all() {
 		if p == s.cloud {
 			continue
 		}
@@ -362,16 +349,38 @@ func (s *Sandbox) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	for _, g := range pgids {
-		if err := waitGroupGone(g, 5*time.Second); err != nil {
-			errs = append(errs, fmt.Errorf("instance %w", err))
-		}
+	// Instances run in their own groups; by the mark, not by a remembered
+	// group id that someone else's process may have taken since.
+	if err := s.killMarked(5 * time.Second); err != nil {
+		errs = append(errs, err)
 	}
 	s.starter.close()
 	if s.tmp && len(errs) == 0 {
 		_ = os.RemoveAll(s.Dir)
 	}
 	return errors.Join(errs...)
+}
+
+// killMarked SIGKILLs every leftover of this sandbox until none is left.
+func (s *Sandbox) killMarked(within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		// Any executable: an instance's /bin/sh init counts too.
+		left, err := leftovers("", markerVar+"="+s.Dir)
+		if err != nil {
+			return err
+		}
+		if len(left) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: %v", ErrLeftBehind, left)
+		}
+		for _, l := range left {
+			_ = syscall.Kill(l.PID, syscall.SIGKILL)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // poll calls f until it succeeds, ctx ends or opts.Ready passes.

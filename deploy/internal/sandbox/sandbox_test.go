@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,62 @@ func TestAWSEnvDropsCallerAWSSettings(t *testing.T) {
 	}
 	if !strings.Contains(env, "AWS_ENDPOINT_URL=http://127.0.0.1:1") {
 		t.Fatalf("endpoint missing:\n%s", env)
+	}
+}
+
+func TestLeftoversFindsMarkedProcessesOnly(t *testing.T) {
+	sleep, err := exec.LookPath("sleep")
+	if err != nil {
+		t.Skip("no sleep binary")
+	}
+	exe, err := filepath.EvalSymlinks(sleep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := markerVar + "=" + t.TempDir()
+	marked := exec.Command(sleep, "30")
+	marked.Env = append(os.Environ(), marker)
+	unmarked := exec.Command(sleep, "30")
+	for _, c := range []*exec.Cmd{marked, unmarked} {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = c.Process.Kill(); _ = c.Wait() })
+	}
+	pids := func(binDir string) map[int]bool {
+		left, err := leftovers(binDir, marker)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int]bool{}
+		for _, l := range left {
+			out[l.PID] = true
+		}
+		return out
+	}
+	tests := []struct {
+		name   string
+		binDir string
+		want   bool
+	}{
+		{"any executable", "", true},
+		{"executable under the bin dir", filepath.Dir(exe), true},
+		{"executable elsewhere", t.TempDir(), false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := pids(tc.binDir)
+			if got[marked.Process.Pid] != tc.want {
+				t.Errorf("marked process listed = %v, want %v", got[marked.Process.Pid], tc.want)
+			}
+			if got[unmarked.Process.Pid] {
+				t.Error("unmarked process listed")
+			}
+		})
+	}
+	_ = marked.Process.Kill()
+	_ = marked.Wait()
+	if pids("")[marked.Process.Pid] {
+		t.Error("a reaped process is still listed")
 	}
 }
