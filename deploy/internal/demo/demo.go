@@ -240,7 +240,6 @@ type DecisionMark struct {
 	To     int     `json:"to"`
 	Reason string  `json:"reason"`
 	Source string  `json:"source"`
-	at     time.Time
 }
 
 func (r *run) load(ctx context.Context) (*Summary, error) {
@@ -278,6 +277,7 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 	fmt.Fprintf(cfg.Out, "%4s %5s %9s %7s %7s %10s %8s  %s\n", "t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision")
 
 	var runErr error
+	failures := 0
 	settle := total + 45 // observe past the load until the fleet is back at min
 	for k := 1; k <= settle; k++ {
 		if err := sleepUntil(ctx, r.t0.Add(time.Duration(k)*time.Second)); err != nil {
@@ -304,8 +304,20 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 		}
 		row, err := r.sample(ctx, k, gens)
 		if err != nil {
-			runErr = err
-			break
+			// A slow answer (an election, a loaded machine) keeps the last
+			// fleet state for a row; only a coordinator gone for good ends
+			// the run.
+			if failures++; failures >= 5 || ctx.Err() != nil {
+				runErr = fmt.Errorf("t=%ds: %w", k, err)
+				break
+			}
+			fmt.Fprintf(cfg.Out, "     # t=%ds: coordinator did not answer in time: %v\n", k, err)
+			if n := len(r.rows); n > 0 {
+				prev := r.rows[n-1]
+				row.Desired, row.InService, row.Draining, row.CPUAvg, row.CPUKnown = prev.Desired, prev.InService, prev.Draining, prev.CPUAvg, prev.CPUKnown
+			}
+		} else {
+			failures = 0
 		}
 		r.rows = append(r.rows, row)
 		cpu := "-"
@@ -386,7 +398,7 @@ func (r *run) sample(ctx context.Context, k int, gens []*loadgen) (Row, error) {
 	var marks []string
 	for _, d := range ds {
 		at := time.UnixMilli(d.GetAtUnixMs())
-		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetFrom()), To: int(d.GetTo()), Reason: d.GetReason(), Source: d.GetSource(), at: at}
+		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetFrom()), To: int(d.GetTo()), Reason: d.GetReason(), Source: d.GetSource()}
 		r.decisions = append(r.decisions, m)
 		marks = append(marks, fmt.Sprintf("%d->%d", m.From, m.To))
 	}
