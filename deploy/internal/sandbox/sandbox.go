@@ -394,14 +394,20 @@ func Poll(ctx context.Context, within time.Duration, what string, f func(context
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	wait := 50 * time.Millisecond
+	var last error
 	for {
 		err := f(ctx)
 		if err == nil {
 			return nil
 		}
+		// An attempt the deadline cut short says nothing about the
+		// condition; report the last one that ran to its end.
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), err)
+			return fmt.Errorf("waiting for %s: %w (last: %v)", what, ctx.Err(), last)
 		case <-time.After(wait):
 		}
 		wait = min(wait*2, 500*time.Millisecond)

@@ -71,6 +71,19 @@ func TestPoll(t *testing.T) {
 			t.Fatalf("Poll = %v after %d calls, want nil after 3", err, n)
 		}
 	})
+	t.Run("reports the last attempt the deadline did not cut", func(t *testing.T) {
+		err := Poll(context.Background(), 300*time.Millisecond, "slow", func(ctx context.Context) error {
+			select {
+			case <-ctx.Done():
+				return errors.New("killed")
+			case <-time.After(100 * time.Millisecond):
+				return errors.New("desired is 3")
+			}
+		})
+		if err == nil || !strings.Contains(err.Error(), "desired is 3") {
+			t.Fatalf("Poll = %v, want the last complete attempt's error", err)
+		}
+	})
 	t.Run("gives up at the deadline naming the wait", func(t *testing.T) {
 		err := Poll(context.Background(), 200*time.Millisecond, "never", func(context.Context) error { return errors.New("still no") })
 		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for never") || !strings.Contains(err.Error(), "still no") {
