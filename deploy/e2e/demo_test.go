@@ -107,6 +107,11 @@ func TestDemo(t *testing.T) {
 		if sum.ScaleInStartT < 0 {
 			t.Errorf("no scale-in decision")
 		}
+		// Scale-in must finish while the baseline load still runs, or "no
+		// failure during scale-in" would hold for want of requests.
+		if sum.BackAtMinT < 0 || sum.BackAtMinT > sum.LoadEnd {
+			t.Errorf("back at min at t=%d, want before the load ended at t=%d", sum.BackAtMinT, sum.LoadEnd)
+		}
 		if sum.FailedDuringScaleIn != 0 {
 			t.Errorf("%d requests failed during scale-in, want 0", sum.FailedDuringScaleIn)
 		}

@@ -214,6 +214,7 @@ type run struct {
 	t0        time.Time
 	spikeAt   int // timeline second the spike starts
 	spikeEnd  int
+	loadEnd   int
 	rows      []Row
 	decisions []DecisionMark
 	changes   []alarmChange
@@ -254,7 +255,7 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 	}
 	spike := int(cfg.Spike.Round(time.Second) / time.Second)
 	total := baseline + spike + int(cfg.Recovery.Round(time.Second)/time.Second)
-	r.spikeAt, r.spikeEnd = baseline, baseline+spike
+	r.spikeAt, r.spikeEnd, r.loadEnd = baseline, baseline+spike, total
 	if err := sleepUntil(ctx, r.t0); err != nil {
 		return nil, err
 	}

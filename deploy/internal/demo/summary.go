@@ -21,6 +21,8 @@ type Summary struct {
 	// SpikeStart and SpikeEnd are timeline seconds.
 	SpikeStart int `json:"spike_start_t"`
 	SpikeEnd   int `json:"spike_end_t"`
+	// LoadEnd is the timeline second the baseline load stops.
+	LoadEnd int `json:"load_end_t"`
 	// LoadStartUnixMS is the wall-clock time of t=0.
 	LoadStartUnixMS int64 `json:"load_start_unix_ms"`
 
@@ -67,7 +69,7 @@ func (r *run) summarise(t loadTotals, complete bool) *Summary {
 	cfg := r.cfg
 	s := &Summary{
 		Fleet: Fleet, Golden: r.golden, Made: r.made, Min: cfg.Min, Max: cfg.Max, Target: cfg.Target, Capacity: cfg.Capacity,
-		BaselineRPS: cfg.BaselineRPS, SpikeRPS: cfg.SpikeRPS, SpikeStart: r.spikeAt, SpikeEnd: r.spikeEnd,
+		BaselineRPS: cfg.BaselineRPS, SpikeRPS: cfg.SpikeRPS, SpikeStart: r.spikeAt, SpikeEnd: r.spikeEnd, LoadEnd: r.loadEnd,
 		LoadStartUnixMS: r.t0.UnixMilli(), TotalRequests: t.requests, FailedRequests: t.errors,
 		Decisions: r.decisions, Alarms: r.alarms, AlarmChanges: r.changes, Complete: complete, Rows: r.rows,
 		SpikeCrossedTargetT: -1, ScaleOutDecidedT: -1, ScaleOutReactionS: -1, ScaleInStartT: -1, BackAtMinT: -1, ScaleInDurationS: -1,
