@@ -3,15 +3,18 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -306,5 +309,86 @@ func checkReport(t *testing.T, dir string, sum *demo.Summary) {
 	}
 	if onDisk.FailedRequests != sum.FailedRequests || onDisk.ScaleOutReactionS != sum.ScaleOutReactionS {
 		t.Errorf("summary.json %+v differs from the run's summary", onDisk)
+	}
+}
+
+// TestDemoCtrlC interrupts bin/shoal-demo once its first live line is out and
+// checks it stops everything it started.
+func TestDemoCtrlC(t *testing.T) {
+	bin := os.Getenv("SHOAL_BIN")
+	if bin == "" {
+		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
+	}
+	bin, err := filepath.Abs(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(bin, "shoal-demo"), "--bin", bin, "--keep", "--report-dir", t.TempDir())
+	cmd.Env = append(os.Environ(), "DEMO_DURATION=20s")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr lockedBuffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	var out lockedBuffer
+	dir := ""
+	live, eof := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(eof)
+		sc := bufio.NewScanner(stdout)
+		signalled := false
+		for sc.Scan() {
+			line := sc.Text()
+			fmt.Fprintln(&out, line)
+			if d, ok := strings.CutPrefix(line, "sandbox (data and every process's log): "); ok {
+				dir = d
+			}
+			if f := strings.Fields(line); !signalled && len(f) >= 7 && f[0] == "1" {
+				signalled = true
+				close(live)
+			}
+		}
+	}()
+	select {
+	case <-live:
+	case <-ctx.Done():
+		t.Fatalf("no live line before the deadline:\n%s%s", out.String(), stderr.String())
+	}
+	interrupted := time.Now()
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	// Read to the end before Wait, which closes the pipe.
+	select {
+	case <-eof:
+	case <-ctx.Done():
+		t.Fatalf("shoal-demo still running after Ctrl-C:\n%s", out.String())
+	}
+	err = cmd.Wait()
+	t.Logf("stopped %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond))
+	if err == nil || !strings.Contains(stderr.String(), "interrupted; everything was stopped") {
+		t.Errorf("exit %v, stderr %q; want a failure saying it was interrupted", err, stderr.String())
+	}
+	if !strings.Contains(out.String(), "stopped: no process left behind") {
+		t.Errorf("output lacks the clean stop:\n%s", out.String())
+	}
+	if dir == "" {
+		t.Fatalf("shoal-demo --keep did not print its sandbox:\n%s", out.String())
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	left, err := sandbox.LeftoversOf(bin, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) > 0 {
+		t.Errorf("left behind after Ctrl-C: %v", left)
 	}
 }

@@ -28,6 +28,16 @@ func (s *Sandbox) Leftovers() ([]Leftover, error) {
 	return leftovers(s.opts.BinDir, markerVar+"="+s.Dir)
 }
 
+// LeftoversOf is Leftovers for a sandbox another process ran, known by its
+// bin and working directories (shoal-demo --keep prints the latter).
+func LeftoversOf(binDir, dir string) ([]Leftover, error) {
+	bin, err := filepath.Abs(binDir)
+	if err != nil {
+		return nil, err
+	}
+	return leftovers(bin, markerVar+"="+dir)
+}
+
 // leftovers lists the live processes with marker in their environment whose
 // executable is under binDir ("": any executable).
 func leftovers(binDir, marker string) ([]Leftover, error) {
