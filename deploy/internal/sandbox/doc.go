@@ -8,6 +8,19 @@
 // through aws-sdk-go-v2 and its /_localcloud/ hooks, and to the coordinators
 // through their CLI.
 //
+// A multi-process test reads:
+//
+//	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: os.Getenv("SHOAL_BIN")})
+//	defer sb.Close()
+//	sb.RunGolden(ctx, 50)                         // demoapp + agent, 50 req/s
+//	sb.Bootstrap(ctx, sandbox.Bootstrap{})        // fleet "web", 2–6, util 50
+//	sb.WaitInService(ctx, "web", 2, 30*time.Second)
+//	sb.StartLB(ctx, "web")                        // sb.LBURL
+//	sb.Spawn("load", "shoal-lb", []string{"loadtest", "--target", sb.LBURL + "/", ...}, &out)
+//	leader, _ := sb.Leader(ctx); sb.KillNode(leader); sb.RestartNode(ctx, leader)
+//	sb.CLIJSON(ctx, &decisions, "decisions", "web")
+//	sb.Instances(ctx); sb.AdvanceClock(ctx, time.Minute); sb.AWSConfig(ctx)
+//
 // It must never reach beyond 127.0.0.0/8, never wait without a deadline, and
 // never leave a process behind: every process runs in its own process group
 // (Setpgid) and Close kills the groups, including every instance the local
