@@ -195,6 +195,7 @@ func (r *Runner) Run(ctx context.Context, s Spec) ([]Item, error) {
 	if err := r.checkSubnets(ctx, &s); err != nil {
 		return nil, err
 	}
+	r.defaultInstanceType(ctx, &s)
 	img, err := r.image(ctx, &s)
 	if err != nil {
 		return items, err
@@ -237,6 +238,20 @@ func (r *Runner) checkSubnets(ctx context.Context, s *Spec) error {
 		}
 	}
 	return nil
+}
+
+// defaultInstanceType gives the launch template the source instance's type
+// when --instance-type is not set: a template without one cannot launch on
+// AWS. Best effort: on a re-run the source instance may be gone, and the
+// template already exists then.
+func (r *Runner) defaultInstanceType(ctx context.Context, s *Spec) {
+	if s.InstanceType != "" {
+		return
+	}
+	insts, err := r.Cloud.DescribeInstances(ctx, []string{s.FromInstance})
+	if err == nil && len(insts) == 1 {
+		s.InstanceType = insts[0].Type
+	}
 }
 
 func (r *Runner) image(ctx context.Context, s *Spec) (Item, error) {

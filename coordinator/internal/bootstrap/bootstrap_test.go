@@ -34,6 +34,7 @@ type fakeCloud struct {
 	pollsUntilAvailable int
 	failCreateGroup     error
 	n                   int
+	templateType        map[string]string
 }
 
 func newFake() *fakeCloud {
@@ -60,7 +61,7 @@ func (f *fakeCloud) DescribeInstances(_ context.Context, ids []string) ([]cloud.
 	var out []cloud.EC2Instance
 	for _, id := range ids {
 		if st, ok := f.instances[id]; ok {
-			out = append(out, cloud.EC2Instance{ID: id, State: st})
+			out = append(out, cloud.EC2Instance{ID: id, State: st, Type: "c7g.large"})
 		}
 	}
 	return out, nil
@@ -102,6 +103,10 @@ func (f *fakeCloud) CreateLaunchTemplate(_ context.Context, s cloud.LaunchTempla
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.write("CreateLaunchTemplate " + s.Name + " " + s.ImageID)
+	if f.templateType == nil {
+		f.templateType = map[string]string{}
+	}
+	f.templateType[s.Name] = s.InstanceType
 	lt := cloud.LaunchTemplate{ID: "lt-" + s.Name, Name: s.Name, DefaultVersion: 1, LatestVersion: 1}
 	f.templates[s.Name] = &lt
 	return lt, nil
@@ -232,6 +237,9 @@ func TestBootstrapMakesEverythingOnce(t *testing.T) {
 	}
 	if got := strings.Join(kinds, ","); got != "image,launch-template,auto-scaling-group,lifecycle-hook,fleet,policy" {
 		t.Fatalf("items = %s", got)
+	}
+	if got := c.templateType["shoal-web"]; got != "c7g.large" {
+		t.Fatalf("launch template instance type = %q, want the source instance's c7g.large", got)
 	}
 	gs := c.groupSpec["shoal-web"]
 	if gs.Tags[CoordinatorsTag] != "127.0.0.1:7401,127.0.0.1:7402" || strings.Join(gs.SubnetIDs, ",") != "subnet-0a0a0a0a,subnet-0b0b0b0b" || gs.Min != 2 || gs.Max != 8 || gs.Desired != 2 {
