@@ -63,6 +63,10 @@ type Spec struct {
 	ImageTimeout time.Duration
 	PollEvery    time.Duration // 2 s
 	DryRun       bool
+
+	// Copied from the source instance.
+	securityGroups  []string
+	instanceProfile string
 }
 
 var (
@@ -195,7 +199,7 @@ func (r *Runner) Run(ctx context.Context, s Spec) ([]Item, error) {
 	if err := r.checkSubnets(ctx, &s); err != nil {
 		return nil, err
 	}
-	r.defaultInstanceType(ctx, &s)
+	r.fromSource(ctx, &s)
 	img, err := r.image(ctx, &s)
 	if err != nil {
 		return items, err
@@ -240,18 +244,21 @@ func (r *Runner) checkSubnets(ctx context.Context, s *Spec) error {
 	return nil
 }
 
-// defaultInstanceType gives the launch template the source instance's type
-// when --instance-type is not set: a template without one cannot launch on
-// AWS. Best effort: on a re-run the source instance may be gone, and the
-// template already exists then.
-func (r *Runner) defaultInstanceType(ctx context.Context, s *Spec) {
-	if s.InstanceType != "" {
+// fromSource gives the launch template what the source instance runs with:
+// its type unless --instance-type is set (a template without one cannot
+// launch on AWS), its security groups and its instance profile, so the
+// fleet's instances reach what the source instance reached. Best effort: on
+// a re-run the source instance may be gone, and the template exists then.
+func (r *Runner) fromSource(ctx context.Context, s *Spec) {
+	insts, err := r.Cloud.DescribeInstances(ctx, []string{s.FromInstance})
+	if err != nil || len(insts) != 1 {
 		return
 	}
-	insts, err := r.Cloud.DescribeInstances(ctx, []string{s.FromInstance})
-	if err == nil && len(insts) == 1 {
+	if s.InstanceType == "" {
 		s.InstanceType = insts[0].Type
 	}
+	s.securityGroups = insts[0].SecurityGroupIDs
+	s.instanceProfile = insts[0].InstanceProfileARN
 }
 
 func (r *Runner) image(ctx context.Context, s *Spec) (Item, error) {
@@ -318,8 +325,11 @@ func (r *Runner) template(ctx context.Context, s *Spec, imageID string, freshIma
 	if err != nil {
 		return Item{}, fmt.Errorf("describe launch templates: %w", err)
 	}
+	// IMDSv2 only, with instance tags readable there: agents learn their
+	// group and their coordinators from tags.
 	spec := cloud.LaunchTemplateSpec{Name: s.Template, Description: "Shoal fleet " + s.Fleet, ImageID: imageID, InstanceType: s.InstanceType,
-		Tags: map[string]string{"shoal:fleet": s.Fleet}, InstanceTags: map[string]string{"shoal:fleet": s.Fleet}}
+		Tags: map[string]string{"shoal:fleet": s.Fleet}, InstanceTags: map[string]string{"shoal:fleet": s.Fleet},
+		SecurityGroupIDs: s.securityGroups, InstanceProfileARN: s.instanceProfile, IMDSv2Required: true, MetadataTags: true}
 	if len(lts) > 0 {
 		// A re-run that found its image finds the template made from it; an
 		// image baked in this run adds a version, so the group's $Default

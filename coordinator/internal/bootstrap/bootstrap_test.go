@@ -35,6 +35,7 @@ type fakeCloud struct {
 	failCreateGroup     error
 	n                   int
 	templateType        map[string]string
+	templateSpec        map[string]cloud.LaunchTemplateSpec
 }
 
 func newFake() *fakeCloud {
@@ -61,7 +62,7 @@ func (f *fakeCloud) DescribeInstances(_ context.Context, ids []string) ([]cloud.
 	var out []cloud.EC2Instance
 	for _, id := range ids {
 		if st, ok := f.instances[id]; ok {
-			out = append(out, cloud.EC2Instance{ID: id, State: st, Type: "c7g.large"})
+			out = append(out, cloud.EC2Instance{ID: id, State: st, Type: "c7g.large", SecurityGroupIDs: []string{"sg-0fleet"}, InstanceProfileARN: "arn:aws:iam::1:instance-profile/agent"})
 		}
 	}
 	return out, nil
@@ -107,6 +108,10 @@ func (f *fakeCloud) CreateLaunchTemplate(_ context.Context, s cloud.LaunchTempla
 		f.templateType = map[string]string{}
 	}
 	f.templateType[s.Name] = s.InstanceType
+	if f.templateSpec == nil {
+		f.templateSpec = map[string]cloud.LaunchTemplateSpec{}
+	}
+	f.templateSpec[s.Name] = s
 	lt := cloud.LaunchTemplate{ID: "lt-" + s.Name, Name: s.Name, DefaultVersion: 1, LatestVersion: 1}
 	f.templates[s.Name] = &lt
 	return lt, nil
@@ -240,6 +245,9 @@ func TestBootstrapMakesEverythingOnce(t *testing.T) {
 	}
 	if got := c.templateType["shoal-web"]; got != "c7g.large" {
 		t.Fatalf("launch template instance type = %q, want the source instance's c7g.large", got)
+	}
+	if lt := c.templateSpec["shoal-web"]; strings.Join(lt.SecurityGroupIDs, ",") != "sg-0fleet" || lt.InstanceProfileARN == "" || !lt.IMDSv2Required || !lt.MetadataTags {
+		t.Fatalf("launch template = %+v, want the source's security groups and profile, IMDSv2 and tags in metadata", lt)
 	}
 	gs := c.groupSpec["shoal-web"]
 	if gs.Tags[CoordinatorsTag] != "127.0.0.1:7401,127.0.0.1:7402" || strings.Join(gs.SubnetIDs, ",") != "subnet-0a0a0a0a,subnet-0b0b0b0b" || gs.Min != 2 || gs.Max != 8 || gs.Desired != 2 {

@@ -221,6 +221,10 @@ type EC2Instance struct {
 	PrivateIP  string
 	LaunchTime time.Time
 	Tags       map[string]string
+	// SecurityGroupIDs and InstanceProfileARN are what a launch template
+	// baked from this instance should give its instances too.
+	SecurityGroupIDs   []string
+	InstanceProfileARN string
 }
 
 // ImageSpec bakes an image from a running (or stopped) instance.
@@ -255,6 +259,15 @@ type LaunchTemplateSpec struct {
 	UserData     string
 	Tags         map[string]string
 	InstanceTags map[string]string
+	// SecurityGroupIDs and InstanceProfileARN are set on launched instances.
+	SecurityGroupIDs   []string
+	InstanceProfileARN string
+	// IMDSv2Required requires session tokens for instance metadata;
+	// MetadataTags exposes instance tags there (agents read their group and
+	// coordinators from them); MetadataHopLimit 0 keeps the default.
+	IMDSv2Required   bool
+	MetadataTags     bool
+	MetadataHopLimit int32
 }
 
 // LaunchTemplate is a launch template's identity and versions.

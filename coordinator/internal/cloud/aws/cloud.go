@@ -416,6 +416,12 @@ func ec2InstanceFrom(i ec2types.Instance) cloud.EC2Instance {
 	if i.State != nil {
 		out.State = string(i.State.Name)
 	}
+	for _, g := range i.SecurityGroups {
+		out.SecurityGroupIDs = append(out.SecurityGroupIDs, sdkaws.ToString(g.GroupId))
+	}
+	if i.IamInstanceProfile != nil {
+		out.InstanceProfileARN = sdkaws.ToString(i.IamInstanceProfile.Arn)
+	}
 	if i.Placement != nil {
 		out.AZ = sdkaws.ToString(i.Placement.AvailabilityZone)
 	}
@@ -498,6 +504,25 @@ func templateData(s cloud.LaunchTemplateSpec) *ec2types.RequestLaunchTemplateDat
 	}
 	if len(s.InstanceTags) > 0 {
 		d.TagSpecifications = []ec2types.LaunchTemplateTagSpecificationRequest{{ResourceType: ec2types.ResourceTypeInstance, Tags: ec2Tags(s.InstanceTags)}}
+	}
+	if len(s.SecurityGroupIDs) > 0 {
+		d.SecurityGroupIds = s.SecurityGroupIDs
+	}
+	if s.InstanceProfileARN != "" {
+		d.IamInstanceProfile = &ec2types.LaunchTemplateIamInstanceProfileSpecificationRequest{Arn: sdkaws.String(s.InstanceProfileARN)}
+	}
+	if s.IMDSv2Required || s.MetadataTags || s.MetadataHopLimit > 0 {
+		m := &ec2types.LaunchTemplateInstanceMetadataOptionsRequest{}
+		if s.IMDSv2Required {
+			m.HttpTokens = ec2types.LaunchTemplateHttpTokensStateRequired
+		}
+		if s.MetadataTags {
+			m.InstanceMetadataTags = ec2types.LaunchTemplateInstanceMetadataTagsStateEnabled
+		}
+		if s.MetadataHopLimit > 0 {
+			m.HttpPutResponseHopLimit = sdkaws.Int32(s.MetadataHopLimit)
+		}
+		d.MetadataOptions = m
 	}
 	return d
 }
