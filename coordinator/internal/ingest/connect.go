@@ -326,6 +326,9 @@ func (s *Service) routeLocked(rep *shoalv1.InstanceReport) error {
 	if s.cluster.IsLeader() {
 		now := s.cfg.Now()
 		err := s.store.apply(rep, s.cluster.NodeID(), now)
+		if err == nil {
+			s.m.observeLatency(rep, now)
+		}
 		if err == nil && s.onApply != nil {
 			s.onApply(rep, now)
 		}

@@ -102,6 +102,9 @@ func (s *Service) Forward(st forwardStream) error {
 			s.mu.Lock()
 			now := s.cfg.Now()
 			err := s.store.apply(rep, node, now)
+			if err == nil {
+				s.m.observeLatency(rep, now)
+			}
 			if err == nil && s.onApply != nil {
 				s.onApply(rep, now)
 			}
