@@ -189,11 +189,15 @@ func (e *Engine) Register(g *grpc.Server) {
 // node leads, until ctx ends.
 func (e *Engine) Run(ctx context.Context) error {
 	defer e.feed.Close()
+	ingestDone := make(chan struct{})
 	go func() {
+		defer close(ingestDone)
 		if err := e.ingest.Run(ctx); err != nil {
 			e.cfg.Logger.Error("engine: ingest stopped", "err", err)
 		}
 	}()
+	// Returning means nothing of the engine touches raft any more.
+	defer func() { <-ingestDone }()
 	ch, cancel := e.node.Subscribe()
 	defer cancel()
 	t := &term{}
