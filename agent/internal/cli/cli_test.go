@@ -131,3 +131,28 @@ func TestRunStreamsHostMetrics(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadgenFlags(t *testing.T) {
+	cases := []struct {
+		name   string
+		args   []string
+		errHas string
+	}{
+		{"no coordinator", []string{"loadgen", "--fleet", "web", "--agents", "5"}, "coordinator"},
+		{"no agents", []string{"loadgen", "--coordinator", "127.0.0.1:1", "--fleet", "web"}, "agents (0)"},
+		{"warmup past duration", []string{"loadgen", "--coordinator", "127.0.0.1:1", "--fleet", "web", "--agents", "1", "--duration", "1s", "--warmup", "2s"}, "warmup (2s)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			root := NewRoot()
+			root.SetArgs(tc.args)
+			err := root.ExecuteContext(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tc.errHas) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.errHas)
+			}
+		})
+	}
+	if c, _, err := NewRoot().Find([]string{"loadgen"}); err != nil || !c.Hidden {
+		t.Errorf("loadgen command %v hidden=%v, want a hidden command", err, c != nil && c.Hidden)
+	}
+}

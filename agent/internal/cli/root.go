@@ -37,6 +37,6 @@ func NewRoot() *cobra.Command {
 		RunE:          func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
 	}
 	o.bind(root)
-	root.AddCommand(newRunCmd())
+	root.AddCommand(newRunCmd(), newLoadgenCmd())
 	return root
 }
