@@ -4,7 +4,7 @@ GO    ?= go
 BIN   := $(CURDIR)/bin
 # Multi-process suites live in */e2e packages behind the `multiprocess` tag and
 # run one package at a time, so their timing does not compete on 2 cores.
-E2E_PKGS = $(shell $(GO) list -tags multiprocess ./... | grep '/e2e$$')
+E2E_PKGS = $(shell $(GO) list -tags multiprocess ./... | grep -E '/e2e(/|$$)')
 
 BINARIES := \
 	coordinator/cmd/shoal-coordinator \

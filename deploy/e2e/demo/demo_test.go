@@ -1,6 +1,6 @@
 //go:build multiprocess
 
-package e2e
+package demo
 
 import (
 	"bufio"
