@@ -7,6 +7,7 @@
 # leader's CPU (% of one core) and RSS, and stops at the first N that misses
 # p99 < 100 ms or that the generator cannot deliver.
 #   INGEST_AGENTS="500 1000" INGEST_WARMUP=10 INGEST_WINDOW=20 deploy/bench/ingest.sh
+# INGEST_KEEP=1 keeps the nodes' and the generator's logs.
 # The generator runs on the same machine and competes with the cluster for
 # its cores: the figures are a floor for a cluster on its own machines.
 set -euo pipefail
@@ -27,7 +28,7 @@ cleanup() {
 	sleep 1
 	for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
 	wait 2>/dev/null || true
-	rm -rf "$tmp"
+	if [ -n "${INGEST_KEEP:-}" ]; then echo "ingest.sh: logs kept in $tmp" >&2; else rm -rf "$tmp"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -89,7 +90,7 @@ best=
 for n in $AGENTS; do
 	# Each row reuses the previous rows' instance ids and adds new ones.
 	setsid "$BIN/shoal-agent" loadgen --coordinator "$coords" --fleet "$FLEET" --agents "$n" \
-		--interval 1s --metrics 10 --ramp 5s --warmup "${WARMUP}s" --duration "$((WARMUP + WINDOW + 2))s" \
+		--interval 1s --metrics 10 --ramp 5s --warmup "${WARMUP}s" --measure "${WINDOW}s" --duration "$((WARMUP + WINDOW + 2))s" \
 		>"$tmp/lg$n.out" 2>"$tmp/lg$n.err" &
 	lg=$!
 	pids+=("$lg")
@@ -105,6 +106,7 @@ for n in $AGENTS; do
 	verdict=ok
 	if [ "$kept" != true ]; then
 		verdict="generator could not keep up ($sum)"
+		tail -n 3 "$tmp/lg$n.err" | sed "s/^/        /"
 	elif ! awk -v p="$p99" 'BEGIN { exit !(p + 0 < 100) }'; then
 		verdict="FAIL: p99 >= 100 ms"
 	fi

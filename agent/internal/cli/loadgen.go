@@ -38,6 +38,7 @@ func newLoadgenCmd() *cobra.Command {
 	f.DurationVar(&cfg.Interval, "interval", time.Second, "each agent's sample interval")
 	f.DurationVar(&cfg.Duration, "duration", 30*time.Second, "how long to run")
 	f.DurationVar(&cfg.Warmup, "warmup", 0, "start of the run left out of the summary")
+	f.DurationVar(&cfg.Measure, "measure", 0, "length of the summary's window after the warm-up (0: to the end)")
 	f.DurationVar(&cfg.Ramp, "ramp", 5*time.Second, "spread of the streams' first connects")
 	f.IntVar(&cfg.StreamsPerConn, "streams-per-conn", 500, "streams sharing one client connection")
 	f.StringVar(&cfg.IDPrefix, "id-prefix", "lg", "instance ids are i-<prefix><hex index>")

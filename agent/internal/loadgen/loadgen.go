@@ -38,6 +38,9 @@ type Config struct {
 	Duration time.Duration
 	// Warmup is left out of the summary (0: count from the start).
 	Warmup time.Duration
+	// Measure is the summary's window after the warm-up (0: to the end), so
+	// the run can outlast it and its end stays out of the figures.
+	Measure time.Duration
 	// Ramp spreads the streams' first connects (5 s); their sends are spread
 	// over one interval on top, so they never all fire in one millisecond.
 	Ramp time.Duration
@@ -99,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: duration (%s) must be > 0", ErrConfig, c.Duration)
 	case c.Warmup < 0 || c.Warmup >= c.Duration:
 		return fmt.Errorf("%w: warmup (%s) must be >= 0 and < duration (%s)", ErrConfig, c.Warmup, c.Duration)
+	case c.Measure < 0 || c.Warmup+c.Measure > c.Duration:
+		return fmt.Errorf("%w: measure (%s) must be >= 0 and warmup + measure (%s) <= duration (%s)", ErrConfig, c.Measure, c.Warmup+c.Measure, c.Duration)
 	case c.Ramp < 0:
 		return fmt.Errorf("%w: ramp (%s) must be >= 0", ErrConfig, c.Ramp)
 	case c.StreamsPerConn < 1:
@@ -205,7 +210,8 @@ func dialAll(cfg Config) ([]*grpc.ClientConn, error) {
 	return conns, nil
 }
 
-// watch prints progress every tick and returns the summary at the end.
+// watch prints progress every tick and returns the summary of the measured
+// window: from Warmup for Measure (or to the end).
 func watch(ctx context.Context, cfg Config, c *counters, start time.Time) Summary {
 	tick := time.NewTicker(cfg.ProgressEvery)
 	defer tick.Stop()
@@ -213,45 +219,58 @@ func watch(ctx context.Context, cfg Config, c *counters, start time.Time) Summar
 	var base [6]uint64
 	measuring, measureStart := cfg.Warmup == 0, start
 	lastUp := -1
+	var done *Summary
 	snap := func() [6]uint64 {
 		return [6]uint64{c.sent.Load(), c.failed.Load(), c.late.Load(), c.rejected.Load(), c.connects.Load(), c.refused.Load()}
+	}
+	finish := func(now time.Time, end [6]uint64) *Summary {
+		s := sum
+		if !measuring {
+			measureStart, base = now, end
+		}
+		s.UpEnd = lastUp
+		if lastUp < 0 {
+			s.UpEnd = int(c.up.Load())
+		}
+		if s.UpMin < 0 {
+			s.UpMin = s.UpEnd
+		}
+		s.Window = now.Sub(measureStart)
+		s.Expected = uint64(float64(cfg.Agents) * s.Window.Seconds() / cfg.Interval.Seconds())
+		s.Sent, s.Failed, s.Late = end[0]-base[0], end[1]-base[1], end[2]-base[2]
+		s.Rejected, s.Connects, s.Refused = end[3]-base[3], end[4]-base[4], end[5]-base[5]
+		return &s
 	}
 	prev, prevAt := snap(), start
 	for {
 		select {
 		case <-ctx.Done():
-			now := cfg.Now()
-			end := snap()
-			if !measuring {
-				measureStart = now
-				base = end
+			if done == nil {
+				// Streams are closing by now: the last tick saw the end state.
+				done = finish(cfg.Now(), snap())
 			}
-			// Streams are closing by now: the last tick saw the end state.
-			sum.UpEnd = lastUp
-			if lastUp < 0 {
-				sum.UpEnd = int(c.up.Load())
-			}
-			if sum.UpMin < 0 {
-				sum.UpMin = sum.UpEnd
-			}
-			sum.Window = now.Sub(measureStart)
-			sum.Expected = uint64(float64(cfg.Agents) * sum.Window.Seconds() / cfg.Interval.Seconds())
-			sum.Sent, sum.Failed, sum.Late = end[0]-base[0], end[1]-base[1], end[2]-base[2]
-			sum.Rejected, sum.Connects, sum.Refused = end[3]-base[3], end[4]-base[4], end[5]-base[5]
-			return sum
+			return *done
 		case <-tick.C:
 		}
 		now := cfg.Now()
 		cur := snap()
 		up := int(c.up.Load())
+		// Read before this check: a tick that races the end would count
+		// streams already closing.
+		if ctx.Err() != nil {
+			continue
+		}
 		if !measuring && now.Sub(start) >= cfg.Warmup {
 			measuring, measureStart, base = true, now, cur
 		}
-		if measuring && (sum.UpMin < 0 || up < sum.UpMin) {
-			sum.UpMin = up
-		}
-		if measuring {
+		if measuring && done == nil {
+			if sum.UpMin < 0 || up < sum.UpMin {
+				sum.UpMin = up
+			}
 			lastUp = up
+			if cfg.Measure > 0 && now.Sub(measureStart) >= cfg.Measure {
+				done = finish(now, cur)
+			}
 		}
 		if cfg.Progress != nil {
 			dt := now.Sub(prevAt).Seconds()
@@ -263,7 +282,7 @@ func watch(ctx context.Context, cfg Config, c *counters, start time.Time) Summar
 	}
 }
 
-// Metrics returns the names a sample carries for Metrics values.
+// metricNames returns the names a sample carries for Metrics values.
 func metricNames(n int) []string {
 	names := make([]string, 0, n)
 	for i := range n {

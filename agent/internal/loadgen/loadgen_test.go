@@ -149,6 +149,7 @@ func TestValidate(t *testing.T) {
 		{"no agents", func(c *Config) { c.Agents = 0 }, "agents (0)"},
 		{"no duration", func(c *Config) { c.Duration = 0 }, "duration"},
 		{"warmup too long", func(c *Config) { c.Warmup = 2 * time.Second }, "warmup (2s)"},
+		{"measure past the end", func(c *Config) { c.Measure = 2 * time.Second }, "measure (2s)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -169,5 +170,22 @@ func TestMetricNames(t *testing.T) {
 	got := strings.Join(metricNames(10), ",")
 	if got != "cpu,custom_1,custom_2,custom_3,custom_4,disk,load1,mem,net_rx,net_tx" {
 		t.Errorf("got %s", got)
+	}
+}
+
+// TestMeasureWindow: the summary covers warmup..warmup+measure only, not
+// the rest of the run.
+func TestMeasureWindow(t *testing.T) {
+	_, dialer := startFakes(t, []string{"a:1"}, nil)
+	sum, err := Run(context.Background(), Config{
+		Coordinators: []string{"a:1"}, Fleet: "web", Agents: 4, Interval: 50 * time.Millisecond, Ramp: time.Millisecond,
+		Duration: 2 * time.Second, Warmup: 300 * time.Millisecond, Measure: 500 * time.Millisecond,
+		ProgressEvery: 50 * time.Millisecond, DialOptions: []grpc.DialOption{dialer},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.Window < 500*time.Millisecond || sum.Window >= 1700*time.Millisecond || sum.Sent == 0 || sum.UpEnd != 4 {
+		t.Errorf("summary %s: want a window of about 500ms with all 4 streams up", sum)
 	}
 }

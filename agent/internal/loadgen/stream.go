@@ -114,7 +114,9 @@ func (s *stream) session(ctx context.Context, rng *rand.Rand) {
 		b := &shoalv1.SampleBatch{Seq: seq, Ready: true,
 			Samples: []*shoalv1.Sample{{UnixMs: now.UnixMilli(), Values: values}}}
 		if err := st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Batch{Batch: b}}); err != nil {
-			s.c.failed.Add(1)
+			if ctx.Err() == nil { // not the run ending
+				s.c.failed.Add(1)
+			}
 			return
 		}
 		s.c.sent.Add(1)
