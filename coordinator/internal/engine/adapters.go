@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
@@ -119,9 +121,7 @@ func (a agents) Drain(ctx context.Context, id string) error {
 }
 
 // backends builds a fleet's backend set for the LB feed from the registry
-// and the leader's live view: instances in service are active (warming while
-// inside the policy's warm-up), draining ones are draining with the drain
-// deadline, and the rest get no traffic.
+// and the leader's live view.
 func (e *Engine) backends(fleet string) ([]*shoalv1.Backend, error) {
 	f, err := e.node.FSM().Fleet(fleet)
 	if err != nil {
@@ -131,14 +131,21 @@ func (e *Engine) backends(fleet string) ([]*shoalv1.Backend, error) {
 	if err != nil {
 		return nil, err
 	}
+	return backendSet(f, ins, e.cfg.Now(), e.cfg.DrainTimeout), nil
+}
+
+// backendSet maps instances to backends: in service is active (warming
+// while inside the policy's warm-up), draining is draining with its drain
+// deadline, and anything else (pending, unhealthy, terminated, or without an
+// address) gets no traffic.
+func backendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
 	warmup := time.Duration(f.GetPolicy().GetWarmupMs()) * time.Millisecond
-	now := e.cfg.Now()
 	var out []*shoalv1.Backend
 	for _, in := range ins {
 		if in.PrivateIp == "" || f.AppPort == 0 {
 			continue
 		}
-		b := &shoalv1.Backend{InstanceId: in.Id, Address: fmt.Sprintf("%s:%d", in.PrivateIp, f.AppPort), AvailabilityZone: in.AvailabilityZone, Load: load(in)}
+		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: load(in)}
 		changed := time.UnixMilli(in.StateChangedAtUnixMs)
 		switch in.State {
 		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
@@ -148,13 +155,13 @@ func (e *Engine) backends(fleet string) ([]*shoalv1.Backend, error) {
 			}
 		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
 			b.State = shoalv1.BackendState_BACKEND_STATE_DRAINING
-			b.DrainDeadlineUnixMs = changed.Add(e.cfg.DrainTimeout).UnixMilli()
+			b.DrainDeadlineUnixMs = changed.Add(drainTimeout).UnixMilli()
 		default:
 			continue
 		}
 		out = append(out, b)
 	}
-	return out, nil
+	return out
 }
 
 // load is the backend's relative load for the LB's picker: its CPU as a
