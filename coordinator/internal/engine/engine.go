@@ -251,6 +251,20 @@ func (e *Engine) lead(ctx context.Context) {
 		<-ctx.Done()
 		return
 	}
+	// A new leader may not have applied every entry its predecessor
+	// committed (a decision committed just before a crash, say). Nothing
+	// reads the FSM to act until it has: otherwise a pending decision would
+	// be invisible and decided again.
+	for {
+		err := e.node.ReadBarrier(ctx)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil || errors.Is(err, cluster.ErrNotLeader) {
+			return
+		}
+		log.Warn("engine: waiting to catch up before acting", "err", err)
+	}
 	var wg sync.WaitGroup
 	wg.Add(4)
 	go func() { defer wg.Done(); e.scaler.Run(ctx) }()
