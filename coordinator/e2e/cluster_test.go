@@ -184,7 +184,12 @@ func snapshotIndex(n *node) uint64 {
 	var best uint64
 	entries, _ := os.ReadDir(filepath.Join(n.dir, "snapshots"))
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(n.dir, "snapshots", e.Name(), "state.bin")); err != nil {
+		// raft writes a snapshot under NAME.tmp and renames it when done;
+		// an unfinished one must not count (a restart could not load it).
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(n.dir, "snapshots", e.Name(), "meta.json")); err != nil {
 			continue
 		}
 		var term, idx, millis uint64
