@@ -153,10 +153,6 @@ func (s *Scaler) scaleInBlocked(ctx context.Context, v *view) string {
 // victims picks n instances to drain: balanced across AZs first (always
 // from the AZ with the most candidates), then least loaded, then newest id.
 func (s *Scaler) victims(v *view, n int) []string {
-	var latest map[string]map[string]float64
-	if s.deps.Metrics != nil {
-		latest = s.deps.Metrics.Latest(v.f.Name)
-	}
 	metric := "cpu"
 	if p := v.f.Policy; p != nil && len(p.TargetTracking) > 0 {
 		metric = p.TargetTracking[0].Metric
@@ -175,13 +171,13 @@ func (s *Scaler) victims(v *view, n int) []string {
 			continue
 		}
 		load := math.Inf(1)
-		if m, ok := latest[id]; ok {
+		if m, ok := v.latest[id]; ok {
 			if x, ok := m[metric]; ok {
 				load = x
 			}
 		}
 		// An instance with no metrics serves no one we can see; it goes first.
-		if _, ok := latest[id]; !ok {
+		if _, ok := v.latest[id]; !ok {
 			load = math.Inf(-1)
 		}
 		byAZ[gi.AZ] = append(byAZ[gi.AZ], cand{id: id, az: gi.AZ, load: load})
@@ -228,16 +224,12 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		Now: s.cfg.Now(), Policy: v.f.Policy, Min: v.lo, Max: v.hi, Current: cur,
 		Aggregates: map[string]float64{},
 	}
-	var latest map[string]map[string]float64
-	if s.deps.Metrics != nil {
-		latest = s.deps.Metrics.Latest(v.f.Name)
-	}
 	for id, in2 := range v.insts {
 		gi, ok := v.inGroup[id]
 		if !ok || in2.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
 			continue
 		}
-		di := decide.Instance{ID: id, Metrics: latest[id]}
+		di := decide.Instance{ID: id, Metrics: v.latest[id]}
 		if in2.State == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
 			di.InService = time.UnixMilli(in2.StateChangedAtUnixMs)
 		}

@@ -247,6 +247,8 @@ type view struct {
 	draining int32
 	// lo and hi are the bounds both Shoal and the group allow.
 	lo, hi int32
+	// latest is each reporting instance's metrics, read once per tick.
+	latest map[string]map[string]float64
 }
 
 // current is the capacity Shoal counts: the group's desired capacity less
@@ -298,6 +300,9 @@ func (s *Scaler) look(f *shoalv1.Fleet, g *cloud.Group) *view {
 		}
 	}
 	v.lo, v.hi = max(f.Min, g.Min), min(f.Max, g.Max)
+	if s.deps.Metrics != nil {
+		v.latest = s.deps.Metrics.Latest(f.Name)
+	}
 	return v
 }
 
@@ -315,10 +320,6 @@ func (s *Scaler) apply(ctx context.Context, cmd fsm.Command) (*fsm.Result, error
 // group, and flags disagreements.
 func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 	now := s.cfg.Now()
-	var latest map[string]map[string]float64
-	if s.deps.Metrics != nil {
-		latest = s.deps.Metrics.Latest(v.f.Name)
-	}
 	flags := map[string]string{}
 	for id, gi := range v.inGroup {
 		s.mu.Lock()
@@ -339,7 +340,7 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 			v.insts[id] = reg
 			continue
 		}
-		_, reporting := latest[id]
+		_, reporting := v.latest[id]
 		if !reporting && gi.LifecycleState == cloud.LifecycleInService && now.Sub(first) > s.cfg.AgentGrace {
 			flags[id] = fmt.Sprintf("agent never reported within %v of launch", s.cfg.AgentGrace)
 		}
