@@ -27,8 +27,12 @@ var errWait = errors.New("wait")
 
 // applyPending finishes every pending decision of the fleet, oldest first:
 // all but the newest are superseded, the newest is applied unless the group
-// already has its capacity. It reports whether a decision is still pending,
-// in which case nothing new is decided this tick.
+// already has its capacity. It reports whether nothing new may be decided
+// this tick: a decision is still pending, or one was just acted on. In the
+// second case v was read before the action (the group's desired capacity,
+// the instances just marked draining), so a decision from it would start
+// from the capacity the pending decision left and step twice; the next tick
+// reads the world again.
 func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool {
 	ds, err := s.deps.Store.Decisions(v.f.Name, 0)
 	if err != nil {
@@ -54,7 +58,6 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 	err = s.act(ctx, fs, v, d)
 	switch {
 	case errors.Is(err, errWait):
-		return true
 	case err != nil:
 		s.finish(ctx, d, failed, err, "")
 	default:
@@ -64,7 +67,9 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 			fs.decide = fs.decide.Record(s.cfg.Now(), d.From, d.To)
 		}
 	}
-	return false
+	// Even a failed act may have changed the world (a scale-in that marked
+	// some victims before an error), so v is stale either way.
+	return true
 }
 
 func (s *Scaler) finish(ctx context.Context, d *shoalv1.Decision, st shoalv1.DecisionStatus, cause error, note string) {

@@ -483,3 +483,64 @@ func TestNewLeaderHoldsScaleInForTheWindow(t *testing.T) {
 		t.Fatalf("decisions = %v, want one scale-in to 2 once the window passed", ds)
 	}
 }
+
+// A leader that finishes a predecessor's pending decision must not decide
+// again in the same tick: its view of the group and the registry was read
+// before it acted, so a decision from it would start from the capacity the
+// pending decision just left (a double step; seen as "6 → 4 after the
+// previous ended at 5" in the crash-and-scale test).
+func TestFinishingAPendingDecisionNeverDecidesFromAStaleView(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		groupAt, to  int32
+		cpu          float64
+		wantDraining int
+	}{
+		{"scale-out", 2, 4, 150, 0},
+		{"scale-in", 6, 5, 30, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.groupAt, cpuPolicy())
+			h.tick() // registers the group's instances
+			ids := h.ids(cloud.LifecycleInService)
+			for _, id := range ids {
+				h.store.must(fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE))
+			}
+			h.met.set(ids, "cpu", tc.cpu)
+			// The previous leader committed this and died before acting.
+			h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: tc.groupAt, To: tc.to, Reason: "test", Source: fsm.SourceAuto}))
+			h.clk.Add(time.Second)
+			h.tick()
+
+			ds := h.decisions()
+			if len(ds) != 1 || ds[0].Status != applied {
+				t.Fatalf("decisions after finishing the pending one = %v, want only it, applied", ds)
+			}
+			draining := 0
+			for _, id := range ids {
+				if h.state(id) == shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+					draining++
+				}
+			}
+			if draining != tc.wantDraining {
+				t.Fatalf("draining = %d, want %d", draining, tc.wantDraining)
+			}
+			// Later ticks decide from where the pending decision ended.
+			for i := 0; i < 5; i++ {
+				h.clk.Add(time.Second)
+				h.met.set(h.ids(cloud.LifecycleInService), "cpu", tc.cpu)
+				h.tick()
+			}
+			prev := int32(-1)
+			for _, d := range h.decisions() {
+				if d.Status == superseded {
+					continue
+				}
+				if prev >= 0 && d.From != prev {
+					t.Fatalf("decision %d goes %d → %d after the previous ended at %d: %v", d.Id, d.From, d.To, prev, h.decisions())
+				}
+				prev = d.To
+			}
+		})
+	}
+}
