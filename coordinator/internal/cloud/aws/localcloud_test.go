@@ -30,12 +30,18 @@ func openLocal(t *testing.T, lc *cloudtest.LocalCloud) *Cloud {
 	return cl
 }
 
-// waitGroup polls DescribeGroups until cond holds for the group.
+// waitGroup polls DescribeGroups every 50 ms until cond holds for the group,
+// for up to 20 s. It polls because what it waits for is the local cloud's
+// own work in another process: its reconcile loop, and instance processes
+// exiting after SIGTERM.
 func waitGroup(t *testing.T, cl *Cloud, name, what string, cond func(cloud.Group) bool) cloud.Group {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	var last cloud.Group
-	for time.Now().Before(deadline) {
+	for {
 		gs, err := cl.DescribeGroups(context.Background(), []string{name})
 		if err != nil {
 			t.Fatal(err)
@@ -46,10 +52,13 @@ func waitGroup(t *testing.T, cl *Cloud, name, what string, cond func(cloud.Group
 				return last
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s; group is %+v", what, last)
+			return last
+		case <-tick.C:
+		}
 	}
-	t.Fatalf("timed out waiting for %s; group is %+v", what, last)
-	return last
 }
 
 func countState(g cloud.Group, state string) int {
@@ -275,22 +284,18 @@ func TestLocalCloudBootstrapCalls(t *testing.T) {
 		t.Fatalf("RunInstances = %+v, %v", insts, err)
 	}
 	builder := insts[0].ID
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got, err := cl.DescribeInstances(ctx, []string{builder})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == 1 && got[0].State == "running" {
-			if got[0].AZ != subnets[0].AZ || got[0].Tags["Name"] != "builder" || got[0].PrivateIP == "" {
-				t.Fatalf("instance = %+v", got[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("builder never running: %+v", got)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Past the boot delay on the local cloud's clock (cloudtest starts it
+	// with 200 ms); moving the clock runs a reconcile pass before it answers.
+	lc.Advance(time.Second)
+	got, err := cl.DescribeInstances(ctx, []string{builder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != "running" {
+		t.Fatalf("builder past its boot delay = %+v, want running", got)
+	}
+	if got[0].AZ != subnets[0].AZ || got[0].Tags["Name"] != "builder" || got[0].PrivateIP == "" {
+		t.Fatalf("instance = %+v", got[0])
 	}
 	image, err := cl.CreateImage(ctx, cloud.ImageSpec{InstanceID: builder, Name: "shoal-web-1", Tags: map[string]string{"shoal:fleet": "web"}})
 	if err != nil || image == "" {
