@@ -156,7 +156,12 @@ func (r *fakeRegistry) state(id string) shoalv1.InstanceState {
 }
 
 // network routes dials by node name: to bufconn listeners, or with tcp set
-// (the benchmark) to real loopback TCP ports.
+// (the benchmark) to real loopback TCP ports. Only bufconn works inside a
+// synctest bubble, and only when the network, its nodes and its clients are
+// all made in the bubble: a bufconn read or write waits on a sync.Cond,
+// which is durably blocking, while a goroutine waiting on a socket (or on a
+// channel made outside the bubble) keeps the bubble busy, so its fake clock
+// never moves and synctest.Wait never returns.
 type network struct {
 	tcp     bool
 	mu      sync.Mutex
