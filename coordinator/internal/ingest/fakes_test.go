@@ -379,19 +379,3 @@ func advance(d time.Duration) {
 	time.Sleep(d)
 	synctest.Wait()
 }
-
-// eventually checks cond whenever the bubble is idle, moving its fake clock
-// on a step at a time, for up to wait of fake time. Use it for what takes
-// several of the service's periods; where one period decides, advance by
-// that period and check once.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	synctest.Wait()
-	for !cond() {
-		if !time.Now().Before(deadline) {
-			t.Fatalf("no %s after %s", what, wait)
-		}
-		advance(10 * time.Millisecond)
-	}
-}

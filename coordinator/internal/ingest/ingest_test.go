@@ -157,7 +157,11 @@ func cluster2(t testing.TB, edit func(*Config)) (*network, *testNode, *testNode,
 	reg := newRegistry()
 	l := startNode(t, nw, "L", true, "L", reg, true, edit)
 	f := startNode(t, nw, "F", false, "L", reg, true, edit)
-	eventually(t, "forward stream from the follower", f.svc.forwarding)
+	// The follower opens its stream at once; nothing in it waits on a timer.
+	synctest.Wait()
+	if !f.svc.forwarding() {
+		t.Fatal("the follower has no forward stream to the leader")
+	}
 	return nw, l, f, reg
 }
 
