@@ -123,9 +123,14 @@ func New(ctx context.Context, cfg Config, node *cluster.Node) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, node: node}
-	ic := cfg.Ingest
+	// Only --agent-stale-after reaches ingest from the flags; the rest of
+	// cfg.Ingest is not read.
+	ic := ingest.DefaultConfig()
+	if cfg.Ingest.StaleAfter != 0 {
+		ic.StaleAfter = cfg.Ingest.StaleAfter
+	}
 	ic.Logger, ic.Registerer = cfg.Logger.With("component", "ingest"), cfg.Registerer
-	if ic.MaxCustomMetrics == 0 {
+	if cfg.MaxCustomMetrics > 0 {
 		ic.MaxCustomMetrics = cfg.MaxCustomMetrics
 	}
 	st := store{node: node}

@@ -118,15 +118,22 @@ func report(t *testing.T, st shoalv1.BackendService_WatchBackendsClient, unixMS 
 	}
 }
 
-// eventually polls cond until it holds or a generous deadline passes.
+// eventually checks cond every 5 ms until it holds, for up to 10 s. It polls
+// because the streams run over loopback TCP (a follower dials its leader
+// with rpc.Dial), which no synctest bubble can hold, and the service sends
+// nothing back when it has taken a report in.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

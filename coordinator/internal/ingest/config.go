@@ -50,7 +50,8 @@ var (
 // this one refuses its stream (agent/internal/stream uses the same key).
 const LeaderHintKey = "shoal-leader-rpc-addr"
 
-// Config tunes the service. Zero fields take the defaults.
+// Config tunes the service. Start from DefaultConfig: Validate refuses zero
+// values rather than guessing what they meant.
 type Config struct {
 	// MaxBatchSamples bounds one SampleBatch (default 900: a full agent
 	// buffer after 15 minutes away is sent in smaller batches anyway).
@@ -82,43 +83,32 @@ type Config struct {
 	DrainTimeout time.Duration
 	// DialOptions are appended to rpc.DialOptions for the Forward stream.
 	DialOptions []grpc.DialOption
-	Now         func() time.Time
-	Logger      *slog.Logger
+	// Now reads the time that samples and silences are judged by (time.Now).
+	// The loops tick on the runtime's timers, so tests that move time run
+	// under testing/synctest rather than swap this alone.
+	Now    func() time.Time
+	Logger *slog.Logger
 	// Registerer gets the ingest counters; nil registers nothing.
 	Registerer prometheus.Registerer
 }
 
-// WithDefaults fills the unset fields.
-func (c Config) WithDefaults() Config {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
+// DefaultConfig returns the production settings.
+func DefaultConfig() Config {
+	return Config{
+		MaxBatchSamples:  900,
+		MaxFuture:        10 * time.Second,
+		MaxAge:           15 * time.Minute,
+		MaxCustomMetrics: 32,
+		RingSize:         900,
+		StaleAfter:       5 * time.Second,
+		ReconcileEvery:   time.Second,
+		ForwardEvery:     50 * time.Millisecond,
+		CommitTimeout:    5 * time.Second,
+		HelloTimeout:     10 * time.Second,
+		DrainTimeout:     5 * time.Minute,
+		Now:              time.Now,
+		Logger:           slog.Default(),
 	}
-	if c.MaxBatchSamples == 0 {
-		c.MaxBatchSamples = 900
-	}
-	if c.MaxCustomMetrics == 0 {
-		c.MaxCustomMetrics = 32
-	}
-	if c.RingSize == 0 {
-		c.RingSize = 900
-	}
-	def(&c.MaxFuture, 10*time.Second)
-	def(&c.MaxAge, 15*time.Minute)
-	def(&c.StaleAfter, 5*time.Second)
-	def(&c.ReconcileEvery, time.Second)
-	def(&c.ForwardEvery, 50*time.Millisecond)
-	def(&c.CommitTimeout, 5*time.Second)
-	def(&c.HelloTimeout, 10*time.Second)
-	def(&c.DrainTimeout, 5*time.Minute)
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
@@ -139,6 +129,12 @@ func (c Config) Validate() error {
 		if f.v <= 0 {
 			return fmt.Errorf("%w: %s (%s) must be > 0", ErrConfig, f.name, f.v)
 		}
+	}
+	switch {
+	case c.Now == nil:
+		return fmt.Errorf("%w: now: required (time.Now in production)", ErrConfig)
+	case c.Logger == nil:
+		return fmt.Errorf("%w: logger: required", ErrConfig)
 	}
 	return nil
 }

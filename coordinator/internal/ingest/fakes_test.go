@@ -9,6 +9,7 @@ import (
 	"sort"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc"
@@ -19,6 +20,8 @@ import (
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
+// wait bounds every wait in these tests: real time for the few that run
+// outside a synctest bubble, the bubble's fake time for the rest.
 const wait = 10 * time.Second
 
 // fakeCluster is leadership a test can flip.
@@ -153,7 +156,12 @@ func (r *fakeRegistry) state(id string) shoalv1.InstanceState {
 }
 
 // network routes dials by node name: to bufconn listeners, or with tcp set
-// (the benchmark) to real loopback TCP ports.
+// (the benchmark) to real loopback TCP ports. Only bufconn works inside a
+// synctest bubble, and only when the network, its nodes and its clients are
+// all made in the bubble: a bufconn read or write waits on a sync.Cond,
+// which is durably blocking, while a goroutine waiting on a socket (or on a
+// channel made outside the bubble) keeps the bubble busy, so its fake clock
+// never moves and synctest.Wait never returns.
 type network struct {
 	tcp     bool
 	mu      sync.Mutex
@@ -204,14 +212,17 @@ func (nw *network) listen(t testing.TB, name string) net.Listener {
 type testNode struct {
 	svc     *Service
 	cluster *fakeCluster
+	cfg     Config
 }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// testConfig is fast: the loops tick every 20 ms and silence counts after 300 ms.
+// testConfig is the production configuration, quiet. The tests that wait on
+// its periods run in a synctest bubble, where they cost no real time.
 func testConfig() Config {
-	return Config{ReconcileEvery: 20 * time.Millisecond, ForwardEvery: 20 * time.Millisecond, StaleAfter: 300 * time.Millisecond,
-		HelloTimeout: 2 * time.Second, CommitTimeout: time.Second, Logger: quiet()}
+	c := DefaultConfig()
+	c.Logger = quiet()
+	return c
 }
 
 // startNode serves a Service named name on the network; run starts its loops.
@@ -243,7 +254,7 @@ func startNode(t testing.TB, nw *network, name string, leader bool, leaderAddr s
 		srv.Stop()
 		<-done
 	})
-	return &testNode{svc: svc, cluster: cl}
+	return &testNode{svc: svc, cluster: cl, cfg: cfg}
 }
 
 // testAgent is a raw AgentService client, as shoal-agent would speak it.
@@ -254,7 +265,9 @@ type testAgent struct {
 	acks    chan *shoalv1.BatchAck
 	cmds    chan *shoalv1.AgentCommand
 	done    chan error
-	seq     uint64
+	// sendMu serialises sends: a gRPC stream takes one sender at a time.
+	sendMu sync.Mutex
+	seq    uint64
 }
 
 func hello(id string, started int64) *shoalv1.AgentHello {
@@ -307,11 +320,47 @@ func connect(t testing.TB, nw *network, addr string, h *shoalv1.AgentHello) (*te
 
 func (a *testAgent) send(t testing.TB, ready bool, samples ...*shoalv1.Sample) {
 	t.Helper()
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
 	a.seq++
 	if err := a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Batch{Batch: &shoalv1.SampleBatch{
 		Seq: a.seq, Samples: samples, Ready: ready}}}); err != nil {
 		t.Fatalf("send batch: %v", err)
 	}
+}
+
+// sendRaw sends m without failing the test: for goroutines, and for
+// messages sent after the stream may have ended.
+func (a *testAgent) sendRaw(m *shoalv1.ConnectRequest) error {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	return a.st.Send(m)
+}
+
+// every sends a ready sample of vals each period until the test ends, as a
+// running agent does.
+func (a *testAgent) every(t testing.TB, period time.Duration, vals ...any) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(period)
+		defer tk.Stop()
+		for {
+			a.sendMu.Lock()
+			a.seq++
+			// An error means the stream ended; the test sees that itself.
+			_ = a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Batch{Batch: &shoalv1.SampleBatch{
+				Seq: a.seq, Ready: true, Samples: []*shoalv1.Sample{smp(time.Now(), vals...)}}}})
+			a.sendMu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-done })
 }
 
 func smp(ts time.Time, kv ...any) *shoalv1.Sample {
@@ -322,14 +371,11 @@ func smp(ts time.Time, kv ...any) *shoalv1.Sample {
 	return &shoalv1.Sample{UnixMs: ts.UnixMilli(), Values: v}
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+// advance moves a synctest bubble's fake clock on by d, and returns once
+// everything that was due by then has run. synctest.Wait panics outside a
+// bubble, so this never sleeps in real time.
+func advance(d time.Duration) {
+	synctest.Wait()
+	time.Sleep(d)
+	synctest.Wait()
 }

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"math"
 	"strings"
-	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -124,185 +124,211 @@ func TestBadSamplesRejectedAndCounted(t *testing.T) {
 }
 
 func TestDuplicateInstanceOnOneNode(t *testing.T) {
-	nw := &network{}
-	startNode(t, nw, "n1", true, "n1", newRegistry(), true, nil)
-	first, err := connect(t, nw, "n1", hello("i-1", 100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = connect(t, nw, "n1", hello("i-1", 200))
-	if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "i-1 is already streaming") {
-		t.Fatalf("second agent: err = %v, want AlreadyExists", err)
-	}
-	// The same agent reconnecting (same start time) replaces its old stream.
-	if _, err := connect(t, nw, "n1", hello("i-1", 100)); err != nil {
-		t.Fatalf("same agent reconnecting: %v", err)
-	}
-	select {
-	case err := <-first.done:
-		if status.Code(err) != codes.Aborted {
-			t.Errorf("old stream ended with %v, want Aborted", err)
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		startNode(t, nw, "n1", true, "n1", newRegistry(), true, nil)
+		first, err := connect(t, nw, "n1", hello("i-1", 100))
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(wait):
-		t.Fatal("old stream not closed")
-	}
+		_, err = connect(t, nw, "n1", hello("i-1", 200))
+		if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "i-1 is already streaming") {
+			t.Fatalf("second agent: err = %v, want AlreadyExists", err)
+		}
+		// The same agent reconnecting (same start time) replaces its old stream.
+		if _, err := connect(t, nw, "n1", hello("i-1", 100)); err != nil {
+			t.Fatalf("same agent reconnecting: %v", err)
+		}
+		select {
+		case err := <-first.done:
+			if status.Code(err) != codes.Aborted {
+				t.Errorf("old stream ended with %v, want Aborted", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("old stream not closed")
+		}
+	})
 }
 
-// cluster2 starts a leader "L" and a follower "F" sharing one registry.
+// cluster2 starts a leader "L" and a follower "F" sharing one registry, and
+// waits for F's forward stream. Call it inside a synctest bubble.
 func cluster2(t testing.TB, edit func(*Config)) (*network, *testNode, *testNode, *fakeRegistry) {
 	nw := &network{}
 	reg := newRegistry()
 	l := startNode(t, nw, "L", true, "L", reg, true, edit)
 	f := startNode(t, nw, "F", false, "L", reg, true, edit)
-	eventually(t, "the follower's forward stream", f.svc.forwarding)
+	// The follower opens its stream at once; nothing in it waits on a timer.
+	synctest.Wait()
+	if !f.svc.forwarding() {
+		t.Fatal("the follower has no forward stream to the leader")
+	}
 	return nw, l, f, reg
 }
 
 func TestDuplicateInstanceAcrossNodes(t *testing.T) {
-	// The first agent must stay fresh however slow the machine is.
-	nw, l, _, _ := cluster2(t, func(c *Config) { c.StaleAfter = time.Minute })
-	a, err := connect(t, nw, "L", hello("i-1", 100))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.send(t, true, smp(time.Now(), "cpu", 1.0))
-	eventually(t, "i-1 on the leader", func() bool { return len(l.svc.Aggregates("web", time.Minute)) > 0 })
-	b, err := connect(t, nw, "F", hello("i-1", 200))
-	if err != nil {
-		t.Fatalf("the follower cannot know yet, so it accepts: %v", err)
-	}
-	b.send(t, true, smp(time.Now(), "cpu", 2.0))
-	select {
-	case err := <-b.done:
-		if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "streams to node L") {
-			t.Fatalf("second agent ended with %v, want AlreadyExists naming node L", err)
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, _, _ := cluster2(t, nil)
+		a, err := connect(t, nw, "L", hello("i-1", 100))
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(wait):
-		t.Fatal("the leader did not refuse the second agent")
-	}
+		a.send(t, true, smp(time.Now(), "cpu", 1.0))
+		synctest.Wait()
+		if len(l.svc.Aggregates("web", time.Minute)) == 0 {
+			t.Fatal("the leader has not applied the batch of the agent streaming to it")
+		}
+		b, err := connect(t, nw, "F", hello("i-1", 200))
+		if err != nil {
+			t.Fatalf("the follower cannot know yet, so it accepts: %v", err)
+		}
+		b.send(t, true, smp(time.Now(), "cpu", 2.0))
+		select {
+		case err := <-b.done:
+			if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "streams to node L") {
+				t.Fatalf("second agent ended with %v, want AlreadyExists naming node L", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("the leader did not refuse the second agent")
+		}
+	})
 }
 
 func TestFollowerForwardsAndDrainReachesAgent(t *testing.T) {
-	nw, l, _, reg := cluster2(t, nil)
-	a, err := connect(t, nw, "F", hello("i-7", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.welcome.GetNodeId() != "F" || a.welcome.GetLeaderRpcAddr() != "L" {
-		t.Errorf("welcome = %v", a.welcome)
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tk := time.NewTicker(20 * time.Millisecond)
-		defer tk.Stop()
-		for {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, f, reg := cluster2(t, nil)
+		a, err := connect(t, nw, "F", hello("i-7", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.welcome.GetNodeId() != "F" || a.welcome.GetLeaderRpcAddr() != "L" {
+			t.Errorf("welcome = %v", a.welcome)
+		}
+		a.every(t, time.Second, "cpu", 42.0, "queue", 3.0)
+		// The follower forwards within ForwardEvery and the leader registers
+		// at its next reconcile.
+		advance(f.cfg.ForwardEvery + l.cfg.ReconcileEvery)
+		if st := reg.state("i-7"); st != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			t.Fatalf("state through the follower = %s, want in service", st)
+		}
+		ins, err := l.svc.Instances("web")
+		if err != nil || len(ins) != 1 {
+			t.Fatalf("Instances = %v, %v", ins, err)
+		}
+		if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 ||
+			in.GetLastReportAgeMs() > (time.Second+f.cfg.ForwardEvery).Milliseconds() || !in.GetReady() {
+			t.Errorf("instance = %v", in)
+		}
+		if agg := l.svc.Aggregates("web", 10*time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
+			t.Errorf("cpu aggregate = %+v", agg)
+		}
+
+		go func() {
 			select {
-			case <-stop:
-				return
-			case <-tk.C:
-				a.seq++
-				_ = a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Batch{Batch: &shoalv1.SampleBatch{
-					Seq: a.seq, Ready: true, Samples: []*shoalv1.Sample{smp(time.Now(), "cpu", 42.0, "queue", 3.0)}}}})
+			case cmd := <-a.cmds:
+				_ = a.sendRaw(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_CommandResult{CommandResult: &shoalv1.CommandResult{
+					Id: cmd.GetId(), Kind: cmd.GetKind(), Ok: cmd.GetKind() == shoalv1.CommandKind_COMMAND_KIND_DRAIN, Output: "bye"}}})
+			case <-time.After(wait):
 			}
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		res, err := l.svc.Drain(ctx, "i-7")
+		if err != nil || !res.GetOk() || res.GetOutput() != "bye" {
+			t.Fatalf("Drain = %v, %v", res, err)
 		}
-	}()
-	defer func() { close(stop); wg.Wait() }()
-
-	eventually(t, "i-7 in service through the follower", func() bool {
-		return reg.state("i-7") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+		if st := reg.state("i-7"); st != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+			t.Errorf("state after drain = %s", st)
+		}
+		if _, err := l.svc.Drain(ctx, "i-nope"); !errors.Is(err, ErrNotConnected) {
+			t.Errorf("drain of an unknown instance: %v", err)
+		}
 	})
-	ins, err := l.svc.Instances("web")
-	if err != nil || len(ins) != 1 {
-		t.Fatalf("Instances = %v, %v", ins, err)
-	}
-	if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 || in.GetLastReportAgeMs() > 5000 || !in.GetReady() {
-		t.Errorf("instance = %v", in)
-	}
-	if agg := l.svc.Aggregates("web", 10*time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
-		t.Errorf("cpu aggregate = %+v", agg)
-	}
-
-	go func() {
-		select {
-		case cmd := <-a.cmds:
-			a.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_CommandResult{CommandResult: &shoalv1.CommandResult{
-				Id: cmd.GetId(), Kind: cmd.GetKind(), Ok: cmd.GetKind() == shoalv1.CommandKind_COMMAND_KIND_DRAIN, Output: "bye"}}})
-		case <-time.After(wait):
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	res, err := l.svc.Drain(ctx, "i-7")
-	if err != nil || !res.GetOk() || res.GetOutput() != "bye" {
-		t.Fatalf("Drain = %v, %v", res, err)
-	}
-	if st := reg.state("i-7"); st != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
-		t.Errorf("state after drain = %s", st)
-	}
-	if _, err := l.svc.Drain(ctx, "i-nope"); !errors.Is(err, ErrNotConnected) {
-		t.Errorf("drain of an unknown instance: %v", err)
-	}
 }
 
 func TestFollowerOnlyCallsRefused(t *testing.T) {
-	_, _, f, _ := cluster2(t, nil)
-	if _, err := f.svc.Drain(context.Background(), "i-1"); !errors.Is(err, ErrNotLeader) {
-		t.Errorf("Drain on a follower: %v", err)
-	}
-	if _, err := f.svc.Instances(""); !errors.Is(err, ErrNotLeader) {
-		t.Errorf("Instances on a follower: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		_, _, f, _ := cluster2(t, nil)
+		if _, err := f.svc.Drain(context.Background(), "i-1"); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Drain on a follower: %v", err)
+		}
+		if _, err := f.svc.Instances(""); !errors.Is(err, ErrNotLeader) {
+			t.Errorf("Instances on a follower: %v", err)
+		}
+	})
 }
 
 func TestFollowerWithoutLeaderLinkRedirects(t *testing.T) {
-	nw := &network{}
-	startNode(t, nw, "F", false, "L", newRegistry(), false, nil)
-	_, err := connect(t, nw, "F", hello("i-1", 1))
-	if s, _ := status.FromError(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "leader at L") {
-		t.Fatalf("err = %v, want Unavailable naming the leader", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		startNode(t, nw, "F", false, "L", newRegistry(), false, nil)
+		_, err := connect(t, nw, "F", hello("i-1", 1))
+		if s, _ := status.FromError(err); s.Code() != codes.Unavailable || !strings.Contains(s.Message(), "leader at L") {
+			t.Fatalf("err = %v, want Unavailable naming the leader", err)
+		}
+	})
 }
 
 func TestStaleThenGoodbye(t *testing.T) {
-	nw := &network{}
-	reg := newRegistry()
-	startNode(t, nw, "n1", true, "n1", reg, true, nil)
-	quiet, err := connect(t, nw, "n1", hello("i-quiet", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "in service", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		reg := newRegistry()
+		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
+		every, stale := n.cfg.ReconcileEvery, n.cfg.StaleAfter
+		state := func(id string) shoalv1.InstanceState { return reg.state(id) }
+		const inService, unhealthy = shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY
+
+		quiet, err := connect(t, nw, "n1", hello("i-quiet", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
 		quiet.send(t, true, smp(time.Now(), "cpu", 1.0))
-		return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
-	})
-	eventually(t, "unhealthy once silent", func() bool { return reg.state("i-quiet") == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY })
+		last := time.Now()
+		advance(every)
+		if got := state("i-quiet"); got != inService {
+			t.Fatalf("one reconcile after a ready sample: %s, want in service", got)
+		}
+		// Silent, but the stream stays up: fresh until StaleAfter has passed,
+		// unhealthy at the first reconcile after that.
+		advance(time.Until(last.Add(stale)) - time.Millisecond)
+		if got := state("i-quiet"); got != inService {
+			t.Fatalf("silent for less than %s: %s, want in service", stale, got)
+		}
+		advance(every + time.Millisecond)
+		if got := state("i-quiet"); got != unhealthy {
+			t.Fatalf("silent for %s and a reconcile: %s, want unhealthy", time.Since(last), got)
+		}
 
-	bye, err := connect(t, nw, "n1", hello("i-bye", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "registered", func() bool {
+		bye, err := connect(t, nw, "n1", hello("i-bye", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
 		bye.send(t, true, smp(time.Now(), "cpu", 1.0))
-		_, ok := reg.Instance("i-bye")
-		return ok
-	})
-	if err := bye.st.Send(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "left", func() bool { _, ok := reg.Instance("i-bye"); return !ok })
-	bye.cancel()
+		advance(every)
+		if _, ok := reg.Instance("i-bye"); !ok {
+			t.Fatal("i-bye not registered one reconcile after its first sample")
+		}
+		if err := bye.sendRaw(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
+			t.Fatal(err)
+		}
+		advance(every)
+		if _, ok := reg.Instance("i-bye"); ok {
+			t.Fatal("i-bye still registered one reconcile after its goodbye")
+		}
+		bye.cancel()
+		// The node must have seen that stream end before the restarted agent
+		// connects, or it rightly refuses a second agent for a live id.
+		synctest.Wait()
 
-	// The agent restarts (a new start time) and registers again.
-	back, err := connect(t, nw, "n1", hello("i-bye", 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "back in service", func() bool {
+		// The agent restarts (a new start time) and registers again.
+		back, err := connect(t, nw, "n1", hello("i-bye", 2))
+		if err != nil {
+			t.Fatal(err)
+		}
 		back.send(t, true, smp(time.Now(), "cpu", 1.0))
-		return reg.state("i-bye") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+		advance(every)
+		if got := state("i-bye"); got != inService {
+			t.Fatalf("restarted agent: %s, want in service", got)
+		}
 	})
 }
 
@@ -310,99 +336,97 @@ func TestStaleThenGoodbye(t *testing.T) {
 // counts registry commits: one registration and at most one state change per
 // agent, and none at all once the fleet is steady however long it streams.
 func TestRaftSeesOnlyMembership(t *testing.T) {
-	// StaleAfter at its default: under -race on a busy machine a round of
-	// 50 sends can take longer than the fast test value, and a flap to
-	// unhealthy would be a real (correct) commit.
-	nw, l, _, reg := cluster2(t, func(c *Config) { c.StaleAfter = 5 * time.Second })
-	const agents = 50
-	var as []*testAgent
-	for i := range agents {
-		node := []string{"L", "F"}[i%2]
-		a, err := connect(t, nw, node, hello(fmt.Sprintf("i-%02d", i), 1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		as = append(as, a)
-	}
-	batches := 0
-	tick := func() {
-		for _, a := range as {
-			a.send(t, true, smp(time.Now(), "cpu", 50.0, "mem", 20.0))
-		}
-		batches++
-		time.Sleep(20 * time.Millisecond)
-	}
-	deadline := time.Now().Add(wait)
-	for {
-		tick()
-		all := true
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, _, reg := cluster2(t, nil)
+		const agents = 50
+		var as []*testAgent
 		for i := range agents {
-			if reg.state(fmt.Sprintf("i-%02d", i)) != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
-				all = false
+			node := []string{"L", "F"}[i%2]
+			a, err := connect(t, nw, node, hello(fmt.Sprintf("i-%02d", i), 1))
+			if err != nil {
+				t.Fatal(err)
 			}
+			as = append(as, a)
 		}
-		if all {
-			break
+		batches := 0
+		// One round is one second of the fleet at 1 Hz.
+		round := func() {
+			for _, a := range as {
+				a.send(t, true, smp(time.Now(), "cpu", 50.0, "mem", 20.0))
+			}
+			batches++
+			advance(time.Second)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("agents not all in service")
+		allInService := func() bool {
+			for i := range agents {
+				if reg.state(fmt.Sprintf("i-%02d", i)) != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+					return false
+				}
+			}
+			return true
 		}
-	}
-	settled := reg.commitCount()
-	for range 50 { // 50 more rounds: 2,500 more batches
-		tick()
-	}
-	if got := reg.commitCount(); got != settled {
-		reg.mu.Lock()
-		t.Errorf("registry commits grew from %d to %d while a steady fleet streamed: %v", settled, got, reg.commits[settled:])
-		reg.mu.Unlock()
-	}
-	if settled > 2*agents {
-		t.Errorf("%d commits for %d agents; want at most a registration and one state change each", settled, agents)
-	}
-	if agg := l.svc.Aggregates("web", time.Minute)["cpu"]; agg.Count != agents || agg.Avg != 50 {
-		t.Errorf("cpu aggregate = %+v, want all %d agents at 50", agg, agents)
-	}
-	t.Logf("%d agents, %d batches each, %d registry commits", agents, batches, settled)
+		round()
+		round() // a follower's agents reach the leader one ForwardEvery late
+		if !allInService() {
+			t.Fatal("agents not all in service after two rounds")
+		}
+		settled := reg.commitCount()
+		for range 50 { // 50 more rounds: 2,500 more batches
+			round()
+		}
+		if got := reg.commitCount(); got != settled {
+			reg.mu.Lock()
+			t.Errorf("registry commits grew from %d to %d while a steady fleet streamed: %v", settled, got, reg.commits[settled:])
+			reg.mu.Unlock()
+		}
+		if settled > 2*agents {
+			t.Errorf("%d commits for %d agents; want at most a registration and one state change each", settled, agents)
+		}
+		if agg := l.svc.Aggregates("web", time.Minute)["cpu"]; agg.Count != agents || agg.Avg != 50 {
+			t.Errorf("cpu aggregate = %+v, want all %d agents at 50", agg, agents)
+		}
+		t.Logf("%d agents, %d batches each, %d registry commits", agents, batches, settled)
+	})
 }
 
 func TestLeaderChangeRebuilds(t *testing.T) {
-	nw, l, f, reg := cluster2(t, nil)
-	a, err := connect(t, nw, "F", hello("i-1", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	send := func() { a.send(t, true, smp(time.Now(), "cpu", 7.0)) }
-	eventually(t, "in service", func() bool {
-		send()
-		time.Sleep(10 * time.Millisecond)
-		return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, f, reg := cluster2(t, nil)
+		a, err := connect(t, nw, "F", hello("i-1", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.every(t, time.Second, "cpu", 7.0)
+		advance(f.cfg.ForwardEvery + l.cfg.ReconcileEvery)
+		if st := reg.state("i-1"); st != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			t.Fatalf("state = %s, want in service", st)
+		}
+		// F takes over; L steps down.
+		f.cluster.set(true, "F")
+		l.cluster.set(false, "F")
+		// The agent's next sample lands in F's own store.
+		advance(time.Second)
+		if agg := f.svc.Aggregates("web", 2*time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 7 {
+			t.Errorf("aggregate on the new leader = %+v, want i-1 at 7", agg)
+		}
+		if l.svc.Aggregates("web", time.Second) != nil {
+			t.Error("a follower served aggregates")
+		}
+		// Past StaleAfter in office the new leader judges the registered
+		// instances it has no report for; i-1 must not be one of them.
+		advance(f.cfg.StaleAfter + f.cfg.ReconcileEvery)
+		if st := reg.state("i-1"); st != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			t.Errorf("state under the new leader = %s, want in service", st)
+		}
 	})
-	// F takes over; L steps down.
-	f.cluster.set(true, "F")
-	l.cluster.set(false, "F")
-	eventually(t, "aggregates on the new leader", func() bool {
-		send()
-		time.Sleep(20 * time.Millisecond)
-		return f.svc.Aggregates("web", time.Second)["cpu"].Count == 1
-	})
-	if l.svc.Aggregates("web", time.Second) != nil {
-		t.Error("a follower served aggregates")
-	}
-	eventually(t, "in service under the new leader", func() bool {
-		send()
-		time.Sleep(10 * time.Millisecond)
-		return reg.state("i-1") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
-	})
-	if _, ok := reg.Instance("i-1"); !ok {
-		t.Error("the instance was lost from the registry")
-	}
 }
 
 func TestAggregates(t *testing.T) {
 	now := time.Unix(1700000000, 0)
 	cl := &fakeCluster{id: "n1", leader: true}
-	s, err := New(Config{Now: func() time.Time { return now }, Logger: quiet()}, cl, newRegistry())
+	cfg := testConfig()
+	cfg.Now = func() time.Time { return now }
+	s, err := New(cfg, cl, newRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -488,26 +512,49 @@ func TestRing(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name   string
-		cfg    Config
+		edit   func(*Config)
 		errHas string
 	}{
-		{"defaults", Config{}, ""},
-		{"negative ring", Config{RingSize: -1}, "ring size (-1)"},
-		{"negative stale", Config{StaleAfter: -time.Second}, "stale after (-1s)"},
+		{"defaults", func(*Config) {}, ""},
+		{"negative ring", func(c *Config) { c.RingSize = -1 }, "ring size (-1) must be >= 1"},
+		{"zero batch", func(c *Config) { c.MaxBatchSamples = 0 }, "max batch samples (0) must be >= 1"},
+		{"negative stale", func(c *Config) { c.StaleAfter = -time.Second }, "stale after (-1s) must be > 0"},
+		{"zero forward period", func(c *Config) { c.ForwardEvery = 0 }, "forward every (0s) must be > 0"},
+		{"no clock", func(c *Config) { c.Now = nil }, "now: required"},
+		{"no logger", func(c *Config) { c.Logger = nil }, "logger: required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.WithDefaults().Validate()
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			err := cfg.Validate()
 			if (tc.errHas == "") != (err == nil) || (err != nil && (!strings.Contains(err.Error(), tc.errHas) || !errors.Is(err, ErrConfig))) {
 				t.Errorf("Validate = %v, want %q", err, tc.errHas)
 			}
+			if _, nerr := New(cfg, &fakeCluster{}, newRegistry()); (nerr == nil) != (err == nil) {
+				t.Errorf("New = %v, Validate = %v: New must refuse exactly what Validate refuses", nerr, err)
+			}
 		})
 	}
+	t.Run("zero value", func(t *testing.T) {
+		if err := (Config{}).Validate(); err == nil || !errors.Is(err, ErrConfig) {
+			t.Errorf("Validate of the zero Config = %v, want a field named", err)
+		}
+	})
+	t.Run("does not fill in", func(t *testing.T) {
+		c := Config{}
+		_ = c.Validate()
+		if c.RingSize != 0 || c.Now != nil {
+			t.Errorf("Validate changed its receiver: %+v", c)
+		}
+	})
 }
 
 func TestCountersRegistered(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	if _, err := New(Config{Registerer: reg}, &fakeCluster{}, newRegistry()); err != nil {
+	cfg := testConfig()
+	cfg.Registerer = reg
+	if _, err := New(cfg, &fakeCluster{}, newRegistry()); err != nil {
 		t.Fatal(err)
 	}
 	n, err := testutil.GatherAndCount(reg)
@@ -521,52 +568,72 @@ func TestCountersRegistered(t *testing.T) {
 // agent's hello must fill it in (the LB needs it) and keep pending until
 // the agent says it is ready.
 func TestAgentFillsInAddressOfPreRegisteredInstance(t *testing.T) {
-	nw := &network{}
-	reg := newRegistry()
-	if err := reg.RegisterInstance(context.Background(), &shoalv1.Instance{Id: "i-early", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}); err != nil {
-		t.Fatal(err)
-	}
-	startNode(t, nw, "n1", true, "n1", reg, true, func(c *Config) { c.StaleAfter = 200 * time.Millisecond })
-	time.Sleep(300 * time.Millisecond) // past StaleAfter from taking office: unreported instances get judged
-	if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
-		t.Fatalf("an instance whose agent is not up yet went %v, want it to stay pending", got)
-	}
-	a, err := connect(t, nw, "n1", hello("i-early", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "address filled in", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		reg := newRegistry()
+		ctx := context.Background()
+		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-early", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}); err != nil {
+			t.Fatal(err)
+		}
+		// A control: in service, and no agent ever reports for it.
+		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-mute", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, PrivateIp: "127.0.0.8"}); err != nil {
+			t.Fatal(err)
+		}
+		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
+		// Past StaleAfter from taking office (the first reconcile), the
+		// leader judges the instances no agent reported.
+		advance(n.cfg.StaleAfter + 2*n.cfg.ReconcileEvery)
+		if got := reg.state("i-mute"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
+			t.Fatalf("the unreported in-service instance is %v: the leader has not judged yet", got)
+		}
+		if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+			t.Fatalf("an instance whose agent is not up yet went %v, want it to stay pending", got)
+		}
+		a, err := connect(t, nw, "n1", hello("i-early", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
 		a.send(t, false, smp(time.Now(), "cpu", 1.0))
+		advance(n.cfg.ReconcileEvery)
 		in, ok := reg.Instance("i-early")
-		return ok && in.PrivateIp == "127.0.0.9"
+		if !ok || in.GetPrivateIp() != "127.0.0.9" {
+			t.Fatalf("one reconcile after the agent's hello: %v, want its address filled in", in)
+		}
+		if got := in.GetState(); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+			t.Fatalf("state = %v, want pending until ready", got)
+		}
 	})
-	if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
-		t.Fatalf("state = %v, want pending until ready", got)
-	}
 }
 
 // TestForgetsRetiredSilentInstance: an instance whose agent died without a
 // goodbye and which then left the registry (the scaler retired it after its
 // termination) must not linger in the leader's view as pending.
 func TestForgetsRetiredSilentInstance(t *testing.T) {
-	nw := &network{}
-	reg := newRegistry()
-	n := startNode(t, nw, "n1", true, "n1", reg, true, func(c *Config) { c.StaleAfter = 200 * time.Millisecond })
-	a, err := connect(t, nw, "n1", hello("i-gone", 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "in service", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		reg := newRegistry()
+		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
+		every := n.cfg.ReconcileEvery
+		a, err := connect(t, nw, "n1", hello("i-gone", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
 		a.send(t, true, smp(time.Now(), "cpu", 1.0))
-		return reg.state("i-gone") == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
-	})
-	a.cancel() // killed: no goodbye
-	eventually(t, "unhealthy", func() bool { return reg.state("i-gone") == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY })
-	if err := reg.LeaveInstance(context.Background(), "i-gone"); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "forgotten", func() bool {
-		ins, err := n.svc.Instances("web")
-		return err == nil && len(ins) == 0
+		advance(every)
+		if got := reg.state("i-gone"); got != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			t.Fatalf("state = %v, want in service", got)
+		}
+		a.cancel() // killed: no goodbye
+		advance(every)
+		if got := reg.state("i-gone"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
+			t.Fatalf("one reconcile after its stream broke: %v, want unhealthy", got)
+		}
+		if err := reg.LeaveInstance(context.Background(), "i-gone"); err != nil {
+			t.Fatal(err)
+		}
+		advance(every)
+		if ins, err := n.svc.Instances("web"); err != nil || len(ins) != 0 {
+			t.Fatalf("one reconcile after it left the registry: Instances = %v, %v; want it forgotten", ins, err)
+		}
 	})
 }

@@ -36,7 +36,7 @@ func TestSampleLatencyObserved(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
 			cl := &fakeCluster{id: "n1", leader: tc.leader, leaderAddr: "n2"}
-			s, err := New(Config{Now: func() time.Time { return now }, Logger: quiet(), Registerer: reg}, cl, newRegistry())
+			s, err := New(latencyConfig(now, reg), cl, newRegistry())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -76,4 +76,11 @@ func histogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogr
 	}
 	t.Fatalf("%s not registered", name)
 	return nil
+}
+
+func latencyConfig(now time.Time, reg prometheus.Registerer) Config {
+	c := testConfig()
+	c.Now = func() time.Time { return now }
+	c.Registerer = reg
+	return c
 }

@@ -47,9 +47,9 @@ type Service struct {
 	onApply func(rep *shoalv1.InstanceReport, at time.Time)
 }
 
-// New returns a Service; Register mounts it and Run drives its loops.
+// New returns a Service for cfg (start from DefaultConfig); Register mounts
+// it and Run drives its loops.
 func New(cfg Config, cluster Cluster, reg Registry) (*Service, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -27,7 +27,7 @@ func TestBenchSink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Logger: quiet()}, &fakeCluster{id: "bench", leader: true, leaderAddr: addr}, newRegistry())
+	svc, err := New(testConfig(), &fakeCluster{id: "bench", leader: true, leaderAddr: addr}, newRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -142,14 +142,22 @@ func startCBOR(t *testing.T, s *cborServer, attempts int) *cloudwatch.Client {
 	return newCloudWatch(t, srv.URL, attempts)
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually checks cond every 5 ms until it holds, for up to within. It
+// polls because the SDK talks to cborServer, or to a local cloud process,
+// over loopback TCP, which no synctest bubble can hold, and because what
+// the callers wait for (a request sent, the queue drained, a commit tried)
+// has no signal of its own.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out after %v waiting for %s", within, what)
+		case <-tick.C:
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

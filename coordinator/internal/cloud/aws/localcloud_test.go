@@ -3,7 +3,6 @@ package aws
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -30,12 +29,18 @@ func openLocal(t *testing.T, lc *cloudtest.LocalCloud) *Cloud {
 	return cl
 }
 
-// waitGroup polls DescribeGroups until cond holds for the group.
+// waitGroup polls DescribeGroups every 50 ms until cond holds for the group,
+// for up to 20 s. It polls because what it waits for is the local cloud's
+// own work in another process: its reconcile loop, and instance processes
+// exiting after SIGTERM.
 func waitGroup(t *testing.T, cl *Cloud, name, what string, cond func(cloud.Group) bool) cloud.Group {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
 	var last cloud.Group
-	for time.Now().Before(deadline) {
+	for {
 		gs, err := cl.DescribeGroups(context.Background(), []string{name})
 		if err != nil {
 			t.Fatal(err)
@@ -46,10 +51,13 @@ func waitGroup(t *testing.T, cl *Cloud, name, what string, cond func(cloud.Group
 				return last
 			}
 		}
-		time.Sleep(50 * time.Millisecond)
+		select {
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %s; group is %+v", what, last)
+			return last
+		case <-tick.C:
+		}
 	}
-	t.Fatalf("timed out waiting for %s; group is %+v", what, last)
-	return last
 }
 
 func countState(g cloud.Group, state string) int {
@@ -62,7 +70,7 @@ func countState(g cloud.Group, state string) int {
 	return n
 }
 
-func createFleetGroup(t *testing.T, cl *Cloud, name string, desired int32) cloud.Group {
+func createFleetGroup(t *testing.T, lc *cloudtest.LocalCloud, cl *Cloud, name string, desired int32) cloud.Group {
 	t.Helper()
 	ctx := context.Background()
 	subnets, err := cl.DescribeSubnets(ctx, cloud.SubnetQuery{DefaultForAZ: true})
@@ -81,16 +89,37 @@ func createFleetGroup(t *testing.T, cl *Cloud, name string, desired int32) cloud
 		LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: ids, Tags: map[string]string{"shoal:fleet": name}}); err != nil {
 		t.Fatal(err)
 	}
-	return waitGroup(t, cl, name, fmt.Sprintf("%d InService", desired), func(g cloud.Group) bool {
-		return countState(g, cloud.LifecycleInService) == int(desired)
-	})
+	launchAndBoot(lc)
+	g := describeGroup(t, cl, name)
+	if n := countState(g, cloud.LifecycleInService); n != int(desired) {
+		t.Fatalf("%d InService once launched and booted, want %d; group is %+v", n, desired, g)
+	}
+	return g
+}
+
+// launchAndBoot runs a reconcile pass of the local cloud, which launches
+// what desired capacity asks for, then moves its clock past the boot delay
+// (cloudtest starts it with 200 ms), which runs another pass that puts the
+// launched instances in service.
+func launchAndBoot(lc *cloudtest.LocalCloud) {
+	lc.Hook(http.MethodPost, "reconcile")
+	lc.Advance(time.Second)
+}
+
+func describeGroup(t *testing.T, cl *Cloud, name string) cloud.Group {
+	t.Helper()
+	gs, err := cl.DescribeGroups(context.Background(), []string{name})
+	if err != nil || len(gs) != 1 {
+		t.Fatalf("DescribeGroups(%s) = %+v, %v", name, gs, err)
+	}
+	return gs[0]
 }
 
 func TestLocalCloudDescribeSetTerminate(t *testing.T) {
 	lc := cloudtest.StartLocalCloud(t)
 	cl := openLocal(t, lc)
 	ctx := context.Background()
-	g := createFleetGroup(t, cl, "web", 2)
+	g := createFleetGroup(t, lc, cl, "web", 2)
 	if g.Min != 0 || g.Max != 5 || g.Desired != 2 || len(g.SubnetIDs) == 0 || g.Tags["shoal:fleet"] != "web" || g.LaunchTemplate == nil {
 		t.Fatalf("group = %+v", g)
 	}
@@ -106,7 +135,11 @@ func TestLocalCloudDescribeSetTerminate(t *testing.T) {
 	if err := cl.SetDesiredCapacity(ctx, "web", 3); err != nil {
 		t.Fatal(err)
 	}
-	g = waitGroup(t, cl, "web", "3 InService", func(g cloud.Group) bool { return g.Desired == 3 && countState(g, cloud.LifecycleInService) == 3 })
+	launchAndBoot(lc)
+	g = describeGroup(t, cl, "web")
+	if g.Desired != 3 || countState(g, cloud.LifecycleInService) != 3 {
+		t.Fatalf("after SetDesiredCapacity(3), a launch and a boot: %+v, want 3 InService", g)
+	}
 
 	victim := g.Instances[0].ID
 	act, err := cl.TerminateInstance(ctx, victim, true)
@@ -155,7 +188,7 @@ func TestLocalCloudErrorsClassify(t *testing.T) {
 	lc := cloudtest.StartLocalCloud(t)
 	cl := openLocal(t, lc)
 	ctx := context.Background()
-	createFleetGroup(t, cl, "api", 0)
+	createFleetGroup(t, lc, cl, "api", 0)
 	tests := []struct {
 		name  string
 		call  func() error
@@ -213,7 +246,7 @@ func TestLocalCloudLifecycleHook(t *testing.T) {
 	lc := cloudtest.StartLocalCloud(t)
 	cl := openLocal(t, lc)
 	ctx := context.Background()
-	g := createFleetGroup(t, cl, "hooked", 2)
+	g := createFleetGroup(t, lc, cl, "hooked", 2)
 	hook := cloud.LifecycleHook{Name: "shoal-drain", Group: "hooked", Transition: cloud.TransitionTerminating,
 		HeartbeatTimeout: 60 * time.Second, DefaultResult: cloud.ResultContinue}
 	if err := cl.PutLifecycleHook(ctx, hook); err != nil {
@@ -275,22 +308,18 @@ func TestLocalCloudBootstrapCalls(t *testing.T) {
 		t.Fatalf("RunInstances = %+v, %v", insts, err)
 	}
 	builder := insts[0].ID
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got, err := cl.DescribeInstances(ctx, []string{builder})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) == 1 && got[0].State == "running" {
-			if got[0].AZ != subnets[0].AZ || got[0].Tags["Name"] != "builder" || got[0].PrivateIP == "" {
-				t.Fatalf("instance = %+v", got[0])
-			}
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("builder never running: %+v", got)
-		}
-		time.Sleep(50 * time.Millisecond)
+	// Past the boot delay on the local cloud's clock (cloudtest starts it
+	// with 200 ms); moving the clock runs a reconcile pass before it answers.
+	lc.Advance(time.Second)
+	got, err := cl.DescribeInstances(ctx, []string{builder})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].State != "running" {
+		t.Fatalf("builder past its boot delay = %+v, want running", got)
+	}
+	if got[0].AZ != subnets[0].AZ || got[0].Tags["Name"] != "builder" || got[0].PrivateIP == "" {
+		t.Fatalf("instance = %+v", got[0])
 	}
 	image, err := cl.CreateImage(ctx, cloud.ImageSpec{InstanceID: builder, Name: "shoal-web-1", Tags: map[string]string{"shoal:fleet": "web"}})
 	if err != nil || image == "" {
