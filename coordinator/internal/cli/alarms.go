@@ -10,18 +10,6 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// alarmView is one element of `alarms -o json`.
-type alarmView struct {
-	Name       string  `json:"name"`
-	Fleet      string  `json:"fleet,omitempty"`
-	Metric     string  `json:"metric"`
-	State      string  `json:"state"`
-	Reason     string  `json:"reason"`
-	LastChange string  `json:"last_change"`
-	Threshold  float64 `json:"threshold"`
-	Comparison string  `json:"comparison"`
-}
-
 func alarmsCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "alarms [FLEET]",
@@ -37,11 +25,7 @@ func alarmsCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				out := make([]alarmView, 0, len(r.Alarms))
-				for _, a := range r.Alarms {
-					out = append(out, alarmView{Name: a.Name, Fleet: a.Fleet, Metric: a.Metric, State: a.State, Reason: a.Reason,
-						LastChange: view.Timestamp(a.StateUpdatedUnixMs), Threshold: a.Threshold, Comparison: a.Comparison})
-				}
+				out := view.AlarmsOf(r.Alarms)
 				if g.output == "json" {
 					return printJSON(cmd.OutOrStdout(), out)
 				}

@@ -7,19 +7,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
-
-// explainView is `explain -o json`.
-type explainView struct {
-	Fleet       string             `json:"fleet"`
-	Current     int32              `json:"current"`
-	Recommended int32              `json:"recommended"`
-	Reason      string             `json:"reason"`
-	Blocked     string             `json:"blocked,omitempty"`
-	Details     []string           `json:"details"`
-	Inputs      map[string]float64 `json:"inputs"`
-}
 
 func explainCmd() *cobra.Command {
 	return &cobra.Command{
@@ -32,13 +23,7 @@ func explainCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				v := explainView{Fleet: r.Fleet, Current: r.Current, Recommended: r.Recommended, Reason: r.Reason, Blocked: r.Blocked, Details: r.Details, Inputs: r.Inputs}
-				if v.Details == nil {
-					v.Details = []string{}
-				}
-				if v.Inputs == nil {
-					v.Inputs = map[string]float64{}
-				}
+				v := view.ExplainOf(r)
 				w := cmd.OutOrStdout()
 				if g.output == "json" {
 					return printJSON(w, v)

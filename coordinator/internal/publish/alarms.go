@@ -358,16 +358,16 @@ func sameAlarm(d AlarmSpec, a types.MetricAlarm) bool {
 		reflect.DeepEqual(actions, want)
 }
 
-// AlarmStatus is one alarm as `alarms -o json` shows it.
+// AlarmStatus is one alarm as CloudWatch reports it; view.Alarm is its JSON.
 type AlarmStatus struct {
-	Name       string    `json:"name"`
-	Fleet      string    `json:"fleet,omitempty"`
-	Metric     string    `json:"metric"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason"`
-	Updated    time.Time `json:"last_change"`
-	Threshold  float64   `json:"threshold"`
-	Comparison string    `json:"comparison"`
+	Name       string
+	Fleet      string
+	Metric     string
+	State      string
+	Reason     string
+	Updated    time.Time
+	Threshold  float64
+	Comparison string
 }
 
 // Proto returns the status as ControlService's ListAlarms carries it.
