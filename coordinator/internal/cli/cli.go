@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -33,9 +32,14 @@ type globals struct {
 
 var g globals
 
-// Root returns the command tree. Add a command with
-// cli.Root().AddCommand(...) before Execute, or use Run.
-func Root() *cobra.Command {
+// env is what the process gives the CLI; tests pass their own.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+}
+
+// newRoot returns the command tree.
+func newRoot(e *env) *cobra.Command {
 	g = globals{}
 	root := &cobra.Command{
 		Use:           "shoal-coordinator",
@@ -49,7 +53,7 @@ func Root() *cobra.Command {
 			return nil
 		},
 	}
-	addr := os.Getenv("SHOAL_ADDR")
+	addr := e.getenv("SHOAL_ADDR")
 	if addr == "" {
 		addr = DefaultAddress
 	}
@@ -59,20 +63,23 @@ func Root() *cobra.Command {
 	pf.BoolVar(&g.stale, "stale", false, "read from the node asked instead of the leader (may lag)")
 	pf.DurationVar(&g.timeout, "timeout", 15*time.Second, "how long a command may take")
 	root.AddCommand(
-		serveCmd(), statusCmd(), raftCmd(), fleetCmd(), pauseCmd(), resumeCmd(),
-		snapshotCmd(), instancesCmd(), policyCmd(), decisionsCmd(), scaleCmd(), benchRaftCmd(),
+		serveCmd(e), statusCmd(), raftCmd(), fleetCmd(), pauseCmd(), resumeCmd(),
+		snapshotCmd(), instancesCmd(), policyCmd(), decisionsCmd(), scaleCmd(),
 		explainCmd(), alarmsCmd(), metricsCmd(), topCmd(), simulate.NewCommand(),
 	)
 	return root
 }
 
-// Run executes the command line and returns the exit code. Errors print as
-// one line on stderr.
-func Run(args []string) int {
-	root := Root()
+// Main executes the command line args (without the program name) and
+// returns the exit code. ctx ends `serve` and bounds every command; errors
+// print as one line on stderr; getenv reads SHOAL_ADDR.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	root := newRoot(&env{stdout: stdout, stderr: stderr, getenv: getenv})
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error: "+errorLine(err))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error: "+errorLine(err))
 		return 1
 	}
 	return 0

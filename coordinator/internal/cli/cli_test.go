@@ -56,22 +56,46 @@ func startNode(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-// run executes one command line and returns stdout and the one-line error.
+// run executes one command line against addr and returns stdout and the
+// one-line error.
 func run(t *testing.T, addr string, args ...string) (string, string) {
 	t.Helper()
-	root := Root()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs(append(args, "--address", addr))
-	if err := root.Execute(); err != nil {
-		line := errorLine(err)
-		if strings.Contains(line, "\n") {
-			t.Fatalf("error is not one line: %q", line)
+	return runEnv(t, func(string) string { return "" }, append(args, "--address", addr)...)
+}
+
+// runEnv is Main with getenv as the environment.
+func runEnv(t *testing.T, getenv func(string) string, args ...string) (string, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := Main(t.Context(), args, &out, &errs, getenv); code == 0 {
+		if errs.Len() > 0 {
+			t.Fatalf("exit 0 with stderr %q", errs.String())
 		}
-		return out.String(), line
+		return out.String(), ""
 	}
-	return out.String(), ""
+	line, ok := strings.CutPrefix(errs.String(), "error: ")
+	if !ok || strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+		t.Fatalf("stderr is not one error line: %q", errs.String())
+	}
+	return out.String(), strings.TrimSuffix(line, "\n")
+}
+
+func TestAddressFromEnvironment(t *testing.T) {
+	addr := startNode(t)
+	env := func(k string) string {
+		if k == "SHOAL_ADDR" {
+			return addr
+		}
+		return ""
+	}
+	out, e := runEnv(t, env, "status", "-o", "json")
+	if e != "" || !strings.Contains(out, `"leader_id": "n1"`) {
+		t.Fatalf("status via SHOAL_ADDR: out %q, err %q", out, e)
+	}
+	// The address the error names is the one SHOAL_ADDR gave.
+	if _, e := runEnv(t, func(string) string { return "127.0.0.1:1" }, "status", "--timeout", "2s"); !strings.Contains(e, "127.0.0.1:1") {
+		t.Fatalf("status with SHOAL_ADDR=127.0.0.1:1: err %q, want it to name that address", e)
+	}
 }
 
 func TestCommands(t *testing.T) {

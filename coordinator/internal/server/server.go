@@ -42,6 +42,12 @@ type Config struct {
 	MaxSnapshotBytes int
 	// GRPCOptions are appended to rpc.ServerOptions.
 	GRPCOptions []grpc.ServerOption
+	// Registry serves /metrics; the node's other services register on the
+	// same one. Nil makes a private one.
+	Registry *prometheus.Registry
+	// Live is the leader's view of what is not in the FSM; nil serves the
+	// registry alone.
+	Live Live
 }
 
 // Validate says which field is wrong.
@@ -85,7 +91,10 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, reg: cfg.Registry, live: cfg.Live}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
 	s.grpc = rpc.NewServer(cfg.GRPCOptions...)
 	shoalv1.RegisterControlServiceServer(s.grpc, s)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
