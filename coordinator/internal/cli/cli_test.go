@@ -31,12 +31,12 @@ func startNode(t *testing.T) string {
 	_, trans := raft.NewInmemTransport("")
 	store := raft.NewInmemStore()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := cluster.New(cluster.Config{
-		NodeID: "n1", RPCAdvertise: lis.Addr().String(), Bootstrap: true,
-		Transport: trans, LogStoreImpl: store, StableStore: store, SnapshotStore: raft.NewInmemSnapshotStore(),
-		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond, Logger: quiet,
-	}, fsm.New())
+	c := cluster.DefaultConfig()
+	c.NodeID, c.RPCAdvertise, c.Bootstrap = "n1", lis.Addr().String(), true
+	c.Transport, c.LogStoreImpl, c.StableStore, c.SnapshotStore = trans, store, store, raft.NewInmemSnapshotStore()
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+	c.Logger = quiet
+	n, err := cluster.New(c, fsm.New())
 	if err != nil {
 		t.Fatal(err)
 	}
