@@ -57,7 +57,7 @@ func (s *Server) ListInstances(ctx context.Context, req *shoalv1.ListInstancesRe
 	return out, err
 }
 
-// ExplainFleet says what the leader's engine would do now and why.
+// ExplainFleet says what the leader's scaler would do now and why.
 func (s *Server) ExplainFleet(ctx context.Context, req *shoalv1.ExplainFleetRequest) (*shoalv1.ExplainFleetResponse, error) {
 	var out *shoalv1.ExplainFleetResponse
 	err := s.read(ctx, false, func() error {

@@ -25,7 +25,7 @@ import (
 )
 
 // PolicyValidator checks a scaling policy against a fleet's bounds. The
-// default is decide.Validate, so the API and the engine agree on what a
+// default is decide.Validate, so the API and the scaler agree on what a
 // valid policy is.
 type PolicyValidator func(p *shoalv1.ScalingPolicy, min, max int32) error
 
