@@ -83,8 +83,8 @@ var ErrInvalid = errors.New("invalid bootstrap")
 // source instance, subnets and bounds are the caller's.
 func DefaultSpec() Spec {
 	return Spec{
-		HookName:         "shoal-drain",
-		HookHeartbeat:    time.Minute,
+		HookName:         cloud.DrainHookName,
+		HookHeartbeat:    cloud.DrainHookHeartbeat,
 		HealthCheckGrace: 30 * time.Second,
 		ImageTimeout:     10 * time.Minute,
 		PollEvery:        2 * time.Second,
