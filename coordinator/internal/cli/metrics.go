@@ -10,6 +10,7 @@ import (
 
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -52,10 +53,11 @@ func metricsCmd() *cobra.Command {
 				return err
 			}
 			if g.output == "json" {
-				if pts == nil {
-					pts = []publish.Point{}
+				out := make([]view.Point, 0, len(pts))
+				for _, p := range pts {
+					out = append(out, view.Point{T: p.T, V: p.V})
 				}
-				return printJSON(cmd.OutOrStdout(), pts)
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			return publish.WriteSeries(cmd.OutOrStdout(), metric, stat, pts, width)
 		},
@@ -65,7 +67,7 @@ func metricsCmd() *cobra.Command {
 	f.StringVar(&stat, "stat", "Average", "Average, Sum, SampleCount, Minimum or Maximum")
 	f.DurationVar(&since, "since", 15*time.Minute, "how far back to read")
 	f.DurationVar(&period, "period", 10*time.Second, "step between points")
-	f.StringVar(&cluster, "cluster-name", "shoal", "the cluster's --cluster-name (its ShoalCluster dimension)")
+	f.StringVar(&cluster, "cluster-name", publish.DefaultConfig().Cluster, "the cluster's --cluster-name (its ShoalCluster dimension)")
 	f.StringVar(&instance, "instance", "", "read the per-instance series of this instance (when the fleet publishes them)")
 	f.IntVar(&width, "width", 60, "sparkline width")
 	return cmd

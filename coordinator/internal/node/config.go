@@ -50,8 +50,10 @@ type Config struct {
 	AlarmEvery time.Duration
 	// HeartbeatActions are the dead-man's switch alarm's actions.
 	HeartbeatActions []string
-	Ingest           ingest.Config
-	Feed             feed.Config
+	// Ingest's MaxCustomMetrics is Publish.MaxCustomMetrics: an agent may
+	// send no more custom names than a fleet may publish.
+	Ingest ingest.Config
+	Feed   feed.Config
 
 	// LeaderCheckEvery is how often the node looks at its raft state, on
 	// top of leadership notifications.

@@ -105,9 +105,6 @@ func New(cfg Config) (*Server, error) {
 // GRPC is the one gRPC server of the node; later services register here.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
 
-// Registry is where other packages register their Prometheus metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.reg }
-
 // Serve serves gRPC on lis until Stop.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
 

@@ -1,6 +1,10 @@
 package view
 
-import shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+import (
+	"time"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
 
 // Alarm is one element of `alarms -o json`.
 type Alarm struct {
@@ -45,4 +49,10 @@ func ExplainOf(r *shoalv1.ExplainFleetResponse) Explain {
 		v.Inputs = map[string]float64{}
 	}
 	return v
+}
+
+// Point is one element of `metrics -o json`: a CloudWatch value at a time.
+type Point struct {
+	T time.Time `json:"t"`
+	V float64   `json:"v"`
 }
