@@ -10,7 +10,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func alarmsCmd() *cobra.Command {
+func alarmsCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "alarms [FLEET]",
 		Short: "the CloudWatch alarms Shoal keeps, with state, reason and last change (JSON: an array)",
@@ -20,13 +20,13 @@ func alarmsCmd() *cobra.Command {
 			if len(args) == 1 {
 				fleet = args[0]
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				r, err := c.ListAlarms(ctx, &shoalv1.ListAlarmsRequest{Fleet: fleet})
 				if err != nil {
 					return err
 				}
 				out := view.AlarmsOf(r.Alarms)
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), out)
 				}
 				rows := [][]string{{"NAME", "STATE", "METRIC", "THRESHOLD", "LAST_CHANGE", "REASON"}}

@@ -12,20 +12,20 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func explainCmd() *cobra.Command {
+func explainCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain FLEET",
 		Short: "what the scaling engine would do now, and why, with the numbers",
 		Args:  exactArgs("FLEET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				r, err := c.ExplainFleet(ctx, &shoalv1.ExplainFleetRequest{Fleet: args[0]})
 				if err != nil {
 					return err
 				}
 				v := view.ExplainOf(r)
 				w := cmd.OutOrStdout()
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(w, v)
 				}
 				fmt.Fprintf(w, "fleet %s: current %d, recommended %d\n", v.Fleet, v.Current, v.Recommended)

@@ -65,7 +65,7 @@ func (a controlAPI) Coordinators(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func fleetBootstrapCmd() *cobra.Command {
+func fleetBootstrapCmd(e *env) *cobra.Command {
 	var (
 		s       = bootstrap.DefaultSpec()
 		pf      policyFlags
@@ -98,7 +98,7 @@ func fleetBootstrapCmd() *cobra.Command {
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			c, cc, err := client()
+			c, cc, err := e.client()
 			if err != nil {
 				return err
 			}
@@ -121,7 +121,7 @@ func fleetBootstrapCmd() *cobra.Command {
 			for _, it := range items {
 				out = append(out, view.BootstrapItem{Kind: it.Kind, ID: it.ID, Created: it.Created, Note: it.Note})
 			}
-			if g.output == "json" {
+			if e.output == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
 			rows := [][]string{{"KIND", "ID", "CREATED", "NOTE"}}

@@ -14,7 +14,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func metricsCmd() *cobra.Command {
+func metricsCmd(e *env) *cobra.Command {
 	var (
 		metric, stat, cluster, instance string
 		since, period                   time.Duration
@@ -29,8 +29,8 @@ func metricsCmd() *cobra.Command {
 				return fmt.Errorf("since (%v): must be > 0", since)
 			}
 			var group string
-			if err := call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: g.stale})
+			if err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}
@@ -39,7 +39,7 @@ func metricsCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), e.timeout)
 			defer cancel()
 			cfg, err := awscloud.LoadConfig(ctx, awscloud.DefaultConfig())
 			if err != nil {
@@ -52,7 +52,7 @@ func metricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
+			if e.output == "json" {
 				out := make([]view.Point, 0, len(pts))
 				for _, p := range pts {
 					out = append(out, view.Point{T: p.T, V: p.V})

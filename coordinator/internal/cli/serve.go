@@ -22,7 +22,7 @@ type serveFlags struct {
 	logFormat     string
 }
 
-func serveCmd(env *env) *cobra.Command {
+func serveCmd(e *env) *cobra.Command {
 	f := serveFlags{cfg: node.DefaultConfig()}
 	c := &f.cfg
 	cmd := &cobra.Command{
@@ -30,7 +30,7 @@ func serveCmd(env *env) *cobra.Command {
 		Short: "run a coordinator node",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config(env.stderr)
+			cfg, err := f.config(e.stderr)
 			if err != nil {
 				return err
 			}
