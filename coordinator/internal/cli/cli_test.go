@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/node"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 )
@@ -209,5 +211,36 @@ func TestServeFlagErrors(t *testing.T) {
 				t.Fatalf("error %q, want it to contain %q", e, tc.want)
 			}
 		})
+	}
+}
+
+func TestServeFlagsBindToNodeConfig(t *testing.T) {
+	f := serveFlags{cfg: node.DefaultConfig()}
+	cmd := &cobra.Command{}
+	f.register(cmd)
+	if err := cmd.ParseFlags([]string{
+		"--node-id", "n1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400",
+		"--http-addr", "127.0.0.1:7500", "--join", "127.0.0.1:7401, 127.0.0.1:7402,", "--drain-timeout", "45s",
+		"--cluster-name", "blue", "--agent-stale-after", "7s", "--cloud", "none",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := node.DefaultConfig()
+	switch {
+	case cfg.Scaler.DrainTimeout != 45*time.Second || cfg.Publish.Cluster != "blue" || cfg.Ingest.StaleAfter != 7*time.Second || cfg.Cloud != node.CloudNone:
+		t.Fatalf("flags did not land in the config: %+v", cfg)
+	case cfg.Scaler.EvalInterval != def.Scaler.EvalInterval || cfg.Scaler.AgentGrace != def.Scaler.AgentGrace || cfg.Publish.Interval != def.Publish.Interval || cfg.Cluster.ElectionTimeout != def.Cluster.ElectionTimeout:
+		t.Fatal("a flag left alone does not keep node.DefaultConfig's value")
+	case cfg.Cluster.RaftAdvertise != "127.0.0.1:7300" || cfg.Cluster.RPCAdvertise != "127.0.0.1:7400":
+		t.Fatalf("advertised addresses = %s, %s; want the bound ones", cfg.Cluster.RaftAdvertise, cfg.Cluster.RPCAdvertise)
+	case len(cfg.Cluster.Join) != 2 || cfg.Cluster.Join[1] != "127.0.0.1:7402":
+		t.Fatalf("join = %q", cfg.Cluster.Join)
+	}
+	if f.cfg.Cluster.RaftAdvertise != "" {
+		t.Fatal("config changed the flags it resolved")
 	}
 }

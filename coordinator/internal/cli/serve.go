@@ -24,7 +24,6 @@ type serveFlags struct {
 
 func serveCmd(e *env) *cobra.Command {
 	f := serveFlags{cfg: node.DefaultConfig()}
-	c := &f.cfg
 	cmd := &cobra.Command{
 		Use:   "serve --node-id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT --http-addr HOST:PORT [--bootstrap | --join RPCADDR[,RPCADDR]]",
 		Short: "run a coordinator node",
@@ -41,7 +40,13 @@ func serveCmd(e *env) *cobra.Command {
 			return n.Run(cmd.Context())
 		},
 	}
-	fl := cmd.Flags()
+	f.register(cmd)
+	return cmd
+}
+
+// register binds cmd's flags to f, defaulting to f's current values.
+func (f *serveFlags) register(cmd *cobra.Command) {
+	c, fl := &f.cfg, cmd.Flags()
 	fl.StringVar(&c.Cluster.NodeID, "node-id", c.Cluster.NodeID, "this node's id, stable across restarts")
 	fl.StringVar(&c.Cluster.DataDir, "data-dir", c.Cluster.DataDir, "directory for the raft log and snapshots")
 	fl.StringVar(&c.Cluster.RaftBind, "raft-addr", c.Cluster.RaftBind, "raft transport bind address")
@@ -74,7 +79,6 @@ func serveCmd(e *env) *cobra.Command {
 	fl.DurationVar(&c.Ingest.StaleAfter, "agent-stale-after", c.Ingest.StaleAfter, "silence after which an instance's agent counts as gone")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
-	return cmd
 }
 
 // config resolves the flags into the node's Config: the advertised
