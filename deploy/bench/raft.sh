@@ -6,16 +6,15 @@
 #   OPS=2000 CONC=32 deploy/bench/raft.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-BIN=${SHOAL_BIN:-bin}
 OPS=${OPS:-2000}
 CONC=${CONC:-32}
-if [ ! -x "$BIN/shoal-coordinator" ]; then
-	echo "raft.sh: $BIN/shoal-coordinator missing; run make build" >&2
-	exit 1
-fi
+# A benchmark tool, not part of the product: built here, not by make build.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/shoal-bench-raft" ./coordinator/cmd/shoal-bench-raft
 echo "raft apply on a 3-node loopback cluster (ops=$OPS per phase, $(nproc) CPUs, load $(cut -d' ' -f1 /proc/loadavg))"
 header=
 for store in wal boltdb; do
-	"$BIN/shoal-coordinator" bench-raft --store "$store" --ops "$OPS" --concurrency "$CONC" $header
+	"$tmp/shoal-bench-raft" --store "$store" --ops "$OPS" --concurrency "$CONC" $header
 	header=--no-header
 done

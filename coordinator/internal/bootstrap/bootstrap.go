@@ -40,7 +40,8 @@ type Control interface {
 	Coordinators(ctx context.Context) ([]string, error)
 }
 
-// Spec is one `fleet bootstrap` invocation.
+// Spec is one `fleet bootstrap` invocation. Start from DefaultSpec; the
+// names left empty derive from the fleet's (see Resolve).
 type Spec struct {
 	Fleet        string
 	FromInstance string
@@ -56,12 +57,12 @@ type Spec struct {
 	InstanceType string
 	// Coordinators overrides the addresses put in the shoal:coordinators tag.
 	Coordinators     []string
-	HookName         string        // shoal-drain
-	HookHeartbeat    time.Duration // 60 s
-	HealthCheckGrace time.Duration // 30 s
-	// ImageTimeout bounds the wait for the image to become available (10 min).
+	HookName         string
+	HookHeartbeat    time.Duration
+	HealthCheckGrace time.Duration
+	// ImageTimeout bounds the wait for the image to become available.
 	ImageTimeout time.Duration
-	PollEvery    time.Duration // 2 s
+	PollEvery    time.Duration
 	DryRun       bool
 
 	// Copied from the source instance.
@@ -78,7 +79,22 @@ var (
 // ErrInvalid wraps every validation error.
 var ErrInvalid = errors.New("invalid bootstrap")
 
-func (s *Spec) defaults() {
+// DefaultSpec returns the settings every bootstrap shares; the fleet, its
+// source instance, subnets and bounds are the caller's.
+func DefaultSpec() Spec {
+	return Spec{
+		HookName:         cloud.DrainHookName,
+		HookHeartbeat:    cloud.DrainHookHeartbeat,
+		HealthCheckGrace: 30 * time.Second,
+		ImageTimeout:     10 * time.Minute,
+		PollEvery:        2 * time.Second,
+	}
+}
+
+// Resolve returns s with the names left empty derived from the fleet's
+// (group and launch template shoal-<fleet>, image
+// shoal-<fleet>-<from-instance>) and Desired, when 0, at Min.
+func (s Spec) Resolve() Spec {
 	if s.ASG == "" {
 		s.ASG = "shoal-" + s.Fleet
 	}
@@ -91,26 +107,12 @@ func (s *Spec) defaults() {
 	if s.Desired == 0 {
 		s.Desired = s.Min
 	}
-	if s.HookName == "" {
-		s.HookName = "shoal-drain"
-	}
-	if s.HookHeartbeat <= 0 {
-		s.HookHeartbeat = 60 * time.Second
-	}
-	if s.HealthCheckGrace <= 0 {
-		s.HealthCheckGrace = 30 * time.Second
-	}
-	if s.ImageTimeout <= 0 {
-		s.ImageTimeout = 10 * time.Minute
-	}
-	if s.PollEvery <= 0 {
-		s.PollEvery = 2 * time.Second
-	}
+	return s
 }
 
-// Validate names the first wrong field, after defaults are applied.
-func (s *Spec) Validate() error {
-	s.defaults()
+// Validate names the first wrong field of the resolved spec. It only reads s.
+func (s Spec) Validate() error {
+	s = s.Resolve()
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, a...)...)
 	}
@@ -131,6 +133,16 @@ func (s *Spec) Validate() error {
 		return bad("--app-port (%d): must be 1-65535", s.AppPort)
 	case !nameRE.MatchString(s.ASG):
 		return bad("--asg (%q): not a valid group name", s.ASG)
+	case s.HookName == "":
+		return bad("hook name: required")
+	case s.HookHeartbeat <= 0:
+		return bad("--hook-heartbeat (%v): must be > 0", s.HookHeartbeat)
+	case s.HealthCheckGrace <= 0:
+		return bad("health check grace (%v): must be > 0", s.HealthCheckGrace)
+	case s.ImageTimeout <= 0:
+		return bad("--image-timeout (%v): must be > 0", s.ImageTimeout)
+	case s.PollEvery <= 0:
+		return bad("poll every (%v): must be > 0", s.PollEvery)
 	}
 	for _, sn := range s.Subnets {
 		if !subnetRE.MatchString(sn) {
@@ -195,6 +207,7 @@ func (r *Runner) Run(ctx context.Context, s Spec) ([]Item, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
+	s = s.Resolve()
 	var items []Item
 	if err := r.checkSubnets(ctx, &s); err != nil {
 		return nil, err

@@ -215,11 +215,11 @@ func (c *fakeControl) Coordinators(context.Context) ([]string, error) {
 }
 
 func spec() Spec {
-	return Spec{
-		Fleet: "web", FromInstance: "i-0123456789abcdef0", Subnets: []string{"subnet-0a0a0a0a", "subnet-0b0b0b0b"},
-		Min: 2, Max: 8, AppPort: 8080,
-		Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}},
-	}
+	s := DefaultSpec()
+	s.Fleet, s.FromInstance, s.Subnets = "web", "i-0123456789abcdef0", []string{"subnet-0a0a0a0a", "subnet-0b0b0b0b"}
+	s.Min, s.Max, s.AppPort = 2, 8, 8080
+	s.Policy = &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}}
+	return s
 }
 
 func runner(c *fakeCloud, ctl *fakeControl, out *bytes.Buffer) *Runner {
@@ -322,11 +322,19 @@ func TestValidate(t *testing.T) {
 		{"bad port", func(s *Spec) { s.AppPort = 70000 }, "--app-port (70000)"},
 		{"bad target", func(s *Spec) { s.Policy.TargetTracking[0].Target = 0 }, "target"},
 		{"desired out of range", func(s *Spec) { s.Desired = 9 }, "--desired (9)"},
+		{"bad fleet name", func(s *Spec) { s.Fleet = "web/x" }, `fleet name ("web/x")`},
+		{"no hook heartbeat", func(s *Spec) { s.HookHeartbeat = 0 }, "--hook-heartbeat (0s): must be > 0"},
+		{"no image timeout", func(s *Spec) { s.ImageTimeout = -time.Second }, "--image-timeout (-1s)"},
+		{"no poll interval", func(s *Spec) { s.PollEvery = 0 }, "poll every (0s)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec()
 			tc.mod(&s)
+			before := fmt.Sprintf("%+v", s)
 			err := s.Validate()
+			if after := fmt.Sprintf("%+v", s); after != before {
+				t.Fatalf("Validate changed the spec: %s -> %s", before, after)
+			}
 			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}

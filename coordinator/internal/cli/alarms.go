@@ -10,19 +10,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// alarmView is one element of `alarms -o json`.
-type alarmView struct {
-	Name       string  `json:"name"`
-	Fleet      string  `json:"fleet,omitempty"`
-	Metric     string  `json:"metric"`
-	State      string  `json:"state"`
-	Reason     string  `json:"reason"`
-	LastChange string  `json:"last_change"`
-	Threshold  float64 `json:"threshold"`
-	Comparison string  `json:"comparison"`
-}
-
-func alarmsCmd() *cobra.Command {
+func alarmsCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "alarms [FLEET]",
 		Short: "the CloudWatch alarms Shoal keeps, with state, reason and last change (JSON: an array)",
@@ -32,17 +20,13 @@ func alarmsCmd() *cobra.Command {
 			if len(args) == 1 {
 				fleet = args[0]
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				r, err := c.ListAlarms(ctx, &shoalv1.ListAlarmsRequest{Fleet: fleet})
 				if err != nil {
 					return err
 				}
-				out := make([]alarmView, 0, len(r.Alarms))
-				for _, a := range r.Alarms {
-					out = append(out, alarmView{Name: a.Name, Fleet: a.Fleet, Metric: a.Metric, State: a.State, Reason: a.Reason,
-						LastChange: view.Timestamp(a.StateUpdatedUnixMs), Threshold: a.Threshold, Comparison: a.Comparison})
-				}
-				if g.output == "json" {
+				out := view.AlarmsOf(r.Alarms)
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), out)
 				}
 				rows := [][]string{{"NAME", "STATE", "METRIC", "THRESHOLD", "LAST_CHANGE", "REASON"}}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -23,95 +22,100 @@ import (
 // DefaultAddress is where operator commands look for a node.
 const DefaultAddress = "127.0.0.1:7400"
 
-// globals are the flags every command takes.
-type globals struct {
+// env is what one run of the CLI works with: what the process gives it
+// (tests pass their own) and the flags every command takes. Nothing of it is
+// global, so runs do not share state.
+type env struct {
+	stdout, stderr io.Writer
+	getenv         func(string) string
+
 	address string
 	output  string
 	stale   bool
 	timeout time.Duration
 }
 
-var g globals
-
-// Root returns the command tree. Add a command with
-// cli.Root().AddCommand(...) before Execute, or use Run.
-func Root() *cobra.Command {
-	g = globals{}
+// newRoot returns the command tree.
+func newRoot(e *env) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "shoal-coordinator",
 		Short:         "Shoal coordinator node and operator CLI",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
-			if g.output != "table" && g.output != "json" {
-				return fmt.Errorf("output (%q): must be table or json", g.output)
+			if e.output != "table" && e.output != "json" {
+				return fmt.Errorf("output (%q): must be table or json", e.output)
 			}
 			return nil
 		},
 	}
-	addr := os.Getenv("SHOAL_ADDR")
+	addr := e.getenv("SHOAL_ADDR")
 	if addr == "" {
 		addr = DefaultAddress
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&g.address, "address", addr, "gRPC address of any coordinator node (env SHOAL_ADDR)")
-	pf.StringVarP(&g.output, "output", "o", "table", "output format: table or json")
-	pf.BoolVar(&g.stale, "stale", false, "read from the node asked instead of the leader (may lag)")
-	pf.DurationVar(&g.timeout, "timeout", 15*time.Second, "how long a command may take")
+	pf.StringVar(&e.address, "address", addr, "gRPC address of any coordinator node (env SHOAL_ADDR)")
+	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
+	pf.BoolVar(&e.stale, "stale", false, "read from the node asked instead of the leader (may lag)")
+	pf.DurationVar(&e.timeout, "timeout", 15*time.Second, "how long a command may take")
 	root.AddCommand(
-		serveCmd(), statusCmd(), raftCmd(), fleetCmd(), pauseCmd(), resumeCmd(),
-		snapshotCmd(), instancesCmd(), policyCmd(), decisionsCmd(), scaleCmd(), benchRaftCmd(),
-		explainCmd(), alarmsCmd(), metricsCmd(), topCmd(), simulate.NewCommand(),
+		serveCmd(e), statusCmd(e), raftCmd(e), fleetCmd(e), pauseCmd(e), resumeCmd(e),
+		snapshotCmd(e), instancesCmd(e), policyCmd(e), decisionsCmd(e), scaleCmd(e),
+		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulate.NewCommand(),
 	)
 	return root
 }
 
-// Run executes the command line and returns the exit code. Errors print as
-// one line on stderr.
-func Run(args []string) int {
-	root := Root()
+// Main executes the command line args (without the program name) and
+// returns the exit code. ctx ends `serve` and bounds every command; errors
+// print as one line on stderr; getenv reads SHOAL_ADDR.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
+	root := newRoot(e)
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "error: "+errorLine(err))
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "error: "+e.errorLine(err))
 		return 1
 	}
 	return 0
 }
 
 // errorLine turns an error, usually a gRPC status, into one line.
-func errorLine(err error) string {
+func (e *env) errorLine(err error) string {
 	msg := err.Error()
 	if s, ok := status.FromError(err); ok {
 		msg = s.Message()
 		switch s.Code() {
 		case codes.Unavailable:
 			if !strings.Contains(msg, "no leader") {
-				msg = fmt.Sprintf("cannot reach %s: %s", g.address, msg)
+				msg = fmt.Sprintf("cannot reach %s: %s", e.address, msg)
 			}
 		case codes.DeadlineExceeded:
-			msg = fmt.Sprintf("no answer from %s within %s", g.address, g.timeout)
+			msg = fmt.Sprintf("no answer from %s within %s", e.address, e.timeout)
 		}
 	}
 	return strings.ReplaceAll(strings.TrimSpace(msg), "\n", "; ")
 }
 
 // client dials --address; the caller closes the connection.
-func client() (shoalv1.ControlServiceClient, *grpc.ClientConn, error) {
-	cc, err := rpc.Dial(g.address)
+func (e *env) client() (shoalv1.ControlServiceClient, *grpc.ClientConn, error) {
+	cc, err := rpc.Dial(e.address)
 	if err != nil {
-		return nil, nil, fmt.Errorf("address (%q): %w", g.address, err)
+		return nil, nil, fmt.Errorf("address (%q): %w", e.address, err)
 	}
 	return shoalv1.NewControlServiceClient(cc), cc, nil
 }
 
 // call runs fn with a client and a context bounded by --timeout.
-func call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ControlServiceClient) error) error {
-	c, cc, err := client()
+func (e *env) call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ControlServiceClient) error) error {
+	c, cc, err := e.client()
 	if err != nil {
 		return err
 	}
 	defer cc.Close()
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+	ctx, cancel := context.WithTimeout(cmd.Context(), e.timeout)
 	defer cancel()
 	return fn(ctx, c)
 }

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/node"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 )
@@ -31,12 +33,12 @@ func startNode(t *testing.T) string {
 	_, trans := raft.NewInmemTransport("")
 	store := raft.NewInmemStore()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := cluster.New(cluster.Config{
-		NodeID: "n1", RPCAdvertise: lis.Addr().String(), Bootstrap: true,
-		Transport: trans, LogStoreImpl: store, StableStore: store, SnapshotStore: raft.NewInmemSnapshotStore(),
-		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond, Logger: quiet,
-	}, fsm.New())
+	c := cluster.DefaultConfig()
+	c.NodeID, c.RPCAdvertise, c.Bootstrap = "n1", lis.Addr().String(), true
+	c.Transport, c.LogStoreImpl, c.StableStore, c.SnapshotStore = trans, store, store, raft.NewInmemSnapshotStore()
+	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+	c.Logger = quiet
+	n, err := cluster.New(c, fsm.New())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,22 +58,46 @@ func startNode(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-// run executes one command line and returns stdout and the one-line error.
+// run executes one command line against addr and returns stdout and the
+// one-line error.
 func run(t *testing.T, addr string, args ...string) (string, string) {
 	t.Helper()
-	root := Root()
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(io.Discard)
-	root.SetArgs(append(args, "--address", addr))
-	if err := root.Execute(); err != nil {
-		line := errorLine(err)
-		if strings.Contains(line, "\n") {
-			t.Fatalf("error is not one line: %q", line)
+	return runEnv(t, func(string) string { return "" }, append(args, "--address", addr)...)
+}
+
+// runEnv is Main with getenv as the environment.
+func runEnv(t *testing.T, getenv func(string) string, args ...string) (string, string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	if code := Main(t.Context(), args, &out, &errs, getenv); code == 0 {
+		if errs.Len() > 0 {
+			t.Fatalf("exit 0 with stderr %q", errs.String())
 		}
-		return out.String(), line
+		return out.String(), ""
 	}
-	return out.String(), ""
+	line, ok := strings.CutPrefix(errs.String(), "error: ")
+	if !ok || strings.Count(line, "\n") != 1 || !strings.HasSuffix(line, "\n") {
+		t.Fatalf("stderr is not one error line: %q", errs.String())
+	}
+	return out.String(), strings.TrimSuffix(line, "\n")
+}
+
+func TestAddressFromEnvironment(t *testing.T) {
+	addr := startNode(t)
+	env := func(k string) string {
+		if k == "SHOAL_ADDR" {
+			return addr
+		}
+		return ""
+	}
+	out, e := runEnv(t, env, "status", "-o", "json")
+	if e != "" || !strings.Contains(out, `"leader_id": "n1"`) {
+		t.Fatalf("status via SHOAL_ADDR: out %q, err %q", out, e)
+	}
+	// The address the error names is the one SHOAL_ADDR gave.
+	if _, e := runEnv(t, func(string) string { return "127.0.0.1:1" }, "status", "--timeout", "2s"); !strings.Contains(e, "127.0.0.1:1") {
+		t.Fatalf("status with SHOAL_ADDR=127.0.0.1:1: err %q, want it to name that address", e)
+	}
 }
 
 func TestCommands(t *testing.T) {
@@ -185,5 +211,36 @@ func TestServeFlagErrors(t *testing.T) {
 				t.Fatalf("error %q, want it to contain %q", e, tc.want)
 			}
 		})
+	}
+}
+
+func TestServeFlagsBindToNodeConfig(t *testing.T) {
+	f := serveFlags{cfg: node.DefaultConfig()}
+	cmd := &cobra.Command{}
+	f.register(cmd)
+	if err := cmd.ParseFlags([]string{
+		"--node-id", "n1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400",
+		"--http-addr", "127.0.0.1:7500", "--join", "127.0.0.1:7401, 127.0.0.1:7402,", "--drain-timeout", "45s",
+		"--cluster-name", "blue", "--agent-stale-after", "7s", "--cloud", "none",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := f.config(io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := node.DefaultConfig()
+	switch {
+	case cfg.Scaler.DrainTimeout != 45*time.Second || cfg.Publish.Cluster != "blue" || cfg.Ingest.StaleAfter != 7*time.Second || cfg.Cloud != node.CloudNone:
+		t.Fatalf("flags did not land in the config: %+v", cfg)
+	case cfg.Scaler.EvalInterval != def.Scaler.EvalInterval || cfg.Scaler.AgentGrace != def.Scaler.AgentGrace || cfg.Publish.Interval != def.Publish.Interval || cfg.Cluster.ElectionTimeout != def.Cluster.ElectionTimeout:
+		t.Fatal("a flag left alone does not keep node.DefaultConfig's value")
+	case cfg.Cluster.RaftAdvertise != "127.0.0.1:7300" || cfg.Cluster.RPCAdvertise != "127.0.0.1:7400":
+		t.Fatalf("advertised addresses = %s, %s; want the bound ones", cfg.Cluster.RaftAdvertise, cfg.Cluster.RPCAdvertise)
+	case len(cfg.Cluster.Join) != 2 || cfg.Cluster.Join[1] != "127.0.0.1:7402":
+		t.Fatalf("join = %q", cfg.Cluster.Join)
+	}
+	if f.cfg.Cluster.RaftAdvertise != "" {
+		t.Fatal("config changed the flags it resolved")
 	}
 }

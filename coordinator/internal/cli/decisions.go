@@ -10,7 +10,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func decisionsCmd() *cobra.Command {
+func decisionsCmd(e *env) *cobra.Command {
 	var limit int32
 	cmd := &cobra.Command{
 		Use:   "decisions FLEET [--limit N]",
@@ -20,8 +20,8 @@ func decisionsCmd() *cobra.Command {
 			if limit < 0 {
 				return fmt.Errorf("limit (%d) must be >= 0", limit)
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: args[0], Limit: limit, Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: args[0], Limit: limit, Stale: e.stale})
 				if err != nil {
 					return err
 				}
@@ -29,7 +29,7 @@ func decisionsCmd() *cobra.Command {
 				for _, d := range resp.Decisions {
 					out = append(out, view.DecisionOf(d))
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), out)
 				}
 				rows := [][]string{{"ID", "AT", "FROM", "TO", "STATUS", "SOURCE", "REASON", "ERROR"}}

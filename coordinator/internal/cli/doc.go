@@ -1,7 +1,8 @@
 // Package cli is shoal-coordinator's command line: `serve` runs a node, and
 // the operator commands talk gRPC (ControlService) to any node. One file per
-// subcommand; Root returns the cobra tree so more commands can be added with
-// one AddCommand line.
+// subcommand. Main takes everything from the process as arguments (context,
+// args, stdout, stderr, getenv), so tests run the real command line with
+// their own environment; `serve` hands a node.Config to package node.
 //
 // Output goes through coordinator/internal/view so JSON keys are snake_case
 // and values are the vocabulary words. It must never print multi-line errors:

@@ -7,40 +7,25 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// explainView is `explain -o json`.
-type explainView struct {
-	Fleet       string             `json:"fleet"`
-	Current     int32              `json:"current"`
-	Recommended int32              `json:"recommended"`
-	Reason      string             `json:"reason"`
-	Blocked     string             `json:"blocked,omitempty"`
-	Details     []string           `json:"details"`
-	Inputs      map[string]float64 `json:"inputs"`
-}
-
-func explainCmd() *cobra.Command {
+func explainCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "explain FLEET",
 		Short: "what the scaling engine would do now, and why, with the numbers",
 		Args:  exactArgs("FLEET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				r, err := c.ExplainFleet(ctx, &shoalv1.ExplainFleetRequest{Fleet: args[0]})
 				if err != nil {
 					return err
 				}
-				v := explainView{Fleet: r.Fleet, Current: r.Current, Recommended: r.Recommended, Reason: r.Reason, Blocked: r.Blocked, Details: r.Details, Inputs: r.Inputs}
-				if v.Details == nil {
-					v.Details = []string{}
-				}
-				if v.Inputs == nil {
-					v.Inputs = map[string]float64{}
-				}
+				v := view.ExplainOf(r)
 				w := cmd.OutOrStdout()
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(w, v)
 				}
 				fmt.Fprintf(w, "fleet %s: current %d, recommended %d\n", v.Fleet, v.Current, v.Recommended)

@@ -12,16 +12,16 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func fleetCmd() *cobra.Command {
+func fleetCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "fleet", Short: "create, inspect, change and delete fleets"}
-	cmd.AddCommand(fleetCreateCmd(), fleetGetCmd(), fleetListCmd(), fleetUpdateCmd(), fleetDeleteCmd(), fleetBootstrapCmd())
+	cmd.AddCommand(fleetCreateCmd(e), fleetGetCmd(e), fleetListCmd(e), fleetUpdateCmd(e), fleetDeleteCmd(e), fleetBootstrapCmd(e))
 	return cmd
 }
 
 // printFleet prints one fleet as view.Fleet JSON or as key/value lines.
-func printFleet(w io.Writer, f *shoalv1.Fleet) error {
+func (e *env) printFleet(w io.Writer, f *shoalv1.Fleet) error {
 	v := view.FleetOf(f)
-	if g.output == "json" {
+	if e.output == "json" {
 		return printJSON(w, v)
 	}
 	rows := [][]string{

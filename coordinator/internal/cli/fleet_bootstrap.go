@@ -11,6 +11,7 @@ import (
 
 	"github.com/shoal-dev/shoal/coordinator/internal/bootstrap"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -64,17 +65,9 @@ func (a controlAPI) Coordinators(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// bootstrapItem is one element of `fleet bootstrap -o json`.
-type bootstrapItem struct {
-	Kind    string `json:"kind"`
-	ID      string `json:"id"`
-	Created bool   `json:"created"`
-	Note    string `json:"note,omitempty"`
-}
-
-func fleetBootstrapCmd() *cobra.Command {
+func fleetBootstrapCmd(e *env) *cobra.Command {
 	var (
-		s       bootstrap.Spec
+		s       = bootstrap.DefaultSpec()
 		pf      policyFlags
 		subnets string
 		coords  string
@@ -105,7 +98,7 @@ func fleetBootstrapCmd() *cobra.Command {
 			if err := s.Validate(); err != nil {
 				return err
 			}
-			c, cc, err := client()
+			c, cc, err := e.client()
 			if err != nil {
 				return err
 			}
@@ -124,11 +117,11 @@ func fleetBootstrapCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			out := make([]bootstrapItem, 0, len(items))
+			out := make([]view.BootstrapItem, 0, len(items))
 			for _, it := range items {
-				out = append(out, bootstrapItem(it))
+				out = append(out, view.BootstrapItem{Kind: it.Kind, ID: it.ID, Created: it.Created, Note: it.Note})
 			}
-			if g.output == "json" {
+			if e.output == "json" {
 				return printJSON(cmd.OutOrStdout(), out)
 			}
 			rows := [][]string{{"KIND", "ID", "CREATED", "NOTE"}}
@@ -150,8 +143,8 @@ func fleetBootstrapCmd() *cobra.Command {
 	fl.StringVar(&s.Image, "image-name", "", "image name (default shoal-NAME-INSTANCE)")
 	fl.StringVar(&s.InstanceType, "instance-type", "", "instance type for the launch template (default: the image's)")
 	fl.StringVar(&coords, "coordinators", "", "addresses for the shoal:coordinators tag (default: the cluster's members)")
-	fl.DurationVar(&s.HookHeartbeat, "hook-heartbeat", 60*time.Second, "TERMINATING lifecycle hook heartbeat timeout")
-	fl.DurationVar(&s.ImageTimeout, "image-timeout", 10*time.Minute, "longest wait for the image to become available")
+	fl.DurationVar(&s.HookHeartbeat, "hook-heartbeat", s.HookHeartbeat, "TERMINATING lifecycle hook heartbeat timeout")
+	fl.DurationVar(&s.ImageTimeout, "image-timeout", s.ImageTimeout, "longest wait for the image to become available")
 	fl.DurationVar(&timeout, "bootstrap-timeout", 15*time.Minute, "bound on the whole bootstrap")
 	fl.BoolVar(&s.DryRun, "dry-run", false, "print the AWS calls it would make, change nothing")
 	fl.StringVar(&pf.metric, "metric", "", "target-tracking metric: cpu, mem, requests_per_target or a custom agent metric")

@@ -8,7 +8,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func fleetCreateCmd() *cobra.Command {
+func fleetCreateCmd(e *env) *cobra.Command {
 	f := &shoalv1.Fleet{}
 	cmd := &cobra.Command{
 		Use:   "create NAME --asg ASG --min N --max N [--desired N] [--app-port PORT]",
@@ -16,12 +16,12 @@ func fleetCreateCmd() *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.Name = args[0]
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: f})
 				if err != nil {
 					return err
 				}
-				return printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
 			})
 		},
 	}

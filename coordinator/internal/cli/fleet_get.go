@@ -8,18 +8,18 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func fleetGetCmd() *cobra.Command {
+func fleetGetCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get NAME",
 		Short: "show one fleet",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}
-				return printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
 			})
 		},
 	}

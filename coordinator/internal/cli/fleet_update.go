@@ -9,7 +9,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func fleetUpdateCmd() *cobra.Command {
+func fleetUpdateCmd(e *env) *cobra.Command {
 	var (
 		asg                     string
 		min, max, desired, port int32
@@ -50,12 +50,12 @@ func fleetUpdateCmd() *cobra.Command {
 			if req.Asg == nil && req.Min == nil && req.Max == nil && req.Desired == nil && req.AppPort == nil && !req.SetAlarmActions && req.PublishPerInstance == nil {
 				return errors.New("nothing to change: give at least one of --asg, --min, --max, --desired, --app-port, --alarm-action, --clear-alarm-actions, --publish-per-instance")
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.UpdateFleet(ctx, req)
 				if err != nil {
 					return err
 				}
-				return printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
 			})
 		},
 	}

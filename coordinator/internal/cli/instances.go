@@ -10,7 +10,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func instancesCmd() *cobra.Command {
+func instancesCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "instances [FLEET]",
 		Short: "list the instance registry (JSON: an array)",
@@ -20,8 +20,8 @@ func instancesCmd() *cobra.Command {
 			if len(args) == 1 {
 				fleet = args[0]
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: fleet, Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: fleet, Stale: e.stale})
 				if err != nil {
 					return err
 				}
@@ -29,7 +29,7 @@ func instancesCmd() *cobra.Command {
 				for _, in := range resp.Instances {
 					out = append(out, view.InstanceOf(in))
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), out)
 				}
 				rows := [][]string{{"ID", "FLEET", "STATE", "PRIVATE_IP", "AZ", "READY", "FLAG"}}

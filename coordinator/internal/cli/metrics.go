@@ -10,10 +10,11 @@ import (
 
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func metricsCmd() *cobra.Command {
+func metricsCmd(e *env) *cobra.Command {
 	var (
 		metric, stat, cluster, instance string
 		since, period                   time.Duration
@@ -28,8 +29,8 @@ func metricsCmd() *cobra.Command {
 				return fmt.Errorf("since (%v): must be > 0", since)
 			}
 			var group string
-			if err := call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: g.stale})
+			if err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}
@@ -38,7 +39,7 @@ func metricsCmd() *cobra.Command {
 			}); err != nil {
 				return err
 			}
-			ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
+			ctx, cancel := context.WithTimeout(cmd.Context(), e.timeout)
 			defer cancel()
 			cfg, err := awscloud.LoadConfig(ctx, awscloud.DefaultConfig())
 			if err != nil {
@@ -51,11 +52,12 @@ func metricsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if g.output == "json" {
-				if pts == nil {
-					pts = []publish.Point{}
+			if e.output == "json" {
+				out := make([]view.Point, 0, len(pts))
+				for _, p := range pts {
+					out = append(out, view.Point{T: p.T, V: p.V})
 				}
-				return printJSON(cmd.OutOrStdout(), pts)
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			return publish.WriteSeries(cmd.OutOrStdout(), metric, stat, pts, width)
 		},
@@ -65,7 +67,7 @@ func metricsCmd() *cobra.Command {
 	f.StringVar(&stat, "stat", "Average", "Average, Sum, SampleCount, Minimum or Maximum")
 	f.DurationVar(&since, "since", 15*time.Minute, "how far back to read")
 	f.DurationVar(&period, "period", 10*time.Second, "step between points")
-	f.StringVar(&cluster, "cluster-name", "shoal", "the cluster's --cluster-name (its ShoalCluster dimension)")
+	f.StringVar(&cluster, "cluster-name", publish.DefaultConfig().Cluster, "the cluster's --cluster-name (its ShoalCluster dimension)")
 	f.StringVar(&instance, "instance", "", "read the per-instance series of this instance (when the fleet publishes them)")
 	f.IntVar(&width, "width", 60, "sparkline width")
 	return cmd

@@ -8,18 +8,18 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func pauseCmd() *cobra.Command {
+func pauseCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "pause NAME",
 		Short: "stop scaling a fleet until resumed",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Name: args[0]})
 				if err != nil {
 					return err
 				}
-				return printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
 			})
 		},
 	}

@@ -17,9 +17,9 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func policyCmd() *cobra.Command {
+func policyCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "policy", Short: "set or show a fleet's scaling policy"}
-	cmd.AddCommand(policySetCmd(), policyGetCmd())
+	cmd.AddCommand(policySetCmd(e), policyGetCmd(e))
 	return cmd
 }
 
@@ -32,7 +32,7 @@ type policyFlags struct {
 	file                        string
 }
 
-func policySetCmd() *cobra.Command {
+func policySetCmd(e *env) *cobra.Command {
 	var f policyFlags
 	cmd := &cobra.Command{
 		Use:   "set FLEET --metric cpu --target 50 [--tolerance F] [--scale-in-window D] [--scale-out-window D] [--warmup D] [--step-metric M --step LOWER:UPPER:TYPE:ADJ ...] | --file POLICY.json",
@@ -43,12 +43,12 @@ func policySetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: args[0], Policy: p})
 				if err != nil {
 					return err
 				}
-				return printPolicy(cmd, resp.Fleet.Policy)
+				return e.printPolicy(cmd, resp.Fleet.Policy)
 			})
 		},
 	}
@@ -144,26 +144,26 @@ func parseStep(s string) (*shoalv1.Step, error) {
 	return st, nil
 }
 
-func policyGetCmd() *cobra.Command {
+func policyGetCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "get FLEET",
 		Short: "show a fleet's scaling policy",
 		Args:  exactArgs("FLEET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.GetPolicy(ctx, &shoalv1.GetPolicyRequest{Fleet: args[0], Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				resp, err := c.GetPolicy(ctx, &shoalv1.GetPolicyRequest{Fleet: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}
-				return printPolicy(cmd, resp.Policy)
+				return e.printPolicy(cmd, resp.Policy)
 			})
 		},
 	}
 }
 
-func printPolicy(cmd *cobra.Command, p *shoalv1.ScalingPolicy) error {
+func (e *env) printPolicy(cmd *cobra.Command, p *shoalv1.ScalingPolicy) error {
 	w := cmd.OutOrStdout()
-	if g.output == "json" {
+	if e.output == "json" {
 		v := view.PolicyOf(p)
 		if v == nil {
 			return printJSON(w, nil)

@@ -10,19 +10,19 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func raftCmd() *cobra.Command {
+func raftCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "raft", Short: "inspect or change raft membership"}
 	list := &cobra.Command{
 		Use:   "list-peers",
 		Short: "list the raft configuration",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.ListPeers(ctx, &shoalv1.ListPeersRequest{})
 				if err != nil {
 					return err
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), view.NodesOf(resp.Peers))
 				}
 				return nodeTable(cmd.OutOrStdout(), view.NodesOf(resp.Peers))
@@ -38,11 +38,11 @@ func raftCmd() *cobra.Command {
 			if id == "" {
 				return fmt.Errorf("id: required")
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				if _, err := c.RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: id}); err != nil {
 					return err
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), map[string]string{"removed": id})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "removed %s\n", id)

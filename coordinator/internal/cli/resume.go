@@ -8,18 +8,18 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func resumeCmd() *cobra.Command {
+func resumeCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "resume NAME",
 		Short: "resume scaling a paused fleet",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.ResumeFleet(ctx, &shoalv1.ResumeFleetRequest{Name: args[0]})
 				if err != nil {
 					return err
 				}
-				return printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
 			})
 		},
 	}

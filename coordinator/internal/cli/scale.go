@@ -10,7 +10,7 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func scaleCmd() *cobra.Command {
+func scaleCmd(e *env) *cobra.Command {
 	var (
 		desired int32
 		reason  string
@@ -20,13 +20,13 @@ func scaleCmd() *cobra.Command {
 		Short: "commit a manual scaling decision (within min and max)",
 		Args:  exactArgs("FLEET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: args[0], Desired: desired, Reason: reason})
 				if err != nil {
 					return err
 				}
 				d := view.DecisionOf(resp.Decision)
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), d)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "decision %d: %s %d → %d (%s)\n", d.ID, d.Fleet, d.From, d.To, d.Status)

@@ -14,15 +14,15 @@ import (
 
 const snapshotChunk = 64 << 10
 
-func snapshotCmd() *cobra.Command {
+func snapshotCmd(e *env) *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "save or restore the cluster state"}
 	save := &cobra.Command{
 		Use:   "save FILE",
 		Short: "write a snapshot of the state to FILE",
 		Args:  exactArgs("FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				st, err := c.SaveSnapshot(ctx, &shoalv1.SaveSnapshotRequest{Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				st, err := c.SaveSnapshot(ctx, &shoalv1.SaveSnapshotRequest{Stale: e.stale})
 				if err != nil {
 					return err
 				}
@@ -54,7 +54,7 @@ func snapshotCmd() *cobra.Command {
 				if err := os.Rename(tmp.Name(), args[0]); err != nil {
 					return fmt.Errorf("FILE (%q): %w", args[0], err)
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), map[string]any{"file": args[0], "bytes": n})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "saved %d bytes to %s\n", n, args[0])
@@ -71,7 +71,7 @@ func snapshotCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("FILE (%q): %w", args[0], err)
 			}
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				st, err := c.RestoreSnapshot(ctx)
 				if err != nil {
 					return err
@@ -85,7 +85,7 @@ func snapshotCmd() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), map[string]any{"file": args[0], "index": resp.Index})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "restored %s at raft index %d\n", args[0], resp.Index)

@@ -11,20 +11,20 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func statusCmd() *cobra.Command {
+func statusCmd(e *env) *cobra.Command {
 	return &cobra.Command{
 		Use:   "status",
 		Short: "show the leader, the members and the applied index",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: g.stale})
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: e.stale})
 				if err != nil {
 					return err
 				}
 				v := view.StatusOf(st)
 				w := cmd.OutOrStdout()
-				if g.output == "json" {
+				if e.output == "json" {
 					return printJSON(w, v)
 				}
 				fmt.Fprintf(w, "leader: %s  term: %d  applied: %d  commit: %d  answered by: %s\n\n", v.LeaderID, v.Term, v.AppliedIndex, v.CommitIndex, v.NodeID)

@@ -19,7 +19,7 @@ import (
 // topColumns are the metrics top shows per instance, in order.
 var topColumns = []string{"cpu", "mem", "load1", "net_rx", "net_tx"}
 
-func topCmd() *cobra.Command {
+func topCmd(e *env) *cobra.Command {
 	var (
 		every      time.Duration
 		iterations int
@@ -38,7 +38,7 @@ func topCmd() *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			c, cc, err := client()
+			c, cc, err := e.client()
 			if err != nil {
 				return err
 			}
@@ -52,8 +52,8 @@ func topCmd() *cobra.Command {
 					case <-time.After(every):
 					}
 				}
-				cctx, cancel := context.WithTimeout(ctx, g.timeout)
-				err := topFrame(cctx, w, c, fleet, iterations != 1)
+				cctx, cancel := context.WithTimeout(ctx, e.timeout)
+				err := e.topFrame(cctx, w, c, fleet, iterations != 1)
 				cancel()
 				if err != nil {
 					return err
@@ -69,19 +69,19 @@ func topCmd() *cobra.Command {
 
 // topFrame draws one screen: per fleet, its capacity and averages, then one
 // row per instance.
-func topFrame(ctx context.Context, w io.Writer, c shoalv1.ControlServiceClient, fleet string, clear bool) error {
-	ins, err := c.ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: fleet, Stale: g.stale})
+func (e *env) topFrame(ctx context.Context, w io.Writer, c shoalv1.ControlServiceClient, fleet string, clear bool) error {
+	ins, err := c.ListInstances(ctx, &shoalv1.ListInstancesRequest{Fleet: fleet, Stale: e.stale})
 	if err != nil {
 		return err
 	}
-	fl, err := c.ListFleets(ctx, &shoalv1.ListFleetsRequest{Stale: g.stale})
+	fl, err := c.ListFleets(ctx, &shoalv1.ListFleetsRequest{Stale: e.stale})
 	if err != nil {
 		return err
 	}
 	if clear {
 		fmt.Fprint(w, "\x1b[H\x1b[2J")
 	}
-	fmt.Fprintf(w, "shoal top — %s — %s\n\n", g.address, time.Now().UTC().Format(time.TimeOnly))
+	fmt.Fprintf(w, "shoal top — %s — %s\n\n", e.address, time.Now().UTC().Format(time.TimeOnly))
 	byFleet := map[string][]view.Instance{}
 	for _, in := range ins.Instances {
 		byFleet[in.Fleet] = append(byFleet[in.Fleet], view.InstanceOf(in))

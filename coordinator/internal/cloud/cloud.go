@@ -19,6 +19,13 @@ const (
 	ResultAbandon         = "ABANDON"
 )
 
+// Shoal's drain hook: `fleet bootstrap` puts it on a new group and the
+// scaler keeps it there, so both must agree on its name and heartbeat.
+const (
+	DrainHookName      = "shoal-drain"
+	DrainHookHeartbeat = time.Minute
+)
+
 // Instance lifecycle states of an Auto Scaling group that the scaler reads.
 const (
 	LifecyclePending         = "Pending"

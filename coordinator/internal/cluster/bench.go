@@ -68,7 +68,7 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchPhase, error) {
 		c := DefaultConfig()
 		c.NodeID = fmt.Sprintf("bench%d", i)
 		c.DataDir = filepath.Join(cfg.Dir, c.NodeID)
-		c.RaftBind, c.RPCAdvertise = addr, "127.0.0.1:1" // no RPC: all writes go to the leader
+		c.RaftBind, c.RaftAdvertise, c.RPCAdvertise = addr, addr, "127.0.0.1:1" // no RPC: all writes go to the leader
 		c.LogStore = cfg.Store
 		c.Bootstrap = i == 0
 		c.Logger = cfg.Logger

@@ -84,7 +84,6 @@ type Node struct {
 // starts joining. The FSM is owned by the node from here on; read it with
 // FSM().
 func New(cfg Config, f *fsm.FSM) (*Node, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -54,16 +54,16 @@ type testCluster struct {
 }
 
 func fastConfig() Config {
-	return Config{
-		HeartbeatTimeout:   50 * time.Millisecond,
-		ElectionTimeout:    50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
-		ApplyTimeout:       2 * time.Second,
-		NoLeaderWait:       500 * time.Millisecond,
-		ShutdownTimeout:    2 * time.Second,
-		Logger:             slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
+	c := DefaultConfig()
+	c.HeartbeatTimeout = 50 * time.Millisecond
+	c.ElectionTimeout = 50 * time.Millisecond
+	c.LeaderLeaseTimeout = 50 * time.Millisecond
+	c.CommitTimeout = 5 * time.Millisecond
+	c.ApplyTimeout = 2 * time.Second
+	c.NoLeaderWait = 500 * time.Millisecond
+	c.ShutdownTimeout = 2 * time.Second
+	c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return c
 }
 
 // newTestCluster starts n nodes on raft.InmemTransport with gRPC over
@@ -270,7 +270,8 @@ func TestConfigValidate(t *testing.T) {
 	base := func() Config {
 		c := DefaultConfig()
 		c.NodeID, c.DataDir, c.RaftBind, c.RPCAdvertise = "n1", "/tmp/x", "127.0.0.1:7300", "127.0.0.1:7400"
-		return c.withDefaults()
+		c.RaftAdvertise = c.RaftBind
+		return c
 	}
 	for _, tc := range []struct {
 		name string
@@ -285,6 +286,10 @@ func TestConfigValidate(t *testing.T) {
 		{"bad join", func(c *Config) { c.Join = []string{"nohost"} }, `join[0] ("nohost")`},
 		{"bad store", func(c *Config) { c.LogStore = "sqlite" }, `log-store ("sqlite")`},
 		{"lease above heartbeat", func(c *Config) { c.LeaderLeaseTimeout = 2 * time.Second }, "raft-leader-lease-timeout (2s) must be <= raft-heartbeat-timeout (1s)"},
+		{"no raft advertise", func(c *Config) { c.RaftAdvertise = "" }, `advertise-raft ("")`},
+		{"no snapshot interval", func(c *Config) { c.SnapshotInterval = 0 }, "raft-snapshot-interval (0s) must be > 0"},
+		{"no trailing logs", func(c *Config) { c.TrailingLogs = 0 }, "raft-trailing-logs: must be > 0"},
+		{"no logger", func(c *Config) { c.Logger = nil }, "logger: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

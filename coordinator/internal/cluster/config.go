@@ -25,13 +25,13 @@ const (
 	StoreBolt = "boltdb"
 )
 
-// Config configures one node. Zero durations take the defaults of
-// DefaultConfig; Validate says which field is wrong.
+// Config configures one node. Start from DefaultConfig; Validate says which
+// field is wrong.
 type Config struct {
 	NodeID  string
 	DataDir string
 	// RaftBind is where the raft transport listens; RaftAdvertise is what
-	// peers dial (defaults to RaftBind).
+	// peers dial (serve sets it to RaftBind unless --advertise-raft).
 	RaftBind      string
 	RaftAdvertise string
 	// RPCAdvertise is the gRPC address peers and clients use for this node.
@@ -75,8 +75,11 @@ type Config struct {
 }
 
 // DefaultConfig returns production timings; tests shorten them by flag.
+// Identity, addresses and the data dir are the caller's.
 func DefaultConfig() Config {
 	return Config{
+		Logger:             slog.Default(),
+		Clock:              time.Now,
 		LogStore:           StoreWAL,
 		HeartbeatTimeout:   1000 * time.Millisecond,
 		ElectionTimeout:    1000 * time.Millisecond,
@@ -89,43 +92,6 @@ func DefaultConfig() Config {
 		SnapshotInterval:   2 * time.Minute,
 		TrailingLogs:       10240,
 	}
-}
-
-// withDefaults fills zero fields from DefaultConfig.
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	set := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	set(&c.HeartbeatTimeout, d.HeartbeatTimeout)
-	set(&c.ElectionTimeout, d.ElectionTimeout)
-	set(&c.LeaderLeaseTimeout, d.LeaderLeaseTimeout)
-	set(&c.CommitTimeout, d.CommitTimeout)
-	set(&c.ApplyTimeout, d.ApplyTimeout)
-	set(&c.NoLeaderWait, d.NoLeaderWait)
-	set(&c.ShutdownTimeout, d.ShutdownTimeout)
-	set(&c.SnapshotInterval, d.SnapshotInterval)
-	if c.TrailingLogs == 0 {
-		c.TrailingLogs = d.TrailingLogs
-	}
-	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = d.SnapshotThreshold
-	}
-	if c.LogStore == "" {
-		c.LogStore = d.LogStore
-	}
-	if c.RaftAdvertise == "" {
-		c.RaftAdvertise = c.RaftBind
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Clock == nil {
-		c.Clock = time.Now
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
@@ -147,6 +113,27 @@ func (c Config) Validate() error {
 		return fmt.Errorf("raft-leader-lease-timeout (%s) must be <= raft-heartbeat-timeout (%s)", c.LeaderLeaseTimeout, c.HeartbeatTimeout)
 	case c.ElectionTimeout < c.HeartbeatTimeout:
 		return fmt.Errorf("raft-election-timeout (%s) must be >= raft-heartbeat-timeout (%s)", c.ElectionTimeout, c.HeartbeatTimeout)
+	case c.Logger == nil:
+		return fmt.Errorf("logger: required")
+	case c.Clock == nil:
+		return fmt.Errorf("clock: required")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"raft-heartbeat-timeout", c.HeartbeatTimeout}, {"raft-election-timeout", c.ElectionTimeout},
+		{"raft-leader-lease-timeout", c.LeaderLeaseTimeout}, {"raft-commit-timeout", c.CommitTimeout},
+		{"apply timeout", c.ApplyTimeout}, {"no-leader-wait", c.NoLeaderWait}, {"shutdown-timeout", c.ShutdownTimeout},
+		{"raft-snapshot-interval", c.SnapshotInterval}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s (%s) must be > 0", d.name, d.v)
+		}
+	}
+	switch {
+	case c.SnapshotThreshold == 0:
+		return fmt.Errorf("raft-snapshot-threshold: must be > 0")
+	case c.TrailingLogs == 0:
+		return fmt.Errorf("raft-trailing-logs: must be > 0")
 	}
 	if c.Transport == nil {
 		if err := mustBeDialable("advertise-raft", c.RaftAdvertise); err != nil {

@@ -1,6 +1,7 @@
 // Package decide is Shoal's scaling maths: it validates scaling policies and
 // turns a fleet's metrics, bounds and recent history into a recommended
-// capacity with a human-readable reason and the numbers behind it.
+// capacity with a human-readable reason and the numbers behind it. It also
+// picks a scale-in's victims (Victims): AZ balance, then load.
 //
 // Both the leader's scaler loop and the simulator drive the same Decide
 // function, so what `simulate` shows is what the cluster would do.

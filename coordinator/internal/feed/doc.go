@@ -7,6 +7,7 @@
 // They also yield the requests_per_target scaling metric.
 //
 // LB streams are few, so every one is served by the leader: a follower that
-// receives one pipes it to the leader unchanged. The package never decides
-// who is a backend (its caller does) and never calls AWS.
+// receives one pipes it to the leader unchanged. BackendSet says which
+// registry instances are backends and with what load; the caller reads the
+// registry and the live metrics for it. The package never calls AWS.
 package feed

@@ -31,35 +31,45 @@ type Leadership interface {
 	LeaderRPCAddr() string
 }
 
-// Config tunes the service. Zero fields take the defaults.
+// Config tunes the service. Start from DefaultConfig.
 type Config struct {
-	// LeaseTTL is how long an LB stays live after its last report (10 s).
+	// LeaseTTL is how long an LB stays live after its last report.
 	LeaseTTL time.Duration
-	// PollEvery is how often a stream looks for a changed set (200 ms).
+	// PollEvery is how often a stream looks for a changed set.
 	PollEvery time.Duration
-	// ResendEvery re-sends an unchanged set so LBs notice a dead stream (3 s).
+	// ResendEvery re-sends an unchanged set so LBs notice a dead stream.
 	ResendEvery time.Duration
 	// Now is the clock; tests inject one.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
-func (c *Config) defaults() {
-	if c.LeaseTTL <= 0 {
-		c.LeaseTTL = 10 * time.Second
+// DefaultConfig returns the production settings.
+func DefaultConfig() Config {
+	return Config{
+		LeaseTTL:    10 * time.Second,
+		PollEvery:   200 * time.Millisecond,
+		ResendEvery: 3 * time.Second,
+		Now:         time.Now,
+		Logger:      slog.Default(),
 	}
-	if c.PollEvery <= 0 {
-		c.PollEvery = 200 * time.Millisecond
+}
+
+// Validate says which field is wrong and why.
+func (c Config) Validate() error {
+	switch {
+	case c.LeaseTTL <= 0:
+		return fmt.Errorf("feed lease ttl (%v) must be > 0", c.LeaseTTL)
+	case c.PollEvery <= 0:
+		return fmt.Errorf("feed poll every (%v) must be > 0", c.PollEvery)
+	case c.ResendEvery <= 0:
+		return fmt.Errorf("feed resend every (%v) must be > 0", c.ResendEvery)
+	case c.Now == nil:
+		return errors.New("feed now: required")
+	case c.Logger == nil:
+		return errors.New("feed logger: required")
 	}
-	if c.ResendEvery <= 0 {
-		c.ResendEvery = 3 * time.Second
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	return nil
 }
 
 // session is what the leader knows of one LB's view of one fleet.
@@ -103,8 +113,10 @@ type Service struct {
 }
 
 // New returns a Service. reg may be nil.
-func New(cfg Config, backends BackendsFunc, lead Leadership, reg prometheus.Registerer) *Service {
-	cfg.defaults()
+func New(cfg Config, backends BackendsFunc, lead Leadership, reg prometheus.Registerer) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
 	s := &Service{
 		cfg:      cfg,
 		backends: backends,
@@ -120,7 +132,7 @@ func New(cfg Config, backends BackendsFunc, lead Leadership, reg prometheus.Regi
 	if reg != nil {
 		reg.MustRegister(s.reports, s.proxied, s.live, s.rejected)
 	}
-	return s
+	return s, nil
 }
 
 // Register mounts the service on a gRPC server.

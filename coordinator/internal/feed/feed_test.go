@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -145,7 +146,7 @@ func newWorld() *world {
 }
 
 func TestHelloValidation(t *testing.T) {
-	svc := New(Config{}, newWorld().get, lead{leader: true}, nil)
+	svc := mustNew(t, DefaultConfig(), newWorld().get, lead{leader: true}, nil)
 	addr := serve(t, svc)
 	for _, tc := range []struct {
 		name, lb, fleet string
@@ -170,7 +171,7 @@ func TestHelloValidation(t *testing.T) {
 func TestDrainNeedsEveryLiveLB(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	w := newWorld()
-	svc := New(Config{Now: clk.Now, PollEvery: 5 * time.Millisecond}, w.get, lead{leader: true}, nil)
+	svc := mustNew(t, configWith(func(c *Config) { c.Now = clk.Now; c.PollEvery = 5 * time.Millisecond }), w.get, lead{leader: true}, nil)
 	addr := serve(t, svc)
 
 	if ok, _ := svc.Drained("web", "i-b"); !ok {
@@ -214,7 +215,7 @@ func TestSilentLBLosesItsLease(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	w := newWorld()
 	w.setState("web", "i-b", shoalv1.BackendState_BACKEND_STATE_DRAINING)
-	svc := New(Config{Now: clk.Now, PollEvery: 5 * time.Millisecond, LeaseTTL: 10 * time.Second}, w.get, lead{leader: true}, nil)
+	svc := mustNew(t, configWith(func(c *Config) { c.Now = clk.Now; c.PollEvery = 5 * time.Millisecond; c.LeaseTTL = 10 * time.Second }), w.get, lead{leader: true}, nil)
 	addr := serve(t, svc)
 	lb1, c1 := open(t, addr, "lb1", "web")
 	defer c1()
@@ -234,7 +235,7 @@ func TestSilentLBLosesItsLease(t *testing.T) {
 
 func TestRequestsPerTarget(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	svc := New(Config{Now: clk.Now, PollEvery: 5 * time.Millisecond}, newWorld().get, lead{leader: true}, nil)
+	svc := mustNew(t, configWith(func(c *Config) { c.Now = clk.Now; c.PollEvery = 5 * time.Millisecond }), newWorld().get, lead{leader: true}, nil)
 	addr := serve(t, svc)
 	lb, c := open(t, addr, "lb1", "web")
 	defer c()
@@ -250,9 +251,9 @@ func TestRequestsPerTarget(t *testing.T) {
 
 func TestFollowerPipesToLeader(t *testing.T) {
 	w := newWorld()
-	leader := New(Config{PollEvery: 5 * time.Millisecond}, w.get, lead{leader: true}, nil)
+	leader := mustNew(t, configWith(func(c *Config) { c.PollEvery = 5 * time.Millisecond }), w.get, lead{leader: true}, nil)
 	leaderAddr := serve(t, leader)
-	follower := New(Config{}, func(string) ([]*shoalv1.Backend, error) {
+	follower := mustNew(t, DefaultConfig(), func(string) ([]*shoalv1.Backend, error) {
 		t.Error("a follower must not compute sets itself")
 		return nil, nil
 	}, lead{leader: false, addr: leaderAddr}, nil)
@@ -270,11 +271,55 @@ func TestFollowerPipesToLeader(t *testing.T) {
 }
 
 func TestFollowerWithoutLeader(t *testing.T) {
-	svc := New(Config{}, newWorld().get, lead{leader: false}, nil)
+	svc := mustNew(t, DefaultConfig(), newWorld().get, lead{leader: false}, nil)
 	addr := serve(t, svc)
 	st, c := open(t, addr, "lb1", "web")
 	defer c()
 	if _, err := st.Recv(); status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no leader") {
 		t.Fatalf("err = %v, want UNAVAILABLE no leader", err)
+	}
+}
+
+func configWith(mod func(*Config)) Config {
+	c := DefaultConfig()
+	mod(&c)
+	return c
+}
+
+func mustNew(t *testing.T, cfg Config, b BackendsFunc, l Leadership, reg prometheus.Registerer) *Service {
+	t.Helper()
+	s, err := New(cfg, b, l, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"no lease", func(c *Config) { c.LeaseTTL = 0 }, "lease ttl"},
+		{"negative poll", func(c *Config) { c.PollEvery = -time.Second }, "poll every"},
+		{"no resend", func(c *Config) { c.ResendEvery = 0 }, "resend every"},
+		{"no clock", func(c *Config) { c.Now = nil }, "now: required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := configWith(tc.mod)
+			before := c.LeaseTTL
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+			if c.LeaseTTL != before {
+				t.Fatal("Validate changed the config")
+			}
+			if _, err := New(c, newWorld().get, lead{}, nil); (err == nil) != (tc.want == "") {
+				t.Fatalf("New() = %v, want it to agree with Validate", err)
+			}
+		})
 	}
 }

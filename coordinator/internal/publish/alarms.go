@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"reflect"
 	"sort"
@@ -124,6 +125,8 @@ type ReconcilerConfig struct {
 	HeartbeatPeriod time.Duration
 	// HeartbeatActions are the dead-man's switch's alarm actions.
 	HeartbeatActions []string
+	// Logger gets RunAlarms' outcomes; nil is slog.Default().
+	Logger *slog.Logger
 }
 
 // Validate reports the first wrong field and why.
@@ -220,6 +223,7 @@ func hasKey(m map[string]bound, k string) bool { _, ok := m[k]; return ok }
 type Reconciler struct {
 	api API
 	cfg ReconcilerConfig
+	log *slog.Logger
 }
 
 // NewReconciler validates cfg and returns a Reconciler.
@@ -227,7 +231,11 @@ func NewReconciler(api API, cfg ReconcilerConfig) (*Reconciler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Reconciler{api: api, cfg: cfg}, nil
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Reconciler{api: api, cfg: cfg, log: log}, nil
 }
 
 // Changes says what a reconcile did.
@@ -358,16 +366,16 @@ func sameAlarm(d AlarmSpec, a types.MetricAlarm) bool {
 		reflect.DeepEqual(actions, want)
 }
 
-// AlarmStatus is one alarm as `alarms -o json` shows it.
+// AlarmStatus is one alarm as CloudWatch reports it; view.Alarm is its JSON.
 type AlarmStatus struct {
-	Name       string    `json:"name"`
-	Fleet      string    `json:"fleet,omitempty"`
-	Metric     string    `json:"metric"`
-	State      string    `json:"state"`
-	Reason     string    `json:"reason"`
-	Updated    time.Time `json:"last_change"`
-	Threshold  float64   `json:"threshold"`
-	Comparison string    `json:"comparison"`
+	Name       string
+	Fleet      string
+	Metric     string
+	State      string
+	Reason     string
+	Updated    time.Time
+	Threshold  float64
+	Comparison string
 }
 
 // Proto returns the status as ControlService's ListAlarms carries it.

@@ -2,7 +2,9 @@
 // per-period aggregates into StatisticSets and sends them in as few
 // PutMetricData calls as AWS's limits allow, keeps the CloudWatch alarms
 // implied by the fleets' policies in step (plus one dead-man's switch on the
-// coordinator's heartbeat), and reads series back for the `metrics` CLI.
+// coordinator's heartbeat), and reads series back for the `metrics` CLI. The
+// leader's loops live here too: RunPeriods hands each complete period over,
+// RunAlarms reconciles on a timer.
 //
 // It must never block its caller: Publish only queues, and a full queue drops
 // its oldest batch (counted in /metrics) rather than wait. It must never

@@ -79,6 +79,8 @@ type Config struct {
 	// Registerer receives the publisher's counters; nil keeps them private.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
+	// Now is RunPeriods' clock.
+	Now func() time.Time
 }
 
 // DefaultConfig returns the production settings.
@@ -93,6 +95,7 @@ func DefaultConfig() Config {
 		MaxCustomMetrics: DefaultMaxCustomMetrics,
 		RetryBase:        500 * time.Millisecond,
 		RetryMax:         30 * time.Second,
+		Now:              time.Now,
 	}
 }
 
@@ -115,6 +118,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry base (%v) must be > 0", c.RetryBase)
 	case c.RetryMax < c.RetryBase:
 		return fmt.Errorf("retry max (%v) must be >= retry base (%v)", c.RetryMax, c.RetryBase)
+	case c.Now == nil:
+		return errors.New("now: required")
 	}
 	for _, m := range c.StandardMetrics {
 		if IsCustom(m) {

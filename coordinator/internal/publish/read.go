@@ -34,10 +34,10 @@ type Query struct {
 	InstanceID string
 }
 
-// Point is one value of a series.
+// Point is one value of a series; view.Point is its JSON.
 type Point struct {
-	T time.Time `json:"t"`
-	V float64   `json:"v"`
+	T time.Time
+	V float64
 }
 
 // Reader reads Shoal series back from CloudWatch.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strings"
 	"time"
@@ -155,18 +154,10 @@ func (s *Scaler) scaleInBlocked(ctx context.Context, v *view) string {
 	return ""
 }
 
-// victims picks n instances to drain: balanced across AZs first (always
-// from the AZ with the most candidates), then least loaded, then newest id.
+// victims picks n instances to drain among the unprotected in-service ones
+// not already leaving; decide.Victims says which.
 func (s *Scaler) victims(v *view, n int) []string {
-	metric := "cpu"
-	if p := v.f.Policy; p != nil && len(p.TargetTracking) > 0 {
-		metric = p.TargetTracking[0].Metric
-	}
-	type cand struct {
-		id, az string
-		load   float64
-	}
-	byAZ := map[string][]cand{}
+	var cands []decide.Candidate
 	for id, gi := range v.inGroup {
 		in, ok := v.insts[id]
 		if !ok || gi.Protected || gi.LifecycleState != cloud.LifecycleInService {
@@ -175,44 +166,10 @@ func (s *Scaler) victims(v *view, n int) []string {
 		if in.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || in.State == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED {
 			continue
 		}
-		load := math.Inf(1)
-		if m, ok := v.latest[id]; ok {
-			if x, ok := m[metric]; ok {
-				load = x
-			}
-		}
-		// An instance with no metrics serves no one we can see; it goes first.
-		if _, ok := v.latest[id]; !ok {
-			load = math.Inf(-1)
-		}
-		byAZ[gi.AZ] = append(byAZ[gi.AZ], cand{id: id, az: gi.AZ, load: load})
+		m, reported := v.latest[id]
+		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m})
 	}
-	for _, cs := range byAZ {
-		sort.Slice(cs, func(i, j int) bool {
-			if cs[i].load != cs[j].load {
-				return cs[i].load < cs[j].load
-			}
-			return cs[i].id > cs[j].id
-		})
-	}
-	var out []string
-	for len(out) < n {
-		best := ""
-		for az, cs := range byAZ {
-			if len(cs) == 0 {
-				continue
-			}
-			if best == "" || len(cs) > len(byAZ[best]) || (len(cs) == len(byAZ[best]) && az < best) {
-				best = az
-			}
-		}
-		if best == "" {
-			break
-		}
-		out = append(out, byAZ[best][0].id)
-		byAZ[best] = byAZ[best][1:]
-	}
-	return out
+	return decide.Victims(v.f.Policy, cands, n)
 }
 
 // decideAndAct runs decide on the fleet's live numbers and, when it wants a

@@ -11,6 +11,6 @@
 // and the agent's on-drain hook has run. Terminations Shoal did not start
 // reach the same drain through the group's TERMINATING lifecycle hook.
 //
-// The package does no scaling maths (decide does) and never reads a clock
-// except through Config.Now.
+// The package does no scaling maths (decide does, including which instances
+// a scale-in drains) and never reads a clock except through Config.Now.
 package scaler

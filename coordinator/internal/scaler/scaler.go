@@ -45,63 +45,72 @@ type Agents interface {
 	Drain(ctx context.Context, instanceID string) error
 }
 
-// Config tunes the loop. Zero fields take the defaults in parentheses.
+// Config tunes the loop. Start from DefaultConfig.
 type Config struct {
-	// EvalInterval is the loop period (1 s).
+	// EvalInterval is the loop period (--eval-interval).
 	EvalInterval time.Duration
-	// DrainTimeout bounds the wait for LBs to report a victim idle (30 s).
+	// DrainTimeout bounds the wait for LBs to report a victim idle
+	// (--drain-timeout); the LB feed's drain deadlines use it too.
 	DrainTimeout time.Duration
-	// HookTimeout bounds the agent's on-drain hook (10 s).
+	// HookTimeout bounds the agent's on-drain hook.
 	HookTimeout time.Duration
 	// AgentGrace is how long a group instance may run before an agent that
-	// never reported gets it flagged (60 s).
+	// never reported gets it flagged (--agent-grace).
 	AgentGrace time.Duration
-	// HookName is the lifecycle hook Shoal puts on each group ("shoal-drain").
+	// HookName is the lifecycle hook Shoal puts on each group.
 	HookName string
 	// HookHeartbeat is the hook's heartbeat timeout; Shoal sends heartbeats
-	// at a third of it while a drain lasts (60 s).
+	// at a third of it while a drain lasts.
 	HookHeartbeat time.Duration
-	// LaunchFailures is how many failed launches in a row stop scale-out (3).
+	// LaunchFailures is how many failed launches in a row stop scale-out.
 	LaunchFailures int
 	// ActivityCheckEvery bounds DescribeScalingActivities calls per fleet
-	// while the group is short of capacity (5 s).
+	// while the group is short of capacity.
 	ActivityCheckEvery time.Duration
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger
 }
 
-func (c *Config) defaults() {
-	if c.EvalInterval <= 0 {
-		c.EvalInterval = time.Second
+// DefaultConfig returns the production settings.
+func DefaultConfig() Config {
+	return Config{
+		EvalInterval:       time.Second,
+		DrainTimeout:       30 * time.Second,
+		HookTimeout:        10 * time.Second,
+		AgentGrace:         time.Minute,
+		HookName:           cloud.DrainHookName,
+		HookHeartbeat:      cloud.DrainHookHeartbeat,
+		LaunchFailures:     3,
+		ActivityCheckEvery: 5 * time.Second,
+		Now:                time.Now,
+		Logger:             slog.Default(),
 	}
-	if c.DrainTimeout <= 0 {
-		c.DrainTimeout = 30 * time.Second
+}
+
+// Validate says which field is wrong and why; field names are serve's flags
+// where there is one.
+func (c Config) Validate() error {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"eval-interval", c.EvalInterval}, {"drain-timeout", c.DrainTimeout}, {"hook timeout", c.HookTimeout},
+		{"agent-grace", c.AgentGrace}, {"hook heartbeat", c.HookHeartbeat}, {"activity check every", c.ActivityCheckEvery}} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s (%v) must be > 0", d.name, d.v)
+		}
 	}
-	if c.HookTimeout <= 0 {
-		c.HookTimeout = 10 * time.Second
+	switch {
+	case c.HookName == "":
+		return errors.New("hook name: required")
+	case c.LaunchFailures < 1:
+		return fmt.Errorf("launch failures (%d) must be >= 1", c.LaunchFailures)
+	case c.Now == nil:
+		return errors.New("now: required")
+	case c.Logger == nil:
+		return errors.New("logger: required")
 	}
-	if c.AgentGrace <= 0 {
-		c.AgentGrace = 60 * time.Second
-	}
-	if c.HookName == "" {
-		c.HookName = "shoal-drain"
-	}
-	if c.HookHeartbeat <= 0 {
-		c.HookHeartbeat = 60 * time.Second
-	}
-	if c.LaunchFailures <= 0 {
-		c.LaunchFailures = 3
-	}
-	if c.ActivityCheckEvery <= 0 {
-		c.ActivityCheckEvery = 5 * time.Second
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
+	return nil
 }
 
 // Deps are the scaler's collaborators. Metrics, LBs and Agents may be nil:
@@ -159,9 +168,11 @@ type Scaler struct {
 }
 
 // New returns a Scaler. reg may be nil.
-func New(cfg Config, deps Deps, reg prometheus.Registerer) *Scaler {
-	cfg.defaults()
-	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{}}
+func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Scaler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{}}, nil
 }
 
 // Run ticks every EvalInterval until ctx ends, then waits for running drain

@@ -35,8 +35,13 @@ func newHarness(t *testing.T, desired int32, policy *shoalv1.ScalingPolicy) *har
 	h := &harness{t: t, clk: clk, store: newStore(clk), cloud: newFakeCloud(), met: &metricsFake{}, lbs: &lbFake{}, agents: &agentsFake{}}
 	h.cloud.addGroup(asg, 1, 20, desired)
 	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: fleet, Asg: asg, Min: 2, Max: 10, Desired: desired, Policy: policy}))
-	h.s = New(Config{Now: clk.Now, DrainTimeout: 30 * time.Second, AgentGrace: time.Minute, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
-		Deps{Store: h.store, Cloud: h.cloud, Metrics: h.met, LBs: h.lbs, Agents: h.agents}, nil)
+	cfg := DefaultConfig()
+	cfg.Now, cfg.Logger = clk.Now, slog.New(slog.NewTextHandler(io.Discard, nil))
+	s, err := New(cfg, Deps{Store: h.store, Cloud: h.cloud, Metrics: h.met, LBs: h.lbs, Agents: h.agents}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s = s
 	return h
 }
 
@@ -540,6 +545,35 @@ func TestFinishingAPendingDecisionNeverDecidesFromAStaleView(t *testing.T) {
 					t.Fatalf("decision %d goes %d → %d after the previous ended at %d: %v", d.Id, d.From, d.To, prev, h.decisions())
 				}
 				prev = d.To
+			}
+		})
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"default", func(*Config) {}, ""},
+		{"no eval interval", func(c *Config) { c.EvalInterval = 0 }, "eval-interval (0s) must be > 0"},
+		{"negative drain timeout", func(c *Config) { c.DrainTimeout = -time.Second }, "drain-timeout (-1s)"},
+		{"no agent grace", func(c *Config) { c.AgentGrace = 0 }, "agent-grace"},
+		{"no hook name", func(c *Config) { c.HookName = "" }, "hook name: required"},
+		{"no launch failures", func(c *Config) { c.LaunchFailures = 0 }, "launch failures (0)"},
+		{"no clock", func(c *Config) { c.Now = nil }, "now: required"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.mod(&c)
+			snapshot := c.EvalInterval
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want %q", err, tc.want)
+			}
+			if c.EvalInterval != snapshot {
+				t.Fatal("Validate changed the config")
 			}
 		})
 	}

@@ -1,7 +1,8 @@
 // Package server is the coordinator's network front: the gRPC
-// ControlService on the one --rpc-addr port (where later work registers
+// ControlService on the one --rpc-addr port (package node registers
 // AgentService and BackendService on the same *grpc.Server), and /metrics
-// and /healthz on --http-addr.
+// and /healthz on --http-addr. What is not in the FSM (live metrics, the
+// scaler's reasoning, alarms) comes from the Live view given in Config.
 //
 // It turns requests into FSM commands and errors into gRPC status codes whose
 // messages name the field and the reason. It must never change state except

@@ -10,17 +10,14 @@ import (
 )
 
 // Live is the leader's view of what is not in the FSM: agents' latest
-// metrics, the scaling engine's reasoning, CloudWatch's alarms. The engine
-// provides it; without one the API serves the registry alone.
+// metrics, the scaler's reasoning, CloudWatch's alarms. The node passes it
+// in Config; without one the API serves the registry alone.
 type Live interface {
 	Instances(fleet string) ([]*shoalv1.Instance, error)
 	Explain(fleet string) (*shoalv1.ExplainFleetResponse, error)
 	Alarms(ctx context.Context, fleet string) ([]*shoalv1.Alarm, error)
 	GroupStatus(fleet string) string
 }
-
-// SetLive installs the live view; call it before Serve.
-func (s *Server) SetLive(l Live) { s.live = l }
 
 func (s *Server) withGroupStatus(fs ...*shoalv1.Fleet) {
 	if s.live == nil || !s.node.IsLeader() {
@@ -60,7 +57,7 @@ func (s *Server) ListInstances(ctx context.Context, req *shoalv1.ListInstancesRe
 	return out, err
 }
 
-// ExplainFleet says what the leader's engine would do now and why.
+// ExplainFleet says what the leader's scaler would do now and why.
 func (s *Server) ExplainFleet(ctx context.Context, req *shoalv1.ExplainFleetRequest) (*shoalv1.ExplainFleetResponse, error) {
 	var out *shoalv1.ExplainFleetResponse
 	err := s.read(ctx, false, func() error {

@@ -25,7 +25,7 @@ import (
 )
 
 // PolicyValidator checks a scaling policy against a fleet's bounds. The
-// default is decide.Validate, so the API and the engine agree on what a
+// default is decide.Validate, so the API and the scaler agree on what a
 // valid policy is.
 type PolicyValidator func(p *shoalv1.ScalingPolicy, min, max int32) error
 
@@ -42,6 +42,12 @@ type Config struct {
 	MaxSnapshotBytes int
 	// GRPCOptions are appended to rpc.ServerOptions.
 	GRPCOptions []grpc.ServerOption
+	// Registry serves /metrics; the node's other services register on the
+	// same one. Nil makes a private one.
+	Registry *prometheus.Registry
+	// Live is the leader's view of what is not in the FSM; nil serves the
+	// registry alone.
+	Live Live
 }
 
 // Validate says which field is wrong.
@@ -85,7 +91,10 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, reg: prometheus.NewRegistry()}
+	s := &Server{cfg: cfg, node: cfg.Node, log: cfg.Logger, reg: cfg.Registry, live: cfg.Live}
+	if s.reg == nil {
+		s.reg = prometheus.NewRegistry()
+	}
 	s.grpc = rpc.NewServer(cfg.GRPCOptions...)
 	shoalv1.RegisterControlServiceServer(s.grpc, s)
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -95,9 +104,6 @@ func New(cfg Config) (*Server, error) {
 
 // GRPC is the one gRPC server of the node; later services register here.
 func (s *Server) GRPC() *grpc.Server { return s.grpc }
-
-// Registry is where other packages register their Prometheus metrics.
-func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // Serve serves gRPC on lis until Stop.
 func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }

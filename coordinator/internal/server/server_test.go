@@ -59,14 +59,13 @@ func newEnv(t *testing.T, size int) *env {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	for i := 0; i < size; i++ {
 		store := raft.NewInmemStore()
-		n, err := cluster.New(cluster.Config{
-			NodeID: fmt.Sprintf("n%d", i), RPCAdvertise: fmt.Sprintf("node%d:7400", i),
-			Bootstrap: i == 0, Transport: trans[i], LogStoreImpl: store, StableStore: store,
-			SnapshotStore: raft.NewInmemSnapshotStore(), Dial: dial, Logger: quiet,
-			HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-			NoLeaderWait: 2 * time.Second, ShutdownTimeout: 2 * time.Second,
-		}, fsm.New())
+		c := cluster.DefaultConfig()
+		c.NodeID, c.RPCAdvertise, c.Bootstrap = fmt.Sprintf("n%d", i), fmt.Sprintf("node%d:7400", i), i == 0
+		c.Transport, c.LogStoreImpl, c.StableStore, c.SnapshotStore = trans[i], store, store, raft.NewInmemSnapshotStore()
+		c.Dial, c.Logger = dial, quiet
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+		c.NoLeaderWait, c.ShutdownTimeout = 2*time.Second, 2*time.Second
+		n, err := cluster.New(c, fsm.New())
 		if err != nil {
 			t.Fatal(err)
 		}

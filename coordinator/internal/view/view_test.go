@@ -109,3 +109,18 @@ func TestStatusJSON(t *testing.T) {
 		t.Errorf("empty nodes must be [], got %s", b)
 	}
 }
+
+func TestAlarmsAndExplainNeverNull(t *testing.T) {
+	b, _ := json.Marshal(AlarmsOf(nil))
+	if string(b) != "[]" {
+		t.Fatalf("no alarms: got %s, want []", b)
+	}
+	b, _ = json.Marshal(AlarmsOf([]*shoalv1.Alarm{{Name: "shoal-web-cpu-high", Metric: "cpu", State: "OK", StateUpdatedUnixMs: 0}}))
+	if !strings.Contains(string(b), `"name":"shoal-web-cpu-high"`) || strings.Contains(string(b), `"fleet"`) {
+		t.Fatalf("got %s: want the name and no empty fleet", b)
+	}
+	b, _ = json.Marshal(ExplainOf(&shoalv1.ExplainFleetResponse{Fleet: "web", Current: 2, Recommended: 3}))
+	if !strings.Contains(string(b), `"details":[]`) || !strings.Contains(string(b), `"inputs":{}`) || strings.Contains(string(b), `"blocked"`) {
+		t.Fatalf("got %s", b)
+	}
+}

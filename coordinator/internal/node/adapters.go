@@ -1,31 +1,31 @@
-package engine
+package node
 
 import (
 	"context"
 	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/ingest"
+	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 	"github.com/shoal-dev/shoal/coordinator/internal/scaler"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// store adapts a cluster node to what ingestion and the scaler read and
-// write: reads from the local FSM, writes through raft (forwarded to the
-// leader when need be).
+// store adapts a cluster node to what ingestion, the scaler and the publish
+// loops read and write: reads from the local FSM, writes through raft
+// (forwarded to the leader when need be).
 type store struct{ node *cluster.Node }
 
 var (
 	_ ingest.Registry = store{}
 	_ scaler.Store    = store{}
+	_ publish.Fleets  = store{}
 )
 
-func (s store) apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
+func (s store) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
 	r, _, err := s.node.Apply(ctx, c.Encode())
 	if err != nil {
 		return nil, err
@@ -33,10 +33,8 @@ func (s store) apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
 	return r, nil
 }
 
-func (s store) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) { return s.apply(ctx, c) }
-
 func (s store) applyErr(ctx context.Context, c fsm.Command) error {
-	r, err := s.apply(ctx, c)
+	r, err := s.Apply(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -84,6 +82,12 @@ func (s store) LeaveInstance(ctx context.Context, id string) error {
 	return s.applyErr(ctx, fsm.InstanceLeave(id))
 }
 
+// commitWatermark is the publisher's Commit: "published up to start"
+// through raft.
+func (s store) commitWatermark(ctx context.Context, start time.Time) error {
+	return s.applyErr(ctx, fsm.SetWatermark(publish.WatermarkKey, start.UnixMilli()))
+}
+
 // liveMetrics gives the scaler each instance's latest values from the
 // leader's ingestion, leaving out instances whose agent went quiet.
 type liveMetrics struct {
@@ -120,57 +124,52 @@ func (a agents) Drain(ctx context.Context, id string) error {
 	return nil
 }
 
+// periods is what the publish loop reads: the registry's fleets, ingestion's
+// period statistics and the LBs' request rate.
+type periods struct {
+	store
+	in   *ingest.Service
+	feed *feed.Service
+}
+
+var _ publish.Source = periods{}
+
+func (p periods) PeriodStats(fleet string, from, to time.Time) (map[string]publish.Stats, map[string]map[string]publish.Stats) {
+	fleetStats, perInstance := p.in.PeriodStats(fleet, from, to)
+	out := make(map[string]publish.Stats, len(fleetStats))
+	for m, s := range fleetStats {
+		out[m] = statsOf(s)
+	}
+	per := make(map[string]map[string]publish.Stats, len(perInstance))
+	for id, ms := range perInstance {
+		per[id] = make(map[string]publish.Stats, len(ms))
+		for m, s := range ms {
+			per[id][m] = statsOf(s)
+		}
+	}
+	return out, per
+}
+
+func (p periods) RequestsPerTarget(fleet string) (float64, bool) {
+	return p.feed.RequestsPerTarget(fleet)
+}
+
+func statsOf(s ingest.Stats) publish.Stats {
+	return publish.Stats{SampleCount: float64(s.Count), Sum: s.Sum, Min: s.Min, Max: s.Max}
+}
+
 // backends builds a fleet's backend set for the LB feed from the registry
 // and the leader's live view.
-func (e *Engine) backends(fleet string) ([]*shoalv1.Backend, error) {
-	f, err := e.node.FSM().Fleet(fleet)
-	if err != nil {
-		return nil, feed.ErrUnknownFleet
-	}
-	ins, err := e.ingest.Instances(fleet)
-	if err != nil {
-		return nil, err
-	}
-	return backendSet(f, ins, e.cfg.Now(), e.cfg.DrainTimeout), nil
-}
-
-// backendSet maps instances to backends: in service is active (warming
-// while inside the policy's warm-up), draining is draining with its drain
-// deadline, and anything else (pending, unhealthy, terminated, or without an
-// address) gets no traffic.
-func backendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
-	warmup := time.Duration(f.GetPolicy().GetWarmupMs()) * time.Millisecond
-	var out []*shoalv1.Backend
-	for _, in := range ins {
-		if in.PrivateIp == "" || f.AppPort == 0 {
-			continue
+func backends(node *cluster.Node, in *ingest.Service, now func() time.Time, drainTimeout time.Duration) feed.BackendsFunc {
+	return func(fleet string) ([]*shoalv1.Backend, error) {
+		f, err := node.FSM().Fleet(fleet)
+		if err != nil {
+			return nil, feed.ErrUnknownFleet
 		}
-		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: load(in)}
-		changed := time.UnixMilli(in.StateChangedAtUnixMs)
-		switch in.State {
-		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
-			b.State = shoalv1.BackendState_BACKEND_STATE_ACTIVE
-			if now.Sub(changed) < warmup {
-				b.State = shoalv1.BackendState_BACKEND_STATE_WARMING
-			}
-		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
-			b.State = shoalv1.BackendState_BACKEND_STATE_DRAINING
-			b.DrainDeadlineUnixMs = changed.Add(drainTimeout).UnixMilli()
-		default:
-			continue
+		ins, err := in.Instances(fleet)
+		if err != nil {
+			return nil, err
 		}
-		out = append(out, b)
+		return feed.BackendSet(f, ins, now(), drainTimeout), nil
 	}
-	return out
-}
-
-// load is the backend's relative load for the LB's picker: its CPU as a
-// fraction of half a core's worth (1 = nominal at 50 %), never below a floor
-// so a fresh instance is not treated as free.
-func load(in *shoalv1.Instance) float64 {
-	cpu, ok := in.Metrics["cpu"]
-	if !ok {
-		return 1
-	}
-	return max(cpu/50, 0.1)
 }

@@ -1,4 +1,4 @@
-package engine
+package feed
 
 import (
 	"testing"
@@ -20,7 +20,7 @@ func TestBackendSet(t *testing.T) {
 		{Id: "i-noaddr", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE},
 	}
 	got := map[string]*shoalv1.Backend{}
-	for _, b := range backendSet(f, ins, now, 30*time.Second) {
+	for _, b := range BackendSet(f, ins, now, 30*time.Second) {
 		got[b.InstanceId] = b
 	}
 	for _, tc := range []struct {
@@ -47,7 +47,7 @@ func TestBackendSet(t *testing.T) {
 	if len(got) != 3 {
 		t.Fatalf("set = %v: pending, unhealthy and address-less instances must get no traffic", got)
 	}
-	if bs := backendSet(&shoalv1.Fleet{Name: "web"}, ins, now, time.Second); len(bs) != 0 {
+	if bs := BackendSet(&shoalv1.Fleet{Name: "web"}, ins, now, time.Second); len(bs) != 0 {
 		t.Fatalf("a fleet without --app-port has no backends, got %v", bs)
 	}
 }

@@ -1,0 +1,50 @@
+package feed
+
+import (
+	"net"
+	"strconv"
+	"time"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// BackendSet maps a fleet's instances to backends: in service is active
+// (warming while inside the policy's warm-up), draining is draining with its
+// drain deadline, and anything else (pending, unhealthy, terminated, or
+// without an address) gets no traffic.
+func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
+	warmup := time.Duration(f.GetPolicy().GetWarmupMs()) * time.Millisecond
+	var out []*shoalv1.Backend
+	for _, in := range ins {
+		if in.PrivateIp == "" || f.AppPort == 0 {
+			continue
+		}
+		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: Load(in)}
+		changed := time.UnixMilli(in.StateChangedAtUnixMs)
+		switch in.State {
+		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
+			b.State = shoalv1.BackendState_BACKEND_STATE_ACTIVE
+			if now.Sub(changed) < warmup {
+				b.State = shoalv1.BackendState_BACKEND_STATE_WARMING
+			}
+		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
+			b.State = shoalv1.BackendState_BACKEND_STATE_DRAINING
+			b.DrainDeadlineUnixMs = changed.Add(drainTimeout).UnixMilli()
+		default:
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
+// Load is the backend's relative load for the LB's picker: its CPU as a
+// fraction of half a core's worth (1 = nominal at 50 %), never below a floor
+// so a fresh instance is not treated as free.
+func Load(in *shoalv1.Instance) float64 {
+	cpu, ok := in.Metrics["cpu"]
+	if !ok {
+		return 1
+	}
+	return max(cpu/50, 0.1)
+}

@@ -1,0 +1,96 @@
+package fsm
+
+import (
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// DefaultDecisionsPerFleet bounds the decision history of each fleet. It is a
+// constant rather than an option because every node must trim the same way.
+const DefaultDecisionsPerFleet = 200
+
+// Decision sources.
+const (
+	SourceAuto      = "auto"
+	SourceManual    = "manual"
+	SourceReconcile = "reconcile"
+)
+
+func (f *FSM) createDecision(c Command) (*Result, *Error) {
+	d := &shoalv1.Decision{}
+	if err := c.decodeProto(d); err != nil {
+		return nil, err
+	}
+	fl, err := f.fleet(d.Fleet)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case d.From < 0:
+		return nil, invalidf("from (%d) must be >= 0", d.From)
+	case d.To < fl.Min || d.To > fl.Max:
+		return nil, invalidf("desired (%d) must be between min (%d) and max (%d) of fleet %q", d.To, fl.Min, fl.Max, fl.Name)
+	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
+		return nil, invalidf("source (%q): must be auto, manual or reconcile", d.Source)
+	}
+	f.s.nextDecisionID++
+	d.Id = f.s.nextDecisionID
+	d.Status = shoalv1.DecisionStatus_DECISION_STATUS_PENDING
+	d.Error, d.ErrorClass = "", shoalv1.ErrorClass_ERROR_CLASS_UNSPECIFIED
+	d.AtUnixMs, d.UpdatedAtUnixMs = c.AtMS, c.AtMS
+	list := append(f.s.decisions[d.Fleet], d)
+	if over := len(list) - DefaultDecisionsPerFleet; over > 0 {
+		list = append([]*shoalv1.Decision(nil), list[over:]...)
+	}
+	f.s.decisions[d.Fleet] = list
+	return &Result{Decision: proto.CloneOf(d)}, nil
+}
+
+func (f *FSM) findDecision(id uint64) *shoalv1.Decision {
+	for _, ds := range f.s.decisions {
+		for _, d := range ds {
+			if d.Id == id {
+				return d
+			}
+		}
+	}
+	return nil
+}
+
+func (f *FSM) updateDecision(c Command) (*Result, *Error) {
+	var b updateDecisionBody
+	if err := c.decodeJSON(&b); err != nil {
+		return nil, err
+	}
+	d := f.findDecision(b.ID)
+	if d == nil {
+		return nil, notFoundf("decision %d: unknown decision", b.ID)
+	}
+	switch b.Status {
+	case shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, shoalv1.DecisionStatus_DECISION_STATUS_SUPERSEDED:
+		if b.ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_UNSPECIFIED {
+			return nil, invalidf("error_class: only a failed decision has one")
+		}
+	case shoalv1.DecisionStatus_DECISION_STATUS_FAILED:
+		if b.ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE && b.ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_FATAL {
+			return nil, invalidf("error_class: a failed decision needs retryable or fatal")
+		}
+	default:
+		return nil, invalidf("status (%s): must be applied, failed or superseded", b.Status)
+	}
+	if d.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
+		return nil, conflictf("decision %d: already %s", d.Id, strings.ToLower(strings.TrimPrefix(d.Status.String(), "DECISION_STATUS_")))
+	}
+	d.Status, d.Error, d.ErrorClass = b.Status, b.Error, b.ErrorClass
+	d.UpdatedAtUnixMs = c.AtMS
+	if b.Status == shoalv1.DecisionStatus_DECISION_STATUS_APPLIED {
+		if fl, ok := f.s.fleets[d.Fleet]; ok {
+			fl.Desired = d.To
+			fl.UpdatedAtUnixMs = c.AtMS
+		}
+	}
+	return &Result{Decision: proto.CloneOf(d)}, nil
+}

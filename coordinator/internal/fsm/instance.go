@@ -1,0 +1,74 @@
+package fsm
+
+import (
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+func (f *FSM) registerInstance(c Command) (*Result, *Error) {
+	in := &shoalv1.Instance{}
+	if err := c.decodeProto(in); err != nil {
+		return nil, err
+	}
+	if in.Id == "" {
+		return nil, invalidf("id: required")
+	}
+	if _, err := f.fleet(in.Fleet); err != nil {
+		return nil, err
+	}
+	if in.State == shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+		in.State = shoalv1.InstanceState_INSTANCE_STATE_PENDING
+	}
+	if _, ok := shoalv1.InstanceState_name[int32(in.State)]; !ok {
+		return nil, invalidf("state (%d): unknown instance state", in.State)
+	}
+	// Live fields belong to the serving node, never to the log.
+	in.Metrics, in.LastReportAgeMs, in.Ready, in.Flag = nil, 0, false, ""
+	if old, ok := f.s.instances[in.Id]; ok {
+		if old.Fleet != in.Fleet {
+			return nil, conflictf("instance %q already registered in fleet %q", in.Id, old.Fleet)
+		}
+		in.RegisteredAtUnixMs = old.RegisteredAtUnixMs
+		in.StateChangedAtUnixMs = old.StateChangedAtUnixMs
+		if in.State != old.State {
+			in.StateChangedAtUnixMs = c.AtMS
+		}
+	} else {
+		in.RegisteredAtUnixMs, in.StateChangedAtUnixMs = c.AtMS, c.AtMS
+	}
+	f.s.instances[in.Id] = in
+	return &Result{}, nil
+}
+
+func (f *FSM) instanceState(c Command) (*Result, *Error) {
+	var b instanceStateBody
+	if err := c.decodeJSON(&b); err != nil {
+		return nil, err
+	}
+	in, ok := f.s.instances[b.ID]
+	if !ok {
+		return nil, notFoundf("instance %q: unknown instance", b.ID)
+	}
+	if _, ok := shoalv1.InstanceState_name[int32(b.State)]; !ok || b.State == shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+		return nil, invalidf("state (%d): unknown instance state", b.State)
+	}
+	if in.State == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED && b.State != in.State {
+		return nil, conflictf("instance %q: terminated instances cannot change state", b.ID)
+	}
+	if in.State != b.State {
+		in.State = b.State
+		in.StateChangedAtUnixMs = c.AtMS
+	}
+	return &Result{}, nil
+}
+
+func (f *FSM) instanceLeave(c Command) (*Result, *Error) {
+	var b nameBody
+	if err := c.decodeJSON(&b); err != nil {
+		return nil, err
+	}
+	if _, ok := f.s.instances[b.Name]; !ok {
+		return nil, notFoundf("instance %q: unknown instance", b.Name)
+	}
+	delete(f.s.instances, b.Name)
+	return &Result{}, nil
+}

@@ -1,0 +1,178 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
+	"github.com/prometheus/client_golang/prometheus"
+
+	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/feed"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/ingest"
+	"github.com/shoal-dev/shoal/coordinator/internal/publish"
+	"github.com/shoal-dev/shoal/coordinator/internal/scaler"
+	"github.com/shoal-dev/shoal/coordinator/internal/server"
+)
+
+// Node is one running coordinator: listeners, raft, the API and the loops.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	rpcLis  net.Listener
+	httpLis net.Listener
+	raft    *cluster.Node
+	srv     *server.Server
+	ingest  *ingest.Service
+	feed    *feed.Service
+	// scaler, pub and rec are nil with CloudNone.
+	scaler *scaler.Scaler
+	pub    *publish.Publisher
+	rec    *publish.Reconciler
+}
+
+// New validates cfg, listens on both addresses, opens raft and builds every
+// service. With CloudAWS it loads the AWS config (AWS_REGION,
+// AWS_ENDPOINT_URL, credentials) now, so a misconfigured node fails at start
+// rather than at its first scaling decision. On error nothing is left
+// running.
+func New(ctx context.Context, cfg Config) (n *Node, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n = &Node{cfg: cfg, log: cfg.Logger}
+	// Listen first so a port clash fails before raft touches the data dir.
+	if n.rpcLis, err = net.Listen("tcp", cfg.RPCAddr); err != nil {
+		return nil, fmt.Errorf("rpc-addr (%q): %w", cfg.RPCAddr, err)
+	}
+	if n.httpLis, err = net.Listen("tcp", cfg.HTTPAddr); err != nil {
+		n.rpcLis.Close()
+		return nil, fmt.Errorf("http-addr (%q): %w", cfg.HTTPAddr, err)
+	}
+	defer func() {
+		if err != nil {
+			n.rpcLis.Close()
+			n.httpLis.Close()
+			if n.raft != nil {
+				_ = n.raft.Shutdown()
+			}
+		}
+	}()
+	cc := cfg.Cluster
+	cc.Logger = cfg.Logger
+	if n.raft, err = cluster.New(cc, fsm.New()); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	lv, err := n.build(ctx, reg)
+	if err != nil {
+		return nil, err
+	}
+	if n.srv, err = server.New(server.Config{Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv}); err != nil {
+		return nil, err
+	}
+	n.ingest.Register(n.srv.GRPC())
+	n.feed.Register(n.srv.GRPC())
+	return n, nil
+}
+
+// build makes the services beside raft and returns the API's live view.
+func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, error) {
+	cfg, log := n.cfg, n.cfg.Logger
+	st := store{node: n.raft}
+	ic := cfg.Ingest
+	ic.Logger, ic.Registerer = log.With("component", "ingest"), reg
+	// An agent may send no more custom names than a fleet may publish.
+	ic.MaxCustomMetrics = cfg.Publish.MaxCustomMetrics
+	var err error
+	if n.ingest, err = ingest.New(ic, n.raft, st); err != nil {
+		return nil, err
+	}
+	fc := cfg.Feed
+	fc.Logger = log.With("component", "feed")
+	if n.feed, err = feed.New(fc, backends(n.raft, n.ingest, fc.Now, cfg.Scaler.DrainTimeout), n.raft, reg); err != nil {
+		return nil, err
+	}
+	lv := &live{node: n.raft, ingest: n.ingest, evalInterval: cfg.Scaler.EvalInterval}
+	if cfg.Cloud == CloudNone {
+		log.Warn("node: --cloud none: no scaling and no CloudWatch on this node")
+		return lv, nil
+	}
+	cl, sdkCfg, err := awscloud.Open(ctx, cfg.AWS)
+	if err != nil {
+		return nil, fmt.Errorf("cloud aws: %w", err)
+	}
+	sc := cfg.Scaler
+	sc.Logger = log.With("component", "scaler")
+	if n.scaler, err = scaler.New(sc, scaler.Deps{
+		Store: st, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
+	}, reg); err != nil {
+		return nil, err
+	}
+	cw := cloudwatch.NewFromConfig(sdkCfg)
+	pc := cfg.Publish
+	if pc.Custom, err = publish.NewCustomMetrics(pc.MaxCustomMetrics, reg); err != nil {
+		return nil, err
+	}
+	pc.Registerer, pc.Logger, pc.Commit = reg, log.With("component", "publish"), st.commitWatermark
+	if n.pub, err = publish.New(cw, pc); err != nil {
+		return nil, err
+	}
+	if n.rec, err = publish.NewReconciler(cw, publish.ReconcilerConfig{
+		Cluster: pc.Cluster, HeartbeatPeriod: publish.HeartbeatPeriodFor(pc.Interval), HeartbeatActions: cfg.HeartbeatActions,
+		Logger: log.With("component", "alarms"),
+	}); err != nil {
+		return nil, err
+	}
+	lv.scaler, lv.rec = n.scaler, n.rec
+	return lv, nil
+}
+
+// Addrs are the addresses the node listens on (useful with port 0).
+func (n *Node) Addrs() (rpc, http net.Addr) { return n.rpcLis.Addr(), n.httpLis.Addr() }
+
+// Run serves until ctx ends or a listener fails, then stops in order: the
+// leader's loops (a drain cut short is redone by the next leader), then
+// raft, while gRPC still serves, so a leader hands over leadership and peers
+// can still reach it to finish forwarding; then gRPC, then HTTP. It returns
+// the listener's error, if one failed.
+func (n *Node) Run(ctx context.Context) error {
+	loopsCtx, stopLoops := context.WithCancel(context.Background())
+	loopsDone := make(chan struct{})
+	go func() { defer close(loopsDone); n.runLoops(loopsCtx) }()
+	hs := &http.Server{Handler: n.srv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 2)
+	go func() { errc <- n.srv.Serve(n.rpcLis) }()
+	go func() { errc <- hs.Serve(n.httpLis) }()
+	c := n.cfg.Cluster
+	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "raft", c.RaftBind, "log_store", c.LogStore)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+		n.log.Info("shutting down")
+	case serveErr = <-errc:
+		n.log.Error("listener failed", "err", serveErr)
+	}
+	start := time.Now()
+	stopLoops()
+	<-loopsDone
+	if err := n.raft.Shutdown(); err != nil {
+		n.log.Warn("raft shutdown", "err", err)
+	}
+	n.srv.Stop(n.cfg.GRPCStopTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.HTTPStopTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		n.log.Warn("http shutdown", "err", err)
+	}
+	n.log.Info("stopped", "took", time.Since(start).Round(time.Millisecond))
+	return serveErr
+}
