@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
@@ -49,7 +48,7 @@ func (n *Node) Apply(ctx context.Context, cmd []byte) (*fsm.Result, uint64, erro
 		} else if err := n.waitLeader(ctx, deadline); err != nil {
 			return nil, 0, err
 		} else if !n.IsLeader() {
-			r, idx, err := n.forward(ctx, cmd)
+			r, idx, err := n.forward(ctx, deadline, cmd)
 			if err == nil || !retryable(err) {
 				return r, idx, err
 			}
@@ -100,14 +99,20 @@ func (n *Node) applyLocal(cmd []byte) (*fsm.Result, uint64, error) {
 	return r, f.Index(), nil
 }
 
-func (n *Node) forward(ctx context.Context, cmd []byte) (*fsm.Result, uint64, error) {
-	addr := n.LeaderRPCAddr()
-	c, err := n.client(addr)
+// errPeerUnreachable: the connection to the leader is not up, so a call
+// made now would fail without leaving this node.
+var errPeerUnreachable = errors.New("leader unreachable")
+
+func (n *Node) forward(ctx context.Context, deadline time.Time, cmd []byte) (*fsm.Result, uint64, error) {
+	cc, err := n.conn(n.LeaderRPCAddr())
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := connected(ctx, deadline, cc); err != nil {
+		return nil, 0, err
+	}
 	n.metrics.forwarded.WithLabelValues("apply").Inc()
-	resp, err := c.ApplyCommand(WithForwarded(ctx), &shoalv1.ApplyCommandRequest{Command: cmd})
+	resp, err := shoalv1.NewControlServiceClient(cc).ApplyCommand(WithForwarded(ctx), &shoalv1.ApplyCommandRequest{Command: cmd})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -118,25 +123,34 @@ func (n *Node) forward(ctx context.Context, cmd []byte) (*fsm.Result, uint64, er
 	return r, resp.Index, nil
 }
 
+// connected waits, until deadline, for cc to be up. gRPC fails a call on a
+// connection that is down with the same UNAVAILABLE as a call cut off after
+// it was sent; only the state seen before the call tells that nothing left.
+func connected(ctx context.Context, deadline time.Time, cc *grpc.ClientConn) error {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for {
+		st := cc.GetState()
+		switch st {
+		case connectivity.Ready:
+			return nil
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return fmt.Errorf("%w: connection %s", errPeerUnreachable, st)
+		case connectivity.Idle:
+			cc.Connect()
+		}
+		if !cc.WaitForStateChange(ctx, st) {
+			return fmt.Errorf("%w: connection still %s", errPeerUnreachable, st)
+		}
+	}
+}
+
 // retryable reports whether a forwarded write certainly did not reach raft
-// on the leader: the peer said it is not the leader, or the connection could
-// not be made. A forwarded write that may have reached raft is not retried.
+// on the leader: the connection was not up, or the peer said so with a
+// reason (it does not lead, or knows no leader). A write that may have
+// reached raft, including any error without such a reason, is not retried.
 func retryable(err error) bool {
-	s, ok := status.FromError(err)
-	if !ok {
-		return false
-	}
-	switch s.Code() {
-	case codes.FailedPrecondition:
-		return true
-	case codes.Unavailable:
-		// A leader that answered "no leader" never handed the write to raft,
-		// and a refused connection never carried it. Any other UNAVAILABLE
-		// (a connection reset mid-call) may follow a commit: not retried.
-		msg := s.Message()
-		return strings.Contains(msg, ErrNoLeader.Error()) || strings.Contains(msg, "connection refused")
-	}
-	return false
+	return errors.Is(err, errPeerUnreachable) || apierr.NotApplied(err)
 }
 
 // LeaderClient returns a client for the leader, waiting up to NoLeaderWait
@@ -150,12 +164,21 @@ func (n *Node) LeaderClient(ctx context.Context) (shoalv1.ControlServiceClient, 
 	return n.client(n.LeaderRPCAddr())
 }
 
-// client returns a cached ControlService client for a peer's RPC address.
+// client returns a ControlService client for a peer's RPC address.
 func (n *Node) client(addr string) (shoalv1.ControlServiceClient, error) {
+	cc, err := n.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return shoalv1.NewControlServiceClient(cc), nil
+}
+
+// conn returns the cached connection to a peer's RPC address.
+func (n *Node) conn(addr string) (*grpc.ClientConn, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if cc, ok := n.conns[addr]; ok {
-		return shoalv1.NewControlServiceClient(cc), nil
+		return cc, nil
 	}
 	dial := n.cfg.Dial
 	if dial == nil {
@@ -166,5 +189,5 @@ func (n *Node) client(addr string) (shoalv1.ControlServiceClient, error) {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	n.conns[addr] = cc
-	return shoalv1.NewControlServiceClient(cc), nil
+	return cc, nil
 }

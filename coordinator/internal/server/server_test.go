@@ -2,26 +2,20 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
-	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
-	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 type env struct {
@@ -30,95 +24,30 @@ type env struct {
 	clients []shoalv1.ControlServiceClient
 }
 
-// newEnv runs size nodes on raft.InmemTransport, each with a Server on
-// bufconn; node 0 bootstraps and the others join through node 0's API.
+// newEnv runs size nodes in a clustertest cluster, each serving the real
+// Server; node 0 bootstraps and the others join through node 0's API.
 func newEnv(t *testing.T, size int) *env {
 	t.Helper()
-	lis := map[string]*bufconn.Listener{}
-	dial := func(addr string) (*grpc.ClientConn, error) {
-		l, ok := lis[addr]
-		if !ok {
-			return nil, fmt.Errorf("no listener %s", addr)
-		}
-		return rpc.Dial(addr, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }))
-	}
-	var trans []*raft.InmemTransport
-	for i := 0; i < size; i++ {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
-		trans = append(trans, tr)
-		lis[fmt.Sprintf("node%d:7400", i)] = bufconn.Listen(1 << 20)
-	}
-	for i := range trans {
-		for j := range trans {
-			if i != j {
-				trans[i].Connect(trans[j].LocalAddr(), trans[j])
-			}
-		}
-	}
 	e := &env{}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for i := 0; i < size; i++ {
-		store := raft.NewInmemStore()
-		n, err := cluster.New(cluster.Config{
-			NodeID: fmt.Sprintf("n%d", i), RPCAdvertise: fmt.Sprintf("node%d:7400", i),
-			Bootstrap: i == 0, Transport: trans[i], LogStoreImpl: store, StableStore: store,
-			SnapshotStore: raft.NewInmemSnapshotStore(), Dial: dial, Logger: quiet,
-			HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-			LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond,
-			NoLeaderWait: 2 * time.Second, ShutdownTimeout: 2 * time.Second,
-		}, fsm.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(Config{Node: n, Logger: quiet, SnapshotChunk: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func(l net.Listener) { _ = s.Serve(l) }(lis[n.RPCAddr()])
-		t.Cleanup(func() { s.Stop(time.Second); _ = n.Shutdown() })
-		cc, err := dial(n.RPCAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		e.nodes, e.servers = append(e.nodes, n), append(e.servers, s)
-		e.clients = append(e.clients, shoalv1.NewControlServiceClient(cc))
-		if i == 0 {
-			waitFor(t, "node 0 to lead", n.IsLeader)
-		}
-	}
-	for _, n := range e.nodes[1:] {
-		_, err := e.clients[0].JoinCluster(context.Background(), &shoalv1.JoinClusterRequest{
-			NodeId: n.NodeID(), RaftAddr: string(trans[indexOf(e.nodes, n)].LocalAddr()), RpcAddr: n.RPCAddr(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range e.nodes {
-		waitFor(t, n.NodeID()+" to know the leader", func() bool { return n.LeaderRPCAddr() != "" })
+	servers := map[*cluster.Node]*Server{}
+	tc := clustertest.Make(t, size, clustertest.Options{
+		Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 2 * time.Second },
+		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
+			s, err := New(Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers[n] = s
+			go func() { _ = s.Serve(lis) }()
+			return func() { s.Stop(time.Second) }
+		},
+	})
+	e.nodes = tc.Nodes
+	for i, n := range tc.Nodes {
+		e.servers = append(e.servers, servers[n])
+		e.clients = append(e.clients, tc.Client(t, i))
 	}
 	return e
-}
-
-func indexOf(ns []*cluster.Node, n *cluster.Node) int {
-	for i, m := range ns {
-		if m == n {
-			return i
-		}
-	}
-	return -1
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func wantCode(t *testing.T, err error, code codes.Code, msg string) {
@@ -246,7 +175,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 		}
 		// Every node applied the restore, not only the leader.
 		for _, n := range e.nodes {
-			waitFor(t, n.NodeID()+" to restore", func() bool { _, err := n.FSM().Fleet("web"); return err == nil })
+			clustertest.Eventually(t, n.NodeID()+" to restore", func() bool { _, err := n.FSM().Fleet("web"); return err == nil })
 		}
 		bad, _ := c.RestoreSnapshot(ctx)
 		_ = bad.Send(&shoalv1.RestoreSnapshotRequest{Chunk: []byte("junk")})
@@ -317,7 +246,7 @@ func TestRemovePeerAndNoLeader(t *testing.T) {
 	// With n0 gone, n1 alone is not a quorum of {n0, n1}: writes must fail
 	// with UNAVAILABLE "no leader" after the hold.
 	_ = e.nodes[0].Shutdown()
-	waitFor(t, "n1 to lose any leadership", func() bool { return !e.nodes[1].IsLeader() })
+	clustertest.Await(t, "n1 to lose any leadership", func() bool { return !e.nodes[1].IsLeader() }, e.nodes[1])
 	_, err = e.clients[1].CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Max: 1}})
 	wantCode(t, err, codes.Unavailable, "no leader")
 }
