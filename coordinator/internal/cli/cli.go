@@ -83,12 +83,7 @@ func errorLine(err error) string {
 	msg := err.Error()
 	if s, ok := status.FromError(err); ok {
 		msg = s.Message()
-		switch s.Code() {
-		case codes.Unavailable:
-			if !strings.Contains(msg, "no leader") {
-				msg = fmt.Sprintf("cannot reach %s: %s", g.address, msg)
-			}
-		case codes.DeadlineExceeded:
+		if s.Code() == codes.DeadlineExceeded {
 			msg = fmt.Sprintf("no answer from %s within %s", g.address, g.timeout)
 		}
 	}
@@ -113,7 +108,7 @@ func call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ControlServ
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	return fn(ctx, c)
+	return reachable(cc, fn(ctx, c))
 }
 
 func printJSON(w io.Writer, v any) error {

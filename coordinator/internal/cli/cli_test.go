@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
@@ -46,13 +47,7 @@ func startNode(t *testing.T) string {
 	}
 	go func() { _ = srv.Serve(lis) }()
 	t.Cleanup(func() { srv.Stop(time.Second); _ = n.Shutdown() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	clustertest.Await(t, "n1 to lead", n.IsLeader, n)
 	return lis.Addr().String()
 }
 

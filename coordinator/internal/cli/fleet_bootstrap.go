@@ -122,7 +122,7 @@ func fleetBootstrapCmd() *cobra.Command {
 			}
 			items, err := (&bootstrap.Runner{Cloud: cl, Control: controlAPI{c}, Out: progress}).Run(ctx, s)
 			if err != nil {
-				return err
+				return reachable(cc, err)
 			}
 			out := make([]bootstrapItem, 0, len(items))
 			for _, it := range items {

@@ -56,7 +56,7 @@ func topCmd() *cobra.Command {
 				err := topFrame(cctx, w, c, fleet, iterations != 1)
 				cancel()
 				if err != nil {
-					return err
+					return reachable(cc, err)
 				}
 			}
 			return nil
