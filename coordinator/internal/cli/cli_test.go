@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,11 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
-	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 )
@@ -25,30 +21,19 @@ import (
 // and returns the address for --address.
 func startNode(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, trans := raft.NewInmemTransport("")
-	store := raft.NewInmemStore()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n, err := cluster.New(cluster.Config{
-		NodeID: "n1", RPCAdvertise: lis.Addr().String(), Bootstrap: true,
-		Transport: trans, LogStoreImpl: store, StableStore: store, SnapshotStore: raft.NewInmemSnapshotStore(),
-		HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond,
-		LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond, Logger: quiet,
-	}, fsm.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Node: n, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(time.Second); _ = n.Shutdown() })
-	clustertest.Await(t, "n1 to lead", n.IsLeader, n)
-	return lis.Addr().String()
+	tc := clustertest.Make(t, 1, clustertest.Options{
+		TCP:    true,
+		Config: func(_ int, c *cluster.Config) { c.NodeID = "n1" },
+		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
+			srv, err := server.New(server.Config{Node: n, Logger: clustertest.Quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(lis) }()
+			return func() { srv.Stop(time.Second) }
+		},
+	})
+	return tc.Nodes[0].RPCAddr()
 }
 
 // run executes one command line and returns stdout and the one-line error.

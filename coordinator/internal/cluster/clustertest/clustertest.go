@@ -52,14 +52,19 @@ type Options struct {
 	// Serve serves n's ControlService on lis and returns how to stop it.
 	// The default serves a PeerService.
 	Serve func(t testing.TB, n *cluster.Node, lis net.Listener) (stop func())
+	// TCP puts each node's ControlService on a loopback TCP port instead of
+	// bufconn, for tests that reach a node the way an operator's client
+	// does; its RPC address is then that port.
+	TCP bool
 }
 
 // Cluster is a running in-memory cluster. Node i has id "n<i>", raft
-// address "raft<i>" and RPC address "node<i>:7400".
+// address "raft<i>" and RPC address "node<i>:7400" (a loopback port with
+// Options.TCP).
 type Cluster struct {
 	Nodes []*cluster.Node
 	trans []*raft.InmemTransport
-	lis   map[string]*bufconn.Listener
+	lis   map[string]net.Listener
 }
 
 // Make starts size nodes and returns once every node has joined and knows
@@ -69,11 +74,22 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	if o.Serve == nil {
 		o.Serve = ServePeer
 	}
-	c := &Cluster{lis: map[string]*bufconn.Listener{}}
+	c := &Cluster{lis: map[string]net.Listener{}}
+	var addrs []string
 	for i := range size {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
 		c.trans = append(c.trans, tr)
-		c.lis[rpcAddr(i)] = bufconn.Listen(1 << 20)
+		var lis net.Listener = bufconn.Listen(1 << 20)
+		addr := fmt.Sprintf("node%d:7400", i)
+		if o.TCP {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			lis, addr = l, l.Addr().String()
+		}
+		c.lis[addr] = lis
+		addrs = append(addrs, addr)
 	}
 	for i, a := range c.trans {
 		for j, b := range c.trans {
@@ -84,7 +100,7 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	}
 	for i := range size {
 		cfg := FastConfig()
-		cfg.NodeID, cfg.RPCAdvertise, cfg.Bootstrap = fmt.Sprintf("n%d", i), rpcAddr(i), i == 0
+		cfg.NodeID, cfg.RPCAdvertise, cfg.Bootstrap = fmt.Sprintf("n%d", i), addrs[i], i == 0
 		store := raft.NewInmemStore()
 		cfg.Transport, cfg.LogStoreImpl, cfg.StableStore = c.trans[i], store, store
 		cfg.SnapshotStore, cfg.Dial = raft.NewInmemSnapshotStore(), c.Dial
@@ -100,6 +116,9 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 		c.Nodes = append(c.Nodes, n)
 	}
 	Await(t, "n0 to lead", c.Nodes[0].IsLeader, c.Nodes[0])
+	if size == 1 {
+		return c
+	}
 	first := c.Client(t, 0)
 	for i, n := range c.Nodes[1:] {
 		_, err := first.JoinCluster(context.Background(), &shoalv1.JoinClusterRequest{
@@ -122,16 +141,16 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	return c
 }
 
-func rpcAddr(i int) string { return fmt.Sprintf("node%d:7400", i) }
-
-// Dial connects to a node's RPC address over its bufconn listener; the
-// nodes use it for each other too.
+// Dial connects to a node's RPC address; the nodes use it for each other
+// too.
 func (c *Cluster) Dial(addr string) (*grpc.ClientConn, error) {
-	l, ok := c.lis[addr]
-	if !ok {
+	switch l := c.lis[addr].(type) {
+	case *bufconn.Listener:
+		return rpc.Dial(addr, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }))
+	case nil:
 		return nil, fmt.Errorf("no listener %s", addr)
 	}
-	return rpc.Dial(addr, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }))
+	return rpc.Dial(addr)
 }
 
 // Client is a ControlService client for node i, closed when the test ends.
