@@ -108,7 +108,8 @@ func call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ControlServ
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), g.timeout)
 	defer cancel()
-	return reachable(cc, fn(ctx, c))
+	up := rpc.Ready(ctx, cc)
+	return reachable(up, fn(ctx, c))
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/bootstrap"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 // controlAPI adapts the control client to what bootstrap needs.
@@ -120,9 +121,10 @@ func fleetBootstrapCmd() *cobra.Command {
 			if s.DryRun {
 				progress = cmd.OutOrStdout()
 			}
+			up := rpc.Ready(ctx, cc)
 			items, err := (&bootstrap.Runner{Cloud: cl, Control: controlAPI{c}, Out: progress}).Run(ctx, s)
 			if err != nil {
-				return reachable(cc, err)
+				return reachable(up, err)
 			}
 			out := make([]bootstrapItem, 0, len(items))
 			for _, it := range items {

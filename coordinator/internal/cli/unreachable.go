@@ -3,9 +3,7 @@ package cli
 import (
 	"fmt"
 
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -21,11 +19,11 @@ func (e *unreachableError) Error() string {
 
 func (e *unreachableError) Unwrap() error { return e.err }
 
-// reachable marks err as unreachableError when cc is not connected after an
-// UNAVAILABLE: gRPC gives the same code to a connection that could not be
-// made and to a node's own answer, and only the connection state differs.
-func reachable(cc *grpc.ClientConn, err error) error {
-	if status.Code(err) == codes.Unavailable && cc.GetState() != connectivity.Ready {
+// reachable marks err as unreachableError when the connection was not up
+// before the call (see rpc.Ready): a node's own UNAVAILABLE is shown as the
+// node said it.
+func reachable(up bool, err error) error {
+	if !up && status.Code(err) == codes.Unavailable {
 		return &unreachableError{err: err}
 	}
 	return err

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hashicorp/raft"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
@@ -108,8 +107,14 @@ func (n *Node) forward(ctx context.Context, deadline time.Time, cmd []byte) (*fs
 	if err != nil {
 		return nil, 0, err
 	}
-	if err := connected(ctx, deadline, cc); err != nil {
-		return nil, 0, err
+	// gRPC fails a call on a connection that is down with the same
+	// UNAVAILABLE as a call cut off after it was sent; only a connection
+	// known down before the call proves the write never left.
+	rctx, cancel := context.WithDeadline(ctx, deadline)
+	up := rpc.Ready(rctx, cc)
+	cancel()
+	if !up {
+		return nil, 0, fmt.Errorf("%w: connection %s", errPeerUnreachable, cc.GetState())
 	}
 	n.metrics.forwarded.WithLabelValues("apply").Inc()
 	resp, err := shoalv1.NewControlServiceClient(cc).ApplyCommand(WithForwarded(ctx), &shoalv1.ApplyCommandRequest{Command: cmd})
@@ -121,28 +126,6 @@ func (n *Node) forward(ctx context.Context, deadline time.Time, cmd []byte) (*fs
 		return nil, 0, err
 	}
 	return r, resp.Index, nil
-}
-
-// connected waits, until deadline, for cc to be up. gRPC fails a call on a
-// connection that is down with the same UNAVAILABLE as a call cut off after
-// it was sent; only the state seen before the call tells that nothing left.
-func connected(ctx context.Context, deadline time.Time, cc *grpc.ClientConn) error {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	for {
-		st := cc.GetState()
-		switch st {
-		case connectivity.Ready:
-			return nil
-		case connectivity.TransientFailure, connectivity.Shutdown:
-			return fmt.Errorf("%w: connection %s", errPeerUnreachable, st)
-		case connectivity.Idle:
-			cc.Connect()
-		}
-		if !cc.WaitForStateChange(ctx, st) {
-			return fmt.Errorf("%w: connection still %s", errPeerUnreachable, st)
-		}
-	}
 }
 
 // retryable reports whether a forwarded write certainly did not reach raft
