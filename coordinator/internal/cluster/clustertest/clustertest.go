@@ -47,7 +47,8 @@ func Quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // Options shape a cluster; the zero value gives PeerService nodes with
 // FastConfig.
 type Options struct {
-	// Config changes node i's configuration after Make filled it.
+	// Config changes node i's configuration after Make filled it; the
+	// identity, transport and stores are best left as they are.
 	Config func(i int, c *cluster.Config)
 	// Serve serves n's ControlService on lis and returns how to stop it.
 	// The default serves a PeerService.
@@ -79,16 +80,17 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	for i := range size {
 		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
 		c.trans = append(c.trans, tr)
-		var lis net.Listener = bufconn.Listen(1 << 20)
 		addr := fmt.Sprintf("node%d:7400", i)
 		if o.TCP {
 			l, err := net.Listen("tcp", "127.0.0.1:0")
 			if err != nil {
 				t.Fatal(err)
 			}
-			lis, addr = l, l.Addr().String()
+			addr = l.Addr().String()
+			c.lis[addr] = l
+		} else {
+			c.lis[addr] = bufconn.Listen(1 << 20)
 		}
-		c.lis[addr] = lis
 		addrs = append(addrs, addr)
 	}
 	for i, a := range c.trans {
@@ -111,7 +113,7 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop := o.Serve(t, n, c.lis[cfg.RPCAdvertise])
+		stop := o.Serve(t, n, c.lis[addrs[i]])
 		t.Cleanup(func() { stop(); _ = n.Shutdown() })
 		c.Nodes = append(c.Nodes, n)
 	}
