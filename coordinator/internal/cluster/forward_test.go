@@ -3,10 +3,10 @@ package cluster_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -57,27 +57,8 @@ func (p *faultyPeer) count() int {
 // leader again only when the answer proves the write never entered the log.
 // A conflict shares its gRPC code with "not leader", so the reason decides.
 func TestForwardRetriesOnlyWhatWasNotApplied(t *testing.T) {
-	peers := map[string]*faultyPeer{}
-	var mu sync.Mutex
-	tc := clustertest.Make(t, 3, clustertest.Options{
-		// A long hold, so a retried write would succeed rather than run out
-		// of time and hide the retry.
-		Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 5 * time.Second },
-		Serve: func(_ testing.TB, n *cluster.Node, lis net.Listener) func() {
-			p := &faultyPeer{PeerService: &clustertest.PeerService{Node: n}}
-			mu.Lock()
-			peers[n.NodeID()] = p
-			mu.Unlock()
-			return clustertest.Serve(p, lis)
-		},
-	})
-	leader := tc.Leader(t)
-	follower := tc.Followers(leader)[0]
-	lp := peers[leader.NodeID()]
-	ctx := context.Background()
-
 	notLeader := apierr.Error(codes.FailedPrecondition, apierr.NotLeader, "not leader")
-	for i, tc := range []struct {
+	for _, tc := range []struct {
 		name      string
 		fail      []error
 		wantCalls int
@@ -93,24 +74,38 @@ func TestForwardRetriesOnlyWhatWasNotApplied(t *testing.T) {
 		{"unavailable from a connected leader is not retried", []error{status.Error(codes.Unavailable, "connection reset")}, 1, codes.Unavailable},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			name := fmt.Sprintf("fleet%d", i)
-			lp.failNext(tc.fail...)
-			r, _, err := follower.Apply(ctx, createFleet(name))
-			if got := lp.count(); got != tc.wantCalls {
-				t.Fatalf("leader was sent the write %d times, want %d", got, tc.wantCalls)
-			}
-			if tc.wantCode == codes.OK {
-				if err != nil || r.Error() != nil {
-					t.Fatalf("apply: %v %v", err, r.Error())
+			synctest.Test(t, func(t *testing.T) {
+				peers := map[string]*faultyPeer{}
+				c := clustertest.Make(t, 3, clustertest.Options{
+					// A long hold, so a retried write would succeed rather
+					// than run out of time and hide the retry.
+					Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 5 * time.Second },
+					Serve: func(_ testing.TB, n *cluster.Node, lis net.Listener) func() {
+						p := &faultyPeer{PeerService: &clustertest.PeerService{Node: n}}
+						peers[n.NodeID()] = p
+						return clustertest.Serve(p, lis)
+					},
+				})
+				leader := c.Leader(t)
+				lp := peers[leader.NodeID()]
+				lp.failNext(tc.fail...)
+				r, _, err := c.Followers(leader)[0].Apply(context.Background(), createFleet("web"))
+				if got := lp.count(); got != tc.wantCalls {
+					t.Fatalf("leader was sent the write %d times, want %d", got, tc.wantCalls)
 				}
-				return
-			}
-			if status.Code(err) != tc.wantCode {
-				t.Fatalf("err = %v, want %s", err, tc.wantCode)
-			}
-			if _, err := leader.FSM().Fleet(name); err == nil {
-				t.Fatalf("fleet %s was applied although the write failed", name)
-			}
+				if tc.wantCode == codes.OK {
+					if err != nil || r.Error() != nil {
+						t.Fatalf("apply: %v %v", err, r.Error())
+					}
+					return
+				}
+				if status.Code(err) != tc.wantCode {
+					t.Fatalf("err = %v, want %s", err, tc.wantCode)
+				}
+				if _, err := leader.FSM().Fleet("web"); err == nil {
+					t.Fatal("the fleet was applied although the write failed")
+				}
+			})
 		})
 	}
 }
@@ -119,32 +114,29 @@ func TestForwardRetriesOnlyWhatWasNotApplied(t *testing.T) {
 // the write never leaves the follower, which holds it for NoLeaderWait and
 // then fails with ErrNoLeader.
 func TestForwardToUnreachableLeader(t *testing.T) {
-	stops := map[string]func(){}
-	var mu sync.Mutex
-	tc := clustertest.Make(t, 3, clustertest.Options{
-		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
-			stop := clustertest.ServePeer(t, n, lis)
-			mu.Lock()
-			stops[n.NodeID()] = stop
-			mu.Unlock()
-			return stop
-		},
-	})
-	leader := tc.Leader(t)
-	follower := tc.Followers(leader)[0]
-	mu.Lock()
-	stops[leader.NodeID()]()
-	mu.Unlock()
+	synctest.Test(t, func(t *testing.T) {
+		stops := map[string]func(){}
+		tc := clustertest.Make(t, 3, clustertest.Options{
+			Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
+				stop := clustertest.ServePeer(t, n, lis)
+				stops[n.NodeID()] = stop
+				return stop
+			},
+		})
+		leader := tc.Leader(t)
+		follower := tc.Followers(leader)[0]
+		stops[leader.NodeID()]()
 
-	start := time.Now()
-	_, _, err := follower.Apply(context.Background(), createFleet("web"))
-	if !errors.Is(err, cluster.ErrNoLeader) {
-		t.Fatalf("err = %v, want ErrNoLeader", err)
-	}
-	if wait := clustertest.FastConfig().NoLeaderWait; time.Since(start) < wait {
-		t.Fatalf("gave up after %s, want it to hold the write for %s", time.Since(start), wait)
-	}
-	if _, err := leader.FSM().Fleet("web"); err == nil {
-		t.Fatal("the write reached the leader")
-	}
+		start := time.Now()
+		_, _, err := follower.Apply(context.Background(), createFleet("web"))
+		if !errors.Is(err, cluster.ErrNoLeader) {
+			t.Fatalf("err = %v, want ErrNoLeader", err)
+		}
+		if wait := clustertest.FastConfig().NoLeaderWait; time.Since(start) < wait {
+			t.Fatalf("gave up after %s, want it to hold the write for %s", time.Since(start), wait)
+		}
+		if _, err := leader.FSM().Fleet("web"); err == nil {
+			t.Fatal("the write reached the leader")
+		}
+	})
 }

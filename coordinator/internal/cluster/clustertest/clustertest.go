@@ -117,6 +117,14 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 		t.Cleanup(func() { stop(); _ = n.Shutdown() })
 		c.Nodes = append(c.Nodes, n)
 	}
+	// Runs before the nodes' own cleanups: with the transports cut, a
+	// leader's shutdown transfer to a peer that already stopped fails at
+	// once instead of leaving raft waiting out its RPC timeout.
+	t.Cleanup(func() {
+		for _, tr := range c.trans {
+			tr.DisconnectAll()
+		}
+	})
 	Await(t, "n0 to lead", c.Nodes[0].IsLeader, c.Nodes[0])
 	if size == 1 {
 		return c
@@ -249,6 +257,15 @@ func Eventually(t testing.TB, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", Timeout, what)
 		}
 	}
+}
+
+// Step runs one named part of a test in order. Inside a synctest bubble,
+// where t.Run is not allowed, it stands in for a subtest: the name is logged
+// first, so a failure says which part failed.
+func Step(t testing.TB, name string, f func()) {
+	t.Helper()
+	t.Logf("step: %s", name)
+	f()
 }
 
 // PeerService is the part of ControlService that nodes call on each other
