@@ -87,12 +87,7 @@ func (e *env) errorLine(err error) string {
 	msg := err.Error()
 	if s, ok := status.FromError(err); ok {
 		msg = s.Message()
-		switch s.Code() {
-		case codes.Unavailable:
-			if !strings.Contains(msg, "no leader") {
-				msg = fmt.Sprintf("cannot reach %s: %s", e.address, msg)
-			}
-		case codes.DeadlineExceeded:
+		if s.Code() == codes.DeadlineExceeded {
 			msg = fmt.Sprintf("no answer from %s within %s", e.address, e.timeout)
 		}
 	}
@@ -117,7 +112,8 @@ func (e *env) call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.Co
 	defer cc.Close()
 	ctx, cancel := context.WithTimeout(cmd.Context(), e.timeout)
 	defer cancel()
-	return fn(ctx, c)
+	up := rpc.Ready(ctx, cc)
+	return e.reachable(up, fn(ctx, c))
 }
 
 func printJSON(w io.Writer, v any) error {

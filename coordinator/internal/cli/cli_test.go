@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -12,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
-	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	"github.com/shoal-dev/shoal/coordinator/internal/node"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
@@ -26,36 +24,19 @@ import (
 // and returns the address for --address.
 func startNode(t *testing.T) string {
 	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, trans := raft.NewInmemTransport("")
-	store := raft.NewInmemStore()
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c := cluster.DefaultConfig()
-	c.NodeID, c.RPCAdvertise, c.Bootstrap = "n1", lis.Addr().String(), true
-	c.Transport, c.LogStoreImpl, c.StableStore, c.SnapshotStore = trans, store, store, raft.NewInmemSnapshotStore()
-	c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
-	c.Logger = quiet
-	n, err := cluster.New(c, fsm.New())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := server.New(server.Config{Node: n, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(func() { srv.Stop(time.Second); _ = n.Shutdown() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !n.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return lis.Addr().String()
+	tc := clustertest.Make(t, 1, clustertest.Options{
+		TCP:    true,
+		Config: func(_ int, c *cluster.Config) { c.NodeID = "n1" },
+		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
+			srv, err := server.New(server.Config{Node: n, Logger: clustertest.Quiet()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { _ = srv.Serve(lis) }()
+			return func() { srv.Stop(time.Second) }
+		},
+	})
+	return tc.Nodes[0].RPCAddr()
 }
 
 // run executes one command line against addr and returns stdout and the

@@ -13,6 +13,7 @@ import (
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 // controlAPI adapts the control client to what bootstrap needs.
@@ -113,9 +114,10 @@ func fleetBootstrapCmd(e *env) *cobra.Command {
 			if s.DryRun {
 				progress = cmd.OutOrStdout()
 			}
+			up := rpc.Ready(ctx, cc)
 			items, err := (&bootstrap.Runner{Cloud: cl, Control: controlAPI{c}, Out: progress}).Run(ctx, s)
 			if err != nil {
-				return err
+				return e.reachable(up, err)
 			}
 			out := make([]view.BootstrapItem, 0, len(items))
 			for _, it := range items {

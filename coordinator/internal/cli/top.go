@@ -14,6 +14,7 @@ import (
 
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 // topColumns are the metrics top shows per instance, in order.
@@ -53,10 +54,11 @@ func topCmd(e *env) *cobra.Command {
 					}
 				}
 				cctx, cancel := context.WithTimeout(ctx, e.timeout)
+				up := rpc.Ready(cctx, cc)
 				err := e.topFrame(cctx, w, c, fleet, iterations != 1)
 				cancel()
 				if err != nil {
-					return err
+					return e.reachable(up, err)
 				}
 			}
 			return nil

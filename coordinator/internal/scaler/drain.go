@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
@@ -143,7 +142,7 @@ func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle st
 // termination.
 func (s *Scaler) completeAction(ctx context.Context, v *view, id string) {
 	err := s.deps.Cloud.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: v.g.Name, Hook: s.cfg.HookName, InstanceID: id}, cloud.ResultContinue)
-	if err != nil && !errors.Is(err, cloud.ErrLifecycleActionNotFound) && !strings.Contains(err.Error(), "No active Lifecycle Action") {
+	if err != nil && !errors.Is(err, cloud.ErrLifecycleActionNotFound) {
 		s.cloudErr("complete lifecycle action", v.g.Name, err)
 	}
 }

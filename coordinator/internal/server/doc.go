@@ -5,7 +5,9 @@
 // scaler's reasoning, alarms) comes from the Live view given in Config.
 //
 // It turns requests into FSM commands and errors into gRPC status codes whose
-// messages name the field and the reason. It must never change state except
+// messages name the field and the reason; where a code alone is ambiguous
+// (not leader or conflict) the status also carries an apierr reason, which
+// clients act on instead of the text. It must never change state except
 // through raft (cluster.Node.Apply), and never build a gRPC server or client
 // outside proto/rpc.
 package server

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/decide"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
@@ -155,14 +156,16 @@ func toStatus(err error) error {
 		return status.Error(codes.NotFound, msg)
 	case errors.Is(err, fsm.ErrExists):
 		return status.Error(codes.AlreadyExists, msg)
+	// FAILED_PRECONDITION covers both a conflict and a node that does not
+	// lead, and only the second is safe to send again: the reason says which.
 	case errors.Is(err, fsm.ErrConflict):
-		return status.Error(codes.FailedPrecondition, msg)
+		return apierr.Error(codes.FailedPrecondition, apierr.Conflict, msg)
 	case errors.Is(err, cluster.ErrNoLeader):
-		return status.Error(codes.Unavailable, msg)
+		return apierr.Error(codes.Unavailable, apierr.NoLeader, msg)
 	case errors.Is(err, cluster.ErrNotLeader):
-		return status.Error(codes.FailedPrecondition, msg)
+		return apierr.Error(codes.FailedPrecondition, apierr.NotLeader, msg)
 	case errors.Is(err, cluster.ErrUnknownOutcome):
-		return status.Error(codes.Aborted, msg)
+		return apierr.Error(codes.Aborted, apierr.UnknownOutcome, msg)
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
 	case errors.Is(err, context.Canceled):

@@ -2,26 +2,22 @@ package server
 
 import (
 	"context"
-	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/hashicorp/raft"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
-	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
-	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 type env struct {
@@ -30,94 +26,30 @@ type env struct {
 	clients []shoalv1.ControlServiceClient
 }
 
-// newEnv runs size nodes on raft.InmemTransport, each with a Server on
-// bufconn; node 0 bootstraps and the others join through node 0's API.
+// newEnv runs size nodes in a clustertest cluster, each serving the real
+// Server; node 0 bootstraps and the others join through node 0's API.
 func newEnv(t *testing.T, size int) *env {
 	t.Helper()
-	lis := map[string]*bufconn.Listener{}
-	dial := func(addr string) (*grpc.ClientConn, error) {
-		l, ok := lis[addr]
-		if !ok {
-			return nil, fmt.Errorf("no listener %s", addr)
-		}
-		return rpc.Dial(addr, grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return l.DialContext(ctx) }))
-	}
-	var trans []*raft.InmemTransport
-	for i := 0; i < size; i++ {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
-		trans = append(trans, tr)
-		lis[fmt.Sprintf("node%d:7400", i)] = bufconn.Listen(1 << 20)
-	}
-	for i := range trans {
-		for j := range trans {
-			if i != j {
-				trans[i].Connect(trans[j].LocalAddr(), trans[j])
-			}
-		}
-	}
 	e := &env{}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	for i := 0; i < size; i++ {
-		store := raft.NewInmemStore()
-		c := cluster.DefaultConfig()
-		c.NodeID, c.RPCAdvertise, c.Bootstrap = fmt.Sprintf("n%d", i), fmt.Sprintf("node%d:7400", i), i == 0
-		c.Transport, c.LogStoreImpl, c.StableStore, c.SnapshotStore = trans[i], store, store, raft.NewInmemSnapshotStore()
-		c.Dial, c.Logger = dial, quiet
-		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout, c.CommitTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
-		c.NoLeaderWait, c.ShutdownTimeout = 2*time.Second, 2*time.Second
-		n, err := cluster.New(c, fsm.New())
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := New(Config{Node: n, Logger: quiet, SnapshotChunk: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func(l net.Listener) { _ = s.Serve(l) }(lis[n.RPCAddr()])
-		t.Cleanup(func() { s.Stop(time.Second); _ = n.Shutdown() })
-		cc, err := dial(n.RPCAddr())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cc.Close() })
-		e.nodes, e.servers = append(e.nodes, n), append(e.servers, s)
-		e.clients = append(e.clients, shoalv1.NewControlServiceClient(cc))
-		if i == 0 {
-			waitFor(t, "node 0 to lead", n.IsLeader)
-		}
-	}
-	for _, n := range e.nodes[1:] {
-		_, err := e.clients[0].JoinCluster(context.Background(), &shoalv1.JoinClusterRequest{
-			NodeId: n.NodeID(), RaftAddr: string(trans[indexOf(e.nodes, n)].LocalAddr()), RpcAddr: n.RPCAddr(),
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range e.nodes {
-		waitFor(t, n.NodeID()+" to know the leader", func() bool { return n.LeaderRPCAddr() != "" })
+	servers := map[*cluster.Node]*Server{}
+	tc := clustertest.Make(t, size, clustertest.Options{
+		Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 2 * time.Second },
+		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
+			s, err := New(Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100})
+			if err != nil {
+				t.Fatal(err)
+			}
+			servers[n] = s
+			go func() { _ = s.Serve(lis) }()
+			return func() { s.Stop(time.Second) }
+		},
+	})
+	e.nodes = tc.Nodes
+	for i, n := range tc.Nodes {
+		e.servers = append(e.servers, servers[n])
+		e.clients = append(e.clients, tc.Client(t, i))
 	}
 	return e
-}
-
-func indexOf(ns []*cluster.Node, n *cluster.Node) int {
-	for i, m := range ns {
-		if m == n {
-			return i
-		}
-	}
-	return -1
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func wantCode(t *testing.T, err error, code codes.Code, msg string) {
@@ -129,148 +61,150 @@ func wantCode(t *testing.T, err error, code codes.Code, msg string) {
 }
 
 func TestControlServiceThroughFollower(t *testing.T) {
-	e := newEnv(t, 3)
-	ctx := context.Background()
-	c := e.clients[2] // a follower: every write and read is passed to the leader
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		ctx := context.Background()
+		c := e.clients[2] // a follower: every write and read is passed to the leader
 
-	created, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 4, AppPort: 8080}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if created.Fleet.Desired != 1 || created.Fleet.CreatedAtUnixMs == 0 {
-		t.Fatalf("created = %v", created.Fleet)
-	}
-	got, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
-	if err != nil || got.Fleet.AppPort != 8080 {
-		t.Fatalf("get = %v, %v", got, err)
-	}
-
-	for _, tc := range []struct {
-		name string
-		call func() error
-		code codes.Code
-		msg  string
-	}{
-		{"min above max", func() error {
-			_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Min: 5, Max: 3}})
-			return err
-		}, codes.InvalidArgument, "min (5) must be <= max (3)"},
-		{"duplicate", func() error {
-			_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web", Asg: "y", Max: 3}})
-			return err
-		}, codes.AlreadyExists, `fleet "web" already exists`},
-		{"group used", func() error {
-			_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web2", Asg: "web-asg", Max: 3}})
-			return err
-		}, codes.AlreadyExists, `already used by fleet "web"`},
-		{"unknown fleet", func() error { _, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "nope"}); return err }, codes.NotFound, "unknown fleet"},
-		{"bad policy", func() error {
-			_, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: -1}}}})
-			return err
-		}, codes.InvalidArgument, "policy.target_tracking[0].target"},
-		{"scale above max", func() error {
-			_, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 9})
-			return err
-		}, codes.InvalidArgument, "desired (9) must be between min (1) and max (4)"},
-		{"negative scale", func() error {
-			_, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: -1})
-			return err
-		}, codes.InvalidArgument, "desired (-1) must be >= 0"},
-		{"explain not yet", func() error { _, err := c.ExplainFleet(ctx, &shoalv1.ExplainFleetRequest{Fleet: "web"}); return err }, codes.Unimplemented, "scaling engine"},
-	} {
-		t.Run(tc.name, func(t *testing.T) { wantCode(t, tc.call(), tc.code, tc.msg) })
-	}
-
-	pol := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}}
-	if _, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: pol}); err != nil {
-		t.Fatal(err)
-	}
-	gp, err := c.GetPolicy(ctx, &shoalv1.GetPolicyRequest{Fleet: "web"})
-	if err != nil || !proto.Equal(gp.Policy, pol) {
-		t.Fatalf("policy = %v, %v", gp, err)
-	}
-	if p, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Name: "web"}); err != nil || !p.Fleet.Paused {
-		t.Fatalf("pause = %v, %v", p, err)
-	}
-	sc, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 3})
-	if err != nil || sc.Decision.From != 1 || sc.Decision.To != 3 || sc.Decision.Source != "manual" || sc.Decision.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
-		t.Fatalf("scale = %v, %v", sc, err)
-	}
-	ds, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: "web"})
-	if err != nil || len(ds.Decisions) != 1 {
-		t.Fatalf("decisions = %v, %v", ds, err)
-	}
-
-	st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaders := 0
-	for _, n := range st.Nodes {
-		if n.Role == "leader" {
-			leaders++
-			if n.Id != st.LeaderId {
-				t.Fatalf("leader row %s, leader_id %s", n.Id, st.LeaderId)
-			}
-		}
-	}
-	if len(st.Nodes) != 3 || leaders != 1 || st.AppliedIndex == 0 {
-		t.Fatalf("status = %v", st)
-	}
-	// A stale read answers from the follower itself.
-	if st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: true}); err != nil || st.NodeId != "n2" {
-		t.Fatalf("stale status from %v, %v; want n2", st.GetNodeId(), err)
-	}
-
-	t.Run("snapshot save and restore", func(t *testing.T) {
-		saved := saveSnapshot(t, c)
-		if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Name: "web"}); err != nil {
-			t.Fatal(err)
-		}
-		rs, err := c.RestoreSnapshot(ctx)
+		created, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 4, AppPort: 8080}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for off := 0; off < len(saved); off += 1000 {
-			if err := rs.Send(&shoalv1.RestoreSnapshotRequest{Chunk: saved[off:min(off+1000, len(saved))]}); err != nil {
-				t.Fatal(err)
-			}
+		if created.Fleet.Desired != 1 || created.Fleet.CreatedAtUnixMs == 0 {
+			t.Fatalf("created = %v", created.Fleet)
 		}
-		if _, err := rs.CloseAndRecv(); err != nil {
+		got, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
+		if err != nil || got.Fleet.AppPort != 8080 {
+			t.Fatalf("get = %v, %v", got, err)
+		}
+
+		for _, tc := range []struct {
+			name string
+			call func() error
+			code codes.Code
+			msg  string
+		}{
+			{"min above max", func() error {
+				_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Min: 5, Max: 3}})
+				return err
+			}, codes.InvalidArgument, "min (5) must be <= max (3)"},
+			{"duplicate", func() error {
+				_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web", Asg: "y", Max: 3}})
+				return err
+			}, codes.AlreadyExists, `fleet "web" already exists`},
+			{"group used", func() error {
+				_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web2", Asg: "web-asg", Max: 3}})
+				return err
+			}, codes.AlreadyExists, `already used by fleet "web"`},
+			{"unknown fleet", func() error { _, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "nope"}); return err }, codes.NotFound, "unknown fleet"},
+			{"bad policy", func() error {
+				_, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: -1}}}})
+				return err
+			}, codes.InvalidArgument, "policy.target_tracking[0].target"},
+			{"scale above max", func() error {
+				_, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 9})
+				return err
+			}, codes.InvalidArgument, "desired (9) must be between min (1) and max (4)"},
+			{"negative scale", func() error {
+				_, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: -1})
+				return err
+			}, codes.InvalidArgument, "desired (-1) must be >= 0"},
+			{"explain not yet", func() error { _, err := c.ExplainFleet(ctx, &shoalv1.ExplainFleetRequest{Fleet: "web"}); return err }, codes.Unimplemented, "scaling engine"},
+		} {
+			clustertest.Step(t, tc.name, func() { wantCode(t, tc.call(), tc.code, tc.msg) })
+		}
+
+		pol := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}}
+		if _, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: pol}); err != nil {
 			t.Fatal(err)
 		}
-		f, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
-		if err != nil || !f.Fleet.Paused || f.Fleet.Policy == nil {
-			t.Fatalf("after restore = %v, %v", f, err)
+		gp, err := c.GetPolicy(ctx, &shoalv1.GetPolicyRequest{Fleet: "web"})
+		if err != nil || !proto.Equal(gp.Policy, pol) {
+			t.Fatalf("policy = %v, %v", gp, err)
 		}
-		// Every node applied the restore, not only the leader.
-		for _, n := range e.nodes {
-			waitFor(t, n.NodeID()+" to restore", func() bool { _, err := n.FSM().Fleet("web"); return err == nil })
+		if p, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Name: "web"}); err != nil || !p.Fleet.Paused {
+			t.Fatalf("pause = %v, %v", p, err)
 		}
-		bad, _ := c.RestoreSnapshot(ctx)
-		_ = bad.Send(&shoalv1.RestoreSnapshotRequest{Chunk: []byte("junk")})
-		_, err = bad.CloseAndRecv()
-		wantCode(t, err, codes.InvalidArgument, "snapshot")
-	})
+		sc, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 3})
+		if err != nil || sc.Decision.From != 1 || sc.Decision.To != 3 || sc.Decision.Source != "manual" || sc.Decision.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
+			t.Fatalf("scale = %v, %v", sc, err)
+		}
+		ds, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: "web"})
+		if err != nil || len(ds.Decisions) != 1 {
+			t.Fatalf("decisions = %v, %v", ds, err)
+		}
 
-	t.Run("peers and metrics", func(t *testing.T) {
-		ps, err := c.ListPeers(ctx, &shoalv1.ListPeersRequest{})
-		if err != nil || len(ps.Peers) != 3 {
-			t.Fatalf("peers = %v, %v", ps, err)
+		st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		rec := httptest.NewRecorder()
-		e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
-		body := rec.Body.String()
-		for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds"} {
-			if !strings.Contains(body, want) {
-				t.Errorf("/metrics lacks %s", want)
+		leaders := 0
+		for _, n := range st.Nodes {
+			if n.Role == "leader" {
+				leaders++
+				if n.Id != st.LeaderId {
+					t.Fatalf("leader row %s, leader_id %s", n.Id, st.LeaderId)
+				}
 			}
 		}
-		rec = httptest.NewRecorder()
-		e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
-		if rec.Code != 200 {
-			t.Fatalf("/healthz = %d %s", rec.Code, rec.Body)
+		if len(st.Nodes) != 3 || leaders != 1 || st.AppliedIndex == 0 {
+			t.Fatalf("status = %v", st)
 		}
+		// A stale read answers from the follower itself.
+		if st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: true}); err != nil || st.NodeId != "n2" {
+			t.Fatalf("stale status from %v, %v; want n2", st.GetNodeId(), err)
+		}
+
+		clustertest.Step(t, "snapshot save and restore", func() {
+			saved := saveSnapshot(t, c)
+			if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Name: "web"}); err != nil {
+				t.Fatal(err)
+			}
+			rs, err := c.RestoreSnapshot(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for off := 0; off < len(saved); off += 1000 {
+				if err := rs.Send(&shoalv1.RestoreSnapshotRequest{Chunk: saved[off:min(off+1000, len(saved))]}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := rs.CloseAndRecv(); err != nil {
+				t.Fatal(err)
+			}
+			f, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
+			if err != nil || !f.Fleet.Paused || f.Fleet.Policy == nil {
+				t.Fatalf("after restore = %v, %v", f, err)
+			}
+			// Every node applied the restore, not only the leader.
+			for _, n := range e.nodes {
+				clustertest.Eventually(t, n.NodeID()+" to restore", func() bool { _, err := n.FSM().Fleet("web"); return err == nil })
+			}
+			bad, _ := c.RestoreSnapshot(ctx)
+			_ = bad.Send(&shoalv1.RestoreSnapshotRequest{Chunk: []byte("junk")})
+			_, err = bad.CloseAndRecv()
+			wantCode(t, err, codes.InvalidArgument, "snapshot")
+		})
+
+		clustertest.Step(t, "peers and metrics", func() {
+			ps, err := c.ListPeers(ctx, &shoalv1.ListPeersRequest{})
+			if err != nil || len(ps.Peers) != 3 {
+				t.Fatalf("peers = %v, %v", ps, err)
+			}
+			rec := httptest.NewRecorder()
+			e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+			body := rec.Body.String()
+			for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds"} {
+				if !strings.Contains(body, want) {
+					t.Errorf("/metrics lacks %s", want)
+				}
+			}
+			rec = httptest.NewRecorder()
+			e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/healthz", nil))
+			if rec.Code != 200 {
+				t.Fatalf("/healthz = %d %s", rec.Code, rec.Body)
+			}
+		})
 	})
 }
 
@@ -300,23 +234,28 @@ func saveSnapshot(t *testing.T, c shoalv1.ControlServiceClient) []byte {
 }
 
 func TestRemovePeerAndNoLeader(t *testing.T) {
-	e := newEnv(t, 3)
-	ctx := context.Background()
-	_, err := e.clients[1].JoinCluster(ctx, &shoalv1.JoinClusterRequest{NodeId: "n9", RpcAddr: "x:1"})
-	wantCode(t, err, codes.InvalidArgument, "raft_addr: required")
-	_, err = e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "ghost"})
-	wantCode(t, err, codes.NotFound, `id ("ghost")`)
-	if _, err := e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "n2"}); err != nil {
-		t.Fatal(err)
-	}
-	ps, err := e.clients[0].ListPeers(ctx, &shoalv1.ListPeersRequest{})
-	if err != nil || len(ps.Peers) != 2 {
-		t.Fatalf("peers after remove = %v, %v", ps, err)
-	}
-	// With n0 gone, n1 alone is not a quorum of {n0, n1}: writes must fail
-	// with UNAVAILABLE "no leader" after the hold.
-	_ = e.nodes[0].Shutdown()
-	waitFor(t, "n1 to lose any leadership", func() bool { return !e.nodes[1].IsLeader() })
-	_, err = e.clients[1].CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Max: 1}})
-	wantCode(t, err, codes.Unavailable, "no leader")
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnv(t, 3)
+		ctx := context.Background()
+		_, err := e.clients[1].JoinCluster(ctx, &shoalv1.JoinClusterRequest{NodeId: "n9", RpcAddr: "x:1"})
+		wantCode(t, err, codes.InvalidArgument, "raft_addr: required")
+		_, err = e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "ghost"})
+		wantCode(t, err, codes.NotFound, `id ("ghost")`)
+		if _, err := e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "n2"}); err != nil {
+			t.Fatal(err)
+		}
+		ps, err := e.clients[0].ListPeers(ctx, &shoalv1.ListPeersRequest{})
+		if err != nil || len(ps.Peers) != 2 {
+			t.Fatalf("peers after remove = %v, %v", ps, err)
+		}
+		// With n0 gone, n1 alone is not a quorum of {n0, n1}: writes must fail
+		// with UNAVAILABLE "no leader" after the hold.
+		_ = e.nodes[0].Shutdown()
+		// n0's shutdown may have handed n1 the leadership, which n1 keeps
+		// until its lease runs out; once n1 campaigns with n0 gone it can
+		// never win again.
+		clustertest.Await(t, "n1 to campaign without n0", func() bool { return e.nodes[1].Raft().State() == raft.Candidate }, e.nodes[1])
+		_, err = e.clients[1].CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Max: 1}})
+		wantCode(t, err, codes.Unavailable, "no leader")
+	})
 }

@@ -1,0 +1,61 @@
+package cli
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// answering is a node that answers every GetStatus with err.
+type answering struct {
+	shoalv1.UnimplementedControlServiceServer
+	err error
+}
+
+func (a answering) GetStatus(context.Context, *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	return nil, a.err
+}
+
+// TestUnavailableLines: an UNAVAILABLE the node sent is shown as the node
+// said it; only a connection that could not be made reads "cannot reach".
+func TestUnavailableLines(t *testing.T) {
+	serve := func(err error) string {
+		lis, lerr := net.Listen("tcp", "127.0.0.1:0")
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		t.Cleanup(clustertest.Serve(answering{err: err}, lis))
+		return lis.Addr().String()
+	}
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nobody := closed.Addr().String()
+	closed.Close()
+
+	for _, tc := range []struct {
+		name, addr string
+		want       string // the whole line, or its start when prefix is set
+		prefix     bool
+	}{
+		{"no leader", serve(apierr.Error(codes.Unavailable, apierr.NoLeader, "no leader: none elected within 5s")), "no leader: none elected within 5s", false},
+		{"the node's own unavailable", serve(status.Error(codes.Unavailable, "alarms: CloudWatch is throttling")), "alarms: CloudWatch is throttling", false},
+		{"nothing listening", nobody, "cannot reach " + nobody + ": ", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, line := run(t, tc.addr, "status", "--timeout", "5s")
+			if line != tc.want && !(tc.prefix && strings.HasPrefix(line, tc.want)) {
+				t.Fatalf("error %q, want %q (prefix %v)", line, tc.want, tc.prefix)
+			}
+		})
+	}
+}

@@ -1,0 +1,188 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+)
+
+func (n *Node) watchLeadership(notify <-chan bool) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case leader := <-notify:
+			n.log.Info("leadership changed", "leader", leader)
+			n.mu.Lock()
+			n.readyTerm = 0
+			subs := append([]chan bool(nil), n.subs...)
+			n.mu.Unlock()
+			for _, ch := range subs {
+				// Keep only the newest value: drop a stale one nobody read.
+				select {
+				case <-ch:
+				default:
+				}
+				ch <- leader
+			}
+			if leader {
+				// Off this goroutine: raft blocks on NotifyCh while the
+				// barrier waits for raft.
+				n.wg.Add(1)
+				go func() { defer n.wg.Done(); n.becameLeader() }()
+			}
+		}
+	}
+}
+
+// becameLeader waits for everything committed by earlier leaders to be
+// applied (a barrier), marks leader reads ready, and records this node's own
+// addresses if the FSM lacks them.
+func (n *Node) becameLeader() {
+	term := n.raft.CurrentTerm()
+	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+		n.log.Warn("leader barrier failed", "err", err)
+		return
+	}
+	n.mu.Lock()
+	n.readyTerm = term
+	n.mu.Unlock()
+	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RPCAddr: n.cfg.RPCAdvertise}
+	if n.fsm.Members()[n.cfg.NodeID] != self {
+		f := n.raft.Apply(mustStamp(fsm.SetMember(self).Encode(), n.cfg.Clock()), n.cfg.ApplyTimeout)
+		if err := f.Error(); err != nil {
+			n.log.Warn("record own addresses", "err", err)
+		}
+	}
+}
+
+func mustStamp(b []byte, now time.Time) []byte {
+	s, err := fsm.Stamp(b, now)
+	if err != nil {
+		panic(err) // only called with commands this package just encoded
+	}
+	return s
+}
+
+func (n *Node) watchObservations(ch <-chan raft.Observation) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case o := <-ch:
+			n.mu.Lock()
+			switch d := o.Data.(type) {
+			case raft.FailedHeartbeatObservation:
+				n.unreachable[d.PeerID] = true
+			case raft.ResumedHeartbeatObservation:
+				delete(n.unreachable, d.PeerID)
+			}
+			n.mu.Unlock()
+		}
+	}
+}
+
+// IsLeader reports whether this node is the leader now.
+func (n *Node) IsLeader() bool { return n.raft.State() == raft.Leader }
+
+// LeaderID is the current leader's id, "" when unknown.
+func (n *Node) LeaderID() string {
+	_, id := n.raft.LeaderWithID()
+	return string(id)
+}
+
+// LeaderRPCAddr is the current leader's gRPC address, "" when unknown.
+func (n *Node) LeaderRPCAddr() string {
+	id := n.LeaderID()
+	if id == "" {
+		return ""
+	}
+	if id == n.cfg.NodeID {
+		return n.cfg.RPCAdvertise
+	}
+	return n.fsm.Members()[id].RPCAddr
+}
+
+// Unreachable reports whether this leader has failed to heartbeat peer id.
+func (n *Node) Unreachable(id string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.unreachable[raft.ServerID(id)]
+}
+
+// Subscribe returns a channel that receives true when this node becomes
+// leader and false when it stops being one. Only the newest value is kept
+// for a slow reader. cancel stops the deliveries.
+func (n *Node) Subscribe() (ch <-chan bool, cancel func()) {
+	c := make(chan bool, 1)
+	n.mu.Lock()
+	n.subs = append(n.subs, c)
+	n.mu.Unlock()
+	return c, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		for i, s := range n.subs {
+			if s == c {
+				n.subs = append(n.subs[:i], n.subs[i+1:]...)
+				return
+			}
+		}
+	}
+}
+
+// waitLeader polls until a leader is known or the wait runs out.
+func (n *Node) waitLeader(ctx context.Context, deadline time.Time) error {
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if n.LeaderID() != "" && n.LeaderRPCAddr() != "" {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: none elected within %s", ErrNoLeader, n.cfg.NoLeaderWait)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %v", ErrNoLeader, ctx.Err())
+		case <-n.stop:
+			return fmt.Errorf("%w: node shutting down", ErrNoLeader)
+		case <-tick.C:
+		}
+	}
+}
+
+// ReadBarrier makes a leader read linearizable: it waits until this
+// leader's start-of-term barrier has applied everything earlier leaders
+// committed, then confirms with a quorum that it still leads.
+func (n *Node) ReadBarrier(ctx context.Context) error {
+	deadline := time.Now().Add(n.cfg.NoLeaderWait)
+	for {
+		if !n.IsLeader() {
+			return ErrNotLeader
+		}
+		n.mu.Lock()
+		ready := n.readyTerm != 0 && n.readyTerm == n.raft.CurrentTerm()
+		n.mu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: leader not ready within %s", ErrNoLeader, n.cfg.NoLeaderWait)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := n.raft.VerifyLeader().Error(); err != nil {
+		return ErrNotLeader
+	}
+	return nil
+}

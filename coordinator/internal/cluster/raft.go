@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftwal "github.com/hashicorp/raft-wal"
+)
+
+func (n *Node) open() error {
+	cfg := n.cfg
+	hl := NewHCLog(n.log, hclog.Info)
+	logs, stable, snaps := cfg.LogStoreImpl, cfg.StableStore, cfg.SnapshotStore
+	if logs == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return fmt.Errorf("data-dir: %w", err)
+		}
+		switch cfg.LogStore {
+		case StoreBolt:
+			s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
+			if err != nil {
+				return fmt.Errorf("open boltdb log store: %w", err)
+			}
+			n.close = append(n.close, s)
+			logs, stable = s, s
+		default:
+			dir := filepath.Join(cfg.DataDir, "wal")
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return fmt.Errorf("data-dir: %w", err)
+			}
+			s, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")))
+			if err != nil {
+				return fmt.Errorf("open raft-wal log store: %w", err)
+			}
+			n.close = append(n.close, s)
+			logs, stable = s, s
+		}
+	}
+	if snaps == nil {
+		s, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshot"))
+		if err != nil {
+			return fmt.Errorf("open snapshot store: %w", err)
+		}
+		snaps = s
+	}
+	trans := cfg.Transport
+	if trans == nil {
+		adv, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
+		if err != nil {
+			return fmt.Errorf("advertise-raft (%q): %w", cfg.RaftAdvertise, err)
+		}
+		t, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, hl.Named("transport"))
+		if err != nil {
+			return fmt.Errorf("raft-addr (%q): %w", cfg.RaftBind, err)
+		}
+		trans = t
+		n.close = append(n.close, t)
+	}
+	n.trans = trans
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.HeartbeatTimeout = cfg.HeartbeatTimeout
+	rc.ElectionTimeout = cfg.ElectionTimeout
+	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
+	rc.CommitTimeout = cfg.CommitTimeout
+	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.SnapshotInterval = cfg.SnapshotInterval
+	rc.TrailingLogs = cfg.TrailingLogs
+	rc.Logger = hl.Named("raft")
+	notify := make(chan bool, 8)
+	rc.NotifyCh = notify
+	if err := raft.ValidateConfig(rc); err != nil {
+		return fmt.Errorf("raft config: %w", err)
+	}
+
+	existing, err := raft.HasExistingState(logs, stable, snaps)
+	if err != nil {
+		return fmt.Errorf("read raft state: %w", err)
+	}
+	r, err := raft.NewRaft(rc, n.fsm, logs, stable, snaps, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	n.raft = r
+
+	obsCh := make(chan raft.Observation, 32)
+	n.observer = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
+		switch o.Data.(type) {
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+			return true
+		}
+		return false
+	})
+	r.RegisterObserver(n.observer)
+	n.wg.Add(2)
+	go n.watchLeadership(notify)
+	go n.watchObservations(obsCh)
+
+	switch {
+	case existing:
+		n.log.Info("found existing raft state; rejoining", "data_dir", cfg.DataDir)
+	case cfg.Bootstrap:
+		n.log.Info("bootstrapping a new cluster")
+		err := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+			ID: rc.LocalID, Address: trans.LocalAddr(), Suffrage: raft.Voter,
+		}}}).Error()
+		if err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	// A node started with --join asks again after a restart too: the leader
+	// treats a known member as a no-op and refreshes its addresses.
+	if len(cfg.Join) > 0 {
+		n.wg.Add(1)
+		go n.joinLoop()
+	}
+	return nil
+}
