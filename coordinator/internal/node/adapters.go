@@ -82,10 +82,34 @@ func (s store) LeaveInstance(ctx context.Context, id string) error {
 	return s.applyErr(ctx, fsm.InstanceLeave(id))
 }
 
+// leaderStore is store for the leader-only loops (the scaler, the publish
+// watermark): a write commits only while this node leads and is never
+// forwarded. A deposed leader's loops run on until they notice; forwarded,
+// a decision it made from its stale FSM would be committed by the new
+// leader, beside the new leader's own decision from the same numbers.
+type leaderStore struct{ store }
+
+var _ scaler.Store = leaderStore{}
+
+func (s leaderStore) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	r, _, err := s.node.ApplyLocal(c.Encode())
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
 // commitWatermark is the publisher's Commit: "published up to start"
-// through raft.
-func (s store) commitWatermark(ctx context.Context, start time.Time) error {
-	return s.applyErr(ctx, fsm.SetWatermark(publish.WatermarkKey, start.UnixMilli()))
+// through raft, from the leader only.
+func (s leaderStore) commitWatermark(ctx context.Context, start time.Time) error {
+	r, err := s.Apply(ctx, fsm.SetWatermark(publish.WatermarkKey, start.UnixMilli()))
+	if err != nil {
+		return err
+	}
+	return r.Error()
 }
 
 // liveMetrics gives the scaler each instance's latest values from the

@@ -112,7 +112,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	sc := cfg.Scaler
 	sc.Logger = log.With("component", "scaler")
 	if n.scaler, err = scaler.New(sc, scaler.Deps{
-		Store: st, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
+		Store: leaderStore{st}, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
 	}, reg); err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	if pc.Custom, err = publish.NewCustomMetrics(pc.MaxCustomMetrics, reg); err != nil {
 		return nil, err
 	}
-	pc.Registerer, pc.Logger, pc.Commit = reg, log.With("component", "publish"), st.commitWatermark
+	pc.Registerer, pc.Logger, pc.Commit = reg, log.With("component", "publish"), leaderStore{st}.commitWatermark
 	if n.pub, err = publish.New(cw, pc); err != nil {
 		return nil, err
 	}
