@@ -279,6 +279,7 @@ var cwOps = map[string]cwOp{
 
 // cwProtocol is how one wire protocol reads inputs and writes answers.
 type cwProtocol interface {
+	name() string
 	decoder() inputDecoder
 	writeOutput(w http.ResponseWriter, op string, out any)
 	writeError(w http.ResponseWriter, e *APIError)
@@ -300,7 +301,10 @@ func readCloudWatchBody(r *http.Request) ([]byte, *APIError) {
 
 // runCloudWatch decodes tree into op's input, runs op and writes the
 // answer in p's format.
-func (s *Server) runCloudWatch(w http.ResponseWriter, p cwProtocol, op string, tree any) {
+func (s *Server) runCloudWatch(w http.ResponseWriter, r *http.Request, p cwProtocol, op string, tree any) {
+	// Which protocol a client really sent is not visible from outside;
+	// tests of third-party clients read it from this line.
+	s.cloud.log.Debug("cloudwatch request", "protocol", p.name(), "operation", op, "contentType", r.Header.Get("Content-Type"), "target", r.Header.Get("X-Amz-Target"))
 	if e := s.cloud.faults.takeAPIFault(op); e != nil {
 		p.writeError(w, e)
 		return

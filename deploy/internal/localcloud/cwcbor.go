@@ -15,6 +15,8 @@ import (
 // POST /service/GraniteServiceVersion20100801/operation/<Op>.
 type cborProtocol struct{}
 
+func (cborProtocol) name() string { return "rpc-v2-cbor" }
+
 func (cborProtocol) decoder() inputDecoder {
 	return inputDecoder{typeCode: "SerializationException"}
 }
@@ -66,7 +68,7 @@ func (s *Server) serveCloudWatchCBOR(w http.ResponseWriter, r *http.Request, op 
 		}
 		tree = fromCBOR(v)
 	}
-	s.runCloudWatch(w, cborProtocol{}, op, tree)
+	s.runCloudWatch(w, r, cborProtocol{}, op, tree)
 }
 
 // fromCBOR turns a decoded CBOR value into the decoder's tree.

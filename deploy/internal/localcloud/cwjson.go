@@ -24,6 +24,8 @@ const (
 
 type jsonProtocol struct{}
 
+func (jsonProtocol) name() string { return "json-1.0" }
+
 func (jsonProtocol) decoder() inputDecoder {
 	return inputDecoder{typeCode: "SerializationException"}
 }
@@ -84,7 +86,7 @@ func (s *Server) serveCloudWatchJSON(w http.ResponseWriter, r *http.Request, tar
 			return
 		}
 	}
-	s.runCloudWatch(w, p, op, tree)
+	s.runCloudWatch(w, r, p, op, tree)
 }
 
 func writeJSONTree(b *bytes.Buffer, v any) {

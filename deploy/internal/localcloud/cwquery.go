@@ -22,6 +22,8 @@ const (
 
 type queryProtocol struct{}
 
+func (queryProtocol) name() string { return "awsquery" }
+
 func (queryProtocol) decoder() inputDecoder {
 	return inputDecoder{text: true, typeCode: "InvalidParameterValue"}
 }
@@ -78,7 +80,7 @@ func (s *Server) serveCloudWatchQuery(w http.ResponseWriter, r *http.Request, fo
 		p.writeError(w, cwError(err))
 		return
 	}
-	s.runCloudWatch(w, p, action, tree)
+	s.runCloudWatch(w, r, p, action, tree)
 }
 
 // queryTree turns flat awsQuery names (A.member.1.B) into nested maps whose
