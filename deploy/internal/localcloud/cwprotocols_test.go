@@ -299,7 +299,7 @@ func TestCloudWatchOneImplementationThreeProtocols(t *testing.T) {
 	s := newCWServer(t)
 	base := cwTestNow.Truncate(time.Minute).Add(-2 * time.Minute)
 	put := cbor.Map{"Namespace": cbor.String("Lab"), "MetricData": cbor.List{
-		cbor.Map{"MetricName": cbor.String("CPU"), "Timestamp": &cbor.Tag{ID: 1, Value: cbor.Float64(float64(base.Add(5*time.Second).Unix()))},
+		cbor.Map{"MetricName": cbor.String("CPU"), "Timestamp": &cbor.Tag{ID: 1, Value: cbor.Float64(float64(base.Add(5 * time.Second).Unix()))},
 			"Values": cbor.List{cbor.Float64(10), cbor.Float64(30)}, "Counts": cbor.List{cbor.Uint(1), cbor.Uint(1)}, "Unit": cbor.String("Percent"),
 			"Dimensions": cbor.List{cbor.Map{"Name": cbor.String("G"), "Value": cbor.String("w<&>")}}},
 	}}
