@@ -17,6 +17,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,41 @@ type cliClient struct {
 	argv     []string // the command, before the AWS arguments
 	protocol string   // as the local cloud logs it
 	ctype    string   // the Content-Type the local cloud must have seen
+	proxy    string   // the trap every non-loopback request would go to
+}
+
+// netTrap is an HTTP(S) proxy address given to the CLIs, with only
+// loopback exempt: a request to anywhere but the local cloud would connect
+// here instead of to the network, and the test fails if anything did.
+type netTrap struct {
+	addr  string
+	conns atomic.Int32
+}
+
+func startNetTrap(t *testing.T) *netTrap {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nt := &netTrap{addr: ln.Addr().String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			nt.conns.Add(1)
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		if n := nt.conns.Load(); n > 0 {
+			t.Errorf("the AWS CLIs tried to reach the network %d times (through the trap proxy %s)", n, nt.addr)
+		}
+	})
+	return nt
 }
 
 // findCLI returns the client, or skips (fails under CI=true) when the
@@ -72,7 +108,8 @@ func findCLI(t *testing.T, protocol string) cliClient {
 		if err != nil || !strings.HasPrefix(string(out), "aws-cli/1.") {
 			return missing("pip's AWS CLI 1.x (python3 -m awscli) is not usable: %v %s", err, out)
 		}
-		return cliClient{name: strings.Fields(string(out))[0] + " " + strings.Fields(string(out))[3], argv: argv, protocol: "json-1.0", ctype: "application/x-amz-json-1.0"}
+		f := strings.Fields(string(out))
+		return cliClient{name: f[0] + " " + f[len(f)-1], argv: argv, protocol: "json-1.0", ctype: "application/x-amz-json-1.0"}
 	}
 }
 
@@ -204,7 +241,8 @@ func (lc *cliCloud) cwRequests(t *testing.T, from int) ([]string, int) {
 // aws runs one CLI command against the local cloud and returns its parsed
 // JSON output (nil for commands that print nothing). The environment
 // leaves the CLI nothing but the loopback endpoint: no config files, no
-// proxies, no instance metadata, one attempt per call.
+// instance metadata, one attempt per call, and the trap as the proxy for
+// everything that is not loopback.
 func (c cliClient) aws(t *testing.T, lc *cliCloud, wantErr string, args ...string) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -217,7 +255,8 @@ func (c cliClient) aws(t *testing.T, lc *cliCloud, wantErr string, args ...strin
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
 		"AWS_CONFIG_FILE=" + os.DevNull, "AWS_SHARED_CREDENTIALS_FILE=" + os.DevNull,
 		"AWS_EC2_METADATA_DISABLED=true", "AWS_MAX_ATTEMPTS=1", "AWS_PAGER=",
-		"NO_PROXY=*", "no_proxy=*",
+		"HTTP_PROXY=http://" + c.proxy, "HTTPS_PROXY=http://" + c.proxy, "http_proxy=http://" + c.proxy, "https_proxy=http://" + c.proxy,
+		"NO_PROXY=127.0.0.1,localhost", "no_proxy=127.0.0.1,localhost",
 	}
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -260,16 +299,24 @@ func jq(v any, path ...any) any {
 }
 
 func TestLocalcloudAWSCLILab(t *testing.T) {
-	for _, protocol := range []string{"awsquery", "json-1.0"} {
-		t.Run(protocol, func(t *testing.T) {
+	// Each part has its own local cloud (the CloudWatch parts move its
+	// clock), so the three run in parallel.
+	parts := []struct {
+		name, protocol string
+		lab            func(*testing.T, cliClient, *cliCloud)
+	}{
+		{"ec2-autoscaling", "awsquery", ec2Lab},
+		{"cloudwatch-awsquery", "awsquery", cloudWatchLab},
+		{"cloudwatch-json", "json-1.0", cloudWatchLab},
+	}
+	trap := startNetTrap(t)
+	for _, p := range parts {
+		t.Run(p.name, func(t *testing.T) {
 			t.Parallel()
-			cli := findCLI(t, protocol)
+			cli := findCLI(t, p.protocol)
+			cli.proxy = trap.addr
 			t.Logf("client: %s", cli.name)
-			lc := startCLICloud(t)
-			if protocol == "awsquery" {
-				ec2Lab(t, cli, lc)
-			}
-			cloudWatchLab(t, cli, lc)
+			p.lab(t, cli, startCLICloud(t))
 		})
 	}
 }
@@ -309,7 +356,8 @@ func ec2Lab(t *testing.T, cli cliClient, lc *cliCloud) {
 	insts, _ := jq(groups, "AutoScalingGroups", 0, "Instances").([]any)
 	zones := map[string]bool{}
 	for _, in := range insts {
-		zones[jq(in, "AvailabilityZone").(string)] = true
+		zone, _ := jq(in, "AvailabilityZone").(string)
+		zones[zone] = true
 		if jq(in, "LaunchTemplate", "LaunchTemplateName") != "web" {
 			t.Errorf("group instance not from the launch template: %v", in)
 		}

@@ -292,11 +292,7 @@ const maxCloudWatchBody = 1 << 20
 // readCloudWatchBody reads a bounded, possibly gzipped body: the SDKs gzip
 // PutMetricData bodies of 10 KiB and more (@requestCompression).
 func readCloudWatchBody(r *http.Request) ([]byte, *APIError) {
-	body, e := readBody(r, maxCloudWatchBody)
-	if e != nil && e.Code == "RequestEntityTooLarge" {
-		e.Message = fmt.Sprintf("The request body is larger than %d bytes, the CloudWatch request size limit.", maxCloudWatchBody)
-	}
-	return body, e
+	return readBody(r, maxCloudWatchBody)
 }
 
 // runCloudWatch decodes tree into op's input, runs op and writes the

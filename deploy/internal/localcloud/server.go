@@ -177,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(body) > maxCloudWatchBody {
-			queryProtocol{}.writeError(w, apiErr(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than %d bytes, the CloudWatch request size limit.", maxCloudWatchBody))
+			queryProtocol{}.writeError(w, apiErr(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than %d bytes.", maxCloudWatchBody))
 			return
 		}
 		s.serveCloudWatchQuery(w, r, form)
