@@ -214,9 +214,9 @@ func (lc *cliCloud) now(t *testing.T) time.Time {
 	return now
 }
 
-var cwRequestLine = regexp.MustCompile(`msg="cloudwatch request" protocol=(\S+) operation=(\S+) contentType=("[^"]*"|\S*) target=("[^"]*"|\S*)`)
+var cwRequestLine = regexp.MustCompile(`msg="cloudwatch request" protocol=(\S+) operation=(\S+) contentType=("[^"]*"|\S*) target=("[^"]*"|\S*) contentEncoding=(\S*)`)
 
-// cwRequests returns "protocol operation content-type target" for every CloudWatch
+// cwRequests returns "protocol operation content-type target encoding" for every CloudWatch
 // request logged from byte offset from on, and the new offset.
 func (lc *cliCloud) cwRequests(t *testing.T, from int) ([]string, int) {
 	t.Helper()
@@ -232,7 +232,7 @@ func (lc *cliCloud) cwRequests(t *testing.T, from int) ([]string, int) {
 			if i := strings.IndexByte(ct, ';'); i >= 0 {
 				ct = ct[:i]
 			}
-			out = append(out, m[1]+" "+m[2]+" "+ct+" "+strings.Trim(m[4], `"`))
+			out = append(out, m[1]+" "+m[2]+" "+ct+" "+strings.Trim(m[4], `"`)+" "+strings.Trim(m[5], `"`))
 		}
 	}
 	return out, len(b)
@@ -378,12 +378,15 @@ func cloudWatchLab(t *testing.T, cli cliClient, lc *cliCloud) {
 	T := lc.now(t).Truncate(time.Minute)
 	ts := func(d time.Duration) string { return T.Add(d).UTC().Format(time.RFC3339) }
 	dims := `[{"Name":"AutoScalingGroupName","Value":"web"}]`
+	// 200 more datums make the body larger than 10 KiB, above which botocore
+	// gzips PutMetricData for JSON 1.0 (requestCompression).
+	filler := strings.Repeat(`,{"MetricName":"Filler","Dimensions":`+dims+`,"Value":1,"Unit":"Count"}`, 200)
 	cli.aws(t, lc, "", "cloudwatch", "put-metric-data", "--namespace", "Lab", "--metric-data",
-		`[{"MetricName":"Latency","Dimensions":`+dims+`,"Timestamp":"`+ts(time.Second)+`","Values":[60,90],"Counts":[1,2],"Unit":"Milliseconds"}]`)
+		`[{"MetricName":"Latency","Dimensions":`+dims+`,"Timestamp":"`+ts(time.Second)+`","Values":[60,90],"Counts":[1,2],"Unit":"Milliseconds"}`+filler+`]`)
 	cli.aws(t, lc, "", "cloudwatch", "put-metric-data", "--namespace", "Lab", "--metric-data",
 		`[{"MetricName":"Latency","Dimensions":`+dims+`,"Timestamp":"`+ts(61*time.Second)+`","StatisticValues":{"SampleCount":4,"Sum":400,"Minimum":60,"Maximum":150},"Unit":"Milliseconds"}]`)
 
-	lm := cli.aws(t, lc, "", "cloudwatch", "list-metrics", "--namespace", "Lab")
+	lm := cli.aws(t, lc, "", "cloudwatch", "list-metrics", "--namespace", "Lab", "--metric-name", "Latency")
 	if jq(lm, "Metrics", 0, "MetricName") != "Latency" || jq(lm, "Metrics", 0, "Dimensions", 0, "Value") != "web" || jq(lm, "Metrics", 1) != nil {
 		t.Fatalf("list-metrics: %v", lm)
 	}
@@ -444,12 +447,15 @@ func cloudWatchLab(t *testing.T, cli cliClient, lc *cliCloud) {
 	ops := []string{"PutMetricData", "PutMetricData", "ListMetrics", "GetMetricStatistics", "GetMetricData", "PutMetricAlarm", "PutMetricAlarm",
 		"DescribeAlarms", "DescribeAlarmHistory", "DeleteAlarms", "DeleteAlarms"}
 	var want []string
-	for _, op := range ops {
-		target := ""
+	for i, op := range ops {
+		target, encoding := "", ""
 		if cli.protocol == "json-1.0" {
 			target = "GraniteServiceVersion20100801." + op
+			if i == 0 {
+				encoding = "gzip"
+			}
 		}
-		want = append(want, cli.protocol+" "+op+" "+cli.ctype+" "+target)
+		want = append(want, cli.protocol+" "+op+" "+cli.ctype+" "+target+" "+encoding)
 	}
 	if strings.Join(seen, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("%s: the local cloud saw\n%s\nwant\n%s", cli.name, strings.Join(seen, "\n"), strings.Join(want, "\n"))

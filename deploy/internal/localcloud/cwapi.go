@@ -300,7 +300,7 @@ func readCloudWatchBody(r *http.Request) ([]byte, *APIError) {
 func (s *Server) runCloudWatch(w http.ResponseWriter, r *http.Request, p cwProtocol, op string, tree any) {
 	// Which protocol a client really sent is not visible from outside;
 	// tests of third-party clients read it from this line.
-	s.cloud.log.Debug("cloudwatch request", "protocol", p.name(), "operation", op, "contentType", r.Header.Get("Content-Type"), "target", r.Header.Get("X-Amz-Target"))
+	s.cloud.log.Debug("cloudwatch request", "protocol", p.name(), "operation", op, "contentType", r.Header.Get("Content-Type"), "target", r.Header.Get("X-Amz-Target"), "contentEncoding", r.Header.Get("Content-Encoding"))
 	if e := s.cloud.faults.takeAPIFault(op); e != nil {
 		p.writeError(w, e)
 		return
