@@ -89,7 +89,7 @@ func findCLI(t *testing.T, protocol string) cliClient {
 		const p = "/usr/bin/aws"
 		out, err := exec.Command(p, "--version").CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "aws-cli/2.") {
-			return missing("Debian's AWS CLI 2.x (%s, apt package awscli) is not usable: %v %s", p, err, out)
+			return missing("Debian's AWS CLI 2.x (%s, apt package awscli) is not usable: %v %s", p, err, bytes.TrimSpace(out))
 		}
 		return cliClient{name: strings.Fields(string(out))[0] + " (Debian)", argv: []string{p}, protocol: "awsquery", ctype: "application/x-www-form-urlencoded"}
 	default:
@@ -106,7 +106,7 @@ func findCLI(t *testing.T, protocol string) cliClient {
 		argv := []string{strings.TrimSpace(string(exe)), "-m", "awscli"}
 		out, err := exec.Command(argv[0], append(argv[1:], "--version")...).CombinedOutput()
 		if err != nil || !strings.HasPrefix(string(out), "aws-cli/1.") {
-			return missing("pip's AWS CLI 1.x (python3 -m awscli) is not usable: %v %s", err, out)
+			return missing("pip's AWS CLI 1.x (python3 -m awscli) is not usable: %v %s", err, bytes.TrimSpace(out))
 		}
 		f := strings.Fields(string(out))
 		return cliClient{name: f[0] + " " + f[len(f)-1], argv: argv, protocol: "json-1.0", ctype: "application/x-amz-json-1.0"}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -181,6 +182,15 @@ func TestCloudWatchQueryErrors(t *testing.T) {
 			"&MetricData.member.1.Values.member.1=1&MetricData.member.1.Values.member.2=2&MetricData.member.1.Counts.member.1=1&MetricData.member.1.Counts.member.2=3" +
 			"&MetricData.member.1.Timestamp=2026-11-30T12%3A00%3A00Z&MetricData.member.2.MetricName=CPU&MetricData.member.2.StatisticValues.SampleCount=2" +
 			"&MetricData.member.2.StatisticValues.Sum=4&MetricData.member.2.StatisticValues.Minimum=1&MetricData.member.2.StatisticValues.Maximum=3"},
+		{name: "gzipped form", status: 200, form: "Action=PutMetricData" + v + "&Namespace=Lab&MetricData.member.1.MetricName=CPU&MetricData.member.1.Value=1",
+			edit: func(r *http.Request) {
+				var b bytes.Buffer
+				zw := gzip.NewWriter(&b)
+				_, _ = io.Copy(zw, r.Body)
+				_ = zw.Close()
+				r.Body = io.NopCloser(&b)
+				r.Header.Set("Content-Encoding", "gzip")
+			}},
 		{name: "missing namespace", form: "Action=PutMetricData" + v + "&MetricData.member.1.MetricName=CPU&MetricData.member.1.Value=1",
 			status: 400, code: "MissingParameter", msg: "The parameter Namespace is required."},
 		{name: "missing statistic set member", form: "Action=PutMetricData" + v + "&Namespace=Lab&MetricData.member.1.MetricName=CPU&MetricData.member.1.StatisticValues.SampleCount=1",
