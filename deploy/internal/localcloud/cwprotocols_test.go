@@ -450,3 +450,54 @@ func TestCloudWatchRouting(t *testing.T) {
 		})
 	}
 }
+
+func TestCloudWatchCBORErrors(t *testing.T) {
+	list := func(n int) cbor.List {
+		l := cbor.List{}
+		for i := 0; i < n; i++ {
+			l = append(l, cbor.Map{"MetricName": cbor.String("m"), "Value": cbor.Float64(1)})
+		}
+		return l
+	}
+	cases := []struct {
+		name, op  string
+		in        cbor.Map
+		status    int
+		code, msg string
+	}{
+		{"negative integer", "GetMetricStatistics", cbor.Map{"Namespace": cbor.String("Lab"), "MetricName": cbor.String("CPU"), "StartTime": &cbor.Tag{ID: 1, Value: cbor.Uint(1)},
+			"EndTime": &cbor.Tag{ID: 1, Value: cbor.Uint(2)}, "Period": cbor.NegInt(60), "Statistics": cbor.List{cbor.String("Sum")}}, 400, "InvalidParameterValue", "Period (-60)"},
+		{"text for an integer", "PutMetricAlarm", cbor.Map{"AlarmName": cbor.String("a"), "Period": cbor.String("60")}, 400, "SerializationException", `"60" for parameter Period`},
+		{"integer above int32", "PutMetricAlarm", cbor.Map{"AlarmName": cbor.String("a"), "Period": cbor.Uint(1 << 40)}, 400, "SerializationException", "32-bit integer"},
+		{"text for a timestamp", "DescribeAlarmHistory", cbor.Map{"StartDate": cbor.String("yesterday")}, 400, "SerializationException", "StartDate"},
+		{"missing member", "SetAlarmState", cbor.Map{"AlarmName": cbor.String("a"), "StateValue": cbor.String("OK")}, 400, "MissingParameter", "StateReason"},
+		{"1001 datums", "PutMetricData", cbor.Map{"Namespace": cbor.String("Lab"), "MetricData": list(1001)}, 400, "InvalidParameterValue", "MetricData must not have more than 1000"},
+		{"1000 datums", "PutMetricData", cbor.Map{"Namespace": cbor.String("Lab"), "MetricData": list(1000)}, 200, "", ""},
+	}
+	s := newCWServer(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, cloudwatchPrefix+c.op, bytes.NewReader(cbor.Encode(c.in)))
+			req.Header.Set("Smithy-Protocol", "rpc-v2-cbor")
+			req.Header.Set("Authorization", sigv4("monitoring"))
+			rec := serve(s, req)
+			if rec.Code != c.status {
+				t.Fatalf("status %d, want %d: %q", rec.Code, c.status, rec.Body)
+			}
+			if c.code == "" {
+				return
+			}
+			if got := rec.Header().Get("X-Amzn-Query-Error"); got != c.code+";Sender" {
+				t.Errorf("X-Amzn-Query-Error %q, want %s;Sender", got, c.code)
+			}
+			v, err := cbor.Decode(rec.Body.Bytes())
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, _ := fromCBOR(v).(map[string]any)
+			if msg, _ := m["message"].(string); !strings.Contains(msg, c.msg) {
+				t.Errorf("message %q does not contain %q", msg, c.msg)
+			}
+		})
+	}
+}
