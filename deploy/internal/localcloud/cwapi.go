@@ -1,124 +1,330 @@
 package localcloud
 
 import (
-	"compress/gzip"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
 	"time"
 
-	// smithy-go's CBOR codec is the one aws-sdk-go-v2 itself uses on the
-	// client side, so what it encodes the SDK decodes; it is already in the
-	// module graph, unlike fxamacker/cbor. It always writes definite
-	// lengths and reads indefinite ones, which is what a server needs.
-	"github.com/aws/smithy-go/encoding/cbor"
-
 	"github.com/shoal-dev/shoal/deploy/internal/localcloud/cwstore"
 )
 
-// cmap reads a decoded CBOR map leniently: absent or mistyped members read
-// as zero values, and callers validate what they require.
-type cmap cbor.Map
+// CloudWatch's operations, written once for all three protocols: each takes
+// its input struct (filled by cwcodec.go's decoder from CBOR, JSON or
+// awsQuery) and returns its output struct. Field names are the Smithy member
+// names; see cwcodec.go for the tags.
 
-func asMap(v cbor.Value) cmap {
-	m, _ := v.(cbor.Map)
-	return cmap(m)
+type cwDimension struct {
+	Name  string `cw:"required"`
+	Value string `cw:"required"`
 }
 
-func (m cmap) str(k string) string {
-	s, _ := m[k].(cbor.String)
-	return string(s)
+type cwDimensionFilter struct {
+	Name  string `cw:"required"`
+	Value string `cw:"omitempty"`
 }
 
-func (m cmap) f64(k string) (float64, bool) {
-	v, ok := m[k]
+type cwStatisticSet struct {
+	SampleCount float64 `cw:"required"`
+	Sum         float64 `cw:"required"`
+	Minimum     float64 `cw:"required"`
+	Maximum     float64 `cw:"required"`
+}
+
+type cwMetricDatum struct {
+	MetricName        string        `cw:"required"`
+	Dimensions        []cwDimension `cw:"max=30"`
+	Timestamp         *time.Time
+	Value             *float64
+	StatisticValues   *cwStatisticSet
+	Values            []float64 `cw:"max=150"`
+	Counts            []float64 `cw:"max=150"`
+	Unit              string
+	StorageResolution *int
+}
+
+type putMetricDataInput struct {
+	Namespace  string          `cw:"required"`
+	MetricData []cwMetricDatum `cw:"required,max=1000"`
+}
+
+type cwMetric struct {
+	Namespace  string
+	MetricName string
+	Dimensions []cwDimension `cw:"max=30"`
+}
+
+type listMetricsInput struct {
+	Namespace      string
+	MetricName     string
+	Dimensions     []cwDimensionFilter `cw:"max=10"`
+	NextToken      string
+	RecentlyActive string
+}
+
+type listMetricsOutput struct {
+	Metrics []cwMetric
+}
+
+type getMetricStatisticsInput struct {
+	Namespace          string        `cw:"required"`
+	MetricName         string        `cw:"required"`
+	Dimensions         []cwDimension `cw:"max=30"`
+	StartTime          time.Time     `cw:"required"`
+	EndTime            time.Time     `cw:"required"`
+	Period             int           `cw:"required"`
+	Statistics         []string      `cw:"max=5"`
+	ExtendedStatistics []string      `cw:"max=10"`
+	Unit               string
+}
+
+type cwDatapoint struct {
+	Timestamp          time.Time
+	SampleCount        *float64
+	Average            *float64
+	Sum                *float64
+	Minimum            *float64
+	Maximum            *float64
+	Unit               string
+	ExtendedStatistics map[string]float64
+}
+
+type getMetricStatisticsOutput struct {
+	Label      string
+	Datapoints []cwDatapoint
+}
+
+type cwMetricStat struct {
+	Metric cwMetric `cw:"required"`
+	Period int      `cw:"required"`
+	Stat   string   `cw:"required"`
+	Unit   string
+}
+
+type cwMetricDataQuery struct {
+	Id         string `cw:"required"`
+	MetricStat *cwMetricStat
+	Expression string
+	Label      string
+	ReturnData *bool
+	Period     *int
+	AccountId  string
+}
+
+type getMetricDataInput struct {
+	MetricDataQueries []cwMetricDataQuery `cw:"required,max=500"`
+	StartTime         time.Time           `cw:"required"`
+	EndTime           time.Time           `cw:"required"`
+	NextToken         string
+	ScanBy            string
+	MaxDatapoints     *int
+}
+
+type cwMessageData struct {
+	Code  string
+	Value string
+}
+
+type cwMetricDataResult struct {
+	Id         string
+	Label      string
+	Timestamps []time.Time
+	Values     []float64
+	StatusCode string
+}
+
+type getMetricDataOutput struct {
+	MetricDataResults []cwMetricDataResult
+	Messages          []cwMessageData
+}
+
+type putMetricAlarmInput struct {
+	AlarmName               string `cw:"required"`
+	AlarmDescription        string
+	ActionsEnabled          *bool
+	OKActions               []string `cw:"max=5"`
+	AlarmActions            []string `cw:"max=5"`
+	InsufficientDataActions []string `cw:"max=5"`
+	MetricName              string
+	Namespace               string
+	Statistic               string
+	ExtendedStatistic       string
+	Dimensions              []cwDimension `cw:"max=30"`
+	Period                  *int
+	Unit                    string
+	EvaluationPeriods       *int
+	DatapointsToAlarm       *int
+	Threshold               *float64
+	ComparisonOperator      string
+	TreatMissingData        string
+	Metrics                 []cwMetricDataQuery `cw:"max=20"`
+}
+
+type describeAlarmsInput struct {
+	AlarmNames      []string `cw:"max=100"`
+	AlarmNamePrefix string
+	AlarmTypes      []string `cw:"max=2"`
+	StateValue      string
+	ActionPrefix    string
+	MaxRecords      int
+	NextToken       string
+}
+
+type cwMetricAlarm struct {
+	AlarmName                          string
+	AlarmArn                           string
+	AlarmDescription                   string `cw:"omitempty"`
+	AlarmConfigurationUpdatedTimestamp time.Time
+	ActionsEnabled                     bool
+	OKActions                          []string
+	AlarmActions                       []string
+	InsufficientDataActions            []string
+	StateValue                         string
+	StateReason                        string
+	StateReasonData                    string `cw:"omitempty"`
+	StateUpdatedTimestamp              time.Time
+	MetricName                         string
+	Namespace                          string
+	Statistic                          string `cw:"omitempty"`
+	ExtendedStatistic                  string `cw:"omitempty"`
+	Dimensions                         []cwDimension
+	Period                             int
+	Unit                               string `cw:"omitempty"`
+	EvaluationPeriods                  int
+	DatapointsToAlarm                  int `cw:"omitempty"`
+	Threshold                          float64
+	ComparisonOperator                 string
+	TreatMissingData                   string `cw:"omitempty"`
+	StateTransitionedTimestamp         time.Time
+}
+
+type describeAlarmsOutput struct {
+	// CompositeAlarms is always empty: composite alarms are not modelled.
+	CompositeAlarms []cwMetricAlarm
+	MetricAlarms    []cwMetricAlarm
+	NextToken       string `cw:"omitempty"`
+}
+
+type deleteAlarmsInput struct {
+	AlarmNames []string `cw:"required,max=100"`
+}
+
+type setAlarmStateInput struct {
+	AlarmName       string `cw:"required"`
+	StateValue      string `cw:"required"`
+	StateReason     string `cw:"required"`
+	StateReasonData string
+}
+
+type describeAlarmHistoryInput struct {
+	AlarmName       string
+	AlarmTypes      []string `cw:"max=2"`
+	HistoryItemType string
+	StartDate       *time.Time
+	EndDate         *time.Time
+	MaxRecords      int
+	NextToken       string
+	ScanBy          string
+}
+
+type cwAlarmHistoryItem struct {
+	AlarmName       string
+	AlarmType       string
+	Timestamp       time.Time
+	HistoryItemType string
+	HistorySummary  string
+	HistoryData     string
+}
+
+type describeAlarmHistoryOutput struct {
+	AlarmHistoryItems []cwAlarmHistoryItem
+}
+
+// cwOp is one operation: a fresh input struct, and the handler that takes
+// it and returns the output struct (nil for operations without output).
+type cwOp struct {
+	newInput func() any
+	call     func(s *Server, in any) (any, error)
+}
+
+func op[I, O any](f func(*Server, *I) (*O, error)) cwOp {
+	return cwOp{
+		newInput: func() any { return new(I) },
+		call: func(s *Server, in any) (any, error) {
+			out, err := f(s, in.(*I))
+			if out == nil {
+				return nil, err
+			}
+			return out, err
+		},
+	}
+}
+
+// noOutput is the output of operations that return nothing.
+type noOutput struct{}
+
+var cwOps = map[string]cwOp{
+	"PutMetricData":        op((*Server).putMetricData),
+	"ListMetrics":          op((*Server).listMetrics),
+	"GetMetricStatistics":  op((*Server).getMetricStatistics),
+	"GetMetricData":        op((*Server).getMetricData),
+	"PutMetricAlarm":       op((*Server).putMetricAlarm),
+	"DescribeAlarms":       op((*Server).describeAlarms),
+	"DeleteAlarms":         op((*Server).deleteAlarms),
+	"SetAlarmState":        op((*Server).setAlarmState),
+	"DescribeAlarmHistory": op((*Server).describeAlarmHistory),
+}
+
+// cwProtocol is how one wire protocol reads inputs and writes answers.
+type cwProtocol interface {
+	name() string
+	decoder() inputDecoder
+	writeOutput(w http.ResponseWriter, op string, out any)
+	writeError(w http.ResponseWriter, e *APIError)
+}
+
+// maxCloudWatchBody is CloudWatch's request size limit (1 MB for
+// PutMetricData over HTTP POST); it applies after gzip decompression too.
+const maxCloudWatchBody = 1 << 20
+
+// readCloudWatchBody reads a bounded, possibly gzipped body: the SDKs gzip
+// PutMetricData bodies of 10 KiB and more (@requestCompression).
+func readCloudWatchBody(r *http.Request) ([]byte, *APIError) {
+	return readBody(r, maxCloudWatchBody)
+}
+
+// runCloudWatch decodes tree into op's input, runs op and writes the
+// answer in p's format.
+func (s *Server) runCloudWatch(w http.ResponseWriter, r *http.Request, p cwProtocol, op string, tree any) {
+	// Which protocol a client really sent is not visible from outside;
+	// tests of third-party clients read it from this line.
+	s.cloud.log.Debug("cloudwatch request", "protocol", p.name(), "operation", op, "contentType", r.Header.Get("Content-Type"), "target", r.Header.Get("X-Amz-Target"), "contentEncoding", r.Header.Get("Content-Encoding"))
+	if e := s.cloud.faults.takeAPIFault(op); e != nil {
+		p.writeError(w, e)
+		return
+	}
+	o, ok := cwOps[op]
 	if !ok {
-		return 0, false
+		p.writeError(w, apiErr(http.StatusBadRequest, "InvalidAction", "The operation %s is not implemented by the local cloud's CloudWatch", op))
+		return
 	}
-	f, err := cbor.AsFloat64(v)
-	return f, err == nil
-}
-
-func (m cmap) int(k string) (int, bool) {
-	v, ok := m[k]
-	if !ok {
-		return 0, false
+	in := o.newInput()
+	if err := p.decoder().decodeInput(in, tree); err != nil {
+		p.writeError(w, cwError(err))
+		return
 	}
-	n, err := cbor.AsInt64(v)
-	return int(n), err == nil
-}
-
-func (m cmap) bool(k string) (bool, bool) {
-	b, ok := m[k].(cbor.Bool)
-	return bool(b), ok
-}
-
-func (m cmap) time(k string) (time.Time, bool) {
-	v, ok := m[k]
-	if !ok {
-		return time.Time{}, false
+	out, err := o.call(s, in)
+	if err != nil {
+		p.writeError(w, cwError(err))
+		return
 	}
-	t, err := cbor.AsTime(v)
-	return t, err == nil
+	p.writeOutput(w, op, encodeOutput(out))
 }
 
-func (m cmap) list(k string) cbor.List {
-	l, _ := m[k].(cbor.List)
-	return l
-}
-
-func (m cmap) strs(k string) []string {
-	var out []string
-	for _, v := range m.list(k) {
-		if s, ok := v.(cbor.String); ok {
-			out = append(out, string(s))
-		}
-	}
-	return out
-}
-
-func (m cmap) dims(k string) []cwstore.Dimension {
-	var out []cwstore.Dimension
-	for _, v := range m.list(k) {
-		d := asMap(v)
-		out = append(out, cwstore.Dimension{Name: d.str("Name"), Value: d.str("Value")})
-	}
-	return out
-}
-
-func ctime(t time.Time) cbor.Value {
-	return &cbor.Tag{ID: 1, Value: cbor.Float64(float64(t.UnixMilli()) / 1000)}
-}
-
-func cstrs(s []string) cbor.List {
-	out := cbor.List{}
-	for _, v := range s {
-		out = append(out, cbor.String(v))
-	}
-	return out
-}
-
-func cdims(ds []cwstore.Dimension) cbor.List {
-	out := cbor.List{}
-	for _, d := range ds {
-		out = append(out, cbor.Map{"Name": cbor.String(d.Name), "Value": cbor.String(d.Value)})
-	}
-	return out
-}
-
-func cint(n int) cbor.Value {
-	if n < 0 {
-		return cbor.NegInt(uint64(-n - 1))
-	}
-	return cbor.Uint(uint64(n))
-}
-
-// cwError maps store errors to CloudWatch's modeled errors: the __type
-// names the Smithy shape, X-Amzn-Query-Error carries the awsQuery code the
-// SDK reports as ErrorCode().
+// cwError maps store errors to CloudWatch's awsQuery error codes; each
+// protocol writes them in its own shape.
 func cwError(err error) *APIError {
 	var ae *APIError
 	if errors.As(err, &ae) {
@@ -143,6 +349,8 @@ func cwError(err error) *APIError {
 	return apiErr(http.StatusInternalServerError, "InternalServiceError", "%s", msg)
 }
 
+// cwShapes names the Smithy error shapes behind the awsQuery codes, for
+// the __type of the JSON and CBOR protocols.
 var cwShapes = map[string]string{
 	"InvalidParameterValue":       "InvalidParameterValueException",
 	"InvalidParameterCombination": "InvalidParameterCombinationException",
@@ -150,198 +358,99 @@ var cwShapes = map[string]string{
 	"ResourceNotFound":            "ResourceNotFound",
 	"InternalServiceError":        "InternalServiceFault",
 	"LimitExceeded":               "LimitExceededFault",
+	"InvalidAction":               "UnknownOperationException",
 }
 
-func writeCBOR(w http.ResponseWriter, status int, v cbor.Value) {
-	w.Header().Set("Smithy-Protocol", "rpc-v2-cbor")
-	w.Header().Set("Content-Type", "application/cbor")
-	w.WriteHeader(status)
-	if v != nil {
-		_, _ = w.Write(cbor.Encode(v))
-	}
-}
-
-func writeCBORError(w http.ResponseWriter, e *APIError) {
+// errorType is the __type of e in the JSON and CBOR protocols.
+func errorType(e *APIError) string {
 	shape := e.Code
 	if s, ok := cwShapes[e.Code]; ok {
 		shape = s
 	}
-	fault := "Sender"
+	return "com.amazonaws.cloudwatch#" + shape
+}
+
+// faultOf is the awsQuery error Type: Sender, or Receiver for 5xx.
+func faultOf(e *APIError) string {
 	if e.Status >= 500 {
-		fault = "Receiver"
+		return "Receiver"
 	}
-	w.Header().Set("X-Amzn-Query-Error", e.Code+";"+fault)
-	writeCBOR(w, e.Status, cbor.Map{"__type": cbor.String("com.amazonaws.cloudwatch#" + shape), "message": cbor.String(e.Message)})
+	return "Sender"
 }
 
-func (s *Server) serveCloudWatch(w http.ResponseWriter, r *http.Request, op string) {
-	if r.Method != http.MethodPost {
-		writeCBORError(w, apiErr(http.StatusMethodNotAllowed, "InvalidAction", "RPC v2 CBOR requests must be POST"))
-		return
+func dimensions(ds []cwDimension) []cwstore.Dimension {
+	out := make([]cwstore.Dimension, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, cwstore.Dimension{Name: d.Name, Value: d.Value})
 	}
-	if e := s.cloud.faults.takeAPIFault(op); e != nil {
-		writeCBORError(w, e)
-		return
-	}
-	var src io.Reader = r.Body
-	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
-		// The SDK gzips PutMetricData bodies of 10 KiB and more
-		// (@requestCompression), as CloudWatch accepts.
-		zr, err := gzip.NewReader(r.Body)
-		if err != nil {
-			writeCBORError(w, apiErr(http.StatusBadRequest, "SerializationException", "gzip body: %v", err))
-			return
-		}
-		defer zr.Close()
-		src = zr
-	}
-	body, err := io.ReadAll(io.LimitReader(src, 16<<20))
-	if err != nil {
-		writeCBORError(w, apiErr(http.StatusBadRequest, "SerializationException", "read body: %v", err))
-		return
-	}
-	in := cmap{}
-	if len(body) > 0 {
-		v, err := cbor.Decode(body)
-		if err != nil {
-			writeCBORError(w, apiErr(http.StatusBadRequest, "SerializationException", "body is not CBOR: %v", err))
-			return
-		}
-		in = asMap(v)
-	}
-	out, err := s.cloudWatch(op, in)
-	if err != nil {
-		writeCBORError(w, cwError(err))
-		return
-	}
-	writeCBOR(w, http.StatusOK, out)
+	return out
 }
 
-func (s *Server) cloudWatch(op string, in cmap) (cbor.Value, error) {
+func fromDimensions(ds []cwstore.Dimension) []cwDimension {
+	out := make([]cwDimension, 0, len(ds))
+	for _, d := range ds {
+		out = append(out, cwDimension{Name: d.Name, Value: d.Value})
+	}
+	return out
+}
+
+func (s *Server) putMetricData(in *putMetricDataInput) (*noOutput, error) {
+	data, err := decodeMetricData(in)
+	if err != nil {
+		return nil, err
+	}
 	c := s.cloud
-	switch op {
-	case "PutMetricData":
-		data, err := decodeMetricData(in)
-		if err != nil {
-			return nil, err
-		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if err := c.metrics.Put(c.clock.Now(), data); err != nil {
-			return nil, err
-		}
-		return nil, nil
-	case "ListMetrics":
-		c.mu.Lock()
-		ids := c.metrics.List(in.str("Namespace"), in.str("MetricName"), in.dims("Dimensions"))
-		c.mu.Unlock()
-		ms := cbor.List{}
-		for _, id := range ids {
-			ms = append(ms, cbor.Map{"Namespace": cbor.String(id.Namespace), "MetricName": cbor.String(id.MetricName), "Dimensions": cdims(id.Dimensions)})
-		}
-		return cbor.Map{"Metrics": ms}, nil
-	case "GetMetricStatistics":
-		return s.getMetricStatistics(in)
-	case "GetMetricData":
-		return s.getMetricData(in)
-	case "PutMetricAlarm":
-		return nil, s.putMetricAlarm(in)
-	case "DescribeAlarms":
-		return s.describeAlarms(in)
-	case "DeleteAlarms":
-		names := in.strs("AlarmNames")
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for _, n := range names {
-			if c.alarms[n] == nil {
-				return nil, fmt.Errorf("%w: alarm %s does not exist", cwstore.ErrResourceNotFound, n)
-			}
-		}
-		for _, n := range names {
-			delete(c.alarms, n)
-		}
-		c.dirty = true
-		return nil, nil
-	case "SetAlarmState":
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		a := c.alarms[in.str("AlarmName")]
-		if a == nil {
-			return nil, fmt.Errorf("%w: alarm %s does not exist", cwstore.ErrResourceNotFound, in.str("AlarmName"))
-		}
-		c.dirty = true
-		return nil, a.SetState(c.clock.Now(), in.str("StateValue"), in.str("StateReason"), in.str("StateReasonData"))
-	case "DescribeAlarmHistory":
-		return s.describeAlarmHistory(in)
-	}
-	return nil, apiErr(http.StatusBadRequest, "UnknownOperationException", "The operation %s is not implemented by the local cloud's CloudWatch", op)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return nil, c.metrics.Put(c.clock.Now(), data)
 }
 
-func decodeMetricData(in cmap) ([]cwstore.Datum, error) {
-	ns := in.str("Namespace")
-	if ns == "" {
-		return nil, fmt.Errorf("%w: Namespace is required", cwstore.ErrMissingParameter)
-	}
-	list := in.list("MetricData")
-	if len(list) == 0 {
-		return nil, fmt.Errorf("%w: MetricData is required", cwstore.ErrMissingParameter)
-	}
-	if len(list) > 1000 {
-		return nil, fmt.Errorf("%w: MetricData: at most 1000 items, got %d", cwstore.ErrInvalidParameter, len(list))
-	}
-	var out []cwstore.Datum
-	for _, v := range list {
-		m := asMap(v)
-		d := cwstore.Datum{Metric: cwstore.MetricID{Namespace: ns, MetricName: m.str("MetricName"), Dimensions: m.dims("Dimensions")}, Unit: m.str("Unit")}
-		d.Timestamp, _ = m.time("Timestamp")
-		d.StorageResolution, _ = m.int("StorageResolution")
-		if sv, ok := m["StatisticValues"]; ok {
-			sm := asMap(sv)
-			st := &cwstore.StatisticSet{}
-			st.SampleCount, _ = sm.f64("SampleCount")
-			st.Sum, _ = sm.f64("Sum")
-			st.Minimum, _ = sm.f64("Minimum")
-			st.Maximum, _ = sm.f64("Maximum")
-			d.Stats = st
+func decodeMetricData(in *putMetricDataInput) ([]cwstore.Datum, error) {
+	out := make([]cwstore.Datum, 0, len(in.MetricData))
+	for _, m := range in.MetricData {
+		d := cwstore.Datum{Metric: cwstore.MetricID{Namespace: in.Namespace, MetricName: m.MetricName, Dimensions: dimensions(m.Dimensions)}, Unit: m.Unit, Values: m.Values, Counts: m.Counts}
+		if m.Timestamp != nil {
+			d.Timestamp = *m.Timestamp
 		}
-		for _, x := range m.list("Values") {
-			f, err := cbor.AsFloat64(x)
-			if err != nil {
-				return nil, fmt.Errorf("%w: Values must be numbers", cwstore.ErrInvalidParameter)
-			}
-			d.Values = append(d.Values, f)
+		if m.StorageResolution != nil {
+			d.StorageResolution = *m.StorageResolution
 		}
-		for _, x := range m.list("Counts") {
-			f, err := cbor.AsFloat64(x)
-			if err != nil {
-				return nil, fmt.Errorf("%w: Counts must be numbers", cwstore.ErrInvalidParameter)
-			}
-			d.Counts = append(d.Counts, f)
+		if st := m.StatisticValues; st != nil {
+			d.Stats = &cwstore.StatisticSet{SampleCount: st.SampleCount, Sum: st.Sum, Minimum: st.Minimum, Maximum: st.Maximum}
 		}
-		if val, ok := m.f64("Value"); ok {
+		if m.Value != nil {
 			if d.Stats != nil || len(d.Values) > 0 {
 				return nil, fmt.Errorf("%w: Value, Values and StatisticValues are mutually exclusive", cwstore.ErrInvalidCombination)
 			}
-			d.Values = []float64{val}
+			d.Values = []float64{*m.Value}
 		}
 		out = append(out, d)
 	}
 	return out, nil
 }
 
-func (s *Server) getMetricStatistics(in cmap) (cbor.Value, error) {
-	c := s.cloud
-	start, ok1 := in.time("StartTime")
-	end, ok2 := in.time("EndTime")
-	period, ok3 := in.int("Period")
-	if !ok1 || !ok2 || !ok3 || in.str("Namespace") == "" || in.str("MetricName") == "" {
-		return nil, fmt.Errorf("%w: Namespace, MetricName, StartTime, EndTime and Period are required", cwstore.ErrMissingParameter)
+func (s *Server) listMetrics(in *listMetricsInput) (*listMetricsOutput, error) {
+	filter := make([]cwstore.Dimension, 0, len(in.Dimensions))
+	for _, d := range in.Dimensions {
+		filter = append(filter, cwstore.Dimension{Name: d.Name, Value: d.Value})
 	}
-	if err := cwstore.ValidateQueryPeriod(period); err != nil {
+	c := s.cloud
+	c.mu.Lock()
+	ids := c.metrics.List(in.Namespace, in.MetricName, filter)
+	c.mu.Unlock()
+	out := &listMetricsOutput{Metrics: []cwMetric{}}
+	for _, id := range ids {
+		out.Metrics = append(out.Metrics, cwMetric{Namespace: id.Namespace, MetricName: id.MetricName, Dimensions: fromDimensions(id.Dimensions)})
+	}
+	return out, nil
+}
+
+func (s *Server) getMetricStatistics(in *getMetricStatisticsInput) (*getMetricStatisticsOutput, error) {
+	c := s.cloud
+	if err := cwstore.ValidateQueryPeriod(in.Period); err != nil {
 		return nil, err
 	}
-	stats := in.strs("Statistics")
-	ext := in.strs("ExtendedStatistics")
+	stats, ext := in.Statistics, in.ExtendedStatistics
 	if len(stats)+len(ext) == 0 {
 		return nil, fmt.Errorf("%w: at least one of Statistics or ExtendedStatistics is required", cwstore.ErrMissingParameter)
 	}
@@ -355,92 +464,90 @@ func (s *Server) getMetricStatistics(in cmap) (cbor.Value, error) {
 			return nil, fmt.Errorf("%w: ExtendedStatistics %q must be a percentile such as p99", cwstore.ErrInvalidParameter, st)
 		}
 	}
-	id := cwstore.MetricID{Namespace: in.str("Namespace"), MetricName: in.str("MetricName"), Dimensions: in.dims("Dimensions")}
+	id := cwstore.MetricID{Namespace: in.Namespace, MetricName: in.MetricName, Dimensions: dimensions(in.Dimensions)}
 	c.mu.Lock()
-	aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, in.str("Unit"), cwstore.MaxStatisticsDatapoints)
+	aggs, err := c.metrics.Query(id, in.StartTime, in.EndTime, time.Duration(in.Period)*time.Second, in.Unit, cwstore.MaxStatisticsDatapoints)
 	c.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	dps := cbor.List{}
+	out := &getMetricStatisticsOutput{Label: id.MetricName, Datapoints: []cwDatapoint{}}
 	for _, a := range aggs {
-		dp := cbor.Map{"Timestamp": ctime(a.Start)}
-		if a.Unit != "" {
-			dp["Unit"] = cbor.String(a.Unit)
-		} else {
-			dp["Unit"] = cbor.String("None")
+		dp := cwDatapoint{Timestamp: a.Start, Unit: a.Unit}
+		if dp.Unit == "" {
+			dp.Unit = "None"
 		}
 		for _, st := range stats {
-			if v, ok := a.Statistic(st); ok {
-				dp[st] = cbor.Float64(v)
+			v, ok := a.Statistic(st)
+			if !ok {
+				continue
+			}
+			switch st {
+			case "SampleCount":
+				dp.SampleCount = &v
+			case "Average":
+				dp.Average = &v
+			case "Sum":
+				dp.Sum = &v
+			case "Minimum":
+				dp.Minimum = &v
+			case "Maximum":
+				dp.Maximum = &v
 			}
 		}
 		if len(ext) > 0 {
-			em := cbor.Map{}
+			dp.ExtendedStatistics = map[string]float64{}
 			for _, st := range ext {
 				if v, ok := a.Statistic(st); ok {
-					em[st] = cbor.Float64(v)
+					dp.ExtendedStatistics[st] = v
 				}
 			}
-			dp["ExtendedStatistics"] = em
 		}
-		dps = append(dps, dp)
+		out.Datapoints = append(out.Datapoints, dp)
 	}
-	return cbor.Map{"Label": cbor.String(id.MetricName), "Datapoints": dps}, nil
+	return out, nil
 }
 
-func (s *Server) getMetricData(in cmap) (cbor.Value, error) {
+func (s *Server) getMetricData(in *getMetricDataInput) (*getMetricDataOutput, error) {
 	c := s.cloud
-	start, ok1 := in.time("StartTime")
-	end, ok2 := in.time("EndTime")
-	queries := in.list("MetricDataQueries")
-	if !ok1 || !ok2 || len(queries) == 0 {
-		return nil, fmt.Errorf("%w: MetricDataQueries, StartTime and EndTime are required", cwstore.ErrMissingParameter)
-	}
-	if len(queries) > 500 {
-		return nil, fmt.Errorf("%w: MetricDataQueries: at most 500, got %d", cwstore.ErrInvalidParameter, len(queries))
-	}
-	ascending := in.str("ScanBy") == "TimestampAscending"
-	results := cbor.List{}
+	start, end := in.StartTime, in.EndTime
+	ascending := in.ScanBy == "TimestampAscending"
+	out := &getMetricDataOutput{MetricDataResults: []cwMetricDataResult{}, Messages: []cwMessageData{}}
 	seen := map[string]bool{}
 	budget := cwstore.MaxMetricDataDatapoints
-	for _, qv := range queries {
-		q := asMap(qv)
-		qid := q.str("Id")
-		if qid == "" || !(qid[0] >= 'a' && qid[0] <= 'z') {
+	for _, q := range in.MetricDataQueries {
+		qid := q.Id
+		if !(qid[0] >= 'a' && qid[0] <= 'z') {
 			return nil, fmt.Errorf("%w: MetricDataQueries.Id %q must start with a lowercase letter", cwstore.ErrInvalidParameter, qid)
 		}
 		if seen[qid] {
 			return nil, fmt.Errorf("%w: MetricDataQueries.Id %q is used twice", cwstore.ErrInvalidParameter, qid)
 		}
 		seen[qid] = true
-		if q.str("Expression") != "" {
+		if q.Expression != "" {
 			return nil, fmt.Errorf("%w: MetricDataQueries %q: metric math expressions are not supported by the local cloud", cwstore.ErrInvalidParameter, qid)
 		}
-		msv, ok := q["MetricStat"]
-		if !ok {
+		ms := q.MetricStat
+		if ms == nil {
 			return nil, fmt.Errorf("%w: MetricDataQueries %q needs MetricStat", cwstore.ErrMissingParameter, qid)
 		}
-		ms := asMap(msv)
-		mt := asMap(ms["Metric"])
-		period, _ := ms.int("Period")
-		if err := cwstore.ValidateQueryPeriod(period); err != nil {
+		if err := cwstore.ValidateQueryPeriod(ms.Period); err != nil {
 			return nil, err
 		}
-		stat := ms.str("Stat")
-		if !cwstore.ValidStatistic(stat) {
-			return nil, fmt.Errorf("%w: MetricStat.Stat %q is not a supported statistic", cwstore.ErrInvalidParameter, stat)
+		if !cwstore.ValidStatistic(ms.Stat) {
+			return nil, fmt.Errorf("%w: MetricStat.Stat %q is not a supported statistic", cwstore.ErrInvalidParameter, ms.Stat)
 		}
-		if rd, ok := q.bool("ReturnData"); ok && !rd {
+		if q.ReturnData != nil && !*q.ReturnData {
 			continue
 		}
-		id := cwstore.MetricID{Namespace: mt.str("Namespace"), MetricName: mt.str("MetricName"), Dimensions: mt.dims("Dimensions")}
-		budget -= int(end.Sub(start) / (time.Duration(period) * time.Second))
+		id := cwstore.MetricID{Namespace: ms.Metric.Namespace, MetricName: ms.Metric.MetricName, Dimensions: dimensions(ms.Metric.Dimensions)}
+		period := time.Duration(ms.Period) * time.Second
+		budget -= int(end.Sub(start) / period)
 		if budget < 0 {
 			return nil, fmt.Errorf("%w: the queries request more than %d datapoints in total", cwstore.ErrInvalidCombination, cwstore.MaxMetricDataDatapoints)
 		}
 		c.mu.Lock()
-		aggs, err := c.metrics.Query(id, start, end, time.Duration(period)*time.Second, ms.str("Unit"), cwstore.MaxMetricDataDatapoints)
+		aggs, err := c.metrics.Query(id, start, end, period, ms.Unit, cwstore.MaxMetricDataDatapoints)
 		c.mu.Unlock()
 		if err != nil {
 			return nil, err
@@ -448,194 +555,187 @@ func (s *Server) getMetricData(in cmap) (cbor.Value, error) {
 		if !ascending {
 			sort.Slice(aggs, func(i, j int) bool { return aggs[i].Start.After(aggs[j].Start) })
 		}
-		ts, vals := cbor.List{}, cbor.List{}
+		r := cwMetricDataResult{Id: qid, Label: q.Label, Timestamps: []time.Time{}, Values: []float64{}, StatusCode: "Complete"}
+		if r.Label == "" {
+			r.Label = id.MetricName
+		}
 		for _, a := range aggs {
-			if v, ok := a.Statistic(stat); ok {
-				ts = append(ts, ctime(a.Start))
-				vals = append(vals, cbor.Float64(v))
+			if v, ok := a.Statistic(ms.Stat); ok {
+				r.Timestamps = append(r.Timestamps, a.Start)
+				r.Values = append(r.Values, v)
 			}
 		}
-		label := q.str("Label")
-		if label == "" {
-			label = id.MetricName
-		}
-		results = append(results, cbor.Map{"Id": cbor.String(qid), "Label": cbor.String(label), "Timestamps": ts, "Values": vals, "StatusCode": cbor.String("Complete")})
+		out.MetricDataResults = append(out.MetricDataResults, r)
 	}
-	return cbor.Map{"MetricDataResults": results, "Messages": cbor.List{}}, nil
+	return out, nil
 }
 
-func (s *Server) putMetricAlarm(in cmap) error {
+func (s *Server) putMetricAlarm(in *putMetricAlarmInput) (*noOutput, error) {
 	c := s.cloud
-	if len(in.list("Metrics")) > 0 {
-		return fmt.Errorf("%w: Metrics: metric math alarms are not supported by the local cloud", cwstore.ErrInvalidParameter)
+	if len(in.Metrics) > 0 {
+		return nil, fmt.Errorf("%w: Metrics: metric math alarms are not supported by the local cloud", cwstore.ErrInvalidParameter)
 	}
 	a := cwstore.Alarm{
-		Name: in.str("AlarmName"), Description: in.str("AlarmDescription"), ActionsEnabled: true,
-		OKActions: in.strs("OKActions"), AlarmActions: in.strs("AlarmActions"), InsufficientActs: in.strs("InsufficientDataActions"),
-		Metric:    cwstore.MetricID{Namespace: in.str("Namespace"), MetricName: in.str("MetricName"), Dimensions: in.dims("Dimensions")},
-		Statistic: in.str("Statistic"), ExtendedStatistic: in.str("ExtendedStatistic"), Unit: in.str("Unit"),
-		ComparisonOperator: in.str("ComparisonOperator"), TreatMissingData: in.str("TreatMissingData"),
+		Name: in.AlarmName, Description: in.AlarmDescription, ActionsEnabled: true,
+		OKActions: in.OKActions, AlarmActions: in.AlarmActions, InsufficientActs: in.InsufficientDataActions,
+		Metric:    cwstore.MetricID{Namespace: in.Namespace, MetricName: in.MetricName, Dimensions: dimensions(in.Dimensions)},
+		Statistic: in.Statistic, ExtendedStatistic: in.ExtendedStatistic, Unit: in.Unit,
+		ComparisonOperator: in.ComparisonOperator, TreatMissingData: in.TreatMissingData,
 	}
-	if b, ok := in.bool("ActionsEnabled"); ok {
-		a.ActionsEnabled = b
+	if in.ActionsEnabled != nil {
+		a.ActionsEnabled = *in.ActionsEnabled
 	}
-	var ok bool
-	if a.Period, ok = in.int("Period"); !ok {
-		return fmt.Errorf("%w: Period is required", cwstore.ErrMissingParameter)
+	switch {
+	case in.Period == nil:
+		return nil, fmt.Errorf("%w: Period is required", cwstore.ErrMissingParameter)
+	case in.EvaluationPeriods == nil:
+		return nil, fmt.Errorf("%w: EvaluationPeriods is required", cwstore.ErrMissingParameter)
+	case in.Threshold == nil:
+		return nil, fmt.Errorf("%w: Threshold is required", cwstore.ErrMissingParameter)
 	}
-	if a.EvaluationPeriods, ok = in.int("EvaluationPeriods"); !ok {
-		return fmt.Errorf("%w: EvaluationPeriods is required", cwstore.ErrMissingParameter)
-	}
-	a.DatapointsToAlarm, _ = in.int("DatapointsToAlarm")
-	if a.Threshold, ok = in.f64("Threshold"); !ok {
-		return fmt.Errorf("%w: Threshold is required", cwstore.ErrMissingParameter)
+	a.Period, a.EvaluationPeriods, a.Threshold = *in.Period, *in.EvaluationPeriods, *in.Threshold
+	if in.DatapointsToAlarm != nil {
+		a.DatapointsToAlarm = *in.DatapointsToAlarm
 	}
 	if err := a.Validate(); err != nil {
-		return err
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.alarms[a.Name] == nil && len(c.alarms) >= 5000 {
-		return apiErr(http.StatusBadRequest, "LimitExceeded", "The maximum of 5000 alarms has been reached")
+		return nil, apiErr(http.StatusBadRequest, "LimitExceeded", "The maximum of 5000 alarms has been reached")
 	}
 	na := cwstore.NewAlarm(a, c.alarms[a.Name], c.clock.Now())
 	c.alarms[a.Name] = &na
 	c.dirty = true
-	return nil
+	return nil, nil
 }
 
 func (s *Server) alarmArn(name string) string {
 	return "arn:aws:cloudwatch:" + s.cloud.cfg.Region + ":" + s.cloud.cfg.AccountID + ":alarm:" + name
 }
 
-func (s *Server) describeAlarms(in cmap) (cbor.Value, error) {
+func (s *Server) describeAlarms(in *describeAlarmsInput) (*describeAlarmsOutput, error) {
 	c := s.cloud
-	names := in.strs("AlarmNames")
-	prefix := in.str("AlarmNamePrefix")
-	state := in.str("StateValue")
-	if prefix != "" && len(names) > 0 {
+	if in.AlarmNamePrefix != "" && len(in.AlarmNames) > 0 {
 		return nil, fmt.Errorf("%w: AlarmNames and AlarmNamePrefix are mutually exclusive", cwstore.ErrInvalidCombination)
 	}
-	if types := in.strs("AlarmTypes"); len(types) > 0 && !contains(types, "MetricAlarm") {
-		return cbor.Map{"MetricAlarms": cbor.List{}, "CompositeAlarms": cbor.List{}}, nil
+	out := &describeAlarmsOutput{MetricAlarms: []cwMetricAlarm{}, CompositeAlarms: []cwMetricAlarm{}}
+	if len(in.AlarmTypes) > 0 && !contains(in.AlarmTypes, "MetricAlarm") {
+		return out, nil
 	}
-	max, _ := in.int("MaxRecords")
+	max := in.MaxRecords
 	if max <= 0 || max > 100 {
 		max = 100
 	}
-	next := in.str("NextToken")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := cbor.List{}
-	token := ""
 	for _, a := range c.alarms.Sorted() {
-		if len(names) > 0 && !contains(names, a.Name) {
+		if len(in.AlarmNames) > 0 && !contains(in.AlarmNames, a.Name) {
 			continue
 		}
-		if prefix != "" && !strings.HasPrefix(a.Name, prefix) {
+		if in.AlarmNamePrefix != "" && !strings.HasPrefix(a.Name, in.AlarmNamePrefix) {
 			continue
 		}
-		if state != "" && a.State != state {
+		if in.StateValue != "" && a.State != in.StateValue {
 			continue
 		}
-		if next != "" && a.Name <= next {
+		if in.NextToken != "" && a.Name <= in.NextToken {
 			continue
 		}
-		if len(out) == max {
-			token = asMap(out[len(out)-1]).str("AlarmName")
+		if len(out.MetricAlarms) == max {
+			out.NextToken = out.MetricAlarms[len(out.MetricAlarms)-1].AlarmName
 			break
 		}
-		out = append(out, s.alarmCBOR(a))
+		out.MetricAlarms = append(out.MetricAlarms, s.metricAlarm(a))
 	}
-	res := cbor.Map{"MetricAlarms": out, "CompositeAlarms": cbor.List{}}
-	if token != "" {
-		res["NextToken"] = cbor.String(token)
-	}
-	return res, nil
+	return out, nil
 }
 
-func (s *Server) alarmCBOR(a *cwstore.Alarm) cbor.Map {
-	m := cbor.Map{
-		"AlarmName": cbor.String(a.Name), "AlarmArn": cbor.String(s.alarmArn(a.Name)),
-		"AlarmConfigurationUpdatedTimestamp": ctime(a.ConfigUpdated), "ActionsEnabled": cbor.Bool(a.ActionsEnabled),
-		"OKActions": cstrs(a.OKActions), "AlarmActions": cstrs(a.AlarmActions), "InsufficientDataActions": cstrs(a.InsufficientActs),
-		"StateValue": cbor.String(a.State), "StateReason": cbor.String(a.StateReason),
-		"StateUpdatedTimestamp": ctime(a.StateUpdated), "StateTransitionedTimestamp": ctime(a.StateTransitioned),
-		"MetricName": cbor.String(a.Metric.MetricName), "Namespace": cbor.String(a.Metric.Namespace),
-		"Dimensions": cdims(a.Metric.Dimensions), "Period": cint(a.Period), "EvaluationPeriods": cint(a.EvaluationPeriods),
-		"Threshold": cbor.Float64(a.Threshold), "ComparisonOperator": cbor.String(a.ComparisonOperator),
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
 	}
-	if a.Description != "" {
-		m["AlarmDescription"] = cbor.String(a.Description)
-	}
-	if a.StateReasonData != "" {
-		m["StateReasonData"] = cbor.String(a.StateReasonData)
-	}
-	if a.Statistic != "" {
-		m["Statistic"] = cbor.String(a.Statistic)
-	}
-	if a.ExtendedStatistic != "" {
-		m["ExtendedStatistic"] = cbor.String(a.ExtendedStatistic)
-	}
-	if a.Unit != "" {
-		m["Unit"] = cbor.String(a.Unit)
-	}
-	if a.DatapointsToAlarm > 0 {
-		m["DatapointsToAlarm"] = cint(a.DatapointsToAlarm)
-	}
-	if a.TreatMissingData != "" {
-		m["TreatMissingData"] = cbor.String(a.TreatMissingData)
-	}
-	return m
+	return s
 }
 
-func (s *Server) describeAlarmHistory(in cmap) (cbor.Value, error) {
+func (s *Server) metricAlarm(a *cwstore.Alarm) cwMetricAlarm {
+	return cwMetricAlarm{
+		AlarmName: a.Name, AlarmArn: s.alarmArn(a.Name), AlarmDescription: a.Description,
+		AlarmConfigurationUpdatedTimestamp: a.ConfigUpdated, ActionsEnabled: a.ActionsEnabled,
+		OKActions: orEmpty(a.OKActions), AlarmActions: orEmpty(a.AlarmActions), InsufficientDataActions: orEmpty(a.InsufficientActs),
+		StateValue: a.State, StateReason: a.StateReason, StateReasonData: a.StateReasonData,
+		StateUpdatedTimestamp: a.StateUpdated, StateTransitionedTimestamp: a.StateTransitioned,
+		MetricName: a.Metric.MetricName, Namespace: a.Metric.Namespace, Dimensions: fromDimensions(a.Metric.Dimensions),
+		Statistic: a.Statistic, ExtendedStatistic: a.ExtendedStatistic, Unit: a.Unit,
+		Period: a.Period, EvaluationPeriods: a.EvaluationPeriods, DatapointsToAlarm: a.DatapointsToAlarm,
+		Threshold: a.Threshold, ComparisonOperator: a.ComparisonOperator, TreatMissingData: a.TreatMissingData,
+	}
+}
+
+func (s *Server) deleteAlarms(in *deleteAlarmsInput) (*noOutput, error) {
 	c := s.cloud
-	name := in.str("AlarmName")
-	typ := in.str("HistoryItemType")
-	start, hasStart := in.time("StartDate")
-	end, hasEnd := in.time("EndDate")
-	max, _ := in.int("MaxRecords")
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range in.AlarmNames {
+		if c.alarms[n] == nil {
+			return nil, fmt.Errorf("%w: alarm %s does not exist", cwstore.ErrResourceNotFound, n)
+		}
+	}
+	for _, n := range in.AlarmNames {
+		delete(c.alarms, n)
+	}
+	c.dirty = true
+	return nil, nil
+}
+
+func (s *Server) setAlarmState(in *setAlarmStateInput) (*noOutput, error) {
+	c := s.cloud
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	a := c.alarms[in.AlarmName]
+	if a == nil {
+		return nil, fmt.Errorf("%w: alarm %s does not exist", cwstore.ErrResourceNotFound, in.AlarmName)
+	}
+	c.dirty = true
+	return nil, a.SetState(c.clock.Now(), in.StateValue, in.StateReason, in.StateReasonData)
+}
+
+func (s *Server) describeAlarmHistory(in *describeAlarmHistoryInput) (*describeAlarmHistoryOutput, error) {
+	c := s.cloud
+	max := in.MaxRecords
 	if max <= 0 || max > 100 {
 		max = 100
 	}
-	ascending := in.str("ScanBy") == "TimestampAscending"
+	ascending := in.ScanBy == "TimestampAscending"
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	type item struct {
-		alarm string
-		h     cwstore.HistoryItem
-	}
-	var items []item
+	var items []cwAlarmHistoryItem
 	for _, a := range c.alarms.Sorted() {
-		if name != "" && a.Name != name {
+		if in.AlarmName != "" && a.Name != in.AlarmName {
 			continue
 		}
 		for _, h := range a.History {
-			if typ != "" && h.Type != typ {
+			if in.HistoryItemType != "" && h.Type != in.HistoryItemType {
 				continue
 			}
-			if (hasStart && h.Timestamp.Before(start)) || (hasEnd && h.Timestamp.After(end)) {
+			if (in.StartDate != nil && h.Timestamp.Before(*in.StartDate)) || (in.EndDate != nil && h.Timestamp.After(*in.EndDate)) {
 				continue
 			}
-			items = append(items, item{a.Name, h})
+			items = append(items, cwAlarmHistoryItem{AlarmName: a.Name, AlarmType: "MetricAlarm", Timestamp: h.Timestamp, HistoryItemType: h.Type, HistorySummary: h.Summary, HistoryData: h.Data})
 		}
 	}
 	sort.SliceStable(items, func(i, j int) bool {
 		if ascending {
-			return items[i].h.Timestamp.Before(items[j].h.Timestamp)
+			return items[i].Timestamp.Before(items[j].Timestamp)
 		}
-		return items[i].h.Timestamp.After(items[j].h.Timestamp)
+		return items[i].Timestamp.After(items[j].Timestamp)
 	})
-	out := cbor.List{}
-	for i, it := range items {
-		if i == max {
-			break
-		}
-		out = append(out, cbor.Map{
-			"AlarmName": cbor.String(it.alarm), "AlarmType": cbor.String("MetricAlarm"), "Timestamp": ctime(it.h.Timestamp),
-			"HistoryItemType": cbor.String(it.h.Type), "HistorySummary": cbor.String(it.h.Summary), "HistoryData": cbor.String(it.h.Data),
-		})
+	if len(items) > max {
+		items = items[:max]
 	}
-	return cbor.Map{"AlarmHistoryItems": out}, nil
+	if items == nil {
+		items = []cwAlarmHistoryItem{}
+	}
+	return &describeAlarmHistoryOutput{AlarmHistoryItems: items}, nil
 }

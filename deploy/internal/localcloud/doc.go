@@ -1,8 +1,11 @@
 // Package localcloud is shoal-localcloud: an AWS-compatible emulator that
-// speaks the real wire protocols aws-sdk-go-v2 sends for Auto Scaling
-// (awsQuery), EC2 (ec2query) and CloudWatch (Smithy RPC v2 CBOR), and turns
-// EC2 instances into local process groups with their own loopback address
-// and IMDSv2 endpoint.
+// speaks the real wire protocols AWS clients send for Auto Scaling
+// (awsQuery), EC2 (ec2query) and CloudWatch (Smithy RPC v2 CBOR from
+// aws-sdk-go-v2, JSON 1.0 from botocore, awsQuery from older clients), and
+// turns EC2 instances into local process groups with their own loopback
+// address and IMDSv2 endpoint. CloudWatch has one implementation per
+// operation (cwapi.go); each protocol only decodes into and encodes from
+// its Go structs (cwcodec.go, cwcbor.go, cwjson.go, cwquery.go).
 //
 // It is a test and demo double. It must never be used to talk to real AWS:
 // it accepts any credentials, checks only the shape of SigV4 signatures, and

@@ -1,9 +1,11 @@
 package localcloud
 
 import (
+	"compress/gzip"
 	"context"
 	"encoding/xml"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +20,7 @@ import (
 const (
 	autoscalingVersion = "2011-01-01"
 	ec2Version         = "2016-11-15"
+	rpcv2Prefix        = "/service/"
 	cloudwatchPrefix   = "/service/GraniteServiceVersion20100801/operation/"
 	hookPrefix         = "/_localcloud/"
 )
@@ -94,29 +97,50 @@ func (s *Server) Close() error {
 	return err
 }
 
-// ServeHTTP dispatches by path, then by SigV4 credential scope, then by
-// the Version form field.
+// ServeHTTP dispatches by path, then by what the request says about its
+// service: the Smithy RPC v2 path and smithy-protocol header, the
+// X-Amz-Target header (JSON 1.0), the SigV4 credential scope, and last the
+// Version form field (awsQuery and ec2query).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(r.URL.Path, hookPrefix) {
 		s.serveHook(w, r)
 		return
 	}
-	if strings.HasPrefix(r.URL.Path, cloudwatchPrefix) {
-		op := strings.TrimPrefix(r.URL.Path, cloudwatchPrefix)
+	if strings.HasPrefix(r.URL.Path, rpcv2Prefix) || r.Header.Get("Smithy-Protocol") != "" {
 		if _, ok := checkAuth(r); !ok {
 			writeCBORError(w, &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})
 			return
 		}
-		s.serveCloudWatch(w, r, op)
+		if p := r.Header.Get("Smithy-Protocol"); p != "" && p != "rpc-v2-cbor" {
+			writeCBORError(w, apiErr(http.StatusBadRequest, "InvalidAction", "smithy-protocol %q is not served: the local cloud speaks rpc-v2-cbor", p))
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, cloudwatchPrefix) {
+			writeCBORError(w, apiErr(http.StatusBadRequest, "InvalidAction", "RPC v2 CBOR path %q is not served: the local cloud serves CloudWatch at %s<Operation>", r.URL.Path, cloudwatchPrefix))
+			return
+		}
+		s.serveCloudWatchCBOR(w, r, strings.TrimPrefix(r.URL.Path, cloudwatchPrefix))
 		return
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
+	if target := r.Header.Get("X-Amz-Target"); target != "" {
+		if _, ok := checkAuth(r); !ok {
+			jsonProtocol{}.writeError(w, &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})
+			return
+		}
+		if !strings.HasPrefix(target, cwTargetPrefix) {
+			jsonProtocol{}.writeError(w, apiErr(http.StatusBadRequest, "InvalidAction", "X-Amz-Target %q is not served: the local cloud serves JSON 1.0 for CloudWatch only (%s<Operation>)", target, cwTargetPrefix))
+			return
+		}
+		s.serveCloudWatchJSON(w, r, target)
 		return
 	}
-	form, err := url.ParseQuery(string(body))
+	body, err := readBody(r, maxFormBody)
 	if err != nil {
+		writeQueryError(w, "", err)
+		return
+	}
+	form, perr := url.ParseQuery(string(body))
+	if perr != nil {
 		form = url.Values{}
 	}
 	for k, v := range r.URL.Query() {
@@ -125,11 +149,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	scope, authOK := checkAuth(r)
 	service := scope
 	switch {
-	case service == "autoscaling" || service == "ec2":
+	case service == "autoscaling" || service == "ec2" || service == "monitoring":
 	case form.Get("Version") == autoscalingVersion:
 		service = "autoscaling"
 	case form.Get("Version") == ec2Version:
 		service = "ec2"
+	case form.Get("Version") == cloudwatchVersion:
+		service = "monitoring"
 	}
 	action := form.Get("Action")
 	switch service {
@@ -145,9 +171,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveEC2(w, action, qform(form))
+	case "monitoring":
+		if !authOK {
+			queryProtocol{}.writeError(w, &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})
+			return
+		}
+		if len(body) > maxCloudWatchBody {
+			queryProtocol{}.writeError(w, apiErr(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than %d bytes.", maxCloudWatchBody))
+			return
+		}
+		s.serveCloudWatchQuery(w, r, form)
 	default:
-		writeQueryError(w, "", &APIError{Status: http.StatusBadRequest, Code: "InvalidAction", Message: "Could not determine the service: send a SigV4 credential scope of autoscaling, ec2 or monitoring, or a known Version"})
+		writeQueryError(w, "", &APIError{Status: http.StatusBadRequest, Code: "InvalidAction", Message: fmt.Sprintf("Could not determine the service (SigV4 scope %q, Version %q): send a SigV4 credential scope of autoscaling, ec2 or monitoring, an X-Amz-Target, or a known Version (%s, %s, %s)", scope, form.Get("Version"), autoscalingVersion, ec2Version, cloudwatchVersion)})
 	}
+}
+
+// maxFormBody bounds awsQuery and ec2query bodies; CloudWatch's own limit
+// (maxCloudWatchBody) is lower and checked once the service is known.
+const maxFormBody = 16 << 20
+
+// readBody reads a body of at most limit bytes, gunzipping it when the
+// client compressed it (botocore gzips large PutMetricData requests).
+func readBody(r *http.Request, limit int) ([]byte, *APIError) {
+	var src io.Reader = r.Body
+	if strings.EqualFold(r.Header.Get("Content-Encoding"), "gzip") {
+		zr, err := gzip.NewReader(io.LimitReader(r.Body, int64(limit)+1))
+		if err != nil {
+			return nil, apiErr(http.StatusBadRequest, "SerializationException", "gzip body: %v", err)
+		}
+		defer zr.Close()
+		src = zr
+	}
+	body, err := io.ReadAll(io.LimitReader(src, int64(limit)+1))
+	if err != nil {
+		return nil, apiErr(http.StatusBadRequest, "SerializationException", "read body: %v", err)
+	}
+	if len(body) > limit {
+		return nil, apiErr(http.StatusRequestEntityTooLarge, "RequestEntityTooLarge", "The request body is larger than %d bytes.", limit)
+	}
+	return body, nil
 }
 
 // checkAuth returns the credential scope's service when the Authorization
