@@ -15,11 +15,6 @@ BE_HTTP=$((BASE + 1)) BE_GRPC=$((BASE + 2))
 SHOAL_HTTP=$((BASE + 10)) SHOAL_GRPC=$((BASE + 11))
 NGINX_HTTP=$((BASE + 20)) NGINX_GRPC=$((BASE + 21))
 HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
-ALT_HTTP=$((BASE + 40)) ALT_GRPC=$((BASE + 41))
-# BENCH_ALTERNATIVES=0 skips the rows for shoal-lb's other engines
-# (--h1-engine fasthttp, --h2-engine nethttp), kept to show why the
-# defaults were chosen.
-ALTS=${BENCH_ALTERNATIVES:-1}
 
 # --- tools -------------------------------------------------------------------
 missing=()
@@ -70,10 +65,6 @@ wait_port $BE_GRPC
 
 start shoalhttp "$LB" serve --listen "127.0.0.1:$SHOAL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 start shoalgrpc "$LB" serve --listen "127.0.0.1:$SHOAL_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
-if [ "$ALTS" = 1 ]; then
-	start althttp "$LB" serve --listen "127.0.0.1:$ALT_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn --h1-engine fasthttp
-	start altgrpc "$LB" serve --listen "127.0.0.1:$ALT_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn --h2-engine nethttp
-fi
 
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<CONF
@@ -123,7 +114,6 @@ CONF
 start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
-if [ "$ALTS" = 1 ]; then wait_port $ALT_HTTP; wait_port $ALT_GRPC; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -193,12 +183,10 @@ echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_http nginx $NGINX_HTTP nginx
 bench_http haproxy $HAPROXY_HTTP haproxy
 bench_http shoal-lb $SHOAL_HTTP shoalhttp
-if [ "$ALTS" = 1 ]; then bench_http shoal-fasthttp $ALT_HTTP althttp; fi
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_grpc nginx $NGINX_GRPC nginx
 bench_grpc haproxy $HAPROXY_GRPC haproxy
 bench_grpc shoal-lb $SHOAL_GRPC shoalgrpc
-if [ "$ALTS" = 1 ]; then bench_grpc shoal-nethttp $ALT_GRPC altgrpc; fi
 
 table() { # TITLE REF rows...
 	local title=$1 ref=$2

@@ -75,8 +75,8 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.maxHeaderBytes, "max-header-bytes", pd.MaxHeaderBytes, "largest request header block accepted")
 	f.Uint32Var(&o.maxStreams, "max-streams", pd.MaxConcurrentStreams, "concurrent streams per h2 client connection")
 	f.StringVar(&o.backendProtocol, "backend-protocol", "http1", "protocol for non-gRPC requests to backends: http1, h2c or h2")
-	f.StringVar(&o.engine, "h2-engine", pd.Engine, "HTTP/2 client engine: mux (frame forwarding) or nethttp (x/net/http2 server+transport)")
-	f.StringVar(&o.h1engine, "h1-engine", pd.H1Engine, "HTTP/1.1 client engine: raw (head/body copying) or fasthttp")
+	f.StringVar(&o.engine, "h2-engine", pd.Engine, "HTTP/2 client engine: mux (frame forwarding; nethttp was removed)")
+	f.StringVar(&o.h1engine, "h1-engine", pd.H1Engine, "HTTP/1.1 client engine: raw (head/body copying; fasthttp was removed)")
 	f.BoolVar(&o.backendTLS, "backend-tls", false, "speak TLS (h2) to backends for gRPC and h2")
 	f.BoolVar(&o.backendTLSInsecure, "backend-tls-insecure", false, "skip backend certificate verification")
 	f.StringVar(&o.backendCA, "backend-ca", "", "PEM file of CAs for backend certificates")
@@ -86,7 +86,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&o.ejectBase, "eject-base", bd.EjectBase, "first ejection length (doubles per repeat)")
 	f.IntVar(&o.maxEjectPercent, "max-eject-percent", bd.MaxEjectPercent, "most backends ejected at once, percent")
 	f.IntVar(&o.retryBudget, "retry-budget-percent", bd.RetryBudgetPercent, "concurrent retries allowed, percent of active requests")
-	f.DurationVar(&o.reportInterval, "report-interval", time.Second, "LBReport interval on the coordinator feed")
+	f.DurationVar(&o.reportInterval, "report-interval", feed.DefaultConfig().ReportInterval, "LBReport interval on the coordinator feed")
 	f.IntVar(&o.gcPercent, "gc-percent", 400, "Go GC target (GOGC): the proxy's live heap is small, so a higher value trades a little memory for less GC CPU per request")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "time requests in flight get to finish on SIGTERM")
 	return cmd
@@ -199,7 +199,10 @@ func (o *serveOpts) run(ctx context.Context) error {
 		if id == "" {
 			id = ln.Addr().String()
 		}
-		fc, err := feed.New(feed.Config{Addrs: feed.SplitAddrs(o.coordinators), Fleet: o.fleet, LBID: id, ReportInterval: o.reportInterval, Logger: log}, bal)
+		fcfg := feed.DefaultConfig()
+		fcfg.Addrs, fcfg.Fleet, fcfg.LBID = feed.SplitAddrs(o.coordinators), o.fleet, id
+		fcfg.ReportInterval, fcfg.Logger = o.reportInterval, log
+		fc, err := feed.New(fcfg, bal)
 		if err != nil {
 			return err
 		}

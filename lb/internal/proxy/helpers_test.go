@@ -48,11 +48,19 @@ type testProxy struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startProxy(t *testing.T, cfg Config, bcfg balance.Config, addrs ...string) *testProxy {
+// startProxy serves a proxy over addrs, its configs the defaults changed
+// by mut and bmut (when set).
+func startProxy(t *testing.T, mut func(*Config), bmut func(*balance.Config), addrs ...string) *testProxy {
 	t.Helper()
+	cfg := DefaultConfig()
 	cfg.Logger = quietLogger()
-	if bcfg.Fleet == "" {
-		bcfg.Fleet = "web"
+	if mut != nil {
+		mut(&cfg)
+	}
+	bcfg := balance.DefaultConfig()
+	bcfg.Fleet = "web"
+	if bmut != nil {
+		bmut(&bcfg)
 	}
 	p, err := New(cfg, bcfg)
 	if err != nil {
