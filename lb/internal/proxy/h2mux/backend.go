@@ -143,18 +143,15 @@ func (e *Engine) readBackend(u *muxConn, mp *muxPool) {
 			}
 			break
 		}
-		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() {
-			var fw map[*pstream]int
-			if fw, err = u.applySettings(sf, fs); err != nil {
-				break
-			}
-			for s, n := range fw {
-				e.grantClient(s, n, fs)
-			}
-			if !readyClosed {
-				close(u.ready)
-				readyClosed = true
-			}
+		var handled bool
+		if handled, err = e.controlFrame(u, f, fs); err != nil {
+			break
+		}
+		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() && !readyClosed {
+			close(u.ready)
+			readyClosed = true
+		}
+		if handled {
 			continue
 		}
 		if err = e.backendFrame(u, f, fs); err != nil {
@@ -259,18 +256,6 @@ func (e *Engine) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 			d.mu.Unlock()
 			fs.add(d)
 			e.finish(s, true)
-		}
-	case *http2.PingFrame:
-		if !f.IsAck() {
-			u.mu.Lock()
-			u.wf.WritePing(true, f.Data)
-			u.mu.Unlock()
-			fs.add(u)
-		}
-	case *http2.WindowUpdateFrame:
-		fw := u.windowUpdate(f, fs)
-		for s, n := range fw {
-			e.grantClient(s, n, fs)
 		}
 	case *http2.GoAwayFrame:
 		u.mu.Lock()

@@ -55,6 +55,13 @@ func (e *Engine) serveMux(c net.Conn) {
 			}
 			break
 		}
+		var handled bool
+		if handled, err = e.controlFrame(d, f, fs); err != nil || handled {
+			if err != nil {
+				break
+			}
+			continue
+		}
 		if err = e.clientFrame(d, f, fs); err != nil {
 			break
 		}
@@ -128,26 +135,6 @@ func (e *Engine) clientFrame(d *muxConn, f http2.Frame, fs *flushSet) error {
 		if s != nil {
 			e.resetBackend(s, http2.ErrCodeCancel, fs)
 			e.finish(s, true)
-		}
-	case *http2.SettingsFrame:
-		if !f.IsAck() {
-			fw, err := d.applySettings(f, fs)
-			for s, n := range fw {
-				e.grantBackend(s, n, fs)
-			}
-			return err
-		}
-	case *http2.PingFrame:
-		if !f.IsAck() {
-			d.mu.Lock()
-			d.wf.WritePing(true, f.Data)
-			d.mu.Unlock()
-			fs.add(d)
-		}
-	case *http2.WindowUpdateFrame:
-		fw := d.windowUpdate(f, fs)
-		for s, n := range fw {
-			e.grantBackend(s, n, fs)
 		}
 	case *http2.GoAwayFrame:
 		d.mu.Lock()

@@ -388,3 +388,35 @@ func (m *muxConn) windowUpdate(f *http2.WindowUpdateFrame, fs *flushSet) (forwar
 	}
 	return nil
 }
+
+// controlFrame handles the frames about m itself rather than a stream:
+// SETTINGS, PING and WINDOW_UPDATE. Bytes that new window let m forward
+// re-open the windows of the streams' other side.
+func (e *Engine) controlFrame(m *muxConn, f http2.Frame, fs *flushSet) (handled bool, err error) {
+	grant := e.grantBackend
+	if m.side == backendSide {
+		grant = e.grantClient
+	}
+	var fw map[*pstream]int
+	switch f := f.(type) {
+	case *http2.SettingsFrame:
+		if !f.IsAck() {
+			fw, err = m.applySettings(f, fs)
+		}
+	case *http2.PingFrame:
+		if !f.IsAck() {
+			m.mu.Lock()
+			m.wf.WritePing(true, f.Data)
+			m.mu.Unlock()
+			fs.add(m)
+		}
+	case *http2.WindowUpdateFrame:
+		fw = m.windowUpdate(f, fs)
+	default:
+		return false, nil
+	}
+	for s, n := range fw {
+		grant(s, n, fs)
+	}
+	return true, err
+}
