@@ -37,8 +37,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building shoal-lb" >&2
-(cd "$ROOT" && go build -o "$WORK/shoal-lb" ./lb/cmd/shoal-lb)
+echo "building shoal-lb and bench-backend" >&2
+(cd "$ROOT" && go build -o "$WORK/shoal-lb" ./lb/cmd/shoal-lb && go build -o "$WORK/bench-backend" ./deploy/bench/cmd/bench-backend)
 LB=$WORK/shoal-lb
 
 start() { # start NAME CMD... : in its own process group, logs in $WORK/NAME.log
@@ -59,7 +59,7 @@ wait_port() {
 }
 
 # --- backend and proxies ------------------------------------------------------
-start backend "$LB" bench-backend --http "127.0.0.1:$BE_HTTP" --grpc "127.0.0.1:$BE_GRPC" --name be1
+start backend "$WORK/bench-backend" --http "127.0.0.1:$BE_HTTP" --grpc "127.0.0.1:$BE_GRPC" --name be1
 wait_port $BE_HTTP
 wait_port $BE_GRPC
 

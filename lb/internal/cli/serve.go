@@ -46,7 +46,7 @@ type serveOpts struct {
 	gcPercent                                          int
 }
 
-func newServeCmd() *cobra.Command {
+func newServeCmd(getenv func(string) string) *cobra.Command {
 	o := serveOpts{}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -87,7 +87,11 @@ func newServeCmd() *cobra.Command {
 	f.IntVar(&o.maxEjectPercent, "max-eject-percent", bd.MaxEjectPercent, "most backends ejected at once, percent")
 	f.IntVar(&o.retryBudget, "retry-budget-percent", bd.RetryBudgetPercent, "concurrent retries allowed, percent of active requests")
 	f.DurationVar(&o.reportInterval, "report-interval", feed.DefaultConfig().ReportInterval, "LBReport interval on the coordinator feed")
-	f.IntVar(&o.gcPercent, "gc-percent", 400, "Go GC target (GOGC): the proxy's live heap is small, so a higher value trades a little memory for less GC CPU per request")
+	gc := 400
+	if getenv("GOGC") != "" {
+		gc = 0 // the operator's GOGC stands unless the flag is given
+	}
+	f.IntVar(&o.gcPercent, "gc-percent", gc, "Go GC target (GOGC; 0 leaves the runtime's): the proxy's live heap is small, so a higher value trades a little memory for less GC CPU per request; defaults to 0 when GOGC is set")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "time requests in flight get to finish on SIGTERM")
 	return cmd
 }

@@ -10,8 +10,8 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 )
 
 func deadAddr(t *testing.T) string {

@@ -19,8 +19,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
