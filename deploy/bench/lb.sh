@@ -16,11 +16,17 @@ SHOAL_HTTP=$((BASE + 10)) SHOAL_GRPC=$((BASE + 11))
 NGINX_HTTP=$((BASE + 20)) NGINX_GRPC=$((BASE + 21))
 HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
 
+# BENCH_SYSCALLS=1 adds a run per HTTP/1.1 proxy under strace -c -f and
+# prints system calls per request (needs strace).
+SYSCALLS=${BENCH_SYSCALLS:-0}
+SYSCALL_DUR=${BENCH_SYSCALL_DURATION:-5}
+
 # --- tools -------------------------------------------------------------------
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
+if [ "$SYSCALLS" = 1 ]; then command -v strace >/dev/null || missing+=(strace); fi
 if ((${#missing[@]})); then
 	echo "installing ${missing[*]} with apt-get" >&2
 	apt-get update -qq >/dev/null
@@ -179,6 +185,48 @@ bench_grpc() { # NAME PORT PIDVAR
 	ROWS_GRPC+=("$name $rps $p50 $p99 $us $errs")
 }
 
+# tids PGID: every thread of every process in the group (strace -f only
+# follows threads created after it attached).
+tids() {
+	local pgid=$1 f
+	for f in /proc/[0-9]*/stat; do
+		local line rest pid
+		line=$(cat "$f" 2>/dev/null) || continue
+		rest=${line##*) }
+		# shellcheck disable=SC2086
+		set -- $rest
+		[ "$3" = "$pgid" ] || continue
+		pid=${f#/proc/}
+		pid=${pid%/stat}
+		ls "/proc/$pid/task"
+	done
+}
+
+# syscalls_http NAME PORT PIDVAR: system calls per request under the same
+# wrk load, counted with strace -c -f on every process of the proxy. strace
+# slows the proxy down, so this run's req/s mean nothing; the count per
+# request does not depend on speed, and is steadier than CPU time on a
+# shared machine.
+SYSCALL_ROWS=()
+syscalls_http() {
+	local name=$1 port=$2 pgid args=() p
+	pgid=$(eval echo "\$PID_$3")
+	for p in $(tids "$pgid"); do args+=(-p "$p"); done
+	strace -c -f -o "$WORK/strace-$name.txt" "${args[@]}" 2>/dev/null &
+	local st=$!
+	sleep 1 # strace attaches
+	local out reqs calls
+	out=$(wrk -t2 -c"$CONNS" -d"${SYSCALL_DUR}s" "http://127.0.0.1:$port/")
+	kill -INT $st
+	wait $st 2>/dev/null || true
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	# strace -c columns: % time, seconds, usecs/call, calls, [errors,] syscall
+	calls=$(awk '$NF=="total" {print $4}' "$WORK/strace-$name.txt")
+	SYSCALL_ROWS+=("$name $(awk -v c="$calls" -v n="$reqs" 'BEGIN {printf "%.2f", c/n}')")
+	grep -E '^ *[0-9.]+ +[0-9.]+ +[0-9]+ +[0-9]+' "$WORK/strace-$name.txt" | sort -k4 -n -r | head -6 |
+		awk -v n="$reqs" -v who="$name" '{printf "  %-12s %-16s %.2f/req\n", who, $NF, $4/n}' >&2
+}
+
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_http nginx $NGINX_HTTP nginx
 bench_http haproxy $HAPROXY_HTTP haproxy
@@ -188,20 +236,50 @@ bench_grpc nginx $NGINX_GRPC nginx
 bench_grpc haproxy $HAPROXY_GRPC haproxy
 bench_grpc shoal-lb $SHOAL_GRPC shoalgrpc
 
+# ms DURATION: wrk's and loadtest's latencies ("850.00us", "1.23ms", "1.01s")
+# in milliseconds.
+ms() {
+	awk -v d="$1" 'BEGIN {
+		v = d + 0
+		if (d ~ /us$/) v /= 1000
+		else if (d ~ /ms$/) v += 0
+		else if (d ~ /s$/) v *= 1000
+		printf "%.3f", v
+	}'
+}
+
 table() { # TITLE REF rows...
 	local title=$1 ref=$2
 	shift 2
-	local refus
+	local refus refp99
 	refus=$(printf '%s\n' "$@" | awk -v r="$ref" '$1==r {print $5}')
+	refp99=$(ms "$(printf '%s\n' "$@" | awk -v r="$ref" '$1==r {print $4}')")
 	echo
-	echo "$title (ratio = CPU µs/req ÷ $ref's)"
-	printf '%-14s %10s %10s %10s %12s %8s %7s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio
+	echo "$title (ratio = CPU µs/req ÷ $ref's; p99 ratio = p99 ÷ $ref's)"
+	printf '%-14s %10s %10s %10s %12s %8s %7s %9s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio "p99 ratio"
 	for row in "$@"; do
 		# shellcheck disable=SC2086
 		set -- $row
-		printf '%-14s %10s %10s %10s %12s %8s %7s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
-			"$(awk -v a="$5" -v b="$refus" 'BEGIN {printf "%.2f", a/b}')"
+		printf '%-14s %10s %10s %10s %12s %8s %7s %9s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
+			"$(awk -v a="$5" -v b="$refus" 'BEGIN {printf "%.2f", a/b}')" \
+			"$(awk -v a="$(ms "$4")" -v b="$refp99" 'BEGIN {printf "%.2f", a/b}')"
 	done
 }
+if [ "$SYSCALLS" = 1 ]; then
+	echo "HTTP/1.1 system calls: strace -c -f during wrk -t2 -c$CONNS -d${SYSCALL_DUR}s" >&2
+	syscalls_http nginx $NGINX_HTTP nginx
+	syscalls_http haproxy $HAPROXY_HTTP haproxy
+	syscalls_http shoal-lb $SHOAL_HTTP shoalhttp
+fi
 table "HTTP/1.1" nginx "${ROWS_HTTP[@]}"
 table "gRPC" haproxy "${ROWS_GRPC[@]}"
+if [ "$SYSCALLS" = 1 ]; then
+	echo
+	echo "HTTP/1.1 system calls per request (strace -c -f; ratio to nginx)"
+	ref=$(printf '%s\n' "${SYSCALL_ROWS[@]}" | awk '$1=="nginx" {print $2}')
+	for row in "${SYSCALL_ROWS[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $row
+		printf '%-14s %8s %7s\n' "$1" "$2" "$(awk -v a="$2" -v b="$ref" 'BEGIN {printf "%.2f", a/b}')"
+	done
+fi
