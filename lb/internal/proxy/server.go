@@ -89,7 +89,6 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		ViaH2:                 cfg.BackendProtocol != HTTP1,
 		BackendTLS:            cfg.BackendTLS,
-		Logger:                cfg.Logger,
 	}, bal)
 	h2cfg := h2mux.Config{
 		HeaderTimeout:        cfg.HeaderTimeout,

@@ -2,12 +2,11 @@ package h1
 
 import (
 	"bufio"
-	"runtime"
 	"crypto/tls"
 	"errors"
-	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -30,7 +29,6 @@ type Config struct {
 	// them to pooled HTTP/1.1 connections.
 	ViaH2      bool
 	BackendTLS *tls.Config
-	Logger     *slog.Logger
 }
 
 // Engine serves HTTP/1.1 client connections.
