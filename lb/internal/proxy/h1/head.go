@@ -37,6 +37,11 @@ type head struct {
 	xff        []byte
 	host       []byte
 	hasHostHdr bool
+	// connOpts are the other field names Connection lists, which are
+	// hop-by-hop too (RFC 9110 7.6.1); a few suffice in practice, more
+	// make the message malformed here.
+	connOpts [8][]byte
+	nOpts    int
 }
 
 // readHead reads one head of at most limit bytes from br and returns its
@@ -168,6 +173,11 @@ func parseHead(raw []byte, isReq bool, h *head) error {
 						h.connKeep = true
 					case upstream.EqualFold(t, "upgrade"):
 						h.connUpg = true
+					case h.nOpts < len(h.connOpts):
+						h.connOpts[h.nOpts] = t
+						h.nOpts++
+					default:
+						ok = false
 					}
 				})
 			}
@@ -252,8 +262,18 @@ func skipField(name []byte, isReq, forUpgrade bool) bool {
 	return upstream.Hop(name)
 }
 
+// nominated reports whether Connection listed name.
+func (h *head) nominated(name []byte) bool {
+	for _, o := range h.connOpts[:h.nOpts] {
+		if bytes.EqualFold(o, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // writeHeaders copies the header lines of h to w, leaving out what
-// skipField says.
+// skipField says and the fields Connection nominated.
 func writeHeaders(w *bufio.Writer, h *head, isReq, forUpgrade bool) {
 	rest := h.raw[len(h.line)+2 : len(h.raw)-2]
 	for len(rest) > 0 {
@@ -263,7 +283,7 @@ func writeHeaders(w *bufio.Writer, h *head, isReq, forUpgrade bool) {
 		} else {
 			rest = nil
 		}
-		if c := bytes.IndexByte(line, ':'); c > 0 && skipField(line[:c], isReq, forUpgrade) {
+		if c := bytes.IndexByte(line, ':'); c > 0 && (skipField(line[:c], isReq, forUpgrade) || !forUpgrade && h.nominated(line[:c])) {
 			continue
 		}
 		w.Write(line)

@@ -63,6 +63,25 @@ func TestWriteHeadersLeavesHopByHopOut(t *testing.T) {
 	}
 }
 
+func TestConnectionNominatesHopByHopFields(t *testing.T) {
+	raw := "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\nX-Kept: k\r\n\r\n"
+	var h head
+	if err := parseHead([]byte(raw), true, &h); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	w := bufio.NewWriter(&b)
+	writeHeaders(w, &h, true, false)
+	w.Flush()
+	if got, want := b.String(), "Host: a\r\nX-Kept: k\r\n"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	many := "GET / HTTP/1.1\r\nConnection: a, b, c, d, e, f, g, h, i\r\n\r\n"
+	if err := parseHead([]byte(many), true, &h); err == nil {
+		t.Fatal("nine Connection options accepted; only eight are kept")
+	}
+}
+
 func TestReadBody(t *testing.T) {
 	cases := []struct {
 		name, body string

@@ -118,7 +118,7 @@ func (e *Engine) tryRoundTrip(bc *bconn, req *Request, start time.Time) (*Respon
 	}
 	resp := &Response{Status: rh.status}
 	eachField(rh.raw[len(rh.line)+2:len(rh.raw)-2], func(name, val []byte) bool {
-		if !upstream.Hop(name) && !upstream.EqualFold(name, "content-length") {
+		if !upstream.Hop(name) && !rh.nominated(name) && !upstream.EqualFold(name, "content-length") {
 			resp.Header = append(resp.Header, [2]string{strings.ToLower(string(name)), string(val)})
 		}
 		return true

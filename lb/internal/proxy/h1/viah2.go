@@ -32,7 +32,7 @@ func (e *Engine) exchangeViaH2(cl *client, h *head, n int, keep bool) bool {
 		switch {
 		case upstream.EqualFold(name, "x-forwarded-for"):
 			xff = string(val) + ", "
-		case !upstream.Hop(name) && !upstream.EqualFold(name, "host") && !upstream.EqualFold(name, "trailer") &&
+		case !upstream.Hop(name) && !h.nominated(name) && !upstream.EqualFold(name, "host") && !upstream.EqualFold(name, "trailer") &&
 			!upstream.EqualFold(name, "expect") && !upstream.EqualFold(name, "content-length"):
 			hdr.Add(string(name), string(val))
 		}
