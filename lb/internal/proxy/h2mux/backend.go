@@ -31,6 +31,9 @@ const dialFailHold = time.Second
 func (mp *muxPool) reserve(e *Engine, up *upstream.Upstream, s *pstream) (*muxConn, error) {
 	mp.mu.Lock()
 	defer mp.mu.Unlock()
+	// The first connection with room: few connections, each carrying many
+	// streams, is what h2 backends are built for; a new one is opened only
+	// when the backend's stream limit is reached.
 	for _, u := range mp.conns {
 		u.mu.Lock()
 		if !u.closed && !u.goaway && uint32(len(u.streams)) < u.peerMaxStrm && u.nextID < 1<<31-1 {
@@ -118,6 +121,10 @@ func (mp *muxPool) Shutdown(context.Context) {
 	}
 }
 
+// readBackend is a backend connection's only reader. It forwards what the
+// backend sends to each stream's client and, when the connection ends,
+// fails every stream still on it with UNAVAILABLE naming the backend: a
+// lost connection is one backend's problem, never its clients' silence.
 func (e *Engine) readBackend(u *muxConn, mp *muxPool) {
 	fs := &flushSet{}
 	var err error
@@ -147,6 +154,8 @@ func (e *Engine) readBackend(u *muxConn, mp *muxPool) {
 		if handled, err = e.controlFrame(u, f, fs); err != nil {
 			break
 		}
+		// The first SETTINGS releases the requests waiting in reserve, so
+		// they see the backend's real stream limit and windows.
 		if sf, ok := f.(*http2.SettingsFrame); ok && !sf.IsAck() && !readyClosed {
 			close(u.ready)
 			readyClosed = true
@@ -181,6 +190,7 @@ func (e *Engine) readBackend(u *muxConn, mp *muxPool) {
 	}
 }
 
+// backendFrame handles a stream-level frame from a backend.
 func (e *Engine) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
@@ -200,6 +210,8 @@ func (e *Engine) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 			code, _ := strconv.Atoi(status)
 			s.status.Store(int32(code))
 		}
+		// A backend answering UNAVAILABLE is failing even with HTTP 200:
+		// it counts towards ejection like a 5xx.
 		if s.grpc && headerValue(f.Fields, "grpc-status") == "14" {
 			s.grpcUnavl.Store(true)
 		}
@@ -234,6 +246,8 @@ func (e *Engine) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 		}
 		d.mu.Unlock()
 		fs.add(d)
+		// As on the client side: the backend's window re-opens only for
+		// what reached the client's connection (plus padding).
 		e.grantBackend(s, n+flow-len(data), fs)
 		if end {
 			e.responseEnded(s, fs)
@@ -258,6 +272,9 @@ func (e *Engine) backendFrame(u *muxConn, f http2.Frame, fs *flushSet) error {
 			e.finish(s, true)
 		}
 	case *http2.GoAwayFrame:
+		// Streams above LastStreamID were never processed: they are
+		// refused to their clients (below) while the rest finish, and no
+		// new stream goes on this connection.
 		u.mu.Lock()
 		u.goaway = true
 		var refused []*pstream

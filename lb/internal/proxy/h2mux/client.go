@@ -35,16 +35,23 @@ func (e *Engine) serveMux(c net.Conn) {
 	first := true
 	var err error
 	for {
+		// Writes caused by this batch of frames (to the backends and back
+		// to this client) are flushed once, when the next read would
+		// block: one write(2) per connection per batch, not per frame.
 		if d.br.Buffered() == 0 {
 			fs.flush()
 		}
 		var f http2.Frame
 		f, err = d.rf.ReadFrame()
+		// Only the first frame is bounded by the header timeout; after it
+		// the idle watcher decides, as streams may legitimately be quiet.
 		if first {
 			c.SetReadDeadline(time.Time{})
 			first = false
 		}
 		if err != nil {
+			// A malformed stream costs that stream, not the connection
+			// and the other calls multiplexed on it.
 			var se http2.StreamError
 			if errors.As(err, &se) {
 				d.mu.Lock()
@@ -70,6 +77,10 @@ func (e *Engine) serveMux(c net.Conn) {
 	e.closeClient(d, err)
 }
 
+// watchIdle closes d with GOAWAY once it had no stream for the idle
+// timeout. A ticker, not a read deadline: the reader must keep reading
+// while streams are open but silent (long gRPC streams), and checking a
+// quarter-timeout tick is cheaper than moving a deadline per frame.
 func (e *Engine) watchIdle(d *muxConn) func() {
 	t := time.NewTicker(max(e.cfg.IdleTimeout/4, 10*time.Millisecond))
 	stop := make(chan struct{})
@@ -94,6 +105,9 @@ func (e *Engine) watchIdle(d *muxConn) func() {
 	return func() { close(stop) }
 }
 
+// closeClient ends the connection and every stream on it. Backends are
+// told with RST_STREAM(CANCEL) so their work stops too; the backend
+// connections stay, as they carry other clients' streams.
 func (e *Engine) closeClient(d *muxConn, err error) {
 	d.mu.Lock()
 	if err != nil && !d.closed {
@@ -116,6 +130,8 @@ func (e *Engine) closeClient(d *muxConn, err error) {
 	}
 }
 
+// clientFrame handles a stream-level frame from a client. A HEADERS frame
+// on a known stream is its trailers; on a new one it opens the stream.
 func (e *Engine) clientFrame(d *muxConn, f http2.Frame, fs *flushSet) error {
 	switch f := f.(type) {
 	case *http2.MetaHeadersFrame:
@@ -156,6 +172,8 @@ func (e *Engine) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) 
 	}
 	d.lastPeerID = id
 	d.lastActive = time.Now()
+	// REFUSED_STREAM, not an error status: the client knows nothing was
+	// processed and may retry (gRPC does so transparently).
 	if d.goaway || uint32(len(d.streams)) >= e.cfg.MaxConcurrentStreams {
 		d.wf.WriteRSTStream(id, http2.ErrCodeRefusedStream)
 		d.mu.Unlock()
@@ -173,6 +191,8 @@ func (e *Engine) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) 
 	}
 	ended := f.StreamEnded()
 	s.reqEnded.Store(ended)
+	// Plain HTTP for HTTP/1.1 backends is answered through h1 once the
+	// body is whole: the bridge buffers, as it must re-frame both ways.
 	if !s.grpc && e.cfg.H1 != nil {
 		s.local = true
 		s.reqHdrs = f.Fields
@@ -181,6 +201,8 @@ func (e *Engine) newStream(d *muxConn, f *http2.MetaHeadersFrame, fs *flushSet) 
 		}
 		return nil
 	}
+	// The client's HPACK-decoded fields are re-encoded with the backend
+	// connection's own HPACK state; :scheme says how we reach the backend.
 	fields := filterFields(f.Fields)
 	if e.cfg.BackendTLS {
 		fields = setPseudo(fields, ":scheme", "https")
@@ -278,10 +300,16 @@ func headerValue(fields []hpack.HeaderField, name string) string {
 	return ""
 }
 
+// clientData forwards a DATA frame towards the backend. The client's
+// window is re-opened only for the bytes that went out (pushLocked returns
+// them); queued bytes are granted when the backend's window lets them go,
+// so a slow backend slows its client instead of filling the proxy's memory.
 func (e *Engine) clientData(d *muxConn, f *http2.DataFrame, fs *flushSet) error {
 	d.mu.Lock()
 	s := d.streams[f.StreamID]
 	flow := int(f.Length)
+	// Frames for streams that ended still count against the connection
+	// window: give the credit back or the connection starves.
 	if s == nil || s.done.Load() {
 		d.grantLocked(f.StreamID, nil, flow, false)
 		d.mu.Unlock()
@@ -296,6 +324,8 @@ func (e *Engine) clientData(d *muxConn, f *http2.DataFrame, fs *flushSet) error 
 	}
 	data := f.Data()
 	if s.local {
+		// Buffered for the HTTP/1.1 bridge, so granted at once and
+		// bounded by max-body-bytes instead of by the window.
 		if s.body.Len()+len(data) > e.cfg.MaxBodyBytes {
 			e.localReply(s, 413, upstream.GRPCResourceExhausted, "request body exceeds max-body-bytes "+strconv.Itoa(e.cfg.MaxBodyBytes), fs)
 			return nil

@@ -2,7 +2,8 @@ package upstream
 
 // The one list of hop-by-hop header fields, for every engine and direction.
 //
-// RFC 9110 7.6.1 makes Connection and the fields it names hop-by-hop, and
+// RFC 9110 7.6.1 makes Connection and the fields it names hop-by-hop (the
+// HTTP/1.1 engine drops the named ones; HTTP/2 has no Connection field), and
 // lists Proxy-Connection, Keep-Alive, TE, Transfer-Encoding and Upgrade as
 // the ones commonly seen. Proxy-Authenticate and Proxy-Authorization
 // (RFC 9110 11.7) address the next proxy only; shoal-lb asks no proxy
