@@ -10,6 +10,7 @@ BINARIES := \
 	coordinator/cmd/shoal-coordinator \
 	agent/cmd/shoal-agent \
 	lb/cmd/shoal-lb \
+	deploy/bench/cmd/bench-backend \
 	deploy/cmd/shoal-localcloud \
 	deploy/cmd/shoal-demoapp \
 	deploy/cmd/shoal-demo

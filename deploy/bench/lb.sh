@@ -15,17 +15,28 @@ BE_HTTP=$((BASE + 1)) BE_GRPC=$((BASE + 2))
 SHOAL_HTTP=$((BASE + 10)) SHOAL_GRPC=$((BASE + 11))
 NGINX_HTTP=$((BASE + 20)) NGINX_GRPC=$((BASE + 21))
 HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
-ALT_HTTP=$((BASE + 40)) ALT_GRPC=$((BASE + 41))
-# BENCH_ALTERNATIVES=0 skips the rows for shoal-lb's other engines
-# (--h1-engine fasthttp, --h2-engine nethttp), kept to show why the
-# defaults were chosen.
-ALTS=${BENCH_ALTERNATIVES:-1}
+
+# BENCH_SYSCALLS=1 adds a run per proxy and protocol that counts system
+# calls per request: with perf's raw_syscalls:sys_enter tracepoint when the
+# kernel allows it (cheap, so the proxies behave as under the main load),
+# else with strace -c -f (which slows them down; the count per request
+# still holds).
+SYSCALLS=${BENCH_SYSCALLS:-0}
+SYSCALL_DUR=${BENCH_SYSCALL_DURATION:-5}
+# shoal-lb runs with Go's default GOMAXPROCS (all cores); BENCH_ONE_PROC=1
+# (the default) adds rows for GOMAXPROCS=1, like-for-like with the peers'
+# single worker (nginx worker_processes 1, haproxy nbthread 1).
+ONEPROC=${BENCH_ONE_PROC:-1}
+SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
 
 # --- tools -------------------------------------------------------------------
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
 command -v haproxy >/dev/null || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
+if [ "$SYSCALLS" = 1 ] && ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+	command -v strace >/dev/null || missing+=(strace)
+fi
 if ((${#missing[@]})); then
 	echo "installing ${missing[*]} with apt-get" >&2
 	apt-get update -qq >/dev/null
@@ -42,8 +53,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "building shoal-lb" >&2
-(cd "$ROOT" && go build -o "$WORK/shoal-lb" ./lb/cmd/shoal-lb)
+echo "building shoal-lb and bench-backend" >&2
+(cd "$ROOT" && go build -o "$WORK/shoal-lb" ./lb/cmd/shoal-lb && go build -o "$WORK/bench-backend" ./deploy/bench/cmd/bench-backend)
 LB=$WORK/shoal-lb
 
 start() { # start NAME CMD... : in its own process group, logs in $WORK/NAME.log
@@ -64,15 +75,15 @@ wait_port() {
 }
 
 # --- backend and proxies ------------------------------------------------------
-start backend "$LB" bench-backend --http "127.0.0.1:$BE_HTTP" --grpc "127.0.0.1:$BE_GRPC" --name be1
+start backend "$WORK/bench-backend" --http "127.0.0.1:$BE_HTTP" --grpc "127.0.0.1:$BE_GRPC" --name be1
 wait_port $BE_HTTP
 wait_port $BE_GRPC
 
 start shoalhttp "$LB" serve --listen "127.0.0.1:$SHOAL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 start shoalgrpc "$LB" serve --listen "127.0.0.1:$SHOAL_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
-if [ "$ALTS" = 1 ]; then
-	start althttp "$LB" serve --listen "127.0.0.1:$ALT_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn --h1-engine fasthttp
-	start altgrpc "$LB" serve --listen "127.0.0.1:$ALT_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn --h2-engine nethttp
+if [ "$ONEPROC" = 1 ]; then
+	start shoal1http env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	start shoal1grpc env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
 fi
 
 mkdir -p "$WORK/nginx"
@@ -123,7 +134,7 @@ CONF
 start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
-if [ "$ALTS" = 1 ]; then wait_port $ALT_HTTP; wait_port $ALT_GRPC; fi
+if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -189,31 +200,129 @@ bench_grpc() { # NAME PORT PIDVAR
 	ROWS_GRPC+=("$name $rps $p50 $p99 $us $errs")
 }
 
+# tids PGID: every thread of every process in the group (strace -f only
+# follows threads created after it attached).
+tids() {
+	local pgid=$1 f
+	for f in /proc/[0-9]*/stat; do
+		local line rest pid
+		line=$(cat "$f" 2>/dev/null) || continue
+		rest=${line##*) }
+		# shellcheck disable=SC2086
+		set -- $rest
+		[ "$3" = "$pgid" ] || continue
+		pid=${f#/proc/}
+		pid=${pid%/stat}
+		ls "/proc/$pid/task"
+	done
+}
+
+# syscalls NAME PIDVAR KIND PORT: system calls per request of one proxy
+# (every process and thread of it) under the protocol's load for
+# SYSCALL_DUR seconds; KIND is http or grpc.
+SYSCALL_ROWS=()
+syscalls() {
+	local name=$1 kind=$3 port=$4 pgid out reqs calls tool
+	pgid=$(eval echo "\$PID_$2")
+	local ts=() t
+	for t in $(tids "$pgid"); do ts+=("$t"); done
+	if perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
+		tool=perf
+		local list
+		list=$(IFS=,; echo "${ts[*]}")
+		perf stat -x, -e raw_syscalls:sys_enter -t "$list" -o "$WORK/sys-$name-$kind.txt" -- sleep $((SYSCALL_DUR + 1)) &
+	else
+		tool=strace
+		local args=()
+		for t in "${ts[@]}"; do args+=(-p "$t"); done
+		strace -c -f -o "$WORK/sys-$name-$kind.txt" "${args[@]}" 2>/dev/null &
+	fi
+	local mon=$!
+	sleep 0.5
+	if [ "$kind" = http ]; then
+		out=$(wrk -t2 -c"$CONNS" -d"${SYSCALL_DUR}s" "http://127.0.0.1:$port/")
+		reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	else
+		out=$("$LB" loadtest --grpc --target "127.0.0.1:$port" --connections 1 --streams 64 --duration "${SYSCALL_DUR}s" --quiet)
+		reqs=$(sed -n 's/.*summary requests=\([0-9]*\).*/\1/p' <<<"$out")
+	fi
+	if [ $tool = perf ]; then
+		wait $mon 2>/dev/null || true
+		calls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$WORK/sys-$name-$kind.txt")
+	else
+		kill -INT $mon
+		wait $mon 2>/dev/null || true
+		# strace -c columns: % time, seconds, usecs/call, calls, [errors,] syscall
+		calls=$(awk '$NF=="total" {print $4}' "$WORK/sys-$name-$kind.txt")
+	fi
+	SYSCALL_ROWS+=("$kind $name $(awk -v c="$calls" -v n="$reqs" 'BEGIN {printf "%.2f", c/n}') $tool")
+}
+
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_http nginx $NGINX_HTTP nginx
 bench_http haproxy $HAPROXY_HTTP haproxy
 bench_http shoal-lb $SHOAL_HTTP shoalhttp
-if [ "$ALTS" = 1 ]; then bench_http shoal-fasthttp $ALT_HTTP althttp; fi
+if [ "$ONEPROC" = 1 ]; then bench_http shoal-lb-1p $SHOAL1_HTTP shoal1http; fi
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_grpc nginx $NGINX_GRPC nginx
 bench_grpc haproxy $HAPROXY_GRPC haproxy
 bench_grpc shoal-lb $SHOAL_GRPC shoalgrpc
-if [ "$ALTS" = 1 ]; then bench_grpc shoal-nethttp $ALT_GRPC altgrpc; fi
+if [ "$ONEPROC" = 1 ]; then bench_grpc shoal-lb-1p $SHOAL1_GRPC shoal1grpc; fi
+
+# ms DURATION: wrk's and loadtest's latencies ("850.00us", "1.23ms", "1.01s")
+# in milliseconds.
+ms() {
+	awk -v d="$1" 'BEGIN {
+		v = d + 0
+		if (d ~ /us$/) v /= 1000
+		else if (d ~ /ms$/) v += 0
+		else if (d ~ /s$/) v *= 1000
+		printf "%.3f", v
+	}'
+}
 
 table() { # TITLE REF rows...
 	local title=$1 ref=$2
 	shift 2
-	local refus
+	local refus refp99
 	refus=$(printf '%s\n' "$@" | awk -v r="$ref" '$1==r {print $5}')
+	refp99=$(ms "$(printf '%s\n' "$@" | awk -v r="$ref" '$1==r {print $4}')")
 	echo
-	echo "$title (ratio = CPU µs/req ÷ $ref's)"
-	printf '%-14s %10s %10s %10s %12s %8s %7s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio
+	echo "$title (ratio = CPU µs/req ÷ $ref's; p99 ratio = p99 ÷ $ref's)"
+	printf '%-14s %10s %10s %10s %12s %8s %7s %9s\n' proxy req/s p50 p99 "CPU µs/req" errors ratio "p99 ratio"
 	for row in "$@"; do
 		# shellcheck disable=SC2086
 		set -- $row
-		printf '%-14s %10s %10s %10s %12s %8s %7s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
-			"$(awk -v a="$5" -v b="$refus" 'BEGIN {printf "%.2f", a/b}')"
+		printf '%-14s %10s %10s %10s %12s %8s %7s %9s\n' "$1" "$2" "$3" "$4" "$5" "$6" \
+			"$(awk -v a="$5" -v b="$refus" 'BEGIN {printf "%.2f", a/b}')" \
+			"$(awk -v a="$(ms "$4")" -v b="$refp99" 'BEGIN {printf "%.2f", a/b}')"
 	done
 }
+if [ "$SYSCALLS" = 1 ]; then
+	echo "system calls: ${SYSCALL_DUR}s of the same load per proxy" >&2
+	syscalls nginx nginx http $NGINX_HTTP
+	syscalls haproxy haproxy http $HAPROXY_HTTP
+	syscalls shoal-lb shoalhttp http $SHOAL_HTTP
+	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1http http $SHOAL1_HTTP; fi
+	syscalls nginx nginx grpc $NGINX_GRPC
+	syscalls haproxy haproxy grpc $HAPROXY_GRPC
+	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC
+	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1grpc grpc $SHOAL1_GRPC; fi
+fi
 table "HTTP/1.1" nginx "${ROWS_HTTP[@]}"
 table "gRPC" haproxy "${ROWS_GRPC[@]}"
+if [ "$SYSCALLS" = 1 ]; then
+	for kind in http grpc; do
+		ref=nginx
+		[ $kind = grpc ] && ref=haproxy
+		echo
+		echo "$kind system calls per request (ratio to $ref's)"
+		refc=$(printf '%s\n' "${SYSCALL_ROWS[@]}" | awk -v k=$kind -v r=$ref '$1==k && $2==r {print $3}')
+		for row in "${SYSCALL_ROWS[@]}"; do
+			# shellcheck disable=SC2086
+			set -- $row
+			[ "$1" = $kind ] || continue
+			printf '%-14s %8s %7s  (%s)\n' "$2" "$3" "$(awk -v a="$3" -v b="$refc" 'BEGIN {printf "%.2f", a/b}')" "$4"
+		done
+	done
+fi

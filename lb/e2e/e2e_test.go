@@ -130,7 +130,7 @@ func startBackends(t *testing.T, bin string, n int) (httpAddrs, grpcAddrs []stri
 	t.Helper()
 	for i := range n {
 		h, g := freeAddr(t), freeAddr(t)
-		procs = append(procs, start(t, bin, "bench-backend", "--http", h, "--grpc", g, "--name", fmt.Sprintf("be%d", i)))
+		procs = append(procs, start(t, filepath.Join(filepath.Dir(bin), "bench-backend"), "--http", h, "--grpc", g, "--name", fmt.Sprintf("be%d", i)))
 		waitListening(t, h)
 		waitListening(t, g)
 		httpAddrs, grpcAddrs = append(httpAddrs, h), append(grpcAddrs, g)

@@ -72,7 +72,7 @@ func (s State) String() string {
 	return "unknown"
 }
 
-// Config tunes a Balancer. Zero fields take the defaults of DefaultConfig.
+// Config tunes a Balancer. Start from DefaultConfig and override fields.
 type Config struct {
 	Fleet  string
 	Policy Policy
@@ -110,7 +110,8 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate reports the first bad field.
+// Validate reports the first bad field, naming it and the reason. It only
+// checks.
 func (c Config) Validate() error {
 	switch {
 	case c.Fleet == "":
@@ -129,37 +130,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry-budget-percent (%d) must be within 0..100", c.RetryBudgetPercent)
 	case c.MinRetries < 0:
 		return fmt.Errorf("min-retries (%d) must be >= 0", c.MinRetries)
+	case c.Now == nil:
+		return errors.New("now: the clock must be set")
 	}
 	return nil
-}
-
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.Fleet == "" {
-		c.Fleet = d.Fleet
-	}
-	if c.EjectConsecutive == 0 {
-		c.EjectConsecutive = d.EjectConsecutive
-	}
-	if c.EjectBase == 0 {
-		c.EjectBase = d.EjectBase
-	}
-	if c.EjectMax == 0 {
-		c.EjectMax = max(d.EjectMax, c.EjectBase)
-	}
-	if c.MaxEjectPercent == 0 {
-		c.MaxEjectPercent = d.MaxEjectPercent
-	}
-	if c.RetryBudgetPercent == 0 {
-		c.RetryBudgetPercent = d.RetryBudgetPercent
-	}
-	if c.MinRetries == 0 {
-		c.MinRetries = d.MinRetries
-	}
-	if c.Now == nil {
-		c.Now = d.Now
-	}
-	return c
 }
 
 // Spec is a backend as the feed or the static list describes it.
@@ -207,9 +181,8 @@ type Balancer struct {
 	removedWhileInUse atomic.Uint64
 }
 
-// New returns a Balancer; cfg must Validate after defaults are applied.
+// New returns a Balancer; cfg must Validate.
 func New(cfg Config, hooks Hooks) (*Balancer, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

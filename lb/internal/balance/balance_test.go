@@ -21,12 +21,15 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newBal(t testing.TB, cfg Config, addrs ...string) (*Balancer, *fakeClock) {
+// newBal returns a balancer over addrs from the default config, changed by
+// mut (when set), on a fake clock.
+func newBal(t testing.TB, mut func(*Config), addrs ...string) (*Balancer, *fakeClock) {
 	t.Helper()
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	cfg.Now = clk.Now
-	if cfg.Fleet == "" {
-		cfg.Fleet = "web"
+	cfg := DefaultConfig()
+	cfg.Fleet, cfg.Now = "web", clk.Now
+	if mut != nil {
+		mut(&cfg)
 	}
 	b, err := New(cfg, Hooks{})
 	if err != nil {
@@ -73,7 +76,7 @@ func TestConfigValidate(t *testing.T) {
 func TestPoliciesSpreadEvenly(t *testing.T) {
 	for _, p := range []Policy{P2C, RoundRobin, LeastOutstanding} {
 		t.Run(p.String(), func(t *testing.T) {
-			b, _ := newBal(t, Config{Policy: p}, "a:1", "b:1", "c:1")
+			b, _ := newBal(t, func(c *Config) { c.Policy = p }, "a:1", "b:1", "c:1")
 			counts := map[string]int{}
 			// Keep 6 requests in flight, as a loaded proxy would.
 			var open []*Backend
@@ -99,7 +102,7 @@ func TestPoliciesSpreadEvenly(t *testing.T) {
 }
 
 func TestP2CPrefersLessLoaded(t *testing.T) {
-	b, _ := newBal(t, Config{}, "a:1", "b:1")
+	b, _ := newBal(t, nil, "a:1", "b:1")
 	if err := b.Update(2, []Spec{{Addr: "a:1", Load: 1}, {Addr: "b:1", Load: 4}}); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +120,9 @@ func TestP2CPrefersLessLoaded(t *testing.T) {
 func TestDrainingAndUnhealthyGetNoPicks(t *testing.T) {
 	var drained []string
 	clk := &fakeClock{t: time.Unix(1000, 0)}
-	b, err := New(Config{Fleet: "web", Now: clk.Now}, Hooks{Draining: func(be *Backend) { drained = append(drained, be.Addr) }})
+	cfg := DefaultConfig()
+	cfg.Fleet, cfg.Now = "web", clk.Now
+	b, err := New(cfg, Hooks{Draining: func(be *Backend) { drained = append(drained, be.Addr) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +157,12 @@ func TestDrainingAndUnhealthyGetNoPicks(t *testing.T) {
 }
 
 func TestEjectionBackoffCapAndRecovery(t *testing.T) {
-	b, clk := newBal(t, Config{EjectConsecutive: 3, EjectBase: 10 * time.Second, EjectMax: 40 * time.Second, MaxEjectPercent: 50}, "a:1", "b:1", "c:1")
+	b, clk := newBal(t, func(c *Config) {
+		c.EjectConsecutive = 3
+		c.EjectBase = 10 * time.Second
+		c.EjectMax = 40 * time.Second
+		c.MaxEjectPercent = 50
+	}, "a:1", "b:1", "c:1")
 	set := b.Backends()
 	fail := func(be *Backend, n int) {
 		for range n {
@@ -201,7 +211,7 @@ func TestEjectionBackoffCapAndRecovery(t *testing.T) {
 }
 
 func TestSlowStartRamps(t *testing.T) {
-	b, clk := newBal(t, Config{SlowStart: 10 * time.Second, Policy: RoundRobin}, "a:1")
+	b, clk := newBal(t, func(c *Config) { c.SlowStart = 10 * time.Second; c.Policy = RoundRobin }, "a:1")
 	clk.Add(20 * time.Second) // a:1 is fully ramped
 	if err := b.Update(2, []Spec{{Addr: "a:1"}, {Addr: "b:1"}}); err != nil {
 		t.Fatal(err)
@@ -226,7 +236,7 @@ func TestSlowStartRamps(t *testing.T) {
 }
 
 func TestRetryBudget(t *testing.T) {
-	b, _ := newBal(t, Config{RetryBudgetPercent: 20, MinRetries: 1}, "a:1")
+	b, _ := newBal(t, func(c *Config) { c.RetryBudgetPercent = 20; c.MinRetries = 1 }, "a:1")
 	for range 50 {
 		if _, err := b.Pick(nil); err != nil {
 			t.Fatal(err)
@@ -252,7 +262,9 @@ func TestRetryBudget(t *testing.T) {
 
 func TestUpdateKeepsIdentityAndRejectsDuplicates(t *testing.T) {
 	var removed []string
-	b, err := New(Config{Fleet: "web"}, Hooks{Removed: func(be *Backend) { removed = append(removed, be.Addr) }})
+	cfg := DefaultConfig()
+	cfg.Fleet = "web"
+	b, err := New(cfg, Hooks{Removed: func(be *Backend) { removed = append(removed, be.Addr) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +280,7 @@ func TestUpdateKeepsIdentityAndRejectsDuplicates(t *testing.T) {
 }
 
 func TestQuantile(t *testing.T) {
-	b, _ := newBal(t, Config{}, "a:1")
+	b, _ := newBal(t, nil, "a:1")
 	be := b.Backends()[0]
 	for i := range 100 {
 		be.observe(time.Duration(i) * 100 * time.Microsecond) // 0..9.9 ms
@@ -285,7 +297,7 @@ func TestQuantile(t *testing.T) {
 func BenchmarkPickDone(b *testing.B) {
 	for _, p := range []Policy{P2C, RoundRobin, LeastOutstanding} {
 		b.Run(p.String(), func(b *testing.B) {
-			bal, _ := newBal(b, Config{Policy: p}, "a:1", "b:1", "c:1", "d:1", "e:1")
+			bal, _ := newBal(b, func(c *Config) { c.Policy = p }, "a:1", "b:1", "c:1", "d:1", "e:1")
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

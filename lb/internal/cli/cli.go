@@ -6,27 +6,24 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
-// Run executes shoal-lb with args and returns the exit code.
-func Run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, args, os.Stdout, os.Stderr); err != nil {
+// Main runs shoal-lb with args (without the program name) until ctx ends
+// or the command finishes, and returns the exit code. getenv reads the
+// environment (os.Getenv in the binary; tests pass their own).
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	if err := run(ctx, args, stdout, stderr, getenv); err != nil {
 		if !errors.Is(err, context.Canceled) {
-			fmt.Fprintln(os.Stderr, "shoal-lb:", err)
+			fmt.Fprintln(stderr, "shoal-lb:", err)
 		}
 		return 1
 	}
 	return 0
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	root := &cobra.Command{
 		Use:           "shoal-lb",
 		Short:         "Shoal's L7 load balancer for HTTP/1.1, h2 and gRPC",
@@ -43,7 +40,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		slog.SetDefault(slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl})))
 		return nil
 	}
-	root.AddCommand(newServeCmd(), newLoadtestCmd(), newBenchBackendCmd())
+	root.AddCommand(newServeCmd(getenv), newLoadtestCmd())
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

@@ -5,10 +5,11 @@ import (
 	"context"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 )
 
 func TestServeFlagErrors(t *testing.T) {
@@ -30,7 +31,7 @@ func TestServeFlagErrors(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var stderr bytes.Buffer
-			err := run(context.Background(), tc.args, &bytes.Buffer{}, &stderr)
+			err := run(context.Background(), tc.args, &bytes.Buffer{}, &stderr, noEnv)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
@@ -49,23 +50,20 @@ func TestLoadtestAgainstServe(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	serveErr := make(chan error, 1)
+	logs := newWatch("shoal-lb serving")
 	go func() {
-		serveErr <- run(ctx, []string{"serve", "--listen", lbAddr, "--backends", bl.Addr().String(), "--log-level", "error"}, &bytes.Buffer{}, &bytes.Buffer{})
+		serveErr <- run(ctx, []string{"serve", "--listen", lbAddr, "--backends", bl.Addr().String(), "--log-level", "info"}, &bytes.Buffer{}, logs, noEnv)
 	}()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", lbAddr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("serve did not listen")
-		}
-		time.Sleep(20 * time.Millisecond)
+	// serve logs that line once its listener is open.
+	select {
+	case <-logs.seen:
+	case err := <-serveErr:
+		t.Fatalf("serve ended before listening: %v", err)
+	case <-time.After(5 * time.Second):
+		t.Fatal("serve did not listen")
 	}
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"loadtest", "--target", "http://" + lbAddr + "/", "--rate", "200", "--duration", "1500ms", "--connections", "4"}, &out, &bytes.Buffer{})
+	err := run(context.Background(), []string{"loadtest", "--target", "http://" + lbAddr + "/", "--rate", "200", "--duration", "1500ms", "--connections", "4"}, &out, &bytes.Buffer{}, noEnv)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,5 +79,54 @@ func TestLoadtestAgainstServe(t *testing.T) {
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+func noEnv(string) string { return "" }
+
+// watch is a log writer that closes seen once want was written.
+type watch struct {
+	want string
+	seen chan struct{}
+	mu   sync.Mutex
+	buf  strings.Builder
+}
+
+func newWatch(want string) *watch { return &watch{want: want, seen: make(chan struct{})} }
+
+func (w *watch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	had := strings.Contains(w.buf.String(), w.want)
+	w.buf.Write(p)
+	if !had && strings.Contains(w.buf.String(), w.want) {
+		close(w.seen)
+	}
+	return len(p), nil
+}
+
+func TestMain_ExitCodeAndEnvironment(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"serve"}, &bytes.Buffer{}, &stderr, noEnv); code != 1 || !strings.Contains(stderr.String(), "shoal-lb: backends:") {
+		t.Fatalf("code %d, stderr %q: want 1 and the error", code, stderr.String())
+	}
+	help := func(getenv func(string) string) string {
+		var out bytes.Buffer
+		if code := Main(context.Background(), []string{"serve", "--help"}, &out, &bytes.Buffer{}, getenv); code != 0 {
+			t.Fatalf("serve --help exited %d", code)
+		}
+		return out.String()
+	}
+	if h := help(noEnv); !strings.Contains(h, "(default 400)") {
+		t.Fatalf("without GOGC, --gc-percent should default to 400:\n%s", h)
+	}
+	gogc := func(k string) string {
+		if k == "GOGC" {
+			return "100"
+		}
+		return ""
+	}
+	if h := help(gogc); strings.Contains(h, "(default 400)") {
+		t.Fatalf("with GOGC set, --gc-percent must leave it alone:\n%s", h)
 	}
 }

@@ -25,29 +25,28 @@ import (
 	"github.com/shoal-dev/shoal/lb/internal/proxy"
 )
 
+// serveOpts are serve's flags: most bind straight to the fields of the
+// packages' DefaultConfig()s; the rest are turned into config here.
 type serveOpts struct {
+	pc proxy.Config
+	bc balance.Config
+	hc health.Config
+	fc feed.Config
+
 	listen, admin, fleet, lbID, coordinators, backends string
 	policy                                             string
-	slowStart                                          time.Duration
 	healthPath                                         string
 	healthGRPC                                         bool
-	healthInterval, healthTimeout                      time.Duration
-	headerTimeout, idleTimeout                         time.Duration
-	connectTimeout, respHeaderTimeout                  time.Duration
-	maxHeaderBytes                                     int
-	maxStreams                                         uint32
-	backendProtocol, engine, h1engine                  string
+	backendProtocol                                    string
 	backendTLS, backendTLSInsecure                     bool
 	backendCA                                          string
 	tlsCert, tlsKey                                    string
-	ejectConsecutive, maxEjectPercent, retryBudget     int
-	ejectBase                                          time.Duration
-	reportInterval, shutdownGrace                      time.Duration
+	shutdownGrace                                      time.Duration
 	gcPercent                                          int
 }
 
-func newServeCmd() *cobra.Command {
-	o := serveOpts{}
+func newServeCmd(getenv func(string) string) *cobra.Command {
+	o := serveOpts{pc: proxy.DefaultConfig(), bc: balance.DefaultConfig(), hc: health.DefaultConfig(), fc: feed.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the load balancer",
@@ -55,7 +54,6 @@ func newServeCmd() *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context()) },
 	}
 	f := cmd.Flags()
-	pd, bd, hd := proxy.DefaultConfig(), balance.DefaultConfig(), health.DefaultConfig()
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address serving HTTP/1.1 and h2c (h2 with --tls-cert)")
 	f.StringVar(&o.admin, "admin-addr", "", "address serving /metrics, /healthz and /debug/pprof (off when empty)")
 	f.StringVar(&o.fleet, "fleet", "", "fleet name (required with --coordinator; names errors in static mode)")
@@ -63,42 +61,42 @@ func newServeCmd() *cobra.Command {
 	f.StringVar(&o.coordinators, "coordinator", "", "coordinator --rpc-addr list ADDR[,ADDR] for the WatchBackends feed")
 	f.StringVar(&o.backends, "backends", "", "static backend list host:port,... (instead of --coordinator)")
 	f.StringVar(&o.policy, "policy", "p2c", "p2c, round-robin or least-outstanding")
-	f.DurationVar(&o.slowStart, "slow-start", 0, "ramp a new backend's weight up over this long (0: off)")
+	f.DurationVar(&o.bc.SlowStart, "slow-start", o.bc.SlowStart, "ramp a new backend's weight up over this long (0: off)")
 	f.StringVar(&o.healthPath, "health-path", "", "HTTP health check path (default check: TCP connect)")
 	f.BoolVar(&o.healthGRPC, "health-grpc", false, "use the gRPC health protocol for health checks")
-	f.DurationVar(&o.healthInterval, "health-interval", hd.Interval, "active health check interval")
-	f.DurationVar(&o.healthTimeout, "health-timeout", hd.Timeout, "active health check timeout")
-	f.DurationVar(&o.headerTimeout, "header-timeout", pd.HeaderTimeout, "time a client has to send a request (headers and body) or the h2 preface")
-	f.DurationVar(&o.idleTimeout, "idle-timeout", pd.IdleTimeout, "close idle client connections after this long")
-	f.DurationVar(&o.connectTimeout, "connect-timeout", pd.ConnectTimeout, "backend connect timeout")
-	f.DurationVar(&o.respHeaderTimeout, "response-header-timeout", pd.ResponseHeaderTimeout, "time a backend has to answer (HTTP/1.1 backends: the whole response)")
-	f.IntVar(&o.maxHeaderBytes, "max-header-bytes", pd.MaxHeaderBytes, "largest request header block accepted")
-	f.Uint32Var(&o.maxStreams, "max-streams", pd.MaxConcurrentStreams, "concurrent streams per h2 client connection")
-	f.StringVar(&o.backendProtocol, "backend-protocol", "http1", "protocol for non-gRPC requests to backends: http1, h2c or h2")
-	f.StringVar(&o.engine, "h2-engine", pd.Engine, "HTTP/2 client engine: mux (frame forwarding) or nethttp (x/net/http2 server+transport)")
-	f.StringVar(&o.h1engine, "h1-engine", pd.H1Engine, "HTTP/1.1 client engine: raw (head/body copying) or fasthttp")
+	f.DurationVar(&o.hc.Interval, "health-interval", o.hc.Interval, "active health check interval")
+	f.DurationVar(&o.hc.Timeout, "health-timeout", o.hc.Timeout, "active health check timeout")
+	f.DurationVar(&o.pc.HeaderTimeout, "header-timeout", o.pc.HeaderTimeout, "time a client has to send a request (headers and body) or the h2 preface")
+	f.DurationVar(&o.pc.IdleTimeout, "idle-timeout", o.pc.IdleTimeout, "close idle client connections after this long")
+	f.DurationVar(&o.pc.ConnectTimeout, "connect-timeout", o.pc.ConnectTimeout, "backend connect timeout")
+	f.DurationVar(&o.pc.ResponseHeaderTimeout, "response-header-timeout", o.pc.ResponseHeaderTimeout, "time a backend has to answer (HTTP/1.1 backends: the whole response)")
+	f.IntVar(&o.pc.MaxHeaderBytes, "max-header-bytes", o.pc.MaxHeaderBytes, "largest request header block accepted")
+	f.Uint32Var(&o.pc.MaxConcurrentStreams, "max-streams", o.pc.MaxConcurrentStreams, "concurrent streams per h2 client connection")
+	f.StringVar(&o.backendProtocol, "backend-protocol", string(o.pc.BackendProtocol), "protocol for non-gRPC requests to backends: http1, h2c or h2")
+	f.StringVar(&o.pc.Engine, "h2-engine", o.pc.Engine, "HTTP/2 client engine: mux (frame forwarding; nethttp was removed)")
+	f.StringVar(&o.pc.H1Engine, "h1-engine", o.pc.H1Engine, "HTTP/1.1 client engine: raw (head/body copying; fasthttp was removed)")
 	f.BoolVar(&o.backendTLS, "backend-tls", false, "speak TLS (h2) to backends for gRPC and h2")
 	f.BoolVar(&o.backendTLSInsecure, "backend-tls-insecure", false, "skip backend certificate verification")
 	f.StringVar(&o.backendCA, "backend-ca", "", "PEM file of CAs for backend certificates")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate for the listener (enables TLS with ALPN h2/http1.1)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM key for --tls-cert")
-	f.IntVar(&o.ejectConsecutive, "eject-consecutive", bd.EjectConsecutive, "consecutive 5xx/connect failures that eject a backend")
-	f.DurationVar(&o.ejectBase, "eject-base", bd.EjectBase, "first ejection length (doubles per repeat)")
-	f.IntVar(&o.maxEjectPercent, "max-eject-percent", bd.MaxEjectPercent, "most backends ejected at once, percent")
-	f.IntVar(&o.retryBudget, "retry-budget-percent", bd.RetryBudgetPercent, "concurrent retries allowed, percent of active requests")
-	f.DurationVar(&o.reportInterval, "report-interval", time.Second, "LBReport interval on the coordinator feed")
-	f.IntVar(&o.gcPercent, "gc-percent", 400, "Go GC target (GOGC): the proxy's live heap is small, so a higher value trades a little memory for less GC CPU per request")
+	f.IntVar(&o.bc.EjectConsecutive, "eject-consecutive", o.bc.EjectConsecutive, "consecutive 5xx/connect failures that eject a backend")
+	f.DurationVar(&o.bc.EjectBase, "eject-base", o.bc.EjectBase, "first ejection length (doubles per repeat)")
+	f.IntVar(&o.bc.MaxEjectPercent, "max-eject-percent", o.bc.MaxEjectPercent, "most backends ejected at once, percent")
+	f.IntVar(&o.bc.RetryBudgetPercent, "retry-budget-percent", o.bc.RetryBudgetPercent, "concurrent retries allowed, percent of active requests")
+	f.DurationVar(&o.fc.ReportInterval, "report-interval", o.fc.ReportInterval, "LBReport interval on the coordinator feed")
+	gc := 400
+	if getenv("GOGC") != "" {
+		gc = 0 // the operator's GOGC stands unless the flag is given
+	}
+	f.IntVar(&o.gcPercent, "gc-percent", gc, "Go GC target (GOGC; 0 leaves the runtime's): the proxy's live heap is small, so a higher value trades a little memory for less GC CPU per request; defaults to 0 when GOGC is set")
 	f.DurationVar(&o.shutdownGrace, "shutdown-grace", 10*time.Second, "time requests in flight get to finish on SIGTERM")
 	return cmd
 }
 
 func (o *serveOpts) configs() (proxy.Config, balance.Config, error) {
-	pc := proxy.DefaultConfig()
-	pc.HeaderTimeout, pc.IdleTimeout = o.headerTimeout, o.idleTimeout
-	pc.ConnectTimeout, pc.ResponseHeaderTimeout = o.connectTimeout, o.respHeaderTimeout
-	pc.MaxHeaderBytes, pc.MaxConcurrentStreams = o.maxHeaderBytes, o.maxStreams
+	pc := o.pc
 	pc.BackendProtocol = proxy.BackendProtocol(o.backendProtocol)
-	pc.Engine, pc.H1Engine = o.engine, o.h1engine
 	pc.Logger = slog.Default()
 	if o.backendTLS || pc.BackendProtocol == proxy.H2 {
 		tc := &tls.Config{InsecureSkipVerify: o.backendTLSInsecure}
@@ -125,15 +123,13 @@ func (o *serveOpts) configs() (proxy.Config, balance.Config, error) {
 		}
 		pc.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	}
-	bc := balance.DefaultConfig()
+	bc := o.bc
 	pol, err := balance.ParsePolicy(o.policy)
 	if err != nil {
 		return pc, bc, err
 	}
-	bc.Policy, bc.SlowStart = pol, o.slowStart
-	bc.EjectConsecutive, bc.EjectBase = o.ejectConsecutive, o.ejectBase
-	bc.EjectMax = max(bc.EjectMax, o.ejectBase)
-	bc.MaxEjectPercent, bc.RetryBudgetPercent = o.maxEjectPercent, o.retryBudget
+	bc.Policy = pol
+	bc.EjectMax = max(bc.EjectMax, bc.EjectBase)
 	if o.fleet != "" {
 		bc.Fleet = o.fleet
 	}
@@ -150,8 +146,7 @@ func (o *serveOpts) configs() (proxy.Config, balance.Config, error) {
 }
 
 func (o *serveOpts) healthConfig() health.Config {
-	hc := health.DefaultConfig()
-	hc.Interval, hc.Timeout = o.healthInterval, o.healthTimeout
+	hc := o.hc
 	switch {
 	case o.healthPath != "":
 		hc.Mode, hc.Path = health.HTTP, o.healthPath
@@ -199,7 +194,9 @@ func (o *serveOpts) run(ctx context.Context) error {
 		if id == "" {
 			id = ln.Addr().String()
 		}
-		fc, err := feed.New(feed.Config{Addrs: feed.SplitAddrs(o.coordinators), Fleet: o.fleet, LBID: id, ReportInterval: o.reportInterval, Logger: log}, bal)
+		fcfg := o.fc
+		fcfg.Addrs, fcfg.Fleet, fcfg.LBID, fcfg.Logger = feed.SplitAddrs(o.coordinators), o.fleet, id, log
+		fc, err := feed.New(fcfg, bal)
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,8 @@ import (
 // ErrFleetMismatch is returned when the coordinator sends another fleet.
 var ErrFleetMismatch = errors.New("backend set for another fleet")
 
-// Config tunes the feed client.
+// Config tunes the feed client. Start from DefaultConfig and override
+// fields.
 type Config struct {
 	// Addrs are coordinator --rpc-addr addresses, tried in turn.
 	Addrs          []string
@@ -37,7 +38,8 @@ type Config struct {
 	Now         func() time.Time
 }
 
-// Validate reports the first bad field.
+// Validate reports the first bad field, naming it and the reason. It only
+// checks.
 func (c Config) Validate() error {
 	switch {
 	case len(c.Addrs) == 0:
@@ -50,6 +52,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("report-interval (%s) must be > 0", c.ReportInterval)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return fmt.Errorf("backoff min (%s) must be > 0 and <= max (%s)", c.BackoffMin, c.BackoffMax)
+	case c.Logger == nil:
+		return errors.New("logger: must be set")
+	case c.Now == nil:
+		return errors.New("now: the clock must be set")
 	}
 	for i, a := range c.Addrs {
 		if a == "" {
@@ -59,23 +65,15 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (c Config) withDefaults() Config {
-	if c.ReportInterval == 0 {
-		c.ReportInterval = time.Second
+// DefaultConfig returns the defaults; Addrs, Fleet and LBID have none.
+func DefaultConfig() Config {
+	return Config{
+		ReportInterval: time.Second,
+		BackoffMin:     100 * time.Millisecond,
+		BackoffMax:     5 * time.Second,
+		Logger:         slog.Default(),
+		Now:            time.Now,
 	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = 100 * time.Millisecond
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = 5 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return c
 }
 
 // Client keeps one balancer in step with the coordinator.
@@ -92,7 +90,6 @@ type Client struct {
 
 // New returns a feed client for bal.
 func New(cfg Config, bal *balance.Balancer) (*Client, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

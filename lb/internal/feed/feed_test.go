@@ -15,8 +15,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/proxy"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
@@ -121,15 +121,40 @@ func recv[T any](t *testing.T, ch chan T, what string) T {
 	}
 }
 
+// eventually re-checks cond on a ticker until it holds, for at most 5 s.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// testConfig is the default config for fleet web on the test network.
+func testConfig(cn *coordinatorNet, lbID string, addrs ...string) Config {
+	c := DefaultConfig()
+	c.Addrs, c.Fleet, c.LBID = addrs, "web", lbID
+	c.ReportInterval, c.BackoffMin, c.BackoffMax = 50*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
+	c.DialOptions, c.Logger = []grpc.DialOption{cn.dialer()}, quiet()
+	return c
+}
+
+func testBalancer(t *testing.T) *balance.Balancer {
+	t.Helper()
+	bc := balance.DefaultConfig()
+	bc.Fleet = "web"
+	bal, err := balance.New(bc, balance.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bal
 }
 
 func TestFeedAppliesSetsAndReports(t *testing.T) {
@@ -137,13 +162,9 @@ func TestFeedAppliesSetsAndReports(t *testing.T) {
 	var cn coordinatorNet
 	cn.start(f)
 	t.Cleanup(cn.stop)
-	bal, err := balance.New(balance.Config{Fleet: "web"}, balance.Hooks{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bal := testBalancer(t)
 	// The first address is down: the client must move on to the next.
-	c, err := New(Config{Addrs: []string{"down:1", "coord:1"}, Fleet: "web", LBID: "lb-1", ReportInterval: 50 * time.Millisecond,
-		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, DialOptions: []grpc.DialOption{cn.dialer()}, Logger: quiet()}, bal)
+	c, err := New(testConfig(&cn, "lb-1", "down:1", "coord:1"), bal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,10 +219,14 @@ func TestFeedAppliesSetsAndReports(t *testing.T) {
 		}
 	}
 
+	// Sets arrive in order on one stream: once the next good set is in,
+	// the other fleet's was handled before it.
+	applied := c.SetsApplied()
 	f.sets <- &shoalv1.BackendSet{Fleet: "api", Version: 8}
-	time.Sleep(100 * time.Millisecond)
-	if bal.Version() != 7 {
-		t.Fatal("set for another fleet applied")
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 9, Backends: []*shoalv1.Backend{{InstanceId: "i-a", Address: "10.0.0.1:80"}}}
+	eventually(t, "the next set for web", func() bool { return bal.Version() == 9 })
+	if got := c.SetsApplied(); got != applied+1 {
+		t.Fatalf("%d sets applied for 2 sent, one for another fleet: it was applied", got-applied)
 	}
 }
 
@@ -217,7 +242,9 @@ func TestLBServesLastKnownSetWhileCoordinatorDown(t *testing.T) {
 		t.Cleanup(b.Close)
 		addrs = append(addrs, ln.Addr().String())
 	}
-	p, err := proxy.New(proxy.Config{Logger: quiet()}, balance.Config{Fleet: "web"})
+	pc, bc := proxy.DefaultConfig(), balance.DefaultConfig()
+	pc.Logger, bc.Fleet = quiet(), "web"
+	p, err := proxy.New(pc, bc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -234,8 +261,7 @@ func TestLBServesLastKnownSetWhileCoordinatorDown(t *testing.T) {
 	f := newFake()
 	var cn coordinatorNet
 	cn.start(f)
-	c, err := New(Config{Addrs: []string{"coord:1"}, Fleet: "web", LBID: ln.Addr().String(), ReportInterval: 50 * time.Millisecond,
-		BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, DialOptions: []grpc.DialOption{cn.dialer()}, Logger: quiet()}, p.Balancer())
+	c, err := New(testConfig(&cn, ln.Addr().String(), "coord:1"), p.Balancer())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +307,8 @@ func TestLBServesLastKnownSetWhileCoordinatorDown(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	ok := Config{Addrs: []string{"a:1"}, Fleet: "web", LBID: "x"}
+	ok := DefaultConfig()
+	ok.Addrs, ok.Fleet, ok.LBID = []string{"a:1"}, "web", "x"
 	cases := []struct {
 		name string
 		mut  func(*Config)
@@ -292,12 +319,13 @@ func TestConfigValidate(t *testing.T) {
 		{"no fleet", func(c *Config) { c.Fleet = "" }, "fleet"},
 		{"empty addr", func(c *Config) { c.Addrs = []string{"a:1", ""} }, "address 1"},
 		{"bad backoff", func(c *Config) { c.BackoffMin = time.Second; c.BackoffMax = time.Millisecond }, "backoff"},
+		{"zero report interval", func(c *Config) { c.ReportInterval = 0 }, "report-interval (0s) must be > 0"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
 			tc.mut(&c)
-			err := c.withDefaults().Validate()
+			err := c.Validate()
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}

@@ -10,8 +10,8 @@ import (
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 )
 
 func deadAddr(t *testing.T) string {
@@ -54,7 +54,7 @@ func TestChecks(t *testing.T) {
 			}
 			cfg := tc.cfg
 			cfg.Interval, cfg.Timeout, cfg.Rise, cfg.Fall = time.Second, time.Second, 1, 1
-			bal, err := balance.New(balance.Config{Fleet: "web"}, balance.Hooks{})
+			bal, err := balance.New(webConfig(), balance.Hooks{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -100,9 +100,11 @@ func TestRiseAndFall(t *testing.T) {
 			c.Close()
 		}
 	}()
-	bal, _ := balance.New(balance.Config{Fleet: "web"}, balance.Hooks{})
+	bal, _ := balance.New(webConfig(), balance.Hooks{})
 	bal.Update(1, []balance.Spec{{Addr: addr}})
-	c, err := New(Config{Mode: TCP, Interval: time.Second, Timeout: time.Second, Rise: 2, Fall: 2}, bal)
+	hc := DefaultConfig()
+	hc.Interval, hc.Timeout, hc.Rise, hc.Fall = time.Second, time.Second, 2, 2
+	c, err := New(hc, bal)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,4 +153,10 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+func webConfig() balance.Config {
+	c := balance.DefaultConfig()
+	c.Fleet = "web"
+	return c
 }

@@ -16,7 +16,7 @@ const (
 	H2    BackendProtocol = "h2"
 )
 
-// Config tunes the proxy. Zero fields take the defaults of DefaultConfig.
+// Config tunes the proxy. Start from DefaultConfig and override fields.
 type Config struct {
 	// HeaderTimeout bounds reading a request's headers and body, and an h2
 	// client's preface (slowloris).
@@ -34,8 +34,6 @@ type Config struct {
 	MaxConcurrentStreams uint32
 	// MaxBodyBytes bounds buffered HTTP/1.1 request and response bodies.
 	MaxBodyBytes int
-	// MaxConnsPerBackend bounds HTTP/1.1 connections to one backend.
-	MaxConnsPerBackend int
 	// BackendProtocol is used for non-gRPC requests; gRPC always uses h2c,
 	// or h2 when BackendTLS is set.
 	BackendProtocol BackendProtocol
@@ -44,11 +42,11 @@ type Config struct {
 	// TLS, when set, makes the listener speak TLS, choosing h2 or
 	// http/1.1 by ALPN.
 	TLS *tls.Config
-	// Engine serves HTTP/2 clients: "mux" forwards frames (the default,
-	// cheapest), "nethttp" uses x/net/http2's Server and Transport.
+	// Engine names the HTTP/2 engine; only "mux" (package h2mux) is left.
+	// The field and its flag stay so that configurations naming it keep
+	// working; the measured losers (nethttp, fasthttp) were removed.
 	Engine string
-	// H1Engine serves HTTP/1.1 clients: "raw" copies heads and bodies
-	// (the default, cheapest), "fasthttp" uses valyala/fasthttp.
+	// H1Engine names the HTTP/1.1 engine; only "raw" (package h1) is left.
 	H1Engine string
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
@@ -65,7 +63,6 @@ func DefaultConfig() Config {
 		MaxHeaderBytes:        16 << 10,
 		MaxConcurrentStreams:  1000,
 		MaxBodyBytes:          64 << 20,
-		MaxConnsPerBackend:    1024,
 		BackendProtocol:       HTTP1,
 		DrainPoll:             50 * time.Millisecond,
 		Engine:                "mux",
@@ -74,80 +71,45 @@ func DefaultConfig() Config {
 	}
 }
 
-func (c Config) withDefaults() Config {
-	d := DefaultConfig()
-	if c.HeaderTimeout == 0 {
-		c.HeaderTimeout = d.HeaderTimeout
-	}
-	if c.IdleTimeout == 0 {
-		c.IdleTimeout = d.IdleTimeout
-	}
-	if c.ConnectTimeout == 0 {
-		c.ConnectTimeout = d.ConnectTimeout
-	}
-	if c.ResponseHeaderTimeout == 0 {
-		c.ResponseHeaderTimeout = d.ResponseHeaderTimeout
-	}
-	if c.MaxHeaderBytes == 0 {
-		c.MaxHeaderBytes = d.MaxHeaderBytes
-	}
-	if c.MaxConcurrentStreams == 0 {
-		c.MaxConcurrentStreams = d.MaxConcurrentStreams
-	}
-	if c.MaxBodyBytes == 0 {
-		c.MaxBodyBytes = d.MaxBodyBytes
-	}
-	if c.MaxConnsPerBackend == 0 {
-		c.MaxConnsPerBackend = d.MaxConnsPerBackend
-	}
-	if c.BackendProtocol == "" {
-		c.BackendProtocol = d.BackendProtocol
-	}
-	if c.Engine == "" {
-		c.Engine = d.Engine
-	}
-	if c.H1Engine == "" {
-		c.H1Engine = d.H1Engine
-	}
-	if c.DrainPoll == 0 {
-		c.DrainPoll = d.DrainPoll
-	}
-	if c.Logger == nil {
-		c.Logger = d.Logger
-	}
-	return c
-}
-
-// Validate reports the first bad field.
+// Validate reports the first bad field, naming it and the reason. It
+// only checks.
 func (c Config) Validate() error {
 	switch {
-	case c.HeaderTimeout < 0:
+	case c.HeaderTimeout <= 0:
 		return fmt.Errorf("header-timeout (%s) must be > 0", c.HeaderTimeout)
-	case c.IdleTimeout < 0:
+	case c.IdleTimeout <= 0:
 		return fmt.Errorf("idle-timeout (%s) must be > 0", c.IdleTimeout)
-	case c.ConnectTimeout < 0:
+	case c.ConnectTimeout <= 0:
 		return fmt.Errorf("connect-timeout (%s) must be > 0", c.ConnectTimeout)
-	case c.ResponseHeaderTimeout < 0:
+	case c.ResponseHeaderTimeout <= 0:
 		return fmt.Errorf("response-header-timeout (%s) must be > 0", c.ResponseHeaderTimeout)
-	case c.MaxHeaderBytes < 0 || (c.MaxHeaderBytes > 0 && c.MaxHeaderBytes < 1024):
+	case c.MaxHeaderBytes < 1024:
 		return fmt.Errorf("max-header-bytes (%d) must be >= 1024", c.MaxHeaderBytes)
+	case c.MaxConcurrentStreams < 1:
+		return fmt.Errorf("max-concurrent-streams (%d) must be >= 1", c.MaxConcurrentStreams)
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("max-body-bytes (%d) must be >= 0", c.MaxBodyBytes)
-	case c.MaxConnsPerBackend < 0:
-		return fmt.Errorf("max-conns-per-backend (%d) must be >= 0", c.MaxConnsPerBackend)
+	case c.DrainPoll <= 0:
+		return fmt.Errorf("drain-poll (%s) must be > 0", c.DrainPoll)
+	case c.Logger == nil:
+		return fmt.Errorf("logger: must be set")
 	}
 	switch c.Engine {
-	case "", "mux", "nethttp":
+	case "mux":
+	case "nethttp":
+		return fmt.Errorf("h2-engine (%q) was removed: it cost several times mux's CPU per call (ARCHITECTURE.md, Load balancer); use mux", c.Engine)
 	default:
-		return fmt.Errorf("h2-engine (%q) must be mux or nethttp", c.Engine)
+		return fmt.Errorf("h2-engine (%q) must be mux", c.Engine)
 	}
 	switch c.H1Engine {
-	case "", "raw", "fasthttp":
+	case "raw":
+	case "fasthttp":
+		return fmt.Errorf("h1-engine (%q) was removed: it cost more CPU per request than raw (ARCHITECTURE.md, Load balancer); use raw", c.H1Engine)
 	default:
-		return fmt.Errorf("h1-engine (%q) must be raw or fasthttp", c.H1Engine)
+		return fmt.Errorf("h1-engine (%q) must be raw", c.H1Engine)
 	}
 	switch c.BackendProtocol {
-	case "", HTTP1, H2C, H2:
+	case HTTP1, H2C, H2:
 	default:
 		return fmt.Errorf("backend-protocol (%q) must be http1, h2c or h2", c.BackendProtocol)
 	}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
-	"github.com/shoal-dev/shoal/lb/internal/benchbackend"
 )
 
 type testBackend struct {
@@ -48,11 +48,19 @@ type testProxy struct {
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func startProxy(t *testing.T, cfg Config, bcfg balance.Config, addrs ...string) *testProxy {
+// startProxy serves a proxy over addrs, its configs the defaults changed
+// by mut and bmut (when set).
+func startProxy(t *testing.T, mut func(*Config), bmut func(*balance.Config), addrs ...string) *testProxy {
 	t.Helper()
+	cfg := DefaultConfig()
 	cfg.Logger = quietLogger()
-	if bcfg.Fleet == "" {
-		bcfg.Fleet = "web"
+	if mut != nil {
+		mut(&cfg)
+	}
+	bcfg := balance.DefaultConfig()
+	bcfg.Fleet = "web"
+	if bmut != nil {
+		bmut(&bcfg)
 	}
 	p, err := New(cfg, bcfg)
 	if err != nil {
@@ -94,15 +102,21 @@ func httpAddrs(bs []*testBackend) []string {
 	return out
 }
 
-// eventually polls cond until it holds or the deadline passes.
+// eventually re-checks cond on a ticker until it holds, failing after
+// within. The conditions are about real sockets and goroutines (in-flight
+// counts, connections closed), which synctest cannot drive.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		if time.Now().After(deadline) {
+		select {
+		case <-deadline.C:
 			t.Fatalf("timed out after %s waiting for %s", within, what)
+		case <-tick.C:
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

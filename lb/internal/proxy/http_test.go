@@ -27,12 +27,8 @@ import (
 )
 
 func TestHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T) {
-	forH1(t, testHTTPKilledBackendCostsNoIdempotentFailures)
-}
-
-func testHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T, h1 string) {
 	bs := startBackends(t, 3)
-	p := startProxy(t, Config{H1Engine: h1, ConnectTimeout: 500 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, func(c *Config) { c.ConnectTimeout = 500 * time.Millisecond }, nil, httpAddrs(bs)...)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
 	var (
 		wg     sync.WaitGroup
@@ -68,11 +64,13 @@ func testHTTPKilledBackendCostsNoIdempotentFailures(t *testing.T, h1 string) {
 	}
 }
 
-func TestHTTPEjectionAndRecovery(t *testing.T) { forH1(t, testHTTPEjectionAndRecovery) }
-
-func testHTTPEjectionAndRecovery(t *testing.T, h1 string) {
+func TestHTTPEjectionAndRecovery(t *testing.T) {
 	bs := startBackends(t, 3)
-	p := startProxy(t, Config{H1Engine: h1}, balance.Config{EjectConsecutive: 3, EjectBase: 300 * time.Millisecond, EjectMax: 300 * time.Millisecond}, httpAddrs(bs)...)
+	p := startProxy(t, nil, func(b *balance.Config) {
+		b.EjectConsecutive = 3
+		b.EjectBase = 300 * time.Millisecond
+		b.EjectMax = 300 * time.Millisecond
+	}, httpAddrs(bs)...)
 	c := &http.Client{Timeout: 5 * time.Second}
 	bs[0].Fail.Store(true)
 	be0 := p.Balancer().Backends()[0]
@@ -96,11 +94,9 @@ func testHTTPEjectionAndRecovery(t *testing.T, h1 string) {
 	})
 }
 
-func TestHTTPSlowClientsCutOff(t *testing.T) { forH1(t, testHTTPSlowClientsCutOff) }
-
-func testHTTPSlowClientsCutOff(t *testing.T, h1 string) {
+func TestHTTPSlowClientsCutOff(t *testing.T) {
 	bs := startBackends(t, 1)
-	p := startProxy(t, Config{H1Engine: h1, HeaderTimeout: 300 * time.Millisecond}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, func(c *Config) { c.HeaderTimeout = 300 * time.Millisecond }, nil, httpAddrs(bs)...)
 	cases := []struct {
 		name string
 		send string
@@ -145,13 +141,11 @@ func errorsAs(err error, target *net.Error) bool {
 	return ok
 }
 
-func TestHTTPNoBackendSaysWhy(t *testing.T) { forH1(t, testHTTPNoBackendSaysWhy) }
-
-func testHTTPNoBackendSaysWhy(t *testing.T, h1 string) {
+func TestHTTPNoBackendSaysWhy(t *testing.T) {
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
-	p := startProxy(t, Config{H1Engine: h1}, balance.Config{}, dead)
+	p := startProxy(t, nil, nil, dead)
 	c := &http.Client{Timeout: 5 * time.Second}
 	code, body, _ := get(t, c, "http://"+p.addr+"/")
 	if code != http.StatusBadGateway || !strings.Contains(body, "connect refused "+dead) || !strings.Contains(body, "fleet web") {
@@ -165,11 +159,9 @@ func testHTTPNoBackendSaysWhy(t *testing.T, h1 string) {
 	}
 }
 
-func TestHTTPUpgradePassesThrough(t *testing.T) { forH1(t, testHTTPUpgradePassesThrough) }
-
-func testHTTPUpgradePassesThrough(t *testing.T, h1 string) {
+func TestHTTPUpgradePassesThrough(t *testing.T) {
 	bs := startBackends(t, 1)
-	p := startProxy(t, Config{H1Engine: h1}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, nil, nil, httpAddrs(bs)...)
 	c, err := net.Dial("tcp", p.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -201,39 +193,33 @@ func testHTTPUpgradePassesThrough(t *testing.T, h1 string) {
 
 func TestH2ClientsReachHTTP1Backends(t *testing.T) {
 	bs := startBackends(t, 2)
-	for _, engine := range engines {
-		t.Run(engine, func(t *testing.T) {
-			p := startProxy(t, Config{Engine: engine}, balance.Config{}, httpAddrs(bs)...)
-			tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-				return (&net.Dialer{}).DialContext(ctx, n, a)
-			}}
-			c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
-			seen := map[string]bool{}
-			for range 40 {
-				resp, err := c.Post("http://"+p.addr+"/x", "text/plain", strings.NewReader("body"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.ProtoMajor != 2 || resp.StatusCode != 200 || !strings.HasPrefix(string(b), "hello from ") {
-					t.Fatalf("proto %d status %d body %q", resp.ProtoMajor, resp.StatusCode, b)
-				}
-				seen[resp.Header.Get("X-Shoal-Instance")] = true
-			}
-			if len(seen) != 2 {
-				t.Fatalf("requests on one h2 connection reached %v, want both backends", seen)
-			}
-		})
+	p := startProxy(t, nil, nil, httpAddrs(bs)...)
+	tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, n, a)
+	}}
+	c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+	seen := map[string]bool{}
+	for range 40 {
+		resp, err := c.Post("http://"+p.addr+"/x", "text/plain", strings.NewReader("body"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.ProtoMajor != 2 || resp.StatusCode != 200 || !strings.HasPrefix(string(b), "hello from ") {
+			t.Fatalf("proto %d status %d body %q", resp.ProtoMajor, resp.StatusCode, b)
+		}
+		seen[resp.Header.Get("X-Shoal-Instance")] = true
+	}
+	if len(seen) != 2 {
+		t.Fatalf("requests on one h2 connection reached %v, want both backends", seen)
 	}
 }
 
-func TestTLSListenerNegotiatesH2AndHTTP1(t *testing.T) { forH1(t, testTLSListenerNegotiatesH2AndHTTP1) }
-
-func testTLSListenerNegotiatesH2AndHTTP1(t *testing.T, h1 string) {
+func TestTLSListenerNegotiatesH2AndHTTP1(t *testing.T) {
 	bs := startBackends(t, 1)
 	cert := selfSigned(t)
-	p := startProxy(t, Config{H1Engine: h1, TLS: &tls.Config{Certificates: []tls.Certificate{cert}}}, balance.Config{}, httpAddrs(bs)...)
+	p := startProxy(t, func(c *Config) { c.TLS = &tls.Config{Certificates: []tls.Certificate{cert}} }, nil, httpAddrs(bs)...)
 	base := &tls.Config{InsecureSkipVerify: true}
 	cases := []struct {
 		name      string
@@ -280,29 +266,30 @@ func selfSigned(t *testing.T) tls.Certificate {
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name string
-		cfg  Config
+		mut  func(*Config)
 		want string
 	}{
-		{"defaults", DefaultConfig(), ""},
-		{"bad protocol", Config{BackendProtocol: "spdy"}, "backend-protocol"},
-		{"h2 without tls", Config{BackendProtocol: H2}, "--backend-tls"},
-		{"tiny header limit", Config{MaxHeaderBytes: 10}, "max-header-bytes (10) must be >= 1024"},
-		{"bad engine", Config{Engine: "quic"}, "h2-engine"},
+		{"defaults", func(*Config) {}, ""},
+		{"bad protocol", func(c *Config) { c.BackendProtocol = "spdy" }, "backend-protocol"},
+		{"h2 without tls", func(c *Config) { c.BackendProtocol = H2 }, "--backend-tls"},
+		{"tiny header limit", func(c *Config) { c.MaxHeaderBytes = 10 }, "max-header-bytes (10) must be >= 1024"},
+		{"zero header timeout", func(c *Config) { c.HeaderTimeout = 0 }, "header-timeout (0s) must be > 0"},
+		{"bad engine", func(c *Config) { c.Engine = "quic" }, "h2-engine"},
+		{"removed h2 engine", func(c *Config) { c.Engine = "nethttp" }, "h2-engine (\"nethttp\") was removed"},
+		{"removed h1 engine", func(c *Config) { c.H1Engine = "fasthttp" }, "h1-engine (\"fasthttp\") was removed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.withDefaults().Validate()
+			c := DefaultConfig()
+			tc.mut(&c)
+			before := c
+			err := c.Validate()
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("got %v, want %q", err, tc.want)
 			}
+			if c != before {
+				t.Fatal("Validate changed the config")
+			}
 		})
-	}
-}
-
-var h1Engines = []string{"raw", "fasthttp"}
-
-func forH1(t *testing.T, f func(*testing.T, string)) {
-	for _, h1 := range h1Engines {
-		t.Run(h1, func(t *testing.T) { f(t, h1) })
 	}
 }

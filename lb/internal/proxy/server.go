@@ -1,24 +1,22 @@
 package proxy
 
-//lint:file-ignore SA1019 the nethttp engine serves connections already classified by their first bytes; net/http has no per-connection ServeConn, x/net/http2 does.
-
 import (
 	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/valyala/fasthttp"
 	"golang.org/x/net/http2"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/proxy/h1"
+	"github.com/shoal-dev/shoal/lb/internal/proxy/h2mux"
+	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
 
 // ErrClosed is returned by Serve after Shutdown.
@@ -26,75 +24,85 @@ var ErrClosed = errors.New("proxy: closed")
 
 var h2Preface = []byte(http2.ClientPreface)
 
+// engine serves the client connections of one protocol.
+type engine interface {
+	// ServeConn serves c until it closes.
+	ServeConn(c net.Conn)
+	// Attach gives a new backend the engine's connection pools.
+	Attach(up *upstream.Upstream)
+	// Shutdown stops taking requests and closes each connection once
+	// the requests in flight on it ended.
+	Shutdown()
+	// Close closes every connection now.
+	Close()
+}
+
+var (
+	_ engine = (*h1.Engine)(nil)
+	_ engine = (*h2mux.Engine)(nil)
+)
+
 // Proxy serves one listener for one fleet.
 type Proxy struct {
 	cfg Config
 	bal *balance.Balancer
 	log *slog.Logger
+	h1  engine
+	h2  engine
 
-	fast   *fasthttp.Server
-	h1ln   *chanListener
-	h2s    *http2.Server
-	h2base *http.Server
-
-	ctx    context.Context
+	ctx    context.Context // ends drains at Shutdown
 	cancel context.CancelFunc
 
-	mu       sync.Mutex
-	lns      []net.Listener
-	h2conns  map[net.Conn]struct{}
-	muxConns map[*muxConn]struct{}
-	rawConns map[net.Conn]struct{}
-	rawWG    sync.WaitGroup
-	h2wg     sync.WaitGroup
-	fastRun  sync.Once
-	closing  atomic.Bool
+	mu      sync.Mutex
+	lns     []net.Listener
+	conns   sync.WaitGroup
+	closing atomic.Bool
 }
 
-// New builds a proxy and its balancer (bcfg) for one fleet.
+// New builds a proxy and its balancer (bcfg) for one fleet. Both configs
+// start from their DefaultConfig.
 func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
-	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Proxy{cfg: cfg, log: cfg.Logger, h2conns: map[net.Conn]struct{}{}, muxConns: map[*muxConn]struct{}{}, rawConns: map[net.Conn]struct{}{}}
+	p := &Proxy{cfg: cfg, log: cfg.Logger}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	bal, err := balance.New(bcfg, balance.Hooks{
-		Added:    func(be *balance.Backend) { be.Transport = newUpstream(be, &p.cfg) },
-		Draining: func(be *balance.Backend) { go be.Transport.(*upstream).drain(p.ctx, p.cfg.DrainPoll) },
-		Removed:  func(be *balance.Backend) { go be.Transport.(*upstream).drain(p.ctx, p.cfg.DrainPoll) },
+		Added: func(be *balance.Backend) {
+			up := upstream.New(be, cfg.ConnectTimeout, cfg.BackendTLS)
+			p.h1.Attach(up)
+			p.h2.Attach(up)
+			be.Transport = up
+		},
+		Draining: func(be *balance.Backend) { go upstream.Of(be).Drain(p.ctx, cfg.DrainPoll) },
+		Removed:  func(be *balance.Backend) { go upstream.Of(be).Drain(p.ctx, cfg.DrainPoll) },
 	})
 	if err != nil {
 		return nil, err
 	}
 	p.bal = bal
-	p.fast = &fasthttp.Server{
-		Handler:                       p.serveH1,
-		ReadTimeout:                   cfg.HeaderTimeout,
-		IdleTimeout:                   cfg.IdleTimeout,
-		ReadBufferSize:                cfg.MaxHeaderBytes,
-		MaxRequestBodySize:            cfg.MaxBodyBytes,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		NoDefaultServerHeader:         true,
-		NoDefaultDate:                 true,
-		NoDefaultContentType:          true,
-		CloseOnShutdown:               true,
-		Logger:                        fastLogger{p.log},
-	}
-	p.h1ln = newChanListener()
-	p.h2s = &http2.Server{
-		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+	h1e := h1.New(h1.Config{
+		HeaderTimeout:         cfg.HeaderTimeout,
+		IdleTimeout:           cfg.IdleTimeout,
+		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
+		MaxHeaderBytes:        cfg.MaxHeaderBytes,
+		MaxBodyBytes:          cfg.MaxBodyBytes,
+		ViaH2:                 cfg.BackendProtocol != HTTP1,
+		BackendTLS:            cfg.BackendTLS,
+	}, bal)
+	h2cfg := h2mux.Config{
+		HeaderTimeout:        cfg.HeaderTimeout,
 		IdleTimeout:          cfg.IdleTimeout,
+		ConnectTimeout:       cfg.ConnectTimeout,
+		MaxHeaderBytes:       cfg.MaxHeaderBytes,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxConcurrentStreams: cfg.MaxConcurrentStreams,
+		BackendTLS:           cfg.BackendTLS != nil,
 	}
-	p.h2base = &http.Server{
-		MaxHeaderBytes:    cfg.MaxHeaderBytes,
-		ReadHeaderTimeout: cfg.HeaderTimeout,
-		ErrorLog:          slog.NewLogLogger(p.log.Handler(), slog.LevelDebug),
+	if cfg.BackendProtocol == HTTP1 {
+		h2cfg.H1 = h1e
 	}
-	if err := http2.ConfigureServer(p.h2base, p.h2s); err != nil {
-		return nil, fmt.Errorf("configure http2: %w", err)
-	}
+	p.h1, p.h2 = h1e, h2mux.New(h2cfg, bal)
 	return p, nil
 }
 
@@ -102,8 +110,8 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 func (p *Proxy) Balancer() *balance.Balancer { return p.bal }
 
 // Serve accepts connections on ln until Shutdown. Each connection is
-// classified by its first bytes: the HTTP/2 preface goes to the h2 server,
-// anything else to the HTTP/1.1 server. With TLS, ALPN decides.
+// classified by its first bytes: the HTTP/2 preface goes to the h2 engine,
+// anything else to the HTTP/1.1 engine. With TLS, ALPN decides.
 func (p *Proxy) Serve(ln net.Listener) error {
 	p.mu.Lock()
 	if p.closing.Load() {
@@ -112,13 +120,6 @@ func (p *Proxy) Serve(ln net.Listener) error {
 	}
 	p.lns = append(p.lns, ln)
 	p.mu.Unlock()
-	p.fastRun.Do(func() {
-		go func() {
-			if err := p.fast.Serve(p.h1ln); err != nil && !p.closing.Load() {
-				p.log.Error("http/1.1 server stopped", "err", err)
-			}
-		}()
-	})
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -132,7 +133,18 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			}
 			return err
 		}
-		go p.classify(c)
+		p.mu.Lock()
+		if p.closing.Load() {
+			p.mu.Unlock()
+			c.Close()
+			return ErrClosed
+		}
+		p.conns.Add(1)
+		p.mu.Unlock()
+		go func() {
+			defer p.conns.Done()
+			p.classify(c)
+		}()
 	}
 }
 
@@ -150,10 +162,10 @@ func (p *Proxy) classify(c net.Conn) {
 		}
 		tlsConn.SetDeadline(time.Time{})
 		if tlsConn.ConnectionState().NegotiatedProtocol == "h2" {
-			p.serveH2Conn(tlsConn)
+			p.h2.ServeConn(tlsConn)
 			return
 		}
-		p.serveH1Conn(tlsConn)
+		p.h1.ServeConn(tlsConn)
 		return
 	}
 	c.SetReadDeadline(deadline)
@@ -174,45 +186,10 @@ func (p *Proxy) classify(c net.Conn) {
 	c.SetReadDeadline(time.Time{})
 	pc := &peekedConn{Conn: c, buf: buf[:n]}
 	if n == len(h2Preface) && bytes.Equal(buf, h2Preface) {
-		p.serveH2Conn(pc)
+		p.h2.ServeConn(pc)
 		return
 	}
-	p.serveH1Conn(pc)
-}
-
-func (p *Proxy) serveH1Conn(c net.Conn) {
-	if p.cfg.H1Engine == "raw" && p.cfg.BackendProtocol == HTTP1 {
-		p.serveRaw(c)
-		return
-	}
-	p.h1ln.push(c)
-}
-
-func (p *Proxy) serveH2Conn(c net.Conn) {
-	if p.cfg.Engine == "mux" {
-		if p.closing.Load() {
-			c.Close()
-			return
-		}
-		p.serveMux(c)
-		return
-	}
-	p.mu.Lock()
-	if p.closing.Load() {
-		p.mu.Unlock()
-		c.Close()
-		return
-	}
-	p.h2conns[c] = struct{}{}
-	p.h2wg.Add(1)
-	p.mu.Unlock()
-	defer func() {
-		p.mu.Lock()
-		delete(p.h2conns, c)
-		p.mu.Unlock()
-		p.h2wg.Done()
-	}()
-	p.h2s.ServeConn(c, &http2.ServeConnOpts{Context: p.ctx, BaseConfig: p.h2base, Handler: p})
+	p.h1.ServeConn(pc)
 }
 
 // Shutdown stops accepting, lets requests in flight finish until ctx ends,
@@ -224,39 +201,22 @@ func (p *Proxy) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	p.mu.Unlock()
-	p.h1ln.Close()
-	errc := make(chan error, 1)
-	go func() { errc <- p.fast.ShutdownWithContext(ctx) }()
-	p.h2base.Shutdown(ctx) // sends GOAWAY on every h2 connection
-	p.shutdownMux()
-	p.mu.Lock()
-	for c := range p.rawConns {
-		// Wakes connections waiting for their next request; one in the
-		// middle of an exchange finishes it and then sees closing.
-		c.SetReadDeadline(time.Now())
-	}
-	p.mu.Unlock()
+	p.h1.Shutdown()
+	p.h2.Shutdown()
 	done := make(chan struct{})
-	go func() { p.h2wg.Wait(); p.rawWG.Wait(); close(done) }()
+	go func() { p.conns.Wait(); close(done) }()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		p.mu.Lock()
-		for c := range p.h2conns {
-			c.Close()
-		}
-		for c := range p.rawConns {
-			c.Close()
-		}
-		p.mu.Unlock()
-		p.closeMux()
+		err = ctx.Err()
+		p.h1.Close()
+		p.h2.Close()
 	}
-	err := <-errc
 	p.cancel()
+	p.h2.Close() // stops backend dials
 	for _, be := range p.bal.Backends() {
-		up := be.Transport.(*upstream)
-		up.h1.CloseIdleConnections()
-		up.h2.shutdown(ctx)
+		upstream.Of(be).Close(ctx)
 	}
 	return err
 }
@@ -274,46 +234,4 @@ func (c *peekedConn) Read(b []byte) (int, error) {
 		return n, nil
 	}
 	return c.Conn.Read(b)
-}
-
-// chanListener hands classified HTTP/1.1 connections to fasthttp's Serve,
-// which gives us its worker pool and graceful shutdown.
-type chanListener struct {
-	ch     chan net.Conn
-	done   chan struct{}
-	closed sync.Once
-}
-
-func newChanListener() *chanListener {
-	return &chanListener{ch: make(chan net.Conn), done: make(chan struct{})}
-}
-
-func (l *chanListener) push(c net.Conn) {
-	select {
-	case l.ch <- c:
-	case <-l.done:
-		c.Close()
-	}
-}
-
-func (l *chanListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.ch:
-		return c, nil
-	case <-l.done:
-		return nil, net.ErrClosed
-	}
-}
-
-func (l *chanListener) Close() error {
-	l.closed.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *chanListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4zero} }
-
-type fastLogger struct{ l *slog.Logger }
-
-func (f fastLogger) Printf(format string, args ...any) {
-	f.l.Debug(fmt.Sprintf(format, args...), "server", "http/1.1")
 }

@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/shoal-dev/shoal/lb/internal/balance"
 )
 
 // framingBackend answers in the ways HTTP/1.1 framing can differ.
@@ -22,6 +20,7 @@ func framingBackend(t *testing.T) string {
 		w.Header().Set("X-Method", r.Method)
 		w.Header().Set("X-XFF", r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("X-Conn", r.Header.Get("Connection")+"|"+r.Header.Get("Keep-Alive"))
+		w.Header().Set("X-Hop", r.Header.Get("Proxy-Authorization")+"|"+r.Header.Get("Te")+"|"+r.Header.Get("Proxy-Connection"))
 		w.Write(b)
 	})
 	mux.HandleFunc("/stream", func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +47,7 @@ func framingBackend(t *testing.T) string {
 
 func TestRawHTTP1Framing(t *testing.T) {
 	be := framingBackend(t)
-	p := startProxy(t, Config{H1Engine: "raw", MaxHeaderBytes: 2048}, balance.Config{}, be)
+	p := startProxy(t, func(c *Config) { c.MaxHeaderBytes = 2048 }, nil, be)
 	c := &http.Client{Timeout: 5 * time.Second}
 	base := "http://" + p.addr
 	t.Run("post with content-length", func(t *testing.T) {
@@ -111,6 +110,7 @@ func TestRawHTTP1Framing(t *testing.T) {
 			{"expect continue", "POST /echo HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok", []string{"HTTP/1.1 100 Continue", "HTTP/1.1 200", "ok"}, false},
 			{"malformed", "GARBAGE\r\n\r\n", []string{"HTTP/1.1 400", "malformed request"}, true},
 			{"head too large", "GET / HTTP/1.1\r\nX-Big: " + strings.Repeat("a", 3000) + "\r\n\r\n", []string{"HTTP/1.1 431"}, true},
+			{"hop-by-hop fields stay here", "GET /echo HTTP/1.1\r\nHost: x\r\nProxy-Authorization: secret\r\nTE: trailers\r\nProxy-Connection: keep-alive\r\n\r\n", []string{"HTTP/1.1 200", "X-Hop: ||\r\n"}, false},
 			{"conflicting lengths", "POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab", []string{"HTTP/1.1 400"}, true},
 		}
 		for _, tc := range cases {
@@ -157,4 +157,48 @@ func containsInOrder(s string, subs []string) bool {
 		s = s[i+len(sub):]
 	}
 	return true
+}
+
+func TestHTTP1ClientsReachH2CBackends(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-XFF", r.Header.Get("X-Forwarded-For"))
+		w.Header().Set("X-Hop", r.Header.Get("Proxy-Authorization"))
+		fmt.Fprintf(w, "HTTP/%d %s %s %s", r.ProtoMajor, r.Method, r.URL.RequestURI(), b)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: h, Protocols: protos}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := startProxy(t, func(c *Config) { c.BackendProtocol = H2C }, nil, ln.Addr().String())
+	c := &http.Client{Timeout: 5 * time.Second}
+	for _, tc := range []struct {
+		name string
+		body io.Reader
+	}{
+		{"content-length body", strings.NewReader("hello")},
+		{"chunked body", io.MultiReader(strings.NewReader("hel"), strings.NewReader("lo"))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("POST", "http://"+p.addr+"/x?y=1", tc.body)
+			req.Header.Set("Proxy-Authorization", "secret")
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.ProtoMajor != 1 || resp.StatusCode != 200 || string(b) != "HTTP/2 POST /x?y=1 hello" {
+				t.Fatalf("proto %d status %d body %q", resp.ProtoMajor, resp.StatusCode, b)
+			}
+			if xff, hop := resp.Header.Get("X-XFF"), resp.Header.Get("X-Hop"); xff != "127.0.0.1" || hop != "" {
+				t.Fatalf("backend saw X-Forwarded-For %q, Proxy-Authorization %q", xff, hop)
+			}
+		})
+	}
 }

@@ -1,0 +1,15 @@
+// Package h1 is shoal-lb's HTTP/1.1 engine. It reads a request head,
+// copies it to a pooled backend connection with the hop-by-hop fields left
+// out, and copies the response back the same way: it parses only what
+// framing needs (method, version, Content-Length, Transfer-Encoding,
+// Connection, Upgrade, Expect) and streams bodies through the connections'
+// buffers. Upgrade requests (WebSocket) are passed through byte for byte.
+//
+// With --backend-protocol h2c|h2 it sends requests over HTTP/2 instead,
+// buffering bodies; and it answers HTTP/2 clients' non-gRPC requests for
+// HTTP/1.1 backends (RoundTrip).
+//
+// It must never parse more of a message than framing needs, never replay a
+// request that may have reached a backend unless it is safe to, and never
+// pick or retry outside balance.Attempt.
+package h1

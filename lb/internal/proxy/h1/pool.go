@@ -1,0 +1,113 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
+)
+
+// bconn is a pooled backend connection.
+type bconn struct {
+	c        net.Conn
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	deadline time.Time
+	reused   bool
+	idleAt   time.Time
+}
+
+func newBconn(c net.Conn) *bconn {
+	return &bconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
+}
+
+// refresh bounds each stall of a streamed response by d. The deadline is
+// moved lazily, once per quarter of d, not per read.
+func (bc *bconn) refresh(d time.Duration) {
+	now := time.Now()
+	if bc.deadline.Sub(now) < d*3/4 {
+		bc.deadline = now.Add(d)
+		bc.c.SetReadDeadline(bc.deadline)
+	}
+}
+
+// pool holds one backend's idle HTTP/1.1 connections (LIFO, so the warmest
+// are reused and the rest age out).
+type pool struct {
+	mu     sync.Mutex
+	idle   []*bconn
+	closed bool
+}
+
+var _ upstream.Pool = (*pool)(nil)
+
+const (
+	maxIdle = 256
+	idleTTL = 50 * time.Second
+)
+
+func (p *pool) get() *bconn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for n := len(p.idle); n > 0; n = len(p.idle) {
+		bc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		if time.Since(bc.idleAt) < idleTTL {
+			bc.reused = true
+			return bc
+		}
+		bc.c.Close()
+	}
+	return nil
+}
+
+func (p *pool) put(bc *bconn) {
+	p.mu.Lock()
+	if p.closed || len(p.idle) >= maxIdle {
+		p.mu.Unlock()
+		bc.c.Close()
+		return
+	}
+	bc.idleAt = time.Now()
+	bc.reused = false
+	p.idle = append(p.idle, bc)
+	p.mu.Unlock()
+}
+
+// Shutdown closes the idle connections; busy ones close when their
+// exchange ends, as a drained backend is not picked again.
+func (p *pool) Shutdown(context.Context) {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, bc := range idle {
+		bc.c.Close()
+	}
+}
+
+// Conns is the number of idle connections.
+func (p *pool) Conns() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.idle)
+}
+
+// conn returns a connection to up's backend: a pooled one unless fresh,
+// else a new one.
+func conn(up *upstream.Upstream, fresh bool) (*bconn, error) {
+	if !fresh {
+		if bc := up.H1.(*pool).get(); bc != nil {
+			return bc, nil
+		}
+	}
+	c, err := up.Dial()
+	if err != nil {
+		return nil, err
+	}
+	return newBconn(c), nil
+}
