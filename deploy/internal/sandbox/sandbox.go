@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
 // Sentinel errors.
@@ -24,7 +26,7 @@ var (
 	// ErrClosed: the sandbox was closed.
 	ErrClosed = errors.New("sandbox closed")
 	// ErrLeftBehind: a process survived being killed.
-	ErrLeftBehind = errors.New("process left behind")
+	ErrLeftBehind = pgroup.ErrLeftBehind
 	// ErrNoLeader: no live node knows a leader.
 	ErrNoLeader = errors.New("no coordinator leader")
 )
