@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -90,7 +90,7 @@ func newRunCmd() *cobra.Command {
 		Use:   "run",
 		Short: "Run the agent (the same as the root command)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cmd.ErrOrStderr(), o) },
 	}
 	o.bind(cmd)
 	return cmd
@@ -112,7 +112,8 @@ func (o options) validate() error {
 	return nil
 }
 
-func run(ctx context.Context, o options) error {
+// run logs to logw.
+func run(ctx context.Context, logw io.Writer, o options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -120,7 +121,7 @@ func run(ctx context.Context, o options) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level %q: %v", ErrFlags, o.logLevel, err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 
 	ccfg := collect.Config{
 		ProcRoot: o.procfs, CgroupRoot: o.cgroupfs, DiskPath: o.diskPath, Scope: collect.Scope(o.scope),
