@@ -38,9 +38,12 @@ type harness struct {
 	served chan error
 }
 
-func start(t *testing.T, cfg Config) *harness {
+// start serves DefaultConfig with no real CPU burnt, edited by edit.
+func start(t *testing.T, edit func(*Config)) *harness {
 	t.Helper()
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.Work, cfg.Logger = ":0", 0, slog.New(slog.DiscardHandler)
+	edit(&cfg)
 	srv, err := New(cfg, "i-0test")
 	if err != nil {
 		t.Fatal(err)
@@ -121,7 +124,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 }
 
 func TestInstanceIDInResponses(t *testing.T) {
-	h := start(t, Config{Listen: ":0", Capacity: 1000, QueueSize: 10})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize = 1000, 10 })
 	t.Run("http", func(t *testing.T) {
 		resp, body, err := h.get("/anything")
 		if err != nil {
@@ -217,7 +220,7 @@ func TestUtilizationTracksOfferedLoad(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, Config{Listen: ":0", Capacity: tc.capacity, QueueSize: 100, UtilWindow: 500 * time.Millisecond})
+			h := start(t, func(c *Config) { c.Capacity, c.QueueSize, c.UtilWindow = tc.capacity, 100, 500*time.Millisecond })
 			var wg sync.WaitGroup
 			errs := make(chan error, tc.offered)
 			for range tc.offered {
@@ -245,7 +248,7 @@ func TestFullQueueRejects(t *testing.T) {
 	// One request per 10 s and no queue: while the first is in service, the
 	// next must be turned away, with a reason. The first is abandoned by
 	// its client afterwards, so the test does not wait out its slot.
-	h := start(t, Config{Listen: ":0", Capacity: 0.1, QueueSize: 0})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize = 0.1, 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first := make(chan error, 1)
@@ -288,7 +291,7 @@ func TestFullQueueRejects(t *testing.T) {
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
 	// 10 requests/s: 10 HTTP and 10 gRPC requests queue for ~2 s, so
 	// shutdown starts while most of them are still waiting.
-	h := start(t, Config{Listen: ":0", Capacity: 10, QueueSize: 100, ShutdownTimeout: 10 * time.Second})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize, c.ShutdownTimeout = 10, 100, 10*time.Second })
 	// Open both connections first, so every request below is admitted
 	// quickly and none is still dialling when shutdown starts.
 	if resp, _, err := h.get("/"); err != nil || resp.StatusCode != http.StatusOK {
