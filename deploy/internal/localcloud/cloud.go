@@ -159,10 +159,9 @@ type Cloud struct {
 	endpoint string
 }
 
-// NewCloud builds the state with its default VPC and base image. Start the
-// reconcile loop with Run.
+// NewCloud builds the state with its default VPC and base image from cfg
+// (start from DefaultConfig). Start the reconcile loop with Run.
 func NewCloud(cfg Config) (*Cloud, error) {
-	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -31,15 +31,14 @@ type testCloud struct {
 
 func startCloud(t *testing.T, mut func(*Config)) *testCloud {
 	t.Helper()
-	cfg := Config{
-		Addr:              "127.0.0.1:0",
-		BootDelay:         200 * time.Millisecond,
-		TerminateGrace:    500 * time.Millisecond,
-		ReconcileInterval: 20 * time.Millisecond,
-		AlarmInterval:     10 * time.Second,
-		InstanceIPPrefix:  "127.0.77",
-		InstanceLogDir:    t.TempDir(),
-	}
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.BootDelay = 200 * time.Millisecond
+	cfg.TerminateGrace = 500 * time.Millisecond
+	cfg.ReconcileInterval = 20 * time.Millisecond
+	cfg.AlarmInterval = 10 * time.Second
+	cfg.InstanceIPPrefix = "127.0.77"
+	cfg.InstanceLogDir = t.TempDir()
 	if mut != nil {
 		mut(&cfg)
 	}
