@@ -59,16 +59,14 @@ func TestDemo(t *testing.T) {
 	report := t.TempDir()
 	var out lockedBuffer
 	var sb *sandbox.Sandbox
-	cfg := demo.Config{
-		BinDir:    bin,
-		ReportDir: report,
-		// The spike starts on a 10 s boundary and lasts past three whole
-		// 10 s alarm periods, so the high alarm can fire; 200 req/s is more
-		// than 6 instances serve at the target, so it does.
-		Baseline: 5 * time.Second, Spike: 40 * time.Second, Recovery: 20 * time.Second, AlignSpike: true,
-		ScaleInWindow: 8 * time.Second,
-		Out:           &out,
-	}
+	cfg := demo.DefaultConfig()
+	cfg.BinDir, cfg.ReportDir = bin, report
+	// The spike starts on a 10 s boundary and lasts past three whole 10 s
+	// alarm periods, so the high alarm can fire; 200 req/s is more than 6
+	// instances serve at the target, so it does.
+	cfg.Baseline, cfg.Spike, cfg.Recovery, cfg.AlignSpike = 5*time.Second, 40*time.Second, 20*time.Second, true
+	cfg.ScaleInWindow = 8 * time.Second
+	cfg.Out = &out
 	var inspectErrs []string
 	inspect := func(ctx context.Context, s *sandbox.Sandbox, sum *demo.Summary) error {
 		sb = s
