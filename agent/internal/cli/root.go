@@ -29,7 +29,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(s
 // NewRoot builds the command tree. The root runs the agent itself, with the
 // same flags as `run`.
 func NewRoot() *cobra.Command {
-	var o options
+	o := defaultOptions()
 	root := &cobra.Command{
 		Use:           "shoal-agent",
 		Short:         "Stream this instance's per-second metrics to the Shoal coordinator",

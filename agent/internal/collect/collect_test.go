@@ -222,20 +222,24 @@ func TestProcTreeGone(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name    string
-		cfg     Config
+		edit    func(*Config)
 		wantErr bool
 	}{
-		{"host default", Config{}, false},
-		{"cgroup with pid", Config{Scope: ScopeCgroup, ScopePID: 10}, false},
-		{"cgroup with path", Config{Scope: ScopeCgroup, Cgroup: "/a"}, false},
-		{"cgroup with nothing", Config{Scope: ScopeCgroup}, true},
-		{"auto without pid", Config{Scope: ScopeCgroup, Cgroup: "auto"}, true},
-		{"host with pid", Config{ScopePID: 3}, true},
-		{"unknown scope", Config{Scope: "vm"}, true},
+		{"host default", func(*Config) {}, false},
+		{"cgroup with pid", func(c *Config) { c.Scope, c.ScopePID = ScopeCgroup, 10 }, false},
+		{"cgroup with path", func(c *Config) { c.Scope, c.Cgroup = ScopeCgroup, "/a" }, false},
+		{"cgroup with nothing", func(c *Config) { c.Scope = ScopeCgroup }, true},
+		{"auto without pid", func(c *Config) { c.Scope, c.Cgroup = ScopeCgroup, "auto" }, true},
+		{"host with pid", func(c *Config) { c.ScopePID = 3 }, true},
+		{"unknown scope", func(c *Config) { c.Scope = "vm" }, true},
+		{"no procfs root", func(c *Config) { c.ProcRoot = "" }, true},
+		{"zero config", func(c *Config) { *c = Config{} }, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.WithDefaults().Validate()
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			err := cfg.Validate()
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Validate() = %v, wantErr %v", err, tc.wantErr)
 			}
@@ -250,7 +254,7 @@ func TestNewHostOnRealProc(t *testing.T) {
 	if _, err := os.Stat("/proc/stat"); err != nil {
 		t.Skip("no /proc on this machine")
 	}
-	s, err := New(Config{})
+	s, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
