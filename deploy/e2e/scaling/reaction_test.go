@@ -27,7 +27,9 @@ func TestReactionTime(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(spikes)*time.Minute+2*time.Minute)
 	defer cancel()
-	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: binDir(t), BootDelay: 500 * time.Millisecond, DrainTimeout: 3 * time.Second, TerminateGrace: time.Second})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.BootDelay, opts.DrainTimeout, opts.TerminateGrace = binDir(t), 500*time.Millisecond, 3*time.Second, time.Second
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

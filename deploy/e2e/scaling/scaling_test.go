@@ -77,11 +77,11 @@ func binDir(t *testing.T) string {
 func TestScaleOutCrashScaleIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sb, err := sandbox.Start(ctx, sandbox.Options{
-		BinDir: binDir(t), CoordinatorBin: "shoal-coordinator-failpoints", Failpoint: "scaler.after-commit=exit",
-		BootDelay: 500 * time.Millisecond, DrainTimeout: 5 * time.Second, EvalInterval: 500 * time.Millisecond,
-		TerminateGrace: time.Second,
-	})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.CoordinatorBin, opts.Failpoint = binDir(t), "shoal-coordinator-failpoints", "scaler.after-commit=exit"
+	opts.BootDelay, opts.DrainTimeout, opts.EvalInterval = 500*time.Millisecond, 5*time.Second, 500*time.Millisecond
+	opts.TerminateGrace = time.Second
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

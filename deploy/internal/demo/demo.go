@@ -37,7 +37,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
 		cfg.Total(), cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
 
-	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: cfg.BinDir, PublishInterval: cfg.PublishInterval, KeepDir: cfg.KeepDir})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.PublishInterval, opts.KeepDir = cfg.BinDir, cfg.PublishInterval, cfg.KeepDir
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
