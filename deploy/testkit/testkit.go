@@ -22,18 +22,52 @@ import (
 // BinEnv names the directory holding `make build` output.
 const BinEnv = "SHOAL_BIN"
 
-// BinDir returns the absolute $SHOAL_BIN, or skips the test when it is unset.
+// BinDir returns $SHOAL_BIN as an absolute path, or skips the test when it
+// is unset.
 func BinDir(t testing.TB) string {
 	t.Helper()
-	dir := os.Getenv(BinEnv)
-	if dir == "" {
+	dir, err := lookBinDir()
+	if errors.Is(err, ErrNoBinDir) {
 		t.Skip(BinEnv + " is not set: run `make test-e2e` (it builds bin/ and sets it)")
 	}
-	abs, err := filepath.Abs(dir)
 	if err != nil {
-		t.Fatalf("%s=%q: %v", BinEnv, dir, err)
+		t.Fatal(err)
 	}
-	return abs
+	return dir
+}
+
+// lookBinDir resolves a relative $SHOAL_BIN (SHOAL_BIN=bin) against the
+// module root, where the Makefile runs: tests run in their package folder.
+func lookBinDir() (string, error) {
+	dir := os.Getenv(BinEnv)
+	if dir == "" {
+		return "", ErrNoBinDir
+	}
+	if filepath.IsAbs(dir) {
+		return dir, nil
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return "", fmt.Errorf("%s=%q is relative: %w", BinEnv, dir, err)
+	}
+	return filepath.Join(root, dir), nil
+}
+
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the test's folder")
+		}
+		dir = parent
+	}
 }
 
 // Binary returns the path of the binary name in $SHOAL_BIN; it skips when
@@ -56,14 +90,11 @@ var ErrNoBinDir = errors.New(BinEnv + " is not set")
 
 // LookBinary is Binary for callers without a *testing.T (TestMain).
 func LookBinary(name string) (string, error) {
-	dir := os.Getenv(BinEnv)
-	if dir == "" {
-		return "", ErrNoBinDir
-	}
-	p, err := filepath.Abs(filepath.Join(dir, name))
+	dir, err := lookBinDir()
 	if err != nil {
-		return "", fmt.Errorf("%s binary: %w", name, err)
+		return "", err
 	}
+	p := filepath.Join(dir, name)
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("%s binary (run `make build`): %w", name, err)
 	}
