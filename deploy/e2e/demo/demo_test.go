@@ -25,6 +25,7 @@ import (
 
 	"github.com/shoal-dev/shoal/deploy/internal/demo"
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // lockedBuffer collects the demo's output for the failure message.
@@ -50,10 +51,7 @@ func (l *lockedBuffer) String() string {
 // fleet's series in CloudWatch, the high alarm firing and clearing, the group
 // back at min, and no process left behind.
 func TestDemo(t *testing.T) {
-	bin := os.Getenv("SHOAL_BIN")
-	if bin == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
+	bin := testkit.BinDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	report := t.TempDir()
@@ -313,10 +311,7 @@ func checkReport(t *testing.T, dir string, sum *demo.Summary) {
 // TestDemoCtrlC interrupts bin/shoal-demo once its first live line is out and
 // checks it stops everything it started.
 func TestDemoCtrlC(t *testing.T) {
-	bin := os.Getenv("SHOAL_BIN")
-	if bin == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
+	bin := testkit.BinDir(t)
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		t.Fatal(err)
