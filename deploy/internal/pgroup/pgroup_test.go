@@ -5,6 +5,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestZombieGroupIsGone is the reproduction of the localcloud orphan flake:
@@ -20,19 +21,9 @@ func TestZombieGroupIsGone(t *testing.T) {
 	pgid := cmd.Process.Pid
 	// Not reaped until the end: the zombie is the point.
 	t.Cleanup(func() { _ = cmd.Wait() })
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ms, err := Members(pgid)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(ms) == 1 && ms[0].State == "Z" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no zombie within 10s: %v", ms)
-		}
-		time.Sleep(10 * time.Millisecond)
+	waitExitedNotReaped(t, pgid, 10*time.Second)
+	if ms, err := Members(pgid); err != nil || len(ms) != 1 || ms[0].State != "Z" {
+		t.Fatalf("members %v (%v), want the one zombie", ms, err)
 	}
 	if err := syscall.Kill(-pgid, 0); err != nil {
 		t.Fatalf("kill(-pgid, 0) on a zombie group = %v; the premise of this test is that it succeeds", err)
@@ -51,5 +42,31 @@ func TestKillRejectsNonGroups(t *testing.T) {
 		if err := Kill(pgid, time.Second); err == nil {
 			t.Fatalf("Kill(%d) = nil; it must refuse", pgid)
 		}
+	}
+}
+
+// waitExitedNotReaped blocks until child pid has exited, leaving it a
+// zombie: waitid with WNOWAIT reports the exit without reaping.
+func waitExitedNotReaped(t *testing.T, pid int, within time.Duration) {
+	t.Helper()
+	const pPID, wExited, wNoWait = 1, 0x4, 0x1000000
+	done := make(chan syscall.Errno, 1)
+	go func() {
+		var info [128]byte // siginfo_t
+		for {
+			_, _, e := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), wExited|wNoWait, 0, 0)
+			if e != syscall.EINTR {
+				done <- e
+				return
+			}
+		}
+	}()
+	select {
+	case e := <-done:
+		if e != 0 {
+			t.Fatalf("waitid(%d): %v", pid, e)
+		}
+	case <-time.After(within):
+		t.Fatalf("child %d did not exit within %s", pid, within)
 	}
 }
