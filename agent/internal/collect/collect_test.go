@@ -1,11 +1,13 @@
 package collect
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -258,18 +260,19 @@ func TestNewHostOnRealProc(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CPU ticks advance at 100 Hz; poll until a rate can be computed.
-	var got map[string]float64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err = s.Collect(time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := got[MetricCPU]; ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Rate sources need two readings with ticks counted in between: a
+	// burn of fixed work runs to its end between them.
+	if _, err := s.Collect(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", burnLoop).CombinedOutput(); err != nil {
+		t.Fatalf("burn: %v\n%s", err, out)
+	}
+	got, err := s.Collect(time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, m := range []string{MetricCPU, MetricMem, MetricLoad1, MetricNetRx, MetricNetTx, MetricDisk} {
 		v, ok := got[m]
