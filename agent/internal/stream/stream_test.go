@@ -453,23 +453,18 @@ func TestGoodbyeOnStop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	recv(t, a.hellos, "hello")
-	eventuallyConnected(t, c)
+	// Samples flow only once the stream is welcomed: a batch arriving is
+	// the event that says the client is connected.
+	c.Push(sample(1), true, "")
+	recv(t, a.batches, "a batch on the welcomed stream")
+	if !c.Stats().Connected {
+		t.Fatal("a batch arrived but Stats().Connected = false")
+	}
 	cancel()
 	if g := recv(t, a.goodbye, "goodbye"); g.GetReason() == "" {
 		t.Error("goodbye without a reason")
 	}
 	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)
-	}
-}
-
-func eventuallyConnected(t *testing.T, c *Client) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !c.Stats().Connected {
-		if time.Now().After(deadline) {
-			t.Fatal("never connected")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
