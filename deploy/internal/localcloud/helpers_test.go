@@ -88,18 +88,25 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, cond func() error) {
+// eventually checks cond now and after every pass of the cloud's reconcile
+// and alarm loops (the moments its state changes on its own) until cond
+// returns nil or within has passed.
+func (tc *testCloud) eventually(t *testing.T, within time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		pass := tc.srv.cloud.nextPass()
+		err := cond()
+		if err == nil {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-pass:
+		case <-deadline.C:
+			t.Fatalf("condition not met within %s: %v", within, err)
+		}
 	}
-	t.Fatalf("condition not met within %s: %v", within, err)
 }
 
 func (tc *testCloud) hook(t *testing.T, method, path string) []byte {
