@@ -9,8 +9,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -318,19 +318,12 @@ func TestDemoCtrlC(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "shoal-demo"), "--bin", bin, "--keep", "--report-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), "DEMO_DURATION=20s")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// stdout is read line by line; the pipe ends once the process has.
+	stdout, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // after the process is stopped
 	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	proc := testkit.Start(t, filepath.Join(bin, "shoal-demo"), []string{"--bin", bin, "--keep", "--report-dir", t.TempDir()},
+		testkit.Options{Env: []string{"DEMO_DURATION=20s"}, Stdout: pw, Stderr: &stderr})
 	var out lockedBuffer
 	dir := ""
 	live, eof := make(chan struct{}), make(chan struct{})
@@ -356,16 +349,17 @@ func TestDemoCtrlC(t *testing.T) {
 		t.Fatalf("no live line before the deadline:\n%s%s", out.String(), stderr.String())
 	}
 	interrupted := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := proc.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	// Read to the end before Wait, which closes the pipe.
 	select {
-	case <-eof:
+	case <-proc.Done():
 	case <-ctx.Done():
 		t.Fatalf("shoal-demo still running after Ctrl-C:\n%s", out.String())
 	}
-	err = cmd.Wait()
+	pw.Close()
+	<-eof
+	err = proc.Err()
 	t.Logf("stopped %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond))
 	if err == nil || !strings.Contains(stderr.String(), "interrupted; everything was stopped") {
 		t.Errorf("exit %v, stderr %q; want a failure saying it was interrupted", err, stderr.String())
