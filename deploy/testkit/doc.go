@@ -1,6 +1,8 @@
 // Package testkit is the one harness for tests that run Shoal's real
-// binaries as separate processes (the multiprocess e2e suites of every
-// component, the coordinator's cloudtest, the sandbox).
+// binaries as separate processes: the multiprocess e2e suites of every
+// component and the coordinator's cloudtest. The sandbox, which shoal-demo
+// links and so cannot import a package built on testing, shares its
+// process-group checks (deploy/internal/pgroup).
 //
 // It finds binaries in $SHOAL_BIN (skipping with one message when unset),
 // starts each process in its own process group with its output captured to a

@@ -104,21 +104,12 @@ func LookBinary(name string) (string, error) {
 // FreeAddr returns a loopback address whose port was free a moment ago.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := LookFreeAddr()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return addr
-}
-
-// LookFreeAddr is FreeAddr for callers without a *testing.T.
-func LookFreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("free loopback port: %w", err)
+		t.Fatalf("free loopback port: %v", err)
 	}
 	defer ln.Close()
-	return ln.Addr().String(), nil
+	return ln.Addr().String()
 }
 
 // Eventually calls cond until it returns nil, failing the test with cond's
@@ -183,24 +174,12 @@ type Member = pgroup.Member
 // zombies are left out (see the package comment).
 func Running(pgid int) ([]Member, error) { return pgroup.Running(pgid) }
 
-// Members returns every process of process group pgid, zombies included.
-func Members(pgid int) ([]Member, error) { return pgroup.Members(pgid) }
-
 // ErrLeftBehind says a process group still had running members.
 var ErrLeftBehind = pgroup.ErrLeftBehind
 
 // KillGroup SIGKILLs process group pgid and waits (bounded) until none of
 // its members runs.
 func KillGroup(pgid int, within time.Duration) error { return pgroup.Kill(pgid, within) }
-
-// WaitGroupGone fails the test unless no member of process group pgid is
-// running within the bound; the failure lists who is left.
-func WaitGroupGone(t testing.TB, pgid int, within time.Duration) {
-	t.Helper()
-	if err := pgroup.WaitGone(pgid, within); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // Options are the optional parts of Start.
 type Options struct {
@@ -242,7 +221,7 @@ type Proc struct {
 // (Pdeathsig).
 func Start(t testing.TB, bin string, args []string, opts Options) *Proc {
 	t.Helper()
-	p, err := StartProc(bin, args, opts, t.TempDir)
+	p, err := startProc(bin, args, opts, t.TempDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,9 +236,9 @@ func Start(t testing.TB, bin string, args []string, opts Options) *Proc {
 	return p
 }
 
-// StartProc is Start without a test: the caller must Stop the process.
-// tempDir supplies the log directory when opts.LogDir is empty.
-func StartProc(bin string, args []string, opts Options, tempDir func() string) (*Proc, error) {
+// startProc is Start without the cleanup; tempDir supplies the log
+// directory when opts.LogDir is empty.
+func startProc(bin string, args []string, opts Options, tempDir func() string) (*Proc, error) {
 	name := opts.Name
 	if name == "" {
 		name = filepath.Base(bin)
