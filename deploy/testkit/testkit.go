@@ -207,11 +207,12 @@ type Proc struct {
 	// Log is the file holding the process's stdout and stderr.
 	Log string
 
-	logf *os.File
-	done chan struct{}
-	err  error // set before done closes
-	once sync.Once
-	stop error
+	logf     *os.File
+	done     chan struct{}
+	err      error // set before done closes
+	groupErr error // set before done closes: members outlived the leader
+	once     sync.Once
+	stop     error
 }
 
 // Start runs bin with args in its own process group. Its output goes to
@@ -270,6 +271,11 @@ func startProc(bin string, args []string, opts Options, tempDir func() string) (
 	p := &Proc{Name: name, Cmd: cmd, Log: logPath, logf: logf, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
+		// Whatever the leader left in its group goes with it, now: once the
+		// group is empty its id may be reused by another process, so nothing
+		// signals it after done closes.
+		p.groupErr = pgroup.Kill(cmd.Process.Pid, 5*time.Second)
+		p.logf.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -318,8 +324,12 @@ func (p *Proc) Signal(sig syscall.Signal) error {
 	return nil
 }
 
-// SignalGroup sends sig to the whole process group.
+// SignalGroup sends sig to the whole process group; once the process has
+// exited it does nothing (the group is gone and its id may be reused).
 func (p *Proc) SignalGroup(sig syscall.Signal) error {
+	if p.Exited() {
+		return nil
+	}
 	if err := syscall.Kill(-p.Pid(), sig); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("%s: signal group %v: %w", p.Name, sig, err)
 	}
@@ -341,13 +351,12 @@ func (p *Proc) Stop(grace time.Duration) error {
 		_ = p.SignalGroup(syscall.SIGKILL)
 		select {
 		case <-p.done:
-		case <-time.After(15 * time.Second):
-			p.stop = fmt.Errorf("%s (pid %d) not reaped 15s after SIGKILL: %w", p.Name, p.Pid(), ErrLeftBehind)
+		case <-time.After(20 * time.Second):
+			p.stop = fmt.Errorf("%s (pid %d) not gone 20s after SIGKILL: %w", p.Name, p.Pid(), ErrLeftBehind)
 			return
 		}
-		p.logf.Close()
-		if err := KillGroup(p.Pid(), 5*time.Second); err != nil {
-			p.stop = fmt.Errorf("%s: %w", p.Name, err)
+		if p.groupErr != nil {
+			p.stop = fmt.Errorf("%s: %w", p.Name, p.groupErr)
 		}
 	})
 	return p.stop

@@ -94,7 +94,7 @@ func WaitGone(pgid int, within time.Duration) error {
 var ErrLeftBehind = errors.New("process left behind")
 
 // waitGone polls until no member of pgid runs; with kill, it SIGKILLs
-// the group on every round.
+// the group on every round that found a running member.
 func waitGone(pgid int, within time.Duration, kill bool) error {
 	deadline := time.Now().Add(within)
 	for {
@@ -105,23 +105,24 @@ func waitGone(pgid int, within time.Duration, kill bool) error {
 		if len(left) == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("process group %d after %s: %v: %w", pgid, within, left, ErrLeftBehind)
-		}
 		if kill {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process group %d after %s: %v: %w", pgid, within, left, ErrLeftBehind)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 }
 
 // Kill SIGKILLs process group pgid and waits (bounded) until none of its
-// members runs.
+// members runs. It signals only while it sees a running member: the kernel
+// does not hand out a group id still in use, but once the group is empty
+// the id may become someone else's.
 func Kill(pgid int, within time.Duration) error {
 	if pgid <= 0 {
 		// kill(0) or kill(-1) would reach the caller's own group or everyone.
 		return fmt.Errorf("process group %d: not a group id", pgid)
 	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	return waitGone(pgid, within, true)
 }
