@@ -13,7 +13,8 @@ BINARIES := \
 	deploy/bench/cmd/bench-backend \
 	deploy/cmd/shoal-localcloud \
 	deploy/cmd/shoal-demoapp \
-	deploy/cmd/shoal-demo
+	deploy/cmd/shoal-demo \
+	deploy/bench/cmd/shoal-loadgen
 
 .PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb demo clean
 

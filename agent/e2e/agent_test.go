@@ -4,14 +4,12 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -22,32 +20,12 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/shoal-dev/shoal/deploy/testkit"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 const wait = 20 * time.Second
-
-func agentBin(t *testing.T) string {
-	dir := os.Getenv("SHOAL_BIN")
-	if dir == "" {
-		t.Skip("SHOAL_BIN is not set: run `make build` and SHOAL_BIN=bin go test -tags multiprocess ./agent/e2e")
-	}
-	if !filepath.IsAbs(dir) {
-		// A relative SHOAL_BIN (SHOAL_BIN=bin) is relative to the module
-		// root, where the Makefile runs; tests run in their package folder.
-		root, err := moduleRoot()
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir = filepath.Join(root, dir)
-	}
-	p := filepath.Join(dir, "shoal-agent")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shoal-agent not built: %v", err)
-	}
-	return p
-}
 
 // imds is a minimal IMDSv2: token PUT, then GETs of meta-data paths.
 func imds(t *testing.T, values map[string]string) *httptest.Server {
@@ -164,15 +142,6 @@ func recv[T any](t *testing.T, ch <-chan T, what string) T {
 	}
 }
 
-func freePort(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // agentMetric reads one sample of the agent's own /metrics.
 func agentMetric(addr, name string) (float64, bool) {
 	resp, err := http.Get("http://" + addr + "/metrics")
@@ -192,8 +161,8 @@ func agentMetric(addr, name string) (float64, bool) {
 }
 
 func TestAgentEndToEnd(t *testing.T) {
-	bin := agentBin(t)
-	coordAddr := freePort(t)
+	bin := testkit.Binary(t, "shoal-agent")
+	coordAddr := testkit.FreeAddr(t)
 	coord := newCoordinator()
 	srv := serve(t, coordAddr, coord)
 	meta := imds(t, map[string]string{
@@ -201,19 +170,11 @@ func TestAgentEndToEnd(t *testing.T) {
 		"tags/instance/aws:autoscaling:groupName": "web-asg",
 		"tags/instance/shoal:coordinators":        coordAddr,
 	})
-	httpAddr := freePort(t)
+	httpAddr := testkit.FreeAddr(t)
 	drained := filepath.Join(t.TempDir(), "drained")
-	cmd := exec.Command(bin, "--interval", "200ms", "--http-addr", httpAddr, "--log-level", "warn",
-		"--on-drain", "echo drained > "+drained+" && echo bye")
-	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+meta.URL)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	agent := testkit.Start(t, bin, []string{"--interval", "200ms", "--http-addr", httpAddr, "--log-level", "warn",
+		"--on-drain", "echo drained > " + drained + " && echo bye"},
+		testkit.Options{Env: []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + meta.URL}, Stderr: os.Stderr})
 
 	h := recv(t, coord.hellos, "hello")
 	if h.GetInstanceId() != "i-e2e" || h.GetAsg() != "web-asg" || h.GetPrivateIp() != "127.0.0.21" || h.GetFleet() != "" || h.GetImageId() != "ami-e2e" {
@@ -264,11 +225,13 @@ func TestAgentEndToEnd(t *testing.T) {
 	}
 
 	// SIGTERM: a goodbye, then a clean exit.
-	syscall.Kill(cmd.Process.Pid, syscall.SIGTERM)
+	if err := agent.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
 	recv(t, coord.goodbyes, "goodbye")
 	select {
-	case err := <-exited:
-		if err != nil {
+	case <-agent.Done():
+		if err := agent.Err(); err != nil {
 			t.Errorf("agent exited with %v", err)
 		}
 	case <-time.After(wait):
@@ -277,48 +240,21 @@ func TestAgentEndToEnd(t *testing.T) {
 }
 
 func TestAgentRefusesToInventIdentity(t *testing.T) {
-	bin := agentBin(t)
+	bin := testkit.Binary(t, "shoal-agent")
 	// IMDS answers, but the instance has no group tag and no --fleet.
 	meta := imds(t, map[string]string{"instance-id": "i-x", "local-ipv4": "127.0.0.22", "placement/availability-zone": "a", "ami-id": "ami"})
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--coordinator", "127.0.0.1:1")
-	cmd.Env = append(os.Environ(), "AWS_EC2_METADATA_SERVICE_ENDPOINT="+meta.URL)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "no fleet") || !strings.Contains(string(out), "aws:autoscaling:groupName") {
+	out, err := testkit.Run(wait, bin, []string{"--coordinator", "127.0.0.1:1"}, "AWS_EC2_METADATA_SERVICE_ENDPOINT="+meta.URL)
+	if err == nil || !strings.Contains(out, "no fleet") || !strings.Contains(out, "aws:autoscaling:groupName") {
 		t.Fatalf("agent without a fleet: err %v, output:\n%s", err, out)
 	}
 }
 
 func eventuallyMetric(t *testing.T, addr, name string, ok func(float64) bool) {
 	t.Helper()
-	deadline := time.Now().Add(wait)
-	for {
-		v, found := agentMetric(addr, name)
-		if found && ok(v) {
-			return
+	testkit.Eventually(t, wait, func() error {
+		if v, found := agentMetric(addr, name); !found || !ok(v) {
+			return fmt.Errorf("%s never satisfied the condition (last %v, found %v)", name, v, found)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never satisfied the condition (last %v, found %v)", name, v, found)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test's folder")
-		}
-		dir = parent
-	}
+		return nil
+	})
 }

@@ -5,14 +5,11 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/deploy/testkit"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -20,31 +17,13 @@ import (
 // skip IMDS) against every node of c.
 func startAgent(t *testing.T, c *cluster, id string) {
 	t.Helper()
-	bin := filepath.Join(filepath.Dir(c.bin), "shoal-agent")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("agent binary: %v (run `make build`)", err)
-	}
+	bin := testkit.Binary(t, "shoal-agent")
 	var addrs []string
 	for _, n := range c.nodes {
 		addrs = append(addrs, n.rpc)
 	}
-	log, err := os.Create(filepath.Join(t.TempDir(), id+".log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
-		"--interval", "250ms", "--log-level", "warn")
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); log.Close(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	})
+	testkit.Start(t, bin, []string{"--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
+		"--interval", "250ms", "--log-level", "warn"}, testkit.Options{Name: id})
 }
 
 // freshInstances returns the in-service instances the leader n sees

@@ -6,9 +6,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/shoal-dev/shoal/deploy/testkit"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -35,54 +35,10 @@ var raftFlags = []string{
 	"--cloud", "none",
 }
 
-func binary(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SHOAL_BIN")
-	if dir == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (or SHOAL_BIN=bin go test -tags multiprocess ./coordinator/e2e)")
-	}
-	if !filepath.IsAbs(dir) {
-		// Relative to the module root, as in `SHOAL_BIN=bin go test ...`.
-		dir = filepath.Join(moduleRoot(t), dir)
-	}
-	abs := filepath.Join(dir, "shoal-coordinator")
-	if _, err := os.Stat(abs); err != nil {
-		t.Fatalf("coordinator binary: %v (run `make build`)", err)
-	}
-	return abs
-}
-
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no go.mod above %s", dir)
-		}
-	}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 type node struct {
 	id, raft, rpc, http, dir string
-	join                     string // "" means --bootstrap
-	cmd                      *exec.Cmd
-	done                     chan struct{} // closed when the process has exited
+	join                     string        // "" means --bootstrap
+	proc                     *testkit.Proc // the latest start
 	conn                     *grpc.ClientConn
 }
 
@@ -95,11 +51,11 @@ type cluster struct {
 
 // newCluster allocates three nodes; node 0 bootstraps, the others join.
 func newCluster(t *testing.T, extra ...string) *cluster {
-	c := &cluster{t: t, bin: binary(t), extra: extra}
+	c := &cluster{t: t, bin: testkit.Binary(t, "shoal-coordinator"), extra: extra}
 	base := t.TempDir()
 	for i := 0; i < 3; i++ {
 		n := &node{
-			id: fmt.Sprintf("n%d", i+1), raft: freePort(t), rpc: freePort(t), http: freePort(t),
+			id: fmt.Sprintf("n%d", i+1), raft: testkit.FreeAddr(t), rpc: testkit.FreeAddr(t), http: testkit.FreeAddr(t),
 			dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
 		}
 		if i > 0 {
@@ -129,17 +85,7 @@ func (n *node) logFile() string { return filepath.Join(filepath.Dir(n.dir), n.id
 
 func (n *node) client() shoalv1.ControlServiceClient { return shoalv1.NewControlServiceClient(n.conn) }
 
-func (n *node) running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.done:
-		return false
-	default:
-		return true
-	}
-}
+func (n *node) running() bool { return n.proc != nil && !n.proc.Exited() }
 
 // start runs the node with the same flags every time: a restart changes
 // nothing on the command line.
@@ -153,26 +99,18 @@ func (c *cluster) start(n *node) {
 	}
 	args = append(args, raftFlags...)
 	args = append(args, c.extra...)
-	log, err := os.OpenFile(n.logFile(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	cmd := exec.Command(c.bin, args...)
-	cmd.Stdout, cmd.Stderr = log, log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		c.t.Fatal(err)
-	}
-	n.cmd, n.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); log.Close(); close(n.done) }()
+	// Every start appends to the same <id>.log, so a restart's log follows
+	// the crash's.
+	n.proc = testkit.Start(c.t, c.bin, args, testkit.Options{Name: n.id, LogDir: filepath.Dir(n.dir)})
 }
 
 func (c *cluster) kill9(n *node) {
 	if !n.running() {
 		return
 	}
-	_ = syscall.Kill(-n.cmd.Process.Pid, syscall.SIGKILL)
-	<-n.done
+	if err := n.proc.Stop(0); err != nil {
+		c.t.Error(err)
+	}
 }
 
 // stop sends SIGTERM and returns how long the node took to exit; it fails
@@ -180,9 +118,9 @@ func (c *cluster) kill9(n *node) {
 func (c *cluster) stop(n *node) time.Duration {
 	c.t.Helper()
 	start := time.Now()
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	_ = n.proc.Signal(syscall.SIGTERM)
 	select {
-	case <-n.done:
+	case <-n.proc.Done():
 		return time.Since(start)
 	case <-time.After(10 * time.Second):
 		c.t.Errorf("%s did not stop within 10 s of SIGTERM", n.id)
@@ -194,12 +132,13 @@ func (c *cluster) stop(n *node) time.Duration {
 // waitFor polls cond until it holds or the deadline passes.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+	if err := testkit.Poll(d, func() error {
+		if !cond() {
+			return errors.New("waiting for " + what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
+	}); err != nil {
+		t.Fatalf("timed out after %s waiting for %s", d, what)
 	}
 }
 

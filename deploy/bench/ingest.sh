@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ingest capacity: N simulated agents (shoal-agent loadgen) stream one sample
+# Ingest capacity: N simulated agents (shoal-loadgen) stream one sample
 # of 10 metrics a second each to a 3-node loopback coordinator cluster,
 # spread over all three nodes (followers forward to the leader). For each N
 # it reports the leader's sample-to-aggregate latency (p50/p99 of
@@ -89,7 +89,7 @@ printf '%-7s %-11s %-9s %-9s %-10s %-13s %-12s %s\n' agents streams_up p50_ms p9
 best=
 for n in $AGENTS; do
 	# Each row reuses the previous rows' instance ids and adds new ones.
-	setsid "$BIN/shoal-agent" loadgen --coordinator "$coords" --fleet "$FLEET" --agents "$n" \
+	setsid "$BIN/shoal-loadgen" --coordinator "$coords" --fleet "$FLEET" --agents "$n" \
 		--interval 1s --metrics 10 --ramp 5s --warmup "${WARMUP}s" --measure "${WINDOW}s" --duration "$((WARMUP + WINDOW + 2))s" \
 		>"$tmp/lg$n.out" 2>"$tmp/lg$n.err" &
 	lg=$!

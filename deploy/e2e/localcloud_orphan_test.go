@@ -6,12 +6,9 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -23,80 +20,24 @@ import (
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // localcloud is one shoal-localcloud process under test.
 type localcloud struct {
-	cmd *exec.Cmd
-	url string
-}
-
-func lcBinary(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SHOAL_BIN")
-	if dir == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
-	p, err := filepath.Abs(filepath.Join(dir, "shoal-localcloud"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shoal-localcloud binary: %v", err)
-	}
-	return p
-}
-
-func lcFreeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	proc *testkit.Proc
+	url  string
 }
 
 func startLocalcloud(t *testing.T, extra ...string) *localcloud {
 	t.Helper()
-	addr := lcFreeAddr(t)
+	addr := testkit.FreeAddr(t)
 	args := append([]string{"serve", "--addr", addr, "--boot-delay", "100ms", "--terminate-grace", "500ms", "--instance-ip-prefix", "127.0.79", "--log-level", "warn"}, extra...)
-	cmd := exec.Command(lcBinary(t), args...)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-	})
-	lc := &localcloud{cmd: cmd, url: "http://" + addr}
-	lcEventually(t, 10*time.Second, func() error {
-		resp, err := http.Get(lc.url + "/_localcloud/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("health %d", resp.StatusCode)
-		}
-		return nil
-	})
+	p := testkit.Start(t, testkit.Binary(t, "shoal-localcloud"), args, testkit.Options{})
+	lc := &localcloud{proc: p, url: "http://" + addr}
+	testkit.WaitHTTP(t, lc.url+"/_localcloud/health", 10*time.Second)
 	return lc
-}
-
-func lcEventually(t *testing.T, within time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("not met within %s: %v", within, err)
 }
 
 type lcInstance struct {
@@ -153,7 +94,7 @@ func (lc *localcloud) group(t *testing.T, name string, desired int32, script str
 		}
 	}
 	var running []lcInstance
-	lcEventually(t, 15*time.Second, func() error {
+	testkit.Eventually(t, 15*time.Second, func() error {
 		running = nil
 		for _, in := range lc.instances(t) {
 			if in.Group == name && in.PID > 0 && in.State == "running" {
@@ -169,17 +110,29 @@ func (lc *localcloud) group(t *testing.T, name string, desired int32, script str
 	// instance groups must not outlive the test.
 	for _, in := range running {
 		pgid := in.PID
-		t.Cleanup(func() { _ = syscall.Kill(-pgid, syscall.SIGKILL) })
+		t.Cleanup(func() {
+			if err := testkit.KillGroup(pgid, 5*time.Second); err != nil {
+				t.Error(err)
+			}
+		})
 	}
 	return running
 }
 
+// waitGroupsGone waits until nothing of the instances' process groups runs.
+// Exited members may linger as zombies until whoever inherited them (init,
+// or a subreaper) reaps them; that is not the local cloud's doing, so they
+// count as gone (kill(-pgid, 0) would count them alive).
 func waitGroupsGone(t *testing.T, insts []lcInstance) {
 	t.Helper()
-	lcEventually(t, 10*time.Second, func() error {
+	testkit.Eventually(t, 10*time.Second, func() error {
 		for _, in := range insts {
-			if err := syscall.Kill(-in.PID, 0); !errors.Is(err, syscall.ESRCH) {
-				return fmt.Errorf("instance %s process group %d still alive (%v)", in.ID, in.PID, err)
+			left, err := testkit.Running(in.PID)
+			if err != nil {
+				return err
+			}
+			if len(left) > 0 {
+				return fmt.Errorf("instance %s process group %d still running: %v", in.ID, in.PID, left)
 			}
 		}
 		return nil
@@ -192,10 +145,12 @@ func waitGroupsGone(t *testing.T, insts []lcInstance) {
 func TestLocalcloudKill9LeavesNoOrphan(t *testing.T) {
 	lc := startLocalcloud(t)
 	insts := lc.group(t, "stubborn", 3, "trap '' HUP TERM; sleep 600 & sleep 600 & wait")
-	if err := lc.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := lc.proc.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	_ = lc.cmd.Wait()
+	if err := lc.proc.Wait(10 * time.Second); err == nil {
+		t.Fatal("shoal-localcloud exited cleanly after SIGKILL")
+	}
 	waitGroupsGone(t, insts)
 }
 
@@ -203,18 +158,11 @@ func TestLocalcloudKill9LeavesNoOrphan(t *testing.T) {
 func TestLocalcloudSIGTERMStopsInstances(t *testing.T) {
 	lc := startLocalcloud(t)
 	insts := lc.group(t, "web", 2, "exec sleep 600")
-	if err := lc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := lc.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- lc.cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("shoal-localcloud exited with %v after SIGTERM", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("shoal-localcloud did not exit within 15s of SIGTERM")
+	if err := lc.proc.Wait(15 * time.Second); err != nil {
+		t.Fatalf("shoal-localcloud after SIGTERM: %v", err)
 	}
 	waitGroupsGone(t, insts)
 }
@@ -225,10 +173,12 @@ func TestLocalcloudStateFileRelaunchesGroups(t *testing.T) {
 	state := filepath.Join(t.TempDir(), "state.json")
 	lc := startLocalcloud(t, "--state-file", state)
 	first := lc.group(t, "kept", 2, "exec sleep 600")
-	if err := lc.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := lc.proc.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	_ = lc.cmd.Wait()
+	if err := lc.proc.Wait(15 * time.Second); err != nil {
+		t.Fatalf("shoal-localcloud after SIGTERM: %v", err)
+	}
 	waitGroupsGone(t, first)
 	lc2 := startLocalcloud(t, "--state-file", state)
 	again := lc2.group(t, "kept", 2, "")

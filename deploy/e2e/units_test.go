@@ -3,17 +3,14 @@
 package e2e
 
 import (
-	"context"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/deploy/check"
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // TestUnitsNameRealBinariesAndFlags runs every deploy/systemd unit's
@@ -22,10 +19,7 @@ import (
 // parses every flag before printing help, so an unknown or mistyped flag
 // fails here instead of on an instance at boot.
 func TestUnitsNameRealBinariesAndFlags(t *testing.T) {
-	binDir := os.Getenv("SHOAL_BIN")
-	if binDir == "" {
-		t.Skip("SHOAL_BIN is unset: run `make test-e2e` (or SHOAL_BIN=bin go test -tags multiprocess ./deploy/e2e) after `make build`")
-	}
+	binDir := testkit.BinDir(t)
 	deployDir := filepath.Join("..")
 	units, err := check.LoadUnits(filepath.Join(deployDir, "systemd"))
 	if err != nil {
@@ -54,7 +48,7 @@ func TestUnitsNameRealBinariesAndFlags(t *testing.T) {
 				t.Fatalf("ExecStart %q passes no flags; nothing to check", ex.Words)
 			}
 
-			help, err := run(t, bin, append(check.Subcommands(args), "--help")...)
+			help, err := testkit.Run(15*time.Second, bin, append(check.Subcommands(args), "--help"))
 			if err != nil {
 				t.Fatalf("%s --help: %v\n%s", bin, err, help)
 			}
@@ -63,26 +57,10 @@ func TestUnitsNameRealBinariesAndFlags(t *testing.T) {
 					t.Errorf("%s does not list --%s in its help", filepath.Base(bin), f)
 				}
 			}
-			out, err := run(t, bin, append(args, "--help")...)
+			out, err := testkit.Run(15*time.Second, bin, append(args, "--help"))
 			if err != nil {
 				t.Errorf("%s rejects the unit's command line %q: %v\n%s", filepath.Base(bin), args, err, out)
 			}
 		})
 	}
-}
-
-// run runs bin in its own process group, bounded in time, and returns its
-// combined output.
-func run(t *testing.T, bin string, args ...string) (string, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	out, err := cmd.CombinedOutput()
-	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return string(out), errors.New("did not exit within 15s")
-	}
-	return string(out), err
 }

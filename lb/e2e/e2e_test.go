@@ -3,105 +3,27 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
-
-func binary(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SHOAL_BIN")
-	if dir == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
-	p, err := filepath.Abs(filepath.Join(dir, "shoal-lb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("shoal-lb binary: %v", err)
-	}
-	return p
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type proc struct {
-	cmd *exec.Cmd
-	out *bytes.Buffer
-}
-
-// start runs the binary in its own process group, killed at test end.
-func start(t *testing.T, bin string, args ...string) *proc {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, out: &out}
-	t.Cleanup(func() { p.kill() })
-	return p
-}
-
-func (p *proc) kill() {
-	if p.cmd.Process != nil {
-		syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		p.cmd.Wait()
-	}
-}
-
-func waitListening(t *testing.T, addr string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s did not start listening", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // loadtest runs `shoal-lb loadtest` to completion (bounded by its
 // --duration and a hard timeout) and returns its output.
 func loadtest(t *testing.T, bin string, args ...string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, append([]string{"loadtest"}, args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	out, err := cmd.CombinedOutput()
+	out, err := testkit.Run(60*time.Second, bin, append([]string{"loadtest"}, args...))
 	if err != nil {
 		t.Fatalf("loadtest: %v\n%s", err, out)
 	}
-	return string(out)
+	return out
 }
 
 var summaryRe = regexp.MustCompile(`summary requests=(\d+) ok=(\d+) errors=(\d+)`)
@@ -126,33 +48,35 @@ func summary(t *testing.T, out string) (requests, errors int, instances map[stri
 	return requests, errors, instances
 }
 
-func startBackends(t *testing.T, bin string, n int) (httpAddrs, grpcAddrs []string, procs []*proc) {
+func startBackends(t *testing.T, bin string, n int) (httpAddrs, grpcAddrs []string, procs []*testkit.Proc) {
 	t.Helper()
 	for i := range n {
-		h, g := freeAddr(t), freeAddr(t)
-		procs = append(procs, start(t, filepath.Join(filepath.Dir(bin), "bench-backend"), "--http", h, "--grpc", g, "--name", fmt.Sprintf("be%d", i)))
-		waitListening(t, h)
-		waitListening(t, g)
+		h, g := testkit.FreeAddr(t), testkit.FreeAddr(t)
+		procs = append(procs, testkit.Start(t, testkit.Binary(t, "bench-backend"), []string{"--http", h, "--grpc", g, "--name", fmt.Sprintf("be%d", i)}, testkit.Options{Name: fmt.Sprintf("be%d", i)}))
+		testkit.WaitTCP(t, h, 10*time.Second)
+		testkit.WaitTCP(t, g, 10*time.Second)
 		httpAddrs, grpcAddrs = append(httpAddrs, h), append(grpcAddrs, g)
 	}
 	return httpAddrs, grpcAddrs, procs
 }
 
 func TestKilledBackendProcessCostsNoFailures(t *testing.T) {
-	bin := binary(t)
+	bin := testkit.Binary(t, "shoal-lb")
 	httpAddrs, _, backends := startBackends(t, bin, 3)
-	lb, admin := freeAddr(t), freeAddr(t)
-	start(t, bin, "serve", "--listen", lb, "--admin-addr", admin, "--fleet", "web",
-		"--backends", strings.Join(httpAddrs, ","), "--health-interval", "500ms", "--health-timeout", "250ms", "--log-level", "warn")
-	waitListening(t, lb)
-	waitListening(t, admin)
+	lb, admin := testkit.FreeAddr(t), testkit.FreeAddr(t)
+	testkit.Start(t, bin, []string{"serve", "--listen", lb, "--admin-addr", admin, "--fleet", "web",
+		"--backends", strings.Join(httpAddrs, ","), "--health-interval", "500ms", "--health-timeout", "250ms", "--log-level", "warn"}, testkit.Options{Name: "lb"})
+	testkit.WaitTCP(t, lb, 10*time.Second)
+	testkit.WaitTCP(t, admin, 10*time.Second)
 
 	done := make(chan string, 1)
 	go func() {
 		done <- loadtest(t, bin, "--target", "http://"+lb+"/", "--rate", "400", "--duration", "4s", "--connections", "8", "--quiet")
 	}()
 	time.Sleep(1500 * time.Millisecond)
-	backends[1].kill() // SIGKILL: no goodbye, connections reset
+	if err := backends[1].Stop(0); err != nil { // SIGKILL: no goodbye, connections reset
+		t.Error(err)
+	}
 	out := <-done
 	requests, errs, inst := summary(t, out)
 	if errs != 0 {
@@ -175,11 +99,11 @@ func TestKilledBackendProcessCostsNoFailures(t *testing.T) {
 }
 
 func TestGRPCOneConnectionSpreadsAcrossBackendProcesses(t *testing.T) {
-	bin := binary(t)
+	bin := testkit.Binary(t, "shoal-lb")
 	_, grpcAddrs, _ := startBackends(t, bin, 3)
-	lb := freeAddr(t)
-	start(t, bin, "serve", "--listen", lb, "--fleet", "grpc", "--backends", strings.Join(grpcAddrs, ","), "--health-grpc", "--log-level", "warn")
-	waitListening(t, lb)
+	lb := testkit.FreeAddr(t)
+	testkit.Start(t, bin, []string{"serve", "--listen", lb, "--fleet", "grpc", "--backends", strings.Join(grpcAddrs, ","), "--health-grpc", "--log-level", "warn"}, testkit.Options{Name: "lb"})
+	testkit.WaitTCP(t, lb, 10*time.Second)
 	out := loadtest(t, bin, "--grpc", "--target", lb, "--connections", "1", "--streams", "64", "--duration", "3s", "--quiet")
 	requests, errs, inst := summary(t, out)
 	if errs != 0 || requests < 1000 {

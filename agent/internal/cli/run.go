@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"runtime/debug"
 	"time"
 
@@ -29,20 +29,14 @@ import (
 // ErrFlags wraps invalid flag combinations.
 var ErrFlags = errors.New("invalid flags")
 
+// options are the flags: most bind straight to the fields of the packages'
+// DefaultConfig; the rest are the CLI's own.
 type options struct {
-	coordinators []string
-	fleet        string
-	instanceID   string
-	interval     time.Duration
+	collect  collect.Config
+	identity identity.Config
+	stream   stream.Config
 
-	procfs      string
-	cgroupfs    string
-	diskPath    string
-	scope       string
-	cgroup      string
-	scopePID    int
-	netLoopback bool
-
+	interval      time.Duration
 	scrape        string
 	metrics       []string
 	healthHTTP    string
@@ -52,45 +46,54 @@ type options struct {
 	onDrain      string
 	drainTimeout time.Duration
 
-	httpAddr     string
-	buffer       int
-	imdsAttempts int
-	logLevel     string
+	httpAddr string
+	logLevel string
+}
+
+func defaultOptions() options {
+	return options{
+		collect:      collect.DefaultConfig(),
+		identity:     identity.DefaultConfig(),
+		stream:       stream.DefaultConfig(),
+		interval:     time.Second,
+		drainTimeout: 5 * time.Minute,
+		logLevel:     "info",
+	}
 }
 
 func (o *options) bind(cmd *cobra.Command) {
 	f := cmd.Flags()
-	f.StringSliceVar(&o.coordinators, "coordinator", nil, "coordinator rpc addresses ADDR[,ADDR...] (default: the instance's shoal:coordinators tag)")
-	f.StringVar(&o.fleet, "fleet", "", "fleet name (default: the fleet of the instance's Auto Scaling group)")
-	f.StringVar(&o.instanceID, "instance-id", "", "instance id; with --fleet and --coordinator, IMDS is not used")
-	f.DurationVar(&o.interval, "interval", time.Second, "collection and send interval")
-	f.StringVar(&o.procfs, "procfs", "/proc", "procfs mount point")
-	f.StringVar(&o.cgroupfs, "cgroupfs", "/sys/fs/cgroup", "cgroup v2 mount point")
-	f.StringVar(&o.diskPath, "disk-path", "/", "filesystem reported as disk")
-	f.StringVar(&o.scope, "scope", "host", "what to measure: host, or cgroup (the workload's cgroup or process tree)")
-	f.StringVar(&o.cgroup, "cgroup", "", "workload cgroup below --cgroupfs for --scope cgroup; \"auto\" uses --scope-pid's cgroup if dedicated (default with --scope-pid)")
-	f.IntVar(&o.scopePID, "scope-pid", 0, "workload root pid (and process group) for --scope cgroup")
-	f.BoolVar(&o.netLoopback, "net-loopback", false, "count the loopback interface in net_rx/net_tx")
-	f.StringVar(&o.scrape, "scrape", "", "application Prometheus endpoint URL to read --metric series from")
-	f.StringArrayVar(&o.metrics, "metric", nil, "forward application metric NAME[=ALIAS] from --scrape (repeatable)")
-	f.StringVar(&o.healthHTTP, "health-http", "", "readiness check: GET URL must answer 2xx")
-	f.StringVar(&o.healthGRPC, "health-grpc", "", "readiness check: grpc.health.v1 Check on ADDR must say SERVING")
-	f.DurationVar(&o.healthTimeout, "health-timeout", 0, "bound on one readiness check or scrape (default: --interval)")
-	f.StringVar(&o.onDrain, "on-drain", "", "shell command run when the coordinator drains this instance")
-	f.DurationVar(&o.drainTimeout, "drain-timeout", 5*time.Minute, "bound on --on-drain when the command carries no deadline")
-	f.StringVar(&o.httpAddr, "http-addr", "", "serve the agent's own /metrics here (off by default)")
-	f.IntVar(&o.buffer, "buffer", 900, "samples kept while disconnected (oldest dropped first)")
-	f.IntVar(&o.imdsAttempts, "imds-attempts", 8, "tries to read instance metadata before giving up")
-	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringSliceVar(&o.identity.Coordinators, "coordinator", o.identity.Coordinators, "coordinator rpc addresses ADDR[,ADDR...] (default: the instance's shoal:coordinators tag)")
+	f.StringVar(&o.identity.Fleet, "fleet", o.identity.Fleet, "fleet name (default: the fleet of the instance's Auto Scaling group)")
+	f.StringVar(&o.identity.InstanceID, "instance-id", o.identity.InstanceID, "instance id; with --fleet and --coordinator, IMDS is not used")
+	f.DurationVar(&o.interval, "interval", o.interval, "collection and send interval")
+	f.StringVar(&o.collect.ProcRoot, "procfs", o.collect.ProcRoot, "procfs mount point")
+	f.StringVar(&o.collect.CgroupRoot, "cgroupfs", o.collect.CgroupRoot, "cgroup v2 mount point")
+	f.StringVar(&o.collect.DiskPath, "disk-path", o.collect.DiskPath, "filesystem reported as disk")
+	f.StringVar((*string)(&o.collect.Scope), "scope", string(o.collect.Scope), "what to measure: host, or cgroup (the workload's cgroup or process tree)")
+	f.StringVar(&o.collect.Cgroup, "cgroup", o.collect.Cgroup, "workload cgroup below --cgroupfs for --scope cgroup; \"auto\" uses --scope-pid's cgroup if dedicated (default with --scope-pid)")
+	f.IntVar(&o.collect.ScopePID, "scope-pid", o.collect.ScopePID, "workload root pid (and process group) for --scope cgroup")
+	f.BoolVar(&o.collect.NetLoopback, "net-loopback", o.collect.NetLoopback, "count the loopback interface in net_rx/net_tx")
+	f.StringVar(&o.scrape, "scrape", o.scrape, "application Prometheus endpoint URL to read --metric series from")
+	f.StringArrayVar(&o.metrics, "metric", o.metrics, "forward application metric NAME[=ALIAS] from --scrape (repeatable)")
+	f.StringVar(&o.healthHTTP, "health-http", o.healthHTTP, "readiness check: GET URL must answer 2xx")
+	f.StringVar(&o.healthGRPC, "health-grpc", o.healthGRPC, "readiness check: grpc.health.v1 Check on ADDR must say SERVING")
+	f.DurationVar(&o.healthTimeout, "health-timeout", o.healthTimeout, "bound on one readiness check or scrape (default: --interval)")
+	f.StringVar(&o.onDrain, "on-drain", o.onDrain, "shell command run when the coordinator drains this instance")
+	f.DurationVar(&o.drainTimeout, "drain-timeout", o.drainTimeout, "bound on --on-drain when the command carries no deadline")
+	f.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "serve the agent's own /metrics here (off by default)")
+	f.IntVar(&o.stream.BufferSize, "buffer", o.stream.BufferSize, "samples kept while disconnected (oldest dropped first)")
+	f.IntVar(&o.identity.Attempts, "imds-attempts", o.identity.Attempts, "tries to read instance metadata before giving up")
+	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 }
 
 func newRunCmd() *cobra.Command {
-	var o options
+	o := defaultOptions()
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Run the agent (the same as the root command)",
 		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), o) },
+		RunE:  func(cmd *cobra.Command, _ []string) error { return run(cmd.Context(), cmd.ErrOrStderr(), o) },
 	}
 	o.bind(cmd)
 	return cmd
@@ -106,13 +109,14 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: --scrape needs at least one --metric", ErrFlags)
 	case o.healthHTTP != "" && o.healthGRPC != "":
 		return fmt.Errorf("%w: --health-http and --health-grpc are exclusive", ErrFlags)
-	case o.buffer < 1:
-		return fmt.Errorf("%w: --buffer (%d) must be >= 1", ErrFlags, o.buffer)
+	case o.stream.BufferSize < 1:
+		return fmt.Errorf("%w: --buffer (%d) must be >= 1", ErrFlags, o.stream.BufferSize)
 	}
 	return nil
 }
 
-func run(ctx context.Context, o options) error {
+// run logs to logw.
+func run(ctx context.Context, logw io.Writer, o options) error {
 	if err := o.validate(); err != nil {
 		return err
 	}
@@ -120,12 +124,9 @@ func run(ctx context.Context, o options) error {
 	if err := level.UnmarshalText([]byte(o.logLevel)); err != nil {
 		return fmt.Errorf("%w: --log-level %q: %v", ErrFlags, o.logLevel, err)
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewTextHandler(logw, &slog.HandlerOptions{Level: level}))
 
-	ccfg := collect.Config{
-		ProcRoot: o.procfs, CgroupRoot: o.cgroupfs, DiskPath: o.diskPath, Scope: collect.Scope(o.scope),
-		Cgroup: o.cgroup, ScopePID: o.scopePID, NetLoopback: o.netLoopback,
-	}
+	ccfg := o.collect
 	if ccfg.Scope == collect.ScopeCgroup && ccfg.Cgroup == "" && ccfg.ScopePID != 0 {
 		ccfg.Cgroup = "auto"
 	}
@@ -159,10 +160,9 @@ func run(ctx context.Context, o options) error {
 		checker = g
 	}
 
-	id, err := identity.Resolve(ctx, identity.Config{
-		InstanceID: o.instanceID, Fleet: o.fleet, Coordinators: splitAll(o.coordinators),
-		Attempts: o.imdsAttempts, Logger: log,
-	})
+	icfg := o.identity
+	icfg.Coordinators, icfg.Logger = splitAll(icfg.Coordinators), log
+	id, err := identity.Resolve(ctx, icfg)
 	if err != nil {
 		return err
 	}
@@ -172,27 +172,26 @@ func run(ctx context.Context, o options) error {
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
 	var rn *runner.Runner
 	hook := drain.Hook{Command: o.onDrain, DefaultTimeout: o.drainTimeout}
-	sc, err := stream.New(stream.Config{
-		Addrs: id.Coordinators,
-		Hello: &shoalv1.AgentHello{
-			InstanceId: id.InstanceID, Fleet: id.Fleet, Asg: id.ASG, PrivateIp: id.PrivateIP,
-			AvailabilityZone: id.AvailabilityZone, ImageId: id.ImageID, AgentVersion: version(),
-			IntervalMs: o.interval.Milliseconds(), StartedAtUnixMs: time.Now().UnixMilli(),
-		},
-		BufferSize: o.buffer,
-		OnCommand: func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult {
-			log.Info("drain requested", "id", cmd.GetId())
-			res := hook.Run(ctx, cmd)
-			log.Info("drain finished", "id", cmd.GetId(), "ok", res.GetOk(), "error", res.GetError())
-			return res
-		},
-		OnConfig: func(c *shoalv1.AgentConfig) {
-			if ms := c.GetIntervalMs(); ms > 0 && rn != nil {
-				rn.SetInterval(time.Duration(ms) * time.Millisecond)
-			}
-		},
-		Logger: log,
-	})
+	scfg := o.stream
+	scfg.Addrs = id.Coordinators
+	scfg.Hello = &shoalv1.AgentHello{
+		InstanceId: id.InstanceID, Fleet: id.Fleet, Asg: id.ASG, PrivateIp: id.PrivateIP,
+		AvailabilityZone: id.AvailabilityZone, ImageId: id.ImageID, AgentVersion: version(),
+		IntervalMs: o.interval.Milliseconds(), StartedAtUnixMs: time.Now().UnixMilli(),
+	}
+	scfg.OnCommand = func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult {
+		log.Info("drain requested", "id", cmd.GetId())
+		res := hook.Run(ctx, cmd)
+		log.Info("drain finished", "id", cmd.GetId(), "ok", res.GetOk(), "error", res.GetError())
+		return res
+	}
+	scfg.OnConfig = func(c *shoalv1.AgentConfig) {
+		if ms := c.GetIntervalMs(); ms > 0 && rn != nil {
+			rn.SetInterval(time.Duration(ms) * time.Millisecond)
+		}
+	}
+	scfg.Logger = log
+	sc, err := stream.New(scfg)
 	if err != nil {
 		return err
 	}

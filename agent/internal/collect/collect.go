@@ -33,13 +33,13 @@ const (
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("invalid collector config")
 
-// Config chooses the sources and where they read.
+// Config chooses the sources and where they read; start from DefaultConfig.
 type Config struct {
-	// ProcRoot is the procfs mount point (default /proc).
+	// ProcRoot is the procfs mount point.
 	ProcRoot string
-	// CgroupRoot is the cgroup v2 mount point (default /sys/fs/cgroup).
+	// CgroupRoot is the cgroup v2 mount point.
 	CgroupRoot string
-	// DiskPath is the filesystem whose usage is "disk" (default /).
+	// DiskPath is the filesystem whose usage is "disk".
 	DiskPath string
 	Scope    Scope
 	// Cgroup is the workload's cgroup path below CgroupRoot, or "auto" to use
@@ -52,25 +52,27 @@ type Config struct {
 	NetLoopback bool
 }
 
-// WithDefaults fills the unset fields.
-func (c Config) WithDefaults() Config {
-	if c.ProcRoot == "" {
-		c.ProcRoot = procfs.DefaultMountPoint
+// DefaultConfig measures the whole host through /proc and /sys/fs/cgroup,
+// with / as the disk.
+func DefaultConfig() Config {
+	return Config{
+		ProcRoot:   procfs.DefaultMountPoint,
+		CgroupRoot: "/sys/fs/cgroup",
+		DiskPath:   "/",
+		Scope:      ScopeHost,
 	}
-	if c.CgroupRoot == "" {
-		c.CgroupRoot = "/sys/fs/cgroup"
-	}
-	if c.DiskPath == "" {
-		c.DiskPath = "/"
-	}
-	if c.Scope == "" {
-		c.Scope = ScopeHost
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
 func (c Config) Validate() error {
+	switch {
+	case c.ProcRoot == "":
+		return fmt.Errorf("%w: procfs root is required", ErrConfig)
+	case c.CgroupRoot == "":
+		return fmt.Errorf("%w: cgroupfs root is required", ErrConfig)
+	case c.DiskPath == "":
+		return fmt.Errorf("%w: disk path is required", ErrConfig)
+	}
 	switch c.Scope {
 	case ScopeHost:
 		if c.Cgroup != "" || c.ScopePID != 0 {
@@ -128,7 +130,6 @@ type Set struct {
 
 // New builds the sources that cfg asks for.
 func New(cfg Config) (*Set, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package collect
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"math"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -222,20 +224,24 @@ func TestProcTreeGone(t *testing.T) {
 func TestConfigValidate(t *testing.T) {
 	cases := []struct {
 		name    string
-		cfg     Config
+		edit    func(*Config)
 		wantErr bool
 	}{
-		{"host default", Config{}, false},
-		{"cgroup with pid", Config{Scope: ScopeCgroup, ScopePID: 10}, false},
-		{"cgroup with path", Config{Scope: ScopeCgroup, Cgroup: "/a"}, false},
-		{"cgroup with nothing", Config{Scope: ScopeCgroup}, true},
-		{"auto without pid", Config{Scope: ScopeCgroup, Cgroup: "auto"}, true},
-		{"host with pid", Config{ScopePID: 3}, true},
-		{"unknown scope", Config{Scope: "vm"}, true},
+		{"host default", func(*Config) {}, false},
+		{"cgroup with pid", func(c *Config) { c.Scope, c.ScopePID = ScopeCgroup, 10 }, false},
+		{"cgroup with path", func(c *Config) { c.Scope, c.Cgroup = ScopeCgroup, "/a" }, false},
+		{"cgroup with nothing", func(c *Config) { c.Scope = ScopeCgroup }, true},
+		{"auto without pid", func(c *Config) { c.Scope, c.Cgroup = ScopeCgroup, "auto" }, true},
+		{"host with pid", func(c *Config) { c.ScopePID = 3 }, true},
+		{"unknown scope", func(c *Config) { c.Scope = "vm" }, true},
+		{"no procfs root", func(c *Config) { c.ProcRoot = "" }, true},
+		{"zero config", func(c *Config) { *c = Config{} }, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.WithDefaults().Validate()
+			cfg := DefaultConfig()
+			tc.edit(&cfg)
+			err := cfg.Validate()
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Validate() = %v, wantErr %v", err, tc.wantErr)
 			}
@@ -250,22 +256,23 @@ func TestNewHostOnRealProc(t *testing.T) {
 	if _, err := os.Stat("/proc/stat"); err != nil {
 		t.Skip("no /proc on this machine")
 	}
-	s, err := New(Config{})
+	s, err := New(DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
-	// CPU ticks advance at 100 Hz; poll until a rate can be computed.
-	var got map[string]float64
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		got, err = s.Collect(time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := got[MetricCPU]; ok || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
+	// Rate sources need two readings with ticks counted in between: a
+	// burn of fixed work runs to its end between them.
+	if _, err := s.Collect(time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "/bin/sh", "-c", burnLoop).CombinedOutput(); err != nil {
+		t.Fatalf("burn: %v\n%s", err, out)
+	}
+	got, err := s.Collect(time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, m := range []string{MetricCPU, MetricMem, MetricLoad1, MetricNetRx, MetricNetTx, MetricDisk} {
 		v, ok := got[m]

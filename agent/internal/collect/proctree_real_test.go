@@ -1,6 +1,8 @@
 package collect
 
 import (
+	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,14 +13,33 @@ import (
 	"github.com/prometheus/procfs"
 )
 
+// burnLoop is a fixed amount of shell work: tens of milliseconds of CPU or
+// more, so the kernel's tick counters advance while it runs. Tests wait for
+// it to finish instead of sleeping for a guessed time.
+const burnLoop = `i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done`
+
 // TestProcTreeOnRealProc measures a real workload whose CPU is burnt by a
-// child of the root process, so only walking the tree can see it.
+// grandchild of the root process, so only walking the tree can see it.
 func TestProcTreeOnRealProc(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc on this machine")
 	}
-	cmd := exec.Command("/bin/sh", "-c", `sh -c 'while :; do :; done' & wait`)
+	// The grandchild burns a fixed amount of work once told to, says so,
+	// and stays alive (exec keeps its CPU time on the same pid), so its CPU
+	// is neither the root's own nor in the root's cutime.
+	goR, goW, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer goR.Close()
+	defer goW.Close()
+	cmd := exec.Command("/bin/sh", "-c", `sh -c 'read go <&3; `+burnLoop+`; echo burnt; exec sleep 600' & wait`)
+	cmd.ExtraFiles = []*os.File{goR}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -26,27 +47,42 @@ func TestProcTreeOnRealProc(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 	})
+	burnt := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err == nil && line != "burnt\n" {
+			err = fmt.Errorf("child said %q", line)
+		}
+		burnt <- err
+	}()
 	fs, err := procfs.NewFS("/proc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	pt := &ProcTree{FS: fs, PID: cmd.Process.Pid}
-	deadline := time.Now().Add(10 * time.Second)
-	var got map[string]float64
-	for {
-		got, err = pt.Collect(time.Now())
+	// The clock is injected: the rate's denominator is the 1 s the test
+	// says passed, its numerator the CPU the kernel counted meanwhile.
+	t0 := time.Now()
+	if _, err := pt.Collect(t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := goW.WriteString("go\n"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-burnt:
 		if err != nil {
 			t.Fatal(err)
 		}
-		// One busy core is 100/NumCPU percent of the host; a loaded
-		// machine gives it less, but never nothing for long.
-		if got[MetricCPU] > 5 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the grandchild did not finish its burn within 30s")
 	}
-	if got[MetricCPU] <= 5 {
-		t.Errorf("cpu of a busy child = %v%%, want > 5%%", got[MetricCPU])
+	got, err := pt.Collect(t0.Add(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[MetricCPU] <= 0 || got[MetricCPU] > 100 {
+		t.Errorf("cpu of a grandchild that burnt CPU = %v%%, want in (0, 100]", got[MetricCPU])
 	}
 	if got[MetricMem] <= 0 {
 		t.Errorf("mem = %v, want the tree's RSS share", got[MetricMem])

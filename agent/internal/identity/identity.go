@@ -44,7 +44,8 @@ type Identity struct {
 	Coordinators []string
 }
 
-// Config is what the flags say; IMDS fills the rest.
+// Config is what the flags say; IMDS fills the rest. Start from
+// DefaultConfig.
 type Config struct {
 	InstanceID   string
 	Fleet        string
@@ -52,31 +53,25 @@ type Config struct {
 	// Endpoint overrides IMDS's address; empty means the SDK's default,
 	// which honours AWS_EC2_METADATA_SERVICE_ENDPOINT.
 	Endpoint string
-	// Attempts bounds the tries of the whole lookup (default 8).
+	// Attempts bounds the tries of the whole lookup.
 	Attempts int
 	// Backoff is the first wait between tries, doubled each time up to
-	// MaxBackoff (defaults 250 ms and 10 s), with jitter.
+	// MaxBackoff, with jitter.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
 	Logger     *slog.Logger
 	HTTPClient *http.Client
 }
 
-// WithDefaults fills the unset fields.
-func (c Config) WithDefaults() Config {
-	if c.Attempts == 0 {
-		c.Attempts = 8
+// DefaultConfig reads everything from IMDS, trying 8 times with backoff
+// from 250 ms up to 10 s.
+func DefaultConfig() Config {
+	return Config{
+		Attempts:   8,
+		Backoff:    250 * time.Millisecond,
+		MaxBackoff: 10 * time.Second,
+		Logger:     slog.Default(),
 	}
-	if c.Backoff == 0 {
-		c.Backoff = 250 * time.Millisecond
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 10 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
 }
 
 // Validate says which flag is wrong and why.
@@ -93,13 +88,15 @@ func (c Config) Validate() error {
 	if c.Backoff <= 0 || c.MaxBackoff < c.Backoff {
 		return fmt.Errorf("%w: backoff (%s) must be > 0 and <= max backoff (%s)", ErrConfig, c.Backoff, c.MaxBackoff)
 	}
+	if c.Logger == nil {
+		return fmt.Errorf("%w: logger is required", ErrConfig)
+	}
 	return nil
 }
 
 // Resolve returns the agent's identity: from the flags alone when they name
 // the instance and its fleet, else from IMDS, retried with backoff.
 func Resolve(ctx context.Context, cfg Config) (Identity, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Identity{}, err
 	}

@@ -142,8 +142,24 @@ func TestResolveHonoursEnvEndpoint(t *testing.T) {
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	got, err := Resolve(ctx, Config{Logger: quiet(), Attempts: 1})
+	cfg := DefaultConfig()
+	cfg.Logger, cfg.Attempts = quiet(), 1
+	got, err := Resolve(ctx, cfg)
 	if err != nil || got.InstanceID != "i-0abc" {
 		t.Fatalf("Resolve = %+v, %v", got, err)
+	}
+}
+
+func TestDefaultConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("DefaultConfig().Validate() = %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.Logger = nil
+	if err := cfg.Validate(); err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "logger") {
+		t.Fatalf("Validate without a logger = %v, want ErrConfig naming it", err)
+	}
+	if err := (Config{}).Validate(); err == nil || !strings.Contains(err.Error(), "attempts (0)") {
+		t.Fatalf("zero Config: Validate = %v, want it to name attempts", err)
 	}
 }

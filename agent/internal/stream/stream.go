@@ -32,24 +32,24 @@ var ErrConfig = errors.New("invalid stream config")
 // context that ends at the command's deadline.
 type CommandFunc func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult
 
-// Config of a Client. Durations are fields so tests run fast.
+// Config of a Client; start from DefaultConfig. Durations are fields so
+// tests run fast.
 type Config struct {
 	Addrs []string
 	// Hello is sent first on every stream; dropped_samples_total is filled in.
 	Hello *shoalv1.AgentHello
-	// BufferSize bounds the samples held while disconnected (default 900:
-	// 15 minutes at 1 s).
+	// BufferSize bounds the samples held while disconnected.
 	BufferSize int
-	// MaxBatch bounds the samples in one SampleBatch (default 120).
+	// MaxBatch bounds the samples in one SampleBatch.
 	MaxBatch int
 	// Backoff is the first wait before reconnecting, doubled per failure up
-	// to MaxBackoff (defaults 200 ms and 10 s), with full jitter.
+	// to MaxBackoff, with full jitter.
 	Backoff    time.Duration
 	MaxBackoff time.Duration
-	// WelcomeTimeout bounds the wait for Welcome after hello (default 10 s).
+	// WelcomeTimeout bounds the wait for Welcome after hello.
 	WelcomeTimeout time.Duration
 	// GoodbyeTimeout bounds the wait, when stopping, for the node to close
-	// the stream after the goodbye (default 2 s).
+	// the stream after the goodbye.
 	GoodbyeTimeout time.Duration
 	OnCommand      CommandFunc
 	// OnConfig sees every AgentConfig (from Welcome or pushed later).
@@ -58,30 +58,19 @@ type Config struct {
 	Logger      *slog.Logger
 }
 
-// WithDefaults fills the unset fields.
-func (c Config) WithDefaults() Config {
-	if c.BufferSize == 0 {
-		c.BufferSize = 900
+// DefaultConfig holds 15 minutes of 1 s samples while disconnected, sends
+// at most 120 a batch, and reconnects with backoff from 200 ms up to 10 s.
+// Addrs and Hello have no default.
+func DefaultConfig() Config {
+	return Config{
+		BufferSize:     900,
+		MaxBatch:       120,
+		Backoff:        200 * time.Millisecond,
+		MaxBackoff:     10 * time.Second,
+		WelcomeTimeout: 10 * time.Second,
+		GoodbyeTimeout: 2 * time.Second,
+		Logger:         slog.Default(),
 	}
-	if c.MaxBatch == 0 {
-		c.MaxBatch = 120
-	}
-	if c.Backoff == 0 {
-		c.Backoff = 200 * time.Millisecond
-	}
-	if c.MaxBackoff == 0 {
-		c.MaxBackoff = 10 * time.Second
-	}
-	if c.WelcomeTimeout == 0 {
-		c.WelcomeTimeout = 10 * time.Second
-	}
-	if c.GoodbyeTimeout == 0 {
-		c.GoodbyeTimeout = 2 * time.Second
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
@@ -97,6 +86,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: max batch (%d) must be >= 1", ErrConfig, c.MaxBatch)
 	case c.Backoff <= 0 || c.MaxBackoff < c.Backoff:
 		return fmt.Errorf("%w: backoff (%s) must be > 0 and <= max backoff (%s)", ErrConfig, c.Backoff, c.MaxBackoff)
+	case c.WelcomeTimeout <= 0:
+		return fmt.Errorf("%w: welcome timeout (%s) must be > 0", ErrConfig, c.WelcomeTimeout)
+	case c.GoodbyeTimeout <= 0:
+		return fmt.Errorf("%w: goodbye timeout (%s) must be > 0", ErrConfig, c.GoodbyeTimeout)
+	case c.Logger == nil:
+		return fmt.Errorf("%w: logger is required", ErrConfig)
 	}
 	for i, a := range c.Addrs {
 		if a == "" {
@@ -140,7 +135,6 @@ type Client struct {
 
 // New validates cfg and returns a Client; Run connects.
 func New(cfg Config) (*Client, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

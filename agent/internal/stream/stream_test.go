@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,11 +148,10 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 func startClient(t *testing.T, nw *network, addrs []string, edit func(*Config)) *Client {
 	t.Helper()
-	cfg := Config{
-		Addrs: addrs, Hello: &shoalv1.AgentHello{InstanceId: "i-1", Fleet: "web"},
-		Backoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, WelcomeTimeout: 2 * time.Second,
-		DialOptions: []grpc.DialOption{nw.dialer()}, Logger: quiet(),
-	}
+	cfg := DefaultConfig()
+	cfg.Addrs, cfg.Hello = addrs, &shoalv1.AgentHello{InstanceId: "i-1", Fleet: "web"}
+	cfg.Backoff, cfg.MaxBackoff, cfg.WelcomeTimeout = 5*time.Millisecond, 50*time.Millisecond, 2*time.Second
+	cfg.DialOptions, cfg.Logger = []grpc.DialOption{nw.dialer()}, quiet()
 	if edit != nil {
 		edit(&cfg)
 	}
@@ -411,20 +411,28 @@ func TestConfigValidate(t *testing.T) {
 	hello := &shoalv1.AgentHello{InstanceId: "i-1"}
 	cases := []struct {
 		name string
-		cfg  Config
-		ok   bool
+		edit func(*Config)
+		want string // "" is valid
 	}{
-		{"ok", Config{Addrs: []string{"a:1"}, Hello: hello}, true},
-		{"no addrs", Config{Hello: hello}, false},
-		{"empty addr", Config{Addrs: []string{"a:1", ""}, Hello: hello}, false},
-		{"no instance", Config{Addrs: []string{"a:1"}, Hello: &shoalv1.AgentHello{}}, false},
-		{"negative buffer", Config{Addrs: []string{"a:1"}, Hello: hello, BufferSize: -1}, false},
+		{"ok", func(*Config) {}, ""},
+		{"no addrs", func(c *Config) { c.Addrs = nil }, "no coordinator address"},
+		{"empty addr", func(c *Config) { c.Addrs = []string{"a:1", ""} }, "address 1 is empty"},
+		{"no instance", func(c *Config) { c.Hello = &shoalv1.AgentHello{} }, "hello must name the instance"},
+		{"negative buffer", func(c *Config) { c.BufferSize = -1 }, "buffer size (-1)"},
+		{"no logger", func(c *Config) { c.Logger = nil }, "logger"},
+		{"zero config", func(c *Config) { *c = Config{Addrs: c.Addrs, Hello: c.Hello} }, "buffer size (0)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := New(tc.cfg)
-			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
-				t.Errorf("New = %v, want ok %v", err, tc.ok)
+			cfg := DefaultConfig()
+			cfg.Addrs, cfg.Hello = []string{"a:1"}, hello
+			tc.edit(&cfg)
+			_, err := New(cfg)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("New = %v, want ok", err)
+			case tc.want != "" && (err == nil || !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("New = %v, want ErrConfig naming %q", err, tc.want)
 			}
 		})
 	}
@@ -434,8 +442,10 @@ func TestGoodbyeOnStop(t *testing.T) {
 	nw := newNetwork(t)
 	a := newNode("a")
 	nw.start(a)
-	c, err := New(Config{Addrs: []string{"a"}, Hello: &shoalv1.AgentHello{InstanceId: "i-1"}, Backoff: 5 * time.Millisecond,
-		MaxBackoff: 50 * time.Millisecond, DialOptions: []grpc.DialOption{nw.dialer()}, Logger: quiet()})
+	cfg := DefaultConfig()
+	cfg.Addrs, cfg.Hello = []string{"a"}, &shoalv1.AgentHello{InstanceId: "i-1"}
+	cfg.Backoff, cfg.MaxBackoff, cfg.DialOptions, cfg.Logger = 5*time.Millisecond, 50*time.Millisecond, []grpc.DialOption{nw.dialer()}, quiet()
+	c, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -443,23 +453,18 @@ func TestGoodbyeOnStop(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 	recv(t, a.hellos, "hello")
-	eventuallyConnected(t, c)
+	// Samples flow only once the stream is welcomed: a batch arriving is
+	// the event that says the client is connected.
+	c.Push(sample(1), true, "")
+	recv(t, a.batches, "a batch on the welcomed stream")
+	if !c.Stats().Connected {
+		t.Fatal("a batch arrived but Stats().Connected = false")
+	}
 	cancel()
 	if g := recv(t, a.goodbye, "goodbye"); g.GetReason() == "" {
 		t.Error("goodbye without a reason")
 	}
 	if err := recv(t, done, "Run to return"); !errors.Is(err, context.Canceled) {
 		t.Errorf("Run = %v", err)
-	}
-}
-
-func eventuallyConnected(t *testing.T, c *Client) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !c.Stats().Connected {
-		if time.Now().After(deadline) {
-			t.Fatal("never connected")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

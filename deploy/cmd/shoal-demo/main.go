@@ -3,11 +3,19 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/shoal-dev/shoal/deploy/internal/demo"
 )
 
+// Ctrl-C and SIGTERM end the demo's context: it stops every process it
+// started and reports that nothing was left behind before it exits.
 func main() {
-	os.Exit(demo.Main(os.Args[1:], os.Stdout, os.Stderr, os.Getenv))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := demo.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }

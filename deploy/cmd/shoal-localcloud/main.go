@@ -3,11 +3,20 @@
 package main
 
 import (
+	"context"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/shoal-dev/shoal/deploy/internal/localcloud/cli"
 )
 
+// SIGINT and SIGTERM end serve's context, which terminates every instance's
+// process group before exit; a SIGKILL leaves that to the instances'
+// parent-death signal.
 func main() {
-	os.Exit(cli.Run(os.Args[1:]))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	os.Exit(code)
 }

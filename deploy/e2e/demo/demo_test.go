@@ -9,8 +9,8 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -25,6 +25,7 @@ import (
 
 	"github.com/shoal-dev/shoal/deploy/internal/demo"
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // lockedBuffer collects the demo's output for the failure message.
@@ -50,25 +51,20 @@ func (l *lockedBuffer) String() string {
 // fleet's series in CloudWatch, the high alarm firing and clearing, the group
 // back at min, and no process left behind.
 func TestDemo(t *testing.T) {
-	bin := os.Getenv("SHOAL_BIN")
-	if bin == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
+	bin := testkit.BinDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	report := t.TempDir()
 	var out lockedBuffer
 	var sb *sandbox.Sandbox
-	cfg := demo.Config{
-		BinDir:    bin,
-		ReportDir: report,
-		// The spike starts on a 10 s boundary and lasts past three whole
-		// 10 s alarm periods, so the high alarm can fire; 200 req/s is more
-		// than 6 instances serve at the target, so it does.
-		Baseline: 5 * time.Second, Spike: 40 * time.Second, Recovery: 20 * time.Second, AlignSpike: true,
-		ScaleInWindow: 8 * time.Second,
-		Out:           &out,
-	}
+	cfg := demo.DefaultConfig()
+	cfg.BinDir, cfg.ReportDir = bin, report
+	// The spike starts on a 10 s boundary and lasts past three whole 10 s
+	// alarm periods, so the high alarm can fire; 200 req/s is more than 6
+	// instances serve at the target, so it does.
+	cfg.Baseline, cfg.Spike, cfg.Recovery, cfg.AlignSpike = 5*time.Second, 40*time.Second, 20*time.Second, true
+	cfg.ScaleInWindow = 8 * time.Second
+	cfg.Out = &out
 	var inspectErrs []string
 	inspect := func(ctx context.Context, s *sandbox.Sandbox, sum *demo.Summary) error {
 		sb = s
@@ -315,29 +311,19 @@ func checkReport(t *testing.T, dir string, sum *demo.Summary) {
 // TestDemoCtrlC interrupts bin/shoal-demo once its first live line is out and
 // checks it stops everything it started.
 func TestDemoCtrlC(t *testing.T) {
-	bin := os.Getenv("SHOAL_BIN")
-	if bin == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e` (it builds bin/ and sets it)")
-	}
+	bin := testkit.BinDir(t)
 	bin, err := filepath.Abs(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(bin, "shoal-demo"), "--bin", bin, "--keep", "--report-dir", t.TempDir())
-	cmd.Env = append(os.Environ(), "DEMO_DURATION=20s")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// stdout is read line by line; the pipe ends once the process has.
+	stdout, pw := io.Pipe()
+	t.Cleanup(func() { pw.Close() }) // after the process is stopped
 	var stderr lockedBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) })
+	proc := testkit.Start(t, filepath.Join(bin, "shoal-demo"), []string{"--bin", bin, "--keep", "--report-dir", t.TempDir()},
+		testkit.Options{Env: []string{"DEMO_DURATION=20s"}, Stdout: pw, Stderr: &stderr})
 	var out lockedBuffer
 	dir := ""
 	live, eof := make(chan struct{}), make(chan struct{})
@@ -363,16 +349,17 @@ func TestDemoCtrlC(t *testing.T) {
 		t.Fatalf("no live line before the deadline:\n%s%s", out.String(), stderr.String())
 	}
 	interrupted := time.Now()
-	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+	if err := proc.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	// Read to the end before Wait, which closes the pipe.
 	select {
-	case <-eof:
+	case <-proc.Done():
 	case <-ctx.Done():
 		t.Fatalf("shoal-demo still running after Ctrl-C:\n%s", out.String())
 	}
-	err = cmd.Wait()
+	pw.Close()
+	<-eof
+	err = proc.Err()
 	t.Logf("stopped %s after Ctrl-C", time.Since(interrupted).Round(100*time.Millisecond))
 	if err == nil || !strings.Contains(stderr.String(), "interrupted; everything was stopped") {
 		t.Errorf("exit %v, stderr %q; want a failure saying it was interrupted", err, stderr.String())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // TestReactionTime measures detection-to-actuation: from the moment the
@@ -27,7 +28,9 @@ func TestReactionTime(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(spikes)*time.Minute+2*time.Minute)
 	defer cancel()
-	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: binDir(t), BootDelay: 500 * time.Millisecond, DrainTimeout: 3 * time.Second, TerminateGrace: time.Second})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.BootDelay, opts.DrainTimeout, opts.TerminateGrace = testkit.BinDir(t), 500*time.Millisecond, 3*time.Second, time.Second
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // decision is one element of `decisions FLEET -o json`.
@@ -44,29 +45,6 @@ func loadErrors(t *testing.T, out string) (int, int) {
 	return n, e
 }
 
-func binDir(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("SHOAL_BIN")
-	if dir == "" {
-		t.Skip("SHOAL_BIN is not set: run `make test-e2e`")
-	}
-	if filepath.IsAbs(dir) {
-		return dir
-	}
-	// Relative to the module root, as in `SHOAL_BIN=bin go test ...`.
-	wd, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := wd; filepath.Dir(d) != d; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return filepath.Join(d, dir)
-		}
-	}
-	t.Fatalf("no go.mod above %s", wd)
-	return ""
-}
-
 // TestScaleOutCrashScaleIn runs the whole system on the local cloud: a
 // 3-node cluster built with failpoints, agents in every instance, demoapp as
 // the workload and shoal-lb in front. A load spike scales the group out;
@@ -77,11 +55,11 @@ func binDir(t *testing.T) string {
 func TestScaleOutCrashScaleIn(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	sb, err := sandbox.Start(ctx, sandbox.Options{
-		BinDir: binDir(t), CoordinatorBin: "shoal-coordinator-failpoints", Failpoint: "scaler.after-commit=exit",
-		BootDelay: 500 * time.Millisecond, DrainTimeout: 5 * time.Second, EvalInterval: 500 * time.Millisecond,
-		TerminateGrace: time.Second,
-	})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.CoordinatorBin, opts.Failpoint = testkit.BinDir(t), "shoal-coordinator-failpoints", "scaler.after-commit=exit"
+	opts.BootDelay, opts.DrainTimeout, opts.EvalInterval = 500*time.Millisecond, 5*time.Second, 500*time.Millisecond
+	opts.TerminateGrace = time.Second
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,16 +5,17 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 
 	"github.com/spf13/cobra"
 )
 
-// Main is shoal-demo's entry point; it returns the exit status.
-func Main(args []string, stdout, stderr io.Writer, getenv func(string) string) int {
-	cfg := Config{Out: stdout}
+// Main is shoal-demo's entry point; it returns the exit status. When ctx
+// ends (main cancels it on Ctrl-C and SIGTERM) the demo stops everything it
+// started before returning.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cfg := DefaultConfig()
+	cfg.Out = stdout
 	cmd := &cobra.Command{
 		Use:   "shoal-demo",
 		Short: "bring Shoal up on the local cloud and scale a fleet through a load spike (what `make demo` runs)",
@@ -39,8 +40,7 @@ the load profile. Ctrl-C stops everything cleanly.`,
 				}
 				c.BinDir = filepath.Dir(exe)
 			}
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
+			ctx := cmd.Context()
 			_, err = Run(ctx, c, nil)
 			if ctx.Err() != nil && !c.Hold {
 				return fmt.Errorf("interrupted; everything was stopped: %w", err)
@@ -49,16 +49,16 @@ the load profile. Ctrl-C stops everything cleanly.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.BinDir, "bin", "", "directory of the Shoal binaries (default: this program's directory)")
-	f.StringVar(&cfg.ReportDir, "report-dir", "demo-report", "where timeline.csv, chart.svg and summary.json go")
-	f.BoolVar(&cfg.KeepDir, "keep", false, "keep the sandbox's data and process logs (its path is printed)")
-	f.BoolVar(&cfg.Hold, "hold", false, "keep the system up after the report, for the CLI tour, until Ctrl-C")
-	f.IntVar(&cfg.BaselineRPS, "baseline-rps", 40, "baseline load, requests/s")
-	f.IntVar(&cfg.SpikeRPS, "spike-rps", 200, "spike load, requests/s")
+	f.StringVar(&cfg.BinDir, "bin", cfg.BinDir, "directory of the Shoal binaries (default: this program's directory)")
+	f.StringVar(&cfg.ReportDir, "report-dir", cfg.ReportDir, "where timeline.csv, chart.svg and summary.json go")
+	f.BoolVar(&cfg.KeepDir, "keep", cfg.KeepDir, "keep the sandbox's data and process logs (its path is printed)")
+	f.BoolVar(&cfg.Hold, "hold", cfg.Hold, "keep the system up after the report, for the CLI tour, until Ctrl-C")
+	f.IntVar(&cfg.BaselineRPS, "baseline-rps", cfg.BaselineRPS, "baseline load, requests/s")
+	f.IntVar(&cfg.SpikeRPS, "spike-rps", cfg.SpikeRPS, "spike load, requests/s")
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
-	if err := cmd.ExecuteContext(context.Background()); err != nil {
+	if err := cmd.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "shoal-demo:", err)
 		return 1
 	}

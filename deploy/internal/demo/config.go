@@ -8,17 +8,15 @@ import (
 	"time"
 )
 
-// Config is one demo run. Zero values take the defaults noted.
+// Config is one demo run; start from DefaultConfig.
 type Config struct {
 	// BinDir holds the binaries (`make build`). Required.
 	BinDir string
 	// ReportDir receives timeline.csv, chart.svg and summary.json
 	// (default demo-report).
 	ReportDir string
-	// Duration of the whole load profile (default 150s); the phases split it
-	// 20 % baseline, 35 % spike, 45 % baseline unless set below.
-	Duration time.Duration
-	// Baseline, Spike and Recovery set the phases' lengths directly.
+	// Baseline, Spike and Recovery are the load profile's phases (default
+	// 30s, 52.5s and 67.5s: WithDuration's split of 150s); Total is their sum.
 	Baseline, Spike, Recovery time.Duration
 	// AlignSpike starts the spike on a 10-second boundary of the clock, so
 	// CloudWatch's 10 s alarm periods see whole spike periods (default on
@@ -49,44 +47,35 @@ type Config struct {
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("demo config")
 
-// WithDefaults returns c with unset fields filled in.
-func (c Config) WithDefaults() Config {
-	if c.ReportDir == "" {
-		c.ReportDir = "demo-report"
-	}
-	if c.Duration == 0 {
-		c.Duration = 150 * time.Second
-	}
-	if c.Baseline == 0 && c.Spike == 0 && c.Recovery == 0 {
-		c.Baseline = c.Duration * 20 / 100
-		c.Spike = c.Duration * 35 / 100
-		c.Recovery = c.Duration - c.Baseline - c.Spike
-	}
-	c.Duration = c.Baseline + c.Spike + c.Recovery
-	def := func(v *int, d int) {
-		if *v == 0 {
-			*v = d
-		}
-	}
-	def(&c.BaselineRPS, 40)
-	def(&c.SpikeRPS, 200)
-	def(&c.Capacity, 50)
-	def(&c.Min, 2)
-	def(&c.Max, 6)
-	if c.Target == 0 {
-		c.Target = 50
-	}
-	if c.ScaleInWindow == 0 {
-		c.ScaleInWindow = 15 * time.Second
-	}
-	if c.PublishInterval == 0 {
-		c.PublishInterval = 2 * time.Second
-	}
-	if c.Out == nil {
-		c.Out = os.Stdout
-	}
+// DefaultConfig is `make demo`: 150 s of load, 40 req/s rising to 200,
+// a fleet of 2 to 6 instances of 50 req/s held at 50 % utilisation. BinDir
+// has no default.
+func DefaultConfig() Config {
+	return Config{
+		ReportDir:       "demo-report",
+		BaselineRPS:     40,
+		SpikeRPS:        200,
+		Capacity:        50,
+		Min:             2,
+		Max:             6,
+		Target:          50,
+		ScaleInWindow:   15 * time.Second,
+		PublishInterval: 2 * time.Second,
+		Out:             os.Stdout,
+	}.WithDuration(150 * time.Second)
+}
+
+// WithDuration returns c with its phases split from d: 20 % baseline, 35 %
+// spike, 45 % baseline again.
+func (c Config) WithDuration(d time.Duration) Config {
+	c.Baseline = d * 20 / 100
+	c.Spike = d * 35 / 100
+	c.Recovery = d - c.Baseline - c.Spike
 	return c
 }
+
+// Total is the whole load profile's length.
+func (c Config) Total() time.Duration { return c.Baseline + c.Spike + c.Recovery }
 
 // Validate says which field is wrong and why.
 func (c Config) Validate() error {
@@ -95,8 +84,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: bin dir: required (run `make build`)", ErrConfig)
 	case c.Baseline < time.Second || c.Spike < time.Second || c.Recovery < time.Second:
 		return fmt.Errorf("%w: phases (baseline %s, spike %s, recovery %s) must all be >= 1s", ErrConfig, c.Baseline, c.Spike, c.Recovery)
-	case c.Duration < 15*time.Second:
-		return fmt.Errorf("%w: duration (%s) must be >= 15s to show a scale-out and a scale-in", ErrConfig, c.Duration)
+	case c.Total() < 15*time.Second:
+		return fmt.Errorf("%w: duration (%s) must be >= 15s to show a scale-out and a scale-in", ErrConfig, c.Total())
 	case c.BaselineRPS <= 0:
 		return fmt.Errorf("%w: baseline rps (%d) must be > 0", ErrConfig, c.BaselineRPS)
 	case c.SpikeRPS <= c.BaselineRPS:
@@ -107,18 +96,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: target (%v) must be in (0, 100]", ErrConfig, c.Target)
 	case c.Capacity <= 0:
 		return fmt.Errorf("%w: capacity (%d) must be > 0", ErrConfig, c.Capacity)
+	case c.ReportDir == "":
+		return fmt.Errorf("%w: report dir: required", ErrConfig)
+	case c.ScaleInWindow <= 0:
+		return fmt.Errorf("%w: scale-in window (%s) must be > 0", ErrConfig, c.ScaleInWindow)
+	case c.PublishInterval <= 0:
+		return fmt.Errorf("%w: publish interval (%s) must be > 0", ErrConfig, c.PublishInterval)
+	case c.Out == nil:
+		return fmt.Errorf("%w: out: a writer for the live lines is required", ErrConfig)
 	}
 	return nil
 }
 
-// FromEnv reads DEMO_DURATION (a Go duration) into c.Duration.
+// FromEnv splits the phases from DEMO_DURATION (a Go duration) when set.
 func FromEnv(c Config, getenv func(string) string) (Config, error) {
 	if v := getenv("DEMO_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
 			return c, fmt.Errorf("%w: DEMO_DURATION (%q) must be a positive Go duration such as 90s", ErrConfig, v)
 		}
-		c.Duration = d
+		c = c.WithDuration(d)
 	}
 	return c, nil
 }

@@ -27,17 +27,19 @@ const metric = "util"
 type Inspect func(ctx context.Context, sb *sandbox.Sandbox, sum *Summary) error
 
 // Run brings the system up, runs the load profile, writes the report and
-// stops everything, also when ctx is cancelled (Ctrl-C). inspect may be nil.
+// stops everything, also when ctx is cancelled (Ctrl-C). Start cfg from
+// DefaultConfig; inspect may be nil.
 func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	out := cfg.Out
 	fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
-		cfg.Duration, cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
+		cfg.Total(), cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
 
-	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: cfg.BinDir, PublishInterval: cfg.PublishInterval, KeepDir: cfg.KeepDir})
+	opts := sandbox.DefaultOptions()
+	opts.BinDir, opts.PublishInterval, opts.KeepDir = cfg.BinDir, cfg.PublishInterval, cfg.KeepDir
+	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}

@@ -2,8 +2,10 @@ package demo
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,20 +14,29 @@ import (
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  Config
+		edit func(*Config)
 		want string
 	}{
-		{"defaults", Config{BinDir: "bin"}, ""},
-		{"no bin", Config{}, "bin dir: required"},
-		{"too short", Config{BinDir: "bin", Duration: 10 * time.Second}, "duration (10s) must be >= 15s"},
-		{"spike not above baseline", Config{BinDir: "bin", BaselineRPS: 100, SpikeRPS: 90}, "spike rps (90) must be > baseline rps (100)"},
-		{"min above max", Config{BinDir: "bin", Min: 5, Max: 3}, "min (5) must be >= 1 and <= max (3)"},
-		{"target out of range", Config{BinDir: "bin", Target: 120}, "target (120) must be in (0, 100]"},
-		{"empty phase", Config{BinDir: "bin", Baseline: 10 * time.Second, Spike: 20 * time.Second}, "must all be >= 1s"},
+		{"defaults", func(*Config) {}, ""},
+		{"no bin", func(c *Config) { c.BinDir = "" }, "bin dir: required"},
+		{"too short", func(c *Config) { *c = c.WithDuration(10 * time.Second) }, "duration (10s) must be >= 15s"},
+		{"spike not above baseline", func(c *Config) { c.BaselineRPS, c.SpikeRPS = 100, 90 }, "spike rps (90) must be > baseline rps (100)"},
+		{"min above max", func(c *Config) { c.Min, c.Max = 5, 3 }, "min (5) must be >= 1 and <= max (3)"},
+		{"target out of range", func(c *Config) { c.Target = 120 }, "target (120) must be in (0, 100]"},
+		{"empty phase", func(c *Config) { c.Baseline, c.Spike, c.Recovery = 10*time.Second, 20*time.Second, 0 }, "must all be >= 1s"},
+		{"no output", func(c *Config) { c.Out = nil }, "out: a writer"},
+		{"zero config", func(c *Config) { *c = Config{BinDir: "bin"} }, "phases"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := tc.cfg.WithDefaults().Validate()
+			cfg := DefaultConfig()
+			cfg.BinDir = "bin"
+			tc.edit(&cfg)
+			before := fmt.Sprintf("%+v", cfg)
+			err := cfg.Validate()
+			if after := fmt.Sprintf("%+v", cfg); after != before {
+				t.Fatalf("Validate changed the config:\n%s\n%s", before, after)
+			}
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -39,10 +50,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-func TestDefaultsSplitDuration(t *testing.T) {
-	c := Config{Duration: 100 * time.Second}.WithDefaults()
-	if c.Baseline != 20*time.Second || c.Spike != 35*time.Second || c.Recovery != 45*time.Second {
+func TestWithDurationSplitsPhases(t *testing.T) {
+	c := DefaultConfig().WithDuration(100 * time.Second)
+	if c.Baseline != 20*time.Second || c.Spike != 35*time.Second || c.Recovery != 45*time.Second || c.Total() != 100*time.Second {
 		t.Fatalf("phases %s/%s/%s, want 20s/35s/45s", c.Baseline, c.Spike, c.Recovery)
+	}
+	if d := DefaultConfig().Total(); d != 150*time.Second {
+		t.Fatalf("default load profile %s, want 150s", d)
 	}
 }
 
@@ -52,14 +66,14 @@ func TestFromEnv(t *testing.T) {
 		want      time.Duration
 		err       bool
 	}{
-		{"unset keeps default", "", 0, false},
+		{"unset keeps default", "", 150 * time.Second, false},
 		{"duration", "90s", 90 * time.Second, false},
 		{"not a duration", "ninety", 0, true},
 		{"negative", "-5s", 0, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := FromEnv(Config{}, func(k string) string {
+			c, err := FromEnv(DefaultConfig(), func(k string) string {
 				if k == "DEMO_DURATION" {
 					return tc.val
 				}
@@ -71,8 +85,8 @@ func TestFromEnv(t *testing.T) {
 			if err != nil && !strings.Contains(err.Error(), "DEMO_DURATION") {
 				t.Fatalf("error %q does not name DEMO_DURATION", err)
 			}
-			if err == nil && c.Duration != tc.want {
-				t.Fatalf("Duration = %s, want %s", c.Duration, tc.want)
+			if err == nil && c.Total() != tc.want {
+				t.Fatalf("Total() = %s, want %s", c.Total(), tc.want)
 			}
 		})
 	}
@@ -100,7 +114,8 @@ func TestLoadLinesLandOnTheTimeline(t *testing.T) {
 // fixture is a run through a spike: crossing at t=10, scale-out decided at
 // t=12.5, scale-in decided at t=30.2, back at min at t=33.
 func fixture() *run {
-	cfg := Config{BinDir: "bin", Baseline: 10 * time.Second, Spike: 15 * time.Second, Recovery: 15 * time.Second}.WithDefaults()
+	cfg := DefaultConfig()
+	cfg.BinDir, cfg.Baseline, cfg.Spike, cfg.Recovery = "bin", 10*time.Second, 15*time.Second, 15*time.Second
 	r := &run{cfg: cfg, spikeAt: 10, spikeEnd: 25, alarms: []alarmInfo{{Name: "shoal-web-util-high"}, {Name: "shoal-web-util-low"}}}
 	for k := 1; k <= 40; k++ {
 		row := Row{T: k, RPS: 40, P99ms: 20, Desired: 2, InService: 2}
@@ -222,5 +237,18 @@ func TestAlarmSpans(t *testing.T) {
 	want := [][2]int{{10, 20}, {30, 40}}
 	if len(got) != len(want) || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("spans %v, want %v", got, want)
+	}
+}
+
+func TestMainRejectsBadDuration(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	getenv := func(k string) string {
+		if k == "DEMO_DURATION" {
+			return "ninety"
+		}
+		return ""
+	}
+	if code := Main(context.Background(), []string{"--bin", t.TempDir()}, &stdout, &stderr, getenv); code != 1 || !strings.Contains(stderr.String(), "shoal-demo: ") || !strings.Contains(stderr.String(), "DEMO_DURATION") {
+		t.Fatalf("exit %d, stderr %q; want 1 naming DEMO_DURATION", code, stderr.String())
 	}
 }

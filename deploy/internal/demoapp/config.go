@@ -36,49 +36,27 @@ type Config struct {
 	// ShutdownTimeout bounds how long in-flight requests may take to finish
 	// after SIGTERM.
 	ShutdownTimeout time.Duration
-	// Clock drives the capacity model; nil means the wall clock.
+	// Clock drives the capacity model.
 	Clock Clock
-	// Logger receives the server's logs; nil means slog.Default().
+	// Logger receives the server's logs.
 	Logger *slog.Logger
 }
 
-// Defaults are the values used for unset fields.
-var Defaults = Config{
-	Listen:          ":8080",
-	IMDSTimeout:     2 * time.Second,
-	Capacity:        50,
-	QueueSize:       500,
-	Work:            200 * time.Microsecond,
-	UtilWindow:      2 * time.Second,
-	ShutdownTimeout: 30 * time.Second,
-}
-
-// WithDefaults returns c with every unset field whose zero value is invalid
-// taken from Defaults. QueueSize and Work keep their zero: no queue and no CPU
-// burnt are meaningful choices.
-func (c Config) WithDefaults() Config {
-	if c.Listen == "" {
-		c.Listen = Defaults.Listen
+// DefaultConfig is one instance of the demo's usual size: 50 requests/s,
+// a queue of 500, 200µs of real CPU a request, on :8080 and the wall clock.
+// InstanceID and IMDSEndpoint stay empty (ask IMDS at the SDK's endpoint).
+func DefaultConfig() Config {
+	return Config{
+		Listen:          ":8080",
+		IMDSTimeout:     2 * time.Second,
+		Capacity:        50,
+		QueueSize:       500,
+		Work:            200 * time.Microsecond,
+		UtilWindow:      2 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+		Clock:           wallClock{},
+		Logger:          slog.Default(),
 	}
-	if c.IMDSTimeout == 0 {
-		c.IMDSTimeout = Defaults.IMDSTimeout
-	}
-	if c.Capacity == 0 {
-		c.Capacity = Defaults.Capacity
-	}
-	if c.UtilWindow == 0 {
-		c.UtilWindow = Defaults.UtilWindow
-	}
-	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = Defaults.ShutdownTimeout
-	}
-	if c.Clock == nil {
-		c.Clock = wallClock{}
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
@@ -106,6 +84,12 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		return fmt.Errorf("%w: shutdown-timeout (%s) must be > 0", ErrConfig, c.ShutdownTimeout)
+	}
+	if c.Clock == nil {
+		return fmt.Errorf("%w: clock is required", ErrConfig)
+	}
+	if c.Logger == nil {
+		return fmt.Errorf("%w: logger is required", ErrConfig)
 	}
 	return nil
 }

@@ -119,10 +119,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "bad listen", mutate: func(c *Config) { c.Listen = "8080" }, wantErr: `listen ("8080") must be host:port`},
 		{name: "zero window", mutate: func(c *Config) { c.UtilWindow = 0 }, wantErr: "util-window (0s) must be > 0"},
 		{name: "zero shutdown timeout", mutate: func(c *Config) { c.ShutdownTimeout = 0 }, wantErr: "shutdown-timeout (0s) must be > 0"},
+		{name: "no clock", mutate: func(c *Config) { c.Clock = nil }, wantErr: "clock is required"},
+		{name: "zero config", mutate: func(c *Config) { *c = Config{} }, wantErr: "listen"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			c := Defaults
+			c := DefaultConfig()
 			tc.mutate(&c)
 			err := c.Validate()
 			if tc.wantErr == "" {

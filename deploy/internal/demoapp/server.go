@@ -51,9 +51,8 @@ type Server struct {
 	registry  *prometheus.Registry
 }
 
-// New builds a server for instanceID; cfg gets defaults and is validated.
+// New builds a server for instanceID from cfg (start from DefaultConfig).
 func New(cfg Config, instanceID string) (*Server, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
@@ -38,9 +39,12 @@ type harness struct {
 	served chan error
 }
 
-func start(t *testing.T, cfg Config) *harness {
+// start serves DefaultConfig with no real CPU burnt, edited by edit.
+func start(t *testing.T, edit func(*Config)) *harness {
 	t.Helper()
-	cfg.Logger = slog.New(slog.DiscardHandler)
+	cfg := DefaultConfig()
+	cfg.Listen, cfg.Work, cfg.Logger = ":0", 0, slog.New(slog.DiscardHandler)
+	edit(&cfg)
 	srv, err := New(cfg, "i-0test")
 	if err != nil {
 		t.Fatal(err)
@@ -108,20 +112,28 @@ func (h *harness) metric(t *testing.T, name string) float64 {
 	return sum
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitFor runs inside a synctest bubble: it checks cond each time every
+// goroutine of the bubble is blocked, and only then lets the fake clock
+// move on by step (the capacity model serves in time). d bounds the wait on
+// the fake clock.
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	t.Helper()
+	const step = 10 * time.Millisecond
 	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+	for {
+		synctest.Wait()
+		if cond() {
+			return
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s (fake clock) waiting for %s", d, what)
+		}
+		<-time.After(step)
 	}
 }
 
 func TestInstanceIDInResponses(t *testing.T) {
-	h := start(t, Config{Listen: ":0", Capacity: 1000, QueueSize: 10})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize = 1000, 10 })
 	t.Run("http", func(t *testing.T) {
 		resp, body, err := h.get("/anything")
 		if err != nil {
@@ -217,35 +229,39 @@ func TestUtilizationTracksOfferedLoad(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			h := start(t, Config{Listen: ":0", Capacity: tc.capacity, QueueSize: 100, UtilWindow: 500 * time.Millisecond})
-			var wg sync.WaitGroup
-			errs := make(chan error, tc.offered)
-			for range tc.offered {
-				wg.Go(func() {
-					resp, body, err := h.get("/")
-					if err == nil && resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
-					}
-					errs <- err
-				})
-			}
-			tc.check(t, h)
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				if err != nil {
-					t.Errorf("request failed: %v", err)
+			synctest.Test(t, func(t *testing.T) {
+				h := start(t, func(c *Config) { c.Capacity, c.QueueSize, c.UtilWindow = tc.capacity, 100, 500*time.Millisecond })
+				var wg sync.WaitGroup
+				errs := make(chan error, tc.offered)
+				for range tc.offered {
+					wg.Go(func() {
+						resp, body, err := h.get("/")
+						if err == nil && resp.StatusCode != http.StatusOK {
+							err = fmt.Errorf("status %d: %s", resp.StatusCode, body)
+						}
+						errs <- err
+					})
 				}
-			}
+				tc.check(t, h)
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					if err != nil {
+						t.Errorf("request failed: %v", err)
+					}
+				}
+			})
 		})
 	}
 }
 
-func TestFullQueueRejects(t *testing.T) {
+func TestFullQueueRejects(t *testing.T) { synctest.Test(t, testFullQueueRejects) }
+
+func testFullQueueRejects(t *testing.T) {
 	// One request per 10 s and no queue: while the first is in service, the
 	// next must be turned away, with a reason. The first is abandoned by
 	// its client afterwards, so the test does not wait out its slot.
-	h := start(t, Config{Listen: ":0", Capacity: 0.1, QueueSize: 0})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize = 0.1, 0 })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first := make(chan error, 1)
@@ -260,23 +276,19 @@ func TestFullQueueRejects(t *testing.T) {
 	}()
 	waitFor(t, "first request in flight", 5*time.Second, func() bool { return h.metric(t, "demoapp_in_flight_requests") >= 1 })
 
-	t.Run("http 503", func(t *testing.T) {
-		resp, body, err := h.get("/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "over capacity") || !strings.Contains(body, "i-0test") {
-			t.Fatalf("got %d %q, want 503 naming the instance and 'over capacity'", resp.StatusCode, body)
-		}
-	})
-	t.Run("grpc resource exhausted", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, err := h.grpc.SayHello(ctx, &demov1.SayHelloRequest{})
-		if status.Code(err) != codes.ResourceExhausted {
-			t.Fatalf("SayHello = %v, want RESOURCE_EXHAUSTED", err)
-		}
-	})
+	// Subtests cannot run inside a bubble; both protocols are checked here.
+	resp, body, err := h.get("/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "over capacity") || !strings.Contains(body, "i-0test") {
+		t.Errorf("http: got %d %q, want 503 naming the instance and 'over capacity'", resp.StatusCode, body)
+	}
+	gctx, gcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer gcancel()
+	if _, err := h.grpc.SayHello(gctx, &demov1.SayHelloRequest{}); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("grpc: SayHello = %v, want RESOURCE_EXHAUSTED", err)
+	}
 	cancel()
 	if err := <-first; !errors.Is(err, context.Canceled) {
 		t.Fatalf("first request = %v, want it still in service until its client left", err)
@@ -286,9 +298,13 @@ func TestFullQueueRejects(t *testing.T) {
 }
 
 func TestGracefulShutdownFinishesInFlight(t *testing.T) {
+	synctest.Test(t, testGracefulShutdownFinishesInFlight)
+}
+
+func testGracefulShutdownFinishesInFlight(t *testing.T) {
 	// 10 requests/s: 10 HTTP and 10 gRPC requests queue for ~2 s, so
 	// shutdown starts while most of them are still waiting.
-	h := start(t, Config{Listen: ":0", Capacity: 10, QueueSize: 100, ShutdownTimeout: 10 * time.Second})
+	h := start(t, func(c *Config) { c.Capacity, c.QueueSize, c.ShutdownTimeout = 10, 100, 10*time.Second })
 	// Open both connections first, so every request below is admitted
 	// quickly and none is still dialling when shutdown starts.
 	if resp, _, err := h.get("/"); err != nil || resp.StatusCode != http.StatusOK {

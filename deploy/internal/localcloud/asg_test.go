@@ -71,7 +71,7 @@ func (tc *testCloud) describeGroup(t *testing.T, name string) astypes.AutoScalin
 func (tc *testCloud) waitInService(t *testing.T, name string, n int) []astypes.Instance {
 	t.Helper()
 	var got []astypes.Instance
-	eventually(t, 15*time.Second, func() error {
+	tc.eventually(t, 15*time.Second, func() error {
 		g := tc.describeGroup(t, name)
 		got = g.Instances
 		if len(got) != n {
@@ -272,7 +272,7 @@ func TestTerminateInstanceInGroup(t *testing.T) {
 	if !strings.Contains(aws.ToString(out.Activity.Description), victim) {
 		t.Fatalf("activity %q does not name %s", aws.ToString(out.Activity.Description), victim)
 	}
-	eventually(t, 15*time.Second, func() error {
+	tc.eventually(t, 15*time.Second, func() error {
 		g := tc.describeGroup(t, "g")
 		for _, in := range g.Instances {
 			if aws.ToString(in.InstanceId) == victim {
@@ -363,7 +363,7 @@ func TestCrashedInstanceIsReplaced(t *testing.T) {
 	if err := syscall.Kill(-pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, func() error {
+	tc.eventually(t, 15*time.Second, func() error {
 		insts := tc.describeGroup(t, "g").Instances
 		if len(insts) != 1 || aws.ToString(insts[0].InstanceId) == first || insts[0].LifecycleState != astypes.LifecycleStateInService {
 			return fmt.Errorf("instances %+v", insts)
@@ -388,7 +388,7 @@ func TestFailedLaunchIsRecorded(t *testing.T) {
 	tc.template(t, "web", BaseImageID, sleepScript)
 	tc.hook(t, "POST", "/_localcloud/faults/launch?group=g&message=no+capacity+today")
 	tc.group(t, "g", "web", 1, 2, 1, nil)
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		acts, err := tc.asg.DescribeScalingActivities(ctxT(t), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("g")})
 		if err != nil {
 			return err
@@ -419,7 +419,7 @@ func TestDeleteAutoScalingGroup(t *testing.T) {
 	if _, err := tc.asg.DeleteAutoScalingGroup(ctxT(t), &autoscaling.DeleteAutoScalingGroupInput{AutoScalingGroupName: aws.String("g"), ForceDelete: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		out, err := tc.asg.DescribeAutoScalingGroups(ctxT(t), &autoscaling.DescribeAutoScalingGroupsInput{})
 		if err != nil {
 			return err
@@ -449,7 +449,7 @@ func TestImageWorkloadPlusTemplateUserData(t *testing.T) {
 	goldenID := aws.ToString(run.Instances[0].InstanceId)
 	_, err = tc.ec2.CreateImage(ctx, &ec2.CreateImageInput{InstanceId: aws.String(goldenID), Name: aws.String("too-early")})
 	wantCode(t, err, "IncorrectInstanceState")
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		out, err := tc.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{goldenID}})
 		if err != nil {
 			return err
@@ -490,7 +490,7 @@ func TestImageWorkloadPlusTemplateUserData(t *testing.T) {
 	tc.template(t, "app", aws.ToString(img.ImageId), fmt.Sprintf("echo userdata >> %s/$LOCALCLOUD_INSTANCE_ID", dir))
 	tc.group(t, "app", "app", 1, 1, 1, nil)
 	id := aws.ToString(tc.waitInService(t, "app", 1)[0].InstanceId)
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, id))
 		if err != nil {
 			return err

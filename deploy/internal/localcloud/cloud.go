@@ -151,18 +151,20 @@ type Cloud struct {
 	faults     faults
 	closed     bool
 
-	kick  chan struct{}
-	dirty bool
+	kick chan struct{}
+	// passed is closed and replaced at the end of every reconcile and alarm
+	// pass, the moments the state changes on its own (guarded by mu).
+	passed chan struct{}
+	dirty  bool
 	// endpoint is this cloud's own URL once listening; instances get it as
 	// AWS_ENDPOINT_URL, the local analogue of AWS endpoints being reachable
 	// from an EC2 instance.
 	endpoint string
 }
 
-// NewCloud builds the state with its default VPC and base image. Start the
-// reconcile loop with Run.
+// NewCloud builds the state with its default VPC and base image from cfg
+// (start from DefaultConfig). Start the reconcile loop with Run.
 func NewCloud(cfg Config) (*Cloud, error) {
-	cfg.fill()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -181,6 +183,7 @@ func NewCloud(cfg Config) (*Cloud, error) {
 		alarms:    cwstore.Alarms{},
 		faults:    newFaults(),
 		kick:      make(chan struct{}, 1),
+		passed:    make(chan struct{}),
 	}
 	c.images[BaseImageID] = &Image{ID: BaseImageID, Name: "localcloud-base", Description: "Built-in base image: runs UserData as a shell script", Created: clk.Now()}
 	if cfg.StateFile != "" {
@@ -507,4 +510,19 @@ func tagsOf(in []Tag, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// nextPass returns a channel closed when the next reconcile or alarm pass
+// ends, so a caller waiting for the cloud to act waits for that, not for a
+// guessed time.
+func (c *Cloud) nextPass() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.passed
+}
+
+// passDoneLocked wakes nextPass's waiters.
+func (c *Cloud) passDoneLocked() {
+	close(c.passed)
+	c.passed = make(chan struct{})
 }

@@ -3,7 +3,6 @@ package localcloud
 import (
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"strings"
@@ -13,14 +12,12 @@ import (
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("localcloud config")
 
-// Config configures a local cloud. Zero fields, except BootDelay, take the
-// defaults of Defaults().
+// Config configures a local cloud; start from DefaultConfig.
 type Config struct {
 	// Addr is the listen address of the AWS endpoint and the test hooks.
 	Addr string
 	// BootDelay is how long an instance stays pending before it is running
-	// (and InService in its group). Unlike the other durations, zero is
-	// meaningful (boot at once) and is not replaced by the default.
+	// (and InService in its group); zero boots at once.
 	BootDelay time.Duration
 	// StateFile, when set, persists groups, launch templates, images, hooks
 	// and alarms across restarts (instances are processes and are not).
@@ -53,8 +50,8 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-// Defaults returns the configuration the serve command starts from.
-func Defaults() Config {
+// DefaultConfig is the configuration the serve command starts from.
+func DefaultConfig() Config {
 	return Config{
 		Addr:              "127.0.0.1:4566",
 		BootDelay:         3 * time.Second,
@@ -66,45 +63,12 @@ func Defaults() Config {
 		Shell:             "/bin/sh",
 		Region:            "us-east-1",
 		AccountID:         "123456789012",
+		Logger:            slog.New(slog.DiscardHandler),
 	}
 }
 
-func (c *Config) fill() {
-	d := Defaults()
-	if c.Addr == "" {
-		c.Addr = d.Addr
-	}
-	if c.AlarmInterval == 0 {
-		c.AlarmInterval = d.AlarmInterval
-	}
-	if c.TerminateGrace == 0 {
-		c.TerminateGrace = d.TerminateGrace
-	}
-	if c.ReconcileInterval == 0 {
-		c.ReconcileInterval = d.ReconcileInterval
-	}
-	if c.LaunchRetry == 0 {
-		c.LaunchRetry = d.LaunchRetry
-	}
-	if c.InstanceIPPrefix == "" {
-		c.InstanceIPPrefix = d.InstanceIPPrefix
-	}
-	if c.Shell == "" {
-		c.Shell = d.Shell
-	}
-	if c.Region == "" {
-		c.Region = d.Region
-	}
-	if c.AccountID == "" {
-		c.AccountID = d.AccountID
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-}
-
-// Validate says which field is wrong and why.
-func (c *Config) Validate() error {
+// Validate says which field is wrong and why; it changes nothing.
+func (c Config) Validate() error {
 	switch {
 	case c.BootDelay < 0:
 		return fmt.Errorf("%w: boot-delay (%s) must be >= 0", ErrConfig, c.BootDelay)
@@ -116,6 +80,12 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: reconcile-interval (%s) must be > 0", ErrConfig, c.ReconcileInterval)
 	case c.LaunchRetry <= 0:
 		return fmt.Errorf("%w: launch-retry (%s) must be > 0", ErrConfig, c.LaunchRetry)
+	case c.Shell == "":
+		return fmt.Errorf("%w: shell is required: it runs every instance's UserData", ErrConfig)
+	case c.AccountID == "":
+		return fmt.Errorf("%w: account id is required", ErrConfig)
+	case c.Logger == nil:
+		return fmt.Errorf("%w: logger is required", ErrConfig)
 	case c.Region != "us-east-1":
 		return fmt.Errorf("%w: region (%q) must be us-east-1: the local cloud models one region", ErrConfig, c.Region)
 	}

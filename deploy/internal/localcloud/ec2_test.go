@@ -108,7 +108,7 @@ func TestRunDescribeTerminateInstances(t *testing.T) {
 	a, b := aws.ToString(run.Instances[0].InstanceId), aws.ToString(run.Instances[1].InstanceId)
 	// The user data exits at once: a standalone instance whose workload
 	// ends stops, as an instance that shuts itself down does.
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		out, err := tc.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("tag:Name"), Values: []string{"golden"}}, {Name: aws.String("instance-state-name"), Values: []string{"stopped"}}}})
 		if err != nil {
 			return err
@@ -128,7 +128,7 @@ func TestRunDescribeTerminateInstances(t *testing.T) {
 	if len(term.TerminatingInstances) != 2 || term.TerminatingInstances[0].PreviousState.Name != ec2types.InstanceStateNameStopped {
 		t.Fatalf("TerminateInstances = %+v", term.TerminatingInstances)
 	}
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		out, err := tc.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{a}})
 		if err != nil {
 			return err

@@ -31,15 +31,14 @@ type testCloud struct {
 
 func startCloud(t *testing.T, mut func(*Config)) *testCloud {
 	t.Helper()
-	cfg := Config{
-		Addr:              "127.0.0.1:0",
-		BootDelay:         200 * time.Millisecond,
-		TerminateGrace:    500 * time.Millisecond,
-		ReconcileInterval: 20 * time.Millisecond,
-		AlarmInterval:     10 * time.Second,
-		InstanceIPPrefix:  "127.0.77",
-		InstanceLogDir:    t.TempDir(),
-	}
+	cfg := DefaultConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.BootDelay = 200 * time.Millisecond
+	cfg.TerminateGrace = 500 * time.Millisecond
+	cfg.ReconcileInterval = 20 * time.Millisecond
+	cfg.AlarmInterval = 10 * time.Second
+	cfg.InstanceIPPrefix = "127.0.77"
+	cfg.InstanceLogDir = t.TempDir()
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -89,18 +88,25 @@ func wantCode(t *testing.T, err error, code string) {
 	}
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, within time.Duration, cond func() error) {
+// eventually checks cond now and after every pass of the cloud's reconcile
+// and alarm loops (the moments its state changes on its own) until cond
+// returns nil or within has passed.
+func (tc *testCloud) eventually(t *testing.T, within time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = cond(); err == nil {
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		pass := tc.srv.cloud.nextPass()
+		err := cond()
+		if err == nil {
 			return
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case <-pass:
+		case <-deadline.C:
+			t.Fatalf("condition not met within %s: %v", within, err)
+		}
 	}
-	t.Fatalf("condition not met within %s: %v", within, err)
 }
 
 func (tc *testCloud) hook(t *testing.T, method, path string) []byte {

@@ -27,7 +27,7 @@ func TestInstanceMetadataThroughSDK(t *testing.T) {
 	inst := tc.waitInService(t, "meta", 1)[0]
 	id := aws.ToString(inst.InstanceId)
 	var endpoint string
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		b, err := os.ReadFile(filepath.Join(dir, "endpoint"))
 		endpoint = strings.TrimSpace(string(b))
 		if err == nil && endpoint == "" {

@@ -22,7 +22,7 @@ func (tc *testCloud) lifecycleOf(t *testing.T, group, id string) astypes.Lifecyc
 
 func (tc *testCloud) waitLifecycle(t *testing.T, group, id string, want astypes.LifecycleState) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		if got := tc.lifecycleOf(t, group, id); got != want {
 			return fmt.Errorf("%s is %s, want %s", id, got, want)
 		}
@@ -118,7 +118,7 @@ func TestLifecycleHookLaunchingWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	var id string
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		insts := tc.describeGroup(t, "g").Instances
 		if len(insts) != 1 || insts[0].LifecycleState != astypes.LifecycleStatePendingWait {
 			return fmt.Errorf("instances %+v", insts)
@@ -138,7 +138,7 @@ func TestLifecycleHookLaunchingWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	var second string
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		for _, in := range tc.describeGroup(t, "g").Instances {
 			if aws.ToString(in.InstanceId) != id && in.LifecycleState == astypes.LifecycleStatePendingWait {
 				second = aws.ToString(in.InstanceId)

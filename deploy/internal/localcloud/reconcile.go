@@ -40,6 +40,7 @@ func (c *Cloud) Reconcile() {
 	if c.closed {
 		return
 	}
+	defer c.passDoneLocked()
 	now := c.clock.Now()
 	ids := make([]string, 0, len(c.instances))
 	for id := range c.instances {
@@ -291,6 +292,7 @@ func setTag(tags []Tag, k, v string) []Tag {
 func (c *Cloud) EvaluateAlarms() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.passDoneLocked()
 	now := c.clock.Now()
 	changed := 0
 	for _, a := range c.alarms.Sorted() {

@@ -1,12 +1,10 @@
 package localcloud
 
 import (
-	"errors"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +12,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+
+	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
 func TestUnsignedRequestsAreRejected(t *testing.T) {
@@ -108,17 +108,11 @@ func TestShutdownLeavesNoProcess(t *testing.T) {
 	if err := tc.srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	// Members that exited linger as zombies until init reaps them, and
+	// kill(-pgid, 0) counts those; only a running member is left behind.
 	for _, pg := range pgids {
-		for {
-			err := syscall.Kill(-pg, 0)
-			if errors.Is(err, syscall.ESRCH) {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("process group %d still alive after Close", pg)
-			}
-			time.Sleep(20 * time.Millisecond)
+		if err := pgroup.WaitGone(pg, 5*time.Second); err != nil {
+			t.Fatalf("after Close: %v", err)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package localcloud
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +21,8 @@ func (f *fakeClock) Now() time.Time { return f.t }
 func newStateCloud(t *testing.T, mut func(*Config)) (*Cloud, *fakeClock, map[string]*proc) {
 	t.Helper()
 	clk := &fakeClock{t: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	cfg := Config{Clock: clk, BootDelay: 3 * time.Second, InstanceIPPrefix: "127.0.78", TerminateGrace: time.Millisecond}
+	cfg := DefaultConfig()
+	cfg.Clock, cfg.BootDelay, cfg.InstanceIPPrefix, cfg.TerminateGrace = clk, 3*time.Second, "127.0.78", time.Millisecond
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -210,12 +212,19 @@ func TestConfigValidate(t *testing.T) {
 		{"non-loopback prefix", func(c *Config) { c.InstanceIPPrefix = "10.0.0" }, "instance-ip-prefix"},
 		{"other region", func(c *Config) { c.Region = "eu-west-1" }, "region"},
 		{"bad addr", func(c *Config) { c.Addr = "nocolon" }, "addr"},
+		{"no shell", func(c *Config) { c.Shell = "" }, "shell"},
+		{"no logger", func(c *Config) { c.Logger = nil }, "logger"},
+		{"zero config", func(c *Config) { *c = Config{} }, "alarm-interval"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cfg := Defaults()
+			cfg := DefaultConfig()
 			c.mut(&cfg)
+			before := fmt.Sprintf("%+v", cfg)
 			err := cfg.Validate()
+			if after := fmt.Sprintf("%+v", cfg); after != before {
+				t.Fatalf("Validate changed the config:\n%s\n%s", before, after)
+			}
 			if c.want == "" {
 				if err != nil {
 					t.Fatal(err)

@@ -10,7 +10,9 @@
 //
 // A multi-process test reads:
 //
-//	sb, err := sandbox.Start(ctx, sandbox.Options{BinDir: os.Getenv("SHOAL_BIN")})
+//	opts := sandbox.DefaultOptions()
+//	opts.BinDir = os.Getenv("SHOAL_BIN")
+//	sb, err := sandbox.Start(ctx, opts)
 //	defer sb.Close()
 //	sb.RunGolden(ctx, 50)                         // demoapp + agent, 50 req/s
 //	sb.Bootstrap(ctx, sandbox.Bootstrap{})        // fleet "web", 2–6, util 50

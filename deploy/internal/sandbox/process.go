@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
 // Process is one child process the sandbox started, in its own process group.
@@ -87,22 +89,6 @@ func (p *Process) Stop(grace time.Duration) error {
 		return fmt.Errorf("%s: %w", p.Name, p.groupErr)
 	}
 	return nil
-}
-
-// waitGroupGone polls until no process is left in process group pgid.
-func waitGroupGone(pgid int, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
-		err := syscall.Kill(-pgid, 0)
-		if errors.Is(err, syscall.ESRCH) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("process group %d: %w", pgid, ErrLeftBehind)
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // starter starts processes from one locked OS thread that lives as long as
@@ -211,8 +197,7 @@ func (s *Sandbox) spawn(name, bin string, args []string, stdout io.Writer, extra
 		// Whatever the leader left in its group goes with it, now: once the
 		// group is empty its id may be reused by someone else's process, so
 		// nothing may signal it after done closes.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		p.groupErr = waitGroupGone(cmd.Process.Pid, 5*time.Second)
+		p.groupErr = pgroup.Kill(cmd.Process.Pid, 5*time.Second)
 		close(p.done)
 	}()
 	s.procs.add(p)

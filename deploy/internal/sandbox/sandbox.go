@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
 // Sentinel errors.
@@ -24,12 +26,13 @@ var (
 	// ErrClosed: the sandbox was closed.
 	ErrClosed = errors.New("sandbox closed")
 	// ErrLeftBehind: a process survived being killed.
-	ErrLeftBehind = errors.New("process left behind")
+	ErrLeftBehind = pgroup.ErrLeftBehind
 	// ErrNoLeader: no live node knows a leader.
 	ErrNoLeader = errors.New("no coordinator leader")
 )
 
-// Options configure a sandbox. Zero values take the defaults noted.
+// Options configure a sandbox; start from DefaultOptions, whose values
+// the field comments note.
 type Options struct {
 	// BinDir holds the binaries (`make build` puts them in bin/). Required.
 	BinDir string
@@ -73,46 +76,53 @@ type Options struct {
 	Failpoint string
 }
 
-func (o *Options) setDefaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if o.Nodes == 0 {
-		o.Nodes = 3
-	}
-	def(&o.BootDelay, time.Second)
-	def(&o.AlarmInterval, 2*time.Second)
-	def(&o.TerminateGrace, 2*time.Second)
-	def(&o.DrainTimeout, 10*time.Second)
-	def(&o.EvalInterval, time.Second)
-	def(&o.PublishInterval, 10*time.Second)
-	def(&o.AgentGrace, 20*time.Second)
-	def(&o.AlarmReconcileInterval, 2*time.Second)
-	def(&o.Ready, 30*time.Second)
-	if o.InstanceIPPrefix == "" {
-		o.InstanceIPPrefix = fmt.Sprintf("127.%d.%d", 2+rand.IntN(250), 1+rand.IntN(250))
-	}
-	if o.LogLevel == "" {
-		o.LogLevel = "warn"
-	}
-	if o.CoordinatorBin == "" {
-		o.CoordinatorBin = "shoal-coordinator"
+// DefaultOptions is a 3-node cluster on a local cloud tuned to react in
+// seconds. InstanceIPPrefix is a random 127.X.Y, so sandboxes running side
+// by side do not collide on the instances' fixed app port. BinDir has no
+// default.
+func DefaultOptions() Options {
+	return Options{
+		Nodes:                  3,
+		BootDelay:              time.Second,
+		AlarmInterval:          2 * time.Second,
+		TerminateGrace:         2 * time.Second,
+		DrainTimeout:           10 * time.Second,
+		EvalInterval:           time.Second,
+		PublishInterval:        10 * time.Second,
+		AgentGrace:             20 * time.Second,
+		AlarmReconcileInterval: 2 * time.Second,
+		InstanceIPPrefix:       fmt.Sprintf("127.%d.%d", 2+rand.IntN(250), 1+rand.IntN(250)),
+		LogLevel:               "warn",
+		Ready:                  30 * time.Second,
+		CoordinatorBin:         "shoal-coordinator",
 	}
 }
 
-// Validate says which option is wrong and why.
-func (o *Options) Validate() error {
+// Validate says which option is wrong and why; it changes nothing (it
+// only looks for the binaries).
+func (o Options) Validate() error {
 	switch {
 	case o.BinDir == "":
 		return errors.New("bin dir: required (the directory `make build` fills, e.g. SHOAL_BIN)")
 	case o.Nodes < 1 || o.Nodes > 9:
 		return fmt.Errorf("nodes (%d) must be between 1 and 9", o.Nodes)
-	case o.AlarmInterval > 10*time.Second:
-		return fmt.Errorf("alarm interval (%s) must be <= 10s", o.AlarmInterval)
+	case o.AlarmInterval <= 0 || o.AlarmInterval > 10*time.Second:
+		return fmt.Errorf("alarm interval (%s) must be > 0 and <= 10s", o.AlarmInterval)
 	case o.BootDelay < 0:
 		return fmt.Errorf("boot delay (%s) must be >= 0", o.BootDelay)
+	case o.TerminateGrace <= 0:
+		return fmt.Errorf("terminate grace (%s) must be > 0", o.TerminateGrace)
+	case o.DrainTimeout <= 0 || o.EvalInterval <= 0 || o.PublishInterval <= 0 || o.AgentGrace <= 0 || o.AlarmReconcileInterval <= 0:
+		return fmt.Errorf("coordinator intervals (drain timeout %s, eval %s, publish %s, agent grace %s, alarm reconcile %s) must all be > 0",
+			o.DrainTimeout, o.EvalInterval, o.PublishInterval, o.AgentGrace, o.AlarmReconcileInterval)
+	case o.Ready <= 0:
+		return fmt.Errorf("ready (%s) must be > 0", o.Ready)
+	case o.InstanceIPPrefix == "":
+		return errors.New("instance ip prefix: required")
+	case o.LogLevel == "":
+		return errors.New("log level: required")
+	case o.CoordinatorBin == "":
+		return errors.New("coordinator bin: required")
 	}
 	for _, b := range []string{"shoal-localcloud", o.CoordinatorBin, "shoal-lb", "shoal-agent", "shoal-demoapp"} {
 		if _, err := os.Stat(filepath.Join(o.BinDir, b)); err != nil {
@@ -168,7 +178,6 @@ type Sandbox struct {
 // once every node is a member and a leader is elected. On error everything
 // started is stopped.
 func Start(ctx context.Context, opts Options) (*Sandbox, error) {
-	opts.setDefaults()
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}

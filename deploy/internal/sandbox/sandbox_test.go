@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,19 +21,27 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		opts Options
+		edit func(*Options)
 		want string
 	}{
-		{"defaults", Options{BinDir: bin}, ""},
-		{"no bin dir", Options{}, "bin dir: required"},
-		{"missing binary", Options{BinDir: t.TempDir()}, "shoal-localcloud missing"},
-		{"too many nodes", Options{BinDir: bin, Nodes: 10}, "nodes (10) must be between 1 and 9"},
-		{"slow alarms", Options{BinDir: bin, AlarmInterval: time.Minute}, "alarm interval (1m0s) must be <= 10s"},
+		{"defaults", func(*Options) {}, ""},
+		{"no bin dir", func(o *Options) { o.BinDir = "" }, "bin dir: required"},
+		{"missing binary", func(o *Options) { o.BinDir = t.TempDir() }, "shoal-localcloud missing"},
+		{"too many nodes", func(o *Options) { o.Nodes = 10 }, "nodes (10) must be between 1 and 9"},
+		{"slow alarms", func(o *Options) { o.AlarmInterval = time.Minute }, "alarm interval (1m0s) must be > 0 and <= 10s"},
+		{"zero options", func(o *Options) { *o = Options{BinDir: bin} }, "nodes (0)"},
+		{"no grace", func(o *Options) { o.TerminateGrace = 0 }, "terminate grace"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.opts.setDefaults()
-			err := tc.opts.Validate()
+			opts := DefaultOptions()
+			opts.BinDir = bin
+			tc.edit(&opts)
+			before := fmt.Sprintf("%+v", opts)
+			err := opts.Validate()
+			if after := fmt.Sprintf("%+v", opts); after != before {
+				t.Fatalf("Validate changed the options:\n%s\n%s", before, after)
+			}
 			if tc.want == "" {
 				if err != nil {
 					t.Fatalf("Validate: %v", err)
@@ -47,8 +56,7 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func TestDefaultsPickLoopbackPrefix(t *testing.T) {
-	var o Options
-	o.setDefaults()
+	o := DefaultOptions()
 	parts := strings.Split(o.InstanceIPPrefix, ".")
 	if len(parts) != 3 || parts[0] != "127" || parts[1] == "0" {
 		t.Fatalf("InstanceIPPrefix = %q, want 127.X.Y away from 127.0", o.InstanceIPPrefix)

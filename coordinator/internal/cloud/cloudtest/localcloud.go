@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // The local cloud binary is built at most once per test binary, into a
@@ -41,14 +43,11 @@ func RunMain(m *testing.M) int {
 }
 
 // localCloudBinary finds shoal-localcloud: $SHOAL_BIN/shoal-localcloud when
-// it exists, else a fresh `go build` of ./deploy/cmd/shoal-localcloud from
-// the module root.
+// it exists (found as every multi-process test finds binaries), else a
+// fresh `go build` of ./deploy/cmd/shoal-localcloud from the module root.
 func localCloudBinary() (string, error) {
-	if dir := os.Getenv("SHOAL_BIN"); dir != "" {
-		p := filepath.Join(dir, "shoal-localcloud")
-		if _, err := os.Stat(p); err == nil {
-			return filepath.Abs(p)
-		}
+	if p, err := testkit.LookBinary("shoal-localcloud"); err == nil {
+		return p, nil
 	}
 	buildOnce.Do(func() {
 		out, err := exec.Command("go", "env", "GOMOD").Output()

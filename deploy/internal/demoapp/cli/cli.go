@@ -4,33 +4,34 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
-	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/deploy/internal/demoapp"
 )
 
-// Run executes shoal-demoapp with args and returns the exit code.
-func Run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+// Main runs shoal-demoapp with args and returns the exit code. When ctx
+// ends (main cancels it on SIGINT and SIGTERM) the server drains in-flight
+// requests for up to --shutdown-timeout and exits 0. The SDK reads
+// AWS_EC2_METADATA_SERVICE_ENDPOINT itself; getenv is there so every Shoal
+// binary's Main has one shape.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(string) string) int {
 	root := newRootCmd()
 	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "shoal-demoapp:", err)
+		fmt.Fprintln(stderr, "shoal-demoapp:", err)
 		return 1
 	}
 	return 0
 }
 
 func newRootCmd() *cobra.Command {
-	d := demoapp.Defaults
-	cfg := demoapp.Config{}
+	cfg := demoapp.DefaultConfig()
 	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "shoal-demoapp",
@@ -47,14 +48,11 @@ demoapp_utilization (0-100) at /metrics for shoal-agent to scrape.`,
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("log-level (%q): %w", logLevel, err)
 			}
-			logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			cfg.Logger = logger
-			// Validate before WithDefaults: the flags carry the defaults, so
-			// an explicit --capacity 0 must be refused, not defaulted.
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
-			cfg = cfg.WithDefaults()
 			ident, err := demoapp.ResolveInstanceID(cmd.Context(), cfg)
 			if err != nil {
 				return err
@@ -80,15 +78,15 @@ demoapp_utilization (0-100) at /metrics for shoal-agent to scrape.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.Listen, "listen", d.Listen, "address serving HTTP/1.1, h2c and gRPC")
-	f.StringVar(&cfg.InstanceID, "instance-id", "", "instance id in answers (default: from IMDS, else the hostname)")
-	f.StringVar(&cfg.IMDSEndpoint, "imds-endpoint", "", "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254)")
-	f.DurationVar(&cfg.IMDSTimeout, "imds-timeout", d.IMDSTimeout, "how long to wait for IMDS before falling back to the hostname")
-	f.Float64Var(&cfg.Capacity, "capacity", d.Capacity, "most requests per second this instance serves")
-	f.IntVar(&cfg.QueueSize, "queue", d.QueueSize, "requests that may wait for capacity; more are rejected with 503 / RESOURCE_EXHAUSTED")
-	f.DurationVar(&cfg.Work, "work", d.Work, "real CPU burnt per request (at most 1/capacity)")
-	f.DurationVar(&cfg.UtilWindow, "util-window", d.UtilWindow, "window over which demoapp_utilization is measured")
-	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", d.ShutdownTimeout, "how long in-flight requests may take to finish after SIGTERM")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address serving HTTP/1.1, h2c and gRPC")
+	f.StringVar(&cfg.InstanceID, "instance-id", cfg.InstanceID, "instance id in answers (default: from IMDS, else the hostname)")
+	f.StringVar(&cfg.IMDSEndpoint, "imds-endpoint", cfg.IMDSEndpoint, "instance metadata endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else 169.254.169.254)")
+	f.DurationVar(&cfg.IMDSTimeout, "imds-timeout", cfg.IMDSTimeout, "how long to wait for IMDS before falling back to the hostname")
+	f.Float64Var(&cfg.Capacity, "capacity", cfg.Capacity, "most requests per second this instance serves")
+	f.IntVar(&cfg.QueueSize, "queue", cfg.QueueSize, "requests that may wait for capacity; more are rejected with 503 / RESOURCE_EXHAUSTED")
+	f.DurationVar(&cfg.Work, "work", cfg.Work, "real CPU burnt per request (at most 1/capacity)")
+	f.DurationVar(&cfg.UtilWindow, "util-window", cfg.UtilWindow, "window over which demoapp_utilization is measured")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", cfg.ShutdownTimeout, "how long in-flight requests may take to finish after SIGTERM")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

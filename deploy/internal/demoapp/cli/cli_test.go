@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -27,5 +28,21 @@ func TestBadFlagsNameTheField(t *testing.T) {
 				t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestMainExitCodes(t *testing.T) {
+	getenv := func(string) string { return "" }
+	var stdout, stderr bytes.Buffer
+	if code := Main(context.Background(), []string{"--capacity", "0"}, &stdout, &stderr, getenv); code != 1 || !strings.Contains(stderr.String(), "shoal-demoapp: ") {
+		t.Fatalf("bad flag: exit %d, stderr %q; want 1 and the error", code, stderr.String())
+	}
+	// A stop (SIGTERM in main) is a clean exit: the server drains and Main
+	// returns 0.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	stderr.Reset()
+	if code := Main(ctx, []string{"--listen", "127.0.0.1:0", "--instance-id", "i-0test", "--log-level", "error"}, &stdout, &stderr, getenv); code != 0 {
+		t.Fatalf("stopped server: exit %d, stderr %q; want 0", code, stderr.String())
 	}
 }

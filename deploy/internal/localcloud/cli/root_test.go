@@ -2,8 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestServeRejectsBadConfig(t *testing.T) {
@@ -21,12 +23,32 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			if code := run(c.args, &out, &errb); code != 1 {
+			if code := Main(context.Background(), c.args, &out, &errb, func(string) string { return "" }); code != 1 {
 				t.Fatalf("exit code %d, want 1", code)
 			}
 			if !strings.Contains(errb.String(), c.want) {
 				t.Fatalf("stderr %q does not mention %q", errb.String(), c.want)
 			}
 		})
+	}
+}
+
+// TestServeStopsWhenContextEnds: the end of ctx (SIGTERM in main) is a
+// clean stop, exit 0, after the endpoint was announced.
+func TestServeStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error"}, &out, &errb, func(string) string { return "" })
+	}()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(out.String(), "listening on http://127.0.0.1:") {
+			t.Fatalf("exit %d, stdout %q, stderr %q; want 0 after announcing the endpoint", code, out.String(), errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10s of its context ending")
 	}
 }

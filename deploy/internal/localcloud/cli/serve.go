@@ -1,12 +1,9 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -14,7 +11,7 @@ import (
 )
 
 func newServeCmd() *cobra.Command {
-	cfg := localcloud.Defaults()
+	cfg := localcloud.DefaultConfig()
 	var logLevel string
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -25,7 +22,7 @@ func newServeCmd() *cobra.Command {
 			if err := lvl.UnmarshalText([]byte(logLevel)); err != nil {
 				return fmt.Errorf("log-level (%q): %w", logLevel, err)
 			}
-			cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+			cfg.Logger = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: lvl}))
 			if cfg.InstanceLogDir != "" {
 				if err := os.MkdirAll(cfg.InstanceLogDir, 0o755); err != nil {
 					return fmt.Errorf("instance-log-dir: %w", err)
@@ -39,21 +36,19 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "shoal-localcloud listening on %s (AWS_ENDPOINT_URL=%s)\n", srv.URL(), srv.URL())
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			<-ctx.Done()
+			<-cmd.Context().Done()
 			return srv.Close()
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address of the AWS endpoint and the /_localcloud/ test hooks")
 	f.DurationVar(&cfg.BootDelay, "boot-delay", cfg.BootDelay, "time an instance stays pending before it is running/InService")
-	f.StringVar(&cfg.StateFile, "state-file", "", "persist groups, launch templates, images and alarms here across restarts")
+	f.StringVar(&cfg.StateFile, "state-file", cfg.StateFile, "persist groups, launch templates, images and alarms here across restarts")
 	f.DurationVar(&cfg.AlarmInterval, "alarm-interval", cfg.AlarmInterval, "how often alarms are evaluated (at most 10s)")
 	f.DurationVar(&cfg.TerminateGrace, "terminate-grace", cfg.TerminateGrace, "wait between SIGTERM and SIGKILL when an instance terminates")
 	f.DurationVar(&cfg.LaunchRetry, "launch-retry", cfg.LaunchRetry, "wait after a failed group launch before retrying")
 	f.StringVar(&cfg.InstanceIPPrefix, "instance-ip-prefix", cfg.InstanceIPPrefix, "loopback /24 (three octets) instance addresses come from")
-	f.StringVar(&cfg.InstanceLogDir, "instance-log-dir", "", "write each instance's output to <dir>/<instance-id>.log")
+	f.StringVar(&cfg.InstanceLogDir, "instance-log-dir", cfg.InstanceLogDir, "write each instance's output to <dir>/<instance-id>.log")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -24,7 +24,7 @@ var ErrConfig = errors.New("invalid loadgen config")
 // first Metrics values are taken from.
 var builtin = []string{"cpu", "mem", "load1", "net_rx", "net_tx", "disk"}
 
-// Config describes the simulated fleet. Zero fields take the defaults.
+// Config describes the simulated fleet; start from DefaultConfig.
 type Config struct {
 	// Coordinators are the rpc addresses streams are spread over.
 	Coordinators []string
@@ -59,30 +59,21 @@ type Config struct {
 	Now         func() time.Time
 }
 
-// WithDefaults fills the unset fields.
-func (c Config) WithDefaults() Config {
-	if c.Metrics == 0 {
-		c.Metrics = 10
+// DefaultConfig is the benchmark's usual shape: 10 metrics a second per
+// agent, connects ramped over 5 s, 500 streams a connection. Coordinators,
+// Fleet and Agents have no default.
+func DefaultConfig() Config {
+	return Config{
+		Metrics:        10,
+		Interval:       time.Second,
+		Duration:       30 * time.Second,
+		Ramp:           5 * time.Second,
+		StreamsPerConn: 500,
+		Backoff:        500 * time.Millisecond,
+		IDPrefix:       "lg",
+		ProgressEvery:  time.Second,
+		Now:            time.Now,
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	def(&c.Interval, time.Second)
-	def(&c.Ramp, 5*time.Second)
-	def(&c.Backoff, 500*time.Millisecond)
-	def(&c.ProgressEvery, time.Second)
-	if c.StreamsPerConn == 0 {
-		c.StreamsPerConn = 500
-	}
-	if c.IDPrefix == "" {
-		c.IDPrefix = "lg"
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	return c
 }
 
 // Validate says which field is wrong and why.
@@ -110,6 +101,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: streams per conn (%d) must be >= 1", ErrConfig, c.StreamsPerConn)
 	case c.Backoff <= 0:
 		return fmt.Errorf("%w: backoff (%s) must be > 0", ErrConfig, c.Backoff)
+	case c.ProgressEvery <= 0:
+		return fmt.Errorf("%w: progress every (%s) must be > 0", ErrConfig, c.ProgressEvery)
+	case c.IDPrefix == "":
+		return fmt.Errorf("%w: id prefix is required", ErrConfig)
+	case c.Now == nil:
+		return fmt.Errorf("%w: now: a clock is required", ErrConfig)
 	}
 	for _, a := range c.Coordinators {
 		if a == "" || !strings.Contains(a, ":") {
@@ -160,7 +157,6 @@ type counters struct {
 // Run drives the streams until cfg.Duration passes or ctx ends, and returns
 // the summary of the window after the warm-up.
 func Run(ctx context.Context, cfg Config) (Summary, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return Summary{}, err
 	}

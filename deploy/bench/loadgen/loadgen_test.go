@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -97,11 +98,11 @@ func TestRunSpreadsStreamsAndReconnects(t *testing.T) {
 	addrs := []string{"a:1", "b:1"}
 	nodes, dialer := startFakes(t, addrs, map[string]bool{"i-lg00000": true})
 	const agents = 8
-	sum, err := Run(context.Background(), Config{
-		Coordinators: addrs, Fleet: "web", Agents: agents, Interval: 100 * time.Millisecond,
-		Duration: 1500 * time.Millisecond, Ramp: 50 * time.Millisecond, Backoff: 50 * time.Millisecond,
-		StreamsPerConn: 2, DialOptions: []grpc.DialOption{dialer},
-	})
+	cfg := DefaultConfig()
+	cfg.Coordinators, cfg.Fleet, cfg.Agents, cfg.Interval = addrs, "web", agents, 100*time.Millisecond
+	cfg.Duration, cfg.Ramp, cfg.Backoff = 1500*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	cfg.StreamsPerConn, cfg.DialOptions = 2, []grpc.DialOption{dialer}
+	sum, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,8 @@ func TestRunSpreadsStreamsAndReconnects(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	ok := Config{Coordinators: []string{"127.0.0.1:7000"}, Fleet: "web", Agents: 10, Duration: time.Second}
+	ok := DefaultConfig()
+	ok.Coordinators, ok.Fleet, ok.Agents, ok.Duration = []string{"127.0.0.1:7000"}, "web", 10, time.Second
 	cases := []struct {
 		name string
 		edit func(*Config)
@@ -150,12 +152,20 @@ func TestValidate(t *testing.T) {
 		{"no duration", func(c *Config) { c.Duration = 0 }, "duration"},
 		{"warmup too long", func(c *Config) { c.Warmup = 2 * time.Second }, "warmup (2s)"},
 		{"measure past the end", func(c *Config) { c.Measure = 2 * time.Second }, "measure (2s)"},
+		{"zero config", func(c *Config) {
+			*c = Config{Coordinators: c.Coordinators, Fleet: "web", Agents: 1, Duration: time.Second}
+		}, "metrics (0)"},
+		{"no clock", func(c *Config) { c.Now = nil }, "now"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := ok
 			tc.edit(&c)
-			err := c.WithDefaults().Validate()
+			before := fmt.Sprintf("%+v", c)
+			err := c.Validate()
+			if after := fmt.Sprintf("%+v", c); after != before {
+				t.Fatalf("Validate changed the config:\n%s\n%s", before, after)
+			}
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("unexpected error %v", err)
@@ -177,11 +187,11 @@ func TestMetricNames(t *testing.T) {
 // the rest of the run.
 func TestMeasureWindow(t *testing.T) {
 	_, dialer := startFakes(t, []string{"a:1"}, nil)
-	sum, err := Run(context.Background(), Config{
-		Coordinators: []string{"a:1"}, Fleet: "web", Agents: 4, Interval: 50 * time.Millisecond, Ramp: time.Millisecond,
-		Duration: 2 * time.Second, Warmup: 300 * time.Millisecond, Measure: 500 * time.Millisecond,
-		ProgressEvery: 50 * time.Millisecond, DialOptions: []grpc.DialOption{dialer},
-	})
+	cfg := DefaultConfig()
+	cfg.Coordinators, cfg.Fleet, cfg.Agents, cfg.Interval, cfg.Ramp = []string{"a:1"}, "web", 4, 50*time.Millisecond, time.Millisecond
+	cfg.Duration, cfg.Warmup, cfg.Measure = 2*time.Second, 300*time.Millisecond, 500*time.Millisecond
+	cfg.ProgressEvery, cfg.DialOptions = 50*time.Millisecond, []grpc.DialOption{dialer}
+	sum, err := Run(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
