@@ -263,9 +263,13 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 		mu      sync.Mutex
 		history []porcupine.Operation
 		acked   = map[string]int{}
-		start   = time.Now()
-		stop    = make(chan struct{})
-		wg      sync.WaitGroup
+		// killAt is when the leader was killed (ns since start; 0 before);
+		// ackedAfter counts writes called after it and acknowledged.
+		killAt     int64
+		ackedAfter int
+		start      = time.Now()
+		stop       = make(chan struct{})
+		wg         sync.WaitGroup
 	)
 	now := func() int64 { return time.Since(start).Nanoseconds() }
 	record := func(op porcupine.Operation) {
@@ -278,11 +282,17 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 		go func(client int) {
 			defer wg.Done()
 			target := client // each client starts on its own node and moves on after errors
+			// A client backs off after an error, as a real one would: without
+			// it, calls that fail at once (the killed node, a follower whose
+			// forward hits the dead leader) burn the loop's bounded
+			// iterations during the election and leave too few writes for
+			// the new leader to acknowledge.
+			backoff := time.Duration(0)
 			for i := 0; i < 400; i++ {
 				select {
 				case <-stop:
 					return
-				default:
+				case <-time.After(backoff):
 				}
 				n := c.nodes[target%3]
 				key := keys[(i+client)%len(keys)]
@@ -294,8 +304,10 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 					cancel()
 					if err != nil {
 						target++ // a failed read has no effect: leave it out
+						backoff = min(max(2*backoff, 10*time.Millisecond), 320*time.Millisecond)
 						continue
 					}
+					backoff = 0
 					record(porcupine.Operation{ClientId: client, Input: kvInput{key: key}, Call: call, Output: kvOutput{value: resp.Fleet.Max}, Return: ret})
 					continue
 				}
@@ -311,9 +323,14 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 					// Unknown outcome: it may take effect at any time after the call.
 					op.Output, op.Return = kvOutput{unknown: true}, math.MaxInt64
 					target++
+					backoff = min(max(2*backoff, 10*time.Millisecond), 320*time.Millisecond)
 				} else {
+					backoff = 0
 					mu.Lock()
 					acked[key]++
+					if killAt > 0 && call > killAt {
+						ackedAfter++
+					}
 					mu.Unlock()
 				}
 				record(op)
@@ -322,19 +339,32 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 	}
 
 	// Kill the leader while both clients write.
-	waitFor(t, 10*time.Second, "some acknowledged writes", func() bool {
+	// Progress is counted in acknowledged writes, not in operations: failed
+	// calls during the election also make history, and a wait on its length
+	// could end with few writes for the checker to hold the cluster to.
+	ackedTotal := func() int {
+		n := 0
+		for _, a := range acked {
+			n += a
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "20 acknowledged writes before the kill", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(history) > 30
+		return ackedTotal() >= 20
 	})
 	killed := c.leader(5 * time.Second)
+	mu.Lock()
+	killAt = now()
+	mu.Unlock()
 	c.kill9(killed)
 	newLeader := c.leader(10 * time.Second)
 	t.Logf("killed leader %s; new leader %s", killed.id, newLeader.id)
-	waitFor(t, 20*time.Second, "writes acknowledged by the new leader", func() bool {
+	waitFor(t, 20*time.Second, "30 writes acknowledged after the kill", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
-		return len(history) > 150
+		return ackedAfter >= 30
 	})
 	close(stop)
 	wg.Wait()
@@ -349,10 +379,7 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 		}
 		record(porcupine.Operation{ClientId: 2, Input: kvInput{key: k}, Call: call, Output: kvOutput{value: resp.Fleet.Max}, Return: now()})
 	}
-	total := 0
-	for _, n := range acked {
-		total += n
-	}
+	total := ackedTotal()
 	if total < 50 {
 		t.Fatalf("only %d acknowledged writes; the test did not exercise the cluster", total)
 	}
