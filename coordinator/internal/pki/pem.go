@@ -42,8 +42,16 @@ func (ca *CA) KeyPEM() ([]byte, error) { return EncodeKey(ca.Key) }
 
 // LoadCA reads a CA from certFile and keyFile. certFile may be a bundle
 // (the old and new CA during a rotation): the CA is the certificate whose
-// public key matches the key.
+// public key matches the key. Like ssh with its keys, it refuses a key file
+// that others than its owner may read or write.
 func LoadCA(certFile, keyFile string) (*CA, error) {
+	st, err := os.Stat(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca-key: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("ca-key (%s): mode %04o lets others read or write the CA key; chmod 600 it", keyFile, perm)
+	}
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("ca-key: %w", err)

@@ -303,6 +303,12 @@ func TestWriteAndLoad(t *testing.T) {
 	if _, err := LoadCA(otherCert, keyFile); err == nil || !strings.Contains(err.Error(), "no certificate matches the key") {
 		t.Errorf("mismatched CA: %v", err)
 	}
+	if err := os.Chmod(keyFile, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCA(certFile, keyFile); err == nil || !strings.Contains(err.Error(), "mode 0640 lets others read or write the CA key") {
+		t.Errorf("group-readable CA key: %v", err)
+	}
 	if _, err := LoadCA(certFile, filepath.Join(dir, "missing.pem")); err == nil || !strings.HasPrefix(err.Error(), "ca-key") {
 		t.Errorf("missing key: %v", err)
 	}
