@@ -390,16 +390,20 @@ func TestOpenSSL(t *testing.T) {
 		name string
 		args []string
 		ok   bool
+		want string // in openssl's output, if set
 	}{
-		{"server as sslserver", []string{"verify", "-CAfile", caFile, "-purpose", "sslserver", server}, true},
-		{"server as sslclient", []string{"verify", "-CAfile", caFile, "-purpose", "sslclient", server}, true},
-		{"agent as sslclient", []string{"verify", "-CAfile", caFile, "-purpose", "sslclient", agent}, true},
-		{"agent as sslserver", []string{"verify", "-CAfile", caFile, "-purpose", "sslserver", agent}, false},
-		{"bundle", []string{"verify", "-CAfile", bundle, server}, true},
-		{"other CA", []string{"verify", "-CAfile", otherFile, server}, false},
-		{"other cluster (name constraint)", []string{"verify", "-CAfile", caFile, forged}, false},
+		{"server as sslserver", []string{"verify", "-CAfile", caFile, "-purpose", "sslserver", server}, true, ""},
+		{"server as sslclient", []string{"verify", "-CAfile", caFile, "-purpose", "sslclient", server}, true, ""},
+		{"agent as sslclient", []string{"verify", "-CAfile", caFile, "-purpose", "sslclient", agent}, true, ""},
+		{"agent as sslserver", []string{"verify", "-CAfile", caFile, "-purpose", "sslserver", agent}, false, "unsuitable certificate purpose"},
+		{"bundle", []string{"verify", "-CAfile", bundle, server}, true, ""},
+		{"other CA", []string{"verify", "-CAfile", otherFile, server}, false, "unable to get local issuer certificate"},
+		{"other cluster (name constraint)", []string{"verify", "-CAfile", caFile, forged}, false, "permitted subtree violation"},
 	} {
 		out, err := run(tc.args...)
+		if tc.want != "" && !strings.Contains(out, tc.want) {
+			t.Errorf("%s: openssl says %q, want %q", tc.name, out, tc.want)
+		}
 		if ok := err == nil && strings.Contains(out, ": OK"); ok != tc.ok {
 			t.Errorf("%s: openssl %s: %v\n%s", tc.name, strings.Join(tc.args, " "), err, out)
 		}
