@@ -70,7 +70,7 @@ type CARequest struct {
 // NewCA creates a CA key and its self-signed certificate, which may sign
 // only leaves (path length 0) and only URIs of req.Cluster.
 func NewCA(req CARequest) (*CA, error) {
-	if err := tlsconf.CheckName("cluster", req.Cluster); err != nil {
+	if err := tlsconf.CheckCluster(req.Cluster); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
 	if req.Validity <= ClockSkew {

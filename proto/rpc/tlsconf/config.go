@@ -30,6 +30,11 @@ func ServerConfig(src *Source, opts ServerOptions) (*tls.Config, error) {
 	if len(roles) == 0 {
 		roles = Roles
 	}
+	for _, r := range roles {
+		if !slices.Contains(Roles, r) {
+			return nil, fmt.Errorf("%w: peer role (%q): must be one of %s", ErrIdentity, r, roleList(Roles))
+		}
+	}
 	auth := tls.RequireAnyClientCert
 	if opts.AllowNoClientCert {
 		auth = tls.RequestClientCert

@@ -141,6 +141,10 @@ func TestOwnRole(t *testing.T) {
 	if _, err := PeerClientConfig(agent); !errors.Is(err, ErrIdentity) {
 		t.Errorf("PeerClientConfig with an agent certificate: %v", err)
 	}
+	srv := source(t, ca, ca.pem, "spiffe://shoal/server/n1")
+	if _, err := ServerConfig(srv, ServerOptions{PeerRoles: []Role{RoleServer, "root"}}); !errors.Is(err, ErrIdentity) || !strings.Contains(err.Error(), `peer role ("root")`) {
+		t.Errorf("ServerConfig with an unknown peer role: %v", err)
+	}
 	if _, err := ServerConfig(source(t, ca, ca.pem, ""), ServerOptions{}); err == nil || !strings.Contains(err.Error(), "cert-file: required") {
 		t.Errorf("ServerConfig without a certificate: %v", err)
 	}

@@ -51,7 +51,7 @@ func (id Identity) URI() *url.URL {
 
 // Validate checks each part, naming the part that is wrong.
 func (id Identity) Validate() error {
-	if err := CheckName("cluster", id.Cluster); err != nil {
+	if err := CheckCluster(id.Cluster); err != nil {
 		return err
 	}
 	if !slices.Contains(Roles, id.Role) {
@@ -77,6 +77,18 @@ func CheckName(field, v string) error {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
 			return fmt.Errorf("%w: %s (%q): %q not allowed (letters, digits, '.', '_', '-')", ErrIdentity, field, v, c)
 		}
+	}
+	return nil
+}
+
+// CheckCluster is CheckName for a cluster, which is a SPIFFE trust domain
+// and so also lowercase.
+func CheckCluster(v string) error {
+	if err := CheckName("cluster", v); err != nil {
+		return err
+	}
+	if strings.ToLower(v) != v {
+		return fmt.Errorf("%w: cluster (%q): must be lowercase", ErrIdentity, v)
 	}
 	return nil
 }

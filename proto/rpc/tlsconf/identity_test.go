@@ -26,6 +26,8 @@ func TestParseIdentity(t *testing.T) {
 		{"extra segment", []string{"spiffe://shoal/server/n1/x"}, Identity{}, "path must be /<role>/<name>"},
 		{"no name", []string{"spiffe://shoal/server"}, Identity{}, "path must be"},
 		{"empty name", []string{"spiffe://shoal/server/"}, Identity{}, "name: required"},
+		{"uppercase cluster", []string{"spiffe://Shoal/server/n1"}, Identity{}, `cluster ("Shoal"): must be lowercase`},
+		{"uppercase name is fine", []string{"spiffe://shoal/operator/Alice"}, Identity{"shoal", RoleOperator, "Alice"}, ""},
 		{"no cluster", []string{"spiffe:///server/n1"}, Identity{}, "cluster: required"},
 		{"port", []string{"spiffe://shoal:8443/server/n1"}, Identity{}, "nothing else"},
 		{"user", []string{"spiffe://x@shoal/server/n1"}, Identity{}, "nothing else"},

@@ -43,7 +43,7 @@ func (c Config) Validate() error {
 	case c.CertFile != "" && c.KeyFile == "":
 		return errors.New("key-file: required with cert-file")
 	}
-	return CheckName("cluster", c.Cluster)
+	return CheckCluster(c.Cluster)
 }
 
 // Source holds the trusted CAs and this process's certificate as last
@@ -227,6 +227,7 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration, report func(
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var last string // the error last reported, so a lasting one is reported once
 	for {
 		select {
 		case <-ctx.Done():
@@ -248,6 +249,13 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration, report func(
 				s.files = files
 				s.mu.Unlock()
 			}
+		}
+		if err != nil && err.Error() == last {
+			continue
+		}
+		last = ""
+		if err != nil {
+			last = err.Error()
 		}
 		if report != nil {
 			report(err)

@@ -2,6 +2,7 @@ package tlsconf
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -173,6 +174,26 @@ func TestWatch(t *testing.T) {
 		}
 		if s.Certificate() != second {
 			t.Fatal("a broken change replaced the certificate")
+		}
+
+		// A missing file too is reported once, however long it lasts.
+		if err := os.Remove(cfg.KeyFile); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		if len(reports) != 1 {
+			t.Fatalf("%d reports for one missing file, want 1", len(reports))
+		}
+		if err := <-reports; err == nil || !strings.HasPrefix(err.Error(), "key-file: ") {
+			t.Fatalf("missing key reported as %v", err)
+		}
+		// Repaired: reloaded and reported as such.
+		files(t, dir, ca.pem, c2, k2)
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if err := <-reports; err != nil {
+			t.Fatalf("repair reported %v", err)
 		}
 
 		cancel()
