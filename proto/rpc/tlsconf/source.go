@@ -79,7 +79,8 @@ func NewSource(cfg Config) (*Source, error) {
 // Cluster is the trust domain every peer must belong to.
 func (s *Source) Cluster() string { return s.cfg.Cluster }
 
-// Identity is this process's identity; ok is false without a certificate.
+// Identity is this process's identity, the same for the Source's life; ok
+// is false without a certificate.
 func (s *Source) Identity() (id Identity, ok bool) {
 	c := s.current()
 	return c.id, c.cert != nil
@@ -98,8 +99,9 @@ func (s *Source) current() *loaded {
 }
 
 // Reload reads the files again. Everything is checked before anything is
-// swapped: on error the previous bundle and certificate stay in use. A
-// certificate may not change its role, since configs were built for it.
+// swapped: on error the previous bundle and certificate stay in use. The
+// identity may not change (a renewal keeps it): configs were built for
+// it, and callers may have checked it against their own name at start.
 func (s *Source) Reload() error {
 	files, err := s.read()
 	if err != nil {
@@ -111,8 +113,8 @@ func (s *Source) Reload() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cur != nil && s.cur.cert != nil && next.id.Role != s.cur.id.Role {
-		return fmt.Errorf("cert-file (%s): role changed from %s to %s; restart to change roles", s.cfg.CertFile, s.cur.id.Role, next.id.Role)
+	if s.cur != nil && s.cur.cert != nil && next.id != s.cur.id {
+		return fmt.Errorf("cert-file (%s): identity changed from %s to %s; restart to change it", s.cfg.CertFile, s.cur.id, next.id)
 	}
 	s.cur, s.files = next, files
 	return nil

@@ -115,14 +115,16 @@ func TestReload(t *testing.T) {
 		t.Fatal("a failed Reload replaced the certificate")
 	}
 
-	// A certificate may not change its role under a running config.
-	c4, k4 := ca.leaf(t, leafOpts{uris: []string{"spiffe://shoal/agent/n1"}})
-	files(t, dir, ca.pem, c4, k4)
-	if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "role changed from server to agent") {
-		t.Fatalf("Reload with a new role = %v", err)
-	}
-	if s.Certificate() != second {
-		t.Fatal("a refused role change replaced the certificate")
+	// A certificate may not change its identity under a running config.
+	for _, uri := range []string{"spiffe://shoal/agent/n1", "spiffe://shoal/server/n2"} {
+		c4, k4 := ca.leaf(t, leafOpts{uris: []string{uri}})
+		files(t, dir, ca.pem, c4, k4)
+		if err := s.Reload(); err == nil || !strings.Contains(err.Error(), "identity changed from spiffe://shoal/server/n1 to "+uri) {
+			t.Fatalf("Reload with %s = %v", uri, err)
+		}
+		if s.Certificate() != second {
+			t.Fatal("a refused identity change replaced the certificate")
+		}
 	}
 }
 
