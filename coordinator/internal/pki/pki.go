@@ -119,7 +119,7 @@ type LeafRequest struct {
 	Now      time.Time // zero: time.Now()
 }
 
-// Validate checks the request against this CA, naming the field.
+// validate checks the request against this CA, naming the field.
 func (ca *CA) validate(req LeafRequest) error {
 	if err := req.Identity.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalid, err)
