@@ -15,7 +15,7 @@ import (
 // view of the server's. In TLS 1.3 the client finishes before the server
 // has checked its certificate, so the client also reads once to learn the
 // server's verdict.
-func handshake(t *testing.T, server, client *tls.Config) (clientCerts, serverCerts []*x509.Certificate, serverErr, clientErr error) {
+func handshake(t testing.TB, server, client *tls.Config) (clientCerts, serverCerts []*x509.Certificate, serverErr, clientErr error) {
 	t.Helper()
 	// Not net.Pipe: it has no buffer, and TLS 1.3 has both sides write at
 	// once (session tickets against an alert).

@@ -28,7 +28,7 @@ var serial int64
 
 func nextSerial() *big.Int { serial++; return big.NewInt(serial) }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -54,7 +54,7 @@ type leafOpts struct {
 }
 
 // leaf issues a certificate; uri "" means none, usage nil means both.
-func (ca *testCA) leaf(t *testing.T, o leafOpts) (certPEM, keyPEM []byte) {
+func (ca *testCA) leaf(t testing.TB, o leafOpts) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -90,7 +90,7 @@ func (ca *testCA) leaf(t *testing.T, o leafOpts) (certPEM, keyPEM []byte) {
 
 // files writes a bundle, a certificate and a key into dir and returns the
 // Config naming them (cluster "shoal").
-func files(t *testing.T, dir string, bundle, certPEM, keyPEM []byte) Config {
+func files(t testing.TB, dir string, bundle, certPEM, keyPEM []byte) Config {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.CAFile = write(t, filepath.Join(dir, "ca.pem"), bundle)
@@ -102,7 +102,7 @@ func files(t *testing.T, dir string, bundle, certPEM, keyPEM []byte) Config {
 }
 
 // write replaces path atomically, as an operator's tooling should.
-func write(t *testing.T, path string, b []byte) string {
+func write(t testing.TB, path string, b []byte) string {
 	t.Helper()
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -116,7 +116,7 @@ func write(t *testing.T, path string, b []byte) string {
 
 // source is NewSource for a fresh directory holding a certificate of uri
 // issued by ca and trusting bundle.
-func source(t *testing.T, ca *testCA, bundle []byte, uri string) *Source {
+func source(t testing.TB, ca *testCA, bundle []byte, uri string) *Source {
 	t.Helper()
 	var cfg Config
 	if uri == "" {
