@@ -132,7 +132,10 @@ func TestCluster(t *testing.T) {
 		go func() {
 			for lead := range notify {
 				if lead {
-					leaders <- i
+					select {
+					case leaders <- i:
+					default: // only the first leader matters
+					}
 				}
 			}
 		}()
@@ -148,7 +151,11 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		rafts[i] = r
-		t.Cleanup(func() { r.Shutdown().Error(); trans.Close() })
+		t.Cleanup(func() {
+			r.Shutdown().Error() // raft sends nothing on notify after this
+			trans.Close()
+			close(notify)
+		})
 	}
 
 	var leader int
