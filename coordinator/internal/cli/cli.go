@@ -61,7 +61,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		serveCmd(e), statusCmd(e), raftCmd(e), fleetCmd(e), pauseCmd(e), resumeCmd(e),
 		snapshotCmd(e), instancesCmd(e), policyCmd(e), decisionsCmd(e), scaleCmd(e),
-		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulate.NewCommand(),
+		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulate.NewCommand(), tlsCmd(e),
 	)
 	return root
 }

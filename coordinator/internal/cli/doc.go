@@ -2,7 +2,9 @@
 // the operator commands talk gRPC (ControlService) to any node. One file per
 // subcommand. Main takes everything from the process as arguments (context,
 // args, stdout, stderr, getenv), so tests run the real command line with
-// their own environment; `serve` hands a node.Config to package node.
+// their own environment; `serve` hands a node.Config to package node. The
+// `tls` commands work offline, on files: they create the CA and issue
+// certificates through package pki.
 //
 // Output goes through coordinator/internal/view so JSON keys are snake_case
 // and values are the vocabulary words. It must never print multi-line errors:
