@@ -36,6 +36,9 @@ func (f *FSM) createDecision(c Command) (*Result, *Error) {
 	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
 		return nil, invalidf("source (%q): must be auto, manual or reconcile", d.Source)
 	}
+	if err := validateDecisionText(d); err != nil {
+		return nil, err
+	}
 	f.s.nextDecisionID++
 	d.Id = f.s.nextDecisionID
 	d.Status = shoalv1.DecisionStatus_DECISION_STATUS_PENDING
@@ -80,6 +83,9 @@ func (f *FSM) updateDecision(c Command) (*Result, *Error) {
 		}
 	default:
 		return nil, invalidf("status (%s): must be applied, failed or superseded", b.Status)
+	}
+	if len(b.Error) > MaxTextLen {
+		return nil, invalidf("error: longer than %d characters", MaxTextLen)
 	}
 	if d.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
 		return nil, conflictf("decision %d: already %s", d.Id, strings.ToLower(strings.TrimPrefix(d.Status.String(), "DECISION_STATUS_")))

@@ -42,8 +42,14 @@ func ValidateFleet(fl *shoalv1.Fleet) *Error {
 		if !strings.HasPrefix(a, "arn:") {
 			return invalidf("alarm_actions[%d] (%q): must be an ARN (arn:...)", i, a)
 		}
+		if len(a) > 2048 {
+			return invalidf("alarm_actions[%d]: longer than 2048 characters", i)
+		}
 	}
-	return nil
+	if len(fl.AlarmActions) > 5 {
+		return invalidf("alarm_actions: %d actions, CloudWatch allows at most 5", len(fl.AlarmActions))
+	}
+	return validatePolicy(fl.Policy, fl.Min, fl.Max)
 }
 
 func (f *FSM) groupOwner(asg, except string) string {
@@ -171,6 +177,9 @@ func (f *FSM) setPolicy(c Command) (*Result, *Error) {
 	}
 	fl, err := f.fleet(req.Fleet)
 	if err != nil {
+		return nil, err
+	}
+	if err := validatePolicy(req.Policy, fl.Min, fl.Max); err != nil {
 		return nil, err
 	}
 	fl.Policy = req.Policy
