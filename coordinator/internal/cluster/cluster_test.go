@@ -80,7 +80,7 @@ func newTestCluster(t *testing.T, size int) *testCluster {
 	}
 	var trans []*raft.InmemTransport
 	for i := 0; i < size; i++ {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d:7300", i)))
 		trans = append(trans, tr)
 		tc.lis[fmt.Sprintf("node%d:7400", i)] = bufconn.Listen(1 << 20)
 	}

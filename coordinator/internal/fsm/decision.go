@@ -94,7 +94,10 @@ func (f *FSM) updateDecision(c Command) (*Result, *Error) {
 	d.UpdatedAtUnixMs = c.AtMS
 	if b.Status == shoalv1.DecisionStatus_DECISION_STATUS_APPLIED {
 		if fl, ok := f.s.fleets[d.Fleet]; ok {
-			fl.Desired = d.To
+			// The bounds may have moved since the decision was made; desired
+			// stays inside them (found by FuzzApply), and the scaler's next
+			// round brings the group to it.
+			fl.Desired = min(max(d.To, fl.Min), fl.Max)
 			fl.UpdatedAtUnixMs = c.AtMS
 		}
 	}

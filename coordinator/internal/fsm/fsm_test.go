@@ -388,3 +388,15 @@ func TestApplyIgnoresNonCommandLogs(t *testing.T) {
 		t.Fatal("a noop changed the state")
 	}
 }
+
+// TestAppliedDecisionKeepsDesiredInBounds: a decision applied after its
+// fleet's bounds shrank leaves desired inside the new bounds.
+func TestAppliedDecisionKeepsDesiredInBounds(t *testing.T) {
+	f := seed(t)
+	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceAuto})).Decision
+	mustApply(t, f, UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Max: i32(3), Desired: i32(3)}))
+	mustApply(t, f, UpdateDecision(d.Id, shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, "", 0))
+	if fl, _ := f.Fleet("web"); fl.Desired != 3 {
+		t.Fatalf("desired = %d, want 3 (the new max)", fl.Desired)
+	}
+}

@@ -44,7 +44,7 @@ func newEnv(t *testing.T, size int) *env {
 	}
 	var trans []*raft.InmemTransport
 	for i := 0; i < size; i++ {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d:7300", i)))
 		trans = append(trans, tr)
 		lis[fmt.Sprintf("node%d:7400", i)] = bufconn.Listen(1 << 20)
 	}
