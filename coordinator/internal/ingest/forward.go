@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -63,6 +64,9 @@ func (s *Service) Forward(st forwardStream) error {
 		}
 		s.mu.Unlock()
 	}()
+	// introduced are the ids this stream brought to the store that it did
+	// not know; bounded by MaxNewInstancesPerStream.
+	introduced := map[string]bool{}
 	ctx, cancel := context.WithCancel(st.Context())
 	defer cancel()
 	sendErr := make(chan error, 1)
@@ -101,7 +105,10 @@ func (s *Service) Forward(st forwardStream) error {
 			rep := msg.Report
 			s.mu.Lock()
 			now := s.cfg.Now()
-			err := s.store.apply(rep, node, now)
+			err := s.admitForwarded(rep, introduced)
+			if err == nil {
+				err = s.store.apply(rep, node, now)
+			}
 			if err == nil {
 				s.m.observeLatency(rep, now)
 			}
@@ -109,7 +116,7 @@ func (s *Service) Forward(st forwardStream) error {
 				s.onApply(rep, now)
 			}
 			s.mu.Unlock()
-			if errors.Is(err, ErrDuplicate) {
+			if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrRefused) {
 				_ = f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Rejected{Rejected: &shoalv1.InstanceRejected{
 					InstanceId: rep.GetHello().GetInstanceId(), Reason: err.Error()}}})
 			}
@@ -117,6 +124,31 @@ func (s *Service) Forward(st forwardStream) error {
 			s.resolve(msg.CommandResult.GetResult())
 		}
 	}
+}
+
+// admitForwarded checks a follower's report as admit checks an agent's
+// hello (a Forward stream is one more door), and counts the new ids the
+// stream introduces. Service.mu is held.
+func (s *Service) admitForwarded(rep *shoalv1.InstanceReport, introduced map[string]bool) error {
+	h := rep.GetHello()
+	id := h.GetInstanceId()
+	if err := fsm.ValidInstanceID(id); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return fmt.Errorf("%w: hello: instance_%v", ErrRefused, err)
+	}
+	if err := fsm.ValidPrivateIP(h.GetPrivateIp()); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return fmt.Errorf("%w: hello: %v", ErrRefused, err)
+	}
+	if s.store.byID[id] != nil || introduced[id] {
+		return nil
+	}
+	if len(introduced) >= s.cfg.MaxNewInstancesPerStream {
+		s.m.streamRejected.WithLabelValues(reasonTooManyNew).Inc()
+		return fmt.Errorf("%w: %s: this forward stream already introduced %d new instance ids, the most one stream may", ErrRefused, id, len(introduced))
+	}
+	introduced[id] = true
+	return nil
 }
 
 // forwarding says this follower has a live Forward stream to the leader.
