@@ -69,7 +69,8 @@ type Config struct {
 	// RingSize is samples kept per instance (900: 15 min at 1 s).
 	RingSize int
 	// MaxNewInstancesPerStream bounds the distinct instance ids one Forward
-	// stream may introduce to the leader's store (10,000: above the 7,500
+	// stream may introduce to the leader's store and that the store still
+	// holds (10,000: above the 7,500
 	// agents one node was measured to carry, since a follower replays every
 	// stream it holds to a new leader). Past it, reports for further new ids
 	// are refused, so one stream cannot fill the registry with invented ids.

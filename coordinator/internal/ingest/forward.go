@@ -65,7 +65,8 @@ func (s *Service) Forward(st forwardStream) error {
 		s.mu.Unlock()
 	}()
 	// introduced are the ids this stream brought to the store that it did
-	// not know; bounded by MaxNewInstancesPerStream.
+	// not know; those the store still holds are bounded by
+	// MaxNewInstancesPerStream.
 	introduced := map[string]bool{}
 	ctx, cancel := context.WithCancel(st.Context())
 	defer cancel()
@@ -142,6 +143,15 @@ func (s *Service) admitForwarded(rep *shoalv1.InstanceReport, introduced map[str
 	}
 	if s.store.byID[id] != nil || introduced[id] {
 		return nil
+	}
+	if len(introduced) >= s.cfg.MaxNewInstancesPerStream {
+		// Ids the store has since forgotten (instances gone) no longer
+		// count, so a long-lived stream survives a fleet's churn.
+		for old := range introduced {
+			if s.store.byID[old] == nil {
+				delete(introduced, old)
+			}
+		}
 	}
 	if len(introduced) >= s.cfg.MaxNewInstancesPerStream {
 		s.m.streamRejected.WithLabelValues(reasonTooManyNew).Inc()

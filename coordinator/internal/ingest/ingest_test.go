@@ -304,6 +304,38 @@ func TestForwardStreamNewInstanceCap(t *testing.T) {
 		if strings.Join(ids, ",") != "i-a1,i-a2" {
 			t.Fatalf("leader knows %v, want i-a1 and i-a2 only", ids)
 		}
+		// Churn: once an instance the stream introduced is gone from the
+		// leader's store, a new one may take its place on the same stream.
+		if err := agents[0].sendRaw(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
+			t.Fatal(err)
+		}
+		advance(f.cfg.ForwardEvery + 3*l.cfg.ReconcileEvery)
+		l.svc.mu.Lock()
+		_, stillThere := l.svc.store.byID["i-a1"]
+		l.svc.mu.Unlock()
+		if stillThere {
+			t.Fatal("the leader still holds i-a1 after its goodbye")
+		}
+		fourth, err := connect(t, nw, "F", hello("i-a4", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fourth.send(t, true, smp(time.Now(), "cpu", 1.0))
+		advance(f.cfg.ForwardEvery)
+		select {
+		case err := <-fourth.done:
+			t.Fatalf("a new id after churn was refused: %v", err)
+		default:
+		}
+		if _, err := l.svc.Instances("web"); err != nil {
+			t.Fatal(err)
+		}
+		l.svc.mu.Lock()
+		_, known := l.svc.store.byID["i-a4"]
+		l.svc.mu.Unlock()
+		if !known {
+			t.Fatal("the leader does not hold i-a4")
+		}
 	})
 }
 
