@@ -6,15 +6,31 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// fuzzStart is the state every FuzzApply input starts from, so mutated
-// commands find fleets, an instance and a pending decision to act on.
+// fuzzStart is the state every fuzz input starts from, so mutated commands
+// find fleets, an instance and a pending decision to act on. It is built
+// once and restored from its snapshot for each input, which is faster.
 func fuzzStart(t *testing.T) *FSM {
+	startOnce.Do(func() { startSnap = buildFuzzStart(t).Save() })
+	f := New()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(startSnap))); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+var (
+	startOnce sync.Once
+	startSnap []byte
+)
+
+func buildFuzzStart(t *testing.T) *FSM {
 	f := New()
 	for _, c := range []Command{
 		CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 5, Desired: 2}),

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -298,8 +299,14 @@ func (s *Service) forwardReceive(st grpc.BidiStreamingClient[shoalv1.ForwardRequ
 			c := s.conns[id]
 			s.mu.Unlock()
 			if c != nil {
-				s.m.streamRejected.WithLabelValues(reasonDuplicate).Inc()
-				c.kill(status.Error(codes.AlreadyExists, msg.Rejected.GetReason()))
+				// The leader's reason starts with its sentinel's text; a
+				// refusal that is not a duplicate is not ALREADY_EXISTS.
+				reason, code, label := msg.Rejected.GetReason(), codes.AlreadyExists, reasonDuplicate
+				if strings.HasPrefix(reason, ErrRefused.Error()) {
+					code, label = codes.ResourceExhausted, reasonTooManyNew
+				}
+				s.m.streamRejected.WithLabelValues(label).Inc()
+				c.kill(status.Error(code, reason))
 			}
 		}
 	}
