@@ -39,6 +39,9 @@ func TestApplyDefends(t *testing.T) {
 		{"policy empty", SetPolicy("web", &shoalv1.ScalingPolicy{}), "policy: needs at least one target_tracking or step_scaling entry"},
 		{"policy eleven metrics", SetPolicy("web", elevenMetrics), "policy: has 11 target_tracking and step_scaling entries; at most 10 are allowed"},
 		{"create fleet with bad policy", CreateFleet(&shoalv1.Fleet{Name: "x", Asg: "x", Max: 3, Policy: tt("cpu", 0)}), "policy.target_tracking[0].target: must be > 0"},
+		{"fleet name of a megabyte", CreateFleet(&shoalv1.Fleet{Name: strings.Repeat("w", 1<<20), Asg: "x", Max: 3}), "name: 1048576 characters, longer than 63"},
+		{"alarm action too long", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", SetAlarmActions: true,
+			AlarmActions: []string{strings.Repeat("x", 2049)}}), "alarm_actions[0]: longer than 2048 characters"},
 		{"six alarm actions", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", SetAlarmActions: true,
 			AlarmActions: []string{"arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6"}}), "alarm_actions: 6 actions, CloudWatch allows at most 5"},
 		{"instance id not i-", inst("web-1", "10.0.0.1"), `id ("web-1"): must be "i-" followed by lower-case hex digits`},
@@ -77,6 +80,9 @@ func TestApplyDefends(t *testing.T) {
 			}
 			if !errors.Is(err, ErrInvalid) {
 				t.Fatalf("err = %v, want errors.Is ErrInvalid", err)
+			}
+			if len(err.Error()) > 512 {
+				t.Fatalf("error of %d bytes echoes the input; want it short", len(err.Error()))
 			}
 			if after := f.Save(); !bytes.Equal(before, after) {
 				t.Fatalf("a rejected command changed the state:\nbefore %s\nafter  %s", before, after)
