@@ -25,6 +25,14 @@ const CustomMetricPattern = `^[a-z][a-z0-9_]{0,62}$`
 
 var customMetricRE = regexp.MustCompile(CustomMetricPattern)
 
+// MaxPolicyMetrics bounds a policy's target_tracking plus step_scaling
+// entries, and MaxSteps one step_scaling entry's steps: a policy lives in
+// the replicated state, so its size must not be up to whoever writes it.
+const (
+	MaxPolicyMetrics = 10
+	MaxSteps         = 20
+)
+
 // FieldError is one problem in a policy, naming the field as it appears in
 // the JSON form (e.g. policy.target_tracking[0].target).
 type FieldError struct {
@@ -66,6 +74,10 @@ func (v *validator) add(field, format string, args ...any) {
 func (v *validator) policy(p *shoalv1.ScalingPolicy) {
 	if len(p.TargetTracking) == 0 && len(p.StepScaling) == 0 {
 		v.add("policy", "needs at least one target_tracking or step_scaling entry")
+	}
+	if n := len(p.TargetTracking) + len(p.StepScaling); n > MaxPolicyMetrics {
+		v.add("policy", "has %d target_tracking and step_scaling entries; at most %d are allowed", n, MaxPolicyMetrics)
+		return
 	}
 	seen := map[string]string{}
 	for i, t := range p.TargetTracking {
@@ -124,6 +136,10 @@ func IsMetricName(m string) bool {
 func (v *validator) steps(field string, steps []*shoalv1.Step) {
 	if len(steps) == 0 {
 		v.add(field, "must have at least one step")
+		return
+	}
+	if len(steps) > MaxSteps {
+		v.add(field, "has %d steps; at most %d are allowed", len(steps), MaxSteps)
 		return
 	}
 	type band struct {

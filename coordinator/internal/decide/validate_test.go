@@ -2,6 +2,7 @@ package decide
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -56,6 +57,12 @@ func TestValidate(t *testing.T) {
 		{name: "duplicate metric", p: with(func(p *shoalv1.ScalingPolicy) {
 			p.TargetTracking = append(p.TargetTracking, &shoalv1.TargetTracking{Metric: "cpu", Target: 70})
 		}), max: 5, want: `policy.target_tracking[1].metric: metric "cpu" is already used by policy.target_tracking[0]`},
+		{name: "ten metrics is the most", p: manyMetrics(MaxPolicyMetrics), max: 5},
+		{name: "eleven metrics", p: manyMetrics(MaxPolicyMetrics + 1), max: 5,
+			want: "policy: has 11 target_tracking and step_scaling entries; at most 10 are allowed"},
+		{name: "too many steps", p: steps(manySteps(MaxSteps + 1)...), max: 5,
+			want: "policy.step_scaling[0].steps: has 21 steps; at most 20 are allowed"},
+		{name: "twenty steps is the most", p: steps(manySteps(MaxSteps)...), max: 5},
 		{name: "tolerance one", p: with(func(p *shoalv1.ScalingPolicy) { p.TargetTracking[0].Tolerance = 1 }), max: 5,
 			want: "policy.target_tracking[0].tolerance: must be in [0, 1) (got 1)"},
 		{name: "tolerance negative", p: with(func(p *shoalv1.ScalingPolicy) { p.TargetTracking[0].Tolerance = -0.1 }), max: 5,
@@ -127,4 +134,22 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("want 3 problems (min, target, warmup), got %d: %q", len(lines), err)
 	}
+}
+
+// manyMetrics is a policy with n target_tracking entries on distinct custom metrics.
+func manyMetrics(n int) *shoalv1.ScalingPolicy {
+	p := &shoalv1.ScalingPolicy{}
+	for i := range n {
+		p.TargetTracking = append(p.TargetTracking, &shoalv1.TargetTracking{Metric: fmt.Sprintf("m%d", i), Target: 1})
+	}
+	return p
+}
+
+// manySteps is n adjacent, non-overlapping change_in_capacity steps.
+func manySteps(n int) []*shoalv1.Step {
+	var out []*shoalv1.Step
+	for i := range n {
+		out = append(out, step(f64(float64(i)), f64(float64(i+1)), change, 1))
+	}
+	return out
 }

@@ -172,15 +172,13 @@ func Decode(b []byte) (Command, error) {
 	return c, nil
 }
 
-// Stamp sets the command's time to now unless it already has one. The leader
-// calls it just before raft.Apply, so every node applies the same time.
+// Stamp sets the command's time to now, overwriting any time the sender
+// put there: the leader calls it just before raft.Apply, so every node
+// applies the same time and no caller can back- or future-date a change.
 func Stamp(b []byte, now time.Time) ([]byte, error) {
 	c, err := Decode(b)
 	if err != nil {
 		return nil, err
-	}
-	if c.AtMS != 0 {
-		return b, nil
 	}
 	c.AtMS = now.UnixMilli()
 	return c.Encode(), nil

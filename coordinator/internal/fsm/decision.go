@@ -36,6 +36,9 @@ func (f *FSM) createDecision(c Command) (*Result, *Error) {
 	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
 		return nil, invalidf("source (%q): must be auto, manual or reconcile", d.Source)
 	}
+	if err := validateDecisionText(d); err != nil {
+		return nil, err
+	}
 	f.s.nextDecisionID++
 	d.Id = f.s.nextDecisionID
 	d.Status = shoalv1.DecisionStatus_DECISION_STATUS_PENDING
@@ -81,6 +84,9 @@ func (f *FSM) updateDecision(c Command) (*Result, *Error) {
 	default:
 		return nil, invalidf("status (%s): must be applied, failed or superseded", b.Status)
 	}
+	if len(b.Error) > MaxTextLen {
+		return nil, invalidf("error: longer than %d characters", MaxTextLen)
+	}
 	if d.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
 		return nil, conflictf("decision %d: already %s", d.Id, strings.ToLower(strings.TrimPrefix(d.Status.String(), "DECISION_STATUS_")))
 	}
@@ -88,7 +94,10 @@ func (f *FSM) updateDecision(c Command) (*Result, *Error) {
 	d.UpdatedAtUnixMs = c.AtMS
 	if b.Status == shoalv1.DecisionStatus_DECISION_STATUS_APPLIED {
 		if fl, ok := f.s.fleets[d.Fleet]; ok {
-			fl.Desired = d.To
+			// The bounds may have moved since the decision was made; desired
+			// stays inside them (found by FuzzApply), and the scaler's next
+			// round brings the group to it.
+			fl.Desired = min(max(d.To, fl.Min), fl.Max)
 			fl.UpdatedAtUnixMs = c.AtMS
 		}
 	}

@@ -8,4 +8,11 @@
 // fails validation leaves no partial state. Older command and snapshot
 // versions must keep decoding so a rolling upgrade can read what the previous
 // release wrote.
+//
+// It defends itself: the log has more doors than the API (ApplyCommand,
+// forwarded calls, snapshot restore), so every rule on what may be stored is
+// checked here, not only at the server. An invalid command is refused with
+// an error naming the field and reason and counted in Rejected, never
+// applied; a restore command's snapshot is checked whole before it replaces
+// anything.
 package fsm

@@ -19,6 +19,8 @@ func ValidateFleet(fl *shoalv1.Fleet) *Error {
 	switch {
 	case fl.Name == "":
 		return invalidf("name: required")
+	case len(fl.Name) > 63: // checked first so the message does not echo it
+		return invalidf("name: %d characters, longer than 63", len(fl.Name))
 	case !nameRE.MatchString(fl.Name):
 		return invalidf("name (%q): must be 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", fl.Name)
 	case fl.Asg == "":
@@ -39,11 +41,17 @@ func ValidateFleet(fl *shoalv1.Fleet) *Error {
 		return invalidf("app_port (%d) must be between 0 and 65535", fl.AppPort)
 	}
 	for i, a := range fl.AlarmActions {
+		if len(a) > 2048 {
+			return invalidf("alarm_actions[%d]: longer than 2048 characters", i)
+		}
 		if !strings.HasPrefix(a, "arn:") {
 			return invalidf("alarm_actions[%d] (%q): must be an ARN (arn:...)", i, a)
 		}
 	}
-	return nil
+	if len(fl.AlarmActions) > 5 {
+		return invalidf("alarm_actions: %d actions, CloudWatch allows at most 5", len(fl.AlarmActions))
+	}
+	return validatePolicy(fl.Policy, fl.Min, fl.Max)
 }
 
 func (f *FSM) groupOwner(asg, except string) string {
@@ -171,6 +179,9 @@ func (f *FSM) setPolicy(c Command) (*Result, *Error) {
 	}
 	fl, err := f.fleet(req.Fleet)
 	if err != nil {
+		return nil, err
+	}
+	if err := validatePolicy(req.Policy, fl.Min, fl.Max); err != nil {
 		return nil, err
 	}
 	fl.Policy = req.Policy

@@ -63,6 +63,63 @@ type FSM struct {
 	mu          sync.RWMutex
 	s           *state
 	lastApplied uint64
+	rejected    Rejections
+}
+
+// maxRecentRejections bounds Rejections.Recent.
+const maxRecentRejections = 16
+
+// Rejections counts the commands Apply refused since this FSM started. They
+// are not state: every node refuses the same commands, but a restarted node
+// counts only what it applied since. They are how an operator sees that
+// something wrote a bad command into the log.
+type Rejections struct {
+	Total  uint64
+	ByKind map[Kind]uint64
+	// Recent are the newest refusals, oldest first.
+	Recent []Rejection
+}
+
+// Rejection is one refused command.
+type Rejection struct {
+	Index uint64
+	Op    Op
+	Kind  Kind
+	// Msg is the error, cut to maxRejectionMsg bytes.
+	Msg string
+}
+
+const maxRejectionMsg = 256
+
+func (f *FSM) reject(index uint64, op Op, e *Error) {
+	if f.rejected.ByKind == nil {
+		f.rejected.ByKind = map[Kind]uint64{}
+	}
+	f.rejected.Total++
+	f.rejected.ByKind[e.Kind]++
+	msg := e.Msg
+	if len(msg) > maxRejectionMsg {
+		msg = msg[:maxRejectionMsg]
+	}
+	if len(op) > 64 {
+		op = op[:64]
+	}
+	r := append(f.rejected.Recent, Rejection{Index: index, Op: op, Kind: e.Kind, Msg: msg})
+	if over := len(r) - maxRecentRejections; over > 0 {
+		r = append([]Rejection(nil), r[over:]...)
+	}
+	f.rejected.Recent = r
+}
+
+// Rejected returns a copy of the refusal counts.
+func (f *FSM) Rejected() Rejections {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	out := Rejections{Total: f.rejected.Total, ByKind: map[Kind]uint64{}, Recent: append([]Rejection(nil), f.rejected.Recent...)}
+	for k, v := range f.rejected.ByKind {
+		out.ByKind[k] = v
+	}
+	return out
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -88,10 +145,13 @@ func (f *FSM) ApplyBytes(index uint64, b []byte) *Result {
 		f.lastApplied = index
 	}
 	if err != nil {
-		return &Result{Err: invalidf("%v", err)}
+		e := invalidf("%v", err)
+		f.reject(index, "", e)
+		return &Result{Err: e}
 	}
 	r, e := f.apply(c)
 	if e != nil {
+		f.reject(index, c.Op, e)
 		return &Result{Err: e}
 	}
 	return r
@@ -137,8 +197,11 @@ func (f *FSM) setWatermark(c Command) (*Result, *Error) {
 	if err := c.decodeJSON(&b); err != nil {
 		return nil, err
 	}
-	if b.Key == "" {
+	switch {
+	case b.Key == "":
 		return nil, invalidf("key: required")
+	case len(b.Key) > MaxLabelLen:
+		return nil, invalidf("key: longer than %d characters", MaxLabelLen)
 	}
 	f.s.watermarks[b.Key] = b.Value
 	return &Result{}, nil
@@ -149,13 +212,8 @@ func (f *FSM) setMember(c Command) (*Result, *Error) {
 	if err := c.decodeJSON(&m); err != nil {
 		return nil, err
 	}
-	switch {
-	case m.ID == "":
-		return nil, invalidf("id: required")
-	case m.RaftAddr == "":
-		return nil, invalidf("raft_addr: required")
-	case m.RPCAddr == "":
-		return nil, invalidf("rpc_addr: required")
+	if err := ValidateMember(m); err != nil {
+		return nil, err
 	}
 	f.s.members[m.ID] = m
 	return &Result{}, nil
@@ -175,7 +233,9 @@ func (f *FSM) restoreCmd(c Command) (*Result, *Error) {
 	if err := c.decodeJSON(&snap); err != nil {
 		return nil, err
 	}
-	s, err := decodeSnapshot(snap)
+	// An operator's snapshot is new input: it meets every rule a command
+	// does, checked whole before the state changes.
+	s, err := checkSnapshot(snap)
 	if err != nil {
 		return nil, invalidf("snapshot: %v", err)
 	}

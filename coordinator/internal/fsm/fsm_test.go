@@ -325,13 +325,29 @@ func TestSnapshotVersion(t *testing.T) {
 	}
 }
 
-func TestStampKeepsLeaderTime(t *testing.T) {
-	c := DeleteFleet("x")
-	b, _ := Stamp(c.Encode(), time.UnixMilli(5))
+// TestStampOverwrites: the time a sender wrote is never the one applied, so
+// no caller of ApplyCommand can back- or future-date a change.
+func TestStampOverwrites(t *testing.T) {
+	forged := DeleteFleet("x")
+	forged.AtMS = 4_102_444_800_000 // 2100-01-01
+	b, err := Stamp(forged.Encode(), time.UnixMilli(5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Decode(b); got.AtMS != 5 {
+		t.Fatalf("at_ms = %d, want the leader's 5", got.AtMS)
+	}
 	b2, _ := Stamp(b, time.UnixMilli(9))
-	got, _ := Decode(b2)
-	if got.AtMS != 5 {
-		t.Fatalf("at_ms = %d, want the first stamp 5", got.AtMS)
+	if got, _ := Decode(b2); got.AtMS != 9 {
+		t.Fatalf("restamped at_ms = %d, want 9", got.AtMS)
+	}
+	// What the FSM records is the leader's time.
+	f := New()
+	c := CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Max: 2})
+	c.AtMS = 1
+	b, _ = Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000))
+	if r := f.ApplyBytes(1, b); r.Error() != nil || r.Fleet.CreatedAtUnixMs != 1_700_000_000_000 {
+		t.Fatalf("created_at = %v, %v; want the leader's time", r.Fleet.GetCreatedAtUnixMs(), r.Error())
 	}
 }
 
@@ -370,5 +386,17 @@ func TestApplyIgnoresNonCommandLogs(t *testing.T) {
 	}
 	if !bytes.Equal(before, f.Save()) {
 		t.Fatal("a noop changed the state")
+	}
+}
+
+// TestAppliedDecisionKeepsDesiredInBounds: a decision applied after its
+// fleet's bounds shrank leaves desired inside the new bounds.
+func TestAppliedDecisionKeepsDesiredInBounds(t *testing.T) {
+	f := seed(t)
+	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceAuto})).Decision
+	mustApply(t, f, UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Max: i32(3), Desired: i32(3)}))
+	mustApply(t, f, UpdateDecision(d.Id, shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, "", 0))
+	if fl, _ := f.Fleet("web"); fl.Desired != 3 {
+		t.Fatalf("desired = %d, want 3 (the new max)", fl.Desired)
 	}
 }

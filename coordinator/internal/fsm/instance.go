@@ -9,8 +9,8 @@ func (f *FSM) registerInstance(c Command) (*Result, *Error) {
 	if err := c.decodeProto(in); err != nil {
 		return nil, err
 	}
-	if in.Id == "" {
-		return nil, invalidf("id: required")
+	if err := ValidInstanceID(in.Id); err != nil {
+		return nil, err
 	}
 	if _, err := f.fleet(in.Fleet); err != nil {
 		return nil, err
@@ -18,8 +18,8 @@ func (f *FSM) registerInstance(c Command) (*Result, *Error) {
 	if in.State == shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
 		in.State = shoalv1.InstanceState_INSTANCE_STATE_PENDING
 	}
-	if _, ok := shoalv1.InstanceState_name[int32(in.State)]; !ok {
-		return nil, invalidf("state (%d): unknown instance state", in.State)
+	if err := validateInstance(in); err != nil {
+		return nil, err
 	}
 	// Live fields belong to the serving node, never to the log.
 	in.Metrics, in.LastReportAgeMs, in.Ready, in.Flag = nil, 0, false, ""

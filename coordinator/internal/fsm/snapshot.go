@@ -53,7 +53,19 @@ func pj(m proto.Message) json.RawMessage {
 	return b
 }
 
+// decodeSnapshot reads a snapshot as raft hands it over: the node's own
+// saved state or the leader's, both made of entries the cluster already
+// applied, so it is taken as it is (refusing it would leave this node
+// unable to start or to catch up with its peers).
 func decodeSnapshot(b []byte) (*state, error) {
+	w, err := decodeWire(b)
+	if err != nil {
+		return nil, err
+	}
+	return w.state()
+}
+
+func decodeWire(b []byte) (*wireSnapshot, error) {
 	var w wireSnapshot
 	if err := json.Unmarshal(b, &w); err != nil {
 		return nil, fmt.Errorf("decode snapshot: %w", err)
@@ -61,6 +73,10 @@ func decodeSnapshot(b []byte) (*state, error) {
 	if w.Version < 1 || w.Version > SnapshotVersion {
 		return nil, fmt.Errorf("snapshot version %d (this release reads 1..%d): %w", w.Version, SnapshotVersion, ErrUnsupportedVersion)
 	}
+	return &w, nil
+}
+
+func (w *wireSnapshot) state() (*state, error) {
 	s := newState()
 	un := protojson.UnmarshalOptions{DiscardUnknown: true}
 	for i, raw := range w.Fleets {
@@ -155,4 +171,122 @@ func sortedValues[V any](m map[string]V) []V {
 		out = append(out, m[k])
 	}
 	return out
+}
+
+// CheckSnapshot decodes a snapshot an operator wants to restore and checks
+// all of it before anything is applied: every fleet's bounds, name and
+// policy, every instance's id and address and that its fleet exists, every
+// decision's fleet and that its id is at most next_decision_id, and every
+// member and watermark. It returns the first problem, naming it.
+func CheckSnapshot(b []byte) error {
+	_, err := checkSnapshot(b)
+	return err
+}
+
+func checkSnapshot(b []byte) (*state, error) {
+	w, err := decodeWire(b)
+	if err != nil {
+		return nil, err
+	}
+	s, err := w.state()
+	if err != nil {
+		return nil, err
+	}
+	// w.state keeps the last of two entries with one key; count to catch that.
+	if len(s.fleets) != len(w.Fleets) {
+		return nil, duplicate("fleets", w.Fleets, func(m *shoalv1.Fleet) string { return m.Name })
+	}
+	if len(s.instances) != len(w.Instances) {
+		return nil, duplicate("instances", w.Instances, func(m *shoalv1.Instance) string { return m.Id })
+	}
+	for _, fl := range sortedValues(s.fleets) {
+		if err := ValidateFleet(fl); err != nil {
+			return nil, fmt.Errorf("fleets[%q]: %v", fl.Name, err)
+		}
+	}
+	for _, in := range sortedValues(s.instances) {
+		if err := validateInstance(in); err != nil {
+			return nil, fmt.Errorf("instances[%q]: %v", in.Id, err)
+		}
+		if _, ok := s.fleets[in.Fleet]; !ok {
+			return nil, fmt.Errorf("instances[%q]: fleet %q is not in the snapshot", in.Id, in.Fleet)
+		}
+	}
+	ids := map[uint64]bool{}
+	for _, name := range sortedKeys(s.decisions) {
+		ds := s.decisions[name]
+		if _, ok := s.fleets[name]; !ok {
+			return nil, fmt.Errorf("decisions[%d]: fleet %q is not in the snapshot", ds[0].Id, name)
+		}
+		if len(ds) > DefaultDecisionsPerFleet {
+			return nil, fmt.Errorf("decisions: fleet %q has %d, more than %d", name, len(ds), DefaultDecisionsPerFleet)
+		}
+		for _, d := range ds {
+			if err := checkDecision(d, s.nextDecisionID, ids); err != nil {
+				return nil, fmt.Errorf("decisions[%d]: %v", d.Id, err)
+			}
+		}
+	}
+	for _, k := range sortedKeys(s.watermarks) {
+		if k == "" || len(k) > MaxLabelLen {
+			return nil, fmt.Errorf("watermarks[%q]: key must be 1..%d characters", k, MaxLabelLen)
+		}
+	}
+	if len(s.members) != len(w.Members) {
+		seen := map[string]bool{}
+		for _, m := range w.Members {
+			if seen[m.ID] {
+				return nil, fmt.Errorf("members[%q]: listed twice", m.ID)
+			}
+			seen[m.ID] = true
+		}
+	}
+	for _, id := range sortedKeys(s.members) {
+		if err := ValidateMember(s.members[id]); err != nil {
+			return nil, fmt.Errorf("members[%q]: %v", id, err)
+		}
+	}
+	return s, nil
+}
+
+func checkDecision(d *shoalv1.Decision, next uint64, seen map[uint64]bool) error {
+	switch {
+	case d.Id == 0:
+		return fmt.Errorf("id: required")
+	case d.Id > next:
+		return fmt.Errorf("id: above next_decision_id (%d)", next)
+	case seen[d.Id]:
+		return fmt.Errorf("id: listed twice")
+	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
+		return fmt.Errorf("source (%q): must be auto, manual or reconcile", d.Source)
+	case d.From < 0 || d.To < 0:
+		return fmt.Errorf("from (%d) and to (%d) must be >= 0", d.From, d.To)
+	}
+	if _, ok := shoalv1.DecisionStatus_name[int32(d.Status)]; !ok || d.Status == shoalv1.DecisionStatus_DECISION_STATUS_UNSPECIFIED {
+		return fmt.Errorf("status (%d): unknown decision status", d.Status)
+	}
+	seen[d.Id] = true
+	if err := validateDecisionText(d); err != nil {
+		return err
+	}
+	return nil
+}
+
+// duplicate names the first key listed twice in raws.
+func duplicate[M interface {
+	proto.Message
+	*T
+}, T any](field string, raws []json.RawMessage, key func(M) string) error {
+	seen := map[string]bool{}
+	un := protojson.UnmarshalOptions{DiscardUnknown: true}
+	for i, raw := range raws {
+		m := M(new(T))
+		_ = un.Unmarshal(raw, m) // w.state decoded every entry already
+		k := key(m)
+		if seen[k] {
+			return fmt.Errorf("%s[%d] (%q): listed twice", field, i, k)
+		}
+		seen[k] = true
+	}
+	return fmt.Errorf("%s: entries listed twice", field)
 }

@@ -42,6 +42,9 @@ var (
 	ErrNotConnected = errors.New("instance has no live agent stream")
 	// ErrDuplicate means another agent already streams for the instance id.
 	ErrDuplicate = errors.New("instance id already streaming")
+	// ErrRefused means the leader refused a forwarded report: a malformed
+	// identity, or a stream introducing too many new ids.
+	ErrRefused = errors.New("instance report refused")
 	// ErrConfig wraps configuration errors.
 	ErrConfig = errors.New("invalid ingest config")
 )
@@ -65,6 +68,13 @@ type Config struct {
 	MaxCustomMetrics int
 	// RingSize is samples kept per instance (900: 15 min at 1 s).
 	RingSize int
+	// MaxNewInstancesPerStream bounds the distinct instance ids one Forward
+	// stream may introduce to the leader's store and that the store still
+	// holds (10,000: above the 7,500
+	// agents one node was measured to carry, since a follower replays every
+	// stream it holds to a new leader). Past it, reports for further new ids
+	// are refused, so one stream cannot fill the registry with invented ids.
+	MaxNewInstancesPerStream int
 	// StaleAfter is the silence after which an instance is unhealthy (5 s).
 	StaleAfter time.Duration
 	// ReconcileEvery is how often the leader compares instance states with
@@ -95,19 +105,20 @@ type Config struct {
 // DefaultConfig returns the production settings.
 func DefaultConfig() Config {
 	return Config{
-		MaxBatchSamples:  900,
-		MaxFuture:        10 * time.Second,
-		MaxAge:           15 * time.Minute,
-		MaxCustomMetrics: 32,
-		RingSize:         900,
-		StaleAfter:       5 * time.Second,
-		ReconcileEvery:   time.Second,
-		ForwardEvery:     50 * time.Millisecond,
-		CommitTimeout:    5 * time.Second,
-		HelloTimeout:     10 * time.Second,
-		DrainTimeout:     5 * time.Minute,
-		Now:              time.Now,
-		Logger:           slog.Default(),
+		MaxBatchSamples:          900,
+		MaxFuture:                10 * time.Second,
+		MaxAge:                   15 * time.Minute,
+		MaxCustomMetrics:         32,
+		RingSize:                 900,
+		MaxNewInstancesPerStream: 10_000,
+		StaleAfter:               5 * time.Second,
+		ReconcileEvery:           time.Second,
+		ForwardEvery:             50 * time.Millisecond,
+		CommitTimeout:            5 * time.Second,
+		HelloTimeout:             10 * time.Second,
+		DrainTimeout:             5 * time.Minute,
+		Now:                      time.Now,
+		Logger:                   slog.Default(),
 	}
 }
 
@@ -116,7 +127,7 @@ func (c Config) Validate() error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"max batch samples", c.MaxBatchSamples}, {"max custom metrics", c.MaxCustomMetrics}, {"ring size", c.RingSize}} {
+	}{{"max batch samples", c.MaxBatchSamples}, {"max custom metrics", c.MaxCustomMetrics}, {"ring size", c.RingSize}, {"max new instances per stream", c.MaxNewInstancesPerStream}} {
 		if f.v < 1 {
 			return fmt.Errorf("%w: %s (%d) must be >= 1", ErrConfig, f.name, f.v)
 		}

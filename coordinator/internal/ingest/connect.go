@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -84,8 +85,10 @@ func (s *Service) Connect(st connectStream) error {
 		if !sameAgent(old.hello, hello) {
 			s.mu.Unlock()
 			s.m.streamRejected.WithLabelValues(reasonDuplicate).Inc()
-			return status.Errorf(codes.AlreadyExists, "instance %s is already streaming to node %s from another agent (started at %d, ip %q)",
-				id, s.cluster.NodeID(), old.hello.GetStartedAtUnixMs(), old.hello.GetPrivateIp())
+			// Never say what the other agent sent: its start time and
+			// address are what sameAgent compares, so echoing them would
+			// hand a stranger the stream.
+			return status.Errorf(codes.AlreadyExists, "instance %s is already streaming to node %s from another agent", id, s.cluster.NodeID())
 		}
 		// The same agent again: its old stream is dead but not yet noticed.
 		old.kill(status.Error(codes.Aborted, "replaced by a newer stream from the same agent"))
@@ -171,6 +174,15 @@ func (s *Service) admit(st connectStream, h *shoalv1.AgentHello) (*shoalv1.Agent
 	if h.GetInstanceId() == "" {
 		s.m.streamRejected.WithLabelValues(reasonNoIdentity).Inc()
 		return nil, status.Error(codes.InvalidArgument, "hello: instance_id is required and the first message must be a hello")
+	}
+	// What the registry would refuse never streams: the same rules as the FSM.
+	if err := fsm.ValidInstanceID(h.GetInstanceId()); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return nil, status.Errorf(codes.InvalidArgument, "hello: instance_%v", err)
+	}
+	if err := fsm.ValidPrivateIP(h.GetPrivateIp()); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return nil, status.Errorf(codes.InvalidArgument, "hello: %v", err)
 	}
 	h = proto.Clone(h).(*shoalv1.AgentHello)
 	switch {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -63,6 +65,10 @@ func (s *Service) Forward(st forwardStream) error {
 		}
 		s.mu.Unlock()
 	}()
+	// introduced are the ids this stream brought to the store that it did
+	// not know; those the store still holds are bounded by
+	// MaxNewInstancesPerStream.
+	introduced := map[string]bool{}
 	ctx, cancel := context.WithCancel(st.Context())
 	defer cancel()
 	sendErr := make(chan error, 1)
@@ -101,7 +107,10 @@ func (s *Service) Forward(st forwardStream) error {
 			rep := msg.Report
 			s.mu.Lock()
 			now := s.cfg.Now()
-			err := s.store.apply(rep, node, now)
+			err := s.admitForwarded(rep, introduced)
+			if err == nil {
+				err = s.store.apply(rep, node, now)
+			}
 			if err == nil {
 				s.m.observeLatency(rep, now)
 			}
@@ -109,7 +118,7 @@ func (s *Service) Forward(st forwardStream) error {
 				s.onApply(rep, now)
 			}
 			s.mu.Unlock()
-			if errors.Is(err, ErrDuplicate) {
+			if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrRefused) {
 				_ = f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Rejected{Rejected: &shoalv1.InstanceRejected{
 					InstanceId: rep.GetHello().GetInstanceId(), Reason: err.Error()}}})
 			}
@@ -117,6 +126,40 @@ func (s *Service) Forward(st forwardStream) error {
 			s.resolve(msg.CommandResult.GetResult())
 		}
 	}
+}
+
+// admitForwarded checks a follower's report as admit checks an agent's
+// hello (a Forward stream is one more door), and counts the new ids the
+// stream introduces. Service.mu is held.
+func (s *Service) admitForwarded(rep *shoalv1.InstanceReport, introduced map[string]bool) error {
+	h := rep.GetHello()
+	id := h.GetInstanceId()
+	if err := fsm.ValidInstanceID(id); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return fmt.Errorf("%w: hello: instance_%v", ErrRefused, err)
+	}
+	if err := fsm.ValidPrivateIP(h.GetPrivateIp()); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
+		return fmt.Errorf("%w: hello: %v", ErrRefused, err)
+	}
+	if s.store.byID[id] != nil || introduced[id] {
+		return nil
+	}
+	if len(introduced) >= s.cfg.MaxNewInstancesPerStream {
+		// Ids the store has since forgotten (instances gone) no longer
+		// count, so a long-lived stream survives a fleet's churn.
+		for old := range introduced {
+			if s.store.byID[old] == nil {
+				delete(introduced, old)
+			}
+		}
+	}
+	if len(introduced) >= s.cfg.MaxNewInstancesPerStream {
+		s.m.streamRejected.WithLabelValues(reasonTooManyNew).Inc()
+		return fmt.Errorf("%w: %s: this forward stream already introduced %d new instance ids, the most one stream may", ErrRefused, id, len(introduced))
+	}
+	introduced[id] = true
+	return nil
 }
 
 // forwarding says this follower has a live Forward stream to the leader.
@@ -256,8 +299,14 @@ func (s *Service) forwardReceive(st grpc.BidiStreamingClient[shoalv1.ForwardRequ
 			c := s.conns[id]
 			s.mu.Unlock()
 			if c != nil {
-				s.m.streamRejected.WithLabelValues(reasonDuplicate).Inc()
-				c.kill(status.Error(codes.AlreadyExists, msg.Rejected.GetReason()))
+				// The leader's reason starts with its sentinel's text; a
+				// refusal that is not a duplicate is not ALREADY_EXISTS.
+				reason, code, label := msg.Rejected.GetReason(), codes.AlreadyExists, reasonDuplicate
+				if strings.HasPrefix(reason, ErrRefused.Error()) {
+					code, label = codes.ResourceExhausted, reasonTooManyNew
+				}
+				s.m.streamRejected.WithLabelValues(label).Inc()
+				c.kill(status.Error(code, reason))
 			}
 		}
 	}

@@ -32,6 +32,12 @@ func TestStreamRefusals(t *testing.T) {
 		{"unknown fleet", &shoalv1.AgentHello{InstanceId: "i-1", Fleet: "nope"}, codes.NotFound, `unknown fleet "nope"`, reasonUnknownFleet},
 		{"unknown group", &shoalv1.AgentHello{InstanceId: "i-1", Asg: "nope-asg"}, codes.NotFound, `group "nope-asg"`, reasonUnknownFleet},
 		{"no fleet or group", &shoalv1.AgentHello{InstanceId: "i-1"}, codes.InvalidArgument, "neither fleet nor asg", reasonUnknownFleet},
+		{"instance id not an EC2 id", &shoalv1.AgentHello{InstanceId: "web-1", Fleet: "web"}, codes.InvalidArgument,
+			`hello: instance_id ("web-1"): must be "i-" followed by lower-case hex digits`, reasonBadIdentity},
+		{"instance id of a megabyte", &shoalv1.AgentHello{InstanceId: "i-" + strings.Repeat("a", 1<<20), Fleet: "web"}, codes.InvalidArgument,
+			"hello: instance_id: 1048578 characters, longer than 19", reasonBadIdentity},
+		{"private ip not an address", &shoalv1.AgentHello{InstanceId: "i-1", Fleet: "web", PrivateIp: "not an ip; <script>"}, codes.InvalidArgument,
+			`hello: private_ip ("not an ip; <script>"): not an IP address`, reasonBadIdentity},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,7 +52,7 @@ func TestStreamRefusals(t *testing.T) {
 		})
 	}
 	t.Run("group maps to its fleet", func(t *testing.T) {
-		a, err := connect(t, nw, "n1", &shoalv1.AgentHello{InstanceId: "i-asg", Asg: "api-asg"})
+		a, err := connect(t, nw, "n1", &shoalv1.AgentHello{InstanceId: "i-a5a", Asg: "api-asg"})
 		if err != nil || a.welcome.GetFleet() != "api" || a.welcome.GetNodeId() != "n1" {
 			t.Fatalf("welcome = %v, err %v", a.welcome, err)
 		}
@@ -132,8 +138,14 @@ func TestDuplicateInstanceOnOneNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, err = connect(t, nw, "n1", hello("i-1", 200))
-		if s, _ := status.FromError(err); s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "i-1 is already streaming") {
+		s, _ := status.FromError(err)
+		if s.Code() != codes.AlreadyExists || !strings.Contains(s.Message(), "i-1 is already streaming") {
 			t.Fatalf("second agent: err = %v, want AlreadyExists", err)
+		}
+		// The refusal must not tell a stranger what the real agent sent:
+		// replaying its start time and address would take over its stream.
+		if strings.Contains(s.Message(), "100") || strings.Contains(s.Message(), "127.0.0.9") {
+			t.Fatalf("refusal %q reveals the streaming agent's start time or address", s.Message())
 		}
 		// The same agent reconnecting (same start time) replaces its old stream.
 		if _, err := connect(t, nw, "n1", hello("i-1", 100)); err != nil {
@@ -239,8 +251,90 @@ func TestFollowerForwardsAndDrainReachesAgent(t *testing.T) {
 		if st := reg.state("i-7"); st != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
 			t.Errorf("state after drain = %s", st)
 		}
-		if _, err := l.svc.Drain(ctx, "i-nope"); !errors.Is(err, ErrNotConnected) {
+		if _, err := l.svc.Drain(ctx, "i-0e0e"); !errors.Is(err, ErrNotConnected) {
 			t.Errorf("drain of an unknown instance: %v", err)
+		}
+	})
+}
+
+// TestForwardStreamNewInstanceCap: one Forward stream may introduce only
+// MaxNewInstancesPerStream new ids to the leader; ids the leader already
+// knows, or the stream already introduced, do not count again.
+func TestForwardStreamNewInstanceCap(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, f, _ := cluster2(t, func(c *Config) { c.MaxNewInstancesPerStream = 2 })
+		var agents []*testAgent
+		for _, id := range []string{"i-a1", "i-a2"} {
+			a, err := connect(t, nw, "F", hello(id, 1))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.send(t, true, smp(time.Now(), "cpu", 1.0))
+			agents = append(agents, a)
+		}
+		advance(f.cfg.ForwardEvery)
+		before := testutil.ToFloat64(l.svc.m.streamRejected.WithLabelValues(reasonTooManyNew))
+		third, err := connect(t, nw, "F", hello("i-a3", 1))
+		if err != nil {
+			t.Fatalf("the follower cannot know the leader's count, so it accepts: %v", err)
+		}
+		third.send(t, true, smp(time.Now(), "cpu", 1.0))
+		select {
+		case err := <-third.done:
+			if s, _ := status.FromError(err); s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "already introduced 2 new instance ids") {
+				t.Fatalf("third agent ended with %v, want the cap named", err)
+			}
+		case <-time.After(wait):
+			t.Fatal("the leader did not refuse the third new id")
+		}
+		if got := testutil.ToFloat64(l.svc.m.streamRejected.WithLabelValues(reasonTooManyNew)) - before; got < 1 {
+			t.Errorf("refusals counted under %s: %v, want >= 1", reasonTooManyNew, got)
+		}
+		// The ids already introduced keep flowing.
+		agents[0].send(t, true, smp(time.Now(), "cpu", 5.0))
+		advance(f.cfg.ForwardEvery)
+		ins, err := l.svc.Instances("web")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, in := range ins {
+			ids = append(ids, in.GetId())
+		}
+		if strings.Join(ids, ",") != "i-a1,i-a2" {
+			t.Fatalf("leader knows %v, want i-a1 and i-a2 only", ids)
+		}
+		// Churn: once an instance the stream introduced is gone from the
+		// leader's store, a new one may take its place on the same stream.
+		if err := agents[0].sendRaw(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
+			t.Fatal(err)
+		}
+		advance(f.cfg.ForwardEvery + 3*l.cfg.ReconcileEvery)
+		l.svc.mu.Lock()
+		_, stillThere := l.svc.store.byID["i-a1"]
+		l.svc.mu.Unlock()
+		if stillThere {
+			t.Fatal("the leader still holds i-a1 after its goodbye")
+		}
+		fourth, err := connect(t, nw, "F", hello("i-a4", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fourth.send(t, true, smp(time.Now(), "cpu", 1.0))
+		advance(f.cfg.ForwardEvery)
+		select {
+		case err := <-fourth.done:
+			t.Fatalf("a new id after churn was refused: %v", err)
+		default:
+		}
+		if _, err := l.svc.Instances("web"); err != nil {
+			t.Fatal(err)
+		}
+		l.svc.mu.Lock()
+		_, known := l.svc.store.byID["i-a4"]
+		l.svc.mu.Unlock()
+		if !known {
+			t.Fatal("the leader does not hold i-a4")
 		}
 	})
 }
@@ -277,42 +371,42 @@ func TestStaleThenGoodbye(t *testing.T) {
 		state := func(id string) shoalv1.InstanceState { return reg.state(id) }
 		const inService, unhealthy = shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY
 
-		quiet, err := connect(t, nw, "n1", hello("i-quiet", 1))
+		quiet, err := connect(t, nw, "n1", hello("i-0b1e7", 1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		quiet.send(t, true, smp(time.Now(), "cpu", 1.0))
 		last := time.Now()
 		advance(every)
-		if got := state("i-quiet"); got != inService {
+		if got := state("i-0b1e7"); got != inService {
 			t.Fatalf("one reconcile after a ready sample: %s, want in service", got)
 		}
 		// Silent, but the stream stays up: fresh until StaleAfter has passed,
 		// unhealthy at the first reconcile after that.
 		advance(time.Until(last.Add(stale)) - time.Millisecond)
-		if got := state("i-quiet"); got != inService {
+		if got := state("i-0b1e7"); got != inService {
 			t.Fatalf("silent for less than %s: %s, want in service", stale, got)
 		}
 		advance(every + time.Millisecond)
-		if got := state("i-quiet"); got != unhealthy {
+		if got := state("i-0b1e7"); got != unhealthy {
 			t.Fatalf("silent for %s and a reconcile: %s, want unhealthy", time.Since(last), got)
 		}
 
-		bye, err := connect(t, nw, "n1", hello("i-bye", 1))
+		bye, err := connect(t, nw, "n1", hello("i-0b7e", 1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		bye.send(t, true, smp(time.Now(), "cpu", 1.0))
 		advance(every)
-		if _, ok := reg.Instance("i-bye"); !ok {
-			t.Fatal("i-bye not registered one reconcile after its first sample")
+		if _, ok := reg.Instance("i-0b7e"); !ok {
+			t.Fatal("i-0b7e not registered one reconcile after its first sample")
 		}
 		if err := bye.sendRaw(&shoalv1.ConnectRequest{Msg: &shoalv1.ConnectRequest_Goodbye{Goodbye: &shoalv1.AgentGoodbye{Reason: "shutdown"}}}); err != nil {
 			t.Fatal(err)
 		}
 		advance(every)
-		if _, ok := reg.Instance("i-bye"); ok {
-			t.Fatal("i-bye still registered one reconcile after its goodbye")
+		if _, ok := reg.Instance("i-0b7e"); ok {
+			t.Fatal("i-0b7e still registered one reconcile after its goodbye")
 		}
 		bye.cancel()
 		// The node must have seen that stream end before the restarted agent
@@ -320,13 +414,13 @@ func TestStaleThenGoodbye(t *testing.T) {
 		synctest.Wait()
 
 		// The agent restarts (a new start time) and registers again.
-		back, err := connect(t, nw, "n1", hello("i-bye", 2))
+		back, err := connect(t, nw, "n1", hello("i-0b7e", 2))
 		if err != nil {
 			t.Fatal(err)
 		}
 		back.send(t, true, smp(time.Now(), "cpu", 1.0))
 		advance(every)
-		if got := state("i-bye"); got != inService {
+		if got := state("i-0b7e"); got != inService {
 			t.Fatalf("restarted agent: %s, want in service", got)
 		}
 	})
@@ -572,30 +666,30 @@ func TestAgentFillsInAddressOfPreRegisteredInstance(t *testing.T) {
 		nw := &network{}
 		reg := newRegistry()
 		ctx := context.Background()
-		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-early", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}); err != nil {
+		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-ea41", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}); err != nil {
 			t.Fatal(err)
 		}
 		// A control: in service, and no agent ever reports for it.
-		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-mute", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, PrivateIp: "127.0.0.8"}); err != nil {
+		if err := reg.RegisterInstance(ctx, &shoalv1.Instance{Id: "i-0a7e", Fleet: "web", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, PrivateIp: "127.0.0.8"}); err != nil {
 			t.Fatal(err)
 		}
 		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
 		// Past StaleAfter from taking office (the first reconcile), the
 		// leader judges the instances no agent reported.
 		advance(n.cfg.StaleAfter + 2*n.cfg.ReconcileEvery)
-		if got := reg.state("i-mute"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
+		if got := reg.state("i-0a7e"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
 			t.Fatalf("the unreported in-service instance is %v: the leader has not judged yet", got)
 		}
-		if got := reg.state("i-early"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
+		if got := reg.state("i-ea41"); got != shoalv1.InstanceState_INSTANCE_STATE_PENDING {
 			t.Fatalf("an instance whose agent is not up yet went %v, want it to stay pending", got)
 		}
-		a, err := connect(t, nw, "n1", hello("i-early", 1))
+		a, err := connect(t, nw, "n1", hello("i-ea41", 1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.send(t, false, smp(time.Now(), "cpu", 1.0))
 		advance(n.cfg.ReconcileEvery)
-		in, ok := reg.Instance("i-early")
+		in, ok := reg.Instance("i-ea41")
 		if !ok || in.GetPrivateIp() != "127.0.0.9" {
 			t.Fatalf("one reconcile after the agent's hello: %v, want its address filled in", in)
 		}
@@ -614,21 +708,21 @@ func TestForgetsRetiredSilentInstance(t *testing.T) {
 		reg := newRegistry()
 		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
 		every := n.cfg.ReconcileEvery
-		a, err := connect(t, nw, "n1", hello("i-gone", 1))
+		a, err := connect(t, nw, "n1", hello("i-90e", 1))
 		if err != nil {
 			t.Fatal(err)
 		}
 		a.send(t, true, smp(time.Now(), "cpu", 1.0))
 		advance(every)
-		if got := reg.state("i-gone"); got != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+		if got := reg.state("i-90e"); got != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
 			t.Fatalf("state = %v, want in service", got)
 		}
 		a.cancel() // killed: no goodbye
 		advance(every)
-		if got := reg.state("i-gone"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
+		if got := reg.state("i-90e"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
 			t.Fatalf("one reconcile after its stream broke: %v, want unhealthy", got)
 		}
-		if err := reg.LeaveInstance(context.Background(), "i-gone"); err != nil {
+		if err := reg.LeaveInstance(context.Background(), "i-90e"); err != nil {
 			t.Fatal(err)
 		}
 		advance(every)

@@ -22,6 +22,8 @@ const (
 	reasonUnknownFleet = "unknown_fleet"
 	reasonDuplicate    = "duplicate_instance"
 	reasonNoIdentity   = "no_identity"
+	reasonBadIdentity  = "bad_identity"
+	reasonTooManyNew   = "too_many_new_instances"
 	reasonNoLeader     = "no_leader"
 )
 

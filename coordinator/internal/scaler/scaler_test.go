@@ -425,10 +425,10 @@ func TestRegistryFollowsTheGroup(t *testing.T) {
 	if !strings.Contains(flags[ids[1]], "agent never reported") || flags[ids[0]] != "" {
 		t.Fatalf("flags = %v, want only %s flagged", flags, ids[1])
 	}
-	h.store.must(fsm.RegisterInstance(&shoalv1.Instance{Id: "i-stranger", Fleet: fleet, State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE}))
+	h.store.must(fsm.RegisterInstance(&shoalv1.Instance{Id: "i-0000000005742a9e", Fleet: fleet, State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE}))
 	h.clk.Add(2 * time.Minute)
 	h.tick()
-	if !strings.Contains(h.s.Flags(fleet)["i-stranger"], "does not know") {
+	if !strings.Contains(h.s.Flags(fleet)["i-0000000005742a9e"], "does not know") {
 		t.Fatalf("flags = %v, want the unknown instance flagged", h.s.Flags(fleet))
 	}
 }

@@ -78,7 +78,7 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	c := &Cluster{lis: map[string]net.Listener{}}
 	var addrs []string
 	for i := range size {
-		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d", i)))
+		_, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("raft%d:7300", i)))
 		c.trans = append(c.trans, tr)
 		addr := fmt.Sprintf("node%d:7400", i)
 		if o.TCP {
