@@ -67,8 +67,26 @@ func newMetrics(n *Node) *metrics {
 			Name: "shoal_raft_term",
 			Help: "Current raft term.",
 		}, func() float64 { return float64(n.raft.CurrentTerm()) }),
+		rejections{n: n, desc: prometheus.NewDesc("shoal_fsm_rejected_commands_total",
+			"Committed commands the FSM refused to apply, by kind (invalid, not_found, exists, conflict); every node refuses the same ones.",
+			[]string{"kind"}, nil)},
 	)
 	return m
+}
+
+// rejections exports the FSM's count of refused commands. The count lives
+// in the FSM, beside the state it protects, so it is read at scrape time.
+type rejections struct {
+	n    *Node
+	desc *prometheus.Desc
+}
+
+func (r rejections) Describe(ch chan<- *prometheus.Desc) { ch <- r.desc }
+
+func (r rejections) Collect(ch chan<- prometheus.Metric) {
+	for kind, v := range r.n.FSM().Rejected().ByKind {
+		ch <- prometheus.MustNewConstMetric(r.desc, prometheus.CounterValue, float64(v), string(kind))
+	}
 }
 
 func (m *metrics) observeApply(d time.Duration, err error) {

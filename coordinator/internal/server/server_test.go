@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -191,10 +193,23 @@ func TestControlServiceThroughFollower(t *testing.T) {
 			if err != nil || len(ps.Peers) != 3 {
 				t.Fatalf("peers = %v, %v", ps, err)
 			}
+			// A command the FSM refuses is counted on every node.
+			before := e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid]
+			bogus := fsm.RegisterInstance(&shoalv1.Instance{Id: "not-an-instance", Fleet: "web"}).Encode()
+			lc := e.clients[0]
+			for i, n := range e.nodes {
+				if n.IsLeader() {
+					lc = e.clients[i]
+				}
+			}
+			if _, err := lc.ApplyCommand(ctx, &shoalv1.ApplyCommandRequest{Command: bogus}); err != nil {
+				t.Fatalf("apply: %v", err)
+			}
+			clustertest.Eventually(t, "node 2 to apply the refused command", func() bool { return e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid] == before+1 })
 			rec := httptest.NewRecorder()
 			e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 			body := rec.Body.String()
-			for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds"} {
+			for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds", fmt.Sprintf(`shoal_fsm_rejected_commands_total{kind="invalid"} %d`, before+1)} {
 				if !strings.Contains(body, want) {
 					t.Errorf("/metrics lacks %s", want)
 				}
