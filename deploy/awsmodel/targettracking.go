@@ -161,3 +161,11 @@ func ScaleIn(c Capacity, v, target float64, sinceLast, cooldown int64) int {
 	}
 	return c.clamp(min(c.Desired, int(math.Ceil(float64(c.Desired)*v/target-1e-9))))
 }
+
+// ActionRepeat is how often, in seconds, an alarm that stays in ALARM
+// invokes its Auto Scaling action again. CloudWatch invokes actions only on
+// a state change, except Auto Scaling actions, which it keeps invoking once
+// per minute while the alarm stays in the state
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html,
+// "alarm actions").
+const ActionRepeat = 60
