@@ -79,6 +79,8 @@ func TestValidateSteps(t *testing.T) {
 		{"gap", []Step{{Lower: f(0), Upper: f(10), Adjustment: 1}, {Lower: f(20), Adjustment: 3}}, false},
 		{"overlap", []Step{{Lower: f(0), Upper: f(10), Adjustment: 1}, {Lower: f(5), Adjustment: 3}}, false},
 		{"upper below lower", []Step{{Lower: f(10), Upper: f(0), Adjustment: 1}}, false},
+		{"positive upper, no open end", []Step{{Lower: f(0), Upper: f(10), Adjustment: 1}}, false},
+		{"negative lower, no open end", []Step{{Lower: f(-10), Upper: f(0), Adjustment: -1}}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

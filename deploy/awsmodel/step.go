@@ -59,6 +59,14 @@ func ValidateSteps(field string, steps []Step) error {
 	if nullLower > 1 || nullUpper > 1 {
 		return fmt.Errorf("%w: %s: at most one step may have a null lower bound and one a null upper bound", ErrSteps, field)
 	}
+	for i, s := range steps {
+		if s.Lower != nil && *s.Lower < 0 && nullLower == 0 {
+			return fmt.Errorf("%w: %s.member.%d: a negative MetricIntervalLowerBound needs a step with a null lower bound", ErrSteps, field, i+1)
+		}
+		if s.Upper != nil && *s.Upper > 0 && nullUpper == 0 {
+			return fmt.Errorf("%w: %s.member.%d: a positive MetricIntervalUpperBound needs a step with a null upper bound", ErrSteps, field, i+1)
+		}
+	}
 	sorted := sortedSteps(steps)
 	for i := 1; i < len(sorted); i++ {
 		prev, cur := sorted[i-1], sorted[i]
@@ -145,7 +153,10 @@ func Apply(c Capacity, adjType string, adj, minMagnitude int) int {
 // capacity, so a repeated alarm during warm-up does not add the same step
 // again: AWS compares the new step's result with the capacity that the
 // warming instances already bring and adds only what is missing
-// (as-scaling-simple-step.html, "Instance warmup").
+// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-simple-step.html,
+// instance warm-up; Application Auto Scaling's StepScalingPolicyConfiguration
+// Cooldown gives the worked example: a step of +2 in progress and a new
+// step of +3 add 1).
 func StepCapacity(c Capacity, adjType string, adj, minMagnitude int) int {
 	if c.Warming() == 0 || adj < 0 || adjType == ExactCapacity {
 		return Apply(c, adjType, adj, minMagnitude)

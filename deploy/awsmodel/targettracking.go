@@ -163,9 +163,10 @@ func ScaleIn(c Capacity, v, target float64, sinceLast, cooldown int64) int {
 }
 
 // ActionRepeat is how often, in seconds, an alarm that stays in ALARM
-// invokes its Auto Scaling action again. CloudWatch invokes actions only on
-// a state change, except Auto Scaling actions, which it keeps invoking once
-// per minute while the alarm stays in the state
-// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html,
-// "alarm actions").
+// invokes its Auto Scaling action again. CloudWatch performs actions only on
+// a state change, except Auto Scaling actions
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/alarm-actions.html),
+// which it invokes once each minute while the alarm remains in the new
+// state, whatever the alarm's period
+// (https://repost.aws/knowledge-center/autoscaling-policy-cloudwatch-alarm).
 const ActionRepeat = 60
