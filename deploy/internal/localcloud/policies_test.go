@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -223,5 +224,33 @@ func TestStepScalingPolicy(t *testing.T) {
 	pol, err := tc.asg.DescribePolicies(ctxT(t), &autoscaling.DescribePoliciesInput{AutoScalingGroupName: aws.String("g"), PolicyTypes: []string{"StepScaling"}})
 	if err != nil || len(pol.ScalingPolicies) != 1 || len(pol.ScalingPolicies[0].Alarms) != 1 || len(pol.ScalingPolicies[0].StepAdjustments) != 2 {
 		t.Fatalf("DescribePolicies: %v %+v", err, pol)
+	}
+}
+
+func TestPoliciesSurviveStateFile(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	c, _, _ := newStateCloud(t, func(cfg *Config) { cfg.StateFile = file })
+	mustGroup(t, c, "g", 0, 2, 0)
+	in, err := policyInput(qform{"AutoScalingGroupName": {"g"}, "PolicyName": {"t"}, "PolicyType": {"TargetTrackingScaling"},
+		"TargetTrackingConfiguration.TargetValue":                                        {"40"},
+		"TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType": {"ASGAverageCPUUtilization"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.PutPolicy(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Reconcile() // saves
+
+	c2, _, _ := newStateCloud(t, func(cfg *Config) { cfg.StateFile = file })
+	ps := c2.Policies("g", nil, nil)
+	if len(ps) != 1 || ps[0].ARN != p.ARN || ps[0].Target != 40 || ps[0].Metric.MetricName != "CPUUtilization" || len(ps[0].Alarms) != 2 {
+		t.Fatalf("policies after reload: %+v", ps)
+	}
+	for _, name := range ps[0].Alarms {
+		if c2.alarms[name] == nil || c2.alarms[name].AlarmActions[0] != p.ARN {
+			t.Fatalf("alarm %s after reload: %+v", name, c2.alarms[name])
+		}
 	}
 }
