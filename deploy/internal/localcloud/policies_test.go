@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/smithy-go"
+
+	"github.com/shoal-dev/shoal/deploy/internal/localcloud/cwstore"
 )
 
 func ttInput(group, name string, period *int32) *autoscaling.PutScalingPolicyInput {
@@ -252,5 +254,71 @@ func TestPoliciesSurviveStateFile(t *testing.T) {
 		if c2.alarms[name] == nil || c2.alarms[name].AlarmActions[0] != p.ARN {
 			t.Fatalf("alarm %s after reload: %+v", name, c2.alarms[name])
 		}
+	}
+}
+
+// TestTargetTrackingCountsWarmingCapacity runs the local cloud's target
+// tracking on a fake clock: a repeated AlarmHigh while new instances warm
+// up adds only the difference, and AlarmLow removes nothing until every
+// instance is warm.
+func TestTargetTrackingCountsWarmingCapacity(t *testing.T) {
+	c, clk, _ := newStateCloud(t, func(cfg *Config) { cfg.BootDelay = 0 })
+	mustGroup(t, c, "g", 1, 10, 2)
+	c.Reconcile() // launch
+	c.Reconcile() // boot
+	in, err := policyInput(qform{"AutoScalingGroupName": {"g"}, "PolicyName": {"t"}, "PolicyType": {"TargetTrackingScaling"},
+		"EstimatedInstanceWarmup": {"1200"}, "TargetTrackingConfiguration.TargetValue": {"50"},
+		"TargetTrackingConfiguration.CustomizedMetricSpecification.MetricName": {"Busy"},
+		"TargetTrackingConfiguration.CustomizedMetricSpecification.Namespace":  {"T"},
+		"TargetTrackingConfiguration.CustomizedMetricSpecification.Statistic":  {"Average"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutPolicy(in); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = clk.t.Add(1200 * time.Second) // the first two are warm
+	minute := func(v float64) {
+		t.Helper()
+		if err := c.metrics.Put(clk.t, []cwstore.Datum{{Metric: cwstore.MetricID{Namespace: "T", MetricName: "Busy"}, Timestamp: clk.t, Values: []float64{v}}}); err != nil {
+			t.Fatal(err)
+		}
+		clk.t = clk.t.Add(time.Minute)
+		c.EvaluateAlarms()
+		c.Reconcile() // launch or terminate
+		c.Reconcile() // boot
+	}
+	desired := func() int { return c.Groups([]string{"g"})[0].Desired }
+	for range 3 {
+		minute(100)
+	}
+	if d := desired(); d != 4 {
+		t.Fatalf("after AlarmHigh: desired %d, want ceil(2 × 100/50) = 4", d)
+	}
+	minute(100) // AlarmHigh invokes again a minute later; 2 instances warm up
+	if d := desired(); d != 4 {
+		t.Fatalf("repeated AlarmHigh during warm-up: desired %d, want 4 (warming capacity counts)", d)
+	}
+	minute(150)
+	if d := desired(); d != 6 {
+		t.Fatalf("AlarmHigh at 150 during warm-up: desired %d, want ceil(2 ready × 150/50) = 6", d)
+	}
+	// AlarmLow fires after 15 low minutes, but the last two instances
+	// joined 15 minutes ago and warm up for 20: scale-in waits until then.
+	for range 15 {
+		minute(10)
+	}
+	if d := desired(); d != 6 {
+		t.Fatalf("AlarmLow while instances warm up: desired %d, want 6", d)
+	}
+	for range 4 {
+		minute(10)
+	}
+	if d := desired(); d != 6 {
+		t.Fatalf("a minute before the last warm-up ends: desired %d, want 6", d)
+	}
+	minute(10)
+	if d := desired(); d != 2 {
+		t.Fatalf("once all are warm: desired %d, want ceil(6 × 10/50) = 2", d)
 	}
 }
