@@ -304,9 +304,23 @@ func (c *Cloud) policyLocked(group, name string) *Policy {
 	return nil
 }
 
+// deletePolicyAlarmsLocked deletes the alarms target tracking created for
+// the policy and removes the policy from every other alarm's actions,
+// leaving those alarms in place: "Deleting a step scaling policy ... deletes
+// the underlying alarm action, but it does not delete the CloudWatch alarm"
+// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/deleting-scaling-policy.html).
 func (c *Cloud) deletePolicyAlarmsLocked(p *Policy) {
 	for _, name := range p.Alarms {
 		delete(c.alarms, name)
+	}
+	for _, a := range c.alarms {
+		kept := a.AlarmActions[:0]
+		for _, arn := range a.AlarmActions {
+			if arn != p.ARN {
+				kept = append(kept, arn)
+			}
+		}
+		a.AlarmActions = kept
 	}
 }
 

@@ -227,6 +227,14 @@ func TestStepScalingPolicy(t *testing.T) {
 	if err != nil || len(pol.ScalingPolicies) != 1 || len(pol.ScalingPolicies[0].Alarms) != 1 || len(pol.ScalingPolicies[0].StepAdjustments) != 2 {
 		t.Fatalf("DescribePolicies: %v %+v", err, pol)
 	}
+	// Deleting a step policy keeps its alarm and drops the action.
+	if _, err := tc.asg.DeletePolicy(ctxT(t), &autoscaling.DeletePolicyInput{PolicyName: put.PolicyARN}); err != nil {
+		t.Fatal(err)
+	}
+	al, err := tc.cw.DescribeAlarms(ctxT(t), &cloudwatch.DescribeAlarmsInput{AlarmNames: []string{"hot"}})
+	if err != nil || len(al.MetricAlarms) != 1 || len(al.MetricAlarms[0].AlarmActions) != 0 {
+		t.Fatalf("alarm after DeletePolicy: %v %+v", err, al.MetricAlarms)
+	}
 }
 
 func TestPoliciesSurviveStateFile(t *testing.T) {
