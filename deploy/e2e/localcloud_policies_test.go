@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -28,8 +29,24 @@ import (
 // through its clock hook, with aws-sdk-go-v2 as the only client: the policy
 // creates the two alarms AWS creates, scales out after AlarmHigh's 3
 // datapoints (not before) and in after AlarmLow's 15 (not before), and
-// says so in the scaling activities.
+// says so in the scaling activities; once on 1-minute and once on
+// high-resolution 10-second datapoints.
 func TestLocalcloudTargetTracking(t *testing.T) {
+	for _, tc := range []struct {
+		period int32
+		// lowTicks is the datapoint after which the group scales in.
+		// 60 s: AlarmHigh's scale-out was 15 minutes ago, past the 300 s
+		// cooldown, so AlarmLow acts on its 15th datapoint. 10 s: AlarmLow
+		// goes to ALARM 150 s after the scale-out, inside the cooldown, and
+		// invokes the policy again in each later minute (210 s, 270 s,
+		// 330 s after it): the first past 300 s is the 33rd datapoint.
+		lowTicks int
+	}{{60, 15}, {10, 33}} {
+		t.Run(fmt.Sprintf("period=%ds", tc.period), func(t *testing.T) { targetTracking(t, tc.period, tc.lowTicks) })
+	}
+}
+
+func targetTracking(t *testing.T, period int32, lowTicks int) {
 	start := time.Now()
 	lc := startLocalcloud(t)
 	// Should an assertion fail before the local cloud stops them, the
@@ -99,7 +116,7 @@ func TestLocalcloudTargetTracking(t *testing.T) {
 		EstimatedInstanceWarmup: aws.Int32(60),
 		TargetTrackingConfiguration: &astypes.TargetTrackingConfiguration{TargetValue: aws.Float64(50),
 			CustomizedMetricSpecification: &astypes.CustomizedMetricSpecification{MetricName: aws.String("Busy"), Namespace: aws.String("E2E"),
-				Statistic: astypes.MetricStatisticAverage, Dimensions: dims}},
+				Statistic: astypes.MetricStatisticAverage, Dimensions: dims, Period: aws.Int32(period)}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +146,7 @@ func TestLocalcloudTargetTracking(t *testing.T) {
 		w := want[m[1]]
 		names[m[1]] = name
 		if aws.ToFloat64(a.Threshold) != w.threshold || a.ComparisonOperator != w.op || aws.ToInt32(a.EvaluationPeriods) != w.periods ||
-			aws.ToInt32(a.DatapointsToAlarm) != w.periods || aws.ToInt32(a.Period) != 60 || aws.ToString(a.TreatMissingData) != "notBreaching" ||
+			aws.ToInt32(a.DatapointsToAlarm) != w.periods || aws.ToInt32(a.Period) != period || aws.ToString(a.TreatMissingData) != "notBreaching" ||
 			a.Statistic != cwtypes.StatisticAverage || aws.ToString(a.MetricName) != "Busy" || len(a.AlarmActions) != 1 || a.AlarmActions[0] != aws.ToString(put.PolicyARN) {
 			t.Errorf("%s: threshold %v %s, %d/%d datapoints of %ds, missing %q, actions %v",
 				name, aws.ToFloat64(a.Threshold), a.ComparisonOperator, aws.ToInt32(a.DatapointsToAlarm), aws.ToInt32(a.EvaluationPeriods),
@@ -140,16 +157,31 @@ func TestLocalcloudTargetTracking(t *testing.T) {
 		t.Fatalf("alarms %v, want AlarmHigh and AlarmLow", names)
 	}
 
-	// One datapoint a minute on the local cloud's clock, then the minute
-	// passes (the hook evaluates the alarms as that minute's end would).
+	// One datapoint a period on the local cloud's clock, then the period
+	// passes (the hook evaluates the alarms as that period's end would).
+	resolution := int32(60)
+	if period < 60 {
+		resolution = 1
+	}
+	// The cloud's clock is real time plus an offset, so the test sets it to
+	// exact instants: each datapoint 1 s into its period, each evaluation
+	// 1 s after the period ends. Milliseconds of real time between calls
+	// then never move a datapoint into the next period.
+	// The first set also lets the first instance finish its 60 s warm-up:
+	// until then its metrics do not count, and a scale-out would have
+	// nothing to be proportional to.
+	tick := time.Duration(period) * time.Second
+	at := lc.now(t).Add(time.Minute).Truncate(time.Minute).Add(time.Minute + time.Second)
+	lc.hookPost(t, "/_localcloud/clock?set="+url.QueryEscape(at.Format(time.RFC3339Nano)))
 	minute := func(v float64) {
 		t.Helper()
 		if _, err := cw.PutMetricData(ctx, &cloudwatch.PutMetricDataInput{Namespace: aws.String("E2E"), MetricData: []cwtypes.MetricDatum{{
-			MetricName: aws.String("Busy"), Value: aws.Float64(v), Timestamp: aws.Time(lc.now(t)),
+			MetricName: aws.String("Busy"), Value: aws.Float64(v), Timestamp: aws.Time(at), StorageResolution: aws.Int32(resolution),
 			Dimensions: []cwtypes.Dimension{{Name: aws.String("AutoScalingGroupName"), Value: aws.String(group)}}}}}); err != nil {
 			t.Fatal(err)
 		}
-		lc.hookPost(t, "/_localcloud/clock?advance=60s")
+		at = at.Add(tick)
+		lc.hookPost(t, "/_localcloud/clock?set="+url.QueryEscape(at.Format(time.RFC3339Nano)))
 	}
 	desired := func() int32 {
 		t.Helper()
@@ -200,19 +232,26 @@ func TestLocalcloudTargetTracking(t *testing.T) {
 	activity(names["AlarmHigh"], 1, 2)
 	inService(2)
 
-	// A fifth of the target: AlarmLow needs 15 datapoints below 45.
+	// A fifth of the target: AlarmLow needs 15 datapoints below 45, and
+	// the policy scales in on the lowTicks-th.
 	for range 14 {
 		minute(10)
 	}
-	if d := desired(); d != 2 {
-		t.Fatalf("desired %d after 14 low datapoints, want 2 (AlarmLow needs 15)", d)
+	if s := alarmState(names["AlarmLow"]); s == cwtypes.StateValueAlarm {
+		t.Fatalf("AlarmLow %s after 14 low datapoints, want not ALARM (it needs 15)", s)
+	}
+	for i := 15; i < lowTicks; i++ {
+		minute(10)
+		if d := desired(); d != 2 {
+			t.Fatalf("desired %d after %d low datapoints, want 2 until the %dth", d, i, lowTicks)
+		}
 	}
 	minute(10)
 	if s := alarmState(names["AlarmLow"]); s != cwtypes.StateValueAlarm {
-		t.Fatalf("AlarmLow %s after 15 low datapoints, want ALARM", s)
+		t.Fatalf("AlarmLow %s after %d low datapoints, want ALARM", s, lowTicks)
 	}
 	if d := desired(); d != 1 {
-		t.Fatalf("desired %d after AlarmLow, want ceil(2 × 10/50) = 1", d)
+		t.Fatalf("desired %d after %d low datapoints, want ceil(2 × 10/50) = 1", d, lowTicks)
 	}
 	activity(names["AlarmLow"], 2, 1)
 	inService(1)

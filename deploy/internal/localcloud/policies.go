@@ -413,8 +413,11 @@ func (c *Cloud) latestValue(a *cwstore.Alarm, now time.Time) (float64, bool) {
 }
 
 // invokePoliciesLocked runs the policy behind every alarm in ALARM whose
-// action names one: on the transition, then once per awsmodel.ActionRepeat
-// while it stays there. It reports whether a desired capacity changed.
+// action names one: on the transition, then once in each later minute
+// (awsmodel.ActionRepeat) while it stays there. Minutes are counted on the
+// clock's minute boundaries, as the simulator's evaluations are, so the
+// moment of a re-invocation does not depend on how late in a minute an
+// evaluation ran. It reports whether a desired capacity changed.
 func (c *Cloud) invokePoliciesLocked(now time.Time) bool {
 	changed := false
 	for _, a := range c.alarms.Sorted() {
@@ -427,7 +430,8 @@ func (c *Cloud) invokePoliciesLocked(now time.Time) bool {
 				continue
 			}
 			last, ok := p.lastInvoked[a.Name]
-			if ok && !a.StateTransitioned.After(last) && now.Sub(last) < awsmodel.ActionRepeat*time.Second {
+			repeat := awsmodel.ActionRepeat * time.Second
+			if ok && !a.StateTransitioned.After(last) && !now.Truncate(repeat).After(last.Truncate(repeat)) {
 				continue
 			}
 			p.lastInvoked[a.Name] = now

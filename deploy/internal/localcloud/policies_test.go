@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -203,7 +204,8 @@ func TestStepScalingPolicy(t *testing.T) {
 		MetricData: []cwtypes.MetricDatum{{MetricName: aws.String("Busy"), Value: aws.Float64(95), Timestamp: aws.Time(now)}}}); err != nil {
 		t.Fatal(err)
 	}
-	tc.hook(t, http.MethodPost, fmt.Sprintf("/_localcloud/clock?advance=%ds", 60))
+	// To 1 s after the datapoint's minute ends, whatever real time passed.
+	tc.hook(t, http.MethodPost, "/_localcloud/clock?set="+url.QueryEscape(now.Truncate(time.Minute).Add(61*time.Second).Format(time.RFC3339Nano)))
 	if d := aws.ToInt32(tc.describeGroup(t, "g").DesiredCapacity); d != 5 {
 		t.Fatalf("after the alarm: desired %d, want 2+3", d)
 	}
