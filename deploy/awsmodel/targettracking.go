@@ -14,28 +14,32 @@ const (
 	DefaultPeriod = 60
 
 	// HighDatapoints is AlarmHigh's EvaluationPeriods (and DatapointsToAlarm):
-	// 3 consecutive datapoints above the target. AWS does not document the
-	// number on its user-guide pages; it is what the console and
-	// DescribeAlarms show for the alarms target tracking creates
-	// ("3 datapoints within 3 minutes"), and what the simulator has always
-	// used. assumed for high-resolution periods: AWS does not document
-	// whether a 10 s or 30 s policy keeps 3 datapoints; we keep the count
-	// and shorten the period, which is what "respond more quickly"
+	// 3 consecutive datapoints above the target. assumed: AWS's guides and
+	// API reference do not state it (the pages above and
+	// as-scaling-target-tracking.html were searched); 3 datapoints within 3
+	// minutes is what the alarms target tracking creates are reported to
+	// show in the console and DescribeAlarms, and what the simulator used
+	// before this package. Also assumed for high-resolution periods: AWS
+	// does not say whether a 10 s or 30 s policy keeps 3 datapoints; we keep
+	// the count and shorten the period, which is how its guide's "respond
+	// more quickly"
 	// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/policy-creating-high-resolution-metrics.html)
-	// implies without stating it.
+	// reads without stating it.
 	HighDatapoints = 3
 
 	// LowDatapoints is AlarmLow's EvaluationPeriods: 15 consecutive
-	// datapoints below the low threshold (console/DescribeAlarms,
-	// "15 datapoints within 15 minutes"; same caveat and same assumption
-	// for high-resolution periods as HighDatapoints).
+	// datapoints below the low threshold. assumed, as HighDatapoints: 15
+	// datapoints within 15 minutes is the reported console value, not a
+	// documented one; the same high-resolution assumption applies.
 	LowDatapoints = 15
 
 	// LowThresholdFraction places AlarmLow's threshold below the target.
-	// AWS: the policy scales in only once the metric falls below a
-	// threshold under the target value, usually more than 10 % lower
+	// AWS documents that the policy scales in only once the metric falls
+	// below a threshold under the target value, usually more than 10 %
+	// lower
 	// (https://docs.aws.amazon.com/autoscaling/application/userguide/target-tracking-scaling-policy-overview.html).
-	// The console shows 0.9 × target for the alarms it creates.
+	// The exact 0.9 is assumed: it is the reported console value, not a
+	// documented one.
 	LowThresholdFraction = 0.9
 
 	// DefaultCooldown is the group's default cooldown in seconds, which
