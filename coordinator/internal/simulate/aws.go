@@ -1,37 +1,25 @@
 package simulate
 
-import "math"
+import (
+	"math"
+
+	"github.com/shoal-dev/shoal/deploy/awsmodel"
+)
 
 // awsTargetTracking models an EC2 Auto Scaling target tracking policy as
 // AWS documents it (legacy cadence, before the 2024 "highly responsive"
-// option):
-//
-//   - The policy creates two CloudWatch alarms on a 1-minute metric
-//     (https://docs.aws.amazon.com/autoscaling/ec2/userguide/as-scaling-target-tracking.html,
-//     which recommends 1-minute "detailed monitoring" metrics):
-//     AlarmHigh, 3 consecutive datapoints above the target, and AlarmLow,
-//     15 consecutive datapoints below a lower threshold of about 90 % of the
-//     target (the console shows both alarms with these settings).
-//   - An alarm whose action is a scaling policy re-invokes it for every
-//     period it stays in ALARM
-//     (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html,
-//     "alarm actions").
-//   - The new capacity is proportional: ceil(capacity × metric / target).
-//     Scale-out counts instances still warming up as capacity but leaves
-//     their metrics out, so a repeated alarm adds only the difference
-//     (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-default-instance-warmup.html).
-//   - Scale-in is conservative: it waits for the 300 s default cooldown
-//     after the last scaling activity
-//     (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-scaling-cooldowns.html;
-//     Application Auto Scaling documents ScaleInCooldown's default as 300 s)
-//     and does not remove capacity while instances are still warming up.
+// option). The rules (the two alarms, proportional scale-out that counts
+// warming capacity, conservative scale-in) and their sources live in
+// deploy/awsmodel, which the local cloud runs too; this type only stands in
+// for CloudWatch: it closes one datapoint a minute and re-invokes the policy
+// for every period an alarm stays in ALARM
+// (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/AlarmThatSendsEmail.html,
+// "alarm actions").
 //
 // A minute with no reporting instance yields no datapoint, which breaks a
-// run of consecutive breaching datapoints (missing data treated as "not
-// breaching", the target tracking alarms' setting).
+// run of consecutive breaching datapoints (awsmodel.MissingData).
 type awsTargetTracking struct {
-	target   float64
-	cooldown int64
+	target float64
 
 	// The current minute's accumulator and the closed datapoints (NaN for
 	// a minute with no data), newest last.
@@ -40,29 +28,22 @@ type awsTargetTracking struct {
 	datapoints []float64
 	lastScale  int64
 	scaled     bool
+	high, low  awsmodel.Alarm
 }
-
-// Documented AWS constants.
-const (
-	awsPeriod         = 60  // seconds per datapoint
-	awsHighDatapoints = 3   // AlarmHigh evaluation periods
-	awsLowDatapoints  = 15  // AlarmLow evaluation periods
-	awsLowThreshold   = 0.9 // AlarmLow threshold as a fraction of the target
-	awsCooldown       = 300 // seconds, default cooldown
-)
 
 // NewAWSTargetTracking returns the AWS target tracking model for a target
 // value in the metric's units. The group's instance warm-up is the fleet
 // model's: Observation.Reporting already leaves warming instances out.
 func NewAWSTargetTracking(target float64) Autoscaler {
-	return &awsTargetTracking{target: target, cooldown: awsCooldown}
+	alarms := awsmodel.TargetTrackingAlarms(target, awsmodel.DefaultPeriod, false)
+	return &awsTargetTracking{target: target, high: alarms[0], low: alarms[1]}
 }
 
 func (a *awsTargetTracking) Name() string { return PolicyAWS }
 
 func (a *awsTargetTracking) Step(obs *Observation) (int32, error) {
 	want := obs.Desired
-	if obs.Now > 0 && obs.Now%awsPeriod == 0 {
+	if obs.Now > 0 && obs.Now%awsmodel.DefaultPeriod == 0 {
 		want = a.evaluate(obs)
 	}
 	// The aggregate metric leaves out instances inside the warm-up. A
@@ -74,7 +55,9 @@ func (a *awsTargetTracking) Step(obs *Observation) (int32, error) {
 	return want, nil
 }
 
-// evaluate closes the minute's datapoint and runs both alarms.
+// evaluate closes the minute's datapoint and runs both alarms; what an
+// alarm in ALARM does to the capacity is awsmodel's, shared with the local
+// cloud.
 func (a *awsTargetTracking) evaluate(obs *Observation) int32 {
 	dp := math.NaN()
 	if a.n > 0 {
@@ -82,8 +65,8 @@ func (a *awsTargetTracking) evaluate(obs *Observation) int32 {
 	}
 	a.sum, a.n = 0, 0
 	a.datapoints = append(a.datapoints, dp)
-	if len(a.datapoints) > awsLowDatapoints {
-		a.datapoints = a.datapoints[len(a.datapoints)-awsLowDatapoints:]
+	if len(a.datapoints) > a.low.EvaluationPeriods {
+		a.datapoints = a.datapoints[len(a.datapoints)-a.low.EvaluationPeriods:]
 	}
 
 	warming := 0 // pending or inside warm-up
@@ -93,33 +76,35 @@ func (a *awsTargetTracking) evaluate(obs *Observation) int32 {
 		}
 	}
 	warming += int(obs.Desired) - len(obs.Serving)
-	ready := int(obs.Desired) - warming
+	c := awsmodel.Capacity{Desired: int(obs.Desired), Ready: int(obs.Desired) - warming, Min: int(obs.Min), Max: int(obs.Max)}
 
-	want := obs.Desired
+	want := c.Desired
 	switch {
-	case a.breaching(awsHighDatapoints, func(v float64) bool { return v > a.target }):
-		// Warming capacity counts toward the new capacity.
-		want = max(obs.Desired, int32(math.Ceil(float64(ready)*dp/a.target-1e-9)))
-	case a.breaching(awsLowDatapoints, func(v float64) bool { return v < awsLowThreshold*a.target }):
-		if warming > 0 || (a.scaled && obs.Now-a.lastScale < a.cooldown) {
-			break
+	case a.breaching(a.high):
+		want = awsmodel.ScaleOut(c, dp, a.target)
+	case a.breaching(a.low):
+		since := int64(-1)
+		if a.scaled {
+			since = obs.Now - a.lastScale
 		}
-		want = min(obs.Desired, int32(math.Ceil(float64(obs.Desired)*dp/a.target-1e-9)))
+		want = awsmodel.ScaleIn(c, dp, a.target, since, awsmodel.DefaultCooldown)
 	}
-	want = min(max(want, obs.Min), obs.Max)
-	if want != obs.Desired {
+	want = min(max(want, c.Min), c.Max)
+	if want != c.Desired {
 		a.lastScale, a.scaled = obs.Now, true
 	}
-	return want
+	return int32(want)
 }
 
-// breaching reports whether the last k datapoints all exist and satisfy f.
-func (a *awsTargetTracking) breaching(k int, f func(float64) bool) bool {
+// breaching reports whether the alarm's last EvaluationPeriods datapoints
+// all exist and breach it (missing data is not breaching).
+func (a *awsTargetTracking) breaching(al awsmodel.Alarm) bool {
+	k := al.EvaluationPeriods
 	if len(a.datapoints) < k {
 		return false
 	}
 	for _, v := range a.datapoints[len(a.datapoints)-k:] {
-		if math.IsNaN(v) || !f(v) {
+		if math.IsNaN(v) || !al.Breaches(v) {
 			return false
 		}
 	}

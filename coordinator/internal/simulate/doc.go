@@ -10,5 +10,7 @@
 // The package must never sleep, read the wall clock or touch the network: a
 // simulated day runs in seconds and the same inputs always give the same
 // scorecard. It must never carry its own copy of Shoal's scaling maths; the
-// "shoal" policy is the decide package, unchanged.
+// "shoal" policy is the decide package, unchanged. Nor of AWS's: the
+// "aws-target-tracking" policy's rules are deploy/awsmodel, the ones
+// shoal-localcloud runs.
 package simulate

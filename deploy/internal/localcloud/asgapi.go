@@ -132,6 +132,9 @@ func (s *Server) serveAutoScaling(w http.ResponseWriter, action string, f qform)
 func (s *Server) autoScaling(action string, f qform) (any, error) {
 	c := s.cloud
 	group := f.str("AutoScalingGroupName")
+	if out, ok, err := s.autoScalingPolicy(action, f); ok {
+		return out, err
+	}
 	switch action {
 	case "CreateAutoScalingGroup", "UpdateAutoScalingGroup":
 		in, err := groupInput(f)
@@ -144,7 +147,15 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 		return nil, c.UpdateGroup(in)
 	case "DeleteAutoScalingGroup":
 		force := f.boolp("ForceDelete")
-		return nil, c.DeleteGroup(group, force != nil && *force)
+		if err := c.DeleteGroup(group, force != nil && *force); err != nil {
+			return nil, err
+		}
+		// AWS deletes a group's scaling policies, and the alarms target
+		// tracking made for them, with the group.
+		c.mu.Lock()
+		c.deleteGroupPoliciesLocked(group)
+		c.mu.Unlock()
+		return nil, nil
 	case "DescribeAutoScalingGroups":
 		inc := f.boolp("IncludeInstances")
 		max, err := f.intp("MaxRecords")

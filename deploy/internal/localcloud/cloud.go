@@ -117,6 +117,7 @@ type Instance struct {
 	killed       bool
 	termActivity *Activity
 	endTime      time.Time
+	inServiceAt  time.Time // warm-up runs from here
 
 	proc *proc
 	imds *imdsServer
@@ -148,6 +149,7 @@ type Cloud struct {
 	ipUsed     map[string]bool
 	metrics    *cwstore.Store
 	alarms     cwstore.Alarms
+	policies   map[string]*Policy // by ARN
 	faults     faults
 	closed     bool
 
@@ -181,6 +183,7 @@ func NewCloud(cfg Config) (*Cloud, error) {
 		ipUsed:    map[string]bool{},
 		metrics:   cwstore.NewStore(),
 		alarms:    cwstore.Alarms{},
+		policies:  map[string]*Policy{},
 		faults:    newFaults(),
 		kick:      make(chan struct{}, 1),
 		passed:    make(chan struct{}),

@@ -5,7 +5,10 @@
 // turns EC2 instances into local process groups with their own loopback
 // address and IMDSv2 endpoint. CloudWatch has one implementation per
 // operation (cwapi.go); each protocol only decodes into and encodes from
-// its Go structs (cwcodec.go, cwcbor.go, cwjson.go, cwquery.go).
+// its Go structs (cwcodec.go, cwcbor.go, cwjson.go, cwquery.go). Scaling
+// policies (policies.go) keep only the API and the alarms target tracking
+// owns; what an invoked policy does to a group is deploy/awsmodel's, the
+// rules the simulator runs too.
 //
 // It is a test and demo double. It must never be used to talk to real AWS:
 // it accepts any credentials, checks only the shape of SigV4 signatures, and

@@ -57,6 +57,10 @@ type Group struct {
 
 	nextLaunch   time.Time
 	lastActivity time.Time
+	// scaleCause opens the cause of the activities that carry out a
+	// scaling policy's change of the desired capacity, as AWS's causes
+	// name the alarm and policy first.
+	scaleCause string
 }
 
 // AZs returns the group's availability zones in subnet order.
@@ -667,7 +671,7 @@ func (c *Cloud) resolveActionLocked(in *Instance, result string) {
 		in.Lifecycle = "Terminating:Proceed"
 	case "Pending:Wait":
 		if result == "CONTINUE" {
-			in.Lifecycle = "InService"
+			in.Lifecycle, in.inServiceAt = "InService", c.clock.Now()
 			c.endActivity(c.launchActivity(in), "Successful", "")
 		} else {
 			g := c.groups[in.Group]

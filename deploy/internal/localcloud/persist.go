@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
+	"time"
 
 	"github.com/shoal-dev/shoal/deploy/internal/localcloud/cwstore"
 )
@@ -17,6 +19,7 @@ type snapshot struct {
 	Templates []*LaunchTemplate `json:"launchTemplates"`
 	Groups    []*Group          `json:"groups"`
 	Alarms    []*cwstore.Alarm  `json:"alarms"`
+	Policies  []*Policy         `json:"policies,omitempty"`
 }
 
 func (c *Cloud) saveLocked() error {
@@ -35,6 +38,10 @@ func (c *Cloud) saveLocked() error {
 		}
 	}
 	s.Alarms = c.alarms.Sorted()
+	for _, p := range c.policies {
+		s.Policies = append(s.Policies, p)
+	}
+	sort.Slice(s.Policies, func(i, j int) bool { return s.Policies[i].ARN < s.Policies[j].ARN })
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return err
@@ -79,6 +86,10 @@ func (c *Cloud) load(path string) error {
 	}
 	for _, a := range s.Alarms {
 		c.alarms[a.Name] = a
+	}
+	for _, p := range s.Policies {
+		p.lastInvoked = map[string]time.Time{}
+		c.policies[p.ARN] = p
 	}
 	return nil
 }

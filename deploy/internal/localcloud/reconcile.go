@@ -128,7 +128,7 @@ func (c *Cloud) enterServiceLocked(in *Instance, now time.Time) {
 			}
 		}
 	}
-	in.Lifecycle = "InService"
+	in.Lifecycle, in.inServiceAt = "InService", now
 	c.endActivity(c.launchActivity(in), "Successful", "")
 }
 
@@ -165,10 +165,12 @@ func (c *Cloud) reconcileGroupLocked(g *Group, now time.Time) {
 			}
 			active = c.activeLocked(g.Name)
 		}
+		g.scaleCause = ""
 	case len(active) > g.Desired && !g.suspended("Terminate"):
 		for _, in := range chooseVictims(active, len(active)-g.Desired) {
-			c.beginTerminateLocked(in, g, fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.", ts, len(active), g.Desired))
+			c.beginTerminateLocked(in, g, g.scaleCause+fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.", ts, len(active), g.Desired))
 		}
+		g.scaleCause = ""
 	}
 }
 
@@ -235,7 +237,7 @@ func chooseVictims(active []*Instance, n int) []*Instance {
 // launchIntoGroupLocked launches one instance into g, recording the
 // activity; it reports whether the launch succeeded.
 func (c *Cloud) launchIntoGroupLocked(g *Group, active []*Instance, from int, now time.Time) bool {
-	cause := fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", now.UTC().Format(time.RFC3339), from, g.Desired)
+	cause := g.scaleCause + fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", now.UTC().Format(time.RFC3339), from, g.Desired)
 	fail := func(msg string) bool {
 		a := c.newActivity(g.Name, "Launching a new EC2 instance.  Status Reason: "+msg+" Launching EC2 instance failed.", cause)
 		c.endActivity(a, "Failed", msg)
@@ -301,6 +303,10 @@ func (c *Cloud) EvaluateAlarms() int {
 			c.dirty = true
 			c.log.Info("alarm state changed", "alarm", a.Name, "state", a.State, "reason", a.StateReason)
 		}
+	}
+	if c.invokePoliciesLocked(now) {
+		c.dirty = true
+		c.poke()
 	}
 	c.metrics.Prune(now, 15*24*time.Hour)
 	return changed
