@@ -31,11 +31,10 @@ var cwTestNow = time.Date(2026, 11, 30, 12, 0, 30, 0, time.UTC)
 
 func newCWServer(t *testing.T) *Server {
 	t.Helper()
-	s, err := NewServer(Config{
-		Addr: "127.0.0.1:0", BootDelay: time.Second, AlarmInterval: 10 * time.Second, TerminateGrace: time.Second,
-		ReconcileInterval: time.Second, LaunchRetry: time.Second, InstanceIPPrefix: "127.0.78", Shell: "/bin/sh",
-		Region: "us-east-1", AccountID: "123456789012", Clock: fixedNow(cwTestNow),
-	})
+	c := DefaultConfig()
+	c.Addr, c.BootDelay, c.TerminateGrace, c.ReconcileInterval, c.LaunchRetry = "127.0.0.1:0", time.Second, time.Second, time.Second, time.Second
+	c.InstanceIPPrefix, c.Clock = "127.0.78", fixedNow(cwTestNow)
+	s, err := NewServer(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -213,7 +213,7 @@ func TestStepScalingPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, func() error {
+	tc.eventually(t, 10*time.Second, func() error {
 		acts, err = tc.asg.DescribeScalingActivities(ctxT(t), &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String("g")})
 		if err != nil {
 			return err
