@@ -23,6 +23,8 @@ import (
 	cwtypes "github.com/aws/aws-sdk-go-v2/service/cloudwatch/types"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
 // TestLocalcloudTargetTracking drives the local cloud's own target tracking
@@ -91,7 +93,7 @@ func targetTracking(t *testing.T, period int32, lowTicks int) {
 	}
 	inService := func(n int) {
 		t.Helper()
-		lcEventually(t, 15*time.Second, func() error {
+		testkit.Eventually(t, 15*time.Second, func() error {
 			out, err := asg.DescribeAutoScalingGroups(ctx, &autoscaling.DescribeAutoScalingGroupsInput{AutoScalingGroupNames: []string{group}})
 			if err != nil {
 				return err
@@ -202,7 +204,7 @@ func targetTracking(t *testing.T, period int32, lowTicks int) {
 	activity := func(alarm string, from, to int) {
 		t.Helper()
 		wantCause := fmt.Sprintf("a monitor alarm %s in state ALARM triggered policy busy-50 changing the desired capacity from %d to %d.", alarm, from, to)
-		lcEventually(t, 15*time.Second, func() error {
+		testkit.Eventually(t, 15*time.Second, func() error {
 			out, err := asg.DescribeScalingActivities(ctx, &autoscaling.DescribeScalingActivitiesInput{AutoScalingGroupName: aws.String(group)})
 			if err != nil {
 				return err
