@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,6 +104,9 @@ func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Resu
 		}
 	}
 	res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Compare: cmp})
+	if errors.Is(err, ErrBadTrace) {
+		return nil, fmt.Errorf("--trace %s: %w", tracePath, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--policy %s: %w", policyPath, err)
 	}
