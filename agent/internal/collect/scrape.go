@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -118,18 +119,26 @@ func (s *Scrape) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w %s: status %s", ErrScrape, s.URL, resp.Status)
 	}
-	dec := expfmt.NewDecoder(io.LimitReader(resp.Body, 16<<20), expfmt.ResponseFormat(resp.Header))
+	fams, err := parseFamilies(io.LimitReader(resp.Body, 16<<20), expfmt.ResponseFormat(resp.Header))
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: parse: %v", ErrScrape, s.URL, err)
+	}
+	return fams, nil
+}
+
+// parseFamilies reads an exposition in format, keyed by family name.
+func parseFamilies(r io.Reader, format expfmt.Format) (map[string]*dto.MetricFamily, error) {
+	dec := expfmt.NewDecoder(r, format)
 	fams := map[string]*dto.MetricFamily{}
 	for {
 		var mf dto.MetricFamily
 		if err := dec.Decode(&mf); err == io.EOF {
-			break
+			return fams, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("%w %s: parse: %v", ErrScrape, s.URL, err)
+			return nil, err
 		}
 		fams[mf.GetName()] = &mf
 	}
-	return fams, nil
 }
 
 // familyValue sums a family's series; counter says it is a counter.
@@ -146,6 +155,11 @@ func familyValue(mf *dto.MetricFamily) (sum float64, counter bool, err error) {
 		default:
 			return 0, false, fmt.Errorf("type %s cannot be forwarded; forward a gauge or counter (e.g. the _count series)", mf.GetType())
 		}
+	}
+	// The coordinator refuses a whole sample for one value that is not a
+	// finite number >= 0, so forwarding one would drop cpu and mem too.
+	if math.IsNaN(sum) || math.IsInf(sum, 0) || sum < 0 {
+		return 0, false, fmt.Errorf("sum of its series is %v; only a finite number >= 0 can be forwarded", sum)
 	}
 	return sum, counter, nil
 }
