@@ -105,3 +105,18 @@ func TestParseStepRefusesNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// TestParsePolicyJSONRefusesHugeSeconds is the regression for a duration
+// given as a number of seconds beyond time.Duration, which converted to a
+// negative duration and was refused as "must be >= 0 (got -2562047h...)".
+func TestParsePolicyJSONRefusesHugeSeconds(t *testing.T) {
+	for _, in := range []string{`{"warmup":1e300}`, `{"scale_in_window":-1e11}`, `{"scale_out_limit":{"max_instances":1,"period":9.3e9}}`} {
+		if _, err := parsePolicyJSON([]byte(in)); err == nil || !strings.Contains(err.Error(), "out of range") {
+			t.Errorf("%s: err = %v, want out of range", in, err)
+		}
+	}
+	p, err := parsePolicyJSON([]byte(`{"warmup":9e9}`))
+	if err != nil || p.WarmupMs != 9e12 {
+		t.Fatalf("9e9 seconds: %v, %v", p, err)
+	}
+}
