@@ -2,12 +2,14 @@ package collect
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -137,5 +139,25 @@ func TestCgroupRefusesNonFiniteQuota(t *testing.T) {
 		if _, err := cpuLimit(path, mustFS(t, filepath.Join("testdata", "work", "t0", "proc"))); err == nil {
 			t.Errorf("cpu.max %q accepted", q)
 		}
+	}
+}
+
+// TestScrapeRefusesOversizedProtobufLength is the regression for a
+// delimited-protobuf answer whose length prefix claims more than the body
+// holds: expfmt allocated what it claimed, and eight bytes took the agent
+// down with out of memory (testdata/fuzz/FuzzScrape/26ba549fdb2ac90f).
+func TestScrapeRefusesOversizedProtobufLength(t *testing.T) {
+	ct := string(expfmt.NewFormat(expfmt.TypeProtoDelim))
+	for name, body := range map[string][]byte{
+		"a terabyte":       {0x80, 0x80, 0x80, 0x80, 0x80, 0x20, 0x0a, 0x01},
+		"one byte short":   {0x05, 0x0a, 0x01, 'g', 0x18},
+		"truncated varint": {0x80},
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := &Scrape{URL: "http://app/metrics", Client: &http.Client{Transport: bodyTransport{body, ct}}, Forwards: []Forward{{"g", "g"}}}
+			if _, err := s.Collect(time.Unix(1_700_000_000, 0)); err == nil || !errors.Is(err, ErrScrape) || !strings.Contains(err.Error(), "protobuf") {
+				t.Fatalf("err = %v, want ErrScrape about the protobuf length", err)
+			}
+		})
 	}
 }
