@@ -66,7 +66,7 @@ point is to see what the policy would do.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds, requests/s)")
+	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds up to 31 days, requests/s up to 1e9)")
 	fl.StringVar(&policyPath, "policy", "", "fleet JSON as `fleet get NAME -o json` prints it")
 	fl.DurationVar(&cfg.LaunchDelay, "launch-delay", cfg.LaunchDelay, "time from launch to in service")
 	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
