@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -85,7 +86,8 @@ func cpuLimit(path string, fs procfs.FS) (float64, error) {
 		if quota != "max" {
 			q, err1 := strconv.ParseFloat(quota, 64)
 			p, err2 := strconv.ParseFloat(period, 64)
-			if err1 != nil || err2 != nil || q <= 0 || p <= 0 {
+			// NaN and Inf parse as floats; a quota from them would make cpu NaN.
+			if err1 != nil || err2 != nil || !(q > 0) || !(p > 0) || math.IsInf(q, 0) || math.IsInf(p, 0) {
 				return 0, fmt.Errorf("cgroup cpu: %s %q is not \"QUOTA PERIOD\"", path, b)
 			}
 			return q / p, nil

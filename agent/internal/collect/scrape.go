@@ -1,10 +1,12 @@
 package collect
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +14,7 @@ import (
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // ErrScrape wraps failures to read or parse the application's endpoint.
@@ -118,18 +121,39 @@ func (s *Scrape) fetch(ctx context.Context) (map[string]*dto.MetricFamily, error
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("%w %s: status %s", ErrScrape, s.URL, resp.Status)
 	}
-	dec := expfmt.NewDecoder(io.LimitReader(resp.Body, 16<<20), expfmt.ResponseFormat(resp.Header))
+	fams, err := parseFamilies(io.LimitReader(resp.Body, 16<<20), expfmt.ResponseFormat(resp.Header))
+	if err != nil {
+		return nil, fmt.Errorf("%w %s: parse: %v", ErrScrape, s.URL, err)
+	}
+	return fams, nil
+}
+
+// parseFamilies reads an exposition in format, keyed by family name.
+func parseFamilies(r io.Reader, format expfmt.Format) (map[string]*dto.MetricFamily, error) {
+	if format.FormatType() == expfmt.TypeProtoDelim {
+		// expfmt reads delimited protobuf without a size limit: it allocates
+		// what a length prefix claims (a terabyte, from eight bytes) before
+		// reading any of it. r is bounded, so hold every prefix to it.
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkDelimited(b); err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	dec := expfmt.NewDecoder(r, format)
 	fams := map[string]*dto.MetricFamily{}
 	for {
 		var mf dto.MetricFamily
 		if err := dec.Decode(&mf); err == io.EOF {
-			break
+			return fams, nil
 		} else if err != nil {
-			return nil, fmt.Errorf("%w %s: parse: %v", ErrScrape, s.URL, err)
+			return nil, err
 		}
 		fams[mf.GetName()] = &mf
 	}
-	return fams, nil
 }
 
 // familyValue sums a family's series; counter says it is a counter.
@@ -147,5 +171,26 @@ func familyValue(mf *dto.MetricFamily) (sum float64, counter bool, err error) {
 			return 0, false, fmt.Errorf("type %s cannot be forwarded; forward a gauge or counter (e.g. the _count series)", mf.GetType())
 		}
 	}
+	// The coordinator refuses a whole sample for one value that is not a
+	// finite number >= 0, so forwarding one would drop cpu and mem too.
+	if math.IsNaN(sum) || math.IsInf(sum, 0) || sum < 0 {
+		return 0, false, fmt.Errorf("sum of its series is %v; only a finite number >= 0 can be forwarded", sum)
+	}
 	return sum, counter, nil
+}
+
+// checkDelimited checks that every length-prefixed message in b fits in it.
+func checkDelimited(b []byte) error {
+	for off := 0; off < len(b); {
+		n, w := protowire.ConsumeVarint(b[off:])
+		if w < 0 {
+			return fmt.Errorf("protobuf length prefix at byte %d: %w", off, protowire.ParseError(w))
+		}
+		off += w
+		if n > uint64(len(b)-off) {
+			return fmt.Errorf("protobuf message at byte %d claims %d bytes; the body has %d left", off, n, len(b)-off)
+		}
+		off += int(n)
+	}
+	return nil
 }

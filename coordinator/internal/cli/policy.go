@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -78,13 +80,11 @@ func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error)
 		if err != nil {
 			return nil, fmt.Errorf("file (%q): %w", f.file, err)
 		}
-		var v view.Policy
-		dec := json.NewDecoder(bytes.NewReader(b))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&v); err != nil {
+		p, err := parsePolicyJSON(b)
+		if err != nil {
 			return nil, fmt.Errorf("file (%q): %w", f.file, err)
 		}
-		return v.Proto()
+		return p, nil
 	}
 	p := &shoalv1.ScalingPolicy{
 		WarmupMs: f.warmup.Milliseconds(), ScaleInWindowMs: f.inWindow.Milliseconds(), ScaleOutWindowMs: f.outWindow.Milliseconds(),
@@ -112,6 +112,23 @@ func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error)
 	return p, nil
 }
 
+// parsePolicyJSON reads the `policy get -o json` form. It checks the JSON
+// only; the policy's meaning is the server's decide.Validate.
+func parsePolicyJSON(b []byte) (*shoalv1.ScalingPolicy, error) {
+	var v view.Policy
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	// Decode stops after one value; a second policy or a stray brace after
+	// it would otherwise be dropped without a word.
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("want one JSON object, found more after it")
+	}
+	return v.Proto()
+}
+
 func parseStep(s string) (*shoalv1.Step, error) {
 	parts := strings.Split(s, ":")
 	if len(parts) != 4 {
@@ -126,6 +143,9 @@ func parseStep(s string) (*shoalv1.Step, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s (%q): not a number", name, v)
 		}
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return nil, fmt.Errorf("%s (%q): not a finite number; leave it empty for no bound", name, v)
+		}
 		return &x, nil
 	}
 	var err error
@@ -138,8 +158,8 @@ func parseStep(s string) (*shoalv1.Step, error) {
 	if st.AdjustmentType, err = view.ParseAdjustmentType(parts[2]); err != nil {
 		return nil, err
 	}
-	if st.Adjustment, err = strconv.ParseFloat(parts[3], 64); err != nil {
-		return nil, fmt.Errorf("adjustment (%q): not a number", parts[3])
+	if st.Adjustment, err = strconv.ParseFloat(parts[3], 64); err != nil || math.IsNaN(st.Adjustment) || math.IsInf(st.Adjustment, 0) {
+		return nil, fmt.Errorf("adjustment (%q): not a finite number", parts[3])
 	}
 	return st, nil
 }

@@ -2,6 +2,7 @@ package simulate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -65,7 +66,7 @@ point is to see what the policy would do.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds, requests/s)")
+	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds up to 31 days, requests/s up to 1e9)")
 	fl.StringVar(&policyPath, "policy", "", "fleet JSON as `fleet get NAME -o json` prints it")
 	fl.DurationVar(&cfg.LaunchDelay, "launch-delay", cfg.LaunchDelay, "time from launch to in service")
 	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
@@ -103,6 +104,9 @@ func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Resu
 		}
 	}
 	res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Compare: cmp})
+	if errors.Is(err, ErrBadTrace) {
+		return nil, fmt.Errorf("--trace %s: %w", tracePath, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("--policy %s: %w", policyPath, err)
 	}

@@ -34,17 +34,21 @@ func DefaultConfig() Config {
 	return Config{CapacityPerInstance: 100, LaunchDelay: 60 * time.Second, Warmup: 30 * time.Second, Drain: 10 * time.Second}
 }
 
+// MaxDelay bounds the model's durations: a delay longer than the longest
+// trace (MaxTraceSeconds) could never show in a run.
+const MaxDelay = MaxTraceSeconds * time.Second
+
 // Validate names the first wrong field.
 func (c Config) Validate() error {
 	switch {
 	case !(c.CapacityPerInstance > 0) || math.IsInf(c.CapacityPerInstance, 0):
 		return fmt.Errorf("%w: capacity-per-instance: must be > 0 (got %v)", ErrBadConfig, c.CapacityPerInstance)
-	case c.LaunchDelay < 0:
-		return fmt.Errorf("%w: launch-delay: must be >= 0 (got %v)", ErrBadConfig, c.LaunchDelay)
-	case c.Warmup < 0:
-		return fmt.Errorf("%w: warmup: must be >= 0 (got %v)", ErrBadConfig, c.Warmup)
-	case c.Drain < 0:
-		return fmt.Errorf("%w: drain: must be >= 0 (got %v)", ErrBadConfig, c.Drain)
+	case c.LaunchDelay < 0 || c.LaunchDelay > MaxDelay:
+		return fmt.Errorf("%w: launch-delay: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.LaunchDelay)
+	case c.Warmup < 0 || c.Warmup > MaxDelay:
+		return fmt.Errorf("%w: warmup: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Warmup)
+	case c.Drain < 0 || c.Drain > MaxDelay:
+		return fmt.Errorf("%w: drain: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Drain)
 	case c.TargetUtilization < 0 || c.TargetUtilization > 1 || math.IsNaN(c.TargetUtilization):
 		return fmt.Errorf("%w: target-utilization: must be in (0, 1], or 0 to take it from the policy (got %v)", ErrBadConfig, c.TargetUtilization)
 	}
@@ -169,6 +173,9 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	demand := tr.Seconds()
 	res := &Result{Target: target, Demand: demand, DemandInstances: make([]int32, len(demand))}
 	perInstance := s.Config.CapacityPerInstance * target.Utilization
+	if err := tr.checkInstances(perInstance); err != nil {
+		return nil, err
+	}
 	for i, d := range demand {
 		res.DemandInstances[i] = int32(math.Ceil(d/perInstance - 1e-9))
 	}

@@ -2,9 +2,12 @@ package simulate
 
 import (
 	"errors"
+	"math"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestReadTrace(t *testing.T) {
@@ -26,6 +29,12 @@ func TestReadTrace(t *testing.T) {
 		{name: "time goes back", in: "time,demand\n0,1\n5,1\n5,2\n", wantErr: "line 4: time: must increase"},
 		{name: "three fields", in: "time,demand\n0,1,2\n", wantErr: "line 2: want 2 fields (time,demand), got 3"},
 		{name: "infinite demand", in: "time,demand\n0,Inf\n", wantErr: "line 2: demand: not a number"},
+		{name: "NaN time", in: "time,demand\nNaN,1\n", wantErr: "line 2: time: not a number"},
+		{name: "unterminated quote", in: "time,demand\n0,1\n\"5,2\n", wantErr: "extraneous or missing \" in quoted-field"},
+		{name: "time past 31 days", in: "time,demand\n0,1\n1e15,2\n", wantErr: "line 3: time: must be at most 2678400 s"},
+		{name: "time 1e8", in: "time,demand\n0,1\n1e8,2\n", wantErr: "line 3: time: must be at most"},
+		{name: "time at 31 days", in: "time,demand\n2678400,1\n", want: Trace{{2678400, 1}}},
+		{name: "demand 1e308", in: "time,demand\n0,1\n60,1e308\n", wantErr: "line 3: demand: must be at most 1e+09"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -51,5 +60,45 @@ func TestTraceSeconds(t *testing.T) {
 	want := []float64{10, 10, 20, 30}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Seconds = %v, want %v", got, want)
+	}
+}
+
+// TestCommandRefusesDemandBeyondInt32 is the regression for demand 1e308,
+// which wrapped demand-in-instances to a negative int32 and printed negative
+// over-provisioning; a demand within MaxDemand can still overflow when each
+// instance takes very few requests/s.
+func TestCommandRefusesDemandBeyondInt32(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	writeFile(t, trace, "time,demand\n0,100\n60,1e9\n120,100\n")
+	_, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--capacity-per-instance", "0.001")
+	if err == nil || !errors.Is(err, ErrBadTrace) || !strings.Contains(err.Error(), "time 60 s: demand") {
+		t.Fatalf("err = %v, want ErrBadTrace naming time 60 s and demand", err)
+	}
+}
+
+func TestConfigValidateDurationBounds(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		set   func(*Config)
+		field string
+	}{
+		{"launch-delay", func(c *Config) { c.LaunchDelay = MaxDelay + time.Second }, "launch-delay"},
+		{"warmup", func(c *Config) { c.Warmup = -time.Second }, "warmup"},
+		{"drain", func(c *Config) { c.Drain = time.Duration(math.MaxInt64) }, "drain"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.set(&cfg)
+			err := cfg.Validate()
+			if err == nil || !errors.Is(err, ErrBadConfig) || !strings.HasPrefix(err.Error(), ErrBadConfig.Error()+": "+c.field+":") {
+				t.Fatalf("err = %v, want ErrBadConfig naming %s", err, c.field)
+			}
+		})
+	}
+	cfg := DefaultConfig()
+	cfg.LaunchDelay, cfg.Warmup, cfg.Drain = MaxDelay, MaxDelay, 0
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("durations at the bounds refused: %v", err)
 	}
 }

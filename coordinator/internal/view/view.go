@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"sort"
 	"time"
 
@@ -24,6 +25,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		var secs float64
 		if err2 := json.Unmarshal(b, &secs); err2 != nil {
 			return fmt.Errorf("want a duration such as \"30s\", got %s", b)
+		}
+		// Converting an out-of-range float to an integer gives an arbitrary
+		// (on amd64, negative) duration instead of an error.
+		if ns := secs * float64(time.Second); ns >= math.MaxInt64 || ns <= math.MinInt64 {
+			return fmt.Errorf("want a duration such as \"30s\", got %s seconds: out of range", b)
 		}
 		*d = Duration(secs * float64(time.Second))
 		return nil
