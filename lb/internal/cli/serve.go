@@ -178,6 +178,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 	defer cancel()
 	bal := p.Balancer()
 	runHealth := o.backends != "" || o.healthPath != "" || o.healthGRPC
+	var extra []prometheus.Collector // exported next to the balancer's
 	if o.backends != "" {
 		var specs []balance.Spec
 		for _, a := range feed.SplitAddrs(o.backends) {
@@ -201,6 +202,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 			return err
 		}
 		go fc.Run(ctx)
+		extra = append(extra, fc)
 	}
 	if runHealth {
 		hc, err := health.New(o.healthConfig(), bal)
@@ -210,7 +212,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 		go hc.Run(ctx)
 	}
 	if o.admin != "" {
-		if err := serveAdmin(ctx, o.admin, bal); err != nil {
+		if err := serveAdmin(ctx, o.admin, bal, extra...); err != nil {
 			return err
 		}
 	}
@@ -227,9 +229,10 @@ func (o *serveOpts) run(ctx context.Context) error {
 	return p.Shutdown(sctx)
 }
 
-func serveAdmin(ctx context.Context, addr string, bal *balance.Balancer) error {
+func serveAdmin(ctx context.Context, addr string, bal *balance.Balancer, extra ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(proxy.NewCollector(bal), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
