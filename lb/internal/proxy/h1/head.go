@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 
@@ -161,13 +162,46 @@ func isToken[T ~string | ~[]byte](b T) bool {
 	return true
 }
 
-func validValue[T ~string | ~[]byte](b T) bool {
+func validText[T ~string | ~[]byte](b T) bool {
 	for i := 0; i < len(b); i++ {
 		if !vchar[b[i]] {
 			return false
 		}
 	}
 	return true
+}
+
+// validValue is validText for the accept path (see valueEnd).
+func validValue(b []byte) bool { return valueEnd(b) == len(b) }
+
+// valueEnd returns the index of the first byte of b a field value may not
+// hold (len(b) if none). It checks eight bytes at a time, looking byte by
+// byte only at words holding a control or DEL (HTAB and the CR ending the
+// line included): parseHead finds each line's end with it, so a field
+// value is read once, not once for the CRLF and once for the check.
+func valueEnd(b []byte) int {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; len(b)-i >= 8; i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		ctl := (x - 0x20*lo) & ^x & hi // some byte < 0x20
+		y := x ^ 0x7f*lo
+		del := (y - lo) & ^y & hi // some byte == 0x7f
+		if ctl|del == 0 {
+			continue
+		}
+		for j := i; j < i+8; j++ {
+			if !vchar[b[j]] {
+				return j
+			}
+		}
+	}
+	for ; i < len(b); i++ {
+		if !vchar[b[i]] {
+			return i
+		}
+	}
+	return i
 }
 
 // parseDecimal parses 1*DIGIT up to 18 digits (no sign, no space, no
@@ -308,30 +342,28 @@ func parseHead(raw []byte, isReq bool, h *head) error {
 	}
 	var nHost, nCL, nTE int
 	fields := raw[i+2 : len(raw)-2]
+	// fields ends with its last line's CRLF. Each line is scanned once:
+	// the name up to the colon (a colon found past the line's end gives
+	// a name holding CR LF, refused as not a token), then the value up to
+	// the first byte a value may not hold, which must be the line's CRLF.
 	for len(fields) > 0 {
-		line := fields
-		if j := bytes.Index(fields, crlf); j >= 0 {
-			line, fields = fields[:j], fields[j+2:]
-		} else {
-			fields = nil
-		}
-		if len(line) == 0 {
-			return errMissingColon
-		}
-		if line[0] == ' ' || line[0] == '\t' {
+		if fields[0] == ' ' || fields[0] == '\t' {
 			return errFolding
 		}
-		c := bytes.IndexByte(line, ':')
+		c := bytes.IndexByte(fields, ':')
 		if c < 0 {
 			return errMissingColon
 		}
-		name, val := line[:c], trimOWS(line[c+1:])
+		name := fields[:c]
 		if !isToken(name) {
 			return errFieldName
 		}
-		if !validValue(val) {
+		j := c + 1 + valueEnd(fields[c+1:])
+		if j+1 >= len(fields) || fields[j] != '\r' || fields[j+1] != '\n' {
 			return errFieldValue
 		}
+		val := trimOWS(fields[c+1 : j])
+		fields = fields[j+2:]
 		switch len(name) {
 		case 4:
 			if upstream.EqualFold(name, "host") {

@@ -171,3 +171,17 @@ func TestRoundTripRequestCheck(t *testing.T) {
 		}
 	}
 }
+
+// validValue's word-at-a-time path must agree with the byte table for
+// every byte in every position of a word.
+func TestValidValueMatchesTable(t *testing.T) {
+	for c := range 256 {
+		for pos := range 11 {
+			b := []byte("abcdefghijk")
+			b[pos] = byte(c)
+			if got, want := validValue(b), validText(b); got != want {
+				t.Fatalf("byte %#x at %d: validValue %v, table %v", c, pos, got, want)
+			}
+		}
+	}
+}

@@ -105,7 +105,7 @@ func (req *Request) check() error {
 		if !isToken(f[0]) {
 			return errFieldName
 		}
-		if !validValue(f[1]) {
+		if !validText(f[1]) {
 			return errFieldValue
 		}
 	}
