@@ -400,3 +400,37 @@ func TestApplyDropsBadEntriesAndKeepsTheRest(t *testing.T) {
 		t.Fatalf("exported %d series (%v), want one per reason", n, err)
 	}
 }
+
+// Over the stream, as it happened: the LB was on {a}, the coordinator sent
+// {a, a, b}; b must be served from that same update.
+func TestDuplicateInStreamDoesNotFreezeTheSet(t *testing.T) {
+	f := newFake()
+	var cn coordinatorNet
+	cn.start(f)
+	t.Cleanup(cn.stop)
+	bal := testBalancer(t)
+	c, err := New(testConfig(&cn, "lb-1", "coord:1"), bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	recv(t, f.hellos, "hello")
+	a := &shoalv1.Backend{InstanceId: "i-a", Address: "10.0.0.1:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE}
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 1, Backends: []*shoalv1.Backend{a}}
+	eventually(t, "first set", func() bool { return bal.Version() == 1 })
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 2, Backends: []*shoalv1.Backend{a, a,
+		{InstanceId: "i-b", Address: "10.0.0.2:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE}}}
+	eventually(t, "the set with the duplicate", func() bool { return bal.Version() == 2 })
+	var addrs []string
+	for _, b := range bal.Backends() {
+		addrs = append(addrs, b.Addr)
+	}
+	if strings.Join(addrs, ",") != "10.0.0.1:80,10.0.0.2:80" {
+		t.Fatalf("backends %v, want a and the new b", addrs)
+	}
+	if c.Dropped(DropDuplicate) != 1 {
+		t.Fatalf("duplicates dropped = %d, want 1", c.Dropped(DropDuplicate))
+	}
+}
