@@ -12,11 +12,26 @@ import (
 // (warming while inside the policy's warm-up), draining is draining with its
 // drain deadline, and anything else (pending, unhealthy, terminated, or
 // without an address) gets no traffic.
+//
+// One address is one backend: EC2 reuses private IPs, so the state can hold
+// an old instance's record next to a new one at the same IP, and an LB must
+// never be sent both. The address belongs to the newest-registered
+// instance, whatever its state: an older record at the same IP is stale,
+// since the IP could only be reused after it was released (so a pending new
+// instance keeps the address dark rather than letting the stale record send
+// it traffic). Equal registration times prefer in service, then draining,
+// then the greater instance id, so the choice is deterministic.
 func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
 	warmup := time.Duration(f.GetPolicy().GetWarmupMs()) * time.Millisecond
+	owner := make(map[string]*shoalv1.Instance, len(ins))
+	for _, in := range ins {
+		if cur, ok := owner[in.PrivateIp]; in.PrivateIp != "" && (!ok || ownsBefore(in, cur)) {
+			owner[in.PrivateIp] = in
+		}
+	}
 	var out []*shoalv1.Backend
 	for _, in := range ins {
-		if in.PrivateIp == "" || f.AppPort == 0 {
+		if in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in {
 			continue
 		}
 		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: Load(in)}
@@ -36,6 +51,28 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 		out = append(out, b)
 	}
 	return out
+}
+
+// ownsBefore reports whether a has the better claim to an address both
+// instances list (see BackendSet).
+func ownsBefore(a, b *shoalv1.Instance) bool {
+	if a.RegisteredAtUnixMs != b.RegisteredAtUnixMs {
+		return a.RegisteredAtUnixMs > b.RegisteredAtUnixMs
+	}
+	if ra, rb := serveRank(a.State), serveRank(b.State); ra != rb {
+		return ra > rb
+	}
+	return a.Id > b.Id
+}
+
+func serveRank(s shoalv1.InstanceState) int {
+	switch s {
+	case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
+		return 2
+	case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
+		return 1
+	}
+	return 0
 }
 
 // Load is the backend's relative load for the LB's picker: its CPU as a

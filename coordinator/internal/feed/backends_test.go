@@ -51,3 +51,48 @@ func TestBackendSet(t *testing.T) {
 		t.Fatalf("a fleet without --app-port has no backends, got %v", bs)
 	}
 }
+
+// EC2 reuses private IPs: one address must yield one backend, the
+// newest-registered instance's.
+func TestBackendSetOneInstancePerAddress(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	old := now.Add(-time.Hour).UnixMilli()
+	f := &shoalv1.Fleet{Name: "web", AppPort: 8080}
+	inst := func(id string, reg int64, st shoalv1.InstanceState) *shoalv1.Instance {
+		return &shoalv1.Instance{Id: id, PrivateIp: "10.0.0.1", RegisteredAtUnixMs: reg, State: st, StateChangedAtUnixMs: old}
+	}
+	in, dr, pend, term := shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, shoalv1.InstanceState_INSTANCE_STATE_DRAINING,
+		shoalv1.InstanceState_INSTANCE_STATE_PENDING, shoalv1.InstanceState_INSTANCE_STATE_TERMINATED
+	for _, tc := range []struct {
+		name string
+		ins  []*shoalv1.Instance
+		want string // instance id in the set, "" for none
+	}{
+		{"newer in service replaces stale draining", []*shoalv1.Instance{inst("i-old", 1, dr), inst("i-new", 2, in)}, "i-new"},
+		{"order does not matter", []*shoalv1.Instance{inst("i-new", 2, in), inst("i-old", 1, dr)}, "i-new"},
+		{"newer draining beats stale in service", []*shoalv1.Instance{inst("i-old", 1, in), inst("i-new", 2, dr)}, "i-new"},
+		{"newer pending keeps the address dark", []*shoalv1.Instance{inst("i-old", 1, in), inst("i-new", 2, pend)}, ""},
+		{"newer terminated keeps it dark", []*shoalv1.Instance{inst("i-old", 1, in), inst("i-new", 2, term)}, ""},
+		{"tie: in service over draining", []*shoalv1.Instance{inst("i-b", 5, dr), inst("i-a", 5, in)}, "i-a"},
+		{"tie: in service over pending", []*shoalv1.Instance{inst("i-a", 5, in), inst("i-b", 5, pend)}, "i-a"},
+		{"full tie: greater id", []*shoalv1.Instance{inst("i-a", 5, in), inst("i-b", 5, in)}, "i-b"},
+		{"three at one address", []*shoalv1.Instance{inst("i-1", 1, in), inst("i-3", 3, in), inst("i-2", 2, in)}, "i-3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := BackendSet(f, tc.ins, now, time.Minute)
+			if tc.want == "" {
+				if len(bs) != 0 {
+					t.Fatalf("got %v, want no backend", bs)
+				}
+				return
+			}
+			if len(bs) != 1 || bs[0].InstanceId != tc.want {
+				t.Fatalf("got %v, want only %s", bs, tc.want)
+			}
+		})
+	}
+	other := &shoalv1.Instance{Id: "i-other", PrivateIp: "10.0.0.2", State: in, StateChangedAtUnixMs: old}
+	if bs := BackendSet(f, []*shoalv1.Instance{inst("i-a", 1, in), other}, now, time.Minute); len(bs) != 2 {
+		t.Fatalf("distinct addresses must both be kept, got %v", bs)
+	}
+}

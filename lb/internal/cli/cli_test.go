@@ -25,6 +25,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"two health modes", []string{"serve", "--backends", "a:1", "--health-path", "/h", "--health-grpc"}, "choose one"},
 		{"bad backend", []string{"serve", "--backends", "nohostport", "--listen", "127.0.0.1:0"}, `backends: "nohostport"`},
 		{"feed without fleet", []string{"serve", "--coordinator", "c:1", "--listen", "127.0.0.1:0"}, "fleet"},
+		{"zero max conns", []string{"serve", "--backends", "a:1", "--listen", "127.0.0.1:0", "--max-conns", "0"}, "max-conns (0) must be >= 1"},
 		{"loadtest without target", []string{"loadtest"}, "target: required"},
 		{"loadtest bad profile", []string{"loadtest", "--target", "http://x:1/", "--profile", "ramp,zigzag"}, `unknown phase "zigzag"`},
 	}

@@ -70,6 +70,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 	f.DurationVar(&o.pc.IdleTimeout, "idle-timeout", o.pc.IdleTimeout, "close idle client connections after this long")
 	f.DurationVar(&o.pc.ConnectTimeout, "connect-timeout", o.pc.ConnectTimeout, "backend connect timeout")
 	f.DurationVar(&o.pc.ResponseHeaderTimeout, "response-header-timeout", o.pc.ResponseHeaderTimeout, "time a backend has to answer (HTTP/1.1 backends: the whole response)")
+	f.IntVar(&o.pc.MaxConns, "max-conns", o.pc.MaxConns, "most client connections open at once; more are closed at accept and counted in shoal_lb_connections_refused_total")
 	f.IntVar(&o.pc.MaxHeaderBytes, "max-header-bytes", o.pc.MaxHeaderBytes, "largest request header block accepted")
 	f.Uint32Var(&o.pc.MaxConcurrentStreams, "max-streams", o.pc.MaxConcurrentStreams, "concurrent streams per h2 client connection")
 	f.StringVar(&o.backendProtocol, "backend-protocol", string(o.pc.BackendProtocol), "protocol for non-gRPC requests to backends: http1, h2c or h2")
@@ -178,6 +179,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 	defer cancel()
 	bal := p.Balancer()
 	runHealth := o.backends != "" || o.healthPath != "" || o.healthGRPC
+	extra := []prometheus.Collector{proxy.NewConnCollector(p)} // exported next to the balancer's
 	if o.backends != "" {
 		var specs []balance.Spec
 		for _, a := range feed.SplitAddrs(o.backends) {
@@ -201,6 +203,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 			return err
 		}
 		go fc.Run(ctx)
+		extra = append(extra, fc)
 	}
 	if runHealth {
 		hc, err := health.New(o.healthConfig(), bal)
@@ -210,7 +213,7 @@ func (o *serveOpts) run(ctx context.Context) error {
 		go hc.Run(ctx)
 	}
 	if o.admin != "" {
-		if err := serveAdmin(ctx, o.admin, bal); err != nil {
+		if err := serveAdmin(ctx, o.admin, bal, extra...); err != nil {
 			return err
 		}
 	}
@@ -227,9 +230,10 @@ func (o *serveOpts) run(ctx context.Context) error {
 	return p.Shutdown(sctx)
 }
 
-func serveAdmin(ctx context.Context, addr string, bal *balance.Balancer) error {
+func serveAdmin(ctx context.Context, addr string, bal *balance.Balancer, extra ...prometheus.Collector) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(proxy.NewCollector(bal), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -241,7 +245,7 @@ func serveAdmin(ctx context.Context, addr string, bal *balance.Balancer) error {
 	if err != nil {
 		return fmt.Errorf("admin-addr: %w", err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: 2 * time.Minute}
 	go srv.Serve(ln)
 	go func() { <-ctx.Done(); srv.Close() }()
 	return nil

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
@@ -83,6 +86,7 @@ type Client struct {
 
 	connected atomic.Bool
 	sets      atomic.Uint64
+	dropped   [nDropReasons]atomic.Uint64
 
 	mu   sync.Mutex
 	prev map[string]balance.Stats
@@ -186,7 +190,33 @@ func (c *Client) session(ctx context.Context, cc *grpc.ClientConn) (got bool, er
 	}
 }
 
-// Apply installs a BackendSet in the balancer.
+// Why a backend entry was dropped from a set, the reason label of
+// shoal_lb_feed_entries_dropped_total.
+type DropReason int
+
+const (
+	// DropDuplicate: an address listed again; the first entry is kept.
+	DropDuplicate DropReason = iota
+	// DropBadAddress: not host:port with a port in 1..65535.
+	DropBadAddress
+	// DropUnknownState: a state this LB does not know (a newer
+	// coordinator's); guessing one could send traffic to a backend that
+	// must not get it.
+	DropUnknownState
+	nDropReasons
+)
+
+func (r DropReason) String() string {
+	return [...]string{"duplicate", "bad_address", "unknown_state"}[r]
+}
+
+// Dropped counts the backend entries dropped for reason r.
+func (c *Client) Dropped(r DropReason) uint64 { return c.dropped[r].Load() }
+
+// Apply installs a BackendSet in the balancer. Bad entries are dropped,
+// counted and logged one by one; the rest of the set is applied. Before,
+// one duplicate made the balancer refuse every update, freezing the LB on
+// its old set so that new backends never reached it.
 func (c *Client) Apply(set *shoalv1.BackendSet) error {
 	if set == nil {
 		return errors.New("empty WatchBackendsResponse")
@@ -195,16 +225,35 @@ func (c *Client) Apply(set *shoalv1.BackendSet) error {
 		return fmt.Errorf("%w: got %q, want %q", ErrFleetMismatch, set.GetFleet(), c.cfg.Fleet)
 	}
 	specs := make([]balance.Spec, 0, len(set.GetBackends()))
+	seen := make(map[string]bool, len(set.GetBackends()))
+	drop := func(r DropReason, b *shoalv1.Backend, why string) {
+		c.dropped[r].Add(1)
+		c.cfg.Logger.Warn("backend entry dropped from the set", "reason", r.String(), "why", why,
+			"instance", b.GetInstanceId(), "address", b.GetAddress(), "version", set.GetVersion())
+	}
 	for _, b := range set.GetBackends() {
 		s := balance.Spec{ID: b.GetInstanceId(), Addr: b.GetAddress(), Load: b.GetLoad()}
+		if err := checkAddr(s.Addr); err != nil {
+			drop(DropBadAddress, b, err.Error())
+			continue
+		}
 		switch b.GetState() {
 		case shoalv1.BackendState_BACKEND_STATE_WARMING:
 			s.State = balance.Warming
 		case shoalv1.BackendState_BACKEND_STATE_DRAINING:
 			s.State = balance.Draining
-		default:
+		case shoalv1.BackendState_BACKEND_STATE_ACTIVE, shoalv1.BackendState_BACKEND_STATE_UNSPECIFIED:
+			// Unspecified is what coordinators that send no state mean.
 			s.State = balance.Active
+		default:
+			drop(DropUnknownState, b, fmt.Sprintf("state %d", b.GetState()))
+			continue
 		}
+		if seen[s.Addr] {
+			drop(DropDuplicate, b, "address listed earlier in the set")
+			continue
+		}
+		seen[s.Addr] = true
 		if ms := b.GetDrainDeadlineUnixMs(); ms > 0 {
 			s.DrainDeadline = time.UnixMilli(ms)
 		}
@@ -215,6 +264,35 @@ func (c *Client) Apply(set *shoalv1.BackendSet) error {
 	}
 	c.sets.Add(1)
 	return nil
+}
+
+// checkAddr accepts host:port with a non-empty host and a port in
+// 1..65535, what the balancer can dial.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return err
+	}
+	if host == "" {
+		return errors.New("empty host")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("port %q is not in 1..65535", port)
+	}
+	return nil
+}
+
+var droppedDesc = prometheus.NewDesc("shoal_lb_feed_entries_dropped_total",
+	"Backend entries dropped from coordinator sets (duplicate address, bad address, unknown state); the rest of each set is applied.",
+	[]string{"reason"}, nil)
+
+// Describe and Collect export the feed's counters.
+func (c *Client) Describe(ch chan<- *prometheus.Desc) { ch <- droppedDesc }
+
+func (c *Client) Collect(ch chan<- prometheus.Metric) {
+	for r := range nDropReasons {
+		ch <- prometheus.MustNewConstMetric(droppedDesc, prometheus.CounterValue, float64(c.dropped[r].Load()), r.String())
+	}
 }
 
 // Report builds the per-backend report since the previous one.

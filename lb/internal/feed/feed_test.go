@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 
@@ -333,5 +335,102 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if got := SplitAddrs(" a:1, ,b:2 "); len(got) != 2 || got[1] != "b:2" {
 		t.Fatalf("SplitAddrs %v", got)
+	}
+}
+
+func TestApplyDropsBadEntriesAndKeepsTheRest(t *testing.T) {
+	bal, err := balance.New(balance.DefaultConfig(), balance.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Addrs, cfg.Fleet, cfg.LBID = []string{"c:1"}, "web", "lb-1"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	c, err := New(cfg, bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := shoalv1.BackendState_BACKEND_STATE_ACTIVE
+	be := func(id, addr string, st shoalv1.BackendState) *shoalv1.Backend {
+		return &shoalv1.Backend{InstanceId: id, Address: addr, State: st}
+	}
+	if err := c.Apply(&shoalv1.BackendSet{Fleet: "web", Version: 1, Backends: []*shoalv1.Backend{be("i-a", "10.0.0.1:80", active)}}); err != nil {
+		t.Fatal(err)
+	}
+	// The update that froze the LB: a duplicate next to a new backend.
+	set := &shoalv1.BackendSet{Fleet: "web", Version: 2, Backends: []*shoalv1.Backend{
+		be("i-a", "10.0.0.1:80", active),
+		be("i-a2", "10.0.0.1:80", shoalv1.BackendState_BACKEND_STATE_DRAINING),
+		be("i-b", "10.0.0.2:80", active),
+		be("i-c", "10.0.0.3", active),
+		be("i-d", "10.0.0.4:0", active),
+		be("i-e", "", active),
+		be("i-f", ":80", active),
+		be("i-g", "10.0.0.7:80", shoalv1.BackendState(42)),
+		be("i-h", "10.0.0.8:80", shoalv1.BackendState_BACKEND_STATE_UNSPECIFIED),
+	}}
+	if err := c.Apply(set); err != nil {
+		t.Fatalf("set with bad entries refused: %v", err)
+	}
+	got := map[string]string{}
+	for _, b := range bal.Backends() {
+		got[b.Addr] = b.ID + "/" + b.State().String()
+	}
+	want := map[string]string{"10.0.0.1:80": "i-a/" + balance.Active.String(), "10.0.0.2:80": "i-b/" + balance.Active.String(), "10.0.0.8:80": "i-h/" + balance.Active.String()}
+	if len(got) != len(want) {
+		t.Fatalf("backends %v, want %v", got, want)
+	}
+	for a, w := range want {
+		if got[a] != w {
+			t.Fatalf("backends %v, want %v", got, want)
+		}
+	}
+	if bal.Version() != 2 {
+		t.Fatalf("version %d, want 2", bal.Version())
+	}
+	for r, n := range map[DropReason]uint64{DropDuplicate: 1, DropBadAddress: 4, DropUnknownState: 1} {
+		if c.Dropped(r) != n {
+			t.Errorf("dropped %s = %d, want %d", r, c.Dropped(r), n)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(c)
+	n, err := testutil.GatherAndCount(reg, "shoal_lb_feed_entries_dropped_total")
+	if err != nil || n != 3 {
+		t.Fatalf("exported %d series (%v), want one per reason", n, err)
+	}
+}
+
+// Over the stream, as it happened: the LB was on {a}, the coordinator sent
+// {a, a, b}; b must be served from that same update.
+func TestDuplicateInStreamDoesNotFreezeTheSet(t *testing.T) {
+	f := newFake()
+	var cn coordinatorNet
+	cn.start(f)
+	t.Cleanup(cn.stop)
+	bal := testBalancer(t)
+	c, err := New(testConfig(&cn, "lb-1", "coord:1"), bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go c.Run(ctx)
+	recv(t, f.hellos, "hello")
+	a := &shoalv1.Backend{InstanceId: "i-a", Address: "10.0.0.1:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE}
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 1, Backends: []*shoalv1.Backend{a}}
+	eventually(t, "first set", func() bool { return bal.Version() == 1 })
+	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 2, Backends: []*shoalv1.Backend{a, a,
+		{InstanceId: "i-b", Address: "10.0.0.2:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE}}}
+	eventually(t, "the set with the duplicate", func() bool { return bal.Version() == 2 })
+	var addrs []string
+	for _, b := range bal.Backends() {
+		addrs = append(addrs, b.Addr)
+	}
+	if strings.Join(addrs, ",") != "10.0.0.1:80,10.0.0.2:80" {
+		t.Fatalf("backends %v, want a and the new b", addrs)
+	}
+	if c.Dropped(DropDuplicate) != 1 {
+		t.Fatalf("duplicates dropped = %d, want 1", c.Dropped(DropDuplicate))
 	}
 }

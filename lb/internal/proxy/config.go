@@ -28,6 +28,11 @@ type Config struct {
 	// ResponseHeaderTimeout bounds waiting for a backend's response
 	// headers (for HTTP/1.1 backends: the whole response).
 	ResponseHeaderTimeout time.Duration
+	// MaxConns bounds open client connections per listener set; a
+	// connection over it is closed at once and counted
+	// (shoal_lb_connections_refused_total{reason="max_conns"}), so a flood
+	// cannot exhaust file descriptors or memory.
+	MaxConns int
 	// MaxHeaderBytes bounds a request's header block.
 	MaxHeaderBytes int
 	// MaxConcurrentStreams bounds streams per h2 client connection.
@@ -60,6 +65,7 @@ func DefaultConfig() Config {
 		IdleTimeout:           120 * time.Second,
 		ConnectTimeout:        2 * time.Second,
 		ResponseHeaderTimeout: 30 * time.Second,
+		MaxConns:              10_000,
 		MaxHeaderBytes:        16 << 10,
 		MaxConcurrentStreams:  1000,
 		MaxBodyBytes:          64 << 20,
@@ -83,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("connect-timeout (%s) must be > 0", c.ConnectTimeout)
 	case c.ResponseHeaderTimeout <= 0:
 		return fmt.Errorf("response-header-timeout (%s) must be > 0", c.ResponseHeaderTimeout)
+	case c.MaxConns < 1:
+		return fmt.Errorf("max-conns (%d) must be >= 1", c.MaxConns)
 	case c.MaxHeaderBytes < 1024:
 		return fmt.Errorf("max-header-bytes (%d) must be >= 1024", c.MaxHeaderBytes)
 	case c.MaxConcurrentStreams < 1:

@@ -274,6 +274,7 @@ func TestConfigValidate(t *testing.T) {
 		{"h2 without tls", func(c *Config) { c.BackendProtocol = H2 }, "--backend-tls"},
 		{"tiny header limit", func(c *Config) { c.MaxHeaderBytes = 10 }, "max-header-bytes (10) must be >= 1024"},
 		{"zero header timeout", func(c *Config) { c.HeaderTimeout = 0 }, "header-timeout (0s) must be > 0"},
+		{"zero max conns", func(c *Config) { c.MaxConns = 0 }, "max-conns (0) must be >= 1"},
 		{"bad engine", func(c *Config) { c.Engine = "quic" }, "h2-engine"},
 		{"removed h2 engine", func(c *Config) { c.Engine = "nethttp" }, "h2-engine (\"nethttp\") was removed"},
 		{"removed h1 engine", func(c *Config) { c.H1Engine = "fasthttp" }, "h1-engine (\"fasthttp\") was removed"},

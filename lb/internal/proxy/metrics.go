@@ -64,3 +64,25 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.exhausted, prometheus.CounterValue, float64(c.bal.BudgetExhausted.Load()))
 	ch <- prometheus.MustNewConstMetric(c.nobackend, prometheus.CounterValue, float64(c.bal.NoBackendTotal.Load()))
 }
+
+var (
+	refusedDesc = prometheus.NewDesc("shoal_lb_connections_refused_total",
+		"Client connections closed at accept, by reason (max_conns: --max-conns were open).", []string{"reason"}, nil)
+	openDesc = prometheus.NewDesc("shoal_lb_connections_open", "Client connections being served.", nil, nil)
+)
+
+// ConnCollector exports the proxy's connection counters.
+type ConnCollector struct{ p *Proxy }
+
+// NewConnCollector returns a collector for p's connections.
+func NewConnCollector(p *Proxy) ConnCollector { return ConnCollector{p} }
+
+func (c ConnCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- refusedDesc
+	ch <- openDesc
+}
+
+func (c ConnCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.p.RefusedMaxConns()), "max_conns")
+	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(c.p.OpenConns()))
+}

@@ -57,6 +57,9 @@ type Proxy struct {
 	lns     []net.Listener
 	conns   sync.WaitGroup
 	closing atomic.Bool
+
+	open          atomic.Int64  // client connections being served
+	refusedMaxCon atomic.Uint64 // closed at accept: MaxConns were open
 }
 
 // New builds a proxy and its balancer (bcfg) for one fleet. Both configs
@@ -106,6 +109,13 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 	return p, nil
 }
 
+// OpenConns is the number of client connections being served.
+func (p *Proxy) OpenConns() int64 { return p.open.Load() }
+
+// RefusedMaxConns counts connections closed at accept because MaxConns
+// were open.
+func (p *Proxy) RefusedMaxConns() uint64 { return p.refusedMaxCon.Load() }
+
 // Balancer is the proxy's balancing core (feed and health update it).
 func (p *Proxy) Balancer() *balance.Balancer { return p.bal }
 
@@ -139,10 +149,22 @@ func (p *Proxy) Serve(ln net.Listener) error {
 			c.Close()
 			return ErrClosed
 		}
+		// Over the limit the connection is closed before a byte is read:
+		// the protocol (TLS, h2, HTTP/1.1) is not known yet, so no error
+		// response could be written that every client reads, and a 503
+		// would cost the work the limit is there to spare.
+		if p.open.Add(1) > int64(p.cfg.MaxConns) {
+			p.open.Add(-1)
+			p.mu.Unlock()
+			p.refusedMaxCon.Add(1)
+			c.Close()
+			continue
+		}
 		p.conns.Add(1)
 		p.mu.Unlock()
 		go func() {
 			defer p.conns.Done()
+			defer p.open.Add(-1)
 			p.classify(c)
 		}()
 	}

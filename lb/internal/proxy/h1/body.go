@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"strconv"
 )
 
 // Bodies are streamed through the connections' buffers. Each copy takes a
@@ -80,19 +79,64 @@ func copyChunked(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
 		if size == 0 {
 			return copyTrailers(dst, src, refresh)
 		}
-		if err := copyN(dst, src, size+2, refresh); err != nil {
+		if err := copyN(dst, src, size, refresh); err != nil {
+			return err
+		}
+		if err := chunkEnd(dst, src, refresh); err != nil {
 			return err
 		}
 	}
 }
 
+var errChunkEnd = errors.New("malformed chunked body: chunk data not followed by CRLF")
+
+// chunkEnd checks and copies (when dst is set) the CRLF after a chunk's
+// data: without the check, a chunk longer than its size would be copied
+// on as the start of the next chunk, which a backend may frame otherwise.
+func chunkEnd(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
+	if src.Buffered() < 2 {
+		if dst != nil {
+			if err := dst.Flush(); err != nil {
+				return err
+			}
+		}
+		if refresh != nil {
+			refresh()
+		}
+	}
+	b, err := src.Peek(2)
+	if err != nil {
+		return unexpected(err)
+	}
+	if b[0] != '\r' || b[1] != '\n' {
+		return errChunkEnd
+	}
+	src.Discard(2)
+	if dst != nil {
+		_, err = dst.Write(crlf)
+	}
+	return err
+}
+
+var errTrailer = errors.New("malformed chunked body: a trailer line is not a field line ending in CRLF (RFC 9112 7.1.2)")
+
 // copyTrailers copies a chunked body's trailer section, up to the empty
-// line that ends it.
+// line that ends it. Each line is checked as a header field line is, since
+// it is copied verbatim.
 func copyTrailers(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
 	for {
 		t, err := readLine(dst, src, refresh)
 		if err != nil {
 			return err
+		}
+		if !crlfLine(t) {
+			return errTrailer
+		}
+		if len(t) > 2 {
+			c := bytes.IndexByte(t, ':')
+			if c < 0 || !isToken(t[:c]) || !validValue(t[c+1:len(t)-2]) {
+				return errTrailer
+			}
 		}
 		if dst != nil {
 			if _, err := dst.Write(t); err != nil {
@@ -105,19 +149,52 @@ func copyTrailers(dst *bufio.Writer, src *bufio.Reader, refresh func()) error {
 	}
 }
 
-// chunkHeader reads a chunk-size line.
+var errChunkSize = errors.New("malformed chunk-size line: 1 to 15 hex digits, optional extensions without controls, CRLF (RFC 9112 7.1)")
+
+// crlfLine reports whether a line read up to its LF ends in CRLF and has
+// no other CR: a bare CR or LF is a line end to some parsers only.
+func crlfLine(line []byte) bool {
+	n := len(line)
+	return n >= 2 && line[n-2] == '\r' && bytes.IndexByte(line[:n-2], '\r') < 0
+}
+
+// chunkHeader reads a chunk-size line. Sizes are hex digits only (no sign,
+// no 0x, no whitespace before the extensions' BWS), at most 15 of them so
+// they cannot overflow; extensions are copied as they are but may not hold
+// controls.
 func chunkHeader(dst *bufio.Writer, src *bufio.Reader, refresh func()) ([]byte, int64, error) {
 	line, err := readLine(dst, src, refresh)
 	if err != nil {
 		return nil, 0, err
 	}
-	sz := line
-	if i := bytes.IndexByte(sz, ';'); i >= 0 {
-		sz = sz[:i]
+	if !crlfLine(line) {
+		return nil, 0, errChunkSize
 	}
-	size, err := strconv.ParseInt(string(trimOWS(bytes.TrimRight(sz, "\r\n"))), 16, 64)
-	if err != nil || size < 0 {
-		return nil, 0, errors.New("malformed chunk size")
+	body := line[:len(line)-2]
+	var size int64
+	k := 0
+	for ; k < len(body); k++ {
+		c := body[k]
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c|0x20 && c|0x20 <= 'f':
+			d = c | 0x20 - 'a' + 10
+		default:
+			goto ext
+		}
+		if k == 15 {
+			return nil, 0, errChunkSize
+		}
+		size = size<<4 | int64(d)
+	}
+ext:
+	if k == 0 {
+		return nil, 0, errChunkSize
+	}
+	if rest := trimOWS(body[k:]); len(rest) > 0 && (rest[0] != ';' || !validValue(rest)) || len(rest) == 0 && k < len(body) {
+		return nil, 0, errChunkSize
 	}
 	return line, size, nil
 }
@@ -139,6 +216,12 @@ func readLine(dst *bufio.Writer, src *bufio.Reader, refresh func()) ([]byte, err
 		return nil, unexpected(err)
 	}
 	return line, nil
+}
+
+// isFraming reports whether err is a chunked body breaking the framing
+// rules (as opposed to a connection failing).
+func isFraming(err error) bool {
+	return errors.Is(err, errChunkSize) || errors.Is(err, errChunkEnd) || errors.Is(err, errTrailer)
 }
 
 var errBodyTooLarge = errors.New("body exceeds max-body-bytes")
@@ -181,8 +264,8 @@ func readBody(src *bufio.Reader, h *head, limit int, eof bool, refresh func()) (
 			if err := add(size); err != nil {
 				return nil, err
 			}
-			if _, err := src.Discard(2); err != nil {
-				return nil, unexpected(err)
+			if err := chunkEnd(nil, src, refresh); err != nil {
+				return nil, err
 			}
 		}
 	case h.length > 0:

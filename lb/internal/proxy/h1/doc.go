@@ -4,6 +4,9 @@
 // framing needs (method, version, Content-Length, Transfer-Encoding,
 // Connection, Upgrade, Expect) and streams bodies through the connections'
 // buffers. Upgrade requests (WebSocket) are passed through byte for byte.
+// Because heads and chunked framing are copied verbatim, parsing is strict
+// (RFC 9112, RFC 9110): anything a backend could frame differently is
+// refused, never guessed at (ARCHITECTURE.md, Load balancer).
 //
 // With --backend-protocol h2c|h2 it sends requests over HTTP/2 instead,
 // buffering bodies; and it answers HTTP/2 clients' non-gRPC requests for

@@ -101,6 +101,9 @@ func (e *Engine) ServeConn(c net.Conn) {
 			if errors.Is(err, errHeadTooLarge) {
 				cl.reply(431, "request head exceeds max-header-bytes "+strconv.Itoa(e.cfg.MaxHeaderBytes), true)
 			}
+			if errors.Is(err, errBareLF) {
+				cl.reply(400, err.Error(), true)
+			}
 			return
 		}
 		raw, _ := cl.br.Peek(n)

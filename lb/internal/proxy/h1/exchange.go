@@ -63,6 +63,16 @@ func (e *Engine) exchange(cl *client, h *head, n int, keep bool) bool {
 			yieldBeforeRead()
 			rerr = readResponseHead(bc, &resp, cl, false)
 		}
+		if isFraming(werr) {
+			// The client's chunked body broke the framing rules: the
+			// backend got the chunks before the bad one and now a
+			// closed connection, so it cannot read what follows as a
+			// request. The client is answered, not the backend blamed.
+			bc.c.Close()
+			e.bal.Done(be, balance.Outcome{Status: 400, Latency: time.Since(start)})
+			cl.reply(400, werr.Error(), true)
+			return false
+		}
 		if err := errors.Join(werr, rerr); err != nil {
 			bc.c.Close()
 			retry, status, o := e.tryFailed(be, bc, err, start, hasBody, upstream.Idempotent(h.method))

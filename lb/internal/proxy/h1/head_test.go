@@ -18,8 +18,9 @@ func TestParseHead(t *testing.T) {
 			func(h *head) bool {
 				return string(h.method) == "POST" && string(h.target) == "/x" && h.minor == 1 && h.length == 5 && h.connKeep && h.connUpg && h.upgrade && string(h.host) == "a"
 			}, false},
-		{"chunked wins over length", "PUT / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", true,
+		{"chunked last", "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", true,
 			func(h *head) bool { return h.chunked && h.length == -1 }, false},
+		{"length and chunked", "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", true, nil, true},
 		{"response", "HTTP/1.0 204 No Content\r\nConnection: close\r\n\r\n", false,
 			func(h *head) bool { return h.status == 204 && h.minor == 0 && h.connClose }, false},
 		{"chunked not last", "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", true, nil, true},
@@ -27,6 +28,23 @@ func TestParseHead(t *testing.T) {
 		{"obsolete folding", "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n", true, nil, true},
 		{"bad version", "GET / HTTP/2.0\r\n\r\n", true, nil, true},
 		{"bad status", "HTTP/1.1 0x0 what\r\n\r\n", false, nil, true},
+		{"status without reason", "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", false, func(h *head) bool { return h.status == 200 && h.length == 0 }, false},
+		{"status glued to reason", "HTTP/1.1 200OK\r\n\r\n", false, nil, true},
+		{"response CL and TE", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n", false, nil, true},
+		{"response differing CL", "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", false, nil, true},
+		{"response TE in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, nil, true},
+		{"tab in a value is legal", "GET / HTTP/1.1\r\nHost: a\r\nX: a\tb\r\n\r\n", true, func(h *head) bool { return true }, false},
+		{"obs-text in a value is legal", "GET / HTTP/1.1\r\nHost: a\r\nX: caf\xc3\xa9\r\n\r\n", true, func(h *head) bool { return true }, false},
+		{"DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", true, nil, true},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n", true, func(h *head) bool { return h.minor == 0 }, false},
+		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n", true, func(h *head) bool { return h.hasHostHdr && len(h.host) == 0 }, false},
+		{"absolute-form", "GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n", true, func(h *head) bool { return string(h.target) == "http://a/b" }, false},
+		{"asterisk for OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", true, func(h *head) bool { return true }, false},
+		{"asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", true, nil, true},
+		{"raw 8-bit target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", true, nil, true},
+		{"two spaces after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", true, nil, true},
+		{"CL too long", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9999999999999999999\r\n\r\n", true, nil, true},
+		{"empty CL", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", true, nil, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -99,6 +117,16 @@ func TestReadBody(t *testing.T) {
 		{"chunked over the limit", "5\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 4, "", true},
 		{"truncated", "hel", head{length: 5}, false, 100, "", true},
 		{"bad chunk size", "zz\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk size with sign", "+5\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk size of 16 digits", "0000000000000005\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk size of 15 digits", "000000000000005\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "hello", false},
+		{"chunk size with trailing space", "5 \r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk ext with BWS", "5 ; a=b\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "hello", false},
+		{"chunk ext with NUL", "5;a\x00\r\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk data without CRLF", "5\r\nhelloXX0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"chunk line with bare LF", "5\nhello\r\n0\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"trailer without colon", "0\r\nX-Sum 5\r\n\r\n", head{length: -1, chunked: true}, false, 100, "", true},
+		{"trailer ended by bare LF", "0\r\n\n", head{length: -1, chunked: true}, false, 100, "", true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -120,5 +148,40 @@ func TestCopyChunkedIsVerbatim(t *testing.T) {
 	w.Flush()
 	if b.String() != in {
 		t.Fatalf("copied %q, want %q", b.String(), in)
+	}
+}
+
+func TestRoundTripRequestCheck(t *testing.T) {
+	ok := Request{Method: "GET", Path: "/a", Authority: "x", Header: [][2]string{{"x-a", "b\tc"}}}
+	if err := ok.check(); err != nil {
+		t.Fatalf("valid request refused: %v", err)
+	}
+	for name, mut := range map[string]func(*Request){
+		"CRLF in a value":  func(r *Request) { r.Header = [][2]string{{"x-a", "b\r\nGET /smuggled HTTP/1.1"}} },
+		"NUL in a value":   func(r *Request) { r.Header = [][2]string{{"x-a", "b\x00"}} },
+		"space in a name":  func(r *Request) { r.Header = [][2]string{{"x a", "b"}} },
+		"space in path":    func(r *Request) { r.Path = "/a HTTP/1.1\r\nHost: y\r\n\r\nGET /b" },
+		"method not token": func(r *Request) { r.Method = "GET /" },
+		"CRLF in host":     func(r *Request) { r.Authority = "x\r\nX: y" },
+	} {
+		r := ok
+		mut(&r)
+		if err := r.check(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// validValue's word-at-a-time path must agree with the byte table for
+// every byte in every position of a word.
+func TestValidValueMatchesTable(t *testing.T) {
+	for c := range 256 {
+		for pos := range 11 {
+			b := []byte("abcdefghijk")
+			b[pos] = byte(c)
+			if got, want := validValue(b), validText(b); got != want {
+				t.Fatalf("byte %#x at %d: validValue %v, table %v", c, pos, got, want)
+			}
+		}
 	}
 }

@@ -39,6 +39,9 @@ type Failure struct {
 // RoundTrip sends req to an HTTP/1.1 backend and reads the whole response,
 // with the same pick, retry and error rules as the engine's own clients.
 func (e *Engine) RoundTrip(req *Request) (*Response, *Failure) {
+	if err := req.check(); err != nil {
+		return nil, &Failure{400, err.Error()}
+	}
 	a := e.bal.Attempt()
 	defer a.Close()
 	fresh := false
@@ -84,6 +87,29 @@ func (e *Engine) RoundTrip(req *Request) (*Response, *Failure) {
 		}
 		return resp, nil
 	}
+}
+
+// check refuses what HPACK carries but an HTTP/1.1 head cannot: a CR, LF
+// or NUL in a value, or a name or method that is not a token, would let an
+// HTTP/2 client write a second request into the backend connection
+// (HTTP/2 to HTTP/1.1 smuggling, RFC 9113 8.2.1).
+func (req *Request) check() error {
+	h := head{line: []byte(req.Method + " " + req.Path + " HTTP/1.1")}
+	if err := parseFirstLine(&h, true); err != nil {
+		return err
+	}
+	if !validHost(req.Authority) {
+		return errHost
+	}
+	for _, f := range req.Header {
+		if !isToken(f[0]) {
+			return errFieldName
+		}
+		if !validText(f[1]) {
+			return errFieldValue
+		}
+	}
+	return nil
 }
 
 // tryRoundTrip is one try. A nil head with an error means no response
