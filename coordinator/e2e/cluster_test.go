@@ -113,9 +113,16 @@ func failoverRestartAndDurability(t *testing.T, store string) {
 	for i := 0; i < 40; i++ {
 		name := fmt.Sprintf("fleet-%d", i%9)
 		d := want[name].Min + int32(i%2)
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := leader.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Name: name, Desired: &d})
-		cancel()
+		// With one node down, a missed heartbeat on a loaded machine makes
+		// the leader step down: the write then fails as "may or may not
+		// have been applied" (Aborted) or finds no leader (Unavailable).
+		// Setting an absolute desired capacity is idempotent, so a client
+		// retries it through the same node, which forwards to whoever
+		// leads; anything else is a failure.
+		err := retryIdempotent(10*time.Second, func(ctx context.Context) error {
+			_, err := leader.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Name: name, Desired: &d})
+			return err
+		})
 		if err != nil {
 			t.Fatalf("update %s: %v", name, err)
 		}
@@ -415,5 +422,24 @@ func TestRegisterModelRejectsLostWrite(t *testing.T) {
 				t.Fatalf("linearizable = %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// retryIdempotent calls an idempotent write until it succeeds, retrying
+// only the answers a leadership change gives (Aborted: outcome unknown;
+// Unavailable: no leader yet), with a short backoff, for at most within.
+func retryIdempotent(within time.Duration, call func(ctx context.Context) error) error {
+	deadline := time.Now().Add(within)
+	backoff := 20 * time.Millisecond
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := call(ctx)
+		cancel()
+		code := status.Code(err)
+		if err == nil || (code != codes.Aborted && code != codes.Unavailable) || time.Now().Add(backoff).After(deadline) {
+			return err
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
