@@ -12,35 +12,23 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/metadb"
 )
+
+const wipeHint = "wipe this node's data dir and let it rejoin (see Durability in ARCHITECTURE.md)"
 
 func (n *Node) open() error {
 	cfg := n.cfg
 	hl := NewHCLog(n.log, hclog.Info)
 	logs, stable, snaps := cfg.LogStoreImpl, cfg.StableStore, cfg.SnapshotStore
 	if logs == nil {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-			return fmt.Errorf("data-dir: %w", err)
+		var err error
+		if logs, stable, err = n.openLogStore(hl); err != nil {
+			return err
 		}
-		switch cfg.LogStore {
-		case StoreBolt:
-			s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-			if err != nil {
-				return fmt.Errorf("open boltdb log store: %w", err)
-			}
-			n.close = append(n.close, s)
-			logs, stable = s, s
-		default:
-			dir := filepath.Join(cfg.DataDir, "wal")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("data-dir: %w", err)
-			}
-			s, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")))
-			if err != nil {
-				return fmt.Errorf("open raft-wal log store: %w", err)
-			}
-			n.close = append(n.close, s)
-			logs, stable = s, s
+		if err := verifyLog(logs); err != nil {
+			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
 		}
 	}
 	if snaps == nil {
@@ -48,7 +36,10 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("open snapshot store: %w", err)
 		}
-		snaps = s
+		snaps = &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
+		if err := verifySnapshot(snaps); err != nil {
+			return fmt.Errorf("raft snapshot: %w; %s", err, wipeHint)
+		}
 	}
 	trans := cfg.Transport
 	if trans == nil {
@@ -123,4 +114,49 @@ func (n *Node) open() error {
 		go n.joinLoop()
 	}
 	return nil
+}
+
+// openLogStore opens the durable log store behind the checksum envelope.
+func (n *Node) openLogStore(hl hclog.Logger) (raft.LogStore, raft.StableStore, error) {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data-dir: %w", err)
+	}
+	switch cfg.LogStore {
+	case StoreBolt:
+		path := filepath.Join(cfg.DataDir, "raft.db")
+		s, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open boltdb log store: %w", err)
+		}
+		n.close = append(n.close, s)
+		where := func(uint64) string { return "file " + path }
+		return &checkedLogStore{LogStore: s, where: where, onFatal: n.failStorage}, s, nil
+	default:
+		dir := filepath.Join(cfg.DataDir, "wal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("data-dir: %w", err)
+		}
+		vfs := cfg.walVFS
+		if vfs == nil {
+			vfs = walfs.New()
+		}
+		filer := newSegmentFiler(dir, vfs)
+		// raft-wal's Close leaves its metadata DB open, and with it the
+		// file lock that a reopen in the same process would wait on forever.
+		meta := &metadb.BoltMetaDB{}
+		n.close = append(n.close, meta)
+		// A zero segment size is raft-wal's default (64 MiB).
+		s, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithSegmentFiler(filer),
+			raftwal.WithSegmentSize(cfg.walSegmentSize), raftwal.WithMetaStore(meta))
+		if err != nil {
+			err = fmt.Errorf("open raft-wal log store: %w", err)
+			if errors.Is(err, ErrCorrupt) {
+				err = fmt.Errorf("%w; %s", err, wipeHint)
+			}
+			return nil, nil, err
+		}
+		n.close = append(n.close, s)
+		return &checkedLogStore{LogStore: s, where: filer.where, onFatal: n.failStorage}, s, nil
+	}
 }

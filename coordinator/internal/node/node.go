@@ -142,7 +142,7 @@ func (n *Node) Addrs() (rpc, http net.Addr) { return n.rpcLis.Addr(), n.httpLis.
 // leader's loops (a drain cut short is redone by the next leader), then
 // raft, while gRPC still serves, so a leader hands over leadership and peers
 // can still reach it to finish forwarding; then gRPC, then HTTP. It returns
-// the listener's error, if one failed.
+// the listener's error, if one failed, or raft's storage failure.
 func (n *Node) Run(ctx context.Context) error {
 	loopsCtx, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan struct{})
@@ -160,6 +160,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("shutting down")
 	case serveErr = <-errc:
 		n.log.Error("listener failed", "err", serveErr)
+	case serveErr = <-n.raft.Fatal():
+		// Already logged by raft; stopping with an error lets the
+		// supervisor restart the node on stores reopened from disk.
 	}
 	start := time.Now()
 	stopLoops()
