@@ -56,12 +56,14 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.rpcLis.Close()
 		return nil, fmt.Errorf("http-addr (%q): %w", cfg.HTTPAddr, err)
 	}
+	// `return nil, err` clears n before this runs; hold on to the node.
+	self := n
 	defer func() {
 		if err != nil {
-			n.rpcLis.Close()
-			n.httpLis.Close()
-			if n.raft != nil {
-				_ = n.raft.Shutdown()
+			self.rpcLis.Close()
+			self.httpLis.Close()
+			if self.raft != nil {
+				_ = self.raft.Shutdown()
 			}
 		}
 	}()
