@@ -23,13 +23,26 @@ func (n *Node) open() error {
 	hl := NewHCLog(n.log, hclog.Info)
 	logs, stable, snaps := cfg.LogStoreImpl, cfg.StableStore, cfg.SnapshotStore
 	if logs == nil {
-		var err error
-		if logs, stable, err = n.openLogStore(hl); err != nil {
+		cs, st, err := n.openLogStore(hl)
+		if err != nil {
 			return err
 		}
-		if err := verifyLog(logs); err != nil {
+		if err := verifyLog(cs); err != nil {
 			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
 		}
+		li, acked, err := openLastIndex(cfg.DataDir)
+		if err != nil {
+			return fmt.Errorf("data-dir: %w", err)
+		}
+		n.close = append(n.close, li)
+		if err := checkLastIndex(cs, acked, cs.where); err != nil {
+			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
+		}
+		if cs.acked, err = cs.LastIndex(); err != nil {
+			return fmt.Errorf("raft log: %w", err)
+		}
+		cs.last = li
+		logs, stable = cs, st
 	}
 	if snaps == nil {
 		s, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshot"))
@@ -117,7 +130,7 @@ func (n *Node) open() error {
 }
 
 // openLogStore opens the durable log store behind the checksum envelope.
-func (n *Node) openLogStore(hl hclog.Logger) (raft.LogStore, raft.StableStore, error) {
+func (n *Node) openLogStore(hl hclog.Logger) (*checkedLogStore, raft.StableStore, error) {
 	cfg := n.cfg
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("data-dir: %w", err)
@@ -131,7 +144,7 @@ func (n *Node) openLogStore(hl hclog.Logger) (raft.LogStore, raft.StableStore, e
 		}
 		n.close = append(n.close, s)
 		where := func(uint64) string { return "file " + path }
-		return &checkedLogStore{LogStore: s, where: where, onFatal: n.failStorage}, s, nil
+		return n.checked(s, where), s, nil
 	default:
 		dir := filepath.Join(cfg.DataDir, "wal")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -157,6 +170,10 @@ func (n *Node) openLogStore(hl hclog.Logger) (raft.LogStore, raft.StableStore, e
 			return nil, nil, err
 		}
 		n.close = append(n.close, s)
-		return &checkedLogStore{LogStore: s, where: filer.where, onFatal: n.failStorage}, s, nil
+		return n.checked(s, filer.where), s, nil
 	}
+}
+
+func (n *Node) checked(s raft.LogStore, where func(uint64) string) *checkedLogStore {
+	return &checkedLogStore{LogStore: s, where: where, onFatal: n.failStorage}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -95,6 +96,12 @@ type checkedLogStore struct {
 	// where names the file that holds an index, for error messages.
 	where   func(index uint64) string
 	onFatal func(error)
+	// last is nil where the log's end is not tracked (tests of the
+	// envelope alone).
+	last *lastIndexFile
+	// acked is the highest index stored; guarded by raft calling the
+	// writes from one goroutine.
+	acked uint64
 }
 
 var _ raft.MonotonicLogStore = (*checkedLogStore)(nil)
@@ -136,10 +143,27 @@ func (s *checkedLogStore) StoreLogs(logs []*raft.Log) error {
 		s.onFatal(err)
 		return err
 	}
+	s.acked = logs[len(logs)-1].Index
+	if s.last != nil {
+		if err := s.last.set(s.acked, false); err != nil {
+			err = fmt.Errorf("record the raft log's last index: %w", err)
+			s.onFatal(err)
+			return err
+		}
+	}
 	return nil
 }
 
 func (s *checkedLogStore) DeleteRange(min, max uint64) error {
+	if s.last != nil && max >= s.acked {
+		// The tail goes; the next append records the new end.
+		if err := s.last.set(0, true); err != nil {
+			err = fmt.Errorf("record the raft log's last index: %w", err)
+			s.onFatal(err)
+			return err
+		}
+		s.acked = 0
+	}
 	if err := s.LogStore.DeleteRange(min, max); err != nil {
 		err = fmt.Errorf("delete raft log entries %d-%d: %w", min, max, err)
 		s.onFatal(err)
@@ -293,4 +317,67 @@ func verifySnapshot(s raft.SnapshotStore) error {
 		return fmt.Errorf("%w (index %d)", err, list[0].Index)
 	}
 	return rc.Close()
+}
+
+// lastIndexFile keeps the highest index the log store has acknowledged, so
+// that a log which comes back shorter is noticed. raft-wal rebuilds its tail
+// segment by reading frames until they stop making sense, so a tail that
+// was truncated, or damaged in its last batch, just ends early: without this
+// the node would silently forget entries it had acknowledged (and voted
+// with).
+//
+// The value is written after each append without an fsync: it is only ever
+// written once the entries it names are durable, so what survives a power
+// loss is never ahead of the log. Removing the log's tail is the one thing
+// that lowers it; before that the file is set to 0 (no check) durably.
+type lastIndexFile struct {
+	f *os.File
+}
+
+const lastIndexName = "raft-last-index"
+
+func openLastIndex(dir string) (*lastIndexFile, uint64, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lastIndexName), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, 0, err
+	}
+	var b [12]byte
+	n, err := f.ReadAt(b[:], 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		f.Close()
+		return nil, 0, err
+	}
+	if n < len(b) || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		// New, or torn: it only adds a check, so start without one.
+		return &lastIndexFile{f: f}, 0, nil
+	}
+	return &lastIndexFile{f: f}, binary.LittleEndian.Uint64(b[:8]), nil
+}
+
+func (l *lastIndexFile) set(index uint64, sync bool) error {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:8], index)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	if _, err := l.f.WriteAt(b[:], 0); err != nil {
+		return err
+	}
+	if sync {
+		return l.f.Sync()
+	}
+	return nil
+}
+
+func (l *lastIndexFile) Close() error { return l.f.Close() }
+
+// checkLastIndex compares the log with the index it acknowledged last.
+func checkLastIndex(s raft.LogStore, acked uint64, where func(uint64) string) error {
+	last, err := s.LastIndex()
+	if err != nil {
+		return err
+	}
+	if last < acked {
+		return fmt.Errorf("%w: the log ends at index %d (%s) but index %d was stored before (%s): entries %d-%d are lost",
+			ErrCorrupt, last, where(last), acked, lastIndexName, last+1, acked)
+	}
+	return nil
 }

@@ -238,6 +238,58 @@ func TestFlippedByteInSealedSegmentStopsTheNode(t *testing.T) {
 	}
 }
 
+// TestShortenedTailStopsTheNode damages the segment raft-wal still appends
+// to. raft-wal rebuilds that one by reading until the frames stop making
+// sense, so a cut or a flip in its last batch shortens the log instead of
+// failing; the node must notice the entries it lost.
+func TestShortenedTailStopsTheNode(t *testing.T) {
+	pristine := t.TempDir()
+	state, last := populate(t, pristine)
+	all, err := filepath.Glob(filepath.Join(pristine, "wal", "*.wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(all)
+	tail := filepath.Base(all[len(all)-1])
+	fi, err := os.Stat(all[len(all)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, identical := 0, 0
+	count := func(stop bool) {
+		if stop {
+			stopped++
+		} else {
+			identical++
+		}
+	}
+	for k := int64(1); k <= 5; k++ {
+		size := fi.Size() * k / 6
+		t.Run(fmt.Sprintf("cut at %d of %d", size, fi.Size()), func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, pristine, dir)
+			if err := os.Truncate(filepath.Join(dir, "wal", tail), size); err != nil {
+				t.Fatal(err)
+			}
+			count(outcome(t, dir, state, last, "raft storage corrupt"))
+		})
+	}
+	rng := rand.New(rand.NewPCG(15, 7))
+	for range 10 {
+		off, mask := rng.Int64N(fi.Size()), byte(1+rng.IntN(255))
+		t.Run(fmt.Sprintf("flip at %d^%02x", off, mask), func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, pristine, dir)
+			flip(t, filepath.Join(dir, "wal", tail), off, mask)
+			count(outcome(t, dir, state, last, "raft storage corrupt"))
+		})
+	}
+	t.Logf("15 cuts and flips in the tail segment: %d stopped the node, %d left the state identical", stopped, identical)
+	if stopped == 0 {
+		t.Fatal("no damage to the tail was detected")
+	}
+}
+
 func TestEntryWithoutEnvelopeIsRefused(t *testing.T) {
 	l := &raft.Log{Index: 7, Term: 2, Type: raft.LogCommand, Data: []byte(`{"op":"x"}`)}
 	sealed, err := seal(l)
