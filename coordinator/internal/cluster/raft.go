@@ -49,8 +49,9 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("open snapshot store: %w", err)
 		}
-		snaps = &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
-		if err := verifySnapshot(snaps); err != nil {
+		cs := &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
+		snaps = cs
+		if err := verifySnapshots(cs); err != nil {
 			return fmt.Errorf("raft snapshot: %w; %s", err, wipeHint)
 		}
 	}

@@ -345,6 +345,11 @@ func TestFlippedByteInSnapshotStopsTheNode(t *testing.T) {
 	if err := n.Raft().Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}
+	last := n.Raft().AppliedIndex()
+	if err := waitApplied(t, n, last); err != nil {
+		t.Fatal(err)
+	}
+	state := fsmState(t, n.FSM())
 	if err := n.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -367,6 +372,31 @@ func TestFlippedByteInSnapshotStopsTheNode(t *testing.T) {
 		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), rel) || !strings.Contains(err.Error(), "CRC mismatch") {
 			t.Fatalf("flip at %d: start = %v, want a CRC error naming %s", off, err, rel)
 		}
+	}
+
+	// meta.json has no CRC of its own in raft; its sidecar must catch a
+	// changed index or term.
+	metaRel := filepath.Join(filepath.Dir(rel), "meta.json")
+	if _, err := os.Stat(filepath.Join(pristine, filepath.Dir(rel), metaSumName)); err != nil {
+		t.Fatalf("no %s beside the snapshot: %v", metaSumName, err)
+	}
+	mi, err := os.Stat(filepath.Join(pristine, metaRel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := 0
+	for range 20 {
+		off, mask := rng.Int64N(mi.Size()), byte(1+rng.IntN(255))
+		dir := t.TempDir()
+		copyDir(t, pristine, dir)
+		flip(t, filepath.Join(dir, metaRel), off, mask)
+		if outcome(t, dir, state, last, "raft storage corrupt") {
+			stopped++
+		}
+	}
+	t.Logf("20 flips in meta.json: %d stopped the node, %d left the state identical", stopped, 20-stopped)
+	if stopped == 0 {
+		t.Fatal("no flip in meta.json was detected")
 	}
 }
 
