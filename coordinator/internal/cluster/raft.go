@@ -38,9 +38,11 @@ func (n *Node) open() error {
 		if err := checkLastIndex(cs, acked, cs.where); err != nil {
 			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
 		}
-		if cs.acked, err = cs.LastIndex(); err != nil {
+		end, err := cs.LastIndex()
+		if err != nil {
 			return fmt.Errorf("raft log: %w", err)
 		}
+		cs.acked.Store(end)
 		cs.last = li
 		logs, stable = cs, st
 	}

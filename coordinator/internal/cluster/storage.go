@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/hashicorp/raft"
 	raftwal "github.com/hashicorp/raft-wal"
@@ -101,9 +102,9 @@ type checkedLogStore struct {
 	// last is nil where the log's end is not tracked (tests of the
 	// envelope alone).
 	last *lastIndexFile
-	// acked is the highest index stored; guarded by raft calling the
-	// writes from one goroutine.
-	acked uint64
+	// acked is the highest index stored. raft appends from its main
+	// goroutine but compacts from its snapshot goroutine.
+	acked atomic.Uint64
 }
 
 var _ raft.MonotonicLogStore = (*checkedLogStore)(nil)
@@ -145,9 +146,10 @@ func (s *checkedLogStore) StoreLogs(logs []*raft.Log) error {
 		s.onFatal(err)
 		return err
 	}
-	s.acked = logs[len(logs)-1].Index
+	last := logs[len(logs)-1].Index
+	s.acked.Store(last)
 	if s.last != nil {
-		if err := s.last.set(s.acked, false); err != nil {
+		if err := s.last.set(last, false); err != nil {
 			err = fmt.Errorf("record the raft log's last index: %w", err)
 			s.onFatal(err)
 			return err
@@ -157,14 +159,14 @@ func (s *checkedLogStore) StoreLogs(logs []*raft.Log) error {
 }
 
 func (s *checkedLogStore) DeleteRange(min, max uint64) error {
-	if s.last != nil && max >= s.acked {
+	if s.last != nil && max >= s.acked.Load() {
 		// The tail goes; the next append records the new end.
 		if err := s.last.set(0, true); err != nil {
 			err = fmt.Errorf("record the raft log's last index: %w", err)
 			s.onFatal(err)
 			return err
 		}
-		s.acked = 0
+		s.acked.Store(0)
 	}
 	if err := s.LogStore.DeleteRange(min, max); err != nil {
 		err = fmt.Errorf("delete raft log entries %d-%d: %w", min, max, err)

@@ -229,6 +229,7 @@ func TestFlippedByteInSealedSegmentStopsTheNode(t *testing.T) {
 				stopped++
 			} else {
 				identical++
+				t.Logf("offset %d of %d: state identical", off, fi.Size())
 			}
 		})
 	}
