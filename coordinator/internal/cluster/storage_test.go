@@ -291,6 +291,60 @@ func TestShortenedTailStopsTheNode(t *testing.T) {
 	}
 }
 
+// TestCorruptReadWhileRunningIsFatal damages a sealed segment under a
+// store that is open, as bit rot would, and reads the entry as raft does
+// when it replicates or applies it.
+func TestCorruptReadWhileRunningIsFatal(t *testing.T) {
+	dir := t.TempDir()
+	populate(t, dir)
+	n := &Node{cfg: testConfig(dir, nil), fatal: make(chan error, 1)}
+	n.log = n.cfg.Logger
+	s, _, err := n.openLogStore(NewHCLog(n.log, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.closeAll()
+	// Batching decides which segment holds which fleet; take the first
+	// fleet found in a sealed one.
+	seg, off := "", -1
+	for _, p := range sealedSegments(t, dir) {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i < 40 && off < 0; i++ {
+			if off = bytes.Index(b, []byte(fmt.Sprintf("f%02d-asg", i))); off >= 0 {
+				seg = p
+			}
+		}
+		if off >= 0 {
+			break
+		}
+	}
+	if off < 0 {
+		t.Fatal("no fleet's entry in a sealed segment")
+	}
+	flip(t, seg, int64(off), 0x01) // fNN-asg -> gNN-asg
+	first, _ := s.FirstIndex()
+	last, _ := s.LastIndex()
+	var l raft.Log
+	var readErr error
+	for i := first; i <= last && readErr == nil; i++ {
+		readErr = s.GetLog(i, &l)
+	}
+	if !errors.Is(readErr, ErrCorrupt) || !strings.Contains(readErr.Error(), filepath.Base(seg)) {
+		t.Fatalf("read = %v, want a corruption error naming %s", readErr, filepath.Base(seg))
+	}
+	select {
+	case err := <-n.Fatal():
+		if err.Error() != readErr.Error() {
+			t.Fatalf("fatal = %v, want %v", err, readErr)
+		}
+	default:
+		t.Fatal("a corrupt read was not reported as fatal")
+	}
+}
+
 func TestEntryWithoutEnvelopeIsRefused(t *testing.T) {
 	l := &raft.Log{Index: 7, Term: 2, Type: raft.LogCommand, Data: []byte(`{"op":"x"}`)}
 	sealed, err := seal(l)
