@@ -60,7 +60,7 @@ func seal(l *raft.Log) (*raft.Log, error) {
 	return &out, nil
 }
 
-// open strips the envelope from l in place and checks the sum. Entries
+// unseal strips the envelope from l in place and checks the sum. Entries
 // without an envelope (written before it existed, by unreleased builds) are
 // refused like corrupt ones: accepting them would let a flip of the version
 // byte switch the check off.
