@@ -46,6 +46,7 @@ type Node struct {
 	unreachable map[raft.ServerID]bool
 	observer    *raft.Observer
 	stop        chan struct{}
+	fatal       chan error
 	wg          sync.WaitGroup
 	shutOnce    sync.Once
 	shutErr     error
@@ -65,6 +66,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		conns:       map[string]*grpc.ClientConn{},
 		unreachable: map[raft.ServerID]bool{},
 		stop:        make(chan struct{}),
+		fatal:       make(chan error, 1),
 	}
 	n.metrics = newMetrics(n)
 	if err := n.open(); err != nil {
@@ -81,6 +83,22 @@ func (n *Node) closeAll() {
 		}
 	}
 	n.close = nil
+}
+
+// Fatal delivers the first storage failure the node cannot get past: a log
+// entry or snapshot that fails its checksum, or a log store that can no
+// longer write (a full disk). The caller must stop the process with a
+// non-zero status; a supervisor's restart then reopens the stores, which is
+// how a node gets past a disk that was full (see Durability in
+// ARCHITECTURE.md).
+func (n *Node) Fatal() <-chan error { return n.fatal }
+
+func (n *Node) failStorage(err error) {
+	select {
+	case n.fatal <- err:
+		n.log.Error("raft storage failed; stopping", "err", err)
+	default:
+	}
 }
 
 // FSM gives read access to the local state. On a follower it may lag the

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hashicorp/raft-wal/types"
 	"google.golang.org/grpc"
 )
 
@@ -72,6 +73,12 @@ type Config struct {
 	LogStoreImpl  raft.LogStore
 	StableStore   raft.StableStore
 	SnapshotStore raft.SnapshotStore
+
+	// walVFS and walSegmentSize let this package's tests put raft-wal on a
+	// file system that fails on demand and seal segments after a few
+	// entries; nil and 0 mean the real file system and raft-wal's default.
+	walVFS         types.VFS
+	walSegmentSize int
 }
 
 // DefaultConfig returns production timings; tests shorten them by flag.

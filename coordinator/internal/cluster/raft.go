@@ -12,43 +12,50 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftwal "github.com/hashicorp/raft-wal"
+	walfs "github.com/hashicorp/raft-wal/fs"
+	"github.com/hashicorp/raft-wal/metadb"
 )
+
+const wipeHint = "wipe this node's data dir and let it rejoin (see Durability in ARCHITECTURE.md)"
 
 func (n *Node) open() error {
 	cfg := n.cfg
 	hl := NewHCLog(n.log, hclog.Info)
 	logs, stable, snaps := cfg.LogStoreImpl, cfg.StableStore, cfg.SnapshotStore
 	if logs == nil {
-		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		cs, st, err := n.openLogStore(hl)
+		if err != nil {
+			return err
+		}
+		if err := verifyLog(cs); err != nil {
+			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
+		}
+		li, acked, err := openLastIndex(cfg.DataDir)
+		if err != nil {
 			return fmt.Errorf("data-dir: %w", err)
 		}
-		switch cfg.LogStore {
-		case StoreBolt:
-			s, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.DataDir, "raft.db")})
-			if err != nil {
-				return fmt.Errorf("open boltdb log store: %w", err)
-			}
-			n.close = append(n.close, s)
-			logs, stable = s, s
-		default:
-			dir := filepath.Join(cfg.DataDir, "wal")
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return fmt.Errorf("data-dir: %w", err)
-			}
-			s, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")))
-			if err != nil {
-				return fmt.Errorf("open raft-wal log store: %w", err)
-			}
-			n.close = append(n.close, s)
-			logs, stable = s, s
+		n.close = append(n.close, li)
+		if err := checkLastIndex(cs, acked, cs.where); err != nil {
+			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
 		}
+		end, err := cs.LastIndex()
+		if err != nil {
+			return fmt.Errorf("raft log: %w", err)
+		}
+		cs.acked.Store(end)
+		cs.last = li
+		logs, stable = cs, st
 	}
 	if snaps == nil {
 		s, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshot"))
 		if err != nil {
 			return fmt.Errorf("open snapshot store: %w", err)
 		}
-		snaps = s
+		cs := &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
+		snaps = cs
+		if err := verifySnapshots(cs); err != nil {
+			return fmt.Errorf("raft snapshot: %w; %s", err, wipeHint)
+		}
 	}
 	trans := cfg.Transport
 	if trans == nil {
@@ -123,4 +130,53 @@ func (n *Node) open() error {
 		go n.joinLoop()
 	}
 	return nil
+}
+
+// openLogStore opens the durable log store behind the checksum envelope.
+func (n *Node) openLogStore(hl hclog.Logger) (*checkedLogStore, raft.StableStore, error) {
+	cfg := n.cfg
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, nil, fmt.Errorf("data-dir: %w", err)
+	}
+	switch cfg.LogStore {
+	case StoreBolt:
+		path := filepath.Join(cfg.DataDir, "raft.db")
+		s, err := raftboltdb.New(raftboltdb.Options{Path: path})
+		if err != nil {
+			return nil, nil, fmt.Errorf("open boltdb log store: %w", err)
+		}
+		n.close = append(n.close, s)
+		where := func(uint64) string { return "file " + path }
+		return n.checked(s, where), s, nil
+	default:
+		dir := filepath.Join(cfg.DataDir, "wal")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, nil, fmt.Errorf("data-dir: %w", err)
+		}
+		vfs := cfg.walVFS
+		if vfs == nil {
+			vfs = walfs.New()
+		}
+		filer := newSegmentFiler(dir, vfs)
+		// raft-wal's Close leaves its metadata DB open, and with it the
+		// file lock that a reopen in the same process would wait on forever.
+		meta := &metadb.BoltMetaDB{}
+		n.close = append(n.close, meta)
+		// A zero segment size is raft-wal's default (64 MiB).
+		s, err := raftwal.Open(dir, raftwal.WithLogger(hl.Named("wal")), raftwal.WithSegmentFiler(filer),
+			raftwal.WithSegmentSize(cfg.walSegmentSize), raftwal.WithMetaStore(meta))
+		if err != nil {
+			err = fmt.Errorf("open raft-wal log store: %w", err)
+			if errors.Is(err, ErrCorrupt) {
+				err = fmt.Errorf("%w; %s", err, wipeHint)
+			}
+			return nil, nil, err
+		}
+		n.close = append(n.close, s)
+		return n.checked(s, filer.where), s, nil
+	}
+}
+
+func (n *Node) checked(s raft.LogStore, where func(uint64) string) *checkedLogStore {
+	return &checkedLogStore{LogStore: s, where: where, onFatal: n.failStorage}
 }

@@ -56,12 +56,14 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		n.rpcLis.Close()
 		return nil, fmt.Errorf("http-addr (%q): %w", cfg.HTTPAddr, err)
 	}
+	// `return nil, err` clears n before this runs; hold on to the node.
+	self := n
 	defer func() {
 		if err != nil {
-			n.rpcLis.Close()
-			n.httpLis.Close()
-			if n.raft != nil {
-				_ = n.raft.Shutdown()
+			self.rpcLis.Close()
+			self.httpLis.Close()
+			if self.raft != nil {
+				_ = self.raft.Shutdown()
 			}
 		}
 	}()
@@ -142,7 +144,7 @@ func (n *Node) Addrs() (rpc, http net.Addr) { return n.rpcLis.Addr(), n.httpLis.
 // leader's loops (a drain cut short is redone by the next leader), then
 // raft, while gRPC still serves, so a leader hands over leadership and peers
 // can still reach it to finish forwarding; then gRPC, then HTTP. It returns
-// the listener's error, if one failed.
+// the listener's error, if one failed, or raft's storage failure.
 func (n *Node) Run(ctx context.Context) error {
 	loopsCtx, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan struct{})
@@ -160,6 +162,9 @@ func (n *Node) Run(ctx context.Context) error {
 		n.log.Info("shutting down")
 	case serveErr = <-errc:
 		n.log.Error("listener failed", "err", serveErr)
+	case serveErr = <-n.raft.Fatal():
+		// Already logged by raft; stopping with an error lets the
+		// supervisor restart the node on stores reopened from disk.
 	}
 	start := time.Now()
 	stopLoops()
