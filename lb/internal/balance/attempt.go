@@ -1,7 +1,15 @@
 package balance
 
-// MaxRetries bounds the tries after the first one, whatever their kind.
+// MaxRetries bounds the replays after the first try (Stale and Replay):
+// tries the backend may have seen.
 const MaxRetries = 2
+
+// MaxUnsentRetries bounds the retries after connect failures. They cost the
+// backends nothing, and each goes to a backend this request has not failed
+// on: during a scale-in an LB may still hold several terminated backends
+// (until its next set arrives), and a request must get past all of them to
+// a live one rather than fail on the third dead pick.
+const MaxUnsentRetries = 4
 
 // Retry says whether a failed try may be replayed, and at what cost.
 type Retry int
@@ -35,11 +43,15 @@ const (
 //		if !a.Failed(be, outcome, kind) { ... answer a.Last() ... }
 //	}
 type Attempt struct {
-	b       *Balancer
-	exclude *Backend
-	fails   int
+	b *Balancer
+	// failed are the backends this request failed on, skipped by later
+	// picks; it has room for every try the limits allow.
+	failed  [1 + MaxRetries + MaxUnsentRetries]*Backend
+	nfailed int
+	replays int  // Stale and Replay retries so far
+	unsent  int  // connect-failure retries so far
 	retried bool // holds a budgeted retry, returned by Close
-	fresh   bool // after Stale: the excluded backend may be picked again
+	fresh   bool // after Stale: the backend it hit may be picked again
 	last    string
 }
 
@@ -50,9 +62,11 @@ func (b *Balancer) Attempt() Attempt { return Attempt{b: b} }
 // (no backend at all); after failed tries Tried reports true and Last says
 // what failed, which is the better answer for the client.
 func (a *Attempt) Pick() (*Backend, error) {
-	be, err := a.b.Pick(a.exclude)
+	be, err := a.b.Pick(a.failed[:a.nfailed])
 	if err != nil && a.fresh {
-		be, err = a.b.Pick(nil)
+		// A stale pooled connection is no fault of its backend: with no
+		// other left, go back to it on a fresh connection.
+		be, err = a.b.Pick(a.failed[:a.nfailed-1])
 	}
 	a.fresh = false
 	return be, err
@@ -63,34 +77,42 @@ func (a *Attempt) Pick() (*Backend, error) {
 func (a *Attempt) Failed(be *Backend, o Outcome, r Retry) bool {
 	a.b.Done(be, o)
 	a.last = o.Err + " (fleet " + a.b.cfg.Fleet + ")"
-	a.fails++
-	if a.fails > MaxRetries {
-		return false
+	if a.nfailed < len(a.failed) {
+		a.failed[a.nfailed] = be
+		a.nfailed++
 	}
 	switch r {
 	case Unsent:
-		a.b.NoteFreeRetry()
-		a.exclude = be
-		return true
-	case Stale:
-		a.b.NoteFreeRetry()
-		a.exclude, a.fresh = be, true
-		return true
-	case Replay:
-		if !a.b.TryRetry() {
+		if a.unsent >= MaxUnsentRetries {
 			return false
 		}
+		a.unsent++
+		a.b.NoteFreeRetry()
+		return true
+	case Stale:
+		if a.replays >= MaxRetries {
+			return false
+		}
+		a.replays++
+		a.b.NoteFreeRetry()
+		a.fresh = true
+		return true
+	case Replay:
+		if a.replays >= MaxRetries || !a.b.TryRetry() {
+			return false
+		}
+		a.replays++
 		if a.retried {
 			a.b.RetryDone()
 		}
-		a.retried, a.exclude = true, be
+		a.retried = true
 		return true
 	}
 	return false
 }
 
 // Tried reports whether a try failed already.
-func (a *Attempt) Tried() bool { return a.fails > 0 }
+func (a *Attempt) Tried() bool { return a.nfailed > 0 }
 
 // Last describes the last failed try, naming the fleet.
 func (a *Attempt) Last() string { return a.last }

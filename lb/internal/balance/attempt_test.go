@@ -7,8 +7,8 @@ import (
 
 func TestAttempt(t *testing.T) {
 	fail := Outcome{Failed: true, Err: "backend x: reset"}
-	t.Run("unsent retries elsewhere for free, at most MaxRetries times", func(t *testing.T) {
-		b, _ := newBal(t, func(c *Config) { c.MinRetries = 0; c.RetryBudgetPercent = 0 }, "a:1", "b:1", "c:1", "d:1")
+	t.Run("unsent retries go to backends not tried yet, for free, at most MaxUnsentRetries times", func(t *testing.T) {
+		b, _ := newBal(t, func(c *Config) { c.MinRetries = 0; c.RetryBudgetPercent = 0 }, "a:1", "b:1", "c:1", "d:1", "e:1", "f:1", "g:1")
 		a := b.Attempt()
 		defer a.Close()
 		seen := map[*Backend]bool{}
@@ -18,19 +18,19 @@ func TestAttempt(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if seen[be] && tries > 0 {
-				t.Fatalf("try %d went back to %s right after it failed", tries, be.Addr)
+			if seen[be] {
+				t.Fatalf("try %d went back to %s, which already failed", tries, be.Addr)
 			}
-			seen = map[*Backend]bool{be: true}
+			seen[be] = true
 			tries++
 			if !a.Failed(be, Outcome{ConnectFailed: true, Err: "connect refused " + be.Addr}, Unsent) {
 				break
 			}
 		}
-		if tries != MaxRetries+1 {
-			t.Fatalf("%d tries, want %d", tries, MaxRetries+1)
+		if tries != MaxUnsentRetries+1 {
+			t.Fatalf("%d tries, want %d", tries, MaxUnsentRetries+1)
 		}
-		if b.RetriesTotal.Load() != MaxRetries || b.BudgetExhausted.Load() != 0 {
+		if b.RetriesTotal.Load() != MaxUnsentRetries || b.BudgetExhausted.Load() != 0 {
 			t.Fatalf("retries %d, exhausted %d: unsent retries must be counted and free", b.RetriesTotal.Load(), b.BudgetExhausted.Load())
 		}
 		if !a.Tried() || a.Last() == "" || a.Last()[len(a.Last())-len("(fleet web)"):] != "(fleet web)" {
@@ -38,6 +38,30 @@ func TestAttempt(t *testing.T) {
 		}
 		if b.Active() != 0 {
 			t.Fatalf("%d requests still active: Failed must call Done", b.Active())
+		}
+	})
+	// A scale-in can leave an LB holding several terminated backends until
+	// its next set arrives: a request must get past all of them. With one
+	// excluded backend at a time, the third try could go back to the first
+	// dead one and fail (a 502 "connect refused" seen during scale-in).
+	t.Run("gets past every dead backend to the live one", func(t *testing.T) {
+		b, _ := newBal(t, func(c *Config) { c.MinRetries = 0; c.RetryBudgetPercent = 0 }, "dead1:1", "dead2:1", "dead3:1", "dead4:1", "live:1")
+		for i := 0; i < 200; i++ {
+			a := b.Attempt()
+			for {
+				be, err := a.Pick()
+				if err != nil {
+					t.Fatalf("request %d: %v after %s", i, err, a.Last())
+				}
+				if be.Addr == "live:1" {
+					b.Done(be, Outcome{Status: 200})
+					break
+				}
+				if !a.Failed(be, Outcome{ConnectFailed: true, Err: "connect refused " + be.Addr}, Unsent) {
+					t.Fatalf("request %d failed on dead backends: %s", i, a.Last())
+				}
+			}
+			a.Close()
 		}
 	})
 	t.Run("replay draws on the budget and Close returns it", func(t *testing.T) {

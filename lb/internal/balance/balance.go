@@ -277,9 +277,10 @@ func (b *Balancer) Update(version uint64, specs []Spec) error {
 	return nil
 }
 
-// Pick returns a backend for a new request, skipping exclude (the backend a
-// retried request already failed on). The caller must call Done exactly once.
-func (b *Balancer) Pick(exclude *Backend) (*Backend, error) {
+// Pick returns a backend for a new request, skipping exclude (the backends
+// a retried request already failed on). The caller must call Done exactly
+// once.
+func (b *Balancer) Pick(exclude []*Backend) (*Backend, error) {
 	set := *b.set.Load()
 	n := len(set)
 	if n == 0 {
@@ -299,7 +300,7 @@ func (b *Balancer) Pick(exclude *Backend) (*Backend, error) {
 		var fallback *Backend
 		for i := range n {
 			c := set[(start+i)%n]
-			if c == exclude || !c.eligible(clock) {
+			if excluded(c, exclude) || !c.eligible(clock) {
 				continue
 			}
 			if fallback == nil {
@@ -319,7 +320,7 @@ func (b *Balancer) Pick(exclude *Backend) (*Backend, error) {
 		off := rand.IntN(n) // break ties at random so equal backends share
 		for i := range n {
 			c := set[(off+i)%n]
-			if c == exclude || !c.eligible(clock) {
+			if excluded(c, exclude) || !c.eligible(clock) {
 				continue
 			}
 			if s := c.score(clock); s < best {
@@ -350,11 +351,22 @@ func (b *Balancer) Pick(exclude *Backend) (*Backend, error) {
 	return be, nil
 }
 
-func nextEligible(set []*Backend, from int, exclude *Backend, clock func() int64) int {
+// excluded reports whether c is among the few backends a request already
+// failed on.
+func excluded(c *Backend, exclude []*Backend) bool {
+	for _, x := range exclude {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func nextEligible(set []*Backend, from int, exclude []*Backend, clock func() int64) int {
 	n := len(set)
 	for k := range n {
 		idx := (from + k) % n
-		if c := set[idx]; c != exclude && c.eligible(clock) {
+		if c := set[idx]; !excluded(c, exclude) && c.eligible(clock) {
 			return idx
 		}
 	}
