@@ -22,12 +22,30 @@ func (n *Node) open() error {
 	cfg := n.cfg
 	hl := NewHCLog(n.log, hclog.Info)
 	logs, stable, snaps := cfg.LogStoreImpl, cfg.StableStore, cfg.SnapshotStore
+	if snaps == nil {
+		s, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshot"))
+		if err != nil {
+			return fmt.Errorf("open snapshot store: %w", err)
+		}
+		cs := &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
+		snaps = cs
+		if err := verifySnapshots(cs); err != nil {
+			return fmt.Errorf("raft snapshot: %w; %s", err, wipeHint)
+		}
+	}
+	// Raft keeps no log below a snapshot it installed or took, except the
+	// trailing entries compaction left: the log may have a gap up to the
+	// newest snapshot's index, and only above it must it be whole.
+	var snapIndex uint64
+	if list, err := snaps.List(); err == nil && len(list) > 0 {
+		snapIndex = list[0].Index
+	}
 	if logs == nil {
 		cs, st, err := n.openLogStore(hl)
 		if err != nil {
 			return err
 		}
-		if err := verifyLog(cs); err != nil {
+		if err := verifyLog(cs, snapIndex); err != nil {
 			return fmt.Errorf("raft log: %w; %s", err, wipeHint)
 		}
 		li, acked, err := openLastIndex(cfg.DataDir)
@@ -45,17 +63,6 @@ func (n *Node) open() error {
 		cs.acked.Store(end)
 		cs.last = li
 		logs, stable = cs, st
-	}
-	if snaps == nil {
-		s, err := raft.NewFileSnapshotStoreWithLogger(cfg.DataDir, 2, hl.Named("snapshot"))
-		if err != nil {
-			return fmt.Errorf("open snapshot store: %w", err)
-		}
-		cs := &checkedSnapshotStore{SnapshotStore: s, dir: cfg.DataDir, onFatal: n.failStorage}
-		snaps = cs
-		if err := verifySnapshots(cs); err != nil {
-			return fmt.Errorf("raft snapshot: %w; %s", err, wipeHint)
-		}
 	}
 	trans := cfg.Transport
 	if trans == nil {

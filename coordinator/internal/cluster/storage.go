@@ -185,8 +185,12 @@ func (s *checkedLogStore) IsMonotonic() bool {
 
 // verifyLog reads every entry once, before raft starts, so damage anywhere
 // in the log stops the node at startup with the file and index, instead of
-// when (or if) raft reads that entry.
-func verifyLog(s raft.LogStore) error {
+// when (or if) raft reads that entry. Entries at or below snapIndex (the
+// newest snapshot's) may be missing: after installing a snapshot raft
+// compacts only up to what its trailing-logs setting allows, and appends
+// the next entries after the snapshot, so a gap there is normal. Entries
+// that are present are still checked.
+func verifyLog(s raft.LogStore, snapIndex uint64) error {
 	first, err := s.FirstIndex()
 	if err != nil {
 		return err
@@ -201,6 +205,9 @@ func verifyLog(s raft.LogStore) error {
 	var l raft.Log
 	for i := first; i <= last; i++ {
 		if err := s.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) && i <= snapIndex {
+				continue
+			}
 			if errors.Is(err, raft.ErrLogNotFound) {
 				return fmt.Errorf("%w: index %d is missing between %d and %d", ErrCorrupt, i, first, last)
 			}
