@@ -157,6 +157,7 @@ func New(cfg Config, backends BackendsFunc, lead Leadership, reg prometheus.Regi
 	if sub, ok := lead.(subscriber); ok {
 		s.leadCh, s.leadCancel = sub.Subscribe()
 	}
+	s.observeLeaderLocked(cfg.Now()) // no lock yet: s is not shared
 	return s, nil
 }
 
@@ -167,7 +168,9 @@ type subscriber interface {
 }
 
 // observeLeaderLocked reports whether this node leads now and restarts
-// leaderSince when a new stretch of leadership began. s.mu must be held.
+// leaderSince when a new stretch of leadership began. It runs on every
+// stream poll, report and Drained call, so a stretch is seen at most that
+// late, which only lengthens the grace. s.mu must be held.
 func (s *Service) observeLeaderLocked(now time.Time) bool {
 	for changed := true; changed && s.leadCh != nil; {
 		select {
