@@ -169,7 +169,7 @@ type subscriber interface {
 
 // observeLeaderLocked reports whether this node leads now and restarts
 // leaderSince when a new stretch of leadership began. It runs on every
-// stream poll, report and Drained call, so a stretch is seen at most that
+// stream open, poll and report and on Drained, so a stretch is seen at most that
 // late, which only lengthens the grace. s.mu must be held.
 func (s *Service) observeLeaderLocked(now time.Time) bool {
 	for changed := true; changed && s.leadCh != nil; {
@@ -368,6 +368,7 @@ func (s *Service) record(sess *session, r *shoalv1.LBReport) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
+	s.observeLeaderLocked(now)
 	if prev := sess.report; prev != nil && r.UnixMs > prev.UnixMs {
 		var n uint64
 		for _, b := range r.Backends {
