@@ -4,6 +4,9 @@
 // Those reports are the LB's lease (an LB silent for LeaseTTL is no longer
 // live) and the evidence that a draining backend has reached zero in-flight
 // requests on every live LB, which the scaler waits for before terminating.
+// An LB that lost its stream, and for a while after a leader change any LB
+// the new leader has not heard from, still holds drains for ReconnectGrace:
+// it keeps routing by its last set while it reconnects.
 // They also yield the requests_per_target scaling metric.
 //
 // LB streams are few, so every one is served by the leader: a follower that

@@ -39,6 +39,11 @@ type Config struct {
 	PollEvery time.Duration
 	// ResendEvery re-sends an unchanged set so LBs notice a dead stream.
 	ResendEvery time.Duration
+	// ReconnectGrace is how long an LB whose stream ended still holds drains,
+	// and how long a new leader, which never saw the LBs that were on the old
+	// one, holds them until some LB of the fleet reports to it. An LB gone
+	// longer may be gone for good, so it stops counting.
+	ReconnectGrace time.Duration
 	// Now is the clock; tests inject one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -47,11 +52,12 @@ type Config struct {
 // DefaultConfig returns the production settings.
 func DefaultConfig() Config {
 	return Config{
-		LeaseTTL:    10 * time.Second,
-		PollEvery:   200 * time.Millisecond,
-		ResendEvery: 3 * time.Second,
-		Now:         time.Now,
-		Logger:      slog.Default(),
+		LeaseTTL:       10 * time.Second,
+		PollEvery:      200 * time.Millisecond,
+		ResendEvery:    3 * time.Second,
+		ReconnectGrace: 10 * time.Second,
+		Now:            time.Now,
+		Logger:         slog.Default(),
 	}
 }
 
@@ -64,6 +70,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("feed poll every (%v) must be > 0", c.PollEvery)
 	case c.ResendEvery <= 0:
 		return fmt.Errorf("feed resend every (%v) must be > 0", c.ResendEvery)
+	case c.ReconnectGrace <= 0:
+		return fmt.Errorf("feed reconnect grace (%v) must be > 0", c.ReconnectGrace)
 	case c.Now == nil:
 		return errors.New("feed now: required")
 	case c.Logger == nil:
@@ -75,8 +83,15 @@ func (c Config) Validate() error {
 // session is what the leader knows of one LB's view of one fleet.
 type session struct {
 	lbID, fleet string
-	connected   bool
-	lastReport  time.Time
+	// streams counts the LB's open streams: a reconnect may open the new
+	// one before the old one is seen to end.
+	streams int
+	// endedAt is when the last stream ended.
+	endedAt    time.Time
+	lastReport time.Time
+	// reportedAt is when the last report arrived (lastReport also counts
+	// the hello).
+	reportedAt time.Time
 	// sentVersion is the newest set version sent on the stream.
 	sentVersion uint64
 	// drainVersion[id] is the first version sent to this LB with id draining.
@@ -105,6 +120,13 @@ type Service struct {
 	sessions map[string]*session // key: fleet + "\x00" + lbID
 	sets     map[string]*fleetSets
 	conns    map[string]*grpc.ClientConn
+	// leading and leaderSince are this node's own view of its leadership,
+	// kept up to date by observeLeaderLocked; leadCh, when the Leadership
+	// can tell, says that it changed in between.
+	leading     bool
+	leaderSince time.Time
+	leadCh      <-chan bool
+	leadCancel  func()
 
 	reports  prometheus.Counter
 	proxied  prometheus.Counter
@@ -132,7 +154,43 @@ func New(cfg Config, backends BackendsFunc, lead Leadership, reg prometheus.Regi
 	if reg != nil {
 		reg.MustRegister(s.reports, s.proxied, s.live, s.rejected)
 	}
+	if sub, ok := lead.(subscriber); ok {
+		s.leadCh, s.leadCancel = sub.Subscribe()
+	}
+	s.observeLeaderLocked(cfg.Now()) // no lock yet: s is not shared
 	return s, nil
+}
+
+// subscriber is a Leadership that also announces changes (cluster.Node does).
+// Without it a lost and regained leadership between two looks goes unseen.
+type subscriber interface {
+	Subscribe() (ch <-chan bool, cancel func())
+}
+
+// observeLeaderLocked reports whether this node leads now and restarts
+// leaderSince when a new stretch of leadership began. It runs on every
+// stream open, poll and report and on Drained, so a stretch is seen at most that
+// late, which only lengthens the grace. s.mu must be held.
+func (s *Service) observeLeaderLocked(now time.Time) bool {
+	for changed := true; changed && s.leadCh != nil; {
+		select {
+		case <-s.leadCh:
+			// Any change ends the stretch we knew of; IsLeader below says
+			// whether a new one runs. Seen late, it only makes the grace
+			// start later.
+			s.leading = false
+		default:
+			changed = false
+		}
+	}
+	if !s.lead.IsLeader() {
+		s.leading = false
+		return false
+	}
+	if !s.leading {
+		s.leading, s.leaderSince = true, now
+	}
+	return true
 }
 
 // Register mounts the service on a gRPC server.
@@ -145,6 +203,11 @@ func (s *Service) Close() {
 	for k, c := range s.conns {
 		_ = c.Close()
 		delete(s.conns, k)
+	}
+	if s.leadCancel != nil {
+		s.leadCancel()
+		s.leadCh, s.leadCancel = nil, nil
+		s.leading = false
 	}
 }
 
@@ -230,6 +293,7 @@ func key(fleet, lb string) string { return fleet + "\x00" + lb }
 func (s *Service) open(h *shoalv1.LBHello) *session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observeLeaderLocked(s.cfg.Now())
 	k := key(h.Fleet, h.LbId)
 	sess, ok := s.sessions[k]
 	if !ok {
@@ -237,7 +301,7 @@ func (s *Service) open(h *shoalv1.LBHello) *session {
 		// report, which must again follow a set marked draining.
 		sess = &session{lbID: h.LbId, fleet: h.Fleet}
 	}
-	sess.connected = true
+	sess.streams++
 	sess.sentVersion = 0
 	sess.drainVersion = map[string]uint64{}
 	sess.lastReport = s.cfg.Now()
@@ -248,7 +312,10 @@ func (s *Service) open(h *shoalv1.LBHello) *session {
 func (s *Service) disconnect(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sess.connected = false
+	sess.streams--
+	if sess.streams == 0 {
+		sess.endedAt = s.cfg.Now()
+	}
 }
 
 // current returns the set to send on sess and whether it differs from the
@@ -261,6 +328,7 @@ func (s *Service) current(sess *session) (*shoalv1.BackendSet, bool, error) {
 	sort.Slice(bs, func(i, j int) bool { return bs[i].InstanceId < bs[j].InstanceId })
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.observeLeaderLocked(s.cfg.Now())
 	fs := s.sets[sess.fleet]
 	if fs == nil {
 		fs = &fleetSets{}
@@ -300,6 +368,7 @@ func (s *Service) record(sess *session, r *shoalv1.LBReport) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
+	s.observeLeaderLocked(now)
 	if prev := sess.report; prev != nil && r.UnixMs > prev.UnixMs {
 		var n uint64
 		for _, b := range r.Backends {
@@ -310,6 +379,7 @@ func (s *Service) record(sess *session, r *shoalv1.LBReport) {
 	}
 	sess.report = r
 	sess.lastReport = now
+	sess.reportedAt = now
 }
 
 // liveLocked returns the live sessions of fleet. s.mu must be held.
@@ -321,7 +391,7 @@ func (s *Service) liveLocked(fleet string) []*session {
 			continue
 		}
 		if now.Sub(sess.lastReport) > s.cfg.LeaseTTL {
-			if !sess.connected {
+			if sess.streams == 0 && now.Sub(sess.endedAt) > s.cfg.ReconnectGrace {
 				delete(s.sessions, k)
 			}
 			continue
@@ -345,15 +415,36 @@ func (s *Service) LiveLBs(fleet string) []string {
 }
 
 // Drained reports whether every live LB of fleet has reported instanceID at
-// zero in-flight after it was sent the backend as draining. With no live LB
-// it is drained at once. When it is not, the reason names the LBs holding it.
+// zero in-flight after it was sent the backend as draining. An LB whose
+// stream ended within ReconnectGrace holds the drain too: it still routes by
+// its last set while it reconnects. For ReconnectGrace after this node
+// becomes leader nothing is drained until an LB of the fleet reports here,
+// since the LBs that were on the old leader are unknown; a fleet with no LB
+// at all therefore drains once that grace has passed. When it is not
+// drained, the reason names what holds it.
 func (s *Service) Drained(fleet, instanceID string) (bool, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now := s.cfg.Now()
+	if !s.observeLeaderLocked(now) {
+		return false, "not the leader"
+	}
+	live := s.liveLocked(fleet)
+	if since := now.Sub(s.leaderSince); since < s.cfg.ReconnectGrace && !s.reportedSinceLocked(fleet, s.leaderSince) {
+		return false, fmt.Sprintf("leader since %v: waiting for LBs to reconnect", since.Round(time.Second))
+	}
 	var waiting []string
-	for _, sess := range s.liveLocked(fleet) {
+	for _, sess := range live {
 		if ok, why := sess.drained(instanceID); !ok {
 			waiting = append(waiting, sess.lbID+": "+why)
+		}
+	}
+	for _, sess := range s.sessions {
+		if sess.fleet != fleet || sess.streams > 0 || now.Sub(sess.lastReport) <= s.cfg.LeaseTTL {
+			continue // live ones were judged above; a silent open stream has lost its lease
+		}
+		if gone := now.Sub(sess.endedAt); gone <= s.cfg.ReconnectGrace {
+			waiting = append(waiting, fmt.Sprintf("waiting on LB %s to reconnect (gone %v)", sess.lbID, gone.Round(time.Second)))
 		}
 	}
 	if len(waiting) == 0 {
@@ -361,6 +452,17 @@ func (s *Service) Drained(fleet, instanceID string) (bool, string) {
 	}
 	sort.Strings(waiting)
 	return false, fmt.Sprintf("waiting on %d LB(s): %v", len(waiting), waiting)
+}
+
+// reportedSinceLocked reports whether an LB of fleet has reported at or after
+// t. s.mu must be held.
+func (s *Service) reportedSinceLocked(fleet string, t time.Time) bool {
+	for _, sess := range s.sessions {
+		if sess.fleet == fleet && sess.report != nil && !sess.reportedAt.Before(t) {
+			return true
+		}
+	}
+	return false
 }
 
 func (sess *session) drained(id string) (bool, string) {

@@ -174,8 +174,12 @@ func TestDrainNeedsEveryLiveLB(t *testing.T) {
 	svc := mustNew(t, configWith(func(c *Config) { c.Now = clk.Now; c.PollEvery = 5 * time.Millisecond }), w.get, lead{leader: true}, nil)
 	addr := serve(t, svc)
 
+	if ok, _ := svc.Drained("web", "i-b"); ok {
+		t.Fatal("a node just become leader drained before any LB could reconnect")
+	}
+	clk.Add(DefaultConfig().ReconnectGrace)
 	if ok, _ := svc.Drained("web", "i-b"); !ok {
-		t.Fatal("with no live LB a backend must count as drained at once")
+		t.Fatal("with no LB after the grace a backend must count as drained")
 	}
 	lb1, c1 := open(t, addr, "lb1", "web")
 	defer c1()
@@ -305,6 +309,7 @@ func TestConfigValidate(t *testing.T) {
 		{"no lease", func(c *Config) { c.LeaseTTL = 0 }, "lease ttl"},
 		{"negative poll", func(c *Config) { c.PollEvery = -time.Second }, "poll every"},
 		{"no resend", func(c *Config) { c.ResendEvery = 0 }, "resend every"},
+		{"no reconnect grace", func(c *Config) { c.ReconnectGrace = 0 }, "reconnect grace"},
 		{"no clock", func(c *Config) { c.Now = nil }, "now: required"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
