@@ -45,7 +45,7 @@ func (n *Node) watchLeadership(notify <-chan bool) {
 // addresses if the FSM lacks them.
 func (n *Node) becameLeader() {
 	term := n.raft.CurrentTerm()
-	if err := n.raft.Barrier(n.cfg.ApplyTimeout).Error(); err != nil {
+	if err := n.await(n.raft.Barrier(n.cfg.ApplyTimeout)); err != nil {
 		n.log.Warn("leader barrier failed", "err", err)
 		return
 	}
@@ -55,9 +55,26 @@ func (n *Node) becameLeader() {
 	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RPCAddr: n.cfg.RPCAdvertise}
 	if n.fsm.Members()[n.cfg.NodeID] != self {
 		f := n.raft.Apply(mustStamp(fsm.SetMember(self).Encode(), n.cfg.Clock()), n.cfg.ApplyTimeout)
-		if err := f.Error(); err != nil {
+		if err := n.await(f); err != nil {
 			n.log.Warn("record own addresses", "err", err)
 		}
+	}
+}
+
+// await is f.Error(), given up when the node shuts down. Raft answers an
+// Apply or Barrier future from its leader loop; a future that loop took
+// just as it stopped can stay unanswered, and Shutdown, which waits for
+// this node's goroutines, would then wait forever (seen when a node was
+// stopped right after winning an election). The goroutine left behind in
+// that case ends with the process.
+func (n *Node) await(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-n.stop:
+		return raft.ErrRaftShutdown
 	}
 }
 
