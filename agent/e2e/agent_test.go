@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/deploy/testkit"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -215,7 +216,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		t.Errorf("oldest sample after reconnect is from %v; the outage began at %v, so the backlog was lost", time.UnixMilli(oldest), down)
 	}
 
-	coord.command(&shoalv1.AgentCommand{Id: "d1", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, DeadlineUnixMs: time.Now().Add(wait).UnixMilli()})
+	coord.command(&shoalv1.AgentCommand{Id: "d1", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, Deadline: timestamppb.New(time.Now().Add(wait))})
 	res := recv(t, coord.results, "drain result")
 	if !res.GetOk() || res.GetId() != "d1" || !strings.Contains(res.GetOutput(), "bye") {
 		t.Errorf("drain result = %v", res)

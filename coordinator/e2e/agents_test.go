@@ -38,7 +38,7 @@ func freshInstances(n *node, maxAge time.Duration) (map[string]*shoalv1.Instance
 	out := map[string]*shoalv1.Instance{}
 	for _, in := range r.Instances {
 		if _, ok := in.Metrics["cpu"]; ok && in.State == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE &&
-			in.LastReportAgeMs >= 0 && time.Duration(in.LastReportAgeMs)*time.Millisecond < maxAge {
+			in.LastReportAge != nil && in.LastReportAge.AsDuration() < maxAge {
 			out[in.Id] = in
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/anishathalye/porcupine"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
@@ -120,7 +121,7 @@ func failoverRestartAndDurability(t *testing.T, store string) {
 		// retries it through the same node, which forwards to whoever
 		// leads; anything else is a failure.
 		err := retryIdempotent(10*time.Second, func(ctx context.Context) error {
-			_, err := leader.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Name: name, Desired: &d})
+			_, err := leader.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Fleet: &shoalv1.Fleet{Name: name, Desired: d}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"desired"}}})
 			return err
 		})
 		if err != nil {
@@ -306,7 +307,7 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 				call := now()
 				if i%3 == 2 {
-					resp, err := n.client().GetFleet(ctx, &shoalv1.GetFleetRequest{Name: key})
+					resp, err := n.client().GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: key})
 					ret := now()
 					cancel()
 					if err != nil {
@@ -319,7 +320,7 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 					continue
 				}
 				v := int32(1000 + client*100000 + i)
-				_, err := n.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Name: key, Max: &v})
+				_, err := n.client().UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Fleet: &shoalv1.Fleet{Name: key, Max: v}, UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"max"}}})
 				ret := now()
 				cancel()
 				op := porcupine.Operation{ClientId: client, Input: kvInput{key: key, write: true, value: v}, Call: call, Output: kvOutput{}, Return: ret}
@@ -380,7 +381,7 @@ func TestConcurrentWritesThroughLeaderKill(t *testing.T) {
 	c.start(killed)
 	for _, k := range keys {
 		call := now()
-		resp, err := newLeader.client().GetFleet(context.Background(), &shoalv1.GetFleetRequest{Name: k})
+		resp, err := newLeader.client().GetFleet(context.Background(), &shoalv1.GetFleetRequest{Fleet: k})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -104,7 +104,7 @@ func TestRunStreamsHostMetrics(t *testing.T) {
 			}()
 			select {
 			case h := <-c.hellos:
-				if h.GetInstanceId() != "i-cli" || h.GetFleet() != "web" || h.GetIntervalMs() != 100 {
+				if h.GetInstanceId() != "i-cli" || h.GetFleet() != "web" || h.GetInterval().AsDuration() != 100*time.Millisecond || h.GetStartTime() == nil {
 					t.Fatalf("hello = %v", h)
 				}
 			case <-time.After(5 * time.Second):

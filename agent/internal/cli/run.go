@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/agent/internal/collect"
 	"github.com/shoal-dev/shoal/agent/internal/drain"
@@ -177,7 +179,7 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 	scfg.Hello = &shoalv1.AgentHello{
 		InstanceId: id.InstanceID, Fleet: id.Fleet, Asg: id.ASG, PrivateIp: id.PrivateIP,
 		AvailabilityZone: id.AvailabilityZone, ImageId: id.ImageID, AgentVersion: version(),
-		IntervalMs: o.interval.Milliseconds(), StartedAtUnixMs: time.Now().UnixMilli(),
+		Interval: durationpb.New(o.interval), StartTime: timestamppb.Now(),
 	}
 	scfg.OnCommand = func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult {
 		log.Info("drain requested", "id", cmd.GetId())
@@ -186,8 +188,8 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 		return res
 	}
 	scfg.OnConfig = func(c *shoalv1.AgentConfig) {
-		if ms := c.GetIntervalMs(); ms > 0 && rn != nil {
-			rn.SetInterval(time.Duration(ms) * time.Millisecond)
+		if d := c.GetInterval(); d.IsValid() && rn != nil {
+			rn.SetInterval(d.AsDuration())
 		}
 	}
 	scfg.Logger = log

@@ -372,13 +372,17 @@ func (c *Client) receive(ctx context.Context, st grpc.BidiStreamingClient[shoalv
 
 func (c *Client) runCommand(ctx context.Context, cmd *shoalv1.AgentCommand) {
 	res := &shoalv1.CommandResult{Id: cmd.GetId(), Kind: cmd.GetKind()}
-	if c.cfg.OnCommand == nil || cmd.GetKind() != shoalv1.CommandKind_COMMAND_KIND_DRAIN {
+	switch dl := cmd.GetDeadline(); {
+	case c.cfg.OnCommand == nil || cmd.GetKind() != shoalv1.CommandKind_COMMAND_KIND_DRAIN:
 		res.Error = fmt.Sprintf("command kind %s not supported by this agent", cmd.GetKind())
-	} else {
+	case dl != nil && !dl.IsValid():
+		res.Error = fmt.Sprintf("command deadline: %v", dl.CheckValid())
+	default:
+		// An unset deadline leaves the hook to its own timeout.
 		cctx := ctx
-		if d := cmd.GetDeadlineUnixMs(); d > 0 {
+		if dl != nil {
 			var cancel context.CancelFunc
-			cctx, cancel = context.WithDeadline(ctx, time.UnixMilli(d))
+			cctx, cancel = context.WithDeadline(ctx, dl.AsTime())
 			defer cancel()
 		}
 		res = c.cfg.OnCommand(cctx, cmd)

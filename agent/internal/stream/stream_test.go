@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
@@ -334,10 +335,12 @@ func TestFollowsLeaderHint(t *testing.T) {
 func TestCommandRunsAndReports(t *testing.T) {
 	nw := newNetwork(t)
 	a := newNode("a")
+	deadline := time.Now().Add(time.Minute).Truncate(time.Millisecond)
 	a.handle = func(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error {
 		cmds := []*shoalv1.AgentCommand{
-			{Id: "d1", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, DeadlineUnixMs: time.Now().Add(time.Minute).UnixMilli()},
+			{Id: "d1", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, Deadline: timestamppb.New(deadline)},
 			{Id: "x1", Kind: shoalv1.CommandKind_COMMAND_KIND_UNSPECIFIED},
+			{Id: "bad", Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, Deadline: &timestamppb.Timestamp{Nanos: -1}},
 		}
 		for _, cmd := range cmds {
 			if err := st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Command{Command: cmd}}); err != nil {
@@ -348,17 +351,19 @@ func TestCommandRunsAndReports(t *testing.T) {
 	}
 	nw.start(a)
 	var gotDeadline time.Time
+	var ran []string
 	var mu sync.Mutex
 	startClient(t, nw, []string{"a"}, func(cfg *Config) {
 		cfg.OnCommand = func(ctx context.Context, cmd *shoalv1.AgentCommand) *shoalv1.CommandResult {
 			mu.Lock()
 			gotDeadline, _ = ctx.Deadline()
+			ran = append(ran, cmd.GetId())
 			mu.Unlock()
 			return &shoalv1.CommandResult{Ok: true, Output: "drained"}
 		}
 	})
 	results := map[string]*shoalv1.CommandResult{}
-	for range 2 {
+	for range 3 {
 		r := recv(t, a.results, "command result")
 		results[r.GetId()] = r
 	}
@@ -368,10 +373,16 @@ func TestCommandRunsAndReports(t *testing.T) {
 	if r := results["x1"]; r.GetOk() || r.GetError() == "" {
 		t.Errorf("unknown command result = %v, want an error", r)
 	}
+	if r := results["bad"]; r.GetOk() || !strings.Contains(r.GetError(), "deadline") {
+		t.Errorf("result for a malformed deadline = %v, want a deadline error", r)
+	}
 	mu.Lock()
 	defer mu.Unlock()
-	if gotDeadline.IsZero() || time.Until(gotDeadline) > time.Minute {
-		t.Errorf("command context deadline = %v, want the command's deadline", gotDeadline)
+	if !gotDeadline.Equal(deadline) {
+		t.Errorf("command context deadline = %v, want the command's deadline %v", gotDeadline, deadline)
+	}
+	if fmt.Sprint(ran) != "[d1]" {
+		t.Errorf("the drain hook ran for %v, want only d1", ran)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/decide"
@@ -456,8 +457,10 @@ func (r *Runner) fleet(ctx context.Context, s *Spec) ([]Item, error) {
 	case f.Asg != s.ASG:
 		return nil, fmt.Errorf("%w: fleet %s already drives group %s, not %s", ErrInvalid, s.Fleet, f.Asg, s.ASG)
 	default:
-		min, max, port := s.Min, s.Max, s.AppPort
-		f, err = r.Control.UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{Name: s.Fleet, Min: &min, Max: &max, AppPort: &port})
+		f, err = r.Control.UpdateFleet(ctx, &shoalv1.UpdateFleetRequest{
+			Fleet:      &shoalv1.Fleet{Name: s.Fleet, Min: s.Min, Max: s.Max, AppPort: s.AppPort},
+			UpdateMask: &fieldmaskpb.FieldMask{Paths: []string{"min", "max", "app_port"}},
+		})
 		if err != nil {
 			return nil, fmt.Errorf("update fleet %s: %w", s.Fleet, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -201,8 +202,11 @@ func (c *fakeControl) CreateFleet(_ context.Context, f *shoalv1.Fleet) (*shoalv1
 	return f, nil
 }
 func (c *fakeControl) UpdateFleet(_ context.Context, r *shoalv1.UpdateFleetRequest) (*shoalv1.Fleet, error) {
-	f := c.fleets[r.Name]
-	f.Min, f.Max, f.AppPort = *r.Min, *r.Max, *r.AppPort
+	f := c.fleets[r.GetFleet().GetName()]
+	if got, want := r.GetUpdateMask().GetPaths(), []string{"min", "max", "app_port"}; !slices.Equal(got, want) {
+		return nil, status.Errorf(codes.InvalidArgument, "update_mask %v, want %v", got, want)
+	}
+	f.Min, f.Max, f.AppPort = r.Fleet.Min, r.Fleet.Max, r.Fleet.AppPort
 	return proto.CloneOf(f), nil
 }
 func (c *fakeControl) SetPolicy(_ context.Context, name string, p *shoalv1.ScalingPolicy) (*shoalv1.Fleet, error) {

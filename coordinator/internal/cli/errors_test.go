@@ -6,11 +6,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/shoal-dev/shoal/proto/rpc"
+
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
-	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -32,7 +33,10 @@ func TestUnavailableLines(t *testing.T) {
 		if lerr != nil {
 			t.Fatal(lerr)
 		}
-		t.Cleanup(clustertest.Serve(answering{err: err}, lis))
+		srv := rpc.NewServer()
+		shoalv1.RegisterControlServiceServer(srv, answering{err: err})
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
 		return lis.Addr().String()
 	}
 	closed, err := net.Listen("tcp", "127.0.0.1:0")

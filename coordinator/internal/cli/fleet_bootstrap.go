@@ -20,7 +20,7 @@ import (
 type controlAPI struct{ c shoalv1.ControlServiceClient }
 
 func (a controlAPI) GetFleet(ctx context.Context, name string) (*shoalv1.Fleet, error) {
-	r, err := a.c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: name})
+	r, err := a.c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: name})
 	if err != nil {
 		return nil, err
 	}

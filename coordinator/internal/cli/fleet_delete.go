@@ -16,7 +16,7 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Name: args[0]}); err != nil {
+				if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]}); err != nil {
 					return err
 				}
 				if e.output == "json" {

@@ -15,7 +15,7 @@ func fleetGetCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: e.stale})
+				resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}

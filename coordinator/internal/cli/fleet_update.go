@@ -3,8 +3,10 @@ package cli
 import (
 	"context"
 	"errors"
+	"sort"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
@@ -22,34 +24,24 @@ func fleetUpdateCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			fl := cmd.Flags()
-			req := &shoalv1.UpdateFleetRequest{Name: args[0]}
-			if fl.Changed("asg") {
-				req.Asg = &asg
-			}
-			if fl.Changed("min") {
-				req.Min = &min
-			}
-			if fl.Changed("max") {
-				req.Max = &max
-			}
-			if fl.Changed("desired") {
-				req.Desired = &desired
-			}
-			if fl.Changed("app-port") {
-				req.AppPort = &port
+			f := &shoalv1.Fleet{Name: args[0], Asg: asg, Min: min, Max: max, Desired: desired, AppPort: port, AlarmActions: actions, PublishPerInstance: perInst}
+			var paths []string
+			for flag, path := range map[string]string{"asg": "asg", "min": "min", "max": "max", "desired": "desired", "app-port": "app_port", "publish-per-instance": "publish_per_instance"} {
+				if fl.Changed(flag) {
+					paths = append(paths, path)
+				}
 			}
 			if fl.Changed("alarm-action") || clearActions {
 				if fl.Changed("alarm-action") && clearActions {
 					return errors.New("alarm-action and clear-alarm-actions: give one, not both")
 				}
-				req.SetAlarmActions, req.AlarmActions = true, actions
+				paths = append(paths, "alarm_actions")
 			}
-			if fl.Changed("publish-per-instance") {
-				req.PublishPerInstance = &perInst
-			}
-			if req.Asg == nil && req.Min == nil && req.Max == nil && req.Desired == nil && req.AppPort == nil && !req.SetAlarmActions && req.PublishPerInstance == nil {
+			if len(paths) == 0 {
 				return errors.New("nothing to change: give at least one of --asg, --min, --max, --desired, --app-port, --alarm-action, --clear-alarm-actions, --publish-per-instance")
 			}
+			sort.Strings(paths)
+			req := &shoalv1.UpdateFleetRequest{Fleet: f, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				resp, err := c.UpdateFleet(ctx, req)
 				if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -87,7 +88,7 @@ func TestParsePolicyJSONRefusesTrailingData(t *testing.T) {
 		}
 	}
 	p, err := parsePolicyJSON([]byte("{\"warmup\":\"1s\"}\n\n"))
-	if err != nil || p.WarmupMs != 1000 {
+	if err != nil || p.GetWarmup().AsDuration() != time.Second {
 		t.Fatalf("trailing white space: %v, %v", p, err)
 	}
 }
@@ -116,7 +117,7 @@ func TestParsePolicyJSONRefusesHugeSeconds(t *testing.T) {
 		}
 	}
 	p, err := parsePolicyJSON([]byte(`{"warmup":9e9}`))
-	if err != nil || p.WarmupMs != 9e12 {
+	if err != nil || p.GetWarmup().AsDuration() != 9e9*time.Second {
 		t.Fatalf("9e9 seconds: %v, %v", p, err)
 	}
 }

@@ -30,7 +30,7 @@ func metricsCmd(e *env) *cobra.Command {
 			}
 			var group string
 			if err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: args[0], Stale: e.stale})
+				r, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0], Stale: e.stale})
 				if err != nil {
 					return err
 				}

@@ -15,7 +15,7 @@ func pauseCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Name: args[0]})
+				resp, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Fleet: args[0]})
 				if err != nil {
 					return err
 				}

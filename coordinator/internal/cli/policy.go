@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -87,7 +88,7 @@ func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error)
 		return p, nil
 	}
 	p := &shoalv1.ScalingPolicy{
-		WarmupMs: f.warmup.Milliseconds(), ScaleInWindowMs: f.inWindow.Milliseconds(), ScaleOutWindowMs: f.outWindow.Milliseconds(),
+		Warmup: durationpb.New(f.warmup), ScaleInWindow: durationpb.New(f.inWindow), ScaleOutWindow: durationpb.New(f.outWindow),
 	}
 	if f.metric != "" || cmd.Flags().Changed("target") {
 		if f.metric == "" {
@@ -214,6 +215,6 @@ func (e *env) printPolicy(cmd *cobra.Command, p *shoalv1.ScalingPolicy) error {
 		return err
 	}
 	fmt.Fprintf(w, "warmup %s  scale-out window %s  scale-in window %s\n",
-		time.Duration(p.WarmupMs)*time.Millisecond, time.Duration(p.ScaleOutWindowMs)*time.Millisecond, time.Duration(p.ScaleInWindowMs)*time.Millisecond)
+		p.GetWarmup().AsDuration(), p.GetScaleOutWindow().AsDuration(), p.GetScaleInWindow().AsDuration())
 	return nil
 }

@@ -15,7 +15,7 @@ func resumeCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.ResumeFleet(ctx, &shoalv1.ResumeFleetRequest{Name: args[0]})
+				resp, err := c.ResumeFleet(ctx, &shoalv1.ResumeFleetRequest{Fleet: args[0]})
 				if err != nil {
 					return err
 				}

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 )
 
 // BenchConfig configures Bench.
@@ -86,7 +86,7 @@ func Bench(ctx context.Context, cfg BenchConfig) ([]BenchPhase, error) {
 		return nil, fmt.Errorf("bench leader: %w", err)
 	}
 	for _, n := range nodes[1:] {
-		if _, err := leader.Join(ctx, &shoalv1.JoinClusterRequest{NodeId: n.NodeID(), RaftAddr: n.cfg.RaftBind, RpcAddr: n.RPCAddr()}); err != nil {
+		if _, err := leader.Join(ctx, &clusterv1.JoinClusterRequest{NodeId: n.NodeID(), RaftAddr: n.cfg.RaftBind, RpcAddr: n.RPCAddr()}); err != nil {
 			return nil, err
 		}
 	}

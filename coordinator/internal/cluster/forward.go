@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -117,7 +118,7 @@ func (n *Node) forward(ctx context.Context, deadline time.Time, cmd []byte) (*fs
 		return nil, 0, fmt.Errorf("%w: connection %s", errPeerUnreachable, cc.GetState())
 	}
 	n.metrics.forwarded.WithLabelValues("apply").Inc()
-	resp, err := shoalv1.NewControlServiceClient(cc).ApplyCommand(WithForwarded(ctx), &shoalv1.ApplyCommandRequest{Command: cmd})
+	resp, err := clusterv1.NewClusterServiceClient(cc).ApplyCommand(WithForwarded(ctx), &clusterv1.ApplyCommandRequest{Command: cmd})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -154,6 +155,15 @@ func (n *Node) client(addr string) (shoalv1.ControlServiceClient, error) {
 		return nil, err
 	}
 	return shoalv1.NewControlServiceClient(cc), nil
+}
+
+// peer returns a ClusterService client for a peer's RPC address.
+func (n *Node) peer(addr string) (clusterv1.ClusterServiceClient, error) {
+	cc, err := n.conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return clusterv1.NewClusterServiceClient(cc), nil
 }
 
 // conn returns the cached connection to a peer's RPC address.

@@ -15,7 +15,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 )
 
 // faultyPeer answers forwarded writes with queued errors before applying
@@ -27,7 +27,7 @@ type faultyPeer struct {
 	calls int
 }
 
-func (p *faultyPeer) ApplyCommand(ctx context.Context, req *shoalv1.ApplyCommandRequest) (*shoalv1.ApplyCommandResponse, error) {
+func (p *faultyPeer) ApplyCommand(ctx context.Context, req *clusterv1.ApplyCommandRequest) (*clusterv1.ApplyCommandResponse, error) {
 	p.mu.Lock()
 	p.calls++
 	var err error

@@ -9,7 +9,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 )
 
 func (n *Node) joinLoop() {
@@ -41,11 +41,11 @@ func (n *Node) joinLoop() {
 }
 
 func (n *Node) askJoin(ctx context.Context, addr string) error {
-	c, err := n.client(addr)
+	c, err := n.peer(addr)
 	if err != nil {
 		return err
 	}
-	_, err = c.JoinCluster(ctx, &shoalv1.JoinClusterRequest{
+	_, err = c.JoinCluster(ctx, &clusterv1.JoinClusterRequest{
 		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise,
 	})
 	return err
@@ -54,7 +54,7 @@ func (n *Node) askJoin(ctx context.Context, addr string) error {
 // Join adds a node as a voter. On a follower the request is passed to the
 // leader; a node already in the configuration with the same address is a
 // no-op apart from refreshing its RPC address.
-func (n *Node) Join(ctx context.Context, req *shoalv1.JoinClusterRequest) (string, error) {
+func (n *Node) Join(ctx context.Context, req *clusterv1.JoinClusterRequest) (string, error) {
 	switch {
 	case req.NodeId == "":
 		return "", fmt.Errorf("%w: node_id: required", ErrInvalidRequest)
@@ -67,7 +67,10 @@ func (n *Node) Join(ctx context.Context, req *shoalv1.JoinClusterRequest) (strin
 		if IsForwarded(ctx) {
 			return "", ErrNotLeader
 		}
-		c, err := n.LeaderClient(ctx)
+		if err := n.waitLeader(ctx, time.Now().Add(n.cfg.NoLeaderWait)); err != nil {
+			return "", err
+		}
+		c, err := n.peer(n.LeaderRPCAddr())
 		if err != nil {
 			return "", err
 		}

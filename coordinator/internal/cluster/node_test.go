@@ -35,7 +35,7 @@ func TestThreeNodeCluster(t *testing.T) {
 			if err != nil || r.Error() != nil || idx == 0 {
 				t.Fatalf("apply on follower: %v %v idx=%d", err, r.Error(), idx)
 			}
-			if r.Fleet.GetName() != "web" || r.Fleet.CreatedAtUnixMs == 0 {
+			if r.Fleet.GetName() != "web" || r.Fleet.GetCreateTime() == nil {
 				t.Fatalf("result fleet = %v, want web with the leader's time", r.Fleet)
 			}
 			for _, n := range tc.Nodes {

@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"fmt"
 	"testing"
 	"time"
@@ -13,10 +15,10 @@ import (
 // fleet.
 func BenchmarkDecide(b *testing.B) {
 	p := &shoalv1.ScalingPolicy{
-		TargetTracking:  []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60}, {Metric: "mem", Target: 70}},
-		WarmupMs:        30_000,
-		ScaleInWindowMs: 60_000,
-		ScaleOutLimit:   &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, PeriodMs: 15_000},
+		TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60}, {Metric: "mem", Target: 70}},
+		Warmup:         durationpb.New(30_000 * time.Millisecond),
+		ScaleInWindow:  durationpb.New(60_000 * time.Millisecond),
+		ScaleOutLimit:  &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, Period: durationpb.New(15_000 * time.Millisecond)},
 	}
 	var insts []Instance
 	for i := 0; i < 50; i++ {

@@ -110,7 +110,7 @@ func Decide(in Input, st State) (Decision, State, error) {
 		return d, st.record(in.Now, in.Current, d.Desired), nil
 	}
 
-	warmup := time.Duration(p.WarmupMs) * time.Millisecond
+	warmup := p.GetWarmup().AsDuration()
 	var ready []Instance
 	for _, inst := range in.Instances {
 		if !inst.InService.IsZero() && !in.Now.Before(inst.InService.Add(warmup)) {
@@ -395,8 +395,8 @@ func bound(b *float64, inf string) string {
 }
 
 func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
-	up = time.Duration(p.ScaleOutWindowMs) * time.Millisecond
-	down = time.Duration(p.ScaleInWindowMs) * time.Millisecond
+	up = p.GetScaleOutWindow().AsDuration()
+	down = p.GetScaleInWindow().AsDuration()
 	if down == 0 {
 		down = DefaultScaleInWindow
 	}
@@ -440,7 +440,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 	switch {
 	case desired > current && active(p.ScaleOutLimit):
 		l := p.ScaleOutLimit
-		period := time.Duration(l.PeriodMs) * time.Millisecond
+		period := l.GetPeriod().AsDuration()
 		var added int32
 		for _, e := range events {
 			if e.To > e.From && e.At.After(now.Add(-period)) {
@@ -465,7 +465,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 		}
 	case desired < current && active(p.ScaleInLimit):
 		l := p.ScaleInLimit
-		period := time.Duration(l.PeriodMs) * time.Millisecond
+		period := l.GetPeriod().AsDuration()
 		var removed int32
 		for _, e := range events {
 			if e.To < e.From && e.At.After(now.Add(-period)) {
@@ -489,7 +489,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 }
 
 func active(l *shoalv1.RateLimit) bool {
-	return l != nil && l.PeriodMs > 0 && (l.MaxInstances > 0 || l.MaxPercent > 0)
+	return l != nil && l.GetPeriod().AsDuration() > 0 && (l.MaxInstances > 0 || l.MaxPercent > 0)
 }
 
 func describe(l *shoalv1.RateLimit) string {
@@ -500,7 +500,7 @@ func describe(l *shoalv1.RateLimit) string {
 	if l.MaxPercent > 0 {
 		parts = append(parts, fmt.Sprintf("%.4g%%", l.MaxPercent))
 	}
-	return strings.Join(parts, " or ") + " per " + (time.Duration(l.PeriodMs) * time.Millisecond).String()
+	return strings.Join(parts, " or ") + " per " + l.GetPeriod().AsDuration().String()
 }
 
 // prune drops history too old to matter to this policy. It copies what it
@@ -524,7 +524,7 @@ func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy) State {
 	var longest time.Duration
 	for _, l := range []*shoalv1.RateLimit{p.ScaleOutLimit, p.ScaleInLimit} {
 		if l != nil {
-			longest = max(longest, time.Duration(l.PeriodMs)*time.Millisecond)
+			longest = max(longest, l.GetPeriod().AsDuration())
 		}
 	}
 	var evs []Event

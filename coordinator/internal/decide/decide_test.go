@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"errors"
 	"math"
 	"reflect"
@@ -112,10 +114,10 @@ func TestDecide(t *testing.T) {
 			want: 5, wantReason: "scale out 4 → 5"},
 		{name: "inside custom tolerance", p: policy(func(p *shoalv1.ScalingPolicy) { p.TargetTracking[0].Tolerance = 0.2 }),
 			max: 20, current: 4, instances: fleet("cpu", 58, 58, 58, 58), want: 4, wantReason: "hold at 4"},
-		{name: "warming instances are left out of the metric", p: policy(func(p *shoalv1.ScalingPolicy) { p.WarmupMs = 30_000 }),
+		{name: "warming instances are left out of the metric", p: policy(func(p *shoalv1.ScalingPolicy) { p.Warmup = durationpb.New(30_000 * time.Millisecond) }),
 			max: 20, current: 6, instances: cat(fleet("cpu", 20, 20, 20, 20), warming("cpu", 10*time.Second, 100, 100)),
 			want: 2, wantInputs: map[string]float64{"cpu": 20, "ready": 4, "unready": 2}},
-		{name: "instances past warmup count", p: policy(func(p *shoalv1.ScalingPolicy) { p.WarmupMs = 30_000 }),
+		{name: "instances past warmup count", p: policy(func(p *shoalv1.ScalingPolicy) { p.Warmup = durationpb.New(30_000 * time.Millisecond) }),
 			max: 20, current: 6, instances: cat(fleet("cpu", 20, 20, 20, 20), warming("cpu", 31*time.Second, 100, 100)),
 			want: 6, wantReason: "hold at 6"},
 		{name: "pending count as zero on scale-out", p: policy(nil), max: 20, current: 4, instances: fleet("cpu", 150, 150),
@@ -170,33 +172,33 @@ func TestDecide(t *testing.T) {
 		{name: "scale-in window steps down to the highest in window", p: policy(nil), max: 20, current: 6,
 			instances: fleet("cpu", 20, 20, 20, 20, 20, 20), state: State{Recommendations: recs(70*time.Second, 6, 10*time.Second, 4)},
 			want: 4},
-		{name: "custom scale-in window", p: policy(func(p *shoalv1.ScalingPolicy) { p.ScaleInWindowMs = 20_000 }), max: 20, current: 6,
+		{name: "custom scale-in window", p: policy(func(p *shoalv1.ScalingPolicy) { p.ScaleInWindow = durationpb.New(20_000 * time.Millisecond) }), max: 20, current: 6,
 			instances: fleet("cpu", 20, 20, 20, 20, 20, 20), state: State{Recommendations: recs(30*time.Second, 6)},
 			want: 3},
-		{name: "scale-out window takes the lowest", p: policy(func(p *shoalv1.ScalingPolicy) { p.ScaleOutWindowMs = 30_000 }), max: 20, current: 4,
+		{name: "scale-out window takes the lowest", p: policy(func(p *shoalv1.ScalingPolicy) { p.ScaleOutWindow = durationpb.New(30_000 * time.Millisecond) }), max: 20, current: 4,
 			instances: fleet("cpu", 100, 100, 100, 100), state: State{Recommendations: recs(10*time.Second, 5)},
 			want: 5, wantReason: "scale-out window 30s: lowest recommendation is 5"},
 		{name: "default scale-out window is zero", p: policy(nil), max: 20, current: 4,
 			instances: fleet("cpu", 100, 100, 100, 100), state: State{Recommendations: recs(1*time.Second, 4)}, want: 8},
 		{name: "scale-out limit in instances", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, PeriodMs: 60_000}
+			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, Period: durationpb.New(60_000 * time.Millisecond)}
 		}), max: 20, current: 4, instances: fleet("cpu", 125, 125, 125, 125), want: 6, wantReason: "at most 6 (wanted 10)"},
 		{name: "scale-out limit counts earlier events", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, PeriodMs: 60_000}
+			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, Period: durationpb.New(60_000 * time.Millisecond)}
 		}), max: 20, current: 4, instances: fleet("cpu", 125, 125, 125, 125),
 			state: State{Events: []Event{{At: t0.Add(-30 * time.Second), From: 2, To: 4}}}, want: 4},
 		{name: "scale-out limit period expires", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, PeriodMs: 60_000}
+			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 2, Period: durationpb.New(60_000 * time.Millisecond)}
 		}), max: 20, current: 4, instances: fleet("cpu", 125, 125, 125, 125),
 			state: State{Events: []Event{{At: t0.Add(-61 * time.Second), From: 2, To: 4}}}, want: 6},
 		{name: "scale-out limit takes the larger of count and percent", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, PeriodMs: 15_000}
+			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, Period: durationpb.New(15_000 * time.Millisecond)}
 		}), max: 40, current: 6, instances: fleet("cpu", 250, 250, 250, 250, 250, 250), want: 12},
 		{name: "scale-in limit", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleInLimit = &shoalv1.RateLimit{MaxInstances: 1, PeriodMs: 60_000}
+			p.ScaleInLimit = &shoalv1.RateLimit{MaxInstances: 1, Period: durationpb.New(60_000 * time.Millisecond)}
 		}), max: 20, current: 6, instances: fleet("cpu", 10, 10, 10, 10, 10, 10), want: 5, wantReason: "at least 5 (wanted 2)"},
 		{name: "scale-in percent limit", p: policy(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleInLimit = &shoalv1.RateLimit{MaxPercent: 50, PeriodMs: 60_000}
+			p.ScaleInLimit = &shoalv1.RateLimit{MaxPercent: 50, Period: durationpb.New(60_000 * time.Millisecond)}
 		}), max: 20, current: 8, instances: fleet("cpu", 5, 5, 5, 5, 5, 5, 5, 5), want: 4},
 		{name: "no policy holds inside bounds", p: nil, min: 2, max: 5, current: 7, want: 5, wantReason: "scale in 7 → 5: no scaling policy"},
 	}

@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -25,13 +27,13 @@ func FuzzDecide(f *testing.F) {
 		limitInstances int32, limitPercent float64, limitPeriodMs int64, lo, hi, current int32, aggregate float64, metrics []byte, rounds uint8) {
 		metricNames := []string{"cpu", "requests_per_target"}
 		p := &shoalv1.ScalingPolicy{
-			WarmupMs: warmupMs, ScaleInWindowMs: inWindowMs, ScaleOutWindowMs: outWindowMs,
+			Warmup: durationpb.New(time.Duration(warmupMs) * time.Millisecond), ScaleInWindow: durationpb.New(time.Duration(inWindowMs) * time.Millisecond), ScaleOutWindow: durationpb.New(time.Duration(outWindowMs) * time.Millisecond),
 			TargetTracking: []*shoalv1.TargetTracking{{Metric: metricNames[adjType&1], Target: target, Tolerance: tolerance}},
 			StepScaling: []*shoalv1.StepScaling{{Metric: "mem", Steps: []*shoalv1.Step{
 				{Lower: &lower, AdjustmentType: shoalv1.AdjustmentType((adjType >> 1) % 4), Adjustment: adjustment},
 				{Upper: &upper, AdjustmentType: shoalv1.AdjustmentType_ADJUSTMENT_TYPE_CHANGE_IN_CAPACITY, Adjustment: -1},
 			}}},
-			ScaleOutLimit: &shoalv1.RateLimit{MaxInstances: limitInstances, MaxPercent: limitPercent, PeriodMs: limitPeriodMs},
+			ScaleOutLimit: &shoalv1.RateLimit{MaxInstances: limitInstances, MaxPercent: limitPercent, Period: durationpb.New(time.Duration(limitPeriodMs) * time.Millisecond)},
 		}
 		if adjType&0x80 != 0 {
 			p.StepScaling = nil // a target-tracking-only policy passes Validate more often

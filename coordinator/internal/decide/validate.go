@@ -1,6 +1,8 @@
 package decide
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"errors"
 	"fmt"
 	"math"
@@ -32,6 +34,10 @@ const (
 	MaxPolicyMetrics = 10
 	MaxSteps         = 20
 )
+
+// MaxPolicyDuration bounds a policy's warmup, windows and rate-limit
+// periods: a day is far beyond any sensible value.
+const MaxPolicyDuration = 24 * time.Hour
 
 // FieldError is one problem in a policy, naming the field as it appears in
 // the JSON form (e.g. policy.target_tracking[0].target).
@@ -98,9 +104,9 @@ func (v *validator) policy(p *shoalv1.ScalingPolicy) {
 		v.metric(f+".metric", s.Metric, seen)
 		v.steps(f+".steps", s.Steps)
 	}
-	v.duration("policy.warmup", p.WarmupMs)
-	v.duration("policy.scale_out_window", p.ScaleOutWindowMs)
-	v.duration("policy.scale_in_window", p.ScaleInWindowMs)
+	v.duration("policy.warmup", p.GetWarmup())
+	v.duration("policy.scale_out_window", p.GetScaleOutWindow())
+	v.duration("policy.scale_in_window", p.GetScaleInWindow())
 	v.limit("policy.scale_out_limit", p.ScaleOutLimit)
 	v.limit("policy.scale_in_limit", p.ScaleInLimit)
 }
@@ -212,9 +218,21 @@ func (v *validator) adjustment(f string, st *shoalv1.Step) {
 	}
 }
 
-func (v *validator) duration(field string, ms int64) {
-	if ms < 0 {
-		v.add(field, "must be >= 0 (got %v)", time.Duration(ms)*time.Millisecond)
+func (v *validator) duration(field string, d *durationpb.Duration) {
+	if d == nil {
+		return
+	}
+	if err := d.CheckValid(); err != nil {
+		v.add(field, "must be a valid duration (%v)", err)
+		return
+	}
+	if d.AsDuration() < 0 {
+		v.add(field, "must be >= 0 (got %v)", d.AsDuration())
+	}
+	// A window or period beyond this is a mistake, and the arithmetic on
+	// it must not overflow.
+	if d.AsDuration() > MaxPolicyDuration {
+		v.add(field, "must be at most %v (got %v)", MaxPolicyDuration, d.AsDuration())
 	}
 }
 
@@ -228,8 +246,8 @@ func (v *validator) limit(field string, r *shoalv1.RateLimit) {
 	if math.IsNaN(r.MaxPercent) || math.IsInf(r.MaxPercent, 0) || r.MaxPercent < 0 {
 		v.add(field+".max_percent", "must be a finite number >= 0 (got %v)", r.MaxPercent)
 	}
-	v.duration(field+".period", r.PeriodMs)
-	if (r.MaxInstances > 0 || r.MaxPercent > 0) && r.PeriodMs <= 0 {
+	v.duration(field+".period", r.GetPeriod())
+	if (r.MaxInstances > 0 || r.MaxPercent > 0) && r.GetPeriod().AsDuration() <= 0 {
 		v.add(field+".period", "must be > 0 when max_instances or max_percent is set")
 	}
 }

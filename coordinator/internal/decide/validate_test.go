@@ -1,6 +1,10 @@
 package decide
 
 import (
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"errors"
 	"fmt"
 	"strings"
@@ -13,8 +17,8 @@ func f64(v float64) *float64 { return &v }
 
 func tt(metric string, target float64) *shoalv1.ScalingPolicy {
 	return &shoalv1.ScalingPolicy{
-		TargetTracking:  []*shoalv1.TargetTracking{{Metric: metric, Target: target}},
-		ScaleInWindowMs: 60_000,
+		TargetTracking: []*shoalv1.TargetTracking{{Metric: metric, Target: target}},
+		ScaleInWindow:  durationpb.New(60_000 * time.Millisecond),
 	}
 }
 
@@ -70,17 +74,17 @@ func TestValidate(t *testing.T) {
 		{name: "min above max", p: tt("cpu", 50), min: 5, max: 3, want: "min: min (5) must be <= max (3)"},
 		{name: "negative min", p: tt("cpu", 50), min: -1, max: 3, want: "min: must be >= 0 (got -1)"},
 		{name: "empty policy", p: &shoalv1.ScalingPolicy{}, max: 3, want: "policy: needs at least one target_tracking or step_scaling entry"},
-		{name: "negative warmup", p: with(func(p *shoalv1.ScalingPolicy) { p.WarmupMs = -1000 }), max: 5, want: "policy.warmup: must be >= 0 (got -1s)"},
-		{name: "negative scale-in window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleInWindowMs = -5 }), max: 5, want: "policy.scale_in_window: must be >= 0"},
-		{name: "negative scale-out window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleOutWindowMs = -5 }), max: 5, want: "policy.scale_out_window: must be >= 0"},
+		{name: "negative warmup", p: with(func(p *shoalv1.ScalingPolicy) { p.Warmup = durationpb.New(-1000 * time.Millisecond) }), max: 5, want: "policy.warmup: must be >= 0 (got -1s)"},
+		{name: "negative scale-in window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleInWindow = durationpb.New(-5 * time.Millisecond) }), max: 5, want: "policy.scale_in_window: must be >= 0"},
+		{name: "negative scale-out window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleOutWindow = durationpb.New(-5 * time.Millisecond) }), max: 5, want: "policy.scale_out_window: must be >= 0"},
 		{name: "rate limit without period", p: with(func(p *shoalv1.ScalingPolicy) {
 			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4}
 		}), max: 5, want: "policy.scale_out_limit.period: must be > 0 when max_instances or max_percent is set"},
 		{name: "rate limit negative percent", p: with(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleInLimit = &shoalv1.RateLimit{MaxPercent: -10, PeriodMs: 1000}
+			p.ScaleInLimit = &shoalv1.RateLimit{MaxPercent: -10, Period: durationpb.New(1000 * time.Millisecond)}
 		}), max: 5, want: "policy.scale_in_limit.max_percent: must be a finite number >= 0 (got -10)"},
 		{name: "rate limit ok", p: with(func(p *shoalv1.ScalingPolicy) {
-			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, PeriodMs: 15000}
+			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4, MaxPercent: 100, Period: durationpb.New(15000 * time.Millisecond)}
 		}), max: 5},
 		{name: "steps ok", p: steps(step(nil, f64(30), change, -1), step(f64(70), f64(90), change, 2), step(f64(90), nil, percent, 50)), max: 9},
 		{name: "steps overlap", p: steps(step(f64(70), f64(90), change, 2), step(f64(80), nil, change, 4)), max: 9,
@@ -125,7 +129,7 @@ func TestValidate(t *testing.T) {
 
 func TestValidateReportsEveryProblem(t *testing.T) {
 	p := tt("cpu", 0)
-	p.WarmupMs = -1
+	p.Warmup = durationpb.New(-1 * time.Millisecond)
 	err := Validate(p, 4, 2)
 	if err == nil {
 		t.Fatal("want an error")

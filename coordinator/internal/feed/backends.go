@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -22,7 +24,7 @@ import (
 // it traffic). Equal registration times prefer in service, then draining,
 // then the greater instance id, so the choice is deterministic.
 func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
-	warmup := time.Duration(f.GetPolicy().GetWarmupMs()) * time.Millisecond
+	warmup := f.GetPolicy().GetWarmup().AsDuration()
 	owner := make(map[string]*shoalv1.Instance, len(ins))
 	for _, in := range ins {
 		if cur, ok := owner[in.PrivateIp]; in.PrivateIp != "" && (!ok || ownsBefore(in, cur)) {
@@ -35,7 +37,7 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 			continue
 		}
 		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: Load(in)}
-		changed := time.UnixMilli(in.StateChangedAtUnixMs)
+		changed := in.GetStateChangeTime().AsTime()
 		switch in.State {
 		case shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE:
 			b.State = shoalv1.BackendState_BACKEND_STATE_ACTIVE
@@ -44,7 +46,7 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 			}
 		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
 			b.State = shoalv1.BackendState_BACKEND_STATE_DRAINING
-			b.DrainDeadlineUnixMs = changed.Add(drainTimeout).UnixMilli()
+			b.DrainDeadline = timestamppb.New(changed.Add(drainTimeout))
 		default:
 			continue
 		}
@@ -56,8 +58,8 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 // ownsBefore reports whether a has the better claim to an address both
 // instances list (see BackendSet).
 func ownsBefore(a, b *shoalv1.Instance) bool {
-	if a.RegisteredAtUnixMs != b.RegisteredAtUnixMs {
-		return a.RegisteredAtUnixMs > b.RegisteredAtUnixMs
+	if ta, tb := a.GetRegisterTime().AsTime(), b.GetRegisterTime().AsTime(); !ta.Equal(tb) {
+		return ta.After(tb)
 	}
 	if ra, rb := serveRank(a.State), serveRank(b.State); ra != rb {
 		return ra > rb

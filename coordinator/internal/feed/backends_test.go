@@ -1,6 +1,9 @@
 package feed
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"testing"
 	"time"
 
@@ -10,11 +13,11 @@ import (
 func TestBackendSet(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	at := func(ago time.Duration) int64 { return now.Add(-ago).UnixMilli() }
-	f := &shoalv1.Fleet{Name: "web", AppPort: 8080, Policy: &shoalv1.ScalingPolicy{WarmupMs: 30_000}}
+	f := &shoalv1.Fleet{Name: "web", AppPort: 8080, Policy: &shoalv1.ScalingPolicy{Warmup: durationpb.New(30_000 * time.Millisecond)}}
 	ins := []*shoalv1.Instance{
-		{Id: "i-active", PrivateIp: "127.0.1.1", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangedAtUnixMs: at(time.Minute), Metrics: map[string]float64{"cpu": 75}},
-		{Id: "i-warming", PrivateIp: "127.0.1.2", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangedAtUnixMs: at(10 * time.Second)},
-		{Id: "i-draining", PrivateIp: "127.0.1.3", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangedAtUnixMs: at(5 * time.Second), Metrics: map[string]float64{"cpu": 1}},
+		{Id: "i-active", PrivateIp: "127.0.1.1", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangeTime: tsms(at(time.Minute)), Metrics: map[string]float64{"cpu": 75}},
+		{Id: "i-warming", PrivateIp: "127.0.1.2", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangeTime: tsms(at(10 * time.Second))},
+		{Id: "i-draining", PrivateIp: "127.0.1.3", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangeTime: tsms(at(5 * time.Second)), Metrics: map[string]float64{"cpu": 1}},
 		{Id: "i-pending", PrivateIp: "127.0.1.4", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING},
 		{Id: "i-unhealthy", PrivateIp: "127.0.1.5", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
 		{Id: "i-noaddr", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE},
@@ -39,7 +42,7 @@ func TestBackendSet(t *testing.T) {
 			if !ok {
 				t.Fatalf("%s missing from the set", tc.id)
 			}
-			if b.State != tc.state || b.Address != tc.addr || b.Load != tc.load || b.DrainDeadlineUnixMs != tc.deadline {
+			if b.State != tc.state || b.Address != tc.addr || b.Load != tc.load || msOf(b.DrainDeadline) != tc.deadline {
 				t.Fatalf("got %v, want state %v addr %s load %v deadline %d", b, tc.state, tc.addr, tc.load, tc.deadline)
 			}
 		})
@@ -59,7 +62,7 @@ func TestBackendSetOneInstancePerAddress(t *testing.T) {
 	old := now.Add(-time.Hour).UnixMilli()
 	f := &shoalv1.Fleet{Name: "web", AppPort: 8080}
 	inst := func(id string, reg int64, st shoalv1.InstanceState) *shoalv1.Instance {
-		return &shoalv1.Instance{Id: id, PrivateIp: "10.0.0.1", RegisteredAtUnixMs: reg, State: st, StateChangedAtUnixMs: old}
+		return &shoalv1.Instance{Id: id, PrivateIp: "10.0.0.1", RegisterTime: tsms(reg), State: st, StateChangeTime: tsms(old)}
 	}
 	in, dr, pend, term := shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, shoalv1.InstanceState_INSTANCE_STATE_DRAINING,
 		shoalv1.InstanceState_INSTANCE_STATE_PENDING, shoalv1.InstanceState_INSTANCE_STATE_TERMINATED
@@ -91,8 +94,19 @@ func TestBackendSetOneInstancePerAddress(t *testing.T) {
 			}
 		})
 	}
-	other := &shoalv1.Instance{Id: "i-other", PrivateIp: "10.0.0.2", State: in, StateChangedAtUnixMs: old}
+	other := &shoalv1.Instance{Id: "i-other", PrivateIp: "10.0.0.2", State: in, StateChangeTime: tsms(old)}
 	if bs := BackendSet(f, []*shoalv1.Instance{inst("i-a", 1, in), other}, now, time.Minute); len(bs) != 2 {
 		t.Fatalf("distinct addresses must both be kept, got %v", bs)
 	}
+}
+
+// tsms is unix milliseconds as a proto Timestamp.
+func tsms(ms int64) *timestamppb.Timestamp { return timestamppb.New(time.UnixMilli(ms)) }
+
+// msOf is t in unix milliseconds, 0 when unset.
+func msOf(t *timestamppb.Timestamp) int64 {
+	if t == nil {
+		return 0
+	}
+	return t.AsTime().UnixMilli()
 }

@@ -369,12 +369,12 @@ func (s *Service) record(sess *session, r *shoalv1.LBReport) {
 	defer s.mu.Unlock()
 	now := s.cfg.Now()
 	s.observeLeaderLocked(now)
-	if prev := sess.report; prev != nil && r.UnixMs > prev.UnixMs {
+	if prev := sess.report; prev != nil && r.GetReportTime().AsTime().After(prev.GetReportTime().AsTime()) {
 		var n uint64
 		for _, b := range r.Backends {
 			n += b.Requests
 		}
-		sess.rps = float64(n) / (float64(r.UnixMs-prev.UnixMs) / 1000)
+		sess.rps = float64(n) / r.GetReportTime().AsTime().Sub(prev.GetReportTime().AsTime()).Seconds()
 		sess.rateKnown = true
 	}
 	sess.report = r

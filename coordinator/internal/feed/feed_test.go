@@ -114,7 +114,7 @@ func recvUntil(t *testing.T, st shoalv1.BackendService_WatchBackendsClient, ok f
 
 func report(t *testing.T, st shoalv1.BackendService_WatchBackendsClient, unixMS int64, version uint64, loads ...*shoalv1.BackendLoad) {
 	t.Helper()
-	if err := st.Send(&shoalv1.WatchBackendsRequest{Msg: &shoalv1.WatchBackendsRequest_Report{Report: &shoalv1.LBReport{UnixMs: unixMS, Version: version, Backends: loads}}}); err != nil {
+	if err := st.Send(&shoalv1.WatchBackendsRequest{Msg: &shoalv1.WatchBackendsRequest_Report{Report: &shoalv1.LBReport{ReportTime: tsms(unixMS), Version: version, Backends: loads}}}); err != nil {
 		t.Fatal(err)
 	}
 }

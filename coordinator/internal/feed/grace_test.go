@@ -75,7 +75,7 @@ func (r *graceRig) poll(lb string) uint64 {
 // version it was sent.
 func (r *graceRig) report(lb string, st shoalv1.BackendState, n uint32) {
 	v := r.poll(lb)
-	r.svc.record(r.sess[lb], &shoalv1.LBReport{UnixMs: r.clk.Now().UnixMilli(), Version: v, Backends: []*shoalv1.BackendLoad{{InstanceId: "i-b", State: st, InFlight: n}}})
+	r.svc.record(r.sess[lb], &shoalv1.LBReport{ReportTime: tsms(r.clk.Now().UnixMilli()), Version: v, Backends: []*shoalv1.BackendLoad{{InstanceId: "i-b", State: st, InFlight: n}}})
 }
 
 func (r *graceRig) drained(want bool, why string) {

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -171,6 +173,9 @@ func Decode(b []byte) (Command, error) {
 	}
 	return c, nil
 }
+
+// at is the command's leader-stamped time as a proto Timestamp.
+func (c Command) at() *timestamppb.Timestamp { return timestamppb.New(time.UnixMilli(c.AtMS)) }
 
 // Stamp sets the command's time to now, overwriting any time the sender
 // put there: the leader calls it just before raft.Apply, so every node

@@ -14,10 +14,20 @@ const DefaultDecisionsPerFleet = 200
 
 // Decision sources.
 const (
-	SourceAuto      = "auto"
-	SourceManual    = "manual"
-	SourceReconcile = "reconcile"
+	SourceAuto      = shoalv1.DecisionSource_DECISION_SOURCE_AUTO
+	SourceManual    = shoalv1.DecisionSource_DECISION_SOURCE_MANUAL
+	SourceReconcile = shoalv1.DecisionSource_DECISION_SOURCE_RECONCILE
+	SourceSpot      = shoalv1.DecisionSource_DECISION_SOURCE_SPOT
 )
+
+// validSource reports whether s is a source a decision may carry.
+func validSource(s shoalv1.DecisionSource) bool {
+	switch s {
+	case SourceAuto, SourceManual, SourceReconcile, SourceSpot:
+		return true
+	}
+	return false
+}
 
 func (f *FSM) createDecision(c Command) (*Result, *Error) {
 	d := &shoalv1.Decision{}
@@ -29,12 +39,12 @@ func (f *FSM) createDecision(c Command) (*Result, *Error) {
 		return nil, err
 	}
 	switch {
-	case d.From < 0:
-		return nil, invalidf("from (%d) must be >= 0", d.From)
-	case d.To < fl.Min || d.To > fl.Max:
-		return nil, invalidf("desired (%d) must be between min (%d) and max (%d) of fleet %q", d.To, fl.Min, fl.Max, fl.Name)
-	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
-		return nil, invalidf("source (%q): must be auto, manual or reconcile", d.Source)
+	case d.PreviousCapacity < 0:
+		return nil, invalidf("previous_capacity (%d) must be >= 0", d.PreviousCapacity)
+	case d.Capacity < fl.Min || d.Capacity > fl.Max:
+		return nil, invalidf("desired (%d) must be between min (%d) and max (%d) of fleet %q", d.Capacity, fl.Min, fl.Max, fl.Name)
+	case !validSource(d.Source):
+		return nil, invalidf("source (%v): must be auto, manual, reconcile or spot", d.Source)
 	}
 	if err := validateDecisionText(d); err != nil {
 		return nil, err
@@ -43,7 +53,7 @@ func (f *FSM) createDecision(c Command) (*Result, *Error) {
 	d.Id = f.s.nextDecisionID
 	d.Status = shoalv1.DecisionStatus_DECISION_STATUS_PENDING
 	d.Error, d.ErrorClass = "", shoalv1.ErrorClass_ERROR_CLASS_UNSPECIFIED
-	d.AtUnixMs, d.UpdatedAtUnixMs = c.AtMS, c.AtMS
+	d.CreateTime, d.UpdateTime = c.at(), c.at()
 	list := append(f.s.decisions[d.Fleet], d)
 	if over := len(list) - DefaultDecisionsPerFleet; over > 0 {
 		list = append([]*shoalv1.Decision(nil), list[over:]...)
@@ -91,14 +101,14 @@ func (f *FSM) updateDecision(c Command) (*Result, *Error) {
 		return nil, conflictf("decision %d: already %s", d.Id, strings.ToLower(strings.TrimPrefix(d.Status.String(), "DECISION_STATUS_")))
 	}
 	d.Status, d.Error, d.ErrorClass = b.Status, b.Error, b.ErrorClass
-	d.UpdatedAtUnixMs = c.AtMS
+	d.UpdateTime = c.at()
 	if b.Status == shoalv1.DecisionStatus_DECISION_STATUS_APPLIED {
 		if fl, ok := f.s.fleets[d.Fleet]; ok {
 			// The bounds may have moved since the decision was made; desired
 			// stays inside them (found by FuzzApply), and the scaler's next
 			// round brings the group to it.
-			fl.Desired = min(max(d.To, fl.Min), fl.Max)
-			fl.UpdatedAtUnixMs = c.AtMS
+			fl.Desired = min(max(d.Capacity, fl.Min), fl.Max)
+			fl.UpdateTime = c.at()
 		}
 	}
 	return &Result{Decision: proto.CloneOf(d)}, nil

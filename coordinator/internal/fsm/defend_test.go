@@ -40,10 +40,13 @@ func TestApplyDefends(t *testing.T) {
 		{"policy eleven metrics", SetPolicy("web", elevenMetrics), "policy: has 11 target_tracking and step_scaling entries; at most 10 are allowed"},
 		{"create fleet with bad policy", CreateFleet(&shoalv1.Fleet{Name: "x", Asg: "x", Max: 3, Policy: tt("cpu", 0)}), "policy.target_tracking[0].target: must be > 0"},
 		{"fleet name of a megabyte", CreateFleet(&shoalv1.Fleet{Name: strings.Repeat("w", 1<<20), Asg: "x", Max: 3}), "name: 1048576 characters, longer than 63"},
-		{"alarm action too long", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", SetAlarmActions: true,
-			AlarmActions: []string{strings.Repeat("x", 2049)}}), "alarm_actions[0]: longer than 2048 characters"},
-		{"six alarm actions", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", SetAlarmActions: true,
-			AlarmActions: []string{"arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6"}}), "alarm_actions: 6 actions, CloudWatch allows at most 5"},
+		{"alarm action too long", UpdateFleet(upd(&shoalv1.Fleet{Name: "web",
+			AlarmActions: []string{strings.Repeat("x", 2049)}}, "alarm_actions")), "alarm_actions[0]: longer than 2048 characters"},
+		{"six alarm actions", UpdateFleet(upd(&shoalv1.Fleet{Name: "web",
+			AlarmActions: []string{"arn:1", "arn:2", "arn:3", "arn:4", "arn:5", "arn:6"}}, "alarm_actions")), "alarm_actions: 6 actions, CloudWatch allows at most 5"},
+		{"update mask empty", UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 4})), "update_mask: names no field"},
+		{"update mask unknown path", UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 4}, "name")), `update_mask: "name" is not an updatable field`},
+		{"update mask repeated", UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 4}, "max", "max")), `update_mask: "max" named twice`},
 		{"instance id not i-", inst("web-1", "10.0.0.1"), `id ("web-1"): must be "i-" followed by lower-case hex digits`},
 		{"instance id not hex", inst("i-web1", "10.0.0.1"), `id ("i-web1"): must be "i-" followed by lower-case hex digits`},
 		{"instance id upper case", inst("i-0123ABCD", "10.0.0.1"), `id ("i-0123ABCD"): must be "i-"`},
@@ -64,14 +67,14 @@ func TestApplyDefends(t *testing.T) {
 		{"member addr too long", member(strings.Repeat("h", 300)+":7300", "10.0.0.9:7400"), "raft_addr: 305 characters, longer than 261"},
 		{"member addr missing", member("", "10.0.0.9:7400"), "raft_addr: required"},
 		{"member id too long", SetMember(Member{ID: strings.Repeat("n", 129), RaftAddr: "a:1", RPCAddr: "a:2"}), "id: 129 characters, longer than 128"},
-		{"decision reason too long", CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceAuto, Reason: strings.Repeat("r", MaxTextLen+1)}), "reason: longer than 4096"},
-		{"decision too many inputs", CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceAuto, Inputs: manyInputs(65)}), "inputs: 65 values, more than 64"},
+		{"decision reason too long", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceAuto, Reason: strings.Repeat("r", MaxTextLen+1)}), "reason: longer than 4096"},
+		{"decision too many inputs", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceAuto, Inputs: manyInputs(65)}), "inputs: 65 values, more than 64"},
 		{"decision error too long", UpdateDecision(1, shoalv1.DecisionStatus_DECISION_STATUS_FAILED, strings.Repeat("e", MaxTextLen+1), shoalv1.ErrorClass_ERROR_CLASS_FATAL), "error: longer than 4096"},
 		{"watermark key too long", SetWatermark(strings.Repeat("k", 129), 1), "key: longer than 128"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := seed(t)
-			mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceManual}))
+			mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceManual}))
 			before, rejectedBefore := f.Save(), f.Rejected().Total
 			r := apply(t, f, tc.cmd)
 			err := r.Error()
@@ -186,7 +189,7 @@ func TestRestoreRefuses(t *testing.T) {
 		{"decision listed twice", func(m map[string]any) {
 			m["decisions"] = append(m["decisions"].([]any), entry(m, "decisions", 0))
 		}, "decisions[1]: id: listed twice"},
-		{"decision forged source", func(m map[string]any) { entry(m, "decisions", 0)["source"] = "cron" }, `decisions[1]: source ("cron")`},
+		{"decision forged source", func(m map[string]any) { entry(m, "decisions", 0)["source"] = "cron" }, `decisions[1]: source (DECISION_SOURCE_UNSPECIFIED)`},
 		{"decision unknown status", func(m map[string]any) { entry(m, "decisions", 0)["status"] = 42 }, "decisions[1]: status (42): unknown decision status"},
 		{"member bad addr", func(m map[string]any) { entry(m, "members", 0)["rpc_addr"] = "nowhere" }, `members["n1"]: rpc_addr ("nowhere"): not host:port`},
 		{"member listed twice", func(m map[string]any) { m["members"] = append(m["members"].([]any), entry(m, "members", 0)) }, `members["n1"]: listed twice`},

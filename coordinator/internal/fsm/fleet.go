@@ -81,7 +81,7 @@ func (f *FSM) createFleet(c Command) (*Result, *Error) {
 		return nil, existsf("asg: group %q already used by fleet %q", fl.Asg, owner)
 	}
 	fl.Paused = false
-	fl.CreatedAtUnixMs, fl.UpdatedAtUnixMs = c.AtMS, c.AtMS
+	fl.CreateTime, fl.UpdateTime = c.at(), c.at()
 	f.s.fleets[fl.Name] = fl
 	return &Result{Fleet: proto.CloneOf(fl)}, nil
 }
@@ -102,32 +102,14 @@ func (f *FSM) updateFleet(c Command) (*Result, *Error) {
 	if err := c.decodeProto(req); err != nil {
 		return nil, err
 	}
-	cur, err := f.fleet(req.Name)
+	cur, err := f.fleet(req.GetFleet().GetName())
 	if err != nil {
 		return nil, err
 	}
 	// Change a copy and validate it whole, so a bad field leaves nothing changed.
 	fl := proto.CloneOf(cur)
-	if req.Asg != nil {
-		fl.Asg = *req.Asg
-	}
-	if req.Min != nil {
-		fl.Min = *req.Min
-	}
-	if req.Max != nil {
-		fl.Max = *req.Max
-	}
-	if req.Desired != nil {
-		fl.Desired = *req.Desired
-	}
-	if req.AppPort != nil {
-		fl.AppPort = *req.AppPort
-	}
-	if req.SetAlarmActions {
-		fl.AlarmActions = append([]string(nil), req.AlarmActions...)
-	}
-	if req.PublishPerInstance != nil {
-		fl.PublishPerInstance = *req.PublishPerInstance
+	if err := applyFleetMask(fl, req.GetFleet(), req.GetUpdateMask().GetPaths()); err != nil {
+		return nil, err
 	}
 	if err := ValidateFleet(fl); err != nil {
 		return nil, err
@@ -135,7 +117,7 @@ func (f *FSM) updateFleet(c Command) (*Result, *Error) {
 	if owner := f.groupOwner(fl.Asg, fl.Name); owner != "" {
 		return nil, existsf("asg: group %q already used by fleet %q", fl.Asg, owner)
 	}
-	fl.UpdatedAtUnixMs = c.AtMS
+	fl.UpdateTime = c.at()
 	f.s.fleets[fl.Name] = fl
 	return &Result{Fleet: proto.CloneOf(fl)}, nil
 }
@@ -168,7 +150,7 @@ func (f *FSM) pauseFleet(c Command) (*Result, *Error) {
 		return nil, err
 	}
 	fl.Paused = b.Paused
-	fl.UpdatedAtUnixMs = c.AtMS
+	fl.UpdateTime = c.at()
 	return &Result{Fleet: proto.CloneOf(fl)}, nil
 }
 
@@ -185,6 +167,56 @@ func (f *FSM) setPolicy(c Command) (*Result, *Error) {
 		return nil, err
 	}
 	fl.Policy = req.Policy
-	fl.UpdatedAtUnixMs = c.AtMS
+	fl.UpdateTime = c.at()
 	return &Result{Fleet: proto.CloneOf(fl)}, nil
+}
+
+// UpdatableFleetFields are the paths UpdateFleet's update_mask may name.
+var UpdatableFleetFields = []string{"asg", "min", "max", "desired", "app_port", "alarm_actions", "publish_per_instance"}
+
+// applyFleetMask copies the fields that paths name from src into dst
+// (AIP-134). An empty mask, an unknown path or a repeated one is refused, so
+// a typo never turns into a silent no-op.
+func applyFleetMask(dst, src *shoalv1.Fleet, paths []string) *Error {
+	if len(paths) == 0 {
+		return invalidf("update_mask: names no field; updatable: %s", strings.Join(UpdatableFleetFields, ", "))
+	}
+	if len(paths) > len(UpdatableFleetFields) {
+		return invalidf("update_mask: %d paths, more than the %d updatable fields", len(paths), len(UpdatableFleetFields))
+	}
+	seen := map[string]bool{}
+	for _, p := range paths {
+		if seen[p] {
+			return invalidf("update_mask: %q named twice", p)
+		}
+		seen[p] = true
+		switch p {
+		case "asg":
+			dst.Asg = src.GetAsg()
+		case "min":
+			dst.Min = src.GetMin()
+		case "max":
+			dst.Max = src.GetMax()
+		case "desired":
+			dst.Desired = src.GetDesired()
+		case "app_port":
+			dst.AppPort = src.GetAppPort()
+		case "alarm_actions":
+			dst.AlarmActions = append([]string(nil), src.GetAlarmActions()...)
+		case "publish_per_instance":
+			dst.PublishPerInstance = src.GetPublishPerInstance()
+		default:
+			return invalidf("update_mask: %q is not an updatable field; updatable: %s", truncate(p, MaxLabelLen), strings.Join(UpdatableFleetFields, ", "))
+		}
+	}
+	return nil
+}
+
+// truncate shortens s for an error message, so a huge input does not
+// become a huge error.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
 }

@@ -1,6 +1,10 @@
 package fsm
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"google.golang.org/protobuf/types/known/fieldmaskpb"
+
 	"bytes"
 	"errors"
 	"io"
@@ -14,8 +18,10 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-func i32(v int32) *int32   { return &v }
-func str(v string) *string { return &v }
+// upd is an UpdateFleetRequest that changes paths of f.
+func upd(f *shoalv1.Fleet, paths ...string) *shoalv1.UpdateFleetRequest {
+	return &shoalv1.UpdateFleetRequest{Fleet: f, UpdateMask: &fieldmaskpb.FieldMask{Paths: paths}}
+}
 
 // apply stamps a fixed time, as the leader would, and applies c.
 func apply(t *testing.T, f *FSM, c Command) *Result {
@@ -61,15 +67,15 @@ func TestApplyErrors(t *testing.T) {
 		{"bad alarm action", CreateFleet(&shoalv1.Fleet{Name: "x", Asg: "x", Max: 3, AlarmActions: []string{"sns"}}), `alarm_actions[0] ("sns"): must be an ARN`, ErrInvalid},
 		{"duplicate name", CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "other", Max: 3}), `name: fleet "web" already exists`, ErrExists},
 		{"group used", CreateFleet(&shoalv1.Fleet{Name: "web2", Asg: "web-asg", Max: 3}), `asg: group "web-asg" already used by fleet "web"`, ErrExists},
-		{"update unknown", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "nope", Max: i32(3)}), `fleet "nope": unknown fleet`, ErrNotFound},
-		{"update min above max", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Min: i32(4), Max: i32(3)}), "min (4) must be <= max (3)", ErrInvalid},
-		{"update steals group", UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "api", Asg: str("web-asg")}), `already used by fleet "web"`, ErrExists},
+		{"update unknown", UpdateFleet(upd(&shoalv1.Fleet{Name: "nope", Max: 3}, "max")), `fleet "nope": unknown fleet`, ErrNotFound},
+		{"update min above max", UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Min: 4, Max: 3}, "min", "max")), "min (4) must be <= max (3)", ErrInvalid},
+		{"update steals group", UpdateFleet(upd(&shoalv1.Fleet{Name: "api", Asg: "web-asg"}, "asg")), `already used by fleet "web"`, ErrExists},
 		{"delete unknown", DeleteFleet("nope"), "unknown fleet", ErrNotFound},
 		{"pause unknown", PauseFleet("nope", true), "unknown fleet", ErrNotFound},
 		{"policy unknown fleet", SetPolicy("nope", &shoalv1.ScalingPolicy{}), "unknown fleet", ErrNotFound},
-		{"decision above max", CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 9, Source: SourceManual}), "desired (9) must be between min (1) and max (5)", ErrInvalid},
-		{"decision bad source", CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: "cron"}), `source ("cron")`, ErrInvalid},
-		{"decision unknown fleet", CreateDecision(&shoalv1.Decision{Fleet: "nope", To: 3, Source: SourceManual}), "unknown fleet", ErrNotFound},
+		{"decision above max", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 9, Source: SourceManual}), "desired (9) must be between min (1) and max (5)", ErrInvalid},
+		{"decision bad source", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: shoalv1.DecisionSource(99)}), `source (99)`, ErrInvalid},
+		{"decision unknown fleet", CreateDecision(&shoalv1.Decision{Fleet: "nope", Capacity: 3, Source: SourceManual}), "unknown fleet", ErrNotFound},
 		{"update unknown decision", UpdateDecision(99, shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, "", 0), "decision 99: unknown decision", ErrNotFound},
 		{"instance unknown fleet", RegisterInstance(&shoalv1.Instance{Id: "i-1", Fleet: "nope"}), "unknown fleet", ErrNotFound},
 		{"instance no id", RegisterInstance(&shoalv1.Instance{Fleet: "web"}), "id: required", ErrInvalid},
@@ -99,7 +105,7 @@ func TestApplyErrors(t *testing.T) {
 func TestFleetLifecycle(t *testing.T) {
 	f := seed(t)
 	api, _ := f.Fleet("api")
-	if api.Desired != 0 || api.CreatedAtUnixMs != 1_700_000_000_000 {
+	if api.Desired != 0 || api.GetCreateTime().AsTime().UnixMilli() != 1_700_000_000_000 {
 		t.Fatalf("api = %v, want desired 0 and the stamped time", api)
 	}
 	web, _ := f.Fleet("web")
@@ -107,7 +113,7 @@ func TestFleetLifecycle(t *testing.T) {
 		t.Fatalf("web desired = %d, want 2", web.Desired)
 	}
 
-	r := mustApply(t, f, UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Max: i32(10), SetAlarmActions: true, AlarmActions: []string{"arn:aws:sns:x"}}))
+	r := mustApply(t, f, UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 10, AlarmActions: []string{"arn:aws:sns:x"}}, "max", "alarm_actions")))
 	if r.Fleet.Max != 10 || r.Fleet.Min != 1 || len(r.Fleet.AlarmActions) != 1 {
 		t.Fatalf("update result = %v", r.Fleet)
 	}
@@ -125,11 +131,11 @@ func TestFleetLifecycle(t *testing.T) {
 		t.Fatalf("policy = %v", fl.Policy)
 	}
 	// A group freed by one fleet may be taken by another.
-	mustApply(t, f, UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Asg: str("web-asg-2")}))
+	mustApply(t, f, UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Asg: "web-asg-2"}, "asg")))
 	mustApply(t, f, CreateFleet(&shoalv1.Fleet{Name: "web-old", Asg: "web-asg", Max: 1}))
 
 	mustApply(t, f, RegisterInstance(&shoalv1.Instance{Id: "i-1", Fleet: "web", PrivateIp: "10.0.0.1"}))
-	mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceManual}))
+	mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceManual}))
 	mustApply(t, f, DeleteFleet("web"))
 	if _, err := f.Fleet("web"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleted fleet: err = %v", err)
@@ -185,11 +191,11 @@ func TestInstanceStates(t *testing.T) {
 
 func TestDecisions(t *testing.T) {
 	f := seed(t)
-	d1 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 4, Source: SourceAuto, Reason: "cpu 80 > 50", Inputs: map[string]float64{"cpu": 80}})).Decision
+	d1 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 4, Source: SourceAuto, Reason: "cpu 80 > 50", Inputs: map[string]float64{"cpu": 80}})).Decision
 	if d1.Id != 1 || d1.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
 		t.Fatalf("d1 = %v", d1)
 	}
-	d2 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceManual})).Decision
+	d2 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 5, Source: SourceManual})).Decision
 	mustApply(t, f, UpdateDecision(d1.Id, shoalv1.DecisionStatus_DECISION_STATUS_SUPERSEDED, "", 0))
 	if err := apply(t, f, UpdateDecision(d1.Id, shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, "", 0)).Error(); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second outcome: err = %v, want conflict", err)
@@ -201,7 +207,7 @@ func TestDecisions(t *testing.T) {
 	if fl, _ := f.Fleet("web"); fl.Desired != 5 {
 		t.Fatalf("desired after applied = %d, want 5", fl.Desired)
 	}
-	d3 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 5, To: 4, Source: SourceAuto})).Decision
+	d3 := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 5, Capacity: 4, Source: SourceAuto})).Decision
 	mustApply(t, f, UpdateDecision(d3.Id, shoalv1.DecisionStatus_DECISION_STATUS_FAILED, "AccessDenied", shoalv1.ErrorClass_ERROR_CLASS_FATAL))
 	ds, _ := f.Decisions("web", 0)
 	if len(ds) != 3 || ds[2].ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_FATAL || ds[2].Error != "AccessDenied" {
@@ -212,7 +218,7 @@ func TestDecisions(t *testing.T) {
 	}
 
 	for i := 0; i < DefaultDecisionsPerFleet+10; i++ {
-		mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "api", From: 0, To: 1, Source: SourceAuto}))
+		mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "api", PreviousCapacity: 0, Capacity: 1, Source: SourceAuto}))
 	}
 	ds, _ = f.Decisions("api", 0)
 	if len(ds) != DefaultDecisionsPerFleet || ds[len(ds)-1].Id != uint64(3+DefaultDecisionsPerFleet+10) {
@@ -231,11 +237,11 @@ func (s *sink) Close() error  { return nil }
 
 func richState(t *testing.T) *FSM {
 	f := seed(t)
-	mustApply(t, f, SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, WarmupMs: 30_000}))
+	mustApply(t, f, SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Warmup: durationpb.New(30_000 * time.Millisecond)}))
 	mustApply(t, f, PauseFleet("api", true))
 	mustApply(t, f, RegisterInstance(&shoalv1.Instance{Id: "i-1", Fleet: "web", PrivateIp: "10.0.0.1", AvailabilityZone: "us-east-1a"}))
 	mustApply(t, f, SetInstanceState("i-1", shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE))
-	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceManual, Inputs: map[string]float64{"cpu": 70}})).Decision
+	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceManual, Inputs: map[string]float64{"cpu": 70}})).Decision
 	mustApply(t, f, UpdateDecision(d.Id, shoalv1.DecisionStatus_DECISION_STATUS_FAILED, "throttled", shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE))
 	mustApply(t, f, SetWatermark("cloudwatch/web", 1_700_000_000_000))
 	mustApply(t, f, SetMember(Member{ID: "n1", RaftAddr: "127.0.0.1:7300", RPCAddr: "127.0.0.1:7400"}))
@@ -267,7 +273,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("round trip differs:\n%s\n%s", a, b)
 	}
 	web, _ := g.Fleet("web")
-	if web.Policy.GetWarmupMs() != 30_000 {
+	if web.Policy.GetWarmup().AsDuration() != 30*time.Second {
 		t.Fatalf("policy lost: %v", web.Policy)
 	}
 	if w, ok := g.Watermark("cloudwatch/web"); !ok || w != 1_700_000_000_000 {
@@ -283,7 +289,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		t.Fatalf("members = %v", g.Members())
 	}
 	// Decision ids continue after a restore instead of reusing old ones.
-	d := mustApply(t, g, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 3, To: 4, Source: SourceAuto})).Decision
+	d := mustApply(t, g, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 3, Capacity: 4, Source: SourceAuto})).Decision
 	if d.Id != 2 {
 		t.Fatalf("next decision id = %d, want 2", d.Id)
 	}
@@ -346,8 +352,8 @@ func TestStampOverwrites(t *testing.T) {
 	c := CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Max: 2})
 	c.AtMS = 1
 	b, _ = Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000))
-	if r := f.ApplyBytes(1, b); r.Error() != nil || r.Fleet.CreatedAtUnixMs != 1_700_000_000_000 {
-		t.Fatalf("created_at = %v, %v; want the leader's time", r.Fleet.GetCreatedAtUnixMs(), r.Error())
+	if r := f.ApplyBytes(1, b); r.Error() != nil || r.Fleet.GetCreateTime().AsTime().UnixMilli() != 1_700_000_000_000 {
+		t.Fatalf("created_at = %v, %v; want the leader's time", r.Fleet.GetCreateTime().AsTime(), r.Error())
 	}
 }
 
@@ -393,8 +399,8 @@ func TestApplyIgnoresNonCommandLogs(t *testing.T) {
 // fleet's bounds shrank leaves desired inside the new bounds.
 func TestAppliedDecisionKeepsDesiredInBounds(t *testing.T) {
 	f := seed(t)
-	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceAuto})).Decision
-	mustApply(t, f, UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Max: i32(3), Desired: i32(3)}))
+	d := mustApply(t, f, CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 5, Source: SourceAuto})).Decision
+	mustApply(t, f, UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 3, Desired: 3}, "max", "desired")))
 	mustApply(t, f, UpdateDecision(d.Id, shoalv1.DecisionStatus_DECISION_STATUS_APPLIED, "", 0))
 	if fl, _ := f.Fleet("web"); fl.Desired != 3 {
 		t.Fatalf("desired = %d, want 3 (the new max)", fl.Desired)

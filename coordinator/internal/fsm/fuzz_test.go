@@ -36,7 +36,7 @@ func buildFuzzStart(t *testing.T) *FSM {
 		CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 5, Desired: 2}),
 		CreateFleet(&shoalv1.Fleet{Name: "api", Asg: "api-asg", Max: 3}),
 		RegisterInstance(&shoalv1.Instance{Id: realID, Fleet: "web", PrivateIp: "10.0.0.2"}),
-		CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceAuto}),
+		CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 5, Source: SourceAuto}),
 		SetMember(Member{ID: "n1", RaftAddr: "10.0.0.1:7300", RPCAddr: "10.0.0.1:7400"}),
 	} {
 		b, _ := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000))

@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"bufio"
 	"bytes"
 	"flag"
@@ -16,13 +18,13 @@ var update = flag.Bool("update", false, "rewrite testdata golden files")
 
 // goldenCommands is one command of every op, as release 1 writes them.
 func goldenCommands() []Command {
-	d := &shoalv1.Decision{Fleet: "web", From: 2, To: 3, Source: SourceAuto, Reason: "cpu 71 > 50", Inputs: map[string]float64{"cpu": 71}}
+	d := &shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: SourceAuto, Reason: "cpu 71 > 50", Inputs: map[string]float64{"cpu": 71}}
 	return []Command{
 		SetMember(Member{ID: "n1", RaftAddr: "10.0.0.1:7300", RPCAddr: "10.0.0.1:7400"}),
 		CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 6, Desired: 2, AppPort: 8080}),
 		CreateFleet(&shoalv1.Fleet{Name: "old", Asg: "old-asg", Max: 1}),
-		UpdateFleet(&shoalv1.UpdateFleetRequest{Name: "web", Max: i32(8), SetAlarmActions: true, AlarmActions: []string{"arn:aws:sns:us-east-1:1:ops"}}),
-		SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, WarmupMs: 30_000}),
+		UpdateFleet(upd(&shoalv1.Fleet{Name: "web", Max: 8, AlarmActions: []string{"arn:aws:sns:us-east-1:1:ops"}}, "max", "alarm_actions")),
+		SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Warmup: durationpb.New(30_000 * time.Millisecond)}),
 		PauseFleet("web", true),
 		PauseFleet("web", false),
 		RegisterInstance(&shoalv1.Instance{Id: "i-1", Fleet: "web", PrivateIp: "10.1.0.5", AvailabilityZone: "us-east-1a"}),
@@ -98,7 +100,7 @@ func TestGolden(t *testing.T) {
 		t.Fatalf("state from v1 commands differs from v1 snapshot:\ncommands: %s\nsnapshot: %s", got, again)
 	}
 	fl, err := r.Fleet("web")
-	if err != nil || fl.Desired != 3 || fl.Max != 8 || fl.Policy.GetWarmupMs() != 30_000 {
+	if err != nil || fl.Desired != 3 || fl.Max != 8 || fl.Policy.GetWarmup().AsDuration() != 30*time.Second {
 		t.Fatalf("web after golden = %v, %v", fl, err)
 	}
 }

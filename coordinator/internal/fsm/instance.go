@@ -22,18 +22,18 @@ func (f *FSM) registerInstance(c Command) (*Result, *Error) {
 		return nil, err
 	}
 	// Live fields belong to the serving node, never to the log.
-	in.Metrics, in.LastReportAgeMs, in.Ready, in.Flag = nil, 0, false, ""
+	in.Metrics, in.LastReportAge, in.Ready, in.Flag = nil, nil, false, ""
 	if old, ok := f.s.instances[in.Id]; ok {
 		if old.Fleet != in.Fleet {
 			return nil, conflictf("instance %q already registered in fleet %q", in.Id, old.Fleet)
 		}
-		in.RegisteredAtUnixMs = old.RegisteredAtUnixMs
-		in.StateChangedAtUnixMs = old.StateChangedAtUnixMs
+		in.RegisterTime = old.RegisterTime
+		in.StateChangeTime = old.StateChangeTime
 		if in.State != old.State {
-			in.StateChangedAtUnixMs = c.AtMS
+			in.StateChangeTime = c.at()
 		}
 	} else {
-		in.RegisteredAtUnixMs, in.StateChangedAtUnixMs = c.AtMS, c.AtMS
+		in.RegisterTime, in.StateChangeTime = c.at(), c.at()
 	}
 	f.s.instances[in.Id] = in
 	return &Result{}, nil
@@ -56,7 +56,7 @@ func (f *FSM) instanceState(c Command) (*Result, *Error) {
 	}
 	if in.State != b.State {
 		in.State = b.State
-		in.StateChangedAtUnixMs = c.AtMS
+		in.StateChangeTime = c.at()
 	}
 	return &Result{}, nil
 }

@@ -257,10 +257,10 @@ func checkDecision(d *shoalv1.Decision, next uint64, seen map[uint64]bool) error
 		return fmt.Errorf("id: above next_decision_id (%d)", next)
 	case seen[d.Id]:
 		return fmt.Errorf("id: listed twice")
-	case d.Source != SourceAuto && d.Source != SourceManual && d.Source != SourceReconcile:
-		return fmt.Errorf("source (%q): must be auto, manual or reconcile", d.Source)
-	case d.From < 0 || d.To < 0:
-		return fmt.Errorf("from (%d) and to (%d) must be >= 0", d.From, d.To)
+	case !validSource(d.Source):
+		return fmt.Errorf("source (%v): must be auto, manual, reconcile or spot", d.Source)
+	case d.PreviousCapacity < 0 || d.Capacity < 0:
+		return fmt.Errorf("previous_capacity (%d) and capacity (%d) must be >= 0", d.PreviousCapacity, d.Capacity)
 	}
 	if _, ok := shoalv1.DecisionStatus_name[int32(d.Status)]; !ok || d.Status == shoalv1.DecisionStatus_DECISION_STATUS_UNSPECIFIED {
 		return fmt.Errorf("status (%d): unknown decision status", d.Status)

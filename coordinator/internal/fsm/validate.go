@@ -133,6 +133,8 @@ func validateDecisionText(d *shoalv1.Decision) *Error {
 		return invalidf("reason: longer than %d characters", MaxTextLen)
 	case len(d.Error) > MaxTextLen:
 		return invalidf("error: longer than %d characters", MaxTextLen)
+	case len(d.Actor) > MaxLabelLen:
+		return invalidf("actor: longer than %d characters", MaxLabelLen)
 	case len(d.Inputs) > MaxDecisionInputs:
 		return invalidf("inputs: %d values, more than %d", len(d.Inputs), MaxDecisionInputs)
 	}

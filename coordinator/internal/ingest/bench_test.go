@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -55,7 +56,7 @@ func benchIngest(b *testing.B, n int) {
 		seen    = map[string]bool{}
 	)
 	changed := make(chan struct{}, 1)
-	leader.svc.onApply = func(rep *shoalv1.InstanceReport, at time.Time) {
+	leader.svc.onApply = func(rep *clusterv1.InstanceReport, at time.Time) {
 		for _, s := range rep.GetSamples() {
 			lat = append(lat, at.Sub(time.UnixMilli(s.GetUnixMs())))
 			applied++

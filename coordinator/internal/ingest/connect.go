@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -100,20 +101,20 @@ func (s *Service) Connect(st connectStream) error {
 		s.mu.Lock()
 		if s.conns[id] == c {
 			delete(s.conns, id)
-			_ = s.routeLocked(&shoalv1.InstanceReport{Hello: hello, Disconnected: true})
+			_ = s.routeLocked(&clusterv1.InstanceReport{Hello: hello, Disconnected: true})
 		}
 		s.m.streams.Dec()
 		s.mu.Unlock()
 	}()
 
-	cfg := &shoalv1.AgentConfig{IntervalMs: hello.GetIntervalMs(), MaxCustomMetrics: int32(s.cfg.MaxCustomMetrics)}
+	cfg := &shoalv1.AgentConfig{Interval: hello.GetInterval(), MaxCustomMetrics: int32(s.cfg.MaxCustomMetrics)}
 	if err := st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Welcome{Welcome: &shoalv1.Welcome{
 		NodeId: s.cluster.NodeID(), Fleet: hello.GetFleet(), LeaderRpcAddr: s.cluster.LeaderRPCAddr(), Config: cfg,
 	}}}); err != nil {
 		return err
 	}
 	s.noteDropped(hello, hello.GetDroppedSamplesTotal())
-	if err := s.route(&shoalv1.InstanceReport{Hello: hello}); err != nil {
+	if err := s.route(&clusterv1.InstanceReport{Hello: hello}); err != nil {
 		return s.refuse(err)
 	}
 
@@ -233,7 +234,7 @@ func (s *Service) handle(c *agentConn, m *shoalv1.ConnectRequest) error {
 			}
 		}
 		s.noteDropped(c.hello, b.GetDroppedSamplesTotal())
-		rep := &shoalv1.InstanceReport{Hello: c.hello, Samples: ok, Ready: b.GetReady(), ReadyReason: b.GetReadyReason(),
+		rep := &clusterv1.InstanceReport{Hello: c.hello, Samples: ok, Ready: b.GetReady(), ReadyReason: b.GetReadyReason(),
 			DroppedSamplesTotal: b.GetDroppedSamplesTotal()}
 		if err := s.route(rep); err != nil {
 			return s.refuse(err)
@@ -241,7 +242,7 @@ func (s *Service) handle(c *agentConn, m *shoalv1.ConnectRequest) error {
 	case *shoalv1.ConnectRequest_CommandResult:
 		s.commandResult(c.hello.GetInstanceId(), msg.CommandResult)
 	case *shoalv1.ConnectRequest_Goodbye:
-		return s.route(&shoalv1.InstanceReport{Hello: c.hello, Left: true})
+		return s.route(&clusterv1.InstanceReport{Hello: c.hello, Left: true})
 	case *shoalv1.ConnectRequest_Hello:
 		return status.Error(codes.InvalidArgument, "hello: sent twice on one stream")
 	}
@@ -313,7 +314,7 @@ func (s *Service) checkSample(smp *shoalv1.Sample, future, old int64) (reason, d
 func (s *Service) noteDropped(h *shoalv1.AgentHello, total uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	id, start := h.GetInstanceId(), uint64(h.GetStartedAtUnixMs())
+	id, start := h.GetInstanceId(), uint64(h.GetStartTime().AsTime().UnixNano())
 	prev, ok := s.droppedSeen[id]
 	switch {
 	case !ok || prev[0] != start:
@@ -328,13 +329,13 @@ func (s *Service) noteDropped(h *shoalv1.AgentHello, total uint64) {
 
 // route sends a report where it belongs: into the store on the leader, to
 // the forwarder's queue on a follower.
-func (s *Service) route(rep *shoalv1.InstanceReport) error {
+func (s *Service) route(rep *clusterv1.InstanceReport) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.routeLocked(rep)
 }
 
-func (s *Service) routeLocked(rep *shoalv1.InstanceReport) error {
+func (s *Service) routeLocked(rep *clusterv1.InstanceReport) error {
 	if s.cluster.IsLeader() {
 		now := s.cfg.Now()
 		err := s.store.apply(rep, s.cluster.NodeID(), now)
@@ -358,7 +359,7 @@ func (s *Service) routeLocked(rep *shoalv1.InstanceReport) error {
 		samples = samples[over:]
 	}
 	left := p.GetLeft() || rep.GetLeft()
-	*p = shoalv1.InstanceReport{Hello: rep.GetHello(), Samples: samples, Ready: rep.GetReady(), ReadyReason: rep.GetReadyReason(),
+	*p = clusterv1.InstanceReport{Hello: rep.GetHello(), Samples: samples, Ready: rep.GetReady(), ReadyReason: rep.GetReadyReason(),
 		DroppedSamplesTotal: max(p.GetDroppedSamplesTotal(), rep.GetDroppedSamplesTotal()), Disconnected: rep.GetDisconnected(), Left: left}
 	return nil
 }
@@ -370,6 +371,6 @@ func (s *Service) commandResult(instanceID string, res *shoalv1.CommandResult) {
 		return
 	}
 	s.mu.Lock()
-	s.fwdResults = append(s.fwdResults, &shoalv1.ForwardedCommandResult{InstanceId: instanceID, Result: res})
+	s.fwdResults = append(s.fwdResults, &clusterv1.ForwardedCommandResult{InstanceId: instanceID, Result: res})
 	s.mu.Unlock()
 }

@@ -15,7 +15,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -241,6 +244,7 @@ func startNode(t testing.TB, nw *network, name string, leader bool, leaderAddr s
 	lis := nw.listen(t, name)
 	srv := rpc.NewServer()
 	svc.Register(srv)
+	clusterv1.RegisterClusterServiceServer(srv, forwardOnly{svc: svc})
 	go func() { _ = srv.Serve(lis) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -271,7 +275,7 @@ type testAgent struct {
 }
 
 func hello(id string, started int64) *shoalv1.AgentHello {
-	return &shoalv1.AgentHello{InstanceId: id, Fleet: "web", PrivateIp: "127.0.0.9", StartedAtUnixMs: started, IntervalMs: 1000}
+	return &shoalv1.AgentHello{InstanceId: id, Fleet: "web", PrivateIp: "127.0.0.9", StartTime: timestamppb.New(time.UnixMilli(started)), Interval: durationpb.New(time.Second)}
 }
 
 // connect opens a stream and waits for the welcome; err is the stream's
@@ -378,4 +382,15 @@ func advance(d time.Duration) {
 	synctest.Wait()
 	time.Sleep(d)
 	synctest.Wait()
+}
+
+// forwardOnly serves the ClusterService call that ingest owns; in a node the
+// server package serves the rest of ClusterService.
+type forwardOnly struct {
+	clusterv1.UnimplementedClusterServiceServer
+	svc *Service
+}
+
+func (f forwardOnly) ForwardAgents(st clusterv1.ClusterService_ForwardAgentsServer) error {
+	return f.svc.ForwardAgents(st)
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -23,10 +24,10 @@ import (
 // followerConn is one follower's Forward stream, as the leader holds it.
 type followerConn struct {
 	node string
-	out  chan *shoalv1.ForwardResponse
+	out  chan *clusterv1.ForwardAgentsResponse
 }
 
-func (f *followerConn) send(m *shoalv1.ForwardResponse) error {
+func (f *followerConn) send(m *clusterv1.ForwardAgentsResponse) error {
 	select {
 	case f.out <- m:
 		return nil
@@ -35,10 +36,10 @@ func (f *followerConn) send(m *shoalv1.ForwardResponse) error {
 	}
 }
 
-type forwardStream = grpc.BidiStreamingServer[shoalv1.ForwardRequest, shoalv1.ForwardResponse]
+type forwardStream = grpc.BidiStreamingServer[clusterv1.ForwardAgentsRequest, clusterv1.ForwardAgentsResponse]
 
-// Forward is the leader's end of a follower's stream.
-func (s *Service) Forward(st forwardStream) error {
+// ForwardAgents is the leader's end of a follower's stream.
+func (s *Service) ForwardAgents(st forwardStream) error {
 	if !s.cluster.IsLeader() {
 		if addr := s.cluster.LeaderRPCAddr(); addr != "" {
 			st.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
@@ -53,7 +54,7 @@ func (s *Service) Forward(st forwardStream) error {
 	if node == "" {
 		return status.Error(codes.InvalidArgument, "forward: the first message must be a hello naming the node")
 	}
-	f := &followerConn{node: node, out: make(chan *shoalv1.ForwardResponse, 1024)}
+	f := &followerConn{node: node, out: make(chan *clusterv1.ForwardAgentsResponse, 1024)}
 	s.mu.Lock()
 	s.followers[node] = f
 	s.mu.Unlock()
@@ -103,7 +104,7 @@ func (s *Service) Forward(st forwardStream) error {
 			return status.Errorf(codes.FailedPrecondition, "node %s is no longer the leader", s.cluster.NodeID())
 		}
 		switch msg := m.GetMsg().(type) {
-		case *shoalv1.ForwardRequest_Report:
+		case *clusterv1.ForwardAgentsRequest_Report:
 			rep := msg.Report
 			s.mu.Lock()
 			now := s.cfg.Now()
@@ -119,10 +120,10 @@ func (s *Service) Forward(st forwardStream) error {
 			}
 			s.mu.Unlock()
 			if errors.Is(err, ErrDuplicate) || errors.Is(err, ErrRefused) {
-				_ = f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Rejected{Rejected: &shoalv1.InstanceRejected{
+				_ = f.send(&clusterv1.ForwardAgentsResponse{Msg: &clusterv1.ForwardAgentsResponse_Rejected{Rejected: &clusterv1.InstanceRejected{
 					InstanceId: rep.GetHello().GetInstanceId(), Reason: err.Error()}}})
 			}
-		case *shoalv1.ForwardRequest_CommandResult:
+		case *clusterv1.ForwardAgentsRequest_CommandResult:
 			s.resolve(msg.CommandResult.GetResult())
 		}
 	}
@@ -131,7 +132,7 @@ func (s *Service) Forward(st forwardStream) error {
 // admitForwarded checks a follower's report as admit checks an agent's
 // hello (a Forward stream is one more door), and counts the new ids the
 // stream introduces. Service.mu is held.
-func (s *Service) admitForwarded(rep *shoalv1.InstanceReport, introduced map[string]bool) error {
+func (s *Service) admitForwarded(rep *clusterv1.InstanceReport, introduced map[string]bool) error {
 	h := rep.GetHello()
 	id := h.GetInstanceId()
 	if err := fsm.ValidInstanceID(id); err != nil {
@@ -207,24 +208,24 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 	defer conn.Close()
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	st, err := shoalv1.NewAgentServiceClient(conn).Forward(sctx)
+	st, err := clusterv1.NewClusterServiceClient(conn).ForwardAgents(sctx)
 	if err != nil {
 		return err
 	}
 	var sendMu sync.Mutex
-	send := func(m *shoalv1.ForwardRequest) error {
+	send := func(m *clusterv1.ForwardAgentsRequest) error {
 		sendMu.Lock()
 		defer sendMu.Unlock()
 		return st.Send(m)
 	}
-	if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_Hello{Hello: &shoalv1.FollowerHello{NodeId: s.cluster.NodeID()}}}); err != nil {
+	if err := send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: s.cluster.NodeID()}}}); err != nil {
 		return err
 	}
 	// A new leader knows nothing: tell it about every stream held here.
 	s.mu.Lock()
 	for id, c := range s.conns {
 		if s.pending[id] == nil {
-			s.pending[id] = &shoalv1.InstanceReport{Hello: c.hello}
+			s.pending[id] = &clusterv1.InstanceReport{Hello: c.hello}
 		}
 	}
 	s.fwdUp = true
@@ -252,17 +253,17 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 		}
 		s.mu.Lock()
 		reports := s.pending
-		s.pending = make(map[string]*shoalv1.InstanceReport, len(reports))
+		s.pending = make(map[string]*clusterv1.InstanceReport, len(reports))
 		results := s.fwdResults
 		s.fwdResults = nil
 		s.mu.Unlock()
 		for _, r := range results {
-			if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_CommandResult{CommandResult: r}}); err != nil {
+			if err := send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_CommandResult{CommandResult: r}}); err != nil {
 				return err
 			}
 		}
 		for _, rep := range reports {
-			if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_Report{Report: rep}}); err != nil {
+			if err := send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Report{Report: rep}}); err != nil {
 				return err
 			}
 			s.m.forwarded.Inc()
@@ -271,14 +272,14 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 }
 
 // forwardReceive handles the leader's messages to this follower.
-func (s *Service) forwardReceive(st grpc.BidiStreamingClient[shoalv1.ForwardRequest, shoalv1.ForwardResponse], send func(*shoalv1.ForwardRequest) error) error {
+func (s *Service) forwardReceive(st grpc.BidiStreamingClient[clusterv1.ForwardAgentsRequest, clusterv1.ForwardAgentsResponse], send func(*clusterv1.ForwardAgentsRequest) error) error {
 	for {
 		m, err := st.Recv()
 		if err != nil {
 			return err
 		}
 		switch msg := m.GetMsg().(type) {
-		case *shoalv1.ForwardResponse_Command:
+		case *clusterv1.ForwardAgentsResponse_Command:
 			id, cmd := msg.Command.GetInstanceId(), msg.Command.GetCommand()
 			s.mu.Lock()
 			c := s.conns[id]
@@ -289,11 +290,11 @@ func (s *Service) forwardReceive(st grpc.BidiStreamingClient[shoalv1.ForwardRequ
 			}
 			if err != nil {
 				res := &shoalv1.CommandResult{Id: cmd.GetId(), Kind: cmd.GetKind(), Error: err.Error()}
-				if err := send(&shoalv1.ForwardRequest{Msg: &shoalv1.ForwardRequest_CommandResult{CommandResult: &shoalv1.ForwardedCommandResult{InstanceId: id, Result: res}}}); err != nil {
+				if err := send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_CommandResult{CommandResult: &clusterv1.ForwardedCommandResult{InstanceId: id, Result: res}}}); err != nil {
 					return err
 				}
 			}
-		case *shoalv1.ForwardResponse_Rejected:
+		case *clusterv1.ForwardAgentsResponse_Rejected:
 			id := msg.Rejected.GetInstanceId()
 			s.mu.Lock()
 			c := s.conns[id]

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -64,7 +65,7 @@ func FuzzValidate(f *testing.F) {
 		// What passed must be storable: route it as the stream does.
 		h := hello("i-fuzz", 1)
 		if len(ok) > 0 {
-			if err := s.route(&shoalv1.InstanceReport{Hello: h, Samples: ok}); err != nil {
+			if err := s.route(&clusterv1.InstanceReport{Hello: h, Samples: ok}); err != nil {
 				t.Fatalf("route of accepted samples: %v", err)
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -226,8 +227,8 @@ func TestFollowerForwardsAndDrainReachesAgent(t *testing.T) {
 		if err != nil || len(ins) != 1 {
 			t.Fatalf("Instances = %v, %v", ins, err)
 		}
-		if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAgeMs() < 0 ||
-			in.GetLastReportAgeMs() > (time.Second+f.cfg.ForwardEvery).Milliseconds() || !in.GetReady() {
+		if in := ins[0]; in.GetMetrics()["cpu"] != 42 || in.GetMetrics()["queue"] != 3 || in.GetLastReportAge() == nil ||
+			in.GetLastReportAge().AsDuration() > time.Second+f.cfg.ForwardEvery || !in.GetReady() {
 			t.Errorf("instance = %v", in)
 		}
 		if agg := l.svc.Aggregates("web", 10*time.Second)["cpu"]; agg.Count != 1 || agg.Avg != 42 {
@@ -528,7 +529,7 @@ func TestAggregates(t *testing.T) {
 	for i, cpu := range []float64{10, 20, 30, 40} {
 		h := hello(fmt.Sprintf("i-%d", i), 1)
 		for k := 5; k >= 1; k-- {
-			if err := s.route(&shoalv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*time.Second), "cpu", cpu)}}); err != nil {
+			if err := s.route(&clusterv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*time.Second), "cpu", cpu)}}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -539,9 +540,9 @@ func TestAggregates(t *testing.T) {
 		if k > 10 {
 			v = 0 // older than the 5 s window below
 		}
-		s.route(&shoalv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*500*time.Millisecond), "cpu", v, "mem", 5.0)}})
+		s.route(&clusterv1.InstanceReport{Hello: h, Samples: []*shoalv1.Sample{smp(now.Add(-time.Duration(k)*500*time.Millisecond), "cpu", v, "mem", 5.0)}})
 	}
-	s.route(&shoalv1.InstanceReport{Hello: &shoalv1.AgentHello{InstanceId: "other", Fleet: "api"}, Samples: []*shoalv1.Sample{smp(now, "cpu", 99.0)}})
+	s.route(&clusterv1.InstanceReport{Hello: &shoalv1.AgentHello{InstanceId: "other", Fleet: "api"}, Samples: []*shoalv1.Sample{smp(now, "cpu", 99.0)}})
 
 	cases := []struct {
 		name   string

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 )
 
 // TestSampleLatencyObserved: the leader observes now − sample time for live
@@ -40,7 +40,7 @@ func TestSampleLatencyObserved(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rep := &shoalv1.InstanceReport{Hello: hello("i-1", 1)}
+			rep := &clusterv1.InstanceReport{Hello: hello("i-1", 1)}
 			for _, age := range tc.ages {
 				rep.Samples = append(rep.Samples, smp(now.Add(-age), "cpu", 1.0))
 			}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 )
 
 // Reasons samples and streams are rejected, as metric label values.
@@ -84,7 +84,7 @@ const liveBound = 5 * time.Second
 
 // observeLatency records each sample of a report the leader just put into
 // its rings. Service.mu is held; the histogram is safe without it.
-func (m *metrics) observeLatency(rep *shoalv1.InstanceReport, now time.Time) {
+func (m *metrics) observeLatency(rep *clusterv1.InstanceReport, now time.Time) {
 	nowMs := now.UnixMilli()
 	for _, smp := range rep.GetSamples() {
 		age := time.Duration(nowMs-smp.GetUnixMs()) * time.Millisecond

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"context"
 	"fmt"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -27,9 +30,9 @@ type Service struct {
 	// conns are the agent streams this node holds.
 	conns map[string]*agentConn
 	// pending are reports waiting for the follower's next flush.
-	pending map[string]*shoalv1.InstanceReport
+	pending map[string]*clusterv1.InstanceReport
 	// fwdResults are command results waiting to go to the leader.
-	fwdResults []*shoalv1.ForwardedCommandResult
+	fwdResults []*clusterv1.ForwardedCommandResult
 	fwdUp      bool
 	// Leader only.
 	store       *store
@@ -44,7 +47,7 @@ type Service struct {
 
 	cmdSeq atomic.Uint64
 	// onApply, when set (benchmarks), sees every report the leader applied.
-	onApply func(rep *shoalv1.InstanceReport, at time.Time)
+	onApply func(rep *clusterv1.InstanceReport, at time.Time)
 }
 
 // New returns a Service for cfg (start from DefaultConfig); Register mounts
@@ -58,7 +61,7 @@ func New(cfg Config, cluster Cluster, reg Registry) (*Service, error) {
 	}
 	return &Service{
 		cfg: cfg, cluster: cluster, reg: reg, m: newMetrics(cfg.Registerer),
-		conns: map[string]*agentConn{}, pending: map[string]*shoalv1.InstanceReport{},
+		conns: map[string]*agentConn{}, pending: map[string]*clusterv1.InstanceReport{},
 		store: newStore(cfg.RingSize, cfg.StaleAfter), followers: map[string]*followerConn{},
 		waiters: map[string]chan *shoalv1.CommandResult{}, draining: map[string]bool{},
 		droppedSeen: map[string][2]uint64{},
@@ -151,7 +154,10 @@ func (s *Service) Drain(ctx context.Context, instanceID string) (*shoalv1.Comman
 	}
 	cmd := &shoalv1.AgentCommand{
 		Id:   s.cluster.NodeID() + "-drain-" + strconv.FormatUint(s.cmdSeq.Add(1), 10),
-		Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN, DeadlineUnixMs: deadline.UnixMilli(),
+		Kind: shoalv1.CommandKind_COMMAND_KIND_DRAIN,
+	}
+	if !deadline.IsZero() { // unset means no deadline; a zero time would be one long past
+		cmd.Deadline = timestamppb.New(deadline)
 	}
 	wait := make(chan *shoalv1.CommandResult, 1)
 	s.mu.Lock()
@@ -191,7 +197,7 @@ func (s *Service) deliverLocked(instanceID string, cmd *shoalv1.AgentCommand) er
 	if f == nil {
 		return fmt.Errorf("%w: %s (node %s has no forward stream)", ErrNotConnected, instanceID, in.owner)
 	}
-	return f.send(&shoalv1.ForwardResponse{Msg: &shoalv1.ForwardResponse_Command{Command: &shoalv1.ForwardedCommand{InstanceId: instanceID, Command: cmd}}})
+	return f.send(&clusterv1.ForwardAgentsResponse{Msg: &clusterv1.ForwardAgentsResponse_Command{Command: &clusterv1.ForwardedCommand{InstanceId: instanceID, Command: cmd}}})
 }
 
 // resolve hands a command result to the Drain waiting for it.

@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -55,7 +57,7 @@ func newStore(ringSize int, staleAfter time.Duration) *store {
 // apply takes one report from the node owner. It refuses a report for an id
 // that another agent process (another start time or address) streams live
 // to a different node; the same agent moving nodes takes over at once.
-func (s *store) apply(rep *shoalv1.InstanceReport, owner string, now time.Time) error {
+func (s *store) apply(rep *clusterv1.InstanceReport, owner string, now time.Time) error {
 	h := rep.GetHello()
 	id := h.GetInstanceId()
 	in := s.byID[id]
@@ -104,7 +106,7 @@ func (s *store) apply(rep *shoalv1.InstanceReport, owner string, now time.Time) 
 }
 
 func sameAgent(a, b *shoalv1.AgentHello) bool {
-	return a.GetStartedAtUnixMs() == b.GetStartedAtUnixMs() && a.GetPrivateIp() == b.GetPrivateIp()
+	return proto.Equal(a.GetStartTime(), b.GetStartTime()) && a.GetPrivateIp() == b.GetPrivateIp()
 }
 
 // disconnectOwner marks every instance streamed through node as disconnected
@@ -166,15 +168,15 @@ func (s *store) instance(reg *shoalv1.Instance, in *live, now time.Time) *shoalv
 		if out.GetState() != shoalv1.InstanceState_INSTANCE_STATE_TERMINATED {
 			out.Flag = "agent never reported to this leader"
 		}
-		out.LastReportAgeMs = -1
+		out.LastReportAge = nil
 		return out
 	}
 	out.Metrics = maps.Clone(in.ring.last)
 	out.Ready = in.ready
 	if in.lastReport.IsZero() {
-		out.LastReportAgeMs = -1
+		out.LastReportAge = nil
 	} else {
-		out.LastReportAgeMs = now.Sub(in.lastReport).Milliseconds()
+		out.LastReportAge = durationpb.New(now.Sub(in.lastReport))
 	}
 	switch {
 	case !in.connected:

@@ -126,7 +126,7 @@ func (m liveMetrics) Latest(fleet string) map[string]map[string]float64 {
 	}
 	out := make(map[string]map[string]float64, len(ins))
 	for _, in := range ins {
-		if in.LastReportAgeMs < 0 || time.Duration(in.LastReportAgeMs)*time.Millisecond > m.stale || len(in.Metrics) == 0 {
+		if in.LastReportAge == nil || in.LastReportAge.AsDuration() > m.stale || len(in.Metrics) == 0 {
 			continue
 		}
 		out[in.Id] = in.Metrics

@@ -24,7 +24,7 @@ func TestLeaderStoreNeverForwards(t *testing.T) {
 		if _, err := (store{node: leader}).Apply(ctx, fsm.CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 1, Max: 4, Desired: 2})); err != nil {
 			t.Fatal(err)
 		}
-		dec := fsm.CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 3, Reason: "stale view", Source: fsm.SourceAuto})
+		dec := fsm.CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Reason: "stale view", Source: fsm.SourceAuto})
 
 		if _, err := (leaderStore{store{node: follower}}).Apply(ctx, dec); !errors.Is(err, cluster.ErrNotLeader) {
 			t.Fatalf("leaderStore.Apply on a follower = %v, want ErrNotLeader", err)

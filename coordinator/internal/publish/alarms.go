@@ -1,6 +1,8 @@
 package publish
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"context"
 	"errors"
 	"fmt"
@@ -380,11 +382,31 @@ type AlarmStatus struct {
 
 // Proto returns the status as ControlService's ListAlarms carries it.
 func (s AlarmStatus) Proto() *shoalv1.Alarm {
-	return &shoalv1.Alarm{
-		Name: s.Name, Fleet: s.Fleet, Metric: s.Metric, State: s.State, Reason: s.Reason,
-		StateUpdatedUnixMs: s.Updated.UnixMilli(), Threshold: s.Threshold, Comparison: s.Comparison,
+	a := &shoalv1.Alarm{
+		Name: s.Name, Fleet: s.Fleet, Metric: s.Metric, State: cwAlarmStates[s.State], Reason: s.Reason,
+		Threshold: s.Threshold, Comparison: comparisons[s.Comparison],
 	}
+	if !s.Updated.IsZero() {
+		a.StateUpdateTime = timestamppb.New(s.Updated)
+	}
+	return a
 }
+
+// cwAlarmStates and comparisons map CloudWatch's words to the wire enums; a
+// word CloudWatch adds later maps to UNSPECIFIED.
+var (
+	cwAlarmStates = map[string]shoalv1.AlarmState{
+		string(types.StateValueOk):               shoalv1.AlarmState_ALARM_STATE_OK,
+		string(types.StateValueAlarm):            shoalv1.AlarmState_ALARM_STATE_ALARM,
+		string(types.StateValueInsufficientData): shoalv1.AlarmState_ALARM_STATE_INSUFFICIENT_DATA,
+	}
+	comparisons = map[string]shoalv1.Comparison{
+		string(types.ComparisonOperatorGreaterThanOrEqualToThreshold): shoalv1.Comparison_COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+		string(types.ComparisonOperatorGreaterThanThreshold):          shoalv1.Comparison_COMPARISON_GREATER_THAN_THRESHOLD,
+		string(types.ComparisonOperatorLessThanThreshold):             shoalv1.Comparison_COMPARISON_LESS_THAN_THRESHOLD,
+		string(types.ComparisonOperatorLessThanOrEqualToThreshold):    shoalv1.Comparison_COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD,
+	}
+)
 
 // List returns this cluster's alarms, sorted by name; with fleet set, only
 // that fleet's. fleets are the known fleet names: an alarm's fleet is the

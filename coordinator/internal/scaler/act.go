@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/decide"
@@ -50,7 +49,7 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, superseded, nil, fmt.Sprintf("superseded by decision %d", open[len(open)-1].Id))
 	}
 	d := open[len(open)-1]
-	if v.current() == d.To {
+	if v.current() == d.Capacity {
 		s.finish(ctx, d, applied, nil, "")
 		return false
 	}
@@ -63,7 +62,7 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, applied, nil, "")
 		if d.Source == fsm.SourceManual {
 			// A manual scale counts toward the automatic rate limits.
-			fs.decide = fs.decide.Record(s.cfg.Now(), d.From, d.To)
+			fs.decide = fs.decide.Record(s.cfg.Now(), d.PreviousCapacity, d.Capacity)
 		}
 	}
 	// Even a failed act may have changed the world (a scale-in that marked
@@ -92,7 +91,7 @@ func (s *Scaler) finish(ctx context.Context, d *shoalv1.Decision, st shoalv1.Dec
 		return
 	}
 	s.met.outcomes.WithLabelValues(strings.ToLower(strings.TrimPrefix(st.String(), "DECISION_STATUS_"))).Inc()
-	s.cfg.Logger.Info("scaler: decision", "id", d.Id, "fleet", d.Fleet, "from", d.From, "to", d.To, "status", st.String(), "note", note, "err", cause)
+	s.cfg.Logger.Info("scaler: decision", "id", d.Id, "fleet", d.Fleet, "from", d.PreviousCapacity, "to", d.Capacity, "status", st.String(), "note", note, "err", cause)
 }
 
 // blockedError is a decision the group's state refuses for now.
@@ -100,17 +99,17 @@ type blockedError struct{ why string }
 
 func (e *blockedError) Error() string { return e.why }
 
-// act moves the group toward d.To. Scale-out is one SetDesiredCapacity;
+// act moves the group toward d.Capacity. Scale-out is one SetDesiredCapacity;
 // scale-in marks victims draining, and the drain loop terminates them.
 func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.Decision) error {
-	if d.To < v.g.Min || d.To > v.g.Max {
+	if d.Capacity < v.g.Min || d.Capacity > v.g.Max {
 		return &cloud.Error{Op: "shoal:bounds", Kind: cloud.ErrValidation,
-			Err: fmt.Errorf("desired (%d) is outside group %s MinSize %d..MaxSize %d", d.To, v.g.Name, v.g.Min, v.g.Max)}
+			Err: fmt.Errorf("desired (%d) is outside group %s MinSize %d..MaxSize %d", d.Capacity, v.g.Name, v.g.Min, v.g.Max)}
 	}
 	cur := v.current()
-	if d.To > cur {
+	if d.Capacity > cur {
 		start := s.cfg.Now()
-		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.To+v.draining)
+		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.Capacity+v.draining)
 		s.met.actuation.Observe(s.cfg.Now().Sub(start).Seconds())
 		if err != nil {
 			s.cloudErr("set desired capacity", v.g.Name, err)
@@ -125,9 +124,9 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 	if why := s.scaleInBlocked(ctx, v); why != "" {
 		return &blockedError{why: why}
 	}
-	victims := s.victims(v, int(cur-d.To))
-	if len(victims) < int(cur-d.To) {
-		return &blockedError{why: fmt.Sprintf("scale-in needs %d victims, only %d unprotected in-service instances", cur-d.To, len(victims))}
+	victims := s.victims(v, int(cur-d.Capacity))
+	if len(victims) < int(cur-d.Capacity) {
+		return &blockedError{why: fmt.Sprintf("scale-in needs %d victims, only %d unprotected in-service instances", cur-d.Capacity, len(victims))}
 	}
 	for _, id := range victims {
 		if _, err := s.apply(ctx, fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_DRAINING)); err != nil {
@@ -193,7 +192,7 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		}
 		di := decide.Instance{ID: id, Metrics: v.latest[id]}
 		if in2.State == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
-			di.InService = time.UnixMilli(in2.StateChangedAtUnixMs)
+			di.InService = in2.GetStateChangeTime().AsTime()
 		}
 		in.Instances = append(in.Instances, di)
 	}
@@ -258,7 +257,7 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 // outcome. With refused set, the decision is recorded as failed at once.
 func (s *Scaler) commitAndAct(ctx context.Context, fs *fleetState, v *view, d decide.Decision, refused error) {
 	r, err := s.apply(ctx, fsm.CreateDecision(&shoalv1.Decision{
-		Fleet: v.f.Name, From: d.Current, To: d.Desired, Reason: d.Reason, Inputs: d.Inputs, Source: fsm.SourceAuto,
+		Fleet: v.f.Name, PreviousCapacity: d.Current, Capacity: d.Desired, Reason: d.Reason, Inputs: d.Inputs, Source: fsm.SourceAuto,
 	}))
 	if err != nil {
 		s.cfg.Logger.Warn("scaler: commit decision", "fleet", v.f.Name, "err", err)
@@ -266,7 +265,7 @@ func (s *Scaler) commitAndAct(ctx context.Context, fs *fleetState, v *view, d de
 	}
 	dec := r.Decision
 	dir := "out"
-	if dec.To < dec.From {
+	if dec.Capacity < dec.PreviousCapacity {
 		dir = "in"
 	}
 	s.met.decisions.WithLabelValues(dir).Inc()

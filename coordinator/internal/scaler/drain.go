@@ -1,6 +1,8 @@
 package scaler
 
 import (
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +40,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 				continue
 			}
 			in.State = shoalv1.InstanceState_INSTANCE_STATE_DRAINING
-			in.StateChangedAtUnixMs = now.UnixMilli()
+			in.StateChangeTime = timestamppb.New(now)
 			s.cfg.Logger.Info("scaler: draining instance the group is terminating", "fleet", v.f.Name, "instance", id)
 		}
 	}
@@ -57,7 +59,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 			waiting[id] = "finishing"
 			continue
 		}
-		started := time.UnixMilli(in.StateChangedAtUnixMs)
+		started := in.GetStateChangeTime().AsTime()
 		drained, why := true, ""
 		if s.deps.LBs != nil {
 			drained, why = s.deps.LBs.Drained(v.f.Name, id)

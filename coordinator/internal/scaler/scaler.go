@@ -373,7 +373,7 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 				s.cfg.Logger.Warn("scaler: instance gone", "instance", id, "err", err)
 			}
 		default:
-			if now.Sub(time.UnixMilli(in.RegisteredAtUnixMs)) > s.cfg.AgentGrace {
+			if now.Sub(in.GetRegisterTime().AsTime()) > s.cfg.AgentGrace {
 				flags[id] = fmt.Sprintf("agent reports but group %s does not know the instance", v.g.Name)
 			}
 		}

@@ -1,6 +1,8 @@
 package scaler
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"context"
 	"errors"
 	"fmt"
@@ -47,8 +49,8 @@ func newHarness(t *testing.T, desired int32, policy *shoalv1.ScalingPolicy) *har
 
 func cpuPolicy() *shoalv1.ScalingPolicy {
 	return &shoalv1.ScalingPolicy{
-		TargetTracking:  []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}},
-		ScaleInWindowMs: 1,
+		TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}},
+		ScaleInWindow:  durationpb.New(1 * time.Millisecond),
 	}
 }
 
@@ -122,7 +124,7 @@ func TestScaleOutCommitsThenApplies(t *testing.T) {
 		t.Fatalf("decisions = %v, want one", ds)
 	}
 	d := ds[0]
-	if d.From != 2 || d.To != 4 || d.Status != applied || d.Source != fsm.SourceAuto || d.Inputs["cpu"] != 100 {
+	if d.PreviousCapacity != 2 || d.Capacity != 4 || d.Status != applied || d.Source != fsm.SourceAuto || d.Inputs["cpu"] != 100 {
 		t.Fatalf("decision = %v, want 2→4 applied with cpu 100 as input", d)
 	}
 	if got := h.cloud.group(asg).Desired; got != 4 {
@@ -152,7 +154,7 @@ func TestNewLeaderFinishesPendingDecisions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, tc.groupAt, nil)
 			for _, to := range tc.pending {
-				h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: 2, To: to, Reason: "test", Source: fsm.SourceAuto}))
+				h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: 2, Capacity: to, Reason: "test", Source: fsm.SourceAuto}))
 			}
 			h.tick()
 			h.tick() // a second pass must not apply anything again
@@ -199,7 +201,7 @@ func TestScaleInDrainsBeforeTerminating(t *testing.T) {
 	if len(azs) != 2 {
 		t.Fatalf("victims %v leave the survivors in %v; want them balanced across AZs", draining, azs)
 	}
-	if d := h.decisions()[0]; d.From != 4 || d.To != 2 || d.Status != applied {
+	if d := h.decisions()[0]; d.PreviousCapacity != 4 || d.Capacity != 2 || d.Status != applied {
 		t.Fatalf("decision = %v, want 4→2 applied once victims are draining", d)
 	}
 	// Still serving requests: nothing may be terminated.
@@ -293,7 +295,7 @@ func TestPauseStopsOnlyAutomaticDecisions(t *testing.T) {
 	if e, ok := h.s.Explain(fleet); !ok || !strings.Contains(e.Blocked, "paused") || e.Recommended != 4 {
 		t.Fatalf("explain = %+v, want paused with a recommendation of 4", e)
 	}
-	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: 2, To: 6, Reason: "manual", Source: fsm.SourceManual}))
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: 2, Capacity: 6, Reason: "manual", Source: fsm.SourceManual}))
 	h.tick()
 	if got := h.cloud.group(asg).Desired; got != 6 {
 		t.Fatalf("group desired = %d, want 6 from the manual scale", got)
@@ -436,7 +438,7 @@ func TestRegistryFollowsTheGroup(t *testing.T) {
 func TestGroupNotFound(t *testing.T) {
 	h := newHarness(t, 2, cpuPolicy())
 	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: "api", Asg: "api-asg", Min: 1, Max: 3}))
-	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: "api", From: 1, To: 2, Source: fsm.SourceManual, Reason: "manual"}))
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: "api", PreviousCapacity: 1, Capacity: 2, Source: fsm.SourceManual, Reason: "manual"}))
 	h.tick()
 	if got := h.s.GroupStatus("api"); got != "group not found" {
 		t.Fatalf("group status = %q", got)
@@ -471,7 +473,7 @@ func TestLaunchFailure(t *testing.T) {
 
 func TestNewLeaderHoldsScaleInForTheWindow(t *testing.T) {
 	p := cpuPolicy()
-	p.ScaleInWindowMs = 0 // the default, 60 s
+	p.ScaleInWindow = durationpb.New(0 * time.Millisecond) // the default, 60 s
 	h := newHarness(t, 4, p)
 	h.tick()
 	h.serve(10)
@@ -484,7 +486,7 @@ func TestNewLeaderHoldsScaleInForTheWindow(t *testing.T) {
 	}
 	h.clk.Add(31 * time.Second)
 	h.tick()
-	if ds := h.decisions(); len(ds) != 1 || ds[0].To != 2 {
+	if ds := h.decisions(); len(ds) != 1 || ds[0].Capacity != 2 {
 		t.Fatalf("decisions = %v, want one scale-in to 2 once the window passed", ds)
 	}
 }
@@ -513,7 +515,7 @@ func TestFinishingAPendingDecisionNeverDecidesFromAStaleView(t *testing.T) {
 			}
 			h.met.set(ids, "cpu", tc.cpu)
 			// The previous leader committed this and died before acting.
-			h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, From: tc.groupAt, To: tc.to, Reason: "test", Source: fsm.SourceAuto}))
+			h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: tc.groupAt, Capacity: tc.to, Reason: "test", Source: fsm.SourceAuto}))
 			h.clk.Add(time.Second)
 			h.tick()
 
@@ -541,10 +543,10 @@ func TestFinishingAPendingDecisionNeverDecidesFromAStaleView(t *testing.T) {
 				if d.Status == superseded {
 					continue
 				}
-				if prev >= 0 && d.From != prev {
-					t.Fatalf("decision %d goes %d → %d after the previous ended at %d: %v", d.Id, d.From, d.To, prev, h.decisions())
+				if prev >= 0 && d.PreviousCapacity != prev {
+					t.Fatalf("decision %d goes %d → %d after the previous ended at %d: %v", d.Id, d.PreviousCapacity, d.Capacity, prev, h.decisions())
 				}
-				prev = d.To
+				prev = d.Capacity
 			}
 		})
 	}

@@ -69,6 +69,7 @@ func (s *Server) GetStatus(ctx context.Context, req *shoalv1.GetStatusRequest) (
 		out = &shoalv1.GetStatusResponse{
 			LeaderId: s.node.LeaderID(), Nodes: nodes, AppliedIndex: r.AppliedIndex(),
 			NodeId: s.node.NodeID(), Term: r.CurrentTerm(), CommitIndex: r.CommitIndex(),
+			Insecure: s.cfg.Insecure,
 		}
 		return nil
 	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
@@ -86,31 +87,31 @@ func (s *Server) nodes() ([]*shoalv1.Node, error) {
 	leader, self, iLead := s.node.LeaderID(), s.node.NodeID(), s.node.IsLeader()
 	var out []*shoalv1.Node
 	for _, p := range peers {
-		role := "follower"
+		role := shoalv1.NodeRole_NODE_ROLE_FOLLOWER
 		switch {
 		case p.ID == self:
-			role = roleWord(s.node.Raft().State())
+			role = roleOf(s.node.Raft().State())
 		case p.ID == leader:
-			role = "leader"
+			role = shoalv1.NodeRole_NODE_ROLE_LEADER
 		case iLead && s.node.Unreachable(p.ID):
 			// The leader's heartbeats to it fail: it cannot be reached.
-			role = "unknown"
+			role = shoalv1.NodeRole_NODE_ROLE_UNKNOWN
 		}
 		out = append(out, &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, Role: role, Voter: p.Voter})
 	}
 	return out, nil
 }
 
-func roleWord(st raft.RaftState) string {
+func roleOf(st raft.RaftState) shoalv1.NodeRole {
 	switch st {
 	case raft.Leader:
-		return "leader"
+		return shoalv1.NodeRole_NODE_ROLE_LEADER
 	case raft.Candidate:
-		return "candidate"
+		return shoalv1.NodeRole_NODE_ROLE_CANDIDATE
 	case raft.Follower:
-		return "follower"
+		return shoalv1.NodeRole_NODE_ROLE_FOLLOWER
 	}
-	return "unknown"
+	return shoalv1.NodeRole_NODE_ROLE_UNKNOWN
 }
 
 // ListPeers lists the raft configuration.
@@ -145,25 +146,6 @@ func (s *Server) RemovePeer(ctx context.Context, req *shoalv1.RemovePeerRequest)
 	return c.RemovePeer(cluster.WithForwarded(ctx), req)
 }
 
-// JoinCluster adds a node as a voter, through the leader.
-func (s *Server) JoinCluster(ctx context.Context, req *shoalv1.JoinClusterRequest) (*shoalv1.JoinClusterResponse, error) {
-	id, err := s.node.Join(ctx, req)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &shoalv1.JoinClusterResponse{LeaderId: id}, nil
-}
-
-// ApplyCommand is a follower's write forwarded to this node; it is applied
-// only if this node leads.
-func (s *Server) ApplyCommand(ctx context.Context, req *shoalv1.ApplyCommandRequest) (*shoalv1.ApplyCommandResponse, error) {
-	r, idx, err := s.node.ApplyLocal(req.Command)
-	if err != nil {
-		return nil, toStatus(err)
-	}
-	return &shoalv1.ApplyCommandResponse{Index: idx, Result: fsm.EncodeResult(r)}, nil
-}
-
 // CreateFleet creates a fleet; it does not touch the group.
 func (s *Server) CreateFleet(ctx context.Context, req *shoalv1.CreateFleetRequest) (*shoalv1.CreateFleetResponse, error) {
 	f := req.GetFleet()
@@ -186,7 +168,7 @@ func (s *Server) CreateFleet(ctx context.Context, req *shoalv1.CreateFleetReques
 func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*shoalv1.GetFleetResponse, error) {
 	var out *shoalv1.GetFleetResponse
 	err := s.read(ctx, req.Stale, func() error {
-		f, err := s.node.FSM().Fleet(req.Name)
+		f, err := s.node.FSM().Fleet(req.Fleet)
 		s.withGroupStatus(f)
 		out = &shoalv1.GetFleetResponse{Fleet: f}
 		return err
@@ -212,7 +194,7 @@ func (s *Server) ListFleets(ctx context.Context, req *shoalv1.ListFleetsRequest)
 	return out, err
 }
 
-// UpdateFleet changes the fields that are set.
+// UpdateFleet changes the fields that update_mask names.
 func (s *Server) UpdateFleet(ctx context.Context, req *shoalv1.UpdateFleetRequest) (*shoalv1.UpdateFleetResponse, error) {
 	r, _, err := s.apply(ctx, fsm.UpdateFleet(req))
 	if err != nil {
@@ -223,7 +205,7 @@ func (s *Server) UpdateFleet(ctx context.Context, req *shoalv1.UpdateFleetReques
 
 // DeleteFleet removes a fleet with its registry entries and history.
 func (s *Server) DeleteFleet(ctx context.Context, req *shoalv1.DeleteFleetRequest) (*shoalv1.DeleteFleetResponse, error) {
-	if _, _, err := s.apply(ctx, fsm.DeleteFleet(req.Name)); err != nil {
+	if _, _, err := s.apply(ctx, fsm.DeleteFleet(req.Fleet)); err != nil {
 		return nil, err
 	}
 	return &shoalv1.DeleteFleetResponse{}, nil
@@ -231,7 +213,7 @@ func (s *Server) DeleteFleet(ctx context.Context, req *shoalv1.DeleteFleetReques
 
 // PauseFleet stops the engine from acting on a fleet.
 func (s *Server) PauseFleet(ctx context.Context, req *shoalv1.PauseFleetRequest) (*shoalv1.PauseFleetResponse, error) {
-	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Name, true))
+	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Fleet, true))
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +222,7 @@ func (s *Server) PauseFleet(ctx context.Context, req *shoalv1.PauseFleetRequest)
 
 // ResumeFleet lets the engine act on a fleet again.
 func (s *Server) ResumeFleet(ctx context.Context, req *shoalv1.ResumeFleetRequest) (*shoalv1.ResumeFleetResponse, error) {
-	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Name, false))
+	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Fleet, false))
 	if err != nil {
 		return nil, err
 	}
@@ -310,7 +292,7 @@ func (s *Server) SetPolicy(ctx context.Context, req *shoalv1.SetPolicyRequest) (
 	if req.Policy == nil {
 		return nil, status.Error(codes.InvalidArgument, "policy: required")
 	}
-	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet})
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: req.Fleet})
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +308,7 @@ func (s *Server) SetPolicy(ctx context.Context, req *shoalv1.SetPolicyRequest) (
 
 // GetPolicy returns a fleet's scaling policy (empty when it has none).
 func (s *Server) GetPolicy(ctx context.Context, req *shoalv1.GetPolicyRequest) (*shoalv1.GetPolicyResponse, error) {
-	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet, Stale: req.Stale})
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: req.Fleet, Stale: req.Stale})
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +337,7 @@ func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest)
 	if req.Desired < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "desired (%d) must be >= 0", req.Desired)
 	}
-	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: req.Fleet})
+	f, err := s.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: req.Fleet})
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +346,7 @@ func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest)
 		reason = "manual scale"
 	}
 	r, _, err := s.apply(ctx, fsm.CreateDecision(&shoalv1.Decision{
-		Fleet: req.Fleet, From: f.Fleet.Desired, To: req.Desired, Reason: reason, Source: fsm.SourceManual,
+		Fleet: req.Fleet, PreviousCapacity: f.Fleet.Desired, Capacity: req.Desired, Reason: reason, Source: fsm.SourceManual,
 	}))
 	if err != nil {
 		return nil, err

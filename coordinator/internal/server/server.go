@@ -21,6 +21,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/decide"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -49,6 +50,11 @@ type Config struct {
 	// Live is the leader's view of what is not in the FSM; nil serves the
 	// registry alone.
 	Live Live
+	// ForwardAgents serves ClusterService.ForwardAgents (ingest owns it);
+	// nil refuses forwarded agents.
+	ForwardAgents func(clusterv1.ClusterService_ForwardAgentsServer) error
+	// Insecure is reported by GetStatus: the node runs without TLS and ACLs.
+	Insecure bool
 }
 
 // Validate says which field is wrong.
@@ -74,8 +80,9 @@ type Server struct {
 	live Live
 }
 
-// New builds the gRPC server with ControlService registered. Register more
-// services (AgentService, BackendService) on GRPC() before Serve.
+// New builds the gRPC server with ControlService and ClusterService
+// registered. Register more services (AgentService, BackendService) on
+// GRPC() before Serve.
 func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -98,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = rpc.NewServer(cfg.GRPCOptions...)
 	shoalv1.RegisterControlServiceServer(s.grpc, s)
+	clusterv1.RegisterClusterServiceServer(s.grpc, &clusterService{node: cfg.Node, forward: cfg.ForwardAgents})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.reg.MustRegister(cfg.Node.Collectors()...)
 	return s, nil

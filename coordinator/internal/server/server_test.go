@@ -19,6 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -26,6 +27,7 @@ type env struct {
 	nodes   []*cluster.Node
 	servers []*Server
 	clients []shoalv1.ControlServiceClient
+	peers   []clusterv1.ClusterServiceClient
 }
 
 // newEnv runs size nodes in a clustertest cluster, each serving the real
@@ -49,7 +51,9 @@ func newEnv(t *testing.T, size int) *env {
 	e.nodes = tc.Nodes
 	for i, n := range tc.Nodes {
 		e.servers = append(e.servers, servers[n])
-		e.clients = append(e.clients, tc.Client(t, i))
+		cc := tc.Conn(t, i)
+		e.clients = append(e.clients, shoalv1.NewControlServiceClient(cc))
+		e.peers = append(e.peers, clusterv1.NewClusterServiceClient(cc))
 	}
 	return e
 }
@@ -72,10 +76,10 @@ func TestControlServiceThroughFollower(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if created.Fleet.Desired != 1 || created.Fleet.CreatedAtUnixMs == 0 {
+		if created.Fleet.Desired != 1 || created.Fleet.GetCreateTime() == nil {
 			t.Fatalf("created = %v", created.Fleet)
 		}
-		got, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
+		got, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: "web"})
 		if err != nil || got.Fleet.AppPort != 8080 {
 			t.Fatalf("get = %v, %v", got, err)
 		}
@@ -98,7 +102,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 				_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web2", Asg: "web-asg", Max: 3}})
 				return err
 			}, codes.AlreadyExists, `already used by fleet "web"`},
-			{"unknown fleet", func() error { _, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "nope"}); return err }, codes.NotFound, "unknown fleet"},
+			{"unknown fleet", func() error { _, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: "nope"}); return err }, codes.NotFound, "unknown fleet"},
 			{"bad policy", func() error {
 				_, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: -1}}}})
 				return err
@@ -124,11 +128,11 @@ func TestControlServiceThroughFollower(t *testing.T) {
 		if err != nil || !proto.Equal(gp.Policy, pol) {
 			t.Fatalf("policy = %v, %v", gp, err)
 		}
-		if p, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Name: "web"}); err != nil || !p.Fleet.Paused {
+		if p, err := c.PauseFleet(ctx, &shoalv1.PauseFleetRequest{Fleet: "web"}); err != nil || !p.Fleet.Paused {
 			t.Fatalf("pause = %v, %v", p, err)
 		}
 		sc, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 3})
-		if err != nil || sc.Decision.From != 1 || sc.Decision.To != 3 || sc.Decision.Source != "manual" || sc.Decision.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
+		if err != nil || sc.Decision.PreviousCapacity != 1 || sc.Decision.Capacity != 3 || sc.Decision.Source != shoalv1.DecisionSource_DECISION_SOURCE_MANUAL || sc.Decision.Status != shoalv1.DecisionStatus_DECISION_STATUS_PENDING {
 			t.Fatalf("scale = %v, %v", sc, err)
 		}
 		ds, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: "web"})
@@ -142,7 +146,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 		}
 		leaders := 0
 		for _, n := range st.Nodes {
-			if n.Role == "leader" {
+			if n.Role == shoalv1.NodeRole_NODE_ROLE_LEADER {
 				leaders++
 				if n.Id != st.LeaderId {
 					t.Fatalf("leader row %s, leader_id %s", n.Id, st.LeaderId)
@@ -159,7 +163,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 
 		clustertest.Step(t, "snapshot save and restore", func() {
 			saved := saveSnapshot(t, c)
-			if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Name: "web"}); err != nil {
+			if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: "web"}); err != nil {
 				t.Fatal(err)
 			}
 			rs, err := c.RestoreSnapshot(ctx)
@@ -174,7 +178,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 			if _, err := rs.CloseAndRecv(); err != nil {
 				t.Fatal(err)
 			}
-			f, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: "web"})
+			f, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: "web"})
 			if err != nil || !f.Fleet.Paused || f.Fleet.Policy == nil {
 				t.Fatalf("after restore = %v, %v", f, err)
 			}
@@ -196,13 +200,13 @@ func TestControlServiceThroughFollower(t *testing.T) {
 			// A command the FSM refuses is counted on every node.
 			before := e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid]
 			bogus := fsm.RegisterInstance(&shoalv1.Instance{Id: "not-an-instance", Fleet: "web"}).Encode()
-			lc := e.clients[0]
+			lc := e.peers[0]
 			for i, n := range e.nodes {
 				if n.IsLeader() {
-					lc = e.clients[i]
+					lc = e.peers[i]
 				}
 			}
-			if _, err := lc.ApplyCommand(ctx, &shoalv1.ApplyCommandRequest{Command: bogus}); err != nil {
+			if _, err := lc.ApplyCommand(ctx, &clusterv1.ApplyCommandRequest{Command: bogus}); err != nil {
 				t.Fatalf("apply: %v", err)
 			}
 			clustertest.Eventually(t, "node 2 to apply the refused command", func() bool { return e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid] == before+1 })
@@ -252,7 +256,7 @@ func TestRemovePeerAndNoLeader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newEnv(t, 3)
 		ctx := context.Background()
-		_, err := e.clients[1].JoinCluster(ctx, &shoalv1.JoinClusterRequest{NodeId: "n9", RpcAddr: "x:1"})
+		_, err := e.peers[1].JoinCluster(ctx, &clusterv1.JoinClusterRequest{NodeId: "n9", RpcAddr: "x:1"})
 		wantCode(t, err, codes.InvalidArgument, "raft_addr: required")
 		_, err = e.clients[1].RemovePeer(ctx, &shoalv1.RemovePeerRequest{Id: "ghost"})
 		wantCode(t, err, codes.NotFound, `id ("ghost")`)

@@ -1,6 +1,8 @@
 package simulate
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"errors"
 	"os"
 	"reflect"
@@ -41,7 +43,7 @@ func fleetWith(min, max, desired int32, p *shoalv1.ScalingPolicy) *shoalv1.Fleet
 }
 
 func cpu60() *shoalv1.ScalingPolicy {
-	return &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60}}, WarmupMs: 30_000}
+	return &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60}}, Warmup: durationpb.New(30_000 * time.Millisecond)}
 }
 
 func flat(seconds int64, demand float64) Trace {

@@ -22,8 +22,8 @@ type Alarm struct {
 func AlarmsOf(as []*shoalv1.Alarm) []Alarm {
 	out := make([]Alarm, 0, len(as))
 	for _, a := range as {
-		out = append(out, Alarm{Name: a.Name, Fleet: a.Fleet, Metric: a.Metric, State: a.State, Reason: a.Reason,
-			LastChange: Timestamp(a.StateUpdatedUnixMs), Threshold: a.Threshold, Comparison: a.Comparison})
+		out = append(out, Alarm{Name: a.Name, Fleet: a.Fleet, Metric: a.Metric, State: AlarmStateWord(a.State), Reason: a.Reason,
+			LastChange: Time(a.StateUpdateTime), Threshold: a.Threshold, Comparison: ComparisonWord(a.Comparison)})
 	}
 	return out
 }

@@ -20,13 +20,15 @@ type Status struct {
 	CommitIndex  uint64 `json:"commit_index"`
 	Term         uint64 `json:"term"`
 	NodeID       string `json:"node_id"`
+	// Insecure is true when the answering node runs with --insecure.
+	Insecure bool `json:"insecure"`
 }
 
 // NodesOf converts proto nodes; the result is never nil, so JSON prints [].
 func NodesOf(ns []*shoalv1.Node) []Node {
 	out := make([]Node, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, Node{ID: n.Id, RaftAddr: n.RaftAddr, RPCAddr: n.RpcAddr, Role: n.Role, Voter: n.Voter})
+		out = append(out, Node{ID: n.Id, RaftAddr: n.RaftAddr, RPCAddr: n.RpcAddr, Role: NodeRoleWord(n.Role), Voter: n.Voter})
 	}
 	return out
 }
@@ -35,6 +37,6 @@ func NodesOf(ns []*shoalv1.Node) []Node {
 func StatusOf(s *shoalv1.GetStatusResponse) Status {
 	return Status{
 		LeaderID: s.LeaderId, Nodes: NodesOf(s.Nodes), AppliedIndex: s.AppliedIndex,
-		CommitIndex: s.CommitIndex, Term: s.Term, NodeID: s.NodeId,
+		CommitIndex: s.CommitIndex, Term: s.Term, NodeID: s.NodeId, Insecure: s.Insecure,
 	}
 }

@@ -1,6 +1,9 @@
 package view
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -42,9 +45,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-func ms(d Duration) int64 { return time.Duration(d).Milliseconds() }
+// pbDuration is d as a proto Duration; zero stays unset.
+func pbDuration(d Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(time.Duration(d))
+}
 
-func dur(ms int64) Duration { return Duration(time.Duration(ms) * time.Millisecond) }
+func dur(d *durationpb.Duration) Duration { return Duration(d.AsDuration()) }
 
 // TargetTracking is the JSON form of shoalv1.TargetTracking.
 type TargetTracking struct {
@@ -128,7 +137,16 @@ type Decision struct {
 	Error      string             `json:"error,omitempty"`
 	ErrorClass string             `json:"error_class,omitempty"`
 	Source     string             `json:"source,omitempty"`
+	Actor      string             `json:"actor,omitempty"`
 	Inputs     map[string]float64 `json:"inputs,omitempty"`
+}
+
+// Time formats a proto Timestamp as Timestamp does; unset stays empty.
+func Time(t *timestamppb.Timestamp) string {
+	if t == nil {
+		return ""
+	}
+	return Timestamp(t.AsTime().UnixMilli())
 }
 
 // Timestamp formats unix milliseconds as RFC 3339 with milliseconds, UTC;
@@ -146,9 +164,9 @@ func PolicyOf(p *shoalv1.ScalingPolicy) *Policy {
 		return nil
 	}
 	out := &Policy{
-		Warmup:         dur(p.WarmupMs),
-		ScaleOutWindow: dur(p.ScaleOutWindowMs),
-		ScaleInWindow:  dur(p.ScaleInWindowMs),
+		Warmup:         dur(p.Warmup),
+		ScaleOutWindow: dur(p.ScaleOutWindow),
+		ScaleInWindow:  dur(p.ScaleInWindow),
 		ScaleOutLimit:  rateOf(p.ScaleOutLimit),
 		ScaleInLimit:   rateOf(p.ScaleInLimit),
 	}
@@ -169,7 +187,7 @@ func rateOf(r *shoalv1.RateLimit) *RateLimit {
 	if r == nil {
 		return nil
 	}
-	return &RateLimit{MaxInstances: r.MaxInstances, MaxPercent: r.MaxPercent, Period: dur(r.PeriodMs)}
+	return &RateLimit{MaxInstances: r.MaxInstances, MaxPercent: r.MaxPercent, Period: dur(r.Period)}
 }
 
 // Proto converts the JSON form back to a proto policy. It checks only what
@@ -180,15 +198,15 @@ func (p *Policy) Proto() (*shoalv1.ScalingPolicy, error) {
 		return nil, nil
 	}
 	out := &shoalv1.ScalingPolicy{
-		WarmupMs:         ms(p.Warmup),
-		ScaleOutWindowMs: ms(p.ScaleOutWindow),
-		ScaleInWindowMs:  ms(p.ScaleInWindow),
+		Warmup:         pbDuration(p.Warmup),
+		ScaleOutWindow: pbDuration(p.ScaleOutWindow),
+		ScaleInWindow:  pbDuration(p.ScaleInWindow),
 	}
 	if p.ScaleOutLimit != nil {
-		out.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: p.ScaleOutLimit.MaxInstances, MaxPercent: p.ScaleOutLimit.MaxPercent, PeriodMs: ms(p.ScaleOutLimit.Period)}
+		out.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: p.ScaleOutLimit.MaxInstances, MaxPercent: p.ScaleOutLimit.MaxPercent, Period: pbDuration(p.ScaleOutLimit.Period)}
 	}
 	if p.ScaleInLimit != nil {
-		out.ScaleInLimit = &shoalv1.RateLimit{MaxInstances: p.ScaleInLimit.MaxInstances, MaxPercent: p.ScaleInLimit.MaxPercent, PeriodMs: ms(p.ScaleInLimit.Period)}
+		out.ScaleInLimit = &shoalv1.RateLimit{MaxInstances: p.ScaleInLimit.MaxInstances, MaxPercent: p.ScaleInLimit.MaxPercent, Period: pbDuration(p.ScaleInLimit.Period)}
 	}
 	for _, t := range p.TargetTracking {
 		out.TargetTracking = append(out.TargetTracking, &shoalv1.TargetTracking{Metric: t.Metric, Target: t.Target, Tolerance: t.Tolerance})
@@ -220,8 +238,8 @@ func FleetOf(f *shoalv1.Fleet) Fleet {
 		AlarmActions:       f.AlarmActions,
 		PublishPerInstance: f.PublishPerInstance,
 		GroupStatus:        f.GroupStatus,
-		CreatedAt:          Timestamp(f.CreatedAtUnixMs),
-		UpdatedAt:          Timestamp(f.UpdatedAtUnixMs),
+		CreatedAt:          Time(f.CreateTime),
+		UpdatedAt:          Time(f.UpdateTime),
 		Policy:             PolicyOf(f.Policy),
 	}
 }
@@ -274,10 +292,19 @@ func InstanceOf(in *shoalv1.Instance) Instance {
 		AvailabilityZone: in.AvailabilityZone,
 		ImageID:          in.ImageId,
 		Ready:            in.Ready,
-		LastReportAgeMS:  in.LastReportAgeMs,
+		LastReportAgeMS:  reportAgeMS(in.LastReportAge),
 		Metrics:          m,
 		Flag:             in.Flag,
 	}
+}
+
+// reportAgeMS is the age in milliseconds, or -1 when the agent never
+// reported (unset).
+func reportAgeMS(d *durationpb.Duration) int64 {
+	if d == nil {
+		return -1
+	}
+	return d.AsDuration().Milliseconds()
 }
 
 // DecisionOf converts a proto decision to its JSON form.
@@ -285,14 +312,15 @@ func DecisionOf(d *shoalv1.Decision) Decision {
 	return Decision{
 		ID:         d.Id,
 		Fleet:      d.Fleet,
-		At:         Timestamp(d.AtUnixMs),
-		From:       d.From,
-		To:         d.To,
+		At:         Time(d.CreateTime),
+		From:       d.PreviousCapacity,
+		To:         d.Capacity,
 		Reason:     d.Reason,
 		Status:     DecisionStatusWord(d.Status),
 		Error:      d.Error,
 		ErrorClass: ErrorClassWord(d.ErrorClass),
-		Source:     d.Source,
+		Source:     DecisionSourceWord(d.Source),
+		Actor:      d.Actor,
 		Inputs:     d.Inputs,
 	}
 }

@@ -1,6 +1,8 @@
 package view
 
 import (
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"encoding/json"
 	"strings"
 	"testing"
@@ -23,9 +25,9 @@ func TestFleetRoundTrip(t *testing.T) {
 				{Lower: ptr(10), Upper: ptr(20), AdjustmentType: shoalv1.AdjustmentType_ADJUSTMENT_TYPE_CHANGE_IN_CAPACITY, Adjustment: 1},
 				{Lower: ptr(20), AdjustmentType: shoalv1.AdjustmentType_ADJUSTMENT_TYPE_PERCENT_CHANGE, Adjustment: 50},
 			}}},
-			WarmupMs:        30_000,
-			ScaleInWindowMs: 60_000,
-			ScaleOutLimit:   &shoalv1.RateLimit{MaxInstances: 4, PeriodMs: 15_000},
+			Warmup:        durationpb.New(30_000 * time.Millisecond),
+			ScaleInWindow: durationpb.New(60_000 * time.Millisecond),
+			ScaleOutLimit: &shoalv1.RateLimit{MaxInstances: 4, Period: durationpb.New(15_000 * time.Millisecond)},
 		},
 	}
 	b, err := json.Marshal(FleetOf(in))
@@ -99,7 +101,7 @@ func TestInstanceMetricsNeverNull(t *testing.T) {
 }
 
 func TestStatusJSON(t *testing.T) {
-	b, _ := json.Marshal(StatusOf(&shoalv1.GetStatusResponse{LeaderId: "n1", AppliedIndex: 7, Nodes: []*shoalv1.Node{{Id: "n1", RaftAddr: "a:1", RpcAddr: "a:2", Role: "leader", Voter: true}}}))
+	b, _ := json.Marshal(StatusOf(&shoalv1.GetStatusResponse{LeaderId: "n1", AppliedIndex: 7, Nodes: []*shoalv1.Node{{Id: "n1", RaftAddr: "a:1", RpcAddr: "a:2", Role: shoalv1.NodeRole_NODE_ROLE_LEADER, Voter: true}}}))
 	for _, want := range []string{`"leader_id":"n1"`, `"applied_index":7`, `"nodes":[{"id":"n1","raft_addr":"a:1","rpc_addr":"a:2","role":"leader","voter":true}]`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON %s lacks %s", b, want)
@@ -115,7 +117,10 @@ func TestAlarmsAndExplainNeverNull(t *testing.T) {
 	if string(b) != "[]" {
 		t.Fatalf("no alarms: got %s, want []", b)
 	}
-	b, _ = json.Marshal(AlarmsOf([]*shoalv1.Alarm{{Name: "shoal-web-cpu-high", Metric: "cpu", State: "OK", StateUpdatedUnixMs: 0}}))
+	b, _ = json.Marshal(AlarmsOf([]*shoalv1.Alarm{{Name: "shoal-web-cpu-high", Metric: "cpu", State: shoalv1.AlarmState_ALARM_STATE_OK, Comparison: shoalv1.Comparison_COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD}}))
+	if !strings.Contains(string(b), `"state":"OK"`) || !strings.Contains(string(b), `"comparison":"GreaterThanOrEqualToThreshold"`) {
+		t.Fatalf("got %s: want CloudWatch's spellings of state and comparison", b)
+	}
 	if !strings.Contains(string(b), `"name":"shoal-web-cpu-high"`) || strings.Contains(string(b), `"fleet"`) {
 		t.Fatalf("got %s: want the name and no empty fleet", b)
 	}

@@ -86,3 +86,57 @@ func ParseAdjustmentType(w string) (shoalv1.AdjustmentType, error) {
 	v, err := parseWord("adjustment_type", w, "ADJUSTMENT_TYPE_", shoalv1.AdjustmentType_value)
 	return shoalv1.AdjustmentType(v), err
 }
+
+// DecisionSourceWord is the vocabulary word for s: auto, manual, reconcile
+// or spot ("" when unspecified).
+func DecisionSourceWord(s shoalv1.DecisionSource) string {
+	if s == shoalv1.DecisionSource_DECISION_SOURCE_UNSPECIFIED {
+		return ""
+	}
+	return word(s.String(), "DECISION_SOURCE_")
+}
+
+// NodeRoleWord is the vocabulary word for r: leader, follower, candidate
+// or unknown ("" when unspecified).
+func NodeRoleWord(r shoalv1.NodeRole) string {
+	if r == shoalv1.NodeRole_NODE_ROLE_UNSPECIFIED {
+		return ""
+	}
+	return word(r.String(), "NODE_ROLE_")
+}
+
+// TokenPolicyWord is the vocabulary word for p: read, operate or admin.
+func TokenPolicyWord(p shoalv1.TokenPolicy) string {
+	if p == shoalv1.TokenPolicy_TOKEN_POLICY_UNSPECIFIED {
+		return ""
+	}
+	return word(p.String(), "TOKEN_POLICY_")
+}
+
+// ParseTokenPolicy reads read, operate or admin.
+func ParseTokenPolicy(w string) (shoalv1.TokenPolicy, error) {
+	v, err := parseWord("policy", w, "TOKEN_POLICY_", shoalv1.TokenPolicy_value)
+	return shoalv1.TokenPolicy(v), err
+}
+
+// AlarmStateWord spells s as CloudWatch does: OK, ALARM or
+// INSUFFICIENT_DATA ("" when unspecified).
+func AlarmStateWord(s shoalv1.AlarmState) string {
+	if s == shoalv1.AlarmState_ALARM_STATE_UNSPECIFIED {
+		return ""
+	}
+	return strings.TrimPrefix(s.String(), "ALARM_STATE_")
+}
+
+// ComparisonWord spells c as CloudWatch does, e.g.
+// GreaterThanOrEqualToThreshold ("" when unspecified).
+func ComparisonWord(c shoalv1.Comparison) string {
+	if c == shoalv1.Comparison_COMPARISON_UNSPECIFIED {
+		return ""
+	}
+	var b strings.Builder
+	for _, part := range strings.Split(strings.TrimPrefix(c.String(), "COMPARISON_"), "_") {
+		b.WriteString(part[:1] + strings.ToLower(part[1:]))
+	}
+	return b.String()
+}

@@ -49,6 +49,9 @@ func (f *fakeNode) Connect(st shoalv1.AgentService_ConnectServer) error {
 	if h.GetFleet() != "web" || !strings.HasPrefix(id, "i-lg") {
 		f.bad = append(f.bad, "hello "+id+" fleet "+h.GetFleet())
 	}
+	if h.GetInterval().AsDuration() <= 0 || h.GetStartTime() == nil {
+		f.bad = append(f.bad, fmt.Sprintf("hello %s interval %v start_time %v", id, h.GetInterval(), h.GetStartTime()))
+	}
 	f.mu.Unlock()
 	if err := st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Welcome{Welcome: &shoalv1.Welcome{NodeId: f.name}}}); err != nil {
 		return err

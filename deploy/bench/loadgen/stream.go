@@ -6,6 +6,9 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -34,12 +37,12 @@ func (s *stream) run(ctx context.Context) {
 
 func (s *stream) hello() *shoalv1.AgentHello {
 	return &shoalv1.AgentHello{
-		InstanceId:      fmt.Sprintf("i-%s%05x", s.cfg.IDPrefix, s.i),
-		Fleet:           s.cfg.Fleet,
-		PrivateIp:       fmt.Sprintf("10.%d.%d.%d", 100+s.i>>16&0xff, s.i>>8&0xff, s.i&0xff),
-		AgentVersion:    "loadgen",
-		IntervalMs:      s.cfg.Interval.Milliseconds(),
-		StartedAtUnixMs: s.start.UnixMilli(),
+		InstanceId:   fmt.Sprintf("i-%s%05x", s.cfg.IDPrefix, s.i),
+		Fleet:        s.cfg.Fleet,
+		PrivateIp:    fmt.Sprintf("10.%d.%d.%d", 100+s.i>>16&0xff, s.i>>8&0xff, s.i&0xff),
+		AgentVersion: "loadgen",
+		Interval:     durationpb.New(s.cfg.Interval),
+		StartTime:    timestamppb.New(s.start),
 	}
 }
 

@@ -102,7 +102,7 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		}
 		alarms = alarms[:0]
 		for _, a := range as {
-			alarms = append(alarms, alarmInfo{Name: a.GetName(), Metric: a.GetMetric(), Comparison: a.GetComparison(), Threshold: a.GetThreshold(), State: a.GetState()})
+			alarms = append(alarms, alarmInfo{Name: a.GetName(), Metric: a.GetMetric(), Comparison: comparisonWord(a.GetComparison()), Threshold: a.GetThreshold(), State: alarmStateWord(a.GetState())})
 		}
 		if len(alarms) < 2 {
 			return fmt.Errorf("%d alarms", len(alarms))
@@ -400,8 +400,8 @@ func (r *run) sample(ctx context.Context, k int, gens []*loadgen) (Row, error) {
 	}
 	var marks []string
 	for _, d := range ds {
-		at := time.UnixMilli(d.GetAtUnixMs())
-		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetFrom()), To: int(d.GetTo()), Reason: d.GetReason(), Source: d.GetSource()}
+		at := d.GetCreateTime().AsTime()
+		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetPreviousCapacity()), To: int(d.GetCapacity()), Reason: d.GetReason(), Source: sourceWord(d.GetSource())}
 		r.decisions = append(r.decisions, m)
 		marks = append(marks, fmt.Sprintf("%d->%d", m.From, m.To))
 	}

@@ -43,7 +43,7 @@ func (o *observer) state(ctx context.Context) (fleetState, error) {
 	ctx, cancel := context.WithTimeout(ctx, 800*time.Millisecond)
 	defer cancel()
 	var st fleetState
-	f, err := o.c.GetFleet(ctx, &shoalv1.GetFleetRequest{Name: o.fleet})
+	f, err := o.c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: o.fleet})
 	if err != nil {
 		return st, fmt.Errorf("get fleet: %w", err)
 	}
@@ -116,9 +116,10 @@ func (o *observer) alarmChanges(ctx context.Context, t int) ([]alarmChange, []*s
 	}
 	var out []alarmChange
 	for _, a := range resp.GetAlarms() {
-		if prev, ok := o.alarms[a.GetName()]; !ok || prev != a.GetState() {
-			out = append(out, alarmChange{Name: a.GetName(), From: prev, To: a.GetState(), T: t})
-			o.alarms[a.GetName()] = a.GetState()
+		st := alarmStateWord(a.GetState())
+		if prev, ok := o.alarms[a.GetName()]; !ok || prev != st {
+			out = append(out, alarmChange{Name: a.GetName(), From: prev, To: st, T: t})
+			o.alarms[a.GetName()] = st
 		}
 	}
 	return out, resp.GetAlarms(), nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -203,11 +204,14 @@ const (
 	// coordinator's); guessing one could send traffic to a backend that
 	// must not get it.
 	DropUnknownState
+	// DropBadDeadline: a drain deadline that is not a valid timestamp;
+	// the moment to end the backend's streams would be a guess.
+	DropBadDeadline
 	nDropReasons
 )
 
 func (r DropReason) String() string {
-	return [...]string{"duplicate", "bad_address", "unknown_state"}[r]
+	return [...]string{"duplicate", "bad_address", "unknown_state", "bad_deadline"}[r]
 }
 
 // Dropped counts the backend entries dropped for reason r.
@@ -249,14 +253,18 @@ func (c *Client) Apply(set *shoalv1.BackendSet) error {
 			drop(DropUnknownState, b, fmt.Sprintf("state %d", b.GetState()))
 			continue
 		}
+		if dl := b.GetDrainDeadline(); dl != nil {
+			if err := dl.CheckValid(); err != nil {
+				drop(DropBadDeadline, b, "drain_deadline: "+err.Error())
+				continue
+			}
+			s.DrainDeadline = dl.AsTime()
+		}
 		if seen[s.Addr] {
 			drop(DropDuplicate, b, "address listed earlier in the set")
 			continue
 		}
 		seen[s.Addr] = true
-		if ms := b.GetDrainDeadlineUnixMs(); ms > 0 {
-			s.DrainDeadline = time.UnixMilli(ms)
-		}
 		specs = append(specs, s)
 	}
 	if err := c.bal.Update(set.GetVersion(), specs); err != nil {
@@ -283,7 +291,7 @@ func checkAddr(a string) error {
 }
 
 var droppedDesc = prometheus.NewDesc("shoal_lb_feed_entries_dropped_total",
-	"Backend entries dropped from coordinator sets (duplicate address, bad address, unknown state); the rest of each set is applied.",
+	"Backend entries dropped from coordinator sets (duplicate address, bad address, unknown state, bad drain deadline); the rest of each set is applied.",
 	[]string{"reason"}, nil)
 
 // Describe and Collect export the feed's counters.
@@ -299,7 +307,7 @@ func (c *Client) Collect(ch chan<- prometheus.Metric) {
 func (c *Client) Report() *shoalv1.LBReport {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	r := &shoalv1.LBReport{UnixMs: c.cfg.Now().UnixMilli(), Version: c.bal.Version()}
+	r := &shoalv1.LBReport{ReportTime: timestamppb.New(c.cfg.Now()), Version: c.bal.Version()}
 	next := make(map[string]balance.Stats, len(c.prev))
 	for _, be := range c.bal.Backends() {
 		cur := be.Stats()

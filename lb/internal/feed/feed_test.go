@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/test/bufconn"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/deploy/bench/benchbackend"
 	"github.com/shoal-dev/shoal/lb/internal/balance"
@@ -180,7 +181,7 @@ func TestFeedAppliesSetsAndReports(t *testing.T) {
 	}
 	f.sets <- &shoalv1.BackendSet{Fleet: "web", Version: 7, Backends: []*shoalv1.Backend{
 		{InstanceId: "i-a", Address: "10.0.0.1:80", State: shoalv1.BackendState_BACKEND_STATE_ACTIVE, Load: 1},
-		{InstanceId: "i-b", Address: "10.0.0.2:80", State: shoalv1.BackendState_BACKEND_STATE_DRAINING, Load: 2, DrainDeadlineUnixMs: 5000},
+		{InstanceId: "i-b", Address: "10.0.0.2:80", State: shoalv1.BackendState_BACKEND_STATE_DRAINING, Load: 2, DrainDeadline: timestamppb.New(time.UnixMilli(5000))},
 	}}
 	eventually(t, "set applied", func() bool { return bal.Version() == 7 })
 	bs := bal.Backends()
@@ -368,6 +369,8 @@ func TestApplyDropsBadEntriesAndKeepsTheRest(t *testing.T) {
 		be("i-f", ":80", active),
 		be("i-g", "10.0.0.7:80", shoalv1.BackendState(42)),
 		be("i-h", "10.0.0.8:80", shoalv1.BackendState_BACKEND_STATE_UNSPECIFIED),
+		{InstanceId: "i-j", Address: "10.0.0.9:80", State: shoalv1.BackendState_BACKEND_STATE_DRAINING,
+			DrainDeadline: &timestamppb.Timestamp{Seconds: 1, Nanos: 1e9}},
 	}}
 	if err := c.Apply(set); err != nil {
 		t.Fatalf("set with bad entries refused: %v", err)
@@ -388,7 +391,7 @@ func TestApplyDropsBadEntriesAndKeepsTheRest(t *testing.T) {
 	if bal.Version() != 2 {
 		t.Fatalf("version %d, want 2", bal.Version())
 	}
-	for r, n := range map[DropReason]uint64{DropDuplicate: 1, DropBadAddress: 4, DropUnknownState: 1} {
+	for r, n := range map[DropReason]uint64{DropDuplicate: 1, DropBadAddress: 4, DropUnknownState: 1, DropBadDeadline: 1} {
 		if c.Dropped(r) != n {
 			t.Errorf("dropped %s = %d, want %d", r, c.Dropped(r), n)
 		}
@@ -396,7 +399,7 @@ func TestApplyDropsBadEntriesAndKeepsTheRest(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(c)
 	n, err := testutil.GatherAndCount(reg, "shoal_lb_feed_entries_dropped_total")
-	if err != nil || n != 3 {
+	if err != nil || n != int(nDropReasons) {
 		t.Fatalf("exported %d series (%v), want one per reason", n, err)
 	}
 }
@@ -432,5 +435,24 @@ func TestDuplicateInStreamDoesNotFreezeTheSet(t *testing.T) {
 	}
 	if c.Dropped(DropDuplicate) != 1 {
 		t.Fatalf("duplicates dropped = %d, want 1", c.Dropped(DropDuplicate))
+	}
+}
+
+func TestReportCarriesTheClockTime(t *testing.T) {
+	bal, err := balance.New(balance.DefaultConfig(), balance.Hooks{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	cfg := DefaultConfig()
+	cfg.Addrs, cfg.Fleet, cfg.LBID = []string{"c:1"}, "web", "lb-1"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now = func() time.Time { return at }
+	c, err := New(cfg, bal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Report().GetReportTime(); !got.AsTime().Equal(at) {
+		t.Fatalf("report_time = %v, want %v", got.AsTime(), at)
 	}
 }

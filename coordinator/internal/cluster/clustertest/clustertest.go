@@ -19,7 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
-	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
@@ -131,7 +131,7 @@ func Make(t testing.TB, size int, o Options) *Cluster {
 	}
 	first := c.Client(t, 0)
 	for i, n := range c.Nodes[1:] {
-		_, err := first.JoinCluster(context.Background(), &shoalv1.JoinClusterRequest{
+		_, err := first.JoinCluster(context.Background(), &clusterv1.JoinClusterRequest{
 			NodeId: n.NodeID(), RaftAddr: string(c.trans[i+1].LocalAddr()), RpcAddr: n.RPCAddr(),
 		})
 		if err != nil {
@@ -163,15 +163,21 @@ func (c *Cluster) Dial(addr string) (*grpc.ClientConn, error) {
 	return rpc.Dial(addr)
 }
 
-// Client is a ControlService client for node i, closed when the test ends.
-func (c *Cluster) Client(t testing.TB, i int) shoalv1.ControlServiceClient {
+// Client is a ClusterService client for node i, closed when the test ends.
+func (c *Cluster) Client(t testing.TB, i int) clusterv1.ClusterServiceClient {
+	t.Helper()
+	return clusterv1.NewClusterServiceClient(c.Conn(t, i))
+}
+
+// Conn is a connection to node i's RPC address, closed when the test ends.
+func (c *Cluster) Conn(t testing.TB, i int) *grpc.ClientConn {
 	t.Helper()
 	cc, err := c.Dial(c.Nodes[i].RPCAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cc.Close() })
-	return shoalv1.NewControlServiceClient(cc)
+	return cc
 }
 
 // Leader waits for a node other than those in except to lead, and returns it.
@@ -268,11 +274,11 @@ func Step(t testing.TB, name string, f func()) {
 	f()
 }
 
-// PeerService is the part of ControlService that nodes call on each other
-// (forwarded writes, joins), with the server package's status contract for
-// the errors they return. The server package serves the whole service.
+// PeerService is ClusterService, which nodes call on each other (forwarded
+// writes, joins), with the server package's status contract for the errors
+// they return.
 type PeerService struct {
-	shoalv1.UnimplementedControlServiceServer
+	clusterv1.UnimplementedClusterServiceServer
 	Node *cluster.Node
 }
 
@@ -282,29 +288,29 @@ func ServePeer(_ testing.TB, n *cluster.Node, lis net.Listener) (stop func()) {
 }
 
 // Serve serves svc on lis with the project's gRPC options until stop.
-func Serve(svc shoalv1.ControlServiceServer, lis net.Listener) (stop func()) {
+func Serve(svc clusterv1.ClusterServiceServer, lis net.Listener) (stop func()) {
 	srv := rpc.NewServer()
-	shoalv1.RegisterControlServiceServer(srv, svc)
+	clusterv1.RegisterClusterServiceServer(srv, svc)
 	go func() { _ = srv.Serve(lis) }()
 	return srv.Stop
 }
 
 // ApplyCommand applies a forwarded write if this node leads.
-func (p *PeerService) ApplyCommand(_ context.Context, req *shoalv1.ApplyCommandRequest) (*shoalv1.ApplyCommandResponse, error) {
+func (p *PeerService) ApplyCommand(_ context.Context, req *clusterv1.ApplyCommandRequest) (*clusterv1.ApplyCommandResponse, error) {
 	r, idx, err := p.Node.ApplyLocal(req.Command)
 	if err != nil {
 		return nil, peerStatus(err)
 	}
-	return &shoalv1.ApplyCommandResponse{Index: idx, Result: fsm.EncodeResult(r)}, nil
+	return &clusterv1.ApplyCommandResponse{Index: idx, Result: fsm.EncodeResult(r)}, nil
 }
 
 // JoinCluster adds a node through this one.
-func (p *PeerService) JoinCluster(ctx context.Context, req *shoalv1.JoinClusterRequest) (*shoalv1.JoinClusterResponse, error) {
+func (p *PeerService) JoinCluster(ctx context.Context, req *clusterv1.JoinClusterRequest) (*clusterv1.JoinClusterResponse, error) {
 	id, err := p.Node.Join(ctx, req)
 	if err != nil {
 		return nil, peerStatus(err)
 	}
-	return &shoalv1.JoinClusterResponse{LeaderId: id}, nil
+	return &clusterv1.JoinClusterResponse{LeaderId: id}, nil
 }
 
 func peerStatus(err error) error {

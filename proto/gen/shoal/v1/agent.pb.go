@@ -9,6 +9,8 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -68,6 +70,249 @@ func (CommandKind) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{0}
 }
 
+type EnrollRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The exact bytes IMDS served at
+	// /latest/dynamic/instance-identity/document.
+	IdentityDocument []byte `protobuf:"bytes,1,opt,name=identity_document,json=identityDocument,proto3" json:"identity_document,omitempty"`
+	// /latest/dynamic/instance-identity/signature: base64 RSA-SHA256 over
+	// identity_document.
+	IdentitySignature []byte `protobuf:"bytes,2,opt,name=identity_signature,json=identitySignature,proto3" json:"identity_signature,omitempty"`
+	// A PEM certificate request for a key the agent made; its names are
+	// ignored: the identity comes from the document.
+	Csr []byte `protobuf:"bytes,3,opt,name=csr,proto3" json:"csr,omitempty"`
+	// A random value the agent keeps beside its key. A later enrollment of the
+	// same instance is accepted only with the same nonce, a newer pendingTime,
+	// or after `instances reset-identity`.
+	Nonce         []byte `protobuf:"bytes,4,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EnrollRequest) Reset() {
+	*x = EnrollRequest{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollRequest) ProtoMessage() {}
+
+func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
+func (*EnrollRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *EnrollRequest) GetIdentityDocument() []byte {
+	if x != nil {
+		return x.IdentityDocument
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetIdentitySignature() []byte {
+	if x != nil {
+		return x.IdentitySignature
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+func (x *EnrollRequest) GetNonce() []byte {
+	if x != nil {
+		return x.Nonce
+	}
+	return nil
+}
+
+type EnrollResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM: the agent certificate, then any intermediates.
+	CertificateChain []byte `protobuf:"bytes,1,opt,name=certificate_chain,json=certificateChain,proto3" json:"certificate_chain,omitempty"`
+	// PEM: the CAs the agent should trust for the coordinators.
+	CaCertificates []byte                 `protobuf:"bytes,2,opt,name=ca_certificates,json=caCertificates,proto3" json:"ca_certificates,omitempty"`
+	ExpireTime     *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *EnrollResponse) Reset() {
+	*x = EnrollResponse{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EnrollResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EnrollResponse) ProtoMessage() {}
+
+func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
+func (*EnrollResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *EnrollResponse) GetCertificateChain() []byte {
+	if x != nil {
+		return x.CertificateChain
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetCaCertificates() []byte {
+	if x != nil {
+		return x.CaCertificates
+	}
+	return nil
+}
+
+func (x *EnrollResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
+type RenewCertificateRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Csr           []byte                 `protobuf:"bytes,1,opt,name=csr,proto3" json:"csr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RenewCertificateRequest) Reset() {
+	*x = RenewCertificateRequest{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateRequest) ProtoMessage() {}
+
+func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
+func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RenewCertificateRequest) GetCsr() []byte {
+	if x != nil {
+		return x.Csr
+	}
+	return nil
+}
+
+type RenewCertificateResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	CertificateChain []byte                 `protobuf:"bytes,1,opt,name=certificate_chain,json=certificateChain,proto3" json:"certificate_chain,omitempty"`
+	CaCertificates   []byte                 `protobuf:"bytes,2,opt,name=ca_certificates,json=caCertificates,proto3" json:"ca_certificates,omitempty"`
+	ExpireTime       *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RenewCertificateResponse) Reset() {
+	*x = RenewCertificateResponse{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RenewCertificateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RenewCertificateResponse) ProtoMessage() {}
+
+func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
+func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RenewCertificateResponse) GetCertificateChain() []byte {
+	if x != nil {
+		return x.CertificateChain
+	}
+	return nil
+}
+
+func (x *RenewCertificateResponse) GetCaCertificates() []byte {
+	if x != nil {
+		return x.CaCertificates
+	}
+	return nil
+}
+
+func (x *RenewCertificateResponse) GetExpireTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpireTime
+	}
+	return nil
+}
+
 type ConnectRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Msg:
@@ -83,7 +328,7 @@ type ConnectRequest struct {
 
 func (x *ConnectRequest) Reset() {
 	*x = ConnectRequest{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[0]
+	mi := &file_shoal_v1_agent_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -95,7 +340,7 @@ func (x *ConnectRequest) String() string {
 func (*ConnectRequest) ProtoMessage() {}
 
 func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[0]
+	mi := &file_shoal_v1_agent_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -108,7 +353,7 @@ func (x *ConnectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectRequest.ProtoReflect.Descriptor instead.
 func (*ConnectRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ConnectRequest) GetMsg() isConnectRequest_Msg {
@@ -193,7 +438,7 @@ type AgentGoodbye struct {
 
 func (x *AgentGoodbye) Reset() {
 	*x = AgentGoodbye{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -205,7 +450,7 @@ func (x *AgentGoodbye) String() string {
 func (*AgentGoodbye) ProtoMessage() {}
 
 func (x *AgentGoodbye) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[1]
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -218,7 +463,7 @@ func (x *AgentGoodbye) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentGoodbye.ProtoReflect.Descriptor instead.
 func (*AgentGoodbye) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AgentGoodbye) GetReason() string {
@@ -243,7 +488,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -255,7 +500,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[2]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -268,7 +513,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{2}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -350,23 +595,23 @@ type AgentHello struct {
 	// The fleet, when the agent was told it with --fleet.
 	Fleet string `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	// The Auto Scaling group, from the aws:autoscaling:groupName tag.
-	Asg              string `protobuf:"bytes,3,opt,name=asg,proto3" json:"asg,omitempty"`
-	PrivateIp        string `protobuf:"bytes,4,opt,name=private_ip,json=privateIp,proto3" json:"private_ip,omitempty"`
-	AvailabilityZone string `protobuf:"bytes,5,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
-	ImageId          string `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
-	AgentVersion     string `protobuf:"bytes,7,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
-	IntervalMs       int64  `protobuf:"varint,8,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	Asg              string               `protobuf:"bytes,3,opt,name=asg,proto3" json:"asg,omitempty"`
+	PrivateIp        string               `protobuf:"bytes,4,opt,name=private_ip,json=privateIp,proto3" json:"private_ip,omitempty"`
+	AvailabilityZone string               `protobuf:"bytes,5,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
+	ImageId          string               `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	AgentVersion     string               `protobuf:"bytes,7,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
+	Interval         *durationpb.Duration `protobuf:"bytes,8,opt,name=interval,proto3" json:"interval,omitempty"`
 	// Samples dropped by the agent's buffer since it started.
 	DroppedSamplesTotal uint64 `protobuf:"varint,9,opt,name=dropped_samples_total,json=droppedSamplesTotal,proto3" json:"dropped_samples_total,omitempty"`
 	// The agent process's start time; a new value means a restarted agent.
-	StartedAtUnixMs int64 `protobuf:"varint,10,opt,name=started_at_unix_ms,json=startedAtUnixMs,proto3" json:"started_at_unix_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	StartTime     *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentHello) Reset() {
 	*x = AgentHello{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -378,7 +623,7 @@ func (x *AgentHello) String() string {
 func (*AgentHello) ProtoMessage() {}
 
 func (x *AgentHello) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[3]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -391,7 +636,7 @@ func (x *AgentHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
 func (*AgentHello) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{3}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *AgentHello) GetInstanceId() string {
@@ -443,11 +688,11 @@ func (x *AgentHello) GetAgentVersion() string {
 	return ""
 }
 
-func (x *AgentHello) GetIntervalMs() int64 {
+func (x *AgentHello) GetInterval() *durationpb.Duration {
 	if x != nil {
-		return x.IntervalMs
+		return x.Interval
 	}
-	return 0
+	return nil
 }
 
 func (x *AgentHello) GetDroppedSamplesTotal() uint64 {
@@ -457,14 +702,16 @@ func (x *AgentHello) GetDroppedSamplesTotal() uint64 {
 	return 0
 }
 
-func (x *AgentHello) GetStartedAtUnixMs() int64 {
+func (x *AgentHello) GetStartTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.StartedAtUnixMs
+		return x.StartTime
 	}
-	return 0
+	return nil
 }
 
-// Sample is one instant's values from one instance.
+// Sample is one reading of every metric. Its time stays integer
+// milliseconds: samples are the hot path, sent every second by every agent,
+// and a Timestamp would be a message of its own in each.
 type Sample struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	UnixMs int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
@@ -476,7 +723,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[4]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +735,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[4]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +748,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Sample) GetUnixMs() int64 {
@@ -534,7 +781,7 @@ type SampleBatch struct {
 
 func (x *SampleBatch) Reset() {
 	*x = SampleBatch{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -546,7 +793,7 @@ func (x *SampleBatch) String() string {
 func (*SampleBatch) ProtoMessage() {}
 
 func (x *SampleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -559,7 +806,7 @@ func (x *SampleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleBatch.ProtoReflect.Descriptor instead.
 func (*SampleBatch) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SampleBatch) GetSamples() []*Sample {
@@ -611,7 +858,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +870,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +883,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Welcome) GetNodeId() string {
@@ -668,8 +915,8 @@ func (x *Welcome) GetConfig() *AgentConfig {
 }
 
 type AgentConfig struct {
-	state      protoimpl.MessageState `protogen:"open.v1"`
-	IntervalMs int64                  `protobuf:"varint,1,opt,name=interval_ms,json=intervalMs,proto3" json:"interval_ms,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Interval *durationpb.Duration   `protobuf:"bytes,1,opt,name=interval,proto3" json:"interval,omitempty"`
 	// Custom metrics the coordinator accepts from this agent; empty means any,
 	// up to max_custom_metrics.
 	AllowedCustomMetrics []string `protobuf:"bytes,2,rep,name=allowed_custom_metrics,json=allowedCustomMetrics,proto3" json:"allowed_custom_metrics,omitempty"`
@@ -680,7 +927,7 @@ type AgentConfig struct {
 
 func (x *AgentConfig) Reset() {
 	*x = AgentConfig{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -692,7 +939,7 @@ func (x *AgentConfig) String() string {
 func (*AgentConfig) ProtoMessage() {}
 
 func (x *AgentConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -705,14 +952,14 @@ func (x *AgentConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConfig.ProtoReflect.Descriptor instead.
 func (*AgentConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
-func (x *AgentConfig) GetIntervalMs() int64 {
+func (x *AgentConfig) GetInterval() *durationpb.Duration {
 	if x != nil {
-		return x.IntervalMs
+		return x.Interval
 	}
-	return 0
+	return nil
 }
 
 func (x *AgentConfig) GetAllowedCustomMetrics() []string {
@@ -744,7 +991,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +1003,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +1016,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -794,17 +1041,17 @@ func (x *BatchAck) GetRejectReason() string {
 }
 
 type AgentCommand struct {
-	state          protoimpl.MessageState `protogen:"open.v1"`
-	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Kind           CommandKind            `protobuf:"varint,2,opt,name=kind,proto3,enum=shoal.v1.CommandKind" json:"kind,omitempty"`
-	DeadlineUnixMs int64                  `protobuf:"varint,3,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind          CommandKind            `protobuf:"varint,2,opt,name=kind,proto3,enum=shoal.v1.CommandKind" json:"kind,omitempty"`
+	Deadline      *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentCommand) Reset() {
 	*x = AgentCommand{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -816,7 +1063,7 @@ func (x *AgentCommand) String() string {
 func (*AgentCommand) ProtoMessage() {}
 
 func (x *AgentCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -829,7 +1076,7 @@ func (x *AgentCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCommand.ProtoReflect.Descriptor instead.
 func (*AgentCommand) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AgentCommand) GetId() string {
@@ -846,11 +1093,11 @@ func (x *AgentCommand) GetKind() CommandKind {
 	return CommandKind_COMMAND_KIND_UNSPECIFIED
 }
 
-func (x *AgentCommand) GetDeadlineUnixMs() int64 {
+func (x *AgentCommand) GetDeadline() *timestamppb.Timestamp {
 	if x != nil {
-		return x.DeadlineUnixMs
+		return x.Deadline
 	}
-	return 0
+	return nil
 }
 
 type CommandResult struct {
@@ -867,7 +1114,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -879,7 +1126,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -892,7 +1139,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommandResult) GetId() string {
@@ -937,509 +1184,28 @@ func (x *CommandResult) GetExitCode() int32 {
 	return 0
 }
 
-// InstanceReport is how a follower forwards what its agents said to the
-// leader, pre-aggregated per instance.
-type InstanceReport struct {
-	state               protoimpl.MessageState `protogen:"open.v1"`
-	Hello               *AgentHello            `protobuf:"bytes,1,opt,name=hello,proto3" json:"hello,omitempty"`
-	Samples             []*Sample              `protobuf:"bytes,2,rep,name=samples,proto3" json:"samples,omitempty"`
-	Ready               bool                   `protobuf:"varint,3,opt,name=ready,proto3" json:"ready,omitempty"`
-	ReadyReason         string                 `protobuf:"bytes,4,opt,name=ready_reason,json=readyReason,proto3" json:"ready_reason,omitempty"`
-	DroppedSamplesTotal uint64                 `protobuf:"varint,5,opt,name=dropped_samples_total,json=droppedSamplesTotal,proto3" json:"dropped_samples_total,omitempty"`
-	Disconnected        bool                   `protobuf:"varint,6,opt,name=disconnected,proto3" json:"disconnected,omitempty"`
-	// Samples the serving node rejected, by reason.
-	Rejected map[string]uint64 `protobuf:"bytes,7,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
-	State    InstanceState     `protobuf:"varint,8,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
-	// The agent said goodbye: the instance is leaving on purpose.
-	Left          bool `protobuf:"varint,9,opt,name=left,proto3" json:"left,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *InstanceReport) Reset() {
-	*x = InstanceReport{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[11]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *InstanceReport) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*InstanceReport) ProtoMessage() {}
-
-func (x *InstanceReport) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[11]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use InstanceReport.ProtoReflect.Descriptor instead.
-func (*InstanceReport) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{11}
-}
-
-func (x *InstanceReport) GetHello() *AgentHello {
-	if x != nil {
-		return x.Hello
-	}
-	return nil
-}
-
-func (x *InstanceReport) GetSamples() []*Sample {
-	if x != nil {
-		return x.Samples
-	}
-	return nil
-}
-
-func (x *InstanceReport) GetReady() bool {
-	if x != nil {
-		return x.Ready
-	}
-	return false
-}
-
-func (x *InstanceReport) GetReadyReason() string {
-	if x != nil {
-		return x.ReadyReason
-	}
-	return ""
-}
-
-func (x *InstanceReport) GetDroppedSamplesTotal() uint64 {
-	if x != nil {
-		return x.DroppedSamplesTotal
-	}
-	return 0
-}
-
-func (x *InstanceReport) GetDisconnected() bool {
-	if x != nil {
-		return x.Disconnected
-	}
-	return false
-}
-
-func (x *InstanceReport) GetRejected() map[string]uint64 {
-	if x != nil {
-		return x.Rejected
-	}
-	return nil
-}
-
-func (x *InstanceReport) GetState() InstanceState {
-	if x != nil {
-		return x.State
-	}
-	return InstanceState_INSTANCE_STATE_UNSPECIFIED
-}
-
-func (x *InstanceReport) GetLeft() bool {
-	if x != nil {
-		return x.Left
-	}
-	return false
-}
-
-type ForwardRequest struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Msg:
-	//
-	//	*ForwardRequest_Hello
-	//	*ForwardRequest_Report
-	//	*ForwardRequest_CommandResult
-	Msg           isForwardRequest_Msg `protobuf_oneof:"msg"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardRequest) Reset() {
-	*x = ForwardRequest{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[12]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardRequest) ProtoMessage() {}
-
-func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[12]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
-func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{12}
-}
-
-func (x *ForwardRequest) GetMsg() isForwardRequest_Msg {
-	if x != nil {
-		return x.Msg
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetHello() *FollowerHello {
-	if x != nil {
-		if x, ok := x.Msg.(*ForwardRequest_Hello); ok {
-			return x.Hello
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetReport() *InstanceReport {
-	if x != nil {
-		if x, ok := x.Msg.(*ForwardRequest_Report); ok {
-			return x.Report
-		}
-	}
-	return nil
-}
-
-func (x *ForwardRequest) GetCommandResult() *ForwardedCommandResult {
-	if x != nil {
-		if x, ok := x.Msg.(*ForwardRequest_CommandResult); ok {
-			return x.CommandResult
-		}
-	}
-	return nil
-}
-
-type isForwardRequest_Msg interface {
-	isForwardRequest_Msg()
-}
-
-type ForwardRequest_Hello struct {
-	Hello *FollowerHello `protobuf:"bytes,1,opt,name=hello,proto3,oneof"`
-}
-
-type ForwardRequest_Report struct {
-	Report *InstanceReport `protobuf:"bytes,2,opt,name=report,proto3,oneof"`
-}
-
-type ForwardRequest_CommandResult struct {
-	CommandResult *ForwardedCommandResult `protobuf:"bytes,3,opt,name=command_result,json=commandResult,proto3,oneof"`
-}
-
-func (*ForwardRequest_Hello) isForwardRequest_Msg() {}
-
-func (*ForwardRequest_Report) isForwardRequest_Msg() {}
-
-func (*ForwardRequest_CommandResult) isForwardRequest_Msg() {}
-
-// FollowerHello opens a Forward stream.
-type FollowerHello struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *FollowerHello) Reset() {
-	*x = FollowerHello{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[13]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *FollowerHello) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*FollowerHello) ProtoMessage() {}
-
-func (x *FollowerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[13]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use FollowerHello.ProtoReflect.Descriptor instead.
-func (*FollowerHello) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{13}
-}
-
-func (x *FollowerHello) GetNodeId() string {
-	if x != nil {
-		return x.NodeId
-	}
-	return ""
-}
-
-// ForwardedCommandResult carries an agent's CommandResult back to the leader.
-type ForwardedCommandResult struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Result        *CommandResult         `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardedCommandResult) Reset() {
-	*x = ForwardedCommandResult{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[14]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardedCommandResult) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardedCommandResult) ProtoMessage() {}
-
-func (x *ForwardedCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[14]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardedCommandResult.ProtoReflect.Descriptor instead.
-func (*ForwardedCommandResult) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{14}
-}
-
-func (x *ForwardedCommandResult) GetInstanceId() string {
-	if x != nil {
-		return x.InstanceId
-	}
-	return ""
-}
-
-func (x *ForwardedCommandResult) GetResult() *CommandResult {
-	if x != nil {
-		return x.Result
-	}
-	return nil
-}
-
-type ForwardResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	// Types that are valid to be assigned to Msg:
-	//
-	//	*ForwardResponse_Command
-	//	*ForwardResponse_Rejected
-	Msg           isForwardResponse_Msg `protobuf_oneof:"msg"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardResponse) Reset() {
-	*x = ForwardResponse{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[15]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardResponse) ProtoMessage() {}
-
-func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[15]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
-func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{15}
-}
-
-func (x *ForwardResponse) GetMsg() isForwardResponse_Msg {
-	if x != nil {
-		return x.Msg
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetCommand() *ForwardedCommand {
-	if x != nil {
-		if x, ok := x.Msg.(*ForwardResponse_Command); ok {
-			return x.Command
-		}
-	}
-	return nil
-}
-
-func (x *ForwardResponse) GetRejected() *InstanceRejected {
-	if x != nil {
-		if x, ok := x.Msg.(*ForwardResponse_Rejected); ok {
-			return x.Rejected
-		}
-	}
-	return nil
-}
-
-type isForwardResponse_Msg interface {
-	isForwardResponse_Msg()
-}
-
-type ForwardResponse_Command struct {
-	Command *ForwardedCommand `protobuf:"bytes,1,opt,name=command,proto3,oneof"`
-}
-
-type ForwardResponse_Rejected struct {
-	Rejected *InstanceRejected `protobuf:"bytes,2,opt,name=rejected,proto3,oneof"`
-}
-
-func (*ForwardResponse_Command) isForwardResponse_Msg() {}
-
-func (*ForwardResponse_Rejected) isForwardResponse_Msg() {}
-
-// ForwardedCommand asks the follower to pass a command to one of its agents.
-type ForwardedCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Command       *AgentCommand          `protobuf:"bytes,2,opt,name=command,proto3" json:"command,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ForwardedCommand) Reset() {
-	*x = ForwardedCommand{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[16]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ForwardedCommand) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ForwardedCommand) ProtoMessage() {}
-
-func (x *ForwardedCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[16]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ForwardedCommand.ProtoReflect.Descriptor instead.
-func (*ForwardedCommand) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{16}
-}
-
-func (x *ForwardedCommand) GetInstanceId() string {
-	if x != nil {
-		return x.InstanceId
-	}
-	return ""
-}
-
-func (x *ForwardedCommand) GetCommand() *AgentCommand {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
-// InstanceRejected tells a follower that the leader refuses an instance it
-// forwarded (e.g. another node already holds a live stream for that id), so
-// the follower must close that agent's stream with the reason.
-type InstanceRejected struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *InstanceRejected) Reset() {
-	*x = InstanceRejected{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[17]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *InstanceRejected) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*InstanceRejected) ProtoMessage() {}
-
-func (x *InstanceRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[17]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use InstanceRejected.ProtoReflect.Descriptor instead.
-func (*InstanceRejected) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{17}
-}
-
-func (x *InstanceRejected) GetInstanceId() string {
-	if x != nil {
-		return x.InstanceId
-	}
-	return ""
-}
-
-func (x *InstanceRejected) GetReason() string {
-	if x != nil {
-		return x.Reason
-	}
-	return ""
-}
-
 var File_shoal_v1_agent_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x14shoal/v1/agent.proto\x12\bshoal.v1\x1a\x15shoal/v1/common.proto\"\xea\x01\n" +
+	"\x14shoal/v1/agent.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x93\x01\n" +
+	"\rEnrollRequest\x12+\n" +
+	"\x11identity_document\x18\x01 \x01(\fR\x10identityDocument\x12-\n" +
+	"\x12identity_signature\x18\x02 \x01(\fR\x11identitySignature\x12\x10\n" +
+	"\x03csr\x18\x03 \x01(\fR\x03csr\x12\x14\n" +
+	"\x05nonce\x18\x04 \x01(\fR\x05nonce\"\xa3\x01\n" +
+	"\x0eEnrollResponse\x12+\n" +
+	"\x11certificate_chain\x18\x01 \x01(\fR\x10certificateChain\x12'\n" +
+	"\x0fca_certificates\x18\x02 \x01(\fR\x0ecaCertificates\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"+\n" +
+	"\x17RenewCertificateRequest\x12\x10\n" +
+	"\x03csr\x18\x01 \x01(\fR\x03csr\"\xad\x01\n" +
+	"\x18RenewCertificateResponse\x12+\n" +
+	"\x11certificate_chain\x18\x01 \x01(\fR\x10certificateChain\x12'\n" +
+	"\x0fca_certificates\x18\x02 \x01(\fR\x0ecaCertificates\x12;\n" +
+	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"expireTime\"\xea\x01\n" +
 	"\x0eConnectRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloH\x00R\x05hello\x12-\n" +
 	"\x05batch\x18\x02 \x01(\v2\x15.shoal.v1.SampleBatchH\x00R\x05batch\x12@\n" +
@@ -1453,7 +1219,7 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\x06config\x18\x02 \x01(\v2\x15.shoal.v1.AgentConfigH\x00R\x06config\x122\n" +
 	"\acommand\x18\x03 \x01(\v2\x16.shoal.v1.AgentCommandH\x00R\acommand\x12&\n" +
 	"\x03ack\x18\x04 \x01(\v2\x12.shoal.v1.BatchAckH\x00R\x03ackB\x05\n" +
-	"\x03msg\"\xe3\x02\n" +
+	"\x03msg\"\x87\x03\n" +
 	"\n" +
 	"AgentHello\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
@@ -1464,12 +1230,12 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"private_ip\x18\x04 \x01(\tR\tprivateIp\x12+\n" +
 	"\x11availability_zone\x18\x05 \x01(\tR\x10availabilityZone\x12\x19\n" +
 	"\bimage_id\x18\x06 \x01(\tR\aimageId\x12#\n" +
-	"\ragent_version\x18\a \x01(\tR\fagentVersion\x12\x1f\n" +
-	"\vinterval_ms\x18\b \x01(\x03R\n" +
-	"intervalMs\x122\n" +
-	"\x15dropped_samples_total\x18\t \x01(\x04R\x13droppedSamplesTotal\x12+\n" +
-	"\x12started_at_unix_ms\x18\n" +
-	" \x01(\x03R\x0fstartedAtUnixMs\"\x92\x01\n" +
+	"\ragent_version\x18\a \x01(\tR\fagentVersion\x125\n" +
+	"\binterval\x18\b \x01(\v2\x19.google.protobuf.DurationR\binterval\x122\n" +
+	"\x15dropped_samples_total\x18\t \x01(\x04R\x13droppedSamplesTotal\x129\n" +
+	"\n" +
+	"start_time\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\"\x92\x01\n" +
 	"\x06Sample\x12\x17\n" +
 	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x124\n" +
 	"\x06values\x18\x02 \x03(\v2\x1c.shoal.v1.Sample.ValuesEntryR\x06values\x1a9\n" +
@@ -1486,69 +1252,33 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x14\n" +
 	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12&\n" +
 	"\x0fleader_rpc_addr\x18\x03 \x01(\tR\rleaderRpcAddr\x12-\n" +
-	"\x06config\x18\x04 \x01(\v2\x15.shoal.v1.AgentConfigR\x06config\"\x92\x01\n" +
-	"\vAgentConfig\x12\x1f\n" +
-	"\vinterval_ms\x18\x01 \x01(\x03R\n" +
-	"intervalMs\x124\n" +
+	"\x06config\x18\x04 \x01(\v2\x15.shoal.v1.AgentConfigR\x06config\"\xa8\x01\n" +
+	"\vAgentConfig\x125\n" +
+	"\binterval\x18\x01 \x01(\v2\x19.google.protobuf.DurationR\binterval\x124\n" +
 	"\x16allowed_custom_metrics\x18\x02 \x03(\tR\x14allowedCustomMetrics\x12,\n" +
 	"\x12max_custom_metrics\x18\x03 \x01(\x05R\x10maxCustomMetrics\"]\n" +
 	"\bBatchAck\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1a\n" +
 	"\brejected\x18\x02 \x01(\rR\brejected\x12#\n" +
-	"\rreject_reason\x18\x03 \x01(\tR\frejectReason\"s\n" +
+	"\rreject_reason\x18\x03 \x01(\tR\frejectReason\"\x81\x01\n" +
 	"\fAgentCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
-	"\x04kind\x18\x02 \x01(\x0e2\x15.shoal.v1.CommandKindR\x04kind\x12(\n" +
-	"\x10deadline_unix_ms\x18\x03 \x01(\x03R\x0edeadlineUnixMs\"\xa5\x01\n" +
+	"\x04kind\x18\x02 \x01(\x0e2\x15.shoal.v1.CommandKindR\x04kind\x126\n" +
+	"\bdeadline\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\bdeadline\"\xa5\x01\n" +
 	"\rCommandResult\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12)\n" +
 	"\x04kind\x18\x02 \x01(\x0e2\x15.shoal.v1.CommandKindR\x04kind\x12\x0e\n" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06output\x18\x04 \x01(\tR\x06output\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1b\n" +
-	"\texit_code\x18\x06 \x01(\x05R\bexitCode\"\xbd\x03\n" +
-	"\x0eInstanceReport\x12*\n" +
-	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloR\x05hello\x12*\n" +
-	"\asamples\x18\x02 \x03(\v2\x10.shoal.v1.SampleR\asamples\x12\x14\n" +
-	"\x05ready\x18\x03 \x01(\bR\x05ready\x12!\n" +
-	"\fready_reason\x18\x04 \x01(\tR\vreadyReason\x122\n" +
-	"\x15dropped_samples_total\x18\x05 \x01(\x04R\x13droppedSamplesTotal\x12\"\n" +
-	"\fdisconnected\x18\x06 \x01(\bR\fdisconnected\x12B\n" +
-	"\brejected\x18\a \x03(\v2&.shoal.v1.InstanceReport.RejectedEntryR\brejected\x12-\n" +
-	"\x05state\x18\b \x01(\x0e2\x17.shoal.v1.InstanceStateR\x05state\x12\x12\n" +
-	"\x04left\x18\t \x01(\bR\x04left\x1a;\n" +
-	"\rRejectedEntry\x12\x10\n" +
-	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xc7\x01\n" +
-	"\x0eForwardRequest\x12/\n" +
-	"\x05hello\x18\x01 \x01(\v2\x17.shoal.v1.FollowerHelloH\x00R\x05hello\x122\n" +
-	"\x06report\x18\x02 \x01(\v2\x18.shoal.v1.InstanceReportH\x00R\x06report\x12I\n" +
-	"\x0ecommand_result\x18\x03 \x01(\v2 .shoal.v1.ForwardedCommandResultH\x00R\rcommandResultB\x05\n" +
-	"\x03msg\"(\n" +
-	"\rFollowerHello\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"j\n" +
-	"\x16ForwardedCommandResult\x12\x1f\n" +
-	"\vinstance_id\x18\x01 \x01(\tR\n" +
-	"instanceId\x12/\n" +
-	"\x06result\x18\x02 \x01(\v2\x17.shoal.v1.CommandResultR\x06result\"\x8a\x01\n" +
-	"\x0fForwardResponse\x126\n" +
-	"\acommand\x18\x01 \x01(\v2\x1a.shoal.v1.ForwardedCommandH\x00R\acommand\x128\n" +
-	"\brejected\x18\x02 \x01(\v2\x1a.shoal.v1.InstanceRejectedH\x00R\brejectedB\x05\n" +
-	"\x03msg\"e\n" +
-	"\x10ForwardedCommand\x12\x1f\n" +
-	"\vinstance_id\x18\x01 \x01(\tR\n" +
-	"instanceId\x120\n" +
-	"\acommand\x18\x02 \x01(\v2\x16.shoal.v1.AgentCommandR\acommand\"K\n" +
-	"\x10InstanceRejected\x12\x1f\n" +
-	"\vinstance_id\x18\x01 \x01(\tR\n" +
-	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason*C\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode*C\n" +
 	"\vCommandKind\x12\x1c\n" +
 	"\x18COMMAND_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
-	"\x12COMMAND_KIND_DRAIN\x10\x012\x96\x01\n" +
+	"\x12COMMAND_KIND_DRAIN\x10\x012\xea\x01\n" +
 	"\fAgentService\x12B\n" +
-	"\aConnect\x12\x18.shoal.v1.ConnectRequest\x1a\x19.shoal.v1.ConnectResponse(\x010\x01\x12B\n" +
-	"\aForward\x12\x18.shoal.v1.ForwardRequest\x1a\x19.shoal.v1.ForwardResponse(\x010\x01B7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
+	"\aConnect\x12\x18.shoal.v1.ConnectRequest\x1a\x19.shoal.v1.ConnectResponse(\x010\x01\x12;\n" +
+	"\x06Enroll\x12\x17.shoal.v1.EnrollRequest\x1a\x18.shoal.v1.EnrollResponse\x12Y\n" +
+	"\x10RenewCertificate\x12!.shoal.v1.RenewCertificateRequest\x1a\".shoal.v1.RenewCertificateResponseB7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_agent_proto_rawDescOnce sync.Once
@@ -1563,65 +1293,59 @@ func file_shoal_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_shoal_v1_agent_proto_goTypes = []any{
-	(CommandKind)(0),               // 0: shoal.v1.CommandKind
-	(*ConnectRequest)(nil),         // 1: shoal.v1.ConnectRequest
-	(*AgentGoodbye)(nil),           // 2: shoal.v1.AgentGoodbye
-	(*ConnectResponse)(nil),        // 3: shoal.v1.ConnectResponse
-	(*AgentHello)(nil),             // 4: shoal.v1.AgentHello
-	(*Sample)(nil),                 // 5: shoal.v1.Sample
-	(*SampleBatch)(nil),            // 6: shoal.v1.SampleBatch
-	(*Welcome)(nil),                // 7: shoal.v1.Welcome
-	(*AgentConfig)(nil),            // 8: shoal.v1.AgentConfig
-	(*BatchAck)(nil),               // 9: shoal.v1.BatchAck
-	(*AgentCommand)(nil),           // 10: shoal.v1.AgentCommand
-	(*CommandResult)(nil),          // 11: shoal.v1.CommandResult
-	(*InstanceReport)(nil),         // 12: shoal.v1.InstanceReport
-	(*ForwardRequest)(nil),         // 13: shoal.v1.ForwardRequest
-	(*FollowerHello)(nil),          // 14: shoal.v1.FollowerHello
-	(*ForwardedCommandResult)(nil), // 15: shoal.v1.ForwardedCommandResult
-	(*ForwardResponse)(nil),        // 16: shoal.v1.ForwardResponse
-	(*ForwardedCommand)(nil),       // 17: shoal.v1.ForwardedCommand
-	(*InstanceRejected)(nil),       // 18: shoal.v1.InstanceRejected
-	nil,                            // 19: shoal.v1.Sample.ValuesEntry
-	nil,                            // 20: shoal.v1.InstanceReport.RejectedEntry
-	(InstanceState)(0),             // 21: shoal.v1.InstanceState
+	(CommandKind)(0),                 // 0: shoal.v1.CommandKind
+	(*EnrollRequest)(nil),            // 1: shoal.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 2: shoal.v1.EnrollResponse
+	(*RenewCertificateRequest)(nil),  // 3: shoal.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 4: shoal.v1.RenewCertificateResponse
+	(*ConnectRequest)(nil),           // 5: shoal.v1.ConnectRequest
+	(*AgentGoodbye)(nil),             // 6: shoal.v1.AgentGoodbye
+	(*ConnectResponse)(nil),          // 7: shoal.v1.ConnectResponse
+	(*AgentHello)(nil),               // 8: shoal.v1.AgentHello
+	(*Sample)(nil),                   // 9: shoal.v1.Sample
+	(*SampleBatch)(nil),              // 10: shoal.v1.SampleBatch
+	(*Welcome)(nil),                  // 11: shoal.v1.Welcome
+	(*AgentConfig)(nil),              // 12: shoal.v1.AgentConfig
+	(*BatchAck)(nil),                 // 13: shoal.v1.BatchAck
+	(*AgentCommand)(nil),             // 14: shoal.v1.AgentCommand
+	(*CommandResult)(nil),            // 15: shoal.v1.CommandResult
+	nil,                              // 16: shoal.v1.Sample.ValuesEntry
+	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
 }
 var file_shoal_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
-	6,  // 1: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
-	11, // 2: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
-	2,  // 3: shoal.v1.ConnectRequest.goodbye:type_name -> shoal.v1.AgentGoodbye
-	7,  // 4: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
-	8,  // 5: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
-	10, // 6: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
-	9,  // 7: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
-	19, // 8: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
-	5,  // 9: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
-	8,  // 10: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
-	0,  // 11: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
-	0,  // 12: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
-	4,  // 13: shoal.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
-	5,  // 14: shoal.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
-	20, // 15: shoal.v1.InstanceReport.rejected:type_name -> shoal.v1.InstanceReport.RejectedEntry
-	21, // 16: shoal.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
-	14, // 17: shoal.v1.ForwardRequest.hello:type_name -> shoal.v1.FollowerHello
-	12, // 18: shoal.v1.ForwardRequest.report:type_name -> shoal.v1.InstanceReport
-	15, // 19: shoal.v1.ForwardRequest.command_result:type_name -> shoal.v1.ForwardedCommandResult
-	11, // 20: shoal.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
-	17, // 21: shoal.v1.ForwardResponse.command:type_name -> shoal.v1.ForwardedCommand
-	18, // 22: shoal.v1.ForwardResponse.rejected:type_name -> shoal.v1.InstanceRejected
-	10, // 23: shoal.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
-	1,  // 24: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
-	13, // 25: shoal.v1.AgentService.Forward:input_type -> shoal.v1.ForwardRequest
-	3,  // 26: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
-	16, // 27: shoal.v1.AgentService.Forward:output_type -> shoal.v1.ForwardResponse
-	26, // [26:28] is the sub-list for method output_type
-	24, // [24:26] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 0: shoal.v1.EnrollResponse.expire_time:type_name -> google.protobuf.Timestamp
+	17, // 1: shoal.v1.RenewCertificateResponse.expire_time:type_name -> google.protobuf.Timestamp
+	8,  // 2: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
+	10, // 3: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
+	15, // 4: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
+	6,  // 5: shoal.v1.ConnectRequest.goodbye:type_name -> shoal.v1.AgentGoodbye
+	11, // 6: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
+	12, // 7: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
+	14, // 8: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
+	13, // 9: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
+	18, // 10: shoal.v1.AgentHello.interval:type_name -> google.protobuf.Duration
+	17, // 11: shoal.v1.AgentHello.start_time:type_name -> google.protobuf.Timestamp
+	16, // 12: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
+	9,  // 13: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
+	12, // 14: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
+	18, // 15: shoal.v1.AgentConfig.interval:type_name -> google.protobuf.Duration
+	0,  // 16: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
+	17, // 17: shoal.v1.AgentCommand.deadline:type_name -> google.protobuf.Timestamp
+	0,  // 18: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
+	5,  // 19: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
+	1,  // 20: shoal.v1.AgentService.Enroll:input_type -> shoal.v1.EnrollRequest
+	3,  // 21: shoal.v1.AgentService.RenewCertificate:input_type -> shoal.v1.RenewCertificateRequest
+	7,  // 22: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
+	2,  // 23: shoal.v1.AgentService.Enroll:output_type -> shoal.v1.EnrollResponse
+	4,  // 24: shoal.v1.AgentService.RenewCertificate:output_type -> shoal.v1.RenewCertificateResponse
+	22, // [22:25] is the sub-list for method output_type
+	19, // [19:22] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_agent_proto_init() }
@@ -1629,27 +1353,17 @@ func file_shoal_v1_agent_proto_init() {
 	if File_shoal_v1_agent_proto != nil {
 		return
 	}
-	file_shoal_v1_common_proto_init()
-	file_shoal_v1_agent_proto_msgTypes[0].OneofWrappers = []any{
+	file_shoal_v1_agent_proto_msgTypes[4].OneofWrappers = []any{
 		(*ConnectRequest_Hello)(nil),
 		(*ConnectRequest_Batch)(nil),
 		(*ConnectRequest_CommandResult)(nil),
 		(*ConnectRequest_Goodbye)(nil),
 	}
-	file_shoal_v1_agent_proto_msgTypes[2].OneofWrappers = []any{
+	file_shoal_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Command)(nil),
 		(*ConnectResponse_Ack)(nil),
-	}
-	file_shoal_v1_agent_proto_msgTypes[12].OneofWrappers = []any{
-		(*ForwardRequest_Hello)(nil),
-		(*ForwardRequest_Report)(nil),
-		(*ForwardRequest_CommandResult)(nil),
-	}
-	file_shoal_v1_agent_proto_msgTypes[15].OneofWrappers = []any{
-		(*ForwardResponse_Command)(nil),
-		(*ForwardResponse_Rejected)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1657,7 +1371,7 @@ func file_shoal_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_agent_proto_rawDesc), len(file_shoal_v1_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   20,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,8 +19,9 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_Connect_FullMethodName = "/shoal.v1.AgentService/Connect"
-	AgentService_Forward_FullMethodName = "/shoal.v1.AgentService/Forward"
+	AgentService_Connect_FullMethodName          = "/shoal.v1.AgentService/Connect"
+	AgentService_Enroll_FullMethodName           = "/shoal.v1.AgentService/Enroll"
+	AgentService_RenewCertificate_FullMethodName = "/shoal.v1.AgentService/RenewCertificate"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -36,10 +37,15 @@ type AgentServiceClient interface {
 	// and knows a better node (the leader, when it cannot forward yet) sets
 	// the trailer "shoal-leader-rpc-addr" to that node's rpc address.
 	Connect(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ConnectRequest, ConnectResponse], error)
-	// Forward is internal to the coordinator cluster: one stream from each
-	// follower to the leader. The follower sends per-instance reports of the
-	// agents it holds; the leader sends back commands for those agents.
-	Forward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardRequest, ForwardResponse], error)
+	// Enroll turns an instance's AWS identity document into an agent
+	// certificate. It is the only call an agent may make without a client
+	// certificate, over server-authenticated TLS. The coordinator checks the
+	// document's signature, account, region, fleet membership and the caller's
+	// IP; a refusal says which check failed.
+	Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error)
+	// RenewCertificate issues a fresh certificate for the caller's own agent
+	// identity, over its current (still valid) mutual-TLS connection.
+	RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error)
 }
 
 type agentServiceClient struct {
@@ -63,18 +69,25 @@ func (c *agentServiceClient) Connect(ctx context.Context, opts ...grpc.CallOptio
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_ConnectClient = grpc.BidiStreamingClient[ConnectRequest, ConnectResponse]
 
-func (c *agentServiceClient) Forward(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardRequest, ForwardResponse], error) {
+func (c *agentServiceClient) Enroll(ctx context.Context, in *EnrollRequest, opts ...grpc.CallOption) (*EnrollResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	stream, err := c.cc.NewStream(ctx, &AgentService_ServiceDesc.Streams[1], AgentService_Forward_FullMethodName, cOpts...)
+	out := new(EnrollResponse)
+	err := c.cc.Invoke(ctx, AgentService_Enroll_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
-	x := &grpc.GenericClientStream[ForwardRequest, ForwardResponse]{ClientStream: stream}
-	return x, nil
+	return out, nil
 }
 
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type AgentService_ForwardClient = grpc.BidiStreamingClient[ForwardRequest, ForwardResponse]
+func (c *agentServiceClient) RenewCertificate(ctx context.Context, in *RenewCertificateRequest, opts ...grpc.CallOption) (*RenewCertificateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RenewCertificateResponse)
+	err := c.cc.Invoke(ctx, AgentService_RenewCertificate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
@@ -89,10 +102,15 @@ type AgentServiceServer interface {
 	// and knows a better node (the leader, when it cannot forward yet) sets
 	// the trailer "shoal-leader-rpc-addr" to that node's rpc address.
 	Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error
-	// Forward is internal to the coordinator cluster: one stream from each
-	// follower to the leader. The follower sends per-instance reports of the
-	// agents it holds; the leader sends back commands for those agents.
-	Forward(grpc.BidiStreamingServer[ForwardRequest, ForwardResponse]) error
+	// Enroll turns an instance's AWS identity document into an agent
+	// certificate. It is the only call an agent may make without a client
+	// certificate, over server-authenticated TLS. The coordinator checks the
+	// document's signature, account, region, fleet membership and the caller's
+	// IP; a refusal says which check failed.
+	Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error)
+	// RenewCertificate issues a fresh certificate for the caller's own agent
+	// identity, over its current (still valid) mutual-TLS connection.
+	RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -106,8 +124,11 @@ type UnimplementedAgentServiceServer struct{}
 func (UnimplementedAgentServiceServer) Connect(grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]) error {
 	return status.Error(codes.Unimplemented, "method Connect not implemented")
 }
-func (UnimplementedAgentServiceServer) Forward(grpc.BidiStreamingServer[ForwardRequest, ForwardResponse]) error {
-	return status.Error(codes.Unimplemented, "method Forward not implemented")
+func (UnimplementedAgentServiceServer) Enroll(context.Context, *EnrollRequest) (*EnrollResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Enroll not implemented")
+}
+func (UnimplementedAgentServiceServer) RenewCertificate(context.Context, *RenewCertificateRequest) (*RenewCertificateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RenewCertificate not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -137,12 +158,41 @@ func _AgentService_Connect_Handler(srv interface{}, stream grpc.ServerStream) er
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type AgentService_ConnectServer = grpc.BidiStreamingServer[ConnectRequest, ConnectResponse]
 
-func _AgentService_Forward_Handler(srv interface{}, stream grpc.ServerStream) error {
-	return srv.(AgentServiceServer).Forward(&grpc.GenericServerStream[ForwardRequest, ForwardResponse]{ServerStream: stream})
+func _AgentService_Enroll_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(EnrollRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).Enroll(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_Enroll_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).Enroll(ctx, req.(*EnrollRequest))
+	}
+	return interceptor(ctx, in, info, handler)
 }
 
-// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
-type AgentService_ForwardServer = grpc.BidiStreamingServer[ForwardRequest, ForwardResponse]
+func _AgentService_RenewCertificate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RenewCertificateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).RenewCertificate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_RenewCertificate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).RenewCertificate(ctx, req.(*RenewCertificateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
@@ -150,17 +200,20 @@ type AgentService_ForwardServer = grpc.BidiStreamingServer[ForwardRequest, Forwa
 var AgentService_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "shoal.v1.AgentService",
 	HandlerType: (*AgentServiceServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "Enroll",
+			Handler:    _AgentService_Enroll_Handler,
+		},
+		{
+			MethodName: "RenewCertificate",
+			Handler:    _AgentService_RenewCertificate_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Connect",
 			Handler:       _AgentService_Connect_Handler,
-			ServerStreams: true,
-			ClientStreams: true,
-		},
-		{
-			StreamName:    "Forward",
-			Handler:       _AgentService_Forward_Handler,
 			ServerStreams: true,
 			ClientStreams: true,
 		},

@@ -14,6 +14,8 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -249,6 +251,68 @@ func (BackendState) EnumDescriptor() ([]byte, []int) {
 	return file_shoal_v1_common_proto_rawDescGZIP(), []int{3}
 }
 
+// DecisionSource says what started a scaling decision. JSON spells these
+// auto, manual, reconcile and spot.
+type DecisionSource int32
+
+const (
+	DecisionSource_DECISION_SOURCE_UNSPECIFIED DecisionSource = 0
+	// The leader's policy evaluation.
+	DecisionSource_DECISION_SOURCE_AUTO DecisionSource = 1
+	// An operator's scale command.
+	DecisionSource_DECISION_SOURCE_MANUAL DecisionSource = 2
+	// The leader bringing the group back to the fleet's bounds or desired
+	// capacity after it drifted.
+	DecisionSource_DECISION_SOURCE_RECONCILE DecisionSource = 3
+	// A replacement for an instance that received a Spot interruption notice.
+	DecisionSource_DECISION_SOURCE_SPOT DecisionSource = 4
+)
+
+// Enum value maps for DecisionSource.
+var (
+	DecisionSource_name = map[int32]string{
+		0: "DECISION_SOURCE_UNSPECIFIED",
+		1: "DECISION_SOURCE_AUTO",
+		2: "DECISION_SOURCE_MANUAL",
+		3: "DECISION_SOURCE_RECONCILE",
+		4: "DECISION_SOURCE_SPOT",
+	}
+	DecisionSource_value = map[string]int32{
+		"DECISION_SOURCE_UNSPECIFIED": 0,
+		"DECISION_SOURCE_AUTO":        1,
+		"DECISION_SOURCE_MANUAL":      2,
+		"DECISION_SOURCE_RECONCILE":   3,
+		"DECISION_SOURCE_SPOT":        4,
+	}
+)
+
+func (x DecisionSource) Enum() *DecisionSource {
+	p := new(DecisionSource)
+	*p = x
+	return p
+}
+
+func (x DecisionSource) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DecisionSource) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_common_proto_enumTypes[4].Descriptor()
+}
+
+func (DecisionSource) Type() protoreflect.EnumType {
+	return &file_shoal_v1_common_proto_enumTypes[4]
+}
+
+func (x DecisionSource) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DecisionSource.Descriptor instead.
+func (DecisionSource) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_common_proto_rawDescGZIP(), []int{4}
+}
+
 // AdjustmentType says how a step-scaling adjustment is read.
 type AdjustmentType int32
 
@@ -289,11 +353,11 @@ func (x AdjustmentType) String() string {
 }
 
 func (AdjustmentType) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_common_proto_enumTypes[4].Descriptor()
+	return file_shoal_v1_common_proto_enumTypes[5].Descriptor()
 }
 
 func (AdjustmentType) Type() protoreflect.EnumType {
-	return &file_shoal_v1_common_proto_enumTypes[4]
+	return &file_shoal_v1_common_proto_enumTypes[5]
 }
 
 func (x AdjustmentType) Number() protoreflect.EnumNumber {
@@ -302,7 +366,7 @@ func (x AdjustmentType) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AdjustmentType.Descriptor instead.
 func (AdjustmentType) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_common_proto_rawDescGZIP(), []int{4}
+	return file_shoal_v1_common_proto_rawDescGZIP(), []int{5}
 }
 
 // TargetTracking keeps one fleet aggregate near a target.
@@ -499,7 +563,7 @@ type RateLimit struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	MaxInstances  int32                  `protobuf:"varint,1,opt,name=max_instances,json=maxInstances,proto3" json:"max_instances,omitempty"`
 	MaxPercent    float64                `protobuf:"fixed64,2,opt,name=max_percent,json=maxPercent,proto3" json:"max_percent,omitempty"`
-	PeriodMs      int64                  `protobuf:"varint,3,opt,name=period_ms,json=periodMs,proto3" json:"period_ms,omitempty"`
+	Period        *durationpb.Duration   `protobuf:"bytes,3,opt,name=period,proto3" json:"period,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,11 +612,11 @@ func (x *RateLimit) GetMaxPercent() float64 {
 	return 0
 }
 
-func (x *RateLimit) GetPeriodMs() int64 {
+func (x *RateLimit) GetPeriod() *durationpb.Duration {
 	if x != nil {
-		return x.PeriodMs
+		return x.Period
 	}
-	return 0
+	return nil
 }
 
 // ScalingPolicy is a fleet's whole scaling configuration. Several metrics
@@ -562,15 +626,16 @@ type ScalingPolicy struct {
 	TargetTracking []*TargetTracking      `protobuf:"bytes,1,rep,name=target_tracking,json=targetTracking,proto3" json:"target_tracking,omitempty"`
 	StepScaling    []*StepScaling         `protobuf:"bytes,2,rep,name=step_scaling,json=stepScaling,proto3" json:"step_scaling,omitempty"`
 	// New instances are left out of the metric until warmup has passed.
-	WarmupMs int64 `protobuf:"varint,3,opt,name=warmup_ms,json=warmupMs,proto3" json:"warmup_ms,omitempty"`
+	// Unset and zero differ: unset leaves the choice to the coordinator.
+	Warmup *durationpb.Duration `protobuf:"bytes,3,opt,name=warmup,proto3" json:"warmup,omitempty"`
 	// Stabilisation windows per direction; the scale-in window takes the highest
 	// recommendation seen in it.
-	ScaleOutWindowMs int64      `protobuf:"varint,4,opt,name=scale_out_window_ms,json=scaleOutWindowMs,proto3" json:"scale_out_window_ms,omitempty"`
-	ScaleInWindowMs  int64      `protobuf:"varint,5,opt,name=scale_in_window_ms,json=scaleInWindowMs,proto3" json:"scale_in_window_ms,omitempty"`
-	ScaleOutLimit    *RateLimit `protobuf:"bytes,6,opt,name=scale_out_limit,json=scaleOutLimit,proto3" json:"scale_out_limit,omitempty"`
-	ScaleInLimit     *RateLimit `protobuf:"bytes,7,opt,name=scale_in_limit,json=scaleInLimit,proto3" json:"scale_in_limit,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	ScaleOutWindow *durationpb.Duration `protobuf:"bytes,4,opt,name=scale_out_window,json=scaleOutWindow,proto3" json:"scale_out_window,omitempty"`
+	ScaleInWindow  *durationpb.Duration `protobuf:"bytes,5,opt,name=scale_in_window,json=scaleInWindow,proto3" json:"scale_in_window,omitempty"`
+	ScaleOutLimit  *RateLimit           `protobuf:"bytes,6,opt,name=scale_out_limit,json=scaleOutLimit,proto3" json:"scale_out_limit,omitempty"`
+	ScaleInLimit   *RateLimit           `protobuf:"bytes,7,opt,name=scale_in_limit,json=scaleInLimit,proto3" json:"scale_in_limit,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ScalingPolicy) Reset() {
@@ -617,25 +682,25 @@ func (x *ScalingPolicy) GetStepScaling() []*StepScaling {
 	return nil
 }
 
-func (x *ScalingPolicy) GetWarmupMs() int64 {
+func (x *ScalingPolicy) GetWarmup() *durationpb.Duration {
 	if x != nil {
-		return x.WarmupMs
+		return x.Warmup
 	}
-	return 0
+	return nil
 }
 
-func (x *ScalingPolicy) GetScaleOutWindowMs() int64 {
+func (x *ScalingPolicy) GetScaleOutWindow() *durationpb.Duration {
 	if x != nil {
-		return x.ScaleOutWindowMs
+		return x.ScaleOutWindow
 	}
-	return 0
+	return nil
 }
 
-func (x *ScalingPolicy) GetScaleInWindowMs() int64 {
+func (x *ScalingPolicy) GetScaleInWindow() *durationpb.Duration {
 	if x != nil {
-		return x.ScaleInWindowMs
+		return x.ScaleInWindow
 	}
-	return 0
+	return nil
 }
 
 func (x *ScalingPolicy) GetScaleOutLimit() *RateLimit {
@@ -672,9 +737,9 @@ type Fleet struct {
 	// CloudWatch alarm actions (ARNs) put on the fleet's alarms.
 	AlarmActions []string `protobuf:"bytes,9,rep,name=alarm_actions,json=alarmActions,proto3" json:"alarm_actions,omitempty"`
 	// Publish per-instance CloudWatch series too (they cost money).
-	PublishPerInstance bool  `protobuf:"varint,10,opt,name=publish_per_instance,json=publishPerInstance,proto3" json:"publish_per_instance,omitempty"`
-	CreatedAtUnixMs    int64 `protobuf:"varint,11,opt,name=created_at_unix_ms,json=createdAtUnixMs,proto3" json:"created_at_unix_ms,omitempty"`
-	UpdatedAtUnixMs    int64 `protobuf:"varint,12,opt,name=updated_at_unix_ms,json=updatedAtUnixMs,proto3" json:"updated_at_unix_ms,omitempty"`
+	PublishPerInstance bool                   `protobuf:"varint,10,opt,name=publish_per_instance,json=publishPerInstance,proto3" json:"publish_per_instance,omitempty"`
+	CreateTime         *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	UpdateTime         *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
 	// Human-readable state of the group as last seen, e.g. "group not found".
 	GroupStatus   string `protobuf:"bytes,13,opt,name=group_status,json=groupStatus,proto3" json:"group_status,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -781,18 +846,18 @@ func (x *Fleet) GetPublishPerInstance() bool {
 	return false
 }
 
-func (x *Fleet) GetCreatedAtUnixMs() int64 {
+func (x *Fleet) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.CreatedAtUnixMs
+		return x.CreateTime
 	}
-	return 0
+	return nil
 }
 
-func (x *Fleet) GetUpdatedAtUnixMs() int64 {
+func (x *Fleet) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.UpdatedAtUnixMs
+		return x.UpdateTime
 	}
-	return 0
+	return nil
 }
 
 func (x *Fleet) GetGroupStatus() string {
@@ -804,17 +869,17 @@ func (x *Fleet) GetGroupStatus() string {
 
 // Instance is one member of a fleet in the coordinator's registry.
 type Instance struct {
-	state                protoimpl.MessageState `protogen:"open.v1"`
-	Id                   string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Fleet                string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
-	State                InstanceState          `protobuf:"varint,3,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
-	PrivateIp            string                 `protobuf:"bytes,4,opt,name=private_ip,json=privateIp,proto3" json:"private_ip,omitempty"`
-	AvailabilityZone     string                 `protobuf:"bytes,5,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
-	ImageId              string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
-	RegisteredAtUnixMs   int64                  `protobuf:"varint,7,opt,name=registered_at_unix_ms,json=registeredAtUnixMs,proto3" json:"registered_at_unix_ms,omitempty"`
-	StateChangedAtUnixMs int64                  `protobuf:"varint,8,opt,name=state_changed_at_unix_ms,json=stateChangedAtUnixMs,proto3" json:"state_changed_at_unix_ms,omitempty"`
-	// Milliseconds since the agent last reported, as seen by the serving node.
-	LastReportAgeMs int64 `protobuf:"varint,9,opt,name=last_report_age_ms,json=lastReportAgeMs,proto3" json:"last_report_age_ms,omitempty"`
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	Id               string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Fleet            string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	State            InstanceState          `protobuf:"varint,3,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
+	PrivateIp        string                 `protobuf:"bytes,4,opt,name=private_ip,json=privateIp,proto3" json:"private_ip,omitempty"`
+	AvailabilityZone string                 `protobuf:"bytes,5,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
+	ImageId          string                 `protobuf:"bytes,6,opt,name=image_id,json=imageId,proto3" json:"image_id,omitempty"`
+	RegisterTime     *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=register_time,json=registerTime,proto3" json:"register_time,omitempty"`
+	StateChangeTime  *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=state_change_time,json=stateChangeTime,proto3" json:"state_change_time,omitempty"`
+	// Time since the agent last reported, as seen by the serving node.
+	LastReportAge *durationpb.Duration `protobuf:"bytes,9,opt,name=last_report_age,json=lastReportAge,proto3" json:"last_report_age,omitempty"`
 	// Latest value of each metric, by vocabulary name.
 	Metrics map[string]float64 `protobuf:"bytes,10,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	Ready   bool               `protobuf:"varint,11,opt,name=ready,proto3" json:"ready,omitempty"`
@@ -896,25 +961,25 @@ func (x *Instance) GetImageId() string {
 	return ""
 }
 
-func (x *Instance) GetRegisteredAtUnixMs() int64 {
+func (x *Instance) GetRegisterTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.RegisteredAtUnixMs
+		return x.RegisterTime
 	}
-	return 0
+	return nil
 }
 
-func (x *Instance) GetStateChangedAtUnixMs() int64 {
+func (x *Instance) GetStateChangeTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.StateChangedAtUnixMs
+		return x.StateChangeTime
 	}
-	return 0
+	return nil
 }
 
-func (x *Instance) GetLastReportAgeMs() int64 {
+func (x *Instance) GetLastReportAge() *durationpb.Duration {
 	if x != nil {
-		return x.LastReportAgeMs
+		return x.LastReportAge
 	}
-	return 0
+	return nil
 }
 
 func (x *Instance) GetMetrics() map[string]float64 {
@@ -943,20 +1008,23 @@ type Decision struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	Id         uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
 	Fleet      string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
-	AtUnixMs   int64                  `protobuf:"varint,3,opt,name=at_unix_ms,json=atUnixMs,proto3" json:"at_unix_ms,omitempty"`
-	From       int32                  `protobuf:"varint,4,opt,name=from,proto3" json:"from,omitempty"`
-	To         int32                  `protobuf:"varint,5,opt,name=to,proto3" json:"to,omitempty"`
-	Reason     string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
-	Status     DecisionStatus         `protobuf:"varint,7,opt,name=status,proto3,enum=shoal.v1.DecisionStatus" json:"status,omitempty"`
-	Error      string                 `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
-	ErrorClass ErrorClass             `protobuf:"varint,9,opt,name=error_class,json=errorClass,proto3,enum=shoal.v1.ErrorClass" json:"error_class,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// The desired capacity before and after the decision.
+	PreviousCapacity int32          `protobuf:"varint,4,opt,name=previous_capacity,json=previousCapacity,proto3" json:"previous_capacity,omitempty"`
+	Capacity         int32          `protobuf:"varint,5,opt,name=capacity,proto3" json:"capacity,omitempty"`
+	Reason           string         `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
+	Status           DecisionStatus `protobuf:"varint,7,opt,name=status,proto3,enum=shoal.v1.DecisionStatus" json:"status,omitempty"`
+	Error            string         `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorClass       ErrorClass     `protobuf:"varint,9,opt,name=error_class,json=errorClass,proto3,enum=shoal.v1.ErrorClass" json:"error_class,omitempty"`
 	// The metric values the decision was made on.
-	Inputs map[string]float64 `protobuf:"bytes,10,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
-	// auto, manual or reconcile.
-	Source          string `protobuf:"bytes,11,opt,name=source,proto3" json:"source,omitempty"`
-	UpdatedAtUnixMs int64  `protobuf:"varint,12,opt,name=updated_at_unix_ms,json=updatedAtUnixMs,proto3" json:"updated_at_unix_ms,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	Inputs     map[string]float64     `protobuf:"bytes,10,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	Source     DecisionSource         `protobuf:"varint,11,opt,name=source,proto3,enum=shoal.v1.DecisionSource" json:"source,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Who asked: the operator's token name (e.g. ops-alice) for manual
+	// decisions, the deciding node for automatic ones.
+	Actor         string `protobuf:"bytes,13,opt,name=actor,proto3" json:"actor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Decision) Reset() {
@@ -1003,23 +1071,23 @@ func (x *Decision) GetFleet() string {
 	return ""
 }
 
-func (x *Decision) GetAtUnixMs() int64 {
+func (x *Decision) GetCreateTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.AtUnixMs
+		return x.CreateTime
+	}
+	return nil
+}
+
+func (x *Decision) GetPreviousCapacity() int32 {
+	if x != nil {
+		return x.PreviousCapacity
 	}
 	return 0
 }
 
-func (x *Decision) GetFrom() int32 {
+func (x *Decision) GetCapacity() int32 {
 	if x != nil {
-		return x.From
-	}
-	return 0
-}
-
-func (x *Decision) GetTo() int32 {
-	if x != nil {
-		return x.To
+		return x.Capacity
 	}
 	return 0
 }
@@ -1059,25 +1127,32 @@ func (x *Decision) GetInputs() map[string]float64 {
 	return nil
 }
 
-func (x *Decision) GetSource() string {
+func (x *Decision) GetSource() DecisionSource {
 	if x != nil {
 		return x.Source
 	}
-	return ""
+	return DecisionSource_DECISION_SOURCE_UNSPECIFIED
 }
 
-func (x *Decision) GetUpdatedAtUnixMs() int64 {
+func (x *Decision) GetUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.UpdatedAtUnixMs
+		return x.UpdateTime
 	}
-	return 0
+	return nil
+}
+
+func (x *Decision) GetActor() string {
+	if x != nil {
+		return x.Actor
+	}
+	return ""
 }
 
 var File_shoal_v1_common_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_common_proto_rawDesc = "" +
 	"\n" +
-	"\x15shoal/v1/common.proto\x12\bshoal.v1\"^\n" +
+	"\x15shoal/v1/common.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n" +
 	"\x0eTargetTracking\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\x12\x16\n" +
 	"\x06target\x18\x02 \x01(\x01R\x06target\x12\x1c\n" +
@@ -1093,20 +1168,20 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\x06_upper\"K\n" +
 	"\vStepScaling\x12\x16\n" +
 	"\x06metric\x18\x01 \x01(\tR\x06metric\x12$\n" +
-	"\x05steps\x18\x02 \x03(\v2\x0e.shoal.v1.StepR\x05steps\"n\n" +
+	"\x05steps\x18\x02 \x03(\v2\x0e.shoal.v1.StepR\x05steps\"\x84\x01\n" +
 	"\tRateLimit\x12#\n" +
 	"\rmax_instances\x18\x01 \x01(\x05R\fmaxInstances\x12\x1f\n" +
 	"\vmax_percent\x18\x02 \x01(\x01R\n" +
-	"maxPercent\x12\x1b\n" +
-	"\tperiod_ms\x18\x03 \x01(\x03R\bperiodMs\"\xfd\x02\n" +
+	"maxPercent\x121\n" +
+	"\x06period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06period\"\xbf\x03\n" +
 	"\rScalingPolicy\x12A\n" +
 	"\x0ftarget_tracking\x18\x01 \x03(\v2\x18.shoal.v1.TargetTrackingR\x0etargetTracking\x128\n" +
-	"\fstep_scaling\x18\x02 \x03(\v2\x15.shoal.v1.StepScalingR\vstepScaling\x12\x1b\n" +
-	"\twarmup_ms\x18\x03 \x01(\x03R\bwarmupMs\x12-\n" +
-	"\x13scale_out_window_ms\x18\x04 \x01(\x03R\x10scaleOutWindowMs\x12+\n" +
-	"\x12scale_in_window_ms\x18\x05 \x01(\x03R\x0fscaleInWindowMs\x12;\n" +
+	"\fstep_scaling\x18\x02 \x03(\v2\x15.shoal.v1.StepScalingR\vstepScaling\x121\n" +
+	"\x06warmup\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06warmup\x12C\n" +
+	"\x10scale_out_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0escaleOutWindow\x12A\n" +
+	"\x0fscale_in_window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rscaleInWindow\x12;\n" +
 	"\x0fscale_out_limit\x18\x06 \x01(\v2\x13.shoal.v1.RateLimitR\rscaleOutLimit\x129\n" +
-	"\x0escale_in_limit\x18\a \x01(\v2\x13.shoal.v1.RateLimitR\fscaleInLimit\"\xa3\x03\n" +
+	"\x0escale_in_limit\x18\a \x01(\v2\x13.shoal.v1.RateLimitR\fscaleInLimit\"\xc3\x03\n" +
 	"\x05Fleet\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03asg\x18\x02 \x01(\tR\x03asg\x12\x10\n" +
@@ -1118,10 +1193,12 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\bapp_port\x18\b \x01(\x05R\aappPort\x12#\n" +
 	"\ralarm_actions\x18\t \x03(\tR\falarmActions\x120\n" +
 	"\x14publish_per_instance\x18\n" +
-	" \x01(\bR\x12publishPerInstance\x12+\n" +
-	"\x12created_at_unix_ms\x18\v \x01(\x03R\x0fcreatedAtUnixMs\x12+\n" +
-	"\x12updated_at_unix_ms\x18\f \x01(\x03R\x0fupdatedAtUnixMs\x12!\n" +
-	"\fgroup_status\x18\r \x01(\tR\vgroupStatus\"\xff\x03\n" +
+	" \x01(\bR\x12publishPerInstance\x12;\n" +
+	"\vcreate_time\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12;\n" +
+	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12!\n" +
+	"\fgroup_status\x18\r \x01(\tR\vgroupStatus\"\xb3\x04\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12-\n" +
@@ -1129,33 +1206,35 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\n" +
 	"private_ip\x18\x04 \x01(\tR\tprivateIp\x12+\n" +
 	"\x11availability_zone\x18\x05 \x01(\tR\x10availabilityZone\x12\x19\n" +
-	"\bimage_id\x18\x06 \x01(\tR\aimageId\x121\n" +
-	"\x15registered_at_unix_ms\x18\a \x01(\x03R\x12registeredAtUnixMs\x126\n" +
-	"\x18state_changed_at_unix_ms\x18\b \x01(\x03R\x14stateChangedAtUnixMs\x12+\n" +
-	"\x12last_report_age_ms\x18\t \x01(\x03R\x0flastReportAgeMs\x129\n" +
+	"\bimage_id\x18\x06 \x01(\tR\aimageId\x12?\n" +
+	"\rregister_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\fregisterTime\x12F\n" +
+	"\x11state_change_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x0fstateChangeTime\x12A\n" +
+	"\x0flast_report_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\rlastReportAge\x129\n" +
 	"\ametrics\x18\n" +
 	" \x03(\v2\x1f.shoal.v1.Instance.MetricsEntryR\ametrics\x12\x14\n" +
 	"\x05ready\x18\v \x01(\bR\x05ready\x12\x12\n" +
 	"\x04flag\x18\f \x01(\tR\x04flag\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xc1\x03\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xc5\x04\n" +
 	"\bDecision\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x14\n" +
-	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12\x1c\n" +
-	"\n" +
-	"at_unix_ms\x18\x03 \x01(\x03R\batUnixMs\x12\x12\n" +
-	"\x04from\x18\x04 \x01(\x05R\x04from\x12\x0e\n" +
-	"\x02to\x18\x05 \x01(\x05R\x02to\x12\x16\n" +
+	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12;\n" +
+	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"createTime\x12+\n" +
+	"\x11previous_capacity\x18\x04 \x01(\x05R\x10previousCapacity\x12\x1a\n" +
+	"\bcapacity\x18\x05 \x01(\x05R\bcapacity\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x120\n" +
 	"\x06status\x18\a \x01(\x0e2\x18.shoal.v1.DecisionStatusR\x06status\x12\x14\n" +
 	"\x05error\x18\b \x01(\tR\x05error\x125\n" +
 	"\verror_class\x18\t \x01(\x0e2\x14.shoal.v1.ErrorClassR\n" +
 	"errorClass\x126\n" +
 	"\x06inputs\x18\n" +
-	" \x03(\v2\x1e.shoal.v1.Decision.InputsEntryR\x06inputs\x12\x16\n" +
-	"\x06source\x18\v \x01(\tR\x06source\x12+\n" +
-	"\x12updated_at_unix_ms\x18\f \x01(\x03R\x0fupdatedAtUnixMs\x1a9\n" +
+	" \x03(\v2\x1e.shoal.v1.Decision.InputsEntryR\x06inputs\x120\n" +
+	"\x06source\x18\v \x01(\x0e2\x18.shoal.v1.DecisionSourceR\x06source\x12;\n" +
+	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"updateTime\x12\x14\n" +
+	"\x05actor\x18\r \x01(\tR\x05actor\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01*\xc4\x01\n" +
@@ -1181,7 +1260,13 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\x19BACKEND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15BACKEND_STATE_WARMING\x10\x01\x12\x18\n" +
 	"\x14BACKEND_STATE_ACTIVE\x10\x02\x12\x1a\n" +
-	"\x16BACKEND_STATE_DRAINING\x10\x03*\xa1\x01\n" +
+	"\x16BACKEND_STATE_DRAINING\x10\x03*\xa0\x01\n" +
+	"\x0eDecisionSource\x12\x1f\n" +
+	"\x1bDECISION_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14DECISION_SOURCE_AUTO\x10\x01\x12\x1a\n" +
+	"\x16DECISION_SOURCE_MANUAL\x10\x02\x12\x1d\n" +
+	"\x19DECISION_SOURCE_RECONCILE\x10\x03\x12\x18\n" +
+	"\x14DECISION_SOURCE_SPOT\x10\x04*\xa1\x01\n" +
 	"\x0eAdjustmentType\x12\x1f\n" +
 	"\x1bADJUSTMENT_TYPE_UNSPECIFIED\x10\x00\x12&\n" +
 	"\"ADJUSTMENT_TYPE_CHANGE_IN_CAPACITY\x10\x01\x12\"\n" +
@@ -1200,43 +1285,58 @@ func file_shoal_v1_common_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_common_proto_rawDescData
 }
 
-var file_shoal_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_shoal_v1_common_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
 var file_shoal_v1_common_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_shoal_v1_common_proto_goTypes = []any{
-	(InstanceState)(0),     // 0: shoal.v1.InstanceState
-	(DecisionStatus)(0),    // 1: shoal.v1.DecisionStatus
-	(ErrorClass)(0),        // 2: shoal.v1.ErrorClass
-	(BackendState)(0),      // 3: shoal.v1.BackendState
-	(AdjustmentType)(0),    // 4: shoal.v1.AdjustmentType
-	(*TargetTracking)(nil), // 5: shoal.v1.TargetTracking
-	(*Step)(nil),           // 6: shoal.v1.Step
-	(*StepScaling)(nil),    // 7: shoal.v1.StepScaling
-	(*RateLimit)(nil),      // 8: shoal.v1.RateLimit
-	(*ScalingPolicy)(nil),  // 9: shoal.v1.ScalingPolicy
-	(*Fleet)(nil),          // 10: shoal.v1.Fleet
-	(*Instance)(nil),       // 11: shoal.v1.Instance
-	(*Decision)(nil),       // 12: shoal.v1.Decision
-	nil,                    // 13: shoal.v1.Instance.MetricsEntry
-	nil,                    // 14: shoal.v1.Decision.InputsEntry
+	(InstanceState)(0),            // 0: shoal.v1.InstanceState
+	(DecisionStatus)(0),           // 1: shoal.v1.DecisionStatus
+	(ErrorClass)(0),               // 2: shoal.v1.ErrorClass
+	(BackendState)(0),             // 3: shoal.v1.BackendState
+	(DecisionSource)(0),           // 4: shoal.v1.DecisionSource
+	(AdjustmentType)(0),           // 5: shoal.v1.AdjustmentType
+	(*TargetTracking)(nil),        // 6: shoal.v1.TargetTracking
+	(*Step)(nil),                  // 7: shoal.v1.Step
+	(*StepScaling)(nil),           // 8: shoal.v1.StepScaling
+	(*RateLimit)(nil),             // 9: shoal.v1.RateLimit
+	(*ScalingPolicy)(nil),         // 10: shoal.v1.ScalingPolicy
+	(*Fleet)(nil),                 // 11: shoal.v1.Fleet
+	(*Instance)(nil),              // 12: shoal.v1.Instance
+	(*Decision)(nil),              // 13: shoal.v1.Decision
+	nil,                           // 14: shoal.v1.Instance.MetricsEntry
+	nil,                           // 15: shoal.v1.Decision.InputsEntry
+	(*durationpb.Duration)(nil),   // 16: google.protobuf.Duration
+	(*timestamppb.Timestamp)(nil), // 17: google.protobuf.Timestamp
 }
 var file_shoal_v1_common_proto_depIdxs = []int32{
-	4,  // 0: shoal.v1.Step.adjustment_type:type_name -> shoal.v1.AdjustmentType
-	6,  // 1: shoal.v1.StepScaling.steps:type_name -> shoal.v1.Step
-	5,  // 2: shoal.v1.ScalingPolicy.target_tracking:type_name -> shoal.v1.TargetTracking
-	7,  // 3: shoal.v1.ScalingPolicy.step_scaling:type_name -> shoal.v1.StepScaling
-	8,  // 4: shoal.v1.ScalingPolicy.scale_out_limit:type_name -> shoal.v1.RateLimit
-	8,  // 5: shoal.v1.ScalingPolicy.scale_in_limit:type_name -> shoal.v1.RateLimit
-	9,  // 6: shoal.v1.Fleet.policy:type_name -> shoal.v1.ScalingPolicy
-	0,  // 7: shoal.v1.Instance.state:type_name -> shoal.v1.InstanceState
-	13, // 8: shoal.v1.Instance.metrics:type_name -> shoal.v1.Instance.MetricsEntry
-	1,  // 9: shoal.v1.Decision.status:type_name -> shoal.v1.DecisionStatus
-	2,  // 10: shoal.v1.Decision.error_class:type_name -> shoal.v1.ErrorClass
-	14, // 11: shoal.v1.Decision.inputs:type_name -> shoal.v1.Decision.InputsEntry
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	5,  // 0: shoal.v1.Step.adjustment_type:type_name -> shoal.v1.AdjustmentType
+	7,  // 1: shoal.v1.StepScaling.steps:type_name -> shoal.v1.Step
+	16, // 2: shoal.v1.RateLimit.period:type_name -> google.protobuf.Duration
+	6,  // 3: shoal.v1.ScalingPolicy.target_tracking:type_name -> shoal.v1.TargetTracking
+	8,  // 4: shoal.v1.ScalingPolicy.step_scaling:type_name -> shoal.v1.StepScaling
+	16, // 5: shoal.v1.ScalingPolicy.warmup:type_name -> google.protobuf.Duration
+	16, // 6: shoal.v1.ScalingPolicy.scale_out_window:type_name -> google.protobuf.Duration
+	16, // 7: shoal.v1.ScalingPolicy.scale_in_window:type_name -> google.protobuf.Duration
+	9,  // 8: shoal.v1.ScalingPolicy.scale_out_limit:type_name -> shoal.v1.RateLimit
+	9,  // 9: shoal.v1.ScalingPolicy.scale_in_limit:type_name -> shoal.v1.RateLimit
+	10, // 10: shoal.v1.Fleet.policy:type_name -> shoal.v1.ScalingPolicy
+	17, // 11: shoal.v1.Fleet.create_time:type_name -> google.protobuf.Timestamp
+	17, // 12: shoal.v1.Fleet.update_time:type_name -> google.protobuf.Timestamp
+	0,  // 13: shoal.v1.Instance.state:type_name -> shoal.v1.InstanceState
+	17, // 14: shoal.v1.Instance.register_time:type_name -> google.protobuf.Timestamp
+	17, // 15: shoal.v1.Instance.state_change_time:type_name -> google.protobuf.Timestamp
+	16, // 16: shoal.v1.Instance.last_report_age:type_name -> google.protobuf.Duration
+	14, // 17: shoal.v1.Instance.metrics:type_name -> shoal.v1.Instance.MetricsEntry
+	17, // 18: shoal.v1.Decision.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: shoal.v1.Decision.status:type_name -> shoal.v1.DecisionStatus
+	2,  // 20: shoal.v1.Decision.error_class:type_name -> shoal.v1.ErrorClass
+	15, // 21: shoal.v1.Decision.inputs:type_name -> shoal.v1.Decision.InputsEntry
+	4,  // 22: shoal.v1.Decision.source:type_name -> shoal.v1.DecisionSource
+	17, // 23: shoal.v1.Decision.update_time:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_common_proto_init() }
@@ -1250,7 +1350,7 @@ func file_shoal_v1_common_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_common_proto_rawDesc), len(file_shoal_v1_common_proto_rawDesc)),
-			NumEnums:      5,
+			NumEnums:      6,
 			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,

@@ -9,6 +9,8 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -21,14 +23,182 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// NodeRole is a server's raft role. JSON spells these leader, follower,
+// candidate and unknown.
+type NodeRole int32
+
+const (
+	NodeRole_NODE_ROLE_UNSPECIFIED NodeRole = 0
+	NodeRole_NODE_ROLE_LEADER      NodeRole = 1
+	NodeRole_NODE_ROLE_FOLLOWER    NodeRole = 2
+	NodeRole_NODE_ROLE_CANDIDATE   NodeRole = 3
+	// The answering node could not reach this one.
+	NodeRole_NODE_ROLE_UNKNOWN NodeRole = 4
+)
+
+// Enum value maps for NodeRole.
+var (
+	NodeRole_name = map[int32]string{
+		0: "NODE_ROLE_UNSPECIFIED",
+		1: "NODE_ROLE_LEADER",
+		2: "NODE_ROLE_FOLLOWER",
+		3: "NODE_ROLE_CANDIDATE",
+		4: "NODE_ROLE_UNKNOWN",
+	}
+	NodeRole_value = map[string]int32{
+		"NODE_ROLE_UNSPECIFIED": 0,
+		"NODE_ROLE_LEADER":      1,
+		"NODE_ROLE_FOLLOWER":    2,
+		"NODE_ROLE_CANDIDATE":   3,
+		"NODE_ROLE_UNKNOWN":     4,
+	}
+)
+
+func (x NodeRole) Enum() *NodeRole {
+	p := new(NodeRole)
+	*p = x
+	return p
+}
+
+func (x NodeRole) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (NodeRole) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_control_proto_enumTypes[0].Descriptor()
+}
+
+func (NodeRole) Type() protoreflect.EnumType {
+	return &file_shoal_v1_control_proto_enumTypes[0]
+}
+
+func (x NodeRole) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use NodeRole.Descriptor instead.
+func (NodeRole) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{0}
+}
+
+// AlarmState is a CloudWatch alarm's state. JSON spells these as CloudWatch
+// does: OK, ALARM and INSUFFICIENT_DATA.
+type AlarmState int32
+
+const (
+	AlarmState_ALARM_STATE_UNSPECIFIED       AlarmState = 0
+	AlarmState_ALARM_STATE_OK                AlarmState = 1
+	AlarmState_ALARM_STATE_ALARM             AlarmState = 2
+	AlarmState_ALARM_STATE_INSUFFICIENT_DATA AlarmState = 3
+)
+
+// Enum value maps for AlarmState.
+var (
+	AlarmState_name = map[int32]string{
+		0: "ALARM_STATE_UNSPECIFIED",
+		1: "ALARM_STATE_OK",
+		2: "ALARM_STATE_ALARM",
+		3: "ALARM_STATE_INSUFFICIENT_DATA",
+	}
+	AlarmState_value = map[string]int32{
+		"ALARM_STATE_UNSPECIFIED":       0,
+		"ALARM_STATE_OK":                1,
+		"ALARM_STATE_ALARM":             2,
+		"ALARM_STATE_INSUFFICIENT_DATA": 3,
+	}
+)
+
+func (x AlarmState) Enum() *AlarmState {
+	p := new(AlarmState)
+	*p = x
+	return p
+}
+
+func (x AlarmState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AlarmState) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_control_proto_enumTypes[1].Descriptor()
+}
+
+func (AlarmState) Type() protoreflect.EnumType {
+	return &file_shoal_v1_control_proto_enumTypes[1]
+}
+
+func (x AlarmState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AlarmState.Descriptor instead.
+func (AlarmState) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{1}
+}
+
+// Comparison is an alarm's comparison operator. JSON spells these as
+// CloudWatch does, e.g. GreaterThanOrEqualToThreshold.
+type Comparison int32
+
+const (
+	Comparison_COMPARISON_UNSPECIFIED                        Comparison = 0
+	Comparison_COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD Comparison = 1
+	Comparison_COMPARISON_GREATER_THAN_THRESHOLD             Comparison = 2
+	Comparison_COMPARISON_LESS_THAN_THRESHOLD                Comparison = 3
+	Comparison_COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD    Comparison = 4
+)
+
+// Enum value maps for Comparison.
+var (
+	Comparison_name = map[int32]string{
+		0: "COMPARISON_UNSPECIFIED",
+		1: "COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD",
+		2: "COMPARISON_GREATER_THAN_THRESHOLD",
+		3: "COMPARISON_LESS_THAN_THRESHOLD",
+		4: "COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD",
+	}
+	Comparison_value = map[string]int32{
+		"COMPARISON_UNSPECIFIED":                        0,
+		"COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD": 1,
+		"COMPARISON_GREATER_THAN_THRESHOLD":             2,
+		"COMPARISON_LESS_THAN_THRESHOLD":                3,
+		"COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD":    4,
+	}
+)
+
+func (x Comparison) Enum() *Comparison {
+	p := new(Comparison)
+	*p = x
+	return p
+}
+
+func (x Comparison) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Comparison) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_control_proto_enumTypes[2].Descriptor()
+}
+
+func (Comparison) Type() protoreflect.EnumType {
+	return &file_shoal_v1_control_proto_enumTypes[2]
+}
+
+func (x Comparison) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Comparison.Descriptor instead.
+func (Comparison) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{2}
+}
+
 type Node struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	RpcAddr  string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
-	// leader, follower or candidate; unknown when the node cannot be reached.
-	Role          string `protobuf:"bytes,4,opt,name=role,proto3" json:"role,omitempty"`
-	Voter         bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	RpcAddr       string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
+	Role          NodeRole               `protobuf:"varint,4,opt,name=role,proto3,enum=shoal.v1.NodeRole" json:"role,omitempty"`
+	Voter         bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -84,11 +254,11 @@ func (x *Node) GetRpcAddr() string {
 	return ""
 }
 
-func (x *Node) GetRole() string {
+func (x *Node) GetRole() NodeRole {
 	if x != nil {
 		return x.Role
 	}
-	return ""
+	return NodeRole_NODE_ROLE_UNSPECIFIED
 }
 
 func (x *Node) GetVoter() bool {
@@ -148,9 +318,11 @@ type GetStatusResponse struct {
 	Nodes        []*Node                `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	AppliedIndex uint64                 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
 	// The node that answered.
-	NodeId        string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Term          uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
-	CommitIndex   uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	NodeId      string `protobuf:"bytes,4,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	Term        uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
+	CommitIndex uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	// True when the answering node runs with --insecure: no TLS and no ACLs.
+	Insecure      bool `protobuf:"varint,7,opt,name=insecure,proto3" json:"insecure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -225,6 +397,13 @@ func (x *GetStatusResponse) GetCommitIndex() uint64 {
 		return x.CommitIndex
 	}
 	return 0
+}
+
+func (x *GetStatusResponse) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
 }
 
 type ListPeersRequest struct {
@@ -387,207 +566,6 @@ func (*RemovePeerResponse) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_control_proto_rawDescGZIP(), []int{6}
 }
 
-type JoinClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	RpcAddr       string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JoinClusterRequest) Reset() {
-	*x = JoinClusterRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[7]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JoinClusterRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JoinClusterRequest) ProtoMessage() {}
-
-func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[7]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JoinClusterRequest.ProtoReflect.Descriptor instead.
-func (*JoinClusterRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{7}
-}
-
-func (x *JoinClusterRequest) GetNodeId() string {
-	if x != nil {
-		return x.NodeId
-	}
-	return ""
-}
-
-func (x *JoinClusterRequest) GetRaftAddr() string {
-	if x != nil {
-		return x.RaftAddr
-	}
-	return ""
-}
-
-func (x *JoinClusterRequest) GetRpcAddr() string {
-	if x != nil {
-		return x.RpcAddr
-	}
-	return ""
-}
-
-type JoinClusterResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *JoinClusterResponse) Reset() {
-	*x = JoinClusterResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[8]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *JoinClusterResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*JoinClusterResponse) ProtoMessage() {}
-
-func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[8]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use JoinClusterResponse.ProtoReflect.Descriptor instead.
-func (*JoinClusterResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{8}
-}
-
-func (x *JoinClusterResponse) GetLeaderId() string {
-	if x != nil {
-		return x.LeaderId
-	}
-	return ""
-}
-
-type ApplyCommandRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Command       []byte                 `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyCommandRequest) Reset() {
-	*x = ApplyCommandRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[9]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyCommandRequest) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyCommandRequest) ProtoMessage() {}
-
-func (x *ApplyCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[9]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyCommandRequest.ProtoReflect.Descriptor instead.
-func (*ApplyCommandRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{9}
-}
-
-func (x *ApplyCommandRequest) GetCommand() []byte {
-	if x != nil {
-		return x.Command
-	}
-	return nil
-}
-
-type ApplyCommandResponse struct {
-	state protoimpl.MessageState `protogen:"open.v1"`
-	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
-	// The command's result, encoded as the FSM encodes it.
-	Result        []byte `protobuf:"bytes,2,opt,name=result,proto3" json:"result,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *ApplyCommandResponse) Reset() {
-	*x = ApplyCommandResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[10]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *ApplyCommandResponse) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*ApplyCommandResponse) ProtoMessage() {}
-
-func (x *ApplyCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[10]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use ApplyCommandResponse.ProtoReflect.Descriptor instead.
-func (*ApplyCommandResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{10}
-}
-
-func (x *ApplyCommandResponse) GetIndex() uint64 {
-	if x != nil {
-		return x.Index
-	}
-	return 0
-}
-
-func (x *ApplyCommandResponse) GetResult() []byte {
-	if x != nil {
-		return x.Result
-	}
-	return nil
-}
-
 type CreateFleetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Fleet         *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
@@ -597,7 +575,7 @@ type CreateFleetRequest struct {
 
 func (x *CreateFleetRequest) Reset() {
 	*x = CreateFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +587,7 @@ func (x *CreateFleetRequest) String() string {
 func (*CreateFleetRequest) ProtoMessage() {}
 
 func (x *CreateFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +600,7 @@ func (x *CreateFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFleetRequest.ProtoReflect.Descriptor instead.
 func (*CreateFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *CreateFleetRequest) GetFleet() *Fleet {
@@ -641,7 +619,7 @@ type CreateFleetResponse struct {
 
 func (x *CreateFleetResponse) Reset() {
 	*x = CreateFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -653,7 +631,7 @@ func (x *CreateFleetResponse) String() string {
 func (*CreateFleetResponse) ProtoMessage() {}
 
 func (x *CreateFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -666,7 +644,7 @@ func (x *CreateFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateFleetResponse.ProtoReflect.Descriptor instead.
 func (*CreateFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *CreateFleetResponse) GetFleet() *Fleet {
@@ -678,7 +656,7 @@ func (x *CreateFleetResponse) GetFleet() *Fleet {
 
 type GetFleetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fleet         string                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	Stale         bool                   `protobuf:"varint,2,opt,name=stale,proto3" json:"stale,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -686,7 +664,7 @@ type GetFleetRequest struct {
 
 func (x *GetFleetRequest) Reset() {
 	*x = GetFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -698,7 +676,7 @@ func (x *GetFleetRequest) String() string {
 func (*GetFleetRequest) ProtoMessage() {}
 
 func (x *GetFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -711,12 +689,12 @@ func (x *GetFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetRequest.ProtoReflect.Descriptor instead.
 func (*GetFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{9}
 }
 
-func (x *GetFleetRequest) GetName() string {
+func (x *GetFleetRequest) GetFleet() string {
 	if x != nil {
-		return x.Name
+		return x.Fleet
 	}
 	return ""
 }
@@ -737,7 +715,7 @@ type GetFleetResponse struct {
 
 func (x *GetFleetResponse) Reset() {
 	*x = GetFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -749,7 +727,7 @@ func (x *GetFleetResponse) String() string {
 func (*GetFleetResponse) ProtoMessage() {}
 
 func (x *GetFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -762,7 +740,7 @@ func (x *GetFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetFleetResponse.ProtoReflect.Descriptor instead.
 func (*GetFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetFleetResponse) GetFleet() *Fleet {
@@ -781,7 +759,7 @@ type ListFleetsRequest struct {
 
 func (x *ListFleetsRequest) Reset() {
 	*x = ListFleetsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +771,7 @@ func (x *ListFleetsRequest) String() string {
 func (*ListFleetsRequest) ProtoMessage() {}
 
 func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +784,7 @@ func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsRequest.ProtoReflect.Descriptor instead.
 func (*ListFleetsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ListFleetsRequest) GetStale() bool {
@@ -825,7 +803,7 @@ type ListFleetsResponse struct {
 
 func (x *ListFleetsResponse) Reset() {
 	*x = ListFleetsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -837,7 +815,7 @@ func (x *ListFleetsResponse) String() string {
 func (*ListFleetsResponse) ProtoMessage() {}
 
 func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -850,7 +828,7 @@ func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsResponse.ProtoReflect.Descriptor instead.
 func (*ListFleetsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListFleetsResponse) GetFleets() []*Fleet {
@@ -860,26 +838,20 @@ func (x *ListFleetsResponse) GetFleets() []*Fleet {
 	return nil
 }
 
-// UpdateFleetRequest changes only the fields that are set.
+// UpdateFleetRequest changes the fleet named fleet.name. Only the fields
+// named in update_mask change (AIP-134): asg, min, max, desired, app_port,
+// alarm_actions, publish_per_instance. An empty mask is refused.
 type UpdateFleetRequest struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Name    string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Asg     *string                `protobuf:"bytes,2,opt,name=asg,proto3,oneof" json:"asg,omitempty"`
-	Min     *int32                 `protobuf:"varint,3,opt,name=min,proto3,oneof" json:"min,omitempty"`
-	Max     *int32                 `protobuf:"varint,4,opt,name=max,proto3,oneof" json:"max,omitempty"`
-	Desired *int32                 `protobuf:"varint,5,opt,name=desired,proto3,oneof" json:"desired,omitempty"`
-	AppPort *int32                 `protobuf:"varint,6,opt,name=app_port,json=appPort,proto3,oneof" json:"app_port,omitempty"`
-	// When set_alarm_actions is true, alarm_actions replaces the fleet's list.
-	SetAlarmActions    bool     `protobuf:"varint,7,opt,name=set_alarm_actions,json=setAlarmActions,proto3" json:"set_alarm_actions,omitempty"`
-	AlarmActions       []string `protobuf:"bytes,8,rep,name=alarm_actions,json=alarmActions,proto3" json:"alarm_actions,omitempty"`
-	PublishPerInstance *bool    `protobuf:"varint,9,opt,name=publish_per_instance,json=publishPerInstance,proto3,oneof" json:"publish_per_instance,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Fleet         *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	UpdateMask    *fieldmaskpb.FieldMask `protobuf:"bytes,2,opt,name=update_mask,json=updateMask,proto3" json:"update_mask,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *UpdateFleetRequest) Reset() {
 	*x = UpdateFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -891,7 +863,7 @@ func (x *UpdateFleetRequest) String() string {
 func (*UpdateFleetRequest) ProtoMessage() {}
 
 func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -904,70 +876,21 @@ func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
-func (x *UpdateFleetRequest) GetName() string {
+func (x *UpdateFleetRequest) GetFleet() *Fleet {
 	if x != nil {
-		return x.Name
-	}
-	return ""
-}
-
-func (x *UpdateFleetRequest) GetAsg() string {
-	if x != nil && x.Asg != nil {
-		return *x.Asg
-	}
-	return ""
-}
-
-func (x *UpdateFleetRequest) GetMin() int32 {
-	if x != nil && x.Min != nil {
-		return *x.Min
-	}
-	return 0
-}
-
-func (x *UpdateFleetRequest) GetMax() int32 {
-	if x != nil && x.Max != nil {
-		return *x.Max
-	}
-	return 0
-}
-
-func (x *UpdateFleetRequest) GetDesired() int32 {
-	if x != nil && x.Desired != nil {
-		return *x.Desired
-	}
-	return 0
-}
-
-func (x *UpdateFleetRequest) GetAppPort() int32 {
-	if x != nil && x.AppPort != nil {
-		return *x.AppPort
-	}
-	return 0
-}
-
-func (x *UpdateFleetRequest) GetSetAlarmActions() bool {
-	if x != nil {
-		return x.SetAlarmActions
-	}
-	return false
-}
-
-func (x *UpdateFleetRequest) GetAlarmActions() []string {
-	if x != nil {
-		return x.AlarmActions
+		return x.Fleet
 	}
 	return nil
 }
 
-func (x *UpdateFleetRequest) GetPublishPerInstance() bool {
-	if x != nil && x.PublishPerInstance != nil {
-		return *x.PublishPerInstance
+func (x *UpdateFleetRequest) GetUpdateMask() *fieldmaskpb.FieldMask {
+	if x != nil {
+		return x.UpdateMask
 	}
-	return false
+	return nil
 }
 
 type UpdateFleetResponse struct {
@@ -979,7 +902,7 @@ type UpdateFleetResponse struct {
 
 func (x *UpdateFleetResponse) Reset() {
 	*x = UpdateFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -991,7 +914,7 @@ func (x *UpdateFleetResponse) String() string {
 func (*UpdateFleetResponse) ProtoMessage() {}
 
 func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1004,7 +927,7 @@ func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateFleetResponse) GetFleet() *Fleet {
@@ -1016,14 +939,14 @@ func (x *UpdateFleetResponse) GetFleet() *Fleet {
 
 type DeleteFleetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fleet         string                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DeleteFleetRequest) Reset() {
 	*x = DeleteFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1035,7 +958,7 @@ func (x *DeleteFleetRequest) String() string {
 func (*DeleteFleetRequest) ProtoMessage() {}
 
 func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1048,12 +971,12 @@ func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
-func (x *DeleteFleetRequest) GetName() string {
+func (x *DeleteFleetRequest) GetFleet() string {
 	if x != nil {
-		return x.Name
+		return x.Fleet
 	}
 	return ""
 }
@@ -1066,7 +989,7 @@ type DeleteFleetResponse struct {
 
 func (x *DeleteFleetResponse) Reset() {
 	*x = DeleteFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1001,7 @@ func (x *DeleteFleetResponse) String() string {
 func (*DeleteFleetResponse) ProtoMessage() {}
 
 func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,19 +1014,19 @@ func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 type PauseFleetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fleet         string                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PauseFleetRequest) Reset() {
 	*x = PauseFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1115,7 +1038,7 @@ func (x *PauseFleetRequest) String() string {
 func (*PauseFleetRequest) ProtoMessage() {}
 
 func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1128,12 +1051,12 @@ func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetRequest.ProtoReflect.Descriptor instead.
 func (*PauseFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
-func (x *PauseFleetRequest) GetName() string {
+func (x *PauseFleetRequest) GetFleet() string {
 	if x != nil {
-		return x.Name
+		return x.Fleet
 	}
 	return ""
 }
@@ -1147,7 +1070,7 @@ type PauseFleetResponse struct {
 
 func (x *PauseFleetResponse) Reset() {
 	*x = PauseFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1159,7 +1082,7 @@ func (x *PauseFleetResponse) String() string {
 func (*PauseFleetResponse) ProtoMessage() {}
 
 func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1172,7 +1095,7 @@ func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetResponse.ProtoReflect.Descriptor instead.
 func (*PauseFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PauseFleetResponse) GetFleet() *Fleet {
@@ -1184,14 +1107,14 @@ func (x *PauseFleetResponse) GetFleet() *Fleet {
 
 type ResumeFleetRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fleet         string                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ResumeFleetRequest) Reset() {
 	*x = ResumeFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1126,7 @@ func (x *ResumeFleetRequest) String() string {
 func (*ResumeFleetRequest) ProtoMessage() {}
 
 func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,12 +1139,12 @@ func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetRequest.ProtoReflect.Descriptor instead.
 func (*ResumeFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
-func (x *ResumeFleetRequest) GetName() string {
+func (x *ResumeFleetRequest) GetFleet() string {
 	if x != nil {
-		return x.Name
+		return x.Fleet
 	}
 	return ""
 }
@@ -1235,7 +1158,7 @@ type ResumeFleetResponse struct {
 
 func (x *ResumeFleetResponse) Reset() {
 	*x = ResumeFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +1170,7 @@ func (x *ResumeFleetResponse) String() string {
 func (*ResumeFleetResponse) ProtoMessage() {}
 
 func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +1183,7 @@ func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetResponse.ProtoReflect.Descriptor instead.
 func (*ResumeFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResumeFleetResponse) GetFleet() *Fleet {
@@ -1279,7 +1202,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1291,7 +1214,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1304,7 +1227,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *SaveSnapshotRequest) GetStale() bool {
@@ -1323,7 +1246,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1258,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1271,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SaveSnapshotResponse) GetChunk() []byte {
@@ -1367,7 +1290,7 @@ type RestoreSnapshotRequest struct {
 
 func (x *RestoreSnapshotRequest) Reset() {
 	*x = RestoreSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1379,7 +1302,7 @@ func (x *RestoreSnapshotRequest) String() string {
 func (*RestoreSnapshotRequest) ProtoMessage() {}
 
 func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1392,7 +1315,7 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RestoreSnapshotRequest) GetChunk() []byte {
@@ -1411,7 +1334,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +1346,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +1359,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestoreSnapshotResponse) GetIndex() uint64 {
@@ -1457,7 +1380,7 @@ type ListInstancesRequest struct {
 
 func (x *ListInstancesRequest) Reset() {
 	*x = ListInstancesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1469,7 +1392,7 @@ func (x *ListInstancesRequest) String() string {
 func (*ListInstancesRequest) ProtoMessage() {}
 
 func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1482,7 +1405,7 @@ func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesRequest.ProtoReflect.Descriptor instead.
 func (*ListInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListInstancesRequest) GetFleet() string {
@@ -1508,7 +1431,7 @@ type ListInstancesResponse struct {
 
 func (x *ListInstancesResponse) Reset() {
 	*x = ListInstancesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1520,7 +1443,7 @@ func (x *ListInstancesResponse) String() string {
 func (*ListInstancesResponse) ProtoMessage() {}
 
 func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1533,7 +1456,7 @@ func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesResponse.ProtoReflect.Descriptor instead.
 func (*ListInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListInstancesResponse) GetInstances() []*Instance {
@@ -1541,6 +1464,86 @@ func (x *ListInstancesResponse) GetInstances() []*Instance {
 		return x.Instances
 	}
 	return nil
+}
+
+type ResetInstanceIdentityRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetInstanceIdentityRequest) Reset() {
+	*x = ResetInstanceIdentityRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetInstanceIdentityRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetInstanceIdentityRequest) ProtoMessage() {}
+
+func (x *ResetInstanceIdentityRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetInstanceIdentityRequest.ProtoReflect.Descriptor instead.
+func (*ResetInstanceIdentityRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ResetInstanceIdentityRequest) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+type ResetInstanceIdentityResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResetInstanceIdentityResponse) Reset() {
+	*x = ResetInstanceIdentityResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResetInstanceIdentityResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResetInstanceIdentityResponse) ProtoMessage() {}
+
+func (x *ResetInstanceIdentityResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResetInstanceIdentityResponse.ProtoReflect.Descriptor instead.
+func (*ResetInstanceIdentityResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 type SetPolicyRequest struct {
@@ -1553,7 +1556,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1565,7 +1568,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1578,7 +1581,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SetPolicyRequest) GetFleet() string {
@@ -1604,7 +1607,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1619,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1632,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetPolicyResponse) GetFleet() *Fleet {
@@ -1649,7 +1652,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1661,7 +1664,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1674,7 +1677,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *GetPolicyRequest) GetFleet() string {
@@ -1700,7 +1703,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1712,7 +1715,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1725,7 +1728,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *ScalingPolicy {
@@ -1747,7 +1750,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1759,7 +1762,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1772,7 +1775,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListDecisionsRequest) GetFleet() string {
@@ -1806,7 +1809,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1818,7 +1821,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1831,7 +1834,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDecisionsResponse) GetDecisions() []*Decision {
@@ -1852,7 +1855,7 @@ type ScaleFleetRequest struct {
 
 func (x *ScaleFleetRequest) Reset() {
 	*x = ScaleFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1864,7 +1867,7 @@ func (x *ScaleFleetRequest) String() string {
 func (*ScaleFleetRequest) ProtoMessage() {}
 
 func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1877,7 +1880,7 @@ func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetRequest.ProtoReflect.Descriptor instead.
 func (*ScaleFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ScaleFleetRequest) GetFleet() string {
@@ -1910,7 +1913,7 @@ type ScaleFleetResponse struct {
 
 func (x *ScaleFleetResponse) Reset() {
 	*x = ScaleFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1922,7 +1925,7 @@ func (x *ScaleFleetResponse) String() string {
 func (*ScaleFleetResponse) ProtoMessage() {}
 
 func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1935,7 +1938,7 @@ func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetResponse.ProtoReflect.Descriptor instead.
 func (*ScaleFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ScaleFleetResponse) GetDecision() *Decision {
@@ -1954,7 +1957,7 @@ type ExplainFleetRequest struct {
 
 func (x *ExplainFleetRequest) Reset() {
 	*x = ExplainFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1966,7 +1969,7 @@ func (x *ExplainFleetRequest) String() string {
 func (*ExplainFleetRequest) ProtoMessage() {}
 
 func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1979,7 +1982,7 @@ func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ExplainFleetRequest) GetFleet() string {
@@ -2007,7 +2010,7 @@ type ExplainFleetResponse struct {
 
 func (x *ExplainFleetResponse) Reset() {
 	*x = ExplainFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2022,7 @@ func (x *ExplainFleetResponse) String() string {
 func (*ExplainFleetResponse) ProtoMessage() {}
 
 func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2035,7 @@ func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExplainFleetResponse) GetFleet() string {
@@ -2085,23 +2088,22 @@ func (x *ExplainFleetResponse) GetBlocked() string {
 }
 
 type Alarm struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Name   string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Fleet  string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
-	Metric string                 `protobuf:"bytes,3,opt,name=metric,proto3" json:"metric,omitempty"`
-	// OK, ALARM or INSUFFICIENT_DATA.
-	State              string  `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	Reason             string  `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
-	StateUpdatedUnixMs int64   `protobuf:"varint,6,opt,name=state_updated_unix_ms,json=stateUpdatedUnixMs,proto3" json:"state_updated_unix_ms,omitempty"`
-	Threshold          float64 `protobuf:"fixed64,7,opt,name=threshold,proto3" json:"threshold,omitempty"`
-	Comparison         string  `protobuf:"bytes,8,opt,name=comparison,proto3" json:"comparison,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Fleet           string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	Metric          string                 `protobuf:"bytes,3,opt,name=metric,proto3" json:"metric,omitempty"`
+	State           AlarmState             `protobuf:"varint,4,opt,name=state,proto3,enum=shoal.v1.AlarmState" json:"state,omitempty"`
+	Reason          string                 `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	StateUpdateTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=state_update_time,json=stateUpdateTime,proto3" json:"state_update_time,omitempty"`
+	Threshold       float64                `protobuf:"fixed64,7,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Comparison      Comparison             `protobuf:"varint,8,opt,name=comparison,proto3,enum=shoal.v1.Comparison" json:"comparison,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2113,7 +2115,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2126,7 +2128,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *Alarm) GetName() string {
@@ -2150,11 +2152,11 @@ func (x *Alarm) GetMetric() string {
 	return ""
 }
 
-func (x *Alarm) GetState() string {
+func (x *Alarm) GetState() AlarmState {
 	if x != nil {
 		return x.State
 	}
-	return ""
+	return AlarmState_ALARM_STATE_UNSPECIFIED
 }
 
 func (x *Alarm) GetReason() string {
@@ -2164,11 +2166,11 @@ func (x *Alarm) GetReason() string {
 	return ""
 }
 
-func (x *Alarm) GetStateUpdatedUnixMs() int64 {
+func (x *Alarm) GetStateUpdateTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.StateUpdatedUnixMs
+		return x.StateUpdateTime
 	}
-	return 0
+	return nil
 }
 
 func (x *Alarm) GetThreshold() float64 {
@@ -2178,11 +2180,11 @@ func (x *Alarm) GetThreshold() float64 {
 	return 0
 }
 
-func (x *Alarm) GetComparison() string {
+func (x *Alarm) GetComparison() Comparison {
 	if x != nil {
 		return x.Comparison
 	}
-	return ""
+	return Comparison_COMPARISON_UNSPECIFIED
 }
 
 type ListAlarmsRequest struct {
@@ -2195,7 +2197,7 @@ type ListAlarmsRequest struct {
 
 func (x *ListAlarmsRequest) Reset() {
 	*x = ListAlarmsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2207,7 +2209,7 @@ func (x *ListAlarmsRequest) String() string {
 func (*ListAlarmsRequest) ProtoMessage() {}
 
 func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2220,7 +2222,7 @@ func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListAlarmsRequest) GetFleet() string {
@@ -2239,7 +2241,7 @@ type ListAlarmsResponse struct {
 
 func (x *ListAlarmsResponse) Reset() {
 	*x = ListAlarmsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2251,7 +2253,7 @@ func (x *ListAlarmsResponse) String() string {
 func (*ListAlarmsResponse) ProtoMessage() {}
 
 func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2264,7 +2266,7 @@ func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
@@ -2278,80 +2280,57 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x15shoal/v1/common.proto\"x\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x8c\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
-	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12\x12\n" +
-	"\x04role\x18\x04 \x01(\tR\x04role\x12\x14\n" +
+	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12&\n" +
+	"\x04role\x18\x04 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\"(\n" +
 	"\x10GetStatusRequest\x12\x14\n" +
-	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xcb\x01\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xe7\x01\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12$\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\x12#\n" +
 	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x17\n" +
 	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04term\x18\x05 \x01(\x04R\x04term\x12!\n" +
-	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\"\x12\n" +
+	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12\x1a\n" +
+	"\binsecure\x18\a \x01(\bR\binsecure\"\x12\n" +
 	"\x10ListPeersRequest\"9\n" +
 	"\x11ListPeersResponse\x12$\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05peers\"#\n" +
 	"\x11RemovePeerRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x14\n" +
-	"\x12RemovePeerResponse\"e\n" +
-	"\x12JoinClusterRequest\x12\x17\n" +
-	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
-	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
-	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\"2\n" +
-	"\x13JoinClusterResponse\x12\x1b\n" +
-	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"/\n" +
-	"\x13ApplyCommandRequest\x12\x18\n" +
-	"\acommand\x18\x01 \x01(\fR\acommand\"D\n" +
-	"\x14ApplyCommandResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\fR\x06result\";\n" +
+	"\x12RemovePeerResponse\";\n" +
 	"\x12CreateFleetRequest\x12%\n" +
 	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"<\n" +
 	"\x13CreateFleetResponse\x12%\n" +
-	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\";\n" +
-	"\x0fGetFleetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"=\n" +
+	"\x0fGetFleetRequest\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"9\n" +
 	"\x10GetFleetResponse\x12%\n" +
 	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\")\n" +
 	"\x11ListFleetsRequest\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"=\n" +
 	"\x12ListFleetsResponse\x12'\n" +
-	"\x06fleets\x18\x01 \x03(\v2\x0f.shoal.v1.FleetR\x06fleets\"\xfe\x02\n" +
-	"\x12UpdateFleetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x15\n" +
-	"\x03asg\x18\x02 \x01(\tH\x00R\x03asg\x88\x01\x01\x12\x15\n" +
-	"\x03min\x18\x03 \x01(\x05H\x01R\x03min\x88\x01\x01\x12\x15\n" +
-	"\x03max\x18\x04 \x01(\x05H\x02R\x03max\x88\x01\x01\x12\x1d\n" +
-	"\adesired\x18\x05 \x01(\x05H\x03R\adesired\x88\x01\x01\x12\x1e\n" +
-	"\bapp_port\x18\x06 \x01(\x05H\x04R\aappPort\x88\x01\x01\x12*\n" +
-	"\x11set_alarm_actions\x18\a \x01(\bR\x0fsetAlarmActions\x12#\n" +
-	"\ralarm_actions\x18\b \x03(\tR\falarmActions\x125\n" +
-	"\x14publish_per_instance\x18\t \x01(\bH\x05R\x12publishPerInstance\x88\x01\x01B\x06\n" +
-	"\x04_asgB\x06\n" +
-	"\x04_minB\x06\n" +
-	"\x04_maxB\n" +
-	"\n" +
-	"\b_desiredB\v\n" +
-	"\t_app_portB\x17\n" +
-	"\x15_publish_per_instance\"<\n" +
+	"\x06fleets\x18\x01 \x03(\v2\x0f.shoal.v1.FleetR\x06fleets\"x\n" +
+	"\x12UpdateFleetRequest\x12%\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\x12;\n" +
+	"\vupdate_mask\x18\x02 \x01(\v2\x1a.google.protobuf.FieldMaskR\n" +
+	"updateMask\"<\n" +
 	"\x13UpdateFleetResponse\x12%\n" +
-	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"(\n" +
-	"\x12DeleteFleetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\x15\n" +
-	"\x13DeleteFleetResponse\"'\n" +
-	"\x11PauseFleetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\";\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"*\n" +
+	"\x12DeleteFleetRequest\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\x15\n" +
+	"\x13DeleteFleetResponse\")\n" +
+	"\x11PauseFleetRequest\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\";\n" +
 	"\x12PauseFleetResponse\x12%\n" +
-	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"(\n" +
-	"\x12ResumeFleetRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"<\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"*\n" +
+	"\x12ResumeFleetRequest\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"<\n" +
 	"\x13ResumeFleetResponse\x12%\n" +
 	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"+\n" +
 	"\x13SaveSnapshotRequest\x12\x14\n" +
@@ -2366,7 +2345,11 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x14\n" +
 	"\x05stale\x18\x02 \x01(\bR\x05stale\"I\n" +
 	"\x15ListInstancesResponse\x120\n" +
-	"\tinstances\x18\x01 \x03(\v2\x12.shoal.v1.InstanceR\tinstances\"Y\n" +
+	"\tinstances\x18\x01 \x03(\v2\x12.shoal.v1.InstanceR\tinstances\"?\n" +
+	"\x1cResetInstanceIdentityRequest\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\"\x1f\n" +
+	"\x1dResetInstanceIdentityResponse\"Y\n" +
 	"\x10SetPolicyRequest\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12/\n" +
 	"\x06policy\x18\x02 \x01(\v2\x17.shoal.v1.ScalingPolicyR\x06policy\":\n" +
@@ -2401,29 +2384,46 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\ablocked\x18\a \x01(\tR\ablocked\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xe8\x01\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa9\x02\n" +
 	"\x05Alarm\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12\x16\n" +
-	"\x06metric\x18\x03 \x01(\tR\x06metric\x12\x14\n" +
-	"\x05state\x18\x04 \x01(\tR\x05state\x12\x16\n" +
-	"\x06reason\x18\x05 \x01(\tR\x06reason\x121\n" +
-	"\x15state_updated_unix_ms\x18\x06 \x01(\x03R\x12stateUpdatedUnixMs\x12\x1c\n" +
-	"\tthreshold\x18\a \x01(\x01R\tthreshold\x12\x1e\n" +
+	"\x06metric\x18\x03 \x01(\tR\x06metric\x12*\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x14.shoal.v1.AlarmStateR\x05state\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12F\n" +
+	"\x11state_update_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x0fstateUpdateTime\x12\x1c\n" +
+	"\tthreshold\x18\a \x01(\x01R\tthreshold\x124\n" +
 	"\n" +
-	"comparison\x18\b \x01(\tR\n" +
+	"comparison\x18\b \x01(\x0e2\x14.shoal.v1.ComparisonR\n" +
 	"comparison\")\n" +
 	"\x11ListAlarmsRequest\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"=\n" +
 	"\x12ListAlarmsResponse\x12'\n" +
-	"\x06alarms\x18\x01 \x03(\v2\x0f.shoal.v1.AlarmR\x06alarms2\xc1\f\n" +
+	"\x06alarms\x18\x01 \x03(\v2\x0f.shoal.v1.AlarmR\x06alarms*\x83\x01\n" +
+	"\bNodeRole\x12\x19\n" +
+	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
+	"\x12NODE_ROLE_FOLLOWER\x10\x02\x12\x17\n" +
+	"\x13NODE_ROLE_CANDIDATE\x10\x03\x12\x15\n" +
+	"\x11NODE_ROLE_UNKNOWN\x10\x04*w\n" +
+	"\n" +
+	"AlarmState\x12\x1b\n" +
+	"\x17ALARM_STATE_UNSPECIFIED\x10\x00\x12\x12\n" +
+	"\x0eALARM_STATE_OK\x10\x01\x12\x15\n" +
+	"\x11ALARM_STATE_ALARM\x10\x02\x12!\n" +
+	"\x1dALARM_STATE_INSUFFICIENT_DATA\x10\x03*\xd6\x01\n" +
+	"\n" +
+	"Comparison\x12\x1a\n" +
+	"\x16COMPARISON_UNSPECIFIED\x10\x00\x121\n" +
+	"-COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD\x10\x01\x12%\n" +
+	"!COMPARISON_GREATER_THAN_THRESHOLD\x10\x02\x12\"\n" +
+	"\x1eCOMPARISON_LESS_THAN_THRESHOLD\x10\x03\x12.\n" +
+	"*COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD\x10\x042\x90\f\n" +
 	"\x0eControlService\x12D\n" +
 	"\tGetStatus\x12\x1a.shoal.v1.GetStatusRequest\x1a\x1b.shoal.v1.GetStatusResponse\x12D\n" +
 	"\tListPeers\x12\x1a.shoal.v1.ListPeersRequest\x1a\x1b.shoal.v1.ListPeersResponse\x12G\n" +
 	"\n" +
 	"RemovePeer\x12\x1b.shoal.v1.RemovePeerRequest\x1a\x1c.shoal.v1.RemovePeerResponse\x12J\n" +
-	"\vJoinCluster\x12\x1c.shoal.v1.JoinClusterRequest\x1a\x1d.shoal.v1.JoinClusterResponse\x12M\n" +
-	"\fApplyCommand\x12\x1d.shoal.v1.ApplyCommandRequest\x1a\x1e.shoal.v1.ApplyCommandResponse\x12J\n" +
 	"\vCreateFleet\x12\x1c.shoal.v1.CreateFleetRequest\x1a\x1d.shoal.v1.CreateFleetResponse\x12A\n" +
 	"\bGetFleet\x12\x19.shoal.v1.GetFleetRequest\x1a\x1a.shoal.v1.GetFleetResponse\x12G\n" +
 	"\n" +
@@ -2435,7 +2435,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\vResumeFleet\x12\x1c.shoal.v1.ResumeFleetRequest\x1a\x1d.shoal.v1.ResumeFleetResponse\x12O\n" +
 	"\fSaveSnapshot\x12\x1d.shoal.v1.SaveSnapshotRequest\x1a\x1e.shoal.v1.SaveSnapshotResponse0\x01\x12X\n" +
 	"\x0fRestoreSnapshot\x12 .shoal.v1.RestoreSnapshotRequest\x1a!.shoal.v1.RestoreSnapshotResponse(\x01\x12P\n" +
-	"\rListInstances\x12\x1e.shoal.v1.ListInstancesRequest\x1a\x1f.shoal.v1.ListInstancesResponse\x12D\n" +
+	"\rListInstances\x12\x1e.shoal.v1.ListInstancesRequest\x1a\x1f.shoal.v1.ListInstancesResponse\x12h\n" +
+	"\x15ResetInstanceIdentity\x12&.shoal.v1.ResetInstanceIdentityRequest\x1a'.shoal.v1.ResetInstanceIdentityResponse\x12D\n" +
 	"\tSetPolicy\x12\x1a.shoal.v1.SetPolicyRequest\x1a\x1b.shoal.v1.SetPolicyResponse\x12D\n" +
 	"\tGetPolicy\x12\x1a.shoal.v1.GetPolicyRequest\x1a\x1b.shoal.v1.GetPolicyResponse\x12P\n" +
 	"\rListDecisions\x12\x1e.shoal.v1.ListDecisionsRequest\x1a\x1f.shoal.v1.ListDecisionsResponse\x12G\n" +
@@ -2457,123 +2458,131 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_control_proto_rawDescData
 }
 
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 45)
+var file_shoal_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_shoal_v1_control_proto_goTypes = []any{
-	(*Node)(nil),                    // 0: shoal.v1.Node
-	(*GetStatusRequest)(nil),        // 1: shoal.v1.GetStatusRequest
-	(*GetStatusResponse)(nil),       // 2: shoal.v1.GetStatusResponse
-	(*ListPeersRequest)(nil),        // 3: shoal.v1.ListPeersRequest
-	(*ListPeersResponse)(nil),       // 4: shoal.v1.ListPeersResponse
-	(*RemovePeerRequest)(nil),       // 5: shoal.v1.RemovePeerRequest
-	(*RemovePeerResponse)(nil),      // 6: shoal.v1.RemovePeerResponse
-	(*JoinClusterRequest)(nil),      // 7: shoal.v1.JoinClusterRequest
-	(*JoinClusterResponse)(nil),     // 8: shoal.v1.JoinClusterResponse
-	(*ApplyCommandRequest)(nil),     // 9: shoal.v1.ApplyCommandRequest
-	(*ApplyCommandResponse)(nil),    // 10: shoal.v1.ApplyCommandResponse
-	(*CreateFleetRequest)(nil),      // 11: shoal.v1.CreateFleetRequest
-	(*CreateFleetResponse)(nil),     // 12: shoal.v1.CreateFleetResponse
-	(*GetFleetRequest)(nil),         // 13: shoal.v1.GetFleetRequest
-	(*GetFleetResponse)(nil),        // 14: shoal.v1.GetFleetResponse
-	(*ListFleetsRequest)(nil),       // 15: shoal.v1.ListFleetsRequest
-	(*ListFleetsResponse)(nil),      // 16: shoal.v1.ListFleetsResponse
-	(*UpdateFleetRequest)(nil),      // 17: shoal.v1.UpdateFleetRequest
-	(*UpdateFleetResponse)(nil),     // 18: shoal.v1.UpdateFleetResponse
-	(*DeleteFleetRequest)(nil),      // 19: shoal.v1.DeleteFleetRequest
-	(*DeleteFleetResponse)(nil),     // 20: shoal.v1.DeleteFleetResponse
-	(*PauseFleetRequest)(nil),       // 21: shoal.v1.PauseFleetRequest
-	(*PauseFleetResponse)(nil),      // 22: shoal.v1.PauseFleetResponse
-	(*ResumeFleetRequest)(nil),      // 23: shoal.v1.ResumeFleetRequest
-	(*ResumeFleetResponse)(nil),     // 24: shoal.v1.ResumeFleetResponse
-	(*SaveSnapshotRequest)(nil),     // 25: shoal.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),    // 26: shoal.v1.SaveSnapshotResponse
-	(*RestoreSnapshotRequest)(nil),  // 27: shoal.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil), // 28: shoal.v1.RestoreSnapshotResponse
-	(*ListInstancesRequest)(nil),    // 29: shoal.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),   // 30: shoal.v1.ListInstancesResponse
-	(*SetPolicyRequest)(nil),        // 31: shoal.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),       // 32: shoal.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),        // 33: shoal.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),       // 34: shoal.v1.GetPolicyResponse
-	(*ListDecisionsRequest)(nil),    // 35: shoal.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),   // 36: shoal.v1.ListDecisionsResponse
-	(*ScaleFleetRequest)(nil),       // 37: shoal.v1.ScaleFleetRequest
-	(*ScaleFleetResponse)(nil),      // 38: shoal.v1.ScaleFleetResponse
-	(*ExplainFleetRequest)(nil),     // 39: shoal.v1.ExplainFleetRequest
-	(*ExplainFleetResponse)(nil),    // 40: shoal.v1.ExplainFleetResponse
-	(*Alarm)(nil),                   // 41: shoal.v1.Alarm
-	(*ListAlarmsRequest)(nil),       // 42: shoal.v1.ListAlarmsRequest
-	(*ListAlarmsResponse)(nil),      // 43: shoal.v1.ListAlarmsResponse
-	nil,                             // 44: shoal.v1.ExplainFleetResponse.InputsEntry
-	(*Fleet)(nil),                   // 45: shoal.v1.Fleet
-	(*Instance)(nil),                // 46: shoal.v1.Instance
-	(*ScalingPolicy)(nil),           // 47: shoal.v1.ScalingPolicy
-	(*Decision)(nil),                // 48: shoal.v1.Decision
+	(NodeRole)(0),                         // 0: shoal.v1.NodeRole
+	(AlarmState)(0),                       // 1: shoal.v1.AlarmState
+	(Comparison)(0),                       // 2: shoal.v1.Comparison
+	(*Node)(nil),                          // 3: shoal.v1.Node
+	(*GetStatusRequest)(nil),              // 4: shoal.v1.GetStatusRequest
+	(*GetStatusResponse)(nil),             // 5: shoal.v1.GetStatusResponse
+	(*ListPeersRequest)(nil),              // 6: shoal.v1.ListPeersRequest
+	(*ListPeersResponse)(nil),             // 7: shoal.v1.ListPeersResponse
+	(*RemovePeerRequest)(nil),             // 8: shoal.v1.RemovePeerRequest
+	(*RemovePeerResponse)(nil),            // 9: shoal.v1.RemovePeerResponse
+	(*CreateFleetRequest)(nil),            // 10: shoal.v1.CreateFleetRequest
+	(*CreateFleetResponse)(nil),           // 11: shoal.v1.CreateFleetResponse
+	(*GetFleetRequest)(nil),               // 12: shoal.v1.GetFleetRequest
+	(*GetFleetResponse)(nil),              // 13: shoal.v1.GetFleetResponse
+	(*ListFleetsRequest)(nil),             // 14: shoal.v1.ListFleetsRequest
+	(*ListFleetsResponse)(nil),            // 15: shoal.v1.ListFleetsResponse
+	(*UpdateFleetRequest)(nil),            // 16: shoal.v1.UpdateFleetRequest
+	(*UpdateFleetResponse)(nil),           // 17: shoal.v1.UpdateFleetResponse
+	(*DeleteFleetRequest)(nil),            // 18: shoal.v1.DeleteFleetRequest
+	(*DeleteFleetResponse)(nil),           // 19: shoal.v1.DeleteFleetResponse
+	(*PauseFleetRequest)(nil),             // 20: shoal.v1.PauseFleetRequest
+	(*PauseFleetResponse)(nil),            // 21: shoal.v1.PauseFleetResponse
+	(*ResumeFleetRequest)(nil),            // 22: shoal.v1.ResumeFleetRequest
+	(*ResumeFleetResponse)(nil),           // 23: shoal.v1.ResumeFleetResponse
+	(*SaveSnapshotRequest)(nil),           // 24: shoal.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),          // 25: shoal.v1.SaveSnapshotResponse
+	(*RestoreSnapshotRequest)(nil),        // 26: shoal.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),       // 27: shoal.v1.RestoreSnapshotResponse
+	(*ListInstancesRequest)(nil),          // 28: shoal.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),         // 29: shoal.v1.ListInstancesResponse
+	(*ResetInstanceIdentityRequest)(nil),  // 30: shoal.v1.ResetInstanceIdentityRequest
+	(*ResetInstanceIdentityResponse)(nil), // 31: shoal.v1.ResetInstanceIdentityResponse
+	(*SetPolicyRequest)(nil),              // 32: shoal.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),             // 33: shoal.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),              // 34: shoal.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),             // 35: shoal.v1.GetPolicyResponse
+	(*ListDecisionsRequest)(nil),          // 36: shoal.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),         // 37: shoal.v1.ListDecisionsResponse
+	(*ScaleFleetRequest)(nil),             // 38: shoal.v1.ScaleFleetRequest
+	(*ScaleFleetResponse)(nil),            // 39: shoal.v1.ScaleFleetResponse
+	(*ExplainFleetRequest)(nil),           // 40: shoal.v1.ExplainFleetRequest
+	(*ExplainFleetResponse)(nil),          // 41: shoal.v1.ExplainFleetResponse
+	(*Alarm)(nil),                         // 42: shoal.v1.Alarm
+	(*ListAlarmsRequest)(nil),             // 43: shoal.v1.ListAlarmsRequest
+	(*ListAlarmsResponse)(nil),            // 44: shoal.v1.ListAlarmsResponse
+	nil,                                   // 45: shoal.v1.ExplainFleetResponse.InputsEntry
+	(*Fleet)(nil),                         // 46: shoal.v1.Fleet
+	(*fieldmaskpb.FieldMask)(nil),         // 47: google.protobuf.FieldMask
+	(*Instance)(nil),                      // 48: shoal.v1.Instance
+	(*ScalingPolicy)(nil),                 // 49: shoal.v1.ScalingPolicy
+	(*Decision)(nil),                      // 50: shoal.v1.Decision
+	(*timestamppb.Timestamp)(nil),         // 51: google.protobuf.Timestamp
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
-	0,  // 0: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
-	0,  // 1: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
-	45, // 2: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	45, // 3: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	45, // 4: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	45, // 5: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
-	45, // 6: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	45, // 7: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	45, // 8: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 9: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
-	47, // 10: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
-	45, // 11: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
-	47, // 12: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
-	48, // 13: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
-	48, // 14: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
-	44, // 15: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
-	41, // 16: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
-	1,  // 17: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
-	3,  // 18: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
-	5,  // 19: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
-	7,  // 20: shoal.v1.ControlService.JoinCluster:input_type -> shoal.v1.JoinClusterRequest
-	9,  // 21: shoal.v1.ControlService.ApplyCommand:input_type -> shoal.v1.ApplyCommandRequest
-	11, // 22: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
-	13, // 23: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
-	15, // 24: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
-	17, // 25: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
-	19, // 26: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
-	21, // 27: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
-	23, // 28: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
-	25, // 29: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
-	27, // 30: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
-	29, // 31: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
-	31, // 32: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
-	33, // 33: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
-	35, // 34: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
-	37, // 35: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
-	39, // 36: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
-	42, // 37: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
-	2,  // 38: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
-	4,  // 39: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
-	6,  // 40: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
-	8,  // 41: shoal.v1.ControlService.JoinCluster:output_type -> shoal.v1.JoinClusterResponse
-	10, // 42: shoal.v1.ControlService.ApplyCommand:output_type -> shoal.v1.ApplyCommandResponse
-	12, // 43: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
-	14, // 44: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
-	16, // 45: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
-	18, // 46: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
-	20, // 47: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
-	22, // 48: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
-	24, // 49: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
-	26, // 50: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
-	28, // 51: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
-	30, // 52: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
-	32, // 53: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
-	34, // 54: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
-	36, // 55: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
-	38, // 56: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
-	40, // 57: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
-	43, // 58: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
-	38, // [38:59] is the sub-list for method output_type
-	17, // [17:38] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	0,  // 0: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
+	3,  // 1: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
+	3,  // 2: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
+	46, // 3: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	46, // 4: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	46, // 5: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	46, // 6: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
+	46, // 7: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	47, // 8: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	46, // 9: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	46, // 10: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	46, // 11: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	48, // 12: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
+	49, // 13: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
+	46, // 14: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
+	49, // 15: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
+	50, // 16: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
+	50, // 17: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
+	45, // 18: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
+	1,  // 19: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
+	51, // 20: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 21: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
+	42, // 22: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
+	4,  // 23: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
+	6,  // 24: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
+	8,  // 25: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
+	10, // 26: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
+	12, // 27: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
+	14, // 28: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
+	16, // 29: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
+	18, // 30: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
+	20, // 31: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
+	22, // 32: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
+	24, // 33: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
+	26, // 34: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
+	28, // 35: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
+	30, // 36: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
+	32, // 37: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
+	34, // 38: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
+	36, // 39: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
+	38, // 40: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
+	40, // 41: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
+	43, // 42: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
+	5,  // 43: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
+	7,  // 44: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
+	9,  // 45: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
+	11, // 46: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
+	13, // 47: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
+	15, // 48: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
+	17, // 49: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
+	19, // 50: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
+	21, // 51: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
+	23, // 52: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
+	25, // 53: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
+	27, // 54: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
+	29, // 55: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
+	31, // 56: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
+	33, // 57: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
+	35, // 58: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
+	37, // 59: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
+	39, // 60: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
+	41, // 61: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
+	44, // 62: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
+	43, // [43:63] is the sub-list for method output_type
+	23, // [23:43] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -2582,19 +2591,19 @@ func file_shoal_v1_control_proto_init() {
 		return
 	}
 	file_shoal_v1_common_proto_init()
-	file_shoal_v1_control_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   45,
+			NumEnums:      3,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_shoal_v1_control_proto_goTypes,
 		DependencyIndexes: file_shoal_v1_control_proto_depIdxs,
+		EnumInfos:         file_shoal_v1_control_proto_enumTypes,
 		MessageInfos:      file_shoal_v1_control_proto_msgTypes,
 	}.Build()
 	File_shoal_v1_control_proto = out.File

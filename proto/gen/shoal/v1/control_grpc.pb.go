@@ -19,27 +19,26 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	ControlService_GetStatus_FullMethodName       = "/shoal.v1.ControlService/GetStatus"
-	ControlService_ListPeers_FullMethodName       = "/shoal.v1.ControlService/ListPeers"
-	ControlService_RemovePeer_FullMethodName      = "/shoal.v1.ControlService/RemovePeer"
-	ControlService_JoinCluster_FullMethodName     = "/shoal.v1.ControlService/JoinCluster"
-	ControlService_ApplyCommand_FullMethodName    = "/shoal.v1.ControlService/ApplyCommand"
-	ControlService_CreateFleet_FullMethodName     = "/shoal.v1.ControlService/CreateFleet"
-	ControlService_GetFleet_FullMethodName        = "/shoal.v1.ControlService/GetFleet"
-	ControlService_ListFleets_FullMethodName      = "/shoal.v1.ControlService/ListFleets"
-	ControlService_UpdateFleet_FullMethodName     = "/shoal.v1.ControlService/UpdateFleet"
-	ControlService_DeleteFleet_FullMethodName     = "/shoal.v1.ControlService/DeleteFleet"
-	ControlService_PauseFleet_FullMethodName      = "/shoal.v1.ControlService/PauseFleet"
-	ControlService_ResumeFleet_FullMethodName     = "/shoal.v1.ControlService/ResumeFleet"
-	ControlService_SaveSnapshot_FullMethodName    = "/shoal.v1.ControlService/SaveSnapshot"
-	ControlService_RestoreSnapshot_FullMethodName = "/shoal.v1.ControlService/RestoreSnapshot"
-	ControlService_ListInstances_FullMethodName   = "/shoal.v1.ControlService/ListInstances"
-	ControlService_SetPolicy_FullMethodName       = "/shoal.v1.ControlService/SetPolicy"
-	ControlService_GetPolicy_FullMethodName       = "/shoal.v1.ControlService/GetPolicy"
-	ControlService_ListDecisions_FullMethodName   = "/shoal.v1.ControlService/ListDecisions"
-	ControlService_ScaleFleet_FullMethodName      = "/shoal.v1.ControlService/ScaleFleet"
-	ControlService_ExplainFleet_FullMethodName    = "/shoal.v1.ControlService/ExplainFleet"
-	ControlService_ListAlarms_FullMethodName      = "/shoal.v1.ControlService/ListAlarms"
+	ControlService_GetStatus_FullMethodName             = "/shoal.v1.ControlService/GetStatus"
+	ControlService_ListPeers_FullMethodName             = "/shoal.v1.ControlService/ListPeers"
+	ControlService_RemovePeer_FullMethodName            = "/shoal.v1.ControlService/RemovePeer"
+	ControlService_CreateFleet_FullMethodName           = "/shoal.v1.ControlService/CreateFleet"
+	ControlService_GetFleet_FullMethodName              = "/shoal.v1.ControlService/GetFleet"
+	ControlService_ListFleets_FullMethodName            = "/shoal.v1.ControlService/ListFleets"
+	ControlService_UpdateFleet_FullMethodName           = "/shoal.v1.ControlService/UpdateFleet"
+	ControlService_DeleteFleet_FullMethodName           = "/shoal.v1.ControlService/DeleteFleet"
+	ControlService_PauseFleet_FullMethodName            = "/shoal.v1.ControlService/PauseFleet"
+	ControlService_ResumeFleet_FullMethodName           = "/shoal.v1.ControlService/ResumeFleet"
+	ControlService_SaveSnapshot_FullMethodName          = "/shoal.v1.ControlService/SaveSnapshot"
+	ControlService_RestoreSnapshot_FullMethodName       = "/shoal.v1.ControlService/RestoreSnapshot"
+	ControlService_ListInstances_FullMethodName         = "/shoal.v1.ControlService/ListInstances"
+	ControlService_ResetInstanceIdentity_FullMethodName = "/shoal.v1.ControlService/ResetInstanceIdentity"
+	ControlService_SetPolicy_FullMethodName             = "/shoal.v1.ControlService/SetPolicy"
+	ControlService_GetPolicy_FullMethodName             = "/shoal.v1.ControlService/GetPolicy"
+	ControlService_ListDecisions_FullMethodName         = "/shoal.v1.ControlService/ListDecisions"
+	ControlService_ScaleFleet_FullMethodName            = "/shoal.v1.ControlService/ScaleFleet"
+	ControlService_ExplainFleet_FullMethodName          = "/shoal.v1.ControlService/ExplainFleet"
+	ControlService_ListAlarms_FullMethodName            = "/shoal.v1.ControlService/ListAlarms"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -48,20 +47,17 @@ const (
 //
 // ControlService is the coordinator's operator API. Every node serves it on
 // its --rpc-addr port. Writes sent to a follower are forwarded to the leader;
-// reads go to the leader unless stale is set.
+// reads go to the leader unless stale is set. With TLS on, callers present an
+// operator certificate and a token (metadata "authorization: Bearer ...")
+// whose policy covers the call: read, operate or admin.
 type ControlServiceClient interface {
 	// GetStatus reports the cluster's leader, members and applied index.
 	GetStatus(ctx context.Context, in *GetStatusRequest, opts ...grpc.CallOption) (*GetStatusResponse, error)
 	// ListPeers lists the raft configuration.
 	ListPeers(ctx context.Context, in *ListPeersRequest, opts ...grpc.CallOption) (*ListPeersResponse, error)
-	// RemovePeer removes a server from the raft configuration.
+	// RemovePeer removes a server from the raft configuration. The leader
+	// refuses to remove the last voter or an unknown id.
 	RemovePeer(ctx context.Context, in *RemovePeerRequest, opts ...grpc.CallOption) (*RemovePeerResponse, error)
-	// JoinCluster adds a node as a voter. Any member accepts it and passes it
-	// to the leader.
-	JoinCluster(ctx context.Context, in *JoinClusterRequest, opts ...grpc.CallOption) (*JoinClusterResponse, error)
-	// ApplyCommand carries an encoded FSM command from a follower to the
-	// leader. It is internal to the cluster.
-	ApplyCommand(ctx context.Context, in *ApplyCommandRequest, opts ...grpc.CallOption) (*ApplyCommandResponse, error)
 	CreateFleet(ctx context.Context, in *CreateFleetRequest, opts ...grpc.CallOption) (*CreateFleetResponse, error)
 	GetFleet(ctx context.Context, in *GetFleetRequest, opts ...grpc.CallOption) (*GetFleetResponse, error)
 	ListFleets(ctx context.Context, in *ListFleetsRequest, opts ...grpc.CallOption) (*ListFleetsResponse, error)
@@ -76,6 +72,9 @@ type ControlServiceClient interface {
 	RestoreSnapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[RestoreSnapshotRequest, RestoreSnapshotResponse], error)
 	// ListInstances lists the instance registry with live metrics.
 	ListInstances(ctx context.Context, in *ListInstancesRequest, opts ...grpc.CallOption) (*ListInstancesResponse, error)
+	// ResetInstanceIdentity forgets an instance's enrollment record, so the
+	// next enrollment of that id is accepted as a first one.
+	ResetInstanceIdentity(ctx context.Context, in *ResetInstanceIdentityRequest, opts ...grpc.CallOption) (*ResetInstanceIdentityResponse, error)
 	SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error)
 	GetPolicy(ctx context.Context, in *GetPolicyRequest, opts ...grpc.CallOption) (*GetPolicyResponse, error)
 	ListDecisions(ctx context.Context, in *ListDecisionsRequest, opts ...grpc.CallOption) (*ListDecisionsResponse, error)
@@ -119,26 +118,6 @@ func (c *controlServiceClient) RemovePeer(ctx context.Context, in *RemovePeerReq
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(RemovePeerResponse)
 	err := c.cc.Invoke(ctx, ControlService_RemovePeer_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *controlServiceClient) JoinCluster(ctx context.Context, in *JoinClusterRequest, opts ...grpc.CallOption) (*JoinClusterResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(JoinClusterResponse)
-	err := c.cc.Invoke(ctx, ControlService_JoinCluster_FullMethodName, in, out, cOpts...)
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
-}
-
-func (c *controlServiceClient) ApplyCommand(ctx context.Context, in *ApplyCommandRequest, opts ...grpc.CallOption) (*ApplyCommandResponse, error) {
-	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
-	out := new(ApplyCommandResponse)
-	err := c.cc.Invoke(ctx, ControlService_ApplyCommand_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -257,6 +236,16 @@ func (c *controlServiceClient) ListInstances(ctx context.Context, in *ListInstan
 	return out, nil
 }
 
+func (c *controlServiceClient) ResetInstanceIdentity(ctx context.Context, in *ResetInstanceIdentityRequest, opts ...grpc.CallOption) (*ResetInstanceIdentityResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ResetInstanceIdentityResponse)
+	err := c.cc.Invoke(ctx, ControlService_ResetInstanceIdentity_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controlServiceClient) SetPolicy(ctx context.Context, in *SetPolicyRequest, opts ...grpc.CallOption) (*SetPolicyResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetPolicyResponse)
@@ -323,20 +312,17 @@ func (c *controlServiceClient) ListAlarms(ctx context.Context, in *ListAlarmsReq
 //
 // ControlService is the coordinator's operator API. Every node serves it on
 // its --rpc-addr port. Writes sent to a follower are forwarded to the leader;
-// reads go to the leader unless stale is set.
+// reads go to the leader unless stale is set. With TLS on, callers present an
+// operator certificate and a token (metadata "authorization: Bearer ...")
+// whose policy covers the call: read, operate or admin.
 type ControlServiceServer interface {
 	// GetStatus reports the cluster's leader, members and applied index.
 	GetStatus(context.Context, *GetStatusRequest) (*GetStatusResponse, error)
 	// ListPeers lists the raft configuration.
 	ListPeers(context.Context, *ListPeersRequest) (*ListPeersResponse, error)
-	// RemovePeer removes a server from the raft configuration.
+	// RemovePeer removes a server from the raft configuration. The leader
+	// refuses to remove the last voter or an unknown id.
 	RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error)
-	// JoinCluster adds a node as a voter. Any member accepts it and passes it
-	// to the leader.
-	JoinCluster(context.Context, *JoinClusterRequest) (*JoinClusterResponse, error)
-	// ApplyCommand carries an encoded FSM command from a follower to the
-	// leader. It is internal to the cluster.
-	ApplyCommand(context.Context, *ApplyCommandRequest) (*ApplyCommandResponse, error)
 	CreateFleet(context.Context, *CreateFleetRequest) (*CreateFleetResponse, error)
 	GetFleet(context.Context, *GetFleetRequest) (*GetFleetResponse, error)
 	ListFleets(context.Context, *ListFleetsRequest) (*ListFleetsResponse, error)
@@ -351,6 +337,9 @@ type ControlServiceServer interface {
 	RestoreSnapshot(grpc.ClientStreamingServer[RestoreSnapshotRequest, RestoreSnapshotResponse]) error
 	// ListInstances lists the instance registry with live metrics.
 	ListInstances(context.Context, *ListInstancesRequest) (*ListInstancesResponse, error)
+	// ResetInstanceIdentity forgets an instance's enrollment record, so the
+	// next enrollment of that id is accepted as a first one.
+	ResetInstanceIdentity(context.Context, *ResetInstanceIdentityRequest) (*ResetInstanceIdentityResponse, error)
 	SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error)
 	GetPolicy(context.Context, *GetPolicyRequest) (*GetPolicyResponse, error)
 	ListDecisions(context.Context, *ListDecisionsRequest) (*ListDecisionsResponse, error)
@@ -378,12 +367,6 @@ func (UnimplementedControlServiceServer) ListPeers(context.Context, *ListPeersRe
 }
 func (UnimplementedControlServiceServer) RemovePeer(context.Context, *RemovePeerRequest) (*RemovePeerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemovePeer not implemented")
-}
-func (UnimplementedControlServiceServer) JoinCluster(context.Context, *JoinClusterRequest) (*JoinClusterResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method JoinCluster not implemented")
-}
-func (UnimplementedControlServiceServer) ApplyCommand(context.Context, *ApplyCommandRequest) (*ApplyCommandResponse, error) {
-	return nil, status.Error(codes.Unimplemented, "method ApplyCommand not implemented")
 }
 func (UnimplementedControlServiceServer) CreateFleet(context.Context, *CreateFleetRequest) (*CreateFleetResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateFleet not implemented")
@@ -414,6 +397,9 @@ func (UnimplementedControlServiceServer) RestoreSnapshot(grpc.ClientStreamingSer
 }
 func (UnimplementedControlServiceServer) ListInstances(context.Context, *ListInstancesRequest) (*ListInstancesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListInstances not implemented")
+}
+func (UnimplementedControlServiceServer) ResetInstanceIdentity(context.Context, *ResetInstanceIdentityRequest) (*ResetInstanceIdentityResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ResetInstanceIdentity not implemented")
 }
 func (UnimplementedControlServiceServer) SetPolicy(context.Context, *SetPolicyRequest) (*SetPolicyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetPolicy not implemented")
@@ -504,42 +490,6 @@ func _ControlService_RemovePeer_Handler(srv interface{}, ctx context.Context, de
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ControlServiceServer).RemovePeer(ctx, req.(*RemovePeerRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ControlService_JoinCluster_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(JoinClusterRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ControlServiceServer).JoinCluster(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ControlService_JoinCluster_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ControlServiceServer).JoinCluster(ctx, req.(*JoinClusterRequest))
-	}
-	return interceptor(ctx, in, info, handler)
-}
-
-func _ControlService_ApplyCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(ApplyCommandRequest)
-	if err := dec(in); err != nil {
-		return nil, err
-	}
-	if interceptor == nil {
-		return srv.(ControlServiceServer).ApplyCommand(ctx, in)
-	}
-	info := &grpc.UnaryServerInfo{
-		Server:     srv,
-		FullMethod: ControlService_ApplyCommand_FullMethodName,
-	}
-	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(ControlServiceServer).ApplyCommand(ctx, req.(*ApplyCommandRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -706,6 +656,24 @@ func _ControlService_ListInstances_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_ResetInstanceIdentity_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ResetInstanceIdentityRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ResetInstanceIdentity(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ResetInstanceIdentity_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ResetInstanceIdentity(ctx, req.(*ResetInstanceIdentityRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControlService_SetPolicy_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SetPolicyRequest)
 	if err := dec(in); err != nil {
@@ -834,14 +802,6 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ControlService_RemovePeer_Handler,
 		},
 		{
-			MethodName: "JoinCluster",
-			Handler:    _ControlService_JoinCluster_Handler,
-		},
-		{
-			MethodName: "ApplyCommand",
-			Handler:    _ControlService_ApplyCommand_Handler,
-		},
-		{
 			MethodName: "CreateFleet",
 			Handler:    _ControlService_CreateFleet_Handler,
 		},
@@ -872,6 +832,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListInstances",
 			Handler:    _ControlService_ListInstances_Handler,
+		},
+		{
+			MethodName: "ResetInstanceIdentity",
+			Handler:    _ControlService_ResetInstanceIdentity_Handler,
 		},
 		{
 			MethodName: "SetPolicy",

@@ -9,6 +9,7 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -311,9 +312,9 @@ func (x *BackendLoad) GetHealthy() bool {
 }
 
 type LBReport struct {
-	state    protoimpl.MessageState `protogen:"open.v1"`
-	UnixMs   int64                  `protobuf:"varint,1,opt,name=unix_ms,json=unixMs,proto3" json:"unix_ms,omitempty"`
-	Backends []*BackendLoad         `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	ReportTime *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=report_time,json=reportTime,proto3" json:"report_time,omitempty"`
+	Backends   []*BackendLoad         `protobuf:"bytes,2,rep,name=backends,proto3" json:"backends,omitempty"`
 	// The BackendSet version the LB has applied.
 	Version       uint64 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -350,11 +351,11 @@ func (*LBReport) Descriptor() ([]byte, []int) {
 	return file_shoal_v1_lb_proto_rawDescGZIP(), []int{4}
 }
 
-func (x *LBReport) GetUnixMs() int64 {
+func (x *LBReport) GetReportTime() *timestamppb.Timestamp {
 	if x != nil {
-		return x.UnixMs
+		return x.ReportTime
 	}
-	return 0
+	return nil
 }
 
 func (x *LBReport) GetBackends() []*BackendLoad {
@@ -382,9 +383,9 @@ type Backend struct {
 	Load             float64 `protobuf:"fixed64,4,opt,name=load,proto3" json:"load,omitempty"`
 	AvailabilityZone string  `protobuf:"bytes,5,opt,name=availability_zone,json=availabilityZone,proto3" json:"availability_zone,omitempty"`
 	// When draining: the moment long-lived streams must be ended.
-	DrainDeadlineUnixMs int64 `protobuf:"varint,6,opt,name=drain_deadline_unix_ms,json=drainDeadlineUnixMs,proto3" json:"drain_deadline_unix_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	DrainDeadline *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=drain_deadline,json=drainDeadline,proto3" json:"drain_deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Backend) Reset() {
@@ -452,11 +453,11 @@ func (x *Backend) GetAvailabilityZone() string {
 	return ""
 }
 
-func (x *Backend) GetDrainDeadlineUnixMs() int64 {
+func (x *Backend) GetDrainDeadline() *timestamppb.Timestamp {
 	if x != nil {
-		return x.DrainDeadlineUnixMs
+		return x.DrainDeadline
 	}
-	return 0
+	return nil
 }
 
 type BackendSet struct {
@@ -523,7 +524,7 @@ var File_shoal_v1_lb_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_lb_proto_rawDesc = "" +
 	"\n" +
-	"\x11shoal/v1/lb.proto\x12\bshoal.v1\x1a\x15shoal/v1/common.proto\"v\n" +
+	"\x11shoal/v1/lb.proto\x12\bshoal.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"v\n" +
 	"\x14WatchBackendsRequest\x12)\n" +
 	"\x05hello\x18\x01 \x01(\v2\x11.shoal.v1.LBHelloH\x00R\x05hello\x12,\n" +
 	"\x06report\x18\x02 \x01(\v2\x12.shoal.v1.LBReportH\x00R\x06reportB\x05\n" +
@@ -543,19 +544,20 @@ const file_shoal_v1_lb_proto_rawDesc = "" +
 	"\x0elatency_p50_ms\x18\x06 \x01(\x01R\flatencyP50Ms\x12$\n" +
 	"\x0elatency_p99_ms\x18\a \x01(\x01R\flatencyP99Ms\x12,\n" +
 	"\x05state\x18\b \x01(\x0e2\x16.shoal.v1.BackendStateR\x05state\x12\x18\n" +
-	"\ahealthy\x18\t \x01(\bR\ahealthy\"p\n" +
-	"\bLBReport\x12\x17\n" +
-	"\aunix_ms\x18\x01 \x01(\x03R\x06unixMs\x121\n" +
+	"\ahealthy\x18\t \x01(\bR\ahealthy\"\x94\x01\n" +
+	"\bLBReport\x12;\n" +
+	"\vreport_time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"reportTime\x121\n" +
 	"\bbackends\x18\x02 \x03(\v2\x15.shoal.v1.BackendLoadR\bbackends\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\xe8\x01\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\xf6\x01\n" +
 	"\aBackend\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12,\n" +
 	"\x05state\x18\x03 \x01(\x0e2\x16.shoal.v1.BackendStateR\x05state\x12\x12\n" +
 	"\x04load\x18\x04 \x01(\x01R\x04load\x12+\n" +
-	"\x11availability_zone\x18\x05 \x01(\tR\x10availabilityZone\x123\n" +
-	"\x16drain_deadline_unix_ms\x18\x06 \x01(\x03R\x13drainDeadlineUnixMs\"k\n" +
+	"\x11availability_zone\x18\x05 \x01(\tR\x10availabilityZone\x12A\n" +
+	"\x0edrain_deadline\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\rdrainDeadline\"k\n" +
 	"\n" +
 	"BackendSet\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x18\n" +
@@ -586,22 +588,25 @@ var file_shoal_v1_lb_proto_goTypes = []any{
 	(*Backend)(nil),               // 5: shoal.v1.Backend
 	(*BackendSet)(nil),            // 6: shoal.v1.BackendSet
 	(BackendState)(0),             // 7: shoal.v1.BackendState
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
 }
 var file_shoal_v1_lb_proto_depIdxs = []int32{
-	2, // 0: shoal.v1.WatchBackendsRequest.hello:type_name -> shoal.v1.LBHello
-	4, // 1: shoal.v1.WatchBackendsRequest.report:type_name -> shoal.v1.LBReport
-	6, // 2: shoal.v1.WatchBackendsResponse.backends:type_name -> shoal.v1.BackendSet
-	7, // 3: shoal.v1.BackendLoad.state:type_name -> shoal.v1.BackendState
-	3, // 4: shoal.v1.LBReport.backends:type_name -> shoal.v1.BackendLoad
-	7, // 5: shoal.v1.Backend.state:type_name -> shoal.v1.BackendState
-	5, // 6: shoal.v1.BackendSet.backends:type_name -> shoal.v1.Backend
-	0, // 7: shoal.v1.BackendService.WatchBackends:input_type -> shoal.v1.WatchBackendsRequest
-	1, // 8: shoal.v1.BackendService.WatchBackends:output_type -> shoal.v1.WatchBackendsResponse
-	8, // [8:9] is the sub-list for method output_type
-	7, // [7:8] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	2,  // 0: shoal.v1.WatchBackendsRequest.hello:type_name -> shoal.v1.LBHello
+	4,  // 1: shoal.v1.WatchBackendsRequest.report:type_name -> shoal.v1.LBReport
+	6,  // 2: shoal.v1.WatchBackendsResponse.backends:type_name -> shoal.v1.BackendSet
+	7,  // 3: shoal.v1.BackendLoad.state:type_name -> shoal.v1.BackendState
+	8,  // 4: shoal.v1.LBReport.report_time:type_name -> google.protobuf.Timestamp
+	3,  // 5: shoal.v1.LBReport.backends:type_name -> shoal.v1.BackendLoad
+	7,  // 6: shoal.v1.Backend.state:type_name -> shoal.v1.BackendState
+	8,  // 7: shoal.v1.Backend.drain_deadline:type_name -> google.protobuf.Timestamp
+	5,  // 8: shoal.v1.BackendSet.backends:type_name -> shoal.v1.Backend
+	0,  // 9: shoal.v1.BackendService.WatchBackends:input_type -> shoal.v1.WatchBackendsRequest
+	1,  // 10: shoal.v1.BackendService.WatchBackends:output_type -> shoal.v1.WatchBackendsResponse
+	10, // [10:11] is the sub-list for method output_type
+	9,  // [9:10] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_lb_proto_init() }

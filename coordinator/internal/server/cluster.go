@@ -1,0 +1,73 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
+	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
+)
+
+// clusterService serves ClusterService: the calls servers make to each
+// other. The authorizer admits only server certificates to it; ingest owns
+// the agent-forwarding stream.
+type clusterService struct {
+	clusterv1.UnimplementedClusterServiceServer
+	node    *cluster.Node
+	forward func(clusterv1.ClusterService_ForwardAgentsServer) error
+}
+
+// JoinCluster adds a node as a voter, through the leader. With TLS on, a
+// server may join only as the node its certificate names, so it can replace
+// its own entry (restarted with a new address) and never anyone else's.
+func (c *clusterService) JoinCluster(ctx context.Context, req *clusterv1.JoinClusterRequest) (*clusterv1.JoinClusterResponse, error) {
+	if err := joinsAsItself(ctx, req.GetNodeId()); err != nil {
+		return nil, err
+	}
+	id, err := c.node.Join(ctx, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &clusterv1.JoinClusterResponse{LeaderId: id}, nil
+}
+
+// joinsAsItself refuses a join whose node id is not the caller's own. A
+// follower passing a join on to the leader presents its own certificate,
+// so the leader trusts a forwarded join as the follower checked it.
+func joinsAsItself(ctx context.Context, nodeID string) error {
+	id, ok, err := tlsconf.PeerIdentity(ctx)
+	switch {
+	case err != nil:
+		return status.Error(codes.Unauthenticated, err.Error())
+	case !ok: // --insecure: no identities to compare
+		return nil
+	case cluster.IsForwarded(ctx):
+		return nil
+	case id.Role != tlsconf.RoleServer || id.Name != nodeID:
+		return status.Error(codes.PermissionDenied, fmt.Sprintf("%s may not join as node %q: a server joins only as the node its certificate names", id, nodeID))
+	}
+	return nil
+}
+
+// ApplyCommand is a follower's write forwarded to this node; it is applied
+// only if this node leads.
+func (c *clusterService) ApplyCommand(ctx context.Context, req *clusterv1.ApplyCommandRequest) (*clusterv1.ApplyCommandResponse, error) {
+	r, idx, err := c.node.ApplyLocal(req.Command)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &clusterv1.ApplyCommandResponse{Index: idx, Result: fsm.EncodeResult(r)}, nil
+}
+
+// ForwardAgents is a follower's stream of the agents it holds.
+func (c *clusterService) ForwardAgents(st clusterv1.ClusterService_ForwardAgentsServer) error {
+	if c.forward == nil {
+		return status.Error(codes.Unimplemented, "this node does not take forwarded agents")
+	}
+	return c.forward(st)
+}
