@@ -122,6 +122,7 @@ func TestGenerate(t *testing.T) {
 		{"ci", "root", 0, "policy"},
 		{"ci", PolicyRead, -time.Second, "ttl"},
 		{"ci", PolicyRead, MaxTTL + time.Second, "ttl"},
+		{"ci", PolicyRead, time.Millisecond, "shorter than"},
 	} {
 		if _, _, err := Generate(bad.name, bad.policy, bad.ttl); err == nil || !strings.Contains(err.Error(), bad.msg) {
 			t.Errorf("Generate(%q, %q, %s) = %v, want %q", bad.name, bad.policy, bad.ttl, err, bad.msg)

@@ -15,7 +15,10 @@ import (
 const (
 	// MaxNameLen bounds a token's name.
 	MaxNameLen = 64
-	// MaxTTL bounds a token's time to live; zero means it never expires.
+	// MinTTL and MaxTTL bound a token's time to live; zero means it never
+	// expires. The log keeps whole milliseconds, and a token that lives
+	// less than a minute is a mistake more often than a plan.
+	MinTTL = time.Minute
 	MaxTTL = 10 * 365 * 24 * time.Hour
 	// SecretPrefix starts every secret, so a leaked one is recognisable
 	// (to people and to secret scanners) as a Shoal token.
@@ -97,6 +100,8 @@ func (s Spec) Validate() error {
 	switch {
 	case s.TTL < 0:
 		return fmt.Errorf("ttl (%s): must not be negative (0 means no expiry)", s.TTL)
+	case s.TTL > 0 && s.TTL < MinTTL:
+		return fmt.Errorf("ttl (%s): shorter than %s (0 means no expiry)", s.TTL, MinTTL)
 	case s.TTL > MaxTTL:
 		return fmt.Errorf("ttl (%s): longer than %s", s.TTL, MaxTTL)
 	}
