@@ -109,7 +109,7 @@ func New(cfg Config, d Deps) (*Authorizer, error) {
 	for _, r := range Reasons {
 		// Creates each series at 0, so a dashboard sees them before the
 		// first refusal; fails when the counter has other labels.
-		if _, err := d.Denied.GetMetricWithLabelValues(r); err != nil {
+		if _, err := d.Denied.GetMetricWith(prometheus.Labels{"reason": r}); err != nil {
 			return nil, fmt.Errorf("authz: Denied counter: %w", err)
 		}
 	}
