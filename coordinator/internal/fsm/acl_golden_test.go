@@ -13,11 +13,11 @@ import (
 
 func goldenACLCommands() []Command {
 	return []Command{
-		ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)),
-		TokenCreate(spec("ci", acl.PolicyOperate, 24*time.Hour)),
-		TokenCreate(spec("ops-alice", acl.PolicyAdmin, 0)),
-		TokenCreate(spec("dash", acl.PolicyRead, 0)),
-		TokenDelete(spec("dash", "", 0).AccessorID),
+		ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)),
+		TokenCreate(tokenSpec("ci", acl.PolicyOperate, 24*time.Hour)),
+		TokenCreate(tokenSpec("ops-alice", acl.PolicyAdmin, 0)),
+		TokenCreate(tokenSpec("dash", acl.PolicyRead, 0)),
+		TokenDelete(tokenSpec("dash", "", 0).AccessorID),
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 )
 
 // spec is a token spec with fixed, valid ids derived from name.
-func spec(name string, p acl.Policy, ttl time.Duration) acl.Spec {
+func tokenSpec(name string, p acl.Policy, ttl time.Duration) acl.Spec {
 	return acl.Spec{
 		AccessorID: fmt.Sprintf("%032x", len(name)*1_000_003+int(name[0])),
 		Name:       name, Policy: p, TTL: ttl,
@@ -21,7 +21,7 @@ func spec(name string, p acl.Policy, ttl time.Duration) acl.Spec {
 	}
 }
 
-func applyAt(t *testing.T, f *FSM, c Command, at time.Time) *Result {
+func applyTokenAt(t *testing.T, f *FSM, c Command, at time.Time) *Result {
 	t.Helper()
 	b, err := Stamp(c.Encode(), at)
 	if err != nil {
@@ -30,9 +30,9 @@ func applyAt(t *testing.T, f *FSM, c Command, at time.Time) *Result {
 	return f.ApplyBytes(f.LastApplied()+1, b)
 }
 
-func bootstrapped(t *testing.T) *FSM {
+func withACL(t *testing.T) *FSM {
 	f := New()
-	mustApply(t, f, ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)))
+	mustApply(t, f, ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)))
 	return f
 }
 
@@ -41,24 +41,24 @@ func TestACLBootstrapOnce(t *testing.T) {
 	if f.ACLBootstrapped() {
 		t.Fatal("a new FSM is bootstrapped")
 	}
-	if r := apply(t, f, TokenCreate(spec("ci", acl.PolicyRead, 0))); !errors.Is(r.Error(), ErrConflict) || !strings.Contains(r.Error().Error(), "not bootstrapped") {
+	if r := apply(t, f, TokenCreate(tokenSpec("ci", acl.PolicyRead, 0))); !errors.Is(r.Error(), ErrConflict) || !strings.Contains(r.Error().Error(), "not bootstrapped") {
 		t.Fatalf("token_create before bootstrap = %v", r.Error())
 	}
-	if r := apply(t, f, ACLBootstrap(spec("boot", acl.PolicyRead, 0))); !errors.Is(r.Error(), ErrInvalid) || !strings.Contains(r.Error().Error(), "must be admin") {
+	if r := apply(t, f, ACLBootstrap(tokenSpec("boot", acl.PolicyRead, 0))); !errors.Is(r.Error(), ErrInvalid) || !strings.Contains(r.Error().Error(), "must be admin") {
 		t.Fatalf("bootstrap with a read token = %v", r.Error())
 	}
-	mustApply(t, f, ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)))
+	mustApply(t, f, ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)))
 	if !f.ACLBootstrapped() {
 		t.Fatal("not bootstrapped after acl_bootstrap")
 	}
-	r := apply(t, f, ACLBootstrap(spec("again", acl.PolicyAdmin, 0)))
+	r := apply(t, f, ACLBootstrap(tokenSpec("again", acl.PolicyAdmin, 0)))
 	if !errors.Is(r.Error(), ErrConflict) || r.Error().Error() != "ACLs are already bootstrapped" {
 		t.Fatalf("second bootstrap = %v", r.Error())
 	}
 	// Still once after the bootstrap token is gone.
-	mustApply(t, f, TokenCreate(spec("admin2", acl.PolicyAdmin, 0)))
-	mustApply(t, f, TokenDelete(spec("bootstrap", "", 0).AccessorID))
-	if r := apply(t, f, ACLBootstrap(spec("again", acl.PolicyAdmin, 0))); r.Error() == nil {
+	mustApply(t, f, TokenCreate(tokenSpec("admin2", acl.PolicyAdmin, 0)))
+	mustApply(t, f, TokenDelete(tokenSpec("bootstrap", "", 0).AccessorID))
+	if r := apply(t, f, ACLBootstrap(tokenSpec("again", acl.PolicyAdmin, 0))); r.Error() == nil {
 		t.Fatal("bootstrap accepted after the bootstrap token was deleted")
 	}
 	if ts := f.Tokens(); len(ts) != 1 || ts[0].Name != "admin2" {
@@ -69,11 +69,11 @@ func TestACLBootstrapOnce(t *testing.T) {
 func TestTokenCreateStampsTimes(t *testing.T) {
 	f := New()
 	at := time.UnixMilli(1_700_000_000_000)
-	if r := applyAt(t, f, ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)), at); r.Error() != nil {
+	if r := applyTokenAt(t, f, ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)), at); r.Error() != nil {
 		t.Fatal(r.Error())
 	}
-	s := spec("ci", acl.PolicyOperate, 2*time.Hour)
-	if r := applyAt(t, f, TokenCreate(s), at.Add(time.Minute)); r.Error() != nil {
+	s := tokenSpec("ci", acl.PolicyOperate, 2*time.Hour)
+	if r := applyTokenAt(t, f, TokenCreate(s), at.Add(time.Minute)); r.Error() != nil {
 		t.Fatal(r.Error())
 	}
 	got, ok := f.TokenBySecretHash(acl.HashSecret("secret-of-ci"))
@@ -85,7 +85,7 @@ func TestTokenCreateStampsTimes(t *testing.T) {
 	if byID, ok := f.Token(s.AccessorID); !ok || byID != want {
 		t.Fatalf("Token(id) = %+v, %v", byID, ok)
 	}
-	boot, _ := f.Token(spec("bootstrap", "", 0).AccessorID)
+	boot, _ := f.Token(tokenSpec("bootstrap", "", 0).AccessorID)
 	if !boot.ExpiresAt.IsZero() || !boot.CreatedAt.Equal(at) {
 		t.Fatalf("bootstrap token times = %v, %v", boot.CreatedAt, boot.ExpiresAt)
 	}
@@ -93,20 +93,20 @@ func TestTokenCreateStampsTimes(t *testing.T) {
 		t.Fatal("found a token for an unknown hash")
 	}
 	// Unstamped, the command has no time to give the token: refused.
-	raw := TokenCreate(spec("late", acl.PolicyRead, 0)).Encode()
+	raw := TokenCreate(tokenSpec("late", acl.PolicyRead, 0)).Encode()
 	if r := f.ApplyBytes(f.LastApplied()+1, raw); !errors.Is(r.Error(), ErrInvalid) || !strings.Contains(r.Error().Error(), "at_ms") {
 		t.Fatalf("unstamped token_create = %v", r.Error())
 	}
 }
 
 func TestTokenCreateErrors(t *testing.T) {
-	long := spec("x", acl.PolicyRead, 0)
+	long := tokenSpec("x", acl.PolicyRead, 0)
 	long.Name = strings.Repeat("n", acl.MaxNameLen+1)
-	dupID := spec("other", acl.PolicyRead, 0)
-	dupID.AccessorID = spec("bootstrap", "", 0).AccessorID
-	dupHash := spec("other", acl.PolicyRead, 0)
+	dupID := tokenSpec("other", acl.PolicyRead, 0)
+	dupID.AccessorID = tokenSpec("bootstrap", "", 0).AccessorID
+	dupHash := tokenSpec("other", acl.PolicyRead, 0)
 	dupHash.SecretHash = acl.HashSecret("secret-of-bootstrap")
-	badHash := spec("other", acl.PolicyRead, 0)
+	badHash := tokenSpec("other", acl.PolicyRead, 0)
 	badHash.SecretHash = "shoal_" + strings.Repeat("a", 43) // a secret, not its hash
 	for _, tc := range []struct {
 		name string
@@ -114,22 +114,22 @@ func TestTokenCreateErrors(t *testing.T) {
 		is   error
 		msg  string
 	}{
-		{"duplicate name", TokenCreate(spec("bootstrap", acl.PolicyRead, 0)), ErrExists, `token "bootstrap" already exists`},
+		{"duplicate name", TokenCreate(tokenSpec("bootstrap", acl.PolicyRead, 0)), ErrExists, `token "bootstrap" already exists`},
 		{"duplicate accessor", TokenCreate(dupID), ErrExists, "accessor_id"},
 		{"duplicate hash", TokenCreate(dupHash), ErrExists, "secret_hash"},
 		{"long name", TokenCreate(long), ErrInvalid, "longer than 64"},
-		{"bad name", TokenCreate(spec("a b", acl.PolicyRead, 0)), ErrInvalid, "not allowed"},
-		{"bad policy", TokenCreate(spec("ci", "root", 0)), ErrInvalid, "policy"},
+		{"bad name", TokenCreate(tokenSpec("a b", acl.PolicyRead, 0)), ErrInvalid, "not allowed"},
+		{"bad policy", TokenCreate(tokenSpec("ci", "root", 0)), ErrInvalid, "policy"},
 		{"not a hash", TokenCreate(badHash), ErrInvalid, "secret_hash"},
-		{"short ttl", TokenCreate(spec("ci", acl.PolicyRead, time.Second)), ErrInvalid, "ttl"},
-		{"negative ttl", Command{Version: 1, Op: OpTokenCreate, Body: []byte(`{"accessor_id":"` + spec("ci", "", 0).AccessorID + `","name":"ci","policy":"read","secret_hash":"` + acl.HashSecret("s") + `","ttl_ms":-5}`)}, ErrInvalid, "ttl_ms"},
-		{"overflowing ttl", Command{Version: 1, Op: OpTokenCreate, Body: []byte(`{"accessor_id":"` + spec("ci", "", 0).AccessorID + `","name":"ci","policy":"read","secret_hash":"` + acl.HashSecret("s") + `","ttl_ms":9223372036854775807}`)}, ErrInvalid, "ttl_ms"},
+		{"short ttl", TokenCreate(tokenSpec("ci", acl.PolicyRead, time.Second)), ErrInvalid, "ttl"},
+		{"negative ttl", Command{Version: 1, Op: OpTokenCreate, Body: []byte(`{"accessor_id":"` + tokenSpec("ci", "", 0).AccessorID + `","name":"ci","policy":"read","secret_hash":"` + acl.HashSecret("s") + `","ttl_ms":-5}`)}, ErrInvalid, "ttl_ms"},
+		{"overflowing ttl", Command{Version: 1, Op: OpTokenCreate, Body: []byte(`{"accessor_id":"` + tokenSpec("ci", "", 0).AccessorID + `","name":"ci","policy":"read","secret_hash":"` + acl.HashSecret("s") + `","ttl_ms":9223372036854775807}`)}, ErrInvalid, "ttl_ms"},
 		{"bad body", Command{Version: 1, Op: OpTokenCreate, Body: []byte(`[]`)}, ErrInvalid, "body"},
 		{"delete unknown", TokenDelete("nope"), ErrNotFound, "unknown accessor id"},
-		{"delete last admin", TokenDelete(spec("bootstrap", "", 0).AccessorID), ErrConflict, "last admin token"},
+		{"delete last admin", TokenDelete(tokenSpec("bootstrap", "", 0).AccessorID), ErrConflict, "last admin token"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := bootstrapped(t)
+			f := withACL(t)
 			before := f.Save()
 			r := apply(t, f, tc.cmd)
 			if !errors.Is(r.Error(), tc.is) || !strings.Contains(r.Error().Error(), tc.msg) {
@@ -143,17 +143,17 @@ func TestTokenCreateErrors(t *testing.T) {
 }
 
 func TestTokenBounds(t *testing.T) {
-	f := bootstrapped(t)
+	f := withACL(t)
 	for i := 1; i < MaxTokens; i++ {
 		s := acl.Spec{AccessorID: fmt.Sprintf("%032x", i+1<<20), Name: fmt.Sprintf("t%d", i), Policy: acl.PolicyRead, SecretHash: acl.HashSecret(fmt.Sprint(i))}
 		mustApply(t, f, TokenCreate(s))
 	}
-	r := apply(t, f, TokenCreate(spec("one-more", acl.PolicyRead, 0)))
+	r := apply(t, f, TokenCreate(tokenSpec("one-more", acl.PolicyRead, 0)))
 	if !errors.Is(r.Error(), ErrConflict) || !strings.Contains(r.Error().Error(), "1000 exist") {
 		t.Fatalf("token %d = %v", MaxTokens+1, r.Error())
 	}
 	mustApply(t, f, TokenDelete(fmt.Sprintf("%032x", 1+1<<20)))
-	mustApply(t, f, TokenCreate(spec("one-more", acl.PolicyRead, 0)))
+	mustApply(t, f, TokenCreate(tokenSpec("one-more", acl.PolicyRead, 0)))
 	if n := len(f.Tokens()); n != MaxTokens {
 		t.Fatalf("%d tokens", n)
 	}
@@ -162,13 +162,13 @@ func TestTokenBounds(t *testing.T) {
 func TestDeleteAdminWithAnother(t *testing.T) {
 	f := New()
 	at := time.UnixMilli(1_700_000_000_000)
-	applyAt(t, f, ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)), at)
+	applyTokenAt(t, f, ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)), at)
 	// An expired admin is no way back in: it does not count.
-	applyAt(t, f, TokenCreate(spec("brief", acl.PolicyAdmin, time.Hour)), at)
-	if r := applyAt(t, f, TokenDelete(spec("bootstrap", "", 0).AccessorID), at.Add(2*time.Hour)); !errors.Is(r.Error(), ErrConflict) {
+	applyTokenAt(t, f, TokenCreate(tokenSpec("brief", acl.PolicyAdmin, time.Hour)), at)
+	if r := applyTokenAt(t, f, TokenDelete(tokenSpec("bootstrap", "", 0).AccessorID), at.Add(2*time.Hour)); !errors.Is(r.Error(), ErrConflict) {
 		t.Fatalf("delete with only an expired admin left = %v", r.Error())
 	}
-	if r := applyAt(t, f, TokenDelete(spec("bootstrap", "", 0).AccessorID), at.Add(time.Minute)); r.Error() != nil {
+	if r := applyTokenAt(t, f, TokenDelete(tokenSpec("bootstrap", "", 0).AccessorID), at.Add(time.Minute)); r.Error() != nil {
 		t.Fatalf("delete with a live admin left = %v", r.Error())
 	}
 	if _, ok := f.TokenBySecretHash(acl.HashSecret("secret-of-bootstrap")); ok {
@@ -177,8 +177,8 @@ func TestDeleteAdminWithAnother(t *testing.T) {
 }
 
 func TestACLSnapshot(t *testing.T) {
-	f := bootstrapped(t)
-	mustApply(t, f, TokenCreate(spec("ci", acl.PolicyOperate, time.Hour)))
+	f := withACL(t)
+	mustApply(t, f, TokenCreate(tokenSpec("ci", acl.PolicyOperate, time.Hour)))
 	snap := f.Save()
 	if bytes.Contains(snap, []byte("secret-of")) {
 		t.Fatal("snapshot holds a secret")
@@ -201,13 +201,13 @@ func TestACLSnapshot(t *testing.T) {
 
 	// The restore command keeps the cluster's own tokens: a restored
 	// backup must neither revive a deleted token nor drop a new one.
-	h := bootstrapped(t)
-	mustApply(t, h, TokenCreate(spec("new", acl.PolicyRead, 0)))
+	h := withACL(t)
+	mustApply(t, h, TokenCreate(tokenSpec("new", acl.PolicyRead, 0)))
 	mustApply(t, h, Restore(snap))
-	if _, ok := h.Token(spec("ci", "", 0).AccessorID); ok {
+	if _, ok := h.Token(tokenSpec("ci", "", 0).AccessorID); ok {
 		t.Fatal("restore brought in the snapshot's token")
 	}
-	if _, ok := h.Token(spec("new", "", 0).AccessorID); !ok {
+	if _, ok := h.Token(tokenSpec("new", "", 0).AccessorID); !ok {
 		t.Fatal("restore dropped the cluster's token")
 	}
 	// Nor does it bootstrap a cluster that is not.
@@ -219,10 +219,10 @@ func TestACLSnapshot(t *testing.T) {
 }
 
 func TestCheckSnapshotTokens(t *testing.T) {
-	f := bootstrapped(t)
-	mustApply(t, f, TokenCreate(spec("ci", acl.PolicyOperate, time.Hour)))
+	f := withACL(t)
+	mustApply(t, f, TokenCreate(tokenSpec("ci", acl.PolicyOperate, time.Hour)))
 	good := string(f.Save())
-	boot, ci := spec("bootstrap", "", 0), spec("ci", "", 0)
+	boot, ci := tokenSpec("bootstrap", "", 0), tokenSpec("ci", "", 0)
 	for _, tc := range []struct{ name, old, new, msg string }{
 		{"not bootstrapped", `"bootstrapped":true`, `"bootstrapped":false`, "bootstrapped is false"},
 		{"bad policy", `"policy":"operate"`, `"policy":"root"`, `policy ("root")`},

@@ -39,7 +39,7 @@ func buildFuzzStart(t *testing.T) *FSM {
 		RegisterInstance(&shoalv1.Instance{Id: realID, Fleet: "web", PrivateIp: "10.0.0.2"}),
 		CreateDecision(&shoalv1.Decision{Fleet: "web", From: 2, To: 5, Source: SourceAuto}),
 		SetMember(Member{ID: "n1", RaftAddr: "10.0.0.1:7300", RPCAddr: "10.0.0.1:7400"}),
-		ACLBootstrap(spec("bootstrap", acl.PolicyAdmin, 0)),
+		ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)),
 	} {
 		b, _ := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000))
 		if r := f.ApplyBytes(f.LastApplied()+1, b); r.Error() != nil {
