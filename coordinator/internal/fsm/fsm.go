@@ -19,6 +19,7 @@ type state struct {
 	nextDecisionID uint64
 	watermarks     map[string]int64
 	members        map[string]Member
+	acl            aclState
 }
 
 func newState() *state {
@@ -54,6 +55,7 @@ func (s *state) clone() *state {
 	for k, v := range s.members {
 		c.members[k] = v
 	}
+	c.acl = s.acl.clone()
 	return c
 }
 
@@ -187,6 +189,10 @@ func (f *FSM) apply(c Command) (*Result, *Error) {
 		return f.removeMember(c)
 	case OpRestore:
 		return f.restoreCmd(c)
+	case OpACLBootstrap, OpTokenCreate:
+		return f.createToken(c, c.Op == OpACLBootstrap)
+	case OpTokenDelete:
+		return f.deleteToken(c)
 	default:
 		return nil, invalidf("op: unknown command %q", c.Op)
 	}
@@ -239,8 +245,9 @@ func (f *FSM) restoreCmd(c Command) (*Result, *Error) {
 	if err != nil {
 		return nil, invalidf("snapshot: %v", err)
 	}
-	// Membership is the cluster's own, not the saved cluster's: keep it.
-	s.members = f.s.members
+	// Membership and ACL tokens are the cluster's own, not the saved
+	// cluster's: keep them (a restore must not revive a deleted token).
+	s.members, s.acl = f.s.members, f.s.acl
 	f.s = s
 	return &Result{}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/acl"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -38,6 +39,7 @@ func buildFuzzStart(t *testing.T) *FSM {
 		RegisterInstance(&shoalv1.Instance{Id: realID, Fleet: "web", PrivateIp: "10.0.0.2"}),
 		CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 5, Source: SourceAuto}),
 		SetMember(Member{ID: "n1", RaftAddr: "10.0.0.1:7300", RPCAddr: "10.0.0.1:7400"}),
+		ACLBootstrap(tokenSpec("bootstrap", acl.PolicyAdmin, 0)),
 	} {
 		b, _ := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000))
 		if r := f.ApplyBytes(f.LastApplied()+1, b); r.Error() != nil {
@@ -75,8 +77,10 @@ func checkInvariants(t *testing.T, f *FSM) {
 // Apply must not panic, two FSMs must end byte-identical (determinism), and
 // the state must keep its invariants after every command.
 func FuzzApply(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v1-commands.jsonl")); err == nil {
-		f.Add(b)
+	for _, name := range []string{"v1-commands.jsonl", "v1-acl-commands.jsonl"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, b := fuzzStart(t), fuzzStart(t)
@@ -106,8 +110,10 @@ func FuzzApply(f *testing.F) {
 // snapshot the restore command accepts must leave a state that keeps the
 // invariants; one it refuses must leave the state as it was.
 func FuzzRestore(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v1-snapshot.json")); err == nil {
-		f.Add(b)
+	for _, name := range []string{"v1-snapshot.json", "v1-acl-snapshot.json"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, snap []byte) {
 		_ = New().Restore(io.NopCloser(bytes.NewReader(snap))) // raft's path: lenient, but must not panic

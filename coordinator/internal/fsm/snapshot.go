@@ -26,10 +26,11 @@ type wireSnapshot struct {
 	NextDecisionID uint64            `json:"next_decision_id"`
 	Watermarks     map[string]int64  `json:"watermarks"`
 	Members        []Member          `json:"members"`
+	ACL            *wireACL          `json:"acl,omitempty"`
 }
 
 func encodeSnapshot(s *state) []byte {
-	w := wireSnapshot{Version: SnapshotVersion, NextDecisionID: s.nextDecisionID, Watermarks: s.watermarks}
+	w := wireSnapshot{Version: SnapshotVersion, NextDecisionID: s.nextDecisionID, Watermarks: s.watermarks, ACL: encodeACL(&s.acl)}
 	// Sorted output keeps two snapshots of the same state byte-identical.
 	for _, fl := range sortedValues(s.fleets) {
 		w.Fleets = append(w.Fleets, pj(fl))
@@ -107,6 +108,7 @@ func (w *wireSnapshot) state() (*state, error) {
 	for _, m := range w.Members {
 		s.members[m.ID] = m
 	}
+	s.acl = decodeACL(w.ACL)
 	return s, nil
 }
 
@@ -177,7 +179,7 @@ func sortedValues[V any](m map[string]V) []V {
 // all of it before anything is applied: every fleet's bounds, name and
 // policy, every instance's id and address and that its fleet exists, every
 // decision's fleet and that its id is at most next_decision_id, and every
-// member and watermark. It returns the first problem, naming it.
+// member, watermark and ACL token. It returns the first problem, naming it.
 func CheckSnapshot(b []byte) error {
 	_, err := checkSnapshot(b)
 	return err
@@ -245,6 +247,9 @@ func checkSnapshot(b []byte) (*state, error) {
 		if err := ValidateMember(s.members[id]); err != nil {
 			return nil, fmt.Errorf("members[%q]: %v", id, err)
 		}
+	}
+	if err := checkACL(w.ACL); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
