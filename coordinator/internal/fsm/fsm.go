@@ -19,6 +19,7 @@ type state struct {
 	nextDecisionID uint64
 	watermarks     map[string]int64
 	members        map[string]Member
+	identities     map[string]Identity // by instance id; see identity.go
 }
 
 func newState() *state {
@@ -28,6 +29,7 @@ func newState() *state {
 		decisions:  map[string][]*shoalv1.Decision{},
 		watermarks: map[string]int64{},
 		members:    map[string]Member{},
+		identities: map[string]Identity{},
 	}
 }
 
@@ -54,6 +56,7 @@ func (s *state) clone() *state {
 	for k, v := range s.members {
 		c.members[k] = v
 	}
+	c.identities = cloneIdentities(s.identities)
 	return c
 }
 
@@ -187,6 +190,10 @@ func (f *FSM) apply(c Command) (*Result, *Error) {
 		return f.removeMember(c)
 	case OpRestore:
 		return f.restoreCmd(c)
+	case OpIdentityEnroll:
+		return f.identityEnroll(c)
+	case OpIdentityReset:
+		return f.identityReset(c)
 	default:
 		return nil, invalidf("op: unknown command %q", c.Op)
 	}

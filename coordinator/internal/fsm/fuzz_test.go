@@ -75,8 +75,10 @@ func checkInvariants(t *testing.T, f *FSM) {
 // Apply must not panic, two FSMs must end byte-identical (determinism), and
 // the state must keep its invariants after every command.
 func FuzzApply(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v1-commands.jsonl")); err == nil {
-		f.Add(b)
+	for _, seed := range []string{"v1-commands.jsonl", "v1-identity-commands.jsonl"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", seed)); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		a, b := fuzzStart(t), fuzzStart(t)
@@ -106,8 +108,10 @@ func FuzzApply(f *testing.F) {
 // snapshot the restore command accepts must leave a state that keeps the
 // invariants; one it refuses must leave the state as it was.
 func FuzzRestore(f *testing.F) {
-	if b, err := os.ReadFile(filepath.Join("testdata", "v1-snapshot.json")); err == nil {
-		f.Add(b)
+	for _, seed := range []string{"v1-snapshot.json", "v1-identity-snapshot.json"} {
+		if b, err := os.ReadFile(filepath.Join("testdata", seed)); err == nil {
+			f.Add(b)
+		}
 	}
 	f.Fuzz(func(t *testing.T, snap []byte) {
 		_ = New().Restore(io.NopCloser(bytes.NewReader(snap))) // raft's path: lenient, but must not panic

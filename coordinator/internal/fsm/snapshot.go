@@ -26,6 +26,7 @@ type wireSnapshot struct {
 	NextDecisionID uint64            `json:"next_decision_id"`
 	Watermarks     map[string]int64  `json:"watermarks"`
 	Members        []Member          `json:"members"`
+	Identities     []Identity        `json:"identities,omitempty"`
 }
 
 func encodeSnapshot(s *state) []byte {
@@ -45,6 +46,7 @@ func encodeSnapshot(s *state) []byte {
 	for _, id := range sortedKeys(s.members) {
 		w.Members = append(w.Members, s.members[id])
 	}
+	w.Identities = encodeIdentities(s.identities)
 	return mustJSON(w)
 }
 
@@ -106,6 +108,9 @@ func (w *wireSnapshot) state() (*state, error) {
 	}
 	for _, m := range w.Members {
 		s.members[m.ID] = m
+	}
+	for _, id := range w.Identities {
+		s.identities[id.InstanceID] = id
 	}
 	return s, nil
 }
@@ -245,6 +250,9 @@ func checkSnapshot(b []byte) (*state, error) {
 		if err := ValidateMember(s.members[id]); err != nil {
 			return nil, fmt.Errorf("members[%q]: %v", id, err)
 		}
+	}
+	if err := checkIdentities(w.Identities); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
