@@ -20,6 +20,7 @@ type state struct {
 	watermarks     map[string]int64
 	members        map[string]Member
 	acl            aclState
+	identities     map[string]Identity // by instance id; see identity.go
 }
 
 func newState() *state {
@@ -29,6 +30,7 @@ func newState() *state {
 		decisions:  map[string][]*shoalv1.Decision{},
 		watermarks: map[string]int64{},
 		members:    map[string]Member{},
+		identities: map[string]Identity{},
 	}
 }
 
@@ -56,6 +58,7 @@ func (s *state) clone() *state {
 		c.members[k] = v
 	}
 	c.acl = s.acl.clone()
+	c.identities = cloneIdentities(s.identities)
 	return c
 }
 
@@ -193,6 +196,10 @@ func (f *FSM) apply(c Command) (*Result, *Error) {
 		return f.createToken(c, c.Op == OpACLBootstrap)
 	case OpTokenDelete:
 		return f.deleteToken(c)
+	case OpIdentityEnroll:
+		return f.identityEnroll(c)
+	case OpIdentityReset:
+		return f.identityReset(c)
 	default:
 		return nil, invalidf("op: unknown command %q", c.Op)
 	}

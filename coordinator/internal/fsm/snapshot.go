@@ -27,6 +27,7 @@ type wireSnapshot struct {
 	Watermarks     map[string]int64  `json:"watermarks"`
 	Members        []Member          `json:"members"`
 	ACL            *wireACL          `json:"acl,omitempty"`
+	Identities     []Identity        `json:"identities,omitempty"`
 }
 
 func encodeSnapshot(s *state) []byte {
@@ -46,6 +47,7 @@ func encodeSnapshot(s *state) []byte {
 	for _, id := range sortedKeys(s.members) {
 		w.Members = append(w.Members, s.members[id])
 	}
+	w.Identities = encodeIdentities(s.identities)
 	return mustJSON(w)
 }
 
@@ -109,6 +111,9 @@ func (w *wireSnapshot) state() (*state, error) {
 		s.members[m.ID] = m
 	}
 	s.acl = decodeACL(w.ACL)
+	for _, id := range w.Identities {
+		s.identities[id.InstanceID] = id
+	}
 	return s, nil
 }
 
@@ -249,6 +254,9 @@ func checkSnapshot(b []byte) (*state, error) {
 		}
 	}
 	if err := checkACL(w.ACL); err != nil {
+		return nil, err
+	}
+	if err := checkIdentities(w.Identities); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -29,6 +30,11 @@ const (
 	ClockSkew = time.Minute
 
 	DefaultCAValidity = 5 * 365 * 24 * time.Hour
+
+	// MinRSABits is the smallest RSA key IssueFromCSR signs.
+	MinRSABits = 2048
+	// MaxRSABits bounds the work a request's key can cost.
+	MaxRSABits = 8192
 )
 
 // DefaultValidity is how long a certificate of role r lasts when not told.
@@ -191,8 +197,9 @@ func (ca *CA) Issue(req LeafRequest) (certPEM, keyPEM []byte, err error) {
 }
 
 // IssueFromCSR signs the public key of a PEM certificate request for req.
-// The request's signature must verify, proving its sender holds the key;
-// its subject and any names it asks for are ignored.
+// The request's signature must verify, proving its sender holds the key,
+// and the key be ECDSA P-256 or RSA of MinRSABits to MaxRSABits; its subject
+// and any names it asks for are ignored.
 func (ca *CA) IssueFromCSR(csrPEM []byte, req LeafRequest) ([]byte, error) {
 	if err := ca.validate(req); err != nil {
 		return nil, err
@@ -208,11 +215,19 @@ func (ca *CA) IssueFromCSR(csrPEM []byte, req LeafRequest) ([]byte, error) {
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("%w: csr: signature: %w", ErrInvalid, err)
 	}
-	pub, ok := csr.PublicKey.(*ecdsa.PublicKey)
-	if !ok || pub.Curve != elliptic.P256() {
-		return nil, fmt.Errorf("%w: csr: key must be ECDSA P-256, got %T", ErrInvalid, csr.PublicKey)
+	switch pub := csr.PublicKey.(type) {
+	case *ecdsa.PublicKey:
+		if pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: csr: ECDSA key must be on P-256, got %s", ErrInvalid, pub.Curve.Params().Name)
+		}
+	case *rsa.PublicKey:
+		if n := pub.N.BitLen(); n < MinRSABits || n > MaxRSABits {
+			return nil, fmt.Errorf("%w: csr: RSA key of %d bits, must be %d to %d", ErrInvalid, n, MinRSABits, MaxRSABits)
+		}
+	default:
+		return nil, fmt.Errorf("%w: csr: key must be ECDSA P-256 or RSA of at least %d bits, got %T", ErrInvalid, MinRSABits, csr.PublicKey)
 	}
-	return ca.sign(req, pub)
+	return ca.sign(req, csr.PublicKey)
 }
 
 func (ca *CA) sign(req LeafRequest, pub crypto.PublicKey) ([]byte, error) {
