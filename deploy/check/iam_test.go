@@ -13,31 +13,64 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 )
 
-const policyTemplate = "iam/coordinator-policy.json.tftpl"
+// role is one IAM role deploy/ makes, with the code whose calls it grants.
+type role struct {
+	name     string
+	template string // under deploy/
+	// listFunc, in package coordinator/internal/cli, returns every AWS
+	// operation the role's holder can call.
+	listFunc string
+	// scripts (under deploy/) make AWS CLI calls with the role too.
+	scripts []string
+	// vars are the values modules/iam passes the template, sampled.
+	vars map[string]string
+}
 
-// templateVars are the values deploy/terraform/modules/iam passes to the
-// policy template, with sample values for the check.
-var templateVars = map[string]string{
-	"partition":      "aws",
-	"region":         "eu-west-1",
-	"account_id":     "123456789012",
-	"group_prefix":   "shoal-",
-	"alarm_prefix":   "shoal-",
-	"agent_role_arn": "arn:aws:iam::123456789012:role/shoal-agent",
+var roles = []role{
+	{
+		name:     "coordinator",
+		template: "iam/coordinator-policy.json.tftpl",
+		listFunc: "ServeAWSOperations",
+		scripts:  []string{secretsScript},
+		vars: map[string]string{
+			"partition":       "aws",
+			"region":          "eu-west-1",
+			"account_id":      "123456789012",
+			"group_prefix":    "shoal-",
+			"alarm_prefix":    "shoal-",
+			"secrets_path":    "/shoal/shoal",
+			"secrets_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000",
+		},
+	},
+	{
+		name:     "operator",
+		template: "iam/operator-policy.json.tftpl",
+		listFunc: "BootstrapAWSOperations",
+		vars: map[string]string{
+			"partition":      "aws",
+			"region":         "eu-west-1",
+			"account_id":     "123456789012",
+			"group_prefix":   "shoal-",
+			"agent_role_arn": "arn:aws:iam::123456789012:role/shoal-agent",
+		},
+	},
 }
 
 // implied are permissions AWS checks inside other operations; they are not
 // API calls Shoal makes, and each may be granted only while an operation that
-// needs it is in the list.
+// needs it (directly or through another implied one) is in the list.
 var implied = map[string][]string{
 	// Tags given at creation (TagSpecifications) are authorised as CreateTags.
 	"ec2:CreateTags": {"ec2:RunInstances", "ec2:CreateImage", "ec2:CreateLaunchTemplate"},
 	// A launch template with the agent's instance profile passes its role.
 	"iam:PassRole": {"autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup", "ec2:RunInstances"},
+	// A group made or changed with a launch template checks that its
+	// creator may launch from it.
+	"ec2:RunInstances": {"autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup"},
 }
 
 // groupScoped are actions that accept an Auto Scaling group ARN as resource;
-// granting them on "*" would let the coordinator touch any group.
+// granting them on "*" would let a role touch any group.
 var groupScoped = map[string]bool{
 	"autoscaling:SetDesiredCapacity":                  true,
 	"autoscaling:TerminateInstanceInAutoScalingGroup": true,
@@ -81,15 +114,16 @@ type policy struct {
 	Statement []statement
 }
 
-func renderPolicy(t *testing.T) policy {
+func renderPolicy(t *testing.T, r role) policy {
 	t.Helper()
+	policyTemplate := r.template
 	src, err := os.ReadFile(filepath.Join(deployDir, policyTemplate))
 	if err != nil {
 		t.Fatal(err)
 	}
 	rendered := regexp.MustCompile(`\$\{([a-z_]+)\}`).ReplaceAllStringFunc(string(src), func(m string) string {
 		name := m[2 : len(m)-1]
-		v, ok := templateVars[name]
+		v, ok := r.vars[name]
 		if !ok {
 			t.Errorf("%s uses ${%s}, which the check (and modules/iam) do not pass", policyTemplate, name)
 		}
@@ -107,13 +141,6 @@ func renderPolicy(t *testing.T) policy {
 	return p
 }
 
-// operationLists are the Go packages that call AWS, each with a function
-// returning every operation it can call (and a test there proving it).
-var operationLists = []string{
-	"coordinator/internal/cloud/aws",
-	"coordinator/internal/publish",
-}
-
 // alarmScoped are actions that accept an alarm ARN; the coordinator may
 // change only its own cluster's alarms.
 var alarmScoped = map[string]bool{
@@ -121,16 +148,32 @@ var alarmScoped = map[string]bool{
 	"cloudwatch:DeleteAlarms":   true,
 }
 
-func TestCoordinatorPolicy(t *testing.T) {
-	var ops []string
-	for _, pkg := range operationLists {
-		list, err := CloudOperations(filepath.Join(deployDir, "..", filepath.FromSlash(pkg)), "Operations")
+// cliDir holds the per-role lists of AWS operations.
+const cliDir = "coordinator/internal/cli"
+
+// TestRolePolicies checks each role's policy against its code: it grants
+// every operation the role's holder calls, nothing else (but what AWS checks
+// inside those), never with a wildcard, and each scoped as far as AWS allows.
+func TestRolePolicies(t *testing.T) {
+	for _, r := range roles {
+		t.Run(r.name, func(t *testing.T) { checkPolicy(t, r) })
+	}
+}
+
+func checkPolicy(t *testing.T, r role) {
+	policyTemplate, templateVars := r.template, r.vars
+	ops, err := CloudOperations(filepath.Join(deployDir, "..", filepath.FromSlash(cliDir)), r.listFunc)
+	if err != nil {
+		t.Fatalf("reading the %s role's operation list: %v", r.name, err)
+	}
+	for _, sc := range r.scripts {
+		list, err := ScriptOperations(filepath.Join(deployDir, sc))
 		if err != nil {
-			t.Fatalf("reading %s's operation list: %v", pkg, err)
+			t.Fatal(err)
 		}
 		ops = append(ops, list...)
 	}
-	p := renderPolicy(t)
+	p := renderPolicy(t, r)
 	if p.Version != "2012-10-17" {
 		t.Errorf("Version = %q, want 2012-10-17", p.Version)
 	}
@@ -156,7 +199,26 @@ func TestCoordinatorPolicy(t *testing.T) {
 	for _, op := range ops {
 		opSet[op] = true
 		if granted[op] == nil {
-			t.Errorf("Shoal calls %s but the coordinator policy does not grant it (add it to deploy/%s)", op, policyTemplate)
+			t.Errorf("the %s role's code calls %s but the policy does not grant it (add it to deploy/%s)", r.name, op, policyTemplate)
+		}
+	}
+	// What AWS checks inside the granted calls, transitively.
+	needed := map[string]bool{}
+	for op := range opSet {
+		needed[op] = true
+	}
+	for changed := true; changed; {
+		changed = false
+		for a, needers := range implied {
+			if needed[a] || granted[a] == nil {
+				continue
+			}
+			for _, n := range needers {
+				if needed[n] {
+					needed[a], changed = true, true
+					break
+				}
+			}
 		}
 	}
 	var names []string
@@ -170,15 +232,11 @@ func TestCoordinatorPolicy(t *testing.T) {
 		}
 		needers, ok := implied[a]
 		if !ok {
-			t.Errorf("the policy grants %s, which Shoal never calls", a)
+			t.Errorf("the %s policy grants %s, which the role's code never calls", r.name, a)
 			continue
 		}
-		var needed bool
-		for _, n := range needers {
-			needed = needed || opSet[n]
-		}
-		if !needed {
-			t.Errorf("the policy grants %s, needed only by %v, none of which Shoal calls", a, needers)
+		if !needed[a] {
+			t.Errorf("the %s policy grants %s, needed only by %v, none of which the role's code calls", r.name, a, needers)
 		}
 	}
 
@@ -244,50 +302,35 @@ func TestCoordinatorPolicy(t *testing.T) {
 			}
 		}
 	})
-}
-
-// TestPolicyTemplateWiring checks that modules/iam renders the policy with
-// templatefile() and passes exactly the variables the template uses, and that
-// the agent role gets no policy at all.
-func TestPolicyTemplateWiring(t *testing.T) {
-	m := loadModule(t, filepath.Join(deployDir, "terraform", "modules", "iam"))
-	var calls int
-	for _, f := range m.files {
-		for _, call := range fileCalls(f.body) {
-			if !strings.HasSuffix(pathArg(t, call, m.dir), policyTemplate) {
-				continue
-			}
-			calls++
-			if call.Name != "templatefile" || len(call.Args) != 2 {
-				t.Fatalf("%s: the policy must be rendered with templatefile(path, vars)", call.Range())
-			}
-			obj, ok := call.Args[1].(*hclsyntax.ObjectConsExpr)
-			if !ok {
-				t.Fatalf("%s: templatefile vars must be an object literal", call.Range())
-			}
-			passed := map[string]bool{}
-			for _, item := range obj.Items {
-				k, diags := item.KeyExpr.Value(nil)
-				if diags.HasErrors() {
-					t.Fatalf("%s: non-literal key", item.KeyExpr.Range())
-				}
-				passed[k.AsString()] = true
-			}
-			for k := range templateVars {
-				if !passed[k] {
-					t.Errorf("modules/iam does not pass %q to the policy template", k)
-				}
-			}
-			for k := range passed {
-				if _, ok := templateVars[k]; !ok {
-					t.Errorf("modules/iam passes %q, which the check does not know; add it to templateVars", k)
-				}
+	paramARN := fmt.Sprintf("arn:%s:ssm:%s:%s:parameter%s/*", templateVars["partition"], templateVars["region"], templateVars["account_id"], templateVars["secrets_path"])
+	t.Run("GetParameter reads only this cluster's secrets", func(t *testing.T) {
+		for _, s := range granted["ssm:GetParameter"] {
+			if len(s.Resource) != 1 || s.Resource[0] != paramARN {
+				t.Errorf("ssm:GetParameter on %v, want only %s", s.Resource, paramARN)
 			}
 		}
-	}
-	if calls != 1 {
-		t.Fatalf("modules/iam reads %s %d times, want once", policyTemplate, calls)
-	}
+	})
+	t.Run("Decrypt only the secrets key, only through SSM, only for those parameters", func(t *testing.T) {
+		for _, s := range granted["kms:Decrypt"] {
+			if len(s.Resource) != 1 || s.Resource[0] != templateVars["secrets_key_arn"] {
+				t.Errorf("kms:Decrypt on %v, want only the secrets key", s.Resource)
+			}
+			if v := s.Condition["StringEquals"]["kms:ViaService"]; len(v) != 1 || v[0] != "ssm."+templateVars["region"]+".amazonaws.com" {
+				t.Errorf("kms:Decrypt without kms:ViaService = ssm.<region>.amazonaws.com (got %v)", s.Condition)
+			}
+			if v := s.Condition["StringLike"]["kms:EncryptionContext:PARAMETER_ARN"]; len(v) != 1 || v[0] != paramARN {
+				t.Errorf("kms:Decrypt not limited to parameters %s by kms:EncryptionContext:PARAMETER_ARN (got %v)", paramARN, s.Condition)
+			}
+		}
+	})
+}
+
+// TestPolicyTemplateWiring checks that modules/iam gives each role exactly
+// one policy, its template rendered with templatefile() and exactly the
+// variables the template uses, and that the agent role gets no policy at all.
+func TestPolicyTemplateWiring(t *testing.T) {
+	m := loadModule(t, filepath.Join(deployDir, "terraform", "modules", "iam"))
+	policies := map[string]int{}
 	for _, f := range m.files {
 		for _, b := range f.body.Blocks {
 			if b.Type != "resource" {
@@ -295,15 +338,37 @@ func TestPolicyTemplateWiring(t *testing.T) {
 			}
 			switch b.Labels[0] {
 			case "aws_iam_role_policy", "aws_iam_role_policy_attachment", "aws_iam_policy_attachment":
-				role := b.Body.Attributes["role"]
-				if role == nil {
+				attr := b.Body.Attributes["role"]
+				if attr == nil {
+					t.Errorf("%s: a policy attached by other means than role = aws_iam_role.<name> is not checked", b.Range())
 					continue
 				}
-				for _, tr := range role.Expr.Variables() {
-					if stepName(tr, 0) == "aws_iam_role" && stepName(tr, 1) == "agent" {
-						t.Errorf("%s: the agent role must carry no policy", b.Range())
+				var target string
+				for _, tr := range attr.Expr.Variables() {
+					if stepName(tr, 0) == "aws_iam_role" {
+						target = stepName(tr, 1)
 					}
 				}
+				policies[target]++
+				if target == "agent" {
+					t.Errorf("%s: the agent role must carry no policy", b.Range())
+					continue
+				}
+				var r *role
+				for i := range roles {
+					if roles[i].name == target {
+						r = &roles[i]
+					}
+				}
+				if r == nil {
+					t.Errorf("%s: a policy for role %q, which the check does not know", b.Range(), target)
+					continue
+				}
+				if b.Labels[0] != "aws_iam_role_policy" {
+					t.Errorf("%s: the %s role's policy must be its inline template", b.Range(), target)
+					continue
+				}
+				checkTemplateCall(t, m, b, *r)
 			}
 			if b.Labels[0] == "aws_iam_role" && b.Labels[1] == "agent" {
 				for _, nb := range b.Body.Blocks {
@@ -315,6 +380,50 @@ func TestPolicyTemplateWiring(t *testing.T) {
 					t.Errorf("%s: the agent role must carry no managed policy", b.Range())
 				}
 			}
+		}
+	}
+	for _, r := range roles {
+		if policies[r.name] != 1 {
+			t.Errorf("modules/iam gives aws_iam_role.%s %d policies, want exactly one (%s)", r.name, policies[r.name], r.template)
+		}
+	}
+}
+
+// checkTemplateCall checks that policy block b is templatefile(r.template,
+// {exactly r's variables}).
+func checkTemplateCall(t *testing.T, m *tfModule, b *hclsyntax.Block, r role) {
+	t.Helper()
+	attr := b.Body.Attributes["policy"]
+	call, ok := attr.Expr.(*hclsyntax.FunctionCallExpr)
+	if attr == nil || !ok || call.Name != "templatefile" || len(call.Args) != 2 {
+		t.Errorf("%s: the %s policy must be templatefile(path, vars)", b.Range(), r.name)
+		return
+	}
+	if !strings.HasSuffix(pathArg(t, call, m.dir), r.template) {
+		t.Errorf("%s: the %s role's policy must be deploy/%s", call.Range(), r.name, r.template)
+		return
+	}
+	obj, ok := call.Args[1].(*hclsyntax.ObjectConsExpr)
+	if !ok {
+		t.Errorf("%s: templatefile vars must be an object literal", call.Range())
+		return
+	}
+	passed := map[string]bool{}
+	for _, item := range obj.Items {
+		k, diags := item.KeyExpr.Value(nil)
+		if diags.HasErrors() {
+			t.Fatalf("%s: non-literal key", item.KeyExpr.Range())
+		}
+		passed[k.AsString()] = true
+	}
+	for k := range r.vars {
+		if !passed[k] {
+			t.Errorf("modules/iam does not pass %q to %s", k, r.template)
+		}
+	}
+	for k := range passed {
+		if _, ok := r.vars[k]; !ok {
+			t.Errorf("modules/iam passes %q to %s, which the check does not know; add it to the role's vars", k, r.template)
 		}
 	}
 }

@@ -4,7 +4,12 @@
 #
 #   make build            # bin/ for linux/amd64
 #   packer init deploy/packer
-#   packer build -var region=eu-west-1 deploy/packer
+#   packer build -var region=eu-west-1 -var ca_cert=shoal-ca.pem deploy/packer
+#
+# The image carries the cluster's CA certificate (/etc/shoal/ca.pem, which
+# agents trust and coordinators serve with) and AWS's instance identity
+# certificates (/etc/shoal/iid-trust/<region>.pem, the coordinators'
+# --iid-trust); it never carries a private key.
 #
 # Use Packer >= 1.7 (HashiCorp's release): required_plugins does not exist in
 # Debian's packer 1.6.6.
@@ -22,6 +27,15 @@ packer {
 variable "region" {
   type        = string
   description = "Region to build the AMI in."
+}
+
+variable "ca_cert" {
+  type        = string
+  description = "The cluster CA certificate (shoal-ca.pem from `shoal-coordinator tls ca create`), installed as /etc/shoal/ca.pem. Never the key."
+  validation {
+    condition     = can(regex("-----BEGIN CERTIFICATE-----", file(var.ca_cert))) && !can(regex("PRIVATE KEY", file(var.ca_cert)))
+    error_message = "The ca_cert must be a PEM certificate file with no private key in it."
+  }
 }
 
 variable "instance_type" {
@@ -49,8 +63,9 @@ variable "ssh_username" {
 }
 
 locals {
-  bin   = "${path.root}/../../bin"
-  stamp = formatdate("YYYYMMDDhhmmss", timestamp())
+  bin       = "${path.root}/../../bin"
+  iid_trust = "${path.root}/../iid-trust"
+  stamp     = formatdate("YYYYMMDDhhmmss", timestamp())
 }
 
 source "amazon-ebs" "shoal" {
@@ -86,7 +101,7 @@ build {
   sources = ["source.amazon-ebs.shoal"]
 
   provisioner "shell" {
-    inline = ["mkdir -p /tmp/shoal/bin /tmp/shoal/systemd /tmp/shoal/config"]
+    inline = ["mkdir -p /tmp/shoal/bin /tmp/shoal/systemd /tmp/shoal/config /tmp/shoal/libexec /tmp/shoal/trust /tmp/shoal/iid-trust"]
   }
 
   provisioner "file" {
@@ -110,6 +125,26 @@ build {
   }
 
   provisioner "file" {
+    source      = "${path.root}/../systemd/shoal-coordinator-secrets"
+    destination = "/tmp/shoal/libexec/"
+  }
+
+  provisioner "file" {
+    source      = var.ca_cert
+    destination = "/tmp/shoal/trust/ca.pem"
+  }
+
+  # One file per region, from deploy/iid-trust; the coordinator unit passes
+  # /etc/shoal/iid-trust/$AWS_REGION.pem to --iid-trust.
+  provisioner "file" {
+    sources = [
+      "${local.iid_trust}/us-east-1.pem",
+      "${local.iid_trust}/us-east-1-rsa2048.pem",
+    ]
+    destination = "/tmp/shoal/iid-trust/"
+  }
+
+  provisioner "file" {
     sources = [
       "${path.root}/../config/shoal-agent.default",
       "${path.root}/../config/shoal-demoapp.default",
@@ -124,7 +159,12 @@ build {
       "install -m 0644 /tmp/shoal/systemd/*.service /etc/systemd/system/",
       "install -m 0644 /tmp/shoal/config/shoal-agent.default /etc/default/shoal-agent",
       "install -m 0644 /tmp/shoal/config/shoal-demoapp.default /etc/default/shoal-demoapp",
-      "install -d -m 0755 /etc/shoal",
+      "install -d -m 0755 /etc/shoal /etc/shoal/iid-trust /usr/local/libexec/shoal",
+      "install -m 0644 /tmp/shoal/trust/ca.pem /etc/shoal/ca.pem",
+      "install -m 0644 /tmp/shoal/iid-trust/*.pem /etc/shoal/iid-trust/",
+      "install -m 0755 /tmp/shoal/libexec/shoal-coordinator-secrets /usr/local/libexec/shoal/shoal-coordinator-secrets",
+      # shoal-coordinator-secrets reads SSM through the AWS CLI.
+      "command -v aws >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy awscli; }",
       "systemctl daemon-reload",
       "systemctl enable shoal-agent.service shoal-demoapp.service",
       "rm -rf /tmp/shoal",

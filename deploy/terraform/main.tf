@@ -5,6 +5,9 @@ locals {
   group_prefix    = "shoal-"
   group_name      = "${local.group_prefix}${var.fleet_name}"
   coordinator_ips = module.coordinators.private_ips
+  # SSM path of the cluster's secrets; the coordinator role reads only below
+  # it, and each node's user data names it for shoal-coordinator-secrets.
+  secrets_path = "/shoal/${var.name}"
 }
 
 data "aws_availability_zones" "available" {
@@ -36,6 +39,7 @@ module "security" {
   vpc_id          = module.vpc.vpc_id
   vpc_cidr        = var.vpc_cidr
   grpc_port       = var.grpc_port
+  agent_port      = var.agent_port
   raft_port       = var.raft_port
   http_port       = var.coordinator_http_port
   app_port        = var.app_port
@@ -50,6 +54,8 @@ module "iam" {
   name                       = var.name
   group_prefix               = local.group_prefix
   create_service_linked_role = var.create_autoscaling_service_linked_role
+  operator_principals        = var.operator_principals
+  secrets_path               = local.secrets_path
 }
 
 module "coordinators" {
@@ -63,20 +69,23 @@ module "coordinators" {
   instance_profile_name = module.iam.coordinator_instance_profile_name
   region                = var.region
   grpc_port             = var.grpc_port
+  agent_port            = var.agent_port
   raft_port             = var.raft_port
   http_port             = var.coordinator_http_port
+  secrets_path          = local.secrets_path
 }
 
 module "fleet" {
-  source                 = "./modules/fleet"
-  name                   = var.name
-  group_name             = local.group_name
-  ami_id                 = var.ami_id
-  instance_type          = var.fleet_instance_type
-  subnet_ids             = module.vpc.private_subnet_ids
-  security_group_id      = module.security.fleet_sg_id
-  instance_profile_name  = module.iam.agent_instance_profile_name
-  coordinators           = [for ip in local.coordinator_ips : "${ip}:${var.grpc_port}"]
+  source                = "./modules/fleet"
+  name                  = var.name
+  group_name            = local.group_name
+  ami_id                = var.ami_id
+  instance_type         = var.fleet_instance_type
+  subnet_ids            = module.vpc.private_subnet_ids
+  security_group_id     = module.security.fleet_sg_id
+  instance_profile_name = module.iam.agent_instance_profile_name
+  # Agents reach only the agent listener (--agent-addr).
+  coordinators           = [for ip in local.coordinator_ips : "${ip}:${var.agent_port}"]
   min_size               = var.fleet_min
   max_size               = var.fleet_max
   create_group           = var.create_fleet_group

@@ -4,7 +4,7 @@ output "lb_dns_name" {
 }
 
 output "coordinator_addresses" {
-  description = "Coordinator --rpc-addr endpoints; use one as SHOAL_ADDR."
+  description = "Coordinator --rpc-addr endpoints (control API); use one as SHOAL_ADDR."
   value       = [for ip in local.coordinator_ips : "${ip}:${var.grpc_port}"]
 }
 
@@ -28,7 +28,22 @@ output "fleet_create_command" {
   value       = "shoal-coordinator fleet create ${var.fleet_name} --asg ${local.group_name} --min ${var.fleet_min} --max ${var.fleet_max} --app-port ${var.app_port} && shoal-coordinator policy set ${var.fleet_name} --metric ${var.scaling_metric} --target ${var.scaling_target}"
 }
 
+output "operator_role_arn" {
+  description = "Role to run `fleet bootstrap` as; the coordinators' own role cannot make images, templates or groups."
+  value       = module.iam.operator_role_arn
+}
+
+output "secrets_path" {
+  description = "SSM path under which to put the CA key and each coordinator's certificate and key (deploy/README.md)."
+  value       = local.secrets_path
+}
+
+output "secrets_key_alias" {
+  description = "KMS key alias to encrypt those SecureString parameters with."
+  value       = module.iam.secrets_key_alias
+}
+
 output "bootstrap_command" {
-  description = "Without create_fleet_group: makes the fleet from the golden instance (image, launch template, group, hook, policy)."
+  description = "Without create_fleet_group: makes the fleet from the golden instance (image, launch template, group, hook, policy). Run it as operator_role_arn."
   value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port} --instance-type ${var.fleet_instance_type}"
 }

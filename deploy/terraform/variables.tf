@@ -117,9 +117,15 @@ variable "scaling_target" {
 }
 
 variable "grpc_port" {
-  description = "Coordinator --rpc-addr port: control API, agent streams, LB feed."
+  description = "Coordinator --rpc-addr port: control API, LB feed and peers; reachable only from operators, shoal-lb and other coordinators."
   type        = number
   default     = 7400
+}
+
+variable "agent_port" {
+  description = "Coordinator --agent-addr port: agent enrollment and streams, the only coordinator port the fleet may reach."
+  type        = number
+  default     = 7403
 }
 
 variable "raft_port" {
@@ -174,4 +180,10 @@ variable "create_golden_instance" {
   description = "Run one fleet-like instance outside the group, for `shoal-coordinator fleet bootstrap --from-instance`."
   type        = bool
   default     = true
+}
+
+variable "operator_principals" {
+  description = "IAM principals (ARNs) that may assume the operator role `fleet bootstrap` runs as; empty: any identity of this account that its own IAM policy allows."
+  type        = list(string)
+  default     = []
 }

@@ -23,9 +23,18 @@ import (
 // agents learn where the coordinators are; one baked image serves any cluster.
 const CoordinatorsTag = "shoal:coordinators"
 
-// Cloud is what bootstrap needs of the cloud.
+// Cloud is what bootstrap needs of the cloud, and no more: the operator
+// role that `fleet bootstrap` runs under grants exactly these methods'
+// operations (cli.BootstrapAWSOperations, checked by deploy/check).
 type Cloud interface {
-	cloud.Bootstrap
+	DescribeSubnets(ctx context.Context, q cloud.SubnetQuery) ([]cloud.Subnet, error)
+	DescribeInstances(ctx context.Context, ids []string) ([]cloud.EC2Instance, error)
+	CreateImage(ctx context.Context, spec cloud.ImageSpec) (string, error)
+	DescribeImages(ctx context.Context, q cloud.ImageQuery) ([]cloud.Image, error)
+	CreateLaunchTemplate(ctx context.Context, spec cloud.LaunchTemplateSpec) (cloud.LaunchTemplate, error)
+	CreateLaunchTemplateVersion(ctx context.Context, template string, spec cloud.LaunchTemplateSpec) (cloud.LaunchTemplate, error)
+	DescribeLaunchTemplates(ctx context.Context, names []string) ([]cloud.LaunchTemplate, error)
+	CreateGroup(ctx context.Context, spec cloud.GroupSpec) error
 	DescribeGroups(ctx context.Context, names []string) ([]cloud.Group, error)
 	PutLifecycleHook(ctx context.Context, hook cloud.LifecycleHook) error
 	DescribeLifecycleHooks(ctx context.Context, group string) ([]cloud.LifecycleHook, error)

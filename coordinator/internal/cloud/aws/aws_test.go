@@ -363,7 +363,8 @@ func TestTranslate(t *testing.T) {
 
 // TestOperationsMatchCalls drives every method through real SDK clients and
 // records the operation each one sends (a middleware stops the request before
-// it leaves), so Operations() cannot miss or invent an operation.
+// it leaves), so MethodOperations, and the lists built from it, cannot miss or
+// invent an operation.
 func TestOperationsMatchCalls(t *testing.T) {
 	setCredentials(t)
 	cfg, err := LoadConfig(context.Background(), testConfig("http://127.0.0.1:1"))
@@ -371,12 +372,12 @@ func TestOperationsMatchCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	seen := map[string]bool{}
+	var seen []string
 	errStop := errors.New("stop")
 	cfg.APIOptions = append(cfg.APIOptions, func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("record", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			mu.Lock()
-			seen[IAMAction(middleware.GetServiceID(ctx), middleware.GetOperationName(ctx))] = true
+			seen = append(seen, IAMAction(middleware.GetServiceID(ctx), middleware.GetOperationName(ctx)))
 			mu.Unlock()
 			return middleware.InitializeOutput{}, middleware.Metadata{}, errStop
 		}), middleware.Before)
@@ -384,50 +385,94 @@ func TestOperationsMatchCalls(t *testing.T) {
 	c := New(cfg)
 	ctx := context.Background()
 	lt := cloud.TemplateRef{Name: "lt"}
-	calls := []func() error{
-		func() error { _, err := c.DescribeGroups(ctx, []string{"a"}); return err },
-		func() error { return c.SetDesiredCapacity(ctx, "a", 1) },
-		func() error { _, err := c.TerminateInstance(ctx, "i-1", true); return err },
-		func() error { return c.SetInstanceProtection(ctx, "a", []string{"i-1"}, true) },
-		func() error { _, err := c.ActiveInstanceRefresh(ctx, "a"); return err },
-		func() error { _, err := c.DescribeScalingActivities(ctx, "a", 10); return err },
-		func() error {
+	calls := map[string]func() error{
+		"DescribeGroups":        func() error { _, err := c.DescribeGroups(ctx, []string{"a"}); return err },
+		"SetDesiredCapacity":    func() error { return c.SetDesiredCapacity(ctx, "a", 1) },
+		"TerminateInstance":     func() error { _, err := c.TerminateInstance(ctx, "i-1", true); return err },
+		"SetInstanceProtection": func() error { return c.SetInstanceProtection(ctx, "a", []string{"i-1"}, true) },
+		"ActiveInstanceRefresh": func() error { _, err := c.ActiveInstanceRefresh(ctx, "a"); return err },
+		"DescribeScalingActivities": func() error {
+			_, err := c.DescribeScalingActivities(ctx, "a", 10)
+			return err
+		},
+		"PutLifecycleHook": func() error {
 			return c.PutLifecycleHook(ctx, cloud.LifecycleHook{Name: "h", Group: "a", Transition: cloud.TransitionTerminating})
 		},
-		func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
-		func() error {
+		"DescribeLifecycleHooks": func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
+		"CompleteLifecycleAction": func() error {
 			return c.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}, cloud.ResultContinue)
 		},
-		func() error {
+		"RecordLifecycleActionHeartbeat": func() error {
 			return c.RecordLifecycleActionHeartbeat(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"})
 		},
-		func() error { return c.CreateGroup(ctx, cloud.GroupSpec{Name: "a", Max: 1, LaunchTemplate: lt}) },
-		func() error { return c.UpdateGroup(ctx, cloud.GroupUpdate{Name: "a", LaunchTemplate: &lt}) },
-		func() error { _, err := c.RunInstances(ctx, cloud.RunSpec{ImageID: "ami-1"}); return err },
-		func() error { _, err := c.DescribeInstances(ctx, []string{"i-1"}); return err },
-		func() error { return c.TerminateInstances(ctx, []string{"i-1"}) },
-		func() error { _, err := c.CreateImage(ctx, cloud.ImageSpec{InstanceID: "i-1", Name: "n"}); return err },
-		func() error { _, err := c.DescribeImages(ctx, cloud.ImageQuery{Names: []string{"n"}}); return err },
-		func() error { _, err := c.CreateLaunchTemplate(ctx, cloud.LaunchTemplateSpec{Name: "lt"}); return err },
-		func() error {
+		"CreateGroup":        func() error { return c.CreateGroup(ctx, cloud.GroupSpec{Name: "a", Max: 1, LaunchTemplate: lt}) },
+		"UpdateGroup":        func() error { return c.UpdateGroup(ctx, cloud.GroupUpdate{Name: "a", LaunchTemplate: &lt}) },
+		"RunInstances":       func() error { _, err := c.RunInstances(ctx, cloud.RunSpec{ImageID: "ami-1"}); return err },
+		"DescribeInstances":  func() error { _, err := c.DescribeInstances(ctx, []string{"i-1"}); return err },
+		"TerminateInstances": func() error { return c.TerminateInstances(ctx, []string{"i-1"}) },
+		"CreateImage": func() error {
+			_, err := c.CreateImage(ctx, cloud.ImageSpec{InstanceID: "i-1", Name: "n"})
+			return err
+		},
+		"DescribeImages": func() error { _, err := c.DescribeImages(ctx, cloud.ImageQuery{Names: []string{"n"}}); return err },
+		"CreateLaunchTemplate": func() error {
+			_, err := c.CreateLaunchTemplate(ctx, cloud.LaunchTemplateSpec{Name: "lt"})
+			return err
+		},
+		"CreateLaunchTemplateVersion": func() error {
 			_, err := c.CreateLaunchTemplateVersion(ctx, "lt", cloud.LaunchTemplateSpec{})
 			return err
 		},
-		func() error { _, err := c.DescribeLaunchTemplates(ctx, []string{"lt"}); return err },
-		func() error { _, err := c.DescribeSubnets(ctx, cloud.SubnetQuery{}); return err },
+		"DescribeLaunchTemplates": func() error { _, err := c.DescribeLaunchTemplates(ctx, []string{"lt"}); return err },
+		"DescribeSubnets":         func() error { _, err := c.DescribeSubnets(ctx, cloud.SubnetQuery{}); return err },
 	}
-	for i, call := range calls {
+	methodsOf := func(iface any) []string {
+		typ := reflect.TypeOf(iface).Elem()
+		var out []string
+		for i := range typ.NumMethod() {
+			out = append(out, typ.Method(i).Name)
+		}
+		return out
+	}
+	opsOf := func(methods []string) []string {
+		var out []string
+		for _, m := range methods {
+			out = append(out, MethodOperations[m])
+		}
+		sort.Strings(out)
+		return out
+	}
+	all := methodsOf((*cloud.Cloud)(nil))
+	if len(calls) != len(all) || len(MethodOperations) != len(all) {
+		t.Fatalf("cloud.Cloud has %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
+	}
+	for _, m := range all {
+		call, ok := calls[m]
+		if !ok {
+			t.Fatalf("the test does not drive %s", m)
+		}
+		mu.Lock()
+		seen = nil
+		mu.Unlock()
 		if err := call(); !errors.Is(err, errStop) {
-			t.Fatalf("call %d: err = %v, want the recorder's stop", i, err)
+			t.Fatalf("%s: err = %v, want the recorder's stop", m, err)
+		}
+		mu.Lock()
+		got := fmt.Sprint(seen)
+		mu.Unlock()
+		if want := fmt.Sprint([]string{MethodOperations[m]}); got != want {
+			t.Errorf("%s called %s; MethodOperations says %s", m, got, want)
 		}
 	}
-	var got []string
-	for op := range seen {
-		got = append(got, op)
+	sorted := func(ops []string) []string { ops = append([]string(nil), ops...); sort.Strings(ops); return ops }
+	if got, want := sorted(ScalingOperations()), opsOf(methodsOf((*cloud.Scaling)(nil))); !reflect.DeepEqual(got, want) {
+		t.Errorf("ScalingOperations() = %v, cloud.Scaling's methods call %v", got, want)
 	}
-	sort.Strings(got)
-	if !reflect.DeepEqual(got, Operations()) {
-		t.Fatalf("operations called:\n%v\nOperations():\n%v", got, Operations())
+	if got, want := sorted(BootstrapOperations()), opsOf(methodsOf((*cloud.Bootstrap)(nil))); !reflect.DeepEqual(got, want) {
+		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)
+	}
+	if got, want := Operations(), opsOf(all); !reflect.DeepEqual(got, want) {
+		t.Errorf("Operations() = %v, the methods call %v", got, want)
 	}
 }
 

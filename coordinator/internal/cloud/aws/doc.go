@@ -8,6 +8,7 @@
 //
 // It must never take a scaling decision or retry an operation the SDK gave up
 // on: it reports what happened, classified, and the scaler decides. It must
-// never call an operation missing from Operations(), which the IAM policy is
-// checked against.
+// never call an operation missing from Operations(): ScalingOperations() are
+// the coordinator role's, and the operator role's are listed by
+// cli.BootstrapAWSOperations; deploy/check compares both to the IAM policies.
 package aws

@@ -31,16 +31,57 @@ const (
 
 // Operations returns every operation the package can call, sorted.
 func Operations() []string {
-	ops := []string{
-		OpDescribeAutoScalingGroups, OpSetDesiredCapacity, OpTerminateInstanceInAutoScalingGroup,
-		OpSetInstanceProtection, OpDescribeInstanceRefreshes, OpDescribeScalingActivities,
-		OpPutLifecycleHook, OpDescribeLifecycleHooks, OpCompleteLifecycleAction,
-		OpRecordLifecycleActionHeartbeat, OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup,
-		OpRunInstances, OpDescribeInstances, OpTerminateInstances, OpCreateImage, OpDescribeImages,
-		OpCreateLaunchTemplate, OpCreateLaunchTemplateVersion, OpDescribeLaunchTemplates, OpDescribeSubnets,
-	}
+	ops := append(ScalingOperations(), BootstrapOperations()...)
 	sort.Strings(ops)
 	return ops
+}
+
+// ScalingOperations are the operations of cloud.Scaling's methods: what the
+// scaler and the lifecycle-hook watcher, inside the running coordinator, can
+// call. The coordinator's own role is checked against them.
+func ScalingOperations() []string {
+	return []string{
+		OpCompleteLifecycleAction, OpDescribeAutoScalingGroups, OpDescribeInstanceRefreshes,
+		OpDescribeLifecycleHooks, OpDescribeScalingActivities, OpPutLifecycleHook,
+		OpRecordLifecycleActionHeartbeat, OpSetDesiredCapacity, OpSetInstanceProtection,
+		OpTerminateInstanceInAutoScalingGroup,
+	}
+}
+
+// BootstrapOperations are the operations of cloud.Bootstrap's methods.
+func BootstrapOperations() []string {
+	return []string{
+		OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup,
+		OpCreateImage, OpCreateLaunchTemplate, OpCreateLaunchTemplateVersion, OpDescribeImages,
+		OpDescribeInstances, OpDescribeLaunchTemplates, OpDescribeSubnets, OpRunInstances, OpTerminateInstances,
+	}
+}
+
+// MethodOperations maps each method of cloud.Cloud to the one operation it
+// calls, so a caller that declares the methods it uses (an interface) can
+// name the IAM actions it needs. TestOperationsMatchCalls proves each entry.
+var MethodOperations = map[string]string{
+	"DescribeGroups":                 OpDescribeAutoScalingGroups,
+	"SetDesiredCapacity":             OpSetDesiredCapacity,
+	"TerminateInstance":              OpTerminateInstanceInAutoScalingGroup,
+	"SetInstanceProtection":          OpSetInstanceProtection,
+	"ActiveInstanceRefresh":          OpDescribeInstanceRefreshes,
+	"DescribeScalingActivities":      OpDescribeScalingActivities,
+	"PutLifecycleHook":               OpPutLifecycleHook,
+	"DescribeLifecycleHooks":         OpDescribeLifecycleHooks,
+	"CompleteLifecycleAction":        OpCompleteLifecycleAction,
+	"RecordLifecycleActionHeartbeat": OpRecordLifecycleActionHeartbeat,
+	"CreateGroup":                    OpCreateAutoScalingGroup,
+	"UpdateGroup":                    OpUpdateAutoScalingGroup,
+	"RunInstances":                   OpRunInstances,
+	"DescribeInstances":              OpDescribeInstances,
+	"TerminateInstances":             OpTerminateInstances,
+	"CreateImage":                    OpCreateImage,
+	"DescribeImages":                 OpDescribeImages,
+	"CreateLaunchTemplate":           OpCreateLaunchTemplate,
+	"CreateLaunchTemplateVersion":    OpCreateLaunchTemplateVersion,
+	"DescribeLaunchTemplates":        OpDescribeLaunchTemplates,
+	"DescribeSubnets":                OpDescribeSubnets,
 }
 
 // iamPrefix maps the SDK's service IDs to IAM's action prefixes.

@@ -21,8 +21,10 @@ resource "aws_instance" "coordinator" {
     ip           = local.ips[count.index]
     region       = var.region
     grpc_port    = var.grpc_port
+    agent_port   = var.agent_port
     raft_port    = var.raft_port
     http_port    = var.http_port
+    secrets_path = var.secrets_path
     # Node 0 forms the cluster; the others ask it (or any member) to join.
     cluster_flags = count.index == 0 ? "--bootstrap" : "--join ${join(",", [for ip in local.ips : "${ip}:${var.grpc_port}" if ip != local.ips[count.index]])}"
   })

@@ -43,6 +43,16 @@ variable "grpc_port" {
   type        = number
 }
 
+variable "agent_port" {
+  description = "Agent port (--agent-addr)."
+  type        = number
+}
+
+variable "secrets_path" {
+  description = "SSM path of the cluster's secrets, read at every start by shoal-coordinator-secrets."
+  type        = string
+}
+
 variable "raft_port" {
   description = "Raft port (--raft-addr)."
   type        = number

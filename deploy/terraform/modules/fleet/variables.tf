@@ -34,7 +34,7 @@ variable "instance_profile_name" {
 }
 
 variable "coordinators" {
-  description = "Coordinator gRPC addresses; propagated as the shoal:coordinators tag the agent reads from IMDS."
+  description = "Coordinator agent addresses (--agent-addr); propagated as the shoal:coordinators tag the agent reads from IMDS."
   type        = list(string)
 }
 

@@ -12,8 +12,9 @@ data "aws_iam_policy_document" "ec2_assume" {
   }
 }
 
-# The coordinator's only permissions: exactly the AWS operations Shoal's code
-# calls (deploy/check proves it against cloud/aws.Operations()).
+# The coordinator daemon's only permissions: exactly the AWS operations
+# `serve` calls (cli.ServeAWSOperations), plus reading this cluster's secrets
+# at boot (deploy/systemd/shoal-coordinator-secrets). deploy/check proves both.
 resource "aws_iam_role" "coordinator" {
   name               = "${var.name}-coordinator"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
@@ -23,18 +24,66 @@ resource "aws_iam_role_policy" "coordinator" {
   name = "${var.name}-coordinator"
   role = aws_iam_role.coordinator.id
   policy = templatefile("${path.module}/../../../iam/coordinator-policy.json.tftpl", {
-    partition      = data.aws_partition.current.partition
-    region         = data.aws_region.current.name
-    account_id     = data.aws_caller_identity.current.account_id
-    group_prefix   = var.group_prefix
-    alarm_prefix   = "${var.name}-"
-    agent_role_arn = aws_iam_role.agent.arn
+    partition       = data.aws_partition.current.partition
+    region          = data.aws_region.current.name
+    account_id      = data.aws_caller_identity.current.account_id
+    group_prefix    = var.group_prefix
+    alarm_prefix    = "${var.name}-"
+    secrets_path    = var.secrets_path
+    secrets_key_arn = aws_kms_key.secrets.arn
   })
 }
 
 resource "aws_iam_instance_profile" "coordinator" {
   name = "${var.name}-coordinator"
   role = aws_iam_role.coordinator.name
+}
+
+# `fleet bootstrap` runs as this role: baking images, making launch
+# templates and groups is never the daemon's business, so a compromised
+# coordinator cannot launch instances or pass roles. Exactly the operations
+# of cli.BootstrapAWSOperations, and what AWS checks inside them.
+data "aws_iam_policy_document" "operator_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type = "AWS"
+      # No list given: any identity of this account that its own IAM policy
+      # lets assume the role.
+      identifiers = length(var.operator_principals) > 0 ? var.operator_principals : ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_iam_role" "operator" {
+  name                 = "${var.name}-operator"
+  assume_role_policy   = data.aws_iam_policy_document.operator_assume.json
+  max_session_duration = 3600
+}
+
+resource "aws_iam_role_policy" "operator" {
+  name = "${var.name}-operator"
+  role = aws_iam_role.operator.id
+  policy = templatefile("${path.module}/../../../iam/operator-policy.json.tftpl", {
+    partition      = data.aws_partition.current.partition
+    region         = data.aws_region.current.name
+    account_id     = data.aws_caller_identity.current.account_id
+    group_prefix   = var.group_prefix
+    agent_role_arn = aws_iam_role.agent.arn
+  })
+}
+
+# The key of this cluster's SSM SecureString parameters (CA key, server
+# certificates and keys). Terraform never sees the secrets: an operator puts
+# them with `aws ssm put-parameter --key-id <alias>` (deploy/README.md).
+resource "aws_kms_key" "secrets" {
+  description         = "${var.name}: Shoal coordinator secrets in SSM"
+  enable_key_rotation = true
+}
+
+resource "aws_kms_alias" "secrets" {
+  name          = "alias/${var.name}-secrets"
+  target_key_id = aws_kms_key.secrets.key_id
 }
 
 # The agent needs no AWS permission at all: its identity, group and

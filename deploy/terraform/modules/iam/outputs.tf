@@ -12,3 +12,13 @@ output "coordinator_role_arn" {
   description = "Coordinator role ARN."
   value       = aws_iam_role.coordinator.arn
 }
+
+output "operator_role_arn" {
+  description = "Role `fleet bootstrap` runs as (AWS_PROFILE with role_arn, or aws sts assume-role)."
+  value       = aws_iam_role.operator.arn
+}
+
+output "secrets_key_alias" {
+  description = "KMS alias to encrypt the cluster's SSM secrets with."
+  value       = aws_kms_alias.secrets.name
+}

@@ -12,3 +12,13 @@ variable "create_service_linked_role" {
   description = "Create the Auto Scaling service-linked role (once per account)."
   type        = bool
 }
+
+variable "operator_principals" {
+  description = "IAM principals (ARNs) that may assume the operator role for `fleet bootstrap`; empty: any identity of this account allowed to by its own policy."
+  type        = list(string)
+}
+
+variable "secrets_path" {
+  description = "SSM parameter path of the cluster's secrets (no trailing slash); the coordinators may read only below it."
+  type        = string
+}

@@ -1,10 +1,12 @@
 # Three groups, wired by reference rather than by CIDR: coordinators admit
-# agents (fleet) and shoal-lb only on the gRPC port, and raft only from each
-# other; the fleet admits only shoal-lb on the application port.
+# agents (fleet) only on the agent port, shoal-lb, operators and each other on
+# the control (gRPC) port, and raft only from each other; the fleet admits
+# only shoal-lb on the application port. mTLS guards every port as well: this
+# is defence in depth, so a fleet instance cannot even reach the control API.
 
 resource "aws_security_group" "coordinators" {
   name        = "${var.name}-coordinators"
-  description = "Shoal coordinators: gRPC from agents, LBs and operators; raft between coordinators"
+  description = "Shoal coordinators: agent port from agents; gRPC from LBs, operators and peers; raft between coordinators"
   vpc_id      = var.vpc_id
 }
 
@@ -20,24 +22,24 @@ resource "aws_security_group" "lb" {
   vpc_id      = var.vpc_id
 }
 
-resource "aws_vpc_security_group_ingress_rule" "grpc_from_fleet" {
+resource "aws_vpc_security_group_ingress_rule" "agent_from_fleet" {
   security_group_id            = aws_security_group.coordinators.id
-  description                  = "agent streams"
+  description                  = "agent enrollment and streams"
   referenced_security_group_id = aws_security_group.fleet.id
   ip_protocol                  = "tcp"
-  from_port                    = var.grpc_port
-  to_port                      = var.grpc_port
+  from_port                    = var.agent_port
+  to_port                      = var.agent_port
 }
 
 # `fleet bootstrap` makes launch templates without security groups, so its
 # instances get the VPC's default group: give that group the fleet's paths.
-resource "aws_vpc_security_group_ingress_rule" "grpc_from_bootstrapped_fleet" {
+resource "aws_vpc_security_group_ingress_rule" "agent_from_bootstrapped_fleet" {
   security_group_id            = aws_security_group.coordinators.id
-  description                  = "agent streams from bootstrapped fleets"
+  description                  = "agent enrollment and streams from bootstrapped fleets"
   referenced_security_group_id = var.bootstrap_sg_id
   ip_protocol                  = "tcp"
-  from_port                    = var.grpc_port
-  to_port                      = var.grpc_port
+  from_port                    = var.agent_port
+  to_port                      = var.agent_port
 }
 
 resource "aws_vpc_security_group_ingress_rule" "app_from_lb_to_bootstrapped_fleet" {

@@ -14,7 +14,12 @@ variable "vpc_cidr" {
 }
 
 variable "grpc_port" {
-  description = "Coordinator gRPC port."
+  description = "Coordinator control (gRPC) port: operators, shoal-lb and peers only."
+  type        = number
+}
+
+variable "agent_port" {
+  description = "Coordinator agent port (--agent-addr): the only one the fleet reaches."
   type        = number
 }
 

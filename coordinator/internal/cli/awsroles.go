@@ -1,0 +1,43 @@
+package cli
+
+import (
+	"sort"
+
+	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
+	"github.com/shoal-dev/shoal/coordinator/internal/publish"
+)
+
+// Agent enrollment's AWS calls: the instance's group membership, and the
+// account of the coordinator's own credentials (the --iid-accounts default).
+const (
+	opDescribeAutoScalingInstances = "autoscaling:DescribeAutoScalingInstances"
+	opGetCallerIdentity            = "sts:GetCallerIdentity"
+)
+
+// ServeAWSOperations lists every AWS operation `serve` can make, as IAM names
+// it: the coordinator instance role (deploy/iam/coordinator-policy.json.tftpl)
+// grants exactly these, and deploy/check fails when the two differ. A change
+// that makes the daemon call something new adds it here.
+func ServeAWSOperations() []string {
+	ops := append(awscloud.ScalingOperations(), publish.Operations()...)
+	ops = append(ops, opDescribeAutoScalingInstances, opGetCallerIdentity)
+	sort.Strings(ops)
+	return ops
+}
+
+// BootstrapAWSOperations lists every AWS operation `fleet bootstrap` can
+// make: the operator role (deploy/iam/operator-policy.json.tftpl) grants
+// exactly these, plus what AWS checks inside them (ec2:RunInstances,
+// iam:PassRole and ec2:CreateTags for a group created from a launch
+// template). They are the operations of bootstrap.Cloud's methods.
+func BootstrapAWSOperations() []string {
+	ops := []string{
+		awscloud.OpDescribeSubnets, awscloud.OpDescribeInstances,
+		awscloud.OpDescribeImages, awscloud.OpCreateImage,
+		awscloud.OpDescribeLaunchTemplates, awscloud.OpCreateLaunchTemplate, awscloud.OpCreateLaunchTemplateVersion,
+		awscloud.OpDescribeAutoScalingGroups, awscloud.OpCreateAutoScalingGroup,
+		awscloud.OpDescribeLifecycleHooks, awscloud.OpPutLifecycleHook,
+	}
+	sort.Strings(ops)
+	return ops
+}
