@@ -308,6 +308,7 @@ func TestLocalcloudAWSCLILab(t *testing.T) {
 		{"ec2-autoscaling", "awsquery", ec2Lab},
 		{"cloudwatch-awsquery", "awsquery", cloudWatchLab},
 		{"cloudwatch-json", "json-1.0", cloudWatchLab},
+		{"sts", "awsquery", stsLab},
 	}
 	trap := startNetTrap(t)
 	for _, p := range parts {
@@ -318,6 +319,16 @@ func TestLocalcloudAWSCLILab(t *testing.T) {
 			t.Logf("client: %s", cli.name)
 			p.lab(t, cli, startCLICloud(t))
 		})
+	}
+}
+
+// stsLab: the caller's account is the one the local cloud puts in identity
+// documents (its default, 123456789012), as a coordinator's default
+// --iid-accounts learns it.
+func stsLab(t *testing.T, cli cliClient, lc *cliCloud) {
+	who := cli.aws(t, lc, "", "sts", "get-caller-identity")
+	if jq(who, "Account") != "123456789012" || jq(who, "Arn") != "arn:aws:iam::123456789012:user/localcloud" || jq(who, "UserId") == nil {
+		t.Fatalf("sts get-caller-identity: %v", who)
 	}
 }
 

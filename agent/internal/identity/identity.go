@@ -103,6 +103,20 @@ func Resolve(ctx context.Context, cfg Config) (Identity, error) {
 	if cfg.InstanceID != "" {
 		return Identity{InstanceID: cfg.InstanceID, Fleet: cfg.Fleet, Coordinators: cfg.Coordinators}, nil
 	}
+	var id Identity
+	err := withRetries(ctx, cfg, func(c *imds.Client) error {
+		var err error
+		id, err = fromIMDS(ctx, c, cfg)
+		return err
+	})
+	return id, err
+}
+
+// withRetries calls try with one IMDS client until it succeeds, fails with
+// ErrConfig or ErrNoEvidence (a missing tag or document will not appear by
+// retrying), the context ends,
+// or cfg.Attempts are used up, waiting with jittered backoff in between.
+func withRetries(ctx context.Context, cfg Config, try func(*imds.Client) error) error {
 	// Retries are ours (logged, bounded by Attempts), so the SDK's are off.
 	opts := imds.Options{Endpoint: cfg.Endpoint, Retryer: aws.NopRetryer{}}
 	if cfg.HTTPClient != nil {
@@ -112,14 +126,13 @@ func Resolve(ctx context.Context, cfg Config) (Identity, error) {
 	wait := cfg.Backoff
 	var last error
 	for attempt := 1; attempt <= cfg.Attempts; attempt++ {
-		id, err := fromIMDS(ctx, client, cfg)
+		err := try(client)
 		if err == nil {
-			return id, nil
+			return nil
 		}
 		last = err
-		// A missing tag will not appear by retrying.
-		if errors.Is(err, ErrConfig) {
-			return Identity{}, err
+		if errors.Is(err, ErrConfig) || errors.Is(err, ErrNoEvidence) {
+			return err
 		}
 		if attempt == cfg.Attempts {
 			break
@@ -128,12 +141,12 @@ func Resolve(ctx context.Context, cfg Config) (Identity, error) {
 		cfg.Logger.Warn("instance metadata unavailable; retrying", "attempt", attempt, "of", cfg.Attempts, "in", d, "err", err)
 		select {
 		case <-ctx.Done():
-			return Identity{}, fmt.Errorf("%w: gave up after %d attempts: %w (last error: %w)", ErrIMDS, attempt, ctx.Err(), err)
+			return fmt.Errorf("%w: gave up after %d attempts: %w (last error: %w)", ErrIMDS, attempt, ctx.Err(), err)
 		case <-time.After(d):
 		}
 		wait = min(2*wait, cfg.MaxBackoff)
 	}
-	return Identity{}, fmt.Errorf("%w: gave up after %d attempts: %w", ErrIMDS, cfg.Attempts, last)
+	return fmt.Errorf("%w: gave up after %d attempts: %w", ErrIMDS, cfg.Attempts, last)
 }
 
 func fromIMDS(ctx context.Context, c *imds.Client, cfg Config) (Identity, error) {

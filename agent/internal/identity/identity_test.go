@@ -18,7 +18,8 @@ import (
 type fakeIMDS struct {
 	mu       sync.Mutex
 	values   map[string]string
-	failures int // GETs answered 500 before it works
+	dynamic  map[string]string // under /latest/dynamic/
+	failures int               // GETs answered 500 before it works
 	gets     int
 	tokens   int
 }
@@ -49,6 +50,9 @@ func (f *fakeIMDS) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, ok := f.values[strings.TrimPrefix(r.URL.Path, "/latest/meta-data/")]
+	if rest, dyn := strings.CutPrefix(r.URL.Path, "/latest/dynamic/"); dyn {
+		v, ok = f.dynamic[rest]
+	}
 	if !ok {
 		http.NotFound(w, r)
 		return

@@ -122,6 +122,11 @@ type Instance struct {
 	proc *proc
 	imds *imdsServer
 	log  *os.File
+
+	// iidDoc and iidSig are the instance identity document and its
+	// signature, fixed at launch like EC2's.
+	iidDoc []byte
+	iidSig string
 }
 
 type pendingAction struct {
@@ -139,6 +144,7 @@ type Cloud struct {
 	clock Clock
 	log   *slog.Logger
 	spawn func(procSpec) (*proc, error)
+	iid   *iidSigner
 
 	mu         sync.Mutex
 	images     map[string]*Image
@@ -174,8 +180,12 @@ func NewCloud(cfg Config) (*Cloud, error) {
 	if clk == nil {
 		clk = NewOffsetClock()
 	}
+	iid, err := newIIDSigner(cfg.AccountID, time.Now())
+	if err != nil {
+		return nil, err
+	}
 	c := &Cloud{
-		cfg: cfg, clock: clk, log: cfg.Logger, spawn: defaultSpawner.start,
+		cfg: cfg, clock: clk, log: cfg.Logger, spawn: defaultSpawner.start, iid: iid,
 		images:    map[string]*Image{},
 		templates: map[string]*LaunchTemplate{},
 		instances: map[string]*Instance{},
@@ -196,6 +206,10 @@ func NewCloud(cfg Config) (*Cloud, error) {
 	}
 	return c, nil
 }
+
+// IIDCertificatePEM is the PEM certificate whose key signs every instance
+// identity document of this cloud (what --iid-cert-out writes).
+func (c *Cloud) IIDCertificatePEM() []byte { return append([]byte(nil), c.iid.certPEM...) }
 
 // Now is the cloud's clock.
 func (c *Cloud) Now() time.Time { return c.clock.Now() }
@@ -290,6 +304,14 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 	if inst.Group != "" {
 		inst.Lifecycle, inst.Health = "Pending", "Healthy"
 	}
+	inst.iidDoc = identityDocument(imdsView{
+		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType,
+		AZ: inst.AZ, IP: inst.IP, Region: c.cfg.Region, AccountID: c.cfg.AccountID, LaunchTime: inst.LaunchTime,
+	})
+	if inst.iidSig, err = c.iid.sign(inst.iidDoc); err != nil {
+		delete(c.ipUsed, ip)
+		return nil, apiErr(http.StatusInternalServerError, "InternalError", "sign instance identity document: %v", err)
+	}
 	id := inst.ID
 	inst.imds, err = startIMDS(ip, func() (imdsView, bool) { return c.imdsView(id) })
 	if err != nil {
@@ -347,6 +369,7 @@ func (c *Cloud) imdsView(id string) (imdsView, bool) {
 		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType,
 		AZ: inst.AZ, IP: inst.IP, Region: c.cfg.Region, AccountID: c.cfg.AccountID,
 		UserData: ud, LaunchTime: inst.LaunchTime, Tags: tags,
+		IID: inst.iidDoc, IIDSignature: inst.iidSig,
 	}, true
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -42,13 +44,21 @@ type Config struct {
 	Shell string
 	// Region is the only region served.
 	Region string
-	// AccountID is the owner of every resource.
+	// AccountID is the owner of every resource, the accountId of every
+	// instance identity document and the Account STS GetCallerIdentity
+	// answers.
 	AccountID string
+	// IIDCertOut, when set, receives the PEM certificate of the key that
+	// signs instance identity documents (mode 0644), written before the
+	// server listens. A coordinator's --iid-trust takes this file.
+	IIDCertOut string
 	// Clock overrides the time source; nil uses an OffsetClock that the
 	// /_localcloud/clock hook can move.
 	Clock  Clock
 	Logger *slog.Logger
 }
+
+var accountIDRE = regexp.MustCompile(`^[0-9]{12}$`)
 
 // DefaultConfig is the configuration the serve command starts from.
 func DefaultConfig() Config {
@@ -82,8 +92,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: launch-retry (%s) must be > 0", ErrConfig, c.LaunchRetry)
 	case c.Shell == "":
 		return fmt.Errorf("%w: shell is required: it runs every instance's UserData", ErrConfig)
-	case c.AccountID == "":
-		return fmt.Errorf("%w: account id is required", ErrConfig)
+	case !accountIDRE.MatchString(c.AccountID):
+		return fmt.Errorf("%w: account id (%q) must be 12 digits, as AWS account ids are", ErrConfig, c.AccountID)
+	case c.IIDCertOut != "" && (strings.HasSuffix(c.IIDCertOut, "/") || filepath.Base(c.IIDCertOut) == "."):
+		return fmt.Errorf("%w: iid-cert-out (%q) must name a file, not a directory", ErrConfig, c.IIDCertOut)
 	case c.Logger == nil:
 		return fmt.Errorf("%w: logger is required", ErrConfig)
 	case c.Region != "us-east-1":

@@ -1,9 +1,11 @@
 // Package localcloud is shoal-localcloud: an AWS-compatible emulator that
 // speaks the real wire protocols AWS clients send for Auto Scaling
-// (awsQuery), EC2 (ec2query) and CloudWatch (Smithy RPC v2 CBOR from
-// aws-sdk-go-v2, JSON 1.0 from botocore, awsQuery from older clients), and
-// turns EC2 instances into local process groups with their own loopback
-// address and IMDSv2 endpoint. CloudWatch has one implementation per
+// (awsQuery), EC2 (ec2query), CloudWatch (Smithy RPC v2 CBOR from
+// aws-sdk-go-v2, JSON 1.0 from botocore, awsQuery from older clients) and
+// STS GetCallerIdentity (awsQuery), and turns EC2 instances into local
+// process groups with their own loopback address and IMDSv2 endpoint. Each
+// instance's identity document is signed as EC2 signs it (iid.go), with an
+// RSA key made at start whose certificate --iid-cert-out writes. CloudWatch has one implementation per
 // operation (cwapi.go); each protocol only decodes into and encodes from
 // its Go structs (cwcodec.go, cwcbor.go, cwjson.go, cwquery.go). Scaling
 // policies (policies.go) keep only the API and the alarms target tracking

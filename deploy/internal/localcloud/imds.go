@@ -32,6 +32,10 @@ type imdsView struct {
 	InstanceID, ImageID, InstanceType, AZ, IP, Region, AccountID, UserData string
 	LaunchTime                                                             time.Time
 	Tags                                                                   map[string]string
+	// IID and IIDSignature are served as they are: the signature covers
+	// exactly these bytes.
+	IID          []byte
+	IIDSignature string
 }
 
 func startIMDS(ip string, view func() (imdsView, bool)) (*imdsServer, error) {
@@ -164,19 +168,14 @@ func imdsLookup(v imdsView, path string) (string, bool) {
 		}
 		return v.UserData, true
 	case path == "/latest/dynamic/instance-identity/document":
-		doc, _ := json.MarshalIndent(map[string]any{
-			"accountId":        v.AccountID,
-			"architecture":     "x86_64",
-			"availabilityZone": v.AZ,
-			"imageId":          v.ImageID,
-			"instanceId":       v.InstanceID,
-			"instanceType":     v.InstanceType,
-			"pendingTime":      v.LaunchTime.UTC().Format(time.RFC3339),
-			"privateIp":        v.IP,
-			"region":           v.Region,
-			"version":          "2017-09-30",
-		}, "", "  ")
-		return string(doc), true
+		return string(v.IID), v.IID != nil
+	case path == "/latest/dynamic/instance-identity/signature":
+		return v.IIDSignature, v.IIDSignature != ""
+	case path == "/latest/dynamic/instance-identity":
+		// No pkcs7 (DSA/SHA-1) and no rsa2048: only what Shoal verifies.
+		return "document\nsignature", true
+	case path == "/latest/dynamic":
+		return "instance-identity/", true
 	}
 	return "", false
 }

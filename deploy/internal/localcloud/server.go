@@ -59,6 +59,12 @@ func (s *Server) Cloud() *Cloud { return s.cloud }
 
 // Start listens on cfg.Addr (use port 0 in tests) and runs the cloud.
 func (s *Server) Start() error {
+	if out := s.cloud.cfg.IIDCertOut; out != "" {
+		if err := writeFileAtomic(out, s.cloud.iid.certPEM, 0o644); err != nil {
+			return fmt.Errorf("iid-cert-out: %w", err)
+		}
+		s.cloud.log.Info("instance identity certificate written", "file", out)
+	}
 	ln, err := net.Listen("tcp", s.cloud.cfg.Addr)
 	if err != nil {
 		return err
@@ -149,13 +155,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	scope, authOK := checkAuth(r)
 	service := scope
 	switch {
-	case service == "autoscaling" || service == "ec2" || service == "monitoring":
+	case service == "autoscaling" || service == "ec2" || service == "monitoring" || service == "sts":
 	case form.Get("Version") == autoscalingVersion:
 		service = "autoscaling"
 	case form.Get("Version") == ec2Version:
 		service = "ec2"
 	case form.Get("Version") == cloudwatchVersion:
 		service = "monitoring"
+	case form.Get("Version") == stsVersion:
+		service = "sts"
 	}
 	action := form.Get("Action")
 	switch service {
@@ -181,8 +189,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.serveCloudWatchQuery(w, r, form)
+	case "sts":
+		if !authOK {
+			writeSTSError(w, &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})
+			return
+		}
+		s.serveSTS(w, r, action)
 	default:
-		writeQueryError(w, "", &APIError{Status: http.StatusBadRequest, Code: "InvalidAction", Message: fmt.Sprintf("Could not determine the service (SigV4 scope %q, Version %q): send a SigV4 credential scope of autoscaling, ec2 or monitoring, an X-Amz-Target, or a known Version (%s, %s, %s)", scope, form.Get("Version"), autoscalingVersion, ec2Version, cloudwatchVersion)})
+		writeQueryError(w, "", &APIError{Status: http.StatusBadRequest, Code: "InvalidAction", Message: fmt.Sprintf("Could not determine the service (SigV4 scope %q, Version %q): send a SigV4 credential scope of autoscaling, ec2, monitoring or sts, an X-Amz-Target, or a known Version (%s, %s, %s, %s)", scope, form.Get("Version"), autoscalingVersion, ec2Version, cloudwatchVersion, stsVersion)})
 	}
 }
 

@@ -3,6 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +20,8 @@ func TestServeRejectsBadConfig(t *testing.T) {
 	}{
 		{"alarm interval above 10s", []string{"serve", "--addr", "127.0.0.1:0", "--alarm-interval", "1m"}, "alarm-interval"},
 		{"non-loopback instance prefix", []string{"serve", "--addr", "127.0.0.1:0", "--instance-ip-prefix", "10.1.2"}, "instance-ip-prefix"},
+		{"iid-cert-out is a directory", []string{"serve", "--addr", "127.0.0.1:0", "--iid-cert-out", "/tmp/"}, "iid-cert-out"},
+		{"iid-cert-out in a missing directory", []string{"serve", "--addr", "127.0.0.1:0", "--iid-cert-out", "/nonexistent-shoal/iid.pem"}, "iid-cert-out"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, "log-level"},
 		{"unknown flag", []string{"serve", "--region", "eu-west-1"}, "unknown flag"},
 		{"positional argument", []string{"serve", "extra"}, "unknown command"},
@@ -50,5 +56,40 @@ func TestServeStopsWhenContextEnds(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return within 10s of its context ending")
+	}
+}
+
+// TestServeWritesIIDCert: --iid-cert-out holds the certificate once serve
+// has announced itself, so a script can start the coordinator right after.
+func TestServeWritesIIDCert(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "localcloud-iid.pem")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stdout, errb bytes.Buffer
+	done := make(chan int, 1)
+	go func() {
+		done <- Main(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--log-level", "error", "--iid-cert-out", out}, &stdout, &errb, func(string) string { return "" })
+	}()
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 || !strings.Contains(stdout.String(), "listening on") {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout.String(), errb.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not return within 10s of its context ending")
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		t.Fatalf("%s is not a PEM certificate: %q", out, b)
+	}
+	if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(out); st.Mode().Perm() != 0o644 {
+		t.Fatalf("mode %v, want 0644", st.Mode().Perm())
 	}
 }

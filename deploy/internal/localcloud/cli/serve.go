@@ -49,6 +49,7 @@ func newServeCmd() *cobra.Command {
 	f.DurationVar(&cfg.LaunchRetry, "launch-retry", cfg.LaunchRetry, "wait after a failed group launch before retrying")
 	f.StringVar(&cfg.InstanceIPPrefix, "instance-ip-prefix", cfg.InstanceIPPrefix, "loopback /24 (three octets) instance addresses come from")
 	f.StringVar(&cfg.InstanceLogDir, "instance-log-dir", cfg.InstanceLogDir, "write each instance's output to <dir>/<instance-id>.log")
+	f.StringVar(&cfg.IIDCertOut, "iid-cert-out", cfg.IIDCertOut, "write the PEM certificate that verifies instance identity signatures here (a coordinator's --iid-trust file)")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
