@@ -91,7 +91,7 @@ func (n *node) running() bool { return n.proc != nil && !n.proc.Exited() }
 // nothing on the command line.
 func (c *cluster) start(n *node) {
 	c.t.Helper()
-	args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft, "--rpc-addr", n.rpc, "--http-addr", n.http}
+	args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft, "--rpc-addr", n.rpc, "--http-addr", n.http, "--insecure"}
 	if n.join == "" {
 		args = append(args, "--bootstrap")
 	} else {

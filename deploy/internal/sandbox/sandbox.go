@@ -241,7 +241,7 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 			}
 		}
 		n.args = []string{"serve", "--node-id", n.ID, "--data-dir", n.DataDir,
-			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr,
+			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr, "--insecure",
 			"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms", "--raft-leader-lease-timeout", "200ms",
 			"--drain-timeout", o.DrainTimeout.String(), "--agent-grace", o.AgentGrace.String(),
 			"--eval-interval", o.EvalInterval.String(), "--publish-interval", o.PublishInterval.String(),
