@@ -90,7 +90,7 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 		return err
 	}
 	args := append([]string{"serve", "--listen", listen, "--admin-addr", admin,
-		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--fleet", fleet,
+		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--insecure", "--fleet", fleet,
 		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, extra...)
 	p, err := s.Spawn("lb", "shoal-lb", args, nil)
 	if err != nil {
