@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -19,7 +20,8 @@ import (
 func NewCommand() *cobra.Command {
 	cfg := DefaultConfig()
 	var tracePath, policyPath, output, svgPath string
-	compare := []string{PolicyAWS, PolicyHPA}
+	compare := append([]string(nil), DefaultCompare...)
+	price := DefaultPricePerHour
 	cmd := &cobra.Command{
 		Use:   "simulate --trace FILE.csv --policy FILE.json",
 		Short: "Replay a load trace through Shoal's decisions and score them against AWS target tracking and the HPA",
@@ -40,7 +42,10 @@ point is to see what the policy would do.`,
 			if output != "table" && output != "json" {
 				return fmt.Errorf("-o: want table or json, got %q", output)
 			}
-			res, err := runFiles(tracePath, policyPath, cfg, compare)
+			if !(price >= 0) || math.IsInf(price, 0) {
+				return fmt.Errorf("--price-per-hour: must be a finite number >= 0 (got %v)", price)
+			}
+			res, err := runFiles(tracePath, policyPath, cfg, compare, price)
 			if err != nil {
 				return err
 			}
@@ -73,13 +78,19 @@ point is to see what the policy would do.`,
 	fl.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time a scale-in victim stays billed after it stops taking requests")
 	fl.Float64Var(&cfg.CapacityPerInstance, "capacity-per-instance", cfg.CapacityPerInstance, "requests/s one instance serves at 100 % utilisation")
 	fl.Float64Var(&cfg.TargetUtilization, "target-utilization", 0, "utilisation (0..1] that demand in instances is measured at; 0 takes it from the policy's first target")
-	fl.StringSliceVar(&compare, "compare", compare, "comparison policies: aws-target-tracking, hpa (empty for none)")
+	fl.StringSliceVar(&compare, "compare", compare, "comparison policies: aws-target-tracking, aws-target-tracking-hires (10 s period; :30 or :60 for others), hpa (empty for none)")
+	fl.Float64Var(&price, "price-per-hour", price, "USD per instance-hour for cost_usd; the default is AWS's on-demand Linux price for m7i.large in us-east-1, $0.1008/h (aws.amazon.com/ec2/pricing/on-demand, as listed in January 2025)")
 	fl.StringVarP(&output, "output", "o", "table", "table or json")
 	fl.StringVar(&svgPath, "svg", "", "also draw demand and supply over time into this SVG file")
 	return cmd
 }
 
-func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Result, error) {
+// DefaultPricePerHour is AWS's on-demand Linux price for an m7i.large in
+// us-east-1 as its on-demand pricing page listed it in January 2025
+// (https://aws.amazon.com/ec2/pricing/on-demand/): $0.1008 an hour.
+const DefaultPricePerHour = 0.1008
+
+func runFiles(tracePath, policyPath string, cfg Config, compare []string, price float64) (*Result, error) {
 	tf, err := os.Open(tracePath)
 	if err != nil {
 		return nil, fmt.Errorf("--trace: %w", err)
@@ -103,7 +114,7 @@ func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Resu
 			cmp = append(cmp, c)
 		}
 	}
-	res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Compare: cmp})
+	res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Compare: cmp, PricePerHour: price})
 	if errors.Is(err, ErrBadTrace) {
 		return nil, fmt.Errorf("--trace %s: %w", tracePath, err)
 	}
@@ -116,10 +127,10 @@ func runFiles(tracePath, policyPath string, cfg Config, compare []string) (*Resu
 // WriteTable prints one row per policy.
 func WriteTable(w io.Writer, scores []Score) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "POLICY\tACCURACY_U\tACCURACY_O\tTIMESHARE_U\tTIMESHARE_O\tJITTER\tINSTANCE_HOURS\tSLO_BREACH_S\t")
+	fmt.Fprintln(tw, "POLICY\tACCURACY_U\tACCURACY_O\tTIMESHARE_U\tTIMESHARE_O\tJITTER\tINSTANCE_HOURS\tCOST_USD\tSLO_BREACH_S\t")
 	for _, s := range scores {
-		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%d\t\n",
-			s.Policy, s.AccuracyU, s.AccuracyO, s.TimeshareU, s.TimeshareO, s.Jitter, s.InstanceHours, s.SLOBreachS)
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%.2f\t%.2f\t%d\t\n",
+			s.Policy, s.AccuracyU, s.AccuracyO, s.TimeshareU, s.TimeshareO, s.Jitter, s.InstanceHours, s.CostUSD, s.SLOBreachS)
 	}
 	return tw.Flush()
 }

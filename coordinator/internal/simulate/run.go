@@ -90,8 +90,30 @@ type Autoscaler interface {
 type Setup struct {
 	Fleet  *shoalv1.Fleet
 	Config Config
-	// Compare names the comparison policies: aws-target-tracking, hpa.
+	// Compare names the comparison policies: aws-target-tracking,
+	// aws-target-tracking-hires[:10|:30|:60], hpa.
 	Compare []string
+	// PricePerHour is what one instance costs per hour, for Score.CostUSD;
+	// zero leaves the cost at zero.
+	PricePerHour float64
+}
+
+// comparison returns the named comparison policy.
+func comparison(name string, target float64) (Autoscaler, error) {
+	switch name {
+	case PolicyAWS:
+		return NewAWSTargetTracking(target), nil
+	case PolicyHPA:
+		return NewHPA(target), nil
+	}
+	period, ok, err := parseHires(name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: compare: unknown policy %q (want %s, %s[:10|:30|:60] or %s)", ErrBadConfig, name, PolicyAWS, PolicyAWSHires, PolicyHPA)
+	}
+	return NewAWSTargetTrackingHires(target, period)
 }
 
 // Target is the comparison target: the metric the policies track and its
@@ -160,14 +182,11 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	}
 	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet))}
 	for _, name := range s.Compare {
-		switch name {
-		case PolicyAWS:
-			scalers = append(scalers, NewAWSTargetTracking(target.Value))
-		case PolicyHPA:
-			scalers = append(scalers, NewHPA(target.Value))
-		default:
-			return nil, fmt.Errorf("%w: compare: unknown policy %q (want %s or %s)", ErrBadConfig, name, PolicyAWS, PolicyHPA)
+		sc, err := comparison(name, target.Value)
+		if err != nil {
+			return nil, err
 		}
+		scalers = append(scalers, sc)
 	}
 
 	demand := tr.Seconds()
@@ -185,7 +204,9 @@ func Run(tr Trace, s Setup) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", sc.Name(), err)
 		}
 		res.Runs = append(res.Runs, ser)
-		res.Scores = append(res.Scores, Scorecard(sc.Name(), demand, res.DemandInstances, ser.Supply, ser.Billed, s.Config.CapacityPerInstance))
+		score := Scorecard(sc.Name(), demand, res.DemandInstances, ser.Supply, ser.Billed, s.Config.CapacityPerInstance)
+		score.CostUSD = score.InstanceHours * s.PricePerHour
+		res.Scores = append(res.Scores, score)
 	}
 	return res, nil
 }

@@ -9,10 +9,14 @@ import (
 
 // Policy names as they appear in the scorecard and in --compare.
 const (
-	PolicyShoal = "shoal"
-	PolicyAWS   = "aws-target-tracking"
-	PolicyHPA   = "hpa"
+	PolicyShoal    = "shoal"
+	PolicyAWS      = "aws-target-tracking"
+	PolicyAWSHires = "aws-target-tracking-hires"
+	PolicyHPA      = "hpa"
 )
+
+// DefaultCompare is the comparison set when --compare is not given.
+var DefaultCompare = []string{PolicyAWS, PolicyAWSHires, PolicyHPA}
 
 // epoch anchors the simulated clock; any fixed instant would do.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
