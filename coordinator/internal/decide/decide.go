@@ -43,12 +43,29 @@ type Input struct {
 	// load balancers). A metric found here is used as is instead of the
 	// per-instance values.
 	Aggregates map[string]float64
+	// LaunchDelay is how long a launched instance takes to serve: measured
+	// per group by the caller, or the simulator's --launch-delay. Zero
+	// takes the policy's warmup.
+	LaunchDelay time.Duration
+	// Sustain (0..MaxSustain) is the share of the launch delay a rise must
+	// last before it is bought in full (see sustained). Zero turns the
+	// rule off: every recommendation counts at once, as before it existed.
+	// It belongs in the policy; until the proto carries it, the caller
+	// passes it here.
+	Sustain float64
 }
 
+// MaxSustain bounds Input.Sustain: waiting twice the launch delay before
+// buying is already slower than any sensible policy.
+const MaxSustain = 2
+
 // Recommendation is one raw recommendation, before stabilisation and limits.
+// Sustained is the level the recommendations had held over the sustain
+// horizon at that time (equal to Desired when the rule is off).
 type Recommendation struct {
-	At      time.Time
-	Desired int32
+	At        time.Time
+	Desired   int32
+	Sustained int32
 }
 
 // Event is one capacity change Decide asked for.
@@ -100,6 +117,12 @@ func Decide(in Input, st State) (Decision, State, error) {
 	if in.Current < 0 {
 		return Decision{}, st, fmt.Errorf("%w: current: must be >= 0 (got %d)", ErrInvalidInput, in.Current)
 	}
+	if !(in.Sustain >= 0 && in.Sustain <= MaxSustain) {
+		return Decision{}, st, fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrInvalidInput, MaxSustain, in.Sustain)
+	}
+	if in.LaunchDelay < 0 {
+		return Decision{}, st, fmt.Errorf("%w: launch delay: must be >= 0 (got %v)", ErrInvalidInput, in.LaunchDelay)
+	}
 	d := Decision{Current: in.Current, Inputs: map[string]float64{
 		"current": float64(in.Current), "min": float64(in.Min), "max": float64(in.Max),
 	}}
@@ -110,7 +133,7 @@ func Decide(in Input, st State) (Decision, State, error) {
 		return d, st.record(in.Now, in.Current, d.Desired), nil
 	}
 
-	warmup := time.Duration(p.WarmupMs) * time.Millisecond
+	warmup := Warmup(p)
 	var ready []Instance
 	for _, inst := range in.Instances {
 		if !inst.InService.IsZero() && !in.Now.Before(inst.InService.Add(warmup)) {
@@ -140,13 +163,20 @@ func Decide(in Input, st State) (Decision, State, error) {
 	if !ok {
 		d.Desired = clamp(in.Current, in.Min, in.Max)
 		d.Reason = finish(&d, why)
-		return d, st.prune(in.Now, p).record(in.Now, in.Current, d.Desired), nil
+		return d, st.prune(in.Now, p, horizon(in)).record(in.Now, in.Current, d.Desired), nil
 	}
 	d.Inputs["recommendation"] = float64(raw)
-	st = st.prune(in.Now, p)
+	h := horizon(in)
+	st = st.prune(in.Now, p, h)
 
-	desired, stabLine := stabilise(in.Now, in.Current, raw, p, st.Recommendations)
-	st.Recommendations = append(st.Recommendations, Recommendation{At: in.Now, Desired: raw})
+	sus := sustained(in.Now, in.Current, raw, h, st.Recommendations)
+	sus.delay, sus.share = launchDelay(in), in.Sustain
+	if h > 0 {
+		d.Inputs["sustained"] = float64(sus.level)
+		d.Inputs["sustain.horizon_s"] = h.Seconds()
+	}
+	desired, stabLine := stabilise(in.Now, in.Current, raw, sus, p, st.Recommendations)
+	st.Recommendations = append(st.Recommendations, Recommendation{At: in.Now, Desired: raw, Sustained: sus.level})
 	if stabLine != "" {
 		d.Details = append(d.Details, stabLine)
 		why += "; " + stabLine
@@ -395,8 +425,7 @@ func bound(b *float64, inf string) string {
 }
 
 func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
-	up = time.Duration(p.ScaleOutWindowMs) * time.Millisecond
-	down = time.Duration(p.ScaleInWindowMs) * time.Millisecond
+	up, down = Windows(p)
 	if down == 0 {
 		down = DefaultScaleInWindow
 	}
@@ -405,18 +434,27 @@ func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
 
 // stabilise follows the HPA's stabilizeRecommendationWithBehaviors: scale
 // out to at most the lowest recommendation in the scale-out window, scale in
-// to at least the highest recommendation in the scale-in window.
-func stabilise(now time.Time, current, raw int32, p *shoalv1.ScalingPolicy, recs []Recommendation) (int32, string) {
+// to at least the highest recommendation in the scale-in window. With a
+// sustain horizon, scale-out also stops at the sustained level, and the
+// scale-in window keeps the highest sustained level rather than the highest
+// single recommendation, so one noisy second neither buys nor holds an
+// instance.
+func stabilise(now time.Time, current, raw int32, sus sustain, p *shoalv1.ScalingPolicy, recs []Recommendation) (int32, string) {
 	upW, downW := windows(p)
-	up, down := raw, raw
+	upRaw, down := raw, sus.level
 	for _, r := range recs {
-		if r.At.After(now.Add(-upW)) && r.Desired < up {
-			up = r.Desired
+		if r.At.After(now.Add(-upW)) && r.Desired < upRaw {
+			upRaw = r.Desired
 		}
-		if r.At.After(now.Add(-downW)) && r.Desired > down {
-			down = r.Desired
+		held := r.Desired
+		if sus.horizon > 0 {
+			held = r.Sustained
+		}
+		if r.At.After(now.Add(-downW)) && held > down {
+			down = held
 		}
 	}
+	up := min(upRaw, sus.level)
 	out := current
 	if out < up {
 		out = up
@@ -425,8 +463,12 @@ func stabilise(now time.Time, current, raw int32, p *shoalv1.ScalingPolicy, recs
 		out = down
 	}
 	switch {
+	case raw > current && out < raw && sus.level < upRaw:
+		return out, sus.explain(current)
 	case raw > current && out < raw:
 		return out, fmt.Sprintf("scale-out window %v: lowest recommendation is %d", upW, up)
+	case raw < current && out > raw && sus.horizon > 0:
+		return out, fmt.Sprintf("scale-in window %v: highest sustained recommendation is %d", downW, down)
 	case raw < current && out > raw:
 		return out, fmt.Sprintf("scale-in window %v: highest recommendation is %d", downW, down)
 	}
@@ -440,7 +482,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 	switch {
 	case desired > current && active(p.ScaleOutLimit):
 		l := p.ScaleOutLimit
-		period := time.Duration(l.PeriodMs) * time.Millisecond
+		period := Period(l)
 		var added int32
 		for _, e := range events {
 			if e.To > e.From && e.At.After(now.Add(-period)) {
@@ -465,7 +507,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 		}
 	case desired < current && active(p.ScaleInLimit):
 		l := p.ScaleInLimit
-		period := time.Duration(l.PeriodMs) * time.Millisecond
+		period := Period(l)
 		var removed int32
 		for _, e := range events {
 			if e.To < e.From && e.At.After(now.Add(-period)) {
@@ -489,7 +531,7 @@ func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, 
 }
 
 func active(l *shoalv1.RateLimit) bool {
-	return l != nil && l.PeriodMs > 0 && (l.MaxInstances > 0 || l.MaxPercent > 0)
+	return l != nil && Period(l) > 0 && (l.MaxInstances > 0 || l.MaxPercent > 0)
 }
 
 func describe(l *shoalv1.RateLimit) string {
@@ -500,15 +542,15 @@ func describe(l *shoalv1.RateLimit) string {
 	if l.MaxPercent > 0 {
 		parts = append(parts, fmt.Sprintf("%.4g%%", l.MaxPercent))
 	}
-	return strings.Join(parts, " or ") + " per " + (time.Duration(l.PeriodMs) * time.Millisecond).String()
+	return strings.Join(parts, " or ") + " per " + Period(l).String()
 }
 
 // prune drops history too old to matter to this policy. It copies what it
 // keeps (with room for this tick's entry) so the caller's State is never
 // shared with the one Decide returns.
-func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy) State {
+func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy, horizon time.Duration) State {
 	up, down := windows(p)
-	cut := now.Add(-max(up, down))
+	cut := now.Add(-max(up, down, horizon))
 	n := 0
 	for _, r := range s.Recommendations {
 		if r.At.After(cut) {
@@ -524,7 +566,7 @@ func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy) State {
 	var longest time.Duration
 	for _, l := range []*shoalv1.RateLimit{p.ScaleOutLimit, p.ScaleInLimit} {
 		if l != nil {
-			longest = max(longest, time.Duration(l.PeriodMs)*time.Millisecond)
+			longest = max(longest, Period(l))
 		}
 	}
 	var evs []Event
@@ -549,7 +591,7 @@ func (s State) record(at time.Time, from, to int32) State {
 // runs in full after a leader change instead of an empty history allowing
 // an immediate scale-in.
 func Seed(now time.Time, current int32) State {
-	return State{Recommendations: []Recommendation{{At: now, Desired: current}}}
+	return State{Recommendations: []Recommendation{{At: now, Desired: current, Sustained: current}}}
 }
 
 // Record notes a capacity change made outside Decide (a manual scale), so

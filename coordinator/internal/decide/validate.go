@@ -98,9 +98,10 @@ func (v *validator) policy(p *shoalv1.ScalingPolicy) {
 		v.metric(f+".metric", s.Metric, seen)
 		v.steps(f+".steps", s.Steps)
 	}
-	v.duration("policy.warmup", p.WarmupMs)
-	v.duration("policy.scale_out_window", p.ScaleOutWindowMs)
-	v.duration("policy.scale_in_window", p.ScaleInWindowMs)
+	outW, inW := Windows(p)
+	v.duration("policy.warmup", Warmup(p))
+	v.duration("policy.scale_out_window", outW)
+	v.duration("policy.scale_in_window", inW)
 	v.limit("policy.scale_out_limit", p.ScaleOutLimit)
 	v.limit("policy.scale_in_limit", p.ScaleInLimit)
 }
@@ -212,9 +213,9 @@ func (v *validator) adjustment(f string, st *shoalv1.Step) {
 	}
 }
 
-func (v *validator) duration(field string, ms int64) {
-	if ms < 0 {
-		v.add(field, "must be >= 0 (got %v)", time.Duration(ms)*time.Millisecond)
+func (v *validator) duration(field string, d time.Duration) {
+	if d < 0 {
+		v.add(field, "must be >= 0 (got %v)", d)
 	}
 }
 
@@ -228,8 +229,8 @@ func (v *validator) limit(field string, r *shoalv1.RateLimit) {
 	if math.IsNaN(r.MaxPercent) || math.IsInf(r.MaxPercent, 0) || r.MaxPercent < 0 {
 		v.add(field+".max_percent", "must be a finite number >= 0 (got %v)", r.MaxPercent)
 	}
-	v.duration(field+".period", r.PeriodMs)
-	if (r.MaxInstances > 0 || r.MaxPercent > 0) && r.PeriodMs <= 0 {
+	v.duration(field+".period", Period(r))
+	if (r.MaxInstances > 0 || r.MaxPercent > 0) && Period(r) <= 0 {
 		v.add(field+".period", "must be > 0 when max_instances or max_percent is set")
 	}
 }

@@ -77,6 +77,7 @@ point is to see what the policy would do.`,
 	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
 	fl.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time a scale-in victim stays billed after it stops taking requests")
 	fl.Float64Var(&cfg.CapacityPerInstance, "capacity-per-instance", cfg.CapacityPerInstance, "requests/s one instance serves at 100 % utilisation")
+	fl.Float64Var(&cfg.Sustain, "sustain", cfg.Sustain, "share of the launch delay a rise must last before Shoal buys it in full (0 = at once; a policy knob the proto does not carry yet)")
 	fl.Float64Var(&cfg.TargetUtilization, "target-utilization", 0, "utilisation (0..1] that demand in instances is measured at; 0 takes it from the policy's first target")
 	fl.StringSliceVar(&compare, "compare", compare, "comparison policies: aws-target-tracking, aws-target-tracking-hires (10 s period; :30 or :60 for others), hpa (empty for none)")
 	fl.Float64Var(&price, "price-per-hour", price, "USD per instance-hour for cost_usd; the default is AWS's on-demand Linux price for m7i.large in us-east-1, $0.1008/h (aws.amazon.com/ec2/pricing/on-demand, as listed in January 2025)")

@@ -27,6 +27,10 @@ type Config struct {
 	// scorecard and sets the comparison policies' target. Zero takes it
 	// from the policy's first target-tracking entry.
 	TargetUtilization float64
+	// Sustain is decide's sustain share of the launch delay (--sustain):
+	// a policy knob the proto does not carry yet, so the simulator takes
+	// it here and passes it with LaunchDelay to every Shoal decision.
+	Sustain float64
 }
 
 // DefaultConfig is the model the issue describes.
@@ -49,6 +53,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: warmup: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Warmup)
 	case c.Drain < 0 || c.Drain > MaxDelay:
 		return fmt.Errorf("%w: drain: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Drain)
+	case !(c.Sustain >= 0 && c.Sustain <= decide.MaxSustain):
+		return fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrBadConfig, decide.MaxSustain, c.Sustain)
 	case c.TargetUtilization < 0 || c.TargetUtilization > 1 || math.IsNaN(c.TargetUtilization):
 		return fmt.Errorf("%w: target-utilization: must be in (0, 1], or 0 to take it from the policy (got %v)", ErrBadConfig, c.TargetUtilization)
 	}
@@ -180,7 +186,7 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet))}
+	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet), s.Config)}
 	for _, name := range s.Compare {
 		sc, err := comparison(name, target.Value)
 		if err != nil {
