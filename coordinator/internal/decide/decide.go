@@ -75,7 +75,8 @@ type Event struct {
 }
 
 // State is the history Decide needs: recent raw recommendations (for the
-// stabilisation windows) and recent scaling events (for the rate limits).
+// stabilisation windows) and recent scaling events (for the rate limits),
+// each oldest first.
 // The caller keeps it and passes back the State each Decide returns; it holds
 // only entries young enough to matter.
 type State struct {
@@ -441,16 +442,17 @@ func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
 // instance.
 func stabilise(now time.Time, current, raw int32, sus sustain, p *shoalv1.ScalingPolicy, recs []Recommendation) (int32, string) {
 	upW, downW := windows(p)
+	upCut, downCut := now.Add(-upW), now.Add(-downW)
 	upRaw, down := raw, sus.level
 	for _, r := range recs {
-		if r.At.After(now.Add(-upW)) && r.Desired < upRaw {
+		if r.Desired < upRaw && r.At.After(upCut) {
 			upRaw = r.Desired
 		}
 		held := r.Desired
 		if sus.horizon > 0 {
 			held = r.Sustained
 		}
-		if r.At.After(now.Add(-downW)) && held > down {
+		if held > down && r.At.After(downCut) {
 			down = held
 		}
 	}
@@ -551,18 +553,17 @@ func describe(l *shoalv1.RateLimit) string {
 func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy, horizon time.Duration) State {
 	up, down := windows(p)
 	cut := now.Add(-max(up, down, horizon))
-	n := 0
-	for _, r := range s.Recommendations {
+	// Recommendations are oldest first: keep the tail after cut.
+	first := len(s.Recommendations)
+	for i, r := range s.Recommendations {
 		if r.At.After(cut) {
-			n++
+			first = i
+			break
 		}
 	}
-	recs := make([]Recommendation, 0, n+1)
-	for _, r := range s.Recommendations {
-		if r.At.After(cut) {
-			recs = append(recs, r)
-		}
-	}
+	kept := s.Recommendations[first:]
+	recs := make([]Recommendation, len(kept), len(kept)+1)
+	copy(recs, kept)
 	var longest time.Duration
 	for _, l := range []*shoalv1.RateLimit{p.ScaleOutLimit, p.ScaleInLimit} {
 		if l != nil {
@@ -570,8 +571,9 @@ func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy, horizon time.Durat
 		}
 	}
 	var evs []Event
+	evCut := now.Add(-longest)
 	for _, e := range s.Events {
-		if e.At.After(now.Add(-longest)) {
+		if e.At.After(evCut) {
 			evs = append(evs, e)
 		}
 	}

@@ -59,8 +59,9 @@ func sustained(now time.Time, current, raw int32, h time.Duration, recs []Recomm
 	if h <= 0 {
 		return s
 	}
+	cut := now.Add(-h)
 	for _, r := range recs {
-		if r.At.After(now.Add(-h)) && r.Desired < s.level {
+		if r.Desired < s.level && r.At.After(cut) {
 			s.level = r.Desired
 		}
 	}

@@ -19,7 +19,9 @@ import (
 // the comparison policies, and print the scorecard.
 func NewCommand() *cobra.Command {
 	cfg := DefaultConfig()
-	var tracePath, policyPath, output, svgPath string
+	var traces []string
+	var policyPath, output, svgPath string
+	var tune tuneFlags
 	compare := append([]string(nil), DefaultCompare...)
 	price := DefaultPricePerHour
 	cmd := &cobra.Command{
@@ -33,7 +35,7 @@ prints it (min, max, desired and policy); "paused" is ignored, since the
 point is to see what the policy would do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if tracePath == "" {
+			if len(traces) == 0 {
 				return fmt.Errorf("--trace: required")
 			}
 			if policyPath == "" {
@@ -45,7 +47,16 @@ point is to see what the policy would do.`,
 			if !(price >= 0) || math.IsInf(price, 0) {
 				return fmt.Errorf("--price-per-hour: must be a finite number >= 0 (got %v)", price)
 			}
-			res, err := runFiles(tracePath, policyPath, cfg, compare, price)
+			if tune.on {
+				return runTune(cmd.OutOrStdout(), traces, policyPath, cfg, tune)
+			}
+			if len(traces) != 1 {
+				return fmt.Errorf("--trace: give one trace (several only with --tune), got %d", len(traces))
+			}
+			if tune.maxU != 0 || tune.writePolicy != "" {
+				return fmt.Errorf("--max-timeshare-u and --write-policy: only with --tune")
+			}
+			res, err := runFiles(traces[0], policyPath, cfg, compare, price)
 			if err != nil {
 				return err
 			}
@@ -71,7 +82,7 @@ point is to see what the policy would do.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&tracePath, "trace", "", "CSV trace with header time,demand (seconds up to 31 days, requests/s up to 1e9)")
+	fl.StringSliceVar(&traces, "trace", nil, "CSV trace with header time,demand (seconds up to 31 days, requests/s up to 1e9); with --tune, one or more")
 	fl.StringVar(&policyPath, "policy", "", "fleet JSON as `fleet get NAME -o json` prints it")
 	fl.DurationVar(&cfg.LaunchDelay, "launch-delay", cfg.LaunchDelay, "time from launch to in service")
 	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
@@ -83,6 +94,7 @@ point is to see what the policy would do.`,
 	fl.Float64Var(&price, "price-per-hour", price, "USD per instance-hour for cost_usd; the default is AWS's on-demand Linux price for m7i.large in us-east-1, $0.1008/h (aws.amazon.com/ec2/pricing/on-demand, as listed in January 2025)")
 	fl.StringVarP(&output, "output", "o", "table", "table or json")
 	fl.StringVar(&svgPath, "svg", "", "also draw demand and supply over time into this SVG file")
+	tune.bind(fl)
 	return cmd
 }
 

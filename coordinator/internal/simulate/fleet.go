@@ -64,6 +64,17 @@ func (f *fleet) serving(now int64) []*member {
 	return out
 }
 
+// servingCount is len(serving(now)) without the slice.
+func (f *fleet) servingCount(now int64) int {
+	n := 0
+	for _, m := range f.members {
+		if !m.draining && now >= m.inService {
+			n++
+		}
+	}
+	return n
+}
+
 // billed counts every instance that costs money: pending, serving, draining.
 func (f *fleet) billed() int { return len(f.members) }
 

@@ -102,6 +102,12 @@ type Setup struct {
 	// PricePerHour is what one instance costs per hour, for Score.CostUSD;
 	// zero leaves the cost at zero.
 	PricePerHour float64
+	// Tick is how often, in seconds, the policy decides; zero or one is
+	// every second, as the scaler does. The fleet and the scorecard still
+	// move second by second. The tuner decides less often on a coarse
+	// trace, whose demand cannot change between rows; the comparison
+	// models keep their own cadences and so run only at Tick 1.
+	Tick int64
 }
 
 // comparison returns the named comparison policy.
@@ -186,6 +192,9 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.Tick < 0 || s.Tick > 3600 || (s.Tick > 1 && len(s.Compare) > 0) {
+		return nil, fmt.Errorf("%w: tick: must be in [0, 3600] s, and at most 1 s with comparison policies (got %d)", ErrBadConfig, s.Tick)
+	}
 	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet), s.Config)}
 	for _, name := range s.Compare {
 		sc, err := comparison(name, target.Value)
@@ -222,19 +231,26 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 	ser := Series{Policy: sc.Name(), Supply: make([]int32, len(demand)), Billed: make([]int32, len(demand))}
 	names := metricNames(s.Fleet.Policy)
 	warm := secs(s.Config.Warmup)
+	tick := max(s.Tick, 1)
 	obs := &Observation{Min: s.Fleet.Min, Max: s.Fleet.Max}
 	for i, d := range demand {
 		now := start + int64(i)
 		f.advance(now)
-		serving := f.serving(now)
-		ser.Supply[i] = int32(len(serving))
+		serving := f.servingCount(now)
+		ser.Supply[i] = int32(serving)
 		ser.Billed[i] = int32(f.billed())
+		if int64(i)%tick != 0 {
+			continue
+		}
 
 		obs.Now = now - start
 		obs.Desired = f.desired()
 		obs.Serving = obs.Serving[:0]
 		obs.Reporting = 0
-		for _, m := range serving {
+		for _, m := range f.members {
+			if m.draining || now < m.inService {
+				continue
+			}
 			rep := now >= m.inService+warm
 			if rep {
 				obs.Reporting++
@@ -243,8 +259,8 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 		}
 		util := math.Inf(1)
 		rps := math.Inf(1)
-		if len(serving) > 0 {
-			rps = d / float64(len(serving))
+		if serving > 0 {
+			rps = d / float64(serving)
 			util = rps / s.Config.CapacityPerInstance * 100
 		}
 		// A fresh map each second: decide may keep references in its
