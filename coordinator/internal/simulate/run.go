@@ -235,13 +235,13 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 	obs := &Observation{Min: s.Fleet.Min, Max: s.Fleet.Max}
 	for i, d := range demand {
 		now := start + int64(i)
+		if int64(i)%tick != 0 {
+			continue // filled by fillBetween
+		}
 		f.advance(now)
 		serving := f.servingCount(now)
 		ser.Supply[i] = int32(serving)
 		ser.Billed[i] = int32(f.billed())
-		if int64(i)%tick != 0 {
-			continue
-		}
 
 		obs.Now = now - start
 		obs.Desired = f.desired()
@@ -284,6 +284,10 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 		}
 		if want != obs.Desired {
 			f.setDesired(want, now)
+		}
+		if tick > 1 {
+			end := min(i+int(tick), len(demand))
+			f.fillBetween(now, ser.Supply[i+1:end], ser.Billed[i+1:end])
 		}
 	}
 	return ser, nil

@@ -94,4 +94,3 @@ func runTune(w io.Writer, tracePaths []string, policyPath string, cfg Config, t 
 	fmt.Fprintf(w, "wrote %s\n", t.writePolicy)
 	return nil
 }
-
