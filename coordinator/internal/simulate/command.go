@@ -16,12 +16,18 @@ import (
 )
 
 // NewCommand returns `simulate`: replay a trace through Shoal's engine and
-// the comparison policies, and print the scorecard.
-func NewCommand() *cobra.Command {
+// the comparison policies, and print the scorecard. It has no
+// --from-cloudwatch source; NewCommandWith gives it one.
+func NewCommand() *cobra.Command { return NewCommandWith(nil) }
+
+// NewCommandWith is NewCommand with a fleet history source for
+// --from-cloudwatch.
+func NewCommandWith(history History) *cobra.Command {
 	cfg := DefaultConfig()
 	var traces []string
 	var policyPath, output, svgPath string
 	var tune tuneFlags
+	var fromCW, since, writeTrace string
 	compare := append([]string(nil), DefaultCompare...)
 	price := DefaultPricePerHour
 	cmd := &cobra.Command{
@@ -35,6 +41,9 @@ prints it (min, max, desired and policy); "paused" is ignored, since the
 point is to see what the policy would do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if fromCW != "" || writeTrace != "" {
+				return fetchHistory(cmd, history, fromCW, since, writeTrace, cfg.CapacityPerInstance)
+			}
 			if len(traces) == 0 {
 				return fmt.Errorf("--trace: required")
 			}
@@ -95,6 +104,9 @@ point is to see what the policy would do.`,
 	fl.StringVarP(&output, "output", "o", "table", "table or json")
 	fl.StringVar(&svgPath, "svg", "", "also draw demand and supply over time into this SVG file")
 	tune.bind(fl)
+	fl.StringVar(&fromCW, "from-cloudwatch", "", "build a trace from this fleet's CloudWatch history (policy metric × reporting instances) instead of simulating; needs --write-trace")
+	fl.StringVar(&since, "since", "14d", "with --from-cloudwatch: how far back (1 s resolution for the last 3 h, 1 min before; at most 15d)")
+	fl.StringVar(&writeTrace, "write-trace", "", "with --from-cloudwatch: write the trace CSV here")
 	return cmd
 }
 
