@@ -17,12 +17,15 @@ import (
 )
 
 // Candidate is one policy the tuner tried and how it scored: TimeshareU is
-// the mean over the traces, InstanceHours and SLOBreachS the sums.
+// the mean over the traces, InstanceHours and SLOBreachS the sums, and
+// CostRatio the mean over the traces of its instance-hours over the given
+// policy's, so a long trace does not outweigh a short one.
 type Candidate struct {
 	Policy        *shoalv1.ScalingPolicy
 	Sustain       float64
 	TimeshareU    float64
 	InstanceHours float64
+	CostRatio     float64
 	SLOBreachS    int64
 }
 
@@ -118,6 +121,15 @@ func Tune(traces []Trace, fleet *shoalv1.Fleet, cfg Config, workers int) ([]Cand
 		}
 		cfg.TargetUtilization = base.Utilization
 	}
+	// The given policy, as it is, is the cost yardstick.
+	base := make([]float64, len(traces))
+	for i, tr := range traces {
+		res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Tick: traceTick(tr)})
+		if err != nil {
+			return nil, err
+		}
+		base[i] = res.Scores[0].InstanceHours
+	}
 	type job struct{ c, t int }
 	jobs := make(chan job)
 	scores := make([][]Score, len(cands))
@@ -158,9 +170,12 @@ func Tune(traces []Trace, fleet *shoalv1.Fleet, cfg Config, workers int) ([]Cand
 		}
 	}
 	for i := range cands {
-		for _, s := range scores[i] {
+		for t, s := range scores[i] {
 			cands[i].TimeshareU += s.TimeshareU / float64(len(traces))
 			cands[i].InstanceHours += s.InstanceHours
+			if base[t] > 0 {
+				cands[i].CostRatio += s.InstanceHours / base[t] / float64(len(traces))
+			}
 			cands[i].SLOBreachS += s.SLOBreachS
 		}
 	}
@@ -168,12 +183,12 @@ func Tune(traces []Trace, fleet *shoalv1.Fleet, cfg Config, workers int) ([]Cand
 }
 
 // Pareto returns the candidates no other beats on both under-provisioning
-// and instance-hours, cheapest first.
+// and cost (CostRatio), cheapest first.
 func Pareto(cands []Candidate) []Candidate {
 	sorted := append([]Candidate(nil), cands...)
 	sort.SliceStable(sorted, func(i, j int) bool {
-		if sorted[i].InstanceHours != sorted[j].InstanceHours {
-			return sorted[i].InstanceHours < sorted[j].InstanceHours
+		if sorted[i].CostRatio != sorted[j].CostRatio {
+			return sorted[i].CostRatio < sorted[j].CostRatio
 		}
 		return sorted[i].TimeshareU < sorted[j].TimeshareU
 	})
@@ -206,11 +221,11 @@ func Cheapest(front []Candidate, maxU float64) (Candidate, error) {
 // WriteFront prints the Pareto front, one candidate a row.
 func WriteFront(w io.Writer, front []Candidate) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TARGET\tTOLERANCE\tSCALE_IN_WINDOW\tWARMUP\tSUSTAIN\tTIMESHARE_U\tINSTANCE_HOURS\tSLO_BREACH_S\t")
+	fmt.Fprintln(tw, "TARGET\tTOLERANCE\tSCALE_IN_WINDOW\tWARMUP\tSUSTAIN\tTIMESHARE_U\tCOST_RATIO\tINSTANCE_HOURS\tSLO_BREACH_S\t")
 	for _, c := range front {
 		tt := c.Policy.TargetTracking[0]
 		_, in := decide.Windows(c.Policy)
-		fmt.Fprintf(tw, "%s %.4g\t%.2f\t%v\t%v\t%.2f\t%.3f\t%.2f\t%d\t\n", tt.Metric, tt.Target, tt.Tolerance, in, decide.Warmup(c.Policy), c.Sustain, c.TimeshareU, c.InstanceHours, c.SLOBreachS)
+		fmt.Fprintf(tw, "%s %.4g\t%.2f\t%v\t%v\t%.3g\t%.3f\t%.3f\t%.2f\t%d\t\n", tt.Metric, tt.Target, tt.Tolerance, in, decide.Warmup(c.Policy), c.Sustain, c.TimeshareU, c.CostRatio, c.InstanceHours, c.SLOBreachS)
 	}
 	return tw.Flush()
 }

@@ -64,11 +64,11 @@ func TestTraceTick(t *testing.T) {
 
 func TestParetoAndCheapest(t *testing.T) {
 	cs := []Candidate{
-		{TimeshareU: 0.3, InstanceHours: 5},
-		{TimeshareU: 0.1, InstanceHours: 9},
-		{TimeshareU: 0.2, InstanceHours: 9.5}, // dominated by the 9-hour one
-		{TimeshareU: 0.05, InstanceHours: 12},
-		{TimeshareU: 0.4, InstanceHours: 6}, // dominated by the 5-hour one
+		{TimeshareU: 0.3, InstanceHours: 5, CostRatio: 0.5},
+		{TimeshareU: 0.1, InstanceHours: 9, CostRatio: 0.9},
+		{TimeshareU: 0.2, InstanceHours: 9.5, CostRatio: 0.95}, // dominated by the 9-hour one
+		{TimeshareU: 0.05, InstanceHours: 12, CostRatio: 1.2},
+		{TimeshareU: 0.4, InstanceHours: 6, CostRatio: 0.6}, // dominated by the 5-hour one
 	}
 	front := Pareto(cs)
 	var hours []float64

@@ -66,7 +66,7 @@ func runTune(w io.Writer, tracePaths []string, policyPath string, cfg Config, t 
 		return err
 	}
 	front := Pareto(cands)
-	fmt.Fprintf(w, "Pareto front of %d candidates on %d trace(s): timeshare_u is the mean over the traces, instance-hours and SLO breach the sums\n", len(cands), len(trs))
+	fmt.Fprintf(w, "Pareto front of %d candidates on %d trace(s): timeshare_u and cost_ratio (instance-hours over the given policy's) are means over the traces, instance-hours and SLO breach sums\n", len(cands), len(trs))
 	if err := WriteFront(w, front); err != nil {
 		return err
 	}
