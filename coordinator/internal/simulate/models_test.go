@@ -276,3 +276,25 @@ func TestAWSTargetTrackingHires(t *testing.T) {
 		}
 	}
 }
+
+func TestParseHires(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		period  int
+		ok, err bool
+	}{
+		{"aws-target-tracking-hires", 10, true, false},
+		{"aws-target-tracking-hires:10", 10, true, false},
+		{"aws-target-tracking-hires:30", 30, true, false},
+		{"aws-target-tracking-hires:60", 60, true, false},
+		{"aws-target-tracking-hires:20", 0, true, true},
+		{"aws-target-tracking-hires:", 0, true, true},
+		{"aws-target-tracking-hiresx", 0, false, false},
+		{"aws-target-tracking", 0, false, false},
+	} {
+		p, ok, err := parseHires(c.in)
+		if p != c.period || ok != c.ok || (err != nil) != c.err {
+			t.Errorf("parseHires(%q) = %d, %v, %v; want %d, %v, error %v", c.in, p, ok, err, c.period, c.ok, c.err)
+		}
+	}
+}
