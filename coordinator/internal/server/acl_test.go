@@ -25,7 +25,7 @@ import (
 // stamp is what a node saw of a call: the method and the caller stamp a
 // forwarding follower put on it.
 type stamp struct {
-	node, method, caller, token, policy, forwarded string
+	node, method, caller, token, policy, forwarded, auth string
 }
 
 type stampLog struct {
@@ -43,7 +43,7 @@ func (l *stampLog) options(node string) []grpc.ServerOption {
 	return []grpc.ServerOption{grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 		md, _ := metadata.FromIncomingContext(ctx)
 		l.mu.Lock()
-		l.all = append(l.all, stamp{node, info.FullMethod, first(md, authz.CallerKey), first(md, authz.TokenNameKey), first(md, authz.TokenPolicyKey), first(md, "x-shoal-forwarded")})
+		l.all = append(l.all, stamp{node, info.FullMethod, first(md, authz.CallerKey), first(md, authz.TokenNameKey), first(md, authz.TokenPolicyKey), first(md, "x-shoal-forwarded"), first(md, "authorization")})
 		l.mu.Unlock()
 		return h(ctx, req)
 	})}
@@ -274,7 +274,7 @@ func TestForwardStampsCaller(t *testing.T) {
 		wantCode(t, err, codes.NotFound, "ghost")
 		for _, m := range []string{"ListFleets", "ListTokens", "RemovePeer"} {
 			got, ok := e.seen.find(ln, m)
-			want := stamp{ln, got.method, alice.Identity.String(), "ops-alice", "operate", "1"}
+			want := stamp{ln, got.method, alice.Identity.String(), "ops-alice", "operate", "1", ""}
 			if !ok || got != want {
 				t.Errorf("leader saw %s as %+v (found %v), want %+v", m, got, ok, want)
 			}
