@@ -119,29 +119,47 @@ func (e *env) diagnose(err error) error {
 	msg := status.Convert(err).Message()
 	switch {
 	case e.caCert == "":
-		if speaksTLS(e.address, min(e.timeout, 3*time.Second)) {
+		if isTLS, _ := probeTLS(e.address, probeTimeout(e.timeout)); isTLS {
 			return &transportError{fmt.Sprintf("the coordinator at %s speaks TLS: set %s (and %s/%s, %s)", e.address, EnvCACert, EnvClientCert, EnvClientKey, EnvToken), err}
 		}
 	case strings.Contains(msg, "first record does not look like a TLS handshake"):
 		return &transportError{fmt.Sprintf("the coordinator at %s speaks plaintext (an --insecure cluster): unset %s and --ca-cert", e.address, EnvCACert), err}
-	case strings.Contains(msg, "certificate required") && e.clientCert == "":
+	case e.clientCert == "" && (strings.Contains(msg, "certificate required") || wantsClientCert(e.address, probeTimeout(e.timeout))):
 		return &transportError{fmt.Sprintf("the coordinator at %s requires a client certificate; %s is not set (set %s and %s, or --client-cert and --client-key)", e.address, EnvClientCert, EnvClientCert, EnvClientKey), err}
 	}
 	return nil
 }
 
-// speaksTLS reports whether a TLS handshake with addr gets as far as the
-// server's certificate. It verifies nothing: it only tells a TLS listener
-// from a plaintext one, to explain an error, and sends no credential.
-func speaksTLS(addr string, timeout time.Duration) bool {
+// probeTLS shakes hands with addr only to explain a failed call: it
+// verifies nothing and presents no certificate, and sends no credential.
+// isTLS reports whether the handshake got as far as the server's
+// certificate; wantsCert whether the server then refused the connection for
+// want of a client certificate (TLS 1.3's "certificate required" alert).
+func probeTLS(addr string, timeout time.Duration) (isTLS, wantsCert bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var d net.Dialer
 	raw, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer raw.Close()
 	conn := tls.Client(raw, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2"}})
-	return conn.HandshakeContext(ctx) == nil
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return false, strings.Contains(err.Error(), "certificate required")
+	}
+	// TLS 1.3 finishes the client's handshake before the server has seen
+	// the client's certificate; its verdict comes with the first read.
+	deadline, _ := ctx.Deadline()
+	_ = conn.SetReadDeadline(deadline)
+	_, err = conn.Read(make([]byte, 1))
+	return true, err != nil && strings.Contains(err.Error(), "certificate required")
 }
+
+func wantsClientCert(addr string, timeout time.Duration) bool {
+	_, wants := probeTLS(addr, timeout)
+	return wants
+}
+
+// probeTimeout bounds a diagnosis: a few seconds, and never past --timeout.
+func probeTimeout(timeout time.Duration) time.Duration { return min(timeout, 3*time.Second) }
