@@ -23,7 +23,7 @@ func startAgent(t *testing.T, c *cluster, id string) {
 		addrs = append(addrs, n.rpc)
 	}
 	testkit.Start(t, bin, []string{"--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
-		"--interval", "250ms", "--log-level", "warn"}, testkit.Options{Name: id})
+		"--interval", "250ms", "--insecure", "--log-level", "warn"}, testkit.Options{Name: id})
 }
 
 // freshInstances returns the in-service instances the leader n sees

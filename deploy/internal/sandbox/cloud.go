@@ -90,7 +90,7 @@ func (s *Sandbox) GoldenUserData(capacity int) string {
 		"B=" + b + "; IP=$LOCALCLOUD_PRIVATE_IP",
 		fmt.Sprintf("$B/shoal-demoapp --listen $IP:%d --capacity %d --log-level warn &", GoldenAppPort, capacity),
 		"DEMO=$!",
-		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --log-level warn", GoldenAppPort, GoldenAppPort),
+		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --insecure --log-level warn", GoldenAppPort, GoldenAppPort),
 		"wait",
 		"",
 	}, "\n")
