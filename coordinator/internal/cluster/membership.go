@@ -46,7 +46,7 @@ func (n *Node) askJoin(ctx context.Context, addr string) error {
 		return err
 	}
 	_, err = c.JoinCluster(ctx, &clusterv1.JoinClusterRequest{
-		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise,
+		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise, AgentAddr: n.cfg.AgentAdvertise,
 	})
 	return err
 }
@@ -104,7 +104,7 @@ func (n *Node) Join(ctx context.Context, req *clusterv1.JoinClusterRequest) (str
 		}
 		n.log.Info("added voter", "id", id, "raft_addr", addr)
 	}
-	m := fsm.Member{ID: req.NodeId, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr}
+	m := fsm.Member{ID: req.NodeId, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr, AgentAddr: req.AgentAddr}
 	if n.fsm.Members()[req.NodeId] != m {
 		r, _, err := n.applyLocal(fsm.SetMember(m).Encode())
 		if err != nil {
