@@ -103,9 +103,39 @@ func TestRunSpreadsStreamsAndReconnects(t *testing.T) {
 	const agents = 8
 	cfg := DefaultConfig()
 	cfg.Coordinators, cfg.Fleet, cfg.Agents, cfg.Interval = addrs, "web", agents, 100*time.Millisecond
-	cfg.Duration, cfg.Ramp, cfg.Backoff = 1500*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	// The run ends as soon as the fakes have seen what the test checks, and
+	// at the latest after Duration, so a slow machine only makes it longer.
+	cfg.Duration, cfg.Ramp, cfg.Backoff = 30*time.Second, 50*time.Millisecond, 50*time.Millisecond
 	cfg.StreamsPerConn, cfg.DialOptions = 2, []grpc.DialOption{dialer}
-	sum, err := Run(context.Background(), cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		seen := func() bool {
+			batches := 0
+			for _, f := range nodes {
+				f.mu.Lock()
+				n, b := len(f.hellos), len(f.batches)
+				f.mu.Unlock()
+				if n < agents/2 {
+					return false
+				}
+				batches += b
+			}
+			a := nodes["a:1"]
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return batches == agents && a.hellos["i-lg00000"] >= 2 && a.batches["i-lg00000"] >= 2
+		}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			if ctx.Err() != nil || seen() {
+				cancel()
+				return
+			}
+		}
+	}()
+	sum, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
