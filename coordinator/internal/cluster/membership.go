@@ -129,12 +129,20 @@ func (n *Node) RemovePeer(id string) error {
 	if err := cf.Error(); err != nil {
 		return err
 	}
-	found := false
+	found, voters, isVoter := false, 0, false
 	for _, s := range cf.Configuration().Servers {
-		found = found || string(s.ID) == id
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == id {
+			found, isVoter = true, s.Suffrage == raft.Voter
+		}
 	}
 	if !found {
 		return fmt.Errorf("id (%q): %w", id, ErrUnknownPeer)
+	}
+	if isVoter && voters == 1 {
+		return fmt.Errorf("%w: id (%q): the cluster's only voter; removing it would leave no cluster", ErrInvalidRequest, id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove server %s: %w", id, err)
