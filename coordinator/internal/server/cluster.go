@@ -26,7 +26,7 @@ type clusterService struct {
 // server may join only as the node its certificate names, so it can replace
 // its own entry (restarted with a new address) and never anyone else's.
 func (c *clusterService) JoinCluster(ctx context.Context, req *clusterv1.JoinClusterRequest) (*clusterv1.JoinClusterResponse, error) {
-	if err := joinsAsItself(ctx, req.GetNodeId()); err != nil {
+	if err := joinsAsItself(ctx, req.GetNodeId(), c.isMember); err != nil {
 		return nil, err
 	}
 	id, err := c.node.Join(ctx, req)
@@ -36,19 +36,41 @@ func (c *clusterService) JoinCluster(ctx context.Context, req *clusterv1.JoinClu
 	return &clusterv1.JoinClusterResponse{LeaderId: id}, nil
 }
 
+// isMember reports whether id is a server of the raft configuration.
+func (c *clusterService) isMember(id string) bool {
+	peers, err := c.node.Peers()
+	if err != nil {
+		return false
+	}
+	for _, p := range peers {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // joinsAsItself refuses a join whose node id is not the caller's own. A
 // follower passing a join on to the leader presents its own certificate,
-// so the leader trusts a forwarded join as the follower checked it.
-func joinsAsItself(ctx context.Context, nodeID string) error {
+// so the leader trusts a forwarded join as the follower checked it, but
+// only from a member: the forwarded mark is the caller's word, and a server
+// certificate for a node outside the cluster must not use it to join as
+// another node, or over a member's entry.
+func joinsAsItself(ctx context.Context, nodeID string, member func(string) bool) error {
 	id, ok, err := tlsconf.PeerIdentity(ctx)
 	switch {
 	case err != nil:
 		return status.Error(codes.Unauthenticated, err.Error())
 	case !ok: // --insecure: no identities to compare
 		return nil
-	case cluster.IsForwarded(ctx):
+	case id.Role != tlsconf.RoleServer:
+		return status.Error(codes.PermissionDenied, fmt.Sprintf("%s may not join: only a server certificate joins", id))
+	case cluster.IsForwarded(ctx) && id.Name != nodeID:
+		if !member(id.Name) {
+			return status.Error(codes.PermissionDenied, fmt.Sprintf("%s passes on a join for node %q but is not a member of the cluster; a server joins only as the node its certificate names", id, nodeID))
+		}
 		return nil
-	case id.Role != tlsconf.RoleServer || id.Name != nodeID:
+	case id.Name != nodeID:
 		return status.Error(codes.PermissionDenied, fmt.Sprintf("%s may not join as node %q: a server joins only as the node its certificate names", id, nodeID))
 	}
 	return nil
