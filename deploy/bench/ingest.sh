@@ -129,10 +129,31 @@ coords=$(IFS=,; echo "${rpc[*]}")
 echo "ingest capacity, $mode: 3-node loopback cluster, leader $leader; agents at 1 Hz, 10 metrics each, spread over all nodes"
 echo "(median p99 of $RUNS runs per N; $(nproc) CPUs shared with the load generator; ${WARMUP} s warm-up, ${WINDOW} s measured per row; load $(cut -d' ' -f1 /proc/loadavg))"
 
+# find_leader sets leader and li (its index) from node 1's view.
+find_leader() {
+	local st
+	for _ in $(seq 1 100); do
+		if st=$(ctl status -o json --address "${rpc[0]}" 2>/dev/null); then
+			leader=$(sed -n 's/.*"leader_id": *"\([^"]*\)".*/\1/p' <<<"$st" | head -1)
+			if [ -n "$leader" ]; then
+				li=$((${leader#n} - 1))
+				return 0
+			fi
+		fi
+		sleep 0.2
+	done
+	echo "ingest.sh: no leader within 20 s" >&2
+	exit 1
+}
+
 # run_one N R: one run of N agents; appends "p99key|row|verdict|note" to
-# $tmp/rows$N, where p99key sorts the runs (+Inf and NaN last).
+# $tmp/rows$N, where p99key sorts the runs (+Inf and NaN last). The
+# figures are the leader's; a run in which leadership moved (a loaded
+# machine can miss a heartbeat) is run again, once.
 run_one() {
-	local n=$1 r=$2
+	local n=$1 r=$2 attempt=${3:-1} before
+	find_leader
+	before=$leader
 	# Each run reuses the earlier runs' instance ids and adds new ones.
 	setsid "$BIN/shoal-loadgen" --coordinator "$coords" --fleet "$FLEET" --agents "$n" "${lgsec[@]}" \
 		--interval 1s --metrics 10 --ramp 5s --warmup "${WARMUP}s" --measure "${WINDOW}s" --duration "$((WARMUP + WINDOW + 2))s" \
@@ -144,6 +165,16 @@ run_one() {
 	sleep "$WINDOW"
 	"$STAT" snap -pid "${pid[li]}" -url "http://${http[li]}/metrics" >"$tmp/b$n.$r.json"
 	wait "$lg" || { echo "ingest.sh: loadgen failed:" >&2; tail -n 5 "$tmp/lg$n.$r.err" >&2; exit 1; }
+	find_leader
+	if [ "$leader" != "$before" ]; then
+		if [ "$attempt" = 1 ]; then
+			echo "        (N=$n run $r: leadership moved from $before to $leader; running it again)" >&2
+			run_one "$n" "$r" 2
+			return
+		fi
+		echo "        (N=$n run $r: leadership moved again, from $before to $leader; figures are $before's)" >&2
+		li=$((${before#n} - 1))
+	fi
 	local samples backlog p50 p99 cpu rss hwm
 	read -r samples backlog p50 p99 cpu rss hwm < <("$STAT" diff "$tmp/a$n.$r.json" "$tmp/b$n.$r.json")
 	local sum upmin kept verdict=ok note= key=999999
