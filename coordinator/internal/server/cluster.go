@@ -79,6 +79,9 @@ func joinsAsItself(ctx context.Context, nodeID string, member func(string) bool)
 // ApplyCommand is a follower's write forwarded to this node; it is applied
 // only if this node leads.
 func (c *clusterService) ApplyCommand(ctx context.Context, req *clusterv1.ApplyCommandRequest) (*clusterv1.ApplyCommandResponse, error) {
+	if err := c.fromMember(ctx, "ApplyCommand"); err != nil {
+		return nil, err
+	}
 	r, idx, err := c.node.ApplyLocal(req.Command)
 	if err != nil {
 		return nil, toStatus(err)
@@ -91,5 +94,27 @@ func (c *clusterService) ForwardAgents(st clusterv1.ClusterService_ForwardAgents
 	if c.forward == nil {
 		return status.Error(codes.Unimplemented, "this node does not take forwarded agents")
 	}
+	if err := c.fromMember(st.Context(), "ForwardAgents"); err != nil {
+		return err
+	}
 	return c.forward(st)
+}
+
+// fromMember refuses a server certificate that names no member of the raft
+// configuration: a certificate the CA issued for a node that never joined,
+// or one that was removed, must not write to the log or speak for agents.
+// Without TLS (--insecure) there is no identity to check.
+func (c *clusterService) fromMember(ctx context.Context, call string) error {
+	id, ok, err := tlsconf.PeerIdentity(ctx)
+	switch {
+	case err != nil:
+		return status.Error(codes.Unauthenticated, err.Error())
+	case !ok:
+		return nil
+	case id.Role != tlsconf.RoleServer:
+		return status.Error(codes.PermissionDenied, fmt.Sprintf("%s may not call %s: servers only", id, call))
+	case !c.isMember(id.Name):
+		return status.Error(codes.PermissionDenied, fmt.Sprintf("%s may not call %s: node %q is not a member of the cluster", id, call, id.Name))
+	}
+	return nil
 }
