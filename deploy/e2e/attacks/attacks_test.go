@@ -396,16 +396,32 @@ func (c *cluster) idFlooding(t *testing.T, leader *node, before snapshot) {
 	counted(t, m0, metrics(t, leader), map[string]float64{ingestRefused("wrong_identity"): n, ingestRefused("bad_identity"): 2})
 	c.unchanged(t, before)
 
-	// A server's forwarding stream may introduce ids (a follower passes on
-	// its agents), but no more than --max-new-instances-per-stream. This
-	// part adds ids on purpose, so it runs last.
+	// A server outside the cluster may not forward agents at all.
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	st, err := clusterv1.NewClusterServiceClient(conn(t, leader.rpc, c.tlsConfig(t, tlsconf.RoleServer, stranger), "")).ForwardAgents(ctx)
+	out, err := clusterv1.NewClusterServiceClient(conn(t, leader.rpc, c.tlsConfig(t, tlsconf.RoleServer, stranger), "")).ForwardAgents(ctx)
+	if err == nil {
+		_ = out.Send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: stranger}}})
+		_, err = out.Recv()
+	}
+	wantCode(t, "a server of no member forwards agents", err, codes.PermissionDenied)
+
+	// A member's forwarding stream may introduce ids (a follower passes on
+	// its agents), but no more than --max-new-instances-per-stream. This
+	// part adds ids on purpose, so it runs last. It speaks as a follower,
+	// as only a member may.
+	var member string
+	for _, n := range c.nodes {
+		if n.id != leader.id {
+			member = n.id
+			break
+		}
+	}
+	st, err := clusterv1.NewClusterServiceClient(conn(t, leader.rpc, c.tlsConfig(t, tlsconf.RoleServer, member), "")).ForwardAgents(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: stranger}}}); err != nil {
+	if err := st.Send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: member}}}); err != nil {
 		t.Fatal(err)
 	}
 	const flood = 3 * maxNewPerStream
