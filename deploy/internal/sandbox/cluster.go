@@ -45,7 +45,7 @@ func (s *Sandbox) CLI(ctx context.Context, args ...string) ([]byte, error) {
 func (s *Sandbox) CLIAt(ctx context.Context, addr string, args ...string) ([]byte, error) {
 	full := append([]string{"--address", addr, "-o", "json"}, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "shoal-coordinator"), full...)
-	cmd.Env = s.env
+	cmd.Env = s.CLIEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,8 @@ type Bootstrap struct {
 	ScaleInWindow time.Duration
 	// HookHeartbeat is the TERMINATING hook's timeout (default 30s).
 	HookHeartbeat time.Duration
-	// Extra flags passed as they are.
+	// Extra flags passed as they are. Without --coordinators among them,
+	// the shoal:coordinators tag names every node's agent listener.
 	Extra []string
 }
 
@@ -74,6 +76,9 @@ func (s *Sandbox) Bootstrap(ctx context.Context, b Bootstrap) ([]byte, error) {
 		"--app-port", strconv.Itoa(GoldenAppPort), "--scale-in-window", b.ScaleInWindow.String(),
 		"--hook-heartbeat", b.HookHeartbeat.String(),
 	}
+	if !slices.ContainsFunc(b.Extra, func(f string) bool { return f == "--coordinators" || strings.HasPrefix(f, "--coordinators=") }) {
+		args = append(args, "--coordinators", strings.Join(s.AgentAddrs(), ","))
+	}
 	return s.CLI(ctx, append(args, b.Extra...)...)
 }
 
@@ -91,7 +96,8 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 	}
 	args := append([]string{"serve", "--listen", listen, "--admin-addr", admin,
 		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--fleet", fleet,
-		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, extra...)
+		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, s.lbTLSFlags()...)
+	args = append(args, extra...)
 	p, err := s.Spawn("lb", "shoal-lb", args, nil)
 	if err != nil {
 		return err
@@ -106,4 +112,13 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 		}
 		return s.httpOK(ctx, "http://"+admin+"/healthz")
 	})
+}
+
+// lbTLSFlags are shoal-lb's flags for its coordinator connection: the CA
+// and its lb certificate, or --insecure.
+func (s *Sandbox) lbTLSFlags() []string {
+	if s.sec == nil {
+		return []string{"--insecure"}
+	}
+	return []string{"--ca-cert", s.sec.pki.CACert, "--cert", s.sec.lb.Cert, "--key", s.sec.lb.Key}
 }
