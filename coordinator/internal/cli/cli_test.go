@@ -185,6 +185,14 @@ func TestServeFlagErrors(t *testing.T) {
 		{"wildcard rpc without advertise", []string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "0.0.0.0:7400", "--http-addr", "127.0.0.1:3"}, "advertise-rpc"},
 		{"bootstrap and join", []string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400", "--http-addr", "127.0.0.1:3", "--bootstrap", "--join", "127.0.0.1:7401"}, "give one, not both"},
 		{"bad log store", []string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400", "--http-addr", "127.0.0.1:3", "--log-store", "sqlite"}, `log-store ("sqlite")`},
+		{"no TLS and not insecure", serveArgs(), "ca-cert, cert and key: required"},
+		{"insecure with TLS files", serveArgs("--insecure", "--ca-cert", "ca.pem"), "insecure: cannot be combined with --ca-cert"},
+		{"cert without key", serveArgs("--ca-cert", "ca.pem", "--cert", "s.pem"), "cert and key: both required"},
+		{"key without ca", serveArgs("--cert", "s.pem", "--key", "s-key.pem"), "ca-cert: required with --cert and --key"},
+		{"enrollment without the CA key", serveArgs("--ca-cert", "ca.pem", "--cert", "s.pem", "--key", "k.pem", "--iid-trust", "us-east-1.pem"), "ca-key: required with --iid-trust"},
+		{"enrollment with cloud none", serveArgs("--ca-cert", "ca.pem", "--cert", "s.pem", "--key", "k.pem", "--iid-trust", "us-east-1.pem", "--ca-key", "ca-key.pem", "--cloud", "none"), "iid-trust: agent enrollment checks instances with AWS"},
+		{"enrollment when insecure", serveArgs("--insecure", "--iid-trust", "us-east-1.pem"), "insecure: agent enrollment (--iid-trust) needs TLS"},
+		{"agent cert ttl too long", serveArgs("--ca-cert", "ca.pem", "--cert", "s.pem", "--key", "k.pem", "--iid-trust", "us-east-1.pem", "--ca-key", "ca-key.pem", "--agent-cert-ttl", "48h"), "agent-cert-ttl"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, e := run(t, "127.0.0.1:1", tc.args...)
@@ -195,6 +203,12 @@ func TestServeFlagErrors(t *testing.T) {
 	}
 }
 
+// serveArgs is a serve command line that is valid but for security,
+// plus extra.
+func serveArgs(extra ...string) []string {
+	return append([]string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400", "--http-addr", "127.0.0.1:3"}, extra...)
+}
+
 func TestServeFlagsBindToNodeConfig(t *testing.T) {
 	f := serveFlags{cfg: node.DefaultConfig()}
 	cmd := &cobra.Command{}
@@ -202,7 +216,7 @@ func TestServeFlagsBindToNodeConfig(t *testing.T) {
 	if err := cmd.ParseFlags([]string{
 		"--node-id", "n1", "--data-dir", t.TempDir(), "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400",
 		"--http-addr", "127.0.0.1:7500", "--join", "127.0.0.1:7401, 127.0.0.1:7402,", "--drain-timeout", "45s",
-		"--cluster-name", "blue", "--agent-stale-after", "7s", "--cloud", "none",
+		"--cluster-name", "blue", "--agent-stale-after", "7s", "--cloud", "none", "--insecure", "--agent-addr", "127.0.0.1:7403",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +230,8 @@ func TestServeFlagsBindToNodeConfig(t *testing.T) {
 		t.Fatalf("flags did not land in the config: %+v", cfg)
 	case cfg.Scaler.EvalInterval != def.Scaler.EvalInterval || cfg.Scaler.AgentGrace != def.Scaler.AgentGrace || cfg.Publish.Interval != def.Publish.Interval || cfg.Cluster.ElectionTimeout != def.Cluster.ElectionTimeout:
 		t.Fatal("a flag left alone does not keep node.DefaultConfig's value")
+	case !cfg.Security.Insecure || cfg.AgentAddr != "127.0.0.1:7403":
+		t.Fatalf("insecure = %v, agent addr = %q", cfg.Security.Insecure, cfg.AgentAddr)
 	case cfg.Cluster.RaftAdvertise != "127.0.0.1:7300" || cfg.Cluster.RPCAdvertise != "127.0.0.1:7400":
 		t.Fatalf("advertised addresses = %s, %s; want the bound ones", cfg.Cluster.RaftAdvertise, cfg.Cluster.RPCAdvertise)
 	case len(cfg.Cluster.Join) != 2 || cfg.Cluster.Join[1] != "127.0.0.1:7402":

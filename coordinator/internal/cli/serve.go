@@ -25,7 +25,7 @@ type serveFlags struct {
 func serveCmd(e *env) *cobra.Command {
 	f := serveFlags{cfg: node.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "serve --node-id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT --http-addr HOST:PORT [--bootstrap | --join RPCADDR[,RPCADDR]]",
+		Use:   "serve --node-id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT --http-addr HOST:PORT (--ca-cert FILE --cert FILE --key FILE | --insecure) [--bootstrap | --join RPCADDR[,RPCADDR]]",
 		Short: "run a coordinator node",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,6 +78,17 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&c.Publish.MaxCustomMetrics, "max-custom-metrics", c.Publish.MaxCustomMetrics, "custom agent metrics published per fleet (each costs money)")
 	fl.StringSliceVar(&c.HeartbeatActions, "heartbeat-alarm-action", c.HeartbeatActions, "ARN notified when the coordinator heartbeat alarm fires (repeatable)")
 	fl.DurationVar(&c.Ingest.StaleAfter, "agent-stale-after", c.Ingest.StaleAfter, "silence after which an instance's agent counts as gone")
+	sec := &c.Security
+	fl.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "gRPC bind address serving agents only (AgentService), so the fleet needs no other port; empty serves agents on --rpc-addr")
+	fl.StringVar(&sec.TLS.CAFile, "ca-cert", sec.TLS.CAFile, "PEM bundle of the CAs to trust (old and new together during a CA rotation)")
+	fl.StringVar(&sec.TLS.CertFile, "cert", sec.TLS.CertFile, "this server's certificate (role server, name = --node-id); reloaded on change or SIGHUP")
+	fl.StringVar(&sec.TLS.KeyFile, "key", sec.TLS.KeyFile, "this server's private key")
+	fl.StringVar(&sec.TLS.Cluster, "tls-cluster", sec.TLS.Cluster, "trust domain: the cluster name in every certificate's spiffe:// URI")
+	fl.StringVar(&sec.CAKeyFile, "ca-key", sec.CAKeyFile, "the CA's private key (mode 0600), to issue agent certificates; needed with --iid-trust")
+	fl.BoolVar(&sec.Insecure, "insecure", sec.Insecure, "DEVELOPMENT ONLY: no TLS, no client identities, no ACL tokens (warns at start and every minute)")
+	fl.StringArrayVar(&sec.Enroll.TrustFiles, "iid-trust", sec.Enroll.TrustFiles, "PEM file of AWS's instance identity certificates (<region>.pem, or blocks with a Region: header); repeatable; turns agent enrollment on")
+	fl.StringSliceVar(&sec.Enroll.Accounts, "iid-accounts", sec.Enroll.Accounts, "AWS account ids whose instances may enroll (default: the account of this node's own credentials, via STS)")
+	fl.DurationVar(&sec.Enroll.AgentCertTTL, "agent-cert-ttl", sec.Enroll.AgentCertTTL, "lifetime of an issued agent certificate (at most 24h); agents renew at two thirds")
 	fl.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "text or json")
 }

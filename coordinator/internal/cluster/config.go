@@ -67,6 +67,10 @@ type Config struct {
 	// rpc.Dial. Tests pass a bufconn dialer.
 	Dial func(addr string) (*grpc.ClientConn, error)
 
+	// StreamLayer, when set and Transport is not, carries raft's traffic
+	// (serve's TLS layer); the node closes it on shutdown. RaftBind is then
+	// what the layer listens on.
+	StreamLayer raft.StreamLayer
 	// Transport, LogStoreImpl, StableStore and SnapshotStore replace the
 	// durable defaults; the in-memory cluster test sets all four.
 	Transport     raft.Transport

@@ -65,6 +65,11 @@ func (n *Node) open() error {
 		logs, stable = cs, st
 	}
 	trans := cfg.Transport
+	if trans == nil && cfg.StreamLayer != nil {
+		t := raft.NewNetworkTransportWithLogger(cfg.StreamLayer, 3, 10*time.Second, hl.Named("transport"))
+		trans = t
+		n.close = append(n.close, t)
+	}
 	if trans == nil {
 		adv, err := net.ResolveTCPAddr("tcp", cfg.RaftAdvertise)
 		if err != nil {

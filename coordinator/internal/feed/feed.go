@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/authz"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -44,6 +45,9 @@ type Config struct {
 	// one, holds them until some LB of the fleet reports to it. An LB gone
 	// longer may be gone for good, so it stops counting.
 	ReconnectGrace time.Duration
+	// DialOptions are appended to rpc.DialOptions when a follower passes
+	// an LB's stream on to the leader (serve adds its TLS credentials).
+	DialOptions []grpc.DialOption
 	// Now is the clock; tests inject one.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -473,7 +477,9 @@ func (s *Service) pipe(down shoalv1.BackendService_WatchBackendsServer, first *s
 		return status.Errorf(codes.Unavailable, "dial leader %s: %v", addr, err)
 	}
 	s.proxied.Inc()
-	ctx, cancel := context.WithCancel(down.Context())
+	// The leader believes the LB's identity, stamped by this node, because
+	// this node's own certificate is a server's.
+	ctx, cancel := context.WithCancel(authz.ForwardContext(down.Context()))
 	defer cancel()
 	up, err := shoalv1.NewBackendServiceClient(conn).WatchBackends(ctx)
 	if err != nil {
@@ -526,7 +532,7 @@ func (s *Service) conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := s.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := rpc.Dial(addr)
+	c, err := rpc.Dial(addr, s.cfg.DialOptions...)
 	if err != nil {
 		return nil, err
 	}

@@ -37,6 +37,13 @@ type Config struct {
 	// /metrics and /healthz.
 	RPCAddr  string
 	HTTPAddr string
+	// AgentAddr, when set, is a second gRPC listener that serves only
+	// AgentService, so security groups can let the fleet reach that port
+	// alone. Empty serves agents on RPCAddr only.
+	AgentAddr string
+
+	// Security is TLS, ACLs and agent enrollment.
+	Security Security
 
 	// Cloud is CloudAWS or CloudNone.
 	Cloud string
@@ -71,6 +78,7 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Cluster:          cluster.DefaultConfig(),
+		Security:         DefaultSecurity(),
 		Cloud:            CloudAWS,
 		AWS:              awscloud.DefaultConfig(),
 		Scaler:           scaler.DefaultConfig(),
@@ -140,5 +148,5 @@ func (c Config) Validate() error {
 			return fmt.Errorf("aws: %w", err)
 		}
 	}
-	return nil
+	return c.Security.Validate(c.Cloud)
 }

@@ -11,7 +11,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatch"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/authz"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
@@ -20,18 +22,26 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 	"github.com/shoal-dev/shoal/coordinator/internal/scaler"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 // Node is one running coordinator: listeners, raft, the API and the loops.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	rpcLis  net.Listener
-	httpLis net.Listener
-	raft    *cluster.Node
-	srv     *server.Server
-	ingest  *ingest.Service
-	feed    *feed.Service
+	cfg      Config
+	log      *slog.Logger
+	rpcLis   net.Listener
+	httpLis  net.Listener
+	agentLis net.Listener // nil without --agent-addr
+	tls      *transport   // nil with --insecure
+	raft     *cluster.Node
+	srv      *server.Server
+	agentSrv *grpc.Server // serves AgentService on agentLis
+	ingest   *ingest.Service
+	feed     *feed.Service
+	enroll   agentEnroller
+	// deniedVec is shoal_auth_denied_total, shared by authz and enroll.
+	deniedVec *prometheus.CounterVec
 	// scaler, pub and rec are nil with CloudNone.
 	scaler *scaler.Scaler
 	pub    *publish.Publisher
@@ -62,14 +72,36 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		if err != nil {
 			self.rpcLis.Close()
 			self.httpLis.Close()
+			if self.agentLis != nil {
+				self.agentLis.Close()
+			}
 			if self.raft != nil {
 				_ = self.raft.Shutdown()
 			}
 		}
 	}()
+	if cfg.AgentAddr != "" {
+		if n.agentLis, err = net.Listen("tcp", cfg.AgentAddr); err != nil {
+			return nil, fmt.Errorf("agent-addr (%q): %w", cfg.AgentAddr, err)
+		}
+	}
+	if n.tls, err = openTransport(cfg.Security, cfg.Cluster.NodeID); err != nil {
+		return nil, err
+	}
 	cc := cfg.Cluster
 	cc.Logger = cfg.Logger
+	if cc.Dial, err = n.tls.peerDial(); err != nil {
+		return nil, err
+	}
+	if n.tls != nil {
+		if cc.StreamLayer, err = n.tls.raftLayer(cc.RaftBind, cc.RaftAdvertise); err != nil {
+			return nil, fmt.Errorf("raft-addr (%q): %w", cc.RaftBind, err)
+		}
+	}
 	if n.raft, err = cluster.New(cc, fsm.New()); err != nil {
+		if cc.StreamLayer != nil {
+			cc.StreamLayer.Close()
+		}
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
@@ -77,12 +109,40 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.srv, err = server.New(server.Config{Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv}); err != nil {
+	opts, err := n.grpcOptions(reg)
+	if err != nil {
 		return nil, err
 	}
-	n.ingest.Register(n.srv.GRPC())
+	if n.srv, err = server.New(server.Config{
+		Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv, GRPCOptions: opts,
+		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure,
+	}); err != nil {
+		return nil, err
+	}
+	agents := agentService{Service: n.ingest, agentEnroller: n.enroll}
+	shoalv1.RegisterAgentServiceServer(n.srv.GRPC(), agents)
 	n.feed.Register(n.srv.GRPC())
+	if n.agentLis != nil {
+		n.agentSrv = rpc.NewServer(opts...)
+		shoalv1.RegisterAgentServiceServer(n.agentSrv, agents)
+	}
 	return n, nil
+}
+
+// grpcOptions are the credentials and the authorizer every listener of
+// the node uses.
+func (n *Node) grpcOptions(reg prometheus.Registerer) ([]grpc.ServerOption, error) {
+	creds, err := n.tls.serverOptions()
+	if err != nil {
+		return nil, err
+	}
+	az, err := authz.New(authz.Config{Insecure: n.cfg.Security.Insecure}, authz.Deps{
+		Tokens: n.raft.FSM(), Denied: n.denied(reg), Logger: n.log.With("component", "authz"), Now: time.Now,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return append(creds, az.ServerOptions()...), nil
 }
 
 // build makes the services beside raft and returns the API's live view.
@@ -93,23 +153,34 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	ic.Logger, ic.Registerer = log.With("component", "ingest"), reg
 	// An agent may send no more custom names than a fleet may publish.
 	ic.MaxCustomMetrics = cfg.Publish.MaxCustomMetrics
-	var err error
+	peerOpts, err := n.tls.peerDialOptions()
+	if err != nil {
+		return nil, err
+	}
+	ic.DialOptions = append(append([]grpc.DialOption(nil), ic.DialOptions...), peerOpts...)
 	if n.ingest, err = ingest.New(ic, n.raft, st); err != nil {
 		return nil, err
 	}
 	fc := cfg.Feed
 	fc.Logger = log.With("component", "feed")
+	fc.DialOptions = append(append([]grpc.DialOption(nil), fc.DialOptions...), peerOpts...)
 	if n.feed, err = feed.New(fc, backends(n.raft, n.ingest, fc.Now, cfg.Scaler.DrainTimeout), n.raft, reg); err != nil {
 		return nil, err
 	}
 	lv := &live{node: n.raft, ingest: n.ingest, evalInterval: cfg.Scaler.EvalInterval}
 	if cfg.Cloud == CloudNone {
-		log.Warn("node: --cloud none: no scaling and no CloudWatch on this node")
+		log.Warn("node: --cloud none: no scaling, no CloudWatch and no agent enrollment on this node")
+		if n.enroll, err = n.buildEnroll(ctx, nil, reg); err != nil {
+			return nil, err
+		}
 		return lv, nil
 	}
 	cl, sdkCfg, err := awscloud.Open(ctx, cfg.AWS)
 	if err != nil {
 		return nil, fmt.Errorf("cloud aws: %w", err)
+	}
+	if n.enroll, err = n.buildEnroll(ctx, &sdkCfg, reg); err != nil {
+		return nil, err
 	}
 	sc := cfg.Scaler
 	sc.Logger = log.With("component", "scaler")
@@ -138,7 +209,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 }
 
 // Addrs are the addresses the node listens on (useful with port 0).
-func (n *Node) Addrs() (rpc, http net.Addr) { return n.rpcLis.Addr(), n.httpLis.Addr() }
+func (n *Node) Addrs() (rpcAddr, httpAddr net.Addr) { return n.rpcLis.Addr(), n.httpLis.Addr() }
 
 // Run serves until ctx ends or a listener fails, then stops in order: the
 // leader's loops (a drain cut short is redone by the next leader), then
@@ -150,11 +221,17 @@ func (n *Node) Run(ctx context.Context) error {
 	loopsDone := make(chan struct{})
 	go func() { defer close(loopsDone); n.runLoops(loopsCtx) }()
 	hs := &http.Server{Handler: n.srv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- n.srv.Serve(n.rpcLis) }()
 	go func() { errc <- hs.Serve(n.httpLis) }()
+	if n.agentSrv != nil {
+		go func() { errc <- n.agentSrv.Serve(n.agentLis) }()
+	}
+	secCtx, stopSec := context.WithCancel(context.Background())
+	defer stopSec()
+	go n.runSecurity(secCtx)
 	c := n.cfg.Cluster
-	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "raft", c.RaftBind, "log_store", c.LogStore)
+	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "agent", n.cfg.AgentAddr, "raft", c.RaftBind, "log_store", c.LogStore, "tls", n.tls != nil)
 
 	var serveErr error
 	select {
@@ -171,6 +248,9 @@ func (n *Node) Run(ctx context.Context) error {
 	<-loopsDone
 	if err := n.raft.Shutdown(); err != nil {
 		n.log.Warn("raft shutdown", "err", err)
+	}
+	if n.agentSrv != nil {
+		stopGRPC(n.agentSrv, n.cfg.GRPCStopTimeout)
 	}
 	n.srv.Stop(n.cfg.GRPCStopTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.HTTPStopTimeout)

@@ -40,6 +40,7 @@ func testConfig(t *testing.T) Config {
 	c.RPCAddr, c.HTTPAddr = freeAddr(t), freeAddr(t)
 	c.Cluster.RPCAdvertise = c.RPCAddr
 	c.Logger = quiet()
+	c.Security.Insecure = true
 	return c
 }
 
