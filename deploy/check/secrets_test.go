@@ -26,12 +26,17 @@ var (
 
 func coordinatorUnit(t *testing.T) Unit {
 	t.Helper()
+	return namedUnit(t, "shoal-coordinator.service")
+}
+
+func namedUnit(t *testing.T, name string) Unit {
+	t.Helper()
 	for _, u := range loadUnits(t) {
-		if u.Name == "shoal-coordinator.service" {
+		if u.Name == name {
 			return u
 		}
 	}
-	t.Fatal("no shoal-coordinator.service")
+	t.Fatalf("no %s", name)
 	return Unit{}
 }
 
@@ -62,13 +67,41 @@ func flagValue(args []string, name string) string {
 	return ""
 }
 
-// TestCoordinatorSecretsPath follows the coordinator's TLS material from
-// where it is kept to the flags that read it, offline: the ExecStartPre
-// script Packer installs fetches exactly the files --ca-key, --cert and --key
-// name, into the unit's RuntimeDirectory, from parameters under the path the
-// IAM policy admits; --ca-cert and --iid-trust name files Packer bakes.
-func TestCoordinatorSecretsPath(t *testing.T) {
-	u := coordinatorUnit(t)
+// secretsFetch is one unit's ExecStartPre that copies its TLS secrets from
+// SSM into its RuntimeDirectory, and the serve flags that read them.
+type secretsFetch struct {
+	unit      string   // e.g. shoal-lb.service
+	script    string   // under deploy/
+	installed string   // where Packer installs it
+	under     string   // the parameters it may read, below $SHOAL_SECRETS_PATH
+	flags     []string // serve flags naming the fetched files
+}
+
+var secretFetches = []secretsFetch{
+	{unit: "shoal-coordinator.service", script: secretsScript, installed: secretsInstalled, under: "/", flags: []string{"ca-key", "cert", "key"}},
+	{unit: "shoal-lb.service", script: lbSecretsScript, installed: lbSecretsInstalled, under: "/lb/", flags: []string{"cert", "key"}},
+}
+
+// lbSecretsScript is shoal-lb's ExecStartPre, under deploy/, and where
+// Packer installs it.
+const (
+	lbSecretsScript    = "systemd/shoal-lb-secrets"
+	lbSecretsInstalled = "/usr/local/libexec/shoal/shoal-lb-secrets"
+)
+
+// TestSecretsPaths follows each unit's TLS material from where it is kept to
+// the flags that read it, offline: the ExecStartPre script Packer installs
+// fetches exactly the files the serve flags name, into the unit's
+// RuntimeDirectory, from parameters under the path the unit's IAM policy
+// admits; --ca-cert names the file Packer bakes.
+func TestSecretsPaths(t *testing.T) {
+	for _, sf := range secretFetches {
+		t.Run(sf.unit, func(t *testing.T) { checkSecretsFetch(t, sf) })
+	}
+}
+
+func checkSecretsFetch(t *testing.T, sf secretsFetch) {
+	u := namedUnit(t, sf.unit)
 	pre := u.Values("Service", "ExecStartPre")
 	if len(pre) != 1 {
 		t.Fatalf("want exactly one ExecStartPre (the secrets fetch), got %d", len(pre))
@@ -77,8 +110,8 @@ func TestCoordinatorSecretsPath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ex.Binary != secretsInstalled {
-		t.Errorf("ExecStartPre runs %s, want %s", ex.Binary, secretsInstalled)
+	if ex.Binary != sf.installed {
+		t.Errorf("ExecStartPre runs %s, want %s", ex.Binary, sf.installed)
 	}
 	rt, _ := u.Value("Service", "RuntimeDirectory")
 	if mode, _ := u.Value("Service", "RuntimeDirectoryMode"); rt == "" || mode != "0700" {
@@ -89,28 +122,28 @@ func TestCoordinatorSecretsPath(t *testing.T) {
 		t.Errorf("ExecStartPre arguments %q, want the RuntimeDirectory %s", ex.Words, dir)
 	}
 
-	script := filepath.Join(deployDir, secretsScript)
+	script := filepath.Join(deployDir, sf.script)
 	src, err := os.ReadFile(script)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st, err := os.Stat(script); err != nil || st.Mode()&0o111 == 0 {
-		t.Errorf("%s is not executable (%v)", secretsScript, err)
+		t.Errorf("%s is not executable (%v)", sf.script, err)
 	}
 	if sh, err := exec.LookPath("sh"); err == nil {
 		if out, err := exec.Command(sh, "-n", script).CombinedOutput(); err != nil {
-			t.Errorf("sh -n %s: %v\n%s", secretsScript, err, out)
+			t.Errorf("sh -n %s: %v\n%s", sf.script, err, out)
 		}
 	}
 	fetched := map[string]string{} // file in dir -> parameter
 	for _, m := range fetchLine.FindAllStringSubmatch(string(src), -1) {
-		if !strings.HasPrefix(m[1], "$SHOAL_SECRETS_PATH/") {
-			t.Errorf("%s fetches %s, outside $SHOAL_SECRETS_PATH/ (the only path the coordinator role may read)", secretsScript, m[1])
+		if !strings.HasPrefix(m[1], "$SHOAL_SECRETS_PATH"+sf.under) {
+			t.Errorf("%s fetches %s, outside $SHOAL_SECRETS_PATH%s (the only path the unit's role may read)", sf.script, m[1], sf.under)
 		}
 		fetched[dir+"/"+m[2]] = m[1]
 	}
 	if len(fetched) == 0 {
-		t.Fatalf("%s has no fetch \"PARAMETER\" FILE line", secretsScript)
+		t.Fatalf("%s has no fetch \"PARAMETER\" FILE line", sf.script)
 	}
 
 	main, err := ParseExec(u.Values("Service", "ExecStart")[0])
@@ -123,28 +156,58 @@ func TestCoordinatorSecretsPath(t *testing.T) {
 	}
 	args := Expand(main.Words, env)
 	var used []string
-	for _, flag := range []string{"ca-key", "cert", "key"} {
+	for _, flag := range sf.flags {
 		v := flagValue(args, flag)
 		if _, ok := fetched[v]; !ok {
-			t.Errorf("serve --%s %q is not a file %s writes (it writes %v)", flag, v, secretsScript, slices.Sorted(mapKeys(fetched)))
+			t.Errorf("serve --%s %q is not a file %s writes (it writes %v)", flag, v, sf.script, slices.Sorted(mapKeys(fetched)))
 		}
 		used = append(used, v)
 	}
 	for f := range fetched {
 		if !slices.Contains(used, f) {
-			t.Errorf("%s fetches %s, which no serve flag reads", secretsScript, f)
+			t.Errorf("%s fetches %s, which no serve flag reads", sf.script, f)
 		}
 	}
 
 	pk := packerSource(t)
-	for _, want := range []string{"/systemd/shoal-coordinator-secrets", secretsInstalled} {
+	for _, want := range []string{"/" + sf.script + "\"", sf.installed} {
 		if !strings.Contains(pk, want) {
-			t.Errorf("the Packer template does not install the secrets script (%q missing)", want)
+			t.Errorf("the Packer template does not install %s (%q missing)", sf.script, want)
 		}
 	}
 	if ca := flagValue(args, "ca-cert"); ca != "/etc/shoal/ca.pem" || !strings.Contains(pk, " "+ca+"\"") {
 		t.Errorf("serve --ca-cert %q: want /etc/shoal/ca.pem, installed by the Packer template", ca)
 	}
+
+	t.Run("the script's variables are written", func(t *testing.T) {
+		ud, err := os.ReadFile(filepath.Join(deployDir, userData[u.Name]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := requiredVar.FindAllStringSubmatch(string(src), -1)
+		if len(vars) == 0 {
+			t.Fatalf("%s checks no variable with : \"${NAME:?...}\"", sf.script)
+		}
+		for _, m := range vars {
+			if _, ok := env[m[1]]; !ok {
+				t.Errorf("%s needs $%s, which the unit's environment example does not define", sf.script, m[1])
+			}
+			if !regexp.MustCompile(`(?m)^` + m[1] + `=`).Match(ud) {
+				t.Errorf("%s needs $%s, which %s does not write", sf.script, m[1], userData[u.Name])
+			}
+		}
+	})
+}
+
+// TestCoordinatorTrustFiles: the coordinator's --iid-trust names the
+// region's file Packer bakes.
+func TestCoordinatorTrustFiles(t *testing.T) {
+	u := coordinatorUnit(t)
+	main, err := ParseExec(u.Values("Service", "ExecStart")[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pk := packerSource(t)
 	trust := flagValue(main.Words, "iid-trust")
 	if trust != "/etc/shoal/iid-trust/${AWS_REGION}.pem" || !strings.Contains(pk, "/etc/shoal/iid-trust/") {
 		t.Errorf("serve --iid-trust %q: want /etc/shoal/iid-trust/${AWS_REGION}.pem, the region's file Packer bakes", trust)
@@ -155,25 +218,6 @@ func TestCoordinatorSecretsPath(t *testing.T) {
 	if !strings.Contains(pk, "/us-east-1.pem\"") {
 		t.Error("the Packer template does not bake deploy/iid-trust/us-east-1.pem")
 	}
-
-	t.Run("the script's variables are written", func(t *testing.T) {
-		ud, err := os.ReadFile(filepath.Join(deployDir, userData[u.Name]))
-		if err != nil {
-			t.Fatal(err)
-		}
-		vars := requiredVar.FindAllStringSubmatch(string(src), -1)
-		if len(vars) == 0 {
-			t.Fatalf("%s checks no variable with : \"${NAME:?...}\"", secretsScript)
-		}
-		for _, m := range vars {
-			if _, ok := env[m[1]]; !ok {
-				t.Errorf("%s needs $%s, which coordinator.env.example does not define", secretsScript, m[1])
-			}
-			if !regexp.MustCompile(`(?m)^` + m[1] + `=`).Match(ud) {
-				t.Errorf("%s needs $%s, which %s does not write", secretsScript, m[1], userData[u.Name])
-			}
-		}
-	})
 }
 
 func mapKeys(m map[string]string) func(func(string) bool) {

@@ -125,7 +125,10 @@ build {
   }
 
   provisioner "file" {
-    source      = "${path.root}/../systemd/shoal-coordinator-secrets"
+    sources = [
+      "${path.root}/../systemd/shoal-coordinator-secrets",
+      "${path.root}/../systemd/shoal-lb-secrets",
+    ]
     destination = "/tmp/shoal/libexec/"
   }
 
@@ -163,7 +166,8 @@ build {
       "install -m 0644 /tmp/shoal/trust/ca.pem /etc/shoal/ca.pem",
       "install -m 0644 /tmp/shoal/iid-trust/*.pem /etc/shoal/iid-trust/",
       "install -m 0755 /tmp/shoal/libexec/shoal-coordinator-secrets /usr/local/libexec/shoal/shoal-coordinator-secrets",
-      # shoal-coordinator-secrets reads SSM through the AWS CLI.
+      "install -m 0755 /tmp/shoal/libexec/shoal-lb-secrets /usr/local/libexec/shoal/shoal-lb-secrets",
+      # The secrets scripts read SSM through the AWS CLI.
       "command -v aws >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy awscli; }",
       "systemctl daemon-reload",
       "systemctl enable shoal-agent.service shoal-demoapp.service",

@@ -106,4 +106,7 @@ module "lb" {
   coordinators      = [for ip in local.coordinator_ips : "${ip}:${var.grpc_port}"]
   lb_port           = var.lb_port
   listener_port     = var.listener_port
+  # Each LB's certificate and key, read at boot by shoal-lb-secrets.
+  instance_profile_name = module.iam.lb_instance_profile_name
+  secrets_path          = local.secrets_path
 }

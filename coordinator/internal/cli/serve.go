@@ -77,6 +77,8 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&c.Publish.Cluster, "cluster-name", c.Publish.Cluster, "prefix of this cluster's alarms and its ShoalCluster dimension")
 	fl.IntVar(&c.Publish.MaxCustomMetrics, "max-custom-metrics", c.Publish.MaxCustomMetrics, "custom agent metrics published per fleet (each costs money)")
 	fl.StringSliceVar(&c.HeartbeatActions, "heartbeat-alarm-action", c.HeartbeatActions, "ARN notified when the coordinator heartbeat alarm fires (repeatable)")
+	fl.DurationVar(&c.Scaler.RetireUnknownAfter, "retire-unknown-after", c.Scaler.RetireUnknownAfter, "how long an instance its group does not know may stay unhealthy before it leaves the registry")
+	fl.IntVar(&c.Ingest.MaxNewInstancesPerStream, "max-new-instances-per-stream", c.Ingest.MaxNewInstancesPerStream, "new instance ids one follower's forwarding stream may add to the registry")
 	fl.DurationVar(&c.Ingest.StaleAfter, "agent-stale-after", c.Ingest.StaleAfter, "silence after which an instance's agent counts as gone")
 	sec := &c.Security
 	fl.StringVar(&c.AgentAddr, "agent-addr", c.AgentAddr, "gRPC bind address serving agents only (AgentService), so the fleet needs no other port; empty serves agents on --rpc-addr")

@@ -57,6 +57,10 @@ type Config struct {
 	// AgentGrace is how long a group instance may run before an agent that
 	// never reported gets it flagged (--agent-grace).
 	AgentGrace time.Duration
+	// RetireUnknownAfter is how long an instance the group does not know
+	// may stay unhealthy before it leaves the registry
+	// (--retire-unknown-after), so ids nobody launched do not pile up.
+	RetireUnknownAfter time.Duration
 	// HookName is the lifecycle hook Shoal puts on each group.
 	HookName string
 	// HookHeartbeat is the hook's heartbeat timeout; Shoal sends heartbeats
@@ -79,6 +83,7 @@ func DefaultConfig() Config {
 		DrainTimeout:       30 * time.Second,
 		HookTimeout:        10 * time.Second,
 		AgentGrace:         time.Minute,
+		RetireUnknownAfter: 10 * time.Minute,
 		HookName:           cloud.DrainHookName,
 		HookHeartbeat:      cloud.DrainHookHeartbeat,
 		LaunchFailures:     3,
@@ -95,7 +100,7 @@ func (c Config) Validate() error {
 		name string
 		v    time.Duration
 	}{{"eval-interval", c.EvalInterval}, {"drain-timeout", c.DrainTimeout}, {"hook timeout", c.HookTimeout},
-		{"agent-grace", c.AgentGrace}, {"hook heartbeat", c.HookHeartbeat}, {"activity check every", c.ActivityCheckEvery}} {
+		{"agent-grace", c.AgentGrace}, {"retire-unknown-after", c.RetireUnknownAfter}, {"hook heartbeat", c.HookHeartbeat}, {"activity check every", c.ActivityCheckEvery}} {
 		if d.v <= 0 {
 			return fmt.Errorf("%s (%v) must be > 0", d.name, d.v)
 		}
@@ -360,13 +365,18 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 		if _, ok := v.inGroup[id]; ok {
 			continue
 		}
-		switch in.State {
-		case shoalv1.InstanceState_INSTANCE_STATE_TERMINATED:
-			if _, err := s.apply(ctx, fsm.InstanceLeave(id)); err != nil && !errors.Is(err, fsm.ErrNotFound) {
-				s.cfg.Logger.Warn("scaler: instance leave", "instance", id, "err", err)
-			}
+		switch {
+		case in.State == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED:
+			s.retire(ctx, id)
 			delete(v.insts, id)
-		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
+		case in.State == shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY && now.Sub(in.GetStateChangeTime().AsTime()) > s.cfg.RetireUnknownAfter:
+			// Unknown to the group and unhealthy this long: nobody launched
+			// it, or it is long gone. Keeping it would let invented ids
+			// pile up in the replicated state.
+			s.cfg.Logger.Info("scaler: retiring an instance the group does not know", "fleet", v.f.Name, "instance", id, "unhealthy_for", now.Sub(in.GetStateChangeTime().AsTime()).Round(time.Second))
+			s.retire(ctx, id)
+			delete(v.insts, id)
+		case in.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
 			// Gone from the group mid-drain (terminated by hand, say): the
 			// drain has nothing left to protect.
 			if _, err := s.apply(ctx, fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_TERMINATED)); err != nil {
@@ -386,6 +396,17 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 		}
 	}
 	s.mu.Unlock()
+}
+
+// retire removes an instance from the registry and forgets its enrollment
+// record: AWS never reuses an instance id, so the record only takes room.
+func (s *Scaler) retire(ctx context.Context, id string) {
+	if _, err := s.apply(ctx, fsm.InstanceLeave(id)); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		s.cfg.Logger.Warn("scaler: instance leave", "instance", id, "err", err)
+	}
+	if _, err := s.apply(ctx, fsm.IdentityReset(id)); err != nil && !errors.Is(err, fsm.ErrNotFound) {
+		s.cfg.Logger.Warn("scaler: forget enrollment", "instance", id, "err", err)
+	}
 }
 
 // ensureHook puts Shoal's TERMINATING lifecycle hook on the group once per

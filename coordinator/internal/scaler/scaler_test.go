@@ -435,6 +435,33 @@ func TestRegistryFollowsTheGroup(t *testing.T) {
 	}
 }
 
+// TestUnknownUnhealthyInstancesRetire: an instance the group does not know
+// leaves the registry, with its enrollment record, once it has been
+// unhealthy for RetireUnknownAfter; one unhealthy for less stays.
+func TestUnknownUnhealthyInstancesRetire(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	const old, young = "i-0000000000000a01", "i-0000000000000a02"
+	for _, id := range []string{old, young} {
+		h.store.must(fsm.RegisterInstance(&shoalv1.Instance{Id: id, Fleet: fleet, State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY}))
+	}
+	h.store.must(fsm.IdentityEnroll(fsm.Identity{InstanceID: old, NonceSHA256: strings.Repeat("ab", 32), PendingTimeMS: 1}))
+	h.clk.Add(DefaultConfig().RetireUnknownAfter - time.Minute)
+	h.store.must(fsm.SetInstanceState(young, shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE))
+	h.store.must(fsm.SetInstanceState(young, shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY))
+	h.clk.Add(2 * time.Minute)
+	h.tick()
+	if st := h.state(old); st != shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
+		t.Fatalf("%s = %v after %v unhealthy and unknown to the group, want it gone", old, st, DefaultConfig().RetireUnknownAfter+time.Minute)
+	}
+	if _, ok := h.store.f.Identity(old); ok {
+		t.Fatalf("%s's enrollment record outlived the instance", old)
+	}
+	if st := h.state(young); st != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
+		t.Fatalf("%s = %v after 2m unhealthy, want it kept", young, st)
+	}
+}
+
 func TestGroupNotFound(t *testing.T) {
 	h := newHarness(t, 2, cpuPolicy())
 	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: "api", Asg: "api-asg", Min: 1, Max: 3}))

@@ -24,7 +24,12 @@ func TestServeFlagErrors(t *testing.T) {
 		{"half tls", []string{"serve", "--backends", "a:1", "--tls-cert", "x.pem"}, "tls-cert and tls-key"},
 		{"two health modes", []string{"serve", "--backends", "a:1", "--health-path", "/h", "--health-grpc"}, "choose one"},
 		{"bad backend", []string{"serve", "--backends", "nohostport", "--listen", "127.0.0.1:0"}, `backends: "nohostport"`},
-		{"feed without fleet", []string{"serve", "--coordinator", "c:1", "--listen", "127.0.0.1:0"}, "fleet"},
+		{"feed without fleet", []string{"serve", "--coordinator", "c:1", "--insecure", "--listen", "127.0.0.1:0"}, "fleet"},
+		{"feed without tls", []string{"serve", "--coordinator", "c:1", "--fleet", "web", "--listen", "127.0.0.1:0"}, "ca-cert: required for the coordinator connection (or --insecure"},
+		{"feed without key", []string{"serve", "--coordinator", "c:1", "--fleet", "web", "--ca-cert", "ca.pem", "--cert", "lb.pem"}, "key: required"},
+		{"insecure and tls", []string{"serve", "--coordinator", "c:1", "--fleet", "web", "--insecure", "--ca-cert", "ca.pem"}, "insecure: plaintext cannot be combined with --ca-cert"},
+		{"tls with static backends", []string{"serve", "--backends", "a:1", "--ca-cert", "ca.pem"}, "not with --backends"},
+		{"missing cert file", []string{"serve", "--coordinator", "c:1", "--fleet", "web", "--listen", "127.0.0.1:0", "--ca-cert", "/nonexistent/ca.pem", "--cert", "lb.pem", "--key", "lb-key.pem"}, "ca-cert: open /nonexistent/ca.pem"},
 		{"zero max conns", []string{"serve", "--backends", "a:1", "--listen", "127.0.0.1:0", "--max-conns", "0"}, "max-conns (0) must be >= 1"},
 		{"loadtest without target", []string{"loadtest"}, "target: required"},
 		{"loadtest bad profile", []string{"loadtest", "--target", "http://x:1/", "--profile", "ramp,zigzag"}, `unknown phase "zigzag"`},
@@ -84,6 +89,33 @@ func TestLoadtestAgainstServe(t *testing.T) {
 }
 
 func noEnv(string) string { return "" }
+
+// TestInsecureFeedWarns: --insecure starts, and says plaintext out loud.
+func TestInsecureFeedWarns(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := newWatch("PLAINTEXT (--insecure)")
+	serveErr := make(chan error, 1)
+	go func() {
+		serveErr <- run(ctx, []string{"serve", "--listen", "127.0.0.1:0", "--coordinator", "127.0.0.1:1", "--fleet", "web", "--insecure"}, &bytes.Buffer{}, logs, noEnv)
+	}()
+	select {
+	case <-logs.seen:
+	case err := <-serveErr:
+		t.Fatalf("serve ended: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("no plaintext warning")
+	}
+	cancel()
+	select {
+	case err := <-serveErr:
+		if err != nil {
+			t.Fatalf("serve: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}
 
 // watch is a log writer that closes seen once want was written.
 type watch struct {

@@ -11,7 +11,9 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/coordtls"
 	"github.com/shoal-dev/shoal/lb/internal/feed"
 	"github.com/shoal-dev/shoal/lb/internal/health"
 	"github.com/shoal-dev/shoal/lb/internal/proxy"
@@ -32,6 +35,7 @@ type serveOpts struct {
 	bc balance.Config
 	hc health.Config
 	fc feed.Config
+	tc coordtls.Config
 
 	listen, admin, fleet, lbID, coordinators, backends string
 	policy                                             string
@@ -46,7 +50,7 @@ type serveOpts struct {
 }
 
 func newServeCmd(getenv func(string) string) *cobra.Command {
-	o := serveOpts{pc: proxy.DefaultConfig(), bc: balance.DefaultConfig(), hc: health.DefaultConfig(), fc: feed.DefaultConfig()}
+	o := serveOpts{pc: proxy.DefaultConfig(), bc: balance.DefaultConfig(), hc: health.DefaultConfig(), fc: feed.DefaultConfig(), tc: coordtls.DefaultConfig()}
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "run the load balancer",
@@ -57,7 +61,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address serving HTTP/1.1 and h2c (h2 with --tls-cert)")
 	f.StringVar(&o.admin, "admin-addr", "", "address serving /metrics, /healthz and /debug/pprof (off when empty)")
 	f.StringVar(&o.fleet, "fleet", "", "fleet name (required with --coordinator; names errors in static mode)")
-	f.StringVar(&o.lbID, "lb-id", "", "this LB's id in reports (default: the listener's host:port)")
+	f.StringVar(&o.lbID, "lb-id", "", "this LB's id in reports (default: the name in --cert, else the listener's host:port)")
 	f.StringVar(&o.coordinators, "coordinator", "", "coordinator --rpc-addr list ADDR[,ADDR] for the WatchBackends feed")
 	f.StringVar(&o.backends, "backends", "", "static backend list host:port,... (instead of --coordinator)")
 	f.StringVar(&o.policy, "policy", "p2c", "p2c, round-robin or least-outstanding")
@@ -85,6 +89,12 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 	f.DurationVar(&o.bc.EjectBase, "eject-base", o.bc.EjectBase, "first ejection length (doubles per repeat)")
 	f.IntVar(&o.bc.MaxEjectPercent, "max-eject-percent", o.bc.MaxEjectPercent, "most backends ejected at once, percent")
 	f.IntVar(&o.bc.RetryBudgetPercent, "retry-budget-percent", o.bc.RetryBudgetPercent, "concurrent retries allowed, percent of active requests")
+	f.StringVar(&o.tc.CACert, "ca-cert", "", "PEM bundle of the CAs that sign coordinator certificates (with --coordinator)")
+	f.StringVar(&o.tc.Cert, "cert", "", "this LB's certificate for the coordinator connection; role lb (tls cert create --role lb)")
+	f.StringVar(&o.tc.Key, "key", "", "key of --cert")
+	f.StringVar(&o.tc.Cluster, "cluster", o.tc.Cluster, "cluster (trust domain) of --cert and the coordinators' certificates")
+	f.BoolVar(&o.tc.Insecure, "insecure", false, "talk plaintext to the coordinators, without --ca-cert/--cert/--key: development only, warned about every minute")
+	f.DurationVar(&o.tc.ReloadInterval, "tls-reload-interval", o.tc.ReloadInterval, "check --ca-cert, --cert and --key for changes this often (SIGHUP reloads at once)")
 	f.DurationVar(&o.fc.ReportInterval, "report-interval", o.fc.ReportInterval, "LBReport interval on the coordinator feed")
 	gc := 400
 	if getenv("GOGC") != "" {
@@ -136,6 +146,16 @@ func (o *serveOpts) configs() (proxy.Config, balance.Config, error) {
 	}
 	if (o.coordinators == "") == (o.backends == "") {
 		return pc, bc, errors.New("backends: set exactly one of --coordinator or --backends")
+	}
+	if o.backends != "" && (o.tc.CACert != "" || o.tc.Cert != "" || o.tc.Key != "" || o.tc.Insecure) {
+		return pc, bc, errors.New("ca-cert, cert, key and insecure: only for the --coordinator connection, not with --backends")
+	}
+	if o.coordinators != "" {
+		// Checked here, before anything listens: without TLS material or
+		// --insecure the LB must not start at all.
+		if err := o.tc.Validate(); err != nil {
+			return pc, bc, err
+		}
 	}
 	if o.healthPath != "" && o.healthGRPC {
 		return pc, bc, errors.New("health-path and health-grpc: choose one")
@@ -192,12 +212,31 @@ func (o *serveOpts) run(ctx context.Context) error {
 			return fmt.Errorf("backends: %w", err)
 		}
 	} else {
+		tcfg := o.tc
+		tcfg.Logger = log
+		creds, err := coordtls.New(tcfg)
+		if err != nil {
+			return err
+		}
 		id := o.lbID
-		if id == "" {
+		cid, tlsOn := creds.Identity()
+		if tlsOn {
+			log.Info("coordinator connection over TLS", "identity", cid.String(), "ca_cert", tcfg.CACert)
+		}
+		switch {
+		case id != "":
+		case tlsOn:
+			id = cid.Name // the name the coordinators know this LB by
+		default:
 			id = ln.Addr().String()
 		}
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		go creds.Run(ctx, hup)
 		fcfg := o.fc
 		fcfg.Addrs, fcfg.Fleet, fcfg.LBID, fcfg.Logger = feed.SplitAddrs(o.coordinators), o.fleet, id, log
+		fcfg.DialOptions = append(fcfg.DialOptions, creds.DialOption())
 		fc, err := feed.New(fcfg, bal)
 		if err != nil {
 			return err

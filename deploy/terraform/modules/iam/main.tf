@@ -39,6 +39,31 @@ resource "aws_iam_instance_profile" "coordinator" {
   role = aws_iam_role.coordinator.name
 }
 
+# shoal-lb's only permission: reading its certificate and key at boot
+# (deploy/systemd/shoal-lb-secrets), under <secrets_path>/lb/ only, never
+# the CA key or a server's key. deploy/check proves it.
+resource "aws_iam_role" "lb" {
+  name               = "${var.name}-lb"
+  assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
+}
+
+resource "aws_iam_role_policy" "lb" {
+  name = "${var.name}-lb"
+  role = aws_iam_role.lb.id
+  policy = templatefile("${path.module}/../../../iam/lb-policy.json.tftpl", {
+    partition       = data.aws_partition.current.partition
+    region          = data.aws_region.current.name
+    account_id      = data.aws_caller_identity.current.account_id
+    secrets_path    = var.secrets_path
+    secrets_key_arn = aws_kms_key.secrets.arn
+  })
+}
+
+resource "aws_iam_instance_profile" "lb" {
+  name = "${var.name}-lb"
+  role = aws_iam_role.lb.name
+}
+
 # `fleet bootstrap` runs as this role: baking images, making launch
 # templates and groups is never the daemon's business, so a compromised
 # coordinator cannot launch instances or pass roles. Exactly the operations

@@ -3,6 +3,11 @@ output "coordinator_instance_profile_name" {
   value       = aws_iam_instance_profile.coordinator.name
 }
 
+output "lb_instance_profile_name" {
+  description = "Instance profile of the shoal-lb instances (reads their certificates from SSM)."
+  value       = aws_iam_instance_profile.lb.name
+}
+
 output "agent_instance_profile_name" {
   description = "Instance profile of fleet instances (no permissions)."
   value       = aws_iam_instance_profile.agent.name

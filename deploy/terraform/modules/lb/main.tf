@@ -42,10 +42,16 @@ resource "aws_instance" "lb" {
   instance_type          = var.instance_type
   subnet_id              = var.subnet_ids[count.index % length(var.subnet_ids)]
   vpc_security_group_ids = [var.security_group_id]
+  # Reads this LB's certificate and key from SSM at boot, nothing else.
+  iam_instance_profile = var.instance_profile_name
   user_data = templatefile("${path.module}/user-data.sh.tftpl", {
     coordinators = join(",", var.coordinators)
     fleet        = var.fleet_name
     lb_port      = var.lb_port
+    # The certificate's name (spiffe://<cluster>/lb/<name>) and its SSM
+    # parameters' (<secrets_path>/lb/<name>/{cert,key}).
+    lb_name      = "${var.name}-lb-${count.index}"
+    secrets_path = var.secrets_path
   })
   user_data_replace_on_change = true
   metadata_options {

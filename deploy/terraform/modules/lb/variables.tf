@@ -57,3 +57,13 @@ variable "listener_port" {
   description = "NLB listener port."
   type        = number
 }
+
+variable "instance_profile_name" {
+  description = "Instance profile of the shoal-lb instances (reads their certificates from SSM)."
+  type        = string
+}
+
+variable "secrets_path" {
+  description = "SSM parameter path of the cluster's secrets (no trailing slash); each LB reads <path>/lb/<name>/{cert,key}."
+  type        = string
+}
