@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shoal-dev/shoal/coordinator/internal/simulate"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
@@ -61,7 +60,7 @@ func newRoot(e *env) *cobra.Command {
 	root.AddCommand(
 		serveCmd(e), statusCmd(e), raftCmd(e), fleetCmd(e), pauseCmd(e), resumeCmd(e),
 		snapshotCmd(e), instancesCmd(e), policyCmd(e), decisionsCmd(e), scaleCmd(e),
-		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulate.NewCommand(), tlsCmd(e),
+		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulateCmd(e), tlsCmd(e),
 	)
 	return root
 }

@@ -43,12 +43,29 @@ type Input struct {
 	// load balancers). A metric found here is used as is instead of the
 	// per-instance values.
 	Aggregates map[string]float64
+	// LaunchDelay is how long a launched instance takes to serve: measured
+	// per group by the caller, or the simulator's --launch-delay. Zero
+	// takes the policy's warmup.
+	LaunchDelay time.Duration
+	// Sustain (0..MaxSustain) is the share of the launch delay a rise must
+	// last before it is bought in full (see sustained). Zero turns the
+	// rule off: every recommendation counts at once, as before it existed.
+	// It belongs in the policy; until the proto carries it, the caller
+	// passes it here.
+	Sustain float64
 }
 
+// MaxSustain bounds Input.Sustain: waiting twice the launch delay before
+// buying is already slower than any sensible policy.
+const MaxSustain = 2
+
 // Recommendation is one raw recommendation, before stabilisation and limits.
+// Sustained is the level the recommendations had held over the sustain
+// horizon at that time (equal to Desired when the rule is off).
 type Recommendation struct {
-	At      time.Time
-	Desired int32
+	At        time.Time
+	Desired   int32
+	Sustained int32
 }
 
 // Event is one capacity change Decide asked for.
@@ -58,7 +75,8 @@ type Event struct {
 }
 
 // State is the history Decide needs: recent raw recommendations (for the
-// stabilisation windows) and recent scaling events (for the rate limits).
+// stabilisation windows) and recent scaling events (for the rate limits),
+// each oldest first.
 // The caller keeps it and passes back the State each Decide returns; it holds
 // only entries young enough to matter.
 type State struct {
@@ -100,6 +118,12 @@ func Decide(in Input, st State) (Decision, State, error) {
 	if in.Current < 0 {
 		return Decision{}, st, fmt.Errorf("%w: current: must be >= 0 (got %d)", ErrInvalidInput, in.Current)
 	}
+	if !(in.Sustain >= 0 && in.Sustain <= MaxSustain) {
+		return Decision{}, st, fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrInvalidInput, MaxSustain, in.Sustain)
+	}
+	if in.LaunchDelay < 0 {
+		return Decision{}, st, fmt.Errorf("%w: launch delay: must be >= 0 (got %v)", ErrInvalidInput, in.LaunchDelay)
+	}
 	d := Decision{Current: in.Current, Inputs: map[string]float64{
 		"current": float64(in.Current), "min": float64(in.Min), "max": float64(in.Max),
 	}}
@@ -110,7 +134,7 @@ func Decide(in Input, st State) (Decision, State, error) {
 		return d, st.record(in.Now, in.Current, d.Desired), nil
 	}
 
-	warmup := p.GetWarmup().AsDuration()
+	warmup := Warmup(p)
 	var ready []Instance
 	for _, inst := range in.Instances {
 		if !inst.InService.IsZero() && !in.Now.Before(inst.InService.Add(warmup)) {
@@ -140,13 +164,20 @@ func Decide(in Input, st State) (Decision, State, error) {
 	if !ok {
 		d.Desired = clamp(in.Current, in.Min, in.Max)
 		d.Reason = finish(&d, why)
-		return d, st.prune(in.Now, p).record(in.Now, in.Current, d.Desired), nil
+		return d, st.prune(in.Now, p, horizon(in)).record(in.Now, in.Current, d.Desired), nil
 	}
 	d.Inputs["recommendation"] = float64(raw)
-	st = st.prune(in.Now, p)
+	h := horizon(in)
+	st = st.prune(in.Now, p, h)
 
-	desired, stabLine := stabilise(in.Now, in.Current, raw, p, st.Recommendations)
-	st.Recommendations = append(st.Recommendations, Recommendation{At: in.Now, Desired: raw})
+	sus := sustained(in.Now, in.Current, raw, h, st.Recommendations)
+	sus.delay, sus.share = launchDelay(in), in.Sustain
+	if h > 0 {
+		d.Inputs["sustained"] = float64(sus.level)
+		d.Inputs["sustain.horizon_s"] = h.Seconds()
+	}
+	desired, stabLine := stabilise(in.Now, in.Current, raw, sus, p, st.Recommendations)
+	st.Recommendations = append(st.Recommendations, Recommendation{At: in.Now, Desired: raw, Sustained: sus.level})
 	if stabLine != "" {
 		d.Details = append(d.Details, stabLine)
 		why += "; " + stabLine
@@ -395,8 +426,7 @@ func bound(b *float64, inf string) string {
 }
 
 func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
-	up = p.GetScaleOutWindow().AsDuration()
-	down = p.GetScaleInWindow().AsDuration()
+	up, down = Windows(p)
 	if down == 0 {
 		down = DefaultScaleInWindow
 	}
@@ -405,18 +435,28 @@ func windows(p *shoalv1.ScalingPolicy) (up, down time.Duration) {
 
 // stabilise follows the HPA's stabilizeRecommendationWithBehaviors: scale
 // out to at most the lowest recommendation in the scale-out window, scale in
-// to at least the highest recommendation in the scale-in window.
-func stabilise(now time.Time, current, raw int32, p *shoalv1.ScalingPolicy, recs []Recommendation) (int32, string) {
+// to at least the highest recommendation in the scale-in window. With a
+// sustain horizon, scale-out also stops at the sustained level, and the
+// scale-in window keeps the highest sustained level rather than the highest
+// single recommendation, so one noisy second neither buys nor holds an
+// instance.
+func stabilise(now time.Time, current, raw int32, sus sustain, p *shoalv1.ScalingPolicy, recs []Recommendation) (int32, string) {
 	upW, downW := windows(p)
-	up, down := raw, raw
+	upCut, downCut := now.Add(-upW), now.Add(-downW)
+	upRaw, down := raw, sus.level
 	for _, r := range recs {
-		if r.At.After(now.Add(-upW)) && r.Desired < up {
-			up = r.Desired
+		if r.Desired < upRaw && r.At.After(upCut) {
+			upRaw = r.Desired
 		}
-		if r.At.After(now.Add(-downW)) && r.Desired > down {
-			down = r.Desired
+		held := r.Desired
+		if sus.horizon > 0 {
+			held = r.Sustained
+		}
+		if held > down && r.At.After(downCut) {
+			down = held
 		}
 	}
+	up := min(upRaw, sus.level)
 	out := current
 	if out < up {
 		out = up
@@ -425,111 +465,45 @@ func stabilise(now time.Time, current, raw int32, p *shoalv1.ScalingPolicy, recs
 		out = down
 	}
 	switch {
+	case raw > current && out < raw && sus.level < upRaw:
+		return out, sus.explain(current)
 	case raw > current && out < raw:
 		return out, fmt.Sprintf("scale-out window %v: lowest recommendation is %d", upW, up)
+	case raw < current && out > raw && sus.horizon > 0:
+		return out, fmt.Sprintf("scale-in window %v: highest sustained recommendation is %d", downW, down)
 	case raw < current && out > raw:
 		return out, fmt.Sprintf("scale-in window %v: highest recommendation is %d", downW, down)
 	}
 	return out, ""
 }
 
-// rateLimit caps the change per period in each direction. With both a count
-// and a percentage, the larger change is allowed (as the HPA's default
-// selectPolicy Max does). Changes already made inside the period count.
-func rateLimit(now time.Time, current, desired int32, p *shoalv1.ScalingPolicy, events []Event) (int32, string) {
-	switch {
-	case desired > current && active(p.ScaleOutLimit):
-		l := p.ScaleOutLimit
-		period := l.GetPeriod().AsDuration()
-		var added int32
-		for _, e := range events {
-			if e.To > e.From && e.At.After(now.Add(-period)) {
-				added += e.To - e.From
-			}
-		}
-		start := current - added
-		limit := int32(math.MinInt32)
-		if l.MaxInstances > 0 {
-			limit = start + l.MaxInstances
-		}
-		if l.MaxPercent > 0 {
-			pl := ceil(float64(start) * (1 + l.MaxPercent/100))
-			if pl < start+1 {
-				pl = start + 1
-			}
-			limit = max(limit, pl)
-		}
-		if desired > limit {
-			out := max(limit, current)
-			return out, fmt.Sprintf("scale_out_limit %s: at most %d (wanted %d)", describe(l), out, desired)
-		}
-	case desired < current && active(p.ScaleInLimit):
-		l := p.ScaleInLimit
-		period := l.GetPeriod().AsDuration()
-		var removed int32
-		for _, e := range events {
-			if e.To < e.From && e.At.After(now.Add(-period)) {
-				removed += e.From - e.To
-			}
-		}
-		start := current + removed
-		limit := int32(math.MaxInt32)
-		if l.MaxInstances > 0 {
-			limit = start - l.MaxInstances
-		}
-		if l.MaxPercent > 0 {
-			limit = min(limit, ceil(float64(start)*(1-l.MaxPercent/100)))
-		}
-		if desired < limit {
-			out := min(limit, current)
-			return out, fmt.Sprintf("scale_in_limit %s: at least %d (wanted %d)", describe(l), out, desired)
-		}
-	}
-	return desired, ""
-}
-
-func active(l *shoalv1.RateLimit) bool {
-	return l != nil && l.GetPeriod().AsDuration() > 0 && (l.MaxInstances > 0 || l.MaxPercent > 0)
-}
-
-func describe(l *shoalv1.RateLimit) string {
-	var parts []string
-	if l.MaxInstances > 0 {
-		parts = append(parts, fmt.Sprintf("%d instances", l.MaxInstances))
-	}
-	if l.MaxPercent > 0 {
-		parts = append(parts, fmt.Sprintf("%.4g%%", l.MaxPercent))
-	}
-	return strings.Join(parts, " or ") + " per " + l.GetPeriod().AsDuration().String()
-}
-
 // prune drops history too old to matter to this policy. It copies what it
 // keeps (with room for this tick's entry) so the caller's State is never
 // shared with the one Decide returns.
-func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy) State {
+func (s State) prune(now time.Time, p *shoalv1.ScalingPolicy, horizon time.Duration) State {
 	up, down := windows(p)
-	cut := now.Add(-max(up, down))
-	n := 0
-	for _, r := range s.Recommendations {
+	cut := now.Add(-max(up, down, horizon))
+	// Recommendations are oldest first: keep the tail after cut.
+	first := len(s.Recommendations)
+	for i, r := range s.Recommendations {
 		if r.At.After(cut) {
-			n++
+			first = i
+			break
 		}
 	}
-	recs := make([]Recommendation, 0, n+1)
-	for _, r := range s.Recommendations {
-		if r.At.After(cut) {
-			recs = append(recs, r)
-		}
-	}
+	kept := s.Recommendations[first:]
+	recs := make([]Recommendation, len(kept), len(kept)+1)
+	copy(recs, kept)
 	var longest time.Duration
 	for _, l := range []*shoalv1.RateLimit{p.ScaleOutLimit, p.ScaleInLimit} {
 		if l != nil {
-			longest = max(longest, l.GetPeriod().AsDuration())
+			longest = max(longest, Period(l))
 		}
 	}
 	var evs []Event
+	evCut := now.Add(-longest)
 	for _, e := range s.Events {
-		if e.At.After(now.Add(-longest)) {
+		if e.At.After(evCut) {
 			evs = append(evs, e)
 		}
 	}
@@ -549,7 +523,7 @@ func (s State) record(at time.Time, from, to int32) State {
 // runs in full after a leader change instead of an empty history allowing
 // an immediate scale-in.
 func Seed(now time.Time, current int32) State {
-	return State{Recommendations: []Recommendation{{At: now, Desired: current}}}
+	return State{Recommendations: []Recommendation{{At: now, Desired: current, Sustained: current}}}
 }
 
 // Record notes a capacity change made outside Decide (a manual scale), so

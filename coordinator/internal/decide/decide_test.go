@@ -244,7 +244,7 @@ func TestDecideState(t *testing.T) {
 	if !reflect.DeepEqual(orig, snapshot) {
 		t.Fatalf("Decide modified the caller's state: %+v", orig)
 	}
-	wantRecs := append(recs(10*time.Second, 4), Recommendation{At: t0, Desired: 8})
+	wantRecs := append(recs(10*time.Second, 4), Recommendation{At: t0, Desired: 8, Sustained: 8})
 	if !reflect.DeepEqual(s1.Recommendations, wantRecs) {
 		t.Fatalf("recommendations = %+v, want %+v", s1.Recommendations, wantRecs)
 	}

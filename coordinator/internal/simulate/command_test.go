@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"encoding/xml"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -40,11 +41,11 @@ func TestCommandJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rows); err != nil {
 		t.Fatalf("output is not a JSON array: %v\n%s", err, out)
 	}
-	if len(rows) != 3 {
-		t.Fatalf("rows = %d, want 3", len(rows))
+	if len(rows) != 4 {
+		t.Fatalf("rows = %d, want 4", len(rows))
 	}
-	wantKeys := []string{"accuracy_o", "accuracy_u", "instance_hours", "jitter", "policy", "slo_breach_s", "timeshare_o", "timeshare_u"}
-	for i, want := range []string{"shoal", "aws-target-tracking", "hpa"} {
+	wantKeys := []string{"accuracy_o", "accuracy_u", "cost_usd", "instance_hours", "instance_seconds", "jitter", "policy", "slo_breach_s", "timeshare_o", "timeshare_u"}
+	for i, want := range []string{"shoal", "aws-target-tracking", "aws-target-tracking-hires", "hpa"} {
 		var keys []string
 		for k := range rows[i] {
 			keys = append(keys, k)
@@ -55,6 +56,10 @@ func TestCommandJSON(t *testing.T) {
 		}
 		if rows[i]["policy"] != want {
 			t.Fatalf("row %d policy = %v, want %s", i, rows[i]["policy"], want)
+		}
+		secs, hours, cost := rows[i]["instance_seconds"].(float64), rows[i]["instance_hours"].(float64), rows[i]["cost_usd"].(float64)
+		if secs <= 0 || math.Abs(secs/3600-hours) > 1e-9 || math.Abs(cost-hours*DefaultPricePerHour) > 1e-9 {
+			t.Fatalf("row %d: instance_seconds %v, instance_hours %v, cost_usd %v: want seconds/3600 = hours and cost = hours × %v", i, secs, hours, cost, DefaultPricePerHour)
 		}
 	}
 
@@ -69,8 +74,8 @@ func TestCommandJSON(t *testing.T) {
 	if err := xml.Unmarshal(b, &doc); err != nil {
 		t.Fatalf("svg is not well-formed: %v", err)
 	}
-	if len(doc.Polylines) != 4 {
-		t.Fatalf("svg has %d polylines, want 4 (demand + 3 policies)", len(doc.Polylines))
+	if len(doc.Polylines) != 5 {
+		t.Fatalf("svg has %d polylines, want 5 (demand + 4 policies)", len(doc.Polylines))
 	}
 }
 
@@ -78,13 +83,14 @@ func TestCommandTable(t *testing.T) {
 	dir := t.TempDir()
 	trace := filepath.Join(dir, "t.csv")
 	writeFile(t, trace, "time,demand\n0,300\n100,300\n")
-	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--compare", "hpa")
+	out, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--compare", "hpa,aws-target-tracking-hires:30")
 	if err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], "TIMESHARE_U") ||
-		!strings.HasPrefix(strings.TrimSpace(lines[1]), "shoal") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "hpa") {
+	if len(lines) != 4 || !strings.Contains(lines[0], "TIMESHARE_U") || !strings.Contains(lines[0], "COST_USD") ||
+		!strings.HasPrefix(strings.TrimSpace(lines[1]), "shoal") || !strings.HasPrefix(strings.TrimSpace(lines[2]), "hpa") ||
+		!strings.HasPrefix(strings.TrimSpace(lines[3]), "aws-target-tracking-hires:30") {
 		t.Fatalf("table:\n%s", out)
 	}
 }
@@ -107,6 +113,9 @@ func TestCommandErrors(t *testing.T) {
 		{name: "unknown key in policy", args: []string{"--trace", good, "--policy", typo}, want: `unknown field "desird"`},
 		{name: "bad output", args: []string{"--trace", good, "--policy", examplePolicy, "-o", "yaml"}, want: "want table or json"},
 		{name: "bad compare", args: []string{"--trace", good, "--policy", examplePolicy, "--compare", "gke"}, want: `unknown policy "gke"`},
+		{name: "hires period 20", args: []string{"--trace", good, "--policy", examplePolicy, "--compare", "aws-target-tracking-hires:20"}, want: `"aws-target-tracking-hires:20": the period after aws-target-tracking-hires: must be 10, 30 or 60 s`},
+		{name: "hires period not a number", args: []string{"--trace", good, "--policy", examplePolicy, "--compare", "aws-target-tracking-hires:ten"}, want: "must be 10, 30 or 60 s"},
+		{name: "negative price", args: []string{"--trace", good, "--policy", examplePolicy, "--price-per-hour", "-1"}, want: "--price-per-hour: must be a finite number >= 0"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -5,7 +5,14 @@
 //
 // The scorecard uses the SPEC Research Group elasticity metrics as BUNGEE
 // defines them (accuracy, timeshare, jitter) plus instance-hours and SLO
-// breach seconds.
+// breach seconds, instance-seconds and their cost.
+//
+// The comparison policies are AWS target tracking at its legacy 1-minute
+// cadence and on a high-resolution metric (aws-target-tracking-hires[:10|
+// :30|:60]) and the HPA. Tune searches Shoal's policy knobs on traces and
+// returns the Pareto front of under-provisioning against cost.
+// --from-cloudwatch builds a trace from a fleet's history through a
+// History the caller injects (the coordinator's CLI reads CloudWatch).
 //
 // The package must never sleep, read the wall clock or touch the network: a
 // simulated day runs in seconds and the same inputs always give the same

@@ -64,6 +64,49 @@ func (f *fleet) serving(now int64) []*member {
 	return out
 }
 
+// servingCount is len(serving(now)) without the slice.
+func (f *fleet) servingCount(now int64) int {
+	n := 0
+	for _, m := range f.members {
+		if !m.draining && now >= m.inService {
+			n++
+		}
+	}
+	return n
+}
+
+// fillBetween writes serving and billed counts for the seconds after now
+// (supply[k] and billed[k] are second now+1+k) while nobody changes the
+// desired capacity: only launches coming into service and drains ending
+// move them, so each member is visited once rather than once a second.
+func (f *fleet) fillBetween(now int64, supply, billed []int32) {
+	n := int64(len(supply))
+	var s0, b0 int32
+	in := make([]int32, n+1)  // in[k]: members coming into service at now+1+k
+	out := make([]int32, n+1) // out[k]: drains ending at now+1+k
+	for _, m := range f.members {
+		switch {
+		case m.draining:
+			b0++
+			if d := m.drainEnd - now - 1; d < n {
+				out[max(d, 0)]++
+			}
+		default:
+			b0++
+			if now >= m.inService {
+				s0++
+			} else if d := m.inService - now - 1; d < n {
+				in[d]++
+			}
+		}
+	}
+	for k := int64(0); k < n; k++ {
+		s0 += in[k]
+		b0 -= out[k]
+		supply[k], billed[k] = s0, b0
+	}
+}
+
 // billed counts every instance that costs money: pending, serving, draining.
 func (f *fleet) billed() int { return len(f.members) }
 

@@ -200,3 +200,101 @@ func TestHPARateLimitWindow(t *testing.T) {
 		t.Fatalf("t=15: %d, want 12", got)
 	}
 }
+
+func TestAWSTargetTrackingHires(t *testing.T) {
+	hires := func(period int) Autoscaler {
+		a, err := NewAWSTargetTrackingHires(60, period)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	t.Run("10 s period: 3 datapoints at t=10, 20, 30", func(t *testing.T) {
+		at, to := drive(hires(10), 0, 600, func(now int64) *Observation { return obsFor(now, 4, 4, 0, 90) })
+		if at != 30 || to != 6 {
+			t.Fatalf("changed at t=%d to %d, want t=30 to 6", at, to)
+		}
+	})
+	t.Run("30 s period: the third datapoint closes at t=90", func(t *testing.T) {
+		at, _ := drive(hires(30), 0, 600, func(now int64) *Observation { return obsFor(now, 4, 4, 0, 90) })
+		if at != 90 {
+			t.Fatalf("changed at t=%d, want 90", at)
+		}
+	})
+	t.Run("10 s scale-in: 15 datapoints", func(t *testing.T) {
+		at, to := drive(hires(10), 0, 600, func(now int64) *Observation { return obsFor(now, 10, 10, 0, 30) })
+		if at != 150 || to != 5 {
+			t.Fatalf("changed at t=%d to %d, want t=150 to 5", at, to)
+		}
+	})
+	t.Run("staying in ALARM re-invokes once a minute, not every period", func(t *testing.T) {
+		// The alarm enters ALARM at t=30 and scales 4 → 6. The metric
+		// doubles from t=35; the datapoints at t=40 and 50 would ask for
+		// more, but the alarm stays in ALARM, so the next invocation is the
+		// first evaluation of the next minute: t=60, to ceil(4 × 180/60).
+		a := hires(10)
+		var changes []int64
+		var tos []int32
+		desired := int32(4)
+		for now := int64(0); now <= 130; now++ {
+			v := 90.0
+			if now >= 35 {
+				v = 180
+			}
+			o := obsFor(now, desired, 4, int(desired)-4, v)
+			o.Serving = o.Serving[:4] // the new ones are still pending
+			want, _ := a.Step(o)
+			if want != desired {
+				changes, tos = append(changes, now), append(tos, want)
+				desired = want
+			}
+		}
+		if len(changes) != 2 || changes[0] != 30 || changes[1] != 60 || tos[0] != 6 || tos[1] != 12 {
+			t.Fatalf("changes at %v to %v, want at [30 60] to [6 12]", changes, tos)
+		}
+	})
+	t.Run("60 s period is the legacy model", func(t *testing.T) {
+		legacy, h60 := NewAWSTargetTracking(60), hires(60)
+		if h60.Name() != "aws-target-tracking-hires:60" || hires(10).Name() != PolicyAWSHires {
+			t.Fatalf("names %q %q", h60.Name(), hires(10).Name())
+		}
+		for now := int64(0); now < 1800; now++ {
+			v := 90.0
+			if now > 600 {
+				v = 20
+			}
+			a, _ := legacy.Step(obsFor(now, 4, 4, 0, v))
+			b, _ := h60.Step(obsFor(now, 4, 4, 0, v))
+			if a != b {
+				t.Fatalf("t=%d: legacy %d, hires:60 %d", now, a, b)
+			}
+		}
+	})
+	for _, p := range []int{0, 5, 20, 120} {
+		if _, err := NewAWSTargetTrackingHires(60, p); err == nil {
+			t.Errorf("period %d accepted", p)
+		}
+	}
+}
+
+func TestParseHires(t *testing.T) {
+	for _, c := range []struct {
+		in      string
+		period  int
+		ok, err bool
+	}{
+		{"aws-target-tracking-hires", 10, true, false},
+		{"aws-target-tracking-hires:10", 10, true, false},
+		{"aws-target-tracking-hires:30", 30, true, false},
+		{"aws-target-tracking-hires:60", 60, true, false},
+		{"aws-target-tracking-hires:20", 0, true, true},
+		{"aws-target-tracking-hires:", 0, true, true},
+		{"aws-target-tracking-hiresx", 0, false, false},
+		{"aws-target-tracking", 0, false, false},
+	} {
+		p, ok, err := parseHires(c.in)
+		if p != c.period || ok != c.ok || (err != nil) != c.err {
+			t.Errorf("parseHires(%q) = %d, %v, %v; want %d, %v, error %v", c.in, p, ok, err, c.period, c.ok, c.err)
+		}
+	}
+}

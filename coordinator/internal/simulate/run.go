@@ -27,6 +27,10 @@ type Config struct {
 	// scorecard and sets the comparison policies' target. Zero takes it
 	// from the policy's first target-tracking entry.
 	TargetUtilization float64
+	// Sustain is decide's sustain share of the launch delay (--sustain):
+	// a policy knob the proto does not carry yet, so the simulator takes
+	// it here and passes it with LaunchDelay to every Shoal decision.
+	Sustain float64
 }
 
 // DefaultConfig is the model the issue describes.
@@ -49,6 +53,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: warmup: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Warmup)
 	case c.Drain < 0 || c.Drain > MaxDelay:
 		return fmt.Errorf("%w: drain: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Drain)
+	case !(c.Sustain >= 0 && c.Sustain <= decide.MaxSustain):
+		return fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrBadConfig, decide.MaxSustain, c.Sustain)
 	case c.TargetUtilization < 0 || c.TargetUtilization > 1 || math.IsNaN(c.TargetUtilization):
 		return fmt.Errorf("%w: target-utilization: must be in (0, 1], or 0 to take it from the policy (got %v)", ErrBadConfig, c.TargetUtilization)
 	}
@@ -90,8 +96,36 @@ type Autoscaler interface {
 type Setup struct {
 	Fleet  *shoalv1.Fleet
 	Config Config
-	// Compare names the comparison policies: aws-target-tracking, hpa.
+	// Compare names the comparison policies: aws-target-tracking,
+	// aws-target-tracking-hires[:10|:30|:60], hpa.
 	Compare []string
+	// PricePerHour is what one instance costs per hour, for Score.CostUSD;
+	// zero leaves the cost at zero.
+	PricePerHour float64
+	// Tick is how often, in seconds, the policy decides; zero or one is
+	// every second, as the scaler does. The fleet and the scorecard still
+	// move second by second. The tuner decides less often on a coarse
+	// trace, whose demand cannot change between rows; the comparison
+	// models keep their own cadences and so run only at Tick 1.
+	Tick int64
+}
+
+// comparison returns the named comparison policy.
+func comparison(name string, target float64) (Autoscaler, error) {
+	switch name {
+	case PolicyAWS:
+		return NewAWSTargetTracking(target), nil
+	case PolicyHPA:
+		return NewHPA(target), nil
+	}
+	period, ok, err := parseHires(name)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: compare: unknown policy %q (want %s, %s[:10|:30|:60] or %s)", ErrBadConfig, name, PolicyAWS, PolicyAWSHires, PolicyHPA)
+	}
+	return NewAWSTargetTrackingHires(target, period)
 }
 
 // Target is the comparison target: the metric the policies track and its
@@ -158,16 +192,16 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet))}
+	if s.Tick < 0 || s.Tick > 3600 || (s.Tick > 1 && len(s.Compare) > 0) {
+		return nil, fmt.Errorf("%w: tick: must be in [0, 3600] s, and at most 1 s with comparison policies (got %d)", ErrBadConfig, s.Tick)
+	}
+	scalers := []Autoscaler{newShoal(s.Fleet, initialCapacity(s.Fleet), s.Config)}
 	for _, name := range s.Compare {
-		switch name {
-		case PolicyAWS:
-			scalers = append(scalers, NewAWSTargetTracking(target.Value))
-		case PolicyHPA:
-			scalers = append(scalers, NewHPA(target.Value))
-		default:
-			return nil, fmt.Errorf("%w: compare: unknown policy %q (want %s or %s)", ErrBadConfig, name, PolicyAWS, PolicyHPA)
+		sc, err := comparison(name, target.Value)
+		if err != nil {
+			return nil, err
 		}
+		scalers = append(scalers, sc)
 	}
 
 	demand := tr.Seconds()
@@ -185,7 +219,9 @@ func Run(tr Trace, s Setup) (*Result, error) {
 			return nil, fmt.Errorf("%s: %w", sc.Name(), err)
 		}
 		res.Runs = append(res.Runs, ser)
-		res.Scores = append(res.Scores, Scorecard(sc.Name(), demand, res.DemandInstances, ser.Supply, ser.Billed, s.Config.CapacityPerInstance))
+		score := Scorecard(sc.Name(), demand, res.DemandInstances, ser.Supply, ser.Billed, s.Config.CapacityPerInstance)
+		score.CostUSD = score.InstanceHours * s.PricePerHour
+		res.Scores = append(res.Scores, score)
 	}
 	return res, nil
 }
@@ -195,19 +231,26 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 	ser := Series{Policy: sc.Name(), Supply: make([]int32, len(demand)), Billed: make([]int32, len(demand))}
 	names := metricNames(s.Fleet.Policy)
 	warm := secs(s.Config.Warmup)
+	tick := max(s.Tick, 1)
 	obs := &Observation{Min: s.Fleet.Min, Max: s.Fleet.Max}
 	for i, d := range demand {
 		now := start + int64(i)
+		if int64(i)%tick != 0 {
+			continue // filled by fillBetween
+		}
 		f.advance(now)
-		serving := f.serving(now)
-		ser.Supply[i] = int32(len(serving))
+		serving := f.servingCount(now)
+		ser.Supply[i] = int32(serving)
 		ser.Billed[i] = int32(f.billed())
 
 		obs.Now = now - start
 		obs.Desired = f.desired()
 		obs.Serving = obs.Serving[:0]
 		obs.Reporting = 0
-		for _, m := range serving {
+		for _, m := range f.members {
+			if m.draining || now < m.inService {
+				continue
+			}
 			rep := now >= m.inService+warm
 			if rep {
 				obs.Reporting++
@@ -216,8 +259,8 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 		}
 		util := math.Inf(1)
 		rps := math.Inf(1)
-		if len(serving) > 0 {
-			rps = d / float64(len(serving))
+		if serving > 0 {
+			rps = d / float64(serving)
 			util = rps / s.Config.CapacityPerInstance * 100
 		}
 		// A fresh map each second: decide may keep references in its
@@ -241,6 +284,10 @@ func runOne(start int64, demand []float64, s Setup, target Target, sc Autoscaler
 		}
 		if want != obs.Desired {
 			f.setDesired(want, now)
+		}
+		if tick > 1 {
+			end := min(i+int(tick), len(demand))
+			f.fillBetween(now, ser.Supply[i+1:end], ser.Billed[i+1:end])
 		}
 	}
 	return ser, nil

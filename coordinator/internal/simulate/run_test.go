@@ -210,3 +210,26 @@ func TestRunErrors(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestAzureScorecard is the README's claim on the real trace: with the
+// tuned policy and sustain 0.02, Shoal is under-provisioned less of the
+// time than AWS (both cadences) and the HPA, breaches the SLO least, and
+// costs less than the HPA.
+func TestAzureScorecard(t *testing.T) {
+	tr, f := loadExample(t, "azure-conv.csv")
+	cfg := DefaultConfig()
+	cfg.Sustain = 0.02
+	res, err := Run(tr, Setup{Fleet: f, Config: cfg, Compare: DefaultCompare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shoal := res.Scores[0]
+	for _, peer := range res.Scores[1:] {
+		if !(shoal.TimeshareU < peer.TimeshareU) || !(shoal.SLOBreachS < peer.SLOBreachS) {
+			t.Errorf("shoal %+v\nnot ahead of %+v", shoal, peer)
+		}
+		if peer.Policy == PolicyHPA && !(shoal.InstanceHours < peer.InstanceHours) {
+			t.Errorf("instance_hours: shoal %.2f, hpa %.2f; want shoal cheaper", shoal.InstanceHours, peer.InstanceHours)
+		}
+	}
+}

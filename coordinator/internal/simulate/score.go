@@ -21,6 +21,11 @@ type Score struct {
 	// InstanceHours counts every billed instance: pending, serving and
 	// draining.
 	InstanceHours float64 `json:"instance_hours"`
+	// InstanceSeconds is the same count in whole instance-seconds (the
+	// model samples once a second), and CostUSD is InstanceHours at the
+	// run's price per instance-hour (--price-per-hour).
+	InstanceSeconds int64   `json:"instance_seconds"`
+	CostUSD         float64 `json:"cost_usd"`
 	// SLOBreachS is the seconds in which utilisation exceeded 100 %:
 	// demand above what the serving instances can take.
 	SLOBreachS int64 `json:"slo_breach_s"`
@@ -35,7 +40,8 @@ func Scorecard(policy string, demand []float64, demandInst, supply, billed []int
 	if n == 0 {
 		return sc
 	}
-	var under, over, tu, to, billedSecs float64
+	var under, over, tu, to float64
+	var billedSecs int64
 	var supplyChanges, demandChanges int
 	for i := 0; i < n; i++ {
 		d, s := demandInst[i], supply[i]
@@ -54,7 +60,7 @@ func Scorecard(policy string, demand []float64, demandInst, supply, billed []int
 				demandChanges++
 			}
 		}
-		billedSecs += float64(billed[i])
+		billedSecs += int64(billed[i])
 		if demand[i] > float64(s)*capacity {
 			sc.SLOBreachS++
 		}
@@ -65,6 +71,7 @@ func Scorecard(policy string, demand []float64, demandInst, supply, billed []int
 	sc.TimeshareU = tu / fn
 	sc.TimeshareO = to / fn
 	sc.Jitter = float64(supplyChanges-demandChanges) / (fn / 60)
-	sc.InstanceHours = billedSecs / 3600
+	sc.InstanceSeconds = billedSecs
+	sc.InstanceHours = float64(billedSecs) / 3600
 	return sc
 }

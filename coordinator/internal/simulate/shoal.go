@@ -9,10 +9,14 @@ import (
 
 // Policy names as they appear in the scorecard and in --compare.
 const (
-	PolicyShoal = "shoal"
-	PolicyAWS   = "aws-target-tracking"
-	PolicyHPA   = "hpa"
+	PolicyShoal    = "shoal"
+	PolicyAWS      = "aws-target-tracking"
+	PolicyAWSHires = "aws-target-tracking-hires"
+	PolicyHPA      = "hpa"
 )
+
+// DefaultCompare is the comparison set when --compare is not given.
+var DefaultCompare = []string{PolicyAWS, PolicyAWSHires, PolicyHPA}
 
 // epoch anchors the simulated clock; any fixed instant would do.
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -21,6 +25,7 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // second, with the State it returned last time.
 type shoal struct {
 	fleet *shoalv1.Fleet
+	cfg   Config
 	state decide.State
 	insts []decide.Instance
 	// Last is the most recent decision, for callers that want the reason.
@@ -29,8 +34,8 @@ type shoal struct {
 
 // newShoal starts from a seeded history, as a leader does: the fleet has
 // been running at its initial capacity.
-func newShoal(f *shoalv1.Fleet, initial int32) *shoal {
-	return &shoal{fleet: f, state: decide.Seed(epoch, initial)}
+func newShoal(f *shoalv1.Fleet, initial int32, cfg Config) *shoal {
+	return &shoal{fleet: f, cfg: cfg, state: decide.Seed(epoch, initial)}
 }
 
 func (s *shoal) Name() string { return PolicyShoal }
@@ -51,6 +56,10 @@ func (s *shoal) Step(obs *Observation) (int32, error) {
 		Max:       s.fleet.Max,
 		Current:   obs.Desired,
 		Instances: s.insts,
+		// The model's launch delay is known exactly; the live engine
+		// measures it per group.
+		LaunchDelay: s.cfg.LaunchDelay,
+		Sustain:     s.cfg.Sustain,
 	}, s.state)
 	if err != nil {
 		return obs.Desired, err

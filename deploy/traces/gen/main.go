@@ -1,9 +1,11 @@
 // Command gen writes Shoal's simulator traces: diurnal.csv, spike.csv and
-// sawtooth.csv, each `time,demand` with demand in requests/s. It is
-// deterministic (fixed seeds), so re-running it reproduces the committed
-// files byte for byte:
+// sawtooth.csv, each `time,demand` with demand in requests/s, and, with
+// -azure, azure-conv.csv and azure-conv-tokens.csv derived from Azure's LLM
+// inference trace 2023 (azure.go; provenance in deploy/traces/README.md).
+// It is deterministic (fixed seeds), so re-running it reproduces the
+// committed files byte for byte:
 //
-//	go run ./deploy/traces/gen -out deploy/traces
+//	go run ./deploy/traces/gen -out deploy/traces -azure ../shared/traces/azure-llm-inference-2023-conv.csv
 package main
 
 import (
@@ -75,7 +77,14 @@ var traces = []trace{
 
 func main() {
 	out := flag.String("out", ".", "directory to write the CSV files into")
+	azure := flag.String("azure", "", "Azure LLM inference trace CSV (TIMESTAMP,ContextTokens,GeneratedTokens) to derive the azure-conv traces from; empty skips them")
 	flag.Parse()
+	if *azure != "" {
+		if err := writeAzure(*azure, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "gen:", err)
+			os.Exit(1)
+		}
+	}
 	for _, tr := range traces {
 		if err := write(filepath.Join(*out, tr.name+".csv"), tr); err != nil {
 			fmt.Fprintln(os.Stderr, "gen:", err)

@@ -1,0 +1,129 @@
+package simulate
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+)
+
+// schedule changes capacity only on multiples of 10 s, so deciding every
+// 10 s must give exactly the per-second run.
+type schedule struct{}
+
+func (schedule) Name() string { return "schedule" }
+func (schedule) Step(o *Observation) (int32, error) {
+	if o.Now%10 != 0 {
+		return o.Desired, nil
+	}
+	return []int32{2, 6, 6, 1, 4, 9, 3}[o.Now/10%7], nil
+}
+
+func TestTickFillsTheSecondsBetween(t *testing.T) {
+	tr := flat(400, 300)
+	base := Setup{Fleet: fleetWith(1, 20, 3, cpu60()), Config: DefaultConfig()}
+	base.Config.LaunchDelay, base.Config.Drain = 7e9, 13e9 // 7 s and 13 s: not multiples of the tick
+	target, err := targetOf(base.Fleet.Policy, base.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := runOne(0, tr.Seconds(), base, target, schedule{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base.Tick = 10
+	got, err := runOne(0, tr.Seconds(), base, target, schedule{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("tick 10 differs from tick 1:\nsupply %v\nwant   %v\nbilled %v\nwant   %v", got.Supply[:80], want.Supply[:80], got.Billed[:80], want.Billed[:80])
+	}
+}
+
+func TestTraceTick(t *testing.T) {
+	for _, c := range []struct {
+		tr   Trace
+		want int64
+	}{
+		{Trace{{0, 1}, {1, 2}}, 1},
+		{Trace{{0, 1}, {60, 2}, {120, 3}}, 60},
+		{Trace{{0, 1}, {600, 2}}, 60},
+		{Trace{{0, 1}, {20, 2}, {50, 3}}, 10},
+		{Trace{{0, 1}}, 1},
+	} {
+		if got := traceTick(c.tr); got != c.want {
+			t.Errorf("traceTick(%v) = %d, want %d", c.tr, got, c.want)
+		}
+	}
+}
+
+func TestParetoAndCheapest(t *testing.T) {
+	cs := []Candidate{
+		{TimeshareU: 0.3, InstanceHours: 5, CostRatio: 0.5},
+		{TimeshareU: 0.1, InstanceHours: 9, CostRatio: 0.9},
+		{TimeshareU: 0.2, InstanceHours: 9.5, CostRatio: 0.95}, // dominated by the 9-hour one
+		{TimeshareU: 0.05, InstanceHours: 12, CostRatio: 1.2},
+		{TimeshareU: 0.4, InstanceHours: 6, CostRatio: 0.6}, // dominated by the 5-hour one
+	}
+	front := Pareto(cs)
+	var hours []float64
+	for _, c := range front {
+		hours = append(hours, c.InstanceHours)
+	}
+	if !reflect.DeepEqual(hours, []float64{5, 9, 12}) {
+		t.Fatalf("front hours = %v, want [5 9 12]", hours)
+	}
+	if c, err := Cheapest(front, 0.15); err != nil || c.InstanceHours != 9 {
+		t.Fatalf("Cheapest(0.15) = %+v, %v; want the 9-hour one", c, err)
+	}
+	if _, err := Cheapest(front, 0.01); err == nil || !strings.Contains(err.Error(), "the lowest found is 0.050") {
+		t.Fatalf("Cheapest(0.01) err = %v", err)
+	}
+}
+
+// TestTuneCommand tunes on a short step trace and writes a policy that
+// `policy set --file` reads (view.Policy, strict).
+func TestTuneCommand(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	writeFile(t, trace, "time,demand\n0,300\n300,900\n600,300\n900,300\n")
+	out := filepath.Join(dir, "p.json")
+	got, err := runCommand(t, "--tune", "--trace", trace, "--policy", examplePolicy, "--max-timeshare-u", "0.5", "--write-policy", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(got, "Pareto front of 252 candidates on 1 trace(s)") || !strings.Contains(got, "wrote "+out) {
+		t.Fatalf("output:\n%s", got)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p view.Policy
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&p); err != nil {
+		t.Fatalf("written policy is not view.Policy: %v\n%s", err, b)
+	}
+	if _, err := p.Proto(); err != nil || len(p.TargetTracking) != 1 {
+		t.Fatalf("written policy: %v\n%s", err, b)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--tune", "--trace", trace, "--policy", examplePolicy, "--write-policy", out}, "--write-policy: needs --max-timeshare-u"},
+		{[]string{"--tune", "--trace", trace, "--policy", examplePolicy, "--max-timeshare-u", "2"}, "--max-timeshare-u: must be in (0, 1]"},
+		{[]string{"--trace", trace, "--trace", trace, "--policy", examplePolicy}, "several only with --tune"},
+		{[]string{"--trace", trace, "--policy", examplePolicy, "--max-timeshare-u", "0.1"}, "only with --tune"},
+	} {
+		if _, err := runCommand(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
+		}
+	}
+}
