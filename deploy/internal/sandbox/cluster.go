@@ -18,6 +18,8 @@ type Status struct {
 	LeaderID string `json:"leader_id"`
 	NodeID   string `json:"node_id"`
 	Term     uint64 `json:"term"`
+	// Insecure is true when the answering node runs with --insecure.
+	Insecure bool `json:"insecure"`
 	Nodes    []struct {
 		ID      string `json:"id"`
 		Role    string `json:"role"`
