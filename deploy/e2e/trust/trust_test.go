@@ -99,6 +99,13 @@ func TestSandboxRunsSecure(t *testing.T) {
 	if out, err := cli(t, sb, sb.CLIEnv(), "status"); err != nil {
 		t.Fatalf("status with the sandbox's credentials: %v: %s", err, out)
 	}
+	// The exports `shoal-demo --hold` prints are all a fresh shell needs.
+	script := strings.Join(sb.Exports(), "\n") + "\nexec " + filepath.Join(testkit.BinDir(t), "shoal-coordinator") + " status\n"
+	tour := exec.CommandContext(ctx, "/bin/sh", "-c", script)
+	tour.Env = testkit.Environ()
+	if out, err := tour.CombinedOutput(); err != nil || !strings.Contains(string(out), "leader:") {
+		t.Fatalf("status in a shell that ran the exports: %v: %s\nexports:\n%s", err, out, strings.Join(sb.Exports(), "\n"))
+	}
 
 	// A fleet instance enrolled: its agent keeps an agent certificate for
 	// its own instance id, and it is in service (so its stream was accepted).
