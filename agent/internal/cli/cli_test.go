@@ -24,10 +24,15 @@ func TestFlagValidation(t *testing.T) {
 		{"metric without scrape", []string{"--metric", "q"}, "--metric needs --scrape"},
 		{"two health checks", []string{"--health-http", "http://x", "--health-grpc", "x:1"}, "exclusive"},
 		{"tiny interval", []string{"--interval", "1ms"}, "--interval (1ms)"},
-		{"bad scope", []string{"--scope", "vm", "--instance-id", "i", "--fleet", "f", "--coordinator", "a:1"}, `scope "vm"`},
-		{"instance without fleet", []string{"--instance-id", "i-1", "--coordinator", "a:1"}, "needs a fleet"},
-		{"builtin alias", []string{"--scrape", "http://x", "--metric", "q=cpu", "--instance-id", "i", "--fleet", "f", "--coordinator", "a:1"}, "built-in"},
+		{"bad scope", []string{"--scope", "vm", "--instance-id", "i", "--fleet", "f", "--coordinator", "a:1", "--insecure"}, `scope "vm"`},
+		{"instance without fleet", []string{"--instance-id", "i-1", "--coordinator", "a:1", "--insecure"}, "needs a fleet"},
+		{"builtin alias", []string{"--scrape", "http://x", "--metric", "q=cpu", "--instance-id", "i", "--fleet", "f", "--coordinator", "a:1", "--insecure"}, "built-in"},
 		{"positional args refused", []string{"extra"}, "unknown command"},
+		{"instance id without credentials", []string{"--instance-id", "i-1", "--fleet", "f", "--coordinator", "a:1"}, "tls cert create --role agent --name i-1"},
+		{"cert without key", []string{"--instance-id", "i-1", "--fleet", "f", "--coordinator", "a:1", "--cert", "c.pem"}, "--cert and --key go together"},
+		{"cert without instance id", []string{"--cert", "c.pem", "--key", "k.pem"}, "development with --instance-id"},
+		{"insecure and cert", []string{"--instance-id", "i-1", "--fleet", "f", "--coordinator", "a:1", "--cert", "c.pem", "--key", "k.pem", "--insecure"}, "exclusive"},
+		{"cert of no file", []string{"--instance-id", "i-1", "--fleet", "f", "--coordinator", "a:1", "--cert", "/nonexistent/c.pem", "--key", "/nonexistent/k.pem", "--ca-cert", "/nonexistent/ca.pem"}, "ca-file"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,7 +92,7 @@ func TestRunStreamsHostMetrics(t *testing.T) {
 
 			root := NewRoot()
 			root.SetArgs(append(sub, "--instance-id", "i-cli", "--fleet", "web", "--coordinator", lis.Addr().String(),
-				"--interval", "100ms", "--log-level", "error"))
+				"--interval", "100ms", "--log-level", "error", "--insecure"))
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan error, 1)
 			go func() { done <- root.ExecuteContext(ctx) }()

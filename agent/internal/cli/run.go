@@ -21,10 +21,12 @@ import (
 
 	"github.com/shoal-dev/shoal/agent/internal/collect"
 	"github.com/shoal-dev/shoal/agent/internal/drain"
+	"github.com/shoal-dev/shoal/agent/internal/enroll"
 	"github.com/shoal-dev/shoal/agent/internal/health"
 	"github.com/shoal-dev/shoal/agent/internal/identity"
 	"github.com/shoal-dev/shoal/agent/internal/runner"
 	"github.com/shoal-dev/shoal/agent/internal/stream"
+	"github.com/shoal-dev/shoal/agent/internal/trust"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -37,6 +39,13 @@ type options struct {
 	collect  collect.Config
 	identity identity.Config
 	stream   stream.Config
+	trust    trust.Config
+
+	dataDir       string
+	certFile      string
+	keyFile       string
+	insecure      bool
+	bindPrivateIP bool
 
 	interval      time.Duration
 	scrape        string
@@ -54,12 +63,15 @@ type options struct {
 
 func defaultOptions() options {
 	return options{
-		collect:      collect.DefaultConfig(),
-		identity:     identity.DefaultConfig(),
-		stream:       stream.DefaultConfig(),
-		interval:     time.Second,
-		drainTimeout: 5 * time.Minute,
-		logLevel:     "info",
+		collect:       collect.DefaultConfig(),
+		identity:      identity.DefaultConfig(),
+		stream:        stream.DefaultConfig(),
+		trust:         trust.DefaultConfig(),
+		dataDir:       enroll.DefaultDataDir,
+		bindPrivateIP: true,
+		interval:      time.Second,
+		drainTimeout:  5 * time.Minute,
+		logLevel:      "info",
 	}
 }
 
@@ -87,6 +99,13 @@ func (o *options) bind(cmd *cobra.Command) {
 	f.IntVar(&o.stream.BufferSize, "buffer", o.stream.BufferSize, "samples kept while disconnected (oldest dropped first)")
 	f.IntVar(&o.identity.Attempts, "imds-attempts", o.identity.Attempts, "tries to read instance metadata before giving up")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
+	f.StringVar(&o.trust.CAFile, "ca-cert", o.trust.CAFile, "PEM bundle of the CAs that sign the coordinators' certificates")
+	f.StringVar(&o.trust.Cluster, "cluster", o.trust.Cluster, "cluster name (trust domain) of the coordinators' and this agent's certificates")
+	f.StringVar(&o.dataDir, "data-dir", o.dataDir, "where the agent keeps its key, certificate and enrollment nonce (mode 0700)")
+	f.StringVar(&o.certFile, "cert", o.certFile, "development with --instance-id only: a hand-issued agent certificate (shoal-coordinator tls cert create --role agent --name ID)")
+	f.StringVar(&o.keyFile, "key", o.keyFile, "development with --instance-id only: the key of --cert")
+	f.BoolVar(&o.insecure, "insecure", o.insecure, "development only: talk plaintext to coordinators started with --insecure, with no enrollment")
+	f.BoolVar(&o.bindPrivateIP, "bind-private-ip", o.bindPrivateIP, "make coordinator connections from the instance's private IP, which enrollment checks")
 }
 
 func newRunCmd() *cobra.Command {
@@ -113,6 +132,14 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: --health-http and --health-grpc are exclusive", ErrFlags)
 	case o.stream.BufferSize < 1:
 		return fmt.Errorf("%w: --buffer (%d) must be >= 1", ErrFlags, o.stream.BufferSize)
+	case (o.certFile == "") != (o.keyFile == ""):
+		return fmt.Errorf("%w: --cert and --key go together", ErrFlags)
+	case o.certFile != "" && o.identity.InstanceID == "":
+		return fmt.Errorf("%w: --cert and --key are for development with --instance-id; on EC2 the agent enrolls and keeps its certificate in --data-dir", ErrFlags)
+	case o.certFile != "" && o.insecure:
+		return fmt.Errorf("%w: --insecure and --cert are exclusive", ErrFlags)
+	case o.identity.InstanceID != "" && o.certFile == "" && !o.insecure:
+		return fmt.Errorf("%w: --instance-id (no IMDS, so no identity document to enroll with) needs a hand-issued agent certificate: shoal-coordinator tls cert create --role agent --name %s, then --cert and --key; or --insecure against an --insecure coordinator", ErrFlags, o.identity.InstanceID)
 	}
 	return nil
 }
@@ -172,6 +199,10 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), collectors.NewGoCollector())
+	creds, err := credentials(ctx, o, icfg, id, reg, log)
+	if err != nil {
+		return err
+	}
 	var rn *runner.Runner
 	hook := drain.Hook{Command: o.onDrain, DefaultTimeout: o.drainTimeout}
 	scfg := o.stream
@@ -193,6 +224,7 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 		}
 	}
 	scfg.Logger = log
+	scfg.DialOptions = append(scfg.DialOptions, creds.dial...)
 	sc, err := stream.New(scfg)
 	if err != nil {
 		return err
@@ -227,6 +259,9 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 			defer cancel()
 			return srv.Shutdown(sctx)
 		})
+	}
+	if creds.run != nil {
+		g.Go(func() error { return creds.run(gctx) })
 	}
 	g.Go(func() error { return sc.Run(gctx) })
 	g.Go(func() error { return rn.Run(gctx) })

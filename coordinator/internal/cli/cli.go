@@ -32,6 +32,7 @@ type env struct {
 	output  string
 	stale   bool
 	timeout time.Duration
+	creds
 }
 
 // newRoot returns the command tree.
@@ -57,17 +58,20 @@ func newRoot(e *env) *cobra.Command {
 	pf.StringVarP(&e.output, "output", "o", "table", "output format: table or json")
 	pf.BoolVar(&e.stale, "stale", false, "read from the node asked instead of the leader (may lag)")
 	pf.DurationVar(&e.timeout, "timeout", 15*time.Second, "how long a command may take")
+	e.creds.register(root, e.getenv)
 	root.AddCommand(
 		serveCmd(e), statusCmd(e), raftCmd(e), fleetCmd(e), pauseCmd(e), resumeCmd(e),
 		snapshotCmd(e), instancesCmd(e), policyCmd(e), decisionsCmd(e), scaleCmd(e),
 		explainCmd(e), alarmsCmd(e), metricsCmd(e), topCmd(e), simulateCmd(e), tlsCmd(e),
+		aclCmd(e),
 	)
 	return root
 }
 
 // Main executes the command line args (without the program name) and
 // returns the exit code. ctx ends `serve` and bounds every command; errors
-// print as one line on stderr; getenv reads SHOAL_ADDR.
+// print as one line on stderr; getenv reads SHOAL_ADDR and the credentials
+// (SHOAL_CACERT, SHOAL_CLIENT_CERT, SHOAL_CLIENT_KEY, SHOAL_TOKEN).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	e := &env{stdout: stdout, stderr: stderr, getenv: getenv}
 	root := newRoot(e)
@@ -93,18 +97,45 @@ func (e *env) errorLine(err error) string {
 	return strings.ReplaceAll(strings.TrimSpace(msg), "\n", "; ")
 }
 
+// dial connects to --address with the credential flags; the caller closes
+// the connection.
+func (e *env) dial() (*grpc.ClientConn, error) {
+	opts, err := e.creds.dialOptions()
+	if err != nil {
+		return nil, err
+	}
+	cc, err := rpc.Dial(e.address, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("address (%q): %w", e.address, err)
+	}
+	return cc, nil
+}
+
 // client dials --address; the caller closes the connection.
 func (e *env) client() (shoalv1.ControlServiceClient, *grpc.ClientConn, error) {
-	cc, err := rpc.Dial(e.address)
+	cc, err := e.dial()
 	if err != nil {
-		return nil, nil, fmt.Errorf("address (%q): %w", e.address, err)
+		return nil, nil, err
 	}
 	return shoalv1.NewControlServiceClient(cc), cc, nil
 }
 
 // call runs fn with a client and a context bounded by --timeout.
 func (e *env) call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ControlServiceClient) error) error {
-	c, cc, err := e.client()
+	return e.callConn(cmd, func(ctx context.Context, cc *grpc.ClientConn) error {
+		return fn(ctx, shoalv1.NewControlServiceClient(cc))
+	})
+}
+
+// callACL is call for ACLService.
+func (e *env) callACL(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.ACLServiceClient) error) error {
+	return e.callConn(cmd, func(ctx context.Context, cc *grpc.ClientConn) error {
+		return fn(ctx, shoalv1.NewACLServiceClient(cc))
+	})
+}
+
+func (e *env) callConn(cmd *cobra.Command, fn func(ctx context.Context, cc *grpc.ClientConn) error) error {
+	cc, err := e.dial()
 	if err != nil {
 		return err
 	}
@@ -112,7 +143,7 @@ func (e *env) call(cmd *cobra.Command, fn func(ctx context.Context, c shoalv1.Co
 	ctx, cancel := context.WithTimeout(cmd.Context(), e.timeout)
 	defer cancel()
 	up := rpc.Ready(ctx, cc)
-	return e.reachable(up, fn(ctx, c))
+	return e.reachable(up, fn(ctx, cc))
 }
 
 func printJSON(w io.Writer, v any) error {

@@ -1,5 +1,8 @@
 // Package cli is shoal-coordinator's command line: `serve` runs a node, and
-// the operator commands talk gRPC (ControlService) to any node. One file per
+// the operator commands talk gRPC (ControlService, ACLService) to any node,
+// over mutual TLS with --ca-cert/--client-cert/--client-key and a token from
+// --token (or SHOAL_CACERT, SHOAL_CLIENT_CERT, SHOAL_CLIENT_KEY, SHOAL_TOKEN),
+// or in plaintext to an --insecure cluster when no CA is given. One file per
 // subcommand. Main takes everything from the process as arguments (context,
 // args, stdout, stderr, getenv), so tests run the real command line with
 // their own environment; `serve` hands a node.Config to package node. The

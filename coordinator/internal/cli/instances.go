@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 
 	"github.com/spf13/cobra"
@@ -11,7 +12,7 @@ import (
 )
 
 func instancesCmd(e *env) *cobra.Command {
-	return &cobra.Command{
+	cmd := &cobra.Command{
 		Use:   "instances [FLEET]",
 		Short: "list the instance registry (JSON: an array)",
 		Args:  cobraMaxOne,
@@ -37,6 +38,28 @@ func instancesCmd(e *env) *cobra.Command {
 					rows = append(rows, []string{in.ID, in.Fleet, in.State, in.PrivateIP, in.AvailabilityZone, strconv.FormatBool(in.Ready), in.Flag})
 				}
 				return table(cmd.OutOrStdout(), rows)
+			})
+		},
+	}
+	cmd.AddCommand(resetIdentityCmd(e))
+	return cmd
+}
+
+func resetIdentityCmd(e *env) *cobra.Command {
+	return &cobra.Command{
+		Use:   "reset-identity ID",
+		Short: "forget an instance's enrollment, so its next enrollment counts as a first one (admin)",
+		Args:  exactArgs("ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				if _, err := c.ResetInstanceIdentity(ctx, &shoalv1.ResetInstanceIdentityRequest{InstanceId: args[0]}); err != nil {
+					return err
+				}
+				if e.output == "json" {
+					return printJSON(cmd.OutOrStdout(), map[string]string{"reset": args[0]})
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "reset the identity of %s: its next enrollment is accepted as a first one\n", args[0])
+				return nil
 			})
 		},
 	}

@@ -27,7 +27,11 @@ func statusCmd(e *env) *cobra.Command {
 				if e.output == "json" {
 					return printJSON(w, v)
 				}
-				fmt.Fprintf(w, "leader: %s  term: %d  applied: %d  commit: %d  answered by: %s\n\n", v.LeaderID, v.Term, v.AppliedIndex, v.CommitIndex, v.NodeID)
+				fmt.Fprintf(w, "leader: %s  term: %d  applied: %d  commit: %d  answered by: %s\n", v.LeaderID, v.Term, v.AppliedIndex, v.CommitIndex, v.NodeID)
+				if v.Insecure {
+					fmt.Fprintln(w, "insecure: true  (no TLS and no ACLs: anyone who reaches the node can run every command)")
+				}
+				fmt.Fprintln(w)
 				return nodeTable(w, v.Nodes)
 			})
 		},

@@ -24,9 +24,13 @@ func (e *unreachableError) Unwrap() error { return e.err }
 
 // reachable marks err as unreachableError when the connection was not up
 // before the call (see rpc.Ready): a node's own UNAVAILABLE is shown as the
-// node said it.
+// node said it. A connection that failed because the two sides disagree
+// about TLS says so instead.
 func (e *env) reachable(up bool, err error) error {
 	if !up && status.Code(err) == codes.Unavailable {
+		if d := e.diagnose(err); d != nil {
+			return d
+		}
 		return &unreachableError{address: e.address, err: err}
 	}
 	return err

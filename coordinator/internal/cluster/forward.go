@@ -148,6 +148,16 @@ func (n *Node) LeaderClient(ctx context.Context) (shoalv1.ControlServiceClient, 
 	return n.client(n.LeaderRPCAddr())
 }
 
+// LeaderConn is LeaderClient's connection, for the leader's other public
+// services (ACLService).
+func (n *Node) LeaderConn(ctx context.Context) (grpc.ClientConnInterface, error) {
+	if err := n.waitLeader(ctx, time.Now().Add(n.cfg.NoLeaderWait)); err != nil {
+		return nil, err
+	}
+	n.metrics.forwarded.WithLabelValues("read").Inc()
+	return n.conn(n.LeaderRPCAddr())
+}
+
 // client returns a ControlService client for a peer's RPC address.
 func (n *Node) client(addr string) (shoalv1.ControlServiceClient, error) {
 	cc, err := n.conn(addr)

@@ -13,7 +13,11 @@
 // (fsm.EnrollmentAllowed). Every refusal carries a Reason, counted in
 // shoal_auth_denied_total{reason}.
 //
-// It must never commit anything itself nor choose an identity from what the
+// Service is the gRPC adapter of Enroll and RenewCertificate; it commits
+// through the write path the node gives it, and hands out a certificate
+// only once the enrollment is recorded.
+//
+// Verify and Issuer must never commit anything themselves nor choose an identity from what the
 // agent asks for: the caller commits fsm.IdentityEnroll for a verified
 // Enrollment, and the certificate's name comes from the verified document
 // only, never from the CSR.

@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
 )
 
 // builtin are the vocabulary metric names (ARCHITECTURE.md).
@@ -181,6 +182,10 @@ func (s *Service) admit(st connectStream, h *shoalv1.AgentHello) (*shoalv1.Agent
 		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
 		return nil, status.Errorf(codes.InvalidArgument, "hello: instance_%v", err)
 	}
+	if err := checkSpeaker(st.Context(), h.GetInstanceId()); err != nil {
+		s.m.streamRejected.WithLabelValues(reasonWrongIdentity).Inc()
+		return nil, err
+	}
 	if err := fsm.ValidPrivateIP(h.GetPrivateIp()); err != nil {
 		s.m.streamRejected.WithLabelValues(reasonBadIdentity).Inc()
 		return nil, status.Errorf(codes.InvalidArgument, "hello: %v", err)
@@ -212,6 +217,25 @@ func (s *Service) admit(st connectStream, h *shoalv1.AgentHello) (*shoalv1.Agent
 		return nil, status.Errorf(codes.Unavailable, "node %s knows no leader", s.cluster.NodeID())
 	}
 	return h, nil
+}
+
+// checkSpeaker lets a caller with a certificate speak only for the
+// instance its agent certificate names. Which roles may call Connect at all
+// is the authorizer's business; a caller without a certificate reaches
+// here only on an --insecure node.
+func checkSpeaker(ctx context.Context, instanceID string) error {
+	id, ok, err := tlsconf.PeerIdentity(ctx)
+	switch {
+	case err != nil:
+		return status.Errorf(codes.Unauthenticated, "client certificate: %v", err)
+	case !ok:
+		return nil
+	case id.Role != tlsconf.RoleAgent:
+		return status.Errorf(codes.PermissionDenied, "a %s certificate may not speak for instance %s; only its agent certificate may", id.Role, instanceID)
+	case id.Name != instanceID:
+		return status.Errorf(codes.PermissionDenied, "agent certificate for %s may not speak for %s", id.Name, instanceID)
+	}
+	return nil
 }
 
 func (s *Service) refuse(err error) error {

@@ -25,6 +25,8 @@ const (
 	reasonBadIdentity  = "bad_identity"
 	reasonTooManyNew   = "too_many_new_instances"
 	reasonNoLeader     = "no_leader"
+	// reasonWrongIdentity: the caller's certificate names another instance.
+	reasonWrongIdentity = "wrong_identity"
 )
 
 type metrics struct {

@@ -103,7 +103,7 @@ func (n *Node) buildEnroll(ctx context.Context, sdkCfg *sdkaws.Config, reg prome
 		return nil, fmt.Errorf("ca-cert: %w", err)
 	}
 	n.log.Info("node: agent enrollment on", "region", ec.Region, "accounts", accounts, "trusted_regions", trust.Regions(), "agent_cert_ttl", ec.AgentCertTTL)
-	return newEnrollService(v, iss, bundle, n.commit)
+	return newEnrollService(v, iss, bundle, n.commit, n.denied(reg), n.log.With("component", "enroll"))
 }
 
 // commit applies cmd through raft (forwarded to the leader from a

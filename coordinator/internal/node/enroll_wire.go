@@ -2,12 +2,18 @@ package node
 
 import (
 	"context"
-	"errors"
+	"log/slog"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/enroll"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 )
 
-// newEnrollService is replaced when enroll.Service lands.
-func newEnrollService(v *enroll.Verifier, iss *enroll.Issuer, bundle []byte, commit func(context.Context, []byte) error) (agentEnroller, error) {
-	return nil, errors.New("iid-trust: enrollment is not wired in this build")
+// newEnrollService is enrollment's gRPC half over the node's write path.
+func newEnrollService(v *enroll.Verifier, iss *enroll.Issuer, bundle []byte, commit func(context.Context, []byte) error, denied *prometheus.CounterVec, log *slog.Logger) (agentEnroller, error) {
+	return enroll.NewService(enroll.ServiceDeps{
+		Verifier: v, Issuer: iss, CACertsPEM: bundle, Denied: denied, Logger: log,
+		Commit: func(ctx context.Context, c fsm.Command) error { return commit(ctx, c.Encode()) },
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/authz"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -19,9 +20,18 @@ import (
 var _ shoalv1.ControlServiceServer = (*Server)(nil)
 
 // read serves a read locally when stale is set or this node leads (after a
-// read barrier), and otherwise asks the leader. A forwarded read that lands
-// on a non-leader is refused rather than passed on again.
+// read barrier), and otherwise asks the leader's ControlService.
 func (s *Server) read(ctx context.Context, stale bool, local func() error, remote func(context.Context, shoalv1.ControlServiceClient) error) error {
+	return s.readVia(ctx, stale, local, func(ctx context.Context, cc grpc.ClientConnInterface) error {
+		return remote(ctx, shoalv1.NewControlServiceClient(cc))
+	})
+}
+
+// readVia is read for any service: remote gets a connection to the leader
+// and a context that names the original caller, so the leader authorizes
+// and logs the call as that caller's. A forwarded read that lands on a
+// non-leader is refused rather than passed on again.
+func (s *Server) readVia(ctx context.Context, stale bool, local func() error, remote func(context.Context, grpc.ClientConnInterface) error) error {
 	if stale {
 		return toStatus(local())
 	}
@@ -37,11 +47,17 @@ func (s *Server) read(ctx context.Context, stale bool, local func() error, remot
 	if cluster.IsForwarded(ctx) {
 		return toStatus(cluster.ErrNotLeader)
 	}
-	c, err := s.node.LeaderClient(ctx)
+	cc, err := s.node.LeaderConn(ctx)
 	if err != nil {
 		return toStatus(err)
 	}
-	return remote(cluster.WithForwarded(ctx), c)
+	return remote(forwardContext(ctx), cc)
+}
+
+// forwardContext marks a call this node passes to the leader: forwarded
+// (never passed on again) and stamped with the verified caller.
+func forwardContext(ctx context.Context) context.Context {
+	return cluster.WithForwarded(authz.ForwardContext(ctx))
 }
 
 // apply commits a command (forwarded to the leader if need be) and turns a
@@ -130,6 +146,7 @@ func (s *Server) ListPeers(ctx context.Context, req *shoalv1.ListPeersRequest) (
 
 // RemovePeer removes a server; a follower passes the call to the leader.
 func (s *Server) RemovePeer(ctx context.Context, req *shoalv1.RemovePeerRequest) (*shoalv1.RemovePeerResponse, error) {
+	s.audit(ctx, "RemovePeer", "id", req.Id)
 	if req.Id == "" {
 		return nil, status.Error(codes.InvalidArgument, "id: required")
 	}
@@ -143,12 +160,13 @@ func (s *Server) RemovePeer(ctx context.Context, req *shoalv1.RemovePeerRequest)
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return c.RemovePeer(cluster.WithForwarded(ctx), req)
+	return c.RemovePeer(forwardContext(ctx), req)
 }
 
 // CreateFleet creates a fleet; it does not touch the group.
 func (s *Server) CreateFleet(ctx context.Context, req *shoalv1.CreateFleetRequest) (*shoalv1.CreateFleetResponse, error) {
 	f := req.GetFleet()
+	s.audit(ctx, "CreateFleet", "fleet", f.GetName())
 	if f == nil {
 		return nil, status.Error(codes.InvalidArgument, "fleet: required")
 	}
@@ -196,6 +214,7 @@ func (s *Server) ListFleets(ctx context.Context, req *shoalv1.ListFleetsRequest)
 
 // UpdateFleet changes the fields that update_mask names.
 func (s *Server) UpdateFleet(ctx context.Context, req *shoalv1.UpdateFleetRequest) (*shoalv1.UpdateFleetResponse, error) {
+	s.audit(ctx, "UpdateFleet", "fleet", req.GetFleet().GetName())
 	r, _, err := s.apply(ctx, fsm.UpdateFleet(req))
 	if err != nil {
 		return nil, err
@@ -205,6 +224,7 @@ func (s *Server) UpdateFleet(ctx context.Context, req *shoalv1.UpdateFleetReques
 
 // DeleteFleet removes a fleet with its registry entries and history.
 func (s *Server) DeleteFleet(ctx context.Context, req *shoalv1.DeleteFleetRequest) (*shoalv1.DeleteFleetResponse, error) {
+	s.audit(ctx, "DeleteFleet", "fleet", req.Fleet)
 	if _, _, err := s.apply(ctx, fsm.DeleteFleet(req.Fleet)); err != nil {
 		return nil, err
 	}
@@ -213,6 +233,7 @@ func (s *Server) DeleteFleet(ctx context.Context, req *shoalv1.DeleteFleetReques
 
 // PauseFleet stops the engine from acting on a fleet.
 func (s *Server) PauseFleet(ctx context.Context, req *shoalv1.PauseFleetRequest) (*shoalv1.PauseFleetResponse, error) {
+	s.audit(ctx, "PauseFleet", "fleet", req.Fleet)
 	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Fleet, true))
 	if err != nil {
 		return nil, err
@@ -222,6 +243,7 @@ func (s *Server) PauseFleet(ctx context.Context, req *shoalv1.PauseFleetRequest)
 
 // ResumeFleet lets the engine act on a fleet again.
 func (s *Server) ResumeFleet(ctx context.Context, req *shoalv1.ResumeFleetRequest) (*shoalv1.ResumeFleetResponse, error) {
+	s.audit(ctx, "ResumeFleet", "fleet", req.Fleet)
 	r, _, err := s.apply(ctx, fsm.PauseFleet(req.Fleet, false))
 	if err != nil {
 		return nil, err
@@ -263,6 +285,7 @@ func (s *Server) SaveSnapshot(req *shoalv1.SaveSnapshotRequest, stream grpc.Serv
 
 // RestoreSnapshot replaces the state, through raft, with a saved snapshot.
 func (s *Server) RestoreSnapshot(stream grpc.ClientStreamingServer[shoalv1.RestoreSnapshotRequest, shoalv1.RestoreSnapshotResponse]) error {
+	s.audit(stream.Context(), "RestoreSnapshot")
 	var buf bytes.Buffer
 	for {
 		m, err := stream.Recv()
@@ -289,6 +312,7 @@ func (s *Server) RestoreSnapshot(stream grpc.ClientStreamingServer[shoalv1.Resto
 
 // SetPolicy validates and stores a fleet's scaling policy.
 func (s *Server) SetPolicy(ctx context.Context, req *shoalv1.SetPolicyRequest) (*shoalv1.SetPolicyResponse, error) {
+	s.audit(ctx, "SetPolicy", "fleet", req.Fleet)
 	if req.Policy == nil {
 		return nil, status.Error(codes.InvalidArgument, "policy: required")
 	}
@@ -332,8 +356,10 @@ func (s *Server) ListDecisions(ctx context.Context, req *shoalv1.ListDecisionsRe
 	return out, err
 }
 
-// ScaleFleet commits a manual pending decision; the scaler acts on it.
+// ScaleFleet commits a manual pending decision, naming the caller as its
+// actor; the scaler acts on it.
 func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest) (*shoalv1.ScaleFleetResponse, error) {
+	s.audit(ctx, "ScaleFleet", "fleet", req.Fleet, "desired", req.Desired)
 	if req.Desired < 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "desired (%d) must be >= 0", req.Desired)
 	}
@@ -347,6 +373,7 @@ func (s *Server) ScaleFleet(ctx context.Context, req *shoalv1.ScaleFleetRequest)
 	}
 	r, _, err := s.apply(ctx, fsm.CreateDecision(&shoalv1.Decision{
 		Fleet: req.Fleet, PreviousCapacity: f.Fleet.Desired, Capacity: req.Desired, Reason: reason, Source: fsm.SourceManual,
+		Actor: actorOf(ctx),
 	}))
 	if err != nil {
 		return nil, err

@@ -105,6 +105,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.grpc = rpc.NewServer(cfg.GRPCOptions...)
 	shoalv1.RegisterControlServiceServer(s.grpc, s)
+	shoalv1.RegisterACLServiceServer(s.grpc, &aclService{s: s})
 	clusterv1.RegisterClusterServiceServer(s.grpc, &clusterService{node: cfg.Node, forward: cfg.ForwardAgents})
 	s.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.reg.MustRegister(cfg.Node.Collectors()...)

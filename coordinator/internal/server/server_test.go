@@ -27,19 +27,23 @@ type env struct {
 	nodes   []*cluster.Node
 	servers []*Server
 	clients []shoalv1.ControlServiceClient
+	acls    []shoalv1.ACLServiceClient
 	peers   []clusterv1.ClusterServiceClient
+	// seen records the caller stamp (authz.CallerKey, TokenNameKey) of
+	// every call a node served, by node index.
+	seen *stampLog
 }
 
 // newEnv runs size nodes in a clustertest cluster, each serving the real
 // Server; node 0 bootstraps and the others join through node 0's API.
 func newEnv(t *testing.T, size int) *env {
 	t.Helper()
-	e := &env{}
+	e := &env{seen: &stampLog{}}
 	servers := map[*cluster.Node]*Server{}
 	tc := clustertest.Make(t, size, clustertest.Options{
 		Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 2 * time.Second },
 		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
-			s, err := New(Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100})
+			s, err := New(Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100, GRPCOptions: e.seen.options(n.NodeID())})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,6 +57,7 @@ func newEnv(t *testing.T, size int) *env {
 		e.servers = append(e.servers, servers[n])
 		cc := tc.Conn(t, i)
 		e.clients = append(e.clients, shoalv1.NewControlServiceClient(cc))
+		e.acls = append(e.acls, shoalv1.NewACLServiceClient(cc))
 		e.peers = append(e.peers, clusterv1.NewClusterServiceClient(cc))
 	}
 	return e
