@@ -62,7 +62,8 @@ bench: build ## benchmarks; prints tables
 	@if [ -x deploy/bench/raft.sh ]; then deploy/bench/raft.sh; fi
 	@if [ -x deploy/bench/simulate.sh ]; then deploy/bench/simulate.sh; fi
 	@if [ -x deploy/bench/agent.sh ]; then deploy/bench/agent.sh; fi
-	@if [ -x deploy/bench/ingest.sh ]; then deploy/bench/ingest.sh; fi
+	@if [ -x deploy/bench/ingest.sh ]; then deploy/bench/ingest.sh && INGEST_TLS=0 deploy/bench/ingest.sh; fi
+	@if [ -x deploy/bench/enroll.sh ]; then deploy/bench/enroll.sh; fi
 	@if [ -x deploy/bench/reaction.sh ]; then deploy/bench/reaction.sh; fi
 	@$(MAKE) --no-print-directory bench-lb
 

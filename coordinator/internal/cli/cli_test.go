@@ -186,6 +186,7 @@ func TestServeFlagErrors(t *testing.T) {
 		{"bootstrap and join", []string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400", "--http-addr", "127.0.0.1:3", "--bootstrap", "--join", "127.0.0.1:7401"}, "give one, not both"},
 		{"bad log store", []string{"serve", "--node-id", "n", "--data-dir", "d", "--raft-addr", "127.0.0.1:7300", "--rpc-addr", "127.0.0.1:7400", "--http-addr", "127.0.0.1:3", "--log-store", "sqlite"}, `log-store ("sqlite")`},
 		{"no TLS and not insecure", serveArgs(), "ca-cert, cert and key: required"},
+		{"wildcard agent addr without advertise", serveArgs("--insecure", "--agent-addr", "0.0.0.0:7403"), "advertise-agent"},
 		{"insecure with TLS files", serveArgs("--insecure", "--ca-cert", "ca.pem"), "insecure: cannot be combined with --ca-cert"},
 		{"cert without key", serveArgs("--ca-cert", "ca.pem", "--cert", "s.pem"), "cert and key: both required"},
 		{"key without ca", serveArgs("--cert", "s.pem", "--key", "s-key.pem"), "ca-cert: required with --cert and --key"},

@@ -53,6 +53,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&c.RPCAddr, "rpc-addr", c.RPCAddr, "gRPC bind address (every service)")
 	fl.StringVar(&c.HTTPAddr, "http-addr", c.HTTPAddr, "HTTP bind address for /metrics and /healthz")
 	fl.StringVar(&f.advertiseRaft, "advertise-raft", "", "raft address peers dial (default: --raft-addr; required when binding 0.0.0.0)")
+	fl.StringVar(&c.Cluster.AgentAdvertise, "advertise-agent", c.Cluster.AgentAdvertise, "agent address agents dial (default: --agent-addr; needed when binding 0.0.0.0)")
 	fl.StringVar(&f.advertiseRPC, "advertise-rpc", "", "gRPC address peers and clients dial (default: --rpc-addr; required when binding 0.0.0.0)")
 	fl.BoolVar(&c.Cluster.Bootstrap, "bootstrap", c.Cluster.Bootstrap, "form a new cluster of this node (first start only)")
 	fl.StringVar(&f.join, "join", "", "comma-separated gRPC addresses of members to ask to join")

@@ -63,6 +63,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Clock stamps commands on the leader; tests may fix it.
 	Clock func() time.Time
+	// AgentAdvertise is the node's agent-only listener as agents dial it
+	// (serve's --agent-addr); empty when agents use the RPC address. It is
+	// recorded with the node's other addresses, so agents can be pointed at
+	// the leader's.
+	AgentAdvertise string
 	// Dial opens a gRPC connection to a peer's RPC address; defaults to
 	// rpc.Dial. Tests pass a bufconn dialer.
 	Dial func(addr string) (*grpc.ClientConn, error)
@@ -148,6 +153,11 @@ func (c Config) Validate() error {
 	}
 	if c.Transport == nil {
 		if err := mustBeDialable("advertise-raft", c.RaftAdvertise); err != nil {
+			return err
+		}
+	}
+	if c.AgentAdvertise != "" {
+		if err := mustBeDialable("advertise-agent", c.AgentAdvertise); err != nil {
 			return err
 		}
 	}

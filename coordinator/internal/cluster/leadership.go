@@ -52,7 +52,7 @@ func (n *Node) becameLeader() {
 	n.mu.Lock()
 	n.readyTerm = term
 	n.mu.Unlock()
-	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RPCAddr: n.cfg.RPCAdvertise}
+	self := fsm.Member{ID: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RPCAddr: n.cfg.RPCAdvertise, AgentAddr: n.cfg.AgentAdvertise}
 	if n.fsm.Members()[n.cfg.NodeID] != self {
 		f := n.raft.Apply(mustStamp(fsm.SetMember(self).Encode(), n.cfg.Clock()), n.cfg.ApplyTimeout)
 		if err := n.await(f); err != nil {
@@ -124,6 +124,27 @@ func (n *Node) LeaderRPCAddr() string {
 		return n.cfg.RPCAdvertise
 	}
 	return n.fsm.Members()[id].RPCAddr
+}
+
+// LeaderAgentAddr is the address agents should dial to reach the leader:
+// its agent-only listener if it has one, else its gRPC address; "" when
+// unknown.
+func (n *Node) LeaderAgentAddr() string {
+	id := n.LeaderID()
+	switch {
+	case id == "":
+		return ""
+	case id == n.cfg.NodeID:
+		if n.cfg.AgentAdvertise != "" {
+			return n.cfg.AgentAdvertise
+		}
+		return n.cfg.RPCAdvertise
+	}
+	m := n.fsm.Members()[id]
+	if m.AgentAddr != "" {
+		return m.AgentAddr
+	}
+	return m.RPCAddr
 }
 
 // Unreachable reports whether this leader has failed to heartbeat peer id.

@@ -46,7 +46,7 @@ func (n *Node) askJoin(ctx context.Context, addr string) error {
 		return err
 	}
 	_, err = c.JoinCluster(ctx, &clusterv1.JoinClusterRequest{
-		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise,
+		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise, AgentAddr: n.cfg.AgentAdvertise,
 	})
 	return err
 }
@@ -104,7 +104,7 @@ func (n *Node) Join(ctx context.Context, req *clusterv1.JoinClusterRequest) (str
 		}
 		n.log.Info("added voter", "id", id, "raft_addr", addr)
 	}
-	m := fsm.Member{ID: req.NodeId, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr}
+	m := fsm.Member{ID: req.NodeId, RaftAddr: req.RaftAddr, RPCAddr: req.RpcAddr, AgentAddr: req.AgentAddr}
 	if n.fsm.Members()[req.NodeId] != m {
 		r, _, err := n.applyLocal(fsm.SetMember(m).Encode())
 		if err != nil {
@@ -129,12 +129,20 @@ func (n *Node) RemovePeer(id string) error {
 	if err := cf.Error(); err != nil {
 		return err
 	}
-	found := false
+	found, voters, isVoter := false, 0, false
 	for _, s := range cf.Configuration().Servers {
-		found = found || string(s.ID) == id
+		if s.Suffrage == raft.Voter {
+			voters++
+		}
+		if string(s.ID) == id {
+			found, isVoter = true, s.Suffrage == raft.Voter
+		}
 	}
 	if !found {
 		return fmt.Errorf("id (%q): %w", id, ErrUnknownPeer)
+	}
+	if isVoter && voters == 1 {
+		return fmt.Errorf("%w: id (%q): the cluster's only voter; removing it would leave no cluster", ErrInvalidRequest, id)
 	}
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, n.cfg.ApplyTimeout).Error(); err != nil {
 		return fmt.Errorf("remove server %s: %w", id, err)

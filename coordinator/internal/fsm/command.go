@@ -60,6 +60,9 @@ type Member struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	RPCAddr  string `json:"rpc_addr"`
+	// AgentAddr is the node's agent-only listener, "" when agents use
+	// RPCAddr.
+	AgentAddr string `json:"agent_addr,omitempty"`
 }
 
 type nameBody struct {

@@ -114,7 +114,13 @@ func ValidateMember(m Member) *Error {
 	if err := validateAddr("raft_addr", m.RaftAddr); err != nil {
 		return err
 	}
-	return validateAddr("rpc_addr", m.RPCAddr)
+	if err := validateAddr("rpc_addr", m.RPCAddr); err != nil {
+		return err
+	}
+	if m.AgentAddr != "" {
+		return validateAddr("agent_addr", m.AgentAddr)
+	}
+	return nil
 }
 
 // validatePolicy is decide.Validate, the check the API makes, so a policy

@@ -18,6 +18,9 @@ type Cluster interface {
 	IsLeader() bool
 	// LeaderRPCAddr is the leader's --rpc-addr, "" when there is none.
 	LeaderRPCAddr() string
+	// LeaderAgentAddr is where agents reach the leader: its --agent-addr,
+	// or its --rpc-addr without one; "" when there is no leader.
+	LeaderAgentAddr() string
 	NodeID() string
 }
 

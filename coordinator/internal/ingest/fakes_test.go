@@ -41,7 +41,8 @@ func (c *fakeCluster) LeaderRPCAddr() string {
 	defer c.mu.Unlock()
 	return c.leaderAddr
 }
-func (c *fakeCluster) NodeID() string { return c.id }
+func (c *fakeCluster) LeaderAgentAddr() string { return c.LeaderRPCAddr() }
+func (c *fakeCluster) NodeID() string          { return c.id }
 func (c *fakeCluster) set(leader bool, addr string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -19,6 +19,7 @@ import (
 	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
+	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
 )
 
 // followerConn is one follower's Forward stream, as the leader holds it.
@@ -53,6 +54,12 @@ func (s *Service) ForwardAgents(st forwardStream) error {
 	node := m.GetHello().GetNodeId()
 	if node == "" {
 		return status.Error(codes.InvalidArgument, "forward: the first message must be a hello naming the node")
+	}
+	// A server speaks only for itself: taking another follower's slot would
+	// cut that follower's agents off when the impostor leaves.
+	if id, ok, _ := tlsconf.PeerIdentity(st.Context()); ok && id.Name != node {
+		s.m.streamRejected.WithLabelValues(reasonWrongIdentity).Inc()
+		return status.Errorf(codes.PermissionDenied, "forward: %s may not forward as node %q", id, node)
 	}
 	f := &followerConn{node: node, out: make(chan *clusterv1.ForwardAgentsResponse, 1024)}
 	s.mu.Lock()

@@ -84,6 +84,11 @@ func (n *Node) buildEnroll(ctx context.Context, sdkCfg *sdkaws.Config, reg prome
 	if err != nil {
 		return nil, err
 	}
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name:        "shoal_enroll_aws_calls_total",
+		Help:        "AWS calls enrollment made to check instances (batched and cached).",
+		ConstLabels: prometheus.Labels{"operation": enroll.OpDescribeAutoScalingInstances},
+	}, func() float64 { return float64(lookup.Calls()) }))
 	v, err := enroll.NewVerifier(ec, enroll.Deps{
 		Trust: trust, Accounts: accounts, Lookup: lookup, State: enroll.FSMState{FSM: n.raft.FSM()}, Denied: n.denied(reg),
 	})

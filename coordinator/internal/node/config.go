@@ -128,7 +128,11 @@ func (c Config) Validate() error {
 	case c.Logger == nil:
 		return errors.New("logger: required")
 	}
-	if err := c.Cluster.Validate(); err != nil {
+	cc := c.Cluster
+	if cc.AgentAdvertise == "" {
+		cc.AgentAdvertise = c.AgentAddr // what New does
+	}
+	if err := cc.Validate(); err != nil {
 		return err
 	}
 	if err := c.Scaler.Validate(); err != nil {

@@ -90,6 +90,9 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	cc := cfg.Cluster
 	cc.Logger = cfg.Logger
+	if cc.AgentAdvertise == "" {
+		cc.AgentAdvertise = cfg.AgentAddr
+	}
 	if cc.Dial, err = n.tls.peerDial(); err != nil {
 		return nil, err
 	}

@@ -143,6 +143,21 @@ func TestSecureNodeAsksWhoCalls(t *testing.T) {
 	stranger := p.dial(t, c.RPCAddr, tlsconf.RoleServer, "n9")
 	_, err = stranger.cluster.JoinCluster(ctx, &clusterv1.JoinClusterRequest{NodeId: "n7", RaftAddr: "127.0.0.1:1", RpcAddr: "127.0.0.1:2"})
 	want("a server joins as another node", err, codes.PermissionDenied, "joins only as the node its certificate names")
+	_, err = stranger.cluster.ApplyCommand(ctx, &clusterv1.ApplyCommandRequest{Command: []byte(`{"op":"delete_fleet"}`)})
+	want("a server certificate of no member sends a raw FSM command", err, codes.PermissionDenied, `node "n9" is not a member`)
+	fs, err := stranger.cluster.ForwardAgents(ctx)
+	if err == nil {
+		_ = fs.Send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: "n9"}}})
+		_, err = fs.Recv()
+	}
+	want("a server certificate of no member forwards agents", err, codes.PermissionDenied, `node "n9" is not a member`)
+	self := p.dial(t, c.RPCAddr, tlsconf.RoleServer, "n1")
+	fs, err = self.cluster.ForwardAgents(ctx)
+	if err == nil {
+		_ = fs.Send(&clusterv1.ForwardAgentsRequest{Msg: &clusterv1.ForwardAgentsRequest_Hello{Hello: &clusterv1.FollowerHello{NodeId: "n2"}}})
+		_, err = fs.Recv()
+	}
+	want("a member forwards agents as another node", err, codes.PermissionDenied, `may not forward as node "n2"`)
 	anon := p.dial(t, c.RPCAddr, "", "")
 	_, err = anon.control.GetStatus(ctx, &shoalv1.GetStatusRequest{})
 	want("no client certificate", err, codes.Unauthenticated, "")

@@ -56,6 +56,9 @@ func NewCommand(progress io.Writer) *cobra.Command {
 	f.DurationVar(&cfg.Measure, "measure", cfg.Measure, "length of the summary's window after the warm-up (0: to the end)")
 	f.DurationVar(&cfg.Ramp, "ramp", cfg.Ramp, "spread of the streams' first connects")
 	f.IntVar(&cfg.StreamsPerConn, "streams-per-conn", cfg.StreamsPerConn, "streams sharing one client connection")
-	f.StringVar(&cfg.IDPrefix, "id-prefix", cfg.IDPrefix, "instance ids are i-<prefix><hex index>")
+	f.StringVar(&cfg.IDPrefix, "id-prefix", cfg.IDPrefix, "instance ids are i-<prefix><hex index>; lower-case hex")
+	f.StringVar(&cfg.CACert, "ca-cert", cfg.CACert, "CA bundle that verifies the coordinators; turns on mutual TLS with one agent certificate and one connection per simulated agent")
+	f.StringVar(&cfg.CAKey, "ca-key", cfg.CAKey, "the CA's key: the generator signs each simulated agent's ECDSA P-256 certificate itself (benchmarks only)")
+	f.StringVar(&cfg.Cluster, "cluster", cfg.Cluster, "cluster name the certificates carry")
 	return cmd
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -15,7 +17,10 @@ import (
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
+	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
 )
+
+var idPrefixRE = regexp.MustCompile(`^[0-9a-f]{1,8}$`)
 
 // ErrConfig wraps configuration errors.
 var ErrConfig = errors.New("invalid loadgen config")
@@ -48,9 +53,21 @@ type Config struct {
 	StreamsPerConn int
 	// Backoff is the wait before a failed stream reconnects (500 ms).
 	Backoff time.Duration
-	// IDPrefix makes instance ids i-<prefix><hex index> ("lg"); the same
-	// prefix in a later run reuses the instances.
+	// IDPrefix makes instance ids i-<prefix><hex index> ("10ad", lower-case
+	// hex as instance ids are); the same prefix in a later run reuses the
+	// instances.
 	IDPrefix string
+	// CACert (--ca-cert) turns on mutual TLS: the bundle that verifies the
+	// coordinators. Each simulated agent then has its own ECDSA P-256 key,
+	// an agent certificate naming its instance id, and its own connection
+	// (a connection carries one client certificate), as real agents do;
+	// StreamsPerConn does not apply.
+	CACert string
+	// CAKey (--ca-key) is the CA's key, which signs the agents'
+	// certificates in-process (see agentCA); required with CACert.
+	CAKey string
+	// Cluster is the cluster name in the certificates ("shoal").
+	Cluster string
 	// Progress gets one line per ProgressEvery (1 s); nil prints nothing.
 	Progress      io.Writer
 	ProgressEvery time.Duration
@@ -70,7 +87,8 @@ func DefaultConfig() Config {
 		Ramp:           5 * time.Second,
 		StreamsPerConn: 500,
 		Backoff:        500 * time.Millisecond,
-		IDPrefix:       "lg",
+		IDPrefix:       "10ad",
+		Cluster:        tlsconf.DefaultCluster,
 		ProgressEvery:  time.Second,
 		Now:            time.Now,
 	}
@@ -103,8 +121,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: backoff (%s) must be > 0", ErrConfig, c.Backoff)
 	case c.ProgressEvery <= 0:
 		return fmt.Errorf("%w: progress every (%s) must be > 0", ErrConfig, c.ProgressEvery)
-	case c.IDPrefix == "":
-		return fmt.Errorf("%w: id prefix is required", ErrConfig)
+	case !idPrefixRE.MatchString(c.IDPrefix):
+		return fmt.Errorf("%w: id prefix (%q) must be 1 to 8 lower-case hex digits (instance ids are i-<hex>)", ErrConfig, c.IDPrefix)
+	case (c.CACert == "") != (c.CAKey == ""):
+		return fmt.Errorf("%w: ca-cert and ca-key: give both for mutual TLS, or neither for plaintext", ErrConfig)
+	case c.CACert != "" && tlsconf.CheckCluster(c.Cluster) != nil:
+		return fmt.Errorf("%w: cluster: %v", ErrConfig, tlsconf.CheckCluster(c.Cluster))
 	case c.Now == nil:
 		return fmt.Errorf("%w: now: a clock is required", ErrConfig)
 	}
@@ -185,26 +207,51 @@ func Run(ctx context.Context, cfg Config) (Summary, error) {
 	return sum, nil
 }
 
-// dialAll makes enough client connections for StreamsPerConn streams each,
-// and a multiple of the coordinators so that stream i % len(conns) spreads
-// the streams evenly over the nodes.
+// dialAll makes enough client connections for StreamsPerConn streams each
+// (one per agent with TLS), and a multiple of the coordinators so that
+// stream i % len(conns) spreads the streams evenly over the nodes.
 func dialAll(cfg Config) ([]*grpc.ClientConn, error) {
-	n := (cfg.Agents + cfg.StreamsPerConn - 1) / cfg.StreamsPerConn
+	var ca *agentCA
+	perConn := cfg.StreamsPerConn
+	if cfg.CACert != "" {
+		var err error
+		if ca, err = loadAgentCA(cfg.CACert, cfg.CAKey, cfg.Cluster, cfg.Now); err != nil {
+			return nil, err
+		}
+		perConn = 1
+	}
+	n := (cfg.Agents + perConn - 1) / perConn
 	k := len(cfg.Coordinators)
 	n = (n + k - 1) / k * k
 	conns := make([]*grpc.ClientConn, 0, n)
 	for j := range n {
-		cc, err := rpc.Dial(cfg.Coordinators[j%k], cfg.DialOptions...)
-		if err != nil {
-			for _, c := range conns {
-				_ = c.Close()
+		opts := cfg.DialOptions
+		if ca != nil {
+			cert, err := ca.issue(instanceID(cfg.IDPrefix, j))
+			if err != nil {
+				closeAll(conns)
+				return nil, fmt.Errorf("agent certificate: %w", err)
 			}
+			opts = append(slices.Clip(opts), tlsconf.DialOption(ca.clientConfig(cert)))
+		}
+		cc, err := rpc.Dial(cfg.Coordinators[j%k], opts...)
+		if err != nil {
+			closeAll(conns)
 			return nil, fmt.Errorf("dial %s: %w", cfg.Coordinators[j%k], err)
 		}
 		conns = append(conns, cc)
 	}
 	return conns, nil
 }
+
+func closeAll(conns []*grpc.ClientConn) {
+	for _, c := range conns {
+		_ = c.Close()
+	}
+}
+
+// instanceID is simulated agent i's instance id (and certificate name).
+func instanceID(prefix string, i int) string { return fmt.Sprintf("i-%s%05x", prefix, i) }
 
 // watch prints progress every tick and returns the summary of the measured
 // window: from Warmup for Measure (or to the end).

@@ -17,6 +17,7 @@ import (
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
+	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
 )
 
 // fakeNode is a coordinator that welcomes every hello and records what
@@ -26,6 +27,9 @@ type fakeNode struct {
 	shoalv1.UnimplementedAgentServiceServer
 	name      string
 	dropFirst map[string]bool
+	// mtls: each stream must come with an agent certificate naming the
+	// hello's instance id.
+	mtls bool
 
 	mu      sync.Mutex
 	hellos  map[string]int
@@ -43,10 +47,19 @@ func (f *fakeNode) Connect(st shoalv1.AgentService_ConnectServer) error {
 		return status.Error(codes.InvalidArgument, "first message must be a hello")
 	}
 	id := h.GetInstanceId()
+	if f.mtls {
+		pid, ok, err := tlsconf.PeerIdentity(st.Context())
+		if err != nil || !ok || pid.Role != tlsconf.RoleAgent || pid.Name != id {
+			f.mu.Lock()
+			f.bad = append(f.bad, fmt.Sprintf("hello %s over a connection of %v (cert %v, err %v)", id, pid, ok, err))
+			f.mu.Unlock()
+			return status.Error(codes.PermissionDenied, "wrong certificate")
+		}
+	}
 	f.mu.Lock()
 	f.hellos[id]++
 	drop := f.dropFirst[id] && f.hellos[id] == 1
-	if h.GetFleet() != "web" || !strings.HasPrefix(id, "i-lg") {
+	if h.GetFleet() != "web" || !strings.HasPrefix(id, "i-10ad") {
 		f.bad = append(f.bad, "hello "+id+" fleet "+h.GetFleet())
 	}
 	if h.GetInterval().AsDuration() <= 0 || h.GetStartTime() == nil {
@@ -99,13 +112,43 @@ func startFakes(t *testing.T, addrs []string, dropFirst map[string]bool) (map[st
 
 func TestRunSpreadsStreamsAndReconnects(t *testing.T) {
 	addrs := []string{"a:1", "b:1"}
-	nodes, dialer := startFakes(t, addrs, map[string]bool{"i-lg00000": true})
+	nodes, dialer := startFakes(t, addrs, map[string]bool{"i-10ad00000": true})
 	const agents = 8
 	cfg := DefaultConfig()
 	cfg.Coordinators, cfg.Fleet, cfg.Agents, cfg.Interval = addrs, "web", agents, 100*time.Millisecond
-	cfg.Duration, cfg.Ramp, cfg.Backoff = 1500*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	// The run ends as soon as the fakes have seen what the test checks, and
+	// at the latest after Duration, so a slow machine only makes it longer.
+	cfg.Duration, cfg.Ramp, cfg.Backoff = 30*time.Second, 50*time.Millisecond, 50*time.Millisecond
 	cfg.StreamsPerConn, cfg.DialOptions = 2, []grpc.DialOption{dialer}
-	sum, err := Run(context.Background(), cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		seen := func() bool {
+			batches := 0
+			for _, f := range nodes {
+				f.mu.Lock()
+				n, b := len(f.hellos), len(f.batches)
+				f.mu.Unlock()
+				if n < agents/2 {
+					return false
+				}
+				batches += b
+			}
+			a := nodes["a:1"]
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			return batches == agents && a.hellos["i-lg00000"] >= 2 && a.batches["i-lg00000"] >= 2
+		}
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for range t.C {
+			if ctx.Err() != nil || seen() {
+				cancel()
+				return
+			}
+		}
+	}()
+	sum, err := Run(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,8 +169,8 @@ func TestRunSpreadsStreamsAndReconnects(t *testing.T) {
 	}
 	a := nodes["a:1"]
 	a.mu.Lock()
-	if a.hellos["i-lg00000"] < 2 || a.batches["i-lg00000"] < 2 {
-		t.Errorf("dropped stream: %d hellos, %d batches; want a reconnect and batches after it", a.hellos["i-lg00000"], a.batches["i-lg00000"])
+	if a.hellos["i-10ad00000"] < 2 || a.batches["i-10ad00000"] < 2 {
+		t.Errorf("dropped stream: %d hellos, %d batches; want a reconnect and batches after it", a.hellos["i-10ad00000"], a.batches["i-10ad00000"])
 	}
 	a.mu.Unlock()
 	// One batch per stream may still be in flight when the run ends.
@@ -159,6 +202,11 @@ func TestValidate(t *testing.T) {
 			*c = Config{Coordinators: c.Coordinators, Fleet: "web", Agents: 1, Duration: time.Second}
 		}, "metrics (0)"},
 		{"no clock", func(c *Config) { c.Now = nil }, "now"},
+		{"prefix not hex", func(c *Config) { c.IDPrefix = "lg" }, `id prefix ("lg")`},
+		{"ca-cert without key", func(c *Config) { c.CACert = "ca.pem" }, "ca-cert and ca-key"},
+		{"ca-key without cert", func(c *Config) { c.CAKey = "ca-key.pem" }, "ca-cert and ca-key"},
+		{"tls", func(c *Config) { c.CACert, c.CAKey = "ca.pem", "ca-key.pem" }, ""},
+		{"tls bad cluster", func(c *Config) { c.CACert, c.CAKey, c.Cluster = "ca.pem", "ca-key.pem", "" }, "cluster"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,7 @@ func (s *stream) run(ctx context.Context) {
 
 func (s *stream) hello() *shoalv1.AgentHello {
 	return &shoalv1.AgentHello{
-		InstanceId:   fmt.Sprintf("i-%s%05x", s.cfg.IDPrefix, s.i),
+		InstanceId:   instanceID(s.cfg.IDPrefix, s.i),
 		Fleet:        s.cfg.Fleet,
 		PrivateIp:    fmt.Sprintf("10.%d.%d.%d", 100+s.i>>16&0xff, s.i>>8&0xff, s.i&0xff),
 		AgentVersion: "loadgen",

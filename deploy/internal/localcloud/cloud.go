@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -244,6 +245,19 @@ func subnetByID(id string) (Subnet, bool) {
 }
 
 func (c *Cloud) allocIP() (string, error) {
+	if strings.Count(c.cfg.InstanceIPPrefix, ".") == 1 { // a /16
+		for n := 1; n < 256*256-1; n++ {
+			if n%256 == 0 || n%256 == 255 {
+				continue
+			}
+			ip := c.cfg.InstanceIPPrefix + "." + strconv.Itoa(n/256) + "." + strconv.Itoa(n%256)
+			if !c.ipUsed[ip] {
+				c.ipUsed[ip] = true
+				return ip, nil
+			}
+		}
+		return "", apiErr(http.StatusServiceUnavailable, "InsufficientInstanceCapacity", "all addresses of %s.0.0/16 are in use", c.cfg.InstanceIPPrefix)
+	}
 	for n := 1; n <= 254; n++ {
 		ip := c.cfg.InstanceIPPrefix + "." + strconv.Itoa(n)
 		if !c.ipUsed[ip] {

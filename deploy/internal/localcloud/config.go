@@ -35,7 +35,9 @@ type Config struct {
 	// tries again, as AWS backs off failed launches.
 	LaunchRetry time.Duration
 	// InstanceIPPrefix is the /24 loopback prefix instance addresses come
-	// from, e.g. "127.0.1" gives 127.0.1.1 ... 127.0.1.254.
+	// from, e.g. "127.0.1" gives 127.0.1.1 ... 127.0.1.254; two octets give
+	// a /16 for benchmarks with more instances ("127.1": 127.1.0.1 ...
+	// 127.1.255.254).
 	InstanceIPPrefix string
 	// InstanceLogDir receives one <instance-id>.log per instance; empty
 	// discards instance output.
@@ -102,8 +104,13 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: region (%q) must be us-east-1: the local cloud models one region", ErrConfig, c.Region)
 	}
 	ip := net.ParseIP(c.InstanceIPPrefix + ".1")
-	if ip == nil || !ip.IsLoopback() || strings.Count(c.InstanceIPPrefix, ".") != 2 {
-		return fmt.Errorf("%w: instance-ip-prefix (%q) must be three octets of 127.0.0.0/8, e.g. 127.0.1", ErrConfig, c.InstanceIPPrefix)
+	if dots := strings.Count(c.InstanceIPPrefix, "."); dots == 1 {
+		ip = net.ParseIP(c.InstanceIPPrefix + ".0.1")
+	} else if dots != 2 {
+		ip = nil
+	}
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%w: instance-ip-prefix (%q) must be three octets of 127.0.0.0/8, e.g. 127.0.1 (or two, e.g. 127.1, for a /16)", ErrConfig, c.InstanceIPPrefix)
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		return fmt.Errorf("%w: addr (%q): %v", ErrConfig, c.Addr, err)

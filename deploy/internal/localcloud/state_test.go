@@ -210,6 +210,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative boot delay", func(c *Config) { c.BootDelay = -time.Second }, "boot-delay"},
 		{"slow alarms", func(c *Config) { c.AlarmInterval = time.Minute }, "alarm-interval"},
 		{"non-loopback prefix", func(c *Config) { c.InstanceIPPrefix = "10.0.0" }, "instance-ip-prefix"},
+		{"loopback /16", func(c *Config) { c.InstanceIPPrefix = "127.1" }, ""},
+		{"non-loopback /16", func(c *Config) { c.InstanceIPPrefix = "10.1" }, "instance-ip-prefix"},
+		{"one octet", func(c *Config) { c.InstanceIPPrefix = "127" }, "instance-ip-prefix"},
 		{"other region", func(c *Config) { c.Region = "eu-west-1" }, "region"},
 		{"bad addr", func(c *Config) { c.Addr = "nocolon" }, "addr"},
 		{"no shell", func(c *Config) { c.Shell = "" }, "shell"},
@@ -311,5 +314,22 @@ func TestZeroBootDelayBootsAtOnce(t *testing.T) {
 	c.Reconcile() // boot
 	if got := lifecycles(c, "g"); got["InService"] != 1 {
 		t.Fatalf("boot delay 0: %v", got)
+	}
+}
+
+// TestAllocIPSixteen: a two-octet prefix hands out a /16, skipping each
+// /24's .0 and .255, past the 254 a /24 holds.
+func TestAllocIPSixteen(t *testing.T) {
+	c := &Cloud{cfg: Config{InstanceIPPrefix: "127.1"}, ipUsed: map[string]bool{}}
+	var got []string
+	for range 300 {
+		ip, err := c.allocIP()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, ip)
+	}
+	if got[0] != "127.1.0.1" || got[253] != "127.1.0.254" || got[254] != "127.1.1.1" || got[299] != "127.1.1.46" {
+		t.Errorf("addresses %v ... %v", got[:2], got[252:256])
 	}
 }

@@ -28,10 +28,13 @@ const (
 )
 
 type JoinClusterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	RpcAddr       string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	RpcAddr  string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
+	// The node's --agent-addr as agents dial it; empty when agents use
+	// rpc_addr.
+	AgentAddr     string `protobuf:"bytes,4,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -83,6 +86,13 @@ func (x *JoinClusterRequest) GetRaftAddr() string {
 func (x *JoinClusterRequest) GetRpcAddr() string {
 	if x != nil {
 		return x.RpcAddr
+	}
+	return ""
+}
+
+func (x *JoinClusterRequest) GetAgentAddr() string {
+	if x != nil {
+		return x.AgentAddr
 	}
 	return ""
 }
@@ -728,11 +738,13 @@ var File_shoal_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/cluster/v1/cluster.proto\x12\x10shoal.cluster.v1\x1a\x14shoal/v1/agent.proto\x1a\x15shoal/v1/common.proto\"e\n" +
+	"\x1eshoal/cluster/v1/cluster.proto\x12\x10shoal.cluster.v1\x1a\x14shoal/v1/agent.proto\x1a\x15shoal/v1/common.proto\"\x84\x01\n" +
 	"\x12JoinClusterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
-	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\"2\n" +
+	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12\x1d\n" +
+	"\n" +
+	"agent_addr\x18\x04 \x01(\tR\tagentAddr\"2\n" +
 	"\x13JoinClusterResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"/\n" +
 	"\x13ApplyCommandRequest\x12\x18\n" +
