@@ -8,6 +8,7 @@ import (
 
 	"github.com/shoal-dev/shoal/proto/rpc"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -61,5 +62,28 @@ func TestUnavailableLines(t *testing.T) {
 				t.Fatalf("error %q, want %q (prefix %v)", line, tc.want, tc.prefix)
 			}
 		})
+	}
+}
+
+// statusOnly answers GetStatus with nodes; other calls are not made.
+type statusOnly struct {
+	shoalv1.ControlServiceClient
+	nodes []*shoalv1.Node
+}
+
+func (s statusOnly) GetStatus(context.Context, *shoalv1.GetStatusRequest, ...grpc.CallOption) (*shoalv1.GetStatusResponse, error) {
+	return &shoalv1.GetStatusResponse{Nodes: s.nodes}, nil
+}
+
+// TestBootstrapTagsAgentPorts: a bootstrapped fleet's agents are pointed at
+// each node's agent port when it has one, else at its gRPC port.
+func TestBootstrapTagsAgentPorts(t *testing.T) {
+	a := controlAPI{c: statusOnly{nodes: []*shoalv1.Node{
+		{Id: "n1", RpcAddr: "10.0.0.1:7400", AgentAddr: "10.0.0.1:7403"},
+		{Id: "n2", RpcAddr: "10.0.0.2:7400"},
+	}}}
+	got, err := a.Coordinators(context.Background())
+	if err != nil || strings.Join(got, ",") != "10.0.0.1:7403,10.0.0.2:7400" {
+		t.Fatalf("Coordinators = %v, %v; want n1's agent port and n2's gRPC port", got, err)
 	}
 }

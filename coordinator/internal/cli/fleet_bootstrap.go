@@ -51,14 +51,20 @@ func (a controlAPI) SetPolicy(ctx context.Context, fleet string, p *shoalv1.Scal
 	return r.Fleet, nil
 }
 
+// Coordinators are the addresses agents of a bootstrapped fleet dial.
 func (a controlAPI) Coordinators(ctx context.Context) ([]string, error) {
 	r, err := a.c.GetStatus(ctx, &shoalv1.GetStatusRequest{})
 	if err != nil {
 		return nil, err
 	}
+	// The fleet's agents dial these (the shoal:coordinators tag): each
+	// node's agent port when it has one, else its gRPC port.
 	var out []string
 	for _, n := range r.Nodes {
-		if n.RpcAddr != "" {
+		switch {
+		case n.AgentAddr != "":
+			out = append(out, n.AgentAddr)
+		case n.RpcAddr != "":
 			out = append(out, n.RpcAddr)
 		}
 	}

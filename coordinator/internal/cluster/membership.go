@@ -164,7 +164,9 @@ type Peer struct {
 	ID       string
 	RaftAddr string
 	RPCAddr  string
-	Voter    bool
+	// AgentAddr is the node's agent-only listener, "" when it has none.
+	AgentAddr string
+	Voter     bool
 }
 
 // Peers lists the raft configuration as this node knows it.
@@ -177,9 +179,9 @@ func (n *Node) Peers() ([]Peer, error) {
 	var out []Peer
 	for _, s := range cf.Configuration().Servers {
 		p := Peer{ID: string(s.ID), RaftAddr: string(s.Address), Voter: s.Suffrage == raft.Voter}
-		p.RPCAddr = members[p.ID].RPCAddr
+		p.RPCAddr, p.AgentAddr = members[p.ID].RPCAddr, members[p.ID].AgentAddr
 		if p.ID == n.cfg.NodeID {
-			p.RPCAddr = n.cfg.RPCAdvertise
+			p.RPCAddr, p.AgentAddr = n.cfg.RPCAdvertise, n.cfg.AgentAdvertise
 		}
 		out = append(out, p)
 	}

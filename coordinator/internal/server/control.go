@@ -113,7 +113,7 @@ func (s *Server) nodes() ([]*shoalv1.Node, error) {
 			// The leader's heartbeats to it fail: it cannot be reached.
 			role = shoalv1.NodeRole_NODE_ROLE_UNKNOWN
 		}
-		out = append(out, &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, Role: role, Voter: p.Voter})
+		out = append(out, &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, AgentAddr: p.AgentAddr, Role: role, Voter: p.Voter})
 	}
 	return out, nil
 }

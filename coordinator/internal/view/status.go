@@ -7,8 +7,10 @@ type Node struct {
 	ID       string `json:"id"`
 	RaftAddr string `json:"raft_addr"`
 	RPCAddr  string `json:"rpc_addr"`
-	Role     string `json:"role"`
-	Voter    bool   `json:"voter"`
+	// AgentAddr is set when the node has an agent-only listener.
+	AgentAddr string `json:"agent_addr,omitempty"`
+	Role      string `json:"role"`
+	Voter     bool   `json:"voter"`
 }
 
 // Status is the JSON form of shoalv1.GetStatusResponse, as `status -o json`
@@ -28,7 +30,7 @@ type Status struct {
 func NodesOf(ns []*shoalv1.Node) []Node {
 	out := make([]Node, 0, len(ns))
 	for _, n := range ns {
-		out = append(out, Node{ID: n.Id, RaftAddr: n.RaftAddr, RPCAddr: n.RpcAddr, Role: NodeRoleWord(n.Role), Voter: n.Voter})
+		out = append(out, Node{ID: n.Id, RaftAddr: n.RaftAddr, RPCAddr: n.RpcAddr, AgentAddr: n.AgentAddr, Role: NodeRoleWord(n.Role), Voter: n.Voter})
 	}
 	return out
 }

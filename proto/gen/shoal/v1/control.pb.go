@@ -193,12 +193,15 @@ func (Comparison) EnumDescriptor() ([]byte, []int) {
 }
 
 type Node struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	RaftAddr      string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
-	RpcAddr       string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
-	Role          NodeRole               `protobuf:"varint,4,opt,name=role,proto3,enum=shoal.v1.NodeRole" json:"role,omitempty"`
-	Voter         bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RaftAddr string                 `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	RpcAddr  string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
+	Role     NodeRole               `protobuf:"varint,4,opt,name=role,proto3,enum=shoal.v1.NodeRole" json:"role,omitempty"`
+	Voter    bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// The node's agent-only listener (--agent-addr); empty when agents use
+	// rpc_addr.
+	AgentAddr     string `protobuf:"bytes,6,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -266,6 +269,13 @@ func (x *Node) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *Node) GetAgentAddr() string {
+	if x != nil {
+		return x.AgentAddr
+	}
+	return ""
 }
 
 type GetStatusRequest struct {
@@ -2280,13 +2290,15 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\x8c\x01\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xab\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12&\n" +
 	"\x04role\x18\x04 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"(\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
+	"\n" +
+	"agent_addr\x18\x06 \x01(\tR\tagentAddr\"(\n" +
 	"\x10GetStatusRequest\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xe7\x01\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
