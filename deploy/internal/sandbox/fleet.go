@@ -3,7 +3,6 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -25,8 +24,8 @@ type Bootstrap struct {
 	ScaleInWindow time.Duration
 	// HookHeartbeat is the TERMINATING hook's timeout (default 30s).
 	HookHeartbeat time.Duration
-	// Extra flags passed as they are. Without --coordinators among them,
-	// the shoal:coordinators tag names every node's agent listener.
+	// Extra flags passed as they are. The shoal:coordinators tag defaults
+	// to the members' agent listeners (`fleet bootstrap`'s own default).
 	Extra []string
 }
 
@@ -75,9 +74,6 @@ func (s *Sandbox) Bootstrap(ctx context.Context, b Bootstrap) ([]byte, error) {
 		"--metric", b.Metric, "--target", strconv.FormatFloat(b.Target, 'f', -1, 64),
 		"--app-port", strconv.Itoa(GoldenAppPort), "--scale-in-window", b.ScaleInWindow.String(),
 		"--hook-heartbeat", b.HookHeartbeat.String(),
-	}
-	if !slices.ContainsFunc(b.Extra, func(f string) bool { return f == "--coordinators" || strings.HasPrefix(f, "--coordinators=") }) {
-		args = append(args, "--coordinators", strings.Join(s.AgentAddrs(), ","))
 	}
 	return s.CLI(ctx, append(args, b.Extra...)...)
 }
