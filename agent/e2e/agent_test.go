@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -40,7 +41,11 @@ func imds(t *testing.T, values map[string]string) *httptest.Server {
 			http.Error(w, "no token", http.StatusUnauthorized)
 			return
 		}
-		v, ok := values[strings.TrimPrefix(r.URL.Path, "/latest/meta-data/")]
+		// meta-data paths by their name below meta-data/, the rest (the
+		// identity document) by theirs below /latest/.
+		key := strings.TrimPrefix(r.URL.Path, "/latest/")
+		key = strings.TrimPrefix(key, "meta-data/")
+		v, ok := values[key]
 		if !ok {
 			http.NotFound(w, r)
 			return
@@ -52,8 +57,10 @@ func imds(t *testing.T, values map[string]string) *httptest.Server {
 }
 
 // coordinator is a fake coordinator node that records what agents send.
+// It enrolls agents and serves mutual TLS, as a real one does.
 type coordinator struct {
 	shoalv1.UnimplementedAgentServiceServer
+	trust    *fakeTrust
 	hellos   chan *shoalv1.AgentHello
 	batches  chan *shoalv1.SampleBatch
 	results  chan *shoalv1.CommandResult
@@ -63,12 +70,19 @@ type coordinator struct {
 	cmds chan *shoalv1.AgentCommand // of the current stream
 }
 
-func newCoordinator() *coordinator {
-	return &coordinator{hellos: make(chan *shoalv1.AgentHello, 16), batches: make(chan *shoalv1.SampleBatch, 1024),
+func newCoordinator(trust *fakeTrust) *coordinator {
+	return &coordinator{trust: trust, hellos: make(chan *shoalv1.AgentHello, 16), batches: make(chan *shoalv1.SampleBatch, 1024),
 		results: make(chan *shoalv1.CommandResult, 4), goodbyes: make(chan *shoalv1.AgentGoodbye, 4)}
 }
 
+func (c *coordinator) Enroll(ctx context.Context, req *shoalv1.EnrollRequest) (*shoalv1.EnrollResponse, error) {
+	return c.trust.enroll(ctx, req)
+}
+
 func (c *coordinator) Connect(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error {
+	if err := requireAgent(st.Context(), ""); err != nil {
+		return err
+	}
 	cmds := make(chan *shoalv1.AgentCommand, 4)
 	c.mu.Lock()
 	c.cmds = cmds
@@ -90,6 +104,9 @@ func (c *coordinator) Connect(st grpc.BidiStreamingServer[shoalv1.ConnectRequest
 		}
 		switch msg := m.GetMsg().(type) {
 		case *shoalv1.ConnectRequest_Hello:
+			if err := requireAgent(st.Context(), msg.Hello.GetInstanceId()); err != nil {
+				return err
+			}
 			c.hellos <- msg.Hello
 			st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Welcome{Welcome: &shoalv1.Welcome{NodeId: "fake", Fleet: "web"}}})
 		case *shoalv1.ConnectRequest_Batch:
@@ -124,7 +141,7 @@ func serve(t *testing.T, addr string, c *coordinator) *grpc.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := rpc.NewServer()
+	srv := rpc.NewServer(c.trust.serverOption(t))
 	shoalv1.RegisterAgentServiceServer(srv, c)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
@@ -164,19 +181,28 @@ func agentMetric(addr, name string) (float64, bool) {
 func TestAgentEndToEnd(t *testing.T) {
 	bin := testkit.Binary(t, "shoal-agent")
 	coordAddr := testkit.FreeAddr(t)
-	coord := newCoordinator()
+	coord := newCoordinator(newFakeTrust(t))
 	srv := serve(t, coordAddr, coord)
+	doc, sig := identityDocument("i-e2e", "127.0.0.21")
 	meta := imds(t, map[string]string{
 		"instance-id": "i-e2e", "local-ipv4": "127.0.0.21", "placement/availability-zone": "local-1a", "ami-id": "ami-e2e",
 		"tags/instance/aws:autoscaling:groupName": "web-asg",
 		"tags/instance/shoal:coordinators":        coordAddr,
+		"dynamic/instance-identity/document":      doc,
+		"dynamic/instance-identity/signature":     sig,
 	})
 	httpAddr := testkit.FreeAddr(t)
 	drained := filepath.Join(t.TempDir(), "drained")
 	agent := testkit.Start(t, bin, []string{"--interval", "200ms", "--http-addr", httpAddr, "--log-level", "warn",
+		"--ca-cert", coord.trust.pki.CACert, "--data-dir", t.TempDir(),
 		"--on-drain", "echo drained > " + drained + " && echo bye"},
 		testkit.Options{Env: []string{"AWS_EC2_METADATA_SERVICE_ENDPOINT=" + meta.URL}, Stderr: os.Stderr})
 
+	// It enrolls first, from its private IP, then streams with the
+	// certificate it was issued (Connect refuses anything else).
+	if e := recv(t, coord.trust.enrolls, "enrollment"); e.instance != "i-e2e" || e.peerIP != "127.0.0.21" {
+		t.Fatalf("enrollment %+v; want i-e2e from its private IP 127.0.0.21", e)
+	}
 	h := recv(t, coord.hellos, "hello")
 	if h.GetInstanceId() != "i-e2e" || h.GetAsg() != "web-asg" || h.GetPrivateIp() != "127.0.0.21" || h.GetFleet() != "" || h.GetImageId() != "ami-e2e" {
 		t.Fatalf("hello = %v; want the identity from IMDS and no invented fleet", h)

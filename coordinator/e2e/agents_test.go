@@ -14,16 +14,20 @@ import (
 )
 
 // startAgent runs a real shoal-agent outside EC2 (--instance-id and --fleet
-// skip IMDS) against every node of c.
+// skip IMDS, so it cannot enroll: it gets an agent certificate issued by
+// hand, as the README says for development) against every node's agent
+// listener.
 func startAgent(t *testing.T, c *cluster, id string) {
 	t.Helper()
 	bin := testkit.Binary(t, "shoal-agent")
 	var addrs []string
 	for _, n := range c.nodes {
-		addrs = append(addrs, n.rpc)
+		addrs = append(addrs, n.agent)
 	}
-	testkit.Start(t, bin, []string{"--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
-		"--interval", "250ms", "--insecure", "--log-level", "warn"}, testkit.Options{Name: id})
+	cert := testkit.Cert(t, c.pki, testkit.RoleAgent, id)
+	args := []string{"--instance-id", id, "--fleet", "web", "--coordinator", strings.Join(addrs, ","),
+		"--data-dir", t.TempDir(), "--interval", "250ms", "--log-level", "warn"}
+	testkit.Start(t, bin, append(args, testkit.TLSFlags(c.pki, cert)...), testkit.Options{Name: id})
 }
 
 // freshInstances returns the in-service instances the leader n sees

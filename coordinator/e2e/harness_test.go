@@ -37,27 +37,39 @@ var raftFlags = []string{
 
 type node struct {
 	id, raft, rpc, http, dir string
-	join                     string        // "" means --bootstrap
+	agent                    string // --agent-addr
+	join                     string // "" means --bootstrap
+	cert                     testkit.Pair
 	proc                     *testkit.Proc // the latest start
 	conn                     *grpc.ClientConn
 }
 
+// cluster runs secure, as production does: every node has a server
+// certificate of the test's CA, and the operator (the test's gRPC clients
+// and CLI calls) an operator certificate and, once leader() has run, the
+// management token from `acl bootstrap`.
 type cluster struct {
 	t     *testing.T
 	bin   string
 	nodes []*node
 	extra []string // more serve flags, e.g. --log-store
+	pki   *testkit.PKI
+	op    testkit.Creds // without the token: that is in token
+	token testkit.TokenSource
 }
 
 // newCluster allocates three nodes; node 0 bootstraps, the others join.
 func newCluster(t *testing.T, extra ...string) *cluster {
 	c := &cluster{t: t, bin: testkit.Binary(t, "shoal-coordinator"), extra: extra}
+	c.pki = testkit.NewPKI(t, c.bin)
+	c.op = testkit.Creds{CACert: c.pki.CACert, Pair: testkit.Cert(t, c.pki, testkit.RoleOperator, "e2e")}
 	base := t.TempDir()
 	for i := 0; i < 3; i++ {
 		n := &node{
 			id: fmt.Sprintf("n%d", i+1), raft: testkit.FreeAddr(t), rpc: testkit.FreeAddr(t), http: testkit.FreeAddr(t),
-			dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
+			agent: testkit.FreeAddr(t), dir: filepath.Join(base, fmt.Sprintf("n%d", i+1)),
 		}
+		n.cert = testkit.ServerCert(t, c.pki, n.id)
 		if i > 0 {
 			var peers []string
 			for _, p := range c.nodes {
@@ -65,7 +77,7 @@ func newCluster(t *testing.T, extra ...string) *cluster {
 			}
 			n.join = strings.Join(peers, ",")
 		}
-		cc, err := rpc.Dial(n.rpc)
+		cc, err := rpc.Dial(n.rpc, testkit.DialOptions(t, c.op, &c.token)...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +103,9 @@ func (n *node) running() bool { return n.proc != nil && !n.proc.Exited() }
 // nothing on the command line.
 func (c *cluster) start(n *node) {
 	c.t.Helper()
-	args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft, "--rpc-addr", n.rpc, "--http-addr", n.http, "--insecure"}
+	args := []string{"serve", "--node-id", n.id, "--data-dir", n.dir, "--raft-addr", n.raft, "--rpc-addr", n.rpc, "--http-addr", n.http,
+		"--agent-addr", n.agent, "--ca-key", c.pki.CAKey}
+	args = append(args, testkit.TLSFlags(c.pki, n.cert)...)
 	if n.join == "" {
 		args = append(args, "--bootstrap")
 	} else {
@@ -143,11 +157,14 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 }
 
 // leader waits until a running node reports itself leader and every running
-// node agrees, and returns it.
+// node agrees, and returns it. The first call bootstraps the ACLs.
 func (c *cluster) leader(d time.Duration) *node {
 	c.t.Helper()
 	var l *node
 	waitFor(c.t, d, "a leader every running node agrees on", func() bool {
+		if c.token.Get() == "" && !c.bootstrapACL() {
+			return false
+		}
 		id := ""
 		for _, n := range c.nodes {
 			if !n.running() {
@@ -172,9 +189,36 @@ func (c *cluster) leader(d time.Duration) *node {
 	return l
 }
 
-// cli runs an operator command against addr and returns stdout.
+// bootstrapACL tries `acl bootstrap` on each running node once and keeps
+// the management token; false means no node could commit it yet.
+func (c *cluster) bootstrapACL() bool {
+	for _, n := range c.nodes {
+		if !n.running() {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		tok, err := testkit.TryBootstrapACL(ctx, c.bin, n.rpc, c.op)
+		cancel()
+		if err == nil {
+			c.token.Set(tok.Secret)
+			return true
+		}
+	}
+	return false
+}
+
+// creds are the operator's credentials with the current token.
+func (c *cluster) creds() testkit.Creds {
+	cr := c.op
+	cr.Token = c.token.Get()
+	return cr
+}
+
+// cli runs an operator command against addr, with the operator's
+// credentials in SHOAL_*, and returns stdout.
 func (c *cluster) cli(addr string, args ...string) (string, error) {
 	cmd := exec.Command(c.bin, append(args, "--address", addr)...)
+	cmd.Env = append(testkit.Environ(), c.creds().Env()...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

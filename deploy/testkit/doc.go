@@ -11,6 +11,12 @@
 // loopback addresses and waits, always under a deadline, for a TCP port or an
 // HTTP endpoint to answer.
 //
+// For secure clusters it makes a CA and certificates with the real
+// `shoal-coordinator tls` commands (NewPKI, Cert, ServerCert, TLSFlags),
+// bootstraps ACLs (BootstrapACL, TryBootstrapACL), and builds the
+// operator's gRPC options and SHOAL_* environment (DialOptions with a
+// TokenSource, Creds.Env, Environ).
+//
 // "Gone" means no member of a process group is still running: a zombie has
 // exited and runs nothing, and who reaps it (init, a subreaper) is not the
 // test's business, so zombies count as gone. kill(-pgid, 0) succeeds on a

@@ -61,6 +61,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	}
 	fmt.Fprintf(out, "✓ local cloud (EC2, Auto Scaling, CloudWatch) at %s\n", sb.CloudURL)
 	fmt.Fprintf(out, "✓ coordinator cluster: %d raft nodes at %s\n", len(sb.Nodes()), strings.Join(sb.RPCAddrs(), ", "))
+	if sb.Secure() {
+		fmt.Fprintf(out, "✓ mutual TLS on every connection (CA %s), agents enroll with signed identity documents, ACLs bootstrapped\n", sb.CACert())
+	}
 
 	golden, err := sb.RunGolden(ctx, cfg.Capacity)
 	if err != nil {
@@ -86,7 +89,7 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	}
 	fmt.Fprintf(out, "✓ load balancer shoal-lb at %s, backends fed by the coordinators\n", sb.LBURL)
 
-	obs, err := newObserver(sb.RPCAddrs()[0], Fleet, metric)
+	obs, err := newObserver(sb.Dial, sb.RPCAddrs()[0], Fleet, metric)
 	if err != nil {
 		return nil, err
 	}
@@ -146,7 +149,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 // hold keeps the system up for the CLI tour until ctx ends (Ctrl-C).
 func hold(ctx context.Context, out io.Writer, cfg Config, sb *sandbox.Sandbox) {
 	fmt.Fprintf(out, "\nThe system stays up until Ctrl-C. In another shell:\n\n")
-	fmt.Fprintf(out, "  export SHOAL_ADDR=%s AWS_ENDPOINT_URL=%s AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=x AWS_SECRET_ACCESS_KEY=y\n", sb.RPCAddrs()[0], sb.CloudURL)
+	for _, l := range sb.Exports() {
+		fmt.Fprintf(out, "  %s\n", l)
+	}
 	for _, c := range []string{"status", "instances " + Fleet, "decisions " + Fleet, "explain " + Fleet, "alarms " + Fleet, "metrics " + Fleet + " --metric " + metric + " --since 5m", "top " + Fleet} {
 		fmt.Fprintf(out, "  %s/shoal-coordinator %s\n", cfg.BinDir, c)
 	}

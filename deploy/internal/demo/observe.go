@@ -9,7 +9,6 @@ import (
 	"google.golang.org/grpc"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
-	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
 // fleetState is what the coordinators say about the fleet at one moment.
@@ -29,8 +28,10 @@ type observer struct {
 	alarms map[string]string
 }
 
-func newObserver(addr, fleet, metric string) (*observer, error) {
-	cc, err := rpc.Dial(addr)
+// newObserver connects to addr with dial (the sandbox's, which carries the
+// operator's credentials when the sandbox is secure).
+func newObserver(dial func(addr string) (*grpc.ClientConn, error), addr, fleet, metric string) (*observer, error) {
+	cc, err := dial(addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial coordinator %s: %w", addr, err)
 	}

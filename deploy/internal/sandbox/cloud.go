@@ -15,6 +15,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/shoal-dev/shoal/deploy/internal/devpki"
 )
 
 // Instance is one entry of the local cloud's /_localcloud/instances.
@@ -82,15 +84,17 @@ const GoldenAppPort = 8080
 
 // GoldenUserData is the golden instance's boot script: demoapp, with an
 // agent scraping its utilisation. On the standalone golden instance the agent
-// exits (no group); instances launched from its image stream.
+// exits (no group); instances launched from its image enroll with their
+// identity document (the agent trusts the sandbox's CA and keeps its key
+// under data/agents/<instance-id>) and stream.
 func (s *Sandbox) GoldenUserData(capacity int) string {
 	b := s.opts.BinDir
 	return strings.Join([]string{
 		"#!/bin/sh",
-		"B=" + b + "; IP=$LOCALCLOUD_PRIVATE_IP",
+		"B=" + devpki.ShellQuote(b) + "; IP=$LOCALCLOUD_PRIVATE_IP",
 		fmt.Sprintf("$B/shoal-demoapp --listen $IP:%d --capacity %d --log-level warn &", GoldenAppPort, capacity),
 		"DEMO=$!",
-		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --insecure --log-level warn", GoldenAppPort, GoldenAppPort),
+		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --log-level warn %s", GoldenAppPort, GoldenAppPort, s.agentFlags()),
 		"wait",
 		"",
 	}, "\n")

@@ -18,6 +18,8 @@ type Status struct {
 	LeaderID string `json:"leader_id"`
 	NodeID   string `json:"node_id"`
 	Term     uint64 `json:"term"`
+	// Insecure is true when the answering node runs with --insecure.
+	Insecure bool `json:"insecure"`
 	Nodes    []struct {
 		ID      string `json:"id"`
 		Role    string `json:"role"`
@@ -45,7 +47,7 @@ func (s *Sandbox) CLI(ctx context.Context, args ...string) ([]byte, error) {
 func (s *Sandbox) CLIAt(ctx context.Context, addr string, args ...string) ([]byte, error) {
 	full := append([]string{"--address", addr, "-o", "json"}, args...)
 	cmd := exec.CommandContext(ctx, filepath.Join(s.opts.BinDir, "shoal-coordinator"), full...)
-	cmd.Env = s.env
+	cmd.Env = s.CLIEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 2 * time.Second

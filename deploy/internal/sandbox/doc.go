@@ -23,6 +23,16 @@
 //	sb.CLIJSON(ctx, &decisions, "decisions", "web")
 //	sb.Instances(ctx); sb.AdvanceClock(ctx, time.Minute); sb.AWSConfig(ctx)
 //
+// A sandbox is secure by default, as production is: it creates a CA and
+// issues every certificate with `shoal-coordinator tls` (deploy/internal/
+// devpki), the local cloud signs identity documents (--iid-cert-out, which
+// the coordinators trust with --iid-trust), fleet agents enroll with them
+// and stream over mutual TLS from their instance's address, shoal-lb
+// presents an lb certificate, and `acl bootstrap` yields the token every
+// CLI call (CLI, CLIEnv, Dial) carries. Exports prints the SHOAL_* lines
+// that give another shell the same access. Options.Insecure, for tests of
+// --insecure only, runs everything in plaintext instead.
+//
 // It must never reach beyond 127.0.0.0/8, never wait without a deadline, and
 // never leave a process behind: every process runs in its own process group
 // (Setpgid) and Close kills the groups, including every instance the local

@@ -24,7 +24,8 @@ type Bootstrap struct {
 	ScaleInWindow time.Duration
 	// HookHeartbeat is the TERMINATING hook's timeout (default 30s).
 	HookHeartbeat time.Duration
-	// Extra flags passed as they are.
+	// Extra flags passed as they are. The shoal:coordinators tag defaults
+	// to the members' agent listeners (`fleet bootstrap`'s own default).
 	Extra []string
 }
 
@@ -90,8 +91,9 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 		return err
 	}
 	args := append([]string{"serve", "--listen", listen, "--admin-addr", admin,
-		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--insecure", "--fleet", fleet,
-		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, extra...)
+		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--fleet", fleet,
+		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, s.lbTLSFlags()...)
+	args = append(args, extra...)
 	p, err := s.Spawn("lb", "shoal-lb", args, nil)
 	if err != nil {
 		return err
@@ -106,4 +108,13 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 		}
 		return s.httpOK(ctx, "http://"+admin+"/healthz")
 	})
+}
+
+// lbTLSFlags are shoal-lb's flags for its coordinator connection: the CA
+// and its lb certificate, or --insecure.
+func (s *Sandbox) lbTLSFlags() []string {
+	if s.sec == nil {
+		return []string{"--insecure"}
+	}
+	return []string{"--ca-cert", s.sec.pki.CACert, "--cert", s.sec.lb.Cert, "--key", s.sec.lb.Key}
 }

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shoal-dev/shoal/deploy/internal/devpki"
 	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
@@ -74,6 +75,12 @@ type Options struct {
 	// RestartNode runs the node without it. It acts only with the
 	// failpoints build.
 	Failpoint string
+	// Insecure runs the system as `--insecure` does: no TLS, no enrollment,
+	// no ACLs, the CLI in plaintext. Only for tests of --insecure itself;
+	// by default (false) every connection is mutual TLS, agents enroll with
+	// the local cloud's signed identity documents, and the CLI carries a
+	// token from `acl bootstrap`.
+	Insecure bool
 }
 
 // DefaultOptions is a 3-node cluster on a local cloud tuned to react in
@@ -138,10 +145,15 @@ type Node struct {
 	RaftAddr string
 	RPCAddr  string
 	HTTPAddr string
-	DataDir  string
-	args     []string
-	proc     *Process
-	started  int
+	// AgentAddr is the node's --agent-addr, the listener agents enroll and
+	// stream on.
+	AgentAddr string
+	DataDir   string
+	// Cert and Key are the node's server certificate (none when Insecure).
+	Cert, Key string
+	args      []string
+	proc      *Process
+	started   int
 }
 
 // Alive reports whether the node's process is running.
@@ -161,8 +173,10 @@ type Sandbox struct {
 	// Golden is the golden instance's id once RunGolden ran.
 	Golden string
 
-	opts    Options
-	env     []string
+	opts Options
+	env  []string
+	// sec is the sandbox's PKI and operator credentials; nil when Insecure.
+	sec     *security
 	procs   procs
 	cloud   *Process
 	lb      *Process
@@ -196,7 +210,7 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 	} else {
 		s.Dir = opts.Dir
 	}
-	for _, d := range []string{"logs/instances", "data"} {
+	for _, d := range []string{"logs/instances", "data/agents"} {
 		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -216,7 +230,12 @@ func Start(ctx context.Context, opts Options) (*Sandbox, error) {
 func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 	o := s.opts
 	var err error
-	s.cloud, err = s.Spawn("localcloud", "shoal-localcloud", []string{"serve",
+	if !o.Insecure {
+		if s.sec, err = newSecurity(ctx, filepath.Join(o.BinDir, "shoal-coordinator"), filepath.Join(s.Dir, "tls")); err != nil {
+			return err
+		}
+	}
+	cloudArgs := []string{"serve",
 		"--addr", cloudAddr,
 		"--boot-delay", o.BootDelay.String(),
 		"--alarm-interval", o.AlarmInterval.String(),
@@ -224,7 +243,11 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 		"--instance-ip-prefix", o.InstanceIPPrefix,
 		"--instance-log-dir", filepath.Join(s.Dir, "logs", "instances"),
 		"--log-level", o.LogLevel,
-	}, nil)
+	}
+	if s.sec != nil {
+		cloudArgs = append(cloudArgs, "--iid-cert-out", s.sec.iidCert)
+	}
+	s.cloud, err = s.Spawn("localcloud", "shoal-localcloud", cloudArgs, nil)
 	if err != nil {
 		return err
 	}
@@ -235,18 +258,30 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 	}
 	for i := range o.Nodes {
 		n := &Node{ID: "n" + strconv.Itoa(i+1), DataDir: filepath.Join(s.Dir, "data", "n"+strconv.Itoa(i+1))}
-		for _, a := range []*string{&n.RaftAddr, &n.RPCAddr, &n.HTTPAddr} {
+		for _, a := range []*string{&n.RaftAddr, &n.RPCAddr, &n.HTTPAddr, &n.AgentAddr} {
 			if *a, err = freeAddr(); err != nil {
 				return err
 			}
 		}
 		n.args = []string{"serve", "--node-id", n.ID, "--data-dir", n.DataDir,
-			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr, "--insecure",
+			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr,
 			"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms", "--raft-leader-lease-timeout", "200ms",
 			"--drain-timeout", o.DrainTimeout.String(), "--agent-grace", o.AgentGrace.String(),
 			"--eval-interval", o.EvalInterval.String(), "--publish-interval", o.PublishInterval.String(),
 			"--alarm-reconcile-interval", o.AlarmReconcileInterval.String(),
+			"--agent-addr", n.AgentAddr,
 			"--log-level", o.LogLevel,
+		}
+		if s.sec == nil {
+			n.args = append(n.args, "--insecure")
+		} else {
+			pair, err := s.sec.pki.Server(ctx, n.ID)
+			if err != nil {
+				return err
+			}
+			n.Cert, n.Key = pair.Cert, pair.Key
+			n.args = append(n.args, "--ca-cert", s.sec.pki.CACert, "--cert", n.Cert, "--key", n.Key,
+				"--ca-key", s.sec.pki.CAKey, "--iid-trust", s.sec.iidCert)
 		}
 		if i == 0 {
 			n.args = append(n.args, "--bootstrap")
@@ -257,6 +292,11 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 		s.nodes = append(s.nodes, n)
 		s.mu.Unlock()
 		if err := s.startNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	if s.sec != nil {
+		if err := s.bootstrapACL(ctx); err != nil {
 			return err
 		}
 	}
@@ -313,13 +353,24 @@ func (s *Sandbox) RPCAddrs() []string {
 }
 
 // Env is the environment every process gets: the caller's minus its AWS_*
-// settings, plus the local cloud's endpoint and dummy credentials.
+// and SHOAL_* credential settings, plus the local cloud's endpoint and
+// dummy credentials. The CLI's credentials are in CLIEnv.
 func (s *Sandbox) Env() []string { return append([]string(nil), s.env...) }
+
+// AgentAddrs returns every node's agent listener, comma-joinable for the
+// shoal:coordinators tag.
+func (s *Sandbox) AgentAddrs() []string {
+	var out []string
+	for _, n := range s.Nodes() {
+		out = append(out, n.AgentAddr)
+	}
+	return out
+}
 
 func awsEnv(endpoint string) []string {
 	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "AWS_") && !strings.HasPrefix(kv, "SHOAL_ADDR=") {
+	for _, kv := range devpki.Environ() {
+		if !strings.HasPrefix(kv, "AWS_") {
 			env = append(env, kv)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/devpki"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -166,5 +168,79 @@ func TestLeftoversFindsMarkedProcessesOnly(t *testing.T) {
 	_ = marked.Wait()
 	if pids("")[marked.Process.Pid] {
 		t.Error("a reaped process is still listed")
+	}
+}
+
+// TestSecureWiring: a secure sandbox hands its CA to the golden agent (with
+// a data dir per instance), its lb certificate to shoal-lb, and the
+// operator's credentials to the CLI and to the exports; an insecure one
+// says --insecure and hands out no credentials.
+func TestSecureWiring(t *testing.T) {
+	dir := "/tmp/sb dir"
+	sec := &security{
+		pki:   &devpki.PKI{Dir: dir + "/tls", CACert: dir + "/tls/shoal-ca.pem", CAKey: dir + "/tls/shoal-ca-key.pem"},
+		lb:    devpki.Pair{Cert: dir + "/tls/shoal-lb-lb.pem", Key: dir + "/tls/shoal-lb-lb-key.pem"},
+		creds: devpki.Creds{CACert: dir + "/tls/shoal-ca.pem", Pair: devpki.Pair{Cert: "/c/op.pem", Key: "/c/op-key.pem"}, Token: "tok"},
+	}
+	node := &Node{ID: "n1", RPCAddr: "127.0.0.1:7401", AgentAddr: "127.0.0.1:7404"}
+	tests := []struct {
+		name       string
+		sec        *security
+		agent, lb  []string
+		env        []string
+		exports    []string
+		notInAgent string
+	}{
+		{
+			name:       "secure",
+			sec:        sec,
+			agent:      []string{"--ca-cert '/tmp/sb dir/tls/shoal-ca.pem'", "--data-dir '/tmp/sb dir/data/agents'/$LOCALCLOUD_INSTANCE_ID"},
+			lb:         []string{"--ca-cert", dir + "/tls/shoal-ca.pem", "--cert", dir + "/tls/shoal-lb-lb.pem", "--key", dir + "/tls/shoal-lb-lb-key.pem"},
+			env:        []string{"SHOAL_CACERT=/tmp/sb dir/tls/shoal-ca.pem", "SHOAL_CLIENT_CERT=/c/op.pem", "SHOAL_CLIENT_KEY=/c/op-key.pem", "SHOAL_TOKEN=tok"},
+			exports:    []string{"export SHOAL_ADDR=127.0.0.1:7401", "export SHOAL_CACERT='/tmp/sb dir/tls/shoal-ca.pem'", "export SHOAL_TOKEN=tok"},
+			notInAgent: "--insecure",
+		},
+		{
+			name:       "insecure",
+			agent:      []string{"--insecure"},
+			lb:         []string{"--insecure"},
+			exports:    []string{"export SHOAL_ADDR=127.0.0.1:7401"},
+			notInAgent: "--ca-cert",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := &Sandbox{Dir: dir, opts: Options{BinDir: "/b", Insecure: tc.sec == nil}, sec: tc.sec, nodes: []*Node{node}, CloudURL: "http://127.0.0.1:9"}
+			ud := s.GoldenUserData(50)
+			for _, w := range tc.agent {
+				if !strings.Contains(ud, w) {
+					t.Errorf("golden user data lacks %q:\n%s", w, ud)
+				}
+			}
+			if strings.Contains(ud, tc.notInAgent) {
+				t.Errorf("golden user data has %q:\n%s", tc.notInAgent, ud)
+			}
+			if got := s.lbTLSFlags(); strings.Join(got, " ") != strings.Join(tc.lb, " ") {
+				t.Errorf("lb flags = %q, want %q", got, tc.lb)
+			}
+			env := strings.Join(s.CLIEnv(), "\n")
+			for _, w := range tc.env {
+				if !strings.Contains(env, w) {
+					t.Errorf("CLI env lacks %q", w)
+				}
+			}
+			if tc.sec == nil && strings.Contains(env, "SHOAL_TOKEN=") {
+				t.Error("an insecure sandbox's CLI env carries a token")
+			}
+			ex := strings.Join(s.Exports(), "\n")
+			for _, w := range tc.exports {
+				if !strings.Contains(ex, w) {
+					t.Errorf("exports lack %q:\n%s", w, ex)
+				}
+			}
+			if !strings.Contains(ex, "AWS_ENDPOINT_URL=http://127.0.0.1:9") {
+				t.Errorf("exports lack the local cloud:\n%s", ex)
+			}
+		})
 	}
 }
