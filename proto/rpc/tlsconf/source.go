@@ -107,6 +107,11 @@ func (s *Source) Reload() error {
 	if err != nil {
 		return err
 	}
+	return s.load(files)
+}
+
+// load swaps in what files hold, if all of it is good.
+func (s *Source) load(files [3][]byte) error {
 	next, err := s.parse(files)
 	if err != nil {
 		return err
@@ -207,14 +212,19 @@ func (s *Source) Changed() (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	return s.differs(files), nil
+}
+
+// differs reports whether files differ from what was last loaded.
+func (s *Source) differs(files [3][]byte) bool {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	for i := range files {
 		if !bytes.Equal(files[i], s.files[i]) {
-			return true, nil
+			return true
 		}
 	}
-	return false, nil
+	return false
 }
 
 // Watch checks the files every interval and reloads when one changed, until
@@ -236,17 +246,19 @@ func (s *Source) Watch(ctx context.Context, interval time.Duration, report func(
 			return
 		case <-t.C:
 		}
-		changed, err := s.Changed()
-		if !changed && err == nil {
-			continue
-		}
+		// One read per tick: the contents compared, loaded and, if broken,
+		// remembered are the same bytes. Reading again to remember them
+		// could pick up a repair written meanwhile (the key renamed into
+		// place just after the certificate) and mark it as seen, so it
+		// would never be loaded.
+		files, err := s.read()
 		if err == nil {
-			err = s.Reload()
-		}
-		if err != nil {
-			// Remember the broken contents so the same error is reported
-			// once, not every tick.
-			if files, rerr := s.read(); rerr == nil {
+			if !s.differs(files) {
+				continue
+			}
+			if err = s.load(files); err != nil {
+				// Remember the broken contents so the same error is
+				// reported once, not every tick.
 				s.mu.Lock()
 				s.files = files
 				s.mu.Unlock()

@@ -2,6 +2,7 @@ package tlsconf
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
 	"strings"
 	"testing"
@@ -201,4 +202,44 @@ func TestWatch(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// TestWatchSeesACertificateAndKeyReplacedOneAfterTheOther replaces the
+// certificate and then the key, as a deploy tool renaming each into place
+// does, again and again under a fast Watch. Between the two renames the
+// files do not match; Watch must not mistake the repaired pair for the
+// broken one it just saw, and must end up on the last pair written.
+func TestWatchSeesACertificateAndKeyReplacedOneAfterTheOther(t *testing.T) {
+	ca := newTestCA(t, "ca")
+	var certs, keys [2][]byte
+	for i := range certs {
+		certs[i], keys[i] = ca.leaf(t, leafOpts{uris: []string{"spiffe://shoal/server/n1"}})
+	}
+	cfg := files(t, t.TempDir(), ca.pem, certs[0], keys[0])
+	s, err := NewSource(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { s.Watch(ctx, 50*time.Microsecond, nil); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	// Each round waits for its pair, so each is a chance to catch the
+	// mix-up, which would leave the old pair in use for good.
+	for i := 1; i <= 200; i++ {
+		write(t, cfg.CertFile, certs[i%2])
+		write(t, cfg.KeyFile, keys[i%2])
+		want, err := tls.X509KeyPair(certs[i%2], keys[i%2])
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for !s.Certificate().Leaf.Equal(want.Leaf) {
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: Watch did not load the certificate and key written within 5s: it took the repaired pair for the broken one", i)
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
 }
