@@ -40,7 +40,9 @@ sink=$!
 pids+=("$sink")
 for _ in $(seq 50); do (exec 3<>"/dev/tcp/${SINK_ADDR%:*}/${SINK_ADDR#*:}") 2>/dev/null && break; sleep 0.1; done
 
-"$work/shoal-agent" --instance-id bench-1 --fleet web --coordinator "$SINK_ADDR" --interval 1s --log-level warn &
+# The sink is a plaintext test server, so the agent runs --insecure: this
+# measures collection and streaming, not the TLS handshake (once per stream).
+"$work/shoal-agent" --instance-id i-0000000000000b01 --fleet web --coordinator "$SINK_ADDR" --interval 1s --insecure --log-level warn &
 agent=$!
 pids+=("$agent")
 prometheus-node-exporter --web.listen-address="$NE_ADDR" >"$work/ne.log" 2>&1 &
