@@ -68,8 +68,9 @@ type client struct {
 
 // ServeConn serves one HTTP/1.1 client connection until it closes.
 func (e *Engine) ServeConn(c net.Conn) {
-	cl := &client{e: e, c: c, br: bufio.NewReaderSize(c, e.cfg.MaxHeaderBytes), bw: bufWriterPool.Get().(*bufio.Writer)}
-	cl.bw.Reset(c)
+	s := newSock(c)
+	cl := &client{e: e, c: c, br: bufio.NewReaderSize(s, e.cfg.MaxHeaderBytes), bw: bufWriterPool.Get().(*bufio.Writer)}
+	cl.bw.Reset(s)
 	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
 		cl.ip = host
 	}
