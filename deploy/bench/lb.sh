@@ -23,6 +23,16 @@ HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
 # still holds).
 SYSCALLS=${BENCH_SYSCALLS:-0}
 SYSCALL_DUR=${BENCH_SYSCALL_DURATION:-5}
+# BENCH_INSTRUCTIONS=1 adds user-space instructions per HTTP/1.1 request,
+# counted by valgrind's callgrind (deterministic enough to compare builds;
+# this machine's kernel offers no hardware counters to perf). Each proxy
+# runs alone under callgrind on its own port (nginx as one process,
+# master_process off), gets BENCH_INSTR_DURATION seconds of wrk -t1 -c16
+# after a warm-up, with the counters zeroed in between. Kernel work is not
+# counted: read it with the system-call rows.
+INSTR=${BENCH_INSTRUCTIONS:-0}
+INSTR_DUR=${BENCH_INSTR_DURATION:-10}
+CG_NGINX=$((BASE + 40)) CG_SHOAL=$((BASE + 41))
 # shoal-lb runs with Go's default GOMAXPROCS (all cores); BENCH_ONE_PROC=1
 # (the default) adds rows for GOMAXPROCS=1, like-for-like with the peers'
 # single worker (nginx worker_processes 1, haproxy nbthread 1).
@@ -36,6 +46,9 @@ command -v haproxy >/dev/null || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
 if [ "$SYSCALLS" = 1 ] && ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
 	command -v strace >/dev/null || missing+=(strace)
+fi
+if [ "$INSTR" = 1 ]; then
+	command -v valgrind >/dev/null || missing+=(valgrind)
 fi
 if ((${#missing[@]})); then
 	echo "installing ${missing[*]} with apt-get" >&2
@@ -258,6 +271,34 @@ syscalls() {
 	SYSCALL_ROWS+=("$kind $name $(awk -v c="$calls" -v n="$reqs" 'BEGIN {printf "%.2f", c/n}') $tool")
 }
 
+# instructions NAME PORT CMD...: user-space instructions per request of
+# CMD under callgrind. Go's runtime gets asyncpreemptoff (callgrind
+# mishandles the preemption signal) and cpu.rdtscp=off (valgrind 3.19
+# cannot decode RDTSCP).
+INSTR_ROWS=()
+instructions() {
+	local name=$1 port=$2 out reqs ir vp f
+	shift 2
+	GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off setsid valgrind --tool=callgrind \
+		--callgrind-out-file="$WORK/cg-$name.out" "$@" >"$WORK/cg-$name.log" 2>&1 &
+	vp=$!
+	PIDS+=("$vp")
+	for _ in $(seq 300); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
+	wrk -t1 -c16 -d"${WARM}s" "http://127.0.0.1:$port/" >/dev/null
+	callgrind_control -z "$vp" >/dev/null
+	out=$(wrk -t1 -c16 -d"${INSTR_DUR}s" "http://127.0.0.1:$port/")
+	callgrind_control -d "$vp" >/dev/null
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	kill -- "-$vp" 2>/dev/null || true
+	wait "$vp" 2>/dev/null || true
+	f=$(ls -t "$WORK/cg-$name.out".* 2>/dev/null | head -1)
+	ir=$(awk '/^totals:|^summary:/ {print $2; exit}' "${f:-/dev/null}")
+	INSTR_ROWS+=("$name $(awk -v a="${ir:-0}" -v n="${reqs:-0}" 'BEGIN {if (n > 0 && a > 0) printf "%.0f", a/n; else print "-"}')")
+}
+
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
 bench_http nginx $NGINX_HTTP nginx
 bench_http haproxy $HAPROXY_HTTP haproxy
@@ -309,6 +350,29 @@ if [ "$SYSCALLS" = 1 ]; then
 	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC
 	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1grpc grpc $SHOAL1_GRPC; fi
 fi
+if [ "$INSTR" = 1 ]; then
+	echo "instructions: callgrind, wrk -t1 -c16, ${INSTR_DUR}s per proxy" >&2
+	cat >"$WORK/nginx-cg.conf" <<CONF
+worker_processes 1;
+master_process off;
+pid $WORK/nginx-cg.pid;
+error_log $WORK/nginx-cg-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream be { server 127.0.0.1:$BE_HTTP; keepalive 128; }
+  server { listen 127.0.0.1:$CG_NGINX;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+	instructions nginx $CG_NGINX nginx -c "$WORK/nginx-cg.conf" -p "$WORK/nginx" -g 'daemon off;'
+	instructions shoal-lb $CG_SHOAL "$LB" serve --listen "127.0.0.1:$CG_SHOAL" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+fi
 table "HTTP/1.1" nginx "${ROWS_HTTP[@]}"
 table "gRPC" haproxy "${ROWS_GRPC[@]}"
 if [ "$SYSCALLS" = 1 ]; then
@@ -324,5 +388,15 @@ if [ "$SYSCALLS" = 1 ]; then
 			[ "$1" = $kind ] || continue
 			printf '%-14s %8s %7s  (%s)\n' "$2" "$3" "$(awk -v a="$3" -v b="$refc" 'BEGIN {printf "%.2f", a/b}')" "$4"
 		done
+	done
+fi
+if [ "$INSTR" = 1 ]; then
+	echo
+	echo "HTTP/1.1 user-space instructions per request (callgrind; ratio to nginx's)"
+	refi=$(printf '%s\n' "${INSTR_ROWS[@]}" | awk '$1=="nginx" {print $2}')
+	for row in "${INSTR_ROWS[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $row
+		printf '%-14s %8s %7s\n' "$1" "$2" "$(awk -v a="$2" -v b="$refi" 'BEGIN {if (b > 0 && a > 0) printf "%.2f", a/b; else print "-"}')"
 	done
 fi
