@@ -4,6 +4,8 @@
 # the "Load balancer" section of ARCHITECTURE.md. Prints one table per
 # protocol: req/s, p50, p99, proxy CPU µs/request (utime+stime over all of a
 # proxy's processes / requests served), errors, ratio to the reference peer.
+# The proxies take turns in BENCH_ROUNDS rounds (default 5) of the measured
+# time, so load from elsewhere on a shared machine falls on all of them.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -23,6 +25,16 @@ HAPROXY_HTTP=$((BASE + 30)) HAPROXY_GRPC=$((BASE + 31))
 # still holds).
 SYSCALLS=${BENCH_SYSCALLS:-0}
 SYSCALL_DUR=${BENCH_SYSCALL_DURATION:-5}
+# BENCH_INSTRUCTIONS=1 adds user-space instructions per HTTP/1.1 request,
+# counted by valgrind's callgrind (deterministic enough to compare builds;
+# this machine's kernel offers no hardware counters to perf). Each proxy
+# runs alone under callgrind on its own port (nginx as one process,
+# master_process off), gets BENCH_INSTR_DURATION seconds of wrk -t1 -c16
+# after a warm-up, with the counters zeroed in between. Kernel work is not
+# counted: read it with the system-call rows.
+INSTR=${BENCH_INSTRUCTIONS:-0}
+INSTR_DUR=${BENCH_INSTR_DURATION:-10}
+CG_NGINX=$((BASE + 40)) CG_SHOAL=$((BASE + 41))
 # shoal-lb runs with Go's default GOMAXPROCS (all cores); BENCH_ONE_PROC=1
 # (the default) adds rows for GOMAXPROCS=1, like-for-like with the peers'
 # single worker (nginx worker_processes 1, haproxy nbthread 1).
@@ -36,6 +48,9 @@ command -v haproxy >/dev/null || missing+=(haproxy)
 command -v wrk >/dev/null || missing+=(wrk)
 if [ "$SYSCALLS" = 1 ] && ! perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
 	command -v strace >/dev/null || missing+=(strace)
+fi
+if [ "$INSTR" = 1 ]; then
+	command -v valgrind >/dev/null || missing+=(valgrind)
 fi
 if ((${#missing[@]})); then
 	echo "installing ${missing[*]} with apt-get" >&2
@@ -159,45 +174,95 @@ ticks() {
 ROWS_HTTP=()
 ROWS_GRPC=()
 
-bench_http() { # NAME PORT
-	local name=$1 port=$2 pgid
-	pgid=$(eval echo "\$PID_$3")
-	wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$port/" >/dev/null
-	local before after out
-	before=$(ticks "$pgid")
-	out=$(wrk -t2 -c"$CONNS" -d"${DUR}s" --latency "http://127.0.0.1:$port/")
-	after=$(ticks "$pgid")
-	echo "$out" >"$WORK/wrk-$name.txt"
-	local reqs rps p50 p99 errs non2xx sock
-	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	sock=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}' <<<"$out")
-	errs=$((${non2xx:-0} + ${sock:-0}))
-	local us
-	us=$(awk -v t=$((after - before)) -v tck="$TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t*1e6/tck/n}')
-	ROWS_HTTP+=("$name $rps $p50 $p99 $us $errs")
+# ms DURATION: wrk's and loadtest's latencies ("850.00us", "1.23ms", "1.01s")
+# in milliseconds.
+ms() {
+	awk -v d="$1" 'BEGIN {
+		v = d + 0
+		if (d ~ /us$/) v /= 1000
+		else if (d ~ /ms$/) v += 0
+		else if (d ~ /s$/) v *= 1000
+		printf "%.3f", v
+	}'
 }
 
-bench_grpc() { # NAME PORT PIDVAR
-	local name=$1 port=$2 pgid
+# The measured time is split into BENCH_ROUNDS rounds, and the proxies take
+# turns round by round, so a burst of load from elsewhere on the machine
+# lands on all of them rather than on whichever ran at that moment. CPU
+# per request is summed over the rounds (ticks ÷ requests); p50 and p99 are
+# the medians of the rounds' figures.
+ROUNDS=${BENCH_ROUNDS:-5}
+RDUR=$(((DUR + ROUNDS - 1) / ROUNDS))
+
+round_http() { # NAME PORT PIDVAR: one round, appended to $WORK/rounds-http
+	local name=$1 port=$2 pgid before after out
 	pgid=$(eval echo "\$PID_$3")
-	"$LB" loadtest --grpc --target "127.0.0.1:$port" --connections 1 --streams 64 --duration "${WARM}s" --quiet >/dev/null
-	local before after out
 	before=$(ticks "$pgid")
-	out=$("$LB" loadtest --grpc --target "127.0.0.1:$port" --connections 1 --streams 64 --duration "${DUR}s" --quiet)
+	out=$(wrk -t2 -c"$CONNS" -d"${RDUR}s" --latency "http://127.0.0.1:$port/")
 	after=$(ticks "$pgid")
-	echo "$out" >"$WORK/grpc-$name.txt"
-	local reqs rps p50 p99 errs us
+	echo "$out" >>"$WORK/wrk-$name.txt"
+	local reqs p50 p99 non2xx sock
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	p50=$(ms "$(awk '$1=="50%" {print $2}' <<<"$out")")
+	p99=$(ms "$(awk '$1=="99%" {print $2}' <<<"$out")")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+	sock=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}' <<<"$out")
+	echo "$name $reqs $((after - before)) $p50 $p99 $((${non2xx:-0} + ${sock:-0}))" >>"$WORK/rounds-http"
+}
+
+round_grpc() { # NAME PORT PIDVAR: one round, appended to $WORK/rounds-grpc
+	local name=$1 port=$2 pgid before after out
+	pgid=$(eval echo "\$PID_$3")
+	before=$(ticks "$pgid")
+	out=$("$LB" loadtest --grpc --target "127.0.0.1:$port" --connections 1 --streams 64 --duration "${RDUR}s" --quiet)
+	after=$(ticks "$pgid")
+	echo "$out" >>"$WORK/grpc-$name.txt"
+	local reqs p50 p99 errs
 	reqs=$(sed -n 's/.*summary requests=\([0-9]*\).*/\1/p' <<<"$out")
-	rps=$(sed -n 's/.* rps=\([0-9.]*\).*/\1/p' <<<"$out")
-	p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")ms
-	p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")ms
+	p50=$(sed -n 's/.* p50_ms=\([0-9.]*\).*/\1/p' <<<"$out")
+	p99=$(sed -n 's/.* p99_ms=\([0-9.]*\).*/\1/p' <<<"$out")
 	errs=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$out")
-	us=$(awk -v t=$((after - before)) -v tck="$TCK" -v n="$reqs" 'BEGIN {printf "%.1f", t*1e6/tck/n}')
-	ROWS_GRPC+=("$name $rps $p50 $p99 $us $errs")
+	echo "$name $reqs $((after - before)) $p50 $p99 ${errs:-0}" >>"$WORK/rounds-grpc"
+}
+
+# summary FILE NAME: "NAME req/s p50 p99 CPU-µs/req errors" over the rounds.
+summary() {
+	sort -t' ' -k1,1 "$1" | awk -v name="$2" -v tck="$TCK" -v dur="$RDUR" '
+		function median(a, n,   i, j, t) {
+			for (i = 2; i <= n; i++) for (j = i; j > 1 && a[j-1] > a[j]; j--) { t = a[j]; a[j] = a[j-1]; a[j-1] = t }
+			return n % 2 ? a[(n+1)/2] : (a[n/2] + a[n/2+1]) / 2
+		}
+		$1 == name { n++; reqs += $2; t += $3; p50[n] = $4; p99[n] = $5; errs += $6 }
+		END {
+			printf "%s %.0f %.2fms %.2fms %.1f %d\n", name, reqs/(n*dur), median(p50, n), median(p99, n), t*1e6/tck/reqs, errs
+		}'
+}
+
+bench() { # KIND NAME:PORT:PIDVAR...: warm-ups, then the rounds in turn
+	local kind=$1 x name port pv r
+	shift
+	for x in "$@"; do
+		IFS=: read -r name port pv <<<"$x"
+		if [ "$kind" = http ]; then
+			wrk -t2 -c"$CONNS" -d"${WARM}s" "http://127.0.0.1:$port/" >/dev/null
+		else
+			"$LB" loadtest --grpc --target "127.0.0.1:$port" --connections 1 --streams 64 --duration "${WARM}s" --quiet >/dev/null
+		fi
+	done
+	for ((r = 0; r < ROUNDS; r++)); do
+		for x in "$@"; do
+			IFS=: read -r name port pv <<<"$x"
+			"round_$kind" "$name" "$port" "$pv"
+		done
+	done
+	for x in "$@"; do
+		IFS=: read -r name port pv <<<"$x"
+		if [ "$kind" = http ]; then
+			ROWS_HTTP+=("$(summary "$WORK/rounds-http" "$name")")
+		else
+			ROWS_GRPC+=("$(summary "$WORK/rounds-grpc" "$name")")
+		fi
+	done
 }
 
 # tids PGID: every thread of every process in the group (strace -f only
@@ -258,28 +323,42 @@ syscalls() {
 	SYSCALL_ROWS+=("$kind $name $(awk -v c="$calls" -v n="$reqs" 'BEGIN {printf "%.2f", c/n}') $tool")
 }
 
-echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured" >&2
-bench_http nginx $NGINX_HTTP nginx
-bench_http haproxy $HAPROXY_HTTP haproxy
-bench_http shoal-lb $SHOAL_HTTP shoalhttp
-if [ "$ONEPROC" = 1 ]; then bench_http shoal-lb-1p $SHOAL1_HTTP shoal1http; fi
-echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured" >&2
-bench_grpc nginx $NGINX_GRPC nginx
-bench_grpc haproxy $HAPROXY_GRPC haproxy
-bench_grpc shoal-lb $SHOAL_GRPC shoalgrpc
-if [ "$ONEPROC" = 1 ]; then bench_grpc shoal-lb-1p $SHOAL1_GRPC shoal1grpc; fi
-
-# ms DURATION: wrk's and loadtest's latencies ("850.00us", "1.23ms", "1.01s")
-# in milliseconds.
-ms() {
-	awk -v d="$1" 'BEGIN {
-		v = d + 0
-		if (d ~ /us$/) v /= 1000
-		else if (d ~ /ms$/) v += 0
-		else if (d ~ /s$/) v *= 1000
-		printf "%.3f", v
-	}'
+# instructions NAME PORT CMD...: user-space instructions per request of
+# CMD under callgrind. Go's runtime gets asyncpreemptoff (callgrind
+# mishandles the preemption signal) and cpu.rdtscp=off (valgrind 3.19
+# cannot decode RDTSCP).
+INSTR_ROWS=()
+instructions() {
+	local name=$1 port=$2 out reqs ir vp f
+	shift 2
+	GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off setsid valgrind --tool=callgrind \
+		--callgrind-out-file="$WORK/cg-$name.out" "$@" >"$WORK/cg-$name.log" 2>&1 &
+	vp=$!
+	PIDS+=("$vp")
+	for _ in $(seq 300); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+		sleep 0.1
+	done
+	wrk -t1 -c16 -d"${WARM}s" "http://127.0.0.1:$port/" >/dev/null
+	callgrind_control -z "$vp" >/dev/null 2>&1
+	out=$(wrk -t1 -c16 -d"${INSTR_DUR}s" "http://127.0.0.1:$port/")
+	callgrind_control -d "$vp" >/dev/null 2>&1
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	kill -- "-$vp" 2>/dev/null || true
+	wait "$vp" 2>/dev/null || true
+	f=$(ls -t "$WORK/cg-$name.out".* 2>/dev/null | head -1)
+	ir=$(awk '/^totals:|^summary:/ {print $2; exit}' "${f:-/dev/null}")
+	INSTR_ROWS+=("$name $(awk -v a="${ir:-0}" -v n="${reqs:-0}" 'BEGIN {if (n > 0 && a > 0) printf "%.0f", a/n; else print "-"}')")
 }
+
+echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
+set -- nginx:$NGINX_HTTP:nginx haproxy:$HAPROXY_HTTP:haproxy shoal-lb:$SHOAL_HTTP:shoalhttp
+if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
+bench http "$@"
+echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
+set -- nginx:$NGINX_GRPC:nginx haproxy:$HAPROXY_GRPC:haproxy shoal-lb:$SHOAL_GRPC:shoalgrpc
+if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_GRPC:shoal1grpc; fi
+bench grpc "$@"
 
 table() { # TITLE REF rows...
 	local title=$1 ref=$2
@@ -309,6 +388,29 @@ if [ "$SYSCALLS" = 1 ]; then
 	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC
 	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1grpc grpc $SHOAL1_GRPC; fi
 fi
+if [ "$INSTR" = 1 ]; then
+	echo "instructions: callgrind, wrk -t1 -c16, ${INSTR_DUR}s per proxy" >&2
+	cat >"$WORK/nginx-cg.conf" <<CONF
+worker_processes 1;
+master_process off;
+pid $WORK/nginx-cg.pid;
+error_log $WORK/nginx-cg-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream be { server 127.0.0.1:$BE_HTTP; keepalive 128; }
+  server { listen 127.0.0.1:$CG_NGINX;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+CONF
+	instructions nginx $CG_NGINX nginx -c "$WORK/nginx-cg.conf" -p "$WORK/nginx" -g 'daemon off;'
+	instructions shoal-lb $CG_SHOAL "$LB" serve --listen "127.0.0.1:$CG_SHOAL" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+fi
 table "HTTP/1.1" nginx "${ROWS_HTTP[@]}"
 table "gRPC" haproxy "${ROWS_GRPC[@]}"
 if [ "$SYSCALLS" = 1 ]; then
@@ -324,5 +426,15 @@ if [ "$SYSCALLS" = 1 ]; then
 			[ "$1" = $kind ] || continue
 			printf '%-14s %8s %7s  (%s)\n' "$2" "$3" "$(awk -v a="$3" -v b="$refc" 'BEGIN {printf "%.2f", a/b}')" "$4"
 		done
+	done
+fi
+if [ "$INSTR" = 1 ]; then
+	echo
+	echo "HTTP/1.1 user-space instructions per request (callgrind; ratio to nginx's)"
+	refi=$(printf '%s\n' "${INSTR_ROWS[@]}" | awk '$1=="nginx" {print $2}')
+	for row in "${INSTR_ROWS[@]}"; do
+		# shellcheck disable=SC2086
+		set -- $row
+		printf '%-14s %8s %7s\n' "$1" "$2" "$(awk -v a="$2" -v b="$refi" 'BEGIN {if (b > 0 && a > 0) printf "%.2f", a/b; else print "-"}')"
 	done
 fi

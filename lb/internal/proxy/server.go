@@ -249,6 +249,14 @@ type peekedConn struct {
 	buf []byte
 }
 
+// Peeked returns the connection and the bytes not replayed yet, for an
+// engine that reads the socket itself (h1's raw reads).
+func (c *peekedConn) Peeked() (net.Conn, []byte) {
+	b := c.buf
+	c.buf = nil
+	return c.Conn, b
+}
+
 func (c *peekedConn) Read(b []byte) (int, error) {
 	if len(c.buf) > 0 {
 		n := copy(b, c.buf)

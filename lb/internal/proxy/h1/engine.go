@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"net/http"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -68,8 +67,9 @@ type client struct {
 
 // ServeConn serves one HTTP/1.1 client connection until it closes.
 func (e *Engine) ServeConn(c net.Conn) {
-	cl := &client{e: e, c: c, br: bufio.NewReaderSize(c, e.cfg.MaxHeaderBytes), bw: bufWriterPool.Get().(*bufio.Writer)}
-	cl.bw.Reset(c)
+	s := newSock(c)
+	cl := &client{e: e, c: c, br: bufio.NewReaderSize(s, e.cfg.MaxHeaderBytes), bw: bufWriterPool.Get().(*bufio.Writer)}
+	cl.bw.Reset(s)
 	if host, _, err := net.SplitHostPort(c.RemoteAddr().String()); err == nil {
 		cl.ip = host
 	}
@@ -92,9 +92,6 @@ func (e *Engine) ServeConn(c net.Conn) {
 		if cl.deadline.Sub(now) < wait*3/4 {
 			cl.deadline = now.Add(wait)
 			c.SetReadDeadline(cl.deadline)
-		}
-		if cl.br.Buffered() == 0 {
-			yieldBeforeRead()
 		}
 		n, err := readHead(cl.br, e.cfg.MaxHeaderBytes)
 		if err != nil {
@@ -192,14 +189,3 @@ func (e *Engine) Close() {
 		c.Close()
 	}
 }
-
-// yieldBeforeRead lets other goroutines run before a read that would most
-// likely find nothing yet: the next request right after a response went
-// out, the response right after its request did. Go's netpoller reads
-// before it waits, so a read that comes too early costs a read(2) that
-// returns EAGAIN, a park and a wake-up through epoll. Under load, by the
-// time this goroutine runs again the bytes are usually there and one
-// read(2) does; when nothing else is runnable, Gosched returns at once.
-// Measured with perf (raw_syscalls:sys_enter) under wrk -c64: see the Load
-// balancer section of ARCHITECTURE.md.
-func yieldBeforeRead() { runtime.Gosched() }

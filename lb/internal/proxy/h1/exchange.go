@@ -60,7 +60,6 @@ func (e *Engine) exchange(cl *client, h *head, n int, keep bool) bool {
 				bc.deadline = start.Add(d)
 				bc.c.SetReadDeadline(bc.deadline)
 			}
-			yieldBeforeRead()
 			rerr = readResponseHead(bc, &resp, cl, false)
 		}
 		if isFraming(werr) {

@@ -21,7 +21,8 @@ type bconn struct {
 }
 
 func newBconn(c net.Conn) *bconn {
-	return &bconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
+	s := newSock(c)
+	return &bconn{c: c, br: bufio.NewReaderSize(s, 16<<10), bw: bufio.NewWriterSize(s, 16<<10)}
 }
 
 // refresh bounds each stall of a streamed response by d. The deadline is
