@@ -1,6 +1,7 @@
 package devpki_test
 
 import (
+
 	"context"
 	"crypto/x509"
 	"encoding/pem"
@@ -31,9 +32,11 @@ func coordinatorBin(t *testing.T) string {
 			return p
 		}
 	}
+	// `go test` runs this, so the go tool is at hand; without it on PATH
+	// the test fails rather than passing unchecked.
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go tool to build shoal-coordinator with, and SHOAL_BIN is not set")
+		t.Fatalf("no go tool on PATH to build shoal-coordinator with, and SHOAL_BIN is not set: %v", err)
 	}
 	out := filepath.Join(t.TempDir(), "shoal-coordinator")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
