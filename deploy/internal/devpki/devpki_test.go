@@ -1,7 +1,6 @@
 package devpki_test
 
 import (
-
 	"context"
 	"crypto/x509"
 	"encoding/pem"
