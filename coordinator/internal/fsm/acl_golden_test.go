@@ -1,10 +1,7 @@
 package fsm
 
 import (
-	"bufio"
 	"bytes"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -24,48 +21,7 @@ func goldenACLCommands() []Command {
 // TestGoldenACL pins the encodings of the ACL commands and of the ACL part
 // of a snapshot, as TestGolden does for the others (and with its -update).
 func TestGoldenACL(t *testing.T) {
-	cmdPath, snapPath := filepath.Join("testdata", "v1-acl-commands.jsonl"), filepath.Join("testdata", "v1-acl-snapshot.json")
-	if *update {
-		var buf bytes.Buffer
-		for i, c := range goldenACLCommands() {
-			b, err := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000+int64(i)*1000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			buf.Write(b)
-			buf.WriteByte('\n')
-		}
-		if err := os.WriteFile(cmdPath, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	f, err := os.Open(cmdPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m := New()
-	sc := bufio.NewScanner(f)
-	idx := uint64(0)
-	for sc.Scan() {
-		idx++
-		if r := m.ApplyBytes(idx, sc.Bytes()); r.Error() != nil {
-			t.Fatalf("line %d: %v", idx, r.Error())
-		}
-	}
-	if idx != uint64(len(goldenACLCommands())) {
-		t.Fatalf("applied %d golden commands, want %d", idx, len(goldenACLCommands()))
-	}
-	got := m.Save()
-	if *update {
-		if err := os.WriteFile(snapPath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(snapPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, got, want := replayGolden(t, "v1-acl", goldenACLCommands())
 	if !bytes.Equal(got, want) {
 		t.Fatalf("state from ACL commands differs from the golden snapshot:\ncommands: %s\nsnapshot: %s", got, want)
 	}

@@ -45,10 +45,32 @@ func goldenCommands() []Command {
 // same state: that is what a rolling upgrade reads from the previous
 // release. Run with -update only when adding a new version's files.
 func TestGolden(t *testing.T) {
-	cmdPath, snapPath := filepath.Join("testdata", "v1-commands.jsonl"), filepath.Join("testdata", "v1-snapshot.json")
+	_, got, want := replayGolden(t, "v1", goldenCommands())
+	// Restore the golden snapshot and re-save: it must read back to the same
+	// state the commands built.
+	r := New()
+	if err := r.Restore(nopCloser{bytes.NewReader(want)}); err != nil {
+		t.Fatal(err)
+	}
+	if again := r.Save(); !bytes.Equal(again, got) {
+		t.Fatalf("state from v1 commands differs from v1 snapshot:\ncommands: %s\nsnapshot: %s", got, again)
+	}
+	fl, err := r.Fleet("web")
+	if err != nil || fl.Desired != 3 || fl.Max != 8 || fl.Policy.GetWarmup().AsDuration() != 30*time.Second {
+		t.Fatalf("web after golden = %v, %v", fl, err)
+	}
+}
+
+// replayGolden pins the encodings of cmds under testdata/<name>-commands.jsonl
+// and the state they build under testdata/<name>-snapshot.json (both
+// rewritten with -update). It applies the stored commands to a new FSM and
+// returns it with its saved state and the stored snapshot.
+func replayGolden(t *testing.T, name string, cmds []Command) (m *FSM, got, want []byte) {
+	t.Helper()
+	cmdPath, snapPath := filepath.Join("testdata", name+"-commands.jsonl"), filepath.Join("testdata", name+"-snapshot.json")
 	if *update {
 		var buf bytes.Buffer
-		for i, c := range goldenCommands() {
+		for i, c := range cmds {
 			b, err := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000+int64(i)*1000))
 			if err != nil {
 				t.Fatal(err)
@@ -68,7 +90,7 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m := New()
+	m = New()
 	sc := bufio.NewScanner(f)
 	idx := uint64(0)
 	for sc.Scan() {
@@ -77,32 +99,20 @@ func TestGolden(t *testing.T) {
 			t.Fatalf("line %d: %v", idx, r.Error())
 		}
 	}
-	if idx != uint64(len(goldenCommands())) {
-		t.Fatalf("applied %d golden commands, want %d", idx, len(goldenCommands()))
+	if idx != uint64(len(cmds)) {
+		t.Fatalf("applied %d golden commands, want %d", idx, len(cmds))
 	}
-	got := m.Save()
+	got = m.Save()
 	if *update {
 		if err := os.WriteFile(snapPath, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, err := os.ReadFile(snapPath)
+	want, err = os.ReadFile(snapPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Restore the golden snapshot and re-save: it must read back to the same
-	// state the commands built.
-	r := New()
-	if err := r.Restore(nopCloser{bytes.NewReader(want)}); err != nil {
-		t.Fatal(err)
-	}
-	if again := r.Save(); !bytes.Equal(again, got) {
-		t.Fatalf("state from v1 commands differs from v1 snapshot:\ncommands: %s\nsnapshot: %s", got, again)
-	}
-	fl, err := r.Fleet("web")
-	if err != nil || fl.Desired != 3 || fl.Max != 8 || fl.Policy.GetWarmup().AsDuration() != 30*time.Second {
-		t.Fatalf("web after golden = %v, %v", fl, err)
-	}
+	return m, got, want
 }
 
 type nopCloser struct{ *bytes.Reader }

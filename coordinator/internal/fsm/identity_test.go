@@ -1,14 +1,11 @@
 package fsm
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -181,54 +178,13 @@ func TestIdentitySnapshot(t *testing.T) {
 // TestIdentityGolden pins the encoding of the identity commands and of a
 // snapshot holding them, as TestGolden does for the others.
 func TestIdentityGolden(t *testing.T) {
-	cmdPath, snapPath := filepath.Join("testdata", "v1-identity-commands.jsonl"), filepath.Join("testdata", "v1-identity-snapshot.json")
 	cmds := []Command{
 		IdentityEnroll(Identity{InstanceID: "i-1", NonceSHA256: nonceHash("n1"), PendingTimeMS: 1_699_999_000_000}),
 		IdentityEnroll(Identity{InstanceID: "i-2", NonceSHA256: nonceHash("n2"), PendingTimeMS: 1_699_999_000_000}),
 		IdentityEnroll(Identity{InstanceID: "i-1", NonceSHA256: nonceHash("n1b"), PendingTimeMS: 1_699_999_500_000}),
 		IdentityReset("i-2"),
 	}
-	if *update {
-		var buf bytes.Buffer
-		for i, c := range cmds {
-			b, err := Stamp(c.Encode(), time.UnixMilli(1_700_000_000_000+int64(i)*1000))
-			if err != nil {
-				t.Fatal(err)
-			}
-			buf.Write(b)
-			buf.WriteByte('\n')
-		}
-		if err := os.WriteFile(cmdPath, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	fl, err := os.Open(cmdPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Close()
-	m := New()
-	sc := bufio.NewScanner(fl)
-	n := uint64(0)
-	for sc.Scan() {
-		n++
-		if r := m.ApplyBytes(n, sc.Bytes()); r.Error() != nil {
-			t.Fatalf("line %d: %v", n, r.Error())
-		}
-	}
-	if n != uint64(len(cmds)) {
-		t.Fatalf("applied %d golden commands, want %d", n, len(cmds))
-	}
-	got := m.Save()
-	if *update {
-		if err := os.WriteFile(snapPath, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(snapPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, got, want := replayGolden(t, "v1-identity", cmds)
 	if !bytes.Equal(got, want) {
 		t.Fatalf("state from identity commands differs from the golden snapshot:\n%s\n%s", got, want)
 	}
