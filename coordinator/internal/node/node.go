@@ -187,6 +187,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	}
 	sc := cfg.Scaler
 	sc.Logger = log.With("component", "scaler")
+	sc.NodeID = cfg.Cluster.NodeID
 	if n.scaler, err = scaler.New(sc, scaler.Deps{
 		Store: leaderStore{st}, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
 	}, reg); err != nil {

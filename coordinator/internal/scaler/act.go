@@ -258,6 +258,7 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 func (s *Scaler) commitAndAct(ctx context.Context, fs *fleetState, v *view, d decide.Decision, refused error) {
 	r, err := s.apply(ctx, fsm.CreateDecision(&shoalv1.Decision{
 		Fleet: v.f.Name, PreviousCapacity: d.Current, Capacity: d.Desired, Reason: d.Reason, Inputs: d.Inputs, Source: fsm.SourceAuto,
+		Actor: s.cfg.NodeID,
 	}))
 	if err != nil {
 		s.cfg.Logger.Warn("scaler: commit decision", "fleet", v.f.Name, "err", err)

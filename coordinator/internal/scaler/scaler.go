@@ -71,6 +71,8 @@ type Config struct {
 	// ActivityCheckEvery bounds DescribeScalingActivities calls per fleet
 	// while the group is short of capacity.
 	ActivityCheckEvery time.Duration
+	// NodeID is the node the scaler runs on: the actor of its decisions.
+	NodeID string
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger

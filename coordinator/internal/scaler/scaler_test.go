@@ -38,7 +38,7 @@ func newHarness(t *testing.T, desired int32, policy *shoalv1.ScalingPolicy) *har
 	h.cloud.addGroup(asg, 1, 20, desired)
 	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: fleet, Asg: asg, Min: 2, Max: 10, Desired: desired, Policy: policy}))
 	cfg := DefaultConfig()
-	cfg.Now, cfg.Logger = clk.Now, slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg.Now, cfg.Logger, cfg.NodeID = clk.Now, slog.New(slog.NewTextHandler(io.Discard, nil)), "n1"
 	s, err := New(cfg, Deps{Store: h.store, Cloud: h.cloud, Metrics: h.met, LBs: h.lbs, Agents: h.agents}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +124,7 @@ func TestScaleOutCommitsThenApplies(t *testing.T) {
 		t.Fatalf("decisions = %v, want one", ds)
 	}
 	d := ds[0]
-	if d.PreviousCapacity != 2 || d.Capacity != 4 || d.Status != applied || d.Source != fsm.SourceAuto || d.Inputs["cpu"] != 100 {
+	if d.PreviousCapacity != 2 || d.Capacity != 4 || d.Status != applied || d.Source != fsm.SourceAuto || d.Actor != "n1" || d.Inputs["cpu"] != 100 {
 		t.Fatalf("decision = %v, want 2→4 applied with cpu 100 as input", d)
 	}
 	if got := h.cloud.group(asg).Desired; got != 4 {
