@@ -13,18 +13,19 @@ import (
 // Spot interruptions are injected the way AWS Fault Injection Service's
 // aws:ec2:send-spot-instance-interruptions action does it: the instance's
 // metadata shows the notice, EventBridge gets the event, and the instance
-// is terminated at the notice's time. EC2 "always gives both an EC2 instance
-// rebalance recommendation and a Spot two-minute instance interruption
-// notice before interrupting", the recommendation possibly "along with" the
-// notice (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html),
+// is terminated at the notice's time. Before it interrupts an instance EC2
+// always gives both a rebalance recommendation and the two-minute notice
+// (https://docs.aws.amazon.com/autoscaling/ec2/userguide/ec2-auto-scaling-capacity-rebalancing.html),
+// the recommendation possibly arriving along with the notice
+// (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/rebalance-recommendations.html),
 // so every interruption sends a recommendation too: --rebalance-first
 // ahead of the notice, or at the same moment.
 
 // spotReason is the StateReason of an instance EC2 reclaimed.
 const spotReason = "Server.SpotInstanceTermination: Spot instance termination"
 
-// Bounds of the injection's durations (cloud clock time). FIS itself wants
-// at least two minutes; shorter notices are allowed to keep demos short.
+// Bounds of the injection's durations (cloud clock time). AWS's notice is
+// two minutes (the default); shorter ones are allowed to keep demos short.
 const (
 	minNotice = time.Second
 	maxNotice = 6 * time.Hour
