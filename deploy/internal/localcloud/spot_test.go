@@ -390,3 +390,47 @@ func TestTargetLifecycleStateFollowsTermination(t *testing.T) {
 		return nil
 	})
 }
+
+// TestEventsFilterAndCursor: detail-type filters, after= reads on from an
+// event, and an unknown cursor is an error rather than a silent replay.
+func TestEventsFilterAndCursor(t *testing.T) {
+	tc := startCloud(t, nil)
+	tc.template(t, "web", BaseImageID, sleepScript)
+	tc.group(t, "g", "web", 1, 1, 1, nil)
+	id := aws.ToString(tc.waitInService(t, "g", 1)[0].InstanceId)
+	tc.interrupt(t, "instance="+id+"&in=60s")
+	all := tc.events(t)
+	if len(all) != 2 || all[0].DetailType != detailRebalance || all[1].DetailType != detailSpotInterruption || all[0].Time != all[1].Time {
+		t.Fatalf("events %+v: want the recommendation and the notice, at the same time", all)
+	}
+	b := tc.hook(t, http.MethodGet, "/_localcloud/events?detail-type=EC2+Spot+Instance+Interruption+Warning")
+	if n := strings.Count(string(b), "\n"); n != 1 || !strings.Contains(string(b), `"instance-action":"terminate"`) {
+		t.Fatalf("filtered events %q", b)
+	}
+	b = tc.hook(t, http.MethodGet, "/_localcloud/events?after="+all[0].ID)
+	if n := strings.Count(string(b), "\n"); n != 1 || !strings.Contains(string(b), all[1].ID) {
+		t.Fatalf("events after the first: %q", b)
+	}
+	resp, err := http.Get(tc.srv.URL() + "/_localcloud/events?after=nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Body.Close(); resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("unknown cursor: %d, want 404", resp.StatusCode)
+	}
+}
+
+// TestEventLogIsBounded: the log keeps the newest maxEvents and counts the
+// ones it dropped.
+func TestEventLogIsBounded(t *testing.T) {
+	c, clk, _ := newStateCloud(t, nil)
+	c.mu.Lock()
+	for i := 0; i < maxEvents+5; i++ {
+		c.emitLocked(detailRebalance, fmt.Sprintf("i-%017d", i), clk.t, map[string]string{"instance-id": fmt.Sprintf("i-%017d", i)})
+	}
+	c.mu.Unlock()
+	evs, dropped, ok := c.Events("", "")
+	if !ok || len(evs) != maxEvents || dropped != 5 || evs[0].Detail["instance-id"] != fmt.Sprintf("i-%017d", 5) {
+		t.Fatalf("%d events (first %v), %d dropped; want %d, the oldest 5 dropped", len(evs), evs[0].Detail, dropped, maxEvents)
+	}
+}

@@ -2,6 +2,7 @@ package localcloud
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 	"testing"
 	"time"
@@ -228,5 +229,27 @@ func TestWarmPoolValidation(t *testing.T) {
 	wantCode(t, err, "ValidationError")
 	if c := tc.warmPool(t, "g").WarmPoolConfiguration; c != nil {
 		t.Fatalf("a group without a pool describes %+v", c)
+	}
+}
+
+// TestStateFileKeepsWarmPoolAndCapacityRebalance: both are group settings
+// and survive a restart with --state-file, as hooks do.
+func TestStateFileKeepsWarmPoolAndCapacityRebalance(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "state.json")
+	c, _, _ := newStateCloud(t, func(cfg *Config) { cfg.StateFile = file })
+	mustGroup(t, c, "g", 0, 2, 0)
+	on := true
+	if err := c.UpdateGroup(GroupInput{Name: "g", CapacityRebalance: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.PutWarmPool("g", WarmPoolInput{MinSize: ip(1), PoolState: "Running", ReuseOnScaleIn: &on}); err != nil {
+		t.Fatal(err)
+	}
+	c.Reconcile() // saves
+	c2, _, _ := newStateCloud(t, func(cfg *Config) { cfg.StateFile = file })
+	gs := c2.Groups(nil)
+	if len(gs) != 1 || !gs[0].CapacityRebalance || gs[0].WarmPool == nil ||
+		*gs[0].WarmPool != (WarmPool{MinSize: 1, MaxPrepared: -1, PoolState: "Running", ReuseOnScaleIn: true}) {
+		t.Fatalf("group after reload: %+v, warm pool %+v", gs, gs[0].WarmPool)
 	}
 }
