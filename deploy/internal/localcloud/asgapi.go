@@ -269,12 +269,16 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 		if dec == nil {
 			return nil, validation("ShouldDecrementDesiredCapacity is required")
 		}
+		var out struct {
+			Activity xActivity `xml:"Activity"`
+		}
+		if wa, ok := c.terminateWarm(f.str("InstanceId")); ok {
+			out.Activity = toXActivity(wa)
+			return out, nil
+		}
 		a, err := c.TerminateInGroup(f.str("InstanceId"), *dec)
 		if err != nil {
 			return nil, err
-		}
-		var out struct {
-			Activity xActivity `xml:"Activity"`
 		}
 		c.mu.Lock()
 		out.Activity = toXActivity(*a)

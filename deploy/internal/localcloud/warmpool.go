@@ -416,3 +416,18 @@ func (c *Cloud) fillWarmPoolLocked(g *Group, warm []*Instance, target int, now t
 	in.warm.activity.Progress = 50
 	return in
 }
+
+// terminateWarm is TerminateInstanceInAutoScalingGroup for a warm-pool
+// instance: it leaves the pool (which refills) and, not being part of the
+// desired capacity, never changes it. ok is false for other instances.
+func (c *Cloud) terminateWarm(id string) (a Activity, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	in := c.instances[id]
+	if in == nil || !isWarm(in) || in.State == stateTerminated {
+		return Activity{}, false
+	}
+	c.warmTerminateLocked(in, fmt.Sprintf("At %s instance %s was taken out of the warm pool in response to a user request.", rfc3339(c.clock.Now()), id))
+	c.poke()
+	return *in.termActivity, true
+}

@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
 	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 )
 
 func (tc *testCloud) warmPool(t *testing.T, group string) *autoscaling.DescribeWarmPoolOutput {
@@ -192,6 +193,37 @@ func TestWarmPoolRunning(t *testing.T) {
 		t.Fatalf("MaxGroupPreparedCapacity %v, want 3", c.MaxGroupPreparedCapacity)
 	}
 	tc.waitInService(t, "g", 1)
+	// A warm instance EC2 terminates leaves the pool, which refills.
+	if _, err := tc.ec2.TerminateInstances(ctxT(t), &ec2.TerminateInstancesInput{InstanceIds: ids[:1]}); err != nil {
+		t.Fatal(err)
+	}
+	tc.eventually(t, 10*time.Second, func() error {
+		if st := tc.ec2State(t, ids[0]); st != "terminated" {
+			return fmt.Errorf("terminated warm instance is %s", st)
+		}
+		return nil
+	})
+	refilled := tc.waitWarm(t, "g", 2, astypes.LifecycleStateWarmedRunning)
+	if contains(refilled, ids[0]) || !contains(refilled, ids[1]) {
+		t.Fatalf("pool %v after terminating %s from %v", refilled, ids[0], ids)
+	}
+	if n := len(tc.describeGroup(t, "g").Instances); n != 1 {
+		t.Fatalf("group has %d instances; the pool's loss must not touch it", n)
+	}
+	// TerminateInstanceInAutoScalingGroup on a warm instance leaves desired alone.
+	if _, err := tc.asg.TerminateInstanceInAutoScalingGroup(ctxT(t), &autoscaling.TerminateInstanceInAutoScalingGroupInput{
+		InstanceId: aws.String(refilled[0]), ShouldDecrementDesiredCapacity: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	tc.eventually(t, 10*time.Second, func() error {
+		if st := tc.ec2State(t, refilled[0]); st != "terminated" {
+			return fmt.Errorf("warm instance is %s", st)
+		}
+		return nil
+	})
+	if g := tc.describeGroup(t, "g"); aws.ToInt32(g.DesiredCapacity) != 1 {
+		t.Fatalf("desired %d after terminating a warm instance, want 1", aws.ToInt32(g.DesiredCapacity))
+	}
 	// ForceDelete removes the configuration at once.
 	if _, err := tc.asg.DeleteWarmPool(ctxT(t), &autoscaling.DeleteWarmPoolInput{AutoScalingGroupName: aws.String("g"), ForceDelete: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
