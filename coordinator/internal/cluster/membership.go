@@ -14,6 +14,15 @@ import (
 
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
+	n.askJoinUntilDone()
+}
+
+// askJoinUntilDone asks each Join address in turn until one accepts or the
+// node stops.
+func (n *Node) askJoinUntilDone() {
+	if len(n.cfg.Join) == 0 {
+		return
+	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		for _, addr := range n.cfg.Join {
