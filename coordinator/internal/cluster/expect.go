@@ -77,6 +77,7 @@ var errWaiting = errors.New("waiting for servers")
 // server that is in one was found, so the join loop takes over.
 func (n *Node) expectRound() (bool, error) {
 	if n.InCluster() {
+		n.log.Info("bootstrap-expect: a peer bootstrapped a configuration with this node in it; not bootstrapping")
 		return true, nil
 	}
 	self := n.Describe()

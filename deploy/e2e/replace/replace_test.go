@@ -295,7 +295,10 @@ func (c *cluster) haveFleets(want []string) {
 	}
 }
 
-func logHas(n *node, s string) bool {
+// logFrom is n's log from byte off on; every start appends to one file.
+func logFrom(n *node, off int) string {
 	b, _ := os.ReadFile(filepath.Join(filepath.Dir(n.dir), n.id+".log"))
-	return bytes.Contains(b, []byte(s))
+	return string(b[min(off, len(b)):])
 }
+
+func logHas(n *node, s string) bool { return strings.Contains(logFrom(n, 0), s) }
