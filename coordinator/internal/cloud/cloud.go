@@ -20,10 +20,14 @@ const (
 )
 
 // Shoal's drain hook: `fleet bootstrap` puts it on a new group and the
-// scaler keeps it there, so both must agree on its name and heartbeat.
+// scaler keeps it there, so both must agree on its name. Its heartbeat
+// timeout defaults to DrainHookHeartbeat; one set in the range AWS accepts
+// (MinHookHeartbeat to MaxHookHeartbeat) is kept.
 const (
 	DrainHookName      = "shoal-drain"
 	DrainHookHeartbeat = time.Minute
+	MinHookHeartbeat   = 30 * time.Second
+	MaxHookHeartbeat   = 7200 * time.Second
 )
 
 // Instance lifecycle states of an Auto Scaling group that the scaler reads.
