@@ -123,8 +123,10 @@ func TestCoordinatorsSurviveReplacement(t *testing.T) {
 		if !refersTo(att.Body, "volume_id", "aws_ebs_volume", "data") || !refersTo(att.Body, "instance_id", "aws_instance", "coordinator") {
 			t.Error("aws_volume_attachment.data must attach aws_ebs_volume.data to aws_instance.coordinator")
 		}
-		if !lifecycleHas(vol, "prevent_destroy") {
-			t.Error("aws_ebs_volume.data must have lifecycle prevent_destroy: it holds the node's raft state")
+		for _, tr := range traversals(vol.Body) {
+			if tr.RootName() == "aws_instance" {
+				t.Errorf("%s: aws_ebs_volume.data must not depend on the instance, or replacing the instance replaces the volume and its raft state", tr.SourceRange())
+			}
 		}
 		if !lifecycleHas(inst, "ignore_changes") {
 			t.Error("aws_instance.coordinator must ignore ami and user_data changes, so a new AMI never replaces the three at once (roll-coordinators.sh replaces them one by one)")
@@ -135,6 +137,9 @@ func TestCoordinatorsSurviveReplacement(t *testing.T) {
 		}
 		if _, err := os.Stat(filepath.Join(deployDir, "terraform", "roll-coordinators.sh")); err != nil {
 			t.Errorf("the rolling replacement script is missing: %v", err)
+		}
+		if b := resource(t, m, "aws_s3_bucket_public_access_block", "snapshots"); !refersTo(b.Body, "bucket", "aws_s3_bucket", "snapshots") {
+			t.Error("the snapshots bucket must block public access")
 		}
 	})
 }

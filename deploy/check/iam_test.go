@@ -93,7 +93,10 @@ var roles = []role{
 		name:     "operator",
 		template: "iam/operator-policy.json.tftpl",
 		listFunc: "BootstrapAWSOperations",
+		// Teardown of what bootstrap made runs as the operator too.
+		scripts: []string{"terraform/teardown.sh"},
 		vars: map[string]string{
+			"alarm_prefix":   "shoal-",
 			"partition":      "aws",
 			"region":         "eu-west-1",
 			"account_id":     "123456789012",

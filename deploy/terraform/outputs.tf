@@ -59,8 +59,8 @@ output "secrets_key_alias" {
 }
 
 output "teardown_command" {
-  description = "Before terraform destroy: deletes the fleet and everything fleet bootstrap made for it (group, launch template, image and its snapshots, alarms). Run it as operator_role_arn."
-  value       = "shoal-coordinator fleet delete ${var.fleet_name} --purge"
+  description = "Before terraform destroy: deletes the fleet and everything fleet bootstrap made for it (group, launch template, image and its snapshots, alarms). Run it as operator_role_arn; after terraform destroy, ./teardown.sh alarms."
+  value       = "./teardown.sh fleet ${var.fleet_name}"
 }
 
 output "bootstrap_command" {

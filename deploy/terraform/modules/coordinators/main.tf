@@ -12,9 +12,9 @@ data "aws_subnet" "coordinator" {
 }
 
 # Each node's raft log and snapshots live on their own volume, which
-# outlives the instance: a replacement gets it back (aws_volume_attachment)
-# and rejoins with its state. Destroying one loses that node's copy only;
-# prevent_destroy makes even that a deliberate act.
+# outlives the instance: nothing of the instance's feeds it, so replacing an
+# instance replaces only the attachment, and the replacement gets the volume
+# back and rejoins with its state. Only `terraform destroy` deletes it.
 resource "aws_ebs_volume" "data" {
   count             = var.node_count
   availability_zone = data.aws_subnet.coordinator[count.index].availability_zone
@@ -24,9 +24,6 @@ resource "aws_ebs_volume" "data" {
   tags = {
     Name         = "${var.name}-coordinator-${count.index}-data"
     "shoal:node" = "${var.name}-coordinator-${count.index}"
-  }
-  lifecycle {
-    prevent_destroy = true
   }
 }
 

@@ -117,6 +117,7 @@ resource "aws_iam_role_policy" "operator" {
     account_id     = data.aws_caller_identity.current.account_id
     group_prefix   = var.group_prefix
     agent_role_arn = aws_iam_role.agent.arn
+    alarm_prefix   = "${var.name}-"
   })
 }
 
