@@ -153,21 +153,21 @@ type Explanation struct {
 // leader change only restarts the stabilisation windows, which delays a
 // scale-in and never hurts.
 type fleetState struct {
-	decide       decide.State
-	seeded       bool
-	hookEnsured  bool
-	groupStatus  string
-	launchBlock  string
-	launchCheck  time.Time
-	blockNoted   bool
-	explain      Explanation
-	heartbeatAt  map[string]time.Time
+	decide      decide.State
+	seeded      bool
+	hookEnsured bool
+	groupStatus string
+	launchBlock string
+	launchCheck time.Time
+	blockNoted  bool
+	explain     Explanation
+	heartbeatAt map[string]time.Time
 	// hookHeartbeat is the group's hook's heartbeat timeout, as found or
 	// put by ensureHook; 0 until then.
 	hookHeartbeat time.Duration
-	flags        map[string]string
-	firstSeen    map[string]time.Time
-	drainWaiting map[string]string
+	flags         map[string]string
+	firstSeen     map[string]time.Time
+	drainWaiting  map[string]string
 }
 
 // Scaler is the leader-only loop. Create it with New; Run it while leading.
