@@ -110,6 +110,24 @@ type Cloud interface {
 	Bootstrap
 }
 
+// Teardown removes what `fleet bootstrap` made (`fleet delete --purge`). It
+// runs in the operator's CLI with the operator's credentials, never in the
+// coordinator, whose role may delete nothing.
+type Teardown interface {
+	DescribeGroups(ctx context.Context, names []string) ([]Group, error)
+	// DeleteGroup force-deletes a group: AWS terminates its instances
+	// first, and the group stays visible (Status "Delete in progress")
+	// until they are gone.
+	DeleteGroup(ctx context.Context, name string) error
+	DescribeLaunchTemplates(ctx context.Context, names []string) ([]LaunchTemplate, error)
+	DeleteLaunchTemplate(ctx context.Context, name string) error
+	DescribeImages(ctx context.Context, q ImageQuery) ([]Image, error)
+	// DeregisterImage leaves the image's EBS snapshots behind; delete them
+	// with DeleteSnapshot.
+	DeregisterImage(ctx context.Context, id string) error
+	DeleteSnapshot(ctx context.Context, id string) error
+}
+
 // Group is an Auto Scaling group as the scaler sees it.
 type Group struct {
 	Name                string
@@ -258,6 +276,8 @@ type Image struct {
 	ID, Name, State string
 	Created         time.Time
 	Tags            map[string]string
+	// SnapshotIDs are the EBS snapshots behind the image's volumes.
+	SnapshotIDs []string
 }
 
 // LaunchTemplateSpec is the data of a launch template (version).
