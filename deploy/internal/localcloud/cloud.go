@@ -150,10 +150,10 @@ type Cloud struct {
 	spawn func(procSpec) (*proc, error)
 	iid   *iidSigner
 
-	mu         sync.Mutex
-	images     map[string]*Image
+	mu     sync.Mutex
+	images map[string]*Image
 	// snapshots are the EBS snapshots CreateImage made, registered or not.
-	snapshots map[string]bool
+	snapshots  map[string]bool
 	templates  map[string]*LaunchTemplate
 	instances  map[string]*Instance
 	groups     map[string]*Group
