@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
 )
 
@@ -204,4 +206,50 @@ func TestBootstrapExpectRefusesMismatch(t *testing.T) {
 			t.Errorf("Validate(%+v) = %v, want an error naming bootstrap-expect or join", bad.BootstrapExpect, err)
 		}
 	}
+}
+
+// A join that says the node has no state (a wiped disk at its old address)
+// replaces the node's entry, so it comes back as a new voter and never with
+// a vote it forgot; a join from a node with state leaves the entry alone.
+func TestFreshJoinReplacesTheEntry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tc := clustertest.Make(t, 3, clustertest.Options{})
+		leader := tc.Leader(t)
+		follower := tc.Followers(leader)[0]
+		var raftAddr string
+		for _, p := range mustPeers(t, leader) {
+			if p.ID == follower.NodeID() {
+				raftAddr = p.RaftAddr
+			}
+		}
+		index := func() uint64 { return leader.Raft().LastIndex() }
+		before := index()
+		req := &clusterv1.JoinClusterRequest{NodeId: follower.NodeID(), RaftAddr: raftAddr, RpcAddr: follower.RPCAddr()}
+		if _, err := leader.Join(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		if got := index(); got != before {
+			t.Fatalf("a join from a node with state wrote to the log (last index %d -> %d)", before, got)
+		}
+		req.Fresh = true
+		if _, err := leader.Join(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+		// Removed, then added: two configuration entries in the log.
+		if got := index(); got < before+2 {
+			t.Fatalf("a fresh join left the log at index %d (was %d); the stale entry must be removed and added again", got, before)
+		}
+		if got := voters(t, leader); len(got) != 3 || !slices.Contains(got, follower.NodeID()) {
+			t.Fatalf("voters after the fresh join = %v, want three with %s", got, follower.NodeID())
+		}
+	})
+}
+
+func mustPeers(t *testing.T, n *cluster.Node) []cluster.Peer {
+	t.Helper()
+	ps, err := n.Peers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ps
 }

@@ -78,6 +78,25 @@ func TestRollingReplacement(t *testing.T) {
 		t.Errorf("%s with an empty disk did not join the existing cluster as it should (see its log)", lost.id)
 	}
 
+	// A lost volume at the same address (Terraform's fixed private IPs):
+	// the node's entry is still in the configuration, so its join says it
+	// has no state and the leader replaces the entry rather than keep a
+	// voter that forgot its vote.
+	same := c.nodes[1]
+	before = c.voters()
+	c.stop(same)
+	c.agreedLeader(20*time.Second, before)
+	if err := os.RemoveAll(same.dir); err != nil {
+		t.Fatal(err)
+	}
+	logOff = len(logFrom(same, 0))
+	c.start(same)
+	l = c.agreedLeader(30*time.Second, c.voters())
+	c.haveFleets(want)
+	if lg := logFrom(same, logOff); !strings.Contains(lg, "joining it, not bootstrapping") || strings.Contains(lg, "bootstrap-expect: bootstrapping") {
+		t.Errorf("%s with an empty disk at its old address did not join the existing cluster (see its log)", same.id)
+	}
+
 	// The restore drill: the newest scheduled snapshot file of the old
 	// cluster, taken back on a new cluster formed from empty disks.
 	c.createFleet(l, "last")

@@ -169,7 +169,11 @@ type JoinClusterRequest struct {
 	RpcAddr  string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
 	// The node's --agent-addr as agents dial it; empty when agents use
 	// rpc_addr.
-	AgentAddr     string `protobuf:"bytes,4,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	AgentAddr string `protobuf:"bytes,4,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	// The node has no raft state (a new or wiped disk). Its old entry, even
+	// at the same address, is removed before it is added again: a wiped node
+	// has forgotten its term and vote, and must come back as a new voter.
+	Fresh         bool `protobuf:"varint,5,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -230,6 +234,13 @@ func (x *JoinClusterRequest) GetAgentAddr() string {
 		return x.AgentAddr
 	}
 	return ""
+}
+
+func (x *JoinClusterRequest) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
 }
 
 type JoinClusterResponse struct {
@@ -883,13 +894,14 @@ const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
 	"in_cluster\x18\x04 \x01(\bR\tinCluster\x12)\n" +
 	"\x10bootstrap_expect\x18\x05 \x01(\rR\x0fbootstrapExpect\x12\x1b\n" +
-	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"\x84\x01\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"\x9a\x01\n" +
 	"\x12JoinClusterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12\x1d\n" +
 	"\n" +
-	"agent_addr\x18\x04 \x01(\tR\tagentAddr\"2\n" +
+	"agent_addr\x18\x04 \x01(\tR\tagentAddr\x12\x14\n" +
+	"\x05fresh\x18\x05 \x01(\bR\x05fresh\"2\n" +
 	"\x13JoinClusterResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"/\n" +
 	"\x13ApplyCommandRequest\x12\x18\n" +
