@@ -106,8 +106,8 @@ source "amazon-ebs" "shoal" {
   ami_name      = "shoal-${local.stamp}"
   vpc_id        = var.vpc_id
   subnet_id     = var.subnet_id
-  # Only when a subnet is named; otherwise Packer's default-VPC behaviour.
-  associate_public_ip_address = var.subnet_id != "" ? var.associate_public_ip_address : null
+  # Packer reaches the builder over SSH through its public address.
+  associate_public_ip_address = var.associate_public_ip_address
   source_ami_filter {
     filters = {
       name                = var.source_ami_name
