@@ -21,14 +21,16 @@ BINARIES := \
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build every binary into bin/
+# Binaries are static (no cgo): what Packer bakes runs on any glibc, and
+# nothing Shoal links needs cgo. Only `go test -race` uses cgo.
+build: ## build every binary into bin/ (static, CGO_ENABLED=0)
 	@mkdir -p $(BIN)
 	@for d in $(BINARIES); do \
-		if [ -d $$d ]; then $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
+		if [ -d $$d ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
 	done
 	@# Multi-process tests crash the leader at exact points with this build;
 	@# production builds ignore SHOAL_FAILPOINT.
-	@$(GO) build -tags failpoints -o $(BIN)/shoal-coordinator-failpoints ./coordinator/cmd/shoal-coordinator
+	@CGO_ENABLED=0 $(GO) build -tags failpoints -o $(BIN)/shoal-coordinator-failpoints ./coordinator/cmd/shoal-coordinator
 
 test: build test-unit test-e2e ## the README test command: unit tests with -race, then the multi-process suites
 

@@ -137,6 +137,13 @@ func (n *Node) open() error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	// A fresh node under --bootstrap-expect finds its peers first; with
+	// state it is a member already and only rejoins.
+	if !existing && cfg.BootstrapExpect > 0 {
+		n.wg.Add(1)
+		go n.expectLoop()
+		return nil
+	}
 	// A node started with --join asks again after a restart too: the leader
 	// treats a known member as a no-op and refreshes its addresses.
 	if len(cfg.Join) > 0 {

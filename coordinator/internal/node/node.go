@@ -243,6 +243,9 @@ func (n *Node) Run(ctx context.Context) error {
 	secCtx, stopSec := context.WithCancel(context.Background())
 	defer stopSec()
 	go n.runSecurity(secCtx)
+	if n.cfg.Snapshots.Dir != "" {
+		go n.runSnapshots(secCtx)
+	}
 	c := n.cfg.Cluster
 	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "agent", n.cfg.AgentAddr, "raft", c.RaftBind, "log_store", c.LogStore, "tls", n.tls != nil)
 
