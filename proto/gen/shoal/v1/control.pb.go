@@ -201,9 +201,12 @@ type Node struct {
 	Voter    bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	// The node's agent-only listener (--agent-addr); empty when agents use
 	// rpc_addr.
-	AgentAddr     string `protobuf:"bytes,6,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AgentAddr string `protobuf:"bytes,6,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	// Set by a leader for a peer whose heartbeats fail: when it last heard
+	// from it. Unset while heartbeats succeed.
+	UnreachableSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -278,6 +281,13 @@ func (x *Node) GetAgentAddr() string {
 	return ""
 }
 
+func (x *Node) GetUnreachableSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnreachableSince
+	}
+	return nil
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
@@ -332,7 +342,13 @@ type GetStatusResponse struct {
 	Term        uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
 	CommitIndex uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	// True when the answering node runs with --insecure: no TLS and no ACLs.
-	Insecure      bool `protobuf:"varint,7,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	Insecure bool `protobuf:"varint,7,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// Set when the node asked could not reach a leader and answered from its
+	// own view: why, in words ("election in progress; last leader n1,
+	// unreachable"). leader_id is then empty.
+	NoLeader string `protobuf:"bytes,8,opt,name=no_leader,json=noLeader,proto3" json:"no_leader,omitempty"`
+	// The newest leader the answering node knew of.
+	LastLeaderId  string `protobuf:"bytes,9,opt,name=last_leader_id,json=lastLeaderId,proto3" json:"last_leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -414,6 +430,20 @@ func (x *GetStatusResponse) GetInsecure() bool {
 		return x.Insecure
 	}
 	return false
+}
+
+func (x *GetStatusResponse) GetNoLeader() string {
+	if x != nil {
+		return x.NoLeader
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetLastLeaderId() string {
+	if x != nil {
+		return x.LastLeaderId
+	}
+	return ""
 }
 
 type ListPeersRequest struct {
@@ -2290,7 +2320,7 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xab\x01\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xf4\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -2298,9 +2328,10 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
 	"\n" +
-	"agent_addr\x18\x06 \x01(\tR\tagentAddr\"(\n" +
+	"agent_addr\x18\x06 \x01(\tR\tagentAddr\x12G\n" +
+	"\x11unreachable_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\"(\n" +
 	"\x10GetStatusRequest\x12\x14\n" +
-	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xe7\x01\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xaa\x02\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12$\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\x12#\n" +
@@ -2308,7 +2339,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04term\x18\x05 \x01(\x04R\x04term\x12!\n" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12\x1a\n" +
-	"\binsecure\x18\a \x01(\bR\binsecure\"\x12\n" +
+	"\binsecure\x18\a \x01(\bR\binsecure\x12\x1b\n" +
+	"\tno_leader\x18\b \x01(\tR\bnoLeader\x12$\n" +
+	"\x0elast_leader_id\x18\t \x01(\tR\flastLeaderId\"\x12\n" +
 	"\x10ListPeersRequest\"9\n" +
 	"\x11ListPeersResponse\x12$\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05peers\"#\n" +
@@ -2519,82 +2552,83 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*ListAlarmsRequest)(nil),             // 43: shoal.v1.ListAlarmsRequest
 	(*ListAlarmsResponse)(nil),            // 44: shoal.v1.ListAlarmsResponse
 	nil,                                   // 45: shoal.v1.ExplainFleetResponse.InputsEntry
-	(*Fleet)(nil),                         // 46: shoal.v1.Fleet
-	(*fieldmaskpb.FieldMask)(nil),         // 47: google.protobuf.FieldMask
-	(*Instance)(nil),                      // 48: shoal.v1.Instance
-	(*ScalingPolicy)(nil),                 // 49: shoal.v1.ScalingPolicy
-	(*Decision)(nil),                      // 50: shoal.v1.Decision
-	(*timestamppb.Timestamp)(nil),         // 51: google.protobuf.Timestamp
+	(*timestamppb.Timestamp)(nil),         // 46: google.protobuf.Timestamp
+	(*Fleet)(nil),                         // 47: shoal.v1.Fleet
+	(*fieldmaskpb.FieldMask)(nil),         // 48: google.protobuf.FieldMask
+	(*Instance)(nil),                      // 49: shoal.v1.Instance
+	(*ScalingPolicy)(nil),                 // 50: shoal.v1.ScalingPolicy
+	(*Decision)(nil),                      // 51: shoal.v1.Decision
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
 	0,  // 0: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	3,  // 1: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
-	3,  // 2: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
-	46, // 3: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	46, // 4: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 5: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 6: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
-	46, // 7: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	47, // 8: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
-	46, // 9: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 10: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 11: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	48, // 12: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
-	49, // 13: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
-	46, // 14: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
-	49, // 15: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
-	50, // 16: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
-	50, // 17: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
-	45, // 18: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
-	1,  // 19: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
-	51, // 20: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
-	2,  // 21: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
-	42, // 22: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
-	4,  // 23: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
-	6,  // 24: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
-	8,  // 25: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
-	10, // 26: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
-	12, // 27: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
-	14, // 28: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
-	16, // 29: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
-	18, // 30: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
-	20, // 31: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
-	22, // 32: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
-	24, // 33: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
-	26, // 34: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
-	28, // 35: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
-	30, // 36: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
-	32, // 37: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
-	34, // 38: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
-	36, // 39: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
-	38, // 40: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
-	40, // 41: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
-	43, // 42: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
-	5,  // 43: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
-	7,  // 44: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
-	9,  // 45: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
-	11, // 46: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
-	13, // 47: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
-	15, // 48: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
-	17, // 49: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
-	19, // 50: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
-	21, // 51: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
-	23, // 52: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
-	25, // 53: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
-	27, // 54: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
-	29, // 55: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
-	31, // 56: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
-	33, // 57: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
-	35, // 58: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
-	37, // 59: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
-	39, // 60: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
-	41, // 61: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
-	44, // 62: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
-	43, // [43:63] is the sub-list for method output_type
-	23, // [23:43] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	46, // 1: shoal.v1.Node.unreachable_since:type_name -> google.protobuf.Timestamp
+	3,  // 2: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
+	3,  // 3: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
+	47, // 4: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	47, // 5: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 6: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 7: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
+	47, // 8: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	48, // 9: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	47, // 10: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 11: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 12: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	49, // 13: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
+	50, // 14: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
+	47, // 15: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
+	50, // 16: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
+	51, // 17: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
+	51, // 18: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
+	45, // 19: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
+	1,  // 20: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
+	46, // 21: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 22: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
+	42, // 23: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
+	4,  // 24: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
+	6,  // 25: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
+	8,  // 26: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
+	10, // 27: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
+	12, // 28: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
+	14, // 29: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
+	16, // 30: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
+	18, // 31: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
+	20, // 32: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
+	22, // 33: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
+	24, // 34: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
+	26, // 35: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
+	28, // 36: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
+	30, // 37: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
+	32, // 38: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
+	34, // 39: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
+	36, // 40: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
+	38, // 41: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
+	40, // 42: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
+	43, // 43: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
+	5,  // 44: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
+	7,  // 45: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
+	9,  // 46: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
+	11, // 47: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
+	13, // 48: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
+	15, // 49: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
+	17, // 50: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
+	19, // 51: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
+	21, // 52: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
+	23, // 53: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
+	25, // 54: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
+	27, // 55: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
+	29, // 56: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
+	31, // 57: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
+	33, // 58: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
+	35, // 59: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
+	37, // 60: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
+	39, // 61: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
+	41, // 62: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
+	44, // 63: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
+	44, // [44:64] is the sub-list for method output_type
+	24, // [24:44] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
