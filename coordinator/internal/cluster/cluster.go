@@ -46,12 +46,12 @@ type Node struct {
 	unreachable map[raft.ServerID]time.Time
 	// lastLeader is the newest leader raft named; it outlives the leader.
 	lastLeader raft.ServerID
-	observer    *raft.Observer
-	stop        chan struct{}
-	fatal       chan error
-	wg          sync.WaitGroup
-	shutOnce    sync.Once
-	shutErr     error
+	observer   *raft.Observer
+	stop       chan struct{}
+	fatal      chan error
+	wg         sync.WaitGroup
+	shutOnce   sync.Once
+	shutErr    error
 }
 
 // New opens the stores, starts raft and, when configured, bootstraps or
