@@ -1,0 +1,198 @@
+//go:build multiprocess
+
+package console
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+)
+
+// chromium is Debian's headless-capable browser.
+const chromium = "/usr/bin/chromium"
+
+// needChromium skips without Chromium, except under CI=true, where a
+// missing browser is a broken setup and fails.
+func needChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromium); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s: %v (install Debian's chromium package; .ci/run does)", chromium, err)
+		}
+		t.Skipf("%s: %v", chromium, err)
+	}
+}
+
+// caSPKI is the base64 SHA-256 of the CA's public key: Chromium accepts
+// chains that contain it (--ignore-certificate-errors-spki-list), which is
+// trusting the sandbox's CA and nothing else.
+func caSPKI(t *testing.T, caFile string) string {
+	t.Helper()
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hashes []string
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+		hashes = append(hashes, base64.StdEncoding.EncodeToString(sum[:]))
+	}
+	if len(hashes) == 0 {
+		t.Fatalf("%s: no certificate", caFile)
+	}
+	return strings.Join(hashes, ",")
+}
+
+// browser is one headless Chromium with a fresh profile, and its
+// console log.
+type browser struct {
+	ctx    context.Context
+	cancel func()
+	mu     sync.Mutex
+	log    []string
+}
+
+func newBrowser(t *testing.T, ctx context.Context, spki string) *browser {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium),
+		chromedp.Headless,
+		chromedp.NoSandbox, // the tests run as root
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("ignore-certificate-errors-spki-list", spki),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 1400),
+	}
+	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	bctx, bcancel := chromedp.NewContext(actx)
+	b := &browser{ctx: bctx, cancel: func() { bcancel(); acancel() }}
+	if err := chromedp.Do(bctx); err != nil {
+		b.cancel()
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	msgs := chromedp.Console(bctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			b.add(m.String())
+		}
+	}()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b.artefacts(t)
+		}
+		b.cancel()
+	})
+	return b
+}
+
+func (b *browser) add(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.log = append(b.log, time.Now().Format("15:04:05.000 ")+s)
+}
+
+// artefacts saves a screenshot and the console log where CI keeps them
+// (SHOAL_ARTIFACTS, else the temp dir), and says where.
+func (b *browser) artefacts(t *testing.T) {
+	dir := os.Getenv("SHOAL_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	dir = filepath.Join(dir, "console-"+strings.ReplaceAll(t.Name(), "/", "_")+"-"+time.Now().Format("150405"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("artefacts: %v", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90)); err == nil {
+		_ = os.WriteFile(filepath.Join(dir, "screenshot.png"), png, 0o644)
+	}
+	b.mu.Lock()
+	_ = os.WriteFile(filepath.Join(dir, "console.log"), []byte(strings.Join(b.log, "\n")+"\n"), 0o644)
+	b.mu.Unlock()
+	t.Logf("console artefacts: %s", dir)
+}
+
+// navigate opens url.
+func (b *browser) navigate(t *testing.T, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
+		t.Fatalf("open %s: %v", url, err)
+	}
+}
+
+// evalJS evaluates js and returns its value.
+func evalJS[T any](t *testing.T, b *browser, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("eval %s: %v", js, err)
+	}
+	return v
+}
+
+// waitJS polls js (a boolean expression) until it is true.
+func (b *browser) waitJS(t *testing.T, within time.Duration, what, js string) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not true within %v (%s; last error %v)", what, within, js, err)
+		}
+		select {
+		case <-b.ctx.Done():
+			t.Fatal(b.ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// signIn opens url and enters token in the console's form, as a person
+// would: into the field, then the button.
+func (b *browser) signIn(t *testing.T, url, token string) {
+	t.Helper()
+	b.navigate(t, url)
+	b.waitJS(t, 15*time.Second, "token form", `!!document.querySelector('[data-testid="token-input"]')`)
+	tj, _ := json.Marshal(token)
+	evalJS[bool](t, b, fmt.Sprintf(`(() => { document.querySelector('[data-testid="token-input"]').value = %s;
+		document.querySelector('[data-testid="token-submit"]').click(); return true; })()`, tj))
+}
