@@ -35,31 +35,51 @@ func needChromium(t *testing.T) {
 	}
 }
 
-// caSPKI is the base64 SHA-256 of the CA's public key: Chromium accepts
-// chains that contain it (--ignore-certificate-errors-spki-list), which is
-// trusting the sandbox's CA and nothing else.
-func caSPKI(t *testing.T, caFile string) string {
+// serverSPKIs lists the base64 SHA-256 public-key hashes of the server
+// certificates in dir that chain to the CA in caFile, for Chromium's
+// --ignore-certificate-errors-spki-list. Chromium matches the chain a
+// server presents, and a server presents its own certificate without the
+// CA, so the test pins the servers the sandbox CA issued: trust in that CA
+// and nothing else, checked here with Go's verifier first.
+func serverSPKIs(t *testing.T, dir, caFile string) string {
 	t.Helper()
-	b, err := os.ReadFile(caFile)
+	ca, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(ca) {
+		t.Fatalf("%s: no CA certificate", caFile)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*-server-*.pem"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var hashes []string
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
+	for _, f := range files {
+		if strings.HasSuffix(f, "-key.pem") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
 		if blk == nil {
-			break
+			t.Fatalf("%s: no PEM block", f)
 		}
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
 			t.Fatal(err)
 		}
+		if _, err := c.Verify(x509.VerifyOptions{Roots: pool, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Fatalf("%s: does not chain to the sandbox CA: %v", f, err)
+		}
 		sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
 		hashes = append(hashes, base64.StdEncoding.EncodeToString(sum[:]))
 	}
 	if len(hashes) == 0 {
-		t.Fatalf("%s: no certificate", caFile)
+		t.Fatalf("%s: no server certificate", dir)
 	}
 	return strings.Join(hashes, ",")
 }
@@ -88,7 +108,8 @@ func newBrowser(t *testing.T, ctx context.Context, spki string) *browser {
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 1400),
 	}
-	actx, acancel := chromedp.NewExecAllocator(ctx, opts...)
+	// Not the test's context: the artefacts are taken after it ends.
+	actx, acancel := chromedp.NewExecAllocator(context.WithoutCancel(ctx), opts...)
 	bctx, bcancel := chromedp.NewContext(actx)
 	b := &browser{ctx: bctx, cancel: func() { bcancel(); acancel() }}
 	if err := chromedp.Do(bctx); err != nil {
@@ -176,7 +197,10 @@ func (b *browser) waitJS(t *testing.T, within time.Duration, what, js string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not true within %v (%s; last error %v)", what, within, js, err)
+			ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
+			text, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+			cancel()
+			t.Fatalf("%s: not true within %v (%s; last error %v); the page:\n%s", what, within, js, err, text)
 		}
 		select {
 		case <-b.ctx.Done():
@@ -191,6 +215,12 @@ func (b *browser) waitJS(t *testing.T, within time.Duration, what, js string) {
 func (b *browser) signIn(t *testing.T, url, token string) {
 	t.Helper()
 	b.navigate(t, url)
+	b.enterToken(t, token)
+}
+
+// enterToken fills in the token form the page shows.
+func (b *browser) enterToken(t *testing.T, token string) {
+	t.Helper()
 	b.waitJS(t, 15*time.Second, "token form", `!!document.querySelector('[data-testid="token-input"]')`)
 	tj, _ := json.Marshal(token)
 	evalJS[bool](t, b, fmt.Sprintf(`(() => { document.querySelector('[data-testid="token-input"]').value = %s;

@@ -61,13 +61,15 @@ func TestConsole(t *testing.T) {
 	if _, err := sb.RunGolden(ctx, 50); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sb.Bootstrap(ctx, sandbox.Bootstrap{Min: 1, Max: 4, ScaleInWindow: 600 * time.Second}); err != nil {
+	if _, err := sb.Bootstrap(ctx, sandbox.Bootstrap{Min: 1, Max: 4, ScaleInWindow: 10 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := sb.WaitInService(ctx, "web", 1, 45*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sb.CLI(ctx, "pause", "web"); err != nil { // only the test's scale commands move it
+	// Paused, only the test's scale commands move the fleet (a manual
+	// scale still acts on a paused fleet).
+	if _, err := sb.CLI(ctx, "pause", "web"); err != nil {
 		t.Fatal(err)
 	}
 	readTok, operTok := token(t, ctx, sb, "viewer", "read"), token(t, ctx, sb, "oncall", "operate")
@@ -102,7 +104,7 @@ func TestConsole(t *testing.T) {
 		resp.Body.Close()
 	}
 
-	b := newBrowser(t, ctx, caSPKI(t, sb.CACert()))
+	b := newBrowser(t, ctx, serverSPKIs(t, sb.PKI().Dir, sb.CACert()))
 	b.navigate(t, base+"#/fleets/web")
 	b.waitJS(t, 15*time.Second, "token form without a token", `!!document.querySelector('[data-testid="token-form"]')`)
 	if shown := evalJS[int](t, b, `document.querySelectorAll('[data-testid="fleet-min"],[data-testid="instance-row"],[data-testid="chart"]').length`); shown != 0 {
@@ -121,7 +123,7 @@ func TestConsole(t *testing.T) {
 
 	// scale: the chart gains points and a decision marker, and the
 	// reason, script and all, shows as text.
-	if _, err := sb.CLI(ctx, "scale", "web", "2", "--reason", evilReason); err != nil {
+	if _, err := sb.CLI(ctx, "scale", "web", "--desired", "2", "--reason", evilReason); err != nil {
 		t.Fatal(err)
 	}
 	b.waitJS(t, 15*time.Second, "decision marker", `document.querySelectorAll('[data-testid="decision-marker"]').length >= 1`)
@@ -136,15 +138,15 @@ func TestConsole(t *testing.T) {
 
 	// Scale-in: the victim shows as draining, then leaves the table.
 	b.waitJS(t, 40*time.Second, "two in service", `document.querySelectorAll('[data-testid="instance-row"][data-state="in_service"]').length === 2`)
-	if _, err := sb.CLI(ctx, "scale", "web", "1", "--reason", "console test scale-in"); err != nil {
+	if _, err := sb.CLI(ctx, "scale", "web", "--desired", "1", "--reason", "console test scale-in"); err != nil {
 		t.Fatal(err)
 	}
 	b.waitJS(t, 20*time.Second, "a draining row", `!!(window.__drain = (document.querySelector('[data-testid="instance-row"][data-state="draining"]')||{dataset:{}}).dataset.instance)`)
 	b.waitJS(t, 30*time.Second, "the drained instance leaves", `![...document.querySelectorAll('[data-testid="instance-row"]')].some((r) => r.dataset.instance === window.__drain)`)
 
 	// An operate token sees the write buttons.
-	evalJS[bool](t, b, `(sessionStorage.clear(), true)`)
-	b.signIn(t, base+"#/fleets/web", operTok)
+	evalJS[bool](t, b, `(document.querySelector('[data-testid="logout"]').click(), sessionStorage.length === 0)`)
+	b.enterToken(t, operTok)
 	b.waitJS(t, 15*time.Second, "write buttons for operate", `!!document.querySelector('[data-testid="btn-scale"]') && !!document.querySelector('[data-testid="btn-resume"]')`)
 	if evalJS[bool](t, b, fmt.Sprintf(`location.href.includes(%q)`, operTok)) {
 		t.Error("the token is in the page's URL")
