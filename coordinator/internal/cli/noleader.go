@@ -53,36 +53,57 @@ func retryRead(ctx context.Context, c shoalv1.ControlServiceClient, timeout time
 	start := time.Now()
 	for {
 		err := read(ctx)
+		if err != nil && ctx.Err() != nil {
+			// The node held the read, waiting for a leader, past --timeout:
+			// it says whether that is what happened.
+			if nl := noLeader(c, timeout, start, err); nl != nil {
+				return nl
+			}
+			return err
+		}
 		if err == nil || !waitsForLeader(err) {
 			return err
 		}
 		select {
 		case <-ctx.Done():
-			return noLeader(c, timeout, start, err)
+			return orNoLeader(noLeader(c, timeout, start, err), err)
 		case <-time.After(readRetryEvery):
 		}
 		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < readRetryEvery {
-			return noLeader(c, timeout, start, err)
+			return orNoLeader(noLeader(c, timeout, start, err), err)
 		}
 	}
 }
 
-// noLeader words a read's failure after waiting: which leader it waited
-// for, and what the node last said.
+// orNoLeader is nl, or a noLeaderError of err when the node could not say.
+func orNoLeader(nl, err error) error {
+	if nl != nil {
+		return nl
+	}
+	return &noLeaderError{msg: "no leader: " + status.Convert(err).Message()}
+}
+
+// noLeader asks the node whether it has a leader, once the read's own
+// context has run out; when it has none, the read's failure is a
+// noLeaderError naming the leader it waited to replace. nil when the node
+// has a leader or does not answer.
 func noLeader(c shoalv1.ControlServiceClient, timeout time.Duration, start time.Time, last error) error {
 	waited := time.Since(start).Round(100 * time.Millisecond)
 	if waited > timeout {
 		waited = timeout
 	}
-	last2 := status.Convert(last).Message()
-	if c != nil {
-		// The read's context has run out; the node answers its status from
-		// its own view at once when it has no leader.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{}); err == nil && st.LastLeaderId != "" && st.LeaderId == "" {
-			return &noLeaderError{msg: fmt.Sprintf("no leader: waited %s for a leader to replace %s (%s); last answer: %s", waited, st.LastLeaderId, st.NoLeader, last2)}
-		}
+	if c == nil {
+		return nil
 	}
-	return &noLeaderError{msg: fmt.Sprintf("no leader: waited %s for a new leader; last answer: %s", waited, last2)}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{})
+	if err != nil || st.NoLeader == "" {
+		return nil
+	}
+	lost := st.LastLeaderId
+	if lost == "" {
+		lost = "none known"
+	}
+	return &noLeaderError{msg: fmt.Sprintf("no leader: waited %s for a leader to replace %s (%s); last answer: %s", waited, lost, st.NoLeader, status.Convert(last).Message())}
 }

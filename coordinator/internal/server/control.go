@@ -76,6 +76,12 @@ func (s *Server) apply(ctx context.Context, c fsm.Command) (*fsm.Result, uint64,
 
 // GetStatus reports the leader, the members with their roles, and indexes.
 func (s *Server) GetStatus(ctx context.Context, req *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	if s.node.LeaderID() == "" {
+		// No leader to wait for: say so at once; the CLI asks again.
+		if local, ok := s.noLeaderStatus(ctx, req, cluster.ErrNoLeader); ok {
+			return local, nil
+		}
+	}
 	var out *shoalv1.GetStatusResponse
 	err := s.read(ctx, req.Stale, func() error {
 		nodes, err := s.nodes()
