@@ -65,6 +65,8 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		fmt.Fprintf(out, "✓ mutual TLS on every connection (CA %s), agents enroll with signed identity documents, ACLs bootstrapped\n", sb.CACert())
 	}
 
+	fmt.Fprintf(out, "✓ operator console: %s (any node serves it; sign in with the SHOAL_TOKEN printed at the end)\n", consoleURL(sb))
+
 	golden, err := sb.RunGolden(ctx, cfg.Capacity)
 	if err != nil {
 		return nil, err
@@ -156,6 +158,7 @@ func hold(ctx context.Context, out io.Writer, cfg Config, sb *sandbox.Sandbox) {
 		fmt.Fprintf(out, "  %s/shoal-coordinator %s\n", cfg.BinDir, c)
 	}
 	fmt.Fprintf(out, "  %s/shoal-lb loadtest --target %s/ --rate 100 --duration 20s --connections 8 --streams 1\n\n", cfg.BinDir, sb.LBURL)
+	fmt.Fprintf(out, "The operator console: %s\n\n", consoleURL(sb))
 	<-ctx.Done()
 }
 
@@ -423,4 +426,18 @@ func sleepUntil(ctx context.Context, t time.Time) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// consoleURL is the first node's operator console (HTTPS when the sandbox
+// runs TLS; its certificate chains to the sandbox CA).
+func consoleURL(sb *sandbox.Sandbox) string {
+	scheme := "https"
+	if !sb.Secure() {
+		scheme = "http"
+	}
+	ns := sb.Nodes()
+	if len(ns) == 0 {
+		return ""
+	}
+	return scheme + "://" + ns[0].HTTPAddr + "/ui/"
 }
