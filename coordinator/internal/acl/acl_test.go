@@ -47,7 +47,7 @@ func TestParsePolicy(t *testing.T) {
 // anything else (other services, cluster RPCs, near misses) has no level.
 func TestLevel(t *testing.T) {
 	want := map[string]Policy{}
-	for _, m := range []string{"GetStatus", "ListPeers", "GetFleet", "ListFleets", "ListInstances", "GetPolicy", "ListDecisions", "ExplainFleet", "ListAlarms"} {
+	for _, m := range []string{"GetStatus", "ListPeers", "GetFleet", "ListFleets", "ListInstances", "GetPolicy", "ListDecisions", "ExplainFleet", "ListAlarms", "ListLoadBalancers"} {
 		want["/shoal.v1.ControlService/"+m] = PolicyRead
 	}
 	for _, m := range []string{"ScaleFleet", "PauseFleet", "ResumeFleet", "SetPolicy", "UpdateFleet"} {

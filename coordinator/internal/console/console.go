@@ -27,14 +27,12 @@ var assets embed.FS
 // or a gRPC status error. authorization is the Authorization header.
 type Authorize func(ctx context.Context, fullMethod, authorization string) (context.Context, error)
 
-// Local is what only the serving node knows, beside the replicated state:
-// whether it leads, and the load balancers' reports it holds as leader.
+// Local is what only the serving node knows: who it is and whom it
+// follows.
 type Local interface {
 	NodeID() string
 	IsLeader() bool
 	LeaderID() string
-	// LoadBalancers are the live LB sessions of fleet, as reported.
-	LoadBalancers(fleet string) []view.LoadBalancer
 }
 
 // Config configures the console.

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -26,10 +25,9 @@ func (f *fakeAPI) PauseFleet(context.Context, *shoalv1.PauseFleetRequest) (*shoa
 
 type fakeLocal struct{}
 
-func (fakeLocal) NodeID() string                           { return "n1" }
-func (fakeLocal) IsLeader() bool                           { return true }
-func (fakeLocal) LeaderID() string                         { return "n1" }
-func (fakeLocal) LoadBalancers(string) []view.LoadBalancer { return nil }
+func (fakeLocal) NodeID() string   { return "n1" }
+func (fakeLocal) IsLeader() bool   { return true }
+func (fakeLocal) LeaderID() string { return "n1" }
 
 // TestWriteNeedsTokenAndHeader: a write runs only with a token the
 // authorizer accepts and the console's own header; every response has

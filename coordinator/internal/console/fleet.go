@@ -96,7 +96,7 @@ func (p *fleetProducer) read(ctx context.Context) view.ConsoleFleet {
 	} else {
 		ev.Errors = append(ev.Errors, "instances: "+status.Convert(err).Message())
 	}
-	inFlight := p.inFlight()
+	inFlight := p.inFlight(ctx, stale)
 	for _, in := range ins {
 		ci := view.ConsoleInstance{Instance: view.InstanceOf(in)}
 		switch in.State {
@@ -142,18 +142,22 @@ func (p *fleetProducer) read(ctx context.Context) view.ConsoleFleet {
 }
 
 // inFlight is each instance's in-flight requests per LB, from the LB
-// reports this node holds (as leader); empty elsewhere.
-func (p *fleetProducer) inFlight() map[string]map[string]uint32 {
+// reports the leader holds; empty when it cannot be read.
+func (p *fleetProducer) inFlight(ctx context.Context, stale bool) map[string]map[string]uint32 {
 	out := map[string]map[string]uint32{}
-	if !p.c.cfg.Local.IsLeader() {
+	if stale {
 		return out
 	}
-	for _, lb := range p.c.cfg.Local.LoadBalancers(p.fleet) {
+	r, err := p.c.cfg.API.ListLoadBalancers(ctx, &shoalv1.ListLoadBalancersRequest{Fleet: p.fleet})
+	if err != nil {
+		return out
+	}
+	for _, lb := range r.LoadBalancers {
 		for _, b := range lb.Backends {
-			if out[b.InstanceID] == nil {
-				out[b.InstanceID] = map[string]uint32{}
+			if out[b.InstanceId] == nil {
+				out[b.InstanceId] = map[string]uint32{}
 			}
-			out[b.InstanceID][lb.ID] = b.InFlight
+			out[b.InstanceId][lb.Id] = b.InFlight
 		}
 	}
 	return out

@@ -79,8 +79,8 @@ func (p *fleetsProducer) tick(ctx context.Context) *event {
 	return &event{name: "fleets", data: mustJSON(ev)}
 }
 
-// lbsProducer builds the load balancers page from the LB sessions this
-// node holds; LB streams end on the leader.
+// lbsProducer builds the load balancers page from the leader's LB
+// sessions (LB streams end on the leader).
 type lbsProducer struct{ c *Console }
 
 func (p *lbsProducer) first(ctx context.Context) event { return *p.tick(ctx) }
@@ -88,22 +88,13 @@ func (p *lbsProducer) first(ctx context.Context) event { return *p.tick(ctx) }
 func (p *lbsProducer) tick(ctx context.Context) *event {
 	ctx = p.c.readCtx(ctx)
 	ev := view.ConsoleLBs{ConsoleHeader: p.c.header(), LBs: []view.LoadBalancer{}}
-	if !p.c.cfg.Local.IsLeader() {
-		leader := p.c.cfg.Local.LeaderID()
-		if leader == "" {
-			leader = "none"
-		}
-		ev.Note = "load balancers report to the leader (" + leader + "); open the console on the leader's --http-addr to see them"
-		return &event{name: "lbs", data: mustJSON(ev)}
-	}
-	r, err := p.c.cfg.API.ListFleets(ctx, &shoalv1.ListFleetsRequest{})
+	r, err := p.c.cfg.API.ListLoadBalancers(ctx, &shoalv1.ListLoadBalancersRequest{})
 	if err != nil {
 		ev.Stale, ev.StaleReason = true, status.Convert(err).Message()
+		ev.Note = "load balancers report to the leader, and it did not answer"
 		return &event{name: "lbs", data: mustJSON(ev)}
 	}
-	for _, f := range r.Fleets {
-		ev.LBs = append(ev.LBs, p.c.cfg.Local.LoadBalancers(f.Name)...)
-	}
+	ev.LBs = view.LoadBalancersOf(r.LoadBalancers)
 	sort.Slice(ev.LBs, func(i, j int) bool {
 		if ev.LBs[i].Fleet != ev.LBs[j].Fleet {
 			return ev.LBs[i].Fleet < ev.LBs[j].Fleet

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"github.com/shoal-dev/shoal/coordinator/internal/authz"
 	"github.com/shoal-dev/shoal/coordinator/internal/console"
-	"github.com/shoal-dev/shoal/coordinator/internal/view"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
 )
 
@@ -42,13 +44,14 @@ func (l consoleLocal) NodeID() string   { return l.n.cfg.Cluster.NodeID }
 func (l consoleLocal) IsLeader() bool   { return l.n.raft.IsLeader() }
 func (l consoleLocal) LeaderID() string { return l.n.raft.LeaderID() }
 
-func (l consoleLocal) LoadBalancers(fleet string) []view.LoadBalancer {
-	var out []view.LoadBalancer
-	for _, r := range l.n.feed.Reports(fleet) {
-		lb := view.LoadBalancer{ID: r.ID, Fleet: fleet, LastReport: view.Timestamp(r.LastReport.UnixMilli()), RatePerSec: r.RatePerSec, Backends: []view.LBBackend{}}
+// loadBalancers is the feed's live LB sessions of fleet, for the API.
+func (n *Node) loadBalancers(fleet string) []*shoalv1.LoadBalancer {
+	var out []*shoalv1.LoadBalancer
+	for _, r := range n.feed.Reports(fleet) {
+		lb := &shoalv1.LoadBalancer{Id: r.ID, Fleet: fleet, LastReportTime: timestamppb.New(r.LastReport), RequestRate: r.RatePerSec}
 		for _, b := range r.Backends {
-			lb.Backends = append(lb.Backends, view.LBBackend{InstanceID: b.Load.InstanceId, Address: b.Load.Address,
-				State: view.BackendStateWord(b.Load.State), Healthy: b.Load.Healthy, InFlight: b.Load.InFlight, RatePerSec: b.RatePerSec})
+			lb.Backends = append(lb.Backends, &shoalv1.LoadBalancerBackend{InstanceId: b.Load.InstanceId, Address: b.Load.Address,
+				State: b.Load.State, Healthy: b.Load.Healthy, InFlight: b.Load.InFlight, RequestRate: b.RatePerSec})
 		}
 		out = append(out, lb)
 	}

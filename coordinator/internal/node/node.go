@@ -122,7 +122,7 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	if n.srv, err = server.New(server.Config{
 		Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv, GRPCOptions: opts,
-		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure,
+		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure, LoadBalancers: n.loadBalancers,
 	}); err != nil {
 		return nil, err
 	}

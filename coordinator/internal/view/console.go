@@ -123,12 +123,26 @@ type LoadBalancer struct {
 	Backends   []LBBackend `json:"backends"`
 }
 
-// ConsoleLBs is the load balancers page's event. LB streams end on the
-// leader; a follower serving the console says so in Note.
+// ConsoleLBs is the load balancers page's event.
 type ConsoleLBs struct {
 	ConsoleHeader
-	LBs  []LoadBalancer `json:"lbs"`
-	Note string         `json:"note,omitempty"`
+	LBs []LoadBalancer `json:"lbs"`
+	// Note says why the list may be incomplete (a stale read).
+	Note string `json:"note,omitempty"`
+}
+
+// LoadBalancersOf converts the leader's LB list; never nil.
+func LoadBalancersOf(lbs []*shoalv1.LoadBalancer) []LoadBalancer {
+	out := make([]LoadBalancer, 0, len(lbs))
+	for _, l := range lbs {
+		v := LoadBalancer{ID: l.Id, Fleet: l.Fleet, LastReport: Time(l.LastReportTime), RatePerSec: l.RequestRate, Backends: []LBBackend{}}
+		for _, b := range l.Backends {
+			v.Backends = append(v.Backends, LBBackend{InstanceID: b.InstanceId, Address: b.Address, State: BackendStateWord(b.State),
+				Healthy: b.Healthy, InFlight: b.InFlight, RatePerSec: b.RequestRate})
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 // PolicyWords says a policy in words, for people.

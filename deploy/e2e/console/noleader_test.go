@@ -81,4 +81,17 @@ func TestStatusWithoutLeader(t *testing.T) {
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "waited") || !strings.Contains(string(out), leader.ID) {
 		t.Errorf("decisions without a leader: %v, want exit 2 naming the wait for a leader to replace %s; output:\n%s", err, leader.ID, out)
 	}
+
+	// The console on the follower says the same: a "no leader" banner and
+	// a stale badge over the members as it sees them.
+	t.Run("console", func(t *testing.T) {
+		needChromium(t)
+		creds, _ := sb.Creds()
+		b := newBrowser(t, ctx, serverSPKIs(t, sb.PKI().Dir, sb.CACert()))
+		b.signIn(t, "https://"+follower.HTTPAddr+"/ui/#/cluster", creds.Token)
+		b.waitJS(t, 15*time.Second, "no-leader banner and stale badge", `(() => {
+			const b = document.querySelector('[data-testid="noleader-banner"]');
+			return !!b && b.textContent.includes("last leader `+leader.ID+`") && !!document.querySelector('[data-testid="stale-badge"]')
+				&& document.querySelectorAll('[data-testid="node-row"]').length === 2; })()`)
+	})
 }

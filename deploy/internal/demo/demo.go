@@ -123,6 +123,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		return nil, err
 	}
 
+	if cfg.OnLoad != nil {
+		cfg.OnLoad(ctx, sb)
+	}
 	r := &run{cfg: cfg, sb: sb, obs: obs, made: made, alarms: alarms, golden: golden}
 	sum, runErr := r.load(ctx)
 	if sum == nil {
