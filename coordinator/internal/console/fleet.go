@@ -133,7 +133,7 @@ func (p *fleetProducer) read(ctx context.Context) view.ConsoleFleet {
 		p.mu.Unlock()
 	}
 	for _, a := range ev.Alarms {
-		if a.State == "alarm" {
+		if a.State == "ALARM" {
 			pt.Alarm = true
 		}
 	}

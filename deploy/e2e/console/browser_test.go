@@ -154,7 +154,7 @@ func (b *browser) artefacts(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
 	defer cancel()
-	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(90)); err == nil {
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
 		_ = os.WriteFile(filepath.Join(dir, "screenshot.png"), png, 0o644)
 	}
 	b.mu.Lock()

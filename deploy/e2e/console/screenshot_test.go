@@ -52,15 +52,15 @@ func TestDemoSpikeScreenshot(t *testing.T) {
 	b.signIn(t, "https://"+n.HTTPAddr+"/ui/#/fleets/"+demo.Fleet, readTok)
 	b.waitJS(t, 20*time.Second, "fleet page", `!!document.querySelector('[data-testid="chart"]')`)
 	// The profile's clock, not a wait for a condition: the picture is of
-	// the spike's last fifth.
-	at := loadStart.Add(cfg.Baseline + cfg.Spike*4/5)
+	// the spike's end, when the high alarm has fired.
+	at := loadStart.Add(cfg.Baseline + cfg.Spike*19/20)
 	select {
 	case <-time.After(time.Until(at)):
 	case err := <-done:
 		t.Fatalf("demo ended early: %v", err)
 	}
 	sctx, scancel := context.WithTimeout(b.ctx, 20*time.Second)
-	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	scancel()
 	if err != nil {
 		t.Fatal(err)

@@ -241,7 +241,7 @@ function renderFleet(name, ev, history) {
     kids.push(actionsNode);
   }
   for (const e of ev.errors || []) kids.push(el("p", { class: "banner error" }, e));
-  kids.push(el("h2", {}, "Last 15 minutes"), chart(ev, history), legend());
+  kids.push(el("h2", {}, "Policy metric and capacity (up to the last 15 minutes)"), chart(ev, history), legend());
   kids.push(el("h2", {}, "Instances"), instanceTable(ev.instances));
   kids.push(el("h2", {}, "Decisions"), decisionTable(ev.decisions));
   kids.push(el("h2", {}, "Explain"), el("pre", { testid: "explain" }, ev.explain || ev.explain_error || ""));
@@ -281,8 +281,13 @@ function legend() {
 function chart(ev, history) {
   const W = 960, H = 300, L = 48, R = 40, T = 10, B = 24;
   const now = history.length ? history[history.length - 1].t : Date.now();
-  const t0 = now - WINDOW_MS;
-  const x = (t) => L + ((t - t0) / WINDOW_MS) * (W - L - R);
+  // At most the last 15 minutes; a shorter history (a page opened or a
+  // node started recently) fills the width, in whole minutes, at least 2.
+  const span = history.length ? now - history[0].t : 0;
+  const mins = Math.min(15, Math.max(2, Math.ceil(span / 60000)));
+  const win = mins * 60000;
+  const t0 = now - win;
+  const x = (t) => L + ((t - t0) / win) * (W - L - R);
   const metrics = ev.targets.map((t) => t.metric);
   for (const p of history) for (const m of Object.keys(p.metrics || {})) if (!metrics.includes(m)) metrics.push(m);
   let ymax = 1;
@@ -316,9 +321,10 @@ function chart(ev, history) {
     cl.textContent = String(cv);
     s.append(cl);
   }
-  for (let m = 0; m <= 15; m += 5) {
+  const step = mins > 6 ? 5 : 1;
+  for (let m = mins % step; m <= mins; m += step) {
     const lab = svg("text", { x: x(t0 + m * 60000), y: H - 6, "text-anchor": "middle" });
-    lab.textContent = m === 15 ? "now" : `-${15 - m} min`;
+    lab.textContent = m === mins ? "now" : `-${mins - m} min`;
     s.append(lab);
   }
   for (const t of ev.targets) {
