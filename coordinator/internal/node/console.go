@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
 	"strings"
@@ -129,12 +130,21 @@ func (l *sniffListener) Accept() (net.Conn, error) {
 }
 
 func (l *sniffListener) loop() {
+	var backoff time.Duration
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			l.errc <- err
-			return
+			if errors.Is(err, net.ErrClosed) {
+				l.errc <- err
+				return
+			}
+			// As net/http does: a failed Accept (out of file descriptors)
+			// is retried after a pause, not taken for a dead listener.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			time.Sleep(backoff)
+			continue
 		}
+		backoff = 0
 		go l.sniff(c)
 	}
 }
