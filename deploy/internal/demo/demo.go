@@ -65,7 +65,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		fmt.Fprintf(out, "✓ mutual TLS on every connection (CA %s), agents enroll with signed identity documents, ACLs bootstrapped\n", sb.CACert())
 	}
 
-	fmt.Fprintf(out, "✓ operator console: %s (any node serves it; sign in with the SHOAL_TOKEN printed at the end)\n", consoleURL(sb))
+	if err := printConsole(ctx, out, sb); err != nil {
+		return nil, err
+	}
 
 	golden, err := sb.RunGolden(ctx, cfg.Capacity)
 	if err != nil {
@@ -443,4 +445,21 @@ func consoleURL(sb *sandbox.Sandbox) string {
 		return ""
 	}
 	return scheme + "://" + ns[0].HTTPAddr + "/ui/"
+}
+
+// printConsole prints the console's URL and, with ACLs on, a read token
+// made for it, so the console can be watched while the load runs.
+func printConsole(ctx context.Context, out io.Writer, sb *sandbox.Sandbox) error {
+	if !sb.Secure() {
+		fmt.Fprintf(out, "✓ operator console: %s\n", consoleURL(sb))
+		return nil
+	}
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if err := sb.CLIJSON(ctx, &tok, "acl", "token", "create", "--name", "demo-console", "--policy", "read"); err != nil {
+		return fmt.Errorf("console token: %w", err)
+	}
+	fmt.Fprintf(out, "✓ operator console: %s (any node serves it; HTTPS with the sandbox CA's certificates; read token %s)\n", consoleURL(sb), tok.Secret)
+	return nil
 }
