@@ -52,6 +52,8 @@ func TestStreamEndsWhenTheTokenGoes(t *testing.T) {
 	defer c.Close()
 	srv := httptest.NewServer(c)
 	defer srv.Close()
+	// Bounds every wait below: a stream that never ends fails the test.
+	srv.Client().Timeout = 10 * time.Second
 
 	open := func() *bufio.Scanner {
 		req, _ := http.NewRequest("GET", srv.URL+"/ui/api/v1/cluster/events", nil)
