@@ -97,7 +97,15 @@ func (n *Node) watchObservations(ch <-chan raft.Observation) {
 			n.mu.Lock()
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
-				n.unreachable[d.PeerID] = true
+				// The first failure's last contact is when the peer went
+				// silent; later failures repeat it.
+				if _, ok := n.unreachable[d.PeerID]; !ok {
+					n.unreachable[d.PeerID] = d.LastContact
+				}
+			case raft.LeaderObservation:
+				if d.LeaderID != "" {
+					n.lastLeader = d.LeaderID
+				}
 			case raft.ResumedHeartbeatObservation:
 				delete(n.unreachable, d.PeerID)
 			}
@@ -175,7 +183,28 @@ func (n *Node) CaughtUp() (ok bool, why string) {
 func (n *Node) Unreachable(id string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.unreachable[raft.ServerID(id)]
+	_, ok := n.unreachable[raft.ServerID(id)]
+	return ok
+}
+
+// UnreachableSince is when this leader last heard from peer id, if its
+// heartbeats now fail.
+func (n *Node) UnreachableSince(id string) (time.Time, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.unreachable[raft.ServerID(id)]
+	return t, ok
+}
+
+// LastLeaderID is the newest leader this node knew of; it stays set after
+// that leader dies, so a node without a leader can say whom it lost.
+func (n *Node) LastLeaderID() string {
+	if id := n.LeaderID(); id != "" {
+		return id
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return string(n.lastLeader)
 }
 
 // Subscribe returns a channel that receives true when this node becomes

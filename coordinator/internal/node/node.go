@@ -17,6 +17,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/console"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/ingest"
@@ -48,6 +49,9 @@ type Node struct {
 	scaler *scaler.Scaler
 	pub    *publish.Publisher
 	rec    *publish.Reconciler
+	// console serves /ui/ on --http-addr.
+	console *console.Console
+	az      *authz.Authorizer
 }
 
 // New validates cfg, listens on both addresses, opens raft and builds every
@@ -126,8 +130,11 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	if n.srv, err = server.New(server.Config{
 		Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv, GRPCOptions: opts,
-		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure,
+		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure, LoadBalancers: n.loadBalancers,
 	}); err != nil {
+		return nil, err
+	}
+	if n.console, err = n.buildConsole(n.az); err != nil {
 		return nil, err
 	}
 	agents := agentService{Service: n.ingest, agentEnroller: n.enroll}
@@ -154,6 +161,7 @@ func (n *Node) grpcOptions(reg prometheus.Registerer) ([]grpc.ServerOption, erro
 	if err != nil {
 		return nil, err
 	}
+	n.az = az
 	return append(creds, az.ServerOptions()...), nil
 }
 
@@ -233,10 +241,17 @@ func (n *Node) Run(ctx context.Context) error {
 	loopsCtx, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan struct{})
 	go func() { defer close(loopsDone); n.runLoops(loopsCtx) }()
-	hs := &http.Server{Handler: n.srv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	httpLis, err := n.httpListener()
+	if err != nil {
+		stopLoops()
+		<-loopsDone
+		return err
+	}
+	defer n.console.Close()
 	errc := make(chan error, 3)
 	go func() { errc <- n.srv.Serve(n.rpcLis) }()
-	go func() { errc <- hs.Serve(n.httpLis) }()
+	go func() { errc <- hs.Serve(httpLis) }()
 	if n.agentSrv != nil {
 		go func() { errc <- n.agentSrv.Serve(n.agentLis) }()
 	}
@@ -269,6 +284,7 @@ func (n *Node) Run(ctx context.Context) error {
 		stopGRPC(n.agentSrv, n.cfg.GRPCStopTimeout)
 	}
 	n.srv.Stop(n.cfg.GRPCStopTimeout)
+	n.console.Close() // ends the event streams, which Shutdown would wait for
 	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.HTTPStopTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -1,11 +1,14 @@
 package demo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
 )
 
 // Config is one demo run; start from DefaultConfig.
@@ -42,6 +45,10 @@ type Config struct {
 	// Hold keeps the system up after the report until ctx ends, for the
 	// CLI tour.
 	Hold bool
+	// OnLoad, when set, is called just before the load starts, with the
+	// running sandbox (the console screenshot opens its page then). It
+	// must not block.
+	OnLoad func(ctx context.Context, sb *sandbox.Sandbox)
 }
 
 // ErrConfig wraps every configuration error.
