@@ -444,7 +444,6 @@ func TestCutStreamKeepsReadinessForTheGrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		a.send(t, true, smp(time.Now(), "cpu", 1.0))
-		last := time.Now()
 		advance(every)
 		if got := reg.state("i-0c47"); got != inService {
 			t.Fatalf("after a ready sample: %s, want in service", got)
@@ -461,7 +460,7 @@ func TestCutStreamKeepsReadinessForTheGrace(t *testing.T) {
 			t.Fatal(err)
 		}
 		b.send(t, true, smp(time.Now(), "cpu", 1.0))
-		last = time.Now()
+		last := time.Now()
 		advance(every)
 		if got := reg.state("i-0c47"); got != inService {
 			t.Fatalf("reconnected within the grace: %s, want in service", got)
