@@ -25,7 +25,12 @@ type FleetResult struct {
 	SpikeCrossedT  float64 `json:"spike_crossed_target_t"`
 	FirstIncreaseT float64 `json:"first_increase_t"`
 	TotalRequests  int     `json:"total_requests"`
+	// FailedRequests = Errors + Unsent: answered with an error or a
+	// timeout, or never sent because every one of the generator's
+	// connections was still waiting (load the fleet could not take).
 	FailedRequests int     `json:"failed_requests"`
+	Errors         int     `json:"errors"`
+	Unsent         int     `json:"unsent"`
 	PeakP99ms      float64 `json:"peak_p99_ms"`
 	PeakDesired    int     `json:"peak_desired"`
 	// InstanceSeconds sums, over the timeline's seconds, the group's
@@ -81,9 +86,10 @@ func (r *run) autoscaling(ctx context.Context) (*autoscaling.Client, error) {
 
 // fleetResults builds summary.json's fleets from the timeline: Shoal's
 // first, then the AWS-scaled one in a compare run.
-func (r *run) fleetResults(s *Summary, awsTotals loadTotals, complete bool, launches map[string]float64) []FleetResult {
+func (r *run) fleetResults(s *Summary, totals, awsTotals loadTotals, complete bool, launches map[string]float64) []FleetResult {
 	cfg := r.cfg
-	shoal := FleetResult{Name: Fleet, Scaler: ScalerShoal, Group: r.group, TotalRequests: s.TotalRequests, FailedRequests: s.FailedRequests,
+	shoal := FleetResult{Name: Fleet, Scaler: ScalerShoal, Group: r.group, TotalRequests: s.TotalRequests, FailedRequests: s.FailedRequests + totals.unsent,
+		Errors: s.FailedRequests, Unsent: totals.unsent,
 		PeakP99ms: s.PeakP99ms, PeakDesired: s.PeakDesired, SpikeCrossedT: s.SpikeCrossedTargetT, BackAtMinT: s.BackAtMinT}
 	for _, row := range r.rows {
 		shoal.InstanceSeconds += row.Running
@@ -93,8 +99,8 @@ func (r *run) fleetResults(s *Summary, awsTotals loadTotals, complete bool, laun
 	if r.aws == nil {
 		return out
 	}
-	a := FleetResult{Name: AWSFleet, Scaler: ScalerAWS, Group: r.aws.group, TotalRequests: awsTotals.requests, FailedRequests: awsTotals.errors,
-		SpikeCrossedT: -1, BackAtMinT: -1}
+	a := FleetResult{Name: AWSFleet, Scaler: ScalerAWS, Group: r.aws.group, TotalRequests: awsTotals.requests, Errors: awsTotals.errors,
+		Unsent: awsTotals.unsent, SpikeCrossedT: -1, BackAtMinT: -1}
 	prevInService := cfg.Min
 	for _, row := range r.rows {
 		sr := row.AWS
@@ -104,7 +110,7 @@ func (r *run) fleetResults(s *Summary, awsTotals loadTotals, complete bool, laun
 		if !complete {
 			// The generators' totals are missing; count what the timeline saw.
 			a.TotalRequests += sr.RPS
-			a.FailedRequests += sr.Errors
+			a.Errors += sr.Errors
 		}
 		a.InstanceSeconds += sr.Running
 		a.PeakP99ms = max(a.PeakP99ms, sr.P99ms)
@@ -117,6 +123,7 @@ func (r *run) fleetResults(s *Summary, awsTotals loadTotals, complete bool, laun
 			a.BackAtMinT = row.T
 		}
 	}
+	a.FailedRequests = a.Errors + a.Unsent
 	a.FirstIncreaseT, a.ReactionS = reaction(a.SpikeCrossedT, launches, r.aws.group)
 	return append(out, a)
 }
@@ -138,7 +145,7 @@ func printFleets(w io.Writer, fl []FleetResult) {
 	if len(fl) < 2 {
 		return
 	}
-	fmt.Fprintf(w, "\n  %-8s %-20s %10s %8s %10s %9s %11s\n", "fleet", "scaler", "reaction", "failed", "peak p99", "inst·s", "back at min")
+	fmt.Fprintf(w, "\n  %-8s %-20s %10s %8s %8s %10s %9s %11s\n", "fleet", "scaler", "reaction", "errors", "unsent", "peak p99", "inst·s", "back at min")
 	for _, f := range fl {
 		back := "not by the end"
 		if f.BackAtMinT >= 0 {
@@ -148,7 +155,7 @@ func printFleets(w io.Writer, fl []FleetResult) {
 		if f.ReactionS >= 0 {
 			react = fmt.Sprintf("%.1fs", f.ReactionS)
 		}
-		fmt.Fprintf(w, "  %-8s %-20s %10s %8d %8.1fms %9d %11s\n", f.Name, f.Scaler, react, f.FailedRequests, f.PeakP99ms, f.InstanceSeconds, back)
+		fmt.Fprintf(w, "  %-8s %-20s %10s %8d %8d %8.1fms %9d %11s\n", f.Name, f.Scaler, react, f.Errors, f.Unsent, f.PeakP99ms, f.InstanceSeconds, back)
 	}
 	s, a := fl[0], fl[1]
 	if s.ReactionS > 0 && a.ReactionS >= 0 {

@@ -37,14 +37,14 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, err := startLoad(r.sb, r.t0, "load-baseline", r.sb.LBURL+"/", cfg.BaselineRPS, 8, time.Duration(total)*time.Second,
+	base, err := startLoad(r.sb, r.t0, "load-baseline", r.sb.LBURL+"/", cfg.BaselineRPS, r.conns(8), time.Duration(total)*time.Second,
 		filepath.Join(reportDir, "load-baseline.csv"))
 	if err != nil {
 		return nil, err
 	}
 	gens := []*loadgen{base}
 	if r.aws != nil {
-		g, err := startLoad(r.sb, r.t0, "load-baseline-aws", r.aws.lbURL+"/", cfg.BaselineRPS, 8, time.Duration(total)*time.Second,
+		g, err := startLoad(r.sb, r.t0, "load-baseline-aws", r.aws.lbURL+"/", cfg.BaselineRPS, r.conns(8), time.Duration(total)*time.Second,
 			filepath.Join(reportDir, "load-baseline-aws.csv"))
 		if err != nil {
 			_ = base.proc.Stop(time.Second)
@@ -179,13 +179,14 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 		sum.requests += t.requests
 		sum.ok += t.ok
 		sum.errors += t.errors
+		sum.unsent += t.unsent
 	}
 	if len(r.rows) == 0 {
 		return nil, runErr
 	}
 	launches := r.launches(wctx)
 	s := r.summarise(totals, runErr == nil)
-	s.Fleets = r.fleetResults(s, awsTotals, runErr == nil, launches)
+	s.Fleets = r.fleetResults(s, totals, awsTotals, runErr == nil, launches)
 	if r.aws != nil {
 		sent, dropped, last := r.aws.agent.counts()
 		s.AWSAgent = &AgentCounts{Sent: sent, Dropped: dropped}
@@ -199,7 +200,7 @@ func (r *run) load(ctx context.Context) (*Summary, error) {
 // startSpike starts the spike's generators: one per load balancer.
 func (r *run) startSpike(reportDir string, spike int, gens *[]*loadgen) error {
 	cfg := r.cfg
-	g, err := startLoad(r.sb, r.t0, "load-spike", r.sb.LBURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, 16, time.Duration(spike)*time.Second,
+	g, err := startLoad(r.sb, r.t0, "load-spike", r.sb.LBURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, r.conns(16), time.Duration(spike)*time.Second,
 		filepath.Join(reportDir, "load-spike.csv"))
 	if err != nil {
 		return err
@@ -208,13 +209,26 @@ func (r *run) startSpike(reportDir string, spike int, gens *[]*loadgen) error {
 	if r.aws == nil {
 		return nil
 	}
-	g, err = startLoad(r.sb, r.t0, "load-spike-aws", r.aws.lbURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, 16, time.Duration(spike)*time.Second,
+	g, err = startLoad(r.sb, r.t0, "load-spike-aws", r.aws.lbURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, r.conns(16), time.Duration(spike)*time.Second,
 		filepath.Join(reportDir, "load-spike-aws.csv"))
 	if err != nil {
 		return err
 	}
 	r.aws.gens = append(r.aws.gens, g)
 	return nil
+}
+
+// conns is a generator's connection count: the default run's n, or 16
+// times n in a compare run. A fleet that cannot keep up (AWS's, for half
+// a minute) holds each request for seconds; with too few connections the
+// generator would stop sending rather than queue, and the unmet load would
+// go unseen. Unsent requests are still counted (loadTotals.unsent) and
+// reported as failed.
+func (r *run) conns(n int) int {
+	if r.aws == nil {
+		return n
+	}
+	return 16 * n
 }
 
 func (r *run) allGens(gens []*loadgen) []*loadgen {
