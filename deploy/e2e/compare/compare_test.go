@@ -78,6 +78,10 @@ func TestCompareAWS(t *testing.T) {
 		t.Fatalf("fleets %+v, want 2", sum.Fleets)
 	}
 	shoal, awsF := sum.Fleets[0], sum.Fleets[1]
+	for _, f := range sum.Fleets {
+		t.Logf("%s (%s): reaction %.1fs, %d errors, %d unsent of %d, peak p99 %.0fms, %d instance-seconds, peak desired %d",
+			f.Name, f.Scaler, f.ReactionS, f.Errors, f.Unsent, f.TotalRequests, f.PeakP99ms, f.InstanceSeconds, f.PeakDesired)
+	}
 	t.Run("fleets well-formed", func(t *testing.T) {
 		for _, c := range []struct {
 			f            demo.FleetResult

@@ -206,7 +206,7 @@ func writeChart(w io.Writer, s *Summary) error {
 				}
 				fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e377c2" stroke-dasharray="2,3"/>`+"\n", x(float64(r.T)), y0, x(float64(r.T)), y0+panelH)
 				if i == len(panels)-1 {
-					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#e377c2">AWS %s</text>`+"\n", x(float64(r.T))+3, y0+14, r.AWS.Change)
+					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#e377c2">AWS %s</text>`+"\n", x(float64(r.T))+3, y0+14, strings.ReplaceAll(r.AWS.Change, "->", "→"))
 				}
 			}
 		}
