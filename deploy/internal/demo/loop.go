@@ -218,19 +218,21 @@ func (r *run) startSpike(reportDir string, spike int, gens *[]*loadgen) error {
 	return nil
 }
 
-// conns is a generator's connection count: the default run's n, or 64
-// times n in a compare run (512 for the baseline, 1024 for the spike). A
-// fleet that cannot keep up holds each request for seconds (AWS's, for
-// half a minute, up to demoapp's queue of 500 per instance, 10 s); with
-// too few connections the generator would stop sending instead of
-// offering the load, and the load the fleet could not take would go
-// unseen. Requests it still could not send are counted (loadTotals.unsent)
-// and reported as failed.
+// conns is a generator's connection count: the default run's n, or 32
+// times n in a compare run (256 for the baseline, 512 for the spike).
+// A fleet that cannot keep up holds each request for seconds (AWS's, for
+// half a minute); with too few connections the generator would stop
+// sending instead of offering the load, and the load the fleet could not
+// take would go unseen. The 768 stay under the 1,000 requests two
+// instances queue (demoapp's 500 each), so an overloaded fleet queues
+// rather than answers 503, which would make the load balancer eject its
+// backends and skew the metric. Requests the generator still could not
+// send are counted (loadTotals.unsent) and reported as failed.
 func (r *run) conns(n int) int {
 	if r.aws == nil {
 		return n
 	}
-	return 64 * n
+	return 32 * n
 }
 
 func (r *run) allGens(gens []*loadgen) []*loadgen {
