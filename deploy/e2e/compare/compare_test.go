@@ -41,7 +41,7 @@ func (l *lockedBuffer) String() string {
 }
 
 // TestCompareAWS runs `shoal-demo --compare aws` on a short schedule: a
-// 45 s spike is long enough for AWS's 3 datapoints of 10 s (plus the
+// 50 s spike is long enough for AWS's 3 datapoints of 10 s (plus the
 // agent's flush) to scale its fleet out, not for its scale-in, which the
 // full run shows. It checks both fleets scaled out, who scaled each, that
 // Shoal never decided for the AWS fleet, Shoal's reaction and that Shoal's
@@ -54,7 +54,7 @@ func TestCompareAWS(t *testing.T) {
 	var out lockedBuffer
 	cfg := demo.DefaultConfig().WithCompare(demo.CompareAWS)
 	cfg.BinDir, cfg.ReportDir, cfg.Out = bin, report, &out
-	cfg.Baseline, cfg.Spike, cfg.Recovery, cfg.Budget = 5*time.Second, 45*time.Second, 3*time.Second, 0
+	cfg.Baseline, cfg.Spike, cfg.Recovery, cfg.Budget = 5*time.Second, 50*time.Second, 3*time.Second, 0
 	var inspectErrs []string
 	inspect := func(ctx context.Context, sb *sandbox.Sandbox, sum *demo.Summary) error {
 		inspectErrs = inspectAWSFleet(ctx, sb, sum)
@@ -91,7 +91,7 @@ func TestCompareAWS(t *testing.T) {
 			if f.Name != c.name || f.Scaler != c.scaler || f.Group == "" {
 				t.Errorf("fleet %+v, want name %s scaler %s with a group", f, c.name, c.scaler)
 			}
-			// About 40 req/s for 53 s and 160 more for 45 s.
+			// About 40 req/s for 58 s and 160 more for 50 s.
 			if f.TotalRequests < 5000 {
 				t.Errorf("%s: %d requests, want >= 5000", f.Name, f.TotalRequests)
 			}
