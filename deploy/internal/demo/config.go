@@ -1,11 +1,14 @@
 package demo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
 )
 
 // Config is one demo run; start from DefaultConfig.
@@ -54,6 +57,10 @@ type Config struct {
 	// compare mode (default 10s, the period of AWS's best target tracking
 	// setting); it samples every second.
 	AgentFlush time.Duration
+	// OnLoad, when set, is called just before the load starts, with the
+	// running sandbox (the console screenshot opens its page then). It
+	// must not block.
+	OnLoad func(ctx context.Context, sb *sandbox.Sandbox)
 }
 
 // CompareAWS is Config.Compare's one value.

@@ -64,6 +64,10 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		fmt.Fprintf(out, "✓ mutual TLS on every connection (CA %s), agents enroll with signed identity documents, ACLs bootstrapped\n", sb.CACert())
 	}
 
+	if err := printConsole(ctx, out, sb); err != nil {
+		return nil, err
+	}
+
 	golden, err := sb.RunGolden(ctx, cfg.Capacity)
 	if err != nil {
 		return nil, err
@@ -138,6 +142,9 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		defer a.agent.stop()
 		r.aws = a
 	}
+	if cfg.OnLoad != nil {
+		cfg.OnLoad(ctx, sb)
+	}
 	sum, runErr := r.load(ctx)
 	if sum == nil {
 		return nil, runErr
@@ -172,6 +179,7 @@ func hold(ctx context.Context, out io.Writer, cfg Config, sb *sandbox.Sandbox) {
 		fmt.Fprintf(out, "  %s/shoal-coordinator %s\n", cfg.BinDir, c)
 	}
 	fmt.Fprintf(out, "  %s/shoal-lb loadtest --target %s/ --rate 100 --duration 20s --connections 8 --streams 1\n\n", cfg.BinDir, sb.LBURL)
+	fmt.Fprintf(out, "The operator console: %s\n\n", consoleURL(sb))
 	<-ctx.Done()
 }
 
@@ -277,4 +285,35 @@ type DecisionMark struct {
 	To     int     `json:"to"`
 	Reason string  `json:"reason"`
 	Source string  `json:"source"`
+}
+
+// consoleURL is the first node's operator console (HTTPS when the sandbox
+// runs TLS; its certificate chains to the sandbox CA).
+func consoleURL(sb *sandbox.Sandbox) string {
+	scheme := "https"
+	if !sb.Secure() {
+		scheme = "http"
+	}
+	ns := sb.Nodes()
+	if len(ns) == 0 {
+		return ""
+	}
+	return scheme + "://" + ns[0].HTTPAddr + "/ui/"
+}
+
+// printConsole prints the console's URL and, with ACLs on, a read token
+// made for it, so the console can be watched while the load runs.
+func printConsole(ctx context.Context, out io.Writer, sb *sandbox.Sandbox) error {
+	if !sb.Secure() {
+		fmt.Fprintf(out, "✓ operator console: %s\n", consoleURL(sb))
+		return nil
+	}
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if err := sb.CLIJSON(ctx, &tok, "acl", "token", "create", "--name", "demo-console", "--policy", "read"); err != nil {
+		return fmt.Errorf("console token: %w", err)
+	}
+	fmt.Fprintf(out, "✓ operator console: %s (any node serves it; HTTPS with the sandbox CA's certificates; read token %s)\n", consoleURL(sb), tok.Secret)
+	return nil
 }

@@ -62,6 +62,9 @@ type Image struct {
 	Created     time.Time `json:"created"`
 	SourceID    string    `json:"sourceInstanceId,omitempty"`
 	Tags        []Tag     `json:"tags,omitempty"`
+	// SnapshotID is the EBS snapshot behind the image's root volume; it
+	// outlives DeregisterImage until DeleteSnapshot, as on EC2.
+	SnapshotID string `json:"snapshotId,omitempty"`
 }
 
 // LaunchTemplate is an EC2 launch template with its versions.
@@ -120,6 +123,11 @@ type Instance struct {
 	endTime      time.Time
 	inServiceAt  time.Time // warm-up runs from here
 
+	// spot is an injected interruption or rebalance recommendation
+	// (spot.go); warm is the instance's warm-pool bookkeeping (warmpool.go).
+	spot *spotNotice
+	warm warmInfo
+
 	proc *proc
 	imds *imdsServer
 	log  *os.File
@@ -147,8 +155,10 @@ type Cloud struct {
 	spawn func(procSpec) (*proc, error)
 	iid   *iidSigner
 
-	mu         sync.Mutex
-	images     map[string]*Image
+	mu     sync.Mutex
+	images map[string]*Image
+	// snapshots are the EBS snapshots CreateImage made, registered or not.
+	snapshots  map[string]bool
 	templates  map[string]*LaunchTemplate
 	instances  map[string]*Instance
 	groups     map[string]*Group
@@ -158,6 +168,7 @@ type Cloud struct {
 	alarms     cwstore.Alarms
 	policies   map[string]*Policy // by ARN
 	faults     faults
+	events     eventLog
 	closed     bool
 
 	kick chan struct{}
@@ -188,6 +199,7 @@ func NewCloud(cfg Config) (*Cloud, error) {
 	c := &Cloud{
 		cfg: cfg, clock: clk, log: cfg.Logger, spawn: defaultSpawner.start, iid: iid,
 		images:    map[string]*Image{},
+		snapshots: map[string]bool{},
 		templates: map[string]*LaunchTemplate{},
 		instances: map[string]*Instance{},
 		groups:    map[string]*Group{},
@@ -338,7 +350,23 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 			inst.log = f
 		}
 	}
-	inst.proc, err = c.spawn(procSpec{
+	if err := c.startProcLocked(inst); err != nil {
+		inst.imds.close()
+		delete(c.ipUsed, ip)
+		if inst.log != nil {
+			inst.log.Close()
+		}
+		return nil, err
+	}
+	c.instances[inst.ID] = inst
+	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
+	return inst, nil
+}
+
+// startProcLocked runs the instance's workload as a new process group: at
+// launch, and again when a stopped warm-pool instance starts.
+func (c *Cloud) startProcLocked(inst *Instance) error {
+	p, err := c.spawn(procSpec{
 		Shell:   c.cfg.Shell,
 		Scripts: inst.Workload,
 		Output:  inst.log,
@@ -352,16 +380,10 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 		},
 	})
 	if err != nil {
-		inst.imds.close()
-		delete(c.ipUsed, ip)
-		if inst.log != nil {
-			inst.log.Close()
-		}
-		return nil, apiErr(http.StatusInternalServerError, "InternalError", "%v", err)
+		return apiErr(http.StatusInternalServerError, "InternalError", "%v", err)
 	}
-	c.instances[inst.ID] = inst
-	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
-	return inst, nil
+	inst.proc, inst.termStart, inst.killed = p, time.Time{}, false
+	return nil
 }
 
 func (c *Cloud) imdsView(id string) (imdsView, bool) {
@@ -383,7 +405,7 @@ func (c *Cloud) imdsView(id string) (imdsView, bool) {
 		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType,
 		AZ: inst.AZ, IP: inst.IP, Region: c.cfg.Region, AccountID: c.cfg.AccountID,
 		UserData: ud, LaunchTime: inst.LaunchTime, Tags: tags,
-		IID: inst.iidDoc, IIDSignature: inst.iidSig,
+		IID: inst.iidDoc, IIDSignature: inst.iidSig, Extra: c.imdsExtraLocked(inst),
 	}, true
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -425,6 +426,10 @@ func TestOperationsMatchCalls(t *testing.T) {
 		},
 		"DescribeLaunchTemplates": func() error { _, err := c.DescribeLaunchTemplates(ctx, []string{"lt"}); return err },
 		"DescribeSubnets":         func() error { _, err := c.DescribeSubnets(ctx, cloud.SubnetQuery{}); return err },
+		"DeleteGroup":             func() error { return c.DeleteGroup(ctx, "a") },
+		"DeleteLaunchTemplate":    func() error { return c.DeleteLaunchTemplate(ctx, "lt") },
+		"DeregisterImage":         func() error { return c.DeregisterImage(ctx, "ami-1") },
+		"DeleteSnapshot":          func() error { return c.DeleteSnapshot(ctx, "snap-1") },
 	}
 	methodsOf := func(iface any) []string {
 		typ := reflect.TypeOf(iface).Elem()
@@ -443,8 +448,13 @@ func TestOperationsMatchCalls(t *testing.T) {
 		return out
 	}
 	all := methodsOf((*cloud.Cloud)(nil))
+	for _, m := range methodsOf((*cloud.Teardown)(nil)) {
+		if !slices.Contains(all, m) {
+			all = append(all, m)
+		}
+	}
 	if len(calls) != len(all) || len(MethodOperations) != len(all) {
-		t.Fatalf("cloud.Cloud has %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
+		t.Fatalf("cloud.Cloud and cloud.Teardown have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
 	}
 	for _, m := range all {
 		call, ok := calls[m]
@@ -470,6 +480,9 @@ func TestOperationsMatchCalls(t *testing.T) {
 	}
 	if got, want := sorted(BootstrapOperations()), opsOf(methodsOf((*cloud.Bootstrap)(nil))); !reflect.DeepEqual(got, want) {
 		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)
+	}
+	if got, want := sorted(TeardownOperations()), opsOf(methodsOf((*cloud.Teardown)(nil))); !reflect.DeepEqual(got, want) {
+		t.Errorf("TeardownOperations() = %v, cloud.Teardown's methods call %v", got, want)
 	}
 	if got, want := Operations(), opsOf(all); !reflect.DeepEqual(got, want) {
 		t.Errorf("Operations() = %v, the methods call %v", got, want)
