@@ -85,11 +85,12 @@ func (s *Server) toXLT(t LaunchTemplate) xLaunchTemplate {
 	return xLaunchTemplate{t.ID, t.Name, awsTime(t.Created), "arn:aws:iam::" + s.cloud.cfg.AccountID + ":root", t.DefaultVersion, len(t.Versions), ec2Tags(t.Tags)}
 }
 
-func (s *Server) serveEC2(w http.ResponseWriter, action string, f qform) {
-	if e := s.cloud.faults.takeAPIFault(action); e != nil {
-		writeEC2Error(w, e)
+func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, action string, f qform) {
+	w, done, ok := s.gate(w, r, "ec2", action, f, writeEC2Error)
+	if !ok {
 		return
 	}
+	defer done()
 	if f.str("DryRun") == "true" {
 		writeEC2Error(w, apiErr(http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."))
 		return
