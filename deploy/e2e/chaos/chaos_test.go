@@ -1,0 +1,80 @@
+//go:build multiprocess
+
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/shoal-dev/shoal/deploy/chaos"
+	"github.com/shoal-dev/shoal/deploy/testkit"
+)
+
+// syncWriter lets the run's progress lines reach t.Log.
+type logWriter struct{ t *testing.T }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
+
+// TestFixedScript: each fault kind once, in chaos.Kinds order, fixed
+// timing; every invariant holds, report.json names every fault and the
+// whole run stays within 150 s.
+func TestFixedScript(t *testing.T) {
+	cfg := chaos.DefaultConfig()
+	cfg.BinDir = testkit.BinDir(t)
+	cfg.Fixed = true
+	cfg.ReportDir = t.TempDir()
+	cfg.Out = logWriter{t}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	res, err := chaos.Run(ctx, cfg)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	t.Logf("wall time %s, %d requests", res.Wall.Round(time.Second), res.Report.Requests.Total)
+	for _, inv := range res.Invariants {
+		if !inv.OK {
+			t.Errorf("invariant %s broken: %v", inv.Name, inv.Counterexamples)
+		}
+	}
+	if len(res.Invariants) != 7 {
+		t.Errorf("%d invariants checked, want 7", len(res.Invariants))
+	}
+	var kinds []string
+	for _, f := range res.Report.Faults {
+		kinds = append(kinds, f.Kind)
+		if f.EndS <= f.StartS {
+			t.Errorf("fault %+v ends before it starts", f)
+		}
+	}
+	if !slices.Equal(kinds, chaos.Kinds) {
+		t.Errorf("faults ran %v, want each kind once: %v", kinds, chaos.Kinds)
+	}
+	if res.Report.Requests.Total < 1000 {
+		t.Errorf("%d requests: the load did not run", res.Report.Requests.Total)
+	}
+	// report.json carries exactly the fields scripts rely on.
+	b, err := os.ReadFile(filepath.Join(cfg.ReportDir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"seed", "faults", "invariants", "requests"} {
+		if _, ok := raw[k]; !ok {
+			t.Errorf("report.json lacks %q", k)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cfg.ReportDir, "timeline.svg")); err != nil {
+		t.Error(err)
+	}
+}
