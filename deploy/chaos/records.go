@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"fmt"
+
 	"github.com/shoal-dev/shoal/deploy/internal/localcloud"
 )
 
@@ -90,4 +92,40 @@ type Convergence struct {
 	AfterMS      int64 `json:"after_ms"`
 	GroupDesired int   `json:"group_desired"`
 	FleetDesired int   `json:"fleet_desired"`
+}
+
+// Coverage counts what the records hold, so a run whose checks had
+// nothing to look at shows it.
+type Coverage struct {
+	ScalingCalls, AppliedSetDesired, Decisions, OpsOK, OpsFailed, Periods, Nodes, Requests int
+}
+
+// Coverage counts the run's records.
+func (r *Records) Coverage() Coverage {
+	var c Coverage
+	for _, a := range scalingCalls(r) {
+		c.ScalingCalls++
+		if applied(a) && a.Op == "SetDesiredCapacity" {
+			c.AppliedSetDesired++
+		}
+	}
+	for _, d := range r.Decisions {
+		if d.AtMS >= r.T0MS {
+			c.Decisions++
+		}
+	}
+	for _, o := range r.Ops {
+		if o.OK {
+			c.OpsOK++
+		} else {
+			c.OpsFailed++
+		}
+	}
+	c.Periods, c.Nodes, c.Requests = len(r.Periods), len(r.FSM), len(r.Requests)
+	return c
+}
+
+func (c Coverage) String() string {
+	return fmt.Sprintf("%d scaling calls (%d SetDesiredCapacity applied), %d decisions, %d operator commands ok and %d failed, %d CloudWatch periods, %d FSMs, %d requests",
+		c.ScalingCalls, c.AppliedSetDesired, c.Decisions, c.OpsOK, c.OpsFailed, c.Periods, c.Nodes, c.Requests)
 }

@@ -214,6 +214,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	if err := collect(ctx, sb, ctl, rec); err != nil {
 		return nil, err
 	}
+	logf("records: %s", rec.Coverage())
 	invs := Check(rec)
 	rep := NewReport(rec, invs)
 	if err := WriteReport(cfg.ReportDir, rec, rep); err != nil {
