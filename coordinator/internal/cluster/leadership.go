@@ -224,3 +224,43 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	}
 	return nil
 }
+
+// LeaderTerm is the term this node leads in once its start-of-term barrier
+// has applied (ReadBarrier), or 0 when it is not a ready leader.
+func (n *Node) LeaderTerm() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.readyTerm == 0 || n.readyTerm != n.raft.CurrentTerm() || !n.IsLeader() {
+		return 0
+	}
+	return n.readyTerm
+}
+
+// VerifyLeader confirms with a quorum round trip that this node still leads
+// in term: the check made immediately before each mutating cloud call
+// (cloud.Fenced). Leadership lost or regained in a later term fails it as
+// well, because whoever acted on the old term's view must look again.
+func (n *Node) VerifyLeader(ctx context.Context, term uint64) error {
+	if cur := n.raft.CurrentTerm(); cur != term || !n.IsLeader() {
+		return fmt.Errorf("%w: term %d is over (now term %d, %s)", ErrNotLeader, term, cur, n.raft.State())
+	}
+	done := make(chan error, 1)
+	f := n.raft.VerifyLeader()
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w: verify leadership of term %d: %v", ErrNotLeader, term, err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("%w: verify leadership of term %d: %v", ErrNotLeader, term, ctx.Err())
+	case <-n.stop:
+		return fmt.Errorf("%w: node shutting down", ErrNotLeader)
+	}
+	// The quorum answered for the term raft was in when it sent the
+	// heartbeats; make sure that is still ours.
+	if cur := n.raft.CurrentTerm(); cur != term {
+		return fmt.Errorf("%w: term moved from %d to %d during the check", ErrNotLeader, term, cur)
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 )
@@ -90,6 +91,15 @@ func (n *Node) lead(ctx context.Context) {
 		}
 		log.Warn("node: waiting to catch up before acting", "err", err)
 	}
+	// Every cloud call of this term carries the term and, when it changes
+	// the group, is preceded by a check that this term's leadership still
+	// holds (cloud.Fenced).
+	t := n.raft.LeaderTerm()
+	if t == 0 {
+		return
+	}
+	ctx = cloud.WithTerm(ctx, t)
+	log = log.With("term", t)
 	if wm, ok := n.raft.FSM().Watermark(publish.WatermarkKey); ok {
 		n.pub.Restore(time.UnixMilli(wm))
 	}

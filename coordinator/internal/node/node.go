@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/authz"
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
@@ -189,7 +190,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	sc.Logger = log.With("component", "scaler")
 	sc.NodeID = cfg.Cluster.NodeID
 	if n.scaler, err = scaler.New(sc, scaler.Deps{
-		Store: leaderStore{st}, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
+		Store: leaderStore{st}, Cloud: cloud.Fenced(cl, n.raft), Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
 	}, reg); err != nil {
 		return nil, err
 	}

@@ -111,6 +111,12 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 		start := s.cfg.Now()
 		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.Capacity+v.draining)
 		s.met.actuation.Observe(s.cfg.Now().Sub(start).Seconds())
+		if errors.Is(err, cloud.ErrNotLeader) {
+			// Nothing reached the cloud: the decision stays pending, and
+			// whoever leads next applies it.
+			s.cfg.Logger.Warn("scaler: decision left pending: leadership not confirmed before the call", "fleet", v.f.Name, "decision", d.Id, "err", err)
+			return fmt.Errorf("%w: %w", errWait, err)
+		}
 		if err != nil {
 			s.cloudErr("set desired capacity", v.g.Name, err)
 			return err
