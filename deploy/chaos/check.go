@@ -170,9 +170,12 @@ func checkExactlyOnce(r *Records) Invariant {
 func checkBounds(r *Records) Invariant {
 	c := newCollector(InvBounds)
 	in := func(v int) bool { return v >= r.Min && v <= r.Max }
+	// A call outside the bounds is Shoal's fault even when the cloud
+	// refuses it (the group's MaxSize saved it): the decision it served
+	// then fails.
 	for _, a := range scalingCalls(r) {
-		if applied(a) && a.Op == "SetDesiredCapacity" && a.Desired != nil && !in(*a.Desired) {
-			c.fail("seq %d: SetDesiredCapacity %d outside [%d, %d]", a.Seq, *a.Desired, r.Min, r.Max)
+		if a.Op == "SetDesiredCapacity" && a.Desired != nil && !in(*a.Desired) {
+			c.fail("seq %d: SetDesiredCapacity %d sent by %s (term %d) outside [%d, %d]; answered %d", a.Seq, *a.Desired, a.Caller, a.Term, r.Min, r.Max, a.Status)
 		}
 	}
 	for _, d := range r.Decisions {

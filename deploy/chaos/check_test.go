@@ -102,6 +102,13 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 			r.Decisions = append(r.Decisions, Decision{ID: 4, AtMS: t0 + 39000, From: 3, To: 7})
 			r.Audit = append(r.Audit, call(6, 40000, 3, "SetDesiredCapacity", 7, ""))
 		}, "outside [2, 6]"},
+		{"desired above max sent, refused by the cloud", InvBounds, func(r *Records) {
+			// The scale-out 3→6 asked for 6 plus the 2 instances draining.
+			r.Decisions = append(r.Decisions, Decision{ID: 4, AtMS: t0 + 39000, From: 3, To: 6, Status: "DECISION_STATUS_FAILED"})
+			a := call(6, 40000, 3, "SetDesiredCapacity", 8, "")
+			a.Status = 400
+			r.Audit = append(r.Audit, a)
+		}, "SetDesiredCapacity 8 sent by n1 (term 3) outside [2, 6]; answered 400"},
 		{"decision below min", InvBounds, func(r *Records) {
 			r.Decisions = append(r.Decisions, Decision{ID: 4, AtMS: t0 + 40000, From: 3, To: 1})
 		}, "outside [2, 6]"},

@@ -36,15 +36,15 @@ SEED=n reproduces a run; CHAOS_DURATION (a Go duration) and CHAOS_NODES
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := fromEnv(&cfg, getenv); err != nil {
-				return err
-			}
 			if cfg.BinDir == "" {
 				exe, err := os.Executable()
 				if err != nil {
 					return fmt.Errorf("bin dir: %w", err)
 				}
 				cfg.BinDir = filepath.Dir(exe)
+			}
+			if err := fromEnv(&cfg, getenv); err != nil {
+				return err
 			}
 			res, err := Run(cmd.Context(), cfg)
 			if err != nil {
