@@ -14,6 +14,8 @@ import (
 	raftwal "github.com/hashicorp/raft-wal"
 	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 )
 
 const wipeHint = "wipe this node's data dir and let it rejoin (see Durability in ARCHITECTURE.md)"
@@ -66,7 +68,7 @@ func (n *Node) open() error {
 	}
 	trans := cfg.Transport
 	if trans == nil && cfg.StreamLayer != nil {
-		t := raft.NewNetworkTransportWithLogger(cfg.StreamLayer, 3, 10*time.Second, hl.Named("transport"))
+		t := raft.NewNetworkTransportWithLogger(nemesis.StreamLayer(cfg.StreamLayer), 3, 10*time.Second, hl.Named("transport"))
 		trans = t
 		n.close = append(n.close, t)
 	}
@@ -75,7 +77,7 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("advertise-raft (%q): %w", cfg.RaftAdvertise, err)
 		}
-		t, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, hl.Named("transport"))
+		t, err := tcpTransport(cfg.RaftBind, adv, hl)
 		if err != nil {
 			return fmt.Errorf("raft-addr (%q): %w", cfg.RaftBind, err)
 		}
@@ -144,6 +146,20 @@ func (n *Node) open() error {
 	return nil
 }
 
+// tcpTransport is raft over plain TCP (--insecure). With the nemesis dial
+// map armed it is built on a stream layer that can route dials through the
+// harness's proxies; raft's own TCP transport keeps its layer to itself.
+func tcpTransport(bind string, adv *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	if !nemesis.DialMapped() {
+		return raft.NewTCPTransportWithLogger(bind, adv, 3, 10*time.Second, hl.Named("transport"))
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithLogger(nemesis.StreamLayer(nemesis.TCPStreamLayer(ln, adv)), 3, 10*time.Second, hl.Named("transport")), nil
+}
+
 // openLogStore opens the durable log store behind the checksum envelope.
 func (n *Node) openLogStore(hl hclog.Logger) (*checkedLogStore, raft.StableStore, error) {
 	cfg := n.cfg
@@ -167,7 +183,7 @@ func (n *Node) openLogStore(hl hclog.Logger) (*checkedLogStore, raft.StableStore
 		}
 		vfs := cfg.walVFS
 		if vfs == nil {
-			vfs = walfs.New()
+			vfs = nemesis.DiskVFS(walfs.New())
 		}
 		filer := newSegmentFiler(dir, vfs)
 		// raft-wal's Close leaves its metadata DB open, and with it the

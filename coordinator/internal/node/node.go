@@ -20,6 +20,7 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/ingest"
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 	"github.com/shoal-dev/shoal/coordinator/internal/scaler"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
@@ -57,6 +58,12 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if err := nemesis.Check(); err != nil {
+		return nil, err
+	}
+	if s := nemesis.Summary(); s != "" {
+		cfg.Logger.Warn("node: nemesis fault hooks armed (failpoints build): this node is for chaos tests only", "hooks", s)
 	}
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	// Listen first so a port clash fails before raft touches the data dir.
