@@ -180,6 +180,21 @@ func (n *Net) Disconnect(from, to string) int {
 	return cut
 }
 
+// Accepted returns, per link ("from→to"), how many connections its
+// proxies accepted.
+func (n *Net) Accepted() map[string]int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := map[string]int{}
+	for k, ps := range n.links {
+		for _, p := range ps {
+			a, _ := p.Counts()
+			out[k[0]+"→"+k[1]] += a
+		}
+	}
+	return out
+}
+
 // Close stops every proxy.
 func (n *Net) Close() error {
 	n.mu.Lock()

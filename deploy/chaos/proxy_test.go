@@ -233,6 +233,9 @@ func TestDisconnectCutsButKeepsServing(t *testing.T) {
 	}
 	c := dialFrom(t, "127.0.0.1", addr)
 	roundTrip(t, c, "x")
+	if got := n.Accepted()["agents→n1"]; got != 1 {
+		t.Fatalf("accepted %d, want 1", got)
+	}
 	if cut := n.Disconnect("agents", "n1"); cut != 1 {
 		t.Fatalf("disconnect cut %d connections, want 1", cut)
 	}

@@ -83,6 +83,9 @@ type Result struct {
 	Report     Report
 	// Wall is the whole run's time, start-up and checks included.
 	Wall time.Duration
+	// Links counts the connections each directed link's proxies accepted
+	// ("n1→n2": 14): a link at 0 was bypassed, and its faults proved nothing.
+	Links map[string]int
 }
 
 const (
@@ -228,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 		logf("%s %s %s", mark, inv.Name, strings.Join(inv.Counterexamples, "; "))
 	}
 	logf("report in %s: %d requests, %d failed", cfg.ReportDir, rep.Requests.Total, rep.Requests.Failed)
-	return &Result{Records: rec, Invariants: invs, Report: rep, Wall: time.Since(began)}, nil
+	return &Result{Records: rec, Invariants: invs, Report: rep, Wall: time.Since(began), Links: w.net.Accepted()}, nil
 }
 
 // collect reads the independent records into rec.

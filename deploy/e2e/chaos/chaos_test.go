@@ -65,6 +65,30 @@ func TestFixedScript(t *testing.T) {
 	if cov.Requests < 1000 || cov.AppliedSetDesired < 2 || cov.Decisions < 2 || cov.OpsOK < 10 || cov.Periods < 3 || cov.Nodes != 3 {
 		t.Errorf("too little to check: %s", cov)
 	}
+	// Every link carried its traffic through its proxy: node to node
+	// (raft through SHOAL_DIAL_MAP), agents, LB and operator to each node,
+	// each node to the local cloud.
+	if len(res.Links) != 3*2+3*3+3 {
+		t.Errorf("%d links: %v", len(res.Links), res.Links)
+	}
+	// Every node-to-node, node-to-cloud and operator link was used; agents
+	// and the LB follow one node at a time, so each only somewhere.
+	clients := map[string]int{}
+	for l, n := range res.Links {
+		from, _, _ := strings.Cut(l, "→")
+		if from == chaos.EndpointAgents || from == chaos.EndpointLB {
+			clients[from] += n
+			continue
+		}
+		if n == 0 {
+			t.Errorf("link %s: no connection went through its proxy", l)
+		}
+	}
+	for _, c := range []string{chaos.EndpointAgents, chaos.EndpointLB} {
+		if clients[c] == 0 {
+			t.Errorf("%s: no connection went through a proxy", c)
+		}
+	}
 	// report.json carries exactly the fields scripts rely on.
 	b, err := os.ReadFile(filepath.Join(cfg.ReportDir, "report.json"))
 	if err != nil {
