@@ -275,10 +275,11 @@ func checkFSM(r *Records) Invariant {
 	return c.done()
 }
 
-// checkPeriods is invariant 7: no heartbeat period holds more than one
-// sample (published twice), and every period missing between the first
-// and the last is explained by a fault window (widened by two periods,
-// the time a batch may wait and be retried).
+// checkPeriods is invariant 7. Periods hold each heartbeat timestamp (one
+// per published period, read at 1 s resolution): a timestamp holding two
+// samples was published twice; a gap of more than one period between
+// consecutive ones lost periods, which a fault window (widened by two
+// periods, the time a batch may wait and be retried) must explain.
 func checkPeriods(r *Records) Invariant {
 	c := newCollector(InvPeriodsOnce)
 	if len(r.Periods) == 0 {
@@ -286,27 +287,25 @@ func checkPeriods(r *Records) Invariant {
 		return c.done()
 	}
 	p := r.PublishIntervalMS
-	have := map[int64]bool{}
-	first, last := r.Periods[0].StartMS, r.Periods[0].StartMS
-	for _, per := range r.Periods {
-		have[per.StartMS] = true
-		first, last = min(first, per.StartMS), max(last, per.StartMS)
+	ps := append([]Period(nil), r.Periods...)
+	sort.Slice(ps, func(i, j int) bool { return ps[i].StartMS < ps[j].StartMS })
+	for i, per := range ps {
 		if per.SampleCount > 1 {
 			c.fail("period %s published %v times", time.UnixMilli(per.StartMS).UTC().Format(time.TimeOnly), per.SampleCount)
 		}
-	}
-	for s := first; s <= last; s += p {
-		if have[s] {
+		if i == 0 || per.StartMS-ps[i-1].StartMS <= p+p/2 {
 			continue
 		}
+		from, to := ps[i-1].StartMS+p, per.StartMS // the missing periods' span
 		explained := false
 		for _, f := range r.Faults {
-			from := r.T0MS + int64(f.StartS*1000) - 2*p
-			to := r.T0MS + int64(f.EndS*1000) + 2*p
-			explained = explained || (s+p > from && s < to)
+			fs := r.T0MS + int64(f.StartS*1000) - 2*p
+			fe := r.T0MS + int64(f.EndS*1000) + 2*p
+			explained = explained || (from < fe && to > fs)
 		}
 		if !explained {
-			c.fail("period %s is missing and no fault window explains it", time.UnixMilli(s).UTC().Format(time.TimeOnly))
+			c.fail("periods from %s to %s are missing and no fault window explains them",
+				time.UnixMilli(from).UTC().Format(time.TimeOnly), time.UnixMilli(to).UTC().Format(time.TimeOnly))
 		}
 	}
 	return c.done()

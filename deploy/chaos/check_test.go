@@ -144,7 +144,7 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 		}, "published 2 times"},
 		{"period missing without a fault", InvPeriodsOnce, func(r *Records) {
 			r.Faults = nil
-		}, "is missing"},
+		}, "are missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := goodRecords()

@@ -150,9 +150,13 @@ func readFSMs(ctx context.Context, sb *sandbox.Sandbox, within time.Duration) []
 	return append([]NodeFSM(nil), last...)
 }
 
-// readPeriods reads the coordinator heartbeat's SampleCount per publish
-// period from CloudWatch, from `from` on.
-func readPeriods(ctx context.Context, cfg aws.Config, from time.Time, period time.Duration) ([]Period, error) {
+// readPeriods reads the coordinator heartbeat from CloudWatch at 1 s
+// resolution, from `from` on: one point per published period, stamped
+// with the period's start, whose SampleCount says how often it was
+// published. (Buckets of the publish interval would align to the query's
+// start, not the periods', and could hold two honest periods after a
+// failover shifted them.)
+func readPeriods(ctx context.Context, cfg aws.Config, from time.Time) ([]Period, error) {
 	cw := cloudwatch.NewFromConfig(cfg)
 	lm, err := cw.ListMetrics(ctx, &cloudwatch.ListMetricsInput{Namespace: aws.String(heartbeatNamespace), MetricName: aws.String(heartbeatMetric)})
 	if err != nil {
@@ -162,10 +166,10 @@ func readPeriods(ctx context.Context, cfg aws.Config, from time.Time, period tim
 		return nil, fmt.Errorf("list metrics: %d %s series, want 1", len(lm.Metrics), heartbeatMetric)
 	}
 	gd, err := cw.GetMetricData(ctx, &cloudwatch.GetMetricDataInput{
-		StartTime: aws.Time(from.Truncate(period)), EndTime: aws.Time(time.Now().Add(period)),
+		StartTime: aws.Time(from.Truncate(time.Second)), EndTime: aws.Time(time.Now().Add(time.Minute)),
 		MetricDataQueries: []cwtypes.MetricDataQuery{{
 			Id:         aws.String("hb"),
-			MetricStat: &cwtypes.MetricStat{Metric: &lm.Metrics[0], Period: aws.Int32(int32(period / time.Second)), Stat: aws.String("SampleCount")},
+			MetricStat: &cwtypes.MetricStat{Metric: &lm.Metrics[0], Period: aws.Int32(1), Stat: aws.String("SampleCount")},
 		}},
 	})
 	if err != nil {

@@ -255,9 +255,7 @@ func collect(ctx context.Context, sb *sandbox.Sandbox, ctl shoalv1.ControlServic
 	if rec.Audit, err = readAudit(ctx, sb.CloudURL); err != nil {
 		return err
 	}
-	// The period under way is not published yet: read up to the last
-	// whole one.
-	if rec.Periods, err = readPeriods(ctx, cfg, time.UnixMilli(rec.T0MS), time.Duration(rec.PublishIntervalMS)*time.Millisecond); err != nil {
+	if rec.Periods, err = readPeriods(ctx, cfg, time.UnixMilli(rec.T0MS)); err != nil {
 		return err
 	}
 	return nil
