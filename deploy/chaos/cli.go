@@ -2,11 +2,13 @@ package chaos
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +22,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	cfg := DefaultConfig()
 	cfg.Out = stdout
 	broke := false
+	var recheck string
 	cmd := &cobra.Command{
 		Use:   "shoal-chaos",
 		Short: "run Shoal on loopback under a seeded nemesis and check its invariants (what `make chaos` runs)",
@@ -36,6 +39,17 @@ SEED=n reproduces a run; CHAOS_DURATION (a Go duration) and CHAOS_NODES
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if recheck != "" {
+				invs, err := Recheck(recheck, cfg.ReportDir)
+				if err != nil {
+					return err
+				}
+				for _, inv := range invs {
+					fmt.Fprintf(stdout, "%v %s %s\n", inv.OK, inv.Name, strings.Join(inv.Counterexamples, "; "))
+				}
+				broke = len(Failed(invs)) > 0
+				return nil
+			}
 			if cfg.BinDir == "" {
 				exe, err := os.Executable()
 				if err != nil {
@@ -63,6 +77,7 @@ SEED=n reproduces a run; CHAOS_DURATION (a Go duration) and CHAOS_NODES
 	f.DurationVar(&cfg.Duration, "duration", cfg.Duration, "load time of a seeded run (env CHAOS_DURATION)")
 	f.IntVar(&cfg.Nodes, "nodes", cfg.Nodes, "coordinators: 3 or 5 (env CHAOS_NODES)")
 	f.BoolVar(&cfg.KeepDir, "keep", cfg.KeepDir, "keep the sandbox directory with every process's log")
+	f.StringVar(&recheck, "check", "", "only check a run's records.json again (no system is started) and write the report")
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)
@@ -101,4 +116,27 @@ func fromEnv(cfg *Config, getenv func(string) string) error {
 		cfg.Nodes = n
 	}
 	return cfg.Validate()
+}
+
+// maxRecordsBytes bounds a records.json read back (a 24-hour run's).
+const maxRecordsBytes = 1 << 30
+
+// Recheck runs the checker again on a saved records.json and writes the
+// report into reportDir: a failing run's records become a reproducible
+// case without its processes.
+func Recheck(path, reportDir string) ([]Invariant, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var r Records
+	if err := json.NewDecoder(io.LimitReader(f, maxRecordsBytes)).Decode(&r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if r.T0MS == 0 || r.Max == 0 {
+		return nil, fmt.Errorf("%s: t0_ms and max: required (not a chaos records.json?)", path)
+	}
+	invs := Check(&r)
+	return invs, WriteReport(reportDir, &r, NewReport(&r, invs))
 }
