@@ -225,6 +225,9 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	return nil
 }
 
+// Term is raft's current term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
 // LeaderTerm is the term this node leads in once its start-of-term barrier
 // has applied (ReadBarrier), or 0 when it is not a ready leader.
 func (n *Node) LeaderTerm() uint64 {

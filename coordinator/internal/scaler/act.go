@@ -108,6 +108,14 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 	}
 	cur := v.current()
 	if d.Capacity > cur {
+		if d.Capacity+v.draining > v.g.Max {
+			// Draining members still count toward the group's MaxSize
+			// until they are terminated, so the group would refuse the
+			// call; and asking for less would leave the group short once
+			// they go. The decision waits for the drains, which the drain
+			// deadline bounds.
+			return errWait
+		}
 		start := s.cfg.Now()
 		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.Capacity+v.draining)
 		s.met.actuation.Observe(s.cfg.Now().Sub(start).Seconds())

@@ -12,8 +12,15 @@ import (
 // hooks only.
 type faults struct {
 	mu     sync.Mutex
-	launch map[string]string // group ("*" for all) -> failure message
-	api    []*apiFault       // in the order they were set
+	launch map[string]*launchFault // group ("*" for all)
+	api    []*apiFault             // in the order they were set
+}
+
+// launchFault fails launches with msg: the next remaining ones, or every
+// one until cleared when remaining is 0.
+type launchFault struct {
+	msg       string
+	remaining int
 }
 
 // Fault kinds of the API fault hook. kindCode is the older query-string
@@ -88,27 +95,36 @@ type faultPlan struct {
 }
 
 func newFaults() faults {
-	return faults{launch: map[string]string{}}
+	return faults{launch: map[string]*launchFault{}}
 }
 
-func (f *faults) setLaunchFailure(group, msg string) {
+// setLaunchFailure makes the next count launches into group fail with msg
+// (count 0: all of them until cleared); an empty msg clears it.
+func (f *faults) setLaunchFailure(group, msg string, count int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if msg == "" {
 		delete(f.launch, group)
 		return
 	}
-	f.launch[group] = msg
+	f.launch[group] = &launchFault{msg: msg, remaining: count}
 }
 
+// launchFailure consumes one injected failure for group, its own first.
 func (f *faults) launchFailure(group string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m, ok := f.launch[group]; ok {
-		return m, true
+	for _, k := range []string{group, "*"} {
+		if lf := f.launch[k]; lf != nil {
+			if lf.remaining > 0 {
+				if lf.remaining--; lf.remaining == 0 {
+					delete(f.launch, k)
+				}
+			}
+			return lf.msg, true
+		}
 	}
-	m, ok := f.launch["*"]
-	return m, ok
+	return "", false
 }
 
 // faultCodes maps the codes a test may inject to what AWS sends with them.
