@@ -127,6 +127,17 @@ func (m *nemesis) start(ctx context.Context, st Step) (string, healFunc, error) 
 			f := pick(others(nodes, l))
 			net.OneWay(l.ID, f.ID)
 			return l.ID + "->" + f.ID, healNet, nil
+		case "slow-links":
+			// 100–600 ms each way between every pair of nodes: heartbeats
+			// arrive around the 400 ms election timeout.
+			d := time.Duration(100+st.Pick%500) * time.Millisecond
+			ids := nodeIDs(nodes)
+			for i, a := range ids {
+				for _, b := range ids[i+1:] {
+					net.SetLatency(a, b, d)
+				}
+			}
+			return fmt.Sprintf("all nodes +%s", d), healNet, nil
 		case "flapping":
 			l, err := leader()
 			if err != nil {

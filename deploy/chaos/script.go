@@ -27,7 +27,8 @@ type Step struct {
 	For  time.Duration
 	Kind string
 	// Variant picks the flavour:
-	//   partition: isolate-leader, halves, one-way, flapping;
+	//   partition: isolate-leader, halves, one-way, flapping, slow-links
+	//   (latency between every pair of nodes, no loss);
 	//   kill: leader, follower;
 	//   pause: leader;
 	//   cloud_fault: 5xx, throttle, latency, drop_response;
@@ -40,7 +41,7 @@ type Step struct {
 
 // Variants lists each kind's variants.
 var Variants = map[string][]string{
-	KindPartition:  {"isolate-leader", "halves", "one-way", "flapping"},
+	KindPartition:  {"isolate-leader", "halves", "one-way", "flapping", "slow-links"},
 	KindKill:       {"leader", "follower"},
 	KindPause:      {"leader"},
 	KindCloudFault: {"5xx", "throttle", "latency", "drop_response"},
