@@ -121,17 +121,25 @@ func checkExactlyOnce(r *Records) Invariant {
 	staleAfter := map[uint64]int{} // newer term -> older-term calls after it
 	stale := 0
 	effects := 0
-	for _, a := range scalingCalls(r) {
-		if a.Term > 0 {
-			if a.Term < maxTerm {
-				staleAfter[maxTerm]++
-				stale++
-				if staleAfter[maxTerm] == 2 {
-					c.fail("seq %d: a second call of an older term (%d) after term %d's first call (%s %s)", a.Seq, a.Term, maxTerm, a.Op, a.Instance)
-				}
-			}
-			maxTerm = max(maxTerm, a.Term)
+	// Terms over every mutating Auto Scaling call (lifecycle heartbeats
+	// and instance protection included): a zombie's call of any kind
+	// counts.
+	bySeq := append([]localcloud.AuditRecord(nil), r.Audit...)
+	sort.Slice(bySeq, func(i, j int) bool { return bySeq[i].Seq < bySeq[j].Seq })
+	for _, a := range bySeq {
+		if a.Service != "autoscaling" || a.AtMS < r.T0MS || a.Term == 0 {
+			continue
 		}
+		if a.Term < maxTerm {
+			staleAfter[maxTerm]++
+			stale++
+			if staleAfter[maxTerm] == 2 {
+				c.fail("seq %d: a second call of an older term (%d) after term %d's first call (%s %s)", a.Seq, a.Term, maxTerm, a.Op, a.Instance)
+			}
+		}
+		maxTerm = max(maxTerm, a.Term)
+	}
+	for _, a := range scalingCalls(r) {
 		if !applied(a) {
 			continue
 		}

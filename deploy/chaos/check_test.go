@@ -88,6 +88,10 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 		{"two older-term calls after a failover", InvExactlyOnce, func(r *Records) {
 			r.Audit = append(r.Audit, call(6, 1400, 2, "SetDesiredCapacity", 2, ""))
 		}, "second call of an older term"},
+		{"two older-term calls of any mutating kind", InvExactlyOnce, func(r *Records) {
+			hb := call(6, 1400, 2, "RecordLifecycleActionHeartbeat", 0, "i-3")
+			r.Audit = append(r.Audit, hb)
+		}, "second call of an older term (2) after term 3"},
 		{"instance terminated twice", InvExactlyOnce, func(r *Records) {
 			r.Audit = append(r.Audit, call(6, 40000, 3, "TerminateInstanceInAutoScalingGroup", 0, "i-5"), call(7, 41000, 3, "TerminateInstanceInAutoScalingGroup", 0, "i-5"))
 		}, "terminated again"},
