@@ -92,13 +92,20 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 			hb := call(6, 1400, 2, "RecordLifecycleActionHeartbeat", 0, "i-3")
 			r.Audit = append(r.Audit, hb)
 		}, "second call of an older term (2) after term 3"},
+		{"a zombie's late call never undone", InvExactlyOnce, func(r *Records) {
+			// Term 2's late call set 2 while 4 was committed; term 3 only
+			// acts again at 30 s.
+			*r.Audit[2].Desired = 2
+		}, "left the group off the committed 4"},
 		{"instance terminated twice", InvExactlyOnce, func(r *Records) {
 			r.Audit = append(r.Audit, call(6, 40000, 3, "TerminateInstanceInAutoScalingGroup", 0, "i-5"), call(7, 41000, 3, "TerminateInstanceInAutoScalingGroup", 0, "i-5"))
 		}, "terminated again"},
 		{"a decision applied twice", InvExactlyOnce, func(r *Records) {
-			// 4→3 committed once, applied as 3, back to 4, and 3 again.
-			r.Audit = append(r.Audit, call(6, 31000, 3, "SetDesiredCapacity", 4, ""), call(7, 32000, 3, "SetDesiredCapacity", 3, ""))
-		}, "changed 4 times"},
+			// 4→3 committed once, applied as 3, back to 4, and 3 again,
+			// twice: 6 changes for 2 decisions and one older-term call.
+			r.Audit = append(r.Audit, call(6, 31000, 3, "SetDesiredCapacity", 4, ""), call(7, 32000, 3, "SetDesiredCapacity", 3, ""),
+				call(8, 33000, 3, "SetDesiredCapacity", 4, ""), call(9, 34000, 3, "SetDesiredCapacity", 3, ""))
+		}, "changed 6 times"},
 		{"no convergence", InvExactlyOnce, func(r *Records) {
 			r.Convergence = Convergence{CheckedFromMS: 60000, AfterMS: -1, GroupDesired: 4, FleetDesired: 3}
 		}, "did not return"},
@@ -168,6 +175,20 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAZombieCallUndoneInTimeIsAllowed: the late call of term 2 moved the
+// group to 2, and term 3 set the committed 4 again within two evaluation
+// intervals.
+func TestAZombieCallUndoneInTimeIsAllowed(t *testing.T) {
+	r := goodRecords()
+	*r.Audit[2].Desired = 2
+	r.Audit = append(r.Audit, call(6, 2500, 3, "SetDesiredCapacity", 4, ""))
+	for _, inv := range Check(r) {
+		if !inv.OK {
+			t.Errorf("%s: %v", inv.Name, inv.Counterexamples)
+		}
 	}
 }
 
