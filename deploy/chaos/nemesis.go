@@ -224,6 +224,19 @@ func (m *nemesis) start(ctx context.Context, st Step) (string, healFunc, error) 
 		if err := m.w.setDisk(n.ID, st.Variant); err != nil {
 			return "", nil, err
 		}
+		if st.Variant == "corrupt-read" {
+			// A running follower seldom reads its log; a restart replays
+			// it, so the flipped bytes are read. The node must refuse to
+			// start (naming the file) or come up with the right state; a
+			// node that exits stays down until the fault ends, and the
+			// supervisor starts it again.
+			if err := m.sb.KillNode(n); err != nil {
+				return "", nil, err
+			}
+			if err := m.sb.RestartNode(ctx, n); err != nil {
+				m.logf("nemesis: %s with corrupt reads did not start: %v", n.ID, err)
+			}
+		}
 		return n.ID + ":" + st.Variant, func(ctx context.Context) error {
 			err := m.w.setDisk(n.ID, "")
 			m.mu.Lock()
