@@ -1,6 +1,8 @@
 package chaos
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -204,5 +206,39 @@ func TestCounterexamplesAreCapped(t *testing.T) {
 		if n := len(inv.Counterexamples); n != maxCounterexamples+1 || !strings.Contains(inv.Counterexamples[n-1], "30 more") {
 			t.Fatalf("%d counterexamples, last %q", n, inv.Counterexamples[n-1])
 		}
+	}
+}
+
+// TestRecordedRuns re-checks records of real runs that found bugs (their
+// requests thinned to keep the files small): each breaks exactly the
+// invariants it broke when it ran.
+func TestRecordedRuns(t *testing.T) {
+	for _, tc := range []struct {
+		file  string
+		broke []string
+	}{
+		// SEED=11 CHAOS_DURATION=4m: a leader that led again in a newer term
+		// published a period another leader had published.
+		{"seed11-period-published-twice.json", []string{InvPeriodsOnce}},
+		// The fixed script before the scaler fix: a scale-out asked for
+		// 6 + 2 draining = 8 > max, and the agent disconnect took every
+		// instance out of the LB for 0.7 s.
+		{"fixed-agent-disconnect-503-and-scale-past-max.json", []string{InvBounds, InvNoFailed}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			invs, err := Recheck(filepath.Join("testdata", "runs", tc.file), t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var broke []string
+			for _, inv := range invs {
+				if !inv.OK {
+					broke = append(broke, inv.Name)
+				}
+			}
+			if !slices.Equal(broke, tc.broke) {
+				t.Fatalf("broke %v, want %v: %v", broke, tc.broke, Failed(invs))
+			}
+		})
 	}
 }
