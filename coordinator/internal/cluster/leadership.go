@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -145,6 +146,29 @@ func (n *Node) LeaderAgentAddr() string {
 		return m.AgentAddr
 	}
 	return m.RPCAddr
+}
+
+// CaughtUp reports whether this node's state can be trusted for a
+// negative answer ("no such token", "ACLs are not bootstrapped"): it leads,
+// or it has heard from a leader since it started and applied everything
+// that leader told it was committed. A restarted follower holds only its
+// snapshot until the leader's first heartbeat, so before that its "no"
+// may be false. why says what is missing when it is not.
+func (n *Node) CaughtUp() (ok bool, why string) {
+	if n.IsLeader() {
+		return true, ""
+	}
+	if n.LeaderID() == "" || n.raft.LastContact().IsZero() {
+		return false, "it has not heard from a leader since it started"
+	}
+	commit, err := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	if err != nil {
+		return false, "its commit index is unknown"
+	}
+	if applied := n.raft.AppliedIndex(); applied < commit {
+		return false, fmt.Sprintf("it has applied %d of %d committed entries", applied, commit)
+	}
+	return true, ""
 }
 
 // Unreachable reports whether this leader has failed to heartbeat peer id.

@@ -149,6 +149,7 @@ func (n *Node) grpcOptions(reg prometheus.Registerer) ([]grpc.ServerOption, erro
 	}
 	az, err := authz.New(authz.Config{Insecure: n.cfg.Security.Insecure}, authz.Deps{
 		Tokens: n.raft.FSM(), Denied: n.denied(reg), Logger: n.log.With("component", "authz"), Now: time.Now,
+		CaughtUp: n.raft.CaughtUp,
 	})
 	if err != nil {
 		return nil, err
