@@ -62,7 +62,7 @@ func goodRecords() *Records {
 			// t0+20000 missing: the kill below explains it.
 			{StartMS: t0 + 30000, SampleCount: 1},
 		},
-		Faults:      []Fault{{Kind: KindKill, Target: "n1", StartS: 21, EndS: 25}},
+		Faults:      []Fault{{Kind: KindKill, Target: "n1", StartS: 21, EndS: 25, Variant: "leader"}},
 		Convergence: Convergence{CheckedFromMS: 60000, AfterMS: 0, GroupDesired: 3, FleetDesired: 3},
 	}
 }

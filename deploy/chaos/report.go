@@ -204,7 +204,7 @@ func writeTimeline(w io.Writer, r *Records, rep Report) error {
 		for _, f := range rep.Faults {
 			fmt.Fprintf(&b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%d" fill="%s"/>`+"\n", x(f.StartS), y0, max(x(f.EndS)-x(f.StartS), 1), panelH, faultColors[f.Kind])
 			if i == 0 {
-				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" transform="rotate(-90 %.1f %.1f)">%s %s</text>`+"\n", x(f.StartS)+10, y0+panelH-4, x(f.StartS)+10, y0+panelH-4, f.Kind, esc(f.Target))
+				fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="10" transform="rotate(-90 %.1f %.1f)">%s %s</text>`+"\n", x(f.StartS)+10, y0+panelH-4, x(f.StartS)+10, y0+panelH-4, f.Kind, esc(f.Variant+" "+f.Target))
 			}
 		}
 		fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%.1f" height="%d" fill="none" stroke="#999"/>`+"\n", left, y0, plotW, panelH)

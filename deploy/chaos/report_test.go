@@ -70,7 +70,7 @@ func TestReportJSONHasExactlyTheNamedFields(t *testing.T) {
 	if n := strings.Count(string(svg), `fill="`+faultColors[KindKill]+`"`); n != 3+1 { // 3 panels + legend
 		t.Fatalf("kill shading appears %d times", n)
 	}
-	if !strings.Contains(string(svg), "kill n1") {
+	if !strings.Contains(string(svg), "kill leader n1") {
 		t.Fatal("the kill window is not labelled")
 	}
 }
