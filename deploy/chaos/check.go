@@ -168,9 +168,12 @@ func checkExactlyOnce(r *Records) Invariant {
 	if effects > changes+2*stale {
 		c.fail("the group's capacity changed %d times; %d committed decisions changed it and %d older-term calls (two changes each) were allowed", effects, changes, stale)
 	}
+	// At the end the faults are over, but a scale-in may still be
+	// draining (the group's desired drops as its victims terminate): two
+	// evaluation intervals plus the drain deadline.
 	conv := r.Convergence
-	if bound := 2 * r.EvalIntervalMS; conv.AfterMS < 0 || conv.AfterMS > bound {
-		c.fail("the group's desired %d did not return to the fleet's committed %d within two evaluation intervals (%d ms) of t=%.1fs (took %d ms)",
+	if bound := 2*r.EvalIntervalMS + r.DrainTimeoutMS; conv.AfterMS < 0 || conv.AfterMS > bound {
+		c.fail("the group's desired %d did not reach the fleet's committed %d within two evaluation intervals and the drain timeout (%d ms) of t=%.1fs (took %d ms)",
 			conv.GroupDesired, conv.FleetDesired, bound, float64(conv.CheckedFromMS)/1000, conv.AfterMS)
 	}
 	return c.done()

@@ -110,7 +110,10 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 		}, "changed 6 times"},
 		{"no convergence", InvExactlyOnce, func(r *Records) {
 			r.Convergence = Convergence{CheckedFromMS: 60000, AfterMS: -1, GroupDesired: 4, FleetDesired: 3}
-		}, "did not return"},
+		}, "did not reach"},
+		{"convergence slower than two intervals and the drain", InvExactlyOnce, func(r *Records) {
+			r.Convergence.AfterMS = 12001
+		}, "took 12001 ms"},
 		{"desired above max", InvBounds, func(r *Records) {
 			r.Decisions = append(r.Decisions, Decision{ID: 4, AtMS: t0 + 39000, From: 3, To: 7})
 			r.Audit = append(r.Audit, call(6, 40000, 3, "SetDesiredCapacity", 7, ""))
