@@ -72,14 +72,15 @@ func (g *loadgen) run(ctx context.Context, d time.Duration) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxInFlight)
 	end := g.t0.Add(d)
+	// Requests follow a schedule: each slot's rate is the one at the slot's
+	// own time, so a generator that lags sends what was planned, no more.
 	next := time.Now()
 	for {
-		now := time.Now()
-		if ctx.Err() != nil || now.After(end) {
+		rate := g.rateAt(next.Sub(g.t0).Seconds())
+		next = next.Add(time.Second / time.Duration(max(rate, 1)))
+		if ctx.Err() != nil || next.After(end) {
 			break
 		}
-		rate := g.rateAt(now.Sub(g.t0).Seconds())
-		next = next.Add(time.Second / time.Duration(max(rate, 1)))
 		if wait := time.Until(next); wait > 0 {
 			select {
 			case <-time.After(wait):
