@@ -233,9 +233,14 @@ func (m *nemesis) start(ctx context.Context, st Step) (string, healFunc, error) 
 			if err := m.sb.KillNode(n); err != nil {
 				return "", nil, err
 			}
-			if err := m.sb.RestartNode(ctx, n); err != nil {
+			// Bounded short: a node that detects the damage exits at once,
+			// and the sandbox's wait would otherwise sit out its whole
+			// readiness bound on a process that is gone.
+			rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := m.sb.RestartNode(rctx, n); err != nil {
 				m.logf("nemesis: %s with corrupt reads did not start: %v", n.ID, err)
 			}
+			cancel()
 		}
 		return n.ID + ":" + st.Variant, func(ctx context.Context) error {
 			err := m.w.setDisk(n.ID, "")
