@@ -192,11 +192,13 @@ func Run(ctx context.Context, cfg Config) (res *Result, err error) {
 	logf("load over: %d requests; collecting records", len(load.requests()))
 
 	// Every node up for the FSM comparison (a detected disk fault may have
-	// ended one that the supervisor had no time to restart).
+	// ended one that the supervisor had no time to restart). A node that
+	// will not start is a finding, not the end of the run: its FSM reads as
+	// an error.
 	for _, n := range sb.Nodes() {
 		if !n.Alive() {
 			if err := sb.RestartNode(ctx, n); err != nil {
-				return nil, fmt.Errorf("restart %s for the checks: %w", n.ID, err)
+				logf("%s does not start after the faults: %v", n.ID, err)
 			}
 		}
 	}
