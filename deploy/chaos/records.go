@@ -9,8 +9,8 @@ import (
 // Records are the independent records a run leaves, everything the checker
 // reads. They are written to chaos-report/records.json, so a check can be
 // rerun (and a unit test can craft a bad one). Times named *MS are Unix
-// milliseconds unless they say "since start"; Request and Op times are
-// since T0MS.
+// milliseconds unless they say otherwise: Request times are milliseconds
+// since T0MS, Op times nanoseconds since T0MS, Fault times seconds.
 type Records struct {
 	Seed uint64 `json:"seed"`
 	// T0MS is when the load started (Unix ms).
