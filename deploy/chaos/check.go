@@ -310,8 +310,8 @@ func checkNoFailed(r *Records) Invariant {
 		}
 		if !excused {
 			what := q.Err
-			if what == "" {
-				what = fmt.Sprintf("HTTP %d", q.Status)
+			if q.Status != 0 {
+				what = strings.TrimSpace(fmt.Sprintf("HTTP %d %s", q.Status, q.Err))
 			}
 			c.fail("request at %.3fs–%.3fs failed: %s", float64(q.StartMS)/1000, float64(q.EndMS)/1000, what)
 		}

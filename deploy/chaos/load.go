@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -114,9 +115,18 @@ func (g *loadgen) one() {
 	if err != nil {
 		r.Err = err.Error()
 	} else {
+		// A failed answer keeps the start of its body: it says whether the
+		// LB or the backend refused, and why.
+		var head []byte
+		if resp.StatusCode >= 500 {
+			head, _ = io.ReadAll(io.LimitReader(resp.Body, 160))
+		}
 		_, cerr := io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		r.Status, r.Instance = resp.StatusCode, resp.Header.Get(demoapp.InstanceHeader)
+		if len(head) > 0 {
+			r.Err = strings.TrimSpace(string(head))
+		}
 		if cerr != nil {
 			r.Status, r.Err = 0, "body: "+cerr.Error()
 		}

@@ -40,6 +40,9 @@ func TestLoadgenRecordsEachRequest(t *testing.T) {
 		}
 		if q.Failed() {
 			failed++
+			if q.Err != "over capacity" {
+				t.Fatalf("a 503's body was not kept: %+v", q)
+			}
 		}
 	}
 	if want := int(n.Load() / 10); failed != want {
