@@ -3,6 +3,7 @@ package chaos
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -29,14 +30,31 @@ func NewNet() *Net {
 }
 
 // Add starts a proxy on the link from→to for target and returns the
-// address from must dial instead of target.
-func (n *Net) Add(from, to, target string) (string, error) {
+// address from must dial instead of target. The proxy never listens on an
+// address in avoid: the sandbox chooses its processes' ports (bind, then
+// release) before they start, and a proxy opened meanwhile could be handed
+// one of them by the kernel.
+func (n *Net) Add(from, to, target string, avoid ...string) (string, error) {
 	if from == to {
 		return "", fmt.Errorf("link %s→%s: a link joins two different endpoints", from, to)
 	}
-	p, err := NewProxy(from+"→"+to, target)
-	if err != nil {
-		return "", err
+	var held []*Proxy
+	defer func() {
+		for _, h := range held {
+			h.Close()
+		}
+	}()
+	var p *Proxy
+	for p == nil {
+		q, err := NewProxy(from+"→"+to, target)
+		if err != nil {
+			return "", err
+		}
+		if slices.Contains(avoid, q.Addr()) {
+			held = append(held, q) // keep it bound so the next try differs
+			continue
+		}
+		p = q
 	}
 	n.mu.Lock()
 	k := [2]string{from, to}

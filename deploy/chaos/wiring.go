@@ -63,16 +63,22 @@ func (w *wiring) prepare(s *sandbox.Sandbox) (map[string][]string, error) {
 	if err := os.MkdirAll(faultDir, 0o755); err != nil {
 		return nil, err
 	}
+	// The nodes' ports are chosen but not yet bound: no proxy may take one.
+	var avoid []string
 	for _, n := range nodes {
-		a, err := w.net.Add(EndpointAgents, n.ID, n.AgentAddr)
+		avoid = append(avoid, n.RaftAddr, n.RPCAddr, n.HTTPAddr, n.AgentAddr)
+	}
+	add := func(from, to, target string) (string, error) { return w.net.Add(from, to, target, avoid...) }
+	for _, n := range nodes {
+		a, err := add(EndpointAgents, n.ID, n.AgentAddr)
 		if err != nil {
 			return nil, err
 		}
-		l, err := w.net.Add(EndpointLB, n.ID, n.RPCAddr)
+		l, err := add(EndpointLB, n.ID, n.RPCAddr)
 		if err != nil {
 			return nil, err
 		}
-		o, err := w.net.Add(EndpointOperator, n.ID, n.RPCAddr)
+		o, err := add(EndpointOperator, n.ID, n.RPCAddr)
 		if err != nil {
 			return nil, err
 		}
@@ -87,14 +93,14 @@ func (w *wiring) prepare(s *sandbox.Sandbox) (map[string][]string, error) {
 				continue
 			}
 			for _, target := range []string{to.RaftAddr, to.RPCAddr, to.AgentAddr} {
-				p, err := w.net.Add(from.ID, to.ID, target)
+				p, err := add(from.ID, to.ID, target)
 				if err != nil {
 					return nil, err
 				}
 				dm[target] = p
 			}
 		}
-		cloud, err := w.net.Add(from.ID, EndpointCloud, cloudAddr)
+		cloud, err := add(from.ID, EndpointCloud, cloudAddr)
 		if err != nil {
 			return nil, err
 		}
