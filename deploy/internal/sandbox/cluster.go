@@ -123,6 +123,18 @@ func (s *Sandbox) KillNode(n *Node) error {
 	return n.proc.groupErr
 }
 
+// SignalNode sends sig to a node's process group: SIGSTOP freezes it (a
+// long GC or VM pause), SIGCONT wakes it.
+func (s *Sandbox) SignalNode(n *Node, sig syscall.Signal) error {
+	s.mu.Lock()
+	p := n.proc
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("node %s: never started", n.ID)
+	}
+	return p.Signal(sig)
+}
+
 // RestartNode starts a stopped node again with its original flags (a node
 // with data rejoins on its own) and waits for its /healthz.
 func (s *Sandbox) RestartNode(ctx context.Context, n *Node) error {

@@ -82,6 +82,12 @@ func (s *Sandbox) Bootstrap(ctx context.Context, b Bootstrap) ([]byte, error) {
 // with extra flags appended, and waits for its /healthz. It sets LBURL and
 // LBAdminURL.
 func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) error {
+	return s.StartLBAt(ctx, fleet, s.RPCAddrs(), extra...)
+}
+
+// StartLBAt is StartLB fed by the coordinators at addrs (the chaos harness
+// passes its proxies).
+func (s *Sandbox) StartLBAt(ctx context.Context, fleet string, addrs []string, extra ...string) error {
 	listen, err := freeAddr()
 	if err != nil {
 		return err
@@ -91,7 +97,7 @@ func (s *Sandbox) StartLB(ctx context.Context, fleet string, extra ...string) er
 		return err
 	}
 	args := append([]string{"serve", "--listen", listen, "--admin-addr", admin,
-		"--coordinator", strings.Join(s.RPCAddrs(), ","), "--fleet", fleet,
+		"--coordinator", strings.Join(addrs, ","), "--fleet", fleet,
 		"--health-path", "/healthz", "--health-interval", "1s", "--health-timeout", "500ms", "--log-level", s.opts.LogLevel}, s.lbTLSFlags()...)
 	args = append(args, extra...)
 	p, err := s.Spawn("lb", "shoal-lb", args, nil)

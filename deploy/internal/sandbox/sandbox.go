@@ -75,6 +75,12 @@ type Options struct {
 	// RestartNode runs the node without it. It acts only with the
 	// failpoints build.
 	Failpoint string
+	// Prepare, when set, runs once the local cloud is up and every node's
+	// addresses are chosen, before any node starts (the chaos harness puts
+	// its proxies in front of them then). The environment it returns for a
+	// node id is added to that node's at every start, after the sandbox's
+	// own, so it may override AWS_ENDPOINT_URL.
+	Prepare func(s *Sandbox) (nodeEnv map[string][]string, err error)
 	// Insecure runs the system as `--insecure` does: no TLS, no enrollment,
 	// no ACLs, the CLI in plaintext. Only for tests of --insecure itself;
 	// by default (false) every connection is mutual TLS, agents enroll with
@@ -186,6 +192,7 @@ type Sandbox struct {
 	hc      *http.Client
 	tmp     bool
 	starter *starter
+	nodeEnv map[string][]string
 }
 
 // Start brings up the local cloud and the coordinator cluster and returns
@@ -256,6 +263,8 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 	}); err != nil {
 		return err
 	}
+	// Every node's addresses first, so Prepare sees the whole cluster.
+	var nodes []*Node
 	for i := range o.Nodes {
 		n := &Node{ID: "n" + strconv.Itoa(i+1), DataDir: filepath.Join(s.Dir, "data", "n"+strconv.Itoa(i+1))}
 		for _, a := range []*string{&n.RaftAddr, &n.RPCAddr, &n.HTTPAddr, &n.AgentAddr} {
@@ -263,6 +272,21 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 				return err
 			}
 		}
+		nodes = append(nodes, n)
+	}
+	if o.Prepare != nil {
+		s.mu.Lock()
+		s.nodes = nodes
+		s.mu.Unlock()
+		env, err := o.Prepare(s)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		s.mu.Lock()
+		s.nodes, s.nodeEnv = nil, env
+		s.mu.Unlock()
+	}
+	for i, n := range nodes {
 		n.args = []string{"serve", "--node-id", n.ID, "--data-dir", n.DataDir,
 			"--raft-addr", n.RaftAddr, "--rpc-addr", n.RPCAddr, "--http-addr", n.HTTPAddr,
 			"--raft-heartbeat-timeout", "400ms", "--raft-election-timeout", "400ms", "--raft-leader-lease-timeout", "200ms",
@@ -286,7 +310,7 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 		if i == 0 {
 			n.args = append(n.args, "--bootstrap")
 		} else {
-			n.args = append(n.args, "--join", s.nodes[0].RPCAddr)
+			n.args = append(n.args, "--join", nodes[0].RPCAddr)
 		}
 		s.mu.Lock()
 		s.nodes = append(s.nodes, n)
@@ -320,6 +344,9 @@ func (s *Sandbox) startNode(ctx context.Context, n *Node) error {
 	if n.started == 0 && s.opts.Failpoint != "" {
 		env = []string{"SHOAL_FAILPOINT=" + s.opts.Failpoint}
 	}
+	s.mu.Lock()
+	env = append(env, s.nodeEnv[n.ID]...)
+	s.mu.Unlock()
 	n.started++
 	p, err := s.spawn("coordinator-"+n.ID, s.opts.CoordinatorBin, n.args, nil, env)
 	if err != nil {
