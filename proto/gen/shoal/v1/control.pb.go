@@ -9,6 +9,7 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -717,8 +718,11 @@ func (x *GetFleetRequest) GetStale() bool {
 }
 
 type GetFleetResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Fleet         *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Fleet *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	// The launch delays the leader learned for the fleet's group (empty from
+	// a follower, or before the first launch it timed).
+	LaunchDelays  []*LaunchDelay `protobuf:"bytes,2,rep,name=launch_delays,json=launchDelays,proto3" json:"launch_delays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -760,6 +764,84 @@ func (x *GetFleetResponse) GetFleet() *Fleet {
 	return nil
 }
 
+func (x *GetFleetResponse) GetLaunchDelays() []*LaunchDelay {
+	if x != nil {
+		return x.LaunchDelays
+	}
+	return nil
+}
+
+// LaunchDelay is the learned time from a scale-out decision to an instance
+// in service, over the leader's most recent launches of one kind.
+type LaunchDelay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "warm" (from the group's warm pool) or "cold".
+	Kind          string               `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Samples       uint32               `protobuf:"varint,2,opt,name=samples,proto3" json:"samples,omitempty"`
+	P50           *durationpb.Duration `protobuf:"bytes,3,opt,name=p50,proto3" json:"p50,omitempty"`
+	P90           *durationpb.Duration `protobuf:"bytes,4,opt,name=p90,proto3" json:"p90,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LaunchDelay) Reset() {
+	*x = LaunchDelay{}
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LaunchDelay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LaunchDelay) ProtoMessage() {}
+
+func (x *LaunchDelay) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LaunchDelay.ProtoReflect.Descriptor instead.
+func (*LaunchDelay) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LaunchDelay) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LaunchDelay) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *LaunchDelay) GetP50() *durationpb.Duration {
+	if x != nil {
+		return x.P50
+	}
+	return nil
+}
+
+func (x *LaunchDelay) GetP90() *durationpb.Duration {
+	if x != nil {
+		return x.P90
+	}
+	return nil
+}
+
 type ListFleetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
@@ -769,7 +851,7 @@ type ListFleetsRequest struct {
 
 func (x *ListFleetsRequest) Reset() {
 	*x = ListFleetsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -781,7 +863,7 @@ func (x *ListFleetsRequest) String() string {
 func (*ListFleetsRequest) ProtoMessage() {}
 
 func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -794,7 +876,7 @@ func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsRequest.ProtoReflect.Descriptor instead.
 func (*ListFleetsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListFleetsRequest) GetStale() bool {
@@ -813,7 +895,7 @@ type ListFleetsResponse struct {
 
 func (x *ListFleetsResponse) Reset() {
 	*x = ListFleetsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +907,7 @@ func (x *ListFleetsResponse) String() string {
 func (*ListFleetsResponse) ProtoMessage() {}
 
 func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +920,7 @@ func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsResponse.ProtoReflect.Descriptor instead.
 func (*ListFleetsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListFleetsResponse) GetFleets() []*Fleet {
@@ -861,7 +943,7 @@ type UpdateFleetRequest struct {
 
 func (x *UpdateFleetRequest) Reset() {
 	*x = UpdateFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -873,7 +955,7 @@ func (x *UpdateFleetRequest) String() string {
 func (*UpdateFleetRequest) ProtoMessage() {}
 
 func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -886,7 +968,7 @@ func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateFleetRequest) GetFleet() *Fleet {
@@ -912,7 +994,7 @@ type UpdateFleetResponse struct {
 
 func (x *UpdateFleetResponse) Reset() {
 	*x = UpdateFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1006,7 @@ func (x *UpdateFleetResponse) String() string {
 func (*UpdateFleetResponse) ProtoMessage() {}
 
 func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1019,7 @@ func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateFleetResponse) GetFleet() *Fleet {
@@ -956,7 +1038,7 @@ type DeleteFleetRequest struct {
 
 func (x *DeleteFleetRequest) Reset() {
 	*x = DeleteFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -968,7 +1050,7 @@ func (x *DeleteFleetRequest) String() string {
 func (*DeleteFleetRequest) ProtoMessage() {}
 
 func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -981,7 +1063,7 @@ func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteFleetRequest) GetFleet() string {
@@ -999,7 +1081,7 @@ type DeleteFleetResponse struct {
 
 func (x *DeleteFleetResponse) Reset() {
 	*x = DeleteFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1011,7 +1093,7 @@ func (x *DeleteFleetResponse) String() string {
 func (*DeleteFleetResponse) ProtoMessage() {}
 
 func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1024,7 +1106,7 @@ func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 type PauseFleetRequest struct {
@@ -1036,7 +1118,7 @@ type PauseFleetRequest struct {
 
 func (x *PauseFleetRequest) Reset() {
 	*x = PauseFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1048,7 +1130,7 @@ func (x *PauseFleetRequest) String() string {
 func (*PauseFleetRequest) ProtoMessage() {}
 
 func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1061,7 +1143,7 @@ func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetRequest.ProtoReflect.Descriptor instead.
 func (*PauseFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PauseFleetRequest) GetFleet() string {
@@ -1080,7 +1162,7 @@ type PauseFleetResponse struct {
 
 func (x *PauseFleetResponse) Reset() {
 	*x = PauseFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1092,7 +1174,7 @@ func (x *PauseFleetResponse) String() string {
 func (*PauseFleetResponse) ProtoMessage() {}
 
 func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1105,7 +1187,7 @@ func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetResponse.ProtoReflect.Descriptor instead.
 func (*PauseFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PauseFleetResponse) GetFleet() *Fleet {
@@ -1124,7 +1206,7 @@ type ResumeFleetRequest struct {
 
 func (x *ResumeFleetRequest) Reset() {
 	*x = ResumeFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1136,7 +1218,7 @@ func (x *ResumeFleetRequest) String() string {
 func (*ResumeFleetRequest) ProtoMessage() {}
 
 func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1149,7 +1231,7 @@ func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetRequest.ProtoReflect.Descriptor instead.
 func (*ResumeFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResumeFleetRequest) GetFleet() string {
@@ -1168,7 +1250,7 @@ type ResumeFleetResponse struct {
 
 func (x *ResumeFleetResponse) Reset() {
 	*x = ResumeFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1180,7 +1262,7 @@ func (x *ResumeFleetResponse) String() string {
 func (*ResumeFleetResponse) ProtoMessage() {}
 
 func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1193,7 +1275,7 @@ func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetResponse.ProtoReflect.Descriptor instead.
 func (*ResumeFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResumeFleetResponse) GetFleet() *Fleet {
@@ -1212,7 +1294,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1306,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1319,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SaveSnapshotRequest) GetStale() bool {
@@ -1256,7 +1338,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1268,7 +1350,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1281,7 +1363,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SaveSnapshotResponse) GetChunk() []byte {
@@ -1300,7 +1382,7 @@ type RestoreSnapshotRequest struct {
 
 func (x *RestoreSnapshotRequest) Reset() {
 	*x = RestoreSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1312,7 +1394,7 @@ func (x *RestoreSnapshotRequest) String() string {
 func (*RestoreSnapshotRequest) ProtoMessage() {}
 
 func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1325,7 +1407,7 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestoreSnapshotRequest) GetChunk() []byte {
@@ -1344,7 +1426,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1438,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1451,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RestoreSnapshotResponse) GetIndex() uint64 {
@@ -1390,7 +1472,7 @@ type ListInstancesRequest struct {
 
 func (x *ListInstancesRequest) Reset() {
 	*x = ListInstancesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1402,7 +1484,7 @@ func (x *ListInstancesRequest) String() string {
 func (*ListInstancesRequest) ProtoMessage() {}
 
 func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1415,7 +1497,7 @@ func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesRequest.ProtoReflect.Descriptor instead.
 func (*ListInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListInstancesRequest) GetFleet() string {
@@ -1441,7 +1523,7 @@ type ListInstancesResponse struct {
 
 func (x *ListInstancesResponse) Reset() {
 	*x = ListInstancesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1453,7 +1535,7 @@ func (x *ListInstancesResponse) String() string {
 func (*ListInstancesResponse) ProtoMessage() {}
 
 func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1466,7 +1548,7 @@ func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesResponse.ProtoReflect.Descriptor instead.
 func (*ListInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListInstancesResponse) GetInstances() []*Instance {
@@ -1485,7 +1567,7 @@ type ResetInstanceIdentityRequest struct {
 
 func (x *ResetInstanceIdentityRequest) Reset() {
 	*x = ResetInstanceIdentityRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1579,7 @@ func (x *ResetInstanceIdentityRequest) String() string {
 func (*ResetInstanceIdentityRequest) ProtoMessage() {}
 
 func (x *ResetInstanceIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1592,7 @@ func (x *ResetInstanceIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetInstanceIdentityRequest.ProtoReflect.Descriptor instead.
 func (*ResetInstanceIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResetInstanceIdentityRequest) GetInstanceId() string {
@@ -1528,7 +1610,7 @@ type ResetInstanceIdentityResponse struct {
 
 func (x *ResetInstanceIdentityResponse) Reset() {
 	*x = ResetInstanceIdentityResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1540,7 +1622,7 @@ func (x *ResetInstanceIdentityResponse) String() string {
 func (*ResetInstanceIdentityResponse) ProtoMessage() {}
 
 func (x *ResetInstanceIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1553,7 +1635,7 @@ func (x *ResetInstanceIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetInstanceIdentityResponse.ProtoReflect.Descriptor instead.
 func (*ResetInstanceIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 type SetPolicyRequest struct {
@@ -1566,7 +1648,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1660,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1673,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetPolicyRequest) GetFleet() string {
@@ -1617,7 +1699,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1629,7 +1711,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1642,7 +1724,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetPolicyResponse) GetFleet() *Fleet {
@@ -1662,7 +1744,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1674,7 +1756,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1687,7 +1769,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetPolicyRequest) GetFleet() string {
@@ -1713,7 +1795,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1725,7 +1807,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1738,7 +1820,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *ScalingPolicy {
@@ -1760,7 +1842,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1772,7 +1854,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1785,7 +1867,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDecisionsRequest) GetFleet() string {
@@ -1819,7 +1901,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1831,7 +1913,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1844,7 +1926,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDecisionsResponse) GetDecisions() []*Decision {
@@ -1865,7 +1947,7 @@ type ScaleFleetRequest struct {
 
 func (x *ScaleFleetRequest) Reset() {
 	*x = ScaleFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +1959,7 @@ func (x *ScaleFleetRequest) String() string {
 func (*ScaleFleetRequest) ProtoMessage() {}
 
 func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +1972,7 @@ func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetRequest.ProtoReflect.Descriptor instead.
 func (*ScaleFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ScaleFleetRequest) GetFleet() string {
@@ -1923,7 +2005,7 @@ type ScaleFleetResponse struct {
 
 func (x *ScaleFleetResponse) Reset() {
 	*x = ScaleFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1935,7 +2017,7 @@ func (x *ScaleFleetResponse) String() string {
 func (*ScaleFleetResponse) ProtoMessage() {}
 
 func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1948,7 +2030,7 @@ func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetResponse.ProtoReflect.Descriptor instead.
 func (*ScaleFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ScaleFleetResponse) GetDecision() *Decision {
@@ -1967,7 +2049,7 @@ type ExplainFleetRequest struct {
 
 func (x *ExplainFleetRequest) Reset() {
 	*x = ExplainFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2061,7 @@ func (x *ExplainFleetRequest) String() string {
 func (*ExplainFleetRequest) ProtoMessage() {}
 
 func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2074,7 @@ func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExplainFleetRequest) GetFleet() string {
@@ -2013,14 +2095,15 @@ type ExplainFleetResponse struct {
 	Inputs  map[string]float64 `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// Why the engine would not act now, if it would not (paused, scale-in in
 	// flight, launches failing, group not found...).
-	Blocked       string `protobuf:"bytes,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	Blocked       string         `protobuf:"bytes,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	LaunchDelays  []*LaunchDelay `protobuf:"bytes,8,rep,name=launch_delays,json=launchDelays,proto3" json:"launch_delays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainFleetResponse) Reset() {
 	*x = ExplainFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2032,7 +2115,7 @@ func (x *ExplainFleetResponse) String() string {
 func (*ExplainFleetResponse) ProtoMessage() {}
 
 func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2045,7 +2128,7 @@ func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExplainFleetResponse) GetFleet() string {
@@ -2097,6 +2180,13 @@ func (x *ExplainFleetResponse) GetBlocked() string {
 	return ""
 }
 
+func (x *ExplainFleetResponse) GetLaunchDelays() []*LaunchDelay {
+	if x != nil {
+		return x.LaunchDelays
+	}
+	return nil
+}
+
 type Alarm struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2113,7 +2203,7 @@ type Alarm struct {
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2125,7 +2215,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2138,7 +2228,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Alarm) GetName() string {
@@ -2207,7 +2297,7 @@ type ListAlarmsRequest struct {
 
 func (x *ListAlarmsRequest) Reset() {
 	*x = ListAlarmsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2219,7 +2309,7 @@ func (x *ListAlarmsRequest) String() string {
 func (*ListAlarmsRequest) ProtoMessage() {}
 
 func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2232,7 +2322,7 @@ func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAlarmsRequest) GetFleet() string {
@@ -2251,7 +2341,7 @@ type ListAlarmsResponse struct {
 
 func (x *ListAlarmsResponse) Reset() {
 	*x = ListAlarmsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2353,7 @@ func (x *ListAlarmsResponse) String() string {
 func (*ListAlarmsResponse) ProtoMessage() {}
 
 func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2366,7 @@ func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
@@ -2290,7 +2380,7 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xab\x01\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xab\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -2321,9 +2411,15 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"=\n" +
 	"\x0fGetFleetRequest\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"9\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"u\n" +
 	"\x10GetFleetResponse\x12%\n" +
-	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\")\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\x12:\n" +
+	"\rlaunch_delays\x18\x02 \x03(\v2\x15.shoal.v1.LaunchDelayR\flaunchDelays\"\x95\x01\n" +
+	"\vLaunchDelay\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\asamples\x18\x02 \x01(\rR\asamples\x12+\n" +
+	"\x03p50\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
+	"\x03p90\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03p90\")\n" +
 	"\x11ListFleetsRequest\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"=\n" +
 	"\x12ListFleetsResponse\x12'\n" +
@@ -2385,7 +2481,7 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x12ScaleFleetResponse\x12.\n" +
 	"\bdecision\x18\x01 \x01(\v2\x12.shoal.v1.DecisionR\bdecision\"+\n" +
 	"\x13ExplainFleetRequest\x12\x14\n" +
-	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\xb3\x02\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\xef\x02\n" +
 	"\x14ExplainFleetResponse\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x18\n" +
 	"\acurrent\x18\x02 \x01(\x05R\acurrent\x12 \n" +
@@ -2393,7 +2489,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12B\n" +
 	"\x06inputs\x18\x06 \x03(\v2*.shoal.v1.ExplainFleetResponse.InputsEntryR\x06inputs\x12\x18\n" +
-	"\ablocked\x18\a \x01(\tR\ablocked\x1a9\n" +
+	"\ablocked\x18\a \x01(\tR\ablocked\x12:\n" +
+	"\rlaunch_delays\x18\b \x03(\v2\x15.shoal.v1.LaunchDelayR\flaunchDelays\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa9\x02\n" +
@@ -2471,7 +2568,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(NodeRole)(0),                         // 0: shoal.v1.NodeRole
 	(AlarmState)(0),                       // 1: shoal.v1.AlarmState
@@ -2487,114 +2584,120 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*CreateFleetResponse)(nil),           // 11: shoal.v1.CreateFleetResponse
 	(*GetFleetRequest)(nil),               // 12: shoal.v1.GetFleetRequest
 	(*GetFleetResponse)(nil),              // 13: shoal.v1.GetFleetResponse
-	(*ListFleetsRequest)(nil),             // 14: shoal.v1.ListFleetsRequest
-	(*ListFleetsResponse)(nil),            // 15: shoal.v1.ListFleetsResponse
-	(*UpdateFleetRequest)(nil),            // 16: shoal.v1.UpdateFleetRequest
-	(*UpdateFleetResponse)(nil),           // 17: shoal.v1.UpdateFleetResponse
-	(*DeleteFleetRequest)(nil),            // 18: shoal.v1.DeleteFleetRequest
-	(*DeleteFleetResponse)(nil),           // 19: shoal.v1.DeleteFleetResponse
-	(*PauseFleetRequest)(nil),             // 20: shoal.v1.PauseFleetRequest
-	(*PauseFleetResponse)(nil),            // 21: shoal.v1.PauseFleetResponse
-	(*ResumeFleetRequest)(nil),            // 22: shoal.v1.ResumeFleetRequest
-	(*ResumeFleetResponse)(nil),           // 23: shoal.v1.ResumeFleetResponse
-	(*SaveSnapshotRequest)(nil),           // 24: shoal.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),          // 25: shoal.v1.SaveSnapshotResponse
-	(*RestoreSnapshotRequest)(nil),        // 26: shoal.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil),       // 27: shoal.v1.RestoreSnapshotResponse
-	(*ListInstancesRequest)(nil),          // 28: shoal.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),         // 29: shoal.v1.ListInstancesResponse
-	(*ResetInstanceIdentityRequest)(nil),  // 30: shoal.v1.ResetInstanceIdentityRequest
-	(*ResetInstanceIdentityResponse)(nil), // 31: shoal.v1.ResetInstanceIdentityResponse
-	(*SetPolicyRequest)(nil),              // 32: shoal.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),             // 33: shoal.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),              // 34: shoal.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),             // 35: shoal.v1.GetPolicyResponse
-	(*ListDecisionsRequest)(nil),          // 36: shoal.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),         // 37: shoal.v1.ListDecisionsResponse
-	(*ScaleFleetRequest)(nil),             // 38: shoal.v1.ScaleFleetRequest
-	(*ScaleFleetResponse)(nil),            // 39: shoal.v1.ScaleFleetResponse
-	(*ExplainFleetRequest)(nil),           // 40: shoal.v1.ExplainFleetRequest
-	(*ExplainFleetResponse)(nil),          // 41: shoal.v1.ExplainFleetResponse
-	(*Alarm)(nil),                         // 42: shoal.v1.Alarm
-	(*ListAlarmsRequest)(nil),             // 43: shoal.v1.ListAlarmsRequest
-	(*ListAlarmsResponse)(nil),            // 44: shoal.v1.ListAlarmsResponse
-	nil,                                   // 45: shoal.v1.ExplainFleetResponse.InputsEntry
-	(*Fleet)(nil),                         // 46: shoal.v1.Fleet
-	(*fieldmaskpb.FieldMask)(nil),         // 47: google.protobuf.FieldMask
-	(*Instance)(nil),                      // 48: shoal.v1.Instance
-	(*ScalingPolicy)(nil),                 // 49: shoal.v1.ScalingPolicy
-	(*Decision)(nil),                      // 50: shoal.v1.Decision
-	(*timestamppb.Timestamp)(nil),         // 51: google.protobuf.Timestamp
+	(*LaunchDelay)(nil),                   // 14: shoal.v1.LaunchDelay
+	(*ListFleetsRequest)(nil),             // 15: shoal.v1.ListFleetsRequest
+	(*ListFleetsResponse)(nil),            // 16: shoal.v1.ListFleetsResponse
+	(*UpdateFleetRequest)(nil),            // 17: shoal.v1.UpdateFleetRequest
+	(*UpdateFleetResponse)(nil),           // 18: shoal.v1.UpdateFleetResponse
+	(*DeleteFleetRequest)(nil),            // 19: shoal.v1.DeleteFleetRequest
+	(*DeleteFleetResponse)(nil),           // 20: shoal.v1.DeleteFleetResponse
+	(*PauseFleetRequest)(nil),             // 21: shoal.v1.PauseFleetRequest
+	(*PauseFleetResponse)(nil),            // 22: shoal.v1.PauseFleetResponse
+	(*ResumeFleetRequest)(nil),            // 23: shoal.v1.ResumeFleetRequest
+	(*ResumeFleetResponse)(nil),           // 24: shoal.v1.ResumeFleetResponse
+	(*SaveSnapshotRequest)(nil),           // 25: shoal.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),          // 26: shoal.v1.SaveSnapshotResponse
+	(*RestoreSnapshotRequest)(nil),        // 27: shoal.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),       // 28: shoal.v1.RestoreSnapshotResponse
+	(*ListInstancesRequest)(nil),          // 29: shoal.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),         // 30: shoal.v1.ListInstancesResponse
+	(*ResetInstanceIdentityRequest)(nil),  // 31: shoal.v1.ResetInstanceIdentityRequest
+	(*ResetInstanceIdentityResponse)(nil), // 32: shoal.v1.ResetInstanceIdentityResponse
+	(*SetPolicyRequest)(nil),              // 33: shoal.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),             // 34: shoal.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),              // 35: shoal.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),             // 36: shoal.v1.GetPolicyResponse
+	(*ListDecisionsRequest)(nil),          // 37: shoal.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),         // 38: shoal.v1.ListDecisionsResponse
+	(*ScaleFleetRequest)(nil),             // 39: shoal.v1.ScaleFleetRequest
+	(*ScaleFleetResponse)(nil),            // 40: shoal.v1.ScaleFleetResponse
+	(*ExplainFleetRequest)(nil),           // 41: shoal.v1.ExplainFleetRequest
+	(*ExplainFleetResponse)(nil),          // 42: shoal.v1.ExplainFleetResponse
+	(*Alarm)(nil),                         // 43: shoal.v1.Alarm
+	(*ListAlarmsRequest)(nil),             // 44: shoal.v1.ListAlarmsRequest
+	(*ListAlarmsResponse)(nil),            // 45: shoal.v1.ListAlarmsResponse
+	nil,                                   // 46: shoal.v1.ExplainFleetResponse.InputsEntry
+	(*Fleet)(nil),                         // 47: shoal.v1.Fleet
+	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 49: google.protobuf.FieldMask
+	(*Instance)(nil),                      // 50: shoal.v1.Instance
+	(*ScalingPolicy)(nil),                 // 51: shoal.v1.ScalingPolicy
+	(*Decision)(nil),                      // 52: shoal.v1.Decision
+	(*timestamppb.Timestamp)(nil),         // 53: google.protobuf.Timestamp
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
 	0,  // 0: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
 	3,  // 1: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
 	3,  // 2: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
-	46, // 3: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	46, // 4: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 5: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 6: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
-	46, // 7: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	47, // 8: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
-	46, // 9: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 10: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	46, // 11: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	48, // 12: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
-	49, // 13: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
-	46, // 14: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
-	49, // 15: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
-	50, // 16: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
-	50, // 17: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
-	45, // 18: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
-	1,  // 19: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
-	51, // 20: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
-	2,  // 21: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
-	42, // 22: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
-	4,  // 23: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
-	6,  // 24: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
-	8,  // 25: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
-	10, // 26: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
-	12, // 27: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
-	14, // 28: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
-	16, // 29: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
-	18, // 30: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
-	20, // 31: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
-	22, // 32: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
-	24, // 33: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
-	26, // 34: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
-	28, // 35: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
-	30, // 36: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
-	32, // 37: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
-	34, // 38: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
-	36, // 39: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
-	38, // 40: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
-	40, // 41: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
-	43, // 42: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
-	5,  // 43: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
-	7,  // 44: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
-	9,  // 45: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
-	11, // 46: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
-	13, // 47: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
-	15, // 48: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
-	17, // 49: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
-	19, // 50: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
-	21, // 51: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
-	23, // 52: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
-	25, // 53: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
-	27, // 54: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
-	29, // 55: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
-	31, // 56: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
-	33, // 57: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
-	35, // 58: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
-	37, // 59: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
-	39, // 60: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
-	41, // 61: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
-	44, // 62: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
-	43, // [43:63] is the sub-list for method output_type
-	23, // [23:43] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	47, // 3: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	47, // 4: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 5: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	14, // 6: shoal.v1.GetFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	48, // 7: shoal.v1.LaunchDelay.p50:type_name -> google.protobuf.Duration
+	48, // 8: shoal.v1.LaunchDelay.p90:type_name -> google.protobuf.Duration
+	47, // 9: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
+	47, // 10: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	49, // 11: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	47, // 12: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 13: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	47, // 14: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	50, // 15: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
+	51, // 16: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
+	47, // 17: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
+	51, // 18: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
+	52, // 19: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
+	52, // 20: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
+	46, // 21: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
+	14, // 22: shoal.v1.ExplainFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	1,  // 23: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
+	53, // 24: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 25: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
+	43, // 26: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
+	4,  // 27: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
+	6,  // 28: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
+	8,  // 29: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
+	10, // 30: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
+	12, // 31: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
+	15, // 32: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
+	17, // 33: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
+	19, // 34: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
+	21, // 35: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
+	23, // 36: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
+	25, // 37: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
+	27, // 38: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
+	29, // 39: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
+	31, // 40: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
+	33, // 41: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
+	35, // 42: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
+	37, // 43: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
+	39, // 44: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
+	41, // 45: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
+	44, // 46: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
+	5,  // 47: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
+	7,  // 48: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
+	9,  // 49: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
+	11, // 50: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
+	13, // 51: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
+	16, // 52: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
+	18, // 53: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
+	20, // 54: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
+	22, // 55: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
+	24, // 56: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
+	26, // 57: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
+	28, // 58: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
+	30, // 59: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
+	32, // 60: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
+	34, // 61: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
+	36, // 62: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
+	38, // 63: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
+	40, // 64: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
+	42, // 65: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
+	45, // 66: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
+	47, // [47:67] is the sub-list for method output_type
+	27, // [27:47] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -2609,7 +2712,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   43,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
