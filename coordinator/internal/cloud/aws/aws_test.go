@@ -399,6 +399,7 @@ func TestOperationsMatchCalls(t *testing.T) {
 			return c.PutLifecycleHook(ctx, cloud.LifecycleHook{Name: "h", Group: "a", Transition: cloud.TransitionTerminating})
 		},
 		"DescribeLifecycleHooks": func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
+		"DescribeWarmPool":       func() error { _, err := c.DescribeWarmPool(ctx, "a"); return err },
 		"CompleteLifecycleAction": func() error {
 			return c.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}, cloud.ResultContinue)
 		},
@@ -442,9 +443,12 @@ func TestOperationsMatchCalls(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	all := methodsOf((*cloud.Cloud)(nil))
+	// The scaler's optional interfaces (asked for by type assertion) are
+	// called from inside the coordinator as cloud.Scaling's methods are.
+	scaling := append(methodsOf((*cloud.Scaling)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
+	all := append(methodsOf((*cloud.Cloud)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
 	if len(calls) != len(all) || len(MethodOperations) != len(all) {
-		t.Fatalf("cloud.Cloud has %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
+		t.Fatalf("cloud.Cloud and its optional interfaces have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
 	}
 	for _, m := range all {
 		call, ok := calls[m]
@@ -465,8 +469,8 @@ func TestOperationsMatchCalls(t *testing.T) {
 		}
 	}
 	sorted := func(ops []string) []string { ops = append([]string(nil), ops...); sort.Strings(ops); return ops }
-	if got, want := sorted(ScalingOperations()), opsOf(methodsOf((*cloud.Scaling)(nil))); !reflect.DeepEqual(got, want) {
-		t.Errorf("ScalingOperations() = %v, cloud.Scaling's methods call %v", got, want)
+	if got, want := sorted(ScalingOperations()), opsOf(scaling); !reflect.DeepEqual(got, want) {
+		t.Errorf("ScalingOperations() = %v, cloud.Scaling's and cloud.WarmPools' methods call %v", got, want)
 	}
 	if got, want := sorted(BootstrapOperations()), opsOf(methodsOf((*cloud.Bootstrap)(nil))); !reflect.DeepEqual(got, want) {
 		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)

@@ -16,6 +16,7 @@ const (
 	OpDescribeLifecycleHooks              = "autoscaling:DescribeLifecycleHooks"
 	OpCompleteLifecycleAction             = "autoscaling:CompleteLifecycleAction"
 	OpRecordLifecycleActionHeartbeat      = "autoscaling:RecordLifecycleActionHeartbeat"
+	OpDescribeWarmPool                    = "autoscaling:DescribeWarmPool"
 	OpCreateAutoScalingGroup              = "autoscaling:CreateAutoScalingGroup"
 	OpUpdateAutoScalingGroup              = "autoscaling:UpdateAutoScalingGroup"
 	OpRunInstances                        = "ec2:RunInstances"
@@ -44,7 +45,7 @@ func ScalingOperations() []string {
 		OpCompleteLifecycleAction, OpDescribeAutoScalingGroups, OpDescribeInstanceRefreshes,
 		OpDescribeLifecycleHooks, OpDescribeScalingActivities, OpPutLifecycleHook,
 		OpRecordLifecycleActionHeartbeat, OpSetDesiredCapacity, OpSetInstanceProtection,
-		OpTerminateInstanceInAutoScalingGroup,
+		OpTerminateInstanceInAutoScalingGroup, OpDescribeWarmPool,
 	}
 }
 
@@ -71,6 +72,7 @@ var MethodOperations = map[string]string{
 	"DescribeLifecycleHooks":         OpDescribeLifecycleHooks,
 	"CompleteLifecycleAction":        OpCompleteLifecycleAction,
 	"RecordLifecycleActionHeartbeat": OpRecordLifecycleActionHeartbeat,
+	"DescribeWarmPool":               OpDescribeWarmPool,
 	"CreateGroup":                    OpCreateAutoScalingGroup,
 	"UpdateGroup":                    OpUpdateAutoScalingGroup,
 	"RunInstances":                   OpRunInstances,

@@ -1,0 +1,49 @@
+package cloud
+
+import "context"
+
+// Warm-pool instance lifecycle states start with this prefix
+// (Warmed:Pending, Warmed:Stopped, Warmed:Running, Warmed:Hibernated...).
+const LifecycleWarmedPrefix = "Warmed:"
+
+// WarmPool is a group's warm pool: pre-initialised instances a scale-out
+// takes before launching new ones.
+type WarmPool struct {
+	Group string
+	// MinSize is the pool's minimum; MaxPrepared caps pool plus group
+	// (-1 or 0 when it follows the group's MaxSize).
+	MinSize     int32
+	MaxPrepared int32
+	// PoolState is what pool instances wait in: Stopped, Running or
+	// Hibernated.
+	PoolState      string
+	ReuseOnScaleIn bool
+	// Status is set while the pool is being deleted.
+	Status    string
+	Instances []Instance
+}
+
+// Ready counts the pool instances a scale-out can take now: warmed and not
+// on their way out.
+func (w *WarmPool) Ready() int {
+	if w == nil {
+		return 0
+	}
+	n := 0
+	for _, in := range w.Instances {
+		switch in.LifecycleState {
+		case LifecycleWarmedPrefix + "Stopped", LifecycleWarmedPrefix + "Running", LifecycleWarmedPrefix + "Hibernated":
+			n++
+		}
+	}
+	return n
+}
+
+// WarmPools is implemented by clouds that know Auto Scaling warm pools. The
+// scaler asks for it with a type assertion, so a cloud without warm pools
+// (a test fake) simply has none.
+type WarmPools interface {
+	// DescribeWarmPool returns the group's warm pool, or nil when it has
+	// none.
+	DescribeWarmPool(ctx context.Context, group string) (*WarmPool, error)
+}
