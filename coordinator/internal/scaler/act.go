@@ -166,7 +166,7 @@ func (s *Scaler) victims(v *view, n int) []string {
 			continue
 		}
 		m, reported := v.latest[id]
-		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m})
+		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk})
 	}
 	return decide.Victims(v.f.Policy, cands, n)
 }
@@ -187,7 +187,8 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 	}
 	for id, in2 := range v.insts {
 		gi, ok := v.inGroup[id]
-		if !ok || in2.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
+		// A warm-pool instance serves nobody: it is capacity in waiting.
+		if !ok || in2.Warm || in2.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
 			continue
 		}
 		di := decide.Instance{ID: id, Metrics: v.latest[id]}
