@@ -161,6 +161,14 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 		return nil, err
 	}
 	ic.DialOptions = append(append([]grpc.DialOption(nil), ic.DialOptions...), peerOpts...)
+	// Agents' notices go to the scaler, built below (none with --cloud
+	// none: nothing could act on them). build finishes before any stream is
+	// served, so the field is set by the time a notice arrives.
+	ic.OnEvent = func(fleet, id string, ev *shoalv1.InstanceEvent) {
+		if n.scaler != nil {
+			n.scaler.Notify(fleet, id, ev)
+		}
+	}
 	if n.ingest, err = ingest.New(ic, n.raft, st); err != nil {
 		return nil, err
 	}

@@ -123,6 +123,14 @@ type Instance struct {
 	LastReportAgeMS  int64              `json:"last_report_age_ms"`
 	Metrics          map[string]float64 `json:"metrics"`
 	Flag             string             `json:"flag,omitempty"`
+	// StateReason says why the leader put the instance in its state
+	// ("spot interruption at ..."); DrainDeadline is its drain's end.
+	StateReason   string `json:"state_reason,omitempty"`
+	DrainDeadline string `json:"drain_deadline,omitempty"`
+	// AtRisk and Warm are flags, not states: a rebalance recommendation,
+	// and membership of the group's warm pool.
+	AtRisk bool `json:"at_risk,omitempty"`
+	Warm   bool `json:"warm,omitempty"`
 }
 
 // Decision is the JSON form of shoalv1.Decision.
@@ -295,6 +303,10 @@ func InstanceOf(in *shoalv1.Instance) Instance {
 		LastReportAgeMS:  reportAgeMS(in.LastReportAge),
 		Metrics:          m,
 		Flag:             in.Flag,
+		StateReason:      in.StateReason,
+		DrainDeadline:    Time(in.DrainDeadline),
+		AtRisk:           in.AtRisk,
+		Warm:             in.Warm,
 	}
 }
 
