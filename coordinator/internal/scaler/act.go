@@ -185,6 +185,8 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		Now: s.cfg.Now(), Policy: v.f.Policy, Min: v.lo, Max: v.hi, Current: cur,
 		Aggregates: map[string]float64{},
 	}
+	warmupNote := ""
+	in.Policy, in.LaunchDelay, warmupNote = s.warmupPolicy(v.f.Name, v.f.Policy)
 	for id, in2 := range v.insts {
 		gi, ok := v.inGroup[id]
 		// A warm-pool instance serves nobody: it is capacity in waiting.
@@ -215,6 +217,7 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		return
 	}
 	ex.Recommended, ex.Reason, ex.Details, ex.Inputs = d.Desired, d.Reason, d.Details, d.Inputs
+	ex.Details = append(append(ex.Details, s.launchDetails(v.f.Name, max(d.Desired-cur, 0))...), nonEmpty(warmupNote)...)
 	if v.f.Paused {
 		fs.decide = next
 		ex.Blocked = "paused: automatic decisions are off (a manual scale still works)"
@@ -334,4 +337,11 @@ func launchFailure(acts []cloud.Activity, n int) string {
 		}
 	}
 	return ""
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }

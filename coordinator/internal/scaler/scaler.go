@@ -192,6 +192,9 @@ type Scaler struct {
 	notices  map[noticeKey]queuedNotice
 	wake     chan struct{}
 	spot     *spotMetrics
+	// launch is what each fleet's launches taught this node
+	// (launchdelay.go); it outlives a term, as it is only measurement.
+	launch map[string]*launchState
 }
 
 // New returns a Scaler. reg may be nil.
@@ -310,6 +313,8 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	v := s.look(f, g)
 	s.syncRegistry(ctx, fs, v)
 	s.handleNotices(ctx, v)
+	s.observeLaunches(ctx, v)
+	s.recordFailedLaunches(ctx, v)
 	s.spotReplace(ctx, fs, v)
 	s.ensureHook(ctx, fs, v)
 	s.progressDrains(ctx, fs, v)
