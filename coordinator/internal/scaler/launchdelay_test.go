@@ -153,7 +153,7 @@ func TestFailedLaunchesShowInDecisions(t *testing.T) {
 func TestLaunchCode(t *testing.T) {
 	for msg, want := range map[string]string{
 		"Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient capacity.": "InsufficientInstanceCapacity",
-		"Could not launch Spot Instances. SpotMaxPriceTooLow - Your Spot request price is lower.":                           "SpotMaxPriceTooLow",
+		"Could not launch Spot Instances. SpotMaxPriceTooLow - Your Spot request price is lower.":                            "SpotMaxPriceTooLow",
 		"The image id '[ami-1]' does not exist. Launching EC2 instance failed.":                                              "",
 	} {
 		if got := launchCode(msg); got != want {
