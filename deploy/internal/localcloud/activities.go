@@ -41,7 +41,7 @@ func (c *Cloud) endActivity(a *Activity, status, msg string) {
 func (c *Cloud) launchActivity(in *Instance) *Activity {
 	for i := len(c.activities) - 1; i >= 0; i-- {
 		a := c.activities[i]
-		if a.Group == in.Group && a.Description == "Launching a new EC2 instance: "+in.ID {
+		if a.Group == in.Group && (a.Description == "Launching a new EC2 instance: "+in.ID || a.Description == warmLaunchDesc+in.ID) {
 			return a
 		}
 	}

@@ -57,6 +57,9 @@ type xGroup struct {
 	TerminationPolicies              []string         `xml:"TerminationPolicies>member"`
 	NewInstancesProtectedFromScaleIn bool             `xml:"NewInstancesProtectedFromScaleIn"`
 	ServiceLinkedRoleARN             string           `xml:"ServiceLinkedRoleARN"`
+	CapacityRebalance                bool             `xml:"CapacityRebalance"`
+	WarmPoolConfiguration            *xWarmPoolConfig `xml:"WarmPoolConfiguration,omitempty"`
+	WarmPoolSize                     *int             `xml:"WarmPoolSize,omitempty"`
 }
 
 type xActivity struct {
@@ -135,6 +138,9 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 	if out, ok, err := s.autoScalingPolicy(action, f); ok {
 		return out, err
 	}
+	if out, ok, err := s.autoScalingWarmPool(action, f); ok {
+		return out, err
+	}
 	switch action {
 	case "CreateAutoScalingGroup", "UpdateAutoScalingGroup":
 		in, err := groupInput(f)
@@ -193,6 +199,11 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 			}
 			if g.Deleting {
 				x.Status = "Delete in progress"
+			}
+			x.CapacityRebalance = g.CapacityRebalance
+			if x.WarmPoolConfiguration = toXWarmPool(g.WarmPool); x.WarmPoolConfiguration != nil {
+				n := c.WarmPoolSize(g.Name)
+				x.WarmPoolSize = &n
 			}
 			if inc == nil || *inc {
 				for _, in := range g.Instances {
@@ -258,12 +269,16 @@ func (s *Server) autoScaling(action string, f qform) (any, error) {
 		if dec == nil {
 			return nil, validation("ShouldDecrementDesiredCapacity is required")
 		}
+		var out struct {
+			Activity xActivity `xml:"Activity"`
+		}
+		if wa, ok := c.terminateWarm(f.str("InstanceId")); ok {
+			out.Activity = toXActivity(wa)
+			return out, nil
+		}
 		a, err := c.TerminateInGroup(f.str("InstanceId"), *dec)
 		if err != nil {
 			return nil, err
-		}
-		var out struct {
-			Activity xActivity `xml:"Activity"`
 		}
 		c.mu.Lock()
 		out.Activity = toXActivity(*a)
@@ -328,6 +343,7 @@ func groupInput(f qform) (GroupInput, error) {
 		Name: f.str("AutoScalingGroupName"), HealthCheckType: f.str("HealthCheckType"),
 		VPCZoneIdentifier: f.str("VPCZoneIdentifier"), AvailabilityZones: f.list("AvailabilityZones.member"),
 		TerminationPolicies: f.list("TerminationPolicies.member"), NewInstancesProtected: f.boolp("NewInstancesProtectedFromScaleIn"),
+		CapacityRebalance: f.boolp("CapacityRebalance"),
 	}
 	var err error
 	for k, p := range map[string]**int{"MinSize": &in.Min, "MaxSize": &in.Max, "DesiredCapacity": &in.Desired, "DefaultCooldown": &in.DefaultCooldown, "HealthCheckGracePeriod": &in.HealthCheckGracePeriod} {

@@ -120,6 +120,11 @@ type Instance struct {
 	endTime      time.Time
 	inServiceAt  time.Time // warm-up runs from here
 
+	// spot is an injected interruption or rebalance recommendation
+	// (spot.go); warm is the instance's warm-pool bookkeeping (warmpool.go).
+	spot *spotNotice
+	warm warmInfo
+
 	proc *proc
 	imds *imdsServer
 	log  *os.File
@@ -158,6 +163,7 @@ type Cloud struct {
 	alarms     cwstore.Alarms
 	policies   map[string]*Policy // by ARN
 	faults     faults
+	events     eventLog
 	closed     bool
 
 	kick chan struct{}
@@ -338,7 +344,23 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 			inst.log = f
 		}
 	}
-	inst.proc, err = c.spawn(procSpec{
+	if err := c.startProcLocked(inst); err != nil {
+		inst.imds.close()
+		delete(c.ipUsed, ip)
+		if inst.log != nil {
+			inst.log.Close()
+		}
+		return nil, err
+	}
+	c.instances[inst.ID] = inst
+	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
+	return inst, nil
+}
+
+// startProcLocked runs the instance's workload as a new process group: at
+// launch, and again when a stopped warm-pool instance starts.
+func (c *Cloud) startProcLocked(inst *Instance) error {
+	p, err := c.spawn(procSpec{
 		Shell:   c.cfg.Shell,
 		Scripts: inst.Workload,
 		Output:  inst.log,
@@ -352,16 +374,10 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 		},
 	})
 	if err != nil {
-		inst.imds.close()
-		delete(c.ipUsed, ip)
-		if inst.log != nil {
-			inst.log.Close()
-		}
-		return nil, apiErr(http.StatusInternalServerError, "InternalError", "%v", err)
+		return apiErr(http.StatusInternalServerError, "InternalError", "%v", err)
 	}
-	c.instances[inst.ID] = inst
-	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
-	return inst, nil
+	inst.proc, inst.termStart, inst.killed = p, time.Time{}, false
+	return nil
 }
 
 func (c *Cloud) imdsView(id string) (imdsView, bool) {
@@ -383,7 +399,7 @@ func (c *Cloud) imdsView(id string) (imdsView, bool) {
 		InstanceID: inst.ID, ImageID: inst.ImageID, InstanceType: inst.InstanceType,
 		AZ: inst.AZ, IP: inst.IP, Region: c.cfg.Region, AccountID: c.cfg.AccountID,
 		UserData: ud, LaunchTime: inst.LaunchTime, Tags: tags,
-		IID: inst.iidDoc, IIDSignature: inst.iidSig,
+		IID: inst.iidDoc, IIDSignature: inst.iidSig, Extra: c.imdsExtraLocked(inst),
 	}, true
 }
 

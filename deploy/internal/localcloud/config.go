@@ -21,6 +21,10 @@ type Config struct {
 	// BootDelay is how long an instance stays pending before it is running
 	// (and InService in its group); zero boots at once.
 	BootDelay time.Duration
+	// WarmBootDelay is how long an instance taken from a warm pool stays
+	// pending before it is running/InService: it was initialised already,
+	// so it is shorter than BootDelay.
+	WarmBootDelay time.Duration
 	// StateFile, when set, persists groups, launch templates, images, hooks
 	// and alarms across restarts (instances are processes and are not).
 	StateFile string
@@ -67,6 +71,7 @@ func DefaultConfig() Config {
 	return Config{
 		Addr:              "127.0.0.1:4566",
 		BootDelay:         3 * time.Second,
+		WarmBootDelay:     time.Second,
 		AlarmInterval:     10 * time.Second,
 		TerminateGrace:    5 * time.Second,
 		ReconcileInterval: 100 * time.Millisecond,
@@ -84,6 +89,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.BootDelay < 0:
 		return fmt.Errorf("%w: boot-delay (%s) must be >= 0", ErrConfig, c.BootDelay)
+	case c.WarmBootDelay < 0:
+		return fmt.Errorf("%w: warm-boot-delay (%s) must be >= 0", ErrConfig, c.WarmBootDelay)
 	case c.AlarmInterval <= 0 || c.AlarmInterval > 10*time.Second:
 		return fmt.Errorf("%w: alarm-interval (%s) must be > 0 and <= 10s (CloudWatch evaluates at least every 10 s)", ErrConfig, c.AlarmInterval)
 	case c.TerminateGrace <= 0:

@@ -10,7 +10,10 @@
 // its Go structs (cwcodec.go, cwcbor.go, cwjson.go, cwquery.go). Scaling
 // policies (policies.go) keep only the API and the alarms target tracking
 // owns; what an invoked policy does to a group is deploy/awsmodel's, the
-// rules the simulator runs too.
+// rules the simulator runs too. Spot interruptions and rebalance
+// recommendations (spot.go) are injected as AWS FIS injects them and show in
+// IMDS and in an EventBridge-shaped event log (events.go); Capacity
+// Rebalancing and warm pools (warmpool.go) follow AWS's documented behaviour.
 //
 // It is a test and demo double. It must never be used to talk to real AWS:
 // it accepts any credentials, checks only the shape of SigV4 signatures, and

@@ -178,20 +178,28 @@ func (c *Cloud) TerminateInstances(ids []string) ([]TerminateResult, error) {
 		in := c.instances[id]
 		prev := in.State
 		if in.State != stateTerminated {
-			in.State = stateShuttingDown
-			in.StateReason = "Client.UserInitiatedShutdown: User initiated shutdown"
-			if in.Group != "" && !strings.HasPrefix(in.Lifecycle, "Terminat") {
-				in.Lifecycle, in.Health = "Terminating", "Unhealthy"
-				in.hook = nil
-				in.termActivity = c.newActivity(in.Group, "Terminating EC2 instance: "+in.ID,
-					"At "+c.clock.Now().UTC().Format("2006-01-02T15:04:05Z")+" an instance was taken out of service in response to an EC2 instance status check failure.")
-			}
-			c.stopLocked(in)
+			c.shutDownLocked(in, "Client.UserInitiatedShutdown: User initiated shutdown",
+				"At "+c.clock.Now().UTC().Format("2006-01-02T15:04:05Z")+" an instance was taken out of service in response to an EC2 instance status check failure.")
 		}
 		out = append(out, TerminateResult{ID: id, Previous: prev, Current: in.State})
 	}
 	c.poke()
 	return out, nil
+}
+
+// shutDownLocked terminates an instance from the EC2 side (TerminateInstances,
+// a Spot interruption): its group sees it go and replaces it, with cause.
+func (c *Cloud) shutDownLocked(in *Instance, reason, cause string) {
+	in.State, in.StateReason = stateShuttingDown, reason
+	switch {
+	case isWarm(in):
+		c.warmTerminateLocked(in, cause)
+	case in.Group != "" && !strings.HasPrefix(in.Lifecycle, "Terminat"):
+		in.Lifecycle, in.Health = "Terminating", "Unhealthy"
+		in.hook = nil
+		in.termActivity = c.newActivity(in.Group, "Terminating EC2 instance: "+in.ID, cause)
+	}
+	c.stopLocked(in)
 }
 
 // CreateImage records how an instance was booted, so instances from the new

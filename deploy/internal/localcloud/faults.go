@@ -9,7 +9,7 @@ import (
 // live behind the /_localcloud/ hooks only.
 type faults struct {
 	mu     sync.Mutex
-	launch map[string]string // group ("*" for all) -> failure message
+	launch map[string]*launchFault // group ("*" for all)
 	api    map[string]*apiFault
 }
 
@@ -18,28 +18,44 @@ type apiFault struct {
 	err       APIError
 }
 
-func newFaults() faults {
-	return faults{launch: map[string]string{}, api: map[string]*apiFault{}}
+// launchFault fails launches with msg: the next remaining ones, or every
+// one until cleared when remaining is 0.
+type launchFault struct {
+	msg       string
+	remaining int
 }
 
-func (f *faults) setLaunchFailure(group, msg string) {
+func newFaults() faults {
+	return faults{launch: map[string]*launchFault{}, api: map[string]*apiFault{}}
+}
+
+// setLaunchFailure makes the next count launches into group fail with msg
+// (count 0: all of them until cleared); an empty msg clears it.
+func (f *faults) setLaunchFailure(group, msg string, count int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if msg == "" {
 		delete(f.launch, group)
 		return
 	}
-	f.launch[group] = msg
+	f.launch[group] = &launchFault{msg: msg, remaining: count}
 }
 
+// launchFailure consumes one injected failure for group, its own first.
 func (f *faults) launchFailure(group string) (string, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if m, ok := f.launch[group]; ok {
-		return m, true
+	for _, k := range []string{group, "*"} {
+		if lf := f.launch[k]; lf != nil {
+			if lf.remaining > 0 {
+				if lf.remaining--; lf.remaining == 0 {
+					delete(f.launch, k)
+				}
+			}
+			return lf.msg, true
+		}
 	}
-	m, ok := f.launch["*"]
-	return m, ok
+	return "", false
 }
 
 // faultCodes maps the codes a test may inject to what AWS sends with them.

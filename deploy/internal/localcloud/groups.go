@@ -54,6 +54,8 @@ type Group struct {
 	Suspended              map[string]string `json:"suspended,omitempty"`
 	Hooks                  map[string]*Hook  `json:"hooks,omitempty"`
 	Deleting               bool              `json:"deleting,omitempty"`
+	CapacityRebalance      bool              `json:"capacityRebalance,omitempty"`
+	WarmPool               *WarmPool         `json:"warmPool,omitempty"` // warmpool.go
 
 	nextLaunch   time.Time
 	lastActivity time.Time
@@ -96,6 +98,7 @@ type GroupInput struct {
 	Tags                   []GroupTag
 	TerminationPolicies    []string
 	NewInstancesProtected  *bool
+	CapacityRebalance      *bool
 	Hooks                  []Hook
 }
 
@@ -210,6 +213,7 @@ func (c *Cloud) CreateGroup(in GroupInput) error {
 	if in.NewInstancesProtected != nil {
 		g.NewInstancesProtected = *in.NewInstancesProtected
 	}
+	g.CapacityRebalance = in.CapacityRebalance != nil && *in.CapacityRebalance
 	seen := map[string]bool{}
 	for _, t := range in.Tags {
 		if t.Key == "" || strings.HasPrefix(t.Key, "aws:") {
@@ -306,6 +310,9 @@ func (c *Cloud) UpdateGroup(in GroupInput) error {
 	if in.NewInstancesProtected != nil {
 		g.NewInstancesProtected = *in.NewInstancesProtected
 	}
+	if in.CapacityRebalance != nil {
+		g.CapacityRebalance = *in.CapacityRebalance
+	}
 	c.dirty = true
 	c.poke()
 	return nil
@@ -314,7 +321,8 @@ func (c *Cloud) UpdateGroup(in GroupInput) error {
 func (c *Cloud) groupInstancesLocked(name string) []*Instance {
 	var out []*Instance
 	for _, in := range c.instances {
-		if in.Group == name && in.State != stateTerminated {
+		// Warm-pool instances sit beside the group, not in it (warmpool.go).
+		if in.Group == name && in.State != stateTerminated && !isWarm(in) {
 			out = append(out, in)
 		}
 	}

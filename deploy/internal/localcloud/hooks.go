@@ -28,30 +28,11 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 	case path == "instances" && r.Method == http.MethodGet:
 		writeJSON(w, http.StatusOK, s.cloud.ListInstances())
 	case path == "faults/launch":
-		group := q.Get("group")
-		if group == "" {
-			group = "*"
-		}
-		switch r.Method {
-		case http.MethodPost:
-			msg := q.Get("message")
-			if msg == "" {
-				msg = "We currently do not have sufficient capacity in the Availability Zone you requested (injected by the local cloud)."
-			}
-			s.cloud.faults.setLaunchFailure(group, msg)
-		case http.MethodDelete:
-			s.cloud.faults.setLaunchFailure(group, "")
-			s.cloud.mu.Lock()
-			if g := s.cloud.groups[group]; g != nil {
-				g.nextLaunch = time.Time{}
-			}
-			s.cloud.mu.Unlock()
-		default:
-			hookError(w, http.StatusMethodNotAllowed, "use POST to inject, DELETE to clear")
-			return
-		}
-		s.cloud.poke()
-		writeJSON(w, http.StatusOK, map[string]string{"group": group})
+		s.hookLaunchFault(w, r) // spot.go
+	case path == "interrupt":
+		s.hookInterrupt(w, r) // spot.go
+	case path == "events":
+		s.hookEvents(w, r) // events.go
 	case path == "faults/api":
 		op := q.Get("operation")
 		if op == "" {

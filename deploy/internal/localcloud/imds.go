@@ -36,6 +36,10 @@ type imdsView struct {
 	// exactly these bytes.
 	IID          []byte
 	IIDSignature string
+	// Extra holds the paths that come and go with the instance's
+	// lifecycle (spot notices, rebalance recommendations, the target
+	// lifecycle state: spot.go), keyed by their cleaned path.
+	Extra map[string]string
 }
 
 func startIMDS(ip string, view func() (imdsView, bool)) (*imdsServer, error) {
@@ -121,6 +125,9 @@ func (s *imdsServer) validToken(t string) bool {
 }
 
 func imdsLookup(v imdsView, path string) (string, bool) {
+	if body, ok := v.Extra[path]; ok {
+		return body, true
+	}
 	md := map[string]string{
 		"ami-id":                      v.ImageID,
 		"instance-id":                 v.InstanceID,

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 )
 
@@ -42,6 +41,8 @@ func (c *Cloud) Reconcile() {
 	}
 	defer c.passDoneLocked()
 	now := c.clock.Now()
+	// Notices first, so an instance interrupted now is replaced in this pass.
+	c.reconcileNoticesLocked(now)
 	ids := make([]string, 0, len(c.instances))
 	for id := range c.instances {
 		ids = append(ids, id)
@@ -58,6 +59,8 @@ func (c *Cloud) Reconcile() {
 	for _, n := range names {
 		c.reconcileGroupLocked(c.groups[n], now)
 	}
+	// Pools after groups: a scale-out draws on the pool before it refills.
+	c.reconcileWarmPoolsLocked(now)
 	if c.dirty && c.cfg.StateFile != "" {
 		if err := c.saveLocked(); err != nil {
 			c.log.Warn("save state", "file", c.cfg.StateFile, "err", err)
@@ -70,6 +73,9 @@ func (c *Cloud) reconcileInstanceLocked(in *Instance, now time.Time) {
 		if now.Sub(in.endTime) > terminatedRetention {
 			delete(c.instances, in.ID)
 		}
+		return
+	}
+	if c.reconcileWarmInstanceLocked(in, now) {
 		return
 	}
 	if in.hook != nil && !now.Before(in.hook.deadline) {
@@ -151,7 +157,7 @@ func (c *Cloud) reconcileGroupLocked(g *Group, now time.Time) {
 	}
 	var active []*Instance
 	for _, in := range insts {
-		if !strings.HasPrefix(in.Lifecycle, "Terminat") {
+		if countsActive(in) {
 			active = append(active, in)
 		}
 	}
@@ -168,6 +174,9 @@ func (c *Cloud) reconcileGroupLocked(g *Group, now time.Time) {
 		g.scaleCause = ""
 	case len(active) > g.Desired && !g.suspended("Terminate"):
 		for _, in := range chooseVictims(active, len(active)-g.Desired) {
+			if c.returnToPoolLocked(g, in, now) {
+				continue
+			}
 			c.beginTerminateLocked(in, g, g.scaleCause+fmt.Sprintf("At %s an instance was taken out of service in response to a difference between desired and actual capacity, shrinking the capacity from %d to %d.", ts, len(active), g.Desired))
 		}
 		g.scaleCause = ""
@@ -177,7 +186,7 @@ func (c *Cloud) reconcileGroupLocked(g *Group, now time.Time) {
 func (c *Cloud) activeLocked(group string) []*Instance {
 	var out []*Instance
 	for _, in := range c.groupInstancesLocked(group) {
-		if !strings.HasPrefix(in.Lifecycle, "Terminat") {
+		if countsActive(in) {
 			out = append(out, in)
 		}
 	}
@@ -238,34 +247,32 @@ func chooseVictims(active []*Instance, n int) []*Instance {
 // activity; it reports whether the launch succeeded.
 func (c *Cloud) launchIntoGroupLocked(g *Group, active []*Instance, from int, now time.Time) bool {
 	cause := g.scaleCause + fmt.Sprintf("At %s an instance was started in response to a difference between desired and actual capacity, increasing the capacity from %d to %d.", now.UTC().Format(time.RFC3339), from, g.Desired)
-	fail := func(msg string) bool {
+	_, ok := c.launchOneLocked(g, active, cause, now)
+	return ok
+}
+
+// launchOneLocked brings one instance into g: from its warm pool when one
+// is ready there, otherwise a new launch. Injected launch failures apply to
+// both (starting a stopped instance can meet the same capacity errors).
+func (c *Cloud) launchOneLocked(g *Group, active []*Instance, cause string, now time.Time) (*Instance, bool) {
+	fail := func(msg string) (*Instance, bool) {
 		a := c.newActivity(g.Name, "Launching a new EC2 instance.  Status Reason: "+msg+" Launching EC2 instance failed.", cause)
-		c.endActivity(a, "Failed", msg)
+		// AWS's StatusMessage ends as the description does.
+		c.endActivity(a, "Failed", msg+" Launching EC2 instance failed.")
 		c.log.Warn("launch failed", "group", g.Name, "reason", msg)
-		return false
+		return nil, false
 	}
 	if msg, ok := c.faults.launchFailure(g.Name); ok {
 		return fail(msg)
 	}
-	_, v, err := c.resolveLT(LTRef{ID: g.LT.ID, Version: g.LT.Version})
-	if err != nil {
-		return fail(err.(*APIError).Message)
+	if in := c.fromWarmPoolLocked(g, cause, now); in != nil {
+		return in, true
 	}
-	if v.ImageID == "" {
-		return fail("The launch template does not specify an image id.")
+	spec, msg := c.groupSpecLocked(g, active)
+	if msg != "" {
+		return fail(msg)
 	}
-	tags := append([]Tag(nil), v.InstanceTags...)
-	for _, t := range g.Tags {
-		if t.Propagate {
-			tags = setTag(tags, t.Key, t.Value)
-		}
-	}
-	tags = setTag(tags, "aws:autoscaling:groupName", g.Name)
-	ref := g.LT
-	in, err := c.launchLocked(launchSpec{
-		ImageID: v.ImageID, InstanceType: v.InstanceType, SubnetID: pickSubnet(g.Subnets, active),
-		UserData: v.UserData, Tags: tags, Group: g.Name, LT: &ref,
-	})
+	in, err := c.launchLocked(spec)
 	if err != nil {
 		msg := err.Error()
 		if ae, ok := err.(*APIError); ok {
@@ -277,7 +284,30 @@ func (c *Cloud) launchIntoGroupLocked(g *Group, active []*Instance, from int, no
 	a := c.newActivity(g.Name, "Launching a new EC2 instance: "+in.ID, cause)
 	a.Details = fmt.Sprintf(`{"Subnet ID":%q,"Availability Zone":%q}`, in.SubnetID, in.AZ)
 	a.Progress = 50
-	return true
+	return in, true
+}
+
+// groupSpecLocked is what a launch into g boots, or why it cannot.
+func (c *Cloud) groupSpecLocked(g *Group, active []*Instance) (launchSpec, string) {
+	_, v, err := c.resolveLT(LTRef{ID: g.LT.ID, Version: g.LT.Version})
+	if err != nil {
+		return launchSpec{}, err.(*APIError).Message
+	}
+	if v.ImageID == "" {
+		return launchSpec{}, "The launch template does not specify an image id."
+	}
+	tags := append([]Tag(nil), v.InstanceTags...)
+	for _, t := range g.Tags {
+		if t.Propagate {
+			tags = setTag(tags, t.Key, t.Value)
+		}
+	}
+	tags = setTag(tags, "aws:autoscaling:groupName", g.Name)
+	ref := g.LT
+	return launchSpec{
+		ImageID: v.ImageID, InstanceType: v.InstanceType, SubnetID: pickSubnet(g.Subnets, active),
+		UserData: v.UserData, Tags: tags, Group: g.Name, LT: &ref,
+	}, ""
 }
 
 func setTag(tags []Tag, k, v string) []Tag {

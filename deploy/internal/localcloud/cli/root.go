@@ -20,7 +20,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, _ func(s
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newServeCmd())
+	root.AddCommand(newServeCmd(), newInterruptCmd())
 	root.SetArgs(args)
 	if err := root.ExecuteContext(ctx); err != nil {
 		return 1

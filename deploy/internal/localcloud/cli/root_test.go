@@ -23,6 +23,7 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		{"iid-cert-out is a directory", []string{"serve", "--addr", "127.0.0.1:0", "--iid-cert-out", "/tmp/"}, "iid-cert-out"},
 		{"iid-cert-out in a missing directory", []string{"serve", "--addr", "127.0.0.1:0", "--iid-cert-out", "/nonexistent-shoal/iid.pem"}, "iid-cert-out"},
 		{"bad log level", []string{"serve", "--log-level", "loud"}, "log-level"},
+		{"negative warm boot delay", []string{"serve", "--addr", "127.0.0.1:0", "--warm-boot-delay", "-1s"}, "warm-boot-delay"},
 		{"unknown flag", []string{"serve", "--region", "eu-west-1"}, "unknown flag"},
 		{"positional argument", []string{"serve", "extra"}, "unknown command"},
 	}

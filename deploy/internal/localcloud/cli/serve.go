@@ -43,6 +43,7 @@ func newServeCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address of the AWS endpoint and the /_localcloud/ test hooks")
 	f.DurationVar(&cfg.BootDelay, "boot-delay", cfg.BootDelay, "time an instance stays pending before it is running/InService")
+	f.DurationVar(&cfg.WarmBootDelay, "warm-boot-delay", cfg.WarmBootDelay, "time an instance taken from a warm pool stays pending before it is running/InService")
 	f.StringVar(&cfg.StateFile, "state-file", cfg.StateFile, "persist groups, launch templates, images and alarms here across restarts")
 	f.DurationVar(&cfg.AlarmInterval, "alarm-interval", cfg.AlarmInterval, "how often alarms are evaluated (at most 10s)")
 	f.DurationVar(&cfg.TerminateGrace, "terminate-grace", cfg.TerminateGrace, "wait between SIGTERM and SIGKILL when an instance terminates")
