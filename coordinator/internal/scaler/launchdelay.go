@@ -168,6 +168,16 @@ func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
 	}
 }
 
+// launchOutstanding says a recent scale-out still waits for instances.
+func (ls *launchState) launchOutstanding(now time.Time) bool {
+	for _, p := range ls.pending {
+		if p.n > 0 && now.Sub(p.at) <= launchForgetAfter {
+			return true
+		}
+	}
+	return false
+}
+
 func (ls *launchState) minPending() uint64 {
 	if len(ls.pending) == 0 {
 		return ^uint64(0)

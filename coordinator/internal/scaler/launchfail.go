@@ -48,7 +48,10 @@ func (s *Scaler) recordFailedLaunches(ctx context.Context, v *view) {
 			live++
 		}
 	}
-	if live >= v.g.Desired || now.Sub(ls.actCheck) < s.cfg.ActivityCheckEvery {
+	// A failed launch is often retried and succeeds before the group
+	// looks short on a tick, so a scale-out still waiting for instances
+	// keeps the activities read too.
+	if (live >= v.g.Desired && !ls.launchOutstanding(now)) || now.Sub(ls.actCheck) < s.cfg.ActivityCheckEvery {
 		return
 	}
 	ls.actCheck = now
