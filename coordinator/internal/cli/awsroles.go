@@ -37,6 +37,7 @@ func BootstrapAWSOperations() []string {
 		awscloud.OpDescribeLaunchTemplates, awscloud.OpCreateLaunchTemplate, awscloud.OpCreateLaunchTemplateVersion,
 		awscloud.OpDescribeAutoScalingGroups, awscloud.OpCreateAutoScalingGroup,
 		awscloud.OpDescribeLifecycleHooks, awscloud.OpPutLifecycleHook,
+		awscloud.OpDescribeWarmPool, awscloud.OpPutWarmPool,
 	}
 	sort.Strings(ops)
 	return ops

@@ -47,3 +47,23 @@ type WarmPools interface {
 	// none.
 	DescribeWarmPool(ctx context.Context, group string) (*WarmPool, error)
 }
+
+// Warm-pool instance states a pool may keep its instances in.
+var WarmPoolStates = []string{"Stopped", "Running", "Hibernated"}
+
+// WarmPoolSpec creates or replaces a group's warm pool.
+type WarmPoolSpec struct {
+	Group     string
+	MinSize   int32
+	PoolState string
+	// MaxPrepared caps pool plus group; 0 leaves it to the group's MaxSize.
+	MaxPrepared    int32
+	ReuseOnScaleIn bool
+}
+
+// WarmPoolBootstrap is what `fleet bootstrap --warm-pool-min` needs beyond
+// cloud.Bootstrap; the operator role grants it, the coordinator's does not.
+type WarmPoolBootstrap interface {
+	WarmPools
+	PutWarmPool(ctx context.Context, spec WarmPoolSpec) error
+}

@@ -400,6 +400,9 @@ func TestOperationsMatchCalls(t *testing.T) {
 		},
 		"DescribeLifecycleHooks": func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
 		"DescribeWarmPool":       func() error { _, err := c.DescribeWarmPool(ctx, "a"); return err },
+		"PutWarmPool": func() error {
+			return c.PutWarmPool(ctx, cloud.WarmPoolSpec{Group: "a", MinSize: 1, PoolState: "Stopped"})
+		},
 		"CompleteLifecycleAction": func() error {
 			return c.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}, cloud.ResultContinue)
 		},
@@ -446,7 +449,8 @@ func TestOperationsMatchCalls(t *testing.T) {
 	// The scaler's optional interfaces (asked for by type assertion) are
 	// called from inside the coordinator as cloud.Scaling's methods are.
 	scaling := append(methodsOf((*cloud.Scaling)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
-	all := append(methodsOf((*cloud.Cloud)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
+	all := append(methodsOf((*cloud.Cloud)(nil)), methodsOf((*cloud.WarmPoolBootstrap)(nil))...)
+	bootstrapOps := append(methodsOf((*cloud.Bootstrap)(nil)), "PutWarmPool")
 	if len(calls) != len(all) || len(MethodOperations) != len(all) {
 		t.Fatalf("cloud.Cloud and its optional interfaces have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
 	}
@@ -472,7 +476,7 @@ func TestOperationsMatchCalls(t *testing.T) {
 	if got, want := sorted(ScalingOperations()), opsOf(scaling); !reflect.DeepEqual(got, want) {
 		t.Errorf("ScalingOperations() = %v, cloud.Scaling's and cloud.WarmPools' methods call %v", got, want)
 	}
-	if got, want := sorted(BootstrapOperations()), opsOf(methodsOf((*cloud.Bootstrap)(nil))); !reflect.DeepEqual(got, want) {
+	if got, want := sorted(BootstrapOperations()), opsOf(bootstrapOps); !reflect.DeepEqual(got, want) {
 		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)
 	}
 	if got, want := Operations(), opsOf(all); !reflect.DeepEqual(got, want) {

@@ -17,6 +17,7 @@ const (
 	OpCompleteLifecycleAction             = "autoscaling:CompleteLifecycleAction"
 	OpRecordLifecycleActionHeartbeat      = "autoscaling:RecordLifecycleActionHeartbeat"
 	OpDescribeWarmPool                    = "autoscaling:DescribeWarmPool"
+	OpPutWarmPool                         = "autoscaling:PutWarmPool"
 	OpCreateAutoScalingGroup              = "autoscaling:CreateAutoScalingGroup"
 	OpUpdateAutoScalingGroup              = "autoscaling:UpdateAutoScalingGroup"
 	OpRunInstances                        = "ec2:RunInstances"
@@ -52,7 +53,7 @@ func ScalingOperations() []string {
 // BootstrapOperations are the operations of cloud.Bootstrap's methods.
 func BootstrapOperations() []string {
 	return []string{
-		OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup,
+		OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup, OpPutWarmPool,
 		OpCreateImage, OpCreateLaunchTemplate, OpCreateLaunchTemplateVersion, OpDescribeImages,
 		OpDescribeInstances, OpDescribeLaunchTemplates, OpDescribeSubnets, OpRunInstances, OpTerminateInstances,
 	}
@@ -73,6 +74,7 @@ var MethodOperations = map[string]string{
 	"CompleteLifecycleAction":        OpCompleteLifecycleAction,
 	"RecordLifecycleActionHeartbeat": OpRecordLifecycleActionHeartbeat,
 	"DescribeWarmPool":               OpDescribeWarmPool,
+	"PutWarmPool":                    OpPutWarmPool,
 	"CreateGroup":                    OpCreateAutoScalingGroup,
 	"UpdateGroup":                    OpUpdateAutoScalingGroup,
 	"RunInstances":                   OpRunInstances,

@@ -5,6 +5,7 @@ import (
 
 	sdkaws "github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/autoscaling"
+	astypes "github.com/aws/aws-sdk-go-v2/service/autoscaling/types"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 )
@@ -51,4 +52,20 @@ func (c *Cloud) DescribeWarmPool(ctx context.Context, group string) (*cloud.Warm
 		}
 	}
 	return wp, nil
+}
+
+var _ cloud.WarmPoolBootstrap = (*Cloud)(nil)
+
+// PutWarmPool implements cloud.WarmPoolBootstrap.
+func (c *Cloud) PutWarmPool(ctx context.Context, spec cloud.WarmPoolSpec) error {
+	in := &autoscaling.PutWarmPoolInput{
+		AutoScalingGroupName: sdkaws.String(spec.Group), MinSize: sdkaws.Int32(spec.MinSize),
+		PoolState:           astypes.WarmPoolState(spec.PoolState),
+		InstanceReusePolicy: &astypes.InstanceReusePolicy{ReuseOnScaleIn: sdkaws.Bool(spec.ReuseOnScaleIn)},
+	}
+	if spec.MaxPrepared > 0 {
+		in.MaxGroupPreparedCapacity = sdkaws.Int32(spec.MaxPrepared)
+	}
+	_, err := c.as.PutWarmPool(ctx, in)
+	return Translate(OpPutWarmPool, err)
 }
