@@ -303,14 +303,25 @@ func (s *Scaler) spotReplace(ctx context.Context, fs *fleetState, v *view) {
 	}
 	replaced, failures := spotHistory(ds)
 	var launch []*shoalv1.Instance
+	// Instances no launch of Shoal's replaces are terminated without
+	// decrementing, so the group's desired capacity still counts them:
+	// they are not "draining" capacity (see view.current), or the engine
+	// would buy back what the group replaces itself (one launch too many).
+	keep := func(in *shoalv1.Instance) {
+		if gi := v.inGroup[in.Id]; !strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) && v.draining > 0 {
+			v.draining--
+		}
+	}
 	for _, in := range need {
 		id := in.Id
 		switch {
 		case replaced[id]:
 			notes[id] = fmt.Sprintf("%s: replacement launched by Shoal (desired+1); it is terminated with the desired capacity decremented once drained%s", id, deadlineNote(in))
 		case v.g.CapacityRebalance:
+			keep(in)
 			notes[id] = fmt.Sprintf("%s: group %s has Capacity Rebalancing on, so the group launches the replacement and Shoal does not launch a second; drained, then terminated without decrementing%s", id, v.g.Name, deadlineNote(in))
 		case failures[id] >= maxSpotAttempts:
+			keep(in)
 			notes[id] = fmt.Sprintf("%s: %d replacement launches failed; the replacement follows the termination%s", id, failures[id], deadlineNote(in))
 		case fs.launchBlock != "":
 			notes[id] = fmt.Sprintf("%s: no replacement launched while %s; it follows the termination unless launches recover first", id, fs.launchBlock)
@@ -321,6 +332,7 @@ func (s *Scaler) spotReplace(ctx context.Context, fs *fleetState, v *view) {
 	room := min(v.f.Max, v.g.Max) - v.g.Desired
 	if room < int32(len(launch)) {
 		for _, in := range launch[max(room, 0):] {
+			keep(in)
 			notes[in.Id] = fmt.Sprintf("%s: the group is at max (desired %d, fleet max %d, group MaxSize %d): the replacement can only follow the termination%s",
 				in.Id, v.g.Desired, v.f.Max, v.g.Max, deadlineNote(in))
 		}

@@ -349,3 +349,25 @@ func TestNoticeWaitsForRegistration(t *testing.T) {
 		t.Fatalf("queued notices = %d, want it dropped after the agent grace", n)
 	}
 }
+
+// The group replaces a Capacity Rebalancing instance itself and Shoal ends
+// it without decrementing, so the engine must not count it as capacity
+// gone: at the fleet's min that would buy a second replacement.
+func TestSpotNoLaunchPathsAreNotCountedAsGone(t *testing.T) {
+	h := steady(t, 2) // the fleet's min
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].CapacityRebalance = true
+	h.cloud.mu.Unlock()
+	victim := h.ids(cloud.LifecycleInService)[0]
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	for range 3 {
+		h.tick()
+		h.clk.Add(time.Second)
+	}
+	if n := h.countCalls("SetDesiredCapacity"); n != 0 {
+		t.Fatalf("SetDesiredCapacity called %d times: the engine bought back capacity the group replaces itself (%v)", n, h.cloud.Calls())
+	}
+	if e, _ := h.s.Explain(fleet); e.Current != 2 {
+		t.Fatalf("explain current = %d, want 2 (the group still counts the instance)", e.Current)
+	}
+}
