@@ -76,7 +76,9 @@ func post(ctx context.Context, sb *sandbox.Sandbox, path string, q url.Values) e
 // the notice; --spot-drain-margin 5s). The leader drains it at once, asks
 // for exactly one replacement (a SPOT decision naming it), terminates it
 // itself with the desired capacity decremented before EC2 would, and no
-// request fails. Then an injected InsufficientInstanceCapacity shows in
+// request fails. With Capacity Rebalancing turned on, a second interruption
+// is replaced by the group alone (one launch, no SPOT decision) and explain
+// says so. Then an injected InsufficientInstanceCapacity shows in
 // `decisions` with its code and class.
 func TestInterruptionDrainsReplacesOnceAndTerminates(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
@@ -229,6 +231,80 @@ func TestInterruptionDrainsReplacesOnceAndTerminates(t *testing.T) {
 	t.Logf("load through the interruption: %d requests, %d failed", n, fails)
 	if fails != 0 || n < 1000 {
 		t.Fatalf("%d of %d requests failed through the interruption; want 0 of at least 1000", fails, n)
+	}
+
+	// Capacity Rebalancing on: the group launches the replacement itself,
+	// so Shoal launches none, and explain says which path ran.
+	if _, err := as.UpdateAutoScalingGroup(ctx, &autoscaling.UpdateAutoScalingGroupInput{AutoScalingGroupName: aws.String(group), CapacityRebalance: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := sb.WaitInService(ctx, "web", 3, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range activities(ctx, t, as) {
+		before[aws.ToString(a.ActivityId)] = true
+	}
+	second := ins[0].ID
+	if err := post(ctx, sb, "/_localcloud/interrupt", url.Values{"instance": {second}, "in": {"25s"}}); err != nil {
+		t.Fatal(err)
+	}
+	err = sandbox.Poll(ctx, 20*time.Second, "explain naming the Capacity Rebalancing path", func(ctx context.Context) error {
+		var ex struct {
+			Details []string `json:"details"`
+		}
+		if err := sb.CLIJSON(ctx, &ex, "explain", "web"); err != nil {
+			return err
+		}
+		for _, d := range ex.Details {
+			if strings.Contains(d, second) && strings.Contains(d, "Capacity Rebalancing on") {
+				return nil
+			}
+		}
+		return notYet(strings.Join(ex.Details, "; "))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = sandbox.Poll(ctx, 30*time.Second, "the rebalanced instance replaced once", func(ctx context.Context) error {
+		var ins []instance
+		if err := sb.CLIJSON(ctx, &ins, "instances", "web"); err != nil {
+			return err
+		}
+		ready := 0
+		for _, i := range ins {
+			if i.ID == second && i.State != "terminated" {
+				return notYet("second victim still " + i.State)
+			}
+			if i.State == "in_service" && i.Ready {
+				ready++
+			}
+		}
+		if ready != 3 {
+			return notYet(fmt.Sprintf("%d in service", ready))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	launches = 0
+	for _, a := range activities(ctx, t, as) {
+		if !before[aws.ToString(a.ActivityId)] && strings.HasPrefix(aws.ToString(a.Description), "Launching a new EC2 instance") {
+			launches++
+		}
+	}
+	var after []decision
+	if err := sb.CLIJSON(ctx, &after, "decisions", "web"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range after {
+		if d.Source == "spot" && strings.Contains(d.Reason, second) {
+			t.Fatalf("Shoal launched a replacement for %s although the group has Capacity Rebalancing: %+v", second, d)
+		}
+	}
+	if launches != 1 {
+		t.Fatalf("with Capacity Rebalancing: %d launches since the notice, want exactly 1 (the group's)", launches)
 	}
 
 	// A failed launch: the next launch into the group fails with
