@@ -179,6 +179,11 @@ func (s *Scaler) markFor(in *shoalv1.Instance, ev *shoalv1.InstanceEvent) (*fsm.
 		if ev.GetAction() != "terminate" {
 			m.Reason += " (" + ev.GetAction() + ")"
 		}
+		if draining && !replacing(in) {
+			// Already leaving for a scale-in: it needs the deadline, not a
+			// replacement, so its reason (none) stays.
+			m.Reason = in.StateReason
+		}
 		return m, "spot_interruption"
 	case shoalv1.InstanceEventKind_INSTANCE_EVENT_KIND_REBALANCE_RECOMMENDATION:
 		replace := s.cfg.RebalanceReplace && !draining

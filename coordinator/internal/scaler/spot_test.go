@@ -371,3 +371,21 @@ func TestSpotNoLaunchPathsAreNotCountedAsGone(t *testing.T) {
 		t.Fatalf("explain current = %d, want 2 (the group still counts the instance)", e.Current)
 	}
 }
+
+// A scale-in victim that gets an interruption notice keeps draining with the
+// notice's deadline, and is not replaced: the fleet wanted it gone anyway.
+func TestSpotNoticeOnAScaleInVictimIsNotReplaced(t *testing.T) {
+	h := steady(t, 3)
+	victim := h.ids(cloud.LifecycleInService)[0]
+	h.store.must(fsm.SetInstanceState(victim, shoalv1.InstanceState_INSTANCE_STATE_DRAINING))
+	at := h.clk.Now().Add(2 * time.Minute)
+	h.s.Notify(fleet, victim, spotNotice(at))
+	h.tick()
+	in := h.instance(victim)
+	if in.InterruptionAction != "terminate" || !in.GetDrainDeadline().AsTime().Equal(at.Add(-15*time.Second)) || in.StateReason != "" {
+		t.Fatalf("victim = %v, want the interruption and its deadline recorded, no replacement reason", in)
+	}
+	if n := len(h.spotDecisions()); n != 0 {
+		t.Fatalf("a scale-in victim got %d replacements", n)
+	}
+}
