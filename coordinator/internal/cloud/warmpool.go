@@ -40,8 +40,8 @@ func (w *WarmPool) Ready() int {
 }
 
 // WarmPools is implemented by clouds that know Auto Scaling warm pools. The
-// scaler asks for it with a type assertion, so a cloud without warm pools
-// (a test fake) simply has none.
+// scaler gets it apart from its cloud.Scaling (scaler.Config.WarmPools), so
+// a cloud without warm pools (a test fake) simply has none.
 type WarmPools interface {
 	// DescribeWarmPool returns the group's warm pool, or nil when it has
 	// none.

@@ -194,6 +194,9 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 		return nil, err
 	}
 	sc := cfg.Scaler
+	// Warm pools are read straight from the cloud: a read needs no
+	// leadership fence, and the scaler takes them apart from Cloud.
+	sc.WarmPools = cl
 	sc.Logger = log.With("component", "scaler")
 	sc.NodeID = cfg.Cluster.NodeID
 	if n.scaler, err = scaler.New(sc, scaler.Deps{

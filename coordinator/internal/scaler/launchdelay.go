@@ -79,7 +79,7 @@ func (s *Scaler) launches(fleet string) *launchState {
 func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
 	ls := s.launches(v.f.Name)
 	now := s.cfg.Now()
-	if wp, ok := s.deps.Cloud.(cloud.WarmPools); ok && now.Sub(ls.poolCheck) >= warmPoolCheckEvery {
+	if wp := s.cfg.WarmPools; wp != nil && now.Sub(ls.poolCheck) >= warmPoolCheckEvery {
 		ls.poolCheck = now
 		pool, err := wp.DescribeWarmPool(ctx, v.g.Name)
 		s.mu.Lock()

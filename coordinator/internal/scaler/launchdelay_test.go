@@ -56,7 +56,7 @@ func (h *harness) launch(took time.Duration) string {
 func TestLaunchDelayLearnedWarmAndCold(t *testing.T) {
 	h := newHarness(t, 2, cpuPolicy()) // no warmup in the policy
 	wc := &warmCloud{fakeCloud: h.cloud}
-	h.s.deps.Cloud = wc
+	h.s.cfg.WarmPools = wc
 	h.tick()
 	h.serve(50)
 	h.launch(40 * time.Second)

@@ -80,6 +80,8 @@ type Config struct {
 	// recommendation, without a deadline (--rebalance-replace); without it
 	// the instance is only flagged at risk.
 	RebalanceReplace bool
+	// WarmPools reads the groups' warm pools; nil means none are read.
+	WarmPools cloud.WarmPools
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger
