@@ -416,7 +416,9 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 				s.cfg.Logger.Warn("scaler: instance gone", "instance", id, "err", err)
 			}
 		default:
-			if now.Sub(in.GetRegisterTime().AsTime()) > s.cfg.AgentGrace {
+			// A warm-pool instance is outside the group's Instances by
+			// design; that is no disagreement.
+			if !in.Warm && now.Sub(in.GetRegisterTime().AsTime()) > s.cfg.AgentGrace {
 				flags[id] = fmt.Sprintf("agent reports but group %s does not know the instance", v.g.Name)
 			}
 		}

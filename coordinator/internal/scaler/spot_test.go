@@ -389,3 +389,23 @@ func TestSpotNoticeOnAScaleInVictimIsNotReplaced(t *testing.T) {
 		t.Fatalf("a scale-in victim got %d replacements", n)
 	}
 }
+
+// Warm-pool instances are not in the group's Instances; that is not flagged
+// as a disagreement, as it is for an instance nobody knows.
+func TestWarmInstanceOutsideTheGroupIsNotFlagged(t *testing.T) {
+	h := steady(t, 2)
+	yes := true
+	for _, id := range []string{"i-0000000000000aaa", "i-0000000000000bbb"} {
+		h.store.must(fsm.RegisterInstance(&shoalv1.Instance{Id: id, Fleet: fleet, PrivateIp: "127.0.0.9"}))
+	}
+	h.store.must(fsm.MarkInstance(fsm.Mark{ID: "i-0000000000000aaa", Warm: &yes}))
+	h.clk.Add(2 * DefaultConfig().AgentGrace)
+	h.tick()
+	flags := h.s.Flags(fleet)
+	if _, ok := flags["i-0000000000000aaa"]; ok {
+		t.Fatalf("warm instance flagged: %v", flags)
+	}
+	if _, ok := flags["i-0000000000000bbb"]; !ok {
+		t.Fatalf("unknown instance not flagged: %v", flags)
+	}
+}
