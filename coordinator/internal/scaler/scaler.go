@@ -172,9 +172,9 @@ type fleetState struct {
 	flags        map[string]string
 	firstSeen    map[string]time.Time
 	drainWaiting map[string]string
-	// spotNotes say, per instance drained for a capacity notice, which
-	// replacement path ran (spot.go).
-	spotNotes map[string]string
+	// spotNotes say, per instance that got a capacity notice, which
+	// replacement path ran (spot.go); each outlives its instance a while.
+	spotNotes map[string]spotNote
 }
 
 // Scaler is the leader-only loop. Create it with New; Run it while leading.
@@ -314,7 +314,7 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	s.mu.Unlock()
 	v := s.look(f, g)
 	s.syncRegistry(ctx, fs, v)
-	s.handleNotices(ctx, v)
+	s.handleNotices(ctx, fs, v)
 	s.observeLaunches(ctx, v)
 	s.recordFailedLaunches(ctx, v)
 	s.spotReplace(ctx, fs, v)
@@ -498,7 +498,7 @@ func (s *Scaler) Explain(fleet string) (Explanation, bool) {
 		e.Details = append(e.Details, fmt.Sprintf("draining %s: %s", id, why))
 	}
 	for _, note := range fs.spotNotes {
-		e.Details = append(e.Details, "capacity notice: "+note)
+		e.Details = append(e.Details, "capacity notice: "+note.text)
 	}
 	sort.Strings(e.Details[len(fs.explain.Details):])
 	return e, true

@@ -120,7 +120,7 @@ func (s *Scaler) requeue(k noticeKey, n queuedNotice) {
 // recommendation flags it at risk (and drains it with --rebalance-replace),
 // a warm-pool lifecycle state flags it warm. A notice the state already
 // holds (a replay after a reconnect or a leader change) changes nothing.
-func (s *Scaler) handleNotices(ctx context.Context, v *view) {
+func (s *Scaler) handleNotices(ctx context.Context, fs *fleetState, v *view) {
 	q := s.takeNotices(v.f.Name)
 	keys := make([]noticeKey, 0, len(q))
 	for k := range q {
@@ -152,6 +152,11 @@ func (s *Scaler) handleNotices(ctx context.Context, v *view) {
 			continue
 		}
 		s.spot.notices.WithLabelValues(kind).Inc()
+		if v.g.CapacityRebalance && kind != "target_lifecycle_state" {
+			// The group replaces it whatever else happens to it (its own
+			// termination may come before a drain of Shoal's).
+			s.noteSpot(fs, map[string]string{k.id: fmt.Sprintf("%s: group %s has Capacity Rebalancing on, so the group launches the replacement and Shoal does not launch a second", k.id, v.g.Name)})
+		}
 		s.cfg.Logger.Info("scaler: instance notice", "fleet", v.f.Name, "instance", k.id, "kind", kind, "reason", m.Reason)
 		if m.Drain {
 			s.spot.toDrain.Observe(s.cfg.Now().Sub(n.at).Seconds())
@@ -241,6 +246,35 @@ func replacing(in *shoalv1.Instance) bool {
 		(strings.HasPrefix(in.StateReason, reasonSpot) || strings.HasPrefix(in.StateReason, reasonRebalance))
 }
 
+// spotNoteTTL is how long explain keeps saying which path handled an
+// instance after the last tick that saw it: the group may end an instance
+// within a second of its notice (Capacity Rebalancing in a fast cloud), and
+// the answer is still wanted then.
+const spotNoteTTL = 2 * time.Minute
+
+type spotNote struct {
+	text  string
+	until time.Time
+}
+
+// noteSpot records explain's notes by instance and forgets expired ones.
+func (s *Scaler) noteSpot(fs *fleetState, notes map[string]string) {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fs.spotNotes == nil {
+		fs.spotNotes = map[string]spotNote{}
+	}
+	for id, n := range fs.spotNotes {
+		if now.After(n.until) {
+			delete(fs.spotNotes, id)
+		}
+	}
+	for id, text := range notes {
+		fs.spotNotes[id] = spotNote{text: text, until: now.Add(spotNoteTTL)}
+	}
+}
+
 // spotHistory is what the fleet's decisions say about replacements: the
 // instances a live (pending, applied or superseded) SPOT decision names,
 // and how many failed ones named each.
@@ -287,11 +321,7 @@ func namedInstances(reason string) []string {
 // leader picks up a half-handled interruption where the old one stopped.
 func (s *Scaler) spotReplace(ctx context.Context, fs *fleetState, v *view) {
 	notes := map[string]string{}
-	defer func() {
-		s.mu.Lock()
-		fs.spotNotes = notes
-		s.mu.Unlock()
-	}()
+	defer func() { s.noteSpot(fs, notes) }()
 	var need []*shoalv1.Instance
 	for id, in := range v.insts {
 		if _, inGroup := v.inGroup[id]; inGroup && replacing(in) {

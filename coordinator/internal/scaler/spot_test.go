@@ -269,6 +269,18 @@ func TestSpotWithCapacityRebalanceLaunchesNoSecond(t *testing.T) {
 	if !slices.Contains(h.cloud.Calls(), "TerminateInstance "+victim+" false") {
 		t.Fatalf("calls = %v", h.cloud.Calls())
 	}
+	// Gone, the path is still explained for a while, then forgotten.
+	h.clk.Add(time.Second)
+	h.tick()
+	h.tick()
+	if !h.explainHas(victim + ": group " + asg + " has Capacity Rebalancing on") {
+		t.Fatalf("explain forgot the path at once: %+v", h.s.fleets[fleet].spotNotes)
+	}
+	h.clk.Add(spotNoteTTL + time.Second)
+	h.tick()
+	if h.explainHas(victim) {
+		t.Fatalf("explain kept the note past its time: %+v", h.s.fleets[fleet].spotNotes)
+	}
 }
 
 func TestRebalanceRecommendation(t *testing.T) {
