@@ -35,13 +35,15 @@ func TestRebalanceRecommendationMakesTheFirstVictim(t *testing.T) {
 	if _, err := sb.RunGolden(ctx, 50); err != nil {
 		t.Fatal(err)
 	}
-	// A long scale-in window keeps the engine from scaling in by itself
-	// before the manual scale below.
-	if _, err := sb.Bootstrap(ctx, sandbox.Bootstrap{Min: 2, Max: 6, ScaleInWindow: 10 * time.Minute, Extra: []string{"--desired", "4"}}); err != nil {
+	if _, err := sb.Bootstrap(ctx, sandbox.Bootstrap{Min: 2, Max: 6, Extra: []string{"--desired", "4"}}); err != nil {
 		t.Fatal(err)
 	}
 	in, err := sb.WaitInService(ctx, "web", 4, 40*time.Second)
 	if err != nil {
+		t.Fatal(err)
+	}
+	// Only the manual scale-in below: the idle fleet's policy stays out.
+	if _, err := sb.CLI(ctx, "pause", "web"); err != nil {
 		t.Fatal(err)
 	}
 	var ids []string
