@@ -16,19 +16,21 @@ BINARIES := \
 	deploy/cmd/shoal-demo \
 	deploy/bench/cmd/shoal-loadgen
 
-.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb fuzz demo clean
+.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb bench-console ui-screenshot fuzz demo clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-build: ## build every binary into bin/
+# Binaries are static (no cgo): what Packer bakes runs on any glibc, and
+# nothing Shoal links needs cgo. Only `go test -race` uses cgo.
+build: ## build every binary into bin/ (static, CGO_ENABLED=0)
 	@mkdir -p $(BIN)
 	@for d in $(BINARIES); do \
-		if [ -d $$d ]; then $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
+		if [ -d $$d ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/ ./$$d || exit 1; fi; \
 	done
 	@# Multi-process tests crash the leader at exact points with this build;
 	@# production builds ignore SHOAL_FAILPOINT.
-	@$(GO) build -tags failpoints -o $(BIN)/shoal-coordinator-failpoints ./coordinator/cmd/shoal-coordinator
+	@CGO_ENABLED=0 $(GO) build -tags failpoints -o $(BIN)/shoal-coordinator-failpoints ./coordinator/cmd/shoal-coordinator
 
 test: build test-unit test-e2e ## the README test command: unit tests with -race, then the multi-process suites
 
@@ -70,10 +72,16 @@ bench: build ## benchmarks; prints tables
 bench-lb: build ## shoal-lb next to nginx and haproxy (installs them with apt if missing)
 	@if [ -x deploy/bench/lb.sh ]; then deploy/bench/lb.sh; else echo "bench-lb: deploy/bench/lb.sh not present yet"; fi
 
+bench-console: build ## measured run: the serving node's CPU with 50 open console fleet pages
+	SHOAL_BIN=$(BIN) SHOAL_CONSOLE_COST=1 $(GO) test -tags multiprocess -count=1 -run TestFiftyFleetPagesCost -v ./deploy/e2e/console
+
+ui-screenshot: build ## the README's console screenshot (docs/console-fleet.png) during the demo's spike, in headless Chromium
+	SHOAL_BIN=$(BIN) SHOAL_CONSOLE_SCREENSHOT=$(CURDIR)/docs/console-fleet.png $(GO) test -tags multiprocess -count=1 -timeout 8m -run TestDemoSpikeScreenshot -v ./deploy/e2e/console
+
 fuzz: ## every fuzz target in turn, FUZZTIME each (default 30s); crashers are kept in the package's testdata/fuzz
 	FUZZTIME=$(or $(FUZZTIME),30s) GO=$(GO) deploy/bench/fuzz.sh
 
-demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; report in demo-report/
+demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; DEMO_COMPARE=aws runs AWS target tracking beside it (under 8 min); report in demo-report/
 	$(BIN)/shoal-demo --bin $(BIN) --report-dir $(CURDIR)/demo-report
 
 clean: ## remove build output

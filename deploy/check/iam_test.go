@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -28,6 +29,20 @@ type role struct {
 	secretsSub string
 	// vars are the values modules/iam passes the template, sampled.
 	vars map[string]string
+	// iamRoles are the aws_iam_role resources that carry this policy;
+	// default: the one named name.
+	iamRoles []string
+	// fixedOps, when set, is the exact list the policy must grant: the
+	// permissions of a program that is not Shoal's (the SSM agent).
+	fixedOps []string
+}
+
+// on is the aws_iam_role names r's policy is attached to.
+func (r role) on() []string {
+	if len(r.iamRoles) > 0 {
+		return r.iamRoles
+	}
+	return []string{r.name}
 }
 
 var roles = []role{
@@ -35,7 +50,7 @@ var roles = []role{
 		name:     "coordinator",
 		template: "iam/coordinator-policy.json.tftpl",
 		listFunc: "ServeAWSOperations",
-		scripts:  []string{secretsScript},
+		scripts:  []string{secretsScript, "systemd/shoal-snapshot-upload"},
 		vars: map[string]string{
 			"partition":       "aws",
 			"region":          "eu-west-1",
@@ -44,7 +59,20 @@ var roles = []role{
 			"alarm_prefix":    "shoal-",
 			"secrets_path":    "/shoal/shoal",
 			"secrets_key_arn": "arn:aws:kms:eu-west-1:123456789012:key/0a1b2c3d-0000-4000-8000-000000000000",
+			"snapshot_bucket": "shoal-snapshots-123456789012",
+			"cluster_name":    "shoal",
 		},
+	},
+	{
+		// Session Manager shells for troubleshooting: the SSM agent's
+		// documented minimum for sessions, on coordinators and LBs only
+		// (never the fleet's agent role).
+		name:     "ssm-session",
+		template: "iam/ssm-session-policy.json.tftpl",
+		iamRoles: []string{"coordinator", "lb"},
+		fixedOps: []string{"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+			"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"},
+		vars: map[string]string{},
 	},
 	{
 		// shoal-lb makes no AWS call of its own; its boot script reads
@@ -65,7 +93,10 @@ var roles = []role{
 		name:     "operator",
 		template: "iam/operator-policy.json.tftpl",
 		listFunc: "BootstrapAWSOperations",
+		// Teardown of what bootstrap made runs as the operator too.
+		scripts: []string{"terraform/teardown.sh"},
 		vars: map[string]string{
+			"alarm_prefix":   "shoal-",
 			"partition":      "aws",
 			"region":         "eu-west-1",
 			"account_id":     "123456789012",
@@ -189,6 +220,7 @@ func checkPolicy(t *testing.T, r role) {
 			t.Fatalf("reading the %s role's operation list: %v", r.name, err)
 		}
 	}
+	ops = append(ops, r.fixedOps...)
 	for _, sc := range r.scripts {
 		list, err := ScriptOperations(filepath.Join(deployDir, sc))
 		if err != nil {
@@ -372,25 +404,33 @@ func TestPolicyTemplateWiring(t *testing.T) {
 						target = stepName(tr, 1)
 					}
 				}
-				policies[target]++
 				if target == "agent" {
 					t.Errorf("%s: the agent role must carry no policy", b.Range())
 					continue
 				}
+				if b.Labels[0] != "aws_iam_role_policy" {
+					t.Errorf("%s: the %s role's policies must be inline templates", b.Range(), target)
+					continue
+				}
+				// Which known policy this is: the template it renders.
 				var r *role
-				for i := range roles {
-					if roles[i].name == target {
-						r = &roles[i]
+				if call, ok := b.Body.Attributes["policy"].Expr.(*hclsyntax.FunctionCallExpr); ok && call.Name == "templatefile" && len(call.Args) == 2 {
+					p := pathArg(t, call, m.dir)
+					for i := range roles {
+						if strings.HasSuffix(p, roles[i].template) {
+							r = &roles[i]
+						}
 					}
 				}
 				if r == nil {
-					t.Errorf("%s: a policy for role %q, which the check does not know", b.Range(), target)
+					t.Errorf("%s: a policy for role %q that is not one of deploy/iam's checked templates", b.Range(), target)
 					continue
 				}
-				if b.Labels[0] != "aws_iam_role_policy" {
-					t.Errorf("%s: the %s role's policy must be its inline template", b.Range(), target)
+				if !slices.Contains(r.on(), target) {
+					t.Errorf("%s: %s is attached to aws_iam_role.%s; it belongs on %v only", b.Range(), r.template, target, r.on())
 					continue
 				}
+				policies[target+" "+r.template]++
 				checkTemplateCall(t, m, b, *r)
 			}
 			if b.Labels[0] == "aws_iam_role" && b.Labels[1] == "agent" {
@@ -406,8 +446,10 @@ func TestPolicyTemplateWiring(t *testing.T) {
 		}
 	}
 	for _, r := range roles {
-		if policies[r.name] != 1 {
-			t.Errorf("modules/iam gives aws_iam_role.%s %d policies, want exactly one (%s)", r.name, policies[r.name], r.template)
+		for _, on := range r.on() {
+			if n := policies[on+" "+r.template]; n != 1 {
+				t.Errorf("modules/iam gives aws_iam_role.%s %s %d times, want exactly once", on, r.template, n)
+			}
 		}
 	}
 }

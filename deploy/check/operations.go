@@ -245,7 +245,11 @@ func ScriptOperations(path string) ([]string, error) {
 			for _, w := range strings.Split(m[2], "-") {
 				op.WriteString(strings.ToUpper(w[:1]) + w[1:])
 			}
-			found[m[1]+":"+op.String()] = true
+			svc := m[1]
+			if svc == "s3api" {
+				svc = "s3" // the CLI's low-level S3 commands are IAM's s3 actions
+			}
+			found[svc+":"+op.String()] = true
 			if m[1] == "ssm" && strings.Contains(line, "--with-decryption") {
 				found["kms:Decrypt"] = true
 			}

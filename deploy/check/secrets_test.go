@@ -266,8 +266,7 @@ func TestAgentsReachOnlyTheAgentPort(t *testing.T) {
 			if !refersTo(b.Body, "security_group_id", "aws_security_group", "coordinators") {
 				continue
 			}
-			fromFleet := refersTo(b.Body, "referenced_security_group_id", "aws_security_group", "fleet") ||
-				refersTo(b.Body, "referenced_security_group_id", "var", "bootstrap_sg_id")
+			fromFleet := refersTo(b.Body, "referenced_security_group_id", "aws_security_group", "fleet")
 			agentPort := refersTo(b.Body, "from_port", "var", "agent_port") && refersTo(b.Body, "to_port", "var", "agent_port")
 			switch {
 			case fromFleet && !agentPort:
@@ -279,8 +278,8 @@ func TestAgentsReachOnlyTheAgentPort(t *testing.T) {
 			}
 		}
 	}
-	if agentRules != 2 {
-		t.Errorf("%d rules admit the fleet to the agent port; want 2 (Terraform's fleet group and the bootstrap default group)", agentRules)
+	if agentRules != 1 {
+		t.Errorf("%d rules admit the fleet to the agent port; want 1 (the fleet group, which fleet bootstrap copies from the golden instance)", agentRules)
 	}
 
 	root := loadModule(t, filepath.Join(deployDir, "terraform"))

@@ -39,6 +39,10 @@ func loadUnits(t *testing.T) []Unit {
 
 func TestUnits(t *testing.T) {
 	for _, u := range loadUnits(t) {
+		if typ, _ := u.Value("Service", "Type"); typ == "oneshot" {
+			t.Run(u.Name, func(t *testing.T) { checkHelperUnit(t, u) })
+			continue
+		}
 		t.Run(u.Name, func(t *testing.T) {
 			execs := u.Values("Service", "ExecStart")
 			if len(execs) != 1 {
@@ -175,11 +179,52 @@ func TestAgentUnitIsClusterFree(t *testing.T) {
 	t.Run("instances expose tags in metadata", func(t *testing.T) {
 		lt := resource(t, fleet, "aws_launch_template", "fleet")
 		checkMetadataTags(t, "aws_launch_template.fleet", lt.Body)
-		root := loadModule(t, filepath.Join(deployDir, "terraform"))
-		// fleet bootstrap makes its own launch template; the region default
-		// covers it.
-		checkMetadataTags(t, "aws_ec2_instance_metadata_defaults", resource(t, root, "aws_ec2_instance_metadata_defaults", "imds").Body)
+		// fleet bootstrap makes its own launch template with the same
+		// options; no region-wide default stands in for it.
+		src, err := os.ReadFile(filepath.Join(deployDir, "..", "coordinator", "internal", "bootstrap", "bootstrap.go"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"IMDSv2Required: true", "MetadataTags: true"} {
+			if !strings.Contains(string(src), want) {
+				t.Errorf("fleet bootstrap's launch template (coordinator/internal/bootstrap) lacks %s", want)
+			}
+		}
 	})
+}
+
+// checkHelperUnit checks a oneshot unit that runs one of deploy/systemd's
+// scripts (a timer's job): the script exists and Packer installs it where
+// ExecStart looks, and a timer starts the unit.
+func checkHelperUnit(t *testing.T, u Unit) {
+	execs := u.Values("Service", "ExecStart")
+	if len(execs) != 1 {
+		t.Fatalf("want exactly one ExecStart, got %d", len(execs))
+	}
+	ex, err := ParseExec(execs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := filepath.Base(ex.Binary)
+	if ex.Binary != "/usr/local/libexec/shoal/"+name {
+		t.Errorf("ExecStart runs %s; a helper script is installed in /usr/local/libexec/shoal", ex.Binary)
+	}
+	if st, err := os.Stat(filepath.Join(deployDir, "systemd", name)); err != nil || st.Mode()&0o111 == 0 {
+		t.Errorf("deploy/systemd/%s is missing or not executable (%v)", name, err)
+	}
+	for _, s := range []struct{ key, want string }{{"NoNewPrivileges", "yes"}, {"ProtectSystem", "strict"}, {"ProtectHome", "yes"}, {"PrivateTmp", "yes"}} {
+		if got, _ := u.Value("Service", s.key); got != s.want {
+			t.Errorf("%s=%q, want %s", s.key, got, s.want)
+		}
+	}
+	timer := strings.TrimSuffix(u.Path, ".service") + ".timer"
+	b, err := os.ReadFile(timer)
+	if err != nil {
+		t.Fatalf("a oneshot helper needs its timer %s: %v", filepath.Base(timer), err)
+	}
+	if !strings.Contains(string(b), "[Timer]") || !strings.Contains(string(b), "WantedBy=timers.target") {
+		t.Errorf("%s has no [Timer] section or is not wanted by timers.target", filepath.Base(timer))
+	}
 }
 
 func checkMetadataTags(t *testing.T, what string, body *hclsyntax.Body) {

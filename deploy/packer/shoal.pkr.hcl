@@ -2,7 +2,7 @@
 # shoal-demoapp enabled at boot. Coordinator and LB instances start from the
 # same image; their user data switches the roles (deploy/terraform).
 #
-#   make build            # bin/ for linux/amd64
+#   make build            # bin/ for linux/amd64, static (CGO_ENABLED=0)
 #   packer init deploy/packer
 #   packer build -var region=eu-west-1 -var ca_cert=shoal-ca.pem deploy/packer
 #
@@ -56,6 +56,36 @@ variable "source_ami_owner" {
   description = "Account owning the base image (Debian's)."
 }
 
+variable "vpc_id" {
+  type        = string
+  default     = ""
+  description = "VPC to build in; empty uses the region's default VPC (accounts without one must set vpc_id and subnet_id)."
+}
+
+variable "subnet_id" {
+  type        = string
+  default     = ""
+  description = "Subnet of the builder instance; it must let Packer reach the builder over SSH (a public subnet, with associate_public_ip_address)."
+}
+
+variable "associate_public_ip_address" {
+  type        = bool
+  default     = true
+  description = "Give the builder a public address so Packer can SSH to it."
+}
+
+variable "ssm_agent_url" {
+  type        = string
+  default     = ""
+  description = "amazon-ssm-agent .deb to install (Debian does not package it); empty: AWS's regional bucket, https://s3.<region>.amazonaws.com/amazon-ssm-<region>/latest/debian_amd64/amazon-ssm-agent.deb."
+}
+
+variable "ssm_agent_sha256" {
+  type        = string
+  default     = ""
+  description = "SHA-256 of that .deb; when set, the build fails on any other file."
+}
+
 variable "ssh_username" {
   type        = string
   default     = "admin"
@@ -65,6 +95,7 @@ variable "ssh_username" {
 locals {
   bin       = "${path.root}/../../bin"
   iid_trust = "${path.root}/../iid-trust"
+  ssm_agent = var.ssm_agent_url != "" ? var.ssm_agent_url : "https://s3.${var.region}.amazonaws.com/amazon-ssm-${var.region}/latest/debian_amd64/amazon-ssm-agent.deb"
   stamp     = formatdate("YYYYMMDDhhmmss", timestamp())
 }
 
@@ -73,6 +104,10 @@ source "amazon-ebs" "shoal" {
   instance_type = var.instance_type
   ssh_username  = var.ssh_username
   ami_name      = "shoal-${local.stamp}"
+  vpc_id        = var.vpc_id
+  subnet_id     = var.subnet_id
+  # Packer reaches the builder over SSH through its public address.
+  associate_public_ip_address = var.associate_public_ip_address
   source_ami_filter {
     filters = {
       name                = var.source_ami_name
@@ -120,6 +155,8 @@ build {
       "${path.root}/../systemd/shoal-demoapp.service",
       "${path.root}/../systemd/shoal-coordinator.service",
       "${path.root}/../systemd/shoal-lb.service",
+      "${path.root}/../systemd/shoal-snapshot-upload.service",
+      "${path.root}/../systemd/shoal-snapshot-upload.timer",
     ]
     destination = "/tmp/shoal/systemd/"
   }
@@ -128,6 +165,7 @@ build {
     sources = [
       "${path.root}/../systemd/shoal-coordinator-secrets",
       "${path.root}/../systemd/shoal-lb-secrets",
+      "${path.root}/../systemd/shoal-snapshot-upload",
     ]
     destination = "/tmp/shoal/libexec/"
   }
@@ -158,8 +196,11 @@ build {
   provisioner "shell" {
     execute_command = "sudo sh -eu '{{ .Path }}'"
     inline = [
+      # Static binaries only (make build sets CGO_ENABLED=0): nothing ties
+      # them to the build host's glibc. ldd fails on a static executable.
+      "for b in /tmp/shoal/bin/*; do if ldd \"$b\" >/dev/null 2>&1; then echo \"$b is dynamically linked; build with make build (CGO_ENABLED=0)\" >&2; exit 1; fi; done",
       "install -m 0755 /tmp/shoal/bin/* /usr/local/bin/",
-      "install -m 0644 /tmp/shoal/systemd/*.service /etc/systemd/system/",
+      "install -m 0644 /tmp/shoal/systemd/*.service /tmp/shoal/systemd/*.timer /etc/systemd/system/",
       "install -m 0644 /tmp/shoal/config/shoal-agent.default /etc/default/shoal-agent",
       "install -m 0644 /tmp/shoal/config/shoal-demoapp.default /etc/default/shoal-demoapp",
       "install -d -m 0755 /etc/shoal /etc/shoal/iid-trust /usr/local/libexec/shoal",
@@ -167,6 +208,15 @@ build {
       "install -m 0644 /tmp/shoal/iid-trust/*.pem /etc/shoal/iid-trust/",
       "install -m 0755 /tmp/shoal/libexec/shoal-coordinator-secrets /usr/local/libexec/shoal/shoal-coordinator-secrets",
       "install -m 0755 /tmp/shoal/libexec/shoal-lb-secrets /usr/local/libexec/shoal/shoal-lb-secrets",
+      "install -m 0755 /tmp/shoal/libexec/shoal-snapshot-upload /usr/local/libexec/shoal/shoal-snapshot-upload",
+      # Session Manager, the troubleshooting path: Debian does not package
+      # the SSM agent, so it comes from AWS's own regional bucket over HTTPS
+      # (checked against ssm_agent_sha256 when given).
+      "command -v curl >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy curl; }",
+      "curl -fsSL --proto =https -o /tmp/shoal/amazon-ssm-agent.deb '${local.ssm_agent}'",
+      "if [ -n '${var.ssm_agent_sha256}' ]; then echo '${var.ssm_agent_sha256}  /tmp/shoal/amazon-ssm-agent.deb' | sha256sum -c -; fi",
+      "DEBIAN_FRONTEND=noninteractive apt-get install -qy /tmp/shoal/amazon-ssm-agent.deb",
+      "systemctl enable amazon-ssm-agent.service",
       # The secrets scripts read SSM through the AWS CLI.
       "command -v aws >/dev/null || { DEBIAN_FRONTEND=noninteractive apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -qy awscli; }",
       "systemctl daemon-reload",

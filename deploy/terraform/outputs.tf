@@ -4,8 +4,23 @@ output "lb_dns_name" {
 }
 
 output "coordinator_addresses" {
-  description = "Coordinator --rpc-addr endpoints (control API); use one as SHOAL_ADDR."
+  description = "Coordinator --rpc-addr endpoints inside the VPC (shoal-lb and peers use them)."
   value       = [for ip in local.coordinator_ips : "${ip}:${var.grpc_port}"]
+}
+
+output "control_address" {
+  description = "The control API through the NLB, from operator_cidrs only: export SHOAL_ADDR=<this> with an operator certificate and a token."
+  value       = "${module.lb.dns_name}:${var.grpc_port}"
+}
+
+output "coordinator_instance_ids" {
+  description = "For `aws ssm start-session --target <id>` and deploy/terraform/roll-coordinators.sh."
+  value       = module.coordinators.instance_ids
+}
+
+output "snapshot_bucket" {
+  description = "S3 bucket the coordinators' scheduled snapshots are copied to (<name>/<node-id>/...)."
+  value       = local.snapshot_bucket
 }
 
 output "fleet_group_name" {
@@ -43,7 +58,12 @@ output "secrets_key_alias" {
   value       = module.iam.secrets_key_alias
 }
 
+output "teardown_command" {
+  description = "Before terraform destroy: deletes the fleet and everything fleet bootstrap made for it (group, launch template, image and its snapshots, alarms). Run it as operator_role_arn; after terraform destroy, ./teardown.sh alarms."
+  value       = "./teardown.sh fleet ${var.fleet_name}"
+}
+
 output "bootstrap_command" {
   description = "Without create_fleet_group: makes the fleet from the golden instance (image, launch template, group, hook, policy). Run it as operator_role_arn."
-  value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port} --instance-type ${var.fleet_instance_type}"
+  value       = "shoal-coordinator fleet bootstrap ${var.fleet_name} --from-instance ${module.fleet.golden_instance_id} --subnets ${join(",", module.vpc.private_subnet_ids)} --asg ${local.group_name} --launch-template ${local.group_name} --min ${var.fleet_min} --max ${var.fleet_max} --metric ${var.scaling_metric} --target ${var.scaling_target} --app-port ${var.app_port} --instance-type ${var.fleet_instance_type} --hook-heartbeat ${var.drain_timeout_seconds}s"
 }

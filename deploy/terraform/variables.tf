@@ -4,7 +4,7 @@ variable "region" {
 }
 
 variable "name" {
-  description = "Name prefix of every resource; Auto Scaling groups Shoal may act on must start with it."
+  description = "Name prefix of every resource; Auto Scaling groups Shoal may act on are named <name>-<fleet>, and the IAM policies admit only <name>-*."
   type        = string
   default     = "shoal"
   validation {
@@ -77,7 +77,7 @@ variable "fleet_instance_type" {
 }
 
 variable "fleet_name" {
-  description = "Shoal fleet name that shoal-lb serves; its Auto Scaling group is shoal-<fleet_name>, as `fleet bootstrap` names it."
+  description = "Shoal fleet name that shoal-lb serves; its Auto Scaling group is <name>-<fleet_name> (bootstrap_command passes --asg)."
   type        = string
   default     = "web"
 }
@@ -159,9 +159,37 @@ variable "client_cidrs" {
 }
 
 variable "operator_cidrs" {
-  description = "Where operators run shoal-coordinator CLI commands from (a VPN or bastion range); empty admits nobody."
+  description = "Public addresses operators run shoal-coordinator CLI commands from (an office or VPN egress range): the NLB's control listener admits only these, and the CLI still needs an operator certificate and a token. Empty admits nobody."
   type        = list(string)
   default     = []
+}
+
+variable "ssm_sessions" {
+  description = "Let operators open SSM Session Manager shells on coordinators and shoal-lb instances (troubleshooting without a bastion or SSH keys)."
+  type        = bool
+  default     = true
+}
+
+variable "coordinator_data_volume_size" {
+  description = "GiB of each coordinator's data volume (raft log, snapshots); it outlives the instance and is reattached to its replacement."
+  type        = number
+  default     = 20
+}
+
+variable "snapshot_interval" {
+  description = "How often each coordinator writes its state to a file (serve --snapshot-interval); a timer copies the newest to S3."
+  type        = string
+  default     = "1h"
+}
+
+variable "drain_timeout_seconds" {
+  description = "Heartbeat timeout of the fleet's TERMINATING lifecycle hook, which Shoal keeps alive by heartbeats while it drains; AWS accepts 30-7200."
+  type        = number
+  default     = 120
+  validation {
+    condition     = var.drain_timeout_seconds >= 30 && var.drain_timeout_seconds <= 7200
+    error_message = "drain_timeout_seconds must be between 30 and 7200 (AWS's limits for a lifecycle hook heartbeat)."
+  }
 }
 
 variable "create_fleet_group" {

@@ -47,7 +47,7 @@ func TestParsePolicy(t *testing.T) {
 // anything else (other services, cluster RPCs, near misses) has no level.
 func TestLevel(t *testing.T) {
 	want := map[string]Policy{}
-	for _, m := range []string{"GetStatus", "ListPeers", "GetFleet", "ListFleets", "ListInstances", "GetPolicy", "ListDecisions", "ExplainFleet", "ListAlarms"} {
+	for _, m := range []string{"GetStatus", "ListPeers", "GetFleet", "ListFleets", "ListInstances", "GetPolicy", "ListDecisions", "ExplainFleet", "ListAlarms", "ListLoadBalancers"} {
 		want["/shoal.v1.ControlService/"+m] = PolicyRead
 	}
 	for _, m := range []string{"ScaleFleet", "PauseFleet", "ResumeFleet", "SetPolicy", "UpdateFleet"} {
@@ -60,8 +60,8 @@ func TestLevel(t *testing.T) {
 		want["/shoal.v1.ACLService/"+m] = PolicyAdmin
 	}
 	got := Methods()
-	if len(got) != len(want) || len(got) != 24 {
-		t.Fatalf("%d methods in the table, want %d (24)", len(got), len(want))
+	if len(got) != len(want) || len(got) != 25 {
+		t.Fatalf("%d methods in the table, want %d (25)", len(got), len(want))
 	}
 	for m, p := range want {
 		if l, ok := Level(m); !ok || l != p {

@@ -70,7 +70,7 @@ var levels = map[string]Policy{}
 func init() {
 	for p, methods := range map[Policy][]string{
 		PolicyRead: {"GetStatus", "ListPeers", "GetFleet", "ListFleets", "ListInstances", "GetPolicy",
-			"ListDecisions", "ExplainFleet", "ListAlarms"},
+			"ListDecisions", "ExplainFleet", "ListAlarms", "ListLoadBalancers"},
 		PolicyOperate: {"ScaleFleet", "PauseFleet", "ResumeFleet", "SetPolicy", "UpdateFleet"},
 		PolicyAdmin: {"CreateFleet", "DeleteFleet", "SaveSnapshot", "RestoreSnapshot", "RemovePeer",
 			"ResetInstanceIdentity"},

@@ -55,6 +55,11 @@ type Deps struct {
 	Logger *slog.Logger
 	// Now is the clock for token expiry.
 	Now func() time.Time
+	// CaughtUp, when set, is asked before a refusal that rests on the
+	// node's own state (ACLs not bootstrapped, an unknown token): a node
+	// still catching up with the log answers Unavailable, which clients
+	// retry, instead of a definite refusal that may be false.
+	CaughtUp func() (bool, string)
 }
 
 // DeniedMetric is the name of the refusal counter.
@@ -77,10 +82,13 @@ const (
 	ReasonBadToken           = "bad_token"
 	ReasonExpired            = "expired"
 	ReasonInsufficientPolicy = "insufficient_policy"
+	// ReasonCatchingUp is a retryable refusal: the node's own state is
+	// behind the log, so it cannot say no yet.
+	ReasonCatchingUp = "catching_up"
 )
 
 // Reasons lists the authorizer's reasons.
-var Reasons = []string{ReasonNoCertificate, ReasonWrongRole, ReasonNoToken, ReasonBadToken, ReasonExpired, ReasonInsufficientPolicy}
+var Reasons = []string{ReasonNoCertificate, ReasonWrongRole, ReasonNoToken, ReasonBadToken, ReasonExpired, ReasonInsufficientPolicy, ReasonCatchingUp}
 
 // Authorizer checks each call; its interceptors go on every gRPC server.
 type Authorizer struct {
@@ -89,6 +97,8 @@ type Authorizer struct {
 	denied *prometheus.CounterVec
 	log    *slog.Logger
 	now    func() time.Time
+	// caughtUp is Deps.CaughtUp; nil means always caught up.
+	caughtUp func() (bool, string)
 }
 
 // New returns an authorizer, or an error naming the missing dependency.
@@ -113,7 +123,7 @@ func New(cfg Config, d Deps) (*Authorizer, error) {
 			return nil, fmt.Errorf("authz: Denied counter: %w", err)
 		}
 	}
-	return &Authorizer{cfg: cfg, tokens: d.Tokens, denied: d.Denied, log: d.Logger, now: d.Now}, nil
+	return &Authorizer{cfg: cfg, tokens: d.Tokens, denied: d.Denied, log: d.Logger, now: d.Now, caughtUp: d.CaughtUp}, nil
 }
 
 // ServerOptions are the interceptors as server options for rpc.NewServer.
@@ -270,6 +280,9 @@ func (a *Authorizer) checkToken(ctx context.Context, id tlsconf.Identity, method
 		if method == acl.FullMethod(acl.ACLService, "BootstrapACL") || method == acl.FullMethod(acl.ControlService, "GetStatus") {
 			return Caller{Identity: id}, level, nil
 		}
+		if r := a.catchingUp(short); r != nil {
+			return Caller{}, level, r
+		}
 		return Caller{}, level, &refusal{ReasonNoToken, codes.PermissionDenied, fmt.Sprintf("%s: ACLs are not bootstrapped; run `shoal-coordinator acl bootstrap` first", short)}
 	}
 	md, _ := metadata.FromIncomingContext(ctx)
@@ -288,6 +301,9 @@ func (a *Authorizer) checkToken(ctx context.Context, id tlsconf.Identity, method
 	t, ok := a.tokens.TokenBySecretHash(acl.HashSecret(secret))
 	switch {
 	case !ok:
+		if r := a.catchingUp(short); r != nil {
+			return Caller{}, level, r
+		}
 		return Caller{}, level, &refusal{ReasonBadToken, codes.Unauthenticated, "the token is not known to this cluster (deleted, or of another cluster)"}
 	case t.Expired(a.now()):
 		return Caller{}, level, &refusal{ReasonExpired, codes.Unauthenticated, fmt.Sprintf("token %q expired at %s", t.Name, t.ExpiresAt.UTC().Format(time.RFC3339))}
@@ -295,6 +311,18 @@ func (a *Authorizer) checkToken(ctx context.Context, id tlsconf.Identity, method
 		return Caller{}, level, &refusal{ReasonInsufficientPolicy, codes.PermissionDenied, fmt.Sprintf("token %q has policy %s; %s needs %s", t.Name, t.Policy, short, level)}
 	}
 	return Caller{Identity: id, TokenName: t.Name, Policy: t.Policy}, level, nil
+}
+
+// catchingUp is the Unavailable answer of a node whose state is behind the
+// cluster's, or nil when it is caught up.
+func (a *Authorizer) catchingUp(short string) *refusal {
+	if a.caughtUp == nil {
+		return nil
+	}
+	if ok, why := a.caughtUp(); !ok {
+		return &refusal{ReasonCatchingUp, codes.Unavailable, fmt.Sprintf("%s: this node is catching up with the cluster's log (%s); retry, or ask another node", short, why)}
+	}
+	return nil
 }
 
 // maxAuthorization bounds the header read; a secret is far shorter.

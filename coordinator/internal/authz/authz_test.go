@@ -208,6 +208,25 @@ func TestBeforeBootstrap(t *testing.T) {
 	e.check(t, bg, "operator", mStatus, want{codes.Unauthenticated, ReasonNoToken, "needs a read token"})
 }
 
+// TestCatchingUpIsRetryable: a node behind the log cannot say "not
+// bootstrapped" or "unknown token" (a restarted follower said both before
+// replaying its log, chaos harness); it answers Unavailable instead, and
+// the definite refusal once caught up. Known tokens are honoured either way.
+func TestCatchingUpIsRetryable(t *testing.T) {
+	e := newTLSEnv(t, DefaultConfig())
+	bg := t.Context()
+	why := "it has applied 3 of 40 committed entries"
+	e.behind.Store(&why)
+	e.check(t, bg, "operator", mRead, want{codes.Unavailable, ReasonCatchingUp, "ListFleets: this node is catching up with the cluster's log (it has applied 3 of 40 committed entries); retry"})
+	e.store.setBootstrapped(true)
+	unknown, _, _ := acl.Generate("x", acl.PolicyAdmin, 0)
+	e.check(t, withToken(bg, unknown), "operator", mRead, want{codes.Unavailable, ReasonCatchingUp, "catching up"})
+	ops := e.store.add(t, "ops", acl.PolicyOperate, e.clock.Now(), time.Time{})
+	e.check(t, withToken(bg, ops), "operator", mOperate, want{codes.OK, "", "token=ops"})
+	e.behind.Store(nil)
+	e.check(t, withToken(bg, unknown), "operator", mRead, want{codes.Unauthenticated, ReasonBadToken, "not known to this cluster"})
+}
+
 // TestForwarding: a server's stamp names the caller; anyone else's is
 // ignored.
 func TestForwarding(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -168,6 +169,8 @@ type tlsEnv struct {
 	count func(reason string) float64
 	logs  *syncBuffer
 	conns map[string]*grpc.ClientConn // by role; "none" has no certificate
+	// behind, when set, is why the node is not caught up (Deps.CaughtUp).
+	behind atomic.Pointer[string]
 }
 
 func newTLSEnv(t *testing.T, cfg Config) *tlsEnv {
@@ -211,7 +214,13 @@ func newTLSEnv(t *testing.T, cfg Config) *tlsEnv {
 	}
 	denied := NewDeniedCounter()
 	e.count = func(r string) float64 { return testutil.ToFloat64(denied.WithLabelValues(r)) }
-	a, err := New(cfg, Deps{Tokens: e.store, Denied: denied, Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Now: e.clock.Now})
+	a, err := New(cfg, Deps{Tokens: e.store, Denied: denied, Logger: slog.New(slog.NewTextHandler(e.logs, nil)), Now: e.clock.Now,
+		CaughtUp: func() (bool, string) {
+			if why := e.behind.Load(); why != nil {
+				return false, *why
+			}
+			return true, ""
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}

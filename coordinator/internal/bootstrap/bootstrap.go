@@ -154,8 +154,8 @@ func (s Spec) Validate() error {
 		return bad("--asg (%q): not a valid group name", s.ASG)
 	case s.HookName == "":
 		return bad("hook name: required")
-	case s.HookHeartbeat <= 0:
-		return bad("--hook-heartbeat (%v): must be > 0", s.HookHeartbeat)
+	case s.HookHeartbeat < cloud.MinHookHeartbeat || s.HookHeartbeat > cloud.MaxHookHeartbeat || s.HookHeartbeat%time.Second != 0:
+		return bad("--hook-heartbeat (%v): must be whole seconds from %v to %v (AWS's limits)", s.HookHeartbeat, cloud.MinHookHeartbeat, cloud.MaxHookHeartbeat)
 	case s.HealthCheckGrace <= 0:
 		return bad("health check grace (%v): must be > 0", s.HealthCheckGrace)
 	case s.ImageTimeout <= 0:

@@ -347,7 +347,7 @@ func TestValidate(t *testing.T) {
 		{"bad target", func(s *Spec) { s.Policy.TargetTracking[0].Target = 0 }, "target"},
 		{"desired out of range", func(s *Spec) { s.Desired = 9 }, "--desired (9)"},
 		{"bad fleet name", func(s *Spec) { s.Fleet = "web/x" }, `fleet name ("web/x")`},
-		{"no hook heartbeat", func(s *Spec) { s.HookHeartbeat = 0 }, "--hook-heartbeat (0s): must be > 0"},
+		{"no hook heartbeat", func(s *Spec) { s.HookHeartbeat = 0 }, "--hook-heartbeat (0s): must be whole seconds from 30s to 2h0m0s"},
 		{"no image timeout", func(s *Spec) { s.ImageTimeout = -time.Second }, "--image-timeout (-1s)"},
 		{"no poll interval", func(s *Spec) { s.PollEvery = 0 }, "poll every (0s)"},
 		{"negative warm pool", func(s *Spec) { s.WarmPoolMin = -1 }, "--warm-pool-min (-1)"},

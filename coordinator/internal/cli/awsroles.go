@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"slices"
 	"sort"
 
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
@@ -25,11 +26,12 @@ func ServeAWSOperations() []string {
 	return ops
 }
 
-// BootstrapAWSOperations lists every AWS operation `fleet bootstrap` can
-// make: the operator role (deploy/iam/operator-policy.json.tftpl) grants
-// exactly these, plus what AWS checks inside them (ec2:RunInstances,
-// iam:PassRole and ec2:CreateTags for a group created from a launch
-// template). They are the operations of bootstrap.Cloud's methods.
+// BootstrapAWSOperations lists every AWS operation `fleet bootstrap` and
+// `fleet delete --purge` can make, both with the operator's credentials:
+// the operator role (deploy/iam/operator-policy.json.tftpl) grants exactly
+// these, plus what AWS checks inside them (ec2:RunInstances, iam:PassRole
+// and ec2:CreateTags for a group created from a launch template). They are
+// the operations of bootstrap.Cloud's and cloud.Teardown's methods.
 func BootstrapAWSOperations() []string {
 	ops := []string{
 		awscloud.OpDescribeSubnets, awscloud.OpDescribeInstances,
@@ -39,6 +41,7 @@ func BootstrapAWSOperations() []string {
 		awscloud.OpDescribeLifecycleHooks, awscloud.OpPutLifecycleHook,
 		awscloud.OpDescribeWarmPool, awscloud.OpPutWarmPool,
 	}
+	ops = append(ops, awscloud.TeardownOperations()...)
 	sort.Strings(ops)
-	return ops
+	return slices.Compact(ops)
 }

@@ -80,7 +80,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv f
 	root.SetErr(stderr)
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(stderr, "error: "+e.errorLine(err))
-		return 1
+		return exitCode(err)
 	}
 	return 0
 }

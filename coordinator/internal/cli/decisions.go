@@ -21,7 +21,11 @@ func decisionsCmd(e *env) *cobra.Command {
 				return fmt.Errorf("limit (%d) must be >= 0", limit)
 			}
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: args[0], Limit: limit, Stale: e.stale})
+				var resp *shoalv1.ListDecisionsResponse
+				err := retryRead(ctx, c, e.timeout, func(ctx context.Context) (err error) {
+					resp, err = c.ListDecisions(ctx, &shoalv1.ListDecisionsRequest{Fleet: args[0], Limit: limit, Stale: e.stale})
+					return err
+				})
 				if err != nil {
 					return err
 				}

@@ -3,28 +3,92 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/bootstrap"
+	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
 func fleetDeleteCmd(e *env) *cobra.Command {
-	return &cobra.Command{
-		Use:   "delete NAME",
-		Short: "delete a fleet (the group is not touched)",
+	var purge bool
+	spec := bootstrap.PurgeSpec{GroupTimeout: 10 * time.Minute, Poll: 5 * time.Second}
+	cmd := &cobra.Command{
+		Use:   "delete NAME [--purge]",
+		Short: "delete a fleet (the group is not touched); with --purge also what fleet bootstrap made: group, launch template, images and their snapshots",
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				if _, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]}); err != nil {
-					return err
+			spec.Fleet = args[0]
+			err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
+				if purge && spec.ASG == "" {
+					// The group the fleet names, before the fleet is gone.
+					resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0]})
+					if err != nil {
+						return err
+					}
+					spec.ASG = resp.Fleet.GetAsg()
 				}
+				_, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]})
+				if purge && status.Code(err) == codes.NotFound {
+					return nil // a purge run again after the fleet went
+				}
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if !purge {
 				if e.output == "json" {
 					return printJSON(cmd.OutOrStdout(), map[string]string{"deleted": args[0]})
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted fleet %s\n", args[0])
 				return nil
-			})
+			}
+			if err := spec.Validate(); err != nil {
+				return err
+			}
+			// The AWS calls run here, with the operator's credentials (the
+			// operator role), never through the coordinators.
+			ctx, cancel := context.WithTimeout(cmd.Context(), spec.GroupTimeout+time.Minute)
+			defer cancel()
+			cl, _, err := awscloud.Open(ctx, awscloud.DefaultConfig())
+			if err != nil {
+				return err
+			}
+			// Progress (each deletion as it happens) on stderr; JSON output
+			// is the result alone.
+			var progress io.Writer = cmd.ErrOrStderr()
+			if e.output == "json" {
+				progress = io.Discard
+			}
+			items, err := bootstrap.Purge(ctx, cl, spec, progress)
+			if err != nil {
+				return fmt.Errorf("purge (fleet %s deleted; run again to finish): %w", args[0], err)
+			}
+			out := []view.BootstrapItem{{Kind: "fleet", ID: args[0], Note: "deleted"}}
+			for _, it := range items {
+				out = append(out, view.BootstrapItem{Kind: it.Kind, ID: it.ID, Note: it.Note})
+			}
+			if e.output == "json" {
+				return printJSON(cmd.OutOrStdout(), out)
+			}
+			rows := [][]string{{"KIND", "ID", "NOTE"}}
+			for _, it := range out {
+				rows = append(rows, []string{it.Kind, it.ID, it.Note})
+			}
+			return table(cmd.OutOrStdout(), rows)
 		},
 	}
+	fl := cmd.Flags()
+	fl.BoolVar(&purge, "purge", false, "also delete the fleet's group (its instances terminate), launch template, and every image tagged shoal:fleet=NAME with its snapshots, with your AWS credentials (the operator role)")
+	fl.StringVar(&spec.ASG, "asg", "", "group to purge (default: the fleet's)")
+	fl.StringVar(&spec.Template, "launch-template", "", "launch template to purge (default: the group's)")
+	fl.DurationVar(&spec.GroupTimeout, "purge-timeout", spec.GroupTimeout, "longest wait for the group's instances to terminate")
+	return cmd
 }

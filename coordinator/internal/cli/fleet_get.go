@@ -15,7 +15,11 @@ func fleetGetCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0], Stale: e.stale})
+				var resp *shoalv1.GetFleetResponse
+				err := retryRead(ctx, c, e.timeout, func(ctx context.Context) (err error) {
+					resp, err = c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0], Stale: e.stale})
+					return err
+				})
 				if err != nil {
 					return err
 				}

@@ -25,7 +25,7 @@ type serveFlags struct {
 func serveCmd(e *env) *cobra.Command {
 	f := serveFlags{cfg: node.DefaultConfig()}
 	cmd := &cobra.Command{
-		Use:   "serve --node-id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT --http-addr HOST:PORT (--ca-cert FILE --cert FILE --key FILE | --insecure) [--bootstrap | --join RPCADDR[,RPCADDR]]",
+		Use:   "serve --node-id ID --data-dir DIR --raft-addr HOST:PORT --rpc-addr HOST:PORT --http-addr HOST:PORT (--ca-cert FILE --cert FILE --key FILE | --insecure) [--bootstrap-expect N --join RPCADDR,RPCADDR | --bootstrap | --join RPCADDR[,RPCADDR]]",
 		Short: "run a coordinator node",
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -55,8 +55,12 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.advertiseRaft, "advertise-raft", "", "raft address peers dial (default: --raft-addr; required when binding 0.0.0.0)")
 	fl.StringVar(&c.Cluster.AgentAdvertise, "advertise-agent", c.Cluster.AgentAdvertise, "agent address agents dial (default: --agent-addr; needed when binding 0.0.0.0)")
 	fl.StringVar(&f.advertiseRPC, "advertise-rpc", "", "gRPC address peers and clients dial (default: --rpc-addr; required when binding 0.0.0.0)")
-	fl.BoolVar(&c.Cluster.Bootstrap, "bootstrap", c.Cluster.Bootstrap, "form a new cluster of this node (first start only)")
-	fl.StringVar(&f.join, "join", "", "comma-separated gRPC addresses of members to ask to join")
+	fl.BoolVar(&c.Cluster.Bootstrap, "bootstrap", c.Cluster.Bootstrap, "form a new cluster of this node (first start only; prefer --bootstrap-expect, which is safe to leave in place)")
+	fl.IntVar(&c.Cluster.BootstrapExpect, "bootstrap-expect", c.Cluster.BootstrapExpect, "form a cluster once N servers with no state find each other through --join; a node with state, or that finds a cluster, joins it instead")
+	fl.StringVar(&f.join, "join", "", "comma-separated gRPC addresses of servers to ask to join, retried until one answers (the retry-join list of --bootstrap-expect)")
+	fl.StringVar(&c.Snapshots.Dir, "snapshot-dir", c.Snapshots.Dir, "write the state here every --snapshot-interval, as files `snapshot restore` takes (empty: off)")
+	fl.DurationVar(&c.Snapshots.Interval, "snapshot-interval", c.Snapshots.Interval, "time between scheduled snapshots")
+	fl.IntVar(&c.Snapshots.Retain, "snapshot-retain", c.Snapshots.Retain, "scheduled snapshots of this node kept in --snapshot-dir")
 	fl.StringVar(&c.Cluster.LogStore, "log-store", c.Cluster.LogStore, "raft log store: wal or boltdb")
 	fl.DurationVar(&c.Cluster.HeartbeatTimeout, "raft-heartbeat-timeout", c.Cluster.HeartbeatTimeout, "raft heartbeat timeout")
 	fl.DurationVar(&c.Cluster.ElectionTimeout, "raft-election-timeout", c.Cluster.ElectionTimeout, "raft election timeout")
@@ -73,6 +77,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&c.Scaler.DrainTimeout, "drain-timeout", c.Scaler.DrainTimeout, "longest wait for LBs to report a scale-in victim idle")
 	fl.DurationVar(&c.Scaler.SpotDrainMargin, "spot-drain-margin", c.Scaler.SpotDrainMargin, "a Spot-interrupted instance's drain ends this long before EC2's notice time")
 	fl.BoolVar(&c.Scaler.RebalanceReplace, "rebalance-replace", c.Scaler.RebalanceReplace, "on a rebalance recommendation, drain and replace the instance at once (without it the instance is only the first scale-in victim)")
+	fl.DurationVar(&c.Scaler.HookHeartbeat, "hook-heartbeat", c.Scaler.HookHeartbeat, "heartbeat timeout of the TERMINATING hook put on a group that lacks one (30s-2h); a group's existing hook keeps its own")
 	fl.DurationVar(&c.Feed.ReconnectGrace, "lb-reconnect-grace", c.Feed.ReconnectGrace, "how long an LB that lost its stream, or any LB after a leader change, still holds scale-in drains")
 	fl.DurationVar(&c.Scaler.AgentGrace, "agent-grace", c.Scaler.AgentGrace, "how long a launched instance may run before a silent agent gets it flagged")
 	fl.DurationVar(&c.Publish.Interval, "publish-interval", c.Publish.Interval, "CloudWatch publishing period (under 60s publishes high-resolution series)")

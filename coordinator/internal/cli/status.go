@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -18,14 +19,24 @@ func statusCmd(e *env) *cobra.Command {
 		Args:  exactArgs(),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
-				st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: e.stale})
+				st, err := statusWaiting(ctx, c, e.stale)
 				if err != nil {
 					return err
 				}
 				v := view.StatusOf(st)
 				w := cmd.OutOrStdout()
 				if e.output == "json" {
-					return printJSON(w, v)
+					if err := printJSON(w, v); err != nil {
+						return err
+					}
+					return noLeaderAnswer(v)
+				}
+				if v.NoLeader != "" {
+					fmt.Fprintf(w, "no leader (%s)  term: %d  applied: %d  commit: %d  answered by: %s\n\n", v.NoLeader, v.Term, v.AppliedIndex, v.CommitIndex, v.NodeID)
+					if err := nodeTable(w, v.Nodes); err != nil {
+						return err
+					}
+					return noLeaderAnswer(v)
 				}
 				fmt.Fprintf(w, "leader: %s  term: %d  applied: %d  commit: %d  answered by: %s\n", v.LeaderID, v.Term, v.AppliedIndex, v.CommitIndex, v.NodeID)
 				if v.Insecure {
@@ -44,4 +55,39 @@ func nodeTable(w interface{ Write([]byte) (int, error) }, nodes []view.Node) err
 		rows = append(rows, []string{n.ID, n.Role, strconv.FormatBool(n.Voter), n.RaftAddr, n.RPCAddr})
 	}
 	return table(w, rows)
+}
+
+// statusWaiting asks for the status until the node names a leader or ctx
+// is nearly out; then the node's own no-leader answer is the result.
+func statusWaiting(ctx context.Context, c shoalv1.ControlServiceClient, stale bool) (*shoalv1.GetStatusResponse, error) {
+	var last *shoalv1.GetStatusResponse
+	for {
+		st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: stale})
+		switch {
+		case err != nil && last != nil && ctx.Err() != nil:
+			return last, nil
+		case err != nil:
+			return nil, err
+		case st.NoLeader == "":
+			return st, nil
+		}
+		last = st
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < 2*readRetryEvery {
+			return last, nil
+		}
+		select {
+		case <-ctx.Done():
+			return last, nil
+		case <-time.After(readRetryEvery):
+		}
+	}
+}
+
+// noLeaderAnswer is the error (exit status 2) of a status the node had to
+// answer without a leader; nil otherwise.
+func noLeaderAnswer(v view.Status) error {
+	if v.NoLeader == "" {
+		return nil
+	}
+	return &noLeaderError{msg: "no leader (" + v.NoLeader + "); the members above are as " + v.NodeID + " sees them"}
 }

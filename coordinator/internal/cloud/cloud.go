@@ -20,10 +20,14 @@ const (
 )
 
 // Shoal's drain hook: `fleet bootstrap` puts it on a new group and the
-// scaler keeps it there, so both must agree on its name and heartbeat.
+// scaler keeps it there, so both must agree on its name. Its heartbeat
+// timeout defaults to DrainHookHeartbeat; one set in the range AWS accepts
+// (MinHookHeartbeat to MaxHookHeartbeat) is kept.
 const (
 	DrainHookName      = "shoal-drain"
 	DrainHookHeartbeat = time.Minute
+	MinHookHeartbeat   = 30 * time.Second
+	MaxHookHeartbeat   = 7200 * time.Second
 )
 
 // Instance lifecycle states of an Auto Scaling group that the scaler reads.
@@ -104,6 +108,24 @@ type Bootstrap interface {
 type Cloud interface {
 	Scaling
 	Bootstrap
+}
+
+// Teardown removes what `fleet bootstrap` made (`fleet delete --purge`). It
+// runs in the operator's CLI with the operator's credentials, never in the
+// coordinator, whose role may delete nothing.
+type Teardown interface {
+	DescribeGroups(ctx context.Context, names []string) ([]Group, error)
+	// DeleteGroup force-deletes a group: AWS terminates its instances
+	// first, and the group stays visible (Status "Delete in progress")
+	// until they are gone.
+	DeleteGroup(ctx context.Context, name string) error
+	DescribeLaunchTemplates(ctx context.Context, names []string) ([]LaunchTemplate, error)
+	DeleteLaunchTemplate(ctx context.Context, name string) error
+	DescribeImages(ctx context.Context, q ImageQuery) ([]Image, error)
+	// DeregisterImage leaves the image's EBS snapshots behind; delete them
+	// with DeleteSnapshot.
+	DeregisterImage(ctx context.Context, id string) error
+	DeleteSnapshot(ctx context.Context, id string) error
 }
 
 // Group is an Auto Scaling group as the scaler sees it.
@@ -258,6 +280,8 @@ type Image struct {
 	ID, Name, State string
 	Created         time.Time
 	Tags            map[string]string
+	// SnapshotIDs are the EBS snapshots behind the image's volumes.
+	SnapshotIDs []string
 }
 
 // LaunchTemplateSpec is the data of a launch template (version).

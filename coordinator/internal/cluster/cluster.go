@@ -43,13 +43,15 @@ type Node struct {
 	conns       map[string]*grpc.ClientConn
 	subs        []chan bool
 	readyTerm   uint64 // the term in which this leader's barrier completed
-	unreachable map[raft.ServerID]bool
-	observer    *raft.Observer
-	stop        chan struct{}
-	fatal       chan error
-	wg          sync.WaitGroup
-	shutOnce    sync.Once
-	shutErr     error
+	unreachable map[raft.ServerID]time.Time
+	// lastLeader is the newest leader raft named; it outlives the leader.
+	lastLeader raft.ServerID
+	observer   *raft.Observer
+	stop       chan struct{}
+	fatal      chan error
+	wg         sync.WaitGroup
+	shutOnce   sync.Once
+	shutErr    error
 }
 
 // New opens the stores, starts raft and, when configured, bootstraps or
@@ -64,7 +66,7 @@ func New(cfg Config, f *fsm.FSM) (*Node, error) {
 		log:         cfg.Logger.With("node", cfg.NodeID),
 		fsm:         f,
 		conns:       map[string]*grpc.ClientConn{},
-		unreachable: map[raft.ServerID]bool{},
+		unreachable: map[raft.ServerID]time.Time{},
 		stop:        make(chan struct{}),
 		fatal:       make(chan error, 1),
 	}

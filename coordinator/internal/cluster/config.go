@@ -39,7 +39,14 @@ type Config struct {
 	RPCAdvertise string
 
 	Bootstrap bool
-	Join      []string
+	// BootstrapExpect, when > 0, forms a cluster once: a node with no raft
+	// state asks every Join address (retrying, like Consul's retry_join)
+	// and bootstraps only when BootstrapExpect servers in all, itself
+	// among them, are fresh and none is in a cluster; every one of them
+	// bootstraps the same configuration. A node with state, or one that
+	// finds a server in a cluster, joins and never bootstraps.
+	BootstrapExpect int
+	Join            []string
 
 	LogStore string
 
@@ -121,6 +128,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("advertise-rpc: required")
 	case c.Bootstrap && len(c.Join) > 0:
 		return fmt.Errorf("bootstrap and join: give one, not both")
+	case c.Bootstrap && c.BootstrapExpect > 0:
+		return fmt.Errorf("bootstrap and bootstrap-expect: give one, not both (--bootstrap-expect forms the cluster once, and is safe to leave in place)")
+	case c.BootstrapExpect < 0 || c.BootstrapExpect > MaxBootstrapExpect:
+		return fmt.Errorf("bootstrap-expect (%d): must be between 1 and %d", c.BootstrapExpect, MaxBootstrapExpect)
+	case c.BootstrapExpect > 1 && len(c.Join) < c.BootstrapExpect-1:
+		return fmt.Errorf("join: bootstrap-expect %d needs the addresses of at least %d other servers (got %d)", c.BootstrapExpect, c.BootstrapExpect-1, len(c.Join))
 	case c.LogStoreImpl == nil && c.LogStore != StoreWAL && c.LogStore != StoreBolt:
 		return fmt.Errorf("log-store (%q): must be %q or %q", c.LogStore, StoreWAL, StoreBolt)
 	case c.LogStoreImpl == nil && c.DataDir == "":

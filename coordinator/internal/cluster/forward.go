@@ -12,6 +12,7 @@ import (
 
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc"
@@ -185,7 +186,7 @@ func (n *Node) conn(addr string) (*grpc.ClientConn, error) {
 	}
 	dial := n.cfg.Dial
 	if dial == nil {
-		dial = func(a string) (*grpc.ClientConn, error) { return rpc.Dial(a) }
+		dial = func(a string) (*grpc.ClientConn, error) { return rpc.Dial(a, nemesis.GRPCDialOptions()...) }
 	}
 	cc, err := dial(addr)
 	if err != nil {

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -96,7 +97,15 @@ func (n *Node) watchObservations(ch <-chan raft.Observation) {
 			n.mu.Lock()
 			switch d := o.Data.(type) {
 			case raft.FailedHeartbeatObservation:
-				n.unreachable[d.PeerID] = true
+				// The first failure's last contact is when the peer went
+				// silent; later failures repeat it.
+				if _, ok := n.unreachable[d.PeerID]; !ok {
+					n.unreachable[d.PeerID] = d.LastContact
+				}
+			case raft.LeaderObservation:
+				if d.LeaderID != "" {
+					n.lastLeader = d.LeaderID
+				}
 			case raft.ResumedHeartbeatObservation:
 				delete(n.unreachable, d.PeerID)
 			}
@@ -147,11 +156,55 @@ func (n *Node) LeaderAgentAddr() string {
 	return m.RPCAddr
 }
 
+// CaughtUp reports whether this node's state can be trusted for a
+// negative answer ("no such token", "ACLs are not bootstrapped"): it leads,
+// or it has heard from a leader since it started and applied everything
+// that leader told it was committed. A restarted follower holds only its
+// snapshot until the leader's first heartbeat, so before that its "no"
+// may be false. why says what is missing when it is not.
+func (n *Node) CaughtUp() (ok bool, why string) {
+	if n.IsLeader() {
+		return true, ""
+	}
+	if n.LeaderID() == "" || n.raft.LastContact().IsZero() {
+		return false, "it has not heard from a leader since it started"
+	}
+	commit, err := strconv.ParseUint(n.raft.Stats()["commit_index"], 10, 64)
+	if err != nil {
+		return false, "its commit index is unknown"
+	}
+	if applied := n.raft.AppliedIndex(); applied < commit {
+		return false, fmt.Sprintf("it has applied %d of %d committed entries", applied, commit)
+	}
+	return true, ""
+}
+
 // Unreachable reports whether this leader has failed to heartbeat peer id.
 func (n *Node) Unreachable(id string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.unreachable[raft.ServerID(id)]
+	_, ok := n.unreachable[raft.ServerID(id)]
+	return ok
+}
+
+// UnreachableSince is when this leader last heard from peer id, if its
+// heartbeats now fail.
+func (n *Node) UnreachableSince(id string) (time.Time, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	t, ok := n.unreachable[raft.ServerID(id)]
+	return t, ok
+}
+
+// LastLeaderID is the newest leader this node knew of; it stays set after
+// that leader dies, so a node without a leader can say whom it lost.
+func (n *Node) LastLeaderID() string {
+	if id := n.LeaderID(); id != "" {
+		return id
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return string(n.lastLeader)
 }
 
 // Subscribe returns a channel that receives true when this node becomes
@@ -221,6 +274,49 @@ func (n *Node) ReadBarrier(ctx context.Context) error {
 	}
 	if err := n.raft.VerifyLeader().Error(); err != nil {
 		return ErrNotLeader
+	}
+	return nil
+}
+
+// Term is raft's current term.
+func (n *Node) Term() uint64 { return n.raft.CurrentTerm() }
+
+// LeaderTerm is the term this node leads in once its start-of-term barrier
+// has applied (ReadBarrier), or 0 when it is not a ready leader.
+func (n *Node) LeaderTerm() uint64 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.readyTerm == 0 || n.readyTerm != n.raft.CurrentTerm() || !n.IsLeader() {
+		return 0
+	}
+	return n.readyTerm
+}
+
+// VerifyLeader confirms with a quorum round trip that this node still leads
+// in term: the check made immediately before each mutating cloud call
+// (cloud.Fenced). Leadership lost or regained in a later term fails it as
+// well, because whoever acted on the old term's view must look again.
+func (n *Node) VerifyLeader(ctx context.Context, term uint64) error {
+	if cur := n.raft.CurrentTerm(); cur != term || !n.IsLeader() {
+		return fmt.Errorf("%w: term %d is over (now term %d, %s)", ErrNotLeader, term, cur, n.raft.State())
+	}
+	done := make(chan error, 1)
+	f := n.raft.VerifyLeader()
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			return fmt.Errorf("%w: verify leadership of term %d: %v", ErrNotLeader, term, err)
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("%w: verify leadership of term %d: %v", ErrNotLeader, term, ctx.Err())
+	case <-n.stop:
+		return fmt.Errorf("%w: node shutting down", ErrNotLeader)
+	}
+	// The quorum answered for the term raft was in when it sent the
+	// heartbeats; make sure that is still ours.
+	if cur := n.raft.CurrentTerm(); cur != term {
+		return fmt.Errorf("%w: term moved from %d to %d during the check", ErrNotLeader, term, cur)
 	}
 	return nil
 }

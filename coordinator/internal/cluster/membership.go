@@ -14,6 +14,15 @@ import (
 
 func (n *Node) joinLoop() {
 	defer n.wg.Done()
+	n.askJoinUntilDone()
+}
+
+// askJoinUntilDone asks each Join address in turn until one accepts or the
+// node stops.
+func (n *Node) askJoinUntilDone() {
+	if len(n.cfg.Join) == 0 {
+		return
+	}
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		for _, addr := range n.cfg.Join {
@@ -47,6 +56,7 @@ func (n *Node) askJoin(ctx context.Context, addr string) error {
 	}
 	_, err = c.JoinCluster(ctx, &clusterv1.JoinClusterRequest{
 		NodeId: n.cfg.NodeID, RaftAddr: string(n.trans.LocalAddr()), RpcAddr: n.cfg.RPCAdvertise, AgentAddr: n.cfg.AgentAdvertise,
+		Fresh: !n.InCluster(),
 	})
 	return err
 }
@@ -88,11 +98,12 @@ func (n *Node) Join(ctx context.Context, req *clusterv1.JoinClusterRequest) (str
 	present := false
 	for _, s := range cf.Configuration().Servers {
 		switch {
-		case s.ID == id && s.Address == addr && s.Suffrage == raft.Voter:
+		case s.ID == id && s.Address == addr && s.Suffrage == raft.Voter && !req.Fresh:
 			present = true
 		case s.ID == id || s.Address == addr:
-			// Same id at a new address, or a new id at an old address: the
-			// old entry is stale and would split the quorum count.
+			// Same id at a new address, a new id at an old address, or a
+			// wiped node at its old address: the old entry is stale (it
+			// would split the quorum count, or carry a vote the node forgot).
 			if err := n.raft.RemoveServer(s.ID, 0, n.cfg.ApplyTimeout).Error(); err != nil {
 				return "", fmt.Errorf("remove stale server %s: %w", s.ID, err)
 			}

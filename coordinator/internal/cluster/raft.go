@@ -14,6 +14,8 @@ import (
 	raftwal "github.com/hashicorp/raft-wal"
 	walfs "github.com/hashicorp/raft-wal/fs"
 	"github.com/hashicorp/raft-wal/metadb"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 )
 
 const wipeHint = "wipe this node's data dir and let it rejoin (see Durability in ARCHITECTURE.md)"
@@ -66,7 +68,7 @@ func (n *Node) open() error {
 	}
 	trans := cfg.Transport
 	if trans == nil && cfg.StreamLayer != nil {
-		t := raft.NewNetworkTransportWithLogger(cfg.StreamLayer, 3, 10*time.Second, hl.Named("transport"))
+		t := raft.NewNetworkTransportWithLogger(nemesis.StreamLayer(cfg.StreamLayer), 3, 10*time.Second, hl.Named("transport"))
 		trans = t
 		n.close = append(n.close, t)
 	}
@@ -75,7 +77,7 @@ func (n *Node) open() error {
 		if err != nil {
 			return fmt.Errorf("advertise-raft (%q): %w", cfg.RaftAdvertise, err)
 		}
-		t, err := raft.NewTCPTransportWithLogger(cfg.RaftBind, adv, 3, 10*time.Second, hl.Named("transport"))
+		t, err := tcpTransport(cfg.RaftBind, adv, hl)
 		if err != nil {
 			return fmt.Errorf("raft-addr (%q): %w", cfg.RaftBind, err)
 		}
@@ -113,7 +115,7 @@ func (n *Node) open() error {
 	obsCh := make(chan raft.Observation, 32)
 	n.observer = raft.NewObserver(obsCh, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
+		case raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation, raft.LeaderObservation:
 			return true
 		}
 		return false
@@ -135,6 +137,13 @@ func (n *Node) open() error {
 			return fmt.Errorf("bootstrap: %w", err)
 		}
 	}
+	// A fresh node under --bootstrap-expect finds its peers first; with
+	// state it is a member already and only rejoins.
+	if !existing && cfg.BootstrapExpect > 0 {
+		n.wg.Add(1)
+		go n.expectLoop()
+		return nil
+	}
 	// A node started with --join asks again after a restart too: the leader
 	// treats a known member as a no-op and refreshes its addresses.
 	if len(cfg.Join) > 0 {
@@ -142,6 +151,20 @@ func (n *Node) open() error {
 		go n.joinLoop()
 	}
 	return nil
+}
+
+// tcpTransport is raft over plain TCP (--insecure). With the nemesis dial
+// map armed it is built on a stream layer that can route dials through the
+// harness's proxies; raft's own TCP transport keeps its layer to itself.
+func tcpTransport(bind string, adv *net.TCPAddr, hl hclog.Logger) (*raft.NetworkTransport, error) {
+	if !nemesis.DialMapped() {
+		return raft.NewTCPTransportWithLogger(bind, adv, 3, 10*time.Second, hl.Named("transport"))
+	}
+	ln, err := net.Listen("tcp", bind)
+	if err != nil {
+		return nil, err
+	}
+	return raft.NewNetworkTransportWithLogger(nemesis.StreamLayer(nemesis.TCPStreamLayer(ln, adv)), 3, 10*time.Second, hl.Named("transport")), nil
 }
 
 // openLogStore opens the durable log store behind the checksum envelope.
@@ -167,7 +190,7 @@ func (n *Node) openLogStore(hl hclog.Logger) (*checkedLogStore, raft.StableStore
 		}
 		vfs := cfg.walVFS
 		if vfs == nil {
-			vfs = walfs.New()
+			vfs = nemesis.DiskVFS(walfs.New())
 		}
 		filer := newSegmentFiler(dir, vfs)
 		// raft-wal's Close leaves its metadata DB open, and with it the

@@ -18,6 +18,10 @@ const ExitCode = 3
 // enabled is set by the failpoints build tag.
 var enabled bool
 
+// Enabled reports whether this is a failpoints build. Other fault hooks
+// (package nemesis) read their environment only when it is.
+func Enabled() bool { return enabled }
+
 var (
 	once   sync.Once
 	armed  map[string]string

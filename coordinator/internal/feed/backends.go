@@ -2,6 +2,7 @@ package feed
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"time"
 
@@ -23,6 +24,16 @@ import (
 // instance keeps the address dark rather than letting the stale record send
 // it traffic). Equal registration times prefer in service, then draining,
 // then the greater instance id, so the choice is deterministic.
+//
+// When no instance would take new requests (none active or warming), the
+// set fails open, as an AWS load balancer does when every target is
+// unhealthy: unhealthy instances are sent as active, and the LB's own
+// health checks and retries decide. The coordinator's "unhealthy" often
+// means only that it has not heard from an agent lately: a new leader
+// judges the instances whose agents have not reached it yet after
+// StaleAfter in office, and agents backing off through an election can take
+// longer than that. Sending nothing turned that blink into a 503 for every
+// request (the side-by-side demo saw "0 registered" after a leader change).
 func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainTimeout time.Duration) []*shoalv1.Backend {
 	warmup := f.GetPolicy().GetWarmup().AsDuration()
 	owner := make(map[string]*shoalv1.Instance, len(ins))
@@ -59,7 +70,21 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 		}
 		out = append(out, b)
 	}
+	if slices.ContainsFunc(out, takesRequests) {
+		return out
+	}
+	for _, in := range ins {
+		if in.State != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY || in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in {
+			continue
+		}
+		out = append(out, &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))),
+			AvailabilityZone: in.AvailabilityZone, Load: Load(in), State: shoalv1.BackendState_BACKEND_STATE_ACTIVE})
+	}
 	return out
+}
+
+func takesRequests(b *shoalv1.Backend) bool {
+	return b.State == shoalv1.BackendState_BACKEND_STATE_ACTIVE || b.State == shoalv1.BackendState_BACKEND_STATE_WARMING
 }
 
 // ownsBefore reports whether a has the better claim to an address both

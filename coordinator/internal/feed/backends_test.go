@@ -3,6 +3,7 @@ package feed
 import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+	"maps"
 
 	"testing"
 	"time"
@@ -57,6 +58,37 @@ func TestBackendSet(t *testing.T) {
 	}
 	if bs := BackendSet(&shoalv1.Fleet{Name: "web"}, ins, now, time.Second); len(bs) != 0 {
 		t.Fatalf("a fleet without --app-port has no backends, got %v", bs)
+	}
+}
+
+// TestBackendSetFailsOpen: with no instance able to take requests, the
+// unhealthy ones are sent as active (the LB's health checks decide), never
+// pending or address-less ones; one active instance closes it again.
+func TestBackendSetFailsOpen(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	f := &shoalv1.Fleet{Name: "web", AppPort: 8080}
+	ins := []*shoalv1.Instance{
+		{Id: "i-a", PrivateIp: "127.0.1.1", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
+		{Id: "i-b", PrivateIp: "127.0.1.2", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
+		{Id: "i-d", PrivateIp: "127.0.1.3", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangeTime: timestamppb.New(now)},
+		{Id: "i-p", PrivateIp: "127.0.1.4", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING},
+		{Id: "i-x", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
+	}
+	got := map[string]shoalv1.BackendState{}
+	for _, b := range BackendSet(f, ins, now, time.Minute) {
+		got[b.InstanceId] = b.State
+	}
+	want := map[string]shoalv1.BackendState{"i-a": shoalv1.BackendState_BACKEND_STATE_ACTIVE, "i-b": shoalv1.BackendState_BACKEND_STATE_ACTIVE, "i-d": shoalv1.BackendState_BACKEND_STATE_DRAINING}
+	if !maps.Equal(got, want) {
+		t.Fatalf("no instance in service: set = %v, want %v", got, want)
+	}
+	ins = append(ins, &shoalv1.Instance{Id: "i-ok", PrivateIp: "127.0.1.5", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE})
+	got = map[string]shoalv1.BackendState{}
+	for _, b := range BackendSet(f, ins, now, time.Minute) {
+		got[b.InstanceId] = b.State
+	}
+	if _, ok := got["i-a"]; ok || got["i-ok"] != shoalv1.BackendState_BACKEND_STATE_ACTIVE {
+		t.Fatalf("one instance in service: set = %v, want it and no unhealthy one", got)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 	clusterv1 "github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
@@ -115,7 +116,7 @@ func (s *Service) Connect(st connectStream) error {
 
 	cfg := &shoalv1.AgentConfig{Interval: hello.GetInterval(), MaxCustomMetrics: int32(s.cfg.MaxCustomMetrics)}
 	if err := st.Send(&shoalv1.ConnectResponse{Msg: &shoalv1.ConnectResponse_Welcome{Welcome: &shoalv1.Welcome{
-		NodeId: s.cluster.NodeID(), Fleet: hello.GetFleet(), LeaderRpcAddr: s.cluster.LeaderAgentAddr(), Config: cfg,
+		NodeId: s.cluster.NodeID(), Fleet: hello.GetFleet(), LeaderRpcAddr: nemesis.RedirectAddr(s.cluster.LeaderAgentAddr()), Config: cfg,
 	}}}); err != nil {
 		return err
 	}
@@ -215,7 +216,7 @@ func (s *Service) admit(st connectStream, h *shoalv1.AgentHello) (*shoalv1.Agent
 	}
 	if !s.cluster.IsLeader() && !s.forwarding() {
 		s.m.streamRejected.WithLabelValues(reasonNoLeader).Inc()
-		if addr := s.cluster.LeaderAgentAddr(); addr != "" {
+		if addr := nemesis.RedirectAddr(s.cluster.LeaderAgentAddr()); addr != "" {
 			st.SetTrailer(metadata.Pairs(LeaderHintKey, addr))
 			return nil, status.Errorf(codes.Unavailable, "node %s has no link to the leader yet; go to the leader at %s", s.cluster.NodeID(), addr)
 		}

@@ -427,6 +427,53 @@ func TestStaleThenGoodbye(t *testing.T) {
 	})
 }
 
+// TestCutStreamKeepsReadinessForTheGrace: a stream that ends without a
+// goodbye (a cut connection, a node going away) leaves the instance in
+// service for the rest of StaleAfter, so its LBs keep it while the agent
+// reconnects; silence past the grace still makes it unhealthy.
+func TestCutStreamKeepsReadinessForTheGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw := &network{}
+		reg := newRegistry()
+		n := startNode(t, nw, "n1", true, "n1", reg, true, nil)
+		every, stale := n.cfg.ReconcileEvery, n.cfg.StaleAfter
+		const inService, unhealthy = shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY
+
+		a, err := connect(t, nw, "n1", hello("i-0c47", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.send(t, true, smp(time.Now(), "cpu", 1.0))
+		advance(every)
+		if got := reg.state("i-0c47"); got != inService {
+			t.Fatalf("after a ready sample: %s, want in service", got)
+		}
+		a.cancel() // cut, no goodbye
+		synctest.Wait()
+		advance(every)
+		if got := reg.state("i-0c47"); got != inService {
+			t.Fatalf("one reconcile after a cut stream: %s, want in service for the grace", got)
+		}
+		// The same agent comes back within the grace: never left service.
+		b, err := connect(t, nw, "n1", hello("i-0c47", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.send(t, true, smp(time.Now(), "cpu", 1.0))
+		last := time.Now()
+		advance(every)
+		if got := reg.state("i-0c47"); got != inService {
+			t.Fatalf("reconnected within the grace: %s, want in service", got)
+		}
+		b.cancel()
+		synctest.Wait()
+		advance(time.Until(last.Add(stale)) + every)
+		if got := reg.state("i-0c47"); got != unhealthy {
+			t.Fatalf("cut and silent for %s: %s, want unhealthy", time.Since(last), got)
+		}
+	})
+}
+
 // TestRaftSeesOnlyMembership streams 50 agents, half through a follower, and
 // counts registry commits: one registration and at most one state change per
 // agent, and none at all once the fleet is steady however long it streams.
@@ -719,9 +766,9 @@ func TestForgetsRetiredSilentInstance(t *testing.T) {
 			t.Fatalf("state = %v, want in service", got)
 		}
 		a.cancel() // killed: no goodbye
-		advance(every)
+		advance(n.cfg.StaleAfter + every)
 		if got := reg.state("i-90e"); got != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY {
-			t.Fatalf("one reconcile after its stream broke: %v, want unhealthy", got)
+			t.Fatalf("one reconcile after its stream broke and the grace ended: %v, want unhealthy", got)
 		}
 		if err := reg.LeaveInstance(context.Background(), "i-90e"); err != nil {
 			t.Fatal(err)

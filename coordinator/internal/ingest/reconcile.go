@@ -69,7 +69,15 @@ func (s *Service) reconcile(ctx context.Context) {
 	s.mu.Lock()
 	for id, in := range s.store.byID {
 		reg := regs[id]
-		fresh := in.connected && now.Sub(in.lastReport) < s.cfg.StaleAfter
+		// A stream that ended without a goodbye keeps the instance's last
+		// readiness for the rest of StaleAfter (the agent grace): agents
+		// reconnect within a second or two after a cut connection or a node
+		// going away, and pulling the instance from the LBs for that blink
+		// turned every request into a 503 (chaos harness, disconnect step).
+		// An instance that is really gone stops reporting and is unhealthy
+		// once the grace ends; the LB retries refused connections meanwhile.
+		fresh := now.Sub(in.lastReport) < s.cfg.StaleAfter
+		streaming := in.connected && fresh
 		if in.left {
 			if reg != nil && reg.GetState() != stateGone {
 				changes = append(changes, change{id: id, leave: true})
@@ -85,7 +93,7 @@ func (s *Service) reconcile(ctx context.Context) {
 		case reg == nil || reg.GetFleet() != in.fleet || (reg.GetPrivateIp() == "" && in.hello.GetPrivateIp() != ""):
 			// Unknown, moved, or registered from the group's view (the
 			// scaler does that at launch) before its agent told us its address.
-			if !fresh {
+			if !streaming {
 				// Never register an instance that is already gone; once it
 				// has left the registry too (the scaler retired it), forget it.
 				if reg == nil {

@@ -94,7 +94,11 @@ func (s *store) apply(rep *clusterv1.InstanceReport, owner string, now time.Time
 	case in.connected:
 		in.left = false
 	}
-	in.ready, in.reason = rep.GetReady(), rep.GetReadyReason()
+	if !rep.GetDisconnected() {
+		// A stream's end says nothing of readiness: the last report's
+		// stands for the agent grace (reconcile.go).
+		in.ready, in.reason = rep.GetReady(), rep.GetReadyReason()
+	}
 	in.dropped = max(in.dropped, rep.GetDroppedSamplesTotal())
 	if in.connected {
 		in.lastReport = now

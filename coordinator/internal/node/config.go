@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/backup"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
@@ -61,6 +62,9 @@ type Config struct {
 	// send no more custom names than a fleet may publish.
 	Ingest ingest.Config
 	Feed   feed.Config
+	// Snapshots writes the state to files on a schedule; off without a
+	// Dir.
+	Snapshots backup.Config
 
 	// LeaderCheckEvery is how often the node looks at its raft state, on
 	// top of leadership notifications.
@@ -86,6 +90,7 @@ func DefaultConfig() Config {
 		AlarmEvery:       10 * time.Second,
 		Ingest:           ingest.DefaultConfig(),
 		Feed:             feed.DefaultConfig(),
+		Snapshots:        backup.DefaultConfig(),
 		LeaderCheckEvery: 500 * time.Millisecond,
 		GRPCStopTimeout:  2 * time.Second,
 		HTTPStopTimeout:  time.Second,
@@ -145,6 +150,9 @@ func (c Config) Validate() error {
 		return err
 	}
 	if err := c.Feed.Validate(); err != nil {
+		return err
+	}
+	if err := c.Snapshots.Validate(); err != nil {
 		return err
 	}
 	if c.Cloud == CloudAWS {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 )
@@ -30,11 +31,13 @@ func (n *Node) runLoops(ctx context.Context) {
 	check := time.NewTicker(n.cfg.LeaderCheckEvery)
 	defer check.Stop()
 	for {
-		leader := n.raft.IsLeader()
-		if leader && !t.running() {
-			t.start(ctx, n.lead)
-		} else if !leader && t.running() {
+		cur := n.raft.Term()
+		stop, start := t.step(n.raft.IsLeader(), cur)
+		if stop {
 			t.end()
+		}
+		if start {
+			t.start(ctx, n.lead, cur)
 		}
 		select {
 		case <-ctx.Done():
@@ -50,13 +53,33 @@ func (n *Node) runLoops(ctx context.Context) {
 type term struct {
 	stop context.CancelFunc
 	done chan struct{}
+	// raft is the raft term the loops were started in.
+	raft uint64
 }
 
 func (t *term) running() bool { return t.stop != nil }
 
-func (t *term) start(ctx context.Context, lead func(context.Context)) {
+// step says whether to end the running loops and whether to start new ones,
+// given whether this node leads and raft's current term. Leadership lost
+// and won back between two looks shows only as a newer term: the old loops
+// then act on a stale view, and every cloud call they make would fail its
+// leadership check (cloud.Fenced verifies the term they started in), so
+// they are replaced.
+func (t *term) step(leader bool, cur uint64) (stop, start bool) {
+	switch {
+	case leader && t.running() && t.raft != cur:
+		return true, true
+	case leader && !t.running():
+		return false, true
+	case !leader && t.running():
+		return true, false
+	}
+	return false, false
+}
+
+func (t *term) start(ctx context.Context, lead func(context.Context), raftTerm uint64) {
 	lctx, stop := context.WithCancel(ctx)
-	t.stop, t.done = stop, make(chan struct{})
+	t.stop, t.done, t.raft = stop, make(chan struct{}), raftTerm
 	go func() { defer close(t.done); lead(lctx) }()
 }
 
@@ -80,16 +103,24 @@ func (n *Node) lead(ctx context.Context) {
 	// committed (a decision committed just before a crash, say). Nothing
 	// reads the FSM to act until it has: otherwise a pending decision would
 	// be invisible and decided again.
-	for {
+	// Every cloud call of this term carries the term and, when it changes
+	// the group, is preceded by a check that this term's leadership still
+	// holds (cloud.Fenced). A term that ended just after its barrier reads
+	// as 0: wait for the next one's barrier, or stop if leadership is gone.
+	var t uint64
+	for t == 0 {
 		err := n.raft.ReadBarrier(ctx)
 		if err == nil {
-			break
+			t = n.raft.LeaderTerm()
+			continue
 		}
 		if ctx.Err() != nil || errors.Is(err, cluster.ErrNotLeader) {
 			return
 		}
 		log.Warn("node: waiting to catch up before acting", "err", err)
 	}
+	ctx = cloud.WithTerm(ctx, t)
+	log = log.With("term", t)
 	if wm, ok := n.raft.FSM().Watermark(publish.WatermarkKey); ok {
 		n.pub.Restore(time.UnixMilli(wm))
 	}

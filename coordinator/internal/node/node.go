@@ -14,11 +14,14 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/authz"
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
+	"github.com/shoal-dev/shoal/coordinator/internal/console"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	"github.com/shoal-dev/shoal/coordinator/internal/ingest"
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 	"github.com/shoal-dev/shoal/coordinator/internal/publish"
 	"github.com/shoal-dev/shoal/coordinator/internal/scaler"
 	"github.com/shoal-dev/shoal/coordinator/internal/server"
@@ -46,6 +49,9 @@ type Node struct {
 	scaler *scaler.Scaler
 	pub    *publish.Publisher
 	rec    *publish.Reconciler
+	// console serves /ui/ on --http-addr.
+	console *console.Console
+	az      *authz.Authorizer
 }
 
 // New validates cfg, listens on both addresses, opens raft and builds every
@@ -56,6 +62,12 @@ type Node struct {
 func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if err := nemesis.Check(); err != nil {
+		return nil, err
+	}
+	if s := nemesis.Summary(); s != "" {
+		cfg.Logger.Warn("node: nemesis fault hooks armed (failpoints build): this node is for chaos tests only", "hooks", s)
 	}
 	n = &Node{cfg: cfg, log: cfg.Logger}
 	// Listen first so a port clash fails before raft touches the data dir.
@@ -118,8 +130,11 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 	}
 	if n.srv, err = server.New(server.Config{
 		Node: n.raft, Logger: cfg.Logger, Registry: reg, Live: lv, GRPCOptions: opts,
-		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure,
+		ForwardAgents: n.ingest.ForwardAgents, Insecure: cfg.Security.Insecure, LoadBalancers: n.loadBalancers,
 	}); err != nil {
+		return nil, err
+	}
+	if n.console, err = n.buildConsole(n.az); err != nil {
 		return nil, err
 	}
 	agents := agentService{Service: n.ingest, agentEnroller: n.enroll}
@@ -141,10 +156,12 @@ func (n *Node) grpcOptions(reg prometheus.Registerer) ([]grpc.ServerOption, erro
 	}
 	az, err := authz.New(authz.Config{Insecure: n.cfg.Security.Insecure}, authz.Deps{
 		Tokens: n.raft.FSM(), Denied: n.denied(reg), Logger: n.log.With("component", "authz"), Now: time.Now,
+		CaughtUp: n.raft.CaughtUp,
 	})
 	if err != nil {
 		return nil, err
 	}
+	n.az = az
 	return append(creds, az.ServerOptions()...), nil
 }
 
@@ -200,7 +217,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	sc.Logger = log.With("component", "scaler")
 	sc.NodeID = cfg.Cluster.NodeID
 	if n.scaler, err = scaler.New(sc, scaler.Deps{
-		Store: leaderStore{st}, Cloud: cl, Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
+		Store: leaderStore{st}, Cloud: cloud.Fenced(cl, n.raft), Metrics: liveMetrics{in: n.ingest, stale: cfg.Ingest.StaleAfter}, LBs: n.feed, Agents: agents{in: n.ingest},
 	}, reg); err != nil {
 		return nil, err
 	}
@@ -235,16 +252,26 @@ func (n *Node) Run(ctx context.Context) error {
 	loopsCtx, stopLoops := context.WithCancel(context.Background())
 	loopsDone := make(chan struct{})
 	go func() { defer close(loopsDone); n.runLoops(loopsCtx) }()
-	hs := &http.Server{Handler: n.srv.HTTPHandler(), ReadHeaderTimeout: 5 * time.Second}
+	hs := &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 5 * time.Second}
+	httpLis, err := n.httpListener()
+	if err != nil {
+		stopLoops()
+		<-loopsDone
+		return err
+	}
+	defer n.console.Close()
 	errc := make(chan error, 3)
 	go func() { errc <- n.srv.Serve(n.rpcLis) }()
-	go func() { errc <- hs.Serve(n.httpLis) }()
+	go func() { errc <- hs.Serve(httpLis) }()
 	if n.agentSrv != nil {
 		go func() { errc <- n.agentSrv.Serve(n.agentLis) }()
 	}
 	secCtx, stopSec := context.WithCancel(context.Background())
 	defer stopSec()
 	go n.runSecurity(secCtx)
+	if n.cfg.Snapshots.Dir != "" {
+		go n.runSnapshots(secCtx)
+	}
 	c := n.cfg.Cluster
 	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "agent", n.cfg.AgentAddr, "raft", c.RaftBind, "log_store", c.LogStore, "tls", n.tls != nil)
 
@@ -268,6 +295,7 @@ func (n *Node) Run(ctx context.Context) error {
 		stopGRPC(n.agentSrv, n.cfg.GRPCStopTimeout)
 	}
 	n.srv.Stop(n.cfg.GRPCStopTimeout)
+	n.console.Close() // ends the event streams, which Shutdown would wait for
 	sctx, cancel := context.WithTimeout(context.Background(), n.cfg.HTTPStopTimeout)
 	defer cancel()
 	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/enroll"
+	"github.com/shoal-dev/shoal/coordinator/internal/nemesis"
 	"github.com/shoal-dev/shoal/coordinator/internal/raftls"
 	"github.com/shoal-dev/shoal/proto/rpc"
 	"github.com/shoal-dev/shoal/proto/rpc/tlsconf"
@@ -137,15 +138,16 @@ func (t *transport) serverOptions() ([]grpc.ServerOption, error) {
 }
 
 // peerDialOptions are the options for calls to other servers.
+// In a failpoints build they also route through the nemesis dial map.
 func (t *transport) peerDialOptions() ([]grpc.DialOption, error) {
 	if t == nil {
-		return nil, nil
+		return nemesis.GRPCDialOptions(), nil
 	}
 	cfg, err := tlsconf.PeerClientConfig(t.src)
 	if err != nil {
 		return nil, err
 	}
-	return []grpc.DialOption{tlsconf.DialOption(cfg)}, nil
+	return append([]grpc.DialOption{tlsconf.DialOption(cfg)}, nemesis.GRPCDialOptions()...), nil
 }
 
 // peerDial is cluster.Config.Dial over the peer options.

@@ -108,9 +108,23 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 	}
 	cur := v.current()
 	if d.Capacity > cur {
+		if d.Capacity+v.draining > v.g.Max {
+			// Draining members still count toward the group's MaxSize
+			// until they are terminated, so the group would refuse the
+			// call; and asking for less would leave the group short once
+			// they go. The decision waits for the drains, which the drain
+			// deadline bounds.
+			return errWait
+		}
 		start := s.cfg.Now()
 		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.Capacity+v.draining)
 		s.met.actuation.Observe(s.cfg.Now().Sub(start).Seconds())
+		if errors.Is(err, cloud.ErrNotLeader) {
+			// Nothing reached the cloud: the decision stays pending, and
+			// whoever leads next applies it.
+			s.cfg.Logger.Warn("scaler: decision left pending: leadership not confirmed before the call", "fleet", v.f.Name, "decision", d.Id, "err", err)
+			return fmt.Errorf("%w: %w", errWait, err)
+		}
 		if err != nil {
 			s.cloudErr("set desired capacity", v.g.Name, err)
 			return err

@@ -67,7 +67,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		timedOut := now.Sub(started) >= s.cfg.DrainTimeout || drainDeadlinePassed(in, now)
 		if !drained && !timedOut {
 			waiting[id] = why
-			if gi.LifecycleState == cloud.LifecycleTerminatingWait && now.Sub(fs.heartbeatAt[id]) >= s.cfg.HookHeartbeat/3 {
+			if gi.LifecycleState == cloud.LifecycleTerminatingWait && now.Sub(fs.heartbeatAt[id]) >= fs.heartbeatEvery(s.cfg.HookHeartbeat) {
 				err := s.deps.Cloud.RecordLifecycleActionHeartbeat(ctx, cloud.LifecycleAction{Group: v.g.Name, Hook: s.cfg.HookName, InstanceID: id})
 				if err != nil {
 					s.cloudErr("lifecycle heartbeat", v.g.Name, err)
@@ -151,4 +151,14 @@ func (s *Scaler) completeAction(ctx context.Context, v *view, id string) {
 	if err != nil && !errors.Is(err, cloud.ErrLifecycleActionNotFound) {
 		s.cloudErr("complete lifecycle action", v.g.Name, err)
 	}
+}
+
+// heartbeatEvery is how often a drain heartbeats the group's hook: a third
+// of the hook's own timeout, or of the configured one until the hook has
+// been looked at.
+func (fs *fleetState) heartbeatEvery(configured time.Duration) time.Duration {
+	if fs.hookHeartbeat > 0 {
+		return fs.hookHeartbeat / 3
+	}
+	return configured / 3
 }

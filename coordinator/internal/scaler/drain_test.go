@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -56,5 +58,50 @@ func TestCompleteActionKnowsAGoneActionBySentinel(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestScaleOutWhileDrainingNeverAsksAboveMax is the chaos harness's
+// finding: a manual scale-out to the group's MaxSize while two instances
+// drained asked for MaxSize+2, which Auto Scaling refused, and the decision
+// failed. It must wait for the drains and then be applied.
+func TestScaleOutWhileDrainingNeverAsksAboveMax(t *testing.T) {
+	h := newHarness(t, 4, cpuPolicy())
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].Max = 6
+	h.cloud.mu.Unlock()
+	h.tick()
+	h.serve(10)
+	h.clk.Add(time.Second)
+	h.tick() // scale-in 4 → 2: two victims draining, held by the LB
+	var draining []string
+	for _, id := range h.ids(cloud.LifecycleInService) {
+		if h.state(id) == shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
+			draining = append(draining, id)
+		}
+	}
+	if len(draining) != 2 {
+		t.Fatalf("draining %v, want 2", draining)
+	}
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: 2, Capacity: 6, Reason: "manual", Source: fsm.SourceManual}))
+	h.tick()
+	for _, c := range h.cloud.Calls() {
+		if c == "SetDesiredCapacity "+asg+" 8" {
+			t.Fatalf("asked the group (max 6) for 8: %v", h.cloud.Calls())
+		}
+	}
+	ds := h.decisions()
+	if last := ds[len(ds)-1]; last.Status != pending {
+		t.Fatalf("decision %v, want pending while instances drain", last)
+	}
+	for _, id := range draining {
+		h.lbs.release(id)
+	}
+	for i := 0; i < 4; i++ {
+		h.tick()
+	}
+	ds = h.decisions()
+	if last := ds[len(ds)-1]; last.Status != applied || h.cloud.group(asg).Desired != 6 {
+		t.Fatalf("after the drains: decision %v, group desired %d; want applied at 6", last, h.cloud.group(asg).Desired)
 	}
 }

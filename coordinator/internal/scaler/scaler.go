@@ -63,8 +63,11 @@ type Config struct {
 	RetireUnknownAfter time.Duration
 	// HookName is the lifecycle hook Shoal puts on each group.
 	HookName string
-	// HookHeartbeat is the hook's heartbeat timeout; Shoal sends heartbeats
-	// at a third of it while a drain lasts.
+	// HookHeartbeat is the heartbeat timeout of a hook the scaler puts on a
+	// group that has none (--hook-heartbeat). A group whose hook already
+	// has a heartbeat timeout AWS accepts keeps it: Terraform's or `fleet
+	// bootstrap`'s value is the operator's. Shoal sends heartbeats at a
+	// third of the hook's own timeout while a drain lasts.
 	HookHeartbeat time.Duration
 	// LaunchFailures is how many failed launches in a row stop scale-out.
 	LaunchFailures int
@@ -118,6 +121,8 @@ func (c Config) Validate() error {
 		}
 	}
 	switch {
+	case c.HookHeartbeat < cloud.MinHookHeartbeat || c.HookHeartbeat > cloud.MaxHookHeartbeat || c.HookHeartbeat%time.Second != 0:
+		return fmt.Errorf("hook-heartbeat (%v): must be whole seconds from %v to %v (AWS's limits)", c.HookHeartbeat, cloud.MinHookHeartbeat, cloud.MaxHookHeartbeat)
 	case c.HookName == "":
 		return errors.New("hook name: required")
 	case c.SpotDrainMargin < 0 || c.SpotDrainMargin >= 2*time.Minute:
@@ -160,18 +165,21 @@ type Explanation struct {
 // leader change only restarts the stabilisation windows, which delays a
 // scale-in and never hurts.
 type fleetState struct {
-	decide       decide.State
-	seeded       bool
-	hookEnsured  bool
-	groupStatus  string
-	launchBlock  string
-	launchCheck  time.Time
-	blockNoted   bool
-	explain      Explanation
-	heartbeatAt  map[string]time.Time
-	flags        map[string]string
-	firstSeen    map[string]time.Time
-	drainWaiting map[string]string
+	decide      decide.State
+	seeded      bool
+	hookEnsured bool
+	groupStatus string
+	launchBlock string
+	launchCheck time.Time
+	blockNoted  bool
+	explain     Explanation
+	heartbeatAt map[string]time.Time
+	// hookHeartbeat is the group's hook's heartbeat timeout, as found or
+	// put by ensureHook; 0 until then.
+	hookHeartbeat time.Duration
+	flags         map[string]string
+	firstSeen     map[string]time.Time
+	drainWaiting  map[string]string
 	// spotNotes say, per instance that got a capacity notice, which
 	// replacement path ran (spot.go); each outlives its instance a while.
 	spotNotes map[string]spotNote
@@ -456,8 +464,11 @@ func (s *Scaler) ensureHook(ctx context.Context, fs *fleetState, v *view) {
 		return
 	}
 	for _, h := range hooks {
-		if h.Name == s.cfg.HookName && h.Transition == cloud.TransitionTerminating && h.HeartbeatTimeout == s.cfg.HookHeartbeat {
-			fs.hookEnsured = true
+		if h.Name == s.cfg.HookName && h.Transition == cloud.TransitionTerminating &&
+			h.HeartbeatTimeout >= cloud.MinHookHeartbeat && h.HeartbeatTimeout <= cloud.MaxHookHeartbeat {
+			// Someone chose this timeout (Terraform's drain_timeout_seconds,
+			// fleet bootstrap's --hook-heartbeat): keep it, and heartbeat by it.
+			fs.hookEnsured, fs.hookHeartbeat = true, h.HeartbeatTimeout
 			return
 		}
 	}
@@ -469,7 +480,7 @@ func (s *Scaler) ensureHook(ctx context.Context, fs *fleetState, v *view) {
 		s.cloudErr("put lifecycle hook", v.g.Name, err)
 		return
 	}
-	fs.hookEnsured = true
+	fs.hookEnsured, fs.hookHeartbeat = true, s.cfg.HookHeartbeat
 }
 
 func (s *Scaler) cloudErr(what, group string, err error) {

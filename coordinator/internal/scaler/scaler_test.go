@@ -607,3 +607,39 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// A hook the operator put with another heartbeat timeout (Terraform's
+// drain_timeout_seconds) is kept, not rewritten, and drains heartbeat by
+// it; a group with no hook gets --hook-heartbeat's.
+func TestLifecycleHookKeepsOperatorsHeartbeat(t *testing.T) {
+	h := newHarness(t, 3, nil)
+	h.cloud.mu.Lock()
+	h.cloud.hooks[asg] = []cloud.LifecycleHook{{Name: cloud.DrainHookName, Group: asg, Transition: cloud.TransitionTerminating, HeartbeatTimeout: 600 * time.Second, DefaultResult: cloud.ResultContinue}}
+	h.cloud.mu.Unlock()
+	h.tick()
+	h.serve(40)
+	if slices.Contains(h.cloud.Calls(), "PutLifecycleHook "+asg+" shoal-drain") {
+		t.Fatalf("calls = %v: the scaler rewrote a hook whose 600 s heartbeat AWS accepts", h.cloud.Calls())
+	}
+	hooks, _ := h.cloud.DescribeLifecycleHooks(context.Background(), asg)
+	if len(hooks) != 1 || hooks[0].HeartbeatTimeout != 600*time.Second {
+		t.Fatalf("hooks = %+v, want the operator's one with 600 s", hooks)
+	}
+}
+
+func TestHookHeartbeatWithinAWSLimits(t *testing.T) {
+	for _, d := range []time.Duration{29 * time.Second, 7201 * time.Second, 90500 * time.Millisecond} {
+		c := DefaultConfig()
+		c.HookHeartbeat = d
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hook-heartbeat") {
+			t.Errorf("HookHeartbeat %v: Validate() = %v, want an error naming hook-heartbeat", d, err)
+		}
+	}
+	for _, d := range []time.Duration{30 * time.Second, 7200 * time.Second} {
+		c := DefaultConfig()
+		c.HookHeartbeat = d
+		if err := c.Validate(); err != nil {
+			t.Errorf("HookHeartbeat %v: %v", d, err)
+		}
+	}
+}

@@ -76,6 +76,13 @@ func joinsAsItself(ctx context.Context, nodeID string, member func(string) bool)
 	return nil
 }
 
+// DescribeNode tells a server, member or not, who this node is and whether
+// it is in a cluster: a fresh node under --bootstrap-expect has no
+// membership yet, so the authorizer's server-certificate check is the gate.
+func (c *clusterService) DescribeNode(_ context.Context, _ *clusterv1.DescribeNodeRequest) (*clusterv1.DescribeNodeResponse, error) {
+	return c.node.Describe(), nil
+}
+
 // ApplyCommand is a follower's write forwarded to this node; it is applied
 // only if this node leads.
 func (c *clusterService) ApplyCommand(ctx context.Context, req *clusterv1.ApplyCommandRequest) (*clusterv1.ApplyCommandResponse, error) {

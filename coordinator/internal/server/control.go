@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/authz"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
@@ -51,7 +52,7 @@ func (s *Server) readVia(ctx context.Context, stale bool, local func() error, re
 	if err != nil {
 		return toStatus(err)
 	}
-	return remote(forwardContext(ctx), cc)
+	return s.leaderDown(cc, remote(forwardContext(ctx), cc))
 }
 
 // forwardContext marks a call this node passes to the leader: forwarded
@@ -75,6 +76,12 @@ func (s *Server) apply(ctx context.Context, c fsm.Command) (*fsm.Result, uint64,
 
 // GetStatus reports the leader, the members with their roles, and indexes.
 func (s *Server) GetStatus(ctx context.Context, req *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	if s.node.LeaderID() == "" {
+		// No leader to wait for: say so at once; the CLI asks again.
+		if local, ok := s.noLeaderStatus(ctx, req, cluster.ErrNoLeader); ok {
+			return local, nil
+		}
+	}
 	var out *shoalv1.GetStatusResponse
 	err := s.read(ctx, req.Stale, func() error {
 		nodes, err := s.nodes()
@@ -92,6 +99,11 @@ func (s *Server) GetStatus(ctx context.Context, req *shoalv1.GetStatusRequest) (
 		out, err = c.GetStatus(ctx, req)
 		return err
 	})
+	if err != nil {
+		if local, ok := s.noLeaderStatus(ctx, req, err); ok {
+			return local, nil
+		}
+	}
 	return out, err
 }
 
@@ -113,7 +125,11 @@ func (s *Server) nodes() ([]*shoalv1.Node, error) {
 			// The leader's heartbeats to it fail: it cannot be reached.
 			role = shoalv1.NodeRole_NODE_ROLE_UNKNOWN
 		}
-		out = append(out, &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, AgentAddr: p.AgentAddr, Role: role, Voter: p.Voter})
+		n := &shoalv1.Node{Id: p.ID, RaftAddr: p.RaftAddr, RpcAddr: p.RPCAddr, AgentAddr: p.AgentAddr, Role: role, Voter: p.Voter}
+		if t, ok := s.node.UnreachableSince(p.ID); ok && iLead && p.ID != self {
+			n.UnreachableSince = timestamppb.New(t)
+		}
+		out = append(out, n)
 	}
 	return out, nil
 }

@@ -55,6 +55,9 @@ type Config struct {
 	ForwardAgents func(clusterv1.ClusterService_ForwardAgentsServer) error
 	// Insecure is reported by GetStatus: the node runs without TLS and ACLs.
 	Insecure bool
+	// LoadBalancers lists a fleet's live LB sessions as last reported (the
+	// feed's, on the leader); nil lists none.
+	LoadBalancers func(fleet string) []*shoalv1.LoadBalancer
 }
 
 // Validate says which field is wrong.

@@ -24,12 +24,26 @@ instance running demoapp, the fleet bootstrap and shoal-lb, then drives
 baseline → spike → baseline load through the load balancer, printing one
 line per second, and writes demo-report/ (timeline.csv, chart.svg,
 summary.json). DEMO_DURATION (a Go duration, default 150s) sets the length of
-the load profile. Ctrl-C stops everything cleanly.`,
+the load profile. Ctrl-C stops everything cleanly.
+
+With --compare aws (or DEMO_COMPARE=aws) a second, identical fleet runs
+beside Shoal's behind a load balancer of its own, under the same load at the
+same moment, scaled by AWS target tracking as the local cloud runs it (10 s
+high-resolution metric, published every 10 s by a stand-in CloudWatch
+agent) and never by Shoal. The run lasts up to about 7.5 minutes, so AWS's
+side can scale out and back in.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := FromEnv(cfg, getenv)
+			c := cfg
+			if cmd.Flags().Changed("compare") {
+				if c.Compare != CompareAWS {
+					return fmt.Errorf("%w: --compare (%q) must be %q", ErrConfig, c.Compare, CompareAWS)
+				}
+				c = c.WithCompare(c.Compare)
+			}
+			c, err := FromEnv(c, getenv)
 			if err != nil {
 				return err
 			}
@@ -55,6 +69,7 @@ the load profile. Ctrl-C stops everything cleanly.`,
 	f.BoolVar(&cfg.Hold, "hold", cfg.Hold, "keep the system up after the report, for the CLI tour, until Ctrl-C")
 	f.IntVar(&cfg.BaselineRPS, "baseline-rps", cfg.BaselineRPS, "baseline load, requests/s")
 	f.IntVar(&cfg.SpikeRPS, "spike-rps", cfg.SpikeRPS, "spike load, requests/s")
+	f.StringVar(&cfg.Compare, "compare", cfg.Compare, `"aws": a second fleet beside Shoal's, scaled by AWS target tracking in the local cloud`)
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)
 	cmd.SetErr(stderr)

@@ -1,11 +1,14 @@
 package demo
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"time"
+
+	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
 )
 
 // Config is one demo run; start from DefaultConfig.
@@ -42,7 +45,26 @@ type Config struct {
 	// Hold keeps the system up after the report until ctx ends, for the
 	// CLI tour.
 	Hold bool
+	// Compare is "" (Shoal alone) or "aws": a second, identical fleet
+	// behind a load balancer of its own, under the same load, scaled by the
+	// local cloud's AWS target tracking instead of Shoal (compare.go).
+	Compare string
+	// Budget bounds the whole run's wall time when > 0: the recovery phase
+	// ends early to stay inside it (WithCompare sets 7m40s, so `make demo
+	// DEMO_COMPARE=aws` with its build stays under 8 minutes).
+	Budget time.Duration
+	// AgentFlush is the stand-in CloudWatch agent's flush interval in
+	// compare mode (default 10s, the period of AWS's best target tracking
+	// setting); it samples every second.
+	AgentFlush time.Duration
+	// OnLoad, when set, is called just before the load starts, with the
+	// running sandbox (the console screenshot opens its page then). It
+	// must not block.
+	OnLoad func(ctx context.Context, sb *sandbox.Sandbox)
 }
+
+// CompareAWS is Config.Compare's one value.
+const CompareAWS = "aws"
 
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("demo config")
@@ -61,8 +83,22 @@ func DefaultConfig() Config {
 		Target:          50,
 		ScaleInWindow:   15 * time.Second,
 		PublishInterval: 2 * time.Second,
+		AgentFlush:      10 * time.Second,
 		Out:             os.Stdout,
 	}.WithDuration(150 * time.Second)
+}
+
+// WithCompare returns c set up for `--compare aws`: 20 s of baseline, a
+// one-minute spike, then up to 380 s of baseline again, which ends early
+// once both fleets are back at min. AWS's side needs the length: its
+// scale-in waits for 15 low datapoints and for 300 s after its last
+// scale-out (deploy/awsmodel), and its alarm actions repeat only once a
+// minute. Budget keeps the whole run under 8 minutes.
+func (c Config) WithCompare(kind string) Config {
+	c.Compare = kind
+	c.Baseline, c.Spike, c.Recovery = 20*time.Second, 60*time.Second, 380*time.Second
+	c.Budget = 7*time.Minute + 40*time.Second
+	return c
 }
 
 // WithDuration returns c with its phases split from d: 20 % baseline, 35 %
@@ -104,12 +140,34 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: publish interval (%s) must be > 0", ErrConfig, c.PublishInterval)
 	case c.Out == nil:
 		return fmt.Errorf("%w: out: a writer for the live lines is required", ErrConfig)
+	case c.Compare != "" && c.Compare != CompareAWS:
+		return fmt.Errorf("%w: compare (%q) must be empty or %q", ErrConfig, c.Compare, CompareAWS)
+	case c.Budget < 0:
+		return fmt.Errorf("%w: budget (%s) must be >= 0", ErrConfig, c.Budget)
+	case c.Compare != "" && (c.AgentFlush < time.Second || c.AgentFlush > time.Minute):
+		return fmt.Errorf("%w: agent flush (%s) must be between 1s and 1m", ErrConfig, c.AgentFlush)
 	}
 	return nil
 }
 
-// FromEnv splits the phases from DEMO_DURATION (a Go duration) when set.
+// FromEnv applies DEMO_COMPARE (WithCompare) and then DEMO_DURATION (a Go
+// duration): in the default run it splits the phases; in a compare run it
+// shortens or lengthens the recovery phase so the profile lasts that long.
 func FromEnv(c Config, getenv func(string) string) (Config, error) {
+	if v := getenv("DEMO_COMPARE"); v != "" {
+		if v != CompareAWS {
+			return c, fmt.Errorf("%w: DEMO_COMPARE (%q) must be %q or unset", ErrConfig, v, CompareAWS)
+		}
+		c = c.WithCompare(v)
+	}
+	if v := getenv("DEMO_DURATION"); v != "" && c.Compare != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= c.Baseline+c.Spike {
+			return c, fmt.Errorf("%w: DEMO_DURATION (%q) must be a Go duration longer than the compare run's baseline and spike (%s)", ErrConfig, v, c.Baseline+c.Spike)
+		}
+		c.Recovery = d - c.Baseline - c.Spike
+		return c, nil
+	}
 	if v := getenv("DEMO_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {

@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -33,6 +31,7 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	began := time.Now()
 	out := cfg.Out
 	fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
 		cfg.Total(), cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
@@ -63,6 +62,10 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	fmt.Fprintf(out, "✓ coordinator cluster: %d raft nodes at %s\n", len(sb.Nodes()), strings.Join(sb.RPCAddrs(), ", "))
 	if sb.Secure() {
 		fmt.Fprintf(out, "✓ mutual TLS on every connection (CA %s), agents enroll with signed identity documents, ACLs bootstrapped\n", sb.CACert())
+	}
+
+	if err := printConsole(ctx, out, sb); err != nil {
+		return nil, err
 	}
 
 	golden, err := sb.RunGolden(ctx, cfg.Capacity)
@@ -121,7 +124,27 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 		return nil, err
 	}
 
-	r := &run{cfg: cfg, sb: sb, obs: obs, made: made, alarms: alarms, golden: golden}
+	r := &run{cfg: cfg, sb: sb, obs: obs, made: made, alarms: alarms, golden: golden, began: began}
+	for _, m := range made {
+		if m.Kind == "auto-scaling-group" {
+			r.group = m.ID
+		}
+	}
+	if cfg.Compare == CompareAWS {
+		a, err := r.setupAWS(ctx)
+		if a != nil {
+			defer a.close()
+		}
+		if err != nil {
+			return nil, err
+		}
+		a.agent.start(ctx)
+		defer a.agent.stop()
+		r.aws = a
+	}
+	if cfg.OnLoad != nil {
+		cfg.OnLoad(ctx, sb)
+	}
 	sum, runErr := r.load(ctx)
 	if sum == nil {
 		return nil, runErr
@@ -156,6 +179,7 @@ func hold(ctx context.Context, out io.Writer, cfg Config, sb *sandbox.Sandbox) {
 		fmt.Fprintf(out, "  %s/shoal-coordinator %s\n", cfg.BinDir, c)
 	}
 	fmt.Fprintf(out, "  %s/shoal-lb loadtest --target %s/ --rate 100 --duration 20s --connections 8 --streams 1\n\n", cfg.BinDir, sb.LBURL)
+	fmt.Fprintf(out, "The operator console: %s\n\n", consoleURL(sb))
 	<-ctx.Done()
 }
 
@@ -178,7 +202,12 @@ type alarmInfo struct {
 // waitServing waits for min in-service instances and a request answered
 // through the load balancer.
 func waitServing(ctx context.Context, sb *sandbox.Sandbox, obs *observer, min int) error {
-	if err := sandbox.Poll(ctx, 60*time.Second, fmt.Sprintf("%d instances in service", min), func(ctx context.Context) error {
+	return waitServingAt(ctx, obs, sb.LBURL, min)
+}
+
+// waitServingAt is waitServing for the load balancer at lbURL.
+func waitServingAt(ctx context.Context, obs *observer, lbURL string, min int) error {
+	if err := sandbox.Poll(ctx, 60*time.Second, fmt.Sprintf("%d instances of %s in service", min, obs.fleet), func(ctx context.Context) error {
 		st, err := obs.state(ctx)
 		if err != nil {
 			return err
@@ -191,8 +220,8 @@ func waitServing(ctx context.Context, sb *sandbox.Sandbox, obs *observer, min in
 		return err
 	}
 	hc := &http.Client{Timeout: 2 * time.Second}
-	return sandbox.Poll(ctx, 30*time.Second, "a request answered through shoal-lb", func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, sb.LBURL+"/", nil)
+	return sandbox.Poll(ctx, 30*time.Second, "a request answered through shoal-lb at "+lbURL, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, lbURL+"/", nil)
 		if err != nil {
 			return err
 		}
@@ -211,6 +240,9 @@ func waitServing(ctx context.Context, sb *sandbox.Sandbox, obs *observer, min in
 
 // run is the load phase and what it records.
 type run struct {
+	began  time.Time // when Run started, for cfg.Budget
+	group  string    // the Shoal fleet's group
+	aws    *awsSide  // the AWS-scaled fleet in a compare run, else nil
 	cfg    Config
 	sb     *sandbox.Sandbox
 	obs    *observer
@@ -239,6 +271,11 @@ type Row struct {
 	Draining  int     `json:"draining"`
 	Decision  string  `json:"decision"`
 	Errors    int     `json:"errors"`
+	// Running counts the group's instances pending or running in the
+	// cloud: what is billed, for instance_seconds.
+	Running int `json:"running"`
+	// AWS is the AWS-scaled fleet's second in a compare run.
+	AWS *SideRow `json:"aws,omitempty"`
 }
 
 // DecisionMark is a scaling decision on the timeline.
@@ -250,177 +287,33 @@ type DecisionMark struct {
 	Source string  `json:"source"`
 }
 
-func (r *run) load(ctx context.Context) (*Summary, error) {
-	cfg := r.cfg
-	// Start on a whole second so timeline seconds are clock seconds.
-	r.t0 = time.Now().Truncate(time.Second).Add(time.Second)
-	baseline := int(cfg.Baseline.Round(time.Second) / time.Second)
-	if cfg.AlignSpike {
-		for (r.t0.Unix()+int64(baseline))%10 != 0 {
-			baseline++
-		}
+// consoleURL is the first node's operator console (HTTPS when the sandbox
+// runs TLS; its certificate chains to the sandbox CA).
+func consoleURL(sb *sandbox.Sandbox) string {
+	scheme := "https"
+	if !sb.Secure() {
+		scheme = "http"
 	}
-	spike := int(cfg.Spike.Round(time.Second) / time.Second)
-	total := baseline + spike + int(cfg.Recovery.Round(time.Second)/time.Second)
-	r.spikeAt, r.spikeEnd, r.loadEnd = baseline, baseline+spike, total
-	if err := sleepUntil(ctx, r.t0); err != nil {
-		return nil, err
+	ns := sb.Nodes()
+	if len(ns) == 0 {
+		return ""
 	}
-	if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
-		return nil, err
-	}
-	// The generators run in the sandbox's directory.
-	reportDir, err := filepath.Abs(cfg.ReportDir)
-	if err != nil {
-		return nil, err
-	}
-	base, err := startLoad(r.sb, r.t0, "load-baseline", r.sb.LBURL+"/", cfg.BaselineRPS, 8, time.Duration(total)*time.Second,
-		filepath.Join(reportDir, "load-baseline.csv"))
-	if err != nil {
-		return nil, err
-	}
-	gens := []*loadgen{base}
-	fmt.Fprintf(cfg.Out, "\nload: %d req/s now; spike to %d req/s at t=%ds for %ds; back to %d req/s until t=%ds\n\n",
-		cfg.BaselineRPS, cfg.SpikeRPS, baseline, spike, cfg.BaselineRPS, total)
-	fmt.Fprintf(cfg.Out, "%4s %5s %9s %7s %7s %10s %8s  %s\n", "t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision")
-
-	var runErr error
-	failures := 0
-	settle := total + 45 // observe past the load until the fleet is back at min
-	for k := 1; k <= settle; k++ {
-		if err := sleepUntil(ctx, r.t0.Add(time.Duration(k)*time.Second)); err != nil {
-			runErr = err
-			break
-		}
-		if k == baseline {
-			g, err := startLoad(r.sb, r.t0, "load-spike", r.sb.LBURL+"/", cfg.SpikeRPS-cfg.BaselineRPS, 16, time.Duration(spike)*time.Second,
-				filepath.Join(reportDir, "load-spike.csv"))
-			if err != nil {
-				runErr = err
-				break
-			}
-			gens = append(gens, g)
-		}
-		// Half a second for the generators' lines on second k to arrive.
-		if err := sleepUntil(ctx, r.t0.Add(time.Duration(k)*time.Second+500*time.Millisecond)); err != nil {
-			runErr = err
-			break
-		}
-		if err := early(gens, r.t0.Add(time.Duration(k)*time.Second)); err != nil {
-			runErr = err
-			break
-		}
-		row, err := r.sample(ctx, k, gens)
-		if err != nil {
-			// A slow answer (an election, a loaded machine) keeps the last
-			// fleet state for a row; only a coordinator gone for good ends
-			// the run.
-			if failures++; failures >= 5 || ctx.Err() != nil {
-				runErr = fmt.Errorf("t=%ds: %w", k, err)
-				break
-			}
-			fmt.Fprintf(cfg.Out, "     # t=%ds: coordinator did not answer in time: %v\n", k, err)
-			if n := len(r.rows); n > 0 {
-				prev := r.rows[n-1]
-				row.Desired, row.InService, row.Draining, row.CPUAvg, row.CPUKnown = prev.Desired, prev.InService, prev.Draining, prev.CPUAvg, prev.CPUKnown
-			}
-		} else {
-			failures = 0
-		}
-		r.rows = append(r.rows, row)
-		cpu := "-"
-		if row.CPUKnown {
-			cpu = fmt.Sprintf("%.1f", row.CPUAvg)
-		}
-		fmt.Fprintf(cfg.Out, "%4d %5d %7.1fms %7s %7d %10d %8d  %s\n", row.T, row.RPS, row.P99ms, cpu, row.Desired, row.InService, row.Draining, row.Decision)
-		if k%2 == 0 || k >= total {
-			ch, _, err := r.obs.alarmChanges(ctx, k)
-			if err == nil {
-				for _, c := range ch {
-					fmt.Fprintf(cfg.Out, "     # alarm %s: %s → %s\n", c.Name, c.From, c.To)
-				}
-				r.changes = append(r.changes, ch...)
-			}
-		}
-		// Past the load, stop once the fleet is back at min and the high
-		// alarm no longer fires.
-		if k >= total && row.Desired == cfg.Min && row.InService == cfg.Min && row.Draining == 0 && !r.obs.firing() {
-			break
-		}
-	}
-	var totals loadTotals
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
-	defer cancel()
-	for _, g := range gens {
-		if runErr != nil {
-			_ = g.proc.Stop(time.Second)
-			continue
-		}
-		t, err := g.wait(wctx)
-		if err != nil {
-			runErr = err
-			continue
-		}
-		totals.requests += t.requests
-		totals.ok += t.ok
-		totals.errors += t.errors
-	}
-	if len(r.rows) == 0 {
-		return nil, runErr
-	}
-	return r.summarise(totals, runErr == nil), runErr
+	return scheme + "://" + ns[0].HTTPAddr + "/ui/"
 }
 
-// early reports a generator that ended before its duration.
-func early(gens []*loadgen, now time.Time) error {
-	for _, g := range gens {
-		if g.proc.Exited() && now.Before(g.end.Add(-time.Second)) {
-			return fmt.Errorf("loadtest %s ended early: %v (see its log in the sandbox's logs/)", g.proc.Name, g.proc.Wait(context.Background()))
-		}
-	}
-	return nil
-}
-
-// sample builds timeline row k from the load generators and the coordinators.
-func (r *run) sample(ctx context.Context, k int, gens []*loadgen) (Row, error) {
-	row := Row{T: k}
-	for _, g := range gens {
-		if s, ok := g.second(k); ok {
-			row.RPS += s.requests
-			row.Errors += s.errors
-			// p99 of the union is at most the larger p99; the spike
-			// generator carries most requests when both run.
-			row.P99ms = max(row.P99ms, s.p99ms)
-		}
-	}
-	st, err := r.obs.state(ctx)
-	if err != nil {
-		return row, err
-	}
-	row.Desired, row.InService, row.Draining = st.desired, st.inService, st.draining
-	row.CPUAvg, row.CPUKnown = st.metricAvg, st.metricOK
-	ds, err := r.obs.newDecisions(ctx)
-	if err != nil {
-		return row, err
-	}
-	var marks []string
-	for _, d := range ds {
-		at := d.GetCreateTime().AsTime()
-		m := DecisionMark{T: at.Sub(r.t0).Seconds(), From: int(d.GetPreviousCapacity()), To: int(d.GetCapacity()), Reason: d.GetReason(), Source: sourceWord(d.GetSource())}
-		r.decisions = append(r.decisions, m)
-		marks = append(marks, fmt.Sprintf("%d->%d", m.From, m.To))
-	}
-	row.Decision = strings.Join(marks, " ")
-	return row, nil
-}
-
-func sleepUntil(ctx context.Context, t time.Time) error {
-	timer := time.NewTimer(time.Until(t))
-	defer timer.Stop()
-	select {
-	case <-timer.C:
+// printConsole prints the console's URL and, with ACLs on, a read token
+// made for it, so the console can be watched while the load runs.
+func printConsole(ctx context.Context, out io.Writer, sb *sandbox.Sandbox) error {
+	if !sb.Secure() {
+		fmt.Fprintf(out, "✓ operator console: %s\n", consoleURL(sb))
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
+	var tok struct {
+		Secret string `json:"secret"`
+	}
+	if err := sb.CLIJSON(ctx, &tok, "acl", "token", "create", "--name", "demo-console", "--policy", "read"); err != nil {
+		return fmt.Errorf("console token: %w", err)
+	}
+	fmt.Fprintf(out, "✓ operator console: %s (any node serves it; HTTPS with the sandbox CA's certificates; read token %s)\n", consoleURL(sb), tok.Secret)
+	return nil
 }

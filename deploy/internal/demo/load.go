@@ -24,6 +24,9 @@ type loadSecond struct {
 // loadTotals is a loadtest's final summary line.
 type loadTotals struct {
 	requests, ok, errors int
+	// unsent counts requests the generator's schedule called for but could
+	// not send, every connection being busy: load the fleet never saw.
+	unsent int
 }
 
 // loadgen is one `shoal-lb loadtest` process; its per-second lines are placed
@@ -84,7 +87,7 @@ func (g *loadgen) read(r io.Reader) {
 			g.mu.Unlock()
 		case strings.HasPrefix(line, "summary "):
 			g.mu.Lock()
-			g.totals = &loadTotals{requests: atoi(f["requests"]), ok: atoi(f["ok"]), errors: atoi(f["errors"])}
+			g.totals = &loadTotals{requests: atoi(f["requests"]), ok: atoi(f["ok"]), errors: atoi(f["errors"]), unsent: atoi(f["dropped"])}
 			g.mu.Unlock()
 		}
 	}

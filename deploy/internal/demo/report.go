@@ -14,6 +14,11 @@ import (
 // TimelineHeader is timeline.csv's header: the live line's columns.
 var TimelineHeader = []string{"t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision"}
 
+// CompareHeader is what a compare run's timeline.csv adds after
+// TimelineHeader: the AWS-scaled fleet's columns, then each fleet's
+// instances pending or running (what is billed).
+var CompareHeader = []string{"aws_rps", "aws_p99", "aws_util", "aws_desired", "aws_in_service", "aws_draining", "aws_change", "running", "aws_running"}
+
 func (r *run) writeReport(s *Summary) error {
 	dir := r.cfg.ReportDir
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -48,21 +53,37 @@ func writeFile(path string, write func(io.Writer) error) error {
 // cpu_avg is empty while no instance reported.
 func writeTimeline(w io.Writer, rows []Row) error {
 	cw := csv.NewWriter(w)
-	if err := cw.Write(TimelineHeader); err != nil {
+	compare := len(rows) > 0 && rows[0].AWS != nil
+	head := TimelineHeader
+	if compare {
+		head = append(append([]string(nil), TimelineHeader...), CompareHeader...)
+	}
+	if err := cw.Write(head); err != nil {
 		return err
 	}
 	for _, r := range rows {
-		cpu := ""
-		if r.CPUKnown {
-			cpu = strconv.FormatFloat(r.CPUAvg, 'f', 1, 64)
+		rec := []string{strconv.Itoa(r.T), strconv.Itoa(r.RPS), strconv.FormatFloat(r.P99ms, 'f', 1, 64), optFloat(r.CPUAvg, r.CPUKnown),
+			strconv.Itoa(r.Desired), strconv.Itoa(r.InService), strconv.Itoa(r.Draining), r.Decision}
+		if a := r.AWS; compare && a != nil {
+			rec = append(rec, strconv.Itoa(a.RPS), strconv.FormatFloat(a.P99ms, 'f', 1, 64), optFloat(a.Util, a.UtilKnown),
+				strconv.Itoa(a.Desired), strconv.Itoa(a.InService), strconv.Itoa(a.Draining), a.Change, strconv.Itoa(r.Running), strconv.Itoa(a.Running))
+		} else if compare {
+			rec = append(rec, make([]string, len(CompareHeader))...)
 		}
-		if err := cw.Write([]string{strconv.Itoa(r.T), strconv.Itoa(r.RPS), strconv.FormatFloat(r.P99ms, 'f', 1, 64), cpu,
-			strconv.Itoa(r.Desired), strconv.Itoa(r.InService), strconv.Itoa(r.Draining), r.Decision}); err != nil {
+		if err := cw.Write(rec); err != nil {
 			return err
 		}
 	}
 	cw.Flush()
 	return cw.Error()
+}
+
+// optFloat is v with one decimal, or empty when unknown.
+func optFloat(v float64, ok bool) string {
+	if !ok {
+		return ""
+	}
+	return strconv.FormatFloat(v, 'f', 1, 64)
 }
 
 // writeChart draws three stacked panels sharing the time axis — load, p99
@@ -85,7 +106,13 @@ func writeChart(w io.Writer, s *Summary) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal demo: fleet %s, %d→%d req/s spike, target %s %.0f</text>`+"\n", left, s.Fleet, s.BaselineRPS, s.SpikeRPS, metric, s.Target)
+	compare := len(s.Fleets) > 1
+	if compare {
+		fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal (%s) beside AWS target tracking at 10 s (%s): %d→%d req/s spike each, target %.0f %% utilisation</text>`+"\n",
+			left, s.Fleet, AWSFleet, s.BaselineRPS, s.SpikeRPS, s.Target)
+	} else {
+		fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal demo: fleet %s, %d→%d req/s spike, target %s %.0f</text>`+"\n", left, s.Fleet, s.BaselineRPS, s.SpikeRPS, metric, s.Target)
+	}
 
 	type series struct {
 		label string
@@ -104,6 +131,35 @@ func writeChart(w io.Writer, s *Summary) error {
 			{"in_service", "#9467bd", func(r Row) float64 { return float64(r.InService) }, true},
 			{"draining", "#ff7f0e", func(r Row) float64 { return float64(r.Draining) }, true},
 		}},
+	}
+	legendW := 100.0
+	if compare {
+		// The same axes for both fleets: Shoal's series in solid colours,
+		// AWS's beside them.
+		side := func(f func(SideRow) float64) func(Row) float64 {
+			return func(r Row) float64 {
+				if r.AWS == nil {
+					return 0
+				}
+				return f(*r.AWS)
+			}
+		}
+		panels[0].lines = []series{
+			{"Shoal rps", "#1f77b4", func(r Row) float64 { return float64(r.RPS) }, false},
+			{"AWS rps", "#17becf", side(func(a SideRow) float64 { return float64(a.RPS) }), false},
+		}
+		panels[1].lines = []series{
+			{"Shoal p99", "#d62728", func(r Row) float64 { return r.P99ms }, false},
+			{"AWS p99", "#8c564b", side(func(a SideRow) float64 { return a.P99ms }), false},
+		}
+		panels[2].title = "instances (desired, in service)"
+		panels[2].lines = []series{
+			{"Shoal desired", "#2ca02c", func(r Row) float64 { return float64(r.Desired) }, true},
+			{"Shoal in_service", "#9467bd", func(r Row) float64 { return float64(r.InService) }, true},
+			{"AWS desired", "#e377c2", side(func(a SideRow) float64 { return float64(a.Desired) }), true},
+			{"AWS in_service", "#7f7f7f", side(func(a SideRow) float64 { return float64(a.InService) }), true},
+		}
+		legendW = 130
 	}
 	for i, p := range panels {
 		y0 := float64(top + i*(panelH+gap))
@@ -140,7 +196,19 @@ func writeChart(w io.Writer, s *Summary) error {
 			}
 			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`+"\n", l.color, strings.Join(pts, " "))
 			// Legend above the panel, clear of the lines.
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" text-anchor="end">■ %s</text>`+"\n", float64(width-right)-float64(len(p.lines)-1-j)*100, y0-6, l.color, l.label)
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" fill="%s" text-anchor="end">■ %s</text>`+"\n", float64(width-right)-float64(len(p.lines)-1-j)*legendW, y0-6, l.color, l.label)
+		}
+		if compare {
+			// AWS's capacity changes, as the timeline saw them.
+			for _, r := range rows {
+				if r.AWS == nil || r.AWS.Change == "" {
+					continue
+				}
+				fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e377c2" stroke-dasharray="2,3"/>`+"\n", x(float64(r.T)), y0, x(float64(r.T)), y0+panelH)
+				if i == len(panels)-1 {
+					fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" font-size="11" fill="#e377c2">AWS %s</text>`+"\n", x(float64(r.T))+3, y0+14, strings.ReplaceAll(r.AWS.Change, "->", "→"))
+				}
+			}
 		}
 		for j, d := range s.Decisions {
 			if d.T < 0 {
@@ -163,7 +231,11 @@ func writeChart(w io.Writer, s *Summary) error {
 	for t := 0; t <= rows[n-1].T; t += 10 {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" text-anchor="middle">%ds</text>`+"\n", x(float64(t)), axisY, t)
 	}
-	fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; dashed: scaling decisions; red bar: the high alarm in ALARM</text>`+"\n", left, axisY+18)
+	if compare {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; grey dashed: Shoal's decisions; pink dotted: AWS's capacity changes; red bar: Shoal's high alarm in ALARM</text>`+"\n", left, axisY+18)
+	} else {
+		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">shaded: spike; dashed: scaling decisions; red bar: the high alarm in ALARM</text>`+"\n", left, axisY+18)
+	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
 	return err

@@ -60,6 +60,12 @@ type Summary struct {
 	HighAlarm        string `json:"high_alarm"`
 	HighAlarmFired   bool   `json:"high_alarm_fired"`
 	HighAlarmCleared bool   `json:"high_alarm_cleared"`
+	// AWSAgent is what the stand-in CloudWatch agent sent and dropped in
+	// a compare run.
+	AWSAgent *AgentCounts `json:"aws_agent,omitempty"`
+	// Fleets has one entry per fleet: Shoal's, and in a compare run the
+	// AWS-scaled one (fleets.go).
+	Fleets []FleetResult `json:"fleets"`
 	// Complete is false when the run was cut short.
 	Complete bool  `json:"complete"`
 	Rows     []Row `json:"-"`
@@ -163,5 +169,23 @@ func printSummary(w io.Writer, cfg Config, s *Summary) {
 	if s.HighAlarm != "" {
 		fmt.Fprintf(w, "  alarm %s: reached ALARM during the spike: %v; left it after: %v\n", s.HighAlarm, s.HighAlarmFired, s.HighAlarmCleared)
 	}
+	printFleets(w, s.Fleets)
+	if a := s.AWSAgent; a != nil {
+		fmt.Fprintf(w, "  CloudWatch agent stand-in: %d datapoints sent, %d dropped%s\n", a.Sent, a.Dropped, a.lastErrNote())
+	}
 	fmt.Fprintf(w, "  report: %s/timeline.csv, %s/chart.svg, %s/summary.json\n", cfg.ReportDir, cfg.ReportDir, cfg.ReportDir)
+}
+
+// AgentCounts is the stand-in CloudWatch agent's tally.
+type AgentCounts struct {
+	Sent    int    `json:"sent"`
+	Dropped int    `json:"dropped"`
+	LastErr string `json:"last_error,omitempty"`
+}
+
+func (a AgentCounts) lastErrNote() string {
+	if a.LastErr == "" {
+		return ""
+	}
+	return " (last error: " + a.LastErr + ")"
 }

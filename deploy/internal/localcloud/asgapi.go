@@ -115,11 +115,12 @@ func ltOf(r *LTRef) *xLT {
 	return &xLT{r.ID, r.Name, r.Version}
 }
 
-func (s *Server) serveAutoScaling(w http.ResponseWriter, action string, f qform) {
-	if e := s.cloud.faults.takeAPIFault(action); e != nil {
-		writeQueryError(w, action, e)
+func (s *Server) serveAutoScaling(w http.ResponseWriter, r *http.Request, action string, f qform) {
+	w, done, ok := s.gate(w, r, "autoscaling", action, f, func(w http.ResponseWriter, e *APIError) { writeQueryError(w, action, e) })
+	if !ok {
 		return
 	}
+	defer done()
 	result, err := s.autoScaling(action, f)
 	if err != nil {
 		ae, ok := err.(*APIError)

@@ -62,6 +62,9 @@ type Image struct {
 	Created     time.Time `json:"created"`
 	SourceID    string    `json:"sourceInstanceId,omitempty"`
 	Tags        []Tag     `json:"tags,omitempty"`
+	// SnapshotID is the EBS snapshot behind the image's root volume; it
+	// outlives DeregisterImage until DeleteSnapshot, as on EC2.
+	SnapshotID string `json:"snapshotId,omitempty"`
 }
 
 // LaunchTemplate is an EC2 launch template with its versions.
@@ -152,8 +155,10 @@ type Cloud struct {
 	spawn func(procSpec) (*proc, error)
 	iid   *iidSigner
 
-	mu         sync.Mutex
-	images     map[string]*Image
+	mu     sync.Mutex
+	images map[string]*Image
+	// snapshots are the EBS snapshots CreateImage made, registered or not.
+	snapshots  map[string]bool
 	templates  map[string]*LaunchTemplate
 	instances  map[string]*Instance
 	groups     map[string]*Group
@@ -194,6 +199,7 @@ func NewCloud(cfg Config) (*Cloud, error) {
 	c := &Cloud{
 		cfg: cfg, clock: clk, log: cfg.Logger, spawn: defaultSpawner.start, iid: iid,
 		images:    map[string]*Image{},
+		snapshots: map[string]bool{},
 		templates: map[string]*LaunchTemplate{},
 		instances: map[string]*Instance{},
 		groups:    map[string]*Group{},

@@ -295,34 +295,6 @@ func readCloudWatchBody(r *http.Request) ([]byte, *APIError) {
 	return readBody(r, maxCloudWatchBody)
 }
 
-// runCloudWatch decodes tree into op's input, runs op and writes the
-// answer in p's format.
-func (s *Server) runCloudWatch(w http.ResponseWriter, r *http.Request, p cwProtocol, op string, tree any) {
-	// Which protocol a client really sent is not visible from outside;
-	// tests of third-party clients read it from this line.
-	s.cloud.log.Debug("cloudwatch request", "protocol", p.name(), "operation", op, "contentType", r.Header.Get("Content-Type"), "target", r.Header.Get("X-Amz-Target"), "contentEncoding", r.Header.Get("Content-Encoding"))
-	if e := s.cloud.faults.takeAPIFault(op); e != nil {
-		p.writeError(w, e)
-		return
-	}
-	o, ok := cwOps[op]
-	if !ok {
-		p.writeError(w, apiErr(http.StatusBadRequest, "InvalidAction", "The operation %s is not implemented by the local cloud's CloudWatch", op))
-		return
-	}
-	in := o.newInput()
-	if err := p.decoder().decodeInput(in, tree); err != nil {
-		p.writeError(w, cwError(err))
-		return
-	}
-	out, err := o.call(s, in)
-	if err != nil {
-		p.writeError(w, cwError(err))
-		return
-	}
-	p.writeOutput(w, op, encodeOutput(out))
-}
-
 // cwError maps store errors to CloudWatch's awsQuery error codes; each
 // protocol writes them in its own shape.
 func cwError(err error) *APIError {

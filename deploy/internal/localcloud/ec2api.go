@@ -85,11 +85,12 @@ func (s *Server) toXLT(t LaunchTemplate) xLaunchTemplate {
 	return xLaunchTemplate{t.ID, t.Name, awsTime(t.Created), "arn:aws:iam::" + s.cloud.cfg.AccountID + ":root", t.DefaultVersion, len(t.Versions), ec2Tags(t.Tags)}
 }
 
-func (s *Server) serveEC2(w http.ResponseWriter, action string, f qform) {
-	if e := s.cloud.faults.takeAPIFault(action); e != nil {
-		writeEC2Error(w, e)
+func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, action string, f qform) {
+	w, done, ok := s.gate(w, r, "ec2", action, f, writeEC2Error)
+	if !ok {
 		return
 	}
+	defer done()
 	if f.str("DryRun") == "true" {
 		writeEC2Error(w, apiErr(http.StatusPreconditionFailed, "DryRunOperation", "Request would have succeeded, but DryRun flag is set."))
 		return
@@ -307,6 +308,7 @@ func (s *Server) ec2(action string, f qform) (any, error) {
 			Hypervisor       string    `xml:"hypervisor"`
 			SourceInstanceID string    `xml:"sourceInstanceId,omitempty"`
 			Tags             []xEC2Tag `xml:"tagSet>item"`
+			Devices          []xDevice `xml:"blockDeviceMapping>item"`
 		}
 		out := struct {
 			XMLName xml.Name `xml:"DescribeImagesResponse"`
@@ -314,10 +316,42 @@ func (s *Server) ec2(action string, f qform) (any, error) {
 			Images []xImage `xml:"imagesSet>item"`
 		}{ec2Envelope: env()}
 		for _, im := range imgs {
+			var devs []xDevice
+			if im.SnapshotID != "" {
+				devs = append(devs, xDevice{DeviceName: "/dev/xvda", SnapshotID: im.SnapshotID})
+			}
 			out.Images = append(out.Images, xImage{im.ID, c.cfg.AccountID + "/" + im.Name, "available", c.cfg.AccountID, awsTime(im.Created),
-				false, "x86_64", "machine", im.Name, im.Description, "ebs", "hvm", "xen", im.SourceID, ec2Tags(im.Tags)})
+				false, "x86_64", "machine", im.Name, im.Description, "ebs", "hvm", "xen", im.SourceID, ec2Tags(im.Tags), devs})
 		}
 		return out, nil
+	case "DeregisterImage":
+		if err := c.DeregisterImage(f.str("ImageId")); err != nil {
+			return nil, err
+		}
+		return struct {
+			XMLName xml.Name `xml:"DeregisterImageResponse"`
+			ec2Envelope
+			Return bool `xml:"return"`
+		}{ec2Envelope: env(), Return: true}, nil
+	case "DeleteSnapshot":
+		if err := c.DeleteSnapshot(f.str("SnapshotId")); err != nil {
+			return nil, err
+		}
+		return struct {
+			XMLName xml.Name `xml:"DeleteSnapshotResponse"`
+			ec2Envelope
+			Return bool `xml:"return"`
+		}{ec2Envelope: env(), Return: true}, nil
+	case "DeleteLaunchTemplate":
+		lt, err := c.DeleteLaunchTemplate(f.str("LaunchTemplateName"))
+		if err != nil {
+			return nil, err
+		}
+		return struct {
+			XMLName xml.Name `xml:"DeleteLaunchTemplateResponse"`
+			ec2Envelope
+			LT xLaunchTemplate `xml:"launchTemplate"`
+		}{ec2Envelope: env(), LT: s.toXLT(lt)}, nil
 	case "CreateLaunchTemplate", "CreateLaunchTemplateVersion":
 		v := LTVersion{Description: f.str("VersionDescription"), ImageID: f.str("LaunchTemplateData.ImageId"),
 			InstanceType: f.str("LaunchTemplateData.InstanceType"), UserData: f.str("LaunchTemplateData.UserData"),
@@ -381,4 +415,10 @@ func azByName(n string) (Subnet, bool) {
 		}
 	}
 	return Subnet{}, false
+}
+
+// xDevice is one block device mapping of an image: its EBS snapshot.
+type xDevice struct {
+	DeviceName string `xml:"deviceName"`
+	SnapshotID string `xml:"ebs>snapshotId"`
 }

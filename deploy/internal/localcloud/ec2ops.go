@@ -223,8 +223,9 @@ func (c *Cloud) CreateImage(instanceID, name, description string, tags []Tag) (s
 		}
 	}
 	im := &Image{ID: "ami-" + randHex(17), Name: name, Description: description, Workload: append([]string(nil), in.Workload...),
-		Created: c.clock.Now(), SourceID: in.ID, Tags: tags}
+		Created: c.clock.Now(), SourceID: in.ID, Tags: tags, SnapshotID: "snap-" + randHex(17)}
 	c.images[im.ID] = im
+	c.snapshots[im.SnapshotID] = true
 	c.dirty = true
 	return im.ID, nil
 }
@@ -346,4 +347,60 @@ func matchTagFilters(tags []Tag, filters map[string][]string) bool {
 		}
 	}
 	return true
+}
+
+// DeregisterImage is EC2's DeregisterImage: the image goes, its snapshot
+// stays until DeleteSnapshot.
+func (c *Cloud) DeregisterImage(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.images[id] == nil || id == BaseImageID {
+		return apiErr(http.StatusBadRequest, "InvalidAMIID.NotFound", "The image id '[%s]' does not exist", id)
+	}
+	delete(c.images, id)
+	c.dirty = true
+	return nil
+}
+
+// DeleteSnapshot is EC2's DeleteSnapshot; a snapshot a registered image
+// still uses is InvalidSnapshot.InUse.
+func (c *Cloud) DeleteSnapshot(id string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.snapshots[id] {
+		return apiErr(http.StatusBadRequest, "InvalidSnapshot.NotFound", "The snapshot '%s' does not exist.", id)
+	}
+	for _, im := range c.images {
+		if im.SnapshotID == id {
+			return apiErr(http.StatusBadRequest, "InvalidSnapshot.InUse", "The snapshot %s is currently in use by %s", id, im.ID)
+		}
+	}
+	delete(c.snapshots, id)
+	return nil
+}
+
+// Snapshots lists the snapshots that exist, sorted.
+func (c *Cloud) Snapshots() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for id := range c.snapshots {
+		out = append(out, id)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// DeleteLaunchTemplate is EC2's DeleteLaunchTemplate, by name.
+func (c *Cloud) DeleteLaunchTemplate(name string) (LaunchTemplate, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for id, t := range c.templates {
+		if t.Name == name {
+			delete(c.templates, id)
+			c.dirty = true
+			return *t, nil
+		}
+	}
+	return LaunchTemplate{}, apiErr(http.StatusBadRequest, "InvalidLaunchTemplateName.NotFoundException", "The specified launch template, with template name %s, does not exist.", name)
 }

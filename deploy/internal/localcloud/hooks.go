@@ -3,6 +3,7 @@ package localcloud
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -33,42 +34,72 @@ func (s *Server) serveHook(w http.ResponseWriter, r *http.Request) {
 		s.hookInterrupt(w, r) // spot.go
 	case path == "events":
 		s.hookEvents(w, r) // events.go
+	case path == "faults/api" && r.Method == http.MethodPost && q.Get("operation") == "":
+		s.hookAddAPIFault(w, r)
+	case path == "faults/api" && r.Method == http.MethodDelete && q.Get("operation") == "":
+		s.cloud.faults.clearAPIFaults()
+		writeJSON(w, http.StatusOK, map[string]any{"cleared": true})
 	case path == "faults/api":
-		op := q.Get("operation")
-		if op == "" {
-			hookError(w, http.StatusBadRequest, "operation is required (an API operation name, or * for all)")
-			return
-		}
-		switch r.Method {
-		case http.MethodPost:
-			code := q.Get("code")
-			if code == "" {
-				code = "Throttling"
-			}
-			if _, ok := faultCodes[code]; !ok {
-				hookError(w, http.StatusBadRequest, fmt.Sprintf("code %q is not one the local cloud can inject", code))
-				return
-			}
-			count := 1
-			if v := q.Get("count"); v != "" {
-				n, err := strconv.Atoi(v)
-				if err != nil || n < 1 {
-					hookError(w, http.StatusBadRequest, fmt.Sprintf("count (%q) must be an integer >= 1", v))
-					return
-				}
-				count = n
-			}
-			s.cloud.faults.setAPIFault(op, code, count)
-			writeJSON(w, http.StatusOK, map[string]any{"operation": op, "code": code, "count": count})
-		case http.MethodDelete:
-			s.cloud.faults.setAPIFault(op, "", 0)
-			writeJSON(w, http.StatusOK, map[string]any{"operation": op, "count": 0})
-		default:
-			hookError(w, http.StatusMethodNotAllowed, "use POST to inject, DELETE to clear")
-		}
+		s.hookQueryAPIFault(w, r)
+	case path == "audit" && r.Method == http.MethodGet:
+		s.serveAudit(w, r)
 	default:
 		hookError(w, http.StatusNotFound, "unknown hook "+r.Method+" "+r.URL.Path)
 	}
+}
+
+// hookQueryAPIFault is the query-string form of the API fault hook:
+// operation=Op&code=C&count=N.
+func (s *Server) hookQueryAPIFault(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	op := q.Get("operation")
+	switch r.Method {
+	case http.MethodPost:
+		code := q.Get("code")
+		if code == "" {
+			code = "Throttling"
+		}
+		if _, ok := faultCodes[code]; !ok {
+			hookError(w, http.StatusBadRequest, fmt.Sprintf("code %q is not one the local cloud can inject", code))
+			return
+		}
+		count := 1
+		if v := q.Get("count"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				hookError(w, http.StatusBadRequest, fmt.Sprintf("count (%q) must be an integer >= 1", v))
+				return
+			}
+			count = n
+		}
+		s.cloud.faults.setAPIFault(op, code, count)
+		writeJSON(w, http.StatusOK, map[string]any{"operation": op, "code": code, "count": count})
+	case http.MethodDelete:
+		s.cloud.faults.setAPIFault(op, "", 0)
+		writeJSON(w, http.StatusOK, map[string]any{"operation": op, "count": 0})
+	default:
+		hookError(w, http.StatusMethodNotAllowed, "use POST to inject, DELETE to clear")
+	}
+}
+
+// maxHookBody bounds a hook's JSON body.
+const maxHookBody = 64 << 10
+
+// hookAddAPIFault is the JSON form of the API fault hook (APIFault).
+func (s *Server) hookAddAPIFault(w http.ResponseWriter, r *http.Request) {
+	var f APIFault
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxHookBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		hookError(w, http.StatusBadRequest, "body must be a JSON fault {op, service, kind, count, latency_ms} (or give ?operation= for the query form): "+err.Error())
+		return
+	}
+	if err := s.cloud.faults.addAPIFault(f); err != nil {
+		hookError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s.cloud.log.Info("api fault set", "op", f.Op, "service", f.Service, "kind", f.Kind, "count", f.Count, "latency_ms", f.LatencyMS)
+	writeJSON(w, http.StatusOK, f)
 }
 
 func (s *Server) hookClock(w http.ResponseWriter, r *http.Request) {

@@ -71,6 +71,11 @@ func (c *Cloud) load(path string) error {
 	}
 	for _, im := range s.Images {
 		c.images[im.ID] = im
+		// A registered image's snapshot; one left by DeregisterImage is not
+		// kept across a restart of the local cloud.
+		if im.SnapshotID != "" {
+			c.snapshots[im.SnapshotID] = true
+		}
 	}
 	for _, t := range s.Templates {
 		c.templates[t.ID] = t

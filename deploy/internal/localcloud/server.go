@@ -33,6 +33,7 @@ var sigv4Header = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=([^/,\s]+)/(\
 type Server struct {
 	cloud *Cloud
 	clock *OffsetClock // nil when the clock was injected from outside
+	audit audit
 	http  *http.Server
 	ln    net.Listener
 	stop  context.CancelFunc
@@ -172,13 +173,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			writeQueryError(w, "", &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})
 			return
 		}
-		s.serveAutoScaling(w, action, qform(form))
+		s.serveAutoScaling(w, r, action, qform(form))
 	case "ec2":
 		if !authOK {
 			writeEC2Error(w, &APIError{Status: http.StatusUnauthorized, Code: "AuthFailure", Message: "AWS was not able to validate the provided access credentials: the Authorization header is missing or malformed"})
 			return
 		}
-		s.serveEC2(w, action, qform(form))
+		s.serveEC2(w, r, action, qform(form))
 	case "monitoring":
 		if !authOK {
 			queryProtocol{}.writeError(w, &APIError{Status: http.StatusForbidden, Code: "MissingAuthenticationToken", Message: "Request is missing a well-formed SigV4 Authorization header"})

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -429,6 +430,10 @@ func TestOperationsMatchCalls(t *testing.T) {
 		},
 		"DescribeLaunchTemplates": func() error { _, err := c.DescribeLaunchTemplates(ctx, []string{"lt"}); return err },
 		"DescribeSubnets":         func() error { _, err := c.DescribeSubnets(ctx, cloud.SubnetQuery{}); return err },
+		"DeleteGroup":             func() error { return c.DeleteGroup(ctx, "a") },
+		"DeleteLaunchTemplate":    func() error { return c.DeleteLaunchTemplate(ctx, "lt") },
+		"DeregisterImage":         func() error { return c.DeregisterImage(ctx, "ami-1") },
+		"DeleteSnapshot":          func() error { return c.DeleteSnapshot(ctx, "snap-1") },
 	}
 	methodsOf := func(iface any) []string {
 		typ := reflect.TypeOf(iface).Elem()
@@ -446,13 +451,18 @@ func TestOperationsMatchCalls(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
-	// The scaler's optional interfaces (asked for by type assertion) are
-	// called from inside the coordinator as cloud.Scaling's methods are.
+	// The scaler's warm-pool reads (scaler.Config.WarmPools) are called from
+	// inside the coordinator as cloud.Scaling's methods are.
 	scaling := append(methodsOf((*cloud.Scaling)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
-	all := append(methodsOf((*cloud.Cloud)(nil)), methodsOf((*cloud.WarmPoolBootstrap)(nil))...)
 	bootstrapOps := append(methodsOf((*cloud.Bootstrap)(nil)), "PutWarmPool")
+	all := methodsOf((*cloud.Cloud)(nil))
+	for _, m := range append(methodsOf((*cloud.Teardown)(nil)), methodsOf((*cloud.WarmPoolBootstrap)(nil))...) {
+		if !slices.Contains(all, m) {
+			all = append(all, m)
+		}
+	}
 	if len(calls) != len(all) || len(MethodOperations) != len(all) {
-		t.Fatalf("cloud.Cloud and its optional interfaces have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
+		t.Fatalf("cloud.Cloud, cloud.Teardown and cloud.WarmPoolBootstrap have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
 	}
 	for _, m := range all {
 		call, ok := calls[m]
@@ -478,6 +488,9 @@ func TestOperationsMatchCalls(t *testing.T) {
 	}
 	if got, want := sorted(BootstrapOperations()), opsOf(bootstrapOps); !reflect.DeepEqual(got, want) {
 		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)
+	}
+	if got, want := sorted(TeardownOperations()), opsOf(methodsOf((*cloud.Teardown)(nil))); !reflect.DeepEqual(got, want) {
+		t.Errorf("TeardownOperations() = %v, cloud.Teardown's methods call %v", got, want)
 	}
 	if got, want := Operations(), opsOf(all); !reflect.DeepEqual(got, want) {
 		t.Errorf("Operations() = %v, the methods call %v", got, want)

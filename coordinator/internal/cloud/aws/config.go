@@ -82,7 +82,8 @@ var ErrRateLimited = errors.New("waiting for the shared AWS rate limiter")
 
 // LoadConfig returns the aws.Config all of Shoal's AWS clients are built
 // from: LoadDefaultConfig (environment, shared config, AWS_ENDPOINT_URL) plus
-// the standard retryer tuned by c and the shared limiter on every attempt.
+// the standard retryer tuned by c, the shared limiter on every attempt, and
+// the leadership term header on every call made under a term.
 func LoadConfig(ctx context.Context, c Config) (sdkaws.Config, error) {
 	if err := c.Validate(); err != nil {
 		return sdkaws.Config{}, err
@@ -90,7 +91,7 @@ func LoadConfig(ctx context.Context, c Config) (sdkaws.Config, error) {
 	lim := c.NewLimiter()
 	opts := []func(*config.LoadOptions) error{
 		config.WithRetryer(func() sdkaws.Retryer { return newRetryer(c) }),
-		config.WithAPIOptions([]func(*middleware.Stack) error{LimiterMiddleware(lim)}),
+		config.WithAPIOptions([]func(*middleware.Stack) error{LimiterMiddleware(lim), TermMiddleware()}),
 	}
 	if c.Region != "" {
 		opts = append(opts, config.WithRegion(c.Region))

@@ -163,6 +163,11 @@ func (c *Cloud) DescribeImages(ctx context.Context, q cloud.ImageQuery) ([]cloud
 		}
 		for _, im := range page.Images {
 			img := cloud.Image{ID: sdkaws.ToString(im.ImageId), Name: sdkaws.ToString(im.Name), State: string(im.State), Tags: tagMap(im.Tags)}
+			for _, bd := range im.BlockDeviceMappings {
+				if bd.Ebs != nil && bd.Ebs.SnapshotId != nil {
+					img.SnapshotIDs = append(img.SnapshotIDs, *bd.Ebs.SnapshotId)
+				}
+			}
 			if t, err := time.Parse(time.RFC3339, sdkaws.ToString(im.CreationDate)); err == nil {
 				img.Created = t
 			}

@@ -41,6 +41,7 @@ var kindsByCode = map[string]error{
 	"InvalidInstanceID.NotFound":                   cloud.ErrInstanceNotFound,
 	"InvalidInstanceID.Malformed":                  cloud.ErrInstanceNotFound,
 	"InvalidAMIID.NotFound":                        cloud.ErrNotFound,
+	"InvalidSnapshot.NotFound":                     cloud.ErrNotFound,
 	"InvalidSubnetID.NotFound":                     cloud.ErrNotFound,
 	"InvalidLaunchTemplateName.NotFoundException":  cloud.ErrNotFound,
 	"InvalidLaunchTemplateId.NotFound":             cloud.ErrNotFound,

@@ -1,6 +1,9 @@
 package aws
 
-import "sort"
+import (
+	"slices"
+	"sort"
+)
 
 // Every AWS operation this package can call, as IAM names it. Each method
 // uses exactly one of these constants, and TestOperationsMatchCalls drives
@@ -29,13 +32,27 @@ const (
 	OpCreateLaunchTemplateVersion         = "ec2:CreateLaunchTemplateVersion"
 	OpDescribeLaunchTemplates             = "ec2:DescribeLaunchTemplates"
 	OpDescribeSubnets                     = "ec2:DescribeSubnets"
+	OpDeleteAutoScalingGroup              = "autoscaling:DeleteAutoScalingGroup"
+	OpDeleteLaunchTemplate                = "ec2:DeleteLaunchTemplate"
+	OpDeregisterImage                     = "ec2:DeregisterImage"
+	OpDeleteSnapshot                      = "ec2:DeleteSnapshot"
 )
 
 // Operations returns every operation the package can call, sorted.
 func Operations() []string {
 	ops := append(ScalingOperations(), BootstrapOperations()...)
+	ops = append(ops, OpDeleteAutoScalingGroup, OpDeleteLaunchTemplate, OpDeregisterImage, OpDeleteSnapshot)
 	sort.Strings(ops)
-	return ops
+	return slices.Compact(ops)
+}
+
+// TeardownOperations are the operations of cloud.Teardown's methods: what
+// `fleet delete --purge` can call, with the operator's credentials.
+func TeardownOperations() []string {
+	return []string{
+		OpDescribeAutoScalingGroups, OpDeleteAutoScalingGroup, OpDescribeLaunchTemplates, OpDeleteLaunchTemplate,
+		OpDescribeImages, OpDeregisterImage, OpDeleteSnapshot,
+	}
 }
 
 // ScalingOperations are the operations of cloud.Scaling's methods: what the
@@ -86,6 +103,10 @@ var MethodOperations = map[string]string{
 	"CreateLaunchTemplateVersion":    OpCreateLaunchTemplateVersion,
 	"DescribeLaunchTemplates":        OpDescribeLaunchTemplates,
 	"DescribeSubnets":                OpDescribeSubnets,
+	"DeleteGroup":                    OpDeleteAutoScalingGroup,
+	"DeleteLaunchTemplate":           OpDeleteLaunchTemplate,
+	"DeregisterImage":                OpDeregisterImage,
+	"DeleteSnapshot":                 OpDeleteSnapshot,
 }
 
 // iamPrefix maps the SDK's service IDs to IAM's action prefixes.

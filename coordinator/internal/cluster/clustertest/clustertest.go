@@ -313,6 +313,11 @@ func (p *PeerService) JoinCluster(ctx context.Context, req *clusterv1.JoinCluste
 	return &clusterv1.JoinClusterResponse{LeaderId: id}, nil
 }
 
+// DescribeNode says who this node is, for --bootstrap-expect.
+func (p *PeerService) DescribeNode(context.Context, *clusterv1.DescribeNodeRequest) (*clusterv1.DescribeNodeResponse, error) {
+	return p.Node.Describe(), nil
+}
+
 func peerStatus(err error) error {
 	switch {
 	case errors.Is(err, cluster.ErrNotLeader):

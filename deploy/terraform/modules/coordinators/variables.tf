@@ -68,3 +68,29 @@ variable "node_count" {
   type        = number
   default     = 3
 }
+
+variable "data_volume_size" {
+  description = "GiB of each node's data volume."
+  type        = number
+}
+
+variable "snapshot_bucket" {
+  description = "S3 bucket scheduled snapshots are copied to."
+  type        = string
+}
+
+variable "snapshot_interval" {
+  description = "serve --snapshot-interval (a Go duration, e.g. 1h)."
+  type        = string
+}
+
+variable "snapshot_retention_days" {
+  description = "Days a snapshot stays in the bucket."
+  type        = number
+  default     = 30
+}
+
+variable "hook_heartbeat" {
+  description = "Seconds of heartbeat timeout for a TERMINATING hook the scaler puts on a group that lacks one (serve --hook-heartbeat)."
+  type        = number
+}

@@ -1,5 +1,7 @@
 locals {
   coordinators_tag = join(",", var.coordinators)
+  # app_port reaches shoal-demoapp's --listen and the agent's scrape URL.
+  app_user_data = templatefile("${path.module}/app-port.sh.tftpl", { app_port = var.app_port })
 }
 
 resource "aws_launch_template" "fleet" {
@@ -9,6 +11,7 @@ resource "aws_launch_template" "fleet" {
   instance_type          = var.instance_type
   vpc_security_group_ids = [var.security_group_id]
   update_default_version = true
+  user_data              = base64encode(local.app_user_data)
   iam_instance_profile {
     name = var.instance_profile_name
   }
@@ -65,6 +68,7 @@ resource "aws_instance" "golden" {
   subnet_id              = var.subnet_ids[0]
   vpc_security_group_ids = [var.security_group_id]
   iam_instance_profile   = var.instance_profile_name
+  user_data              = local.app_user_data
   metadata_options {
     http_tokens                 = "required"
     http_put_response_hop_limit = 1

@@ -59,7 +59,15 @@ variable "create_golden_instance" {
 }
 
 variable "drain_timeout_seconds" {
-  description = "How long the TERMINATING lifecycle hook holds an instance while Shoal drains it."
+  description = "Heartbeat timeout of the TERMINATING lifecycle hook (30-7200 s); Shoal heartbeats it while it drains and leaves it as set here."
   type        = number
-  default     = 120
+  validation {
+    condition     = var.drain_timeout_seconds >= 30 && var.drain_timeout_seconds <= 7200
+    error_message = "drain_timeout_seconds must be between 30 and 7200."
+  }
+}
+
+variable "app_port" {
+  description = "Port the application listens on (shoal-demoapp --listen) and the agent scrapes."
+  type        = number
 }

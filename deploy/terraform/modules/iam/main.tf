@@ -14,7 +14,9 @@ data "aws_iam_policy_document" "ec2_assume" {
 
 # The coordinator daemon's only permissions: exactly the AWS operations
 # `serve` calls (cli.ServeAWSOperations), plus reading this cluster's secrets
-# at boot (deploy/systemd/shoal-coordinator-secrets). deploy/check proves both.
+# at boot (deploy/systemd/shoal-coordinator-secrets) and putting its
+# scheduled snapshots in S3 (deploy/systemd/shoal-snapshot-upload).
+# deploy/check proves it.
 resource "aws_iam_role" "coordinator" {
   name               = "${var.name}-coordinator"
   assume_role_policy = data.aws_iam_policy_document.ec2_assume.json
@@ -31,7 +33,27 @@ resource "aws_iam_role_policy" "coordinator" {
     alarm_prefix    = "${var.name}-"
     secrets_path    = var.secrets_path
     secrets_key_arn = aws_kms_key.secrets.arn
+    snapshot_bucket = var.snapshot_bucket
+    cluster_name    = var.name
   })
+}
+
+# Session Manager shells on coordinators and shoal-lb instances, the
+# troubleshooting path (no bastion, no SSH keys): exactly what the SSM
+# agent needs for sessions, nothing of Shoal's. The image carries the agent
+# (deploy/packer).
+resource "aws_iam_role_policy" "coordinator_ssm" {
+  count  = var.ssm_sessions ? 1 : 0
+  name   = "${var.name}-coordinator-ssm-sessions"
+  role   = aws_iam_role.coordinator.id
+  policy = templatefile("${path.module}/../../../iam/ssm-session-policy.json.tftpl", {})
+}
+
+resource "aws_iam_role_policy" "lb_ssm" {
+  count  = var.ssm_sessions ? 1 : 0
+  name   = "${var.name}-lb-ssm-sessions"
+  role   = aws_iam_role.lb.id
+  policy = templatefile("${path.module}/../../../iam/ssm-session-policy.json.tftpl", {})
 }
 
 resource "aws_iam_instance_profile" "coordinator" {
@@ -95,6 +117,7 @@ resource "aws_iam_role_policy" "operator" {
     account_id     = data.aws_caller_identity.current.account_id
     group_prefix   = var.group_prefix
     agent_role_arn = aws_iam_role.agent.arn
+    alarm_prefix   = "${var.name}-"
   })
 }
 

@@ -22,3 +22,13 @@ variable "secrets_path" {
   description = "SSM parameter path of the cluster's secrets (no trailing slash); the coordinators may read only below it."
   type        = string
 }
+
+variable "snapshot_bucket" {
+  description = "S3 bucket of the scheduled snapshots; coordinators may put objects under <name>/ only."
+  type        = string
+}
+
+variable "ssm_sessions" {
+  description = "Give coordinators and shoal-lb instances the SSM agent's session permissions."
+  type        = bool
+}

@@ -2,12 +2,92 @@
 # wanted, cross-zone), Shoal's L7 behind it (per-request gRPC balancing,
 # draining fed by the coordinator).
 
+# The public subnets come from modules/vpc only once their route to the
+# internet gateway exists (its output depends on it): an internet-facing NLB
+# created before that fails with InvalidSubnet.
 resource "aws_lb" "this" {
   name                             = "${var.name}-nlb"
   load_balancer_type               = "network"
   internal                         = false
   subnets                          = var.public_subnet_ids
   enable_cross_zone_load_balancing = true
+  security_groups                  = [aws_security_group.nlb.id]
+}
+
+# Who may reach which listener: clients the application port, operators the
+# control port. Targets admit this group, not outside CIDRs.
+resource "aws_security_group" "nlb" {
+  name        = "${var.name}-nlb"
+  description = "Shoal NLB: clients on the listener port, operators on the control port"
+  vpc_id      = var.vpc_id
+}
+
+resource "aws_vpc_security_group_ingress_rule" "clients" {
+  for_each          = toset(var.client_cidrs)
+  security_group_id = aws_security_group.nlb.id
+  description       = "clients"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.listener_port
+  to_port           = var.listener_port
+}
+
+resource "aws_vpc_security_group_ingress_rule" "operators" {
+  for_each          = toset(var.operator_cidrs)
+  security_group_id = aws_security_group.nlb.id
+  description       = "operator CLI (mTLS and a token still required)"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.control_port
+  to_port           = var.control_port
+}
+
+resource "aws_vpc_security_group_egress_rule" "to_targets" {
+  security_group_id = aws_security_group.nlb.id
+  description       = "to shoal-lb and the coordinators' control port, and health checks"
+  cidr_ipv4         = var.vpc_cidr
+  ip_protocol       = "tcp"
+  from_port         = 0
+  to_port           = 65535
+}
+
+# The coordinators' control port (--rpc-addr) on a second listener. TLS
+# passes through untouched: the CLI verifies the coordinators' server
+# certificates and presents its operator certificate end to end. The agent
+# port is never published.
+resource "aws_lb_target_group" "control" {
+  name        = "${var.name}-control"
+  port        = var.control_port
+  protocol    = "TCP"
+  target_type = "instance"
+  vpc_id      = var.vpc_id
+  # The coordinators admit the NLB's security group; with client addresses
+  # preserved they would see (and have to admit) the operators' addresses.
+  preserve_client_ip   = false
+  deregistration_delay = 10
+  health_check {
+    protocol            = "TCP"
+    interval            = 10
+    healthy_threshold   = 2
+    unhealthy_threshold = 2
+  }
+}
+
+resource "aws_lb_listener" "control" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = var.control_port
+  protocol          = "TCP"
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.control.arn
+  }
+}
+
+resource "aws_lb_target_group_attachment" "control" {
+  count            = length(var.coordinator_instance_ids)
+  target_group_arn = aws_lb_target_group.control.arn
+  target_id        = var.coordinator_instance_ids[count.index]
+  port             = var.control_port
 }
 
 resource "aws_lb_target_group" "lb" {

@@ -67,3 +67,28 @@ variable "secrets_path" {
   description = "SSM parameter path of the cluster's secrets (no trailing slash); each LB reads <path>/lb/<name>/{cert,key}."
   type        = string
 }
+
+variable "vpc_cidr" {
+  description = "VPC CIDR: where the NLB's targets are."
+  type        = string
+}
+
+variable "client_cidrs" {
+  description = "Who may reach listener_port."
+  type        = list(string)
+}
+
+variable "operator_cidrs" {
+  description = "Who may reach control_port (the coordinators' control API); empty: nobody."
+  type        = list(string)
+}
+
+variable "control_port" {
+  description = "Coordinators' --rpc-addr port, published on the NLB for operators."
+  type        = number
+}
+
+variable "coordinator_instance_ids" {
+  description = "Coordinator instances behind the control listener."
+  type        = list(string)
+}

@@ -1,6 +1,7 @@
 # Three groups, wired by reference rather than by CIDR: coordinators admit
-# agents (fleet) only on the agent port, shoal-lb, operators and each other on
-# the control (gRPC) port, and raft only from each other; the fleet admits
+# agents (fleet) only on the agent port, shoal-lb, the NLB's control listener
+# (operators) and each other on the control (gRPC) port, and raft only from
+# each other; the fleet admits
 # only shoal-lb on the application port. mTLS guards every port as well: this
 # is defence in depth, so a fleet instance cannot even reach the control API.
 
@@ -31,25 +32,9 @@ resource "aws_vpc_security_group_ingress_rule" "agent_from_fleet" {
   to_port                      = var.agent_port
 }
 
-# `fleet bootstrap` makes launch templates without security groups, so its
-# instances get the VPC's default group: give that group the fleet's paths.
-resource "aws_vpc_security_group_ingress_rule" "agent_from_bootstrapped_fleet" {
-  security_group_id            = aws_security_group.coordinators.id
-  description                  = "agent enrollment and streams from bootstrapped fleets"
-  referenced_security_group_id = var.bootstrap_sg_id
-  ip_protocol                  = "tcp"
-  from_port                    = var.agent_port
-  to_port                      = var.agent_port
-}
-
-resource "aws_vpc_security_group_ingress_rule" "app_from_lb_to_bootstrapped_fleet" {
-  security_group_id            = var.bootstrap_sg_id
-  description                  = "application traffic from shoal-lb"
-  referenced_security_group_id = aws_security_group.lb.id
-  ip_protocol                  = "tcp"
-  from_port                    = var.app_port
-  to_port                      = var.app_port
-}
+# No rule touches the VPC's default security group: `fleet bootstrap` gives
+# its launch template the golden instance's groups (the fleet group here),
+# so bootstrapped instances need nothing else.
 
 resource "aws_vpc_security_group_ingress_rule" "grpc_from_lb" {
   security_group_id            = aws_security_group.coordinators.id
@@ -78,24 +63,16 @@ resource "aws_vpc_security_group_ingress_rule" "raft" {
   to_port                      = var.raft_port
 }
 
-resource "aws_vpc_security_group_ingress_rule" "grpc_from_operators" {
-  for_each          = toset(var.operator_cidrs)
-  security_group_id = aws_security_group.coordinators.id
-  description       = "operator CLI"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = var.grpc_port
-  to_port           = var.grpc_port
-}
-
-resource "aws_vpc_security_group_ingress_rule" "metrics_from_operators" {
-  for_each          = toset(var.operator_cidrs)
-  security_group_id = aws_security_group.coordinators.id
-  description       = "coordinator /metrics"
-  cidr_ipv4         = each.value
-  ip_protocol       = "tcp"
-  from_port         = var.http_port
-  to_port           = var.http_port
+# Operators reach the control port only through the NLB's control
+# listener, which admits operator_cidrs (its own security group); the
+# coordinators admit the NLB's group, never a CIDR from outside the VPC.
+resource "aws_vpc_security_group_ingress_rule" "grpc_from_nlb" {
+  security_group_id            = aws_security_group.coordinators.id
+  description                  = "operator CLI through the NLB control listener"
+  referenced_security_group_id = var.nlb_sg_id
+  ip_protocol                  = "tcp"
+  from_port                    = var.grpc_port
+  to_port                      = var.grpc_port
 }
 
 resource "aws_vpc_security_group_ingress_rule" "app_from_lb" {

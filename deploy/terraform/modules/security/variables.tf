@@ -28,11 +28,6 @@ variable "raft_port" {
   type        = number
 }
 
-variable "http_port" {
-  description = "Coordinator metrics port."
-  type        = number
-}
-
 variable "app_port" {
   description = "Application port on fleet instances."
   type        = number
@@ -48,12 +43,7 @@ variable "client_cidrs" {
   type        = list(string)
 }
 
-variable "operator_cidrs" {
-  description = "Operators allowed to reach the coordinators' gRPC and metrics ports."
-  type        = list(string)
-}
-
-variable "bootstrap_sg_id" {
-  description = "Security group that instances from a `fleet bootstrap` launch template get (the VPC default; bootstrap names none); admitted like the fleet's."
+variable "nlb_sg_id" {
+  description = "Security group of the Network Load Balancer, whose control listener carries operators' CLI traffic to the coordinators."
   type        = string
 }

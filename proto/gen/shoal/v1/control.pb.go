@@ -202,9 +202,12 @@ type Node struct {
 	Voter    bool                   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	// The node's agent-only listener (--agent-addr); empty when agents use
 	// rpc_addr.
-	AgentAddr     string `protobuf:"bytes,6,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AgentAddr string `protobuf:"bytes,6,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	// Set by a leader for a peer whose heartbeats fail: when it last heard
+	// from it. Unset while heartbeats succeed.
+	UnreachableSince *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=unreachable_since,json=unreachableSince,proto3" json:"unreachable_since,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -279,6 +282,13 @@ func (x *Node) GetAgentAddr() string {
 	return ""
 }
 
+func (x *Node) GetUnreachableSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.UnreachableSince
+	}
+	return nil
+}
+
 type GetStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
@@ -333,7 +343,13 @@ type GetStatusResponse struct {
 	Term        uint64 `protobuf:"varint,5,opt,name=term,proto3" json:"term,omitempty"`
 	CommitIndex uint64 `protobuf:"varint,6,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	// True when the answering node runs with --insecure: no TLS and no ACLs.
-	Insecure      bool `protobuf:"varint,7,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	Insecure bool `protobuf:"varint,7,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	// Set when the node asked could not reach a leader and answered from its
+	// own view: why, in words ("election in progress; last leader n1,
+	// unreachable"). leader_id is then empty.
+	NoLeader string `protobuf:"bytes,8,opt,name=no_leader,json=noLeader,proto3" json:"no_leader,omitempty"`
+	// The newest leader the answering node knew of.
+	LastLeaderId  string `protobuf:"bytes,9,opt,name=last_leader_id,json=lastLeaderId,proto3" json:"last_leader_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -415,6 +431,20 @@ func (x *GetStatusResponse) GetInsecure() bool {
 		return x.Insecure
 	}
 	return false
+}
+
+func (x *GetStatusResponse) GetNoLeader() string {
+	if x != nil {
+		return x.NoLeader
+	}
+	return ""
+}
+
+func (x *GetStatusResponse) GetLastLeaderId() string {
+	if x != nil {
+		return x.LastLeaderId
+	}
+	return ""
 }
 
 type ListPeersRequest struct {
@@ -2376,11 +2406,263 @@ func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
 	return nil
 }
 
+type ListLoadBalancersRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty means every fleet.
+	Fleet         string `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLoadBalancersRequest) Reset() {
+	*x = ListLoadBalancersRequest{}
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLoadBalancersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLoadBalancersRequest) ProtoMessage() {}
+
+func (x *ListLoadBalancersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLoadBalancersRequest.ProtoReflect.Descriptor instead.
+func (*ListLoadBalancersRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ListLoadBalancersRequest) GetFleet() string {
+	if x != nil {
+		return x.Fleet
+	}
+	return ""
+}
+
+// LoadBalancer is one connected shoal-lb's view of one fleet, as its last
+// report said.
+type LoadBalancer struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Id             string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Fleet          string                 `protobuf:"bytes,2,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	LastReportTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=last_report_time,json=lastReportTime,proto3" json:"last_report_time,omitempty"`
+	// Requests per second over its last report interval.
+	RequestRate   float64                `protobuf:"fixed64,4,opt,name=request_rate,json=requestRate,proto3" json:"request_rate,omitempty"`
+	Backends      []*LoadBalancerBackend `protobuf:"bytes,5,rep,name=backends,proto3" json:"backends,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadBalancer) Reset() {
+	*x = LoadBalancer{}
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadBalancer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadBalancer) ProtoMessage() {}
+
+func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadBalancer.ProtoReflect.Descriptor instead.
+func (*LoadBalancer) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *LoadBalancer) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *LoadBalancer) GetFleet() string {
+	if x != nil {
+		return x.Fleet
+	}
+	return ""
+}
+
+func (x *LoadBalancer) GetLastReportTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.LastReportTime
+	}
+	return nil
+}
+
+func (x *LoadBalancer) GetRequestRate() float64 {
+	if x != nil {
+		return x.RequestRate
+	}
+	return 0
+}
+
+func (x *LoadBalancer) GetBackends() []*LoadBalancerBackend {
+	if x != nil {
+		return x.Backends
+	}
+	return nil
+}
+
+type LoadBalancerBackend struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	InstanceId    string                 `protobuf:"bytes,1,opt,name=instance_id,json=instanceId,proto3" json:"instance_id,omitempty"`
+	Address       string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	State         BackendState           `protobuf:"varint,3,opt,name=state,proto3,enum=shoal.v1.BackendState" json:"state,omitempty"`
+	Healthy       bool                   `protobuf:"varint,4,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	InFlight      uint32                 `protobuf:"varint,5,opt,name=in_flight,json=inFlight,proto3" json:"in_flight,omitempty"`
+	RequestRate   float64                `protobuf:"fixed64,6,opt,name=request_rate,json=requestRate,proto3" json:"request_rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LoadBalancerBackend) Reset() {
+	*x = LoadBalancerBackend{}
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadBalancerBackend) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadBalancerBackend) ProtoMessage() {}
+
+func (x *LoadBalancerBackend) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadBalancerBackend.ProtoReflect.Descriptor instead.
+func (*LoadBalancerBackend) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *LoadBalancerBackend) GetInstanceId() string {
+	if x != nil {
+		return x.InstanceId
+	}
+	return ""
+}
+
+func (x *LoadBalancerBackend) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *LoadBalancerBackend) GetState() BackendState {
+	if x != nil {
+		return x.State
+	}
+	return BackendState_BACKEND_STATE_UNSPECIFIED
+}
+
+func (x *LoadBalancerBackend) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *LoadBalancerBackend) GetInFlight() uint32 {
+	if x != nil {
+		return x.InFlight
+	}
+	return 0
+}
+
+func (x *LoadBalancerBackend) GetRequestRate() float64 {
+	if x != nil {
+		return x.RequestRate
+	}
+	return 0
+}
+
+type ListLoadBalancersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	LoadBalancers []*LoadBalancer        `protobuf:"bytes,1,rep,name=load_balancers,json=loadBalancers,proto3" json:"load_balancers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListLoadBalancersResponse) Reset() {
+	*x = ListLoadBalancersResponse{}
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListLoadBalancersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListLoadBalancersResponse) ProtoMessage() {}
+
+func (x *ListLoadBalancersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListLoadBalancersResponse.ProtoReflect.Descriptor instead.
+func (*ListLoadBalancersResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListLoadBalancersResponse) GetLoadBalancers() []*LoadBalancer {
+	if x != nil {
+		return x.LoadBalancers
+	}
+	return nil
+}
+
 var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xab\x01\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xf4\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -2388,9 +2670,10 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x04role\x18\x04 \x01(\x0e2\x12.shoal.v1.NodeRoleR\x04role\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x1d\n" +
 	"\n" +
-	"agent_addr\x18\x06 \x01(\tR\tagentAddr\"(\n" +
+	"agent_addr\x18\x06 \x01(\tR\tagentAddr\x12G\n" +
+	"\x11unreachable_since\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x10unreachableSince\"(\n" +
 	"\x10GetStatusRequest\x12\x14\n" +
-	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xe7\x01\n" +
+	"\x05stale\x18\x01 \x01(\bR\x05stale\"\xaa\x02\n" +
 	"\x11GetStatusResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12$\n" +
 	"\x05nodes\x18\x02 \x03(\v2\x0e.shoal.v1.NodeR\x05nodes\x12#\n" +
@@ -2398,7 +2681,9 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\anode_id\x18\x04 \x01(\tR\x06nodeId\x12\x12\n" +
 	"\x04term\x18\x05 \x01(\x04R\x04term\x12!\n" +
 	"\fcommit_index\x18\x06 \x01(\x04R\vcommitIndex\x12\x1a\n" +
-	"\binsecure\x18\a \x01(\bR\binsecure\"\x12\n" +
+	"\binsecure\x18\a \x01(\bR\binsecure\x12\x1b\n" +
+	"\tno_leader\x18\b \x01(\tR\bnoLeader\x12$\n" +
+	"\x0elast_leader_id\x18\t \x01(\tR\flastLeaderId\"\x12\n" +
 	"\x10ListPeersRequest\"9\n" +
 	"\x11ListPeersResponse\x12$\n" +
 	"\x05peers\x18\x01 \x03(\v2\x0e.shoal.v1.NodeR\x05peers\"#\n" +
@@ -2508,7 +2793,25 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x11ListAlarmsRequest\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"=\n" +
 	"\x12ListAlarmsResponse\x12'\n" +
-	"\x06alarms\x18\x01 \x03(\v2\x0f.shoal.v1.AlarmR\x06alarms*\x83\x01\n" +
+	"\x06alarms\x18\x01 \x03(\v2\x0f.shoal.v1.AlarmR\x06alarms\"0\n" +
+	"\x18ListLoadBalancersRequest\x12\x14\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\xd8\x01\n" +
+	"\fLoadBalancer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12D\n" +
+	"\x10last_report_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x0elastReportTime\x12!\n" +
+	"\frequest_rate\x18\x04 \x01(\x01R\vrequestRate\x129\n" +
+	"\bbackends\x18\x05 \x03(\v2\x1d.shoal.v1.LoadBalancerBackendR\bbackends\"\xd8\x01\n" +
+	"\x13LoadBalancerBackend\x12\x1f\n" +
+	"\vinstance_id\x18\x01 \x01(\tR\n" +
+	"instanceId\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12,\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x16.shoal.v1.BackendStateR\x05state\x12\x18\n" +
+	"\ahealthy\x18\x04 \x01(\bR\ahealthy\x12\x1b\n" +
+	"\tin_flight\x18\x05 \x01(\rR\binFlight\x12!\n" +
+	"\frequest_rate\x18\x06 \x01(\x01R\vrequestRate\"Z\n" +
+	"\x19ListLoadBalancersResponse\x12=\n" +
+	"\x0eload_balancers\x18\x01 \x03(\v2\x16.shoal.v1.LoadBalancerR\rloadBalancers*\x83\x01\n" +
 	"\bNodeRole\x12\x19\n" +
 	"\x15NODE_ROLE_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10NODE_ROLE_LEADER\x10\x01\x12\x16\n" +
@@ -2527,7 +2830,7 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"-COMPARISON_GREATER_THAN_OR_EQUAL_TO_THRESHOLD\x10\x01\x12%\n" +
 	"!COMPARISON_GREATER_THAN_THRESHOLD\x10\x02\x12\"\n" +
 	"\x1eCOMPARISON_LESS_THAN_THRESHOLD\x10\x03\x12.\n" +
-	"*COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD\x10\x042\x90\f\n" +
+	"*COMPARISON_LESS_THAN_OR_EQUAL_TO_THRESHOLD\x10\x042\xee\f\n" +
 	"\x0eControlService\x12D\n" +
 	"\tGetStatus\x12\x1a.shoal.v1.GetStatusRequest\x1a\x1b.shoal.v1.GetStatusResponse\x12D\n" +
 	"\tListPeers\x12\x1a.shoal.v1.ListPeersRequest\x1a\x1b.shoal.v1.ListPeersResponse\x12G\n" +
@@ -2553,7 +2856,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"ScaleFleet\x12\x1b.shoal.v1.ScaleFleetRequest\x1a\x1c.shoal.v1.ScaleFleetResponse\x12M\n" +
 	"\fExplainFleet\x12\x1d.shoal.v1.ExplainFleetRequest\x1a\x1e.shoal.v1.ExplainFleetResponse\x12G\n" +
 	"\n" +
-	"ListAlarms\x12\x1b.shoal.v1.ListAlarmsRequest\x1a\x1c.shoal.v1.ListAlarmsResponseB7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
+	"ListAlarms\x12\x1b.shoal.v1.ListAlarmsRequest\x1a\x1c.shoal.v1.ListAlarmsResponse\x12\\\n" +
+	"\x11ListLoadBalancers\x12\".shoal.v1.ListLoadBalancersRequest\x1a#.shoal.v1.ListLoadBalancersResponseB7Z5github.com/shoal-dev/shoal/proto/gen/shoal/v1;shoalv1b\x06proto3"
 
 var (
 	file_shoal_v1_control_proto_rawDescOnce sync.Once
@@ -2568,7 +2872,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(NodeRole)(0),                         // 0: shoal.v1.NodeRole
 	(AlarmState)(0),                       // 1: shoal.v1.AlarmState
@@ -2616,88 +2920,100 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*Alarm)(nil),                         // 43: shoal.v1.Alarm
 	(*ListAlarmsRequest)(nil),             // 44: shoal.v1.ListAlarmsRequest
 	(*ListAlarmsResponse)(nil),            // 45: shoal.v1.ListAlarmsResponse
-	nil,                                   // 46: shoal.v1.ExplainFleetResponse.InputsEntry
-	(*Fleet)(nil),                         // 47: shoal.v1.Fleet
-	(*durationpb.Duration)(nil),           // 48: google.protobuf.Duration
-	(*fieldmaskpb.FieldMask)(nil),         // 49: google.protobuf.FieldMask
-	(*Instance)(nil),                      // 50: shoal.v1.Instance
-	(*ScalingPolicy)(nil),                 // 51: shoal.v1.ScalingPolicy
-	(*Decision)(nil),                      // 52: shoal.v1.Decision
-	(*timestamppb.Timestamp)(nil),         // 53: google.protobuf.Timestamp
+	(*ListLoadBalancersRequest)(nil),      // 46: shoal.v1.ListLoadBalancersRequest
+	(*LoadBalancer)(nil),                  // 47: shoal.v1.LoadBalancer
+	(*LoadBalancerBackend)(nil),           // 48: shoal.v1.LoadBalancerBackend
+	(*ListLoadBalancersResponse)(nil),     // 49: shoal.v1.ListLoadBalancersResponse
+	nil,                                   // 50: shoal.v1.ExplainFleetResponse.InputsEntry
+	(*timestamppb.Timestamp)(nil),         // 51: google.protobuf.Timestamp
+	(*Fleet)(nil),                         // 52: shoal.v1.Fleet
+	(*durationpb.Duration)(nil),           // 53: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 54: google.protobuf.FieldMask
+	(*Instance)(nil),                      // 55: shoal.v1.Instance
+	(*ScalingPolicy)(nil),                 // 56: shoal.v1.ScalingPolicy
+	(*Decision)(nil),                      // 57: shoal.v1.Decision
+	(BackendState)(0),                     // 58: shoal.v1.BackendState
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
 	0,  // 0: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	3,  // 1: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
-	3,  // 2: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
-	47, // 3: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	47, // 4: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	47, // 5: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	14, // 6: shoal.v1.GetFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
-	48, // 7: shoal.v1.LaunchDelay.p50:type_name -> google.protobuf.Duration
-	48, // 8: shoal.v1.LaunchDelay.p90:type_name -> google.protobuf.Duration
-	47, // 9: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
-	47, // 10: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	49, // 11: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
-	47, // 12: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	47, // 13: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	47, // 14: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	50, // 15: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
-	51, // 16: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
-	47, // 17: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
-	51, // 18: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
-	52, // 19: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
-	52, // 20: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
-	46, // 21: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
-	14, // 22: shoal.v1.ExplainFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
-	1,  // 23: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
-	53, // 24: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
-	2,  // 25: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
-	43, // 26: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
-	4,  // 27: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
-	6,  // 28: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
-	8,  // 29: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
-	10, // 30: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
-	12, // 31: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
-	15, // 32: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
-	17, // 33: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
-	19, // 34: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
-	21, // 35: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
-	23, // 36: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
-	25, // 37: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
-	27, // 38: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
-	29, // 39: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
-	31, // 40: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
-	33, // 41: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
-	35, // 42: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
-	37, // 43: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
-	39, // 44: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
-	41, // 45: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
-	44, // 46: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
-	5,  // 47: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
-	7,  // 48: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
-	9,  // 49: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
-	11, // 50: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
-	13, // 51: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
-	16, // 52: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
-	18, // 53: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
-	20, // 54: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
-	22, // 55: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
-	24, // 56: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
-	26, // 57: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
-	28, // 58: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
-	30, // 59: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
-	32, // 60: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
-	34, // 61: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
-	36, // 62: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
-	38, // 63: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
-	40, // 64: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
-	42, // 65: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
-	45, // 66: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
-	47, // [47:67] is the sub-list for method output_type
-	27, // [27:47] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	51, // 1: shoal.v1.Node.unreachable_since:type_name -> google.protobuf.Timestamp
+	3,  // 2: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
+	3,  // 3: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
+	52, // 4: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	52, // 5: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 6: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	14, // 7: shoal.v1.GetFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	53, // 8: shoal.v1.LaunchDelay.p50:type_name -> google.protobuf.Duration
+	53, // 9: shoal.v1.LaunchDelay.p90:type_name -> google.protobuf.Duration
+	52, // 10: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
+	52, // 11: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	54, // 12: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	52, // 13: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 14: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 15: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	55, // 16: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
+	56, // 17: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
+	52, // 18: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
+	56, // 19: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
+	57, // 20: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
+	57, // 21: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
+	50, // 22: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
+	14, // 23: shoal.v1.ExplainFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	1,  // 24: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
+	51, // 25: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 26: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
+	43, // 27: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
+	51, // 28: shoal.v1.LoadBalancer.last_report_time:type_name -> google.protobuf.Timestamp
+	48, // 29: shoal.v1.LoadBalancer.backends:type_name -> shoal.v1.LoadBalancerBackend
+	58, // 30: shoal.v1.LoadBalancerBackend.state:type_name -> shoal.v1.BackendState
+	47, // 31: shoal.v1.ListLoadBalancersResponse.load_balancers:type_name -> shoal.v1.LoadBalancer
+	4,  // 32: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
+	6,  // 33: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
+	8,  // 34: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
+	10, // 35: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
+	12, // 36: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
+	15, // 37: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
+	17, // 38: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
+	19, // 39: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
+	21, // 40: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
+	23, // 41: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
+	25, // 42: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
+	27, // 43: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
+	29, // 44: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
+	31, // 45: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
+	33, // 46: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
+	35, // 47: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
+	37, // 48: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
+	39, // 49: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
+	41, // 50: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
+	44, // 51: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
+	46, // 52: shoal.v1.ControlService.ListLoadBalancers:input_type -> shoal.v1.ListLoadBalancersRequest
+	5,  // 53: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
+	7,  // 54: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
+	9,  // 55: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
+	11, // 56: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
+	13, // 57: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
+	16, // 58: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
+	18, // 59: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
+	20, // 60: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
+	22, // 61: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
+	24, // 62: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
+	26, // 63: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
+	28, // 64: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
+	30, // 65: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
+	32, // 66: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
+	34, // 67: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
+	36, // 68: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
+	38, // 69: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
+	40, // 70: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
+	42, // 71: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
+	45, // 72: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
+	49, // 73: shoal.v1.ControlService.ListLoadBalancers:output_type -> shoal.v1.ListLoadBalancersResponse
+	53, // [53:74] is the sub-list for method output_type
+	32, // [32:53] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -2712,7 +3028,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   44,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	ControlService_ScaleFleet_FullMethodName            = "/shoal.v1.ControlService/ScaleFleet"
 	ControlService_ExplainFleet_FullMethodName          = "/shoal.v1.ControlService/ExplainFleet"
 	ControlService_ListAlarms_FullMethodName            = "/shoal.v1.ControlService/ListAlarms"
+	ControlService_ListLoadBalancers_FullMethodName     = "/shoal.v1.ControlService/ListLoadBalancers"
 )
 
 // ControlServiceClient is the client API for ControlService service.
@@ -84,6 +85,9 @@ type ControlServiceClient interface {
 	ExplainFleet(ctx context.Context, in *ExplainFleetRequest, opts ...grpc.CallOption) (*ExplainFleetResponse, error)
 	// ListAlarms shows the CloudWatch alarms the leader keeps for fleets.
 	ListAlarms(ctx context.Context, in *ListAlarmsRequest, opts ...grpc.CallOption) (*ListAlarmsResponse, error)
+	// ListLoadBalancers lists the load balancers connected to the leader
+	// with what each last reported per backend.
+	ListLoadBalancers(ctx context.Context, in *ListLoadBalancersRequest, opts ...grpc.CallOption) (*ListLoadBalancersResponse, error)
 }
 
 type controlServiceClient struct {
@@ -306,6 +310,16 @@ func (c *controlServiceClient) ListAlarms(ctx context.Context, in *ListAlarmsReq
 	return out, nil
 }
 
+func (c *controlServiceClient) ListLoadBalancers(ctx context.Context, in *ListLoadBalancersRequest, opts ...grpc.CallOption) (*ListLoadBalancersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListLoadBalancersResponse)
+	err := c.cc.Invoke(ctx, ControlService_ListLoadBalancers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControlServiceServer is the server API for ControlService service.
 // All implementations must embed UnimplementedControlServiceServer
 // for forward compatibility.
@@ -349,6 +363,9 @@ type ControlServiceServer interface {
 	ExplainFleet(context.Context, *ExplainFleetRequest) (*ExplainFleetResponse, error)
 	// ListAlarms shows the CloudWatch alarms the leader keeps for fleets.
 	ListAlarms(context.Context, *ListAlarmsRequest) (*ListAlarmsResponse, error)
+	// ListLoadBalancers lists the load balancers connected to the leader
+	// with what each last reported per backend.
+	ListLoadBalancers(context.Context, *ListLoadBalancersRequest) (*ListLoadBalancersResponse, error)
 	mustEmbedUnimplementedControlServiceServer()
 }
 
@@ -418,6 +435,9 @@ func (UnimplementedControlServiceServer) ExplainFleet(context.Context, *ExplainF
 }
 func (UnimplementedControlServiceServer) ListAlarms(context.Context, *ListAlarmsRequest) (*ListAlarmsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAlarms not implemented")
+}
+func (UnimplementedControlServiceServer) ListLoadBalancers(context.Context, *ListLoadBalancersRequest) (*ListLoadBalancersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListLoadBalancers not implemented")
 }
 func (UnimplementedControlServiceServer) mustEmbedUnimplementedControlServiceServer() {}
 func (UnimplementedControlServiceServer) testEmbeddedByValue()                        {}
@@ -782,6 +802,24 @@ func _ControlService_ListAlarms_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControlService_ListLoadBalancers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListLoadBalancersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControlServiceServer).ListLoadBalancers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControlService_ListLoadBalancers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControlServiceServer).ListLoadBalancers(ctx, req.(*ListLoadBalancersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControlService_ServiceDesc is the grpc.ServiceDesc for ControlService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -860,6 +898,10 @@ var ControlService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAlarms",
 			Handler:    _ControlService_ListAlarms_Handler,
+		},
+		{
+			MethodName: "ListLoadBalancers",
+			Handler:    _ControlService_ListLoadBalancers_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

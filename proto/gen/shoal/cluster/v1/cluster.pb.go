@@ -27,6 +27,141 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type DescribeNodeRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The asking node's id, for the answering node's log.
+	NodeId        string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeNodeRequest) Reset() {
+	*x = DescribeNodeRequest{}
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeNodeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeNodeRequest) ProtoMessage() {}
+
+func (x *DescribeNodeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeNodeRequest.ProtoReflect.Descriptor instead.
+func (*DescribeNodeRequest) Descriptor() ([]byte, []int) {
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *DescribeNodeRequest) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+type DescribeNodeResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The raft address the node advertises, as a bootstrap configuration
+	// names it.
+	RaftAddr string `protobuf:"bytes,2,opt,name=raft_addr,json=raftAddr,proto3" json:"raft_addr,omitempty"`
+	RpcAddr  string `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
+	// The node has raft state (a log, a snapshot or a configuration): it
+	// belongs to a cluster, and a fresh node must join it, never bootstrap.
+	InCluster bool `protobuf:"varint,4,opt,name=in_cluster,json=inCluster,proto3" json:"in_cluster,omitempty"`
+	// The node's --bootstrap-expect; 0 when it was started without it.
+	BootstrapExpect uint32 `protobuf:"varint,5,opt,name=bootstrap_expect,json=bootstrapExpect,proto3" json:"bootstrap_expect,omitempty"`
+	// The leader this node knows, empty when none.
+	LeaderId      string `protobuf:"bytes,6,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DescribeNodeResponse) Reset() {
+	*x = DescribeNodeResponse{}
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DescribeNodeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DescribeNodeResponse) ProtoMessage() {}
+
+func (x *DescribeNodeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DescribeNodeResponse.ProtoReflect.Descriptor instead.
+func (*DescribeNodeResponse) Descriptor() ([]byte, []int) {
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *DescribeNodeResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *DescribeNodeResponse) GetRaftAddr() string {
+	if x != nil {
+		return x.RaftAddr
+	}
+	return ""
+}
+
+func (x *DescribeNodeResponse) GetRpcAddr() string {
+	if x != nil {
+		return x.RpcAddr
+	}
+	return ""
+}
+
+func (x *DescribeNodeResponse) GetInCluster() bool {
+	if x != nil {
+		return x.InCluster
+	}
+	return false
+}
+
+func (x *DescribeNodeResponse) GetBootstrapExpect() uint32 {
+	if x != nil {
+		return x.BootstrapExpect
+	}
+	return 0
+}
+
+func (x *DescribeNodeResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
 type JoinClusterRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	NodeId   string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
@@ -34,14 +169,18 @@ type JoinClusterRequest struct {
 	RpcAddr  string                 `protobuf:"bytes,3,opt,name=rpc_addr,json=rpcAddr,proto3" json:"rpc_addr,omitempty"`
 	// The node's --agent-addr as agents dial it; empty when agents use
 	// rpc_addr.
-	AgentAddr     string `protobuf:"bytes,4,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	AgentAddr string `protobuf:"bytes,4,opt,name=agent_addr,json=agentAddr,proto3" json:"agent_addr,omitempty"`
+	// The node has no raft state (a new or wiped disk). Its old entry, even
+	// at the same address, is removed before it is added again: a wiped node
+	// has forgotten its term and vote, and must come back as a new voter.
+	Fresh         bool `protobuf:"varint,5,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *JoinClusterRequest) Reset() {
 	*x = JoinClusterRequest{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -53,7 +192,7 @@ func (x *JoinClusterRequest) String() string {
 func (*JoinClusterRequest) ProtoMessage() {}
 
 func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[0]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -66,7 +205,7 @@ func (x *JoinClusterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClusterRequest.ProtoReflect.Descriptor instead.
 func (*JoinClusterRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{0}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *JoinClusterRequest) GetNodeId() string {
@@ -97,6 +236,13 @@ func (x *JoinClusterRequest) GetAgentAddr() string {
 	return ""
 }
 
+func (x *JoinClusterRequest) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
+}
+
 type JoinClusterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	LeaderId      string                 `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
@@ -106,7 +252,7 @@ type JoinClusterResponse struct {
 
 func (x *JoinClusterResponse) Reset() {
 	*x = JoinClusterResponse{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -118,7 +264,7 @@ func (x *JoinClusterResponse) String() string {
 func (*JoinClusterResponse) ProtoMessage() {}
 
 func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[1]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -131,7 +277,7 @@ func (x *JoinClusterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinClusterResponse.ProtoReflect.Descriptor instead.
 func (*JoinClusterResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{1}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *JoinClusterResponse) GetLeaderId() string {
@@ -150,7 +296,7 @@ type ApplyCommandRequest struct {
 
 func (x *ApplyCommandRequest) Reset() {
 	*x = ApplyCommandRequest{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -162,7 +308,7 @@ func (x *ApplyCommandRequest) String() string {
 func (*ApplyCommandRequest) ProtoMessage() {}
 
 func (x *ApplyCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[2]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -175,7 +321,7 @@ func (x *ApplyCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyCommandRequest.ProtoReflect.Descriptor instead.
 func (*ApplyCommandRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{2}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApplyCommandRequest) GetCommand() []byte {
@@ -196,7 +342,7 @@ type ApplyCommandResponse struct {
 
 func (x *ApplyCommandResponse) Reset() {
 	*x = ApplyCommandResponse{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -208,7 +354,7 @@ func (x *ApplyCommandResponse) String() string {
 func (*ApplyCommandResponse) ProtoMessage() {}
 
 func (x *ApplyCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[3]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -221,7 +367,7 @@ func (x *ApplyCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyCommandResponse.ProtoReflect.Descriptor instead.
 func (*ApplyCommandResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{3}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ApplyCommandResponse) GetIndex() uint64 {
@@ -259,7 +405,7 @@ type InstanceReport struct {
 
 func (x *InstanceReport) Reset() {
 	*x = InstanceReport{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -271,7 +417,7 @@ func (x *InstanceReport) String() string {
 func (*InstanceReport) ProtoMessage() {}
 
 func (x *InstanceReport) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[4]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -284,7 +430,7 @@ func (x *InstanceReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceReport.ProtoReflect.Descriptor instead.
 func (*InstanceReport) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *InstanceReport) GetHello() *v1.AgentHello {
@@ -371,7 +517,7 @@ type ForwardAgentsRequest struct {
 
 func (x *ForwardAgentsRequest) Reset() {
 	*x = ForwardAgentsRequest{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -383,7 +529,7 @@ func (x *ForwardAgentsRequest) String() string {
 func (*ForwardAgentsRequest) ProtoMessage() {}
 
 func (x *ForwardAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[5]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -396,7 +542,7 @@ func (x *ForwardAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ForwardAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ForwardAgentsRequest) GetMsg() isForwardAgentsRequest_Msg {
@@ -465,7 +611,7 @@ type FollowerHello struct {
 
 func (x *FollowerHello) Reset() {
 	*x = FollowerHello{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -477,7 +623,7 @@ func (x *FollowerHello) String() string {
 func (*FollowerHello) ProtoMessage() {}
 
 func (x *FollowerHello) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[6]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -490,7 +636,7 @@ func (x *FollowerHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FollowerHello.ProtoReflect.Descriptor instead.
 func (*FollowerHello) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FollowerHello) GetNodeId() string {
@@ -511,7 +657,7 @@ type ForwardedCommandResult struct {
 
 func (x *ForwardedCommandResult) Reset() {
 	*x = ForwardedCommandResult{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -523,7 +669,7 @@ func (x *ForwardedCommandResult) String() string {
 func (*ForwardedCommandResult) ProtoMessage() {}
 
 func (x *ForwardedCommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[7]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -536,7 +682,7 @@ func (x *ForwardedCommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardedCommandResult.ProtoReflect.Descriptor instead.
 func (*ForwardedCommandResult) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ForwardedCommandResult) GetInstanceId() string {
@@ -566,7 +712,7 @@ type ForwardAgentsResponse struct {
 
 func (x *ForwardAgentsResponse) Reset() {
 	*x = ForwardAgentsResponse{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -578,7 +724,7 @@ func (x *ForwardAgentsResponse) String() string {
 func (*ForwardAgentsResponse) ProtoMessage() {}
 
 func (x *ForwardAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[8]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -591,7 +737,7 @@ func (x *ForwardAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ForwardAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ForwardAgentsResponse) GetMsg() isForwardAgentsResponse_Msg {
@@ -646,7 +792,7 @@ type ForwardedCommand struct {
 
 func (x *ForwardedCommand) Reset() {
 	*x = ForwardedCommand{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +804,7 @@ func (x *ForwardedCommand) String() string {
 func (*ForwardedCommand) ProtoMessage() {}
 
 func (x *ForwardedCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[9]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +817,7 @@ func (x *ForwardedCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardedCommand.ProtoReflect.Descriptor instead.
 func (*ForwardedCommand) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ForwardedCommand) GetInstanceId() string {
@@ -701,7 +847,7 @@ type InstanceRejected struct {
 
 func (x *InstanceRejected) Reset() {
 	*x = InstanceRejected{}
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +859,7 @@ func (x *InstanceRejected) String() string {
 func (*InstanceRejected) ProtoMessage() {}
 
 func (x *InstanceRejected) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[10]
+	mi := &file_shoal_cluster_v1_cluster_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +872,7 @@ func (x *InstanceRejected) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceRejected.ProtoReflect.Descriptor instead.
 func (*InstanceRejected) Descriptor() ([]byte, []int) {
-	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+	return file_shoal_cluster_v1_cluster_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *InstanceRejected) GetInstanceId() string {
@@ -747,13 +893,24 @@ var File_shoal_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\x1eshoal/cluster/v1/cluster.proto\x12\x10shoal.cluster.v1\x1a\x14shoal/v1/agent.proto\x1a\x15shoal/v1/common.proto\"\x84\x01\n" +
+	"\x1eshoal/cluster/v1/cluster.proto\x12\x10shoal.cluster.v1\x1a\x14shoal/v1/agent.proto\x1a\x15shoal/v1/common.proto\".\n" +
+	"\x13DescribeNodeRequest\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\"\xce\x01\n" +
+	"\x14DescribeNodeResponse\x12\x17\n" +
+	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
+	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
+	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12\x1d\n" +
+	"\n" +
+	"in_cluster\x18\x04 \x01(\bR\tinCluster\x12)\n" +
+	"\x10bootstrap_expect\x18\x05 \x01(\rR\x0fbootstrapExpect\x12\x1b\n" +
+	"\tleader_id\x18\x06 \x01(\tR\bleaderId\"\x9a\x01\n" +
 	"\x12JoinClusterRequest\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
 	"\brpc_addr\x18\x03 \x01(\tR\arpcAddr\x12\x1d\n" +
 	"\n" +
-	"agent_addr\x18\x04 \x01(\tR\tagentAddr\"2\n" +
+	"agent_addr\x18\x04 \x01(\tR\tagentAddr\x12\x14\n" +
+	"\x05fresh\x18\x05 \x01(\bR\x05fresh\"2\n" +
 	"\x13JoinClusterResponse\x12\x1b\n" +
 	"\tleader_id\x18\x01 \x01(\tR\bleaderId\"/\n" +
 	"\x13ApplyCommandRequest\x12\x18\n" +
@@ -798,11 +955,12 @@ const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x10InstanceRejected\x12\x1f\n" +
 	"\vinstance_id\x18\x01 \x01(\tR\n" +
 	"instanceId\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason2\xb1\x02\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason2\x90\x03\n" +
 	"\x0eClusterService\x12Z\n" +
 	"\vJoinCluster\x12$.shoal.cluster.v1.JoinClusterRequest\x1a%.shoal.cluster.v1.JoinClusterResponse\x12]\n" +
 	"\fApplyCommand\x12%.shoal.cluster.v1.ApplyCommandRequest\x1a&.shoal.cluster.v1.ApplyCommandResponse\x12d\n" +
-	"\rForwardAgents\x12&.shoal.cluster.v1.ForwardAgentsRequest\x1a'.shoal.cluster.v1.ForwardAgentsResponse(\x010\x01BAZ?github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1;clusterv1b\x06proto3"
+	"\rForwardAgents\x12&.shoal.cluster.v1.ForwardAgentsRequest\x1a'.shoal.cluster.v1.ForwardAgentsResponse(\x010\x01\x12]\n" +
+	"\fDescribeNode\x12%.shoal.cluster.v1.DescribeNodeRequest\x1a&.shoal.cluster.v1.DescribeNodeResponseBAZ?github.com/shoal-dev/shoal/proto/gen/shoal/cluster/v1;clusterv1b\x06proto3"
 
 var (
 	file_shoal_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -816,48 +974,52 @@ func file_shoal_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_shoal_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_shoal_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_shoal_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_shoal_cluster_v1_cluster_proto_goTypes = []any{
-	(*JoinClusterRequest)(nil),     // 0: shoal.cluster.v1.JoinClusterRequest
-	(*JoinClusterResponse)(nil),    // 1: shoal.cluster.v1.JoinClusterResponse
-	(*ApplyCommandRequest)(nil),    // 2: shoal.cluster.v1.ApplyCommandRequest
-	(*ApplyCommandResponse)(nil),   // 3: shoal.cluster.v1.ApplyCommandResponse
-	(*InstanceReport)(nil),         // 4: shoal.cluster.v1.InstanceReport
-	(*ForwardAgentsRequest)(nil),   // 5: shoal.cluster.v1.ForwardAgentsRequest
-	(*FollowerHello)(nil),          // 6: shoal.cluster.v1.FollowerHello
-	(*ForwardedCommandResult)(nil), // 7: shoal.cluster.v1.ForwardedCommandResult
-	(*ForwardAgentsResponse)(nil),  // 8: shoal.cluster.v1.ForwardAgentsResponse
-	(*ForwardedCommand)(nil),       // 9: shoal.cluster.v1.ForwardedCommand
-	(*InstanceRejected)(nil),       // 10: shoal.cluster.v1.InstanceRejected
-	nil,                            // 11: shoal.cluster.v1.InstanceReport.RejectedEntry
-	(*v1.AgentHello)(nil),          // 12: shoal.v1.AgentHello
-	(*v1.Sample)(nil),              // 13: shoal.v1.Sample
-	(v1.InstanceState)(0),          // 14: shoal.v1.InstanceState
-	(*v1.InstanceEvent)(nil),       // 15: shoal.v1.InstanceEvent
-	(*v1.CommandResult)(nil),       // 16: shoal.v1.CommandResult
-	(*v1.AgentCommand)(nil),        // 17: shoal.v1.AgentCommand
+	(*DescribeNodeRequest)(nil),    // 0: shoal.cluster.v1.DescribeNodeRequest
+	(*DescribeNodeResponse)(nil),   // 1: shoal.cluster.v1.DescribeNodeResponse
+	(*JoinClusterRequest)(nil),     // 2: shoal.cluster.v1.JoinClusterRequest
+	(*JoinClusterResponse)(nil),    // 3: shoal.cluster.v1.JoinClusterResponse
+	(*ApplyCommandRequest)(nil),    // 4: shoal.cluster.v1.ApplyCommandRequest
+	(*ApplyCommandResponse)(nil),   // 5: shoal.cluster.v1.ApplyCommandResponse
+	(*InstanceReport)(nil),         // 6: shoal.cluster.v1.InstanceReport
+	(*ForwardAgentsRequest)(nil),   // 7: shoal.cluster.v1.ForwardAgentsRequest
+	(*FollowerHello)(nil),          // 8: shoal.cluster.v1.FollowerHello
+	(*ForwardedCommandResult)(nil), // 9: shoal.cluster.v1.ForwardedCommandResult
+	(*ForwardAgentsResponse)(nil),  // 10: shoal.cluster.v1.ForwardAgentsResponse
+	(*ForwardedCommand)(nil),       // 11: shoal.cluster.v1.ForwardedCommand
+	(*InstanceRejected)(nil),       // 12: shoal.cluster.v1.InstanceRejected
+	nil,                            // 13: shoal.cluster.v1.InstanceReport.RejectedEntry
+	(*v1.AgentHello)(nil),          // 14: shoal.v1.AgentHello
+	(*v1.Sample)(nil),              // 15: shoal.v1.Sample
+	(v1.InstanceState)(0),          // 16: shoal.v1.InstanceState
+	(*v1.InstanceEvent)(nil),       // 17: shoal.v1.InstanceEvent
+	(*v1.CommandResult)(nil),       // 18: shoal.v1.CommandResult
+	(*v1.AgentCommand)(nil),        // 19: shoal.v1.AgentCommand
 }
 var file_shoal_cluster_v1_cluster_proto_depIdxs = []int32{
-	12, // 0: shoal.cluster.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
-	13, // 1: shoal.cluster.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
-	11, // 2: shoal.cluster.v1.InstanceReport.rejected:type_name -> shoal.cluster.v1.InstanceReport.RejectedEntry
-	14, // 3: shoal.cluster.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
-	15, // 4: shoal.cluster.v1.InstanceReport.events:type_name -> shoal.v1.InstanceEvent
-	6,  // 5: shoal.cluster.v1.ForwardAgentsRequest.hello:type_name -> shoal.cluster.v1.FollowerHello
-	4,  // 6: shoal.cluster.v1.ForwardAgentsRequest.report:type_name -> shoal.cluster.v1.InstanceReport
-	7,  // 7: shoal.cluster.v1.ForwardAgentsRequest.command_result:type_name -> shoal.cluster.v1.ForwardedCommandResult
-	16, // 8: shoal.cluster.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
-	9,  // 9: shoal.cluster.v1.ForwardAgentsResponse.command:type_name -> shoal.cluster.v1.ForwardedCommand
-	10, // 10: shoal.cluster.v1.ForwardAgentsResponse.rejected:type_name -> shoal.cluster.v1.InstanceRejected
-	17, // 11: shoal.cluster.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
-	0,  // 12: shoal.cluster.v1.ClusterService.JoinCluster:input_type -> shoal.cluster.v1.JoinClusterRequest
-	2,  // 13: shoal.cluster.v1.ClusterService.ApplyCommand:input_type -> shoal.cluster.v1.ApplyCommandRequest
-	5,  // 14: shoal.cluster.v1.ClusterService.ForwardAgents:input_type -> shoal.cluster.v1.ForwardAgentsRequest
-	1,  // 15: shoal.cluster.v1.ClusterService.JoinCluster:output_type -> shoal.cluster.v1.JoinClusterResponse
-	3,  // 16: shoal.cluster.v1.ClusterService.ApplyCommand:output_type -> shoal.cluster.v1.ApplyCommandResponse
-	8,  // 17: shoal.cluster.v1.ClusterService.ForwardAgents:output_type -> shoal.cluster.v1.ForwardAgentsResponse
-	15, // [15:18] is the sub-list for method output_type
-	12, // [12:15] is the sub-list for method input_type
+	14, // 0: shoal.cluster.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
+	15, // 1: shoal.cluster.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
+	13, // 2: shoal.cluster.v1.InstanceReport.rejected:type_name -> shoal.cluster.v1.InstanceReport.RejectedEntry
+	16, // 3: shoal.cluster.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
+	17, // 4: shoal.cluster.v1.InstanceReport.events:type_name -> shoal.v1.InstanceEvent
+	8,  // 5: shoal.cluster.v1.ForwardAgentsRequest.hello:type_name -> shoal.cluster.v1.FollowerHello
+	6,  // 6: shoal.cluster.v1.ForwardAgentsRequest.report:type_name -> shoal.cluster.v1.InstanceReport
+	9,  // 7: shoal.cluster.v1.ForwardAgentsRequest.command_result:type_name -> shoal.cluster.v1.ForwardedCommandResult
+	18, // 8: shoal.cluster.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
+	11, // 9: shoal.cluster.v1.ForwardAgentsResponse.command:type_name -> shoal.cluster.v1.ForwardedCommand
+	12, // 10: shoal.cluster.v1.ForwardAgentsResponse.rejected:type_name -> shoal.cluster.v1.InstanceRejected
+	19, // 11: shoal.cluster.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
+	2,  // 12: shoal.cluster.v1.ClusterService.JoinCluster:input_type -> shoal.cluster.v1.JoinClusterRequest
+	4,  // 13: shoal.cluster.v1.ClusterService.ApplyCommand:input_type -> shoal.cluster.v1.ApplyCommandRequest
+	7,  // 14: shoal.cluster.v1.ClusterService.ForwardAgents:input_type -> shoal.cluster.v1.ForwardAgentsRequest
+	0,  // 15: shoal.cluster.v1.ClusterService.DescribeNode:input_type -> shoal.cluster.v1.DescribeNodeRequest
+	3,  // 16: shoal.cluster.v1.ClusterService.JoinCluster:output_type -> shoal.cluster.v1.JoinClusterResponse
+	5,  // 17: shoal.cluster.v1.ClusterService.ApplyCommand:output_type -> shoal.cluster.v1.ApplyCommandResponse
+	10, // 18: shoal.cluster.v1.ClusterService.ForwardAgents:output_type -> shoal.cluster.v1.ForwardAgentsResponse
+	1,  // 19: shoal.cluster.v1.ClusterService.DescribeNode:output_type -> shoal.cluster.v1.DescribeNodeResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
 	12, // [12:12] is the sub-list for extension type_name
 	12, // [12:12] is the sub-list for extension extendee
 	0,  // [0:12] is the sub-list for field type_name
@@ -868,12 +1030,12 @@ func file_shoal_cluster_v1_cluster_proto_init() {
 	if File_shoal_cluster_v1_cluster_proto != nil {
 		return
 	}
-	file_shoal_cluster_v1_cluster_proto_msgTypes[5].OneofWrappers = []any{
+	file_shoal_cluster_v1_cluster_proto_msgTypes[7].OneofWrappers = []any{
 		(*ForwardAgentsRequest_Hello)(nil),
 		(*ForwardAgentsRequest_Report)(nil),
 		(*ForwardAgentsRequest_CommandResult)(nil),
 	}
-	file_shoal_cluster_v1_cluster_proto_msgTypes[8].OneofWrappers = []any{
+	file_shoal_cluster_v1_cluster_proto_msgTypes[10].OneofWrappers = []any{
 		(*ForwardAgentsResponse_Command)(nil),
 		(*ForwardAgentsResponse_Rejected)(nil),
 	}
@@ -883,7 +1045,7 @@ func file_shoal_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_cluster_v1_cluster_proto_rawDesc), len(file_shoal_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

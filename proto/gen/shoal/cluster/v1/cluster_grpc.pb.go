@@ -27,6 +27,7 @@ const (
 	ClusterService_JoinCluster_FullMethodName   = "/shoal.cluster.v1.ClusterService/JoinCluster"
 	ClusterService_ApplyCommand_FullMethodName  = "/shoal.cluster.v1.ClusterService/ApplyCommand"
 	ClusterService_ForwardAgents_FullMethodName = "/shoal.cluster.v1.ClusterService/ForwardAgents"
+	ClusterService_DescribeNode_FullMethodName  = "/shoal.cluster.v1.ClusterService/DescribeNode"
 )
 
 // ClusterServiceClient is the client API for ClusterService service.
@@ -46,6 +47,12 @@ type ClusterServiceClient interface {
 	// follower sends per-instance reports of the agents it holds; the leader
 	// sends back commands for those agents.
 	ForwardAgents(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[ForwardAgentsRequest, ForwardAgentsResponse], error)
+	// DescribeNode says who a server is and whether it already belongs to a
+	// cluster. A fresh node started with --bootstrap-expect asks every
+	// --join address: it bootstraps only when it finds bootstrap_expect - 1
+	// other fresh servers and no server that is in a cluster, and joins
+	// whichever server is in one.
+	DescribeNode(ctx context.Context, in *DescribeNodeRequest, opts ...grpc.CallOption) (*DescribeNodeResponse, error)
 }
 
 type clusterServiceClient struct {
@@ -89,6 +96,16 @@ func (c *clusterServiceClient) ForwardAgents(ctx context.Context, opts ...grpc.C
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_ForwardAgentsClient = grpc.BidiStreamingClient[ForwardAgentsRequest, ForwardAgentsResponse]
 
+func (c *clusterServiceClient) DescribeNode(ctx context.Context, in *DescribeNodeRequest, opts ...grpc.CallOption) (*DescribeNodeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DescribeNodeResponse)
+	err := c.cc.Invoke(ctx, ClusterService_DescribeNode_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServiceServer is the server API for ClusterService service.
 // All implementations must embed UnimplementedClusterServiceServer
 // for forward compatibility.
@@ -106,6 +123,12 @@ type ClusterServiceServer interface {
 	// follower sends per-instance reports of the agents it holds; the leader
 	// sends back commands for those agents.
 	ForwardAgents(grpc.BidiStreamingServer[ForwardAgentsRequest, ForwardAgentsResponse]) error
+	// DescribeNode says who a server is and whether it already belongs to a
+	// cluster. A fresh node started with --bootstrap-expect asks every
+	// --join address: it bootstraps only when it finds bootstrap_expect - 1
+	// other fresh servers and no server that is in a cluster, and joins
+	// whichever server is in one.
+	DescribeNode(context.Context, *DescribeNodeRequest) (*DescribeNodeResponse, error)
 	mustEmbedUnimplementedClusterServiceServer()
 }
 
@@ -124,6 +147,9 @@ func (UnimplementedClusterServiceServer) ApplyCommand(context.Context, *ApplyCom
 }
 func (UnimplementedClusterServiceServer) ForwardAgents(grpc.BidiStreamingServer[ForwardAgentsRequest, ForwardAgentsResponse]) error {
 	return status.Error(codes.Unimplemented, "method ForwardAgents not implemented")
+}
+func (UnimplementedClusterServiceServer) DescribeNode(context.Context, *DescribeNodeRequest) (*DescribeNodeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DescribeNode not implemented")
 }
 func (UnimplementedClusterServiceServer) mustEmbedUnimplementedClusterServiceServer() {}
 func (UnimplementedClusterServiceServer) testEmbeddedByValue()                        {}
@@ -189,6 +215,24 @@ func _ClusterService_ForwardAgents_Handler(srv interface{}, stream grpc.ServerSt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type ClusterService_ForwardAgentsServer = grpc.BidiStreamingServer[ForwardAgentsRequest, ForwardAgentsResponse]
 
+func _ClusterService_DescribeNode_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DescribeNodeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServiceServer).DescribeNode(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ClusterService_DescribeNode_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServiceServer).DescribeNode(ctx, req.(*DescribeNodeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ClusterService_ServiceDesc is the grpc.ServiceDesc for ClusterService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -203,6 +247,10 @@ var ClusterService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ApplyCommand",
 			Handler:    _ClusterService_ApplyCommand_Handler,
+		},
+		{
+			MethodName: "DescribeNode",
+			Handler:    _ClusterService_DescribeNode_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,88 @@
+package backup
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestValidate(t *testing.T) {
+	for name, c := range map[string]struct {
+		cfg  Config
+		want string
+	}{
+		"off":            {Config{}, ""},
+		"default on":     {Config{Dir: "/x", Interval: time.Hour, Retain: 24}, ""},
+		"too often":      {Config{Dir: "/x", Interval: time.Millisecond, Retain: 1}, "snapshot-interval"},
+		"keeps none":     {Config{Dir: "/x", Interval: time.Hour}, "snapshot-retain"},
+		"keeps too many": {Config{Dir: "/x", Interval: time.Hour, Retain: MaxRetain + 1}, "snapshot-retain"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := c.cfg.Validate()
+			if (err == nil) != (c.want == "") || err != nil && !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Validate() = %v, want an error naming %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestRunWritesAndPrunes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		gen := 0
+		save := func() []byte { gen++; return []byte{byte(gen)} }
+		w, err := New(Config{Dir: dir, Interval: time.Hour, Retain: 2}, "c-0", save, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A file of another node in the same directory is never pruned.
+		other := dir + "/shoal-c-1-20000101T000000.000Z.snap"
+		if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		time.Sleep(time.Hour - time.Second)
+		synctest.Wait()
+		if files, _ := Files(dir, "c-0"); len(files) != 0 {
+			t.Fatalf("wrote %v before the first interval", files)
+		}
+		time.Sleep(3*time.Hour + 2*time.Second) // four intervals in all
+		synctest.Wait()
+		cancel()
+		<-done
+		files, err := Files(dir, "c-0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(files) != 2 {
+			t.Fatalf("files = %v, want the newest 2", files)
+		}
+		for i, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []byte{byte(3 + i)}; !bytes.Equal(b, want) {
+				t.Errorf("%s holds %v, want save()'s output %v (the newest, in name order)", f, b, want)
+			}
+			if st, _ := os.Stat(f); st.Mode().Perm() != 0o600 {
+				t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
+			}
+		}
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("another node's file was pruned: %v", err)
+		}
+		ents, _ := os.ReadDir(dir)
+		if len(ents) != 3 {
+			t.Errorf("dir holds %d entries, want 3 (no temporary files left)", len(ents))
+		}
+	})
+}

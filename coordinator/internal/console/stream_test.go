@@ -1,0 +1,161 @@
+package console
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/acl"
+	"github.com/shoal-dev/shoal/coordinator/internal/authz"
+	"github.com/shoal-dev/shoal/coordinator/internal/view"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+type statusAPI struct {
+	shoalv1.UnimplementedControlServiceServer
+	reads atomic.Int64
+}
+
+func (s *statusAPI) GetStatus(context.Context, *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	s.reads.Add(1)
+	return &shoalv1.GetStatusResponse{LeaderId: "n1", NodeId: "n1", Term: 7}, nil
+}
+
+// TestStreamEndsWhenTheTokenGoes: a stream opens with a valid token,
+// carries events, and ends with a "denied" event once the token is no
+// longer accepted; several viewers share one producer's reads.
+func TestStreamEndsWhenTheTokenGoes(t *testing.T) {
+	api := &statusAPI{}
+	var valid atomic.Bool
+	valid.Store(true)
+	cfg := DefaultConfig()
+	cfg.API, cfg.Local, cfg.Every = api, fakeLocal{}, 50*time.Millisecond
+	cfg.Authorize = func(ctx context.Context, method, auth string) (context.Context, error) {
+		if auth != "Bearer good" || !valid.Load() {
+			return nil, status.Error(codes.Unauthenticated, "token refused")
+		}
+		return authz.WithCaller(ctx, authz.Caller{TokenName: "viewer", Policy: acl.PolicyRead}), nil
+	}
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	// Bounds every wait below: a stream that never ends fails the test.
+	srv.Client().Timeout = 10 * time.Second
+
+	open := func() *bufio.Scanner {
+		req, _ := http.NewRequest("GET", srv.URL+"/ui/api/v1/cluster/events", nil)
+		req.Header.Set("Authorization", "Bearer good")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("status %d, type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+		}
+		return bufio.NewScanner(resp.Body)
+	}
+	// next returns the next event's name and data.
+	next := func(sc *bufio.Scanner) (string, string) {
+		var name, data string
+		for sc.Scan() {
+			l := sc.Text()
+			switch {
+			case strings.HasPrefix(l, "event: "):
+				name = l[7:]
+			case strings.HasPrefix(l, "data: "):
+				data = l[6:]
+			case l == "" && name != "":
+				return name, data
+			}
+		}
+		return "", ""
+	}
+	viewers := []*bufio.Scanner{open(), open(), open()}
+	for _, sc := range viewers {
+		name, data := next(sc)
+		var ev view.ConsoleCluster
+		if err := json.Unmarshal([]byte(data), &ev); name != "cluster" || err != nil || ev.Status.Term != 7 || ev.Node != "n1" {
+			t.Fatalf("first event %q %s (%v)", name, data, err)
+		}
+	}
+	before := api.reads.Load()
+	for range 5 {
+		for _, sc := range viewers {
+			if name, _ := next(sc); name != "cluster" {
+				t.Fatalf("event %q, want cluster", name)
+			}
+		}
+	}
+	// 5 periodic events for 3 viewers: one read per tick, not one per
+	// viewer, which would be 15 (a few ticks may pass between reads).
+	if reads := api.reads.Load() - before; reads > 10 {
+		t.Errorf("%d status reads for 5 events to 3 viewers; want one per tick", reads)
+	}
+	valid.Store(false)
+	for _, sc := range viewers {
+		for {
+			name, _ := next(sc)
+			if name == "denied" {
+				break
+			}
+			if name == "" {
+				t.Fatal("stream ended without a denied event")
+			}
+		}
+		if name, _ := next(sc); name != "" {
+			t.Errorf("event %q after denied; want the stream to end", name)
+		}
+	}
+}
+
+// TestWhoami: operate tokens may write; read tokens may not; without ACLs
+// (insecure) everyone may.
+func TestWhoami(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		insecure bool
+		policy   acl.Policy
+		want     bool
+	}{
+		{"read", false, acl.PolicyRead, false},
+		{"operate", false, acl.PolicyOperate, true},
+		{"admin", false, acl.PolicyAdmin, true},
+		{"insecure", true, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.API, cfg.Local, cfg.Insecure = &statusAPI{}, fakeLocal{}, tc.insecure
+			cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) {
+				if tc.insecure {
+					return ctx, nil
+				}
+				return authz.WithCaller(ctx, authz.Caller{TokenName: "x", Policy: tc.policy}), nil
+			}
+			c, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			w := httptest.NewRecorder()
+			c.ServeHTTP(w, httptest.NewRequest("GET", "/ui/api/v1/whoami", nil))
+			var who view.ConsoleWho
+			if err := json.Unmarshal(w.Body.Bytes(), &who); err != nil || who.CanOperate != tc.want || who.Insecure != tc.insecure {
+				t.Errorf("%s: %+v (%v); want can_operate %v", w.Body, who, err, tc.want)
+			}
+		})
+	}
+}
