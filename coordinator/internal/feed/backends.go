@@ -74,7 +74,7 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 		return out
 	}
 	for _, in := range ins {
-		if in.State != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY || in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in {
+		if in.State != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY || in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in || in.Warm {
 			continue
 		}
 		out = append(out, &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))),

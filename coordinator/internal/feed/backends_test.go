@@ -73,6 +73,8 @@ func TestBackendSetFailsOpen(t *testing.T) {
 		{Id: "i-d", PrivateIp: "127.0.1.3", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangeTime: timestamppb.New(now)},
 		{Id: "i-p", PrivateIp: "127.0.1.4", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING},
 		{Id: "i-x", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
+		// A stopped warm-pool instance is unhealthy too, and stays dark.
+		{Id: "i-w", PrivateIp: "127.0.1.6", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY, Warm: true},
 	}
 	got := map[string]shoalv1.BackendState{}
 	for _, b := range BackendSet(f, ins, now, time.Minute) {
