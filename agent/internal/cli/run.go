@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-dev/shoal/agent/internal/enroll"
 	"github.com/shoal-dev/shoal/agent/internal/health"
 	"github.com/shoal-dev/shoal/agent/internal/identity"
+	"github.com/shoal-dev/shoal/agent/internal/notice"
 	"github.com/shoal-dev/shoal/agent/internal/runner"
 	"github.com/shoal-dev/shoal/agent/internal/stream"
 	"github.com/shoal-dev/shoal/agent/internal/trust"
@@ -40,6 +41,7 @@ type options struct {
 	identity identity.Config
 	stream   stream.Config
 	trust    trust.Config
+	notice   notice.Config
 
 	dataDir       string
 	certFile      string
@@ -67,6 +69,7 @@ func defaultOptions() options {
 		identity:      identity.DefaultConfig(),
 		stream:        stream.DefaultConfig(),
 		trust:         trust.DefaultConfig(),
+		notice:        notice.DefaultConfig(),
 		dataDir:       enroll.DefaultDataDir,
 		bindPrivateIP: true,
 		interval:      time.Second,
@@ -97,6 +100,7 @@ func (o *options) bind(cmd *cobra.Command) {
 	f.DurationVar(&o.drainTimeout, "drain-timeout", o.drainTimeout, "bound on --on-drain when the command carries no deadline")
 	f.StringVar(&o.httpAddr, "http-addr", o.httpAddr, "serve the agent's own /metrics here (off by default)")
 	f.IntVar(&o.stream.BufferSize, "buffer", o.stream.BufferSize, "samples kept while disconnected (oldest dropped first)")
+	f.DurationVar(&o.notice.Poll, "imds-poll", o.notice.Poll, "how often to read the Spot interruption, rebalance recommendation and target lifecycle state notices from instance metadata (not with --instance-id)")
 	f.IntVar(&o.identity.Attempts, "imds-attempts", o.identity.Attempts, "tries to read instance metadata before giving up")
 	f.StringVar(&o.logLevel, "log-level", o.logLevel, "debug, info, warn or error")
 	f.StringVar(&o.trust.CAFile, "ca-cert", o.trust.CAFile, "PEM bundle of the CAs that sign the coordinators' certificates")
@@ -130,6 +134,8 @@ func (o options) validate() error {
 		return fmt.Errorf("%w: --scrape needs at least one --metric", ErrFlags)
 	case o.healthHTTP != "" && o.healthGRPC != "":
 		return fmt.Errorf("%w: --health-http and --health-grpc are exclusive", ErrFlags)
+	case o.notice.Poll < 100*time.Millisecond:
+		return fmt.Errorf("%w: --imds-poll (%s) must be >= 100ms", ErrFlags, o.notice.Poll)
 	case o.stream.BufferSize < 1:
 		return fmt.Errorf("%w: --buffer (%d) must be >= 1", ErrFlags, o.stream.BufferSize)
 	case (o.certFile == "") != (o.keyFile == ""):
@@ -203,6 +209,17 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 	if err != nil {
 		return err
 	}
+	// Notices come from IMDS, which an agent named by --instance-id does not
+	// use.
+	var watcher *notice.Watcher
+	if icfg.InstanceID == "" {
+		ncfg := o.notice
+		ncfg.Endpoint, ncfg.HTTPClient, ncfg.Logger, ncfg.Registerer = icfg.Endpoint, icfg.HTTPClient, log, reg
+		if watcher, err = notice.New(ncfg); err != nil {
+			return err
+		}
+		checker = watcher.Gate(checker)
+	}
 	var rn *runner.Runner
 	hook := drain.Hook{Command: o.onDrain, DefaultTimeout: o.drainTimeout}
 	scfg := o.stream
@@ -264,6 +281,9 @@ func run(ctx context.Context, logw io.Writer, o options) error {
 		g.Go(func() error { return creds.run(gctx) })
 	}
 	g.Go(func() error { return sc.Run(gctx) })
+	if watcher != nil {
+		g.Go(func() error { return watcher.Run(gctx, sc.Event) })
+	}
 	g.Go(func() error { return rn.Run(gctx) })
 	err = g.Wait()
 	if ctx.Err() != nil {

@@ -221,3 +221,21 @@ func SplitAddrs(s string) []string {
 	}
 	return out
 }
+
+// NewClient returns an IMDSv2 client for endpoint ("" for the SDK's default)
+// without the SDK's retries: callers that poll (notice watching) retry on
+// their own schedule. The client fetches and refreshes its session token
+// itself.
+func NewClient(endpoint string, hc *http.Client) *imds.Client {
+	opts := imds.Options{Endpoint: endpoint, Retryer: aws.NopRetryer{}}
+	if hc != nil {
+		opts.HTTPClient = hc
+	}
+	return imds.New(opts)
+}
+
+// Get reads one meta-data path; found is false when IMDS answers 404, which
+// is how it says "no such notice".
+func Get(ctx context.Context, c *imds.Client, path string) (value string, found bool, err error) {
+	return get(ctx, c, path)
+}

@@ -112,6 +112,10 @@ func New(cfg Config) (*Runner, error) {
 				stats(func(s stream.Stats) float64 { return float64(s.SentSamples) })),
 			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shoal_agent_rejected_samples_total", Help: "Samples the coordinator rejected."},
 				stats(func(s stream.Stats) float64 { return float64(s.Rejected) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shoal_agent_events_sent_total", Help: "Instance events (IMDS notices) sent to a coordinator, replays after a reconnect included."},
+				stats(func(s stream.Stats) float64 { return float64(s.EventsSent) })),
+			prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shoal_agent_events_dropped_total", Help: "Instance events dropped (oldest first) because too many waited for a stream."},
+				stats(func(s stream.Stats) float64 { return float64(s.EventsDropped) })),
 		)
 		for _, c := range cs {
 			if err := reg.Register(c); err != nil {

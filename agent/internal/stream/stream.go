@@ -110,6 +110,9 @@ type Stats struct {
 	Reconnects  uint64
 	SentSamples uint64
 	Rejected    uint64
+	// EventsSent and EventsDropped count instance events (notices).
+	EventsSent    uint64
+	EventsDropped uint64
 }
 
 // Client is the agent side of AgentService.Connect.
@@ -118,6 +121,7 @@ type Client struct {
 
 	mu        sync.Mutex
 	ring      *ring
+	events    events
 	ready     bool
 	reason    string
 	hint      string
@@ -160,6 +164,7 @@ func (c *Client) Stats() Stats {
 	return Stats{
 		Connected: c.connected, Addr: c.addr, Buffered: c.ring.n, Dropped: c.ring.dropped,
 		Reconnects: c.reconnects.Load(), SentSamples: c.sent.Load(), Rejected: c.rejected.Load(),
+		EventsSent: c.events.sent, EventsDropped: c.events.dropped,
 	}
 }
 
@@ -255,6 +260,7 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 
 	c.mu.Lock()
 	c.connected, c.addr = true, addr
+	c.events.replay()
 	c.mu.Unlock()
 	defer func() {
 		c.mu.Lock()
@@ -264,6 +270,11 @@ func (c *Client) session(ctx context.Context, addr string) (welcomed bool, err e
 
 	var seq uint64
 	for {
+		// Notices first: they are what the coordinator must act on within
+		// seconds, and a full sample buffer must not delay them.
+		if err := c.sendEvents(send); err != nil {
+			return true, c.recvErr(st, err)
+		}
 		// Drain the buffer, one batch at a time, then wait for more.
 		for {
 			c.mu.Lock()

@@ -33,6 +33,7 @@ type node struct {
 	batches chan *shoalv1.SampleBatch
 	results chan *shoalv1.CommandResult
 	goodbye chan *shoalv1.AgentGoodbye
+	events  chan *shoalv1.InstanceEvent
 	// handle replaces the default behaviour after the hello when set.
 	handle func(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error
 	// refuse, when set, ends the stream at once with this status.
@@ -43,7 +44,7 @@ type node struct {
 func newNode(name string) *node {
 	return &node{name: name, hellos: make(chan *shoalv1.AgentHello, 64),
 		batches: make(chan *shoalv1.SampleBatch, 256), results: make(chan *shoalv1.CommandResult, 8),
-		goodbye: make(chan *shoalv1.AgentGoodbye, 1)}
+		goodbye: make(chan *shoalv1.AgentGoodbye, 1), events: make(chan *shoalv1.InstanceEvent, 64)}
 }
 
 func (n *node) Connect(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.ConnectResponse]) error {
@@ -81,6 +82,8 @@ func (n *node) loop(st grpc.BidiStreamingServer[shoalv1.ConnectRequest, shoalv1.
 			n.results <- msg.CommandResult
 		case *shoalv1.ConnectRequest_Goodbye:
 			n.goodbye <- msg.Goodbye
+		case *shoalv1.ConnectRequest_Event:
+			n.events <- msg.Event
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ type Cloud interface {
 	DescribeGroups(ctx context.Context, names []string) ([]cloud.Group, error)
 	PutLifecycleHook(ctx context.Context, hook cloud.LifecycleHook) error
 	DescribeLifecycleHooks(ctx context.Context, group string) ([]cloud.LifecycleHook, error)
+	DescribeWarmPool(ctx context.Context, group string) (*cloud.WarmPool, error)
+	PutWarmPool(ctx context.Context, spec cloud.WarmPoolSpec) error
 }
 
 // Control is what bootstrap needs of the coordinator's control API.
@@ -74,6 +77,11 @@ type Spec struct {
 	ImageTimeout time.Duration
 	PollEvery    time.Duration
 	DryRun       bool
+	// WarmPoolMin > 0 gives the group a warm pool of at least that many
+	// instances kept in WarmPoolState (Stopped, Running or Hibernated).
+	// AWS refuses a warm pool on a group whose template asks for Spot.
+	WarmPoolMin   int32
+	WarmPoolState string
 
 	// Copied from the source instance.
 	securityGroups  []string
@@ -98,6 +106,7 @@ func DefaultSpec() Spec {
 		HealthCheckGrace: 30 * time.Second,
 		ImageTimeout:     10 * time.Minute,
 		PollEvery:        2 * time.Second,
+		WarmPoolState:    "Stopped",
 	}
 }
 
@@ -153,6 +162,10 @@ func (s Spec) Validate() error {
 		return bad("--image-timeout (%v): must be > 0", s.ImageTimeout)
 	case s.PollEvery <= 0:
 		return bad("poll every (%v): must be > 0", s.PollEvery)
+	case s.WarmPoolMin < 0:
+		return bad("--warm-pool-min (%d): must be >= 0", s.WarmPoolMin)
+	case s.WarmPoolMin > 0 && !slices.Contains(cloud.WarmPoolStates, s.WarmPoolState):
+		return bad("--warm-pool-state (%q): must be one of %s", s.WarmPoolState, strings.Join(cloud.WarmPoolStates, ", "))
 	}
 	for _, sn := range s.Subnets {
 		if !subnetRE.MatchString(sn) {
@@ -243,6 +256,13 @@ func (r *Runner) Run(ctx context.Context, s Spec) ([]Item, error) {
 		return items, err
 	}
 	items = append(items, hook)
+	if s.WarmPoolMin > 0 {
+		wp, err := r.warmPool(ctx, &s)
+		if err != nil {
+			return items, err
+		}
+		items = append(items, wp)
+	}
 	fl, err := r.fleet(ctx, &s)
 	if err != nil {
 		return items, err
@@ -442,6 +462,30 @@ func (r *Runner) hook(ctx context.Context, s *Spec) (Item, error) {
 		HeartbeatTimeout: s.HookHeartbeat, DefaultResult: cloud.ResultContinue})
 	if err != nil {
 		return Item{}, fmt.Errorf("put lifecycle hook on %s: %w", s.ASG, err)
+	}
+	it.Created = true
+	return it, nil
+}
+
+// warmPool puts the group's warm pool unless it has one already (an
+// existing pool is left as it is: a re-run never resizes it).
+func (r *Runner) warmPool(ctx context.Context, s *Spec) (Item, error) {
+	it := Item{Kind: "warm-pool", ID: s.ASG, Note: fmt.Sprintf("min %d, %s", s.WarmPoolMin, s.WarmPoolState)}
+	if !s.DryRun {
+		wp, err := r.Cloud.DescribeWarmPool(ctx, s.ASG)
+		if err != nil {
+			return Item{}, fmt.Errorf("describe warm pool of %s: %w", s.ASG, err)
+		}
+		if wp != nil {
+			it.Note = fmt.Sprintf("found: min %d, %s", wp.MinSize, wp.PoolState)
+			return it, nil
+		}
+	}
+	if !r.write(s, fmt.Sprintf("autoscaling:PutWarmPool AutoScalingGroupName=%s MinSize=%d PoolState=%s", s.ASG, s.WarmPoolMin, s.WarmPoolState)) {
+		return it, nil
+	}
+	if err := r.Cloud.PutWarmPool(ctx, cloud.WarmPoolSpec{Group: s.ASG, MinSize: s.WarmPoolMin, PoolState: s.WarmPoolState}); err != nil {
+		return Item{}, fmt.Errorf("put warm pool on %s: %w", s.ASG, err)
 	}
 	it.Created = true
 	return it, nil

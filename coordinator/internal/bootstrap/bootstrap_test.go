@@ -37,6 +37,7 @@ type fakeCloud struct {
 	n                   int
 	templateType        map[string]string
 	templateSpec        map[string]cloud.LaunchTemplateSpec
+	pools               map[string]cloud.WarmPoolSpec
 }
 
 func newFake() *fakeCloud {
@@ -185,6 +186,25 @@ func (f *fakeCloud) DescribeLifecycleHooks(_ context.Context, g string) ([]cloud
 	defer f.mu.Unlock()
 	return append([]cloud.LifecycleHook(nil), f.hooks[g]...), nil
 }
+func (f *fakeCloud) DescribeWarmPool(_ context.Context, g string) (*cloud.WarmPool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	p, ok := f.pools[g]
+	if !ok {
+		return nil, nil
+	}
+	return &cloud.WarmPool{Group: g, MinSize: p.MinSize, PoolState: p.PoolState}, nil
+}
+func (f *fakeCloud) PutWarmPool(_ context.Context, p cloud.WarmPoolSpec) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.write("PutWarmPool " + p.Group)
+	if f.pools == nil {
+		f.pools = map[string]cloud.WarmPoolSpec{}
+	}
+	f.pools[p.Group] = p
+	return nil
+}
 
 type fakeControl struct {
 	fleets   map[string]*shoalv1.Fleet
@@ -330,6 +350,8 @@ func TestValidate(t *testing.T) {
 		{"no hook heartbeat", func(s *Spec) { s.HookHeartbeat = 0 }, "--hook-heartbeat (0s): must be whole seconds from 30s to 2h0m0s"},
 		{"no image timeout", func(s *Spec) { s.ImageTimeout = -time.Second }, "--image-timeout (-1s)"},
 		{"no poll interval", func(s *Spec) { s.PollEvery = 0 }, "poll every (0s)"},
+		{"negative warm pool", func(s *Spec) { s.WarmPoolMin = -1 }, "--warm-pool-min (-1)"},
+		{"bad warm pool state", func(s *Spec) { s.WarmPoolMin, s.WarmPoolState = 2, "Frozen" }, `--warm-pool-state ("Frozen")`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := spec()
@@ -391,5 +413,43 @@ func TestUnknownTemplateErrorMeansNone(t *testing.T) {
 	}
 	if _, ok := c.templates["shoal-web"]; !ok {
 		t.Fatal("the template was not created")
+	}
+}
+
+func TestBootstrapWarmPoolOnce(t *testing.T) {
+	c, ctl := newFake(), &fakeControl{fleets: map[string]*shoalv1.Fleet{}}
+	s := spec()
+	s.WarmPoolMin, s.WarmPoolState = 2, "Running"
+	var out bytes.Buffer
+	items, err := runner(c, ctl, &out).Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wp *Item
+	for i := range items {
+		if items[i].Kind == "warm-pool" {
+			wp = &items[i]
+		}
+	}
+	if wp == nil || !wp.Created || wp.ID != "shoal-web" {
+		t.Fatalf("items = %+v, want a created warm pool", items)
+	}
+	if p := c.pools["shoal-web"]; p.MinSize != 2 || p.PoolState != "Running" {
+		t.Fatalf("pool = %+v", p)
+	}
+	writes := len(c.writes)
+	if _, err := runner(c, ctl, &out).Run(context.Background(), s); err != nil {
+		t.Fatal(err)
+	}
+	if len(c.writes) != writes {
+		t.Fatalf("re-run wrote again: %v", c.writes[writes:])
+	}
+	// Without --warm-pool-min nothing touches warm pools.
+	c2 := newFake()
+	if _, err := runner(c2, &fakeControl{fleets: map[string]*shoalv1.Fleet{}}, &out).Run(context.Background(), spec()); err != nil {
+		t.Fatal(err)
+	}
+	if len(c2.pools) != 0 {
+		t.Fatalf("a warm pool without --warm-pool-min: %v", c2.pools)
 	}
 }

@@ -39,6 +39,7 @@ func BootstrapAWSOperations() []string {
 		awscloud.OpDescribeLaunchTemplates, awscloud.OpCreateLaunchTemplate, awscloud.OpCreateLaunchTemplateVersion,
 		awscloud.OpDescribeAutoScalingGroups, awscloud.OpCreateAutoScalingGroup,
 		awscloud.OpDescribeLifecycleHooks, awscloud.OpPutLifecycleHook,
+		awscloud.OpDescribeWarmPool, awscloud.OpPutWarmPool,
 	}
 	ops = append(ops, awscloud.TeardownOperations()...)
 	sort.Strings(ops)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,8 +20,9 @@ func fleetCmd(e *env) *cobra.Command {
 }
 
 // printFleet prints one fleet as view.Fleet JSON or as key/value lines.
-func (e *env) printFleet(w io.Writer, f *shoalv1.Fleet) error {
+func (e *env) printFleet(w io.Writer, f *shoalv1.Fleet, delays ...*shoalv1.LaunchDelay) error {
 	v := view.FleetOf(f)
+	v.LaunchDelays = view.LaunchDelaysOf(delays)
 	if e.output == "json" {
 		return printJSON(w, v)
 	}
@@ -42,6 +44,10 @@ func (e *env) printFleet(w io.Writer, f *shoalv1.Fleet) error {
 		rows = append(rows, []string{"group_status:", v.GroupStatus})
 	}
 	rows = append(rows, []string{"policy:", policySummary(f.Policy)}, []string{"updated_at:", v.UpdatedAt})
+	for _, d := range v.LaunchDelays {
+		rows = append(rows, []string{"launch_delay_" + d.Kind + ":", fmt.Sprintf("p50 %v, p90 %v (last %d launches)",
+			time.Duration(d.P50MS)*time.Millisecond, time.Duration(d.P90MS)*time.Millisecond, d.Samples)})
+	}
 	return table(w, rows)
 }
 

@@ -155,6 +155,8 @@ func fleetBootstrapCmd(e *env) *cobra.Command {
 	fl.DurationVar(&s.ImageTimeout, "image-timeout", s.ImageTimeout, "longest wait for the image to become available")
 	fl.DurationVar(&timeout, "bootstrap-timeout", 15*time.Minute, "bound on the whole bootstrap")
 	fl.BoolVar(&s.DryRun, "dry-run", false, "print the AWS calls it would make, change nothing")
+	fl.Int32Var(&s.WarmPoolMin, "warm-pool-min", 0, "give the group a warm pool of at least N pre-initialised instances (0: none)")
+	fl.StringVar(&s.WarmPoolState, "warm-pool-state", s.WarmPoolState, "what warm-pool instances wait in: Stopped, Running or Hibernated")
 	fl.StringVar(&pf.metric, "metric", "", "target-tracking metric: cpu, mem, requests_per_target or a custom agent metric")
 	fl.Float64Var(&pf.target, "target", 0, "target value of --metric")
 	fl.Float64Var(&pf.tolerance, "tolerance", 0, "fraction of the target inside which nothing changes (0: default 0.1)")

@@ -23,7 +23,7 @@ func fleetGetCmd(e *env) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return e.printFleet(cmd.OutOrStdout(), resp.Fleet)
+				return e.printFleet(cmd.OutOrStdout(), resp.Fleet, resp.LaunchDelays...)
 			})
 		},
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -35,7 +36,7 @@ func instancesCmd(e *env) *cobra.Command {
 				}
 				rows := [][]string{{"ID", "FLEET", "STATE", "PRIVATE_IP", "AZ", "READY", "FLAG"}}
 				for _, in := range out {
-					rows = append(rows, []string{in.ID, in.Fleet, in.State, in.PrivateIP, in.AvailabilityZone, strconv.FormatBool(in.Ready), in.Flag})
+					rows = append(rows, []string{in.ID, in.Fleet, in.State, in.PrivateIP, in.AvailabilityZone, strconv.FormatBool(in.Ready), flagText(in)})
 				}
 				return table(cmd.OutOrStdout(), rows)
 			})
@@ -70,4 +71,22 @@ func cobraMaxOne(cmd *cobra.Command, args []string) error {
 		return exactArgs("FLEET")(cmd, args)
 	}
 	return nil
+}
+
+// flagText is the FLAG column: the registry's flags (warm, at_risk), why
+// the instance is in its state, and the live flag.
+func flagText(in view.Instance) string {
+	var parts []string
+	if in.Warm {
+		parts = append(parts, "warm")
+	}
+	if in.AtRisk {
+		parts = append(parts, "at_risk")
+	}
+	for _, p := range []string{in.StateReason, in.Flag} {
+		if p != "" {
+			parts = append(parts, p)
+		}
+	}
+	return strings.Join(parts, "; ")
 }

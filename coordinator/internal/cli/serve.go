@@ -75,6 +75,8 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&c.AWS.Region, "aws-region", c.AWS.Region, "AWS region (default: AWS_REGION / shared config)")
 	fl.DurationVar(&c.Scaler.EvalInterval, "eval-interval", c.Scaler.EvalInterval, "how often the leader evaluates every fleet")
 	fl.DurationVar(&c.Scaler.DrainTimeout, "drain-timeout", c.Scaler.DrainTimeout, "longest wait for LBs to report a scale-in victim idle")
+	fl.DurationVar(&c.Scaler.SpotDrainMargin, "spot-drain-margin", c.Scaler.SpotDrainMargin, "a Spot-interrupted instance's drain ends this long before EC2's notice time")
+	fl.BoolVar(&c.Scaler.RebalanceReplace, "rebalance-replace", c.Scaler.RebalanceReplace, "on a rebalance recommendation, drain and replace the instance at once (without it the instance is only the first scale-in victim)")
 	fl.DurationVar(&c.Scaler.HookHeartbeat, "hook-heartbeat", c.Scaler.HookHeartbeat, "heartbeat timeout of the TERMINATING hook put on a group that lacks one (30s-2h); a group's existing hook keeps its own")
 	fl.DurationVar(&c.Feed.ReconnectGrace, "lb-reconnect-grace", c.Feed.ReconnectGrace, "how long an LB that lost its stream, or any LB after a leader change, still holds scale-in drains")
 	fl.DurationVar(&c.Scaler.AgentGrace, "agent-grace", c.Scaler.AgentGrace, "how long a launched instance may run before a silent agent gets it flagged")

@@ -139,7 +139,11 @@ type Group struct {
 	LaunchTemplate      *TemplateRef
 	HealthCheckGrace    time.Duration
 	NewInstancesProtect bool
-	Tags                map[string]string
+	// CapacityRebalance says Auto Scaling itself launches a replacement
+	// when an instance gets a rebalance recommendation or interruption
+	// notice, so Shoal must not launch a second one.
+	CapacityRebalance bool
+	Tags              map[string]string
 	// Status is set only while the group is being deleted.
 	Status  string
 	Created time.Time

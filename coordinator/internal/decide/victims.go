@@ -15,15 +15,36 @@ type Candidate struct {
 	// latest values then.
 	Reported bool
 	Metrics  map[string]float64
+	// AtRisk says EC2 recommended rebalancing the instance away (a Spot
+	// rebalance recommendation): it is likely to be interrupted soon.
+	AtRisk bool
 }
 
 // Victims picks n instances to drain: balanced across AZs first (always
 // from the AZ with the most candidates), then least loaded by the policy's
 // first target-tracking metric (cpu without one), then newest id. An
 // instance with no report serves no one we can see and goes first; one that
-// reports without the metric goes last. Fewer than n candidates yield all
-// of them.
+// reports without the metric goes last. Instances at risk come before all
+// of that, newest id first: removing them costs nothing EC2 was not about
+// to take. Fewer than n candidates yield all of them.
 func Victims(p *shoalv1.ScalingPolicy, cands []Candidate, n int) []string {
+	var risky []string
+	var rest []Candidate
+	for _, c := range cands {
+		if c.AtRisk {
+			risky = append(risky, c.ID)
+		} else {
+			rest = append(rest, c)
+		}
+	}
+	sort.Sort(sort.Reverse(sort.StringSlice(risky)))
+	if len(risky) >= n {
+		return risky[:max(n, 0)]
+	}
+	return append(risky, victims(p, rest, n-len(risky))...)
+}
+
+func victims(p *shoalv1.ScalingPolicy, cands []Candidate, n int) []string {
 	metric := "cpu"
 	if p != nil && len(p.TargetTracking) > 0 {
 		metric = p.TargetTracking[0].Metric

@@ -18,6 +18,24 @@ func TestVictims(t *testing.T) {
 		want   []string
 	}{
 		{
+			name: "an instance at risk goes first, whatever its load or AZ",
+			cands: []Candidate{
+				{ID: "i-a", AZ: "a", Reported: true, Metrics: cpu(10)},
+				{ID: "i-b", AZ: "a", Reported: true, Metrics: cpu(20)},
+				{ID: "i-c", AZ: "b", Reported: true, Metrics: cpu(95), AtRisk: true},
+			},
+			n: 2, want: []string{"i-c", "i-a"},
+		},
+		{
+			name: "more at risk than needed: newest id first",
+			cands: []Candidate{
+				{ID: "i-1", AZ: "a", AtRisk: true},
+				{ID: "i-2", AZ: "a", AtRisk: true},
+				{ID: "i-3", AZ: "a", Reported: true, Metrics: cpu(1)},
+			},
+			n: 1, want: []string{"i-2"},
+		},
+		{
 			name: "least loaded first",
 			cands: []Candidate{
 				{ID: "i-a", AZ: "a", Reported: true, Metrics: cpu(70)},

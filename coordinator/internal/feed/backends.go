@@ -44,7 +44,8 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 	}
 	var out []*shoalv1.Backend
 	for _, in := range ins {
-		if in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in {
+		// A warm-pool instance is never fed to an LB, whatever its state.
+		if in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in || in.Warm {
 			continue
 		}
 		b := &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))), AvailabilityZone: in.AvailabilityZone, Load: Load(in)}
@@ -57,7 +58,13 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 			}
 		case shoalv1.InstanceState_INSTANCE_STATE_DRAINING:
 			b.State = shoalv1.BackendState_BACKEND_STATE_DRAINING
-			b.DrainDeadline = timestamppb.New(changed.Add(drainTimeout))
+			dl := changed.Add(drainTimeout)
+			// An interruption's own deadline (notice time less the margin)
+			// comes first when it is earlier.
+			if own := in.GetDrainDeadline(); own != nil && own.AsTime().Before(dl) {
+				dl = own.AsTime()
+			}
+			b.DrainDeadline = timestamppb.New(dl)
 		default:
 			continue
 		}
@@ -67,7 +74,7 @@ func BackendSet(f *shoalv1.Fleet, ins []*shoalv1.Instance, now time.Time, drainT
 		return out
 	}
 	for _, in := range ins {
-		if in.State != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY || in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in {
+		if in.State != shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY || in.PrivateIp == "" || f.AppPort == 0 || owner[in.PrivateIp] != in || in.Warm {
 			continue
 		}
 		out = append(out, &shoalv1.Backend{InstanceId: in.Id, Address: net.JoinHostPort(in.PrivateIp, strconv.Itoa(int(f.AppPort))),

@@ -22,6 +22,10 @@ func TestBackendSet(t *testing.T) {
 		{Id: "i-pending", PrivateIp: "127.0.1.4", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING},
 		{Id: "i-unhealthy", PrivateIp: "127.0.1.5", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
 		{Id: "i-noaddr", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE},
+		// In a warm pool: never fed to an LB, even in service.
+		{Id: "i-warm", PrivateIp: "127.0.1.6", State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangeTime: tsms(at(time.Minute)), Warm: true},
+		// Interrupted: its own deadline, earlier than the drain timeout, wins.
+		{Id: "i-spot", PrivateIp: "127.0.1.7", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangeTime: tsms(at(time.Second)), DrainDeadline: tsms(at(-10 * time.Second))},
 	}
 	got := map[string]*shoalv1.Backend{}
 	for _, b := range BackendSet(f, ins, now, 30*time.Second) {
@@ -37,6 +41,7 @@ func TestBackendSet(t *testing.T) {
 		{"i-active", shoalv1.BackendState_BACKEND_STATE_ACTIVE, "127.0.1.1:8080", 1.5, 0},
 		{"i-warming", shoalv1.BackendState_BACKEND_STATE_WARMING, "127.0.1.2:8080", 1, 0},
 		{"i-draining", shoalv1.BackendState_BACKEND_STATE_DRAINING, "127.0.1.3:8080", 0.1, at(5*time.Second) + 30_000},
+		{"i-spot", shoalv1.BackendState_BACKEND_STATE_DRAINING, "127.0.1.7:8080", 1, at(-10 * time.Second)},
 	} {
 		t.Run(tc.id, func(t *testing.T) {
 			b, ok := got[tc.id]
@@ -48,8 +53,8 @@ func TestBackendSet(t *testing.T) {
 			}
 		})
 	}
-	if len(got) != 3 {
-		t.Fatalf("set = %v: pending, unhealthy and address-less instances must get no traffic", got)
+	if len(got) != 4 {
+		t.Fatalf("set = %v: pending, unhealthy, warm and address-less instances must get no traffic", got)
 	}
 	if bs := BackendSet(&shoalv1.Fleet{Name: "web"}, ins, now, time.Second); len(bs) != 0 {
 		t.Fatalf("a fleet without --app-port has no backends, got %v", bs)
@@ -68,6 +73,8 @@ func TestBackendSetFailsOpen(t *testing.T) {
 		{Id: "i-d", PrivateIp: "127.0.1.3", State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateChangeTime: timestamppb.New(now)},
 		{Id: "i-p", PrivateIp: "127.0.1.4", State: shoalv1.InstanceState_INSTANCE_STATE_PENDING},
 		{Id: "i-x", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY},
+		// A stopped warm-pool instance is unhealthy too, and stays dark.
+		{Id: "i-w", PrivateIp: "127.0.1.6", State: shoalv1.InstanceState_INSTANCE_STATE_UNHEALTHY, Warm: true},
 	}
 	got := map[string]shoalv1.BackendState{}
 	for _, b := range BackendSet(f, ins, now, time.Minute) {

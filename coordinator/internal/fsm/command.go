@@ -16,8 +16,11 @@ import (
 
 // CommandVersion is the newest command encoding this release writes. Apply
 // accepts every version from 1 up to it; a newer one is refused so an old
-// node never half-understands a command from a newer leader.
-const CommandVersion = 1
+// node never half-understands a command from a newer leader. Commands that
+// version 1 already had are still written as version 1, so a cluster mid
+// upgrade (new leader, old followers) keeps applying them; only what is new
+// in version 2 (OpInstanceMark) carries 2.
+const CommandVersion = 2
 
 // ErrUnsupportedVersion is returned for commands or snapshots written by a
 // newer release.
@@ -96,7 +99,7 @@ func newCommand(op Op, body any) Command {
 	default:
 		raw, _ = json.Marshal(b) // only plain structs of this file reach here
 	}
-	return Command{Version: CommandVersion, Op: op, Body: raw}
+	return Command{Version: 1, Op: op, Body: raw}
 }
 
 // CreateFleet creates f. Time fields are set by the FSM.
@@ -151,7 +154,7 @@ func RemoveMember(id string) Command { return newCommand(OpRemoveMember, nameBod
 
 // Restore replaces the whole state with a snapshot that Save produced.
 func Restore(snapshot []byte) Command {
-	return Command{Version: CommandVersion, Op: OpRestore, Body: mustJSON(snapshot)}
+	return Command{Version: 1, Op: OpRestore, Body: mustJSON(snapshot)}
 }
 
 func mustJSON(v any) []byte {

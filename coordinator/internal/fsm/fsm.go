@@ -180,6 +180,8 @@ func (f *FSM) apply(c Command) (*Result, *Error) {
 		return f.instanceState(c)
 	case OpInstanceLeave:
 		return f.instanceLeave(c)
+	case OpInstanceMark:
+		return f.markInstance(c)
 	case OpCreateDecision:
 		return f.createDecision(c)
 	case OpUpdateDecision:

@@ -21,12 +21,15 @@ func (f *FSM) registerInstance(c Command) (*Result, *Error) {
 	if err := validateInstance(in); err != nil {
 		return nil, err
 	}
-	// Live fields belong to the serving node, never to the log.
+	// Live fields belong to the serving node, never to the log, and marks
+	// only to OpInstanceMark.
 	in.Metrics, in.LastReportAge, in.Ready, in.Flag = nil, nil, false, ""
+	keepMarks(in, &shoalv1.Instance{})
 	if old, ok := f.s.instances[in.Id]; ok {
 		if old.Fleet != in.Fleet {
 			return nil, conflictf("instance %q already registered in fleet %q", in.Id, old.Fleet)
 		}
+		keepMarks(in, old)
 		in.RegisterTime = old.RegisterTime
 		in.StateChangeTime = old.StateChangeTime
 		if in.State != old.State {

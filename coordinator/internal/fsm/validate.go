@@ -74,6 +74,10 @@ func validateInstance(in *shoalv1.Instance) *Error {
 		return invalidf("availability_zone: longer than %d characters", MaxLabelLen)
 	case len(in.ImageId) > MaxLabelLen:
 		return invalidf("image_id: longer than %d characters", MaxLabelLen)
+	case len(in.StateReason) > MaxTextLen:
+		return invalidf("state_reason: longer than %d characters", MaxTextLen)
+	case in.InterruptionAction != "" && !interruptionActions[in.InterruptionAction]:
+		return invalidf("interruption_action (%q): must be terminate, stop or hibernate", in.InterruptionAction)
 	}
 	if _, ok := shoalv1.InstanceState_name[int32(in.State)]; !ok || in.State == shoalv1.InstanceState_INSTANCE_STATE_UNSPECIFIED {
 		return invalidf("state (%d): unknown instance state", in.State)

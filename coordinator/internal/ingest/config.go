@@ -103,6 +103,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer gets the ingest counters; nil registers nothing.
 	Registerer prometheus.Registerer
+	// OnEvent, when set, gets every instance event on the leader (the
+	// scaler's notice queue).
+	OnEvent EventFunc
 }
 
 // DefaultConfig returns the production settings.

@@ -35,6 +35,11 @@ type agentConn struct {
 	out   chan *shoalv1.ConnectResponse
 	// kill ends the stream with a status (e.g. the leader found a duplicate).
 	kill func(error)
+	// ready and reason are the last batch's; events the newest event of
+	// each kind. Service.mu guards them.
+	ready  bool
+	reason string
+	events map[shoalv1.InstanceEventKind]*shoalv1.InstanceEvent
 }
 
 // send queues a message without blocking; a full queue means the agent
@@ -81,7 +86,7 @@ func (s *Service) Connect(st connectStream) error {
 		return err
 	}
 	id := hello.GetInstanceId()
-	c := &agentConn{hello: hello, out: make(chan *shoalv1.ConnectResponse, 64), kill: cancel}
+	c := &agentConn{hello: hello, out: make(chan *shoalv1.ConnectResponse, 64), kill: cancel, events: map[shoalv1.InstanceEventKind]*shoalv1.InstanceEvent{}}
 
 	s.mu.Lock()
 	if old := s.conns[id]; old != nil {
@@ -259,9 +264,25 @@ func (s *Service) handle(c *agentConn, m *shoalv1.ConnectRequest) error {
 			}
 		}
 		s.noteDropped(c.hello, b.GetDroppedSamplesTotal())
+		s.mu.Lock()
+		c.ready, c.reason = b.GetReady(), b.GetReadyReason()
+		s.mu.Unlock()
 		rep := &clusterv1.InstanceReport{Hello: c.hello, Samples: ok, Ready: b.GetReady(), ReadyReason: b.GetReadyReason(),
 			DroppedSamplesTotal: b.GetDroppedSamplesTotal()}
 		if err := s.route(rep); err != nil {
+			return s.refuse(err)
+		}
+	case *shoalv1.ConnectRequest_Event:
+		if err := checkEvent(msg.Event); err != nil {
+			s.em.rejected.Inc()
+			return status.Error(codes.InvalidArgument, err.Error())
+		}
+		s.mu.Lock()
+		c.events[msg.Event.GetKind()] = msg.Event
+		rep := &clusterv1.InstanceReport{Hello: c.hello, Ready: c.ready, ReadyReason: c.reason, Events: []*shoalv1.InstanceEvent{msg.Event}}
+		err := s.routeLocked(rep)
+		s.mu.Unlock()
+		if err != nil {
 			return s.refuse(err)
 		}
 	case *shoalv1.ConnectRequest_CommandResult:
@@ -370,6 +391,9 @@ func (s *Service) routeLocked(rep *clusterv1.InstanceReport) error {
 		if err == nil && s.onApply != nil {
 			s.onApply(rep, now)
 		}
+		if err == nil {
+			s.deliverEvents(rep)
+		}
 		return err
 	}
 	id := rep.GetHello().GetInstanceId()
@@ -384,8 +408,13 @@ func (s *Service) routeLocked(rep *clusterv1.InstanceReport) error {
 		samples = samples[over:]
 	}
 	left := p.GetLeft() || rep.GetLeft()
+	events := append(p.Events, rep.GetEvents()...)
+	if over := len(events) - maxEventsPerReport; over > 0 {
+		s.em.rejected.Add(float64(over))
+		events = events[over:]
+	}
 	*p = clusterv1.InstanceReport{Hello: rep.GetHello(), Samples: samples, Ready: rep.GetReady(), ReadyReason: rep.GetReadyReason(),
-		DroppedSamplesTotal: max(p.GetDroppedSamplesTotal(), rep.GetDroppedSamplesTotal()), Disconnected: rep.GetDisconnected(), Left: left}
+		DroppedSamplesTotal: max(p.GetDroppedSamplesTotal(), rep.GetDroppedSamplesTotal()), Disconnected: rep.GetDisconnected(), Left: left, Events: events}
 	return nil
 }
 

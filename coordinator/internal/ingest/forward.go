@@ -117,7 +117,11 @@ func (s *Service) ForwardAgents(st forwardStream) error {
 			now := s.cfg.Now()
 			err := s.admitForwarded(rep, introduced)
 			if err == nil {
+				rep.Events = s.acceptEvents(rep.GetEvents())
 				err = s.store.apply(rep, node, now)
+			}
+			if err == nil {
+				s.deliverEvents(rep)
 			}
 			if err == nil {
 				s.m.observeLatency(rep, now)
@@ -232,7 +236,17 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 	s.mu.Lock()
 	for id, c := range s.conns {
 		if s.pending[id] == nil {
-			s.pending[id] = &clusterv1.InstanceReport{Hello: c.hello}
+			s.pending[id] = &clusterv1.InstanceReport{Hello: c.hello, Ready: c.ready, ReadyReason: c.reason}
+		}
+		// The notices this node passed on may have died with the old
+		// leader before it committed them; the new one hears them again
+		// and ignores what its state already holds.
+		if evs := c.latestEvents(); len(evs) > 0 {
+			p := s.pending[id]
+			p.Events = append(evs, p.Events...)
+			if over := len(p.Events) - maxEventsPerReport; over > 0 {
+				p.Events = p.Events[over:]
+			}
 		}
 	}
 	s.fwdUp = true

@@ -25,6 +25,7 @@ type Service struct {
 	cluster Cluster
 	reg     Registry
 	m       *metrics
+	em      *eventMetrics
 
 	mu sync.Mutex
 	// conns are the agent streams this node holds.
@@ -60,7 +61,7 @@ func New(cfg Config, cluster Cluster, reg Registry) (*Service, error) {
 		return nil, fmt.Errorf("%w: cluster and registry are required", ErrConfig)
 	}
 	return &Service{
-		cfg: cfg, cluster: cluster, reg: reg, m: newMetrics(cfg.Registerer),
+		cfg: cfg, cluster: cluster, reg: reg, m: newMetrics(cfg.Registerer), em: newEventMetrics(cfg.Registerer),
 		conns: map[string]*agentConn{}, pending: map[string]*clusterv1.InstanceReport{},
 		store: newStore(cfg.RingSize, cfg.StaleAfter), followers: map[string]*followerConn{},
 		waiters: map[string]chan *shoalv1.CommandResult{}, draining: map[string]bool{},

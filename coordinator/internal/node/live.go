@@ -65,7 +65,15 @@ func (l *live) Explain(fleet string) (*shoalv1.ExplainFleetResponse, error) {
 		x.Blocked = gs
 	}
 	return &shoalv1.ExplainFleetResponse{Fleet: fleet, Current: x.Current, Recommended: x.Recommended, Reason: x.Reason,
-		Details: x.Details, Inputs: x.Inputs, Blocked: x.Blocked}, nil
+		Details: x.Details, Inputs: x.Inputs, Blocked: x.Blocked, LaunchDelays: l.scaler.LaunchDelays(fleet)}, nil
+}
+
+// LaunchDelays are the launch delays the scaler learned for fleet.
+func (l *live) LaunchDelays(fleet string) []*shoalv1.LaunchDelay {
+	if l.scaler == nil {
+		return nil
+	}
+	return l.scaler.LaunchDelays(fleet)
 }
 
 // GroupStatus is "group not found" while a fleet's group is missing.

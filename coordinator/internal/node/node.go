@@ -178,6 +178,14 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 		return nil, err
 	}
 	ic.DialOptions = append(append([]grpc.DialOption(nil), ic.DialOptions...), peerOpts...)
+	// Agents' notices go to the scaler, built below (none with --cloud
+	// none: nothing could act on them). build finishes before any stream is
+	// served, so the field is set by the time a notice arrives.
+	ic.OnEvent = func(fleet, id string, ev *shoalv1.InstanceEvent) {
+		if n.scaler != nil {
+			n.scaler.Notify(fleet, id, ev)
+		}
+	}
 	if n.ingest, err = ingest.New(ic, n.raft, st); err != nil {
 		return nil, err
 	}
@@ -203,6 +211,9 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 		return nil, err
 	}
 	sc := cfg.Scaler
+	// Warm pools are read straight from the cloud: a read needs no
+	// leadership fence, and the scaler takes them apart from Cloud.
+	sc.WarmPools = cl
 	sc.Logger = log.With("component", "scaler")
 	sc.NodeID = cfg.Cluster.NodeID
 	if n.scaler, err = scaler.New(sc, scaler.Deps{

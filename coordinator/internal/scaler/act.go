@@ -180,7 +180,7 @@ func (s *Scaler) victims(v *view, n int) []string {
 			continue
 		}
 		m, reported := v.latest[id]
-		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m})
+		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk})
 	}
 	return decide.Victims(v.f.Policy, cands, n)
 }
@@ -199,9 +199,12 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		Now: s.cfg.Now(), Policy: v.f.Policy, Min: v.lo, Max: v.hi, Current: cur,
 		Aggregates: map[string]float64{},
 	}
+	warmupNote := ""
+	in.Policy, in.LaunchDelay, warmupNote = s.warmupPolicy(v.f.Name, v.f.Policy)
 	for id, in2 := range v.insts {
 		gi, ok := v.inGroup[id]
-		if !ok || in2.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
+		// A warm-pool instance serves nobody: it is capacity in waiting.
+		if !ok || in2.Warm || in2.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || strings.HasPrefix(gi.LifecycleState, cloud.LifecycleTerminating) {
 			continue
 		}
 		di := decide.Instance{ID: id, Metrics: v.latest[id]}
@@ -228,6 +231,7 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		return
 	}
 	ex.Recommended, ex.Reason, ex.Details, ex.Inputs = d.Desired, d.Reason, d.Details, d.Inputs
+	ex.Details = append(append(ex.Details, s.launchDetails(v.f.Name, max(d.Desired-cur, 0))...), nonEmpty(warmupNote)...)
 	if v.f.Paused {
 		fs.decide = next
 		ex.Blocked = "paused: automatic decisions are off (a manual scale still works)"
@@ -347,4 +351,11 @@ func launchFailure(acts []cloud.Activity, n int) string {
 		}
 	}
 	return ""
+}
+
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }

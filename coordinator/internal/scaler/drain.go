@@ -64,7 +64,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		if s.deps.LBs != nil {
 			drained, why = s.deps.LBs.Drained(v.f.Name, id)
 		}
-		timedOut := now.Sub(started) >= s.cfg.DrainTimeout
+		timedOut := now.Sub(started) >= s.cfg.DrainTimeout || drainDeadlinePassed(in, now)
 		if !drained && !timedOut {
 			waiting[id] = why
 			if gi.LifecycleState == cloud.LifecycleTerminatingWait && now.Sub(fs.heartbeatAt[id]) >= fs.heartbeatEvery(s.cfg.HookHeartbeat) {
@@ -80,12 +80,16 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		note := "drained on every live LB"
 		if !drained {
 			note = fmt.Sprintf("drain deadline %v passed (%s)", s.cfg.DrainTimeout, why)
+			if drainDeadlinePassed(in, now) {
+				note = fmt.Sprintf("drain deadline %s passed (%s)", in.GetDrainDeadline().AsTime().UTC().Format(time.RFC3339), why)
+			}
 		}
+		decrement := s.terminateDecrements(v, in)
 		s.mu.Lock()
 		s.inflight[id] = true
 		s.mu.Unlock()
 		s.wg.Add(1)
-		go s.finishDrain(ctx, v.f.Name, v.g.Name, id, gi.LifecycleState, started, note)
+		go s.finishDrain(ctx, v.f.Name, v.g.Name, id, gi.LifecycleState, started, note, decrement)
 	}
 	s.mu.Lock()
 	fs.drainWaiting = waiting
@@ -101,7 +105,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 // action held by the hook is completed, anything else is terminated with the
 // group's desired capacity decremented, so nothing replaces it. If the term
 // ends midway the instance stays draining and the next leader finishes it.
-func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle string, started time.Time, note string) {
+func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle string, started time.Time, note string, decrement bool) {
 	defer s.wg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -126,7 +130,7 @@ func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle st
 			return
 		}
 	} else {
-		if _, err := s.deps.Cloud.TerminateInstance(ctx, id, true); err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
+		if _, err := s.deps.Cloud.TerminateInstance(ctx, id, decrement); err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
 			s.cloudErr("terminate instance", group, err)
 			return
 		}

@@ -76,6 +76,15 @@ type Config struct {
 	ActivityCheckEvery time.Duration
 	// NodeID is the node the scaler runs on: the actor of its decisions.
 	NodeID string
+	// SpotDrainMargin is how long before a Spot interruption's notice time
+	// the drain must end (--spot-drain-margin).
+	SpotDrainMargin time.Duration
+	// RebalanceReplace drains and replaces an instance on a rebalance
+	// recommendation, without a deadline (--rebalance-replace); without it
+	// the instance is only flagged at risk.
+	RebalanceReplace bool
+	// WarmPools reads the groups' warm pools; nil means none are read.
+	WarmPools cloud.WarmPools
 	// Now is the clock.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -93,6 +102,7 @@ func DefaultConfig() Config {
 		HookHeartbeat:      cloud.DrainHookHeartbeat,
 		LaunchFailures:     3,
 		ActivityCheckEvery: 5 * time.Second,
+		SpotDrainMargin:    15 * time.Second,
 		Now:                time.Now,
 		Logger:             slog.Default(),
 	}
@@ -115,6 +125,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("hook-heartbeat (%v): must be whole seconds from %v to %v (AWS's limits)", c.HookHeartbeat, cloud.MinHookHeartbeat, cloud.MaxHookHeartbeat)
 	case c.HookName == "":
 		return errors.New("hook name: required")
+	case c.SpotDrainMargin < 0 || c.SpotDrainMargin >= 2*time.Minute:
+		return fmt.Errorf("spot-drain-margin (%v) must be >= 0 and under the two-minute notice", c.SpotDrainMargin)
 	case c.LaunchFailures < 1:
 		return fmt.Errorf("launch failures (%d) must be >= 1", c.LaunchFailures)
 	case c.Now == nil:
@@ -168,6 +180,9 @@ type fleetState struct {
 	flags         map[string]string
 	firstSeen     map[string]time.Time
 	drainWaiting  map[string]string
+	// spotNotes say, per instance that got a capacity notice, which
+	// replacement path ran (spot.go); each outlives its instance a while.
+	spotNotes map[string]spotNote
 }
 
 // Scaler is the leader-only loop. Create it with New; Run it while leading.
@@ -180,6 +195,16 @@ type Scaler struct {
 	fleets   map[string]*fleetState
 	inflight map[string]bool // instance ids with a finishing drain running
 	wg       sync.WaitGroup
+
+	// Notices from agents wait here for the loop (spot.go); wake starts a
+	// tick at once, so a notice does not wait for EvalInterval.
+	noticeMu sync.Mutex
+	notices  map[noticeKey]queuedNotice
+	wake     chan struct{}
+	spot     *spotMetrics
+	// launch is what each fleet's launches taught this node
+	// (launchdelay.go); it outlives a term, as it is only measurement.
+	launch map[string]*launchState
 }
 
 // New returns a Scaler. reg may be nil.
@@ -187,7 +212,8 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Scaler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{}}, nil
+	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{},
+		notices: map[noticeKey]queuedNotice{}, wake: make(chan struct{}, 1), spot: newSpotMetrics(reg)}, nil
 }
 
 // Run ticks every EvalInterval until ctx ends, then waits for running drain
@@ -207,6 +233,7 @@ func (s *Scaler) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-s.wake:
 		}
 	}
 }
@@ -295,6 +322,10 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	s.mu.Unlock()
 	v := s.look(f, g)
 	s.syncRegistry(ctx, fs, v)
+	s.handleNotices(ctx, fs, v)
+	s.observeLaunches(ctx, v)
+	s.recordFailedLaunches(ctx, v)
+	s.spotReplace(ctx, fs, v)
 	s.ensureHook(ctx, fs, v)
 	s.progressDrains(ctx, fs, v)
 	if pending := s.applyPending(ctx, fs, v); pending {
@@ -393,7 +424,9 @@ func (s *Scaler) syncRegistry(ctx context.Context, fs *fleetState, v *view) {
 				s.cfg.Logger.Warn("scaler: instance gone", "instance", id, "err", err)
 			}
 		default:
-			if now.Sub(in.GetRegisterTime().AsTime()) > s.cfg.AgentGrace {
+			// A warm-pool instance is outside the group's Instances by
+			// design; that is no disagreement.
+			if !in.Warm && now.Sub(in.GetRegisterTime().AsTime()) > s.cfg.AgentGrace {
 				flags[id] = fmt.Sprintf("agent reports but group %s does not know the instance", v.g.Name)
 			}
 		}
@@ -474,6 +507,9 @@ func (s *Scaler) Explain(fleet string) (Explanation, bool) {
 	e.Details = append([]string(nil), e.Details...)
 	for id, why := range fs.drainWaiting {
 		e.Details = append(e.Details, fmt.Sprintf("draining %s: %s", id, why))
+	}
+	for _, note := range fs.spotNotes {
+		e.Details = append(e.Details, "capacity notice: "+note.text)
 	}
 	sort.Strings(e.Details[len(fs.explain.Details):])
 	return e, true

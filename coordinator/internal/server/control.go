@@ -205,6 +205,9 @@ func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*s
 		f, err := s.node.FSM().Fleet(req.Fleet)
 		s.withGroupStatus(f)
 		out = &shoalv1.GetFleetResponse{Fleet: f}
+		if err == nil && s.live != nil && s.node.IsLeader() {
+			out.LaunchDelays = s.live.LaunchDelays(f.Name)
+		}
 		return err
 	}, func(ctx context.Context, c shoalv1.ControlServiceClient) (err error) {
 		out, err = c.GetFleet(ctx, req)

@@ -17,6 +17,8 @@ type Live interface {
 	Explain(fleet string) (*shoalv1.ExplainFleetResponse, error)
 	Alarms(ctx context.Context, fleet string) ([]*shoalv1.Alarm, error)
 	GroupStatus(fleet string) string
+	// LaunchDelays are the launch delays the leader learned for fleet.
+	LaunchDelays(fleet string) []*shoalv1.LaunchDelay
 }
 
 func (s *Server) withGroupStatus(fs ...*shoalv1.Fleet) {

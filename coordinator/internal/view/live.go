@@ -37,11 +37,14 @@ type Explain struct {
 	Blocked     string             `json:"blocked,omitempty"`
 	Details     []string           `json:"details"`
 	Inputs      map[string]float64 `json:"inputs"`
+	// LaunchDelays are the learned launch delays, warm-pool and cold.
+	LaunchDelays []LaunchDelay `json:"launch_delays,omitempty"`
 }
 
 // ExplainOf converts an explanation; details and inputs are never null.
 func ExplainOf(r *shoalv1.ExplainFleetResponse) Explain {
-	v := Explain{Fleet: r.Fleet, Current: r.Current, Recommended: r.Recommended, Reason: r.Reason, Blocked: r.Blocked, Details: r.Details, Inputs: r.Inputs}
+	v := Explain{Fleet: r.Fleet, Current: r.Current, Recommended: r.Recommended, Reason: r.Reason, Blocked: r.Blocked, Details: r.Details, Inputs: r.Inputs,
+		LaunchDelays: LaunchDelaysOf(r.LaunchDelays)}
 	if v.Details == nil {
 		v.Details = []string{}
 	}

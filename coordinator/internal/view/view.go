@@ -109,6 +109,25 @@ type Fleet struct {
 	CreatedAt          string   `json:"created_at,omitempty"`
 	UpdatedAt          string   `json:"updated_at,omitempty"`
 	Policy             *Policy  `json:"policy,omitempty"`
+	// LaunchDelays are what the leader learned (fleet get, from the leader).
+	LaunchDelays []LaunchDelay `json:"launch_delays,omitempty"`
+}
+
+// LaunchDelay is the JSON form of shoalv1.LaunchDelay.
+type LaunchDelay struct {
+	Kind    string `json:"kind"`
+	Samples uint32 `json:"samples"`
+	P50MS   int64  `json:"p50_ms"`
+	P90MS   int64  `json:"p90_ms"`
+}
+
+// LaunchDelaysOf converts learned launch delays; nil stays nil.
+func LaunchDelaysOf(ls []*shoalv1.LaunchDelay) []LaunchDelay {
+	var out []LaunchDelay
+	for _, l := range ls {
+		out = append(out, LaunchDelay{Kind: l.Kind, Samples: l.Samples, P50MS: l.P50.AsDuration().Milliseconds(), P90MS: l.P90.AsDuration().Milliseconds()})
+	}
+	return out
 }
 
 // Instance is the JSON form of shoalv1.Instance.
@@ -123,6 +142,14 @@ type Instance struct {
 	LastReportAgeMS  int64              `json:"last_report_age_ms"`
 	Metrics          map[string]float64 `json:"metrics"`
 	Flag             string             `json:"flag,omitempty"`
+	// StateReason says why the leader put the instance in its state
+	// ("spot interruption at ..."); DrainDeadline is its drain's end.
+	StateReason   string `json:"state_reason,omitempty"`
+	DrainDeadline string `json:"drain_deadline,omitempty"`
+	// AtRisk and Warm are flags, not states: a rebalance recommendation,
+	// and membership of the group's warm pool.
+	AtRisk bool `json:"at_risk,omitempty"`
+	Warm   bool `json:"warm,omitempty"`
 }
 
 // Decision is the JSON form of shoalv1.Decision.
@@ -295,6 +322,10 @@ func InstanceOf(in *shoalv1.Instance) Instance {
 		LastReportAgeMS:  reportAgeMS(in.LastReportAge),
 		Metrics:          m,
 		Flag:             in.Flag,
+		StateReason:      in.StateReason,
+		DrainDeadline:    Time(in.DrainDeadline),
+		AtRisk:           in.AtRisk,
+		Warm:             in.Warm,
 	}
 }
 

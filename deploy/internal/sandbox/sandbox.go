@@ -87,6 +87,9 @@ type Options struct {
 	// the local cloud's signed identity documents, and the CLI carries a
 	// token from `acl bootstrap`.
 	Insecure bool
+	// CoordinatorArgs are appended to every node's serve flags (e.g.
+	// --spot-drain-margin).
+	CoordinatorArgs []string
 }
 
 // DefaultOptions is a 3-node cluster on a local cloud tuned to react in
@@ -296,6 +299,7 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 			"--agent-addr", n.AgentAddr,
 			"--log-level", o.LogLevel,
 		}
+		n.args = append(n.args, o.CoordinatorArgs...)
 		if s.sec == nil {
 			n.args = append(n.args, "--insecure")
 		} else {

@@ -45,6 +45,7 @@ func groupFrom(g astypes.AutoScalingGroup) cloud.Group {
 		LaunchTemplate:      asTemplateRef(g.LaunchTemplate),
 		HealthCheckGrace:    time.Duration(sdkaws.ToInt32(g.HealthCheckGracePeriod)) * time.Second,
 		NewInstancesProtect: sdkaws.ToBool(g.NewInstancesProtectedFromScaleIn),
+		CapacityRebalance:   sdkaws.ToBool(g.CapacityRebalance),
 		Status:              sdkaws.ToString(g.Status),
 		Created:             sdkaws.ToTime(g.CreatedTime),
 	}

@@ -400,6 +400,10 @@ func TestOperationsMatchCalls(t *testing.T) {
 			return c.PutLifecycleHook(ctx, cloud.LifecycleHook{Name: "h", Group: "a", Transition: cloud.TransitionTerminating})
 		},
 		"DescribeLifecycleHooks": func() error { _, err := c.DescribeLifecycleHooks(ctx, "a"); return err },
+		"DescribeWarmPool":       func() error { _, err := c.DescribeWarmPool(ctx, "a"); return err },
+		"PutWarmPool": func() error {
+			return c.PutWarmPool(ctx, cloud.WarmPoolSpec{Group: "a", MinSize: 1, PoolState: "Stopped"})
+		},
 		"CompleteLifecycleAction": func() error {
 			return c.CompleteLifecycleAction(ctx, cloud.LifecycleAction{Group: "a", Hook: "h", InstanceID: "i-1"}, cloud.ResultContinue)
 		},
@@ -447,14 +451,18 @@ func TestOperationsMatchCalls(t *testing.T) {
 		sort.Strings(out)
 		return out
 	}
+	// The scaler's warm-pool reads (scaler.Config.WarmPools) are called from
+	// inside the coordinator as cloud.Scaling's methods are.
+	scaling := append(methodsOf((*cloud.Scaling)(nil)), methodsOf((*cloud.WarmPools)(nil))...)
+	bootstrapOps := append(methodsOf((*cloud.Bootstrap)(nil)), "PutWarmPool")
 	all := methodsOf((*cloud.Cloud)(nil))
-	for _, m := range methodsOf((*cloud.Teardown)(nil)) {
+	for _, m := range append(methodsOf((*cloud.Teardown)(nil)), methodsOf((*cloud.WarmPoolBootstrap)(nil))...) {
 		if !slices.Contains(all, m) {
 			all = append(all, m)
 		}
 	}
 	if len(calls) != len(all) || len(MethodOperations) != len(all) {
-		t.Fatalf("cloud.Cloud and cloud.Teardown have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
+		t.Fatalf("cloud.Cloud, cloud.Teardown and cloud.WarmPoolBootstrap have %d methods; the test drives %d and MethodOperations maps %d", len(all), len(calls), len(MethodOperations))
 	}
 	for _, m := range all {
 		call, ok := calls[m]
@@ -475,10 +483,10 @@ func TestOperationsMatchCalls(t *testing.T) {
 		}
 	}
 	sorted := func(ops []string) []string { ops = append([]string(nil), ops...); sort.Strings(ops); return ops }
-	if got, want := sorted(ScalingOperations()), opsOf(methodsOf((*cloud.Scaling)(nil))); !reflect.DeepEqual(got, want) {
-		t.Errorf("ScalingOperations() = %v, cloud.Scaling's methods call %v", got, want)
+	if got, want := sorted(ScalingOperations()), opsOf(scaling); !reflect.DeepEqual(got, want) {
+		t.Errorf("ScalingOperations() = %v, cloud.Scaling's and cloud.WarmPools' methods call %v", got, want)
 	}
-	if got, want := sorted(BootstrapOperations()), opsOf(methodsOf((*cloud.Bootstrap)(nil))); !reflect.DeepEqual(got, want) {
+	if got, want := sorted(BootstrapOperations()), opsOf(bootstrapOps); !reflect.DeepEqual(got, want) {
 		t.Errorf("BootstrapOperations() = %v, cloud.Bootstrap's methods call %v", got, want)
 	}
 	if got, want := sorted(TeardownOperations()), opsOf(methodsOf((*cloud.Teardown)(nil))); !reflect.DeepEqual(got, want) {

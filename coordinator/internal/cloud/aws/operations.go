@@ -19,6 +19,8 @@ const (
 	OpDescribeLifecycleHooks              = "autoscaling:DescribeLifecycleHooks"
 	OpCompleteLifecycleAction             = "autoscaling:CompleteLifecycleAction"
 	OpRecordLifecycleActionHeartbeat      = "autoscaling:RecordLifecycleActionHeartbeat"
+	OpDescribeWarmPool                    = "autoscaling:DescribeWarmPool"
+	OpPutWarmPool                         = "autoscaling:PutWarmPool"
 	OpCreateAutoScalingGroup              = "autoscaling:CreateAutoScalingGroup"
 	OpUpdateAutoScalingGroup              = "autoscaling:UpdateAutoScalingGroup"
 	OpRunInstances                        = "ec2:RunInstances"
@@ -61,14 +63,14 @@ func ScalingOperations() []string {
 		OpCompleteLifecycleAction, OpDescribeAutoScalingGroups, OpDescribeInstanceRefreshes,
 		OpDescribeLifecycleHooks, OpDescribeScalingActivities, OpPutLifecycleHook,
 		OpRecordLifecycleActionHeartbeat, OpSetDesiredCapacity, OpSetInstanceProtection,
-		OpTerminateInstanceInAutoScalingGroup,
+		OpTerminateInstanceInAutoScalingGroup, OpDescribeWarmPool,
 	}
 }
 
 // BootstrapOperations are the operations of cloud.Bootstrap's methods.
 func BootstrapOperations() []string {
 	return []string{
-		OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup,
+		OpCreateAutoScalingGroup, OpUpdateAutoScalingGroup, OpPutWarmPool,
 		OpCreateImage, OpCreateLaunchTemplate, OpCreateLaunchTemplateVersion, OpDescribeImages,
 		OpDescribeInstances, OpDescribeLaunchTemplates, OpDescribeSubnets, OpRunInstances, OpTerminateInstances,
 	}
@@ -88,6 +90,8 @@ var MethodOperations = map[string]string{
 	"DescribeLifecycleHooks":         OpDescribeLifecycleHooks,
 	"CompleteLifecycleAction":        OpCompleteLifecycleAction,
 	"RecordLifecycleActionHeartbeat": OpRecordLifecycleActionHeartbeat,
+	"DescribeWarmPool":               OpDescribeWarmPool,
+	"PutWarmPool":                    OpPutWarmPool,
 	"CreateGroup":                    OpCreateAutoScalingGroup,
 	"UpdateGroup":                    OpUpdateAutoScalingGroup,
 	"RunInstances":                   OpRunInstances,

@@ -23,6 +23,67 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// InstanceEventKind says which instance-metadata notice an InstanceEvent
+// carries. JSON spells these spot_interruption, rebalance_recommendation and
+// target_lifecycle_state.
+type InstanceEventKind int32
+
+const (
+	InstanceEventKind_INSTANCE_EVENT_KIND_UNSPECIFIED InstanceEventKind = 0
+	// /latest/meta-data/spot/instance-action: EC2 will stop, hibernate or
+	// terminate the Spot instance at time (about two minutes' notice).
+	InstanceEventKind_INSTANCE_EVENT_KIND_SPOT_INTERRUPTION InstanceEventKind = 1
+	// /latest/meta-data/events/recommendations/rebalance: the instance is at
+	// elevated risk of interruption; no deadline.
+	InstanceEventKind_INSTANCE_EVENT_KIND_REBALANCE_RECOMMENDATION InstanceEventKind = 2
+	// /latest/meta-data/autoscaling/target-lifecycle-state: the state the
+	// group is moving the instance to (InService, Terminated, Warmed:Stopped...).
+	InstanceEventKind_INSTANCE_EVENT_KIND_TARGET_LIFECYCLE_STATE InstanceEventKind = 3
+)
+
+// Enum value maps for InstanceEventKind.
+var (
+	InstanceEventKind_name = map[int32]string{
+		0: "INSTANCE_EVENT_KIND_UNSPECIFIED",
+		1: "INSTANCE_EVENT_KIND_SPOT_INTERRUPTION",
+		2: "INSTANCE_EVENT_KIND_REBALANCE_RECOMMENDATION",
+		3: "INSTANCE_EVENT_KIND_TARGET_LIFECYCLE_STATE",
+	}
+	InstanceEventKind_value = map[string]int32{
+		"INSTANCE_EVENT_KIND_UNSPECIFIED":              0,
+		"INSTANCE_EVENT_KIND_SPOT_INTERRUPTION":        1,
+		"INSTANCE_EVENT_KIND_REBALANCE_RECOMMENDATION": 2,
+		"INSTANCE_EVENT_KIND_TARGET_LIFECYCLE_STATE":   3,
+	}
+)
+
+func (x InstanceEventKind) Enum() *InstanceEventKind {
+	p := new(InstanceEventKind)
+	*p = x
+	return p
+}
+
+func (x InstanceEventKind) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (InstanceEventKind) Descriptor() protoreflect.EnumDescriptor {
+	return file_shoal_v1_agent_proto_enumTypes[0].Descriptor()
+}
+
+func (InstanceEventKind) Type() protoreflect.EnumType {
+	return &file_shoal_v1_agent_proto_enumTypes[0]
+}
+
+func (x InstanceEventKind) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use InstanceEventKind.Descriptor instead.
+func (InstanceEventKind) EnumDescriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{0}
+}
+
 type CommandKind int32
 
 const (
@@ -54,11 +115,11 @@ func (x CommandKind) String() string {
 }
 
 func (CommandKind) Descriptor() protoreflect.EnumDescriptor {
-	return file_shoal_v1_agent_proto_enumTypes[0].Descriptor()
+	return file_shoal_v1_agent_proto_enumTypes[1].Descriptor()
 }
 
 func (CommandKind) Type() protoreflect.EnumType {
-	return &file_shoal_v1_agent_proto_enumTypes[0]
+	return &file_shoal_v1_agent_proto_enumTypes[1]
 }
 
 func (x CommandKind) Number() protoreflect.EnumNumber {
@@ -67,7 +128,7 @@ func (x CommandKind) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use CommandKind.Descriptor instead.
 func (CommandKind) EnumDescriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{0}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{1}
 }
 
 type EnrollRequest struct {
@@ -321,6 +382,7 @@ type ConnectRequest struct {
 	//	*ConnectRequest_Batch
 	//	*ConnectRequest_CommandResult
 	//	*ConnectRequest_Goodbye
+	//	*ConnectRequest_Event
 	Msg           isConnectRequest_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -399,6 +461,15 @@ func (x *ConnectRequest) GetGoodbye() *AgentGoodbye {
 	return nil
 }
 
+func (x *ConnectRequest) GetEvent() *InstanceEvent {
+	if x != nil {
+		if x, ok := x.Msg.(*ConnectRequest_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
 type isConnectRequest_Msg interface {
 	isConnectRequest_Msg()
 }
@@ -419,6 +490,10 @@ type ConnectRequest_Goodbye struct {
 	Goodbye *AgentGoodbye `protobuf:"bytes,4,opt,name=goodbye,proto3,oneof"`
 }
 
+type ConnectRequest_Event struct {
+	Event *InstanceEvent `protobuf:"bytes,5,opt,name=event,proto3,oneof"`
+}
+
 func (*ConnectRequest_Hello) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Batch) isConnectRequest_Msg() {}
@@ -426,6 +501,92 @@ func (*ConnectRequest_Batch) isConnectRequest_Msg() {}
 func (*ConnectRequest_CommandResult) isConnectRequest_Msg() {}
 
 func (*ConnectRequest_Goodbye) isConnectRequest_Msg() {}
+
+func (*ConnectRequest_Event) isConnectRequest_Msg() {}
+
+// InstanceEvent is one new notice the agent read from instance metadata. IMDS
+// notices carry no id, so the agent sends each distinct notice once per
+// process; the coordinator treats a repeat as the same notice.
+type InstanceEvent struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Kind  InstanceEventKind      `protobuf:"varint,1,opt,name=kind,proto3,enum=shoal.v1.InstanceEventKind" json:"kind,omitempty"`
+	// Spot interruption: terminate, stop or hibernate.
+	Action string `protobuf:"bytes,2,opt,name=action,proto3" json:"action,omitempty"`
+	// Spot interruption: when EC2 acts. Rebalance recommendation: when the
+	// recommendation was made (noticeTime).
+	Time *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=time,proto3" json:"time,omitempty"`
+	// Target lifecycle state: the state string as IMDS gives it.
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// When the agent first read the notice.
+	ObserveTime   *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=observe_time,json=observeTime,proto3" json:"observe_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InstanceEvent) Reset() {
+	*x = InstanceEvent{}
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InstanceEvent) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InstanceEvent) ProtoMessage() {}
+
+func (x *InstanceEvent) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InstanceEvent.ProtoReflect.Descriptor instead.
+func (*InstanceEvent) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *InstanceEvent) GetKind() InstanceEventKind {
+	if x != nil {
+		return x.Kind
+	}
+	return InstanceEventKind_INSTANCE_EVENT_KIND_UNSPECIFIED
+}
+
+func (x *InstanceEvent) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *InstanceEvent) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *InstanceEvent) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *InstanceEvent) GetObserveTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObserveTime
+	}
+	return nil
+}
 
 // AgentGoodbye says the instance is going away on purpose (shutdown), so the
 // coordinator records a leave instead of waiting for the stream to go stale.
@@ -438,7 +599,7 @@ type AgentGoodbye struct {
 
 func (x *AgentGoodbye) Reset() {
 	*x = AgentGoodbye{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +611,7 @@ func (x *AgentGoodbye) String() string {
 func (*AgentGoodbye) ProtoMessage() {}
 
 func (x *AgentGoodbye) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[5]
+	mi := &file_shoal_v1_agent_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +624,7 @@ func (x *AgentGoodbye) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentGoodbye.ProtoReflect.Descriptor instead.
 func (*AgentGoodbye) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{5}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *AgentGoodbye) GetReason() string {
@@ -488,7 +649,7 @@ type ConnectResponse struct {
 
 func (x *ConnectResponse) Reset() {
 	*x = ConnectResponse{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -500,7 +661,7 @@ func (x *ConnectResponse) String() string {
 func (*ConnectResponse) ProtoMessage() {}
 
 func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[6]
+	mi := &file_shoal_v1_agent_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -513,7 +674,7 @@ func (x *ConnectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConnectResponse.ProtoReflect.Descriptor instead.
 func (*ConnectResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{6}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ConnectResponse) GetMsg() isConnectResponse_Msg {
@@ -611,7 +772,7 @@ type AgentHello struct {
 
 func (x *AgentHello) Reset() {
 	*x = AgentHello{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -623,7 +784,7 @@ func (x *AgentHello) String() string {
 func (*AgentHello) ProtoMessage() {}
 
 func (x *AgentHello) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[7]
+	mi := &file_shoal_v1_agent_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -636,7 +797,7 @@ func (x *AgentHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentHello.ProtoReflect.Descriptor instead.
 func (*AgentHello) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{7}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *AgentHello) GetInstanceId() string {
@@ -723,7 +884,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -735,7 +896,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[8]
+	mi := &file_shoal_v1_agent_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -748,7 +909,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{8}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Sample) GetUnixMs() int64 {
@@ -781,7 +942,7 @@ type SampleBatch struct {
 
 func (x *SampleBatch) Reset() {
 	*x = SampleBatch{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -793,7 +954,7 @@ func (x *SampleBatch) String() string {
 func (*SampleBatch) ProtoMessage() {}
 
 func (x *SampleBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[9]
+	mi := &file_shoal_v1_agent_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -806,7 +967,7 @@ func (x *SampleBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SampleBatch.ProtoReflect.Descriptor instead.
 func (*SampleBatch) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SampleBatch) GetSamples() []*Sample {
@@ -858,7 +1019,7 @@ type Welcome struct {
 
 func (x *Welcome) Reset() {
 	*x = Welcome{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -870,7 +1031,7 @@ func (x *Welcome) String() string {
 func (*Welcome) ProtoMessage() {}
 
 func (x *Welcome) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[10]
+	mi := &file_shoal_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -883,7 +1044,7 @@ func (x *Welcome) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Welcome.ProtoReflect.Descriptor instead.
 func (*Welcome) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Welcome) GetNodeId() string {
@@ -927,7 +1088,7 @@ type AgentConfig struct {
 
 func (x *AgentConfig) Reset() {
 	*x = AgentConfig{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[11]
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -939,7 +1100,7 @@ func (x *AgentConfig) String() string {
 func (*AgentConfig) ProtoMessage() {}
 
 func (x *AgentConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[11]
+	mi := &file_shoal_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -952,7 +1113,7 @@ func (x *AgentConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentConfig.ProtoReflect.Descriptor instead.
 func (*AgentConfig) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AgentConfig) GetInterval() *durationpb.Duration {
@@ -991,7 +1152,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[12]
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1003,7 +1164,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[12]
+	mi := &file_shoal_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1016,7 +1177,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1051,7 +1212,7 @@ type AgentCommand struct {
 
 func (x *AgentCommand) Reset() {
 	*x = AgentCommand{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[13]
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1224,7 @@ func (x *AgentCommand) String() string {
 func (*AgentCommand) ProtoMessage() {}
 
 func (x *AgentCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[13]
+	mi := &file_shoal_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1237,7 @@ func (x *AgentCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentCommand.ProtoReflect.Descriptor instead.
 func (*AgentCommand) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AgentCommand) GetId() string {
@@ -1114,7 +1275,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_shoal_v1_agent_proto_msgTypes[14]
+	mi := &file_shoal_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1287,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_agent_proto_msgTypes[14]
+	mi := &file_shoal_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1300,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1205,13 +1366,20 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\x11certificate_chain\x18\x01 \x01(\fR\x10certificateChain\x12'\n" +
 	"\x0fca_certificates\x18\x02 \x01(\fR\x0ecaCertificates\x12;\n" +
 	"\vexpire_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"expireTime\"\xea\x01\n" +
+	"expireTime\"\x9b\x02\n" +
 	"\x0eConnectRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloH\x00R\x05hello\x12-\n" +
 	"\x05batch\x18\x02 \x01(\v2\x15.shoal.v1.SampleBatchH\x00R\x05batch\x12@\n" +
 	"\x0ecommand_result\x18\x03 \x01(\v2\x17.shoal.v1.CommandResultH\x00R\rcommandResult\x122\n" +
-	"\agoodbye\x18\x04 \x01(\v2\x16.shoal.v1.AgentGoodbyeH\x00R\agoodbyeB\x05\n" +
-	"\x03msg\"&\n" +
+	"\agoodbye\x18\x04 \x01(\v2\x16.shoal.v1.AgentGoodbyeH\x00R\agoodbye\x12/\n" +
+	"\x05event\x18\x05 \x01(\v2\x17.shoal.v1.InstanceEventH\x00R\x05eventB\x05\n" +
+	"\x03msg\"\xdd\x01\n" +
+	"\rInstanceEvent\x12/\n" +
+	"\x04kind\x18\x01 \x01(\x0e2\x1b.shoal.v1.InstanceEventKindR\x04kind\x12\x16\n" +
+	"\x06action\x18\x02 \x01(\tR\x06action\x12.\n" +
+	"\x04time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12=\n" +
+	"\fobserve_time\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\vobserveTime\"&\n" +
 	"\fAgentGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"\xd4\x01\n" +
 	"\x0fConnectResponse\x12-\n" +
@@ -1271,7 +1439,12 @@ const file_shoal_v1_agent_proto_rawDesc = "" +
 	"\x02ok\x18\x03 \x01(\bR\x02ok\x12\x16\n" +
 	"\x06output\x18\x04 \x01(\tR\x06output\x12\x14\n" +
 	"\x05error\x18\x05 \x01(\tR\x05error\x12\x1b\n" +
-	"\texit_code\x18\x06 \x01(\x05R\bexitCode*C\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode*\xc5\x01\n" +
+	"\x11InstanceEventKind\x12#\n" +
+	"\x1fINSTANCE_EVENT_KIND_UNSPECIFIED\x10\x00\x12)\n" +
+	"%INSTANCE_EVENT_KIND_SPOT_INTERRUPTION\x10\x01\x120\n" +
+	",INSTANCE_EVENT_KIND_REBALANCE_RECOMMENDATION\x10\x02\x12.\n" +
+	"*INSTANCE_EVENT_KIND_TARGET_LIFECYCLE_STATE\x10\x03*C\n" +
 	"\vCommandKind\x12\x1c\n" +
 	"\x18COMMAND_KIND_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12COMMAND_KIND_DRAIN\x10\x012\xea\x01\n" +
@@ -1292,60 +1465,66 @@ func file_shoal_v1_agent_proto_rawDescGZIP() []byte {
 	return file_shoal_v1_agent_proto_rawDescData
 }
 
-var file_shoal_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_shoal_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_shoal_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_shoal_v1_agent_proto_goTypes = []any{
-	(CommandKind)(0),                 // 0: shoal.v1.CommandKind
-	(*EnrollRequest)(nil),            // 1: shoal.v1.EnrollRequest
-	(*EnrollResponse)(nil),           // 2: shoal.v1.EnrollResponse
-	(*RenewCertificateRequest)(nil),  // 3: shoal.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 4: shoal.v1.RenewCertificateResponse
-	(*ConnectRequest)(nil),           // 5: shoal.v1.ConnectRequest
-	(*AgentGoodbye)(nil),             // 6: shoal.v1.AgentGoodbye
-	(*ConnectResponse)(nil),          // 7: shoal.v1.ConnectResponse
-	(*AgentHello)(nil),               // 8: shoal.v1.AgentHello
-	(*Sample)(nil),                   // 9: shoal.v1.Sample
-	(*SampleBatch)(nil),              // 10: shoal.v1.SampleBatch
-	(*Welcome)(nil),                  // 11: shoal.v1.Welcome
-	(*AgentConfig)(nil),              // 12: shoal.v1.AgentConfig
-	(*BatchAck)(nil),                 // 13: shoal.v1.BatchAck
-	(*AgentCommand)(nil),             // 14: shoal.v1.AgentCommand
-	(*CommandResult)(nil),            // 15: shoal.v1.CommandResult
-	nil,                              // 16: shoal.v1.Sample.ValuesEntry
-	(*timestamppb.Timestamp)(nil),    // 17: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),      // 18: google.protobuf.Duration
+	(InstanceEventKind)(0),           // 0: shoal.v1.InstanceEventKind
+	(CommandKind)(0),                 // 1: shoal.v1.CommandKind
+	(*EnrollRequest)(nil),            // 2: shoal.v1.EnrollRequest
+	(*EnrollResponse)(nil),           // 3: shoal.v1.EnrollResponse
+	(*RenewCertificateRequest)(nil),  // 4: shoal.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 5: shoal.v1.RenewCertificateResponse
+	(*ConnectRequest)(nil),           // 6: shoal.v1.ConnectRequest
+	(*InstanceEvent)(nil),            // 7: shoal.v1.InstanceEvent
+	(*AgentGoodbye)(nil),             // 8: shoal.v1.AgentGoodbye
+	(*ConnectResponse)(nil),          // 9: shoal.v1.ConnectResponse
+	(*AgentHello)(nil),               // 10: shoal.v1.AgentHello
+	(*Sample)(nil),                   // 11: shoal.v1.Sample
+	(*SampleBatch)(nil),              // 12: shoal.v1.SampleBatch
+	(*Welcome)(nil),                  // 13: shoal.v1.Welcome
+	(*AgentConfig)(nil),              // 14: shoal.v1.AgentConfig
+	(*BatchAck)(nil),                 // 15: shoal.v1.BatchAck
+	(*AgentCommand)(nil),             // 16: shoal.v1.AgentCommand
+	(*CommandResult)(nil),            // 17: shoal.v1.CommandResult
+	nil,                              // 18: shoal.v1.Sample.ValuesEntry
+	(*timestamppb.Timestamp)(nil),    // 19: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),      // 20: google.protobuf.Duration
 }
 var file_shoal_v1_agent_proto_depIdxs = []int32{
-	17, // 0: shoal.v1.EnrollResponse.expire_time:type_name -> google.protobuf.Timestamp
-	17, // 1: shoal.v1.RenewCertificateResponse.expire_time:type_name -> google.protobuf.Timestamp
-	8,  // 2: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
-	10, // 3: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
-	15, // 4: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
-	6,  // 5: shoal.v1.ConnectRequest.goodbye:type_name -> shoal.v1.AgentGoodbye
-	11, // 6: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
-	12, // 7: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
-	14, // 8: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
-	13, // 9: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
-	18, // 10: shoal.v1.AgentHello.interval:type_name -> google.protobuf.Duration
-	17, // 11: shoal.v1.AgentHello.start_time:type_name -> google.protobuf.Timestamp
-	16, // 12: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
-	9,  // 13: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
-	12, // 14: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
-	18, // 15: shoal.v1.AgentConfig.interval:type_name -> google.protobuf.Duration
-	0,  // 16: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
-	17, // 17: shoal.v1.AgentCommand.deadline:type_name -> google.protobuf.Timestamp
-	0,  // 18: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
-	5,  // 19: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
-	1,  // 20: shoal.v1.AgentService.Enroll:input_type -> shoal.v1.EnrollRequest
-	3,  // 21: shoal.v1.AgentService.RenewCertificate:input_type -> shoal.v1.RenewCertificateRequest
-	7,  // 22: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
-	2,  // 23: shoal.v1.AgentService.Enroll:output_type -> shoal.v1.EnrollResponse
-	4,  // 24: shoal.v1.AgentService.RenewCertificate:output_type -> shoal.v1.RenewCertificateResponse
-	22, // [22:25] is the sub-list for method output_type
-	19, // [19:22] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	19, // 0: shoal.v1.EnrollResponse.expire_time:type_name -> google.protobuf.Timestamp
+	19, // 1: shoal.v1.RenewCertificateResponse.expire_time:type_name -> google.protobuf.Timestamp
+	10, // 2: shoal.v1.ConnectRequest.hello:type_name -> shoal.v1.AgentHello
+	12, // 3: shoal.v1.ConnectRequest.batch:type_name -> shoal.v1.SampleBatch
+	17, // 4: shoal.v1.ConnectRequest.command_result:type_name -> shoal.v1.CommandResult
+	8,  // 5: shoal.v1.ConnectRequest.goodbye:type_name -> shoal.v1.AgentGoodbye
+	7,  // 6: shoal.v1.ConnectRequest.event:type_name -> shoal.v1.InstanceEvent
+	0,  // 7: shoal.v1.InstanceEvent.kind:type_name -> shoal.v1.InstanceEventKind
+	19, // 8: shoal.v1.InstanceEvent.time:type_name -> google.protobuf.Timestamp
+	19, // 9: shoal.v1.InstanceEvent.observe_time:type_name -> google.protobuf.Timestamp
+	13, // 10: shoal.v1.ConnectResponse.welcome:type_name -> shoal.v1.Welcome
+	14, // 11: shoal.v1.ConnectResponse.config:type_name -> shoal.v1.AgentConfig
+	16, // 12: shoal.v1.ConnectResponse.command:type_name -> shoal.v1.AgentCommand
+	15, // 13: shoal.v1.ConnectResponse.ack:type_name -> shoal.v1.BatchAck
+	20, // 14: shoal.v1.AgentHello.interval:type_name -> google.protobuf.Duration
+	19, // 15: shoal.v1.AgentHello.start_time:type_name -> google.protobuf.Timestamp
+	18, // 16: shoal.v1.Sample.values:type_name -> shoal.v1.Sample.ValuesEntry
+	11, // 17: shoal.v1.SampleBatch.samples:type_name -> shoal.v1.Sample
+	14, // 18: shoal.v1.Welcome.config:type_name -> shoal.v1.AgentConfig
+	20, // 19: shoal.v1.AgentConfig.interval:type_name -> google.protobuf.Duration
+	1,  // 20: shoal.v1.AgentCommand.kind:type_name -> shoal.v1.CommandKind
+	19, // 21: shoal.v1.AgentCommand.deadline:type_name -> google.protobuf.Timestamp
+	1,  // 22: shoal.v1.CommandResult.kind:type_name -> shoal.v1.CommandKind
+	6,  // 23: shoal.v1.AgentService.Connect:input_type -> shoal.v1.ConnectRequest
+	2,  // 24: shoal.v1.AgentService.Enroll:input_type -> shoal.v1.EnrollRequest
+	4,  // 25: shoal.v1.AgentService.RenewCertificate:input_type -> shoal.v1.RenewCertificateRequest
+	9,  // 26: shoal.v1.AgentService.Connect:output_type -> shoal.v1.ConnectResponse
+	3,  // 27: shoal.v1.AgentService.Enroll:output_type -> shoal.v1.EnrollResponse
+	5,  // 28: shoal.v1.AgentService.RenewCertificate:output_type -> shoal.v1.RenewCertificateResponse
+	26, // [26:29] is the sub-list for method output_type
+	23, // [23:26] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_agent_proto_init() }
@@ -1358,8 +1537,9 @@ func file_shoal_v1_agent_proto_init() {
 		(*ConnectRequest_Batch)(nil),
 		(*ConnectRequest_CommandResult)(nil),
 		(*ConnectRequest_Goodbye)(nil),
+		(*ConnectRequest_Event)(nil),
 	}
-	file_shoal_v1_agent_proto_msgTypes[6].OneofWrappers = []any{
+	file_shoal_v1_agent_proto_msgTypes[7].OneofWrappers = []any{
 		(*ConnectResponse_Welcome)(nil),
 		(*ConnectResponse_Config)(nil),
 		(*ConnectResponse_Command)(nil),
@@ -1370,8 +1550,8 @@ func file_shoal_v1_agent_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_agent_proto_rawDesc), len(file_shoal_v1_agent_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   16,
+			NumEnums:      2,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -884,9 +884,25 @@ type Instance struct {
 	Metrics map[string]float64 `protobuf:"bytes,10,rep,name=metrics,proto3" json:"metrics,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	Ready   bool               `protobuf:"varint,11,opt,name=ready,proto3" json:"ready,omitempty"`
 	// Why the instance is flagged, if it is: e.g. "agent never reported".
-	Flag          string `protobuf:"bytes,12,opt,name=flag,proto3" json:"flag,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Flag string `protobuf:"bytes,12,opt,name=flag,proto3" json:"flag,omitempty"`
+	// Why the instance is in its state, when the leader said so: e.g.
+	// "spot interruption at 2026-12-07T11:02:00Z".
+	StateReason string `protobuf:"bytes,13,opt,name=state_reason,json=stateReason,proto3" json:"state_reason,omitempty"`
+	// The latest time the drain may end; unset means the fleet's drain
+	// timeout.
+	DrainDeadline *timestamppb.Timestamp `protobuf:"bytes,14,opt,name=drain_deadline,json=drainDeadline,proto3" json:"drain_deadline,omitempty"`
+	// The instance received a rebalance recommendation: it is the first to go
+	// on scale-in. A flag, not a state: it still serves.
+	AtRisk bool `protobuf:"varint,15,opt,name=at_risk,json=atRisk,proto3" json:"at_risk,omitempty"`
+	// The instance sits in the group's warm pool (a Warmed:* lifecycle state):
+	// never in service, never sent requests.
+	Warm bool `protobuf:"varint,16,opt,name=warm,proto3" json:"warm,omitempty"`
+	// A Spot interruption notice: the action (terminate, stop, hibernate) and
+	// when EC2 takes it. Unset when none was received.
+	InterruptionAction string                 `protobuf:"bytes,17,opt,name=interruption_action,json=interruptionAction,proto3" json:"interruption_action,omitempty"`
+	InterruptionTime   *timestamppb.Timestamp `protobuf:"bytes,18,opt,name=interruption_time,json=interruptionTime,proto3" json:"interruption_time,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -1001,6 +1017,48 @@ func (x *Instance) GetFlag() string {
 		return x.Flag
 	}
 	return ""
+}
+
+func (x *Instance) GetStateReason() string {
+	if x != nil {
+		return x.StateReason
+	}
+	return ""
+}
+
+func (x *Instance) GetDrainDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.DrainDeadline
+	}
+	return nil
+}
+
+func (x *Instance) GetAtRisk() bool {
+	if x != nil {
+		return x.AtRisk
+	}
+	return false
+}
+
+func (x *Instance) GetWarm() bool {
+	if x != nil {
+		return x.Warm
+	}
+	return false
+}
+
+func (x *Instance) GetInterruptionAction() string {
+	if x != nil {
+		return x.InterruptionAction
+	}
+	return ""
+}
+
+func (x *Instance) GetInterruptionTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.InterruptionTime
+	}
+	return nil
 }
 
 // Decision is one scaling decision, committed through raft before it is acted on.
@@ -1198,7 +1256,7 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"updateTime\x12!\n" +
-	"\fgroup_status\x18\r \x01(\tR\vgroupStatus\"\xb3\x04\n" +
+	"\fgroup_status\x18\r \x01(\tR\vgroupStatus\"\xc0\x06\n" +
 	"\bInstance\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05fleet\x18\x02 \x01(\tR\x05fleet\x12-\n" +
@@ -1213,7 +1271,13 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\ametrics\x18\n" +
 	" \x03(\v2\x1f.shoal.v1.Instance.MetricsEntryR\ametrics\x12\x14\n" +
 	"\x05ready\x18\v \x01(\bR\x05ready\x12\x12\n" +
-	"\x04flag\x18\f \x01(\tR\x04flag\x1a:\n" +
+	"\x04flag\x18\f \x01(\tR\x04flag\x12!\n" +
+	"\fstate_reason\x18\r \x01(\tR\vstateReason\x12A\n" +
+	"\x0edrain_deadline\x18\x0e \x01(\v2\x1a.google.protobuf.TimestampR\rdrainDeadline\x12\x17\n" +
+	"\aat_risk\x18\x0f \x01(\bR\x06atRisk\x12\x12\n" +
+	"\x04warm\x18\x10 \x01(\bR\x04warm\x12/\n" +
+	"\x13interruption_action\x18\x11 \x01(\tR\x12interruptionAction\x12G\n" +
+	"\x11interruption_time\x18\x12 \x01(\v2\x1a.google.protobuf.TimestampR\x10interruptionTime\x1a:\n" +
 	"\fMetricsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xc5\x04\n" +
@@ -1326,17 +1390,19 @@ var file_shoal_v1_common_proto_depIdxs = []int32{
 	17, // 15: shoal.v1.Instance.state_change_time:type_name -> google.protobuf.Timestamp
 	16, // 16: shoal.v1.Instance.last_report_age:type_name -> google.protobuf.Duration
 	14, // 17: shoal.v1.Instance.metrics:type_name -> shoal.v1.Instance.MetricsEntry
-	17, // 18: shoal.v1.Decision.create_time:type_name -> google.protobuf.Timestamp
-	1,  // 19: shoal.v1.Decision.status:type_name -> shoal.v1.DecisionStatus
-	2,  // 20: shoal.v1.Decision.error_class:type_name -> shoal.v1.ErrorClass
-	15, // 21: shoal.v1.Decision.inputs:type_name -> shoal.v1.Decision.InputsEntry
-	4,  // 22: shoal.v1.Decision.source:type_name -> shoal.v1.DecisionSource
-	17, // 23: shoal.v1.Decision.update_time:type_name -> google.protobuf.Timestamp
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	17, // 18: shoal.v1.Instance.drain_deadline:type_name -> google.protobuf.Timestamp
+	17, // 19: shoal.v1.Instance.interruption_time:type_name -> google.protobuf.Timestamp
+	17, // 20: shoal.v1.Decision.create_time:type_name -> google.protobuf.Timestamp
+	1,  // 21: shoal.v1.Decision.status:type_name -> shoal.v1.DecisionStatus
+	2,  // 22: shoal.v1.Decision.error_class:type_name -> shoal.v1.ErrorClass
+	15, // 23: shoal.v1.Decision.inputs:type_name -> shoal.v1.Decision.InputsEntry
+	4,  // 24: shoal.v1.Decision.source:type_name -> shoal.v1.DecisionSource
+	17, // 25: shoal.v1.Decision.update_time:type_name -> google.protobuf.Timestamp
+	26, // [26:26] is the sub-list for method output_type
+	26, // [26:26] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_common_proto_init() }

@@ -9,6 +9,7 @@ package shoalv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	fieldmaskpb "google.golang.org/protobuf/types/known/fieldmaskpb"
 	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
@@ -747,8 +748,11 @@ func (x *GetFleetRequest) GetStale() bool {
 }
 
 type GetFleetResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Fleet         *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Fleet *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
+	// The launch delays the leader learned for the fleet's group (empty from
+	// a follower, or before the first launch it timed).
+	LaunchDelays  []*LaunchDelay `protobuf:"bytes,2,rep,name=launch_delays,json=launchDelays,proto3" json:"launch_delays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -790,6 +794,84 @@ func (x *GetFleetResponse) GetFleet() *Fleet {
 	return nil
 }
 
+func (x *GetFleetResponse) GetLaunchDelays() []*LaunchDelay {
+	if x != nil {
+		return x.LaunchDelays
+	}
+	return nil
+}
+
+// LaunchDelay is the learned time from a scale-out decision to an instance
+// in service, over the leader's most recent launches of one kind.
+type LaunchDelay struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "warm" (from the group's warm pool) or "cold".
+	Kind          string               `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Samples       uint32               `protobuf:"varint,2,opt,name=samples,proto3" json:"samples,omitempty"`
+	P50           *durationpb.Duration `protobuf:"bytes,3,opt,name=p50,proto3" json:"p50,omitempty"`
+	P90           *durationpb.Duration `protobuf:"bytes,4,opt,name=p90,proto3" json:"p90,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LaunchDelay) Reset() {
+	*x = LaunchDelay{}
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LaunchDelay) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LaunchDelay) ProtoMessage() {}
+
+func (x *LaunchDelay) ProtoReflect() protoreflect.Message {
+	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LaunchDelay.ProtoReflect.Descriptor instead.
+func (*LaunchDelay) Descriptor() ([]byte, []int) {
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LaunchDelay) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *LaunchDelay) GetSamples() uint32 {
+	if x != nil {
+		return x.Samples
+	}
+	return 0
+}
+
+func (x *LaunchDelay) GetP50() *durationpb.Duration {
+	if x != nil {
+		return x.P50
+	}
+	return nil
+}
+
+func (x *LaunchDelay) GetP90() *durationpb.Duration {
+	if x != nil {
+		return x.P90
+	}
+	return nil
+}
+
 type ListFleetsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Stale         bool                   `protobuf:"varint,1,opt,name=stale,proto3" json:"stale,omitempty"`
@@ -799,7 +881,7 @@ type ListFleetsRequest struct {
 
 func (x *ListFleetsRequest) Reset() {
 	*x = ListFleetsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -811,7 +893,7 @@ func (x *ListFleetsRequest) String() string {
 func (*ListFleetsRequest) ProtoMessage() {}
 
 func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[11]
+	mi := &file_shoal_v1_control_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -824,7 +906,7 @@ func (x *ListFleetsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsRequest.ProtoReflect.Descriptor instead.
 func (*ListFleetsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{11}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ListFleetsRequest) GetStale() bool {
@@ -843,7 +925,7 @@ type ListFleetsResponse struct {
 
 func (x *ListFleetsResponse) Reset() {
 	*x = ListFleetsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -855,7 +937,7 @@ func (x *ListFleetsResponse) String() string {
 func (*ListFleetsResponse) ProtoMessage() {}
 
 func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[12]
+	mi := &file_shoal_v1_control_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -868,7 +950,7 @@ func (x *ListFleetsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListFleetsResponse.ProtoReflect.Descriptor instead.
 func (*ListFleetsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{12}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListFleetsResponse) GetFleets() []*Fleet {
@@ -891,7 +973,7 @@ type UpdateFleetRequest struct {
 
 func (x *UpdateFleetRequest) Reset() {
 	*x = UpdateFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -903,7 +985,7 @@ func (x *UpdateFleetRequest) String() string {
 func (*UpdateFleetRequest) ProtoMessage() {}
 
 func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[13]
+	mi := &file_shoal_v1_control_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -916,7 +998,7 @@ func (x *UpdateFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetRequest.ProtoReflect.Descriptor instead.
 func (*UpdateFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{13}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *UpdateFleetRequest) GetFleet() *Fleet {
@@ -942,7 +1024,7 @@ type UpdateFleetResponse struct {
 
 func (x *UpdateFleetResponse) Reset() {
 	*x = UpdateFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -954,7 +1036,7 @@ func (x *UpdateFleetResponse) String() string {
 func (*UpdateFleetResponse) ProtoMessage() {}
 
 func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[14]
+	mi := &file_shoal_v1_control_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -967,7 +1049,7 @@ func (x *UpdateFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateFleetResponse.ProtoReflect.Descriptor instead.
 func (*UpdateFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{14}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *UpdateFleetResponse) GetFleet() *Fleet {
@@ -986,7 +1068,7 @@ type DeleteFleetRequest struct {
 
 func (x *DeleteFleetRequest) Reset() {
 	*x = DeleteFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -998,7 +1080,7 @@ func (x *DeleteFleetRequest) String() string {
 func (*DeleteFleetRequest) ProtoMessage() {}
 
 func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[15]
+	mi := &file_shoal_v1_control_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1011,7 +1093,7 @@ func (x *DeleteFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetRequest.ProtoReflect.Descriptor instead.
 func (*DeleteFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{15}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteFleetRequest) GetFleet() string {
@@ -1029,7 +1111,7 @@ type DeleteFleetResponse struct {
 
 func (x *DeleteFleetResponse) Reset() {
 	*x = DeleteFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1041,7 +1123,7 @@ func (x *DeleteFleetResponse) String() string {
 func (*DeleteFleetResponse) ProtoMessage() {}
 
 func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[16]
+	mi := &file_shoal_v1_control_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1054,7 +1136,7 @@ func (x *DeleteFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteFleetResponse.ProtoReflect.Descriptor instead.
 func (*DeleteFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{16}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
 }
 
 type PauseFleetRequest struct {
@@ -1066,7 +1148,7 @@ type PauseFleetRequest struct {
 
 func (x *PauseFleetRequest) Reset() {
 	*x = PauseFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1078,7 +1160,7 @@ func (x *PauseFleetRequest) String() string {
 func (*PauseFleetRequest) ProtoMessage() {}
 
 func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[17]
+	mi := &file_shoal_v1_control_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1091,7 +1173,7 @@ func (x *PauseFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetRequest.ProtoReflect.Descriptor instead.
 func (*PauseFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{17}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *PauseFleetRequest) GetFleet() string {
@@ -1110,7 +1192,7 @@ type PauseFleetResponse struct {
 
 func (x *PauseFleetResponse) Reset() {
 	*x = PauseFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1122,7 +1204,7 @@ func (x *PauseFleetResponse) String() string {
 func (*PauseFleetResponse) ProtoMessage() {}
 
 func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[18]
+	mi := &file_shoal_v1_control_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1135,7 +1217,7 @@ func (x *PauseFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseFleetResponse.ProtoReflect.Descriptor instead.
 func (*PauseFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{18}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PauseFleetResponse) GetFleet() *Fleet {
@@ -1154,7 +1236,7 @@ type ResumeFleetRequest struct {
 
 func (x *ResumeFleetRequest) Reset() {
 	*x = ResumeFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1166,7 +1248,7 @@ func (x *ResumeFleetRequest) String() string {
 func (*ResumeFleetRequest) ProtoMessage() {}
 
 func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[19]
+	mi := &file_shoal_v1_control_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1179,7 +1261,7 @@ func (x *ResumeFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetRequest.ProtoReflect.Descriptor instead.
 func (*ResumeFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{19}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ResumeFleetRequest) GetFleet() string {
@@ -1198,7 +1280,7 @@ type ResumeFleetResponse struct {
 
 func (x *ResumeFleetResponse) Reset() {
 	*x = ResumeFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1210,7 +1292,7 @@ func (x *ResumeFleetResponse) String() string {
 func (*ResumeFleetResponse) ProtoMessage() {}
 
 func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[20]
+	mi := &file_shoal_v1_control_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1223,7 +1305,7 @@ func (x *ResumeFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeFleetResponse.ProtoReflect.Descriptor instead.
 func (*ResumeFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{20}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ResumeFleetResponse) GetFleet() *Fleet {
@@ -1242,7 +1324,7 @@ type SaveSnapshotRequest struct {
 
 func (x *SaveSnapshotRequest) Reset() {
 	*x = SaveSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1254,7 +1336,7 @@ func (x *SaveSnapshotRequest) String() string {
 func (*SaveSnapshotRequest) ProtoMessage() {}
 
 func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[21]
+	mi := &file_shoal_v1_control_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1267,7 +1349,7 @@ func (x *SaveSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{21}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *SaveSnapshotRequest) GetStale() bool {
@@ -1286,7 +1368,7 @@ type SaveSnapshotResponse struct {
 
 func (x *SaveSnapshotResponse) Reset() {
 	*x = SaveSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1380,7 @@ func (x *SaveSnapshotResponse) String() string {
 func (*SaveSnapshotResponse) ProtoMessage() {}
 
 func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[22]
+	mi := &file_shoal_v1_control_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1393,7 @@ func (x *SaveSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SaveSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*SaveSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{22}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *SaveSnapshotResponse) GetChunk() []byte {
@@ -1330,7 +1412,7 @@ type RestoreSnapshotRequest struct {
 
 func (x *RestoreSnapshotRequest) Reset() {
 	*x = RestoreSnapshotRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1342,7 +1424,7 @@ func (x *RestoreSnapshotRequest) String() string {
 func (*RestoreSnapshotRequest) ProtoMessage() {}
 
 func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[23]
+	mi := &file_shoal_v1_control_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1355,7 +1437,7 @@ func (x *RestoreSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{23}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *RestoreSnapshotRequest) GetChunk() []byte {
@@ -1374,7 +1456,7 @@ type RestoreSnapshotResponse struct {
 
 func (x *RestoreSnapshotResponse) Reset() {
 	*x = RestoreSnapshotResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1386,7 +1468,7 @@ func (x *RestoreSnapshotResponse) String() string {
 func (*RestoreSnapshotResponse) ProtoMessage() {}
 
 func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[24]
+	mi := &file_shoal_v1_control_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1399,7 +1481,7 @@ func (x *RestoreSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*RestoreSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{24}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *RestoreSnapshotResponse) GetIndex() uint64 {
@@ -1420,7 +1502,7 @@ type ListInstancesRequest struct {
 
 func (x *ListInstancesRequest) Reset() {
 	*x = ListInstancesRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1514,7 @@ func (x *ListInstancesRequest) String() string {
 func (*ListInstancesRequest) ProtoMessage() {}
 
 func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[25]
+	mi := &file_shoal_v1_control_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1527,7 @@ func (x *ListInstancesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesRequest.ProtoReflect.Descriptor instead.
 func (*ListInstancesRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{25}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListInstancesRequest) GetFleet() string {
@@ -1471,7 +1553,7 @@ type ListInstancesResponse struct {
 
 func (x *ListInstancesResponse) Reset() {
 	*x = ListInstancesResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1565,7 @@ func (x *ListInstancesResponse) String() string {
 func (*ListInstancesResponse) ProtoMessage() {}
 
 func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[26]
+	mi := &file_shoal_v1_control_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1578,7 @@ func (x *ListInstancesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListInstancesResponse.ProtoReflect.Descriptor instead.
 func (*ListInstancesResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{26}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ListInstancesResponse) GetInstances() []*Instance {
@@ -1515,7 +1597,7 @@ type ResetInstanceIdentityRequest struct {
 
 func (x *ResetInstanceIdentityRequest) Reset() {
 	*x = ResetInstanceIdentityRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1609,7 @@ func (x *ResetInstanceIdentityRequest) String() string {
 func (*ResetInstanceIdentityRequest) ProtoMessage() {}
 
 func (x *ResetInstanceIdentityRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[27]
+	mi := &file_shoal_v1_control_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1622,7 @@ func (x *ResetInstanceIdentityRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetInstanceIdentityRequest.ProtoReflect.Descriptor instead.
 func (*ResetInstanceIdentityRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{27}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ResetInstanceIdentityRequest) GetInstanceId() string {
@@ -1558,7 +1640,7 @@ type ResetInstanceIdentityResponse struct {
 
 func (x *ResetInstanceIdentityResponse) Reset() {
 	*x = ResetInstanceIdentityResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1570,7 +1652,7 @@ func (x *ResetInstanceIdentityResponse) String() string {
 func (*ResetInstanceIdentityResponse) ProtoMessage() {}
 
 func (x *ResetInstanceIdentityResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[28]
+	mi := &file_shoal_v1_control_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1583,7 +1665,7 @@ func (x *ResetInstanceIdentityResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResetInstanceIdentityResponse.ProtoReflect.Descriptor instead.
 func (*ResetInstanceIdentityResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{28}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
 }
 
 type SetPolicyRequest struct {
@@ -1596,7 +1678,7 @@ type SetPolicyRequest struct {
 
 func (x *SetPolicyRequest) Reset() {
 	*x = SetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1690,7 @@ func (x *SetPolicyRequest) String() string {
 func (*SetPolicyRequest) ProtoMessage() {}
 
 func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[29]
+	mi := &file_shoal_v1_control_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1703,7 @@ func (x *SetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*SetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{29}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *SetPolicyRequest) GetFleet() string {
@@ -1647,7 +1729,7 @@ type SetPolicyResponse struct {
 
 func (x *SetPolicyResponse) Reset() {
 	*x = SetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1659,7 +1741,7 @@ func (x *SetPolicyResponse) String() string {
 func (*SetPolicyResponse) ProtoMessage() {}
 
 func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[30]
+	mi := &file_shoal_v1_control_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1672,7 +1754,7 @@ func (x *SetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*SetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{30}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *SetPolicyResponse) GetFleet() *Fleet {
@@ -1692,7 +1774,7 @@ type GetPolicyRequest struct {
 
 func (x *GetPolicyRequest) Reset() {
 	*x = GetPolicyRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1704,7 +1786,7 @@ func (x *GetPolicyRequest) String() string {
 func (*GetPolicyRequest) ProtoMessage() {}
 
 func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[31]
+	mi := &file_shoal_v1_control_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1717,7 +1799,7 @@ func (x *GetPolicyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyRequest.ProtoReflect.Descriptor instead.
 func (*GetPolicyRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{31}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *GetPolicyRequest) GetFleet() string {
@@ -1743,7 +1825,7 @@ type GetPolicyResponse struct {
 
 func (x *GetPolicyResponse) Reset() {
 	*x = GetPolicyResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +1837,7 @@ func (x *GetPolicyResponse) String() string {
 func (*GetPolicyResponse) ProtoMessage() {}
 
 func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[32]
+	mi := &file_shoal_v1_control_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +1850,7 @@ func (x *GetPolicyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetPolicyResponse.ProtoReflect.Descriptor instead.
 func (*GetPolicyResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{32}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *GetPolicyResponse) GetPolicy() *ScalingPolicy {
@@ -1790,7 +1872,7 @@ type ListDecisionsRequest struct {
 
 func (x *ListDecisionsRequest) Reset() {
 	*x = ListDecisionsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +1884,7 @@ func (x *ListDecisionsRequest) String() string {
 func (*ListDecisionsRequest) ProtoMessage() {}
 
 func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[33]
+	mi := &file_shoal_v1_control_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +1897,7 @@ func (x *ListDecisionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsRequest.ProtoReflect.Descriptor instead.
 func (*ListDecisionsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{33}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ListDecisionsRequest) GetFleet() string {
@@ -1849,7 +1931,7 @@ type ListDecisionsResponse struct {
 
 func (x *ListDecisionsResponse) Reset() {
 	*x = ListDecisionsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1861,7 +1943,7 @@ func (x *ListDecisionsResponse) String() string {
 func (*ListDecisionsResponse) ProtoMessage() {}
 
 func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[34]
+	mi := &file_shoal_v1_control_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1874,7 +1956,7 @@ func (x *ListDecisionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListDecisionsResponse.ProtoReflect.Descriptor instead.
 func (*ListDecisionsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{34}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListDecisionsResponse) GetDecisions() []*Decision {
@@ -1895,7 +1977,7 @@ type ScaleFleetRequest struct {
 
 func (x *ScaleFleetRequest) Reset() {
 	*x = ScaleFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1907,7 +1989,7 @@ func (x *ScaleFleetRequest) String() string {
 func (*ScaleFleetRequest) ProtoMessage() {}
 
 func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[35]
+	mi := &file_shoal_v1_control_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1920,7 +2002,7 @@ func (x *ScaleFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetRequest.ProtoReflect.Descriptor instead.
 func (*ScaleFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{35}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ScaleFleetRequest) GetFleet() string {
@@ -1953,7 +2035,7 @@ type ScaleFleetResponse struct {
 
 func (x *ScaleFleetResponse) Reset() {
 	*x = ScaleFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1965,7 +2047,7 @@ func (x *ScaleFleetResponse) String() string {
 func (*ScaleFleetResponse) ProtoMessage() {}
 
 func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[36]
+	mi := &file_shoal_v1_control_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1978,7 +2060,7 @@ func (x *ScaleFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScaleFleetResponse.ProtoReflect.Descriptor instead.
 func (*ScaleFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{36}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *ScaleFleetResponse) GetDecision() *Decision {
@@ -1997,7 +2079,7 @@ type ExplainFleetRequest struct {
 
 func (x *ExplainFleetRequest) Reset() {
 	*x = ExplainFleetRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2009,7 +2091,7 @@ func (x *ExplainFleetRequest) String() string {
 func (*ExplainFleetRequest) ProtoMessage() {}
 
 func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[37]
+	mi := &file_shoal_v1_control_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2022,7 +2104,7 @@ func (x *ExplainFleetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetRequest.ProtoReflect.Descriptor instead.
 func (*ExplainFleetRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{37}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ExplainFleetRequest) GetFleet() string {
@@ -2043,14 +2125,15 @@ type ExplainFleetResponse struct {
 	Inputs  map[string]float64 `protobuf:"bytes,6,rep,name=inputs,proto3" json:"inputs,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
 	// Why the engine would not act now, if it would not (paused, scale-in in
 	// flight, launches failing, group not found...).
-	Blocked       string `protobuf:"bytes,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	Blocked       string         `protobuf:"bytes,7,opt,name=blocked,proto3" json:"blocked,omitempty"`
+	LaunchDelays  []*LaunchDelay `protobuf:"bytes,8,rep,name=launch_delays,json=launchDelays,proto3" json:"launch_delays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainFleetResponse) Reset() {
 	*x = ExplainFleetResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2062,7 +2145,7 @@ func (x *ExplainFleetResponse) String() string {
 func (*ExplainFleetResponse) ProtoMessage() {}
 
 func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[38]
+	mi := &file_shoal_v1_control_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2075,7 +2158,7 @@ func (x *ExplainFleetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainFleetResponse.ProtoReflect.Descriptor instead.
 func (*ExplainFleetResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{38}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ExplainFleetResponse) GetFleet() string {
@@ -2127,6 +2210,13 @@ func (x *ExplainFleetResponse) GetBlocked() string {
 	return ""
 }
 
+func (x *ExplainFleetResponse) GetLaunchDelays() []*LaunchDelay {
+	if x != nil {
+		return x.LaunchDelays
+	}
+	return nil
+}
+
 type Alarm struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Name            string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -2143,7 +2233,7 @@ type Alarm struct {
 
 func (x *Alarm) Reset() {
 	*x = Alarm{}
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2245,7 @@ func (x *Alarm) String() string {
 func (*Alarm) ProtoMessage() {}
 
 func (x *Alarm) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[39]
+	mi := &file_shoal_v1_control_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2258,7 @@ func (x *Alarm) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Alarm.ProtoReflect.Descriptor instead.
 func (*Alarm) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{39}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *Alarm) GetName() string {
@@ -2237,7 +2327,7 @@ type ListAlarmsRequest struct {
 
 func (x *ListAlarmsRequest) Reset() {
 	*x = ListAlarmsRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2339,7 @@ func (x *ListAlarmsRequest) String() string {
 func (*ListAlarmsRequest) ProtoMessage() {}
 
 func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[40]
+	mi := &file_shoal_v1_control_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2352,7 @@ func (x *ListAlarmsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsRequest.ProtoReflect.Descriptor instead.
 func (*ListAlarmsRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{40}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListAlarmsRequest) GetFleet() string {
@@ -2281,7 +2371,7 @@ type ListAlarmsResponse struct {
 
 func (x *ListAlarmsResponse) Reset() {
 	*x = ListAlarmsResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2383,7 @@ func (x *ListAlarmsResponse) String() string {
 func (*ListAlarmsResponse) ProtoMessage() {}
 
 func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[41]
+	mi := &file_shoal_v1_control_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2396,7 @@ func (x *ListAlarmsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAlarmsResponse.ProtoReflect.Descriptor instead.
 func (*ListAlarmsResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{41}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListAlarmsResponse) GetAlarms() []*Alarm {
@@ -2326,7 +2416,7 @@ type ListLoadBalancersRequest struct {
 
 func (x *ListLoadBalancersRequest) Reset() {
 	*x = ListLoadBalancersRequest{}
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2338,7 +2428,7 @@ func (x *ListLoadBalancersRequest) String() string {
 func (*ListLoadBalancersRequest) ProtoMessage() {}
 
 func (x *ListLoadBalancersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[42]
+	mi := &file_shoal_v1_control_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2441,7 @@ func (x *ListLoadBalancersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoadBalancersRequest.ProtoReflect.Descriptor instead.
 func (*ListLoadBalancersRequest) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{42}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListLoadBalancersRequest) GetFleet() string {
@@ -2377,7 +2467,7 @@ type LoadBalancer struct {
 
 func (x *LoadBalancer) Reset() {
 	*x = LoadBalancer{}
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2389,7 +2479,7 @@ func (x *LoadBalancer) String() string {
 func (*LoadBalancer) ProtoMessage() {}
 
 func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[43]
+	mi := &file_shoal_v1_control_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2402,7 +2492,7 @@ func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancer.ProtoReflect.Descriptor instead.
 func (*LoadBalancer) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{43}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *LoadBalancer) GetId() string {
@@ -2454,7 +2544,7 @@ type LoadBalancerBackend struct {
 
 func (x *LoadBalancerBackend) Reset() {
 	*x = LoadBalancerBackend{}
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2466,7 +2556,7 @@ func (x *LoadBalancerBackend) String() string {
 func (*LoadBalancerBackend) ProtoMessage() {}
 
 func (x *LoadBalancerBackend) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[44]
+	mi := &file_shoal_v1_control_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2479,7 +2569,7 @@ func (x *LoadBalancerBackend) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancerBackend.ProtoReflect.Descriptor instead.
 func (*LoadBalancerBackend) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{44}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *LoadBalancerBackend) GetInstanceId() string {
@@ -2533,7 +2623,7 @@ type ListLoadBalancersResponse struct {
 
 func (x *ListLoadBalancersResponse) Reset() {
 	*x = ListLoadBalancersResponse{}
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2635,7 @@ func (x *ListLoadBalancersResponse) String() string {
 func (*ListLoadBalancersResponse) ProtoMessage() {}
 
 func (x *ListLoadBalancersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_shoal_v1_control_proto_msgTypes[45]
+	mi := &file_shoal_v1_control_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2648,7 @@ func (x *ListLoadBalancersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListLoadBalancersResponse.ProtoReflect.Descriptor instead.
 func (*ListLoadBalancersResponse) Descriptor() ([]byte, []int) {
-	return file_shoal_v1_control_proto_rawDescGZIP(), []int{45}
+	return file_shoal_v1_control_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListLoadBalancersResponse) GetLoadBalancers() []*LoadBalancer {
@@ -2572,7 +2662,7 @@ var File_shoal_v1_control_proto protoreflect.FileDescriptor
 
 const file_shoal_v1_control_proto_rawDesc = "" +
 	"\n" +
-	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xf4\x01\n" +
+	"\x16shoal/v1/control.proto\x12\bshoal.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15shoal/v1/common.proto\"\xf4\x01\n" +
 	"\x04Node\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\traft_addr\x18\x02 \x01(\tR\braftAddr\x12\x19\n" +
@@ -2606,9 +2696,15 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\"=\n" +
 	"\x0fGetFleetRequest\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x14\n" +
-	"\x05stale\x18\x02 \x01(\bR\x05stale\"9\n" +
+	"\x05stale\x18\x02 \x01(\bR\x05stale\"u\n" +
 	"\x10GetFleetResponse\x12%\n" +
-	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\")\n" +
+	"\x05fleet\x18\x01 \x01(\v2\x0f.shoal.v1.FleetR\x05fleet\x12:\n" +
+	"\rlaunch_delays\x18\x02 \x03(\v2\x15.shoal.v1.LaunchDelayR\flaunchDelays\"\x95\x01\n" +
+	"\vLaunchDelay\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x18\n" +
+	"\asamples\x18\x02 \x01(\rR\asamples\x12+\n" +
+	"\x03p50\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03p50\x12+\n" +
+	"\x03p90\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03p90\")\n" +
 	"\x11ListFleetsRequest\x12\x14\n" +
 	"\x05stale\x18\x01 \x01(\bR\x05stale\"=\n" +
 	"\x12ListFleetsResponse\x12'\n" +
@@ -2670,7 +2766,7 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x12ScaleFleetResponse\x12.\n" +
 	"\bdecision\x18\x01 \x01(\v2\x12.shoal.v1.DecisionR\bdecision\"+\n" +
 	"\x13ExplainFleetRequest\x12\x14\n" +
-	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\xb3\x02\n" +
+	"\x05fleet\x18\x01 \x01(\tR\x05fleet\"\xef\x02\n" +
 	"\x14ExplainFleetResponse\x12\x14\n" +
 	"\x05fleet\x18\x01 \x01(\tR\x05fleet\x12\x18\n" +
 	"\acurrent\x18\x02 \x01(\x05R\acurrent\x12 \n" +
@@ -2678,7 +2774,8 @@ const file_shoal_v1_control_proto_rawDesc = "" +
 	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
 	"\adetails\x18\x05 \x03(\tR\adetails\x12B\n" +
 	"\x06inputs\x18\x06 \x03(\v2*.shoal.v1.ExplainFleetResponse.InputsEntryR\x06inputs\x12\x18\n" +
-	"\ablocked\x18\a \x01(\tR\ablocked\x1a9\n" +
+	"\ablocked\x18\a \x01(\tR\ablocked\x12:\n" +
+	"\rlaunch_delays\x18\b \x03(\v2\x15.shoal.v1.LaunchDelayR\flaunchDelays\x1a9\n" +
 	"\vInputsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xa9\x02\n" +
@@ -2775,7 +2872,7 @@ func file_shoal_v1_control_proto_rawDescGZIP() []byte {
 }
 
 var file_shoal_v1_control_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 47)
+var file_shoal_v1_control_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_shoal_v1_control_proto_goTypes = []any{
 	(NodeRole)(0),                         // 0: shoal.v1.NodeRole
 	(AlarmState)(0),                       // 1: shoal.v1.AlarmState
@@ -2791,126 +2888,132 @@ var file_shoal_v1_control_proto_goTypes = []any{
 	(*CreateFleetResponse)(nil),           // 11: shoal.v1.CreateFleetResponse
 	(*GetFleetRequest)(nil),               // 12: shoal.v1.GetFleetRequest
 	(*GetFleetResponse)(nil),              // 13: shoal.v1.GetFleetResponse
-	(*ListFleetsRequest)(nil),             // 14: shoal.v1.ListFleetsRequest
-	(*ListFleetsResponse)(nil),            // 15: shoal.v1.ListFleetsResponse
-	(*UpdateFleetRequest)(nil),            // 16: shoal.v1.UpdateFleetRequest
-	(*UpdateFleetResponse)(nil),           // 17: shoal.v1.UpdateFleetResponse
-	(*DeleteFleetRequest)(nil),            // 18: shoal.v1.DeleteFleetRequest
-	(*DeleteFleetResponse)(nil),           // 19: shoal.v1.DeleteFleetResponse
-	(*PauseFleetRequest)(nil),             // 20: shoal.v1.PauseFleetRequest
-	(*PauseFleetResponse)(nil),            // 21: shoal.v1.PauseFleetResponse
-	(*ResumeFleetRequest)(nil),            // 22: shoal.v1.ResumeFleetRequest
-	(*ResumeFleetResponse)(nil),           // 23: shoal.v1.ResumeFleetResponse
-	(*SaveSnapshotRequest)(nil),           // 24: shoal.v1.SaveSnapshotRequest
-	(*SaveSnapshotResponse)(nil),          // 25: shoal.v1.SaveSnapshotResponse
-	(*RestoreSnapshotRequest)(nil),        // 26: shoal.v1.RestoreSnapshotRequest
-	(*RestoreSnapshotResponse)(nil),       // 27: shoal.v1.RestoreSnapshotResponse
-	(*ListInstancesRequest)(nil),          // 28: shoal.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),         // 29: shoal.v1.ListInstancesResponse
-	(*ResetInstanceIdentityRequest)(nil),  // 30: shoal.v1.ResetInstanceIdentityRequest
-	(*ResetInstanceIdentityResponse)(nil), // 31: shoal.v1.ResetInstanceIdentityResponse
-	(*SetPolicyRequest)(nil),              // 32: shoal.v1.SetPolicyRequest
-	(*SetPolicyResponse)(nil),             // 33: shoal.v1.SetPolicyResponse
-	(*GetPolicyRequest)(nil),              // 34: shoal.v1.GetPolicyRequest
-	(*GetPolicyResponse)(nil),             // 35: shoal.v1.GetPolicyResponse
-	(*ListDecisionsRequest)(nil),          // 36: shoal.v1.ListDecisionsRequest
-	(*ListDecisionsResponse)(nil),         // 37: shoal.v1.ListDecisionsResponse
-	(*ScaleFleetRequest)(nil),             // 38: shoal.v1.ScaleFleetRequest
-	(*ScaleFleetResponse)(nil),            // 39: shoal.v1.ScaleFleetResponse
-	(*ExplainFleetRequest)(nil),           // 40: shoal.v1.ExplainFleetRequest
-	(*ExplainFleetResponse)(nil),          // 41: shoal.v1.ExplainFleetResponse
-	(*Alarm)(nil),                         // 42: shoal.v1.Alarm
-	(*ListAlarmsRequest)(nil),             // 43: shoal.v1.ListAlarmsRequest
-	(*ListAlarmsResponse)(nil),            // 44: shoal.v1.ListAlarmsResponse
-	(*ListLoadBalancersRequest)(nil),      // 45: shoal.v1.ListLoadBalancersRequest
-	(*LoadBalancer)(nil),                  // 46: shoal.v1.LoadBalancer
-	(*LoadBalancerBackend)(nil),           // 47: shoal.v1.LoadBalancerBackend
-	(*ListLoadBalancersResponse)(nil),     // 48: shoal.v1.ListLoadBalancersResponse
-	nil,                                   // 49: shoal.v1.ExplainFleetResponse.InputsEntry
-	(*timestamppb.Timestamp)(nil),         // 50: google.protobuf.Timestamp
-	(*Fleet)(nil),                         // 51: shoal.v1.Fleet
-	(*fieldmaskpb.FieldMask)(nil),         // 52: google.protobuf.FieldMask
-	(*Instance)(nil),                      // 53: shoal.v1.Instance
-	(*ScalingPolicy)(nil),                 // 54: shoal.v1.ScalingPolicy
-	(*Decision)(nil),                      // 55: shoal.v1.Decision
-	(BackendState)(0),                     // 56: shoal.v1.BackendState
+	(*LaunchDelay)(nil),                   // 14: shoal.v1.LaunchDelay
+	(*ListFleetsRequest)(nil),             // 15: shoal.v1.ListFleetsRequest
+	(*ListFleetsResponse)(nil),            // 16: shoal.v1.ListFleetsResponse
+	(*UpdateFleetRequest)(nil),            // 17: shoal.v1.UpdateFleetRequest
+	(*UpdateFleetResponse)(nil),           // 18: shoal.v1.UpdateFleetResponse
+	(*DeleteFleetRequest)(nil),            // 19: shoal.v1.DeleteFleetRequest
+	(*DeleteFleetResponse)(nil),           // 20: shoal.v1.DeleteFleetResponse
+	(*PauseFleetRequest)(nil),             // 21: shoal.v1.PauseFleetRequest
+	(*PauseFleetResponse)(nil),            // 22: shoal.v1.PauseFleetResponse
+	(*ResumeFleetRequest)(nil),            // 23: shoal.v1.ResumeFleetRequest
+	(*ResumeFleetResponse)(nil),           // 24: shoal.v1.ResumeFleetResponse
+	(*SaveSnapshotRequest)(nil),           // 25: shoal.v1.SaveSnapshotRequest
+	(*SaveSnapshotResponse)(nil),          // 26: shoal.v1.SaveSnapshotResponse
+	(*RestoreSnapshotRequest)(nil),        // 27: shoal.v1.RestoreSnapshotRequest
+	(*RestoreSnapshotResponse)(nil),       // 28: shoal.v1.RestoreSnapshotResponse
+	(*ListInstancesRequest)(nil),          // 29: shoal.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),         // 30: shoal.v1.ListInstancesResponse
+	(*ResetInstanceIdentityRequest)(nil),  // 31: shoal.v1.ResetInstanceIdentityRequest
+	(*ResetInstanceIdentityResponse)(nil), // 32: shoal.v1.ResetInstanceIdentityResponse
+	(*SetPolicyRequest)(nil),              // 33: shoal.v1.SetPolicyRequest
+	(*SetPolicyResponse)(nil),             // 34: shoal.v1.SetPolicyResponse
+	(*GetPolicyRequest)(nil),              // 35: shoal.v1.GetPolicyRequest
+	(*GetPolicyResponse)(nil),             // 36: shoal.v1.GetPolicyResponse
+	(*ListDecisionsRequest)(nil),          // 37: shoal.v1.ListDecisionsRequest
+	(*ListDecisionsResponse)(nil),         // 38: shoal.v1.ListDecisionsResponse
+	(*ScaleFleetRequest)(nil),             // 39: shoal.v1.ScaleFleetRequest
+	(*ScaleFleetResponse)(nil),            // 40: shoal.v1.ScaleFleetResponse
+	(*ExplainFleetRequest)(nil),           // 41: shoal.v1.ExplainFleetRequest
+	(*ExplainFleetResponse)(nil),          // 42: shoal.v1.ExplainFleetResponse
+	(*Alarm)(nil),                         // 43: shoal.v1.Alarm
+	(*ListAlarmsRequest)(nil),             // 44: shoal.v1.ListAlarmsRequest
+	(*ListAlarmsResponse)(nil),            // 45: shoal.v1.ListAlarmsResponse
+	(*ListLoadBalancersRequest)(nil),      // 46: shoal.v1.ListLoadBalancersRequest
+	(*LoadBalancer)(nil),                  // 47: shoal.v1.LoadBalancer
+	(*LoadBalancerBackend)(nil),           // 48: shoal.v1.LoadBalancerBackend
+	(*ListLoadBalancersResponse)(nil),     // 49: shoal.v1.ListLoadBalancersResponse
+	nil,                                   // 50: shoal.v1.ExplainFleetResponse.InputsEntry
+	(*timestamppb.Timestamp)(nil),         // 51: google.protobuf.Timestamp
+	(*Fleet)(nil),                         // 52: shoal.v1.Fleet
+	(*durationpb.Duration)(nil),           // 53: google.protobuf.Duration
+	(*fieldmaskpb.FieldMask)(nil),         // 54: google.protobuf.FieldMask
+	(*Instance)(nil),                      // 55: shoal.v1.Instance
+	(*ScalingPolicy)(nil),                 // 56: shoal.v1.ScalingPolicy
+	(*Decision)(nil),                      // 57: shoal.v1.Decision
+	(BackendState)(0),                     // 58: shoal.v1.BackendState
 }
 var file_shoal_v1_control_proto_depIdxs = []int32{
 	0,  // 0: shoal.v1.Node.role:type_name -> shoal.v1.NodeRole
-	50, // 1: shoal.v1.Node.unreachable_since:type_name -> google.protobuf.Timestamp
+	51, // 1: shoal.v1.Node.unreachable_since:type_name -> google.protobuf.Timestamp
 	3,  // 2: shoal.v1.GetStatusResponse.nodes:type_name -> shoal.v1.Node
 	3,  // 3: shoal.v1.ListPeersResponse.peers:type_name -> shoal.v1.Node
-	51, // 4: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	51, // 5: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	51, // 6: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	51, // 7: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
-	51, // 8: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
-	52, // 9: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
-	51, // 10: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	51, // 11: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	51, // 12: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
-	53, // 13: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
-	54, // 14: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
-	51, // 15: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
-	54, // 16: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
-	55, // 17: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
-	55, // 18: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
-	49, // 19: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
-	1,  // 20: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
-	50, // 21: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
-	2,  // 22: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
-	42, // 23: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
-	50, // 24: shoal.v1.LoadBalancer.last_report_time:type_name -> google.protobuf.Timestamp
-	47, // 25: shoal.v1.LoadBalancer.backends:type_name -> shoal.v1.LoadBalancerBackend
-	56, // 26: shoal.v1.LoadBalancerBackend.state:type_name -> shoal.v1.BackendState
-	46, // 27: shoal.v1.ListLoadBalancersResponse.load_balancers:type_name -> shoal.v1.LoadBalancer
-	4,  // 28: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
-	6,  // 29: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
-	8,  // 30: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
-	10, // 31: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
-	12, // 32: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
-	14, // 33: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
-	16, // 34: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
-	18, // 35: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
-	20, // 36: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
-	22, // 37: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
-	24, // 38: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
-	26, // 39: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
-	28, // 40: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
-	30, // 41: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
-	32, // 42: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
-	34, // 43: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
-	36, // 44: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
-	38, // 45: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
-	40, // 46: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
-	43, // 47: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
-	45, // 48: shoal.v1.ControlService.ListLoadBalancers:input_type -> shoal.v1.ListLoadBalancersRequest
-	5,  // 49: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
-	7,  // 50: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
-	9,  // 51: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
-	11, // 52: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
-	13, // 53: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
-	15, // 54: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
-	17, // 55: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
-	19, // 56: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
-	21, // 57: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
-	23, // 58: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
-	25, // 59: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
-	27, // 60: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
-	29, // 61: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
-	31, // 62: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
-	33, // 63: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
-	35, // 64: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
-	37, // 65: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
-	39, // 66: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
-	41, // 67: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
-	44, // 68: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
-	48, // 69: shoal.v1.ControlService.ListLoadBalancers:output_type -> shoal.v1.ListLoadBalancersResponse
-	49, // [49:70] is the sub-list for method output_type
-	28, // [28:49] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	52, // 4: shoal.v1.CreateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	52, // 5: shoal.v1.CreateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 6: shoal.v1.GetFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	14, // 7: shoal.v1.GetFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	53, // 8: shoal.v1.LaunchDelay.p50:type_name -> google.protobuf.Duration
+	53, // 9: shoal.v1.LaunchDelay.p90:type_name -> google.protobuf.Duration
+	52, // 10: shoal.v1.ListFleetsResponse.fleets:type_name -> shoal.v1.Fleet
+	52, // 11: shoal.v1.UpdateFleetRequest.fleet:type_name -> shoal.v1.Fleet
+	54, // 12: shoal.v1.UpdateFleetRequest.update_mask:type_name -> google.protobuf.FieldMask
+	52, // 13: shoal.v1.UpdateFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 14: shoal.v1.PauseFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	52, // 15: shoal.v1.ResumeFleetResponse.fleet:type_name -> shoal.v1.Fleet
+	55, // 16: shoal.v1.ListInstancesResponse.instances:type_name -> shoal.v1.Instance
+	56, // 17: shoal.v1.SetPolicyRequest.policy:type_name -> shoal.v1.ScalingPolicy
+	52, // 18: shoal.v1.SetPolicyResponse.fleet:type_name -> shoal.v1.Fleet
+	56, // 19: shoal.v1.GetPolicyResponse.policy:type_name -> shoal.v1.ScalingPolicy
+	57, // 20: shoal.v1.ListDecisionsResponse.decisions:type_name -> shoal.v1.Decision
+	57, // 21: shoal.v1.ScaleFleetResponse.decision:type_name -> shoal.v1.Decision
+	50, // 22: shoal.v1.ExplainFleetResponse.inputs:type_name -> shoal.v1.ExplainFleetResponse.InputsEntry
+	14, // 23: shoal.v1.ExplainFleetResponse.launch_delays:type_name -> shoal.v1.LaunchDelay
+	1,  // 24: shoal.v1.Alarm.state:type_name -> shoal.v1.AlarmState
+	51, // 25: shoal.v1.Alarm.state_update_time:type_name -> google.protobuf.Timestamp
+	2,  // 26: shoal.v1.Alarm.comparison:type_name -> shoal.v1.Comparison
+	43, // 27: shoal.v1.ListAlarmsResponse.alarms:type_name -> shoal.v1.Alarm
+	51, // 28: shoal.v1.LoadBalancer.last_report_time:type_name -> google.protobuf.Timestamp
+	48, // 29: shoal.v1.LoadBalancer.backends:type_name -> shoal.v1.LoadBalancerBackend
+	58, // 30: shoal.v1.LoadBalancerBackend.state:type_name -> shoal.v1.BackendState
+	47, // 31: shoal.v1.ListLoadBalancersResponse.load_balancers:type_name -> shoal.v1.LoadBalancer
+	4,  // 32: shoal.v1.ControlService.GetStatus:input_type -> shoal.v1.GetStatusRequest
+	6,  // 33: shoal.v1.ControlService.ListPeers:input_type -> shoal.v1.ListPeersRequest
+	8,  // 34: shoal.v1.ControlService.RemovePeer:input_type -> shoal.v1.RemovePeerRequest
+	10, // 35: shoal.v1.ControlService.CreateFleet:input_type -> shoal.v1.CreateFleetRequest
+	12, // 36: shoal.v1.ControlService.GetFleet:input_type -> shoal.v1.GetFleetRequest
+	15, // 37: shoal.v1.ControlService.ListFleets:input_type -> shoal.v1.ListFleetsRequest
+	17, // 38: shoal.v1.ControlService.UpdateFleet:input_type -> shoal.v1.UpdateFleetRequest
+	19, // 39: shoal.v1.ControlService.DeleteFleet:input_type -> shoal.v1.DeleteFleetRequest
+	21, // 40: shoal.v1.ControlService.PauseFleet:input_type -> shoal.v1.PauseFleetRequest
+	23, // 41: shoal.v1.ControlService.ResumeFleet:input_type -> shoal.v1.ResumeFleetRequest
+	25, // 42: shoal.v1.ControlService.SaveSnapshot:input_type -> shoal.v1.SaveSnapshotRequest
+	27, // 43: shoal.v1.ControlService.RestoreSnapshot:input_type -> shoal.v1.RestoreSnapshotRequest
+	29, // 44: shoal.v1.ControlService.ListInstances:input_type -> shoal.v1.ListInstancesRequest
+	31, // 45: shoal.v1.ControlService.ResetInstanceIdentity:input_type -> shoal.v1.ResetInstanceIdentityRequest
+	33, // 46: shoal.v1.ControlService.SetPolicy:input_type -> shoal.v1.SetPolicyRequest
+	35, // 47: shoal.v1.ControlService.GetPolicy:input_type -> shoal.v1.GetPolicyRequest
+	37, // 48: shoal.v1.ControlService.ListDecisions:input_type -> shoal.v1.ListDecisionsRequest
+	39, // 49: shoal.v1.ControlService.ScaleFleet:input_type -> shoal.v1.ScaleFleetRequest
+	41, // 50: shoal.v1.ControlService.ExplainFleet:input_type -> shoal.v1.ExplainFleetRequest
+	44, // 51: shoal.v1.ControlService.ListAlarms:input_type -> shoal.v1.ListAlarmsRequest
+	46, // 52: shoal.v1.ControlService.ListLoadBalancers:input_type -> shoal.v1.ListLoadBalancersRequest
+	5,  // 53: shoal.v1.ControlService.GetStatus:output_type -> shoal.v1.GetStatusResponse
+	7,  // 54: shoal.v1.ControlService.ListPeers:output_type -> shoal.v1.ListPeersResponse
+	9,  // 55: shoal.v1.ControlService.RemovePeer:output_type -> shoal.v1.RemovePeerResponse
+	11, // 56: shoal.v1.ControlService.CreateFleet:output_type -> shoal.v1.CreateFleetResponse
+	13, // 57: shoal.v1.ControlService.GetFleet:output_type -> shoal.v1.GetFleetResponse
+	16, // 58: shoal.v1.ControlService.ListFleets:output_type -> shoal.v1.ListFleetsResponse
+	18, // 59: shoal.v1.ControlService.UpdateFleet:output_type -> shoal.v1.UpdateFleetResponse
+	20, // 60: shoal.v1.ControlService.DeleteFleet:output_type -> shoal.v1.DeleteFleetResponse
+	22, // 61: shoal.v1.ControlService.PauseFleet:output_type -> shoal.v1.PauseFleetResponse
+	24, // 62: shoal.v1.ControlService.ResumeFleet:output_type -> shoal.v1.ResumeFleetResponse
+	26, // 63: shoal.v1.ControlService.SaveSnapshot:output_type -> shoal.v1.SaveSnapshotResponse
+	28, // 64: shoal.v1.ControlService.RestoreSnapshot:output_type -> shoal.v1.RestoreSnapshotResponse
+	30, // 65: shoal.v1.ControlService.ListInstances:output_type -> shoal.v1.ListInstancesResponse
+	32, // 66: shoal.v1.ControlService.ResetInstanceIdentity:output_type -> shoal.v1.ResetInstanceIdentityResponse
+	34, // 67: shoal.v1.ControlService.SetPolicy:output_type -> shoal.v1.SetPolicyResponse
+	36, // 68: shoal.v1.ControlService.GetPolicy:output_type -> shoal.v1.GetPolicyResponse
+	38, // 69: shoal.v1.ControlService.ListDecisions:output_type -> shoal.v1.ListDecisionsResponse
+	40, // 70: shoal.v1.ControlService.ScaleFleet:output_type -> shoal.v1.ScaleFleetResponse
+	42, // 71: shoal.v1.ControlService.ExplainFleet:output_type -> shoal.v1.ExplainFleetResponse
+	45, // 72: shoal.v1.ControlService.ListAlarms:output_type -> shoal.v1.ListAlarmsResponse
+	49, // 73: shoal.v1.ControlService.ListLoadBalancers:output_type -> shoal.v1.ListLoadBalancersResponse
+	53, // [53:74] is the sub-list for method output_type
+	32, // [32:53] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_shoal_v1_control_proto_init() }
@@ -2925,7 +3028,7 @@ func file_shoal_v1_control_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_shoal_v1_control_proto_rawDesc), len(file_shoal_v1_control_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   47,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

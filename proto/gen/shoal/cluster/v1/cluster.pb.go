@@ -396,7 +396,9 @@ type InstanceReport struct {
 	Rejected map[string]uint64 `protobuf:"bytes,7,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	State    v1.InstanceState  `protobuf:"varint,8,opt,name=state,proto3,enum=shoal.v1.InstanceState" json:"state,omitempty"`
 	// The agent said goodbye: the instance is leaving on purpose.
-	Left          bool `protobuf:"varint,9,opt,name=left,proto3" json:"left,omitempty"`
+	Left bool `protobuf:"varint,9,opt,name=left,proto3" json:"left,omitempty"`
+	// New instance-metadata notices from the agent, oldest first.
+	Events        []*v1.InstanceEvent `protobuf:"bytes,10,rep,name=events,proto3" json:"events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,6 +494,13 @@ func (x *InstanceReport) GetLeft() bool {
 		return x.Left
 	}
 	return false
+}
+
+func (x *InstanceReport) GetEvents() []*v1.InstanceEvent {
+	if x != nil {
+		return x.Events
+	}
+	return nil
 }
 
 type ForwardAgentsRequest struct {
@@ -908,7 +917,7 @@ const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\acommand\x18\x01 \x01(\fR\acommand\"D\n" +
 	"\x14ApplyCommandResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x16\n" +
-	"\x06result\x18\x02 \x01(\fR\x06result\"\xc5\x03\n" +
+	"\x06result\x18\x02 \x01(\fR\x06result\"\xf6\x03\n" +
 	"\x0eInstanceReport\x12*\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.shoal.v1.AgentHelloR\x05hello\x12*\n" +
 	"\asamples\x18\x02 \x03(\v2\x10.shoal.v1.SampleR\asamples\x12\x14\n" +
@@ -918,7 +927,9 @@ const file_shoal_cluster_v1_cluster_proto_rawDesc = "" +
 	"\fdisconnected\x18\x06 \x01(\bR\fdisconnected\x12J\n" +
 	"\brejected\x18\a \x03(\v2..shoal.cluster.v1.InstanceReport.RejectedEntryR\brejected\x12-\n" +
 	"\x05state\x18\b \x01(\x0e2\x17.shoal.v1.InstanceStateR\x05state\x12\x12\n" +
-	"\x04left\x18\t \x01(\bR\x04left\x1a;\n" +
+	"\x04left\x18\t \x01(\bR\x04left\x12/\n" +
+	"\x06events\x18\n" +
+	" \x03(\v2\x17.shoal.v1.InstanceEventR\x06events\x1a;\n" +
 	"\rRejectedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"\xe5\x01\n" +
@@ -982,34 +993,36 @@ var file_shoal_cluster_v1_cluster_proto_goTypes = []any{
 	(*v1.AgentHello)(nil),          // 14: shoal.v1.AgentHello
 	(*v1.Sample)(nil),              // 15: shoal.v1.Sample
 	(v1.InstanceState)(0),          // 16: shoal.v1.InstanceState
-	(*v1.CommandResult)(nil),       // 17: shoal.v1.CommandResult
-	(*v1.AgentCommand)(nil),        // 18: shoal.v1.AgentCommand
+	(*v1.InstanceEvent)(nil),       // 17: shoal.v1.InstanceEvent
+	(*v1.CommandResult)(nil),       // 18: shoal.v1.CommandResult
+	(*v1.AgentCommand)(nil),        // 19: shoal.v1.AgentCommand
 }
 var file_shoal_cluster_v1_cluster_proto_depIdxs = []int32{
 	14, // 0: shoal.cluster.v1.InstanceReport.hello:type_name -> shoal.v1.AgentHello
 	15, // 1: shoal.cluster.v1.InstanceReport.samples:type_name -> shoal.v1.Sample
 	13, // 2: shoal.cluster.v1.InstanceReport.rejected:type_name -> shoal.cluster.v1.InstanceReport.RejectedEntry
 	16, // 3: shoal.cluster.v1.InstanceReport.state:type_name -> shoal.v1.InstanceState
-	8,  // 4: shoal.cluster.v1.ForwardAgentsRequest.hello:type_name -> shoal.cluster.v1.FollowerHello
-	6,  // 5: shoal.cluster.v1.ForwardAgentsRequest.report:type_name -> shoal.cluster.v1.InstanceReport
-	9,  // 6: shoal.cluster.v1.ForwardAgentsRequest.command_result:type_name -> shoal.cluster.v1.ForwardedCommandResult
-	17, // 7: shoal.cluster.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
-	11, // 8: shoal.cluster.v1.ForwardAgentsResponse.command:type_name -> shoal.cluster.v1.ForwardedCommand
-	12, // 9: shoal.cluster.v1.ForwardAgentsResponse.rejected:type_name -> shoal.cluster.v1.InstanceRejected
-	18, // 10: shoal.cluster.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
-	2,  // 11: shoal.cluster.v1.ClusterService.JoinCluster:input_type -> shoal.cluster.v1.JoinClusterRequest
-	4,  // 12: shoal.cluster.v1.ClusterService.ApplyCommand:input_type -> shoal.cluster.v1.ApplyCommandRequest
-	7,  // 13: shoal.cluster.v1.ClusterService.ForwardAgents:input_type -> shoal.cluster.v1.ForwardAgentsRequest
-	0,  // 14: shoal.cluster.v1.ClusterService.DescribeNode:input_type -> shoal.cluster.v1.DescribeNodeRequest
-	3,  // 15: shoal.cluster.v1.ClusterService.JoinCluster:output_type -> shoal.cluster.v1.JoinClusterResponse
-	5,  // 16: shoal.cluster.v1.ClusterService.ApplyCommand:output_type -> shoal.cluster.v1.ApplyCommandResponse
-	10, // 17: shoal.cluster.v1.ClusterService.ForwardAgents:output_type -> shoal.cluster.v1.ForwardAgentsResponse
-	1,  // 18: shoal.cluster.v1.ClusterService.DescribeNode:output_type -> shoal.cluster.v1.DescribeNodeResponse
-	15, // [15:19] is the sub-list for method output_type
-	11, // [11:15] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	17, // 4: shoal.cluster.v1.InstanceReport.events:type_name -> shoal.v1.InstanceEvent
+	8,  // 5: shoal.cluster.v1.ForwardAgentsRequest.hello:type_name -> shoal.cluster.v1.FollowerHello
+	6,  // 6: shoal.cluster.v1.ForwardAgentsRequest.report:type_name -> shoal.cluster.v1.InstanceReport
+	9,  // 7: shoal.cluster.v1.ForwardAgentsRequest.command_result:type_name -> shoal.cluster.v1.ForwardedCommandResult
+	18, // 8: shoal.cluster.v1.ForwardedCommandResult.result:type_name -> shoal.v1.CommandResult
+	11, // 9: shoal.cluster.v1.ForwardAgentsResponse.command:type_name -> shoal.cluster.v1.ForwardedCommand
+	12, // 10: shoal.cluster.v1.ForwardAgentsResponse.rejected:type_name -> shoal.cluster.v1.InstanceRejected
+	19, // 11: shoal.cluster.v1.ForwardedCommand.command:type_name -> shoal.v1.AgentCommand
+	2,  // 12: shoal.cluster.v1.ClusterService.JoinCluster:input_type -> shoal.cluster.v1.JoinClusterRequest
+	4,  // 13: shoal.cluster.v1.ClusterService.ApplyCommand:input_type -> shoal.cluster.v1.ApplyCommandRequest
+	7,  // 14: shoal.cluster.v1.ClusterService.ForwardAgents:input_type -> shoal.cluster.v1.ForwardAgentsRequest
+	0,  // 15: shoal.cluster.v1.ClusterService.DescribeNode:input_type -> shoal.cluster.v1.DescribeNodeRequest
+	3,  // 16: shoal.cluster.v1.ClusterService.JoinCluster:output_type -> shoal.cluster.v1.JoinClusterResponse
+	5,  // 17: shoal.cluster.v1.ClusterService.ApplyCommand:output_type -> shoal.cluster.v1.ApplyCommandResponse
+	10, // 18: shoal.cluster.v1.ClusterService.ForwardAgents:output_type -> shoal.cluster.v1.ForwardAgentsResponse
+	1,  // 19: shoal.cluster.v1.ClusterService.DescribeNode:output_type -> shoal.cluster.v1.DescribeNodeResponse
+	16, // [16:20] is the sub-list for method output_type
+	12, // [12:16] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_shoal_cluster_v1_cluster_proto_init() }

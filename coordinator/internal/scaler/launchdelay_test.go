@@ -1,0 +1,165 @@
+package scaler
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
+	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
+)
+
+// warmCloud adds a warm pool to the fake group.
+type warmCloud struct {
+	*fakeCloud
+	pool *cloud.WarmPool
+}
+
+func (w *warmCloud) DescribeWarmPool(context.Context, string) (*cloud.WarmPool, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.pool == nil {
+		return nil, nil
+	}
+	cp := *w.pool
+	cp.Instances = append([]cloud.Instance(nil), w.pool.Instances...)
+	return &cp, nil
+}
+
+// nextID is the id the fake group gives its next launch.
+func (h *harness) nextID() string {
+	h.cloud.mu.Lock()
+	defer h.cloud.mu.Unlock()
+	return fmt.Sprintf("i-%017x", h.cloud.next+1)
+}
+
+// launch commits a manual +1, lets the scaler apply it, and brings the new
+// instance in service after took.
+func (h *harness) launch(took time.Duration) string {
+	h.t.Helper()
+	id := h.nextID()
+	cur := h.cloud.group(asg).Desired
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: cur, Capacity: cur + 1, Reason: "test", Source: fsm.SourceManual}))
+	h.tick() // applies it: the group launches
+	h.tick() // registers the new instance, pending
+	h.clk.Add(took)
+	h.store.must(fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE))
+	h.tick()
+	return id
+}
+
+func TestLaunchDelayLearnedWarmAndCold(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy()) // no warmup in the policy
+	wc := &warmCloud{fakeCloud: h.cloud}
+	h.s.cfg.WarmPools = wc
+	h.tick()
+	h.serve(50)
+	h.launch(40 * time.Second)
+	h.launch(50 * time.Second)
+	// The next launch comes from the pool.
+	next := h.nextID()
+	wc.mu.Lock()
+	wc.pool = &cloud.WarmPool{Group: asg, MinSize: 1, PoolState: "Stopped", Instances: []cloud.Instance{{ID: next, LifecycleState: "Warmed:Stopped"}}}
+	wc.mu.Unlock()
+	h.clk.Add(warmPoolCheckEvery)
+	h.tick()
+	h.launch(8 * time.Second)
+
+	got := map[string]*shoalv1.LaunchDelay{}
+	for _, ld := range h.s.LaunchDelays(fleet) {
+		got[ld.Kind] = ld
+	}
+	if c := got["cold"]; c == nil || c.Samples != 2 || c.P50.AsDuration() != 40*time.Second || c.P90.AsDuration() != 50*time.Second {
+		t.Fatalf("cold = %v", c)
+	}
+	if w := got["warm"]; w == nil || w.Samples != 1 || w.P90.AsDuration() != 8*time.Second {
+		t.Fatalf("warm = %v", w)
+	}
+	// The pool still shows one ready instance (the fake does not move it),
+	// so the warm p90 is the expected delay and becomes the warmup.
+	h.met.set(h.ids(cloud.LifecycleInService), "cpu", 50)
+	h.clk.Add(time.Second)
+	h.tick()
+	e, _ := h.s.Explain(fleet)
+	joined := strings.Join(e.Details, "\n")
+	for _, want := range []string{"launch delay (warm, last 1): p50 8s, p90 8s", "launch delay (cold, last 2): p50 40s, p90 50s",
+		"warm pool: 1 ready (Stopped, min 1)", "using the learned warm launch delay p90 8s"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("explain lacks %q:\n%s", want, joined)
+		}
+	}
+}
+
+// An explicit warmup, even 0, is the policy's choice: the learned delay
+// does not replace it.
+func TestLearnedDelayNeverOverridesAnExplicitWarmup(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	h.serve(50)
+	h.launch(30 * time.Second)
+	p := cpuPolicy()
+	p.Warmup = durationOf(0)
+	got, d, note := h.s.warmupPolicy(fleet, p)
+	if got.GetWarmup().AsDuration() != 0 || note != "" || d != 30*time.Second {
+		t.Fatalf("explicit 0: warmup %v, delay %v, note %q", got.GetWarmup(), d, note)
+	}
+	got, _, note = h.s.warmupPolicy(fleet, cpuPolicy())
+	if got.GetWarmup().AsDuration() != 30*time.Second || note == "" {
+		t.Fatalf("unset: warmup %v, note %q", got.GetWarmup(), note)
+	}
+}
+
+func TestFailedLaunchesShowInDecisions(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].Desired = 3 // one launch outstanding
+	h.cloud.activities[asg] = []cloud.Activity{
+		{ID: "act-2", Description: "Launching a new EC2 instance.  Status Reason: bad template", Status: "Failed", Start: h.clk.Now(),
+			StatusMessage: "The specified launch template, with template ID lt-0abc, does not exist. InvalidLaunchTemplateId.NotFound - lt-0abc. Launching EC2 instance failed."},
+		{ID: "act-1", Description: "Launching a new EC2 instance.  Status Reason: capacity", Status: "Failed", Start: h.clk.Now(),
+			StatusMessage: "Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient capacity. Launching EC2 instance failed."},
+		{ID: "act-0", Description: "Launching a new EC2 instance: i-1", Status: "Successful", Start: h.clk.Now()},
+	}
+	h.cloud.mu.Unlock()
+	h.clk.Add(time.Second)
+	h.tick()
+	ds := h.decisions()
+	if len(ds) != 2 {
+		t.Fatalf("decisions = %v, want the two failed launches", ds)
+	}
+	if d := ds[0]; d.Status != failed || d.ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_RETRYABLE ||
+		!strings.Contains(d.Reason, "InsufficientInstanceCapacity") || !strings.HasPrefix(d.Error, "activity act-1: Could not launch On-Demand Instances.") {
+		t.Fatalf("capacity failure = %v", d)
+	}
+	if d := ds[1]; d.ErrorClass != shoalv1.ErrorClass_ERROR_CLASS_FATAL || !strings.Contains(d.Reason, "InvalidLaunchTemplateId.NotFound") {
+		t.Fatalf("template failure = %v", d)
+	}
+	// Read again, and by a new leader: recorded once.
+	h.clk.Add(DefaultConfig().ActivityCheckEvery)
+	h.tick()
+	h.newLeader(nil)
+	h.tick()
+	if n := len(h.decisions()); n != 2 {
+		t.Fatalf("decisions after re-reads = %d, want 2", n)
+	}
+}
+
+func TestLaunchCode(t *testing.T) {
+	for msg, want := range map[string]string{
+		"Could not launch On-Demand Instances. InsufficientInstanceCapacity - We currently do not have sufficient capacity.": "InsufficientInstanceCapacity",
+		"Could not launch Spot Instances. SpotMaxPriceTooLow - Your Spot request price is lower.":                            "SpotMaxPriceTooLow",
+		"The image id '[ami-1]' does not exist. Launching EC2 instance failed.":                                              "",
+	} {
+		if got := launchCode(msg); got != want {
+			t.Errorf("launchCode(%q) = %q, want %q", msg, got, want)
+		}
+	}
+}
+
+func durationOf(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
