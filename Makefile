@@ -14,9 +14,10 @@ BINARIES := \
 	deploy/cmd/shoal-localcloud \
 	deploy/cmd/shoal-demoapp \
 	deploy/cmd/shoal-demo \
+	deploy/cmd/shoal-soak \
 	deploy/bench/cmd/shoal-loadgen
 
-.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb fuzz demo clean
+.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb fuzz demo soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -75,6 +76,9 @@ fuzz: ## every fuzz target in turn, FUZZTIME each (default 30s); crashers are ke
 
 demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; report in demo-report/
 	$(BIN)/shoal-demo --bin $(BIN) --report-dir $(CURDIR)/demo-report
+
+soak: build ## the whole system under load with a spike every 4 min for SOAK_DURATION (default 30m): RSS, fds and goroutines per process, slopes per hour; report in soak-report/
+	SOAK_DURATION=$(or $(SOAK_DURATION),30m) $(BIN)/shoal-soak --bin $(BIN) --report-dir $(CURDIR)/soak-report
 
 clean: ## remove build output
 	rm -rf $(BIN)
