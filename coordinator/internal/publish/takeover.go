@@ -98,12 +98,13 @@ func (p *Publisher) Takeover(w Watermarks, now time.Time) {
 	p.queue = nil
 	p.m.queued.Set(0)
 	p.accepted, p.committed = w.PublishedUpTo, w.PublishedUpTo
-	if w.PublishedUpTo.IsZero() {
-		// The cluster's first publisher: start with the last period
-		// complete now, even once the grace has moved the clock on.
-		p.accepted = now.Truncate(p.cfg.Interval).Add(-2 * p.cfg.Interval)
-	}
 	p.takeoverAt, p.catchUpUntil = now, now.Add(p.cfg.TakeoverGrace)
+	if w.PublishedUpTo.IsZero() {
+		// The cluster's first publisher has no predecessor: nothing to
+		// wait for, rebuild or count. It starts with the last period
+		// complete, as ever.
+		p.takeoverAt, p.catchUpUntil = time.Time{}, time.Time{}
+	}
 	var losses []Loss
 	if !w.PublishedUpTo.IsZero() && p.cfg.CommitSettled != nil && w.SettledUpTo.Before(w.PublishedUpTo) {
 		losses = append(losses, Loss{Start: w.PublishedUpTo, Reason: LostInFlight, Count: 1})
@@ -120,9 +121,10 @@ func (p *Publisher) Takeover(w Watermarks, now time.Time) {
 	for _, l := range losses {
 		p.lostLocked(l)
 	}
+	until := p.catchUpUntil
 	p.mu.Unlock()
 	p.log.Info("publish: taking over CloudWatch periods", "published_up_to", w.PublishedUpTo, "settled_up_to", w.SettledUpTo,
-		"catch_up_from", p.NextPeriod(now), "hold_until", now.Add(p.cfg.TakeoverGrace), "stale_requests_dropped", stale)
+		"catch_up_from", p.NextPeriod(now), "hold_until", until, "stale_requests_dropped", stale)
 }
 
 // lostLocked counts a loss, logs it and keeps its record for CloudWatch.

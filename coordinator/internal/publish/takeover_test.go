@@ -173,8 +173,8 @@ func TestTakeoverAccountsInFlightAndExpired(t *testing.T) {
 // TestTakeoverForgetsItsOldTerm: what a node queued in an earlier term is
 // dropped (the periods after the watermark are rebuilt from the samples),
 // and it restarts at the committed watermark, even one behind what it had
-// accepted then. The cluster's first leader starts at the last period
-// complete when it took over, whatever the grace.
+// accepted then. The cluster's first leader has no predecessor: it neither
+// waits nor counts, and starts at the last complete period.
 func TestTakeoverForgetsItsOldTerm(t *testing.T) {
 	p := newTestPublisher(t, nil, nil)
 	for s := 0; s <= 50; s += 10 {
@@ -192,8 +192,10 @@ func TestTakeoverForgetsItsOldTerm(t *testing.T) {
 
 	first := newTestPublisher(t, nil, nil)
 	first.Takeover(Watermarks{}, at(65))
-	if next := first.NextPeriod(at(80)); !next.Equal(at(50)) {
-		t.Fatalf("first leader's next period %v, want %v", next, at(50))
+	src := &ringSource{fleets: []*shoalv1.Fleet{{Name: "web", Asg: "web-asg"}}, samples: map[string]map[time.Time]bool{"web": periodsAt(60)}}
+	first.closeDue(at(70), src)
+	if got := queuedPeriods(first); !slices.EqualFunc(got, []time.Time{at(60)}, time.Time.Equal) || lost(first, LostFailover) != 0 {
+		t.Fatalf("first leader queued %v and lost %v; want the last complete period at once, nothing counted", got, lost(first, LostFailover))
 	}
 }
 
