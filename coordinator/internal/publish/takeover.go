@@ -99,6 +99,7 @@ func (p *Publisher) Takeover(w Watermarks, now time.Time) {
 	p.m.queued.Set(0)
 	p.accepted, p.committed = w.PublishedUpTo, w.PublishedUpTo
 	p.takeoverAt, p.catchUpUntil = now, now.Add(p.cfg.TakeoverGrace)
+	p.settled, p.settleDue, p.lastLost = w.SettledUpTo, w.SettledUpTo, time.Time{}
 	if w.PublishedUpTo.IsZero() {
 		// The cluster's first publisher has no predecessor: nothing to
 		// wait for, rebuild or count. It starts with the last period
