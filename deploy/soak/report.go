@@ -23,6 +23,17 @@ type Report struct {
 	// MetricsErrors counts /metrics reads that failed (a process busy or
 	// stopping); their points carry goroutines -1.
 	MetricsErrors int `json:"metrics_errors"`
+	// LeaderChanges are the leaders seen, sampled as often as the
+	// processes; the first is the leader the load began with.
+	LeaderChanges []LeaderChange `json:"leader_changes"`
+}
+
+// LeaderChange is a new leader or term seen at T seconds.
+type LeaderChange struct {
+	T      float64   `json:"t_s"`
+	At     time.Time `json:"at"`
+	Leader string    `json:"leader"`
+	Term   uint64    `json:"term"`
 }
 
 // Requests are the load generators' totals.
@@ -30,6 +41,8 @@ type Requests struct {
 	Total  int `json:"total"`
 	OK     int `json:"ok"`
 	Failed int `json:"failed"`
+	// FailedByCode is loadtest's errors_by_code (http_503, timeout, ...).
+	FailedByCode map[string]int `json:"failed_by_code,omitempty"`
 }
 
 // Process is one process's summary. Slopes are per hour over the points
@@ -109,7 +122,24 @@ func WriteTable(w io.Writer, r *Report) error {
 	fmt.Fprintf(w, "soak %s, started %s, warm-up %s, a sample every %s, %d spikes\n",
 		time.Duration(r.DurationS*float64(time.Second)), r.Started.UTC().Format(time.RFC3339),
 		time.Duration(r.WarmUpS*float64(time.Second)), time.Duration(r.SampleEvery*float64(time.Second)), r.Spikes)
-	fmt.Fprintf(w, "requests: %d, ok %d, failed %d\n\n", r.Requests.Total, r.Requests.OK, r.Requests.Failed)
+	fmt.Fprintf(w, "requests: %d, ok %d, failed %d", r.Requests.Total, r.Requests.OK, r.Requests.Failed)
+	if len(r.Requests.FailedByCode) > 0 {
+		fmt.Fprintf(w, " %v", r.Requests.FailedByCode)
+	}
+	fmt.Fprint(w, "\n")
+	if n := len(r.LeaderChanges); n > 1 {
+		fmt.Fprintf(w, "leader changes: %d (", n-1)
+		for i, c := range r.LeaderChanges[1:] {
+			if i > 0 {
+				fmt.Fprint(w, ", ")
+			}
+			fmt.Fprintf(w, "%s %s", c.At.Format(time.TimeOnly), c.Leader)
+		}
+		fmt.Fprint(w, ")\n")
+	} else {
+		fmt.Fprintln(w, "leader changes: 0")
+	}
+	fmt.Fprint(w, "\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "process\tlived (s)\tsamples\tRSS MiB\tMiB/h\tfds\tfds/h\tgoroutines\tgoroutines/h\t")
 	for _, p := range r.Processes {

@@ -82,8 +82,8 @@ func (s *Sampler) Sample(ctx context.Context) error {
 			continue
 		}
 		st, err := pr.Stat()
-		if err != nil {
-			continue
+		if err != nil || st.State == "Z" || st.ResidentMemory() == 0 {
+			continue // gone, or exiting: no memory left to measure
 		}
 		fds, err := pr.FileDescriptorsLen()
 		if err != nil {

@@ -70,6 +70,23 @@ func TestNameAndMetricsURL(t *testing.T) {
 	}
 }
 
+func TestUnderTest(t *testing.T) {
+	for _, tc := range []struct {
+		p    Proc
+		want bool
+	}{
+		{Proc{1, "/b/shoal-coordinator", "/b/shoal-coordinator serve --node-id n1"}, true},
+		{Proc{2, "/b/shoal-coordinator", "/b/shoal-coordinator --address 127.0.0.1:1 -o json status"}, false},
+		{Proc{3, "/b/shoal-lb", "/b/shoal-lb serve --listen 127.0.0.1:1"}, true},
+		{Proc{4, "/b/shoal-lb", "/b/shoal-lb loadtest --target http://127.0.0.1:1/"}, false},
+		{Proc{5, "/b/shoal-agent", "/b/shoal-agent --scrape http://127.4.5.6:8080/metrics"}, true},
+	} {
+		if got := UnderTest(tc.p); got != tc.want {
+			t.Errorf("UnderTest(%q) = %v, want %v", tc.p.Args, got, tc.want)
+		}
+	}
+}
+
 func TestSchedule(t *testing.T) {
 	c := DefaultConfig()
 	c.Duration, c.SpikeEvery, c.SpikeFor = 10*time.Minute, 4*time.Minute, time.Minute
@@ -91,8 +108,12 @@ func TestSchedule(t *testing.T) {
 func TestParseSummary(t *testing.T) {
 	out := "t=1s rate=40 ok=40 err=0\nsummary requests=1200 ok=1197 errors=3 rps=40 p50_ms=1 p99_ms=4 dropped=0\nerrors_by_code 502=3\n"
 	r := ParseSummary(strings.NewReader(out))
-	if r == nil || *r != (Requests{Total: 1200, OK: 1197, Failed: 3}) {
+	if r == nil || r.Total != 1200 || r.OK != 1197 || r.Failed != 3 {
 		t.Fatalf("got %+v", r)
+	}
+	r = parseLoadOutput(strings.NewReader(out + "errors_by_code http_503=2;timeout=1\n"))
+	if r == nil || r.Failed != 3 || r.FailedByCode["http_503"] != 2 || r.FailedByCode["timeout"] != 1 {
+		t.Fatalf("with codes: got %+v", r)
 	}
 	if ParseSummary(strings.NewReader("t=1s rate=40\n")) != nil {
 		t.Fatal("no summary line: want nil")

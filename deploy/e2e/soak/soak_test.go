@@ -60,6 +60,9 @@ func TestSoakShort(t *testing.T) {
 	if rep.Requests.Failed != 0 || rep.Requests.Total < 40*25 {
 		t.Fatalf("requests %+v: want 0 failed of at least %d", rep.Requests, 40*25)
 	}
+	if len(rep.LeaderChanges) == 0 || rep.LeaderChanges[0].Leader == "" {
+		t.Errorf("leader changes %+v: the leader the load began with was not recorded", rep.LeaderChanges)
+	}
 	if rep.Spikes != 1 {
 		t.Errorf("%d spikes, want 1", rep.Spikes)
 	}
