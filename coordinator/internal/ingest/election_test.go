@@ -33,3 +33,32 @@ func TestElectionSamplesReachTheNewLeader(t *testing.T) {
 		}
 	})
 }
+
+// TestQueuedSamplesGoBeforeNewOnes: the first sample an agent sends to a
+// node that just won goes into its store after what the node queued for that
+// agent as a follower, not before (the ring refuses older samples after
+// newer ones), even when the forward loop has not run yet.
+func TestQueuedSamplesGoBeforeNewOnes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		nw, l, f, _ := cluster2(t, nil)
+		a, err := connect(t, nw, "F", hello("i-1", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.cluster.set(false, "")
+		f.cluster.set(false, "")
+		from := time.Now()
+		for range 3 {
+			a.send(t, true, smp(time.Now(), "cpu", 5.0))
+			advance(time.Second)
+		}
+		f.cluster.set(true, "F")
+		// No time passes: the forward loop still sleeps.
+		a.send(t, true, smp(time.Now(), "cpu", 9.0))
+		synctest.Wait()
+		st, _ := f.svc.PeriodStats("web", from, time.Now().Add(time.Second))
+		if got := st["cpu"]; got.Count != 4 || got.Sum != 24 {
+			t.Fatalf("the new leader holds %+v, want the 3 queued samples and the new one", got)
+		}
+	})
+}

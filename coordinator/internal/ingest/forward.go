@@ -214,6 +214,7 @@ func (s *Service) keepPending() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for id, rep := range s.pending {
+		delete(s.pending, id)
 		if err := s.routeLocked(rep); err != nil {
 			s.cfg.Logger.Warn("queued report refused after taking the lead", "instance", id, "err", err)
 		}
