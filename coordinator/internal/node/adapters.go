@@ -112,6 +112,16 @@ func (s leaderStore) commitWatermark(ctx context.Context, start time.Time) error
 	return r.Error()
 }
 
+// commitSettled is the publisher's CommitSettled: "every request up to
+// start sent or dropped" through raft, from the leader only.
+func (s leaderStore) commitSettled(ctx context.Context, start time.Time) error {
+	r, err := s.Apply(ctx, fsm.SetWatermark(publish.SettledKey, start.UnixMilli()))
+	if err != nil {
+		return err
+	}
+	return r.Error()
+}
+
 // liveMetrics gives the scaler each instance's latest values from the
 // leader's ingestion, leaving out instances whose agent went quiet.
 type liveMetrics struct {
