@@ -108,6 +108,14 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 	}
 	cur := v.current()
 	if d.Capacity > cur {
+		if v.finishing {
+			// A drain is terminating its instance with the desired
+			// capacity decremented: d.Capacity+v.draining, read before,
+			// would land after the decrement and buy the instance back (a
+			// second replacement for one interruption). The next tick
+			// reads the group after it.
+			return errWait
+		}
 		if d.Capacity+v.draining > v.g.Max {
 			// Draining members still count toward the group's MaxSize
 			// until they are terminated, so the group would refuse the

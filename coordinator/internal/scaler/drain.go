@@ -88,6 +88,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		s.mu.Lock()
 		s.inflight[id] = true
 		s.mu.Unlock()
+		v.finishing = true
 		s.wg.Add(1)
 		go s.finishDrain(ctx, v.f.Name, v.g.Name, id, gi.LifecycleState, started, note, decrement)
 	}

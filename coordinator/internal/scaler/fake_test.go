@@ -79,6 +79,12 @@ type fakeCloud struct {
 	next       int
 	// failSet makes SetDesiredCapacity fail with it.
 	failSet error
+	// beforeSet, when set, runs at the start of SetDesiredCapacity,
+	// outside the lock: a test orders it against other calls with it.
+	beforeSet func()
+	// terminated, when set, gets a value (never blocking) per
+	// TerminateInstance call.
+	terminated chan struct{}
 	calls   []string
 }
 
@@ -157,6 +163,12 @@ func (c *fakeCloud) DescribeGroups(_ context.Context, names []string) ([]cloud.G
 
 func (c *fakeCloud) SetDesiredCapacity(_ context.Context, group string, desired int32) error {
 	c.mu.Lock()
+	before := c.beforeSet
+	c.mu.Unlock()
+	if before != nil {
+		before()
+	}
+	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record(fmt.Sprintf("SetDesiredCapacity %s %d", group, desired))
 	if c.failSet != nil {
@@ -183,6 +195,12 @@ func (c *fakeCloud) TerminateInstance(_ context.Context, id string, decrement bo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record(fmt.Sprintf("TerminateInstance %s %v", id, decrement))
+	if c.terminated != nil {
+		select {
+		case c.terminated <- struct{}{}:
+		default:
+		}
+	}
 	for _, g := range c.groups {
 		for i, in := range g.Instances {
 			if in.ID != id || in.LifecycleState != cloud.LifecycleInService {

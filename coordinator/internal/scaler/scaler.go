@@ -302,6 +302,12 @@ type view struct {
 	lo, hi int32
 	// latest is each reporting instance's metrics, read once per tick.
 	latest map[string]map[string]float64
+	// finishing is set when a drain of the fleet was finishing (terminate
+	// with decrement, in the background) while the view was read, or
+	// started to this tick: desired and draining may then change under the
+	// view, and a scale-out computed from it would count a gone instance
+	// twice (see act).
+	finishing bool
 }
 
 // current is the capacity Shoal counts: the group's desired capacity less
@@ -345,6 +351,11 @@ func (s *Scaler) look(f *shoalv1.Fleet, g *cloud.Group) *view {
 		}
 		v.inGroup[gi.ID] = gi
 	}
+	s.mu.Lock()
+	for id := range v.insts {
+		v.finishing = v.finishing || s.inflight[id]
+	}
+	s.mu.Unlock()
 	for id, in := range v.insts {
 		gi, ok := v.inGroup[id]
 		if !ok || in.State != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {

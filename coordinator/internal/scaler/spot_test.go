@@ -421,3 +421,37 @@ func TestWarmInstanceOutsideTheGroupIsNotFlagged(t *testing.T) {
 		t.Fatalf("unknown instance not flagged: %v", flags)
 	}
 }
+
+// An interrupted instance whose drain is already done when the notice
+// arrives is terminated (desired-1) in the same tick the replacement is
+// decided (desired+1). The two must not cross: SetDesiredCapacity computed
+// from the tick's view before the termination, applied after it, would
+// launch a second replacement. The test forces the worst order: the
+// replacement's SetDesiredCapacity waits for the termination.
+func TestSpotReplacementDoesNotCrossAFinishingDrain(t *testing.T) {
+	h := steady(t, 3)
+	victim := h.ids(cloud.LifecycleInService)[1]
+	h.lbs.release(victim) // nothing in flight: the drain is done at once
+	h.cloud.mu.Lock()
+	h.cloud.terminated = make(chan struct{}, 1)
+	h.cloud.beforeSet = func() {
+		select {
+		case <-h.cloud.terminated:
+		case <-time.After(5 * time.Second):
+			// The termination never came: the order is already right.
+		}
+	}
+	h.cloud.mu.Unlock()
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.tick()
+	for range 3 {
+		h.clk.Add(time.Second)
+		h.serve(50)
+	}
+	if calls := h.cloud.Calls(); !slices.Contains(calls, "TerminateInstance "+victim+" true") || h.countCalls("TerminateInstance") != 1 {
+		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
+	}
+	if got := h.cloud.group(asg).Desired; got != 3 {
+		t.Fatalf("group desired = %d, want 3: one replacement for one interruption (calls %v)", got, h.cloud.Calls())
+	}
+}
