@@ -85,7 +85,7 @@ type fakeCloud struct {
 	// terminated, when set, gets a value (never blocking) per
 	// TerminateInstance call.
 	terminated chan struct{}
-	calls   []string
+	calls      []string
 }
 
 func newFakeCloud() *fakeCloud {
