@@ -85,7 +85,9 @@ type fakeCloud struct {
 	// terminated, when set, gets a value (never blocking) per
 	// TerminateInstance call.
 	terminated chan struct{}
-	calls      []string
+	// describes counts DescribeGroups calls: one per tick.
+	describes int
+	calls     []string
 }
 
 func newFakeCloud() *fakeCloud {
@@ -150,6 +152,7 @@ func (c *fakeCloud) group(name string) cloud.Group {
 func (c *fakeCloud) DescribeGroups(_ context.Context, names []string) ([]cloud.Group, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.describes++
 	var out []cloud.Group
 	for _, n := range names {
 		if g, ok := c.groups[n]; ok {

@@ -228,15 +228,33 @@ func (s *Scaler) Run(ctx context.Context) {
 	defer t.Stop()
 	defer s.wg.Wait()
 	for {
+		last := time.Now()
 		s.Tick(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.wake:
+			// Agents decide when notices come, and every tick reads the
+			// cloud: a flood of them (a flapping stream replaying its
+			// notices, a broken agent) must not drive the cloud calls
+			// past one tick per minWakeGap.
+			if gap := min(minWakeGap, s.cfg.EvalInterval) - time.Since(last); gap > 0 {
+				wait := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					wait.Stop()
+					return
+				case <-wait.C:
+				}
+			}
 		}
 	}
 }
+
+// minWakeGap is the least time between the starts of two ticks a notice
+// woke: a notice still reaches the cloud well within the 1.5 s goal.
+const minWakeGap = 250 * time.Millisecond
 
 // Tick runs one evaluation of every fleet.
 func (s *Scaler) Tick(ctx context.Context) {

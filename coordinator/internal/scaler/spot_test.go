@@ -1,11 +1,13 @@
 package scaler
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -454,4 +456,37 @@ func TestSpotReplacementDoesNotCrossAFinishingDrain(t *testing.T) {
 	if got := h.cloud.group(asg).Desired; got != 3 {
 		t.Fatalf("group desired = %d, want 3: one replacement for one interruption (calls %v)", got, h.cloud.Calls())
 	}
+}
+
+// A flood of notices (each wakes the loop) does not drive ticks, and so
+// cloud calls, past one per minWakeGap.
+func TestNoticeFloodDoesNotDriveTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := steady(t, 3)
+		h.s.cfg.EvalInterval = time.Hour
+		victim := h.ids(cloud.LifecycleInService)[0]
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		describes := func() int {
+			h.cloud.mu.Lock()
+			defer h.cloud.mu.Unlock()
+			return h.cloud.describes
+		}
+		before := describes()
+		go func() { defer close(done); h.s.Run(ctx) }()
+		synctest.Wait()
+		for i := range 50 {
+			h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(time.Duration(i)*time.Second+time.Minute)))
+			synctest.Wait()
+		}
+		time.Sleep(time.Second) // fake time: four gaps' worth
+		synctest.Wait()
+		cancel()
+		<-done
+		// The first tick, then at most one per 250 ms of the second that
+		// passed (the fifty notices coalesce).
+		if n := describes() - before; n < 2 || n > 6 {
+			t.Fatalf("50 notices in 1 s made %d ticks, want 2..6", n)
+		}
+	})
 }
