@@ -490,3 +490,28 @@ func TestNoticeFloodDoesNotDriveTicks(t *testing.T) {
 		}
 	})
 }
+
+// Capacity Rebalancing turned on after Shoal launched the replacement: the
+// interrupted instance is still terminated with the decrement, so desired
+// returns to its value before the notice.
+func TestSpotCapacityRebalanceTurnedOnAfterShoalReplaced(t *testing.T) {
+	h := steady(t, 3)
+	victim := h.ids(cloud.LifecycleInService)[0]
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.tick()
+	if got := h.cloud.group(asg).Desired; got != 4 {
+		t.Fatalf("desired after the notice = %d, want 4", got)
+	}
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].CapacityRebalance = true
+	h.cloud.mu.Unlock()
+	h.lbs.release(victim)
+	h.clk.Add(time.Second)
+	h.tick()
+	if !slices.Contains(h.cloud.Calls(), "TerminateInstance "+victim+" true") {
+		t.Fatalf("calls = %v, want the victim terminated with decrement", h.cloud.Calls())
+	}
+	if got := h.cloud.group(asg).Desired; got != 3 {
+		t.Fatalf("desired after the termination = %d, want 3 (its value before the notice)", got)
+	}
+}
