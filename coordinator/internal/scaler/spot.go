@@ -357,7 +357,7 @@ func (s *Scaler) spotReplace(ctx context.Context, fs *fleetState, v *view) {
 			notes[id] = fmt.Sprintf("%s: group %s has Capacity Rebalancing on, so the group launches the replacement and Shoal does not launch a second; drained, then terminated without decrementing%s", id, v.g.Name, deadlineNote(in))
 		case failures[id] >= maxSpotAttempts:
 			keep(in)
-			notes[id] = fmt.Sprintf("%s: %d replacement launches failed; the replacement follows the termination%s", id, failures[id], deadlineNote(in))
+			notes[id] = fmt.Sprintf("%s: %d replacement decisions failed (SetDesiredCapacity refused); the replacement follows the termination%s", id, failures[id], deadlineNote(in))
 		case fs.launchBlock != "":
 			notes[id] = fmt.Sprintf("%s: no replacement launched while %s; it follows the termination unless launches recover first", id, fs.launchBlock)
 		default:

@@ -217,7 +217,7 @@ func TestSpotFailedReplacementRetriesThenFollowsTermination(t *testing.T) {
 			t.Fatalf("attempt = %v, want failed and retryable", d)
 		}
 	}
-	if !h.explainHas("replacement launches failed; the replacement follows the termination") {
+	if !h.explainHas("replacement decisions failed (SetDesiredCapacity refused); the replacement follows the termination") {
 		t.Fatalf("explain = %+v", h.s.fleets[fleet].spotNotes)
 	}
 	h.lbs.release(victim)
