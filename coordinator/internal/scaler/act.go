@@ -108,20 +108,26 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 	}
 	cur := v.current()
 	if d.Capacity > cur {
-		if v.finishing {
-			// A drain is terminating its instance with the desired
-			// capacity decremented: d.Capacity+v.draining, read before,
-			// would land after the decrement and buy the instance back (a
-			// second replacement for one interruption). The next tick
-			// reads the group after it.
-			return errWait
-		}
 		if d.Capacity+v.draining > v.g.Max {
 			// Draining members still count toward the group's MaxSize
 			// until they are terminated, so the group would refuse the
 			// call; and asking for less would leave the group short once
 			// they go. The decision waits for the drains, which the drain
 			// deadline bounds.
+			return errWait
+		}
+		// A drain that terminated its instance with the desired capacity
+		// decremented since the group was read: d.Capacity+v.draining
+		// still counts the instance, and set now it would buy it back (a
+		// second replacement for one interruption). The next tick reads
+		// the group after the termination. desiredMu keeps one from
+		// starting until the call below is done.
+		s.desiredMu.Lock()
+		defer s.desiredMu.Unlock()
+		s.mu.Lock()
+		stale := s.termGen[v.f.Name] != v.termGen
+		s.mu.Unlock()
+		if stale {
 			return errWait
 		}
 		start := s.cfg.Now()

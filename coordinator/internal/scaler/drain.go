@@ -88,7 +88,6 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 		s.mu.Lock()
 		s.inflight[id] = true
 		s.mu.Unlock()
-		v.finishing = true
 		s.wg.Add(1)
 		go s.finishDrain(ctx, v.f.Name, v.g.Name, id, gi.LifecycleState, started, note, decrement)
 	}
@@ -131,7 +130,18 @@ func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle st
 			return
 		}
 	} else {
-		if _, err := s.deps.Cloud.TerminateInstance(ctx, id, decrement); err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
+		if decrement {
+			// Not across a scale-out's SetDesiredCapacity (act).
+			s.desiredMu.Lock()
+		}
+		_, err := s.deps.Cloud.TerminateInstance(ctx, id, decrement)
+		if decrement {
+			s.mu.Lock()
+			s.termGen[fleet]++
+			s.mu.Unlock()
+			s.desiredMu.Unlock()
+		}
+		if err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
 			s.cloudErr("terminate instance", group, err)
 			return
 		}

@@ -79,9 +79,9 @@ type fakeCloud struct {
 	next       int
 	// failSet makes SetDesiredCapacity fail with it.
 	failSet error
-	// beforeSet, when set, runs at the start of SetDesiredCapacity,
-	// outside the lock: a test orders it against other calls with it.
-	beforeSet func()
+	// afterDescribe, when set, runs after DescribeGroups read the groups,
+	// outside the lock: a test changes the world under a tick's view with it.
+	afterDescribe func()
 	// terminated, when set, gets a value (never blocking) per
 	// TerminateInstance call.
 	terminated chan struct{}
@@ -161,16 +161,16 @@ func (c *fakeCloud) DescribeGroups(_ context.Context, names []string) ([]cloud.G
 			out = append(out, cp)
 		}
 	}
+	after := c.afterDescribe
+	c.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	c.mu.Lock()
 	return out, nil
 }
 
 func (c *fakeCloud) SetDesiredCapacity(_ context.Context, group string, desired int32) error {
-	c.mu.Lock()
-	before := c.beforeSet
-	c.mu.Unlock()
-	if before != nil {
-		before()
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record(fmt.Sprintf("SetDesiredCapacity %s %d", group, desired))
@@ -368,9 +368,17 @@ func (l *lbFake) RequestsPerTarget(string) (float64, bool) { return 0, false }
 type agentsFake struct {
 	mu      sync.Mutex
 	drained []string
+	// hold, when set, keeps every on-drain hook running until it closes.
+	hold chan struct{}
 }
 
 func (a *agentsFake) Drain(_ context.Context, id string) error {
+	a.mu.Lock()
+	hold := a.hold
+	a.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.drained = append(a.drained, id)

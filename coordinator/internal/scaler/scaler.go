@@ -196,6 +196,16 @@ type Scaler struct {
 	inflight map[string]bool // instance ids with a finishing drain running
 	wg       sync.WaitGroup
 
+	// desiredMu orders a scale-out's SetDesiredCapacity against a drain's
+	// TerminateInstance with decrement: the first computes desired from a
+	// view that counts the draining instance, the second lowers desired by
+	// it, and interleaved they would buy the instance back (two launches
+	// for one Spot interruption). termGen counts each fleet's decrementing
+	// terminations (guarded by mu), so a view read before one is known to
+	// be stale.
+	desiredMu sync.Mutex
+	termGen   map[string]uint64
+
 	// Notices from agents wait here for the loop (spot.go); wake starts a
 	// tick at once, so a notice does not wait for EvalInterval.
 	noticeMu sync.Mutex
@@ -213,7 +223,7 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Scaler, error) {
 		return nil, err
 	}
 	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{},
-		notices: map[noticeKey]queuedNotice{}, wake: make(chan struct{}, 1), spot: newSpotMetrics(reg)}, nil
+		notices: map[noticeKey]queuedNotice{}, wake: make(chan struct{}, 1), spot: newSpotMetrics(reg), termGen: map[string]uint64{}}, nil
 }
 
 // Run ticks every EvalInterval until ctx ends, then waits for running drain
@@ -268,6 +278,14 @@ func (s *Scaler) Tick(ctx context.Context) {
 	for _, f := range fleets {
 		names = append(names, f.Asg)
 	}
+	// Read before the groups, so a termination that lands after this is
+	// seen as one (act).
+	gens := map[string]uint64{}
+	s.mu.Lock()
+	for _, f := range fleets {
+		gens[f.Name] = s.termGen[f.Name]
+	}
+	s.mu.Unlock()
 	groups, err := s.deps.Cloud.DescribeGroups(ctx, names)
 	if err != nil {
 		s.met.cloudErrors.WithLabelValues(cloud.Classify(err).String()).Inc()
@@ -284,7 +302,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.tickFleet(ctx, f, byName[f.Asg])
+		s.tickFleet(ctx, f, byName[f.Asg], gens[f.Name])
 	}
 	s.mu.Lock()
 	for name := range s.fleets {
@@ -320,19 +338,16 @@ type view struct {
 	lo, hi int32
 	// latest is each reporting instance's metrics, read once per tick.
 	latest map[string]map[string]float64
-	// finishing is set when a drain of the fleet was finishing (terminate
-	// with decrement, in the background) while the view was read, or
-	// started to this tick: desired and draining may then change under the
-	// view, and a scale-out computed from it would count a gone instance
-	// twice (see act).
-	finishing bool
+	// termGen is the fleet's count of decrementing terminations at the
+	// start of the tick, before the group was read (see act).
+	termGen uint64
 }
 
 // current is the capacity Shoal counts: the group's desired capacity less
 // what is draining, because draining capacity is as good as gone.
 func (v *view) current() int32 { return v.g.Desired - v.draining }
 
-func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group) {
+func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group, termGen uint64) {
 	fs := s.state(f.Name)
 	if g == nil {
 		s.setExplain(fs, Explanation{Fleet: f.Name, Current: f.Desired, Recommended: f.Desired, Blocked: fmt.Sprintf("group not found: %q", f.Asg), Reason: "nothing acts on a fleet whose group does not exist"})
@@ -345,6 +360,7 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	fs.groupStatus = ""
 	s.mu.Unlock()
 	v := s.look(f, g)
+	v.termGen = termGen
 	s.syncRegistry(ctx, fs, v)
 	s.handleNotices(ctx, fs, v)
 	s.observeLaunches(ctx, v)
@@ -369,11 +385,6 @@ func (s *Scaler) look(f *shoalv1.Fleet, g *cloud.Group) *view {
 		}
 		v.inGroup[gi.ID] = gi
 	}
-	s.mu.Lock()
-	for id := range v.insts {
-		v.finishing = v.finishing || s.inflight[id]
-	}
-	s.mu.Unlock()
 	for id, in := range v.insts {
 		gi, ok := v.inGroup[id]
 		if !ok || in.State != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {

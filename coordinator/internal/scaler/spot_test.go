@@ -424,31 +424,49 @@ func TestWarmInstanceOutsideTheGroupIsNotFlagged(t *testing.T) {
 	}
 }
 
-// An interrupted instance whose drain is already done when the notice
-// arrives is terminated (desired-1) in the same tick the replacement is
-// decided (desired+1). The two must not cross: SetDesiredCapacity computed
-// from the tick's view before the termination, applied after it, would
-// launch a second replacement. The test forces the worst order: the
-// replacement's SetDesiredCapacity waits for the termination.
-func TestSpotReplacementDoesNotCrossAFinishingDrain(t *testing.T) {
+// The replacement's SetDesiredCapacity must not cross a termination with
+// decrement of the interrupted instance: computed from a view read before
+// the termination (desired still counting the instance) and set after it,
+// it would launch a second replacement. Here the replacement decision is
+// left pending (leadership unconfirmed), the drain finishes in the
+// background, and its termination lands between the next tick's read of
+// the group and its act.
+func TestSpotReplacementDoesNotCrossATermination(t *testing.T) {
 	h := steady(t, 3)
 	victim := h.ids(cloud.LifecycleInService)[1]
 	h.lbs.release(victim) // nothing in flight: the drain is done at once
+	hold := make(chan struct{})
+	h.agents.mu.Lock()
+	h.agents.hold = hold
+	h.agents.mu.Unlock()
 	h.cloud.mu.Lock()
+	h.cloud.failSet = cloud.ErrNotLeader
 	h.cloud.terminated = make(chan struct{}, 1)
-	h.cloud.beforeSet = func() {
+	h.cloud.mu.Unlock()
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.s.Tick(context.Background()) // the finishing drain waits in its on-drain hook
+	if ds := h.spotDecisions(); len(ds) != 1 || ds[0].Status != pending {
+		t.Fatalf("spot decisions = %v, want one pending", ds)
+	}
+	h.cloud.mu.Lock()
+	h.cloud.failSet = nil
+	h.cloud.afterDescribe = func() {
+		h.cloud.mu.Lock()
+		h.cloud.afterDescribe = nil
+		h.cloud.mu.Unlock()
+		close(hold)
 		select {
 		case <-h.cloud.terminated:
-		case <-time.After(5 * time.Second):
-			// The termination never came: the order is already right.
+		case <-time.After(10 * time.Second):
+			t.Error("the drain never terminated its instance")
 		}
 	}
 	h.cloud.mu.Unlock()
-	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.clk.Add(time.Second)
 	h.tick()
-	for range 3 {
+	for range 2 {
 		h.clk.Add(time.Second)
-		h.serve(50)
+		h.tick()
 	}
 	if calls := h.cloud.Calls(); !slices.Contains(calls, "TerminateInstance "+victim+" true") || h.countCalls("TerminateInstance") != 1 {
 		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
