@@ -49,6 +49,12 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, superseded, nil, fmt.Sprintf("superseded by decision %d", open[len(open)-1].Id))
 	}
 	d := open[len(open)-1]
+	if s.stale(v) {
+		// A termination with decrement since the group was read: the
+		// capacity v shows may be neither before nor after it, so neither
+		// "already there" nor an action can be judged from it.
+		return true
+	}
 	if v.current() == d.Capacity {
 		s.finish(ctx, d, applied, nil, "")
 		return false
@@ -124,10 +130,7 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 		// starting until the call below is done.
 		s.desiredMu.Lock()
 		defer s.desiredMu.Unlock()
-		s.mu.Lock()
-		stale := s.termGen[v.f.Name] != v.termGen
-		s.mu.Unlock()
-		if stale {
+		if s.stale(v) {
 			return errWait
 		}
 		start := s.cfg.Now()

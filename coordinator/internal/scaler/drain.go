@@ -53,7 +53,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 			continue // syncRegistry retires it
 		}
 		s.mu.Lock()
-		busy := s.inflight[id]
+		busy := s.inflight[id] || v.finishing[id]
 		s.mu.Unlock()
 		if busy {
 			waiting[id] = "finishing"

@@ -278,12 +278,15 @@ func (s *Scaler) Tick(ctx context.Context) {
 	for _, f := range fleets {
 		names = append(names, f.Asg)
 	}
-	// Read before the groups, so a termination that lands after this is
-	// seen as one (act).
-	gens := map[string]uint64{}
+	// Read before the groups and the registry, so a drain that finishes
+	// after this is seen as one (applyPending, act, progressDrains).
+	gens, finishing := map[string]uint64{}, map[string]bool{}
 	s.mu.Lock()
 	for _, f := range fleets {
 		gens[f.Name] = s.termGen[f.Name]
+	}
+	for id := range s.inflight {
+		finishing[id] = true
 	}
 	s.mu.Unlock()
 	groups, err := s.deps.Cloud.DescribeGroups(ctx, names)
@@ -302,7 +305,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.tickFleet(ctx, f, byName[f.Asg], gens[f.Name])
+		s.tickFleet(ctx, f, byName[f.Asg], gens[f.Name], finishing)
 	}
 	s.mu.Lock()
 	for name := range s.fleets {
@@ -341,13 +344,26 @@ type view struct {
 	// termGen is the fleet's count of decrementing terminations at the
 	// start of the tick, before the group was read (see act).
 	termGen uint64
+	// finishing are the instances whose drain was finishing at the start
+	// of the tick: one that ended since left the view stale (its state
+	// read before or after), so it is not finished again this tick.
+	finishing map[string]bool
+}
+
+// stale reports whether a drain of the fleet terminated an instance with
+// the desired capacity decremented since the tick read the group: desired
+// and draining in v may then disagree with each other and the cloud.
+func (s *Scaler) stale(v *view) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.termGen[v.f.Name] != v.termGen
 }
 
 // current is the capacity Shoal counts: the group's desired capacity less
 // what is draining, because draining capacity is as good as gone.
 func (v *view) current() int32 { return v.g.Desired - v.draining }
 
-func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group, termGen uint64) {
+func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group, termGen uint64, finishing map[string]bool) {
 	fs := s.state(f.Name)
 	if g == nil {
 		s.setExplain(fs, Explanation{Fleet: f.Name, Current: f.Desired, Recommended: f.Desired, Blocked: fmt.Sprintf("group not found: %q", f.Asg), Reason: "nothing acts on a fleet whose group does not exist"})
@@ -360,7 +376,7 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	fs.groupStatus = ""
 	s.mu.Unlock()
 	v := s.look(f, g)
-	v.termGen = termGen
+	v.termGen, v.finishing = termGen, finishing
 	s.syncRegistry(ctx, fs, v)
 	s.handleNotices(ctx, fs, v)
 	s.observeLaunches(ctx, v)

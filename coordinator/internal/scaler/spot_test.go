@@ -472,7 +472,7 @@ func TestSpotReplacementDoesNotCrossATermination(t *testing.T) {
 		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
 	}
 	if got := h.cloud.group(asg).Desired; got != 3 {
-		t.Fatalf("group desired = %d, want 3: one replacement for one interruption (calls %v)", got, h.cloud.Calls())
+		t.Fatalf("group desired = %d, want 3: one replacement for one interruption (calls %v; decisions %v)", got, h.cloud.Calls(), h.decisions())
 	}
 }
 
