@@ -261,6 +261,7 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 			p := s.pending[id]
 			p.Events = append(evs, p.Events...)
 			if over := len(p.Events) - maxEventsPerReport; over > 0 {
+				s.em.rejected.Add(float64(over))
 				p.Events = p.Events[over:]
 			}
 		}

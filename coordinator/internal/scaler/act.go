@@ -49,6 +49,12 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, superseded, nil, fmt.Sprintf("superseded by decision %d", open[len(open)-1].Id))
 	}
 	d := open[len(open)-1]
+	if s.stale(v) {
+		// A termination with decrement since the group was read: the
+		// capacity v shows may be neither before nor after it, so neither
+		// "already there" nor an action can be judged from it.
+		return true
+	}
 	if v.current() == d.Capacity {
 		s.finish(ctx, d, applied, nil, "")
 		return false
@@ -114,6 +120,17 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 			// call; and asking for less would leave the group short once
 			// they go. The decision waits for the drains, which the drain
 			// deadline bounds.
+			return errWait
+		}
+		// A drain that terminated its instance with the desired capacity
+		// decremented since the group was read: d.Capacity+v.draining
+		// still counts the instance, and set now it would buy it back (a
+		// second replacement for one interruption). The next tick reads
+		// the group after the termination. desiredMu keeps one from
+		// starting until the call below is done.
+		s.desiredMu.Lock()
+		defer s.desiredMu.Unlock()
+		if s.stale(v) {
 			return errWait
 		}
 		start := s.cfg.Now()
