@@ -254,6 +254,7 @@ func runLoad(ctx context.Context, sb *sandbox.Sandbox, cfg Config) (Requests, in
 		total.Total += t.Total
 		total.OK += t.OK
 		total.Failed += t.Failed
+		total.Unsent += t.Unsent
 		for code, n := range t.FailedByCode {
 			if total.FailedByCode == nil {
 				total.FailedByCode = map[string]int{}
@@ -263,9 +264,9 @@ func runLoad(ctx context.Context, sb *sandbox.Sandbox, cfg Config) (Requests, in
 		if err != nil {
 			return total, spikes, err
 		}
-		if t.Failed > 0 {
-			fmt.Fprintf(cfg.Out, "soak: phase %d (%d req/s from %s, ended %s): %d of %d requests failed %v\n",
-				i+1, ph.RPS, ph.Start.Round(time.Second), time.Now().UTC().Format(time.TimeOnly), t.Failed, t.Total, t.FailedByCode)
+		if t.Failed > 0 || t.Unsent > 0 {
+			fmt.Fprintf(cfg.Out, "soak: phase %d (%d req/s from %s, ended %s): %d of %d requests failed %v, %d unsent (all %d connections waiting)\n",
+				i+1, ph.RPS, ph.Start.Round(time.Second), time.Now().UTC().Format(time.TimeOnly), t.Failed, t.Total, t.FailedByCode, t.Unsent, conns)
 		}
 	}
 	return total, spikes, nil
@@ -322,7 +323,7 @@ func ParseSummary(r io.Reader) *Requests {
 				}
 			}
 		}
-		out = &Requests{Total: f["requests"], OK: f["ok"], Failed: f["errors"]}
+		out = &Requests{Total: f["requests"], OK: f["ok"], Failed: f["errors"], Unsent: f["dropped"]}
 	}
 	return out
 }

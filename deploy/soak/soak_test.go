@@ -106,13 +106,13 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestParseSummary(t *testing.T) {
-	out := "t=1s rate=40 ok=40 err=0\nsummary requests=1200 ok=1197 errors=3 rps=40 p50_ms=1 p99_ms=4 dropped=0\nerrors_by_code 502=3\n"
+	out := "t=1s rate=40 ok=40 err=0\nsummary requests=1200 ok=1197 errors=3 rps=40 p50_ms=1 p99_ms=4 dropped=466\nerrors_by_code 502=3\n"
 	r := ParseSummary(strings.NewReader(out))
-	if r == nil || r.Total != 1200 || r.OK != 1197 || r.Failed != 3 {
+	if r == nil || r.Total != 1200 || r.OK != 1197 || r.Failed != 3 || r.Unsent != 466 {
 		t.Fatalf("got %+v", r)
 	}
 	r = parseLoadOutput(strings.NewReader(out + "errors_by_code http_503=2;timeout=1\n"))
-	if r == nil || r.Failed != 3 || r.FailedByCode["http_503"] != 2 || r.FailedByCode["timeout"] != 1 {
+	if r == nil || r.Failed != 3 || r.Unsent != 466 || r.FailedByCode["http_503"] != 2 || r.FailedByCode["timeout"] != 1 {
 		t.Fatalf("with codes: got %+v", r)
 	}
 	if ParseSummary(strings.NewReader("t=1s rate=40\n")) != nil {

@@ -357,7 +357,12 @@ func (p *Publisher) build(per Period) []request {
 	s.add(datum(HeartbeatMetric, "Count", ts, one, res, dims(DimCluster, p.cfg.Cluster)))
 	for _, l := range per.Lost {
 		n := float64(l.Count)
-		s.add(datum(PeriodsLostMetric, "Count", sdkaws.Time(l.Start), Stats{SampleCount: 1, Sum: n, Min: n, Max: n}, res, dims(DimCluster, p.cfg.Cluster)))
+		// CloudWatch refuses a datum older than two weeks, and with it the
+		// whole request: the heartbeat and the period's first series. A
+		// loss older than that (the cluster was down for weeks, or its
+		// watermark came back from an old backup) is recorded at the oldest
+		// time CloudWatch still takes.
+		s.add(datum(PeriodsLostMetric, "Count", sdkaws.Time(latest(l.Start, per.Start.Add(-maxDatumAge))), Stats{SampleCount: 1, Sum: n, Min: n, Max: n}, res, dims(DimCluster, p.cfg.Cluster)))
 	}
 
 	fleets := append([]FleetStats(nil), per.Fleets...)
@@ -403,6 +408,17 @@ func (p *Publisher) build(per Period) []request {
 		}
 	}
 	return s.done()
+}
+
+// maxDatumAge is how old a datum CloudWatch still accepts (two weeks),
+// less an hour for the time a request may wait in the queue.
+const maxDatumAge = 14*24*time.Hour - time.Hour
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func finite(vs ...float64) bool {

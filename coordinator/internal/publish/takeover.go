@@ -17,8 +17,9 @@ const SettledKey = "cloudwatch.settled_up_to"
 
 // PeriodsLostMetric is the cluster's record of lost periods in CloudWatch:
 // one datum per lost period (value 1) at that period's timestamp, or one
-// datum whose value is the number of periods too old to rebuild. It has the
-// ShoalCluster dimension only, as the heartbeat.
+// datum whose value is the number of periods too old to rebuild. A record
+// older than CloudWatch accepts (two weeks) is put at the oldest time it
+// does. It has the ShoalCluster dimension only, as the heartbeat.
 const PeriodsLostMetric = "PeriodsLost"
 
 // Why a period was lost (the reason label of

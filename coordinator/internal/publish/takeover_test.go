@@ -283,3 +283,39 @@ func TestSettledOnceAPeriodIsOut(t *testing.T) {
 		t.Fatalf("PeriodsLost datums at %v", lostTS)
 	}
 }
+
+// TestLossOlderThanCloudWatchTakesIsRecordedAtItsLimit: after weeks with
+// the whole cluster down, the in-flight and expired periods start weeks
+// back. CloudWatch refuses a datum older than two weeks and with it the
+// whole request (the heartbeat too), so their records go at the oldest
+// time it still takes, and every datum of the request is within it.
+func TestLossOlderThanCloudWatchTakesIsRecordedAtItsLimit(t *testing.T) {
+	src := &ringSource{fleets: []*shoalv1.Fleet{{Name: "web", Asg: "web-asg"}}, samples: map[string]map[time.Time]bool{}}
+	p := newTestPublisher(t, nil, func(c *Config) {
+		c.CommitSettled = func(context.Context, time.Time) error { return nil }
+		c.TakeoverGrace = 0
+		c.QueueSize = 1000 // the 90 periods of the catch-up all stay queued
+	})
+	now := at(30 * 24 * 3600)
+	p.Takeover(Watermarks{PublishedUpTo: at(0), SettledUpTo: at(-10)}, now)
+	if lost(p, LostInFlight) != 1 || lost(p, LostExpired) == 0 {
+		t.Fatalf("lost: in_flight %v, expired %v", lost(p, LostInFlight), lost(p, LostExpired))
+	}
+	p.closeDue(now, src)
+	p.mu.Lock()
+	ds := datumsOf(p.queue)
+	p.mu.Unlock()
+	limit := now.Add(-14 * 24 * time.Hour)
+	lostRecords := 0
+	for _, d := range ds {
+		if ts := sdkaws.ToTime(d.Timestamp); ts.Before(limit) {
+			t.Errorf("%s datum at %v, before %v: CloudWatch would refuse the request", sdkaws.ToString(d.MetricName), ts.UTC(), limit.UTC())
+		}
+		if sdkaws.ToString(d.MetricName) == PeriodsLostMetric {
+			lostRecords++
+		}
+	}
+	if lostRecords != 2 {
+		t.Errorf("%d PeriodsLost datums, want 2 (in flight, expired)", lostRecords)
+	}
+}
