@@ -184,22 +184,31 @@ func (s *Scaler) scaleInBlocked(ctx context.Context, v *view) string {
 	return ""
 }
 
-// victims picks n instances to drain among the unprotected in-service ones
-// not already leaving; decide.Victims says which.
+// victims picks n instances to drain among the unprotected ones in service
+// or still launching, not already leaving; decide.Victims says which, and
+// takes those not serving yet before those that serve.
 func (s *Scaler) victims(v *view, n int) []string {
 	var cands []decide.Candidate
 	for id, gi := range v.inGroup {
 		in, ok := v.insts[id]
-		if !ok || gi.Protected || gi.LifecycleState != cloud.LifecycleInService {
+		if !ok || gi.Protected || !launchingOrInService(gi.LifecycleState) {
 			continue
 		}
 		if in.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || in.State == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED {
 			continue
 		}
 		m, reported := v.latest[id]
-		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk})
+		notServing := gi.LifecycleState != cloud.LifecycleInService || in.State != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk, NotServing: notServing})
 	}
 	return decide.Victims(v.f.Policy, cands, n)
+}
+
+// launchingOrInService is a group lifecycle state an instance can be
+// scaled in from: Pending, Pending:Wait, Pending:Proceed or InService (not
+// warm-pool, not already terminating).
+func launchingOrInService(state string) bool {
+	return state == cloud.LifecycleInService || state == cloud.LifecyclePending || strings.HasPrefix(state, cloud.LifecyclePending+":")
 }
 
 // decideAndAct runs decide on the fleet's live numbers and, when it wants a
