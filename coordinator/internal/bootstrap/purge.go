@@ -10,6 +10,10 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 )
 
+// FleetTag names the fleet on everything fleet bootstrap makes (image,
+// launch template, group); purge deletes only what carries it.
+const FleetTag = "shoal:fleet"
+
 // PurgeSpec is one `fleet delete --purge`: what bootstrap made for a fleet.
 type PurgeSpec struct {
 	Fleet string
@@ -57,6 +61,13 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		return items, err
 	}
 	if len(gs) == 1 {
+		// Only a group fleet bootstrap made for this fleet goes: a group
+		// another fleet's bootstrap made, or one Terraform or a person made
+		// (which the --asg flag could name), is never force-deleted, nor is
+		// the launch template it uses.
+		if f := gs[0].Tags[FleetTag]; f != s.Fleet {
+			return items, fmt.Errorf("%w: --asg: group %s is tagged %s=%q, not %q: fleet bootstrap did not make it for this fleet; not deleting it", ErrInvalid, s.ASG, FleetTag, f, s.Fleet)
+		}
 		if template == "" && gs[0].LaunchTemplate != nil {
 			template = gs[0].LaunchTemplate.Name
 		}
@@ -85,7 +96,7 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		}
 		note("launch-template", template, "deleted")
 	}
-	imgs, err := cl.DescribeImages(ctx, cloud.ImageQuery{Tags: map[string]string{"shoal:fleet": s.Fleet}})
+	imgs, err := cl.DescribeImages(ctx, cloud.ImageQuery{Tags: map[string]string{FleetTag: s.Fleet}})
 	if err != nil {
 		return items, err
 	}

@@ -29,10 +29,15 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 				if purge && spec.ASG == "" {
 					// The group the fleet names, before the fleet is gone.
 					resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0]})
-					if err != nil {
+					switch {
+					case status.Code(err) == codes.NotFound:
+						// A purge run again after the fleet went: spec
+						// validation below asks for --asg.
+					case err != nil:
 						return err
+					default:
+						spec.ASG = resp.Fleet.GetAsg()
 					}
-					spec.ASG = resp.Fleet.GetAsg()
 				}
 				_, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]})
 				if purge && status.Code(err) == codes.NotFound {
