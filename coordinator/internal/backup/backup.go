@@ -15,6 +15,9 @@ import (
 // Suffix ends every file this package writes; only such files are pruned.
 const Suffix = ".snap"
 
+// stampLayout is the UTC time in a file's name; names sort by it.
+const stampLayout = "20060102T150405.000Z"
+
 // Config is where, how often and how many.
 type Config struct {
 	// Dir is where files go; empty turns scheduled snapshots off.
@@ -99,7 +102,7 @@ func (w *Writer) Run(ctx context.Context) {
 // WriteOnce writes one file now, then prunes, and returns its path.
 func (w *Writer) WriteOnce() (string, error) {
 	data := w.save()
-	name := w.prefix + w.now().UTC().Format("20060102T150405.000Z") + Suffix
+	name := w.prefix + w.now().UTC().Format(stampLayout) + Suffix
 	final := filepath.Join(w.cfg.Dir, name)
 	tmp, err := os.CreateTemp(w.cfg.Dir, ".tmp-"+name+"-*")
 	if err != nil {
@@ -139,7 +142,15 @@ func Files(dir, node string) ([]string, error) {
 	prefix := "shoal-" + node + "-"
 	var out []string
 	for _, e := range ents {
-		if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, prefix) && strings.HasSuffix(n, Suffix) {
+		n := e.Name()
+		stamp, ok := strings.CutPrefix(n, prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		stamp, ok = strings.CutSuffix(stamp, Suffix)
+		// The rest must be a stamp: node "c"'s prefix "shoal-c-" also
+		// starts node "c-1"'s files, which are never this node's to prune.
+		if _, err := time.Parse(stampLayout, stamp); ok && err == nil {
 			out = append(out, filepath.Join(dir, n))
 		}
 	}

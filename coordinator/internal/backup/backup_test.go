@@ -46,6 +46,12 @@ func TestRunWritesAndPrunes(t *testing.T) {
 		if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// Nor is one of node "c-0-a", whose names start with this node's
+		// prefix "shoal-c-0-".
+		longer := dir + "/shoal-c-0-a-20000101T000000.000Z.snap"
+		if err := os.WriteFile(longer, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(ctx) }()
@@ -77,12 +83,14 @@ func TestRunWritesAndPrunes(t *testing.T) {
 				t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
 			}
 		}
-		if _, err := os.Stat(other); err != nil {
-			t.Errorf("another node's file was pruned: %v", err)
+		for _, f := range []string{other, longer} {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("another node's file was pruned: %v", err)
+			}
 		}
 		ents, _ := os.ReadDir(dir)
-		if len(ents) != 3 {
-			t.Errorf("dir holds %d entries, want 3 (no temporary files left)", len(ents))
+		if len(ents) != 4 {
+			t.Errorf("dir holds %d entries, want 4 (no temporary files left)", len(ents))
 		}
 	})
 }
