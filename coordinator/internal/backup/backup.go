@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Suffix ends every file this package writes; only such files are pruned.
@@ -59,7 +61,17 @@ type Writer struct {
 	now    func() time.Time
 	log    *slog.Logger
 	prefix string
+	// A backup that stops being written is found by its metrics, not by a
+	// log line nobody reads: failures counted, the last success stamped.
+	failed prometheus.Counter
+	last   prometheus.Gauge
 }
+
+// Metric names, on the node's /metrics.
+const (
+	FailuresMetric    = "shoal_scheduled_snapshot_failures_total"
+	LastSuccessMetric = "shoal_scheduled_snapshot_last_success_timestamp_seconds"
+)
 
 // New returns a writer of node's state as save encodes it (the FSM's Save,
 // the bytes `snapshot save` writes).
@@ -76,7 +88,18 @@ func New(cfg Config, node string, save func() []byte, now func() time.Time, log 
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot-dir (%q): %w", cfg.Dir, err)
 	}
-	return &Writer{cfg: cfg, node: node, save: save, now: now, log: log, prefix: "shoal-" + node + "-"}, nil
+	return &Writer{cfg: cfg, node: node, save: save, now: now, log: log, prefix: "shoal-" + node + "-",
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: FailuresMetric, Help: "Scheduled snapshots (--snapshot-dir) that failed to be written or pruned."}),
+		last:   prometheus.NewGauge(prometheus.GaugeOpts{Name: LastSuccessMetric, Help: "Unix time of the last scheduled snapshot written (0: none yet)."}),
+	}, nil
+}
+
+// Register exposes the writer's metrics on reg.
+func (w *Writer) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(w.failed); err != nil {
+		return err
+	}
+	return reg.Register(w.last)
 }
 
 // Run writes a file every Interval until ctx ends. The first file is written
@@ -91,6 +114,7 @@ func (w *Writer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			if path, err := w.WriteOnce(); err != nil {
+				w.failed.Inc()
 				w.log.Error("scheduled snapshot failed", "dir", w.cfg.Dir, "err", err)
 			} else {
 				w.log.Info("scheduled snapshot written", "file", path)
@@ -129,6 +153,7 @@ func (w *Writer) WriteOnce() (string, error) {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return "", err
 	}
+	w.last.Set(float64(w.now().Unix()))
 	return final, w.prune()
 }
 

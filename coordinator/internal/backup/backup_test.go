@@ -10,6 +10,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestValidate(t *testing.T) {
@@ -91,6 +94,48 @@ func TestRunWritesAndPrunes(t *testing.T) {
 		ents, _ := os.ReadDir(dir)
 		if len(ents) != 4 {
 			t.Errorf("dir holds %d entries, want 4 (no temporary files left)", len(ents))
+		}
+	})
+}
+
+// A write that fails is counted, and the last success stays stamped with
+// the time of the last file, so an alert sees backups stop.
+func TestMetricsCountFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir() + "/snaps"
+		w, err := New(Config{Dir: dir, Interval: time.Hour, Retain: 2}, "c-0", func() []byte { return []byte("s") }, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		if err := w.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		time.Sleep(time.Hour + time.Second)
+		synctest.Wait()
+		written := time.Now().Add(-time.Second).Unix()
+		if got := testutil.ToFloat64(w.last); got != float64(written) {
+			t.Errorf("%s = %v, want %d (the first file's time)", LastSuccessMetric, got, written)
+		}
+		// The directory goes: the next two writes fail.
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		cancel()
+		<-done
+		if got := testutil.ToFloat64(w.failed); got != 2 {
+			t.Errorf("%s = %v, want 2", FailuresMetric, got)
+		}
+		if got := testutil.ToFloat64(w.last); got != float64(written) {
+			t.Errorf("%s = %v after failures, want it still %d", LastSuccessMetric, got, written)
+		}
+		if n, err := testutil.GatherAndCount(reg, FailuresMetric, LastSuccessMetric); err != nil || n != 2 {
+			t.Errorf("registry holds %d of the 2 metrics: %v", n, err)
 		}
 	})
 }
