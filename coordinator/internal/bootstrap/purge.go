@@ -34,7 +34,14 @@ func (s PurgeSpec) Validate() error {
 		return errors.New("NAME: required")
 	case s.ASG == "":
 		return errors.New("--asg: required when the fleet is already gone")
-	case s.GroupTimeout <= 0 || s.Poll <= 0 || s.Poll > s.GroupTimeout:
+	}
+	return s.ValidateTimeout()
+}
+
+// ValidateTimeout checks what the flags alone decide, so `fleet delete
+// --purge` can refuse a bad one before it deletes the fleet.
+func (s PurgeSpec) ValidateTimeout() error {
+	if s.GroupTimeout <= 0 || s.Poll <= 0 || s.Poll > s.GroupTimeout {
 		return fmt.Errorf("--purge-timeout (%v): must be > 0 and at least the poll interval (%v)", s.GroupTimeout, s.Poll)
 	}
 	return nil

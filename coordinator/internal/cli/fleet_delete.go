@@ -25,6 +25,12 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Fleet = args[0]
+			if purge {
+				// A bad flag must not cost the fleet first.
+				if err := spec.ValidateTimeout(); err != nil {
+					return err
+				}
+			}
 			err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				if purge && spec.ASG == "" {
 					// The group the fleet names, before the fleet is gone.

@@ -68,6 +68,13 @@ func TestFleetDeletePurgeOnLocalCloud(t *testing.T) {
 	if _, e := run(t, addr, "fleet", "create", "web", "--asg", "shoal-web", "--max", "3"); e != "" {
 		t.Fatal(e)
 	}
+	// A bad flag is refused before anything is deleted.
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge", "--purge-timeout", "1s"); !strings.Contains(e, "--purge-timeout") {
+		t.Errorf("purge with a 1 s timeout (under the 5 s poll): error %q, want one naming --purge-timeout", e)
+	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Fatalf("the fleet is gone after a refused purge: %s", e)
+	}
 
 	out, e := run(t, addr, "fleet", "delete", "web", "--purge", "-o", "json")
 	if e != "" {
