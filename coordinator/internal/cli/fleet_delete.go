@@ -25,10 +25,16 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Fleet = args[0]
+			// A bad flag, or AWS settings the purge cannot run with (no
+			// region), must not cost the fleet first.
+			var cl *awscloud.Cloud
 			if purge {
-				// A bad flag must not cost the fleet first.
 				if err := spec.ValidateTimeout(); err != nil {
 					return err
+				}
+				var err error
+				if cl, _, err = awscloud.Open(cmd.Context(), awscloud.DefaultConfig()); err != nil {
+					return fmt.Errorf("--purge: %w", err)
 				}
 			}
 			err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
@@ -68,10 +74,6 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 			// operator role), never through the coordinators.
 			ctx, cancel := context.WithTimeout(cmd.Context(), spec.GroupTimeout+time.Minute)
 			defer cancel()
-			cl, _, err := awscloud.Open(ctx, awscloud.DefaultConfig())
-			if err != nil {
-				return err
-			}
 			// Progress (each deletion as it happens) on stderr; JSON output
 			// is the result alone.
 			var progress io.Writer = cmd.ErrOrStderr()

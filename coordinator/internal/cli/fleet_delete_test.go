@@ -75,6 +75,15 @@ func TestFleetDeletePurgeOnLocalCloud(t *testing.T) {
 	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
 		t.Fatalf("the fleet is gone after a refused purge: %s", e)
 	}
+	// So is a purge that could not reach AWS (no region).
+	t.Setenv("AWS_REGION", "")
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge"); !strings.Contains(e, "region") {
+		t.Errorf("purge without a region: error %q, want one naming the region", e)
+	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Fatalf("the fleet is gone after a purge that could not reach AWS: %s", e)
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
 
 	out, e := run(t, addr, "fleet", "delete", "web", "--purge", "-o", "json")
 	if e != "" {
