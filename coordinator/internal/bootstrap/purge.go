@@ -63,18 +63,11 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		fmt.Fprintf(out, "%-20s %-24s %s\n", kind, id, what)
 	}
 	template := s.Template
-	gs, err := cl.DescribeGroups(ctx, []string{s.ASG})
+	gs, err := ownGroup(ctx, cl, s)
 	if err != nil {
 		return items, err
 	}
 	if len(gs) == 1 {
-		// Only a group fleet bootstrap made for this fleet goes: a group
-		// another fleet's bootstrap made, or one Terraform or a person made
-		// (which the --asg flag could name), is never force-deleted, nor is
-		// the launch template it uses.
-		if f := gs[0].Tags[FleetTag]; f != s.Fleet {
-			return items, fmt.Errorf("%w: --asg: group %s is tagged %s=%q, not %q: fleet bootstrap did not make it for this fleet; not deleting it", ErrInvalid, s.ASG, FleetTag, f, s.Fleet)
-		}
 		if template == "" && gs[0].LaunchTemplate != nil {
 			template = gs[0].LaunchTemplate.Name
 		}
@@ -120,6 +113,31 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		}
 	}
 	return items, nil
+}
+
+// CheckGroup refuses, before anything is deleted, a purge of a group that
+// exists and is not this fleet's; a group already gone passes.
+func CheckGroup(ctx context.Context, cl cloud.Teardown, s PurgeSpec) error {
+	_, err := ownGroup(ctx, cl, s)
+	return err
+}
+
+// ownGroup describes s.ASG: none when it is gone, else the group, which
+// must carry FleetTag=s.Fleet. Only a group fleet bootstrap made for this
+// fleet goes: a group another fleet's bootstrap made, or one Terraform or
+// a person made (which --asg could name), is never force-deleted, nor is
+// the launch template it uses.
+func ownGroup(ctx context.Context, cl cloud.Teardown, s PurgeSpec) ([]cloud.Group, error) {
+	gs, err := cl.DescribeGroups(ctx, []string{s.ASG})
+	if err != nil {
+		return nil, err
+	}
+	if len(gs) == 1 {
+		if f := gs[0].Tags[FleetTag]; f != s.Fleet {
+			return nil, fmt.Errorf("%w: --asg: group %s is tagged %s=%q, not %q: fleet bootstrap did not make it for this fleet; not deleting it", ErrInvalid, s.ASG, FleetTag, f, s.Fleet)
+		}
+	}
+	return gs, nil
 }
 
 func waitGroupGone(ctx context.Context, cl cloud.Teardown, s PurgeSpec) error {

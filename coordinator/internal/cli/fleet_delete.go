@@ -51,6 +51,13 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 						spec.ASG = resp.Fleet.GetAsg()
 					}
 				}
+				if purge && spec.ASG != "" {
+					// A group that is not this fleet's to purge keeps the
+					// fleet too: nothing is deleted.
+					if err := bootstrap.CheckGroup(ctx, cl, spec); err != nil {
+						return err
+					}
+				}
 				_, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]})
 				if purge && status.Code(err) == codes.NotFound {
 					return nil // a purge run again after the fleet went

@@ -133,6 +133,9 @@ func TestFleetDeletePurgeOnLocalCloud(t *testing.T) {
 	if _, e := run(t, addr, "fleet", "delete", "web", "--purge"); !strings.Contains(e, "shoal-api") {
 		t.Errorf("purge of fleet web on api's group: error %q, want a refusal naming the group", e)
 	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Errorf("the fleet is gone after a refused purge: %s", e)
+	}
 	if gs, err := cl.DescribeGroups(ctx, []string{"shoal-api"}); err != nil || len(gs) != 1 || gs[0].Status != "" {
 		t.Errorf("api's group after a refused purge = %v, %v; want it untouched", gs, err)
 	}
