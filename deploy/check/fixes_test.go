@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // The checks in this file hold deploy/ to what an operator with a fresh
@@ -128,8 +129,8 @@ func TestCoordinatorsSurviveReplacement(t *testing.T) {
 				t.Errorf("%s: aws_ebs_volume.data must not depend on the instance, or replacing the instance replaces the volume and its raft state", tr.SourceRange())
 			}
 		}
-		if !lifecycleHas(inst, "ignore_changes") {
-			t.Error("aws_instance.coordinator must ignore ami and user_data changes, so a new AMI never replaces the three at once (roll-coordinators.sh replaces them one by one)")
+		if ig := lifecycleIgnores(inst); !ig["ami"] || !ig["user_data"] {
+			t.Errorf("aws_instance.coordinator ignores changes to %v; it must ignore ami and user_data, so a new AMI never replaces the three at once (roll-coordinators.sh replaces them one by one)", ig)
 		}
 		ud := string(mustRead(t, filepath.Join(m.dir, "user-data.sh.tftpl")))
 		if !strings.Contains(ud, "/var/lib/private/shoal-coordinator") || !strings.Contains(ud, "${volume_id}") {
@@ -144,15 +145,23 @@ func TestCoordinatorsSurviveReplacement(t *testing.T) {
 	})
 }
 
-func lifecycleHas(b *hclsyntax.Block, attr string) bool {
+// lifecycleIgnores is the attribute names b's lifecycle ignore_changes
+// lists.
+func lifecycleIgnores(b *hclsyntax.Block) map[string]bool {
+	out := map[string]bool{}
 	for _, nb := range b.Body.Blocks {
-		if nb.Type == "lifecycle" {
-			if _, ok := nb.Body.Attributes[attr]; ok {
-				return true
+		if nb.Type != "lifecycle" {
+			continue
+		}
+		if a, ok := nb.Body.Attributes["ignore_changes"]; ok {
+			// ignore_changes = [ami, user_data]: bare names, which HCL
+			// parses as root traversals.
+			for _, tr := range a.Expr.Variables() {
+				out[tr.RootName()] = true
 			}
 		}
 	}
-	return false
+	return out
 }
 
 // The TERMINATING hook's heartbeat is drain_timeout_seconds everywhere:
@@ -230,8 +239,11 @@ func TestOperatorAccess(t *testing.T) {
 		t.Error("the NLB's control port must admit var.operator_cidrs only")
 	}
 	tg := resource(t, lb, "aws_lb_target_group", "control")
-	if v, _ := tg.Body.Attributes["preserve_client_ip"].Expr.Value(nil); v.True() {
-		t.Error("the control target group must not preserve client addresses: the coordinators admit the NLB's group, not operators' CIDRs")
+	// Unset, an instance target group preserves client addresses.
+	if a := tg.Body.Attributes["preserve_client_ip"]; a == nil {
+		t.Error("the control target group must set preserve_client_ip = false: the coordinators admit the NLB's group, not operators' CIDRs")
+	} else if v, diags := a.Expr.Value(nil); diags.HasErrors() || !v.Type().Equals(cty.Bool) || !v.IsKnown() || v.True() {
+		t.Errorf("%s: preserve_client_ip must be the literal false: the coordinators admit the NLB's group, not operators' CIDRs", a.Range())
 	}
 	ex := string(mustRead(t, filepath.Join(deployDir, "terraform", "terraform.tfvars.example")))
 	if strings.Contains(ex, "203.0.113.0/24") {

@@ -12,7 +12,8 @@
 #   ./roll-coordinators.sh            # every node, 0 first
 #   ./roll-coordinators.sh 2          # only node 2
 #
-# Each step: check the cluster is whole (a leader, every node a voter), then
+# Each step: check the cluster is whole (a leader, every node a voter the
+# leader reaches), then
 # `terraform apply -replace` that node's instance (the attachment stops it,
 # so it hands over leadership and the volume is detached cleanly; the new
 # instance gets the same address and volume back), then wait until the node
@@ -30,9 +31,13 @@ status() { shoal-coordinator status -o json "$@"; }
 
 field() { sed -n "s/.*\"$1\": *\"\{0,1\}\([^,\"}]*\).*/\1/p" | head -n 1; }
 
+# Whole: a leader, every node a voter, and none the leader cannot reach. A
+# stopped node stays a voter; replacing another while it is down would take
+# two of three away and lose the quorum.
 whole() {
 	s=$(status) || return 1
 	[ -n "$(echo "$s" | field leader_id)" ] || return 1
+	if echo "$s" | grep -q '"unreachable_since"'; then return 1; fi
 	[ "$(echo "$s" | grep -o '"voter": *true' | wc -l)" -ge "$count" ]
 }
 

@@ -9,8 +9,8 @@
 #                                # snapshots (fleet delete --purge)
 #   terraform destroy            # with Terraform's credentials
 #   ./teardown.sh alarms         # the coordinators' heartbeat alarm (they
-#                                # re-put it while they run) and any <name>-*
-#                                # alarm left
+#                                # re-put it while they run) and any other
+#                                # Shoal alarm of this cluster left
 #
 # Every AWS call here and in `fleet delete --purge` is granted by
 # deploy/iam/operator-policy.json.tftpl, and deploy/check proves the policy
@@ -19,10 +19,16 @@ set -eu
 
 name=$(terraform output -raw secrets_path | sed 's|^/shoal/||')
 
-delete_alarms() { # prefix
-	alarms=$(aws cloudwatch describe-alarms --alarm-name-prefix "$1" --query 'MetricAlarms[].AlarmName' --output text)
-	for a in $alarms; do
-		[ "$a" = None ] && continue
+# This cluster's alarms only: another stack's names may share the prefix
+# ("shoal-prod-…" starts with "shoal-"), so an alarm goes only if it is on
+# the Shoal namespace with ShoalCluster=<name>, as the coordinators' own
+# reconciler tells theirs apart.
+delete_alarms() { # prefix cluster
+	# Listed first, so a failed call stops the script (set -e).
+	alarms=$(aws cloudwatch describe-alarms --alarm-name-prefix "$1" --output text \
+		--query "MetricAlarms[].[AlarmName, Namespace, join(',', Dimensions[?Name=='ShoalCluster'].Value)]")
+	echo "$alarms" | while read -r a ns cluster; do
+		[ "$ns" = Shoal ] && [ "$cluster" = "$2" ] || continue
 		aws cloudwatch delete-alarms --alarm-names "$a"
 		echo "deleted alarm $a"
 	done
@@ -38,7 +44,7 @@ fleet)
 	shoal-coordinator fleet delete "$fleet" --purge --asg "$name-$fleet"
 	;;
 alarms)
-	delete_alarms "$name-"
+	delete_alarms "$name-" "$name"
 	;;
 *)
 	echo "usage: teardown.sh fleet NAME | teardown.sh alarms" >&2

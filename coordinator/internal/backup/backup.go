@@ -10,10 +10,15 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Suffix ends every file this package writes; only such files are pruned.
 const Suffix = ".snap"
+
+// stampLayout is the UTC time in a file's name; names sort by it.
+const stampLayout = "20060102T150405.000Z"
 
 // Config is where, how often and how many.
 type Config struct {
@@ -56,7 +61,17 @@ type Writer struct {
 	now    func() time.Time
 	log    *slog.Logger
 	prefix string
+	// A backup that stops being written is found by its metrics, not by a
+	// log line nobody reads: failures counted, the last success stamped.
+	failed prometheus.Counter
+	last   prometheus.Gauge
 }
+
+// Metric names, on the node's /metrics.
+const (
+	FailuresMetric    = "shoal_scheduled_snapshot_failures_total"
+	LastSuccessMetric = "shoal_scheduled_snapshot_last_success_timestamp_seconds"
+)
 
 // New returns a writer of node's state as save encodes it (the FSM's Save,
 // the bytes `snapshot save` writes).
@@ -73,7 +88,18 @@ func New(cfg Config, node string, save func() []byte, now func() time.Time, log 
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("snapshot-dir (%q): %w", cfg.Dir, err)
 	}
-	return &Writer{cfg: cfg, node: node, save: save, now: now, log: log, prefix: "shoal-" + node + "-"}, nil
+	return &Writer{cfg: cfg, node: node, save: save, now: now, log: log, prefix: "shoal-" + node + "-",
+		failed: prometheus.NewCounter(prometheus.CounterOpts{Name: FailuresMetric, Help: "Scheduled snapshots (--snapshot-dir) that failed to be written or pruned."}),
+		last:   prometheus.NewGauge(prometheus.GaugeOpts{Name: LastSuccessMetric, Help: "Unix time of the last scheduled snapshot written (0: none yet)."}),
+	}, nil
+}
+
+// Register exposes the writer's metrics on reg.
+func (w *Writer) Register(reg prometheus.Registerer) error {
+	if err := reg.Register(w.failed); err != nil {
+		return err
+	}
+	return reg.Register(w.last)
 }
 
 // Run writes a file every Interval until ctx ends. The first file is written
@@ -88,6 +114,7 @@ func (w *Writer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			if path, err := w.WriteOnce(); err != nil {
+				w.failed.Inc()
 				w.log.Error("scheduled snapshot failed", "dir", w.cfg.Dir, "err", err)
 			} else {
 				w.log.Info("scheduled snapshot written", "file", path)
@@ -99,7 +126,7 @@ func (w *Writer) Run(ctx context.Context) {
 // WriteOnce writes one file now, then prunes, and returns its path.
 func (w *Writer) WriteOnce() (string, error) {
 	data := w.save()
-	name := w.prefix + w.now().UTC().Format("20060102T150405.000Z") + Suffix
+	name := w.prefix + w.now().UTC().Format(stampLayout) + Suffix
 	final := filepath.Join(w.cfg.Dir, name)
 	tmp, err := os.CreateTemp(w.cfg.Dir, ".tmp-"+name+"-*")
 	if err != nil {
@@ -126,6 +153,7 @@ func (w *Writer) WriteOnce() (string, error) {
 	if err := os.Rename(tmp.Name(), final); err != nil {
 		return "", err
 	}
+	w.last.Set(float64(w.now().Unix()))
 	return final, w.prune()
 }
 
@@ -139,7 +167,15 @@ func Files(dir, node string) ([]string, error) {
 	prefix := "shoal-" + node + "-"
 	var out []string
 	for _, e := range ents {
-		if n := e.Name(); e.Type().IsRegular() && strings.HasPrefix(n, prefix) && strings.HasSuffix(n, Suffix) {
+		n := e.Name()
+		stamp, ok := strings.CutPrefix(n, prefix)
+		if !ok || !e.Type().IsRegular() {
+			continue
+		}
+		stamp, ok = strings.CutSuffix(stamp, Suffix)
+		// The rest must be a stamp: node "c"'s prefix "shoal-c-" also
+		// starts node "c-1"'s files, which are never this node's to prune.
+		if _, err := time.Parse(stampLayout, stamp); ok && err == nil {
 			out = append(out, filepath.Join(dir, n))
 		}
 	}

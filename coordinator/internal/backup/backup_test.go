@@ -10,6 +10,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestValidate(t *testing.T) {
@@ -46,6 +49,12 @@ func TestRunWritesAndPrunes(t *testing.T) {
 		if err := os.WriteFile(other, []byte("x"), 0o600); err != nil {
 			t.Fatal(err)
 		}
+		// Nor is one of node "c-0-a", whose names start with this node's
+		// prefix "shoal-c-0-".
+		longer := dir + "/shoal-c-0-a-20000101T000000.000Z.snap"
+		if err := os.WriteFile(longer, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(ctx) }()
@@ -77,12 +86,56 @@ func TestRunWritesAndPrunes(t *testing.T) {
 				t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
 			}
 		}
-		if _, err := os.Stat(other); err != nil {
-			t.Errorf("another node's file was pruned: %v", err)
+		for _, f := range []string{other, longer} {
+			if _, err := os.Stat(f); err != nil {
+				t.Errorf("another node's file was pruned: %v", err)
+			}
 		}
 		ents, _ := os.ReadDir(dir)
-		if len(ents) != 3 {
-			t.Errorf("dir holds %d entries, want 3 (no temporary files left)", len(ents))
+		if len(ents) != 4 {
+			t.Errorf("dir holds %d entries, want 4 (no temporary files left)", len(ents))
+		}
+	})
+}
+
+// A write that fails is counted, and the last success stays stamped with
+// the time of the last file, so an alert sees backups stop.
+func TestMetricsCountFailures(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir() + "/snaps"
+		w, err := New(Config{Dir: dir, Interval: time.Hour, Retain: 2}, "c-0", func() []byte { return []byte("s") }, time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		reg := prometheus.NewRegistry()
+		if err := w.Register(reg); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		time.Sleep(time.Hour + time.Second)
+		synctest.Wait()
+		written := time.Now().Add(-time.Second).Unix()
+		if got := testutil.ToFloat64(w.last); got != float64(written) {
+			t.Errorf("%s = %v, want %d (the first file's time)", LastSuccessMetric, got, written)
+		}
+		// The directory goes: the next two writes fail.
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour)
+		synctest.Wait()
+		cancel()
+		<-done
+		if got := testutil.ToFloat64(w.failed); got != 2 {
+			t.Errorf("%s = %v, want 2", FailuresMetric, got)
+		}
+		if got := testutil.ToFloat64(w.last); got != float64(written) {
+			t.Errorf("%s = %v after failures, want it still %d", LastSuccessMetric, got, written)
+		}
+		if n, err := testutil.GatherAndCount(reg, FailuresMetric, LastSuccessMetric); err != nil || n != 2 {
+			t.Errorf("registry holds %d of the 2 metrics: %v", n, err)
 		}
 	})
 }

@@ -10,6 +10,10 @@ import (
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 )
 
+// FleetTag names the fleet on everything fleet bootstrap makes (image,
+// launch template, group); purge deletes only what carries it.
+const FleetTag = "shoal:fleet"
+
 // PurgeSpec is one `fleet delete --purge`: what bootstrap made for a fleet.
 type PurgeSpec struct {
 	Fleet string
@@ -30,7 +34,14 @@ func (s PurgeSpec) Validate() error {
 		return errors.New("NAME: required")
 	case s.ASG == "":
 		return errors.New("--asg: required when the fleet is already gone")
-	case s.GroupTimeout <= 0 || s.Poll <= 0 || s.Poll > s.GroupTimeout:
+	}
+	return s.ValidateTimeout()
+}
+
+// ValidateTimeout checks what the flags alone decide, so `fleet delete
+// --purge` can refuse a bad one before it deletes the fleet.
+func (s PurgeSpec) ValidateTimeout() error {
+	if s.GroupTimeout <= 0 || s.Poll <= 0 || s.Poll > s.GroupTimeout {
 		return fmt.Errorf("--purge-timeout (%v): must be > 0 and at least the poll interval (%v)", s.GroupTimeout, s.Poll)
 	}
 	return nil
@@ -52,7 +63,7 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		fmt.Fprintf(out, "%-20s %-24s %s\n", kind, id, what)
 	}
 	template := s.Template
-	gs, err := cl.DescribeGroups(ctx, []string{s.ASG})
+	gs, err := ownGroup(ctx, cl, s)
 	if err != nil {
 		return items, err
 	}
@@ -85,7 +96,7 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		}
 		note("launch-template", template, "deleted")
 	}
-	imgs, err := cl.DescribeImages(ctx, cloud.ImageQuery{Tags: map[string]string{"shoal:fleet": s.Fleet}})
+	imgs, err := cl.DescribeImages(ctx, cloud.ImageQuery{Tags: map[string]string{FleetTag: s.Fleet}})
 	if err != nil {
 		return items, err
 	}
@@ -102,6 +113,31 @@ func Purge(ctx context.Context, cl cloud.Teardown, s PurgeSpec, out io.Writer) (
 		}
 	}
 	return items, nil
+}
+
+// CheckGroup refuses, before anything is deleted, a purge of a group that
+// exists and is not this fleet's; a group already gone passes.
+func CheckGroup(ctx context.Context, cl cloud.Teardown, s PurgeSpec) error {
+	_, err := ownGroup(ctx, cl, s)
+	return err
+}
+
+// ownGroup describes s.ASG: none when it is gone, else the group, which
+// must carry FleetTag=s.Fleet. Only a group fleet bootstrap made for this
+// fleet goes: a group another fleet's bootstrap made, or one Terraform or
+// a person made (which --asg could name), is never force-deleted, nor is
+// the launch template it uses.
+func ownGroup(ctx context.Context, cl cloud.Teardown, s PurgeSpec) ([]cloud.Group, error) {
+	gs, err := cl.DescribeGroups(ctx, []string{s.ASG})
+	if err != nil {
+		return nil, err
+	}
+	if len(gs) == 1 {
+		if f := gs[0].Tags[FleetTag]; f != s.Fleet {
+			return nil, fmt.Errorf("%w: --asg: group %s is tagged %s=%q, not %q: fleet bootstrap did not make it for this fleet; not deleting it", ErrInvalid, s.ASG, FleetTag, f, s.Fleet)
+		}
+	}
+	return gs, nil
 }
 
 func waitGroupGone(ctx context.Context, cl cloud.Teardown, s PurgeSpec) error {

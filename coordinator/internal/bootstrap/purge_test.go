@@ -61,8 +61,29 @@ func TestPurgeOnLocalCloud(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := cl.CreateGroup(ctx, cloud.GroupSpec{Name: "shoal-web", Min: 1, Max: 3, Desired: 1,
-		LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: []string{subnets[0].ID}}); err != nil {
+		LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: []string{subnets[0].ID},
+		Tags: map[string]string{bootstrap.FleetTag: "web"}}); err != nil {
 		t.Fatal(err)
+	}
+	// Another fleet's group, and one nobody's bootstrap made, named by
+	// --asg: a purge of "web" refuses both and leaves them (and the
+	// template they use) alone.
+	for name, tags := range map[string]map[string]string{"shoal-api": {bootstrap.FleetTag: "api"}, "by-hand": nil} {
+		if err := cl.CreateGroup(ctx, cloud.GroupSpec{Name: name, Min: 0, Max: 1, Desired: 0,
+			LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: []string{subnets[0].ID}, Tags: tags}); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		items, err := bootstrap.Purge(ctx, cl, bootstrap.PurgeSpec{Fleet: "web", ASG: name, GroupTimeout: time.Second, Poll: 10 * time.Millisecond}, &out)
+		if !errors.Is(err, bootstrap.ErrInvalid) || len(items) != 0 {
+			t.Errorf("purge of fleet web with --asg %s = %v, %v; want ErrInvalid and nothing deleted", name, items, err)
+		}
+		if gs, err := cl.DescribeGroups(ctx, []string{name}); err != nil || len(gs) != 1 || gs[0].Status != "" {
+			t.Errorf("group %s after a refused purge: %v %v; want it untouched", name, gs, err)
+		}
+		if _, err := cl.DescribeLaunchTemplates(ctx, []string{"shoal-web"}); err != nil {
+			t.Errorf("launch template after a refused purge: %v", err)
+		}
 	}
 	// A snapshot still behind a registered image cannot go: the purge must
 	// deregister first.

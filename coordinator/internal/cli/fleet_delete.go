@@ -25,14 +25,38 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 		Args:  exactArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			spec.Fleet = args[0]
+			// A bad flag, or AWS settings the purge cannot run with (no
+			// region), must not cost the fleet first.
+			var cl *awscloud.Cloud
+			if purge {
+				if err := spec.ValidateTimeout(); err != nil {
+					return err
+				}
+				var err error
+				if cl, _, err = awscloud.Open(cmd.Context(), awscloud.DefaultConfig()); err != nil {
+					return fmt.Errorf("--purge: %w", err)
+				}
+			}
 			err := e.call(cmd, func(ctx context.Context, c shoalv1.ControlServiceClient) error {
 				if purge && spec.ASG == "" {
 					// The group the fleet names, before the fleet is gone.
 					resp, err := c.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: args[0]})
-					if err != nil {
+					switch {
+					case status.Code(err) == codes.NotFound:
+						// A purge run again after the fleet went: spec
+						// validation below asks for --asg.
+					case err != nil:
+						return err
+					default:
+						spec.ASG = resp.Fleet.GetAsg()
+					}
+				}
+				if purge && spec.ASG != "" {
+					// A group that is not this fleet's to purge keeps the
+					// fleet too: nothing is deleted.
+					if err := bootstrap.CheckGroup(ctx, cl, spec); err != nil {
 						return err
 					}
-					spec.ASG = resp.Fleet.GetAsg()
 				}
 				_, err := c.DeleteFleet(ctx, &shoalv1.DeleteFleetRequest{Fleet: args[0]})
 				if purge && status.Code(err) == codes.NotFound {
@@ -57,10 +81,6 @@ func fleetDeleteCmd(e *env) *cobra.Command {
 			// operator role), never through the coordinators.
 			ctx, cancel := context.WithTimeout(cmd.Context(), spec.GroupTimeout+time.Minute)
 			defer cancel()
-			cl, _, err := awscloud.Open(ctx, awscloud.DefaultConfig())
-			if err != nil {
-				return err
-			}
 			// Progress (each deletion as it happens) on stderr; JSON output
 			// is the result alone.
 			var progress io.Writer = cmd.ErrOrStderr()

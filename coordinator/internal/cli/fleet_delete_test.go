@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,13 +60,30 @@ func TestFleetDeletePurgeOnLocalCloud(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := cl.CreateGroup(ctx, cloud.GroupSpec{Name: "shoal-" + fleet, Max: 3,
-			LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: []string{subnets[0].ID}}); err != nil {
+			LaunchTemplate: cloud.TemplateRef{ID: lt.ID, Version: "$Latest"}, SubnetIDs: []string{subnets[0].ID},
+			Tags: map[string]string{"shoal:fleet": fleet}}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if _, e := run(t, addr, "fleet", "create", "web", "--asg", "shoal-web", "--max", "3"); e != "" {
 		t.Fatal(e)
 	}
+	// A bad flag is refused before anything is deleted.
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge", "--purge-timeout", "1s"); !strings.Contains(e, "--purge-timeout") {
+		t.Errorf("purge with a 1 s timeout (under the 5 s poll): error %q, want one naming --purge-timeout", e)
+	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Fatalf("the fleet is gone after a refused purge: %s", e)
+	}
+	// So is a purge that could not reach AWS (no region).
+	t.Setenv("AWS_REGION", "")
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge"); !strings.Contains(e, "region") {
+		t.Errorf("purge without a region: error %q, want one naming the region", e)
+	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Fatalf("the fleet is gone after a purge that could not reach AWS: %s", e)
+	}
+	t.Setenv("AWS_REGION", "us-east-1")
 
 	out, e := run(t, addr, "fleet", "delete", "web", "--purge", "-o", "json")
 	if e != "" {
@@ -102,6 +120,24 @@ func TestFleetDeletePurgeOnLocalCloud(t *testing.T) {
 	}
 	if imgs, err := cl.DescribeImages(ctx, cloud.ImageQuery{Tags: map[string]string{"shoal:fleet": "web"}}); err != nil || len(imgs) != 0 {
 		t.Errorf("web's images after purge = %v, %v", imgs, err)
+	}
+	// Run again after the fleet is gone without --asg: the error asks for
+	// it rather than answering that the fleet is not found.
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge"); !strings.Contains(e, "--asg") {
+		t.Errorf("purge of a gone fleet without --asg: error %q, want one naming --asg", e)
+	}
+	// A fleet whose group another fleet's bootstrap made: the group stays.
+	if _, e := run(t, addr, "fleet", "create", "web", "--asg", "shoal-api", "--max", "3"); e != "" {
+		t.Fatal(e)
+	}
+	if _, e := run(t, addr, "fleet", "delete", "web", "--purge"); !strings.Contains(e, "shoal-api") {
+		t.Errorf("purge of fleet web on api's group: error %q, want a refusal naming the group", e)
+	}
+	if _, e := run(t, addr, "fleet", "get", "web"); e != "" {
+		t.Errorf("the fleet is gone after a refused purge: %s", e)
+	}
+	if gs, err := cl.DescribeGroups(ctx, []string{"shoal-api"}); err != nil || len(gs) != 1 || gs[0].Status != "" {
+		t.Errorf("api's group after a refused purge = %v, %v; want it untouched", gs, err)
 	}
 	// Run again after the fleet is gone: --asg names the group, nothing is
 	// left, and it succeeds.

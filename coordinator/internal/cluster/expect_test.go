@@ -208,6 +208,31 @@ func TestBootstrapExpectRefusesMismatch(t *testing.T) {
 	}
 }
 
+// More fresh servers than expected: each could pick a different subset,
+// so none bootstraps, however many rounds it asks (virtual time).
+func TestBootstrapExpectRefusesMoreFreshServers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newExpectNet(t)
+		var ns []*cluster.Node
+		for _, id := range []string{"a", "b", "c"} {
+			var join []string
+			for _, o := range []string{"a", "b", "c"} {
+				if o != id {
+					join = append(join, rpcAddrs(o)...)
+				}
+			}
+			ns = append(ns, e.start(id, 2, join))
+		}
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		for _, n := range ns {
+			if n.InCluster() {
+				t.Fatalf("%s bootstrapped with 3 fresh servers and --bootstrap-expect 2", n.NodeID())
+			}
+		}
+	})
+}
+
 // A join that says the node has no state (a wiped disk at its old address)
 // replaces the node's entry, so it comes back as a new voter and never with
 // a vote it forgot; a join from a node with state leaves the entry alone.

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/authz"
+	"github.com/shoal-dev/shoal/coordinator/internal/backup"
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	awscloud "github.com/shoal-dev/shoal/coordinator/internal/cloud/aws"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
@@ -49,6 +50,8 @@ type Node struct {
 	scaler *scaler.Scaler
 	pub    *publish.Publisher
 	rec    *publish.Reconciler
+	// snapshots writes --snapshot-dir; nil without it.
+	snapshots *backup.Writer
 	// console serves /ui/ on --http-addr.
 	console *console.Console
 	az      *authz.Authorizer
@@ -120,6 +123,9 @@ func New(ctx context.Context, cfg Config) (n *Node, err error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
+	if n.snapshots, err = n.newSnapshots(reg); err != nil {
+		return nil, err
+	}
 	lv, err := n.build(ctx, reg)
 	if err != nil {
 		return nil, err
@@ -269,8 +275,8 @@ func (n *Node) Run(ctx context.Context) error {
 	secCtx, stopSec := context.WithCancel(context.Background())
 	defer stopSec()
 	go n.runSecurity(secCtx)
-	if n.cfg.Snapshots.Dir != "" {
-		go n.runSnapshots(secCtx)
+	if n.snapshots != nil {
+		go n.snapshots.Run(secCtx)
 	}
 	c := n.cfg.Cluster
 	n.log.Info("serving", "node", c.NodeID, "rpc", n.rpcLis.Addr().String(), "http", n.httpLis.Addr().String(), "agent", n.cfg.AgentAddr, "raft", c.RaftBind, "log_store", c.LogStore, "tls", n.tls != nil)

@@ -173,3 +173,30 @@ func TestRunServesAndStops(t *testing.T) {
 		l.Close()
 	}
 }
+
+// A --snapshot-dir the node cannot create fails the start, naming the
+// flag, rather than leave a node running without the backups it was told
+// to write; the address it listened on is free again.
+func TestUnusableSnapshotDirFailsTheStart(t *testing.T) {
+	c := testConfig(t)
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.Snapshots.Dir = filepath.Join(file, "snapshots")
+	n, err := New(t.Context(), c)
+	if err == nil {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_ = n.Run(ctx) // stops at once, releasing what New took
+		t.Fatal("New with a snapshot dir under a regular file succeeded")
+	}
+	if !strings.Contains(err.Error(), "snapshot-dir") {
+		t.Fatalf("err = %v, want it to name snapshot-dir", err)
+	}
+	l, err := net.Listen("tcp", c.RPCAddr)
+	if err != nil {
+		t.Fatalf("rpc-addr still held after the failed start: %v", err)
+	}
+	l.Close()
+}
