@@ -58,15 +58,27 @@ type hub struct {
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
+	// ctx ends with close, so a read in progress (a forwarded read to a
+	// dead leader) does not hold up the node's shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newHub(c *Console) *hub {
-	return &hub{c: c, topics: map[string]*topic{}, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{c: c, topics: map[string]*topic{}, done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
 func (h *hub) close() {
-	h.once.Do(func() { close(h.done) })
+	h.once.Do(func() { close(h.done); h.cancel() })
 	h.wg.Wait()
+}
+
+// eventCtx bounds one event's reads: a few periods, and never past close.
+func (h *hub) eventCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, 3*h.c.cfg.Every+2*time.Second)
+	stop := context.AfterFunc(h.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // subscribe joins topic name, starting its producer when it has none. The
@@ -116,7 +128,7 @@ func (h *hub) run(t *topic) {
 			return
 		}
 		h.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*h.c.cfg.Every+2*time.Second)
+		ctx, cancel := h.eventCtx(context.Background())
 		ev := t.p.tick(ctx)
 		cancel()
 		if ev == nil {
@@ -176,7 +188,9 @@ func (c *Console) stream(which func(*http.Request) (topicName, method string)) h
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Accel-Buffering", "no")
-		first := t.p.first(r.Context())
+		fctx, fcancel := c.hub.eventCtx(r.Context())
+		first := t.p.first(fctx)
+		fcancel()
 		if _, err := w.Write(first.frame()); err != nil {
 			return
 		}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -157,5 +158,62 @@ func TestWhoami(t *testing.T) {
 				t.Errorf("%s: %+v (%v); want can_operate %v", w.Body, who, err, tc.want)
 			}
 		})
+	}
+}
+
+// blockingAPI's GetStatus holds every read until its context ends, as a
+// forwarded read to a dead leader does.
+type blockingAPI struct {
+	shoalv1.UnimplementedControlServiceServer
+	in chan struct{}
+}
+
+func (b *blockingAPI) GetStatus(ctx context.Context, _ *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	select {
+	case b.in <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// TestCloseEndsReadsInProgress: Close (the node's shutdown) cancels a
+// producer's read in progress instead of waiting out its timeout.
+func TestCloseEndsReadsInProgress(t *testing.T) {
+	api := &blockingAPI{in: make(chan struct{}, 2)}
+	cfg := DefaultConfig()
+	// A read's own bound is 3 periods + 2 s (5 s), more than Close is
+	// given below: only Close's cancel can end it in time.
+	cfg.API, cfg.Local, cfg.Every = api, fakeLocal{}, time.Second
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/api/v1/cluster/events", nil)
+	go func() {
+		if resp, err := srv.Client().Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	// The stream's first read, then the producer's first tick, both held.
+	for i := range 2 {
+		select {
+		case <-api.in:
+		case <-ctx.Done():
+			t.Fatalf("read %d never started", i+1)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(4 * time.Second):
+		t.Fatal("Close waits for a read in progress to time out")
 	}
 }
