@@ -217,3 +217,51 @@ func TestCloseEndsReadsInProgress(t *testing.T) {
 		t.Fatal("Close waits for a read in progress to time out")
 	}
 }
+
+// TestMaxStreams: past MaxStreams open streams a page is refused with
+// 503; a closed stream frees its slot.
+func TestMaxStreams(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.API, cfg.Local, cfg.MaxStreams = &statusAPI{}, fakeLocal{}, 1
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	srv.Client().Timeout = 10 * time.Second
+	open := func(ctx context.Context) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/api/v1/cluster/events", nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	ctx1, close1 := context.WithCancel(context.Background())
+	first := open(ctx1)
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("first stream: %d", first.StatusCode)
+	}
+	second := open(context.Background())
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a stream past MaxStreams: %d, want 503", second.StatusCode)
+	}
+	close1()
+	first.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := open(context.Background())
+		r.Body.Close()
+		if r.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the first stream closed: %d, want its slot back", r.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
