@@ -51,6 +51,16 @@ func TestRetryReadWaitsForALeader(t *testing.T) {
 			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
 		}
 	})
+	t.Run("the node's deadline runs out first", func(t *testing.T) {
+		// The server's copy of the deadline ends the call before the
+		// client's context is done: still the node holding the read.
+		err := retryRead(context.Background(), noLeaderNode{}, 3*time.Second, func(context.Context) error {
+			return status.Error(codes.DeadlineExceeded, "stream terminated by RST_STREAM with error code: CANCEL")
+		})
+		if exitCode(err) != ExitNoLeader || !containsAll(err.Error(), "replace n1") {
+			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
+		}
+	})
 	t.Run("a refusal is final", func(t *testing.T) {
 		calls := 0
 		err := retryRead(context.Background(), noLeaderNode{}, time.Second, func(context.Context) error {
