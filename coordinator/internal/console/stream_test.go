@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -264,4 +265,66 @@ func TestMaxStreams(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// deadlineWriter is a ResponseWriter with write deadlines; it tells, per
+// frame written, whether a deadline in the future was set since the last.
+type deadlineWriter struct {
+	h        http.Header
+	mu       sync.Mutex
+	deadline time.Time
+	frames   chan bool // per Write: a fresh deadline was set
+}
+
+func (d *deadlineWriter) Header() http.Header { return d.h }
+func (d *deadlineWriter) WriteHeader(int)     {}
+func (d *deadlineWriter) Flush()              {}
+func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline = t
+	return nil
+}
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	fresh := d.deadline.After(time.Now())
+	d.deadline = time.Time{}
+	d.mu.Unlock()
+	select {
+	case d.frames <- fresh:
+	default:
+	}
+	return len(b), nil
+}
+
+// TestStreamWritesHaveADeadline: every event is written under a write
+// deadline, so a viewer that stops reading loses its stream and slot.
+func TestStreamWritesHaveADeadline(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.API, cfg.Local, cfg.Every = &statusAPI{}, fakeLocal{}, 20*time.Millisecond
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &deadlineWriter{h: http.Header{}, frames: make(chan bool, 8)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/ui/api/v1/cluster/events", nil))
+	}()
+	for i := range 3 {
+		select {
+		case fresh := <-w.frames:
+			if !fresh {
+				t.Errorf("event %d written without a write deadline", i+1)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d never written", i+1)
+		}
+	}
+	cancel()
+	<-done
 }
