@@ -56,9 +56,9 @@ func retryRead(ctx context.Context, c shoalv1.ControlServiceClient, timeout time
 		err := read(ctx)
 		if err != nil && (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded) {
 			// The node held the read, waiting for a leader, past --timeout:
-			// it says whether that is what happened. The node's own
-			// DEADLINE_EXCEEDED (it ends the call at the deadline it was
-			// sent) can arrive a moment before this side's context ends.
+			// it says whether that is what happened. The node's own copy of
+			// the deadline may run out first (it ends the call with
+			// RST_STREAM): DEADLINE_EXCEEDED while ctx is still live.
 			if nl := noLeader(c, timeout, start, err); nl != nil {
 				return nl
 			}

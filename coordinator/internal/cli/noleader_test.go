@@ -51,11 +51,11 @@ func TestRetryReadWaitsForALeader(t *testing.T) {
 			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
 		}
 	})
-	t.Run("the node's deadline arrives first", func(t *testing.T) {
-		// The node ends a held read at the deadline it was sent, so its
-		// DEADLINE_EXCEEDED can arrive while this side's context is live.
-		err := retryRead(context.Background(), noLeaderNode{}, time.Second, func(context.Context) error {
-			return status.Error(codes.DeadlineExceeded, "context deadline exceeded")
+	t.Run("the node's deadline runs out first", func(t *testing.T) {
+		// The server's copy of the deadline ends the call before the
+		// client's context is done: still the node holding the read.
+		err := retryRead(context.Background(), noLeaderNode{}, 3*time.Second, func(context.Context) error {
+			return status.Error(codes.DeadlineExceeded, "stream terminated by RST_STREAM with error code: CANCEL")
 		})
 		if exitCode(err) != ExitNoLeader || !containsAll(err.Error(), "replace n1") {
 			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
@@ -83,4 +83,32 @@ func containsAll(s string, subs ...string) bool {
 		}
 	}
 	return true
+}
+
+// heldStatus answers the first GetStatus as a node without a leader, and
+// later ones as a node that held the call until its copy of the deadline
+// ran out.
+type heldStatus struct {
+	shoalv1.ControlServiceClient
+	calls int
+}
+
+func (h *heldStatus) GetStatus(context.Context, *shoalv1.GetStatusRequest, ...grpc.CallOption) (*shoalv1.GetStatusResponse, error) {
+	h.calls++
+	if h.calls == 1 {
+		return noLeaderNode{}.GetStatus(context.Background(), nil)
+	}
+	return nil, status.Error(codes.DeadlineExceeded, "stream terminated by RST_STREAM with error code: CANCEL")
+}
+
+// TestStatusWaitingKeepsTheNoLeaderAnswer: a later poll held to the
+// deadline does not replace the node's no-leader answer with "no answer".
+func TestStatusWaitingKeepsTheNoLeaderAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	h := &heldStatus{}
+	st, err := statusWaiting(ctx, h, false)
+	if err != nil || st.GetNoLeader() == "" || h.calls != 2 {
+		t.Errorf("status %v, err %v after %d calls; want the first no-leader answer", st, err, h.calls)
+	}
 }

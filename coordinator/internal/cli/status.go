@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -64,7 +66,9 @@ func statusWaiting(ctx context.Context, c shoalv1.ControlServiceClient, stale bo
 	for {
 		st, err := c.GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: stale})
 		switch {
-		case err != nil && last != nil && ctx.Err() != nil:
+		case err != nil && last != nil && (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded):
+			// Held to the deadline (the node's copy of it may end the
+			// call first): the no-leader answer already had stands.
 			return last, nil
 		case err != nil:
 			return nil, err

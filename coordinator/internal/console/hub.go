@@ -58,15 +58,27 @@ type hub struct {
 	done   chan struct{}
 	once   sync.Once
 	wg     sync.WaitGroup
+	// ctx ends with close, so a read in progress (a forwarded read to a
+	// dead leader) does not hold up the node's shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 func newHub(c *Console) *hub {
-	return &hub{c: c, topics: map[string]*topic{}, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &hub{c: c, topics: map[string]*topic{}, done: make(chan struct{}), ctx: ctx, cancel: cancel}
 }
 
 func (h *hub) close() {
-	h.once.Do(func() { close(h.done) })
+	h.once.Do(func() { close(h.done); h.cancel() })
 	h.wg.Wait()
+}
+
+// eventCtx bounds one event's reads: a few periods, and never past close.
+func (h *hub) eventCtx(parent context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(parent, 3*h.c.cfg.Every+2*time.Second)
+	stop := context.AfterFunc(h.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // subscribe joins topic name, starting its producer when it has none. The
@@ -116,7 +128,7 @@ func (h *hub) run(t *topic) {
 			return
 		}
 		h.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), 3*h.c.cfg.Every+2*time.Second)
+		ctx, cancel := h.eventCtx(context.Background())
 		ev := t.p.tick(ctx)
 		cancel()
 		if ev == nil {
@@ -143,6 +155,12 @@ func (h *hub) linger(t *topic) time.Duration {
 	return 0
 }
 
+// streamWriteTimeout bounds how long one event may take to reach a viewer:
+// a viewer that takes nothing (a dead peer, a stalled tab) loses its
+// stream and its MaxStreams slot instead of holding them until TCP gives
+// up, which takes minutes.
+const streamWriteTimeout = 10 * time.Second
+
 // stream serves one page's events: the token is checked for method first
 // and again before each event is written, so a deleted or expired token
 // ends the stream within a second.
@@ -153,8 +171,7 @@ func (c *Console) stream(which func(*http.Request) (topicName, method string)) h
 		if !ok {
 			return
 		}
-		fl, ok := w.(http.Flusher)
-		if !ok {
+		if _, ok := w.(http.Flusher); !ok {
 			http.Error(w, "console: streaming unsupported", http.StatusInternalServerError)
 			return
 		}
@@ -176,11 +193,21 @@ func (c *Console) stream(which func(*http.Request) (topicName, method string)) h
 		h.Set("Content-Type", "text/event-stream")
 		h.Set("Cache-Control", "no-store")
 		h.Set("X-Accel-Buffering", "no")
-		first := t.p.first(r.Context())
-		if _, err := w.Write(first.frame()); err != nil {
+		rc := http.NewResponseController(w)
+		send := func(b []byte) error {
+			// A writer without deadlines (ErrNotSupported) stays unbounded.
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+			if _, err := w.Write(b); err != nil {
+				return err
+			}
+			return rc.Flush()
+		}
+		fctx, fcancel := c.hub.eventCtx(r.Context())
+		first := t.p.first(fctx)
+		fcancel()
+		if send(first.frame()) != nil {
 			return
 		}
-		fl.Flush()
 		auth := r.Header.Get("Authorization")
 		for {
 			select {
@@ -190,14 +217,12 @@ func (c *Console) stream(which func(*http.Request) (topicName, method string)) h
 				return
 			case f := <-ch:
 				if _, err := c.cfg.Authorize(r.Context(), acl.FullMethod(acl.ControlService, method), auth); err != nil {
-					_, _ = w.Write(event{name: "denied", data: mustJSON(map[string]string{"error": err.Error()})}.frame())
-					fl.Flush()
+					_ = send(event{name: "denied", data: mustJSON(map[string]string{"error": err.Error()})}.frame())
 					return
 				}
-				if _, err := w.Write(f); err != nil {
+				if send(f) != nil {
 					return
 				}
-				fl.Flush()
 			}
 		}
 	}

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -158,4 +160,171 @@ func TestWhoami(t *testing.T) {
 			}
 		})
 	}
+}
+
+// blockingAPI's GetStatus holds every read until its context ends, as a
+// forwarded read to a dead leader does.
+type blockingAPI struct {
+	shoalv1.UnimplementedControlServiceServer
+	in chan struct{}
+}
+
+func (b *blockingAPI) GetStatus(ctx context.Context, _ *shoalv1.GetStatusRequest) (*shoalv1.GetStatusResponse, error) {
+	select {
+	case b.in <- struct{}{}:
+	default:
+	}
+	<-ctx.Done()
+	return nil, status.FromContextError(ctx.Err()).Err()
+}
+
+// TestCloseEndsReadsInProgress: Close (the node's shutdown) cancels a
+// producer's read in progress instead of waiting out its timeout.
+func TestCloseEndsReadsInProgress(t *testing.T) {
+	api := &blockingAPI{in: make(chan struct{}, 2)}
+	cfg := DefaultConfig()
+	// A read's own bound is 3 periods + 2 s (5 s), more than Close is
+	// given below: only Close's cancel can end it in time.
+	cfg.API, cfg.Local, cfg.Every = api, fakeLocal{}, time.Second
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/api/v1/cluster/events", nil)
+	go func() {
+		if resp, err := srv.Client().Do(req); err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	// The stream's first read, then the producer's first tick, both held.
+	for i := range 2 {
+		select {
+		case <-api.in:
+		case <-ctx.Done():
+			t.Fatalf("read %d never started", i+1)
+		}
+	}
+	closed := make(chan struct{})
+	go func() { c.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(4 * time.Second):
+		t.Fatal("Close waits for a read in progress to time out")
+	}
+}
+
+// TestMaxStreams: past MaxStreams open streams a page is refused with
+// 503; a closed stream frees its slot.
+func TestMaxStreams(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.API, cfg.Local, cfg.MaxStreams = &statusAPI{}, fakeLocal{}, 1
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	srv.Client().Timeout = 10 * time.Second
+	open := func(ctx context.Context) *http.Response {
+		req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/ui/api/v1/cluster/events", nil)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	ctx1, close1 := context.WithCancel(context.Background())
+	first := open(ctx1)
+	if first.StatusCode != http.StatusOK {
+		t.Fatalf("first stream: %d", first.StatusCode)
+	}
+	second := open(context.Background())
+	second.Body.Close()
+	if second.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a stream past MaxStreams: %d, want 503", second.StatusCode)
+	}
+	close1()
+	first.Body.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := open(context.Background())
+		r.Body.Close()
+		if r.StatusCode == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the first stream closed: %d, want its slot back", r.StatusCode)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// deadlineWriter is a ResponseWriter with write deadlines; it tells, per
+// frame written, whether a deadline in the future was set since the last.
+type deadlineWriter struct {
+	h        http.Header
+	mu       sync.Mutex
+	deadline time.Time
+	frames   chan bool // per Write: a fresh deadline was set
+}
+
+func (d *deadlineWriter) Header() http.Header { return d.h }
+func (d *deadlineWriter) WriteHeader(int)     {}
+func (d *deadlineWriter) Flush()              {}
+func (d *deadlineWriter) SetWriteDeadline(t time.Time) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.deadline = t
+	return nil
+}
+func (d *deadlineWriter) Write(b []byte) (int, error) {
+	d.mu.Lock()
+	fresh := d.deadline.After(time.Now())
+	d.deadline = time.Time{}
+	d.mu.Unlock()
+	select {
+	case d.frames <- fresh:
+	default:
+	}
+	return len(b), nil
+}
+
+// TestStreamWritesHaveADeadline: every event is written under a write
+// deadline, so a viewer that stops reading loses its stream and slot.
+func TestStreamWritesHaveADeadline(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.API, cfg.Local, cfg.Every = &statusAPI{}, fakeLocal{}, 20*time.Millisecond
+	cfg.Authorize = func(ctx context.Context, _, _ string) (context.Context, error) { return ctx, nil }
+	c, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &deadlineWriter{h: http.Header{}, frames: make(chan bool, 8)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.ServeHTTP(w, httptest.NewRequestWithContext(ctx, "GET", "/ui/api/v1/cluster/events", nil))
+	}()
+	for i := range 3 {
+		select {
+		case fresh := <-w.frames:
+			if !fresh {
+				t.Errorf("event %d written without a write deadline", i+1)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("event %d never written", i+1)
+		}
+	}
+	cancel()
+	<-done
 }

@@ -281,5 +281,15 @@ func TestRemovePeerAndNoLeader(t *testing.T) {
 		clustertest.Await(t, "n1 to campaign without n0", func() bool { return e.nodes[1].Raft().State() == raft.Candidate }, e.nodes[1])
 		_, err = e.clients[1].CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Max: 1}})
 		wantCode(t, err, codes.Unavailable, "no leader")
+		// status answers from n1's own view, saying there is no leader,
+		// instead of failing on the leader it cannot reach.
+		st, err := e.clients[1].GetStatus(ctx, &shoalv1.GetStatusRequest{})
+		if err != nil || st.LeaderId != "" || !strings.HasPrefix(st.NoLeader, "election in progress") || st.NodeId != "n1" || len(st.Nodes) != 2 {
+			t.Errorf("status without a leader = %v, %v; want n1's own view with no_leader set", st, err)
+		}
+		// --stale asks for the node's copy as it is: no verdict.
+		if st, err := e.clients[1].GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: true}); err != nil || st.NoLeader != "" {
+			t.Errorf("stale status without a leader = %v, %v; want the copy without no_leader", st, err)
+		}
 	})
 }
