@@ -86,11 +86,12 @@ fuzz: ## every fuzz target in turn, FUZZTIME each (default 30s); crashers are ke
 demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; DEMO_COMPARE=aws runs AWS target tracking beside it (under 8 min); report in demo-report/
 	$(BIN)/shoal-demo --bin $(BIN) --report-dir $(CURDIR)/demo-report
 
-	deploy/cmd/shoal-chaos \
-	deploy/cmd/shoal-soak \
-	deploy/bench/cmd/shoal-loadgen
+soak: build ## the whole system under load with a spike every 4 min for SOAK_DURATION (default 30m): RSS, fds and goroutines per process, slopes per hour; report in soak-report/
+	SOAK_DURATION=$(or $(SOAK_DURATION),30m) $(BIN)/shoal-soak --bin $(BIN) --report-dir $(CURDIR)/soak-report
 
-.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb bench-console ui-screenshot fuzz demo chaos soak clean
+chaos: build ## the system under a seeded nemesis, invariants checked; SEED=n reproduces, CHAOS_DURATION=30m runs long, CHAOS_NODES=5; report in chaos-report/
+	SEED=$(or $(SEED),1) CHAOS_DURATION=$(or $(CHAOS_DURATION),5m) CHAOS_NODES=$(or $(CHAOS_NODES),3) \
+		$(BIN)/shoal-chaos --bin $(BIN) --report-dir $(CURDIR)/chaos-report
 
 clean: ## remove build output
 	rm -rf $(BIN)
