@@ -127,7 +127,15 @@ func checkExactlyOnce(r *Records) Invariant {
 	bySeq := append([]localcloud.AuditRecord(nil), r.Audit...)
 	sort.Slice(bySeq, func(i, j int) bool { return bySeq[i].Seq < bySeq[j].Seq })
 	for _, a := range bySeq {
-		if a.Service != "autoscaling" || a.AtMS < r.T0MS || a.Term == 0 {
+		if a.Service != "autoscaling" || a.AtMS < r.T0MS {
+			continue
+		}
+		// Only coordinators act on the group during the run, each call
+		// under its leadership's term: a call without one means the term
+		// never reached the cloud, and the older-term count below would
+		// pass blind.
+		if a.Term == 0 {
+			c.fail("seq %d: %s by %s carries no %s term", a.Seq, a.Op, a.Caller, localcloud.TermHeader)
 			continue
 		}
 		if a.Term < maxTerm {
@@ -233,6 +241,9 @@ func decidedAfter(r *Records, v int, at int64) bool {
 func checkBounds(r *Records) Invariant {
 	c := newCollector(InvBounds)
 	in := func(v int) bool { return v >= r.Min && v <= r.Max }
+	if len(r.Decisions) == 0 {
+		c.fail("no committed decision was read: nothing to check")
+	}
 	// A call outside the bounds is Shoal's fault even when the cloud
 	// refuses it (the group's MaxSize saved it): the decision it served
 	// then fails.
@@ -260,6 +271,14 @@ func checkBounds(r *Records) Invariant {
 // that scaled in.
 func checkDrain(r *Records) Invariant {
 	c := newCollector(InvDrain)
+	// Without the answering instance on its requests the check is blind.
+	named := false
+	for _, q := range r.Requests {
+		named = named || q.Instance != ""
+	}
+	if !named {
+		c.fail("no request names the instance that answered it: nothing to check")
+	}
 	released := map[string]int64{} // instance -> first release (Unix ms)
 	for _, a := range scalingCalls(r) {
 		if !applied(a) || a.Instance == "" {
@@ -300,6 +319,9 @@ func checkDrain(r *Records) Invariant {
 // one in flight when a backend was killed abruptly.
 func checkNoFailed(r *Records) Invariant {
 	c := newCollector(InvNoFailed)
+	if len(r.Requests) == 0 {
+		c.fail("the load generator recorded no request: nothing to check")
+	}
 	for _, q := range r.Requests {
 		if !q.Failed() {
 			continue

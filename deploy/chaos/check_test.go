@@ -108,6 +108,19 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 			r.Audit = append(r.Audit, call(6, 31000, 3, "SetDesiredCapacity", 4, ""), call(7, 32000, 3, "SetDesiredCapacity", 3, ""),
 				call(8, 33000, 3, "SetDesiredCapacity", 4, ""), call(9, 34000, 3, "SetDesiredCapacity", 3, ""))
 		}, "changed 6 times"},
+		{"a call without its term", InvExactlyOnce, func(r *Records) {
+			r.Audit = append(r.Audit, call(6, 40000, 0, "SetDesiredCapacity", 3, ""))
+		}, "carries no X-Shoal-Term term"},
+		{"no decision read", InvBounds, func(r *Records) {
+			// Nothing committed and nothing applied: the group never moved.
+			r.Decisions, r.Audit = nil, nil
+			r.Convergence = Convergence{CheckedFromMS: 60000, AfterMS: 0, GroupDesired: 2, FleetDesired: 2}
+		}, "no committed decision"},
+		{"no request names its instance", InvDrain, func(r *Records) {
+			for i := range r.Requests {
+				r.Requests[i].Instance = ""
+			}
+		}, "nothing to check"},
 		{"no convergence", InvExactlyOnce, func(r *Records) {
 			r.Convergence = Convergence{CheckedFromMS: 60000, AfterMS: -1, GroupDesired: 4, FleetDesired: 3}
 		}, "did not reach"},
@@ -180,6 +193,22 @@ func TestEachInvariantFailsOnABadHistory(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoRequestsCannotPass: a run whose load generator recorded nothing
+// breaks both request invariants instead of passing them blind.
+func TestNoRequestsCannotPass(t *testing.T) {
+	r := goodRecords()
+	r.Requests = nil
+	broke := map[string]string{}
+	for _, inv := range Check(r) {
+		if !inv.OK {
+			broke[inv.Name] = strings.Join(inv.Counterexamples, "; ")
+		}
+	}
+	if len(broke) != 2 || !strings.Contains(broke[InvNoFailed], "no request") || !strings.Contains(broke[InvDrain], "nothing to check") {
+		t.Fatalf("broke %v, want %s and %s, each saying there was nothing to check", broke, InvNoFailed, InvDrain)
 	}
 }
 

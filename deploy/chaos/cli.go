@@ -17,7 +17,7 @@ import (
 // Main is shoal-chaos's entry point (what `make chaos` runs); it returns
 // 0 when every invariant held, 1 when one broke, 2 when the run could not
 // happen. SEED, CHAOS_DURATION and CHAOS_NODES override the flags'
-// defaults, as make passes them.
+// defaults, as make passes them; a flag given on the command line wins.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
 	cfg := DefaultConfig()
 	cfg.Out = stdout
@@ -57,7 +57,7 @@ SEED=n reproduces a run; CHAOS_DURATION (a Go duration) and CHAOS_NODES
 				}
 				cfg.BinDir = filepath.Dir(exe)
 			}
-			if err := fromEnv(&cfg, getenv); err != nil {
+			if err := fromEnv(&cfg, getenv, cmd.Flags().Changed); err != nil {
 				return err
 			}
 			res, err := Run(cmd.Context(), cfg)
@@ -92,23 +92,25 @@ SEED=n reproduces a run; CHAOS_DURATION (a Go duration) and CHAOS_NODES
 	return 0
 }
 
-// fromEnv applies SEED, CHAOS_DURATION and CHAOS_NODES when set.
-func fromEnv(cfg *Config, getenv func(string) string) error {
-	if v := getenv("SEED"); v != "" {
+// fromEnv applies SEED, CHAOS_DURATION and CHAOS_NODES when set, each
+// unless its flag (seed, duration, nodes) was given: changed says which
+// were.
+func fromEnv(cfg *Config, getenv func(string) string, changed func(flag string) bool) error {
+	if v := getenv("SEED"); v != "" && !changed("seed") {
 		n, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
 			return fmt.Errorf("SEED (%q): must be a non-negative integer", v)
 		}
 		cfg.Seed = n
 	}
-	if v := getenv("CHAOS_DURATION"); v != "" {
+	if v := getenv("CHAOS_DURATION"); v != "" && !changed("duration") {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("CHAOS_DURATION (%q): must be a Go duration such as 30m", v)
 		}
 		cfg.Duration = d
 	}
-	if v := getenv("CHAOS_NODES"); v != "" {
+	if v := getenv("CHAOS_NODES"); v != "" && !changed("nodes") {
 		n, err := strconv.Atoi(v)
 		if err != nil {
 			return fmt.Errorf("CHAOS_NODES (%q): must be 3 or 5", v)

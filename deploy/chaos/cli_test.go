@@ -53,3 +53,22 @@ func TestMainRechecksRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestAFlagWinsOverItsVariable: `SEED=7 shoal-chaos --seed 3` runs seed 3
+// (the report names the seed it ran); a variable whose flag was not given
+// still applies, and a bad one stops the run before anything starts.
+func TestAFlagWinsOverItsVariable(t *testing.T) {
+	env := func(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+	cfg := DefaultConfig()
+	cfg.BinDir, cfg.Seed = "bin", 3
+	if err := fromEnv(&cfg, env(map[string]string{"SEED": "7", "CHAOS_NODES": "5"}), func(f string) bool { return f == "seed" }); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Seed != 3 || cfg.Nodes != 5 {
+		t.Fatalf("seed %d, nodes %d: want --seed's 3 and CHAOS_NODES's 5", cfg.Seed, cfg.Nodes)
+	}
+	var out, errOut bytes.Buffer
+	if code := Main(context.Background(), []string{"--bin", t.TempDir()}, &out, &errOut, env(map[string]string{"CHAOS_NODES": "4"})); code != 2 || !strings.Contains(errOut.String(), "nodes (4)") {
+		t.Errorf("CHAOS_NODES=4: exit %d, stderr %q", code, errOut.String())
+	}
+}

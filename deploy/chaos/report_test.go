@@ -167,10 +167,10 @@ func TestConfigValidate(t *testing.T) {
 	var c Config = ok
 	if err := fromEnv(&c, func(k string) string {
 		return map[string]string{"SEED": "9", "CHAOS_DURATION": "30m", "CHAOS_NODES": "5"}[k]
-	}); err != nil || c.Seed != 9 || c.Duration != 30*time.Minute || c.Nodes != 5 {
+	}, func(string) bool { return false }); err != nil || c.Seed != 9 || c.Duration != 30*time.Minute || c.Nodes != 5 {
 		t.Fatalf("fromEnv: %+v %v", c, err)
 	}
-	if err := fromEnv(&c, func(k string) string { return map[string]string{"CHAOS_NODES": "4"}[k] }); err == nil {
+	if err := fromEnv(&c, func(k string) string { return map[string]string{"CHAOS_NODES": "4"}[k] }, func(string) bool { return false }); err == nil {
 		t.Fatal("CHAOS_NODES=4 accepted")
 	}
 }

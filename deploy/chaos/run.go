@@ -242,7 +242,9 @@ func collect(ctx context.Context, sb *sandbox.Sandbox, ctl shoalv1.ControlServic
 	if err != nil {
 		return err
 	}
-	f, err := ctl.GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: rec.Fleet})
+	fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	f, err := ctl.GetFleet(fctx, &shoalv1.GetFleetRequest{Fleet: rec.Fleet})
+	cancel()
 	if err != nil {
 		return fmt.Errorf("fleet: %w", err)
 	}
@@ -257,7 +259,9 @@ func collect(ctx context.Context, sb *sandbox.Sandbox, ctl shoalv1.ControlServic
 	if rec.Audit, err = readAudit(ctx, sb.CloudURL); err != nil {
 		return err
 	}
-	if rec.Periods, err = readPeriods(ctx, cfg, time.UnixMilli(rec.T0MS)); err != nil {
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if rec.Periods, err = readPeriods(pctx, cfg, time.UnixMilli(rec.T0MS)); err != nil {
 		return err
 	}
 	return nil
