@@ -71,8 +71,10 @@ type Config struct {
 	// --spot-drain-margin (default 5s).
 	SpotNoticeIn, SpotDrainMargin time.Duration
 	// SpotFirstNotice is the timeline second of the first notice (default
-	// 3); the second follows once the first replacement is in service.
-	SpotFirstNotice int
+	// 3); the second follows SpotGap seconds later (default 10) and not
+	// before the first replacement is in service, so capacity drops by
+	// one at most.
+	SpotFirstNotice, SpotGap int
 }
 
 // The scenarios: Config.Scenario's values.
@@ -107,6 +109,7 @@ func DefaultConfig() Config {
 		SpotNoticeIn:    40 * time.Second,
 		SpotDrainMargin: 5 * time.Second,
 		SpotFirstNotice: 3,
+		SpotGap:         10,
 	}.WithDuration(150 * time.Second)
 }
 
@@ -192,6 +195,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: spot drain margin (%s) must be >= 0 and below the notice's %s", ErrConfig, c.SpotDrainMargin, c.SpotNoticeIn)
 	case c.Scenario == ScenarioSpot && (c.SpotFirstNotice < 1 || c.SpotFirstNotice >= int(c.Total()/time.Second)):
 		return fmt.Errorf("%w: spot first notice (t=%ds) must be >= 1 and inside the load (%s)", ErrConfig, c.SpotFirstNotice, c.Total())
+	case c.Scenario == ScenarioSpot && (c.SpotGap < 0 || c.SpotFirstNotice+c.SpotGap >= int(c.Total()/time.Second)):
+		return fmt.Errorf("%w: spot gap (%ds) must be >= 0 and leave the second notice inside the load (%s)", ErrConfig, c.SpotGap, c.Total())
 	case c.Compare != "" && (c.AgentFlush < time.Second || c.AgentFlush > time.Minute):
 		return fmt.Errorf("%w: agent flush (%s) must be between 1s and 1m", ErrConfig, c.AgentFlush)
 	}

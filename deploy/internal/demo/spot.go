@@ -141,12 +141,17 @@ func (w *spotWatch) missed() int {
 }
 
 // victim picks the in-service instance to interrupt next: the first by id
-// not interrupted yet.
+// not interrupted yet among those launched before the first notice.
 func (w *spotWatch) victim() (string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	ids := slices.Sorted(slices.Values(w.inService))
 	for _, id := range ids {
+		// A replacement is no victim: the scenario interrupts instances
+		// that served before the first notice.
+		if len(w.notices) > 0 && w.launchedAt[id] >= w.notices[0].NoticeT {
+			continue
+		}
 		if !slices.ContainsFunc(w.notices, func(n *Interruption) bool { return n.Instance == id }) {
 			return id, true
 		}
@@ -237,7 +242,8 @@ const spotInterruptions = 2
 
 // loadSpot runs the spot scenario: steady load through the load balancer
 // at Min instances; at SpotFirstNotice one in-service instance gets an
-// interruption notice, and once its replacement serves, a second one does
+// interruption notice, and SpotGap later, once its replacement serves, a
+// second one does
 // (their 40 s windows overlap, but capacity drops by one at most). It ends
 // once both are terminated and their replacements serve, the fleet back at
 // Min with nothing draining (3 s on, so the timeline shows it), or when
@@ -272,8 +278,8 @@ func (r *run) loadSpot(ctx context.Context) (*Summary, error) {
 		stopWatch()
 		<-watched
 	}()
-	fmt.Fprintf(cfg.Out, "\nload: %d req/s steady through the load balancer at %d instances; Spot interruption notices (terminate in %s, coordinators' --spot-drain-margin %s) at t=%ds and once the first replacement serves\n\n",
-		cfg.BaselineRPS, cfg.Min, cfg.SpotNoticeIn, cfg.SpotDrainMargin, cfg.SpotFirstNotice)
+	fmt.Fprintf(cfg.Out, "\nload: %d req/s steady through the load balancer at %d instances; Spot interruption notices (terminate in %s, coordinators' --spot-drain-margin %s) at t=%ds and at t=%ds or once the first replacement serves\n\n",
+		cfg.BaselineRPS, cfg.Min, cfg.SpotNoticeIn, cfg.SpotDrainMargin, cfg.SpotFirstNotice, cfg.SpotFirstNotice+cfg.SpotGap)
 	fmt.Fprintf(cfg.Out, "%4s %5s %9s %7s %7s %10s %8s  %s\n", "t", "rps", "p99", "cpu_avg", "desired", "in_service", "draining", "decision")
 
 	var runErr error
@@ -362,11 +368,14 @@ func (r *run) loadSpot(ctx context.Context) (*Summary, error) {
 }
 
 // noticeDue says whether notice number sent (0-based) goes out at second
-// k: the first at SpotFirstNotice, the next once the previous one's
-// replacement is in service.
+// k: the first at SpotFirstNotice, the next SpotGap seconds on at the
+// earliest and once the previous one's replacement is in service.
 func (r *run) noticeDue(w *spotWatch, k, sent int) bool {
 	if sent == 0 {
 		return k >= r.cfg.SpotFirstNotice
+	}
+	if k < r.cfg.SpotFirstNotice+sent*r.cfg.SpotGap {
+		return false
 	}
 	is, _, _ := w.results()
 	return len(is) == sent && is[sent-1].ReplacementInServiceT >= 0
