@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -257,6 +258,10 @@ func (r *run) loadSpot(ctx context.Context) (*Summary, error) {
 	if err := sleepUntil(ctx, r.t0); err != nil {
 		return nil, err
 	}
+	if err := os.MkdirAll(cfg.ReportDir, 0o755); err != nil {
+		return nil, err
+	}
+	// The generator runs in the sandbox's directory.
 	reportDir, err := filepath.Abs(cfg.ReportDir)
 	if err != nil {
 		return nil, err
