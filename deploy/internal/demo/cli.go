@@ -36,9 +36,9 @@ side can scale out and back in.
 With --scenario spot (or DEMO_SCENARIO=spot) the fleet is held at 6
 instances under steady load while two of them get Spot interruption
 notices from the local cloud (terminated 40 s later; the coordinators run
-with --spot-drain-margin 5s). It ends once both are gone and replaced,
-in about two minutes, and summary.json lists each interruption's notice,
-drain start, replacement in service and termination.`,
+with --spot-drain-margin 5s). The load lasts 30 s (DEMO_DURATION sets
+it), the whole run about a minute; summary.json lists each interruption's
+notice, drain start, replacement in service and termination.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,

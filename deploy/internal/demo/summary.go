@@ -31,6 +31,9 @@ type Summary struct {
 
 	TotalRequests  int `json:"total_requests"`
 	FailedRequests int `json:"failed_requests"`
+	// UnsentRequests (spot scenario) counts requests the generator's
+	// schedule called for but could not send, every connection busy.
+	UnsentRequests int `json:"unsent_requests,omitempty"`
 	// Interruptions are the spot scenario's Spot interruptions (spot.go).
 	Interruptions []Interruption `json:"interruptions,omitempty"`
 	// PreNoticeInService is the spot scenario's in-service count just
@@ -219,7 +222,7 @@ func printSpotSummary(w io.Writer, cfg Config, s *Summary) {
 	if s.TotalRequests > 0 {
 		pct = 100 * float64(s.FailedRequests) / float64(s.TotalRequests)
 	}
-	fmt.Fprintf(w, "  failed requests: %d of %d (%.3f%%)\n", s.FailedRequests, s.TotalRequests, pct)
+	fmt.Fprintf(w, "  failed requests: %d of %d (%.3f%%); %d unsent (every connection busy)\n", s.FailedRequests, s.TotalRequests, pct, s.UnsentRequests)
 	fmt.Fprintf(w, "  report: %s/timeline.csv, %s/chart.svg, %s/summary.json\n", cfg.ReportDir, cfg.ReportDir, cfg.ReportDir)
 }
 
