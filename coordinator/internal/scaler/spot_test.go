@@ -77,9 +77,9 @@ func steady(t *testing.T, n int32) *harness {
 
 // TestSpotInterruptionDrainsReplacesAndTerminates is the whole path: the
 // notice drains the instance with a deadline, one SPOT decision asks for
-// desired+1 at once, and once drained the instance is terminated with the
-// desired capacity decremented, back to its value before the notice. A
-// replayed notice changes nothing.
+// desired+1 at once, and once drained and its replacement serves the
+// instance is terminated with the desired capacity decremented, back to its
+// value before the notice. A replayed notice changes nothing.
 func TestSpotInterruptionDrainsReplacesAndTerminates(t *testing.T) {
 	h := steady(t, 3)
 	victim := h.ids(cloud.LifecycleInService)[1]
@@ -120,9 +120,19 @@ func TestSpotInterruptionDrainsReplacesAndTerminates(t *testing.T) {
 		t.Fatalf("explain does not say which path ran: %+v", h.s.fleets[fleet].spotNotes)
 	}
 
+	// Drained, but its replacement does not serve yet: it stays, so the
+	// fleet never has fewer in service than before the notice less one.
 	h.lbs.release(victim)
 	h.clk.Add(time.Second)
 	h.tick()
+	if n := h.countCalls("TerminateInstance"); n != 0 {
+		t.Fatalf("terminated %d instances before the replacement served: %v", n, h.cloud.Calls())
+	}
+	if w := h.s.fleets[fleet].drainWaiting[victim]; w != "its replacement is not in service yet" {
+		t.Fatalf("drain waiting for %q, want the replacement", w)
+	}
+	h.clk.Add(time.Second)
+	h.serve(50) // the replacement's agent is ready: now the victim goes
 	if calls := h.cloud.Calls(); !slices.Contains(calls, "TerminateInstance "+victim+" true") || h.countCalls("TerminateInstance") != 1 {
 		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
 	}
