@@ -168,11 +168,12 @@ func (fs *fleetState) heartbeatEvery(configured time.Duration) time.Duration {
 }
 
 // holdForReplacement says whether a drained, replaced interruption should
-// stay until its replacement serves: ending it first would leave the fleet
-// below its capacity before the notice for as long as the launch takes,
-// and the notice usually leaves time to wait. Its own deadline (the notice
-// less the margin) ends the wait; without one (a rebalance recommendation)
-// the drain timeout does.
+// stay until its replacement serves, in Capacity Rebalancing's order
+// (launch, wait, terminate): a drained instance costs nothing to keep, one
+// whose LB drain timed out keeps finishing its last requests, and the
+// notice usually leaves time. Its own deadline (the notice less the
+// margin) ends the wait; without one (a rebalance recommendation) the
+// drain timeout does.
 func holdForReplacement(v *view, in *shoalv1.Instance, started, now time.Time, drainTimeout time.Duration) bool {
 	if dl := in.GetDrainDeadline(); dl != nil {
 		if !now.Before(dl.AsTime()) {
