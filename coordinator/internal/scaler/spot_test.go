@@ -431,3 +431,41 @@ func TestWarmInstanceOutsideTheGroupIsNotFlagged(t *testing.T) {
 		t.Fatalf("unknown instance not flagged: %v", flags)
 	}
 }
+
+// holdForReplacement keeps a replaced interruption while the fleet's
+// in-service count is short of desired less what drains, until the
+// instance's own deadline or, without one (a rebalance), the drain timeout.
+func TestHoldForReplacement(t *testing.T) {
+	now := time.Unix(1000, 0)
+	started := now.Add(-3 * time.Second)
+	inService := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE}
+	pending := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}
+	draining := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateReason: reasonSpot + "x"}
+	// 3 before the notice: a, b serve, v drains, r (its replacement) is
+	// pending; desired 4, one draining.
+	v := &view{g: &cloud.Group{Desired: 4}, draining: 1,
+		insts:   map[string]*shoalv1.Instance{"a": inService, "b": inService, "v": draining, "r": pending},
+		inGroup: map[string]cloud.Instance{"a": {}, "b": {}, "v": {}, "r": {}}}
+	withDeadline := func(at time.Time) *shoalv1.Instance {
+		in := &shoalv1.Instance{State: draining.State, StateReason: draining.StateReason, DrainDeadline: timestamppb.New(at)}
+		return in
+	}
+	if !holdForReplacement(v, withDeadline(now.Add(time.Second)), started, now, 2*time.Second) {
+		t.Fatal("released before the replacement served and before the deadline (the drain timeout does not end a deadline's wait)")
+	}
+	if holdForReplacement(v, withDeadline(now), started, now, time.Minute) {
+		t.Fatal("held past the instance's deadline")
+	}
+	if !holdForReplacement(v, draining, started, now, 10*time.Second) || holdForReplacement(v, draining, started, now, 3*time.Second) {
+		t.Fatal("a rebalance drain without a deadline: want held within the drain timeout and released at it")
+	}
+	v.insts["r"] = inService
+	if holdForReplacement(v, withDeadline(now.Add(time.Minute)), started, now, time.Minute) {
+		t.Fatal("held after the replacement served")
+	}
+	// An in-service instance the group no longer has does not count.
+	v.insts["r"], v.insts["gone"] = pending, inService
+	if !holdForReplacement(v, withDeadline(now.Add(time.Minute)), started, now, time.Minute) {
+		t.Fatal("counted an instance outside the group as the replacement")
+	}
+}
