@@ -80,7 +80,10 @@ func (w *spotWatch) run(ctx context.Context) {
 	}
 }
 
-func (w *spotWatch) since() float64 { return time.Since(w.t0).Seconds() }
+// since is seconds from t0, to the millisecond (the polls are 200 ms apart).
+func (w *spotWatch) since() float64 {
+	return float64(time.Since(w.t0).Milliseconds()) / 1000
+}
 
 // poll reads both records once. A failed read is counted and skipped: the
 // next one is spotPoll away.
