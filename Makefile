@@ -15,9 +15,10 @@ BINARIES := \
 	deploy/cmd/shoal-demoapp \
 	deploy/cmd/shoal-demo \
 	deploy/cmd/shoal-chaos \
+	deploy/cmd/shoal-soak \
 	deploy/bench/cmd/shoal-loadgen
 
-.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb bench-console ui-screenshot fuzz demo chaos clean
+.PHONY: help build test test-unit test-e2e lint generate check-generated tidy-check bench bench-lb bench-console ui-screenshot fuzz demo chaos soak clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,6 +89,9 @@ demo: build ## the whole system on the local cloud through a load spike; DEMO_DU
 chaos: build ## the system under a seeded nemesis, invariants checked; SEED=n reproduces, CHAOS_DURATION=30m runs long, CHAOS_NODES=5; report in chaos-report/
 	SEED=$(or $(SEED),1) CHAOS_DURATION=$(or $(CHAOS_DURATION),5m) CHAOS_NODES=$(or $(CHAOS_NODES),3) \
 		$(BIN)/shoal-chaos --bin $(BIN) --report-dir $(CURDIR)/chaos-report
+
+soak: build ## the whole system under load with a spike every 4 min for SOAK_DURATION (default 30m): RSS, fds and goroutines per process, slopes per hour; report in soak-report/
+	SOAK_DURATION=$(or $(SOAK_DURATION),30m) $(BIN)/shoal-soak --bin $(BIN) --report-dir $(CURDIR)/soak-report
 
 clean: ## remove build output
 	rm -rf $(BIN)

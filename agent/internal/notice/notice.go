@@ -86,6 +86,10 @@ type Watcher struct {
 	mu     sync.Mutex
 	last   map[shoalv1.InstanceEventKind]string // content key of the last notice sent, per kind
 	target string
+	// polled is set once the first poll has ended: until then the target
+	// lifecycle state is unknown, and a warm-pool instance must not look
+	// ready in the meantime (the runner's first check races the first poll).
+	polled bool
 
 	notices *prometheus.CounterVec
 	errs    *prometheus.CounterVec
@@ -165,6 +169,9 @@ func (w *Watcher) Poll(ctx context.Context) []*shoalv1.InstanceEvent {
 			w.cfg.Logger.Warn("instance notice read", "path", p, "err", err)
 		}
 	}
+	w.mu.Lock()
+	w.polled = true
+	w.mu.Unlock()
 	return out
 }
 
@@ -189,14 +196,24 @@ func (w *Watcher) fresh(e *shoalv1.InstanceEvent) bool {
 
 // TargetState is the last target lifecycle state read, "" before one was.
 func (w *Watcher) TargetState() string {
+	st, _ := w.targetState()
+	return st
+}
+
+// targetState is TargetState and whether a poll has ended yet.
+func (w *Watcher) targetState() (string, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.target
+	return w.target, w.polled
 }
 
 // Gate wraps a readiness check: while the instance's target lifecycle state
 // is a warm-pool state the agent reports not ready, whatever the
-// application says, so the coordinator never counts it in service.
+// application says, so the coordinator never counts it in service. Before
+// the first poll has ended the state is unknown, so it is not ready either:
+// an instance booting into the warm pool would otherwise report ready once
+// and be fed to the LBs. A poll that fails to read the state leaves it
+// unknown and the application decides, as outside an Auto Scaling group.
 func (w *Watcher) Gate(inner health.Checker) health.Checker { return gate{w: w, inner: inner} }
 
 type gate struct {
@@ -205,7 +222,11 @@ type gate struct {
 }
 
 func (g gate) Check(ctx context.Context) health.Result {
-	if st := g.w.TargetState(); strings.HasPrefix(st, WarmedPrefix) {
+	st, polled := g.w.targetState()
+	if !polled {
+		return health.Result{Ready: false, Reason: "reading the target lifecycle state from instance metadata"}
+	}
+	if strings.HasPrefix(st, WarmedPrefix) {
 		return health.Result{Ready: false, Reason: "in the warm pool (" + st + ")"}
 	}
 	return g.inner.Check(ctx)

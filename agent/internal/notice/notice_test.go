@@ -126,8 +126,14 @@ func TestTargetStateAndWarmGate(t *testing.T) {
 	w, f, _ := newWatcher(t)
 	ctx := context.Background()
 	gate := w.Gate(health.None{})
+	if r := gate.Check(ctx); r.Ready {
+		t.Fatalf("before the first poll (a warm-pool instance may be booting) readiness = %v, want not ready", r)
+	}
+	if got := w.Poll(ctx); len(got) != 0 {
+		t.Fatalf("poll with no notices = %v", got)
+	}
 	if r := gate.Check(ctx); !r.Ready {
-		t.Fatalf("no state yet: %v", r)
+		t.Fatalf("no target state (outside a group) after a poll: %v", r)
 	}
 	f.set(PathTargetState, "Warmed:Stopped")
 	got := w.Poll(ctx)

@@ -1,6 +1,8 @@
 package stream
 
 import (
+	"slices"
+
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
@@ -34,7 +36,10 @@ func (e *events) push(ev *shoalv1.InstanceEvent) {
 func (e *events) replay() {
 	var again []*shoalv1.InstanceEvent
 	for k := shoalv1.InstanceEventKind(1); int(k) < len(shoalv1.InstanceEventKind_name); k++ {
-		if ev := e.current[k]; ev != nil {
+		// A stream that ended before it sent the last replay left it
+		// queued: once is enough, or a flapping stream would fill the
+		// queue with copies and count them as drops.
+		if ev := e.current[k]; ev != nil && !slices.Contains(e.queue, ev) {
 			again = append(again, ev)
 		}
 	}

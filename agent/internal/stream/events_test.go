@@ -91,3 +91,17 @@ func TestEventQueueBoundedAndDropsCounted(t *testing.T) {
 		t.Fatalf("after replay: queue %d, head %v, dropped %d", len(e.queue), e.peek(), e.dropped)
 	}
 }
+
+// Streams that end before sending anything replay the sent events once,
+// not once per stream.
+func TestReplayQueuesEachSentEventOnce(t *testing.T) {
+	var e events
+	e.push(spotEvent(1))
+	e.done(e.peek())
+	for range 5 {
+		e.replay()
+	}
+	if len(e.queue) != 1 || e.dropped != 0 {
+		t.Fatalf("after 5 replays without a send: queue %d, dropped %d; want 1, 0", len(e.queue), e.dropped)
+	}
+}

@@ -46,7 +46,8 @@ func metricsCmd(e *env) *cobra.Command {
 				return err
 			}
 			now := time.Now()
-			pts, err := publish.NewReader(cloudwatch.NewFromConfig(cfg), cluster).Series(ctx, publish.Query{
+			rd := publish.NewReader(cloudwatch.NewFromConfig(cfg), cluster)
+			pts, err := rd.Series(ctx, publish.Query{
 				Group: group, Metric: metric, Stat: stat, Start: now.Add(-since), End: now, Period: period, InstanceID: instance,
 			})
 			if err != nil {
@@ -59,7 +60,16 @@ func metricsCmd(e *env) *cobra.Command {
 				}
 				return printJSON(cmd.OutOrStdout(), out)
 			}
-			return publish.WriteSeries(cmd.OutOrStdout(), metric, stat, pts, width)
+			if err := publish.WriteSeries(cmd.OutOrStdout(), metric, stat, pts, width); err != nil {
+				return err
+			}
+			// A gap the cluster accounted for says so under the series.
+			lost, err := rd.LostPeriods(ctx, now.Add(-since), now, period)
+			if err != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "metrics: reading the lost-period record: %v\n", err)
+				return nil
+			}
+			return publish.WriteLost(cmd.OutOrStdout(), lost)
 		},
 	}
 	f := cmd.Flags()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/apierr"
@@ -53,9 +54,11 @@ func retryRead(ctx context.Context, c shoalv1.ControlServiceClient, timeout time
 	start := time.Now()
 	for {
 		err := read(ctx)
-		if err != nil && ctx.Err() != nil {
+		if err != nil && (ctx.Err() != nil || status.Code(err) == codes.DeadlineExceeded) {
 			// The node held the read, waiting for a leader, past --timeout:
-			// it says whether that is what happened.
+			// it says whether that is what happened. The node's own
+			// DEADLINE_EXCEEDED (it ends the call at the deadline it was
+			// sent) can arrive a moment before this side's context ends.
 			if nl := noLeader(c, timeout, start, err); nl != nil {
 				return nl
 			}

@@ -51,6 +51,16 @@ func TestRetryReadWaitsForALeader(t *testing.T) {
 			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
 		}
 	})
+	t.Run("the node's deadline arrives first", func(t *testing.T) {
+		// The node ends a held read at the deadline it was sent, so its
+		// DEADLINE_EXCEEDED can arrive while this side's context is live.
+		err := retryRead(context.Background(), noLeaderNode{}, time.Second, func(context.Context) error {
+			return status.Error(codes.DeadlineExceeded, "context deadline exceeded")
+		})
+		if exitCode(err) != ExitNoLeader || !containsAll(err.Error(), "replace n1") {
+			t.Errorf("err %v (exit %d); want exit 2 naming n1", err, exitCode(err))
+		}
+	})
 	t.Run("a refusal is final", func(t *testing.T) {
 		calls := 0
 		err := retryRead(context.Background(), noLeaderNode{}, time.Second, func(context.Context) error {

@@ -81,6 +81,7 @@ func (f *serveFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&c.Feed.ReconnectGrace, "lb-reconnect-grace", c.Feed.ReconnectGrace, "how long an LB that lost its stream, or any LB after a leader change, still holds scale-in drains")
 	fl.DurationVar(&c.Scaler.AgentGrace, "agent-grace", c.Scaler.AgentGrace, "how long a launched instance may run before a silent agent gets it flagged")
 	fl.DurationVar(&c.Publish.Interval, "publish-interval", c.Publish.Interval, "CloudWatch publishing period (under 60s publishes high-resolution series)")
+	fl.DurationVar(&c.Publish.TakeoverGrace, "publish-takeover-grace", c.Publish.TakeoverGrace, "a new leader waits this long for agents to reconnect before it rebuilds the periods its predecessor had not published")
 	fl.DurationVar(&c.AlarmEvery, "alarm-reconcile-interval", c.AlarmEvery, "how often CloudWatch alarms are brought in step with policies")
 	fl.StringVar(&c.Publish.Cluster, "cluster-name", c.Publish.Cluster, "prefix of this cluster's alarms and its ShoalCluster dimension")
 	fl.IntVar(&c.Publish.MaxCustomMetrics, "max-custom-metrics", c.Publish.MaxCustomMetrics, "custom agent metrics published per fleet (each costs money)")

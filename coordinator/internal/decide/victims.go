@@ -18,6 +18,9 @@ type Candidate struct {
 	// AtRisk says EC2 recommended rebalancing the instance away (a Spot
 	// rebalance recommendation): it is likely to be interrupted soon.
 	AtRisk bool
+	// NotServing says the instance takes no requests yet (still launching,
+	// or not ready): removing it costs no drain and no capacity.
+	NotServing bool
 }
 
 // Victims picks n instances to drain: balanced across AZs first (always
@@ -26,22 +29,30 @@ type Candidate struct {
 // instance with no report serves no one we can see and goes first; one that
 // reports without the metric goes last. Instances at risk come before all
 // of that, newest id first: removing them costs nothing EC2 was not about
-// to take. Fewer than n candidates yield all of them.
+// to take. Then instances not serving yet, newest id first: a scale-in
+// right after a scale-out must not drain the instances that serve and keep
+// the ones still launching (the chaos harness saw an LB left with only
+// draining backends). Fewer than n candidates yield all of them.
 func Victims(p *shoalv1.ScalingPolicy, cands []Candidate, n int) []string {
-	var risky []string
+	var risky, idle []string
 	var rest []Candidate
 	for _, c := range cands {
-		if c.AtRisk {
+		switch {
+		case c.AtRisk:
 			risky = append(risky, c.ID)
-		} else {
+		case c.NotServing:
+			idle = append(idle, c.ID)
+		default:
 			rest = append(rest, c)
 		}
 	}
 	sort.Sort(sort.Reverse(sort.StringSlice(risky)))
-	if len(risky) >= n {
-		return risky[:max(n, 0)]
+	sort.Sort(sort.Reverse(sort.StringSlice(idle)))
+	first := append(risky, idle...)
+	if len(first) >= n {
+		return first[:max(n, 0)]
 	}
-	return append(risky, victims(p, rest, n-len(risky))...)
+	return append(first, victims(p, rest, n-len(first))...)
 }
 
 func victims(p *shoalv1.ScalingPolicy, cands []Candidate, n int) []string {

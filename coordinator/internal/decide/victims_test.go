@@ -27,6 +27,17 @@ func TestVictims(t *testing.T) {
 			n: 2, want: []string{"i-c", "i-a"},
 		},
 		{
+			name: "then instances not serving yet, before any that serves however idle",
+			cands: []Candidate{
+				{ID: "i-a", AZ: "a", Reported: true, Metrics: cpu(1)},
+				{ID: "i-b", AZ: "a", Reported: true, Metrics: cpu(2)},
+				{ID: "i-n1", AZ: "b", NotServing: true},
+				{ID: "i-n2", AZ: "b", Reported: true, Metrics: cpu(0), NotServing: true},
+				{ID: "i-r", AZ: "a", Reported: true, Metrics: cpu(90), AtRisk: true},
+			},
+			n: 4, want: []string{"i-r", "i-n2", "i-n1", "i-a"},
+		},
+		{
 			name: "more at risk than needed: newest id first",
 			cands: []Candidate{
 				{ID: "i-1", AZ: "a", AtRisk: true},

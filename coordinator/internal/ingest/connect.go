@@ -384,6 +384,15 @@ func (s *Service) route(rep *clusterv1.InstanceReport) error {
 func (s *Service) routeLocked(rep *clusterv1.InstanceReport) error {
 	if s.cluster.IsLeader() {
 		now := s.cfg.Now()
+		id := rep.GetHello().GetInstanceId()
+		if p := s.pending[id]; p != nil && p != rep {
+			// Queued while this node was a follower: older samples, which
+			// the ring takes only before the newer ones.
+			delete(s.pending, id)
+			if err := s.store.apply(p, s.cluster.NodeID(), now); err != nil {
+				s.cfg.Logger.Warn("queued report refused after taking the lead", "instance", id, "err", err)
+			}
+		}
 		err := s.store.apply(rep, s.cluster.NodeID(), now)
 		if err == nil {
 			s.m.observeLatency(rep, now)

@@ -195,13 +195,13 @@ func (s *Service) forwardLoop(ctx context.Context) error {
 			if err != nil {
 				s.cfg.Logger.Warn("forward stream to the leader ended", "leader", addr, "err", err)
 			}
-		} else {
-			s.mu.Lock()
-			// A leader forwards nothing; what a follower queued is stale.
-			clear(s.pending)
-			s.fwdResults = nil
-			s.mu.Unlock()
+		} else if s.cluster.IsLeader() {
+			s.keepPending()
 		}
+		// With no leader known the reports stay queued (bounded per
+		// instance by the ring size) for whichever node wins: dropping
+		// them lost every sample of an election from the CloudWatch
+		// periods the new leader rebuilds.
 		d := wait/2 + rand.N(wait/2+1)
 		select {
 		case <-ctx.Done():
@@ -209,6 +209,22 @@ func (s *Service) forwardLoop(ctx context.Context) error {
 		case <-time.After(d):
 		}
 	}
+}
+
+// keepPending applies to this node's own store what it queued while it was
+// a follower and then became the leader: its own agents' samples from the
+// election, which no other node has.
+func (s *Service) keepPending() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, rep := range s.pending {
+		delete(s.pending, id)
+		if err := s.routeLocked(rep); err != nil {
+			s.cfg.Logger.Warn("queued report refused after taking the lead", "instance", id, "err", err)
+		}
+	}
+	clear(s.pending)
+	s.fwdResults = nil // commands of the previous leader, which is gone
 }
 
 func (s *Service) forwardSession(ctx context.Context, addr string) error {
@@ -245,6 +261,7 @@ func (s *Service) forwardSession(ctx context.Context, addr string) error {
 			p := s.pending[id]
 			p.Events = append(evs, p.Events...)
 			if over := len(p.Events) - maxEventsPerReport; over > 0 {
+				s.em.rejected.Add(float64(over))
 				p.Events = p.Events[over:]
 			}
 		}

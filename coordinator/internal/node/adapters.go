@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/feed"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
@@ -103,9 +104,36 @@ func (s leaderStore) Apply(ctx context.Context, c fsm.Command) (*fsm.Result, err
 }
 
 // commitWatermark is the publisher's Commit: "published up to start"
-// through raft, from the leader only.
+// through raft, from the leader only, in the term its loops started in.
 func (s leaderStore) commitWatermark(ctx context.Context, start time.Time) error {
-	r, err := s.Apply(ctx, fsm.SetWatermark(publish.WatermarkKey, start.UnixMilli()))
+	return s.commitFenced(ctx, publish.WatermarkKey, start)
+}
+
+// commitSettled is the publisher's CommitSettled: "every request up to
+// start sent or dropped" through raft, from the leader only, in the term
+// its loops started in.
+func (s leaderStore) commitSettled(ctx context.Context, start time.Time) error {
+	return s.commitFenced(ctx, publish.SettledKey, start)
+}
+
+// commitFenced writes a publish watermark only while this node still leads
+// in the term ctx's loops started in (cloud.WithTerm). A term's loops can
+// outlive it: leadership lost and won back between two looks of runLoops
+// shows only as a newer term. Without the check the old term's publisher
+// would commit its next period in the new term, moving the watermark back
+// below what the leader in between published, and send those periods to
+// CloudWatch a second time (PutMetricData has no fence of its own). The
+// check and the apply are not atomic, but a term would have to be lost and
+// another won in between.
+func (s leaderStore) commitFenced(ctx context.Context, key string, start time.Time) error {
+	t, ok := cloud.TermFrom(ctx)
+	if !ok {
+		return fmt.Errorf("%w: watermark %s written outside any leadership term", cluster.ErrNotLeader, key)
+	}
+	if cur := s.node.LeaderTerm(); cur != t {
+		return fmt.Errorf("%w: watermark %s from the loops of term %d, but this node leads term %d (0: none)", cluster.ErrNotLeader, key, t, cur)
+	}
+	r, err := s.Apply(ctx, fsm.SetWatermark(key, start.UnixMilli()))
 	if err != nil {
 		return err
 	}

@@ -121,9 +121,14 @@ func (n *Node) lead(ctx context.Context) {
 	}
 	ctx = cloud.WithTerm(ctx, t)
 	log = log.With("term", t)
-	if wm, ok := n.raft.FSM().Watermark(publish.WatermarkKey); ok {
-		n.pub.Restore(time.UnixMilli(wm))
+	var wm publish.Watermarks
+	if v, ok := n.raft.FSM().Watermark(publish.WatermarkKey); ok {
+		wm.PublishedUpTo = time.UnixMilli(v)
 	}
+	if v, ok := n.raft.FSM().Watermark(publish.SettledKey); ok {
+		wm.SettledUpTo = time.UnixMilli(v)
+	}
+	n.pub.Takeover(wm, time.Now())
 	var wg sync.WaitGroup
 	wg.Go(func() { n.scaler.Run(ctx) })
 	wg.Go(func() {

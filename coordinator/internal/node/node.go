@@ -226,7 +226,7 @@ func (n *Node) build(ctx context.Context, reg prometheus.Registerer) (*live, err
 	if pc.Custom, err = publish.NewCustomMetrics(pc.MaxCustomMetrics, reg); err != nil {
 		return nil, err
 	}
-	pc.Registerer, pc.Logger, pc.Commit = reg, log.With("component", "publish"), leaderStore{st}.commitWatermark
+	pc.Registerer, pc.Logger, pc.Commit, pc.CommitSettled = reg, log.With("component", "publish"), leaderStore{st}.commitWatermark, leaderStore{st}.commitSettled
 	if n.pub, err = publish.New(cw, pc); err != nil {
 		return nil, err
 	}

@@ -37,6 +37,9 @@ type FleetStats struct {
 type Period struct {
 	Start  time.Time
 	Fleets []FleetStats
+	// Lost are loss records sent with this period as PeriodsLost datums,
+	// each at its own period's timestamp.
+	Lost []Loss
 }
 
 // request is one PutMetricData call's worth of datums, all from one period.
@@ -44,6 +47,7 @@ type request struct {
 	period time.Time
 	datums []types.MetricDatum
 	bytes  int
+	last   bool // the period's last request: once it is sent or dropped the period is settled
 }
 
 // splitter packs datums into requests under the count and size limits.
@@ -69,6 +73,9 @@ func (s *splitter) done() []request {
 	if len(s.cur.datums) > 0 {
 		s.out = append(s.out, s.cur)
 		s.cur = request{}
+	}
+	if len(s.out) > 0 {
+		s.out[len(s.out)-1].last = true
 	}
 	return s.out
 }

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +205,45 @@ func TestLocalCloudSplitsLargePeriods(t *testing.T) {
 	pts, err := NewReader(cw, "shoal").Series(context.Background(), Query{Group: "web-asg", Metric: "cpu", InstanceID: "i-00832", Stat: "SampleCount", Start: per.Start, End: per.Start.Add(10 * time.Second)})
 	if err != nil || len(pts) != 1 || pts[0].V != 10 {
 		t.Fatalf("last instance's series read back %+v, %v", pts, err)
+	}
+}
+
+// TestLocalCloudLostPeriodsReadBack: loss records sent with a period land
+// in CloudWatch at the lost periods' own timestamps, and `metrics` prints
+// them under the series.
+func TestLocalCloudLostPeriodsReadBack(t *testing.T) {
+	lc := cloudtest.StartLocalCloud(t)
+	cw := localCloudWatch(t, lc)
+	p := newTestPublisher(t, cw, nil)
+	runPublisher(t, p)
+	base := lc.Now().Truncate(10 * time.Second)
+	per := Period{Start: base.Add(-10 * time.Second), Lost: []Loss{
+		{Start: base.Add(-30 * time.Second), Reason: LostInFlight, Count: 1},
+		{Start: base.Add(-20 * time.Second), Reason: LostFailover, Count: 1, Fleets: []string{"web"}},
+	}}
+	if err := p.Publish(per); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the request accepted", func() bool {
+		return testutil.ToFloat64(p.m.requests.WithLabelValues("ok")) == 1
+	})
+	pts, err := NewReader(cw, "shoal").LostPeriods(context.Background(), base.Add(-40*time.Second), base, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pts) != 2 || !pts[0].T.Equal(base.Add(-30*time.Second)) || !pts[1].T.Equal(base.Add(-20*time.Second)) || pts[0].V != 1 || pts[1].V != 1 {
+		t.Fatalf("lost periods read back %+v", pts)
+	}
+	var b strings.Builder
+	if err := WriteLost(&b, pts); err != nil {
+		t.Fatal(err)
+	}
+	want := "periods recorded lost by the cluster in this window: 2 (at " + base.Add(-30*time.Second).UTC().Format(time.TimeOnly) + ", " + base.Add(-20*time.Second).UTC().Format(time.TimeOnly) + ")"
+	if !strings.HasPrefix(b.String(), want) {
+		t.Fatalf("WriteLost = %q, want it to start %q", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteLost(&b, []Point{{T: base, V: 0}}); err != nil || b.Len() != 0 {
+		t.Fatalf("nothing lost printed %q (%v)", b.String(), err)
 	}
 }

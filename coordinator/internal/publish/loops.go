@@ -2,7 +2,6 @@ package publish
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
@@ -28,8 +27,8 @@ type Source interface {
 }
 
 // RunPeriods hands Publish each complete period until ctx ends. Call
-// Restore with the committed watermark first, so a new leader neither
-// repeats nor skips a period beyond the one in flight.
+// Takeover with the committed watermarks first, so a new leader neither
+// repeats a period nor loses one without counting it.
 func (p *Publisher) RunPeriods(ctx context.Context, src Source) {
 	t := time.NewTicker(min(p.cfg.Interval/4, time.Second))
 	defer t.Stop()
@@ -39,27 +38,7 @@ func (p *Publisher) RunPeriods(ctx context.Context, src Source) {
 			return
 		case <-t.C:
 		}
-		at := p.cfg.Now()
-		for {
-			start := p.NextPeriod(at)
-			end := start.Add(p.cfg.Interval)
-			if end.After(at) {
-				break
-			}
-			per := Period{Start: start}
-			for _, f := range src.Fleets() {
-				fs := p.periodStats(src, f, start, end)
-				if len(fs.Metrics) > 0 {
-					per.Fleets = append(per.Fleets, fs)
-				}
-			}
-			if err := p.Publish(per); err != nil {
-				if !errors.Is(err, ErrAlreadyPublished) {
-					p.log.Warn("publish: period", "period", start, "err", err)
-				}
-				break
-			}
-		}
+		p.closeDue(p.cfg.Now(), src)
 	}
 }
 

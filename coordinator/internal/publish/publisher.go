@@ -76,6 +76,19 @@ type Config struct {
 	// value therefore never sends a period again, and skips at most the one
 	// that was in flight. Nil disables the watermark (one node, tests).
 	Commit func(ctx context.Context, start time.Time) error
+	// CommitSettled writes "settled up to start" through raft once the last
+	// request of a period was sent or dropped, so a new leader can tell
+	// whether the newest committed period was still in flight (counted
+	// lost, reason in_flight). Nil disables it.
+	CommitSettled func(ctx context.Context, start time.Time) error
+	// TakeoverGrace is --publish-takeover-grace: after Takeover, periods
+	// that ended before it runs out wait for it, so that agents that lost
+	// their stream (their backoff reaches 10 s) reconnect and resend their
+	// buffered samples before those periods are rebuilt.
+	TakeoverGrace time.Duration
+	// CatchUpLimit is how far back a new leader rebuilds periods: no node
+	// keeps samples longer (ingest's ring and max age, 15 min).
+	CatchUpLimit time.Duration
 	// Registerer receives the publisher's counters; nil keeps them private.
 	Registerer prometheus.Registerer
 	Logger     *slog.Logger
@@ -95,6 +108,8 @@ func DefaultConfig() Config {
 		MaxCustomMetrics: DefaultMaxCustomMetrics,
 		RetryBase:        500 * time.Millisecond,
 		RetryMax:         30 * time.Second,
+		TakeoverGrace:    15 * time.Second,
+		CatchUpLimit:     15 * time.Minute,
 		Now:              time.Now,
 	}
 }
@@ -118,6 +133,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("retry base (%v) must be > 0", c.RetryBase)
 	case c.RetryMax < c.RetryBase:
 		return fmt.Errorf("retry max (%v) must be >= retry base (%v)", c.RetryMax, c.RetryBase)
+	case c.TakeoverGrace < 0 || c.TakeoverGrace > 5*time.Minute:
+		return fmt.Errorf("takeover grace (%v) must be between 0 and 5m", c.TakeoverGrace)
+	case c.CatchUpLimit < c.Interval:
+		return fmt.Errorf("catch-up limit (%v) must be >= the interval (%v)", c.CatchUpLimit, c.Interval)
 	case c.Now == nil:
 		return errors.New("now: required")
 	}
@@ -145,12 +164,22 @@ type Publisher struct {
 	custom *CustomMetrics
 	log    *slog.Logger
 	m      publisherMetrics
+	tm     takeoverMetrics
 
 	mu        sync.Mutex
 	queue     []request
 	accepted  time.Time // start of the newest period queued
 	committed time.Time // start of the newest period whose watermark is committed
 	wake      chan struct{}
+
+	// The term's takeover (zero before one): periods ending by catchUpUntil
+	// are catch-up periods, held until then.
+	takeoverAt, catchUpUntil time.Time
+	// pendingLost are loss records not yet handed to CloudWatch; lostLog
+	// the newest ones, for Lost.
+	pendingLost, lostLog []Loss
+	lastLost             time.Time // the newest period counted lost for a drop
+	settleDue, settled   time.Time // newest period settled; newest committed as settled
 }
 
 type publisherMetrics struct {
@@ -166,7 +195,7 @@ func New(api API, cfg Config) (*Publisher, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	p := &Publisher{api: api, cfg: cfg, custom: cfg.Custom, log: cfg.Logger, wake: make(chan struct{}, 1)}
+	p := &Publisher{api: api, cfg: cfg, custom: cfg.Custom, log: cfg.Logger, wake: make(chan struct{}, 1), tm: newTakeoverMetrics()}
 	if p.log == nil {
 		p.log = slog.Default()
 	}
@@ -199,7 +228,7 @@ func New(api API, cfg Config) (*Publisher, error) {
 	p.m.droppedBatches.WithLabelValues("queue_full")
 	p.m.droppedBatches.WithLabelValues("rejected")
 	if cfg.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.m.droppedBatches, p.m.droppedDatums, p.m.requests, p.m.datums, p.m.queued} {
+		for _, c := range []prometheus.Collector{p.m.droppedBatches, p.m.droppedDatums, p.m.requests, p.m.datums, p.m.queued, p.tm.lost, p.tm.rebuilt} {
 			if err := cfg.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register publisher metrics: %w", err)
 			}
@@ -301,6 +330,13 @@ func (p *Publisher) dropLocked(r request, reason string) {
 	p.m.droppedBatches.WithLabelValues(reason).Inc()
 	p.m.droppedDatums.Add(float64(len(r.datums)))
 	p.log.Warn("dropped CloudWatch batch", "reason", reason, "period", r.period, "datums", len(r.datums))
+	if !r.period.Equal(p.lastLost) {
+		p.lastLost = r.period
+		p.lostLocked(Loss{Start: r.period, Reason: reason, Count: 1})
+	}
+	if r.last && r.period.After(p.settleDue) {
+		p.settleDue = r.period
+	}
 }
 
 // build turns a period into requests: the heartbeat, then each fleet's
@@ -319,6 +355,15 @@ func (p *Publisher) build(per Period) []request {
 	one := Stats{SampleCount: 1, Sum: 1, Min: 1, Max: 1}
 	ts := sdkaws.Time(per.Start)
 	s.add(datum(HeartbeatMetric, "Count", ts, one, res, dims(DimCluster, p.cfg.Cluster)))
+	for _, l := range per.Lost {
+		n := float64(l.Count)
+		// CloudWatch refuses a datum older than two weeks, and with it the
+		// whole request: the heartbeat and the period's first series. A
+		// loss older than that (the cluster was down for weeks, or its
+		// watermark came back from an old backup) is recorded at the oldest
+		// time CloudWatch still takes.
+		s.add(datum(PeriodsLostMetric, "Count", sdkaws.Time(latest(l.Start, per.Start.Add(-maxDatumAge))), Stats{SampleCount: 1, Sum: n, Min: n, Max: n}, res, dims(DimCluster, p.cfg.Cluster)))
+	}
 
 	fleets := append([]FleetStats(nil), per.Fleets...)
 	sortFleets(fleets)
@@ -365,6 +410,17 @@ func (p *Publisher) build(per Period) []request {
 	return s.done()
 }
 
+// maxDatumAge is how old a datum CloudWatch still accepts (two weeks),
+// less an hour for the time a request may wait in the queue.
+const maxDatumAge = 14*24*time.Hour - time.Hour
+
+func latest(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func finite(vs ...float64) bool {
 	for _, v := range vs {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -403,6 +459,14 @@ func (p *Publisher) Run(ctx context.Context) error {
 		err := p.send(ctx, r)
 		if err == nil {
 			failures = 0
+			if r.last {
+				p.mu.Lock()
+				if r.period.After(p.settleDue) {
+					p.settleDue = r.period
+				}
+				p.mu.Unlock()
+			}
+			p.settle(ctx)
 			continue
 		}
 		if ctx.Err() != nil {
@@ -414,6 +478,7 @@ func (p *Publisher) Run(ctx context.Context) error {
 			p.mu.Lock()
 			p.dropLocked(r, "rejected")
 			p.mu.Unlock()
+			p.settle(ctx)
 			failures = 0
 			continue
 		}

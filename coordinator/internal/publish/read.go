@@ -78,6 +78,23 @@ func (r *Reader) Series(ctx context.Context, q Query) ([]Point, error) {
 	if q.InstanceID != "" {
 		d = append(d, dims(DimInstance, q.InstanceID)...)
 	}
+	return r.fetch(ctx, CloudWatchName(q.Metric), d, q)
+}
+
+// LostPeriods returns the cluster's PeriodsLost record between start and
+// end: per step, how many periods were recorded lost (ARCHITECTURE.md,
+// "Publishing across a leader change").
+func (r *Reader) LostPeriods(ctx context.Context, start, end time.Time, period time.Duration) ([]Point, error) {
+	if period < time.Second || period%time.Second != 0 {
+		return nil, fmt.Errorf("period (%v) must be a whole number of seconds", period)
+	}
+	if !start.Before(end) {
+		return nil, fmt.Errorf("start (%s) must be before end (%s)", start.Format(time.RFC3339), end.Format(time.RFC3339))
+	}
+	return r.fetch(ctx, PeriodsLostMetric, dims(DimCluster, r.cluster), Query{Stat: "Sum", Start: start, End: end, Period: period})
+}
+
+func (r *Reader) fetch(ctx context.Context, name string, d []types.Dimension, q Query) ([]Point, error) {
 	in := &cloudwatch.GetMetricDataInput{
 		StartTime: sdkaws.Time(q.Start),
 		EndTime:   sdkaws.Time(q.End),
@@ -85,7 +102,7 @@ func (r *Reader) Series(ctx context.Context, q Query) ([]Point, error) {
 		MetricDataQueries: []types.MetricDataQuery{{
 			Id: sdkaws.String("m0"),
 			MetricStat: &types.MetricStat{
-				Metric: &types.Metric{Namespace: sdkaws.String(Namespace), MetricName: sdkaws.String(CloudWatchName(q.Metric)), Dimensions: d},
+				Metric: &types.Metric{Namespace: sdkaws.String(Namespace), MetricName: sdkaws.String(name), Dimensions: d},
 				Period: sdkaws.Int32(int32(q.Period / time.Second)),
 				Stat:   sdkaws.String(q.Stat),
 			},
@@ -178,5 +195,25 @@ func WriteSeries(w io.Writer, metric, stat string, pts []Point, width int) error
 		return err
 	}
 	_, err := fmt.Fprintf(w, "%s  min %s  max %s\n", Sparkline(vals, width), strconv.FormatFloat(lo, 'f', -1, 64), strconv.FormatFloat(hi, 'f', -1, 64))
+	return err
+}
+
+// WriteLost prints the PeriodsLost record under a series: nothing when no
+// period was lost, else how many and when, so a gap in the series is
+// explained rather than silent.
+func WriteLost(w io.Writer, lost []Point) error {
+	var when []string
+	total := 0.0
+	for _, p := range lost {
+		if p.V > 0 {
+			total += p.V
+			when = append(when, p.T.UTC().Format(time.TimeOnly))
+		}
+	}
+	if total == 0 {
+		return nil
+	}
+	_, err := fmt.Fprintf(w, "periods recorded lost by the cluster in this window: %s (at %s); the leader's log and shoal_cloudwatch_periods_lost_total{reason} say why\n",
+		strconv.FormatFloat(total, 'f', -1, 64), strings.Join(when, ", "))
 	return err
 }

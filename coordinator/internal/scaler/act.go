@@ -49,6 +49,12 @@ func (s *Scaler) applyPending(ctx context.Context, fs *fleetState, v *view) bool
 		s.finish(ctx, d, superseded, nil, fmt.Sprintf("superseded by decision %d", open[len(open)-1].Id))
 	}
 	d := open[len(open)-1]
+	if s.stale(v) {
+		// A termination with decrement since the group was read: the
+		// capacity v shows may be neither before nor after it, so neither
+		// "already there" nor an action can be judged from it.
+		return true
+	}
 	if v.current() == d.Capacity {
 		s.finish(ctx, d, applied, nil, "")
 		return false
@@ -116,6 +122,17 @@ func (s *Scaler) act(ctx context.Context, fs *fleetState, v *view, d *shoalv1.De
 			// deadline bounds.
 			return errWait
 		}
+		// A drain that terminated its instance with the desired capacity
+		// decremented since the group was read: d.Capacity+v.draining
+		// still counts the instance, and set now it would buy it back (a
+		// second replacement for one interruption). The next tick reads
+		// the group after the termination. desiredMu keeps one from
+		// starting until the call below is done.
+		s.desiredMu.Lock()
+		defer s.desiredMu.Unlock()
+		if s.stale(v) {
+			return errWait
+		}
 		start := s.cfg.Now()
 		err := s.deps.Cloud.SetDesiredCapacity(ctx, v.g.Name, d.Capacity+v.draining)
 		s.met.actuation.Observe(s.cfg.Now().Sub(start).Seconds())
@@ -167,22 +184,31 @@ func (s *Scaler) scaleInBlocked(ctx context.Context, v *view) string {
 	return ""
 }
 
-// victims picks n instances to drain among the unprotected in-service ones
-// not already leaving; decide.Victims says which.
+// victims picks n instances to drain among the unprotected ones in service
+// or still launching, not already leaving; decide.Victims says which, and
+// takes those not serving yet before those that serve.
 func (s *Scaler) victims(v *view, n int) []string {
 	var cands []decide.Candidate
 	for id, gi := range v.inGroup {
 		in, ok := v.insts[id]
-		if !ok || gi.Protected || gi.LifecycleState != cloud.LifecycleInService {
+		if !ok || gi.Protected || !launchingOrInService(gi.LifecycleState) {
 			continue
 		}
 		if in.State == shoalv1.InstanceState_INSTANCE_STATE_DRAINING || in.State == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED {
 			continue
 		}
 		m, reported := v.latest[id]
-		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk})
+		notServing := gi.LifecycleState != cloud.LifecycleInService || in.State != shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+		cands = append(cands, decide.Candidate{ID: id, AZ: gi.AZ, Reported: reported, Metrics: m, AtRisk: in.AtRisk, NotServing: notServing})
 	}
 	return decide.Victims(v.f.Policy, cands, n)
+}
+
+// launchingOrInService is a group lifecycle state an instance can be
+// scaled in from: Pending, Pending:Wait, Pending:Proceed or InService (not
+// warm-pool, not already terminating).
+func launchingOrInService(state string) bool {
+	return state == cloud.LifecycleInService || state == cloud.LifecyclePending || strings.HasPrefix(state, cloud.LifecyclePending+":")
 }
 
 // decideAndAct runs decide on the fleet's live numbers and, when it wants a

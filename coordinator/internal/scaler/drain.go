@@ -53,7 +53,7 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 			continue // syncRegistry retires it
 		}
 		s.mu.Lock()
-		busy := s.inflight[id]
+		busy := s.inflight[id] || v.finishing[id]
 		s.mu.Unlock()
 		if busy {
 			waiting[id] = "finishing"
@@ -134,7 +134,18 @@ func (s *Scaler) finishDrain(ctx context.Context, fleet, group, id, lifecycle st
 			return
 		}
 	} else {
-		if _, err := s.deps.Cloud.TerminateInstance(ctx, id, decrement); err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
+		if decrement {
+			// Not across a scale-out's SetDesiredCapacity (act).
+			s.desiredMu.Lock()
+		}
+		_, err := s.deps.Cloud.TerminateInstance(ctx, id, decrement)
+		if decrement {
+			s.mu.Lock()
+			s.termGen[fleet]++
+			s.mu.Unlock()
+			s.desiredMu.Unlock()
+		}
+		if err != nil && !errors.Is(err, cloud.ErrInstanceNotFound) {
 			s.cloudErr("terminate instance", group, err)
 			return
 		}

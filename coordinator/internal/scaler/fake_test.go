@@ -79,7 +79,15 @@ type fakeCloud struct {
 	next       int
 	// failSet makes SetDesiredCapacity fail with it.
 	failSet error
-	calls   []string
+	// afterDescribe, when set, runs after DescribeGroups read the groups,
+	// outside the lock: a test changes the world under a tick's view with it.
+	afterDescribe func()
+	// terminated, when set, gets a value (never blocking) per
+	// TerminateInstance call.
+	terminated chan struct{}
+	// describes counts DescribeGroups calls: one per tick.
+	describes int
+	calls     []string
 }
 
 func newFakeCloud() *fakeCloud {
@@ -144,6 +152,7 @@ func (c *fakeCloud) group(name string) cloud.Group {
 func (c *fakeCloud) DescribeGroups(_ context.Context, names []string) ([]cloud.Group, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.describes++
 	var out []cloud.Group
 	for _, n := range names {
 		if g, ok := c.groups[n]; ok {
@@ -152,6 +161,12 @@ func (c *fakeCloud) DescribeGroups(_ context.Context, names []string) ([]cloud.G
 			out = append(out, cp)
 		}
 	}
+	after := c.afterDescribe
+	c.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	c.mu.Lock()
 	return out, nil
 }
 
@@ -183,6 +198,12 @@ func (c *fakeCloud) TerminateInstance(_ context.Context, id string, decrement bo
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.record(fmt.Sprintf("TerminateInstance %s %v", id, decrement))
+	if c.terminated != nil {
+		select {
+		case c.terminated <- struct{}{}:
+		default:
+		}
+	}
 	for _, g := range c.groups {
 		for i, in := range g.Instances {
 			if in.ID != id || in.LifecycleState != cloud.LifecycleInService {
@@ -347,9 +368,17 @@ func (l *lbFake) RequestsPerTarget(string) (float64, bool) { return 0, false }
 type agentsFake struct {
 	mu      sync.Mutex
 	drained []string
+	// hold, when set, keeps every on-drain hook running until it closes.
+	hold chan struct{}
 }
 
 func (a *agentsFake) Drain(_ context.Context, id string) error {
+	a.mu.Lock()
+	hold := a.hold
+	a.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.drained = append(a.drained, id)

@@ -196,6 +196,16 @@ type Scaler struct {
 	inflight map[string]bool // instance ids with a finishing drain running
 	wg       sync.WaitGroup
 
+	// desiredMu orders a scale-out's SetDesiredCapacity against a drain's
+	// TerminateInstance with decrement: the first computes desired from a
+	// view that counts the draining instance, the second lowers desired by
+	// it, and interleaved they would buy the instance back (two launches
+	// for one Spot interruption). termGen counts each fleet's decrementing
+	// terminations (guarded by mu), so a view read before one is known to
+	// be stale.
+	desiredMu sync.Mutex
+	termGen   map[string]uint64
+
 	// Notices from agents wait here for the loop (spot.go); wake starts a
 	// tick at once, so a notice does not wait for EvalInterval.
 	noticeMu sync.Mutex
@@ -213,7 +223,7 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Scaler, error) {
 		return nil, err
 	}
 	return &Scaler{cfg: cfg, deps: deps, met: newMetrics(reg), fleets: map[string]*fleetState{}, inflight: map[string]bool{},
-		notices: map[noticeKey]queuedNotice{}, wake: make(chan struct{}, 1), spot: newSpotMetrics(reg)}, nil
+		notices: map[noticeKey]queuedNotice{}, wake: make(chan struct{}, 1), spot: newSpotMetrics(reg), termGen: map[string]uint64{}}, nil
 }
 
 // Run ticks every EvalInterval until ctx ends, then waits for running drain
@@ -228,15 +238,33 @@ func (s *Scaler) Run(ctx context.Context) {
 	defer t.Stop()
 	defer s.wg.Wait()
 	for {
+		last := time.Now()
 		s.Tick(ctx)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-s.wake:
+			// Agents decide when notices come, and every tick reads the
+			// cloud: a flood of them (a flapping stream replaying its
+			// notices, a broken agent) must not drive the cloud calls
+			// past one tick per minWakeGap.
+			if gap := min(minWakeGap, s.cfg.EvalInterval) - time.Since(last); gap > 0 {
+				wait := time.NewTimer(gap)
+				select {
+				case <-ctx.Done():
+					wait.Stop()
+					return
+				case <-wait.C:
+				}
+			}
 		}
 	}
 }
+
+// minWakeGap is the least time between the starts of two ticks a notice
+// woke: a notice still reaches the cloud well within the 1.5 s goal.
+const minWakeGap = 250 * time.Millisecond
 
 // Tick runs one evaluation of every fleet.
 func (s *Scaler) Tick(ctx context.Context) {
@@ -250,6 +278,17 @@ func (s *Scaler) Tick(ctx context.Context) {
 	for _, f := range fleets {
 		names = append(names, f.Asg)
 	}
+	// Read before the groups and the registry, so a drain that finishes
+	// after this is seen as one (applyPending, act, progressDrains).
+	gens, finishing := map[string]uint64{}, map[string]bool{}
+	s.mu.Lock()
+	for _, f := range fleets {
+		gens[f.Name] = s.termGen[f.Name]
+	}
+	for id := range s.inflight {
+		finishing[id] = true
+	}
+	s.mu.Unlock()
 	groups, err := s.deps.Cloud.DescribeGroups(ctx, names)
 	if err != nil {
 		s.met.cloudErrors.WithLabelValues(cloud.Classify(err).String()).Inc()
@@ -266,7 +305,7 @@ func (s *Scaler) Tick(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.tickFleet(ctx, f, byName[f.Asg])
+		s.tickFleet(ctx, f, byName[f.Asg], gens[f.Name], finishing)
 	}
 	s.mu.Lock()
 	for name := range s.fleets {
@@ -302,13 +341,29 @@ type view struct {
 	lo, hi int32
 	// latest is each reporting instance's metrics, read once per tick.
 	latest map[string]map[string]float64
+	// termGen is the fleet's count of decrementing terminations at the
+	// start of the tick, before the group was read (see act).
+	termGen uint64
+	// finishing are the instances whose drain was finishing at the start
+	// of the tick: one that ended since left the view stale (its state
+	// read before or after), so it is not finished again this tick.
+	finishing map[string]bool
+}
+
+// stale reports whether a drain of the fleet terminated an instance with
+// the desired capacity decremented since the tick read the group: desired
+// and draining in v may then disagree with each other and the cloud.
+func (s *Scaler) stale(v *view) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.termGen[v.f.Name] != v.termGen
 }
 
 // current is the capacity Shoal counts: the group's desired capacity less
 // what is draining, because draining capacity is as good as gone.
 func (v *view) current() int32 { return v.g.Desired - v.draining }
 
-func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group) {
+func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group, termGen uint64, finishing map[string]bool) {
 	fs := s.state(f.Name)
 	if g == nil {
 		s.setExplain(fs, Explanation{Fleet: f.Name, Current: f.Desired, Recommended: f.Desired, Blocked: fmt.Sprintf("group not found: %q", f.Asg), Reason: "nothing acts on a fleet whose group does not exist"})
@@ -321,6 +376,7 @@ func (s *Scaler) tickFleet(ctx context.Context, f *shoalv1.Fleet, g *cloud.Group
 	fs.groupStatus = ""
 	s.mu.Unlock()
 	v := s.look(f, g)
+	v.termGen, v.finishing = termGen, finishing
 	s.syncRegistry(ctx, fs, v)
 	s.handleNotices(ctx, fs, v)
 	s.observeLaunches(ctx, v)

@@ -175,6 +175,36 @@ func TestNewLeaderFinishesPendingDecisions(t *testing.T) {
 	}
 }
 
+// TestScaleInTakesLaunchingInstancesFirst: a scale-in right after a
+// scale-out drains the instances still launching, never the ones serving
+// while those launch (the chaos harness saw an LB left with only draining
+// backends, every request a 503).
+func TestScaleInTakesLaunchingInstancesFirst(t *testing.T) {
+	h := newHarness(t, 4, cpuPolicy())
+	all := h.ids(cloud.LifecycleInService)
+	launching := all[2:]
+	h.cloud.mu.Lock()
+	for i := range h.cloud.groups[asg].Instances {
+		if slices.Contains(launching, h.cloud.groups[asg].Instances[i].ID) {
+			h.cloud.groups[asg].Instances[i].LifecycleState = cloud.LifecyclePending
+		}
+	}
+	h.cloud.mu.Unlock()
+	h.tick()
+	h.serve(10) // only the two in service report and are marked so
+	h.clk.Add(time.Second)
+	h.tick()
+	for _, id := range all {
+		want := shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE
+		if slices.Contains(launching, id) {
+			want = shoalv1.InstanceState_INSTANCE_STATE_DRAINING
+		}
+		if got := h.state(id); got != want && !(want == shoalv1.InstanceState_INSTANCE_STATE_DRAINING && got == shoalv1.InstanceState_INSTANCE_STATE_TERMINATED) {
+			t.Errorf("%s (launching %v): %s, want %s", id, slices.Contains(launching, id), got, want)
+		}
+	}
+}
+
 func TestScaleInDrainsBeforeTerminating(t *testing.T) {
 	h := newHarness(t, 4, cpuPolicy())
 	h.tick()

@@ -357,7 +357,7 @@ func (s *Scaler) spotReplace(ctx context.Context, fs *fleetState, v *view) {
 			notes[id] = fmt.Sprintf("%s: group %s has Capacity Rebalancing on, so the group launches the replacement and Shoal does not launch a second; drained, then terminated without decrementing%s", id, v.g.Name, deadlineNote(in))
 		case failures[id] >= maxSpotAttempts:
 			keep(in)
-			notes[id] = fmt.Sprintf("%s: %d replacement launches failed; the replacement follows the termination%s", id, failures[id], deadlineNote(in))
+			notes[id] = fmt.Sprintf("%s: %d replacement decisions failed (SetDesiredCapacity refused); the replacement follows the termination%s", id, failures[id], deadlineNote(in))
 		case fs.launchBlock != "":
 			notes[id] = fmt.Sprintf("%s: no replacement launched while %s; it follows the termination unless launches recover first", id, fs.launchBlock)
 		default:
@@ -409,13 +409,17 @@ func deadlineNote(in *shoalv1.Instance) string {
 // replaced interruption (desired returns to its value before the notice);
 // no when nothing replaced it yet (at max, Capacity Rebalancing, failed
 // launches), so the group launches one as soon as it is gone.
+//
+// Shoal's own replacement is checked first, as spotReplace does: Capacity
+// Rebalancing turned on after Shoal launched one must not leave the group a
+// permanent instance too many.
 func (s *Scaler) terminateDecrements(v *view, in *shoalv1.Instance) bool {
-	if !replacing(in) || v.g.CapacityRebalance {
-		return !replacing(in)
+	if !replacing(in) {
+		return true
 	}
 	ds, err := s.deps.Store.Decisions(v.f.Name, 0)
 	if err != nil {
-		return true
+		return !v.g.CapacityRebalance
 	}
 	replaced, _ := spotHistory(ds)
 	return replaced[in.Id]

@@ -1,11 +1,13 @@
 package scaler
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -225,7 +227,7 @@ func TestSpotFailedReplacementRetriesThenFollowsTermination(t *testing.T) {
 			t.Fatalf("attempt = %v, want failed and retryable", d)
 		}
 	}
-	if !h.explainHas("replacement launches failed; the replacement follows the termination") {
+	if !h.explainHas("replacement decisions failed (SetDesiredCapacity refused); the replacement follows the termination") {
 		t.Fatalf("explain = %+v", h.s.fleets[fleet].spotNotes)
 	}
 	h.lbs.release(victim)
@@ -467,5 +469,116 @@ func TestHoldForReplacement(t *testing.T) {
 	v.insts["r"], v.insts["gone"] = pending, inService
 	if !holdForReplacement(v, withDeadline(now.Add(time.Minute)), started, now, time.Minute) {
 		t.Fatal("counted an instance outside the group as the replacement")
+	}
+}
+
+// The replacement's SetDesiredCapacity must not cross a termination with
+// decrement of the interrupted instance: computed from a view read before
+// the termination (desired still counting the instance) and set after it,
+// it would launch a second replacement. Here the replacement decision is
+// left pending (leadership unconfirmed), the drain finishes in the
+// background, and its termination lands between the next tick's read of
+// the group and its act.
+func TestSpotReplacementDoesNotCrossATermination(t *testing.T) {
+	h := steady(t, 3)
+	victim := h.ids(cloud.LifecycleInService)[1]
+	h.lbs.release(victim) // nothing in flight: the drain is done at once
+	hold := make(chan struct{})
+	h.agents.mu.Lock()
+	h.agents.hold = hold
+	h.agents.mu.Unlock()
+	h.cloud.mu.Lock()
+	h.cloud.failSet = cloud.ErrNotLeader
+	h.cloud.terminated = make(chan struct{}, 1)
+	h.cloud.mu.Unlock()
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.s.Tick(context.Background()) // the finishing drain waits in its on-drain hook
+	if ds := h.spotDecisions(); len(ds) != 1 || ds[0].Status != pending {
+		t.Fatalf("spot decisions = %v, want one pending", ds)
+	}
+	h.cloud.mu.Lock()
+	h.cloud.failSet = nil
+	h.cloud.afterDescribe = func() {
+		h.cloud.mu.Lock()
+		h.cloud.afterDescribe = nil
+		h.cloud.mu.Unlock()
+		close(hold)
+		select {
+		case <-h.cloud.terminated:
+		case <-time.After(10 * time.Second):
+			t.Error("the drain never terminated its instance")
+		}
+	}
+	h.cloud.mu.Unlock()
+	h.clk.Add(time.Second)
+	h.tick()
+	for range 2 {
+		h.clk.Add(time.Second)
+		h.tick()
+	}
+	if calls := h.cloud.Calls(); !slices.Contains(calls, "TerminateInstance "+victim+" true") || h.countCalls("TerminateInstance") != 1 {
+		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
+	}
+	if got := h.cloud.group(asg).Desired; got != 3 {
+		t.Fatalf("group desired = %d, want 3: one replacement for one interruption (calls %v; decisions %v)", got, h.cloud.Calls(), h.decisions())
+	}
+}
+
+// A flood of notices (each wakes the loop) does not drive ticks, and so
+// cloud calls, past one per minWakeGap.
+func TestNoticeFloodDoesNotDriveTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := steady(t, 3)
+		h.s.cfg.EvalInterval = time.Hour
+		victim := h.ids(cloud.LifecycleInService)[0]
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		describes := func() int {
+			h.cloud.mu.Lock()
+			defer h.cloud.mu.Unlock()
+			return h.cloud.describes
+		}
+		before := describes()
+		go func() { defer close(done); h.s.Run(ctx) }()
+		synctest.Wait()
+		for i := range 50 {
+			h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(time.Duration(i)*time.Second+time.Minute)))
+			synctest.Wait()
+		}
+		time.Sleep(time.Second) // fake time: four gaps' worth
+		synctest.Wait()
+		cancel()
+		<-done
+		// The first tick, then at most one per 250 ms of the second that
+		// passed (the fifty notices coalesce).
+		if n := describes() - before; n < 2 || n > 6 {
+			t.Fatalf("50 notices in 1 s made %d ticks, want 2..6", n)
+		}
+	})
+}
+
+// Capacity Rebalancing turned on after Shoal launched the replacement: the
+// interrupted instance is still terminated with the decrement, so desired
+// returns to its value before the notice.
+func TestSpotCapacityRebalanceTurnedOnAfterShoalReplaced(t *testing.T) {
+	h := steady(t, 3)
+	victim := h.ids(cloud.LifecycleInService)[0]
+	h.s.Notify(fleet, victim, spotNotice(h.clk.Now().Add(2*time.Minute)))
+	h.tick()
+	if got := h.cloud.group(asg).Desired; got != 4 {
+		t.Fatalf("desired after the notice = %d, want 4", got)
+	}
+	h.cloud.mu.Lock()
+	h.cloud.groups[asg].CapacityRebalance = true
+	h.cloud.mu.Unlock()
+	h.lbs.release(victim)
+	h.clk.Add(time.Second)
+	h.tick()
+	h.serve(50) // Shoal's replacement serves: the drained victim may go
+	if !slices.Contains(h.cloud.Calls(), "TerminateInstance "+victim+" true") {
+		t.Fatalf("calls = %v, want the victim terminated with decrement", h.cloud.Calls())
+	}
+	if got := h.cloud.group(asg).Desired; got != 3 {
+		t.Fatalf("desired after the termination = %d, want 3 (its value before the notice)", got)
 	}
 }

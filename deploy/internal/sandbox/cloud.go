@@ -89,12 +89,16 @@ const GoldenAppPort = 8080
 // under data/agents/<instance-id>) and stream.
 func (s *Sandbox) GoldenUserData(capacity int) string {
 	b := s.opts.BinDir
+	agentHTTP := ""
+	if s.opts.AgentHTTPPort != 0 {
+		agentHTTP = fmt.Sprintf(" --http-addr $IP:%d", s.opts.AgentHTTPPort)
+	}
 	return strings.Join([]string{
 		"#!/bin/sh",
 		"B=" + devpki.ShellQuote(b) + "; IP=$LOCALCLOUD_PRIVATE_IP",
 		fmt.Sprintf("$B/shoal-demoapp --listen $IP:%d --capacity %d --log-level warn &", GoldenAppPort, capacity),
 		"DEMO=$!",
-		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --log-level warn %s", GoldenAppPort, GoldenAppPort, s.agentFlags()),
+		fmt.Sprintf("$B/shoal-agent --scope cgroup --scope-pid $DEMO --scrape http://$IP:%d/metrics --metric demoapp_utilization=util --health-http http://$IP:%d/healthz --interval 1s --log-level warn%s %s", GoldenAppPort, GoldenAppPort, agentHTTP, s.agentFlags()),
 		"wait",
 		"",
 	}, "\n")

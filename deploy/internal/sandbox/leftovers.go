@@ -28,6 +28,11 @@ func (s *Sandbox) Leftovers() ([]Leftover, error) {
 	return leftovers(s.opts.BinDir, markerVar+"="+s.Dir)
 }
 
+// Processes lists the running processes this sandbox started, directly or
+// through the local cloud (instances), as Leftovers finds them; while the
+// sandbox runs that is all of them (the soak samples them).
+func (s *Sandbox) Processes() ([]Leftover, error) { return s.Leftovers() }
+
 // LeftoversOf is Leftovers for a sandbox another process ran, known by its
 // bin and working directories (shoal-demo --keep prints the latter).
 func LeftoversOf(binDir, dir string) ([]Leftover, error) {

@@ -90,6 +90,10 @@ type Options struct {
 	// CoordinatorArgs are appended to every node's serve flags (e.g.
 	// --spot-drain-margin).
 	CoordinatorArgs []string
+	// AgentHTTPPort, when not 0, makes every instance's agent serve its own
+	// /metrics on the instance's address at this port (the soak reads its
+	// goroutines there). Default 0: off, as in production.
+	AgentHTTPPort int
 }
 
 // DefaultOptions is a 3-node cluster on a local cloud tuned to react in
@@ -117,6 +121,9 @@ func DefaultOptions() Options {
 // Validate says which option is wrong and why; it changes nothing (it
 // only looks for the binaries).
 func (o Options) Validate() error {
+	if o.AgentHTTPPort < 0 || o.AgentHTTPPort > 65535 || o.AgentHTTPPort == GoldenAppPort {
+		return fmt.Errorf("agent http port (%d): must be 0 (off) or a port other than the app's %d", o.AgentHTTPPort, GoldenAppPort)
+	}
 	switch {
 	case o.BinDir == "":
 		return errors.New("bin dir: required (the directory `make build` fills, e.g. SHOAL_BIN)")
