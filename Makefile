@@ -83,7 +83,7 @@ ui-screenshot: build ## the README's console screenshot (docs/console-fleet.png)
 fuzz: ## every fuzz target in turn, FUZZTIME each (default 30s); crashers are kept in the package's testdata/fuzz
 	FUZZTIME=$(or $(FUZZTIME),30s) GO=$(GO) deploy/bench/fuzz.sh
 
-demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; DEMO_COMPARE=aws runs AWS target tracking beside it (under 8 min); report in demo-report/
+demo: build ## the whole system on the local cloud through a load spike; DEMO_DURATION=90s shortens it; DEMO_COMPARE=aws runs AWS target tracking beside it (under 8 min); DEMO_SCENARIO=spot: two Spot interruptions under steady load at 6; report in demo-report/
 	$(BIN)/shoal-demo --bin $(BIN) --report-dir $(CURDIR)/demo-report
 
 chaos: build ## the system under a seeded nemesis, invariants checked; SEED=n reproduces, CHAOS_DURATION=30m runs long, CHAOS_NODES=5; report in chaos-report/

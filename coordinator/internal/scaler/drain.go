@@ -85,6 +85,10 @@ func (s *Scaler) progressDrains(ctx context.Context, fs *fleetState, v *view) {
 			}
 		}
 		decrement := s.terminateDecrements(v, in)
+		if decrement && replacing(in) && holdForReplacement(v, in, started, now, s.cfg.DrainTimeout) {
+			waiting[id] = "its replacement is not in service yet"
+			continue
+		}
 		s.mu.Lock()
 		s.inflight[id] = true
 		s.mu.Unlock()
@@ -172,4 +176,28 @@ func (fs *fleetState) heartbeatEvery(configured time.Duration) time.Duration {
 		return fs.hookHeartbeat / 3
 	}
 	return configured / 3
+}
+
+// holdForReplacement says whether a drained, replaced interruption should
+// stay until its replacement serves, in Capacity Rebalancing's order
+// (launch, wait, terminate): a drained instance costs nothing to keep, one
+// whose LB drain timed out keeps finishing its last requests, and the
+// notice usually leaves time. Its own deadline (the notice less the
+// margin) ends the wait; without one (a rebalance recommendation) the
+// drain timeout does.
+func holdForReplacement(v *view, in *shoalv1.Instance, started, now time.Time, drainTimeout time.Duration) bool {
+	if dl := in.GetDrainDeadline(); dl != nil {
+		if !now.Before(dl.AsTime()) {
+			return false
+		}
+	} else if now.Sub(started) >= drainTimeout {
+		return false
+	}
+	serving := int32(0)
+	for id, o := range v.insts {
+		if _, ok := v.inGroup[id]; ok && o.State == shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE {
+			serving++
+		}
+	}
+	return serving < v.current()
 }

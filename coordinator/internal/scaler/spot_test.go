@@ -79,9 +79,9 @@ func steady(t *testing.T, n int32) *harness {
 
 // TestSpotInterruptionDrainsReplacesAndTerminates is the whole path: the
 // notice drains the instance with a deadline, one SPOT decision asks for
-// desired+1 at once, and once drained the instance is terminated with the
-// desired capacity decremented, back to its value before the notice. A
-// replayed notice changes nothing.
+// desired+1 at once, and once drained and its replacement serves the
+// instance is terminated with the desired capacity decremented, back to its
+// value before the notice. A replayed notice changes nothing.
 func TestSpotInterruptionDrainsReplacesAndTerminates(t *testing.T) {
 	h := steady(t, 3)
 	victim := h.ids(cloud.LifecycleInService)[1]
@@ -122,9 +122,19 @@ func TestSpotInterruptionDrainsReplacesAndTerminates(t *testing.T) {
 		t.Fatalf("explain does not say which path ran: %+v", h.s.fleets[fleet].spotNotes)
 	}
 
+	// Drained, but its replacement does not serve yet: it stays, so the
+	// fleet never has fewer in service than before the notice less one.
 	h.lbs.release(victim)
 	h.clk.Add(time.Second)
 	h.tick()
+	if n := h.countCalls("TerminateInstance"); n != 0 {
+		t.Fatalf("terminated %d instances before the replacement served: %v", n, h.cloud.Calls())
+	}
+	if w := h.s.fleets[fleet].drainWaiting[victim]; w != "its replacement is not in service yet" {
+		t.Fatalf("drain waiting for %q, want the replacement", w)
+	}
+	h.clk.Add(time.Second)
+	h.serve(50) // the replacement's agent is ready: now the victim goes
 	if calls := h.cloud.Calls(); !slices.Contains(calls, "TerminateInstance "+victim+" true") || h.countCalls("TerminateInstance") != 1 {
 		t.Fatalf("calls = %v, want only the victim terminated, with decrement", calls)
 	}
@@ -424,6 +434,44 @@ func TestWarmInstanceOutsideTheGroupIsNotFlagged(t *testing.T) {
 	}
 }
 
+// holdForReplacement keeps a replaced interruption while the fleet's
+// in-service count is short of desired less what drains, until the
+// instance's own deadline or, without one (a rebalance), the drain timeout.
+func TestHoldForReplacement(t *testing.T) {
+	now := time.Unix(1000, 0)
+	started := now.Add(-3 * time.Second)
+	inService := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE}
+	pending := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_PENDING}
+	draining := &shoalv1.Instance{State: shoalv1.InstanceState_INSTANCE_STATE_DRAINING, StateReason: reasonSpot + "x"}
+	// 3 before the notice: a, b serve, v drains, r (its replacement) is
+	// pending; desired 4, one draining.
+	v := &view{g: &cloud.Group{Desired: 4}, draining: 1,
+		insts:   map[string]*shoalv1.Instance{"a": inService, "b": inService, "v": draining, "r": pending},
+		inGroup: map[string]cloud.Instance{"a": {}, "b": {}, "v": {}, "r": {}}}
+	withDeadline := func(at time.Time) *shoalv1.Instance {
+		in := &shoalv1.Instance{State: draining.State, StateReason: draining.StateReason, DrainDeadline: timestamppb.New(at)}
+		return in
+	}
+	if !holdForReplacement(v, withDeadline(now.Add(time.Second)), started, now, 2*time.Second) {
+		t.Fatal("released before the replacement served and before the deadline (the drain timeout does not end a deadline's wait)")
+	}
+	if holdForReplacement(v, withDeadline(now), started, now, time.Minute) {
+		t.Fatal("held past the instance's deadline")
+	}
+	if !holdForReplacement(v, draining, started, now, 10*time.Second) || holdForReplacement(v, draining, started, now, 3*time.Second) {
+		t.Fatal("a rebalance drain without a deadline: want held within the drain timeout and released at it")
+	}
+	v.insts["r"] = inService
+	if holdForReplacement(v, withDeadline(now.Add(time.Minute)), started, now, time.Minute) {
+		t.Fatal("held after the replacement served")
+	}
+	// An in-service instance the group no longer has does not count.
+	v.insts["r"], v.insts["gone"] = pending, inService
+	if !holdForReplacement(v, withDeadline(now.Add(time.Minute)), started, now, time.Minute) {
+		t.Fatal("counted an instance outside the group as the replacement")
+	}
+}
+
 // The replacement's SetDesiredCapacity must not cross a termination with
 // decrement of the interrupted instance: computed from a view read before
 // the termination (desired still counting the instance) and set after it,
@@ -526,6 +574,7 @@ func TestSpotCapacityRebalanceTurnedOnAfterShoalReplaced(t *testing.T) {
 	h.lbs.release(victim)
 	h.clk.Add(time.Second)
 	h.tick()
+	h.serve(50) // Shoal's replacement serves: the drained victim may go
 	if !slices.Contains(h.cloud.Calls(), "TerminateInstance "+victim+" true") {
 		t.Fatalf("calls = %v, want the victim terminated with decrement", h.cloud.Calls())
 	}

@@ -31,12 +31,28 @@ beside Shoal's behind a load balancer of its own, under the same load at the
 same moment, scaled by AWS target tracking as the local cloud runs it (10 s
 high-resolution metric, published every 10 s by a stand-in CloudWatch
 agent) and never by Shoal. The run lasts up to about 7.5 minutes, so AWS's
-side can scale out and back in.`,
+side can scale out and back in.
+
+With --scenario spot (or DEMO_SCENARIO=spot) the fleet is held at 6
+instances under steady load while two of them get Spot interruption
+notices from the local cloud (terminated 40 s later; the coordinators run
+with --spot-drain-margin 5s). The load lasts 30 s (DEMO_DURATION sets
+it), the whole run about a minute; summary.json lists each interruption's
+notice, drain start, replacement in service and termination.`,
 		Args:          cobra.NoArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c := cfg
+			if cmd.Flags().Changed("scenario") {
+				switch c.Scenario {
+				case ScenarioSpike:
+				case ScenarioSpot:
+					c = c.WithSpot()
+				default:
+					return fmt.Errorf("%w: --scenario (%q) must be %q or %q", ErrConfig, c.Scenario, ScenarioSpike, ScenarioSpot)
+				}
+			}
 			if cmd.Flags().Changed("compare") {
 				if c.Compare != CompareAWS {
 					return fmt.Errorf("%w: --compare (%q) must be %q", ErrConfig, c.Compare, CompareAWS)
@@ -69,6 +85,7 @@ side can scale out and back in.`,
 	f.BoolVar(&cfg.Hold, "hold", cfg.Hold, "keep the system up after the report, for the CLI tour, until Ctrl-C")
 	f.IntVar(&cfg.BaselineRPS, "baseline-rps", cfg.BaselineRPS, "baseline load, requests/s")
 	f.IntVar(&cfg.SpikeRPS, "spike-rps", cfg.SpikeRPS, "spike load, requests/s")
+	f.StringVar(&cfg.Scenario, "scenario", cfg.Scenario, `"spike" (load spike, the default) or "spot" (two Spot interruptions under steady load)`)
 	f.StringVar(&cfg.Compare, "compare", cfg.Compare, `"aws": a second fleet beside Shoal's, scaled by AWS target tracking in the local cloud`)
 	cmd.SetArgs(args)
 	cmd.SetOut(stdout)

@@ -61,7 +61,27 @@ type Config struct {
 	// running sandbox (the console screenshot opens its page then). It
 	// must not block.
 	OnLoad func(ctx context.Context, sb *sandbox.Sandbox)
+	// Scenario is ScenarioSpike (the default: baseline, spike, recovery)
+	// or ScenarioSpot (WithSpot: steady load at Min while two instances
+	// get Spot interruption notices; spot.go).
+	Scenario string
+	// SpotNoticeIn is how long after its notice the local cloud
+	// terminates an interrupted instance (default 40s, so the scenario
+	// stays short); SpotDrainMargin is the coordinators'
+	// --spot-drain-margin (default 5s).
+	SpotNoticeIn, SpotDrainMargin time.Duration
+	// SpotFirstNotice is the timeline second of the first notice (default
+	// 3); the second follows SpotGap seconds later (default 10) and not
+	// before the first replacement is in service, so capacity drops by
+	// one at most.
+	SpotFirstNotice, SpotGap int
 }
+
+// The scenarios: Config.Scenario's values.
+const (
+	ScenarioSpike = "spike"
+	ScenarioSpot  = "spot"
+)
 
 // CompareAWS is Config.Compare's one value.
 const CompareAWS = "aws"
@@ -85,6 +105,11 @@ func DefaultConfig() Config {
 		PublishInterval: 2 * time.Second,
 		AgentFlush:      10 * time.Second,
 		Out:             os.Stdout,
+		Scenario:        ScenarioSpike,
+		SpotNoticeIn:    40 * time.Second,
+		SpotDrainMargin: 5 * time.Second,
+		SpotFirstNotice: 3,
+		SpotGap:         10,
 	}.WithDuration(150 * time.Second)
 }
 
@@ -98,6 +123,20 @@ func (c Config) WithCompare(kind string) Config {
 	c.Compare = kind
 	c.Baseline, c.Spike, c.Recovery = 20*time.Second, 60*time.Second, 380*time.Second
 	c.Budget = 7*time.Minute + 40*time.Second
+	return c
+}
+
+// WithSpot returns c set up for the spot scenario: 6 to 8 instances
+// (min 6, so the fleet sits at 6 and the policy never scales it; the two
+// above leave room for Shoal's desired+1 replacements) under a steady 120
+// req/s, 40 % of what 6 serve at the target, for 30 s: notices at t=3 and
+// t=13, each settled (drained, replaced, terminated) in a few seconds on
+// the local cloud.
+func (c Config) WithSpot() Config {
+	c.Scenario = ScenarioSpot
+	c.Min, c.Max, c.BaselineRPS = 6, 8, 120
+	c.SpikeRPS = max(c.SpikeRPS, c.BaselineRPS+1)
+	c.Baseline, c.Spike, c.Recovery = 28*time.Second, time.Second, time.Second
 	return c
 }
 
@@ -144,16 +183,48 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: compare (%q) must be empty or %q", ErrConfig, c.Compare, CompareAWS)
 	case c.Budget < 0:
 		return fmt.Errorf("%w: budget (%s) must be >= 0", ErrConfig, c.Budget)
+	case c.Scenario != ScenarioSpike && c.Scenario != ScenarioSpot:
+		return fmt.Errorf("%w: scenario (%q) must be %q or %q", ErrConfig, c.Scenario, ScenarioSpike, ScenarioSpot)
+	case c.Scenario == ScenarioSpot && c.Compare != "":
+		return fmt.Errorf("%w: compare (%q) runs only with the %q scenario", ErrConfig, c.Compare, ScenarioSpike)
+	case c.Scenario == ScenarioSpot && c.Max < c.Min+1:
+		return fmt.Errorf("%w: max (%d) must leave room above min (%d) for a replacement in the spot scenario", ErrConfig, c.Max, c.Min)
+	case c.Scenario == ScenarioSpot && (c.SpotNoticeIn < 10*time.Second || c.SpotNoticeIn > 2*time.Minute):
+		return fmt.Errorf("%w: spot notice in (%s) must be between 10s and 2m", ErrConfig, c.SpotNoticeIn)
+	case c.Scenario == ScenarioSpot && (c.SpotDrainMargin < 0 || c.SpotDrainMargin >= c.SpotNoticeIn):
+		return fmt.Errorf("%w: spot drain margin (%s) must be >= 0 and below the notice's %s", ErrConfig, c.SpotDrainMargin, c.SpotNoticeIn)
+	case c.Scenario == ScenarioSpot && (c.SpotFirstNotice < 1 || c.SpotFirstNotice >= int(c.Total()/time.Second)):
+		return fmt.Errorf("%w: spot first notice (t=%ds) must be >= 1 and inside the load (%s)", ErrConfig, c.SpotFirstNotice, c.Total())
+	case c.Scenario == ScenarioSpot && (c.SpotGap < 0 || c.SpotFirstNotice+c.SpotGap >= int(c.Total()/time.Second)):
+		return fmt.Errorf("%w: spot gap (%ds) must be >= 0 and leave the second notice inside the load (%s)", ErrConfig, c.SpotGap, c.Total())
 	case c.Compare != "" && (c.AgentFlush < time.Second || c.AgentFlush > time.Minute):
 		return fmt.Errorf("%w: agent flush (%s) must be between 1s and 1m", ErrConfig, c.AgentFlush)
 	}
 	return nil
 }
 
-// FromEnv applies DEMO_COMPARE (WithCompare) and then DEMO_DURATION (a Go
+// FromEnv applies DEMO_SCENARIO (WithSpot for "spot"), DEMO_COMPARE (WithCompare) and then DEMO_DURATION (a Go
 // duration): in the default run it splits the phases; in a compare run it
 // shortens or lengthens the recovery phase so the profile lasts that long.
 func FromEnv(c Config, getenv func(string) string) (Config, error) {
+	switch v := getenv("DEMO_SCENARIO"); v {
+	case "", ScenarioSpike:
+	case ScenarioSpot:
+		if c.Scenario != ScenarioSpot {
+			c = c.WithSpot()
+		}
+	default:
+		return c, fmt.Errorf("%w: DEMO_SCENARIO (%q) must be %q, %q or unset", ErrConfig, v, ScenarioSpike, ScenarioSpot)
+	}
+	if v := getenv("DEMO_DURATION"); v != "" && c.Scenario == ScenarioSpot {
+		// The spot scenario's load is one phase; its bound is the total.
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 30*time.Second {
+			return c, fmt.Errorf("%w: DEMO_DURATION (%q) must be a Go duration of at least 30s in the spot scenario", ErrConfig, v)
+		}
+		c.Baseline, c.Spike, c.Recovery = d-2*time.Second, time.Second, time.Second
+		return c, nil
+	}
 	if v := getenv("DEMO_COMPARE"); v != "" {
 		if v != CompareAWS {
 			return c, fmt.Errorf("%w: DEMO_COMPARE (%q) must be %q or unset", ErrConfig, v, CompareAWS)

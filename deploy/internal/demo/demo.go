@@ -33,11 +33,19 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	}
 	began := time.Now()
 	out := cfg.Out
-	fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
-		cfg.Total(), cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
+	if cfg.Scenario == ScenarioSpot {
+		fmt.Fprintf(out, "Shoal demo, spot scenario: up to %s of %d req/s on a fleet held at %d instances of %d req/s (max %d), two Spot interruptions\n",
+			cfg.Total(), cfg.BaselineRPS, cfg.Min, cfg.Capacity, cfg.Max)
+	} else {
+		fmt.Fprintf(out, "Shoal demo: %s of load (%d req/s baseline, %d req/s spike for %s), fleet %d–%d instances of %d req/s, target %s %.0f\n",
+			cfg.Total(), cfg.BaselineRPS, cfg.SpikeRPS, cfg.Spike, cfg.Min, cfg.Max, cfg.Capacity, metric, cfg.Target)
+	}
 
 	opts := sandbox.DefaultOptions()
 	opts.BinDir, opts.PublishInterval, opts.KeepDir = cfg.BinDir, cfg.PublishInterval, cfg.KeepDir
+	if cfg.Scenario == ScenarioSpot {
+		opts.CoordinatorArgs = append(opts.CoordinatorArgs, "--spot-drain-margin", cfg.SpotDrainMargin.String())
+	}
 	sb, err := sandbox.Start(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
@@ -145,7 +153,11 @@ func Run(ctx context.Context, cfg Config, inspect Inspect) (sum *Summary, err er
 	if cfg.OnLoad != nil {
 		cfg.OnLoad(ctx, sb)
 	}
-	sum, runErr := r.load(ctx)
+	load := r.load
+	if cfg.Scenario == ScenarioSpot {
+		load = r.loadSpot
+	}
+	sum, runErr := load(ctx)
 	if sum == nil {
 		return nil, runErr
 	}

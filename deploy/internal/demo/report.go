@@ -107,10 +107,18 @@ func writeChart(w io.Writer, s *Summary) error {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	compare := len(s.Fleets) > 1
-	if compare {
+	switch {
+	case s.Scenario == ScenarioSpot:
+		var ids []string
+		for _, i := range s.Interruptions {
+			ids = append(ids, i.Instance)
+		}
+		fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal demo, spot scenario: fleet %s at %d instances, %d req/s steady, Spot interruptions of %s</text>`+"\n",
+			left, s.Fleet, s.Min, s.BaselineRPS, strings.Join(ids, ", "))
+	case compare:
 		fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal (%s) beside AWS target tracking at 10 s (%s): %d→%d req/s spike each, target %.0f %% utilisation</text>`+"\n",
 			left, s.Fleet, AWSFleet, s.BaselineRPS, s.SpikeRPS, s.Target)
-	} else {
+	default:
 		fmt.Fprintf(&b, `<text x="%d" y="24" font-size="16" font-weight="bold">Shoal demo: fleet %s, %d→%d req/s spike, target %s %.0f</text>`+"\n", left, s.Fleet, s.BaselineRPS, s.SpikeRPS, metric, s.Target)
 	}
 

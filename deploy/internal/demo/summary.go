@@ -26,8 +26,24 @@ type Summary struct {
 	// LoadStartUnixMS is the wall-clock time of t=0.
 	LoadStartUnixMS int64 `json:"load_start_unix_ms"`
 
+	// Scenario is "spike" or "spot" (Config.Scenario).
+	Scenario string `json:"scenario"`
+
 	TotalRequests  int `json:"total_requests"`
 	FailedRequests int `json:"failed_requests"`
+	// UnsentRequests (spot scenario) counts requests the generator's
+	// schedule called for but could not send, every connection busy.
+	UnsentRequests int `json:"unsent_requests,omitempty"`
+	// Interruptions are the spot scenario's Spot interruptions (spot.go).
+	Interruptions []Interruption `json:"interruptions,omitempty"`
+	// PreNoticeInService is the spot scenario's in-service count just
+	// before the first notice; MinInServiceAfterNotice the least the
+	// coordinators showed from then to the end (both -1 without a notice).
+	PreNoticeInService      int `json:"pre_notice_in_service,omitempty"`
+	MinInServiceAfterNotice int `json:"min_in_service_after_notice,omitempty"`
+	// SpotWatchMissed counts the spot scenario's 200 ms reads of either
+	// record that failed (each moment is then known to a poll later).
+	SpotWatchMissed int `json:"spot_watch_missed,omitempty"`
 	// FailedDuringScaleIn counts failures from the first scale-in decision
 	// until the fleet was back at min with nothing draining (plus 2 s).
 	FailedDuringScaleIn int `json:"failed_during_scale_in"`
@@ -74,7 +90,7 @@ type Summary struct {
 func (r *run) summarise(t loadTotals, complete bool) *Summary {
 	cfg := r.cfg
 	s := &Summary{
-		Fleet: Fleet, Golden: r.golden, Made: r.made, Min: cfg.Min, Max: cfg.Max, Target: cfg.Target, Capacity: cfg.Capacity,
+		Fleet: Fleet, Scenario: cfg.Scenario, Golden: r.golden, Made: r.made, Min: cfg.Min, Max: cfg.Max, Target: cfg.Target, Capacity: cfg.Capacity,
 		BaselineRPS: cfg.BaselineRPS, SpikeRPS: cfg.SpikeRPS, SpikeStart: r.spikeAt, SpikeEnd: r.spikeEnd, LoadEnd: r.loadEnd,
 		LoadStartUnixMS: r.t0.UnixMilli(), TotalRequests: t.requests, FailedRequests: t.errors,
 		Decisions: r.decisions, Alarms: r.alarms, AlarmChanges: r.changes, Complete: complete, Rows: r.rows,
@@ -149,6 +165,10 @@ func (r *run) summarise(t loadTotals, complete bool) *Summary {
 
 func printSummary(w io.Writer, cfg Config, s *Summary) {
 	fmt.Fprintln(w, "\nsummary")
+	if s.Scenario == ScenarioSpot {
+		printSpotSummary(w, cfg, s)
+		return
+	}
 	if s.ScaleOutReactionS >= 0 {
 		fmt.Fprintf(w, "  scale-out reaction: %.1fs from the spike crossing the target (t=%.0fs) to desired rising (t=%.1fs); peak desired %d\n",
 			s.ScaleOutReactionS, s.SpikeCrossedTargetT, s.ScaleOutDecidedT, s.PeakDesired)
@@ -188,4 +208,35 @@ func (a AgentCounts) lastErrNote() string {
 		return ""
 	}
 	return " (last error: " + a.LastErr + ")"
+}
+
+// printSpotSummary is the spot scenario's summary: each interruption's
+// moments, the least capacity in service, and failed requests.
+func printSpotSummary(w io.Writer, cfg Config, s *Summary) {
+	for _, i := range s.Interruptions {
+		fmt.Fprintf(w, "  %s: notice t=%.2fs; draining %s after; replacement %s in service %s after; terminated %s after\n",
+			i.Instance, i.NoticeT, since(i.NoticeT, i.DrainStartedT), orNone(i.Replacement), since(i.NoticeT, i.ReplacementInServiceT), since(i.NoticeT, i.TerminatedT))
+	}
+	fmt.Fprintf(w, "  in service: %d before the first notice, never fewer than %d after (%d missed reads)\n", s.PreNoticeInService, s.MinInServiceAfterNotice, s.SpotWatchMissed)
+	pct := 0.0
+	if s.TotalRequests > 0 {
+		pct = 100 * float64(s.FailedRequests) / float64(s.TotalRequests)
+	}
+	fmt.Fprintf(w, "  failed requests: %d of %d (%.3f%%); %d unsent (every connection busy)\n", s.FailedRequests, s.TotalRequests, pct, s.UnsentRequests)
+	fmt.Fprintf(w, "  report: %s/timeline.csv, %s/chart.svg, %s/summary.json\n", cfg.ReportDir, cfg.ReportDir, cfg.ReportDir)
+}
+
+// since is "1.23s" from a to b, or "never" when b was not seen.
+func since(a, b float64) string {
+	if b < 0 {
+		return "never"
+	}
+	return fmt.Sprintf("%.2fs", b-a)
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none seen)"
+	}
+	return s
 }
