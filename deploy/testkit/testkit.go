@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-dev/shoal/deploy/internal/loopback"
 	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
@@ -101,15 +102,15 @@ func LookBinary(name string) (string, error) {
 	return p, nil
 }
 
-// FreeAddr returns a loopback address whose port was free a moment ago.
+// FreeAddr returns a loopback address whose port was free a moment ago,
+// below the kernel's ephemeral range (loopback.Addr says why).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := loopback.Addr()
 	if err != nil {
 		t.Fatalf("free loopback port: %v", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 // Eventually calls cond until it returns nil, failing the test with cond's

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 	"time"
 
 	"github.com/shoal-dev/shoal/deploy/internal/devpki"
+	"github.com/shoal-dev/shoal/deploy/internal/loopback"
 	"github.com/shoal-dev/shoal/deploy/internal/pgroup"
 )
 
@@ -553,12 +553,6 @@ func (s *Sandbox) hook(ctx context.Context, method, path string, out any) error 
 	return json.Unmarshal(body, out)
 }
 
-// freeAddr returns a loopback address with a port free right now.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
+// freeAddr returns a loopback address with a port free right now, below
+// the kernel's ephemeral range (loopback.Addr says why).
+func freeAddr() (string, error) { return loopback.Addr() }
