@@ -1,6 +1,7 @@
 package testkit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -423,4 +424,23 @@ func Run(within time.Duration, bin string, args []string, env ...string) (string
 		return string(out), fmt.Errorf("%s did not exit within %s", filepath.Base(bin), within)
 	}
 	return string(out), err
+}
+
+// Buffer is a bytes.Buffer safe for one writer (a process's output) and
+// concurrent readers (a test polling what it printed).
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,23 +21,6 @@ import (
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
 	"github.com/shoal-dev/shoal/deploy/testkit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestCompareAWS runs `shoal-demo --compare aws` on a short schedule: a
 // 50 s spike is long enough for AWS's 3 datapoints of 10 s (plus the
@@ -51,7 +33,7 @@ func TestCompareAWS(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
 	defer cancel()
 	report := t.TempDir()
-	var out lockedBuffer
+	var out testkit.Buffer
 	cfg := demo.DefaultConfig().WithCompare(demo.CompareAWS)
 	cfg.BinDir, cfg.ReportDir, cfg.Out = bin, report, &out
 	cfg.Baseline, cfg.Spike, cfg.Recovery, cfg.Budget = 5*time.Second, 50*time.Second, 3*time.Second, 0

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -28,24 +27,6 @@ import (
 	"github.com/shoal-dev/shoal/deploy/testkit"
 )
 
-// lockedBuffer collects the demo's output for the failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestDemo runs a shortened `make demo` and checks what the issue promises:
 // a quick scale-out, (almost) no failed request and none during scale-in, the
 // fleet's series in CloudWatch, the high alarm firing and clearing, the group
@@ -55,7 +36,7 @@ func TestDemo(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	report := t.TempDir()
-	var out lockedBuffer
+	var out testkit.Buffer
 	var sb *sandbox.Sandbox
 	cfg := demo.DefaultConfig()
 	cfg.BinDir, cfg.ReportDir = bin, report
@@ -321,10 +302,10 @@ func TestDemoCtrlC(t *testing.T) {
 	// stdout is read line by line; the pipe ends once the process has.
 	stdout, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() }) // after the process is stopped
-	var stderr lockedBuffer
+	var stderr testkit.Buffer
 	proc := testkit.Start(t, filepath.Join(bin, "shoal-demo"), []string{"--bin", bin, "--keep", "--report-dir", t.TempDir()},
 		testkit.Options{Env: []string{"DEMO_DURATION=20s"}, Stdout: pw, Stderr: &stderr})
-	var out lockedBuffer
+	var out testkit.Buffer
 	dir := ""
 	live, eof := make(chan struct{}), make(chan struct{})
 	go func() {

@@ -3,36 +3,17 @@
 package soak
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoal-dev/shoal/deploy/soak"
 	"github.com/shoal-dev/shoal/deploy/testkit"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestSoakShort runs `make soak`'s code for 45 s with one spike and a sample
 // every 2 s, and checks the report: every kind of process (the local cloud,
@@ -44,7 +25,7 @@ func TestSoakShort(t *testing.T) {
 	bin := testkit.BinDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 110*time.Second)
 	defer cancel()
-	var out lockedBuffer
+	var out testkit.Buffer
 	cfg := soak.DefaultConfig()
 	cfg.BinDir, cfg.ReportDir, cfg.Out = bin, t.TempDir(), &out
 	cfg.Duration, cfg.WarmUp, cfg.SampleEvery = 45*time.Second, 10*time.Second, 2*time.Second

@@ -3,11 +3,9 @@
 package spotdemo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 	"github.com/shoal-dev/shoal/deploy/internal/sandbox"
 	"github.com/shoal-dev/shoal/deploy/testkit"
 )
-
-// lockedBuffer collects the demo's output for the failure message.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // decision is one element of `decisions FLEET -o json`.
 type decision struct {
@@ -53,7 +33,7 @@ func TestSpotScenario(t *testing.T) {
 	bin := testkit.BinDir(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 85*time.Second)
 	defer cancel()
-	var out lockedBuffer
+	var out testkit.Buffer
 	cfg := demo.DefaultConfig().WithSpot()
 	cfg.BinDir, cfg.ReportDir, cfg.Out = bin, t.TempDir(), &out
 	var spotDecisions []decision
