@@ -31,9 +31,17 @@ func TestRollingReplacement(t *testing.T) {
 	leader := c.agreedLeader(30*time.Second, c.voters())
 	for _, n := range c.nodes {
 		// Whichever came first: it bootstrapped the shared configuration,
-		// a peer's bootstrap reached it, or it asked a peer that had.
-		if !logHas(n, "bootstrap-expect: bootstrapping") && !logHas(n, "bootstrap-expect: a peer bootstrapped") && !logHas(n, "joining it, not bootstrapping") {
-			t.Errorf("%s formed the cluster without going through bootstrap-expect", n.id)
+		// a peer's bootstrap reached it, or it asked a peer that had. A node
+		// the others' bootstrap reached logs so when its own round ends,
+		// which can be just after the leader is agreed: wait for the line.
+		err := testkit.Poll(10*time.Second, func() error {
+			if logHas(n, "bootstrap-expect: bootstrapping") || logHas(n, "bootstrap-expect: a peer bootstrapped") || logHas(n, "joining it, not bootstrapping") {
+				return nil
+			}
+			return fmt.Errorf("%s formed the cluster without going through bootstrap-expect", n.id)
+		})
+		if err != nil {
+			t.Error(err)
 		}
 	}
 	c.createFleet(leader, "web")
