@@ -18,6 +18,13 @@ import (
 // fails to start with "address already in use". Ports below the ephemeral
 // range are never handed to outgoing connections, so only another explicit
 // binder can take them.
+//
+// The one explicit binder that matters is this process's next pick: a
+// port is free again once the probe closes, and a sandbox picks a dozen
+// before it binds any, so two random picks from ~12,000 ports meet about
+// once in 200 sandboxes (a node then exits 1 on "address already in
+// use"). Addr therefore never hands out the same port twice in one
+// process.
 
 const (
 	// lowest is the bottom of the range picked from: above the well-known
@@ -28,6 +35,10 @@ const (
 )
 
 var (
+	// given holds every port Addr has handed out in this process.
+	givenMu sync.Mutex
+	given   = map[int]bool{}
+
 	rangeOnce sync.Once
 	ephLow    = 32768 // Linux's default when the sysctl cannot be read
 )
@@ -55,22 +66,41 @@ func ephemeralLow() int {
 // is free, a port-0 pick.
 func Addr() (string, error) {
 	hi := ephemeralLow()
+	givenMu.Lock()
+	defer givenMu.Unlock()
 	for range attempts {
 		p := lowest + rand.IntN(hi-lowest)
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
+		if given[p] {
 			continue
 		}
-		addr := ln.Addr().String()
+		if addr, ok := probe(p); ok {
+			given[p] = true
+			return addr, nil
+		}
+	}
+	for range attempts {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", fmt.Errorf("free port: %w", err)
+		}
+		addr := ln.Addr().(*net.TCPAddr)
 		if err := ln.Close(); err != nil {
 			return "", fmt.Errorf("free port: %w", err)
 		}
-		return addr, nil
+		if !given[addr.Port] {
+			given[addr.Port] = true
+			return addr.String(), nil
+		}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	return "", fmt.Errorf("free port: no port free on 127.0.0.1 that this process has not handed out already (%d tries)", 2*attempts)
+}
+
+// probe binds 127.0.0.1:p and closes it again: whether p is free now.
+func probe(p int) (string, bool) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
 	if err != nil {
-		return "", fmt.Errorf("free port: %w", err)
+		return "", false
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	addr := ln.Addr().String()
+	return addr, ln.Close() == nil
 }

@@ -29,3 +29,20 @@ func TestAddrIsBelowTheEphemeralRange(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestAddrNeverRepeats: a port handed out is not handed out again in the
+// same process, even after it is free again (a sandbox picks every node's
+// ports before it binds any).
+func TestAddrNeverRepeats(t *testing.T) {
+	seen := map[string]bool{}
+	for range 2000 {
+		addr, err := Addr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[addr] {
+			t.Fatalf("Addr() handed out %s twice", addr)
+		}
+		seen[addr] = true
+	}
+}

@@ -110,7 +110,7 @@ func (s *Sandbox) StartLBAt(ctx context.Context, fleet string, addrs []string, e
 	s.mu.Unlock()
 	return s.poll(ctx, "shoal-lb /healthz", func(ctx context.Context) error {
 		if p.Exited() {
-			return fmt.Errorf("shoal-lb exited: %v (see logs/lb.log)", p.err)
+			return s.exitedErr(p)
 		}
 		return s.httpOK(ctx, "http://"+admin+"/healthz")
 	})

@@ -35,7 +35,7 @@ func (s *Sandbox) StartFleetLB(ctx context.Context, name, fleet string, extra ..
 	}
 	err = s.poll(ctx, name+" /healthz", func(ctx context.Context) error {
 		if p.Exited() {
-			return fmt.Errorf("%s exited: %v (see logs/%s.log)", name, p.err, name)
+			return s.exitedErr(p)
 		}
 		return s.httpOK(ctx, "http://"+admin+"/healthz")
 	})

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -202,4 +203,36 @@ func (s *Sandbox) spawn(name, bin string, args []string, stdout io.Writer, extra
 	}()
 	s.procs.add(p)
 	return p, nil
+}
+
+// exitedErr says, as a Final error, that p exited, with its status, its log's path and the
+// log's last lines: the sandbox's directory is gone once the test ends,
+// so the lines saying why must travel in the error.
+func (s *Sandbox) exitedErr(p *Process) error {
+	path := filepath.Join(s.Dir, "logs", p.Name+".log")
+	return Final(fmt.Errorf("%s exited: %v (see %s); its log ends:\n%s", p.Name, p.err, path, logTail(path, 20, 4096)))
+}
+
+// logTail returns the last n lines of the file at path, at most limit bytes
+// of it, or a line saying why it could not be read.
+func logTail(path string, n, limit int) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "(log unreadable: " + err.Error() + ")"
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "(log unreadable: " + err.Error() + ")"
+	}
+	off := max(0, st.Size()-int64(limit))
+	b := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return "(log unreadable: " + err.Error() + ")"
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "    " + strings.Join(lines, "\n    ")
 }

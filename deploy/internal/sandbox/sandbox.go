@@ -368,7 +368,7 @@ func (s *Sandbox) startNode(ctx context.Context, n *Node) error {
 	s.mu.Unlock()
 	return s.poll(ctx, n.ID+" /healthz", func(ctx context.Context) error {
 		if p.Exited() {
-			return fmt.Errorf("%s exited: %v (see %s)", n.ID, p.err, filepath.Join(s.Dir, "logs", p.Name+".log"))
+			return s.exitedErr(p)
 		}
 		return s.httpOK(ctx, "http://"+n.HTTPAddr+"/healthz")
 	})
@@ -487,7 +487,8 @@ func (s *Sandbox) poll(ctx context.Context, what string, f func(context.Context)
 }
 
 // Poll calls f every 50–500 ms until it returns nil, ctx ends or within
-// passes; the error then names what was awaited and f's last error.
+// passes; the error then names what was awaited and f's last error. An
+// error wrapped by Final ends the wait at once: no later call can succeed.
 func Poll(ctx context.Context, within time.Duration, what string, f func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
@@ -497,6 +498,9 @@ func Poll(ctx context.Context, within time.Duration, what string, f func(context
 		err := f(ctx)
 		if err == nil {
 			return nil
+		}
+		if fe := (finalError{}); errors.As(err, &fe) {
+			return fmt.Errorf("waiting for %s: %w", what, fe.err)
 		}
 		// An attempt the deadline cut short says nothing about the
 		// condition; report the last one that ran to its end.
@@ -511,6 +515,15 @@ func Poll(ctx context.Context, within time.Duration, what string, f func(context
 		wait = min(wait*2, 500*time.Millisecond)
 	}
 }
+
+// Final marks an error that ends a Poll at once, such as the process
+// awaited having exited.
+func Final(err error) error { return finalError{err} }
+
+type finalError struct{ err error }
+
+func (e finalError) Error() string { return e.err.Error() }
+func (e finalError) Unwrap() error { return e.err }
 
 func (s *Sandbox) httpOK(ctx context.Context, url string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

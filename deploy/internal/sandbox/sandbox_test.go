@@ -100,6 +100,36 @@ func TestPoll(t *testing.T) {
 			t.Fatalf("Poll = %v", err)
 		}
 	})
+	t.Run("a final error ends the wait at once", func(t *testing.T) {
+		n := 0
+		gone := errors.New("n1 exited: exit status 1")
+		err := Poll(context.Background(), time.Minute, "n1 /healthz", func(context.Context) error {
+			n++
+			return Final(gone)
+		})
+		if n != 1 || !errors.Is(err, gone) || errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "waiting for n1 /healthz") {
+			t.Fatalf("Poll = %v after %d calls, want the final error after 1", err, n)
+		}
+	})
+}
+
+// TestLogTail: an exited process's error carries its log's last lines.
+func TestLogTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "n1.log")
+	var b strings.Builder
+	for i := range 50 {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got := logTail(path, 3, 4096)
+	if got != "    line 47\n    line 48\n    line 49" {
+		t.Fatalf("logTail = %q", got)
+	}
+	if got := logTail(filepath.Join(t.TempDir(), "missing.log"), 3, 4096); !strings.Contains(got, "log unreadable") {
+		t.Fatalf("logTail of a missing file = %q", got)
+	}
 }
 
 func TestAWSEnvDropsCallerAWSSettings(t *testing.T) {
