@@ -350,21 +350,36 @@ func (c *Cloud) launchLocked(spec launchSpec) (*Instance, error) {
 			inst.log = f
 		}
 	}
-	if err := c.startProcLocked(inst); err != nil {
-		inst.imds.close()
-		delete(c.ipUsed, ip)
-		if inst.log != nil {
-			inst.log.Close()
-		}
-		return nil, err
-	}
+	// The workload starts when the instance has booted (reconcile, after
+	// --boot-delay), not now: a real instance's programs run only once
+	// its OS is up, and a launch's delay is what warm pools buy back.
 	c.instances[inst.ID] = inst
-	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group, "pid", inst.proc.pid)
+	c.log.Info("instance launched", "instance", inst.ID, "ip", inst.IP, "az", inst.AZ, "group", inst.Group)
 	return inst, nil
 }
 
-// startProcLocked runs the instance's workload as a new process group: at
-// launch, and again when a stopped warm-pool instance starts.
+// bootLocked starts a booted instance's workload, once. A workload that
+// cannot start fails the instance's status check: a group replaces it, a
+// standalone instance stops, as EC2 stops one whose boot failed.
+func (c *Cloud) bootLocked(inst *Instance) bool {
+	if inst.proc != nil {
+		return true
+	}
+	if err := c.startProcLocked(inst); err != nil {
+		c.log.Warn("instance workload did not start", "instance", inst.ID, "group", inst.Group, "err", err)
+		if inst.Group == "" {
+			inst.State, inst.StateReason = stateStopped, "Client.InstanceInitiatedShutdown: Instance initiated shutdown"
+		} else {
+			inst.Health = "Unhealthy"
+		}
+		return false
+	}
+	c.log.Info("instance booted", "instance", inst.ID, "group", inst.Group, "pid", inst.proc.pid)
+	return true
+}
+
+// startProcLocked runs the instance's workload as a new process group:
+// when it has booted, and again when a stopped warm-pool instance starts.
 func (c *Cloud) startProcLocked(inst *Instance) error {
 	p, err := c.spawn(procSpec{
 		Shell:   c.cfg.Shell,

@@ -114,6 +114,9 @@ func (c *Cloud) reconcileInstanceLocked(in *Instance, now time.Time) {
 		}
 	}
 	if in.State == statePending && !now.Before(in.LaunchTime.Add(c.cfg.BootDelay)) && !exited {
+		if !c.bootLocked(in) {
+			return
+		}
 		in.State = stateRunning
 		if in.Group != "" && in.Lifecycle == "Pending" {
 			c.enterServiceLocked(in, now)

@@ -225,11 +225,7 @@ func (c *Cloud) fromWarmPoolLocked(g *Group, cause string, now time.Time) *Insta
 		return nil
 	}
 	if pick.State == stateStopped {
-		if err := c.startProcLocked(pick); err != nil {
-			c.log.Warn("warm pool instance did not start", "instance", pick.ID, "err", err)
-			c.warmTerminateLocked(pick, fmt.Sprintf("At %s an instance was taken out of service because it did not start.", rfc3339(now)))
-			return nil
-		}
+		// Its workload starts once the warm boot is over (reconcile).
 		pick.State, pick.LaunchTime = statePending, now
 	}
 	pick.Lifecycle, pick.Protected = "Pending", g.NewInstancesProtected
@@ -279,6 +275,10 @@ func (c *Cloud) reconcileWarmInstanceLocked(in *Instance, now time.Time) bool {
 		if now.Before(in.warm.start.Add(c.cfg.WarmBootDelay)) {
 			return true
 		}
+		if !c.bootLocked(in) {
+			in.warm.start = time.Time{} // unhealthy: the group replaces it
+			return true
+		}
 		in.warm.start, in.State = time.Time{}, stateRunning
 		c.enterServiceLocked(in, now)
 		return true
@@ -290,13 +290,20 @@ func (c *Cloud) reconcileWarmInstanceLocked(in *Instance, now time.Time) bool {
 			c.warmTerminateLocked(in, fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 instance status check failure.", rfc3339(now)))
 			return true
 		}
+		st := c.poolStateLocked(in.Group)
 		if in.State == statePending {
 			if now.Before(in.LaunchTime.Add(c.cfg.BootDelay)) {
 				return true
 			}
+			// Only a pool kept running runs its workload; one kept
+			// stopped goes straight from booted to stopped (the local
+			// cloud has no first-boot setup for the workload to keep).
+			if st == "Running" && !c.bootLocked(in) {
+				c.warmTerminateLocked(in, fmt.Sprintf("At %s an instance was taken out of service in response to an EC2 instance status check failure.", rfc3339(now)))
+				return true
+			}
 			in.State = stateRunning
 		}
-		st := c.poolStateLocked(in.Group)
 		if in.State == stateRunning {
 			if st == "Running" {
 				in.Lifecycle = "Warmed:Running"

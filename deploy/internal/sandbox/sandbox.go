@@ -43,8 +43,12 @@ type Options struct {
 	KeepDir bool
 	// Nodes is the coordinator cluster size (default 3).
 	Nodes int
-	// BootDelay is the local cloud's pending → running time (default 1s).
+	// BootDelay is the local cloud's pending → running time (default 1s):
+	// an instance's programs start once it is over.
 	BootDelay time.Duration
+	// WarmBootDelay is the same for an instance taken from a warm pool
+	// (default 1s, the local cloud's).
+	WarmBootDelay time.Duration
 	// AlarmInterval is the local cloud's alarm evaluation period (default 2s).
 	AlarmInterval time.Duration
 	// TerminateGrace is the local cloud's SIGTERM → SIGKILL wait for
@@ -104,6 +108,7 @@ func DefaultOptions() Options {
 	return Options{
 		Nodes:                  3,
 		BootDelay:              time.Second,
+		WarmBootDelay:          time.Second,
 		AlarmInterval:          2 * time.Second,
 		TerminateGrace:         2 * time.Second,
 		DrainTimeout:           10 * time.Second,
@@ -133,6 +138,8 @@ func (o Options) Validate() error {
 		return fmt.Errorf("alarm interval (%s) must be > 0 and <= 10s", o.AlarmInterval)
 	case o.BootDelay < 0:
 		return fmt.Errorf("boot delay (%s) must be >= 0", o.BootDelay)
+	case o.WarmBootDelay < 0:
+		return fmt.Errorf("warm boot delay (%s) must be >= 0", o.WarmBootDelay)
 	case o.TerminateGrace <= 0:
 		return fmt.Errorf("terminate grace (%s) must be > 0", o.TerminateGrace)
 	case o.DrainTimeout <= 0 || o.EvalInterval <= 0 || o.PublishInterval <= 0 || o.AgentGrace <= 0 || o.AlarmReconcileInterval <= 0:
@@ -255,6 +262,7 @@ func (s *Sandbox) start(ctx context.Context, cloudAddr string) error {
 	cloudArgs := []string{"serve",
 		"--addr", cloudAddr,
 		"--boot-delay", o.BootDelay.String(),
+		"--warm-boot-delay", o.WarmBootDelay.String(),
 		"--alarm-interval", o.AlarmInterval.String(),
 		"--terminate-grace", o.TerminateGrace.String(),
 		"--instance-ip-prefix", o.InstanceIPPrefix,

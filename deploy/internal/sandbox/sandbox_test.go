@@ -33,6 +33,7 @@ func TestOptionsValidate(t *testing.T) {
 		{"slow alarms", func(o *Options) { o.AlarmInterval = time.Minute }, "alarm interval (1m0s) must be > 0 and <= 10s"},
 		{"zero options", func(o *Options) { *o = Options{BinDir: bin} }, "nodes (0)"},
 		{"no grace", func(o *Options) { o.TerminateGrace = 0 }, "terminate grace"},
+		{"negative warm boot", func(o *Options) { o.WarmBootDelay = -time.Second }, "warm boot delay (-1s) must be >= 0"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
