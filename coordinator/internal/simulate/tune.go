@@ -43,7 +43,8 @@ var (
 )
 
 // candidates builds the grid from base. Warm-up takes the policy's value
-// and the model's; sustain the grid's values and the policy's own.
+// and the model's; sustain the grid's values and the policy's own (or
+// --sustain's, which stands in for it).
 func candidates(base *shoalv1.ScalingPolicy, cfg Config) ([]Candidate, error) {
 	if base == nil || len(base.TargetTracking) == 0 {
 		return nil, fmt.Errorf("%w: policy: --tune needs a target_tracking entry to tune around", ErrBadConfig)
@@ -54,9 +55,13 @@ func candidates(base *shoalv1.ScalingPolicy, cfg Config) ([]Candidate, error) {
 		warmups = append(warmups, cfg.Warmup)
 	}
 	outW, _ := decide.Windows(base)
+	own := base.Sustain
+	if cfg.Sustain != nil {
+		own = *cfg.Sustain
+	}
 	sustains := tuneSustain
-	if !slices.Contains(sustains, base.Sustain) {
-		sustains = append(slices.Clone(sustains), base.Sustain)
+	if !slices.Contains(sustains, own) {
+		sustains = append(slices.Clone(sustains), own)
 	}
 	var out []Candidate
 	for _, f := range tuneTargetFactors {

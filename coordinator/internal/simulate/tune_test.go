@@ -214,4 +214,21 @@ func TestCandidatesKeepThePolicysSustain(t *testing.T) {
 	if onGrid != 252 || all != 252/7*8 || own != 252/7 {
 		t.Fatalf("candidates: %d with sustain 0.02 (want 252), %d with 0.07 (want %d), %d of them at 0.07 (want %d)", onGrid, all, 252/7*8, own, 252/7)
 	}
+	// --sustain stands in for the policy's own.
+	cfg := DefaultConfig()
+	x := 0.09
+	cfg.Sustain = &x
+	cs, err := candidates(cpu60(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range cs {
+		if c.Policy.Sustain == x {
+			n++
+		}
+	}
+	if len(cs) != 252/7*8 || n != 252/7 {
+		t.Fatalf("with --sustain 0.09: %d candidates, %d at 0.09; want %d and %d", len(cs), n, 252/7*8, 252/7)
+	}
 }
