@@ -115,6 +115,8 @@ func TestCommands(t *testing.T) {
 		{"bad policy", []string{"policy", "set", "web", "--metric", "cpu", "--target", "0"}, "policy.target_tracking[0].target: must be > 0"},
 		{"bad step", []string{"policy", "set", "web", "--step-metric", "cpu", "--step", "1:2:double:3"}, `step[0] ("1:2:double:3"): adjustment_type: unknown value "double"`},
 		{"file with flags", []string{"policy", "set", "web", "--file", "p.json", "--metric", "cpu"}, "file: give the whole policy in the file"},
+		{"file with sustain flag", []string{"policy", "set", "web", "--file", "p.json", "--sustain", "0.1"}, "file: give the whole policy in the file"},
+		{"sustain above 2", []string{"policy", "set", "web", "--metric", "cpu", "--target", "50", "--sustain", "3"}, "policy.sustain: must be a share of the launch delay in [0, 2] (got 3)"},
 		{"scale beyond max", []string{"scale", "web", "--desired", "9"}, "desired (9) must be between min (1) and max (5)"},
 		{"remove unknown peer", []string{"raft", "remove-peer", "--id", "ghost"}, `id ("ghost")`},
 	} {
@@ -137,6 +139,36 @@ func TestCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustRun("policy", "set", "web", "--file", pfile)
+	if out := mustRun("policy", "get", "web") + mustRun("fleet", "get", "web"); strings.Contains(out, "sustain") {
+		t.Fatalf("sustain 0 shown in the tables:\n%s", out)
+	}
+	// The file form carries sustain both ways.
+	pol.Sustain = 0.02
+	b, err := json.Marshal(pol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(pfile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := mustRun("policy", "set", "web", "--file", pfile); !strings.Contains(out, "sustain 0.02 (of the launch delay)") {
+		t.Fatalf("policy set table lacks sustain:\n%s", out)
+	}
+	var got view.Policy
+	if err := json.Unmarshal([]byte(mustRun("policy", "get", "web", "-o", "json")), &got); err != nil || got.Sustain != 0.02 {
+		t.Fatalf("policy get -o json: sustain %v, %v; want 0.02", got.Sustain, err)
+	}
+	var fj view.Fleet
+	if err := json.Unmarshal([]byte(mustRun("fleet", "get", "web", "-o", "json")), &fj); err != nil || fj.Policy == nil || fj.Policy.Sustain != 0.02 {
+		t.Fatalf("fleet get -o json: policy %+v, %v; want sustain 0.02", fj.Policy, err)
+	}
+	if out := mustRun("fleet", "get", "web"); !strings.Contains(out, "sustain 0.02") {
+		t.Fatalf("fleet get table lacks sustain:\n%s", out)
+	}
+	mustRun("policy", "set", "web", "--metric", "cpu", "--target", "50", "--sustain", "0.25")
+	if err := json.Unmarshal([]byte(mustRun("policy", "get", "web", "-o", "json")), &got); err != nil || got.Sustain != 0.25 {
+		t.Fatalf("policy set --sustain 0.25, then get: sustain %v, %v", got.Sustain, err)
+	}
 	mustRun("pause", "web")
 	mustRun("scale", "web", "--desired", "3")
 	mustRun("scale", "web", "--desired", "4", "--reason", "load test")

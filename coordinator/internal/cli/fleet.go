@@ -75,5 +75,8 @@ func policySummary(p *shoalv1.ScalingPolicy) string {
 	if len(parts) == 0 {
 		return "empty"
 	}
+	if p.Sustain != 0 {
+		parts = append(parts, fmt.Sprintf("sustain %g", p.Sustain))
+	}
 	return strings.Join(parts, ", ")
 }

@@ -163,6 +163,7 @@ func fleetBootstrapCmd(e *env) *cobra.Command {
 	fl.DurationVar(&pf.warmup, "warmup", 0, "leave new instances out of the metric for this long")
 	fl.DurationVar(&pf.inWindow, "scale-in-window", 0, "scale-in stabilisation window (0: default 60s)")
 	fl.DurationVar(&pf.outWindow, "scale-out-window", 0, "scale-out stabilisation window")
+	pf.bindSustain(fl)
 	for _, req := range []string{"from-instance", "subnets", "min", "max"} {
 		_ = cmd.MarkFlagRequired(req)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/view"
@@ -33,12 +34,13 @@ type policyFlags struct {
 	stepMetric                  string
 	steps                       []string
 	file                        string
+	sustain                     float64
 }
 
 func policySetCmd(e *env) *cobra.Command {
 	var f policyFlags
 	cmd := &cobra.Command{
-		Use:   "set FLEET --metric cpu --target 50 [--tolerance F] [--scale-in-window D] [--scale-out-window D] [--warmup D] [--step-metric M --step LOWER:UPPER:TYPE:ADJ ...] | --file POLICY.json",
+		Use:   "set FLEET --metric cpu --target 50 [--tolerance F] [--scale-in-window D] [--scale-out-window D] [--warmup D] [--sustain F] [--step-metric M --step LOWER:UPPER:TYPE:ADJ ...] | --file POLICY.json",
 		Short: "validate and store a fleet's scaling policy",
 		Args:  exactArgs("FLEET"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -65,13 +67,19 @@ func policySetCmd(e *env) *cobra.Command {
 	fl.StringVar(&f.stepMetric, "step-metric", "", "step-scaling metric")
 	fl.StringArrayVar(&f.steps, "step", nil, "step band LOWER:UPPER:TYPE:ADJUSTMENT, bounds may be empty, TYPE change_in_capacity|percent_change|exact_capacity (repeatable)")
 	fl.StringVar(&f.file, "file", "", "read the whole policy from a JSON file (the `policy get -o json` form)")
+	f.bindSustain(fl)
 	return cmd
+}
+
+// bindSustain binds --sustain, which policy set and fleet bootstrap share.
+func (f *policyFlags) bindSustain(fl *pflag.FlagSet) {
+	fl.Float64Var(&f.sustain, "sustain", 0, "buy a rise only once it has lasted this share of the launch delay, in [0, 2] (0: at once); `simulate --tune` finds a value")
 }
 
 func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error) {
 	if f.file != "" {
 		others := false
-		for _, name := range []string{"metric", "target", "tolerance", "warmup", "scale-in-window", "scale-out-window", "step-metric", "step"} {
+		for _, name := range []string{"metric", "target", "tolerance", "warmup", "scale-in-window", "scale-out-window", "sustain", "step-metric", "step"} {
 			others = others || cmd.Flags().Changed(name)
 		}
 		if others {
@@ -89,6 +97,7 @@ func (f *policyFlags) policy(cmd *cobra.Command) (*shoalv1.ScalingPolicy, error)
 	}
 	p := &shoalv1.ScalingPolicy{
 		Warmup: durationpb.New(f.warmup), ScaleInWindow: durationpb.New(f.inWindow), ScaleOutWindow: durationpb.New(f.outWindow),
+		Sustain: f.sustain,
 	}
 	if f.metric != "" || cmd.Flags().Changed("target") {
 		if f.metric == "" {
@@ -214,7 +223,11 @@ func (e *env) printPolicy(cmd *cobra.Command, p *shoalv1.ScalingPolicy) error {
 	if err := table(w, rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "warmup %s  scale-out window %s  scale-in window %s\n",
+	fmt.Fprintf(w, "warmup %s  scale-out window %s  scale-in window %s",
 		p.GetWarmup().AsDuration(), p.GetScaleOutWindow().AsDuration(), p.GetScaleInWindow().AsDuration())
+	if p.Sustain != 0 {
+		fmt.Fprintf(w, "  sustain %g (of the launch delay)", p.Sustain)
+	}
+	fmt.Fprintln(w)
 	return nil
 }

@@ -47,16 +47,14 @@ type Input struct {
 	// per group by the caller, or the simulator's --launch-delay. Zero
 	// takes the policy's warmup.
 	LaunchDelay time.Duration
-	// Sustain (0..MaxSustain) is the share of the launch delay a rise must
-	// last before it is bought in full (see sustained). Zero turns the
-	// rule off: every recommendation counts at once, as before it existed.
-	// It belongs in the policy; until the proto carries it, the caller
-	// passes it here.
-	Sustain float64
 }
 
-// MaxSustain bounds Input.Sustain: waiting twice the launch delay before
-// buying is already slower than any sensible policy.
+// MaxSustain bounds the policy's sustain (0..MaxSustain), the share of the
+// launch delay a rise must last before it is bought in full (sustain.go):
+// waiting twice the launch delay before buying is already slower than any
+// sensible policy. It is read from the policy, not passed beside it, so the
+// live engine and the simulator cannot run the same policy with different
+// knobs.
 const MaxSustain = 2
 
 // Recommendation is one raw recommendation, before stabilisation and limits.
@@ -118,9 +116,6 @@ func Decide(in Input, st State) (Decision, State, error) {
 	if in.Current < 0 {
 		return Decision{}, st, fmt.Errorf("%w: current: must be >= 0 (got %d)", ErrInvalidInput, in.Current)
 	}
-	if !(in.Sustain >= 0 && in.Sustain <= MaxSustain) {
-		return Decision{}, st, fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrInvalidInput, MaxSustain, in.Sustain)
-	}
 	if in.LaunchDelay < 0 {
 		return Decision{}, st, fmt.Errorf("%w: launch delay: must be >= 0 (got %v)", ErrInvalidInput, in.LaunchDelay)
 	}
@@ -171,8 +166,9 @@ func Decide(in Input, st State) (Decision, State, error) {
 	st = st.prune(in.Now, p, h)
 
 	sus := sustained(in.Now, in.Current, raw, h, st.Recommendations)
-	sus.delay, sus.share = launchDelay(in), in.Sustain
+	sus.delay, sus.share = launchDelay(in), p.GetSustain()
 	if h > 0 {
+		d.Inputs["sustain"] = sus.share
 		d.Inputs["sustained"] = float64(sus.level)
 		d.Inputs["sustain.horizon_s"] = h.Seconds()
 	}

@@ -17,7 +17,7 @@
 // data, and its stabilisation and rate-limit rules for the windows and
 // limits; step scaling follows EC2 Auto Scaling step policies.
 //
-// Input.LaunchDelay and Input.Sustain turn on the sustain rule
+// The policy's sustain, with Input.LaunchDelay, turns on the sustain rule
 // (sustain.go): a rise is bought only as far as it has lasted a share of
 // the launch delay, so capacity is not bought for bursts over before it
 // could serve them. Policy duration fields are read only through

@@ -38,6 +38,9 @@ func FuzzDecide(f *testing.F) {
 		if adjType&0x80 != 0 {
 			p.StepScaling = nil // a target-tracking-only policy passes Validate more often
 		}
+		// rounds' low 3 bits count the rounds; the rest set sustain in
+		// [0, 1.9375], so the corpus keeps its shape.
+		p.Sustain = float64(rounds>>3) / 16
 		now := time.Unix(1_700_000_000, 0)
 		var st State
 		for r := 0; r <= int(rounds%8); r++ {

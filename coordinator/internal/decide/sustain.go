@@ -15,7 +15,7 @@ import (
 // (Lindy) view of burst lengths, a burst that has lasted a is about as
 // likely to last another a as not, so one that has lasted s·L is likely to
 // outlive the L it takes to serve it when s is near 1, and a short spike of
-// noise (a few seconds) almost never is. Sustain is s.
+// noise (a few seconds) almost never is. The policy's sustain is s.
 //
 // How: the horizon is s·L. The sustained level is the lowest raw
 // recommendation over the horizon, the level every second of it needed.
@@ -39,10 +39,11 @@ type sustain struct {
 
 // horizon is s·L, with L the measured launch delay or the policy's warmup.
 func horizon(in Input) time.Duration {
-	if in.Sustain == 0 || in.Policy == nil {
+	s := in.Policy.GetSustain()
+	if s == 0 {
 		return 0
 	}
-	return time.Duration(in.Sustain * float64(launchDelay(in)))
+	return time.Duration(s * float64(launchDelay(in)))
 }
 
 func launchDelay(in Input) time.Duration {

@@ -15,13 +15,13 @@ import (
 // returns the first second the decision scales out, and every reason.
 func runSustain(t *testing.T, sustain float64, to int, cpu func(s int) float64) (int, []string) {
 	t.Helper()
-	p := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}}
+	p := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: sustain}
 	st := Seed(t0.Add(-time.Hour), 4)
 	first := -1
 	var reasons []string
 	for s := -120; s <= to; s++ {
 		in := Input{Now: t0.Add(time.Duration(s) * time.Second), Policy: p, Min: 1, Max: 20, Current: 4,
-			Instances: fleet("cpu", cpu(s), cpu(s), cpu(s), cpu(s)), LaunchDelay: time.Minute, Sustain: sustain}
+			Instances: fleet("cpu", cpu(s), cpu(s), cpu(s), cpu(s)), LaunchDelay: time.Minute}
 		d, next, err := Decide(in, st)
 		if err != nil {
 			t.Fatal(err)
@@ -92,9 +92,41 @@ func TestSustain(t *testing.T) {
 			t.Fatalf("first scale-out t=%d; reason at t=10: %q", at, reasons[10])
 		}
 	})
+	t.Run("the inputs show the knob only when it is on", func(t *testing.T) {
+		in := func(sustain float64) Input {
+			p := policy(func(p *shoalv1.ScalingPolicy) { p.Sustain = sustain })
+			return Input{Now: t0, Policy: p, Max: 20, Current: 4, Instances: fleet("cpu", 100, 100, 100, 100), LaunchDelay: time.Minute}
+		}
+		// The fleet held 4 five seconds ago, inside the 15 s horizon: the
+		// rise to 8 is not bought yet.
+		d, _, err := Decide(in(0.25), Seed(t0.Add(-5*time.Second), 4))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Inputs["sustain"] != 0.25 || d.Inputs["sustain.horizon_s"] != 15 || d.Inputs["sustained"] != 4 || d.Desired != 4 {
+			t.Fatalf("desired %d, inputs with sustain 0.25 = %v, want 4, sustain 0.25, horizon 15 s, sustained 4", d.Desired, d.Inputs)
+		}
+		d, _, err = Decide(in(0), Seed(t0.Add(-5*time.Second), 4))
+		if err != nil || d.Desired != 8 {
+			t.Fatalf("desired %d (%v) with sustain 0, want 8", d.Desired, err)
+		}
+		for _, k := range []string{"sustain", "sustained", "sustain.horizon_s"} {
+			if _, ok := d.Inputs[k]; ok {
+				t.Errorf("input %q present with sustain 0: %v", k, d.Inputs)
+			}
+		}
+	})
+	t.Run("without a launch delay or warmup the rule is off", func(t *testing.T) {
+		p := policy(func(p *shoalv1.ScalingPolicy) { p.Sustain = 1 })
+		d, _, err := Decide(Input{Now: t0, Policy: p, Max: 20, Current: 4, Instances: fleet("cpu", 100, 100, 100, 100)}, Seed(t0.Add(-time.Hour), 4))
+		if err != nil || d.Desired != 8 {
+			t.Fatalf("desired %d (%v), want 8 at once: no launch delay to measure the horizon by", d.Desired, err)
+		}
+	})
 	t.Run("sustain out of range", func(t *testing.T) {
-		_, _, err := Decide(Input{Now: t0, Policy: policy(nil), Max: 5, Current: 1, Sustain: 3}, State{})
-		if !errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "sustain: must be in [0, 2]") {
+		p := policy(func(p *shoalv1.ScalingPolicy) { p.Sustain = 3 })
+		_, _, err := Decide(Input{Now: t0, Policy: p, Max: 5, Current: 1}, State{})
+		if !errors.Is(err, ErrInvalidPolicy) || !strings.Contains(err.Error(), "policy.sustain: must be a share of the launch delay in [0, 2] (got 3)") {
 			t.Fatalf("err = %v", err)
 		}
 	})

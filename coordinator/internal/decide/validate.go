@@ -109,6 +109,9 @@ func (v *validator) policy(p *shoalv1.ScalingPolicy) {
 	v.duration("policy.scale_in_window", p.GetScaleInWindow())
 	v.limit("policy.scale_out_limit", p.ScaleOutLimit)
 	v.limit("policy.scale_in_limit", p.ScaleInLimit)
+	if s := p.Sustain; !(s >= 0 && s <= MaxSustain) {
+		v.add("policy.sustain", "must be a share of the launch delay in [0, %d] (got %v)", MaxSustain, s)
+	}
 }
 
 // metric checks a metric name and that no metric is driven by two entries,

@@ -7,6 +7,7 @@ import (
 
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -76,6 +77,17 @@ func TestValidate(t *testing.T) {
 		{name: "empty policy", p: &shoalv1.ScalingPolicy{}, max: 3, want: "policy: needs at least one target_tracking or step_scaling entry"},
 		{name: "negative warmup", p: with(func(p *shoalv1.ScalingPolicy) { p.Warmup = durationpb.New(-1000 * time.Millisecond) }), max: 5, want: "policy.warmup: must be >= 0 (got -1s)"},
 		{name: "negative scale-in window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleInWindow = durationpb.New(-5 * time.Millisecond) }), max: 5, want: "policy.scale_in_window: must be >= 0"},
+		{name: "sustain zero is off", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = 0 }), max: 5},
+		{name: "sustain in range", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = 0.02 }), max: 5},
+		{name: "sustain at the bound", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = MaxSustain }), max: 5},
+		{name: "sustain above the bound", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = 2.5 }), max: 5,
+			want: "policy.sustain: must be a share of the launch delay in [0, 2] (got 2.5)"},
+		{name: "sustain negative", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = -0.1 }), max: 5,
+			want: "policy.sustain: must be a share of the launch delay in [0, 2] (got -0.1)"},
+		{name: "sustain NaN", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = math.NaN() }), max: 5,
+			want: "policy.sustain: must be a share of the launch delay in [0, 2] (got NaN)"},
+		{name: "sustain infinite", p: with(func(p *shoalv1.ScalingPolicy) { p.Sustain = math.Inf(1) }), max: 5,
+			want: "policy.sustain: must be a share of the launch delay in [0, 2] (got +Inf)"},
 		{name: "negative scale-out window", p: with(func(p *shoalv1.ScalingPolicy) { p.ScaleOutWindow = durationpb.New(-5 * time.Millisecond) }), max: 5, want: "policy.scale_out_window: must be >= 0"},
 		{name: "rate limit without period", p: with(func(p *shoalv1.ScalingPolicy) {
 			p.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: 4}

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -73,6 +74,12 @@ func TestApplyErrors(t *testing.T) {
 		{"delete unknown", DeleteFleet("nope"), "unknown fleet", ErrNotFound},
 		{"pause unknown", PauseFleet("nope", true), "unknown fleet", ErrNotFound},
 		{"policy unknown fleet", SetPolicy("nope", &shoalv1.ScalingPolicy{}), "unknown fleet", ErrNotFound},
+		{"policy sustain above 2", SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: 3}),
+			"policy.sustain: must be a share of the launch delay in [0, 2] (got 3)", ErrInvalid},
+		{"policy sustain NaN", SetPolicy("web", &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: math.NaN()}),
+			"policy.sustain: must be a share of the launch delay in [0, 2] (got NaN)", ErrInvalid},
+		{"create with sustain negative", CreateFleet(&shoalv1.Fleet{Name: "x", Asg: "x", Max: 3, Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: -1}}),
+			"policy.sustain: must be a share of the launch delay in [0, 2] (got -1)", ErrInvalid},
 		{"decision above max", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 9, Source: SourceManual}), "desired (9) must be between min (1) and max (5)", ErrInvalid},
 		{"decision bad source", CreateDecision(&shoalv1.Decision{Fleet: "web", PreviousCapacity: 2, Capacity: 3, Source: shoalv1.DecisionSource(99)}), `source (99)`, ErrInvalid},
 		{"decision unknown fleet", CreateDecision(&shoalv1.Decision{Fleet: "nope", Capacity: 3, Source: SourceManual}), "unknown fleet", ErrNotFound},

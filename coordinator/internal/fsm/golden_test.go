@@ -59,6 +59,51 @@ func TestGolden(t *testing.T) {
 	if err != nil || fl.Desired != 3 || fl.Max != 8 || fl.Policy.GetWarmup().AsDuration() != 30*time.Second {
 		t.Fatalf("web after golden = %v, %v", fl, err)
 	}
+	// Written before policies had a sustain: it reads as 0, the rule off.
+	if bytes.Contains(want, []byte("sustain")) || fl.Policy.GetSustain() != 0 {
+		t.Fatalf("v1 snapshot policy = %v, want sustain 0 (the field absent)", fl.Policy)
+	}
+}
+
+// goldenSustainCommands set a policy with sustain both ways a policy
+// reaches the log: with the fleet and on its own.
+func goldenSustainCommands() []Command {
+	tt := []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60, Tolerance: 0.05}}
+	return []Command{
+		CreateFleet(&shoalv1.Fleet{Name: "web", Asg: "web-asg", Min: 2, Max: 60, Desired: 7,
+			Policy: &shoalv1.ScalingPolicy{TargetTracking: tt, Warmup: durationpb.New(30 * time.Second), Sustain: 0.02}}),
+		CreateFleet(&shoalv1.Fleet{Name: "api", Asg: "api-asg", Max: 4}),
+		SetPolicy("api", &shoalv1.ScalingPolicy{TargetTracking: tt, Sustain: 0.5}),
+	}
+}
+
+// TestGoldenSustain pins ScalingPolicy.sustain in the version-1 commands
+// (a new field, not a new op: a node that predates it ignores it) and in
+// the snapshot, and that both read back.
+func TestGoldenSustain(t *testing.T) {
+	m, got, want := replayGolden(t, "v1-sustain", goldenSustainCommands())
+	if !bytes.Equal(got, want) {
+		t.Fatalf("state from sustain commands differs from the golden snapshot:\ncommands: %s\nsnapshot: %s", got, want)
+	}
+	for _, c := range goldenSustainCommands() {
+		if c.Version != 1 {
+			t.Errorf("%s written as version %d, want 1", c.Op, c.Version)
+		}
+	}
+	r := New()
+	if err := r.Restore(nopCloser{bytes.NewReader(want)}); err != nil {
+		t.Fatal(err)
+	}
+	for _, fm := range []*FSM{m, r} {
+		web, _ := fm.Fleet("web")
+		api, _ := fm.Fleet("api")
+		if web.GetPolicy().GetSustain() != 0.02 || api.GetPolicy().GetSustain() != 0.5 {
+			t.Fatalf("sustain: web %v, api %v; want 0.02 and 0.5", web.GetPolicy(), api.GetPolicy())
+		}
+	}
+	if again := r.Save(); !bytes.Equal(again, got) {
+		t.Fatal("snapshot does not read back to the same state")
+	}
 }
 
 // replayGolden pins the encodings of cmds under testdata/<name>-commands.jsonl

@@ -226,6 +226,8 @@ func (s *Scaler) decideAndAct(ctx context.Context, fs *fleetState, v *view) {
 		Aggregates: map[string]float64{},
 	}
 	warmupNote := ""
+	// The policy carries its sustain, which decide reads with the launch
+	// delay: the same knob `simulate` runs and `simulate --tune` writes.
 	in.Policy, in.LaunchDelay, warmupNote = s.warmupPolicy(v.f.Name, v.f.Policy)
 	for id, in2 := range v.insts {
 		gi, ok := v.inGroup[id]

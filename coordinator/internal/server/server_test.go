@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http/httptest"
 	"strings"
@@ -112,6 +113,15 @@ func TestControlServiceThroughFollower(t *testing.T) {
 				_, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: -1}}}})
 				return err
 			}, codes.InvalidArgument, "policy.target_tracking[0].target"},
+			{"sustain above 2", func() error {
+				_, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: 2.5}})
+				return err
+			}, codes.InvalidArgument, "policy.sustain: must be a share of the launch delay in [0, 2] (got 2.5)"},
+			{"create with sustain NaN", func() error {
+				_, err := c.CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "x", Asg: "x", Max: 3,
+					Policy: &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: math.NaN()}}})
+				return err
+			}, codes.InvalidArgument, "policy.sustain: must be a share of the launch delay in [0, 2] (got NaN)"},
 			{"scale above max", func() error {
 				_, err := c.ScaleFleet(ctx, &shoalv1.ScaleFleetRequest{Fleet: "web", Desired: 9})
 				return err
@@ -125,7 +135,7 @@ func TestControlServiceThroughFollower(t *testing.T) {
 			clustertest.Step(t, tc.name, func() { wantCode(t, tc.call(), tc.code, tc.msg) })
 		}
 
-		pol := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}}
+		pol := &shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 50}}, Sustain: 0.02}
 		if _, err := c.SetPolicy(ctx, &shoalv1.SetPolicyRequest{Fleet: "web", Policy: pol}); err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,7 @@ func NewCommandWith(history History) *cobra.Command {
 	var fromCW, since, writeTrace string
 	compare := append([]string(nil), DefaultCompare...)
 	price := DefaultPricePerHour
+	var sustain float64
 	cmd := &cobra.Command{
 		Use:   "simulate --trace FILE.csv --policy FILE.json",
 		Short: "Replay a load trace through Shoal's decisions and score them against AWS target tracking and the HPA",
@@ -38,9 +39,15 @@ through a simple fleet model, second by second on a simulated clock, with
 Shoal's own decision engine and the comparison policies, and prints the SPEC
 RG elasticity scorecard. --policy takes a fleet as 'fleet get NAME -o json'
 prints it (min, max, desired and policy); "paused" is ignored, since the
-point is to see what the policy would do.`,
+point is to see what the policy would do. Shoal runs the policy as the live
+engine would, its sustain included; --sustain replaces that one knob.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// Only an explicit --sustain replaces the policy's own: the
+			// flag's zero default must not turn the policy's rule off.
+			if cmd.Flags().Changed("sustain") {
+				cfg.Sustain = &sustain
+			}
 			if fromCW != "" || writeTrace != "" {
 				return fetchHistory(cmd, history, fromCW, since, writeTrace, cfg.CapacityPerInstance)
 			}
@@ -97,7 +104,7 @@ point is to see what the policy would do.`,
 	fl.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "time from in service to reporting a stable metric")
 	fl.DurationVar(&cfg.Drain, "drain", cfg.Drain, "time a scale-in victim stays billed after it stops taking requests")
 	fl.Float64Var(&cfg.CapacityPerInstance, "capacity-per-instance", cfg.CapacityPerInstance, "requests/s one instance serves at 100 % utilisation")
-	fl.Float64Var(&cfg.Sustain, "sustain", cfg.Sustain, "share of the launch delay a rise must last before Shoal buys it in full (0 = at once; a policy knob the proto does not carry yet)")
+	fl.Float64Var(&sustain, "sustain", 0, "replace the policy's sustain, the share of the launch delay a rise must last before Shoal buys it in full, in [0, 2] (0 = at once); unset runs the policy's own")
 	fl.Float64Var(&cfg.TargetUtilization, "target-utilization", 0, "utilisation (0..1] that demand in instances is measured at; 0 takes it from the policy's first target")
 	fl.StringSliceVar(&compare, "compare", compare, "comparison policies: aws-target-tracking, aws-target-tracking-hires (10 s period; :30 or :60 for others), hpa (empty for none)")
 	fl.Float64Var(&price, "price-per-hour", price, "USD per instance-hour for cost_usd; the default is AWS's on-demand Linux price for m7i.large in us-east-1, $0.1008/h (aws.amazon.com/ec2/pricing/on-demand, as listed in January 2025)")

@@ -154,3 +154,35 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCommandSustain: without --sustain the policy file's sustain runs;
+// --sustain replaces it only when given, even when given as 0.
+func TestCommandSustain(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "t.csv")
+	// A 1 s spike: policy.json's sustain 0.02 of the 60 s launch delay
+	// (1.2 s) does not buy it; sustain 0 does.
+	writeFile(t, trace, "time,demand\n0,400\n100,2000\n101,400\n400,400\n")
+	hours := func(args ...string) float64 {
+		t.Helper()
+		out, err := runCommand(t, append([]string{"--trace", trace, "--policy", examplePolicy, "--compare", "", "-o", "json"}, args...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows []Score
+		if err := json.Unmarshal([]byte(out), &rows); err != nil || len(rows) != 1 {
+			t.Fatalf("rows %v, %v:\n%s", rows, err, out)
+		}
+		return rows[0].InstanceHours
+	}
+	own, zero, same := hours(), hours("--sustain", "0"), hours("--sustain", "0.02")
+	if !(zero > own) {
+		t.Fatalf("instance-hours: policy's own sustain %v, --sustain 0 %v; want --sustain 0 to buy the spike", own, zero)
+	}
+	if same != own {
+		t.Fatalf("instance-hours: --sustain 0.02 %v, the policy's own 0.02 %v; want equal", same, own)
+	}
+	if _, err := runCommand(t, "--trace", trace, "--policy", examplePolicy, "--sustain", "NaN"); err == nil || !strings.Contains(err.Error(), "sustain: must be in [0, 2] (got NaN)") {
+		t.Fatalf("--sustain NaN: err = %v", err)
+	}
+}

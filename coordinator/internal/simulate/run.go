@@ -6,6 +6,8 @@ import (
 	"math"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shoal-dev/shoal/coordinator/internal/decide"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
@@ -27,10 +29,11 @@ type Config struct {
 	// scorecard and sets the comparison policies' target. Zero takes it
 	// from the policy's first target-tracking entry.
 	TargetUtilization float64
-	// Sustain is decide's sustain share of the launch delay (--sustain):
-	// a policy knob the proto does not carry yet, so the simulator takes
-	// it here and passes it with LaunchDelay to every Shoal decision.
-	Sustain float64
+	// Sustain, when set (--sustain given), replaces the policy's sustain
+	// (the share of the launch delay a rise must last before it is bought
+	// in full) for the run. Nil runs the policy's own, as the live engine
+	// does.
+	Sustain *float64
 }
 
 // DefaultConfig is the model the issue describes.
@@ -53,8 +56,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: warmup: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Warmup)
 	case c.Drain < 0 || c.Drain > MaxDelay:
 		return fmt.Errorf("%w: drain: must be in [0, %v] (got %v)", ErrBadConfig, MaxDelay, c.Drain)
-	case !(c.Sustain >= 0 && c.Sustain <= decide.MaxSustain):
-		return fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrBadConfig, decide.MaxSustain, c.Sustain)
+	case c.Sustain != nil && !(*c.Sustain >= 0 && *c.Sustain <= decide.MaxSustain):
+		return fmt.Errorf("%w: sustain: must be in [0, %d] (got %v)", ErrBadConfig, decide.MaxSustain, *c.Sustain)
 	case c.TargetUtilization < 0 || c.TargetUtilization > 1 || math.IsNaN(c.TargetUtilization):
 		return fmt.Errorf("%w: target-utilization: must be in (0, 1], or 0 to take it from the policy (got %v)", ErrBadConfig, c.TargetUtilization)
 	}
@@ -184,6 +187,11 @@ func Run(tr Trace, s Setup) (*Result, error) {
 	}
 	if s.Fleet == nil {
 		return nil, fmt.Errorf("%w: policy: no fleet given", ErrBadConfig)
+	}
+	if s.Config.Sustain != nil && s.Fleet.Policy != nil {
+		f := proto.CloneOf(s.Fleet)
+		f.Policy.Sustain = *s.Config.Sustain
+		s.Fleet = f
 	}
 	if err := decide.Validate(s.Fleet.Policy, s.Fleet.Min, s.Fleet.Max); err != nil {
 		return nil, err

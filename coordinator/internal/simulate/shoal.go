@@ -57,9 +57,8 @@ func (s *shoal) Step(obs *Observation) (int32, error) {
 		Current:   obs.Desired,
 		Instances: s.insts,
 		// The model's launch delay is known exactly; the live engine
-		// measures it per group.
+		// measures it per group. The policy carries its sustain.
 		LaunchDelay: s.cfg.LaunchDelay,
-		Sustain:     s.cfg.Sustain,
 	}, s.state)
 	if err != nil {
 		return obs.Desired, err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"text/tabwriter"
@@ -16,13 +17,13 @@ import (
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
-// Candidate is one policy the tuner tried and how it scored: TimeshareU is
-// the mean over the traces, InstanceHours and SLOBreachS the sums, and
-// CostRatio the mean over the traces of its instance-hours over the given
-// policy's, so a long trace does not outweigh a short one.
+// Candidate is one policy the tuner tried (every knob, sustain included,
+// is in Policy) and how it scored: TimeshareU is the mean over the traces,
+// InstanceHours and SLOBreachS the sums, and CostRatio the mean over the
+// traces of its instance-hours over the given policy's, so a long trace
+// does not outweigh a short one.
 type Candidate struct {
 	Policy        *shoalv1.ScalingPolicy
-	Sustain       float64
 	TimeshareU    float64
 	InstanceHours float64
 	CostRatio     float64
@@ -30,9 +31,10 @@ type Candidate struct {
 }
 
 // The grid the tuner searches, around the policy's first target-tracking
-// entry. Each knob is what the policy (or, for sustain, decide's Input)
-// takes; the grid is small on purpose: 6 × 2 × 3 × 7 = 252 runs per
-// trace, twice that when the policy's warm-up differs from the model's.
+// entry. Each knob is a policy field; the grid is small on purpose:
+// 6 × 2 × 3 × 7 = 252 runs per trace, twice that when the policy's warm-up
+// differs from the model's, and 6 × 2 × 3 more when its sustain is not on
+// the grid.
 var (
 	tuneTargetFactors = []float64{0.6, 0.7, 0.8, 0.9, 1.0, 1.15}
 	tuneTolerances    = []float64{0.05, 0.1}
@@ -41,7 +43,8 @@ var (
 )
 
 // candidates builds the grid from base. Warm-up takes the policy's value
-// and the model's.
+// and the model's; sustain the grid's values and the policy's own (or
+// --sustain's, which stands in for it).
 func candidates(base *shoalv1.ScalingPolicy, cfg Config) ([]Candidate, error) {
 	if base == nil || len(base.TargetTracking) == 0 {
 		return nil, fmt.Errorf("%w: policy: --tune needs a target_tracking entry to tune around", ErrBadConfig)
@@ -52,6 +55,14 @@ func candidates(base *shoalv1.ScalingPolicy, cfg Config) ([]Candidate, error) {
 		warmups = append(warmups, cfg.Warmup)
 	}
 	outW, _ := decide.Windows(base)
+	own := base.Sustain
+	if cfg.Sustain != nil {
+		own = *cfg.Sustain
+	}
+	sustains := tuneSustain
+	if !slices.Contains(sustains, own) {
+		sustains = append(slices.Clone(sustains), own)
+	}
 	var out []Candidate
 	for _, f := range tuneTargetFactors {
 		target := tt.Target * f
@@ -61,13 +72,14 @@ func candidates(base *shoalv1.ScalingPolicy, cfg Config) ([]Candidate, error) {
 		for _, tol := range tuneTolerances {
 			for _, in := range tuneScaleIn {
 				for _, w := range warmups {
-					for _, s := range tuneSustain {
+					for _, s := range sustains {
 						p := proto.Clone(base).(*shoalv1.ScalingPolicy)
 						p.TargetTracking[0].Target = math.Round(target*100) / 100
 						p.TargetTracking[0].Tolerance = tol
 						decide.SetWarmup(p, w)
 						decide.SetWindows(p, outW, in)
-						out = append(out, Candidate{Policy: p, Sustain: s})
+						p.Sustain = s
+						out = append(out, Candidate{Policy: p})
 					}
 				}
 			}
@@ -121,7 +133,8 @@ func Tune(traces []Trace, fleet *shoalv1.Fleet, cfg Config, workers int) ([]Cand
 		}
 		cfg.TargetUtilization = base.Utilization
 	}
-	// The given policy, as it is, is the cost yardstick.
+	// The given policy, as it is (with --sustain, if given, in place of
+	// its own), is the cost yardstick.
 	base := make([]float64, len(traces))
 	for i, tr := range traces {
 		res, err := Run(tr, Setup{Fleet: fleet, Config: cfg, Tick: traceTick(tr)})
@@ -147,7 +160,7 @@ func Tune(traces []Trace, fleet *shoalv1.Fleet, cfg Config, workers int) ([]Cand
 				f := proto.Clone(fleet).(*shoalv1.Fleet)
 				f.Policy = c.Policy
 				conf := cfg
-				conf.Sustain = c.Sustain
+				conf.Sustain = nil // the candidate's own, from the grid
 				res, err := Run(traces[j.t], Setup{Fleet: f, Config: conf, Tick: traceTick(traces[j.t])})
 				if err != nil {
 					errs[j.c] = err
@@ -225,7 +238,7 @@ func WriteFront(w io.Writer, front []Candidate) error {
 	for _, c := range front {
 		tt := c.Policy.TargetTracking[0]
 		_, in := decide.Windows(c.Policy)
-		fmt.Fprintf(tw, "%s %.4g\t%.2f\t%v\t%v\t%.3g\t%.3f\t%.3f\t%.2f\t%d\t\n", tt.Metric, tt.Target, tt.Tolerance, in, decide.Warmup(c.Policy), c.Sustain, c.TimeshareU, c.CostRatio, c.InstanceHours, c.SLOBreachS)
+		fmt.Fprintf(tw, "%s %.4g\t%.2f\t%v\t%v\t%.3g\t%.3f\t%.3f\t%.2f\t%d\t\n", tt.Metric, tt.Target, tt.Tolerance, in, decide.Warmup(c.Policy), c.Policy.GetSustain(), c.TimeshareU, c.CostRatio, c.InstanceHours, c.SLOBreachS)
 	}
 	return tw.Flush()
 }

@@ -2,9 +2,11 @@ package simulate
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -125,5 +127,108 @@ func TestTuneCommand(t *testing.T) {
 		if _, err := runCommand(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err = %v, want %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestTuneWritesSustain: on short bursts the tuner's pick has a sustain,
+// --write-policy writes it into the policy, and simulating that policy
+// alone (no --sustain) reproduces the pick's score.
+func TestTuneWritesSustain(t *testing.T) {
+	dir := t.TempDir()
+	trace := filepath.Join(dir, "bursts.csv")
+	// 5 s bursts to three times the demand, once a minute: over before
+	// anything launched for them could serve.
+	var b strings.Builder
+	b.WriteString("time,demand\n")
+	for m := 0; m < 20; m++ {
+		fmt.Fprintf(&b, "%d,300\n%d,900\n%d,300\n", m*60, m*60+30, m*60+35)
+	}
+	b.WriteString("1200,300\n")
+	writeFile(t, trace, b.String())
+	out := filepath.Join(dir, "p.json")
+	got, err := runCommand(t, "--tune", "--trace", trace, "--policy", examplePolicy, "--max-timeshare-u", "0.5", "--write-policy", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`cheapest with timeshare_u below 0.5: timeshare_u ([0-9.]+), ([0-9.]+) instance-hours, sustain ([0-9.e-]+)`).FindStringSubmatch(got)
+	if m == nil || strings.Contains(got, "not a policy field") {
+		t.Fatalf("output:\n%s", got)
+	}
+	pb, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p view.Policy
+	if err := json.Unmarshal(pb, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.Sustain == 0 || fmt.Sprintf("%.2g", p.Sustain) != m[3] {
+		t.Fatalf("written sustain %v, printed %s; want the same, and not 0 on bursts shorter than the launch delay\n%s", p.Sustain, m[3], pb)
+	}
+
+	// The written policy in the example fleet, simulated as it is.
+	fb, err := os.ReadFile(examplePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f view.Fleet
+	if err := json.Unmarshal(fb, &f); err != nil {
+		t.Fatal(err)
+	}
+	f.Policy = &p
+	fb, _ = json.Marshal(f)
+	fleetPath := filepath.Join(dir, "fleet.json")
+	writeFile(t, fleetPath, string(fb))
+	sim, err := runCommand(t, "--trace", trace, "--policy", fleetPath, "--compare", "", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []Score
+	if err := json.Unmarshal([]byte(sim), &rows); err != nil || len(rows) != 1 {
+		t.Fatalf("%v:\n%s", err, sim)
+	}
+	if u, h := fmt.Sprintf("%.3f", rows[0].TimeshareU), fmt.Sprintf("%.2f", rows[0].InstanceHours); u != m[1] || h != m[2] {
+		t.Fatalf("simulating the written policy: timeshare_u %s, %s instance-hours; the tuner said %s, %s", u, h, m[1], m[2])
+	}
+}
+
+// TestCandidatesKeepThePolicysSustain: the grid's sustains plus the
+// policy's own, when it is not on the grid.
+func TestCandidatesKeepThePolicysSustain(t *testing.T) {
+	count := func(sustain float64) (all, own int) {
+		p := cpu60()
+		p.Sustain = sustain
+		cs, err := candidates(p, DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Policy.Sustain == sustain {
+				own++
+			}
+		}
+		return len(cs), own
+	}
+	onGrid, _ := count(0.02)
+	all, own := count(0.07)
+	if onGrid != 252 || all != 252/7*8 || own != 252/7 {
+		t.Fatalf("candidates: %d with sustain 0.02 (want 252), %d with 0.07 (want %d), %d of them at 0.07 (want %d)", onGrid, all, 252/7*8, own, 252/7)
+	}
+	// --sustain stands in for the policy's own.
+	cfg := DefaultConfig()
+	x := 0.09
+	cfg.Sustain = &x
+	cs, err := candidates(cpu60(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, c := range cs {
+		if c.Policy.Sustain == x {
+			n++
+		}
+	}
+	if len(cs) != 252/7*8 || n != 252/7 {
+		t.Fatalf("with --sustain 0.09: %d candidates, %d at 0.09; want %d and %d", len(cs), n, 252/7*8, 252/7)
 	}
 }

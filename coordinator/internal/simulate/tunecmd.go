@@ -77,10 +77,7 @@ func runTune(w io.Writer, tracePaths []string, policyPath string, cfg Config, t 
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\ncheapest with timeshare_u below %v: timeshare_u %.3f, %.2f instance-hours, sustain %.2g\n", t.maxU, pick.TimeshareU, pick.InstanceHours, pick.Sustain)
-	if pick.Sustain != 0 {
-		fmt.Fprintf(w, "note: sustain is not a policy field yet; pass --sustain %.2g to simulate to reproduce this score\n", pick.Sustain)
-	}
+	fmt.Fprintf(w, "\ncheapest with timeshare_u below %v: timeshare_u %.3f, %.2f instance-hours, sustain %.2g\n", t.maxU, pick.TimeshareU, pick.InstanceHours, pick.Policy.GetSustain())
 	if t.writePolicy == "" {
 		return nil
 	}

@@ -164,6 +164,9 @@ func PolicyWords(p *shoalv1.ScalingPolicy) string {
 	if d := dur(p.Warmup); d > 0 {
 		w += fmt.Sprintf("; warm-up %s", d.String())
 	}
+	if p.Sustain != 0 {
+		w += fmt.Sprintf("; buy a rise once it has lasted %g × the launch delay", p.Sustain)
+	}
 	return w
 }
 

@@ -92,6 +92,9 @@ type Policy struct {
 	ScaleInWindow  Duration         `json:"scale_in_window"`
 	ScaleOutLimit  *RateLimit       `json:"scale_out_limit,omitempty"`
 	ScaleInLimit   *RateLimit       `json:"scale_in_limit,omitempty"`
+	// Sustain is printed even at 0, as the windows are, so an operator
+	// sees the knob exists; a file without it reads as 0.
+	Sustain float64 `json:"sustain"`
 }
 
 // Fleet is the JSON form of shoalv1.Fleet, as `fleet get -o json` prints it.
@@ -196,6 +199,7 @@ func PolicyOf(p *shoalv1.ScalingPolicy) *Policy {
 		ScaleInWindow:  dur(p.ScaleInWindow),
 		ScaleOutLimit:  rateOf(p.ScaleOutLimit),
 		ScaleInLimit:   rateOf(p.ScaleInLimit),
+		Sustain:        p.Sustain,
 	}
 	for _, t := range p.TargetTracking {
 		out.TargetTracking = append(out.TargetTracking, TargetTracking{Metric: t.Metric, Target: t.Target, Tolerance: t.Tolerance})
@@ -228,6 +232,7 @@ func (p *Policy) Proto() (*shoalv1.ScalingPolicy, error) {
 		Warmup:         pbDuration(p.Warmup),
 		ScaleOutWindow: pbDuration(p.ScaleOutWindow),
 		ScaleInWindow:  pbDuration(p.ScaleInWindow),
+		Sustain:        p.Sustain,
 	}
 	if p.ScaleOutLimit != nil {
 		out.ScaleOutLimit = &shoalv1.RateLimit{MaxInstances: p.ScaleOutLimit.MaxInstances, MaxPercent: p.ScaleOutLimit.MaxPercent, Period: pbDuration(p.ScaleOutLimit.Period)}

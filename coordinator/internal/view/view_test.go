@@ -28,13 +28,14 @@ func TestFleetRoundTrip(t *testing.T) {
 			Warmup:        durationpb.New(30_000 * time.Millisecond),
 			ScaleInWindow: durationpb.New(60_000 * time.Millisecond),
 			ScaleOutLimit: &shoalv1.RateLimit{MaxInstances: 4, Period: durationpb.New(15_000 * time.Millisecond)},
+			Sustain:       0.02,
 		},
 	}
 	b, err := json.Marshal(FleetOf(in))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`"asg":"web-asg"`, `"warmup":"30s"`, `"scale_in_window":"1m0s"`, `"adjustment_type":"percent_change"`, `"paused":true`} {
+	for _, want := range []string{`"asg":"web-asg"`, `"warmup":"30s"`, `"scale_in_window":"1m0s"`, `"adjustment_type":"percent_change"`, `"paused":true`, `"sustain":0.02`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("JSON %s lacks %s", b, want)
 		}
@@ -127,5 +128,29 @@ func TestAlarmsAndExplainNeverNull(t *testing.T) {
 	b, _ = json.Marshal(ExplainOf(&shoalv1.ExplainFleetResponse{Fleet: "web", Current: 2, Recommended: 3}))
 	if !strings.Contains(string(b), `"details":[]`) || !strings.Contains(string(b), `"inputs":{}`) || strings.Contains(string(b), `"blocked"`) {
 		t.Fatalf("got %s", b)
+	}
+}
+
+// TestPolicySustain: a policy file written before sustain existed reads as
+// sustain 0, and the words the console shows name the knob only when set.
+func TestPolicySustain(t *testing.T) {
+	f, err := ParseFleet([]byte(`{"name":"web","policy":{"target_tracking":[{"metric":"cpu","target":60}],"warmup":"30s"}}`))
+	if err != nil || f.Policy.GetSustain() != 0 {
+		t.Fatalf("policy without sustain = %v, %v; want sustain 0", f.GetPolicy(), err)
+	}
+	f, err = ParseFleet([]byte(`{"name":"web","policy":{"target_tracking":[{"metric":"cpu","target":60}],"sustain":0.25}}`))
+	if err != nil || f.Policy.GetSustain() != 0.25 {
+		t.Fatalf("policy with sustain 0.25 = %v, %v", f.GetPolicy(), err)
+	}
+	b, _ := json.Marshal(PolicyOf(&shoalv1.ScalingPolicy{TargetTracking: []*shoalv1.TargetTracking{{Metric: "cpu", Target: 60}}}))
+	if !strings.Contains(string(b), `"sustain":0`) {
+		t.Errorf("JSON %s lacks sustain 0: the knob should show even when off", b)
+	}
+	if w := PolicyWords(f.Policy); !strings.Contains(w, "buy a rise once it has lasted 0.25 × the launch delay") {
+		t.Errorf("words %q do not name sustain 0.25", w)
+	}
+	f.Policy.Sustain = 0
+	if w := PolicyWords(f.Policy); strings.Contains(w, "launch delay") {
+		t.Errorf("words %q mention sustain though it is 0", w)
 	}
 }

@@ -634,8 +634,18 @@ type ScalingPolicy struct {
 	ScaleInWindow  *durationpb.Duration `protobuf:"bytes,5,opt,name=scale_in_window,json=scaleInWindow,proto3" json:"scale_in_window,omitempty"`
 	ScaleOutLimit  *RateLimit           `protobuf:"bytes,6,opt,name=scale_out_limit,json=scaleOutLimit,proto3" json:"scale_out_limit,omitempty"`
 	ScaleInLimit   *RateLimit           `protobuf:"bytes,7,opt,name=scale_in_limit,json=scaleInLimit,proto3" json:"scale_in_limit,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The share of the launch delay a rise in demand must last before it is
+	// bought in full, a plain fraction in [0, 2] (decide.MaxSustain): with a
+	// 60 s launch delay, 0.5 buys only what every second of the last 30 s
+	// needed, so a burst that ends before its instances could serve buys
+	// none. The launch delay is the one learned per group, or warmup when
+	// none is learned yet (with neither, the rule has nothing to measure
+	// against and is off). 0 (the default, and what a policy written before
+	// this field reads as) buys every rise at once. A node that predates the
+	// field ignores it.
+	Sustain       float64 `protobuf:"fixed64,8,opt,name=sustain,proto3" json:"sustain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ScalingPolicy) Reset() {
@@ -715,6 +725,13 @@ func (x *ScalingPolicy) GetScaleInLimit() *RateLimit {
 		return x.ScaleInLimit
 	}
 	return nil
+}
+
+func (x *ScalingPolicy) GetSustain() float64 {
+	if x != nil {
+		return x.Sustain
+	}
+	return 0
 }
 
 // Fleet is a group of instances that Shoal scales as one.
@@ -1231,7 +1248,7 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\rmax_instances\x18\x01 \x01(\x05R\fmaxInstances\x12\x1f\n" +
 	"\vmax_percent\x18\x02 \x01(\x01R\n" +
 	"maxPercent\x121\n" +
-	"\x06period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06period\"\xbf\x03\n" +
+	"\x06period\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06period\"\xd9\x03\n" +
 	"\rScalingPolicy\x12A\n" +
 	"\x0ftarget_tracking\x18\x01 \x03(\v2\x18.shoal.v1.TargetTrackingR\x0etargetTracking\x128\n" +
 	"\fstep_scaling\x18\x02 \x03(\v2\x15.shoal.v1.StepScalingR\vstepScaling\x121\n" +
@@ -1239,7 +1256,8 @@ const file_shoal_v1_common_proto_rawDesc = "" +
 	"\x10scale_out_window\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x0escaleOutWindow\x12A\n" +
 	"\x0fscale_in_window\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\rscaleInWindow\x12;\n" +
 	"\x0fscale_out_limit\x18\x06 \x01(\v2\x13.shoal.v1.RateLimitR\rscaleOutLimit\x129\n" +
-	"\x0escale_in_limit\x18\a \x01(\v2\x13.shoal.v1.RateLimitR\fscaleInLimit\"\xc3\x03\n" +
+	"\x0escale_in_limit\x18\a \x01(\v2\x13.shoal.v1.RateLimitR\fscaleInLimit\x12\x18\n" +
+	"\asustain\x18\b \x01(\x01R\asustain\"\xc3\x03\n" +
 	"\x05Fleet\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03asg\x18\x02 \x01(\tR\x03asg\x12\x10\n" +
