@@ -1,8 +1,6 @@
 package scaler
 
 import (
-	"google.golang.org/protobuf/types/known/durationpb"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
@@ -275,40 +275,6 @@ func TestScaleInDrainsBeforeTerminating(t *testing.T) {
 		if _, err := h.store.f.Instance(id); err == nil {
 			t.Fatalf("%s still registered after leaving the group", id)
 		}
-	}
-}
-
-func TestLifecycleHookDrainsForeignTermination(t *testing.T) {
-	h := newHarness(t, 3, nil)
-	h.tick()
-	h.serve(40)
-	if !slices.Contains(h.cloud.Calls(), "PutLifecycleHook "+asg+" shoal-drain") {
-		t.Fatalf("calls = %v, want Shoal's TERMINATING hook put on the group", h.cloud.Calls())
-	}
-	victim := h.ids(cloud.LifecycleInService)[0]
-	h.cloud.terminateByGroup(asg, victim)
-	h.tick()
-	if got := h.state(victim); got != shoalv1.InstanceState_INSTANCE_STATE_DRAINING {
-		t.Fatalf("state = %v, want draining", got)
-	}
-	h.clk.Add(25 * time.Second)
-	h.tick()
-	if got := h.countCalls("RecordLifecycleActionHeartbeat " + victim); got == 0 {
-		t.Fatal("no lifecycle heartbeat while the drain lasts")
-	}
-	if got := h.countCalls("CompleteLifecycleAction"); got != 0 {
-		t.Fatal("completed the action before the drain")
-	}
-	h.lbs.release(victim)
-	h.tick()
-	if !slices.Contains(h.cloud.Calls(), "CompleteLifecycleAction "+victim+" CONTINUE") {
-		t.Fatalf("calls = %v, want CompleteLifecycleAction CONTINUE", h.cloud.Calls())
-	}
-	if n := h.countCalls("TerminateInstance"); n != 0 {
-		t.Fatalf("Shoal terminated %d instances; the group was already doing it", n)
-	}
-	if got := h.cloud.group(asg).Desired; got != 3 {
-		t.Fatalf("group desired = %d, want 3 (a replacement, not a scale-in)", got)
 	}
 }
 
@@ -607,119 +573,4 @@ func TestFinishingAPendingDecisionNeverDecidesFromAStaleView(t *testing.T) {
 			}
 		})
 	}
-}
-
-func TestConfigValidate(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		mod  func(*Config)
-		want string
-	}{
-		{"default", func(*Config) {}, ""},
-		{"no eval interval", func(c *Config) { c.EvalInterval = 0 }, "eval-interval (0s) must be > 0"},
-		{"negative drain timeout", func(c *Config) { c.DrainTimeout = -time.Second }, "drain-timeout (-1s)"},
-		{"no agent grace", func(c *Config) { c.AgentGrace = 0 }, "agent-grace"},
-		{"no hook name", func(c *Config) { c.HookName = "" }, "hook name: required"},
-		{"no launch failures", func(c *Config) { c.LaunchFailures = 0 }, "launch failures (0)"},
-		{"no clock", func(c *Config) { c.Now = nil }, "now: required"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c := DefaultConfig()
-			tc.mod(&c)
-			snapshot := c.EvalInterval
-			err := c.Validate()
-			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
-				t.Fatalf("Validate() = %v, want %q", err, tc.want)
-			}
-			if c.EvalInterval != snapshot {
-				t.Fatal("Validate changed the config")
-			}
-		})
-	}
-}
-
-// A hook the operator put with another heartbeat timeout (Terraform's
-// drain_timeout_seconds) is kept, not rewritten, and drains heartbeat by
-// it; a group with no hook gets --hook-heartbeat's.
-func TestLifecycleHookKeepsOperatorsHeartbeat(t *testing.T) {
-	h := newHarness(t, 3, nil)
-	h.cloud.mu.Lock()
-	h.cloud.hooks[asg] = []cloud.LifecycleHook{{Name: cloud.DrainHookName, Group: asg, Transition: cloud.TransitionTerminating, HeartbeatTimeout: 600 * time.Second, DefaultResult: cloud.ResultContinue}}
-	h.cloud.mu.Unlock()
-	h.tick()
-	h.serve(40)
-	if slices.Contains(h.cloud.Calls(), "PutLifecycleHook "+asg+" shoal-drain") {
-		t.Fatalf("calls = %v: the scaler rewrote a hook whose 600 s heartbeat AWS accepts", h.cloud.Calls())
-	}
-	hooks, _ := h.cloud.DescribeLifecycleHooks(context.Background(), asg)
-	if len(hooks) != 1 || hooks[0].HeartbeatTimeout != 600*time.Second {
-		t.Fatalf("hooks = %+v, want the operator's one with 600 s", hooks)
-	}
-}
-
-func TestHookHeartbeatWithinAWSLimits(t *testing.T) {
-	for _, d := range []time.Duration{29 * time.Second, 7201 * time.Second, 90500 * time.Millisecond} {
-		c := DefaultConfig()
-		c.HookHeartbeat = d
-		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hook-heartbeat") {
-			t.Errorf("HookHeartbeat %v: Validate() = %v, want an error naming hook-heartbeat", d, err)
-		}
-	}
-	for _, d := range []time.Duration{30 * time.Second, 7200 * time.Second} {
-		c := DefaultConfig()
-		c.HookHeartbeat = d
-		if err := c.Validate(); err != nil {
-			t.Errorf("HookHeartbeat %v: %v", d, err)
-		}
-	}
-}
-
-// TestSustainFromPolicy: the live engine runs the fleet policy's sustain,
-// the knob the simulator tunes. With a 10 s warm-up (the launch delay while
-// none is learned) and sustain 0.5, a rise must last 5 s: a 2 s spike is
-// not bought, and explain says why and shows the knob; with sustain 0 the
-// same spike is bought at once.
-func TestSustainFromPolicy(t *testing.T) {
-	run := func(t *testing.T, sustain float64) (*harness, []string) {
-		p := cpuPolicy()
-		p.Warmup, p.Sustain = durationpb.New(10*time.Second), sustain
-		h := newHarness(t, 2, p)
-		h.tick()
-		h.serve(50)
-		var reasons []string
-		// Past the warm-up at the target, then two seconds at twice it,
-		// then back.
-		for s, cpu := range []float64{50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 50, 100, 100, 50, 50, 50, 50, 50, 50, 50} {
-			h.clk.Add(time.Second)
-			h.met.set(h.ids(cloud.LifecycleInService), "cpu", cpu)
-			h.tick()
-			if e, ok := h.s.Explain(fleet); ok && s == 12 {
-				reasons = append(reasons, e.Reason)
-				if sustain != 0 && (e.Inputs["sustain"] != sustain || e.Inputs["sustain.horizon_s"] != 5) {
-					t.Errorf("explain inputs %v, want sustain %v over a 5 s horizon", e.Inputs, sustain)
-				}
-			}
-		}
-		return h, reasons
-	}
-	t.Run("sustain 0.5: a 2 s spike is not bought", func(t *testing.T) {
-		h, reasons := run(t, 0.5)
-		if ds := h.decisions(); len(ds) != 0 {
-			t.Fatalf("decisions = %v, want none", ds)
-		}
-		want := "a 1s burst is shorter than the 5s it must last (0.5 × the 10s launch delay): not bought"
-		if len(reasons) != 1 || !strings.Contains(reasons[0], want) {
-			t.Fatalf("explain in the spike's second second = %q, want it to contain %q", reasons, want)
-		}
-	})
-	t.Run("sustain 0: the same spike is bought", func(t *testing.T) {
-		h, _ := run(t, 0)
-		ds := h.decisions()
-		if len(ds) == 0 || ds[0].PreviousCapacity != 2 || ds[0].Capacity != 4 {
-			t.Fatalf("decisions = %v, want 2 → 4 on the spike", ds)
-		}
-		if _, ok := ds[0].Inputs["sustain"]; ok {
-			t.Fatalf("decision inputs %v carry sustain though it is 0", ds[0].Inputs)
-		}
-	})
 }
