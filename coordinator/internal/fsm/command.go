@@ -19,8 +19,9 @@ import (
 // node never half-understands a command from a newer leader. Commands that
 // version 1 already had are still written as version 1, so a cluster mid
 // upgrade (new leader, old followers) keeps applying them; only what is new
-// in version 2 (OpInstanceMark) carries 2.
-const CommandVersion = 2
+// in a version carries it: version 2 OpInstanceMark, version 3
+// OpLaunchSample.
+const CommandVersion = 3
 
 // ErrUnsupportedVersion is returned for commands or snapshots written by a
 // newer release.

@@ -132,6 +132,7 @@ func (f *FSM) deleteFleet(c Command) (*Result, *Error) {
 	}
 	delete(f.s.fleets, b.Name)
 	delete(f.s.decisions, b.Name)
+	delete(f.s.launches, b.Name)
 	for id, in := range f.s.instances {
 		if in.Fleet == b.Name {
 			delete(f.s.instances, id)

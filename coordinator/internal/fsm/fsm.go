@@ -20,7 +20,8 @@ type state struct {
 	watermarks     map[string]int64
 	members        map[string]Member
 	acl            aclState
-	identities     map[string]Identity // by instance id; see identity.go
+	identities     map[string]Identity      // by instance id; see identity.go
+	launches       map[string]launchSamples // by fleet; see launch.go
 }
 
 func newState() *state {
@@ -31,6 +32,7 @@ func newState() *state {
 		watermarks: map[string]int64{},
 		members:    map[string]Member{},
 		identities: map[string]Identity{},
+		launches:   map[string]launchSamples{},
 	}
 }
 
@@ -59,6 +61,9 @@ func (s *state) clone() *state {
 	}
 	c.acl = s.acl.clone()
 	c.identities = cloneIdentities(s.identities)
+	for k, ls := range s.launches {
+		c.launches[k] = ls.clone()
+	}
 	return c
 }
 
@@ -182,6 +187,8 @@ func (f *FSM) apply(c Command) (*Result, *Error) {
 		return f.instanceLeave(c)
 	case OpInstanceMark:
 		return f.markInstance(c)
+	case OpLaunchSample:
+		return f.recordLaunch(c)
 	case OpCreateDecision:
 		return f.createDecision(c)
 	case OpUpdateDecision:

@@ -77,7 +77,7 @@ func checkInvariants(t *testing.T, f *FSM) {
 // Apply must not panic, two FSMs must end byte-identical (determinism), and
 // the state must keep its invariants after every command.
 func FuzzApply(f *testing.F) {
-	for _, name := range []string{"v1-commands.jsonl", "v1-acl-commands.jsonl", "v1-identity-commands.jsonl"} {
+	for _, name := range []string{"v1-commands.jsonl", "v1-acl-commands.jsonl", "v1-identity-commands.jsonl", "v3-launch-commands.jsonl"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 		}
@@ -110,7 +110,7 @@ func FuzzApply(f *testing.F) {
 // snapshot the restore command accepts must leave a state that keeps the
 // invariants; one it refuses must leave the state as it was.
 func FuzzRestore(f *testing.F) {
-	for _, name := range []string{"v1-snapshot.json", "v1-acl-snapshot.json", "v1-identity-snapshot.json"} {
+	for _, name := range []string{"v1-snapshot.json", "v1-acl-snapshot.json", "v1-identity-snapshot.json", "v3-launch-snapshot.json"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 		}

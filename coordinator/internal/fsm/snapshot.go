@@ -28,6 +28,9 @@ type wireSnapshot struct {
 	Members        []Member          `json:"members"`
 	ACL            *wireACL          `json:"acl,omitempty"`
 	Identities     []Identity        `json:"identities,omitempty"`
+	// LaunchSamples are absent from snapshots written before launch delays
+	// were replicated; such a snapshot restores with none.
+	LaunchSamples []wireLaunches `json:"launch_samples,omitempty"`
 }
 
 func encodeSnapshot(s *state) []byte {
@@ -48,6 +51,7 @@ func encodeSnapshot(s *state) []byte {
 		w.Members = append(w.Members, s.members[id])
 	}
 	w.Identities = encodeIdentities(s.identities)
+	w.LaunchSamples = encodeLaunches(s.launches)
 	return mustJSON(w)
 }
 
@@ -114,6 +118,7 @@ func (w *wireSnapshot) state() (*state, error) {
 	for _, id := range w.Identities {
 		s.identities[id.InstanceID] = id
 	}
+	s.launches = decodeLaunches(w.LaunchSamples)
 	return s, nil
 }
 
@@ -183,8 +188,9 @@ func sortedValues[V any](m map[string]V) []V {
 // CheckSnapshot decodes a snapshot an operator wants to restore and checks
 // all of it before anything is applied: every fleet's bounds, name and
 // policy, every instance's id and address and that its fleet exists, every
-// decision's fleet and that its id is at most next_decision_id, and every
-// member, watermark and ACL token. It returns the first problem, naming it.
+// decision's fleet and that its id is at most next_decision_id, every
+// member, watermark and ACL token, and every launch sample's fleet, kind,
+// duration and count. It returns the first problem, naming it.
 func CheckSnapshot(b []byte) error {
 	_, err := checkSnapshot(b)
 	return err
@@ -257,6 +263,13 @@ func checkSnapshot(b []byte) (*state, error) {
 		return nil, err
 	}
 	if err := checkIdentities(w.Identities); err != nil {
+		return nil, err
+	}
+	fleets := make(map[string]bool, len(s.fleets))
+	for name := range s.fleets {
+		fleets[name] = true
+	}
+	if err := checkLaunches(w.LaunchSamples, fleets); err != nil {
 		return nil, err
 	}
 	return s, nil
