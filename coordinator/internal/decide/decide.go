@@ -44,7 +44,8 @@ type Input struct {
 	// per-instance values.
 	Aggregates map[string]float64
 	// LaunchDelay is how long a launched instance takes to serve: measured
-	// per group by the caller, or the simulator's --launch-delay. Zero
+	// per group by the caller (the scaler's p90, kept through raft so it
+	// survives a failover), or the simulator's --launch-delay. Zero
 	// takes the policy's warmup.
 	LaunchDelay time.Duration
 }

@@ -1,7 +1,7 @@
 // Package fsm is the coordinator's replicated state machine: fleets, the
-// instance registry, the bounded decision history, cluster members and a small
-// key→value watermark map, changed only by versioned commands that raft has
-// committed.
+// instance registry, the bounded decision history, each fleet's newest timed
+// launches, cluster members and a small key→value watermark map, changed only
+// by versioned commands that raft has committed.
 //
 // It must stay deterministic: Apply never reads a clock (the leader stamps
 // time into each command), the network, AWS or randomness, and a command that

@@ -50,6 +50,10 @@ func (s store) Decisions(fleet string, limit int) ([]*shoalv1.Decision, error) {
 	return s.node.FSM().Decisions(fleet, limit)
 }
 
+func (s store) LaunchSamples(fleet string) map[string][]time.Duration {
+	return s.node.FSM().LaunchSamples(fleet)
+}
+
 func (s store) FleetForASG(asg string) (string, bool) {
 	for _, f := range s.node.FSM().Fleets() {
 		if f.Asg == asg {

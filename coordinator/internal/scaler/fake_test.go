@@ -32,8 +32,12 @@ type store struct {
 	f     *fsm.FSM
 	clk   *clock
 	index uint64
-	// applies counts commands by op, to check what reached the log.
+	// applies counts commands by op, to check what reached the log
+	// (refused ones included).
 	applies map[fsm.Op]int
+	// refuse, when set, fails the commands it returns an error for, as a
+	// lost leadership does, before they reach the FSM.
+	refuse func(fsm.Command) error
 }
 
 func newStore(clk *clock) *store { return &store{f: fsm.New(), clk: clk, applies: map[fsm.Op]int{}} }
@@ -44,6 +48,10 @@ func (s *store) Decisions(fleet string, limit int) ([]*shoalv1.Decision, error) 
 	return s.f.Decisions(fleet, limit)
 }
 
+func (s *store) LaunchSamples(fleet string) map[string][]time.Duration {
+	return s.f.LaunchSamples(fleet)
+}
+
 func (s *store) Apply(_ context.Context, cmd fsm.Command) (*fsm.Result, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -51,8 +59,13 @@ func (s *store) Apply(_ context.Context, cmd fsm.Command) (*fsm.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.index++
 	s.applies[cmd.Op]++
+	if s.refuse != nil {
+		if err := s.refuse(cmd); err != nil {
+			return nil, err
+		}
+	}
+	s.index++
 	return s.f.ApplyBytes(s.index, b), nil
 }
 

@@ -11,19 +11,20 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
+	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
 	shoalv1 "github.com/shoal-dev/shoal/proto/gen/shoal/v1"
 )
 
 // Launch kinds, as explain and `fleet get` spell them.
 const (
-	launchWarm = "warm"
-	launchCold = "cold"
+	launchWarm = fsm.LaunchWarm
+	launchCold = fsm.LaunchCold
 )
 
 const (
 	// launchSamples is how many recent launches of each kind the p50 and
-	// p90 are taken over.
-	launchSamples = 50
+	// p90 are taken over (the FSM keeps that many).
+	launchSamples = fsm.MaxLaunchSamples
 	// launchForgetAfter drops a scale-out whose instances never came (a
 	// failed launch): a late instance would be timed from the wrong start.
 	launchForgetAfter = 30 * time.Minute
@@ -31,9 +32,12 @@ const (
 	warmPoolCheckEvery = 10 * time.Second
 )
 
-// launchState is what the leader learned about one fleet's launches. It is
-// memory only: a new leader learns again, and until it has, the policy's
-// warmup (or none) applies.
+// launchState is the leader's bookkeeping for timing one fleet's launches:
+// which scale-outs wait for instances, which instances were already timed,
+// the warm pool. It is memory only; a new leader starts it afresh and times
+// only what it saw begin. The samples themselves are committed through raft
+// (fsm.RecordLaunch) and read back from the FSM, so what one leader learned
+// is every later leader's p50, p90 and warmup at once.
 type launchState struct {
 	started time.Time
 	// tracked are the scale-out decisions already counted into pending.
@@ -47,7 +51,6 @@ type launchState struct {
 	pool      *cloud.WarmPool
 	poolErr   string
 	poolCheck time.Time
-	samples   map[string][]time.Duration
 	// actCheck bounds DescribeScalingActivities for failed launches.
 	actCheck time.Time
 }
@@ -66,8 +69,7 @@ func (s *Scaler) launches(fleet string) *launchState {
 	}
 	ls := s.launch[fleet]
 	if ls == nil {
-		ls = &launchState{started: s.cfg.Now(), tracked: map[uint64]bool{}, seen: map[string]bool{}, warmIDs: map[string]bool{},
-			samples: map[string][]time.Duration{}}
+		ls = &launchState{started: s.cfg.Now(), tracked: map[uint64]bool{}, seen: map[string]bool{}, warmIDs: map[string]bool{}}
 		s.launch[fleet] = ls
 	}
 	return ls
@@ -75,8 +77,29 @@ func (s *Scaler) launches(fleet string) *launchState {
 
 // observeLaunches times each new instance from the scale-out decision it
 // answers to its first in-service state, warm-pool and cold launches apart,
-// and reads the group's warm pool now and then.
+// commits each sample, and reads the group's warm pool now and then.
 func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
+	for _, t := range s.timeLaunches(ctx, v) {
+		s.commitLaunch(ctx, t)
+	}
+}
+
+// commitLaunch records one timed launch through raft. A sample that fails
+// to commit (this node lost leadership, raft is slow) is logged and counted,
+// not retried: the next launch brings another, and a retry queue would have
+// to outlive the leadership it was measured under.
+func (s *Scaler) commitLaunch(ctx context.Context, t fsm.LaunchSample) {
+	if _, err := s.apply(ctx, fsm.RecordLaunch(t)); err != nil {
+		s.met.launches.WithLabelValues("commit_failed").Inc()
+		s.cfg.Logger.Warn("scaler: record launch delay", "fleet", t.Fleet, "kind", t.Kind, "ms", t.DurationMS, "err", err)
+		return
+	}
+	s.met.launches.WithLabelValues("committed").Inc()
+}
+
+// timeLaunches does observeLaunches' bookkeeping and returns the launches
+// it timed, for the caller to commit outside the lock.
+func (s *Scaler) timeLaunches(ctx context.Context, v *view) []fsm.LaunchSample {
 	ls := s.launches(v.f.Name)
 	now := s.cfg.Now()
 	if wp := s.cfg.WarmPools; wp != nil && now.Sub(ls.poolCheck) >= warmPoolCheckEvery {
@@ -125,6 +148,7 @@ func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
 	sort.Slice(fresh, func(i, j int) bool {
 		return fresh[i].GetStateChangeTime().AsTime().Before(fresh[j].GetStateChangeTime().AsTime())
 	})
+	var timed []fsm.LaunchSample
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, in := range fresh {
@@ -140,12 +164,16 @@ func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
 		if ls.warmIDs[in.Id] {
 			kind = launchWarm
 		}
-		d := append(ls.samples[kind], inService.Sub(ls.pending[0].at))
-		if over := len(d) - launchSamples; over > 0 {
-			d = d[over:]
-		}
-		ls.samples[kind] = d
 		ls.pending[0].n--
+		took := inService.Sub(ls.pending[0].at)
+		if took > fsm.MaxLaunchDelay {
+			s.met.launches.WithLabelValues("out_of_range").Inc()
+			s.cfg.Logger.Warn("scaler: launch delay above the bound, not learned", "fleet", v.f.Name, "instance", in.Id, "took", took, "max", fsm.MaxLaunchDelay)
+			continue
+		}
+		// Whole milliseconds, rounded up: a sample is never 0.
+		ms := int64((took + time.Millisecond - 1) / time.Millisecond)
+		timed = append(timed, fsm.LaunchSample{Fleet: v.f.Name, Kind: kind, DurationMS: ms})
 	}
 	// Forget what can no longer matter, so the maps stay the fleet's size.
 	for id := range ls.seen {
@@ -166,6 +194,7 @@ func (s *Scaler) observeLaunches(ctx context.Context, v *view) {
 			}
 		}
 	}
+	return timed
 }
 
 // launchOutstanding says a recent scale-out still waits for instances.
@@ -185,18 +214,14 @@ func (ls *launchState) minPending() uint64 {
 	return ls.pending[0].decision
 }
 
-// LaunchDelays returns the learned delays of fleet, warm first; empty
-// before any launch was timed. Safe to call from any goroutine.
+// LaunchDelays returns the learned delays of fleet, warm first, from the
+// replicated samples (whichever leader timed them); empty before any launch
+// was timed. Safe to call from any goroutine.
 func (s *Scaler) LaunchDelays(fleet string) []*shoalv1.LaunchDelay {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ls := s.launch[fleet]
-	if ls == nil {
-		return nil
-	}
+	samples := s.deps.Store.LaunchSamples(fleet)
 	var out []*shoalv1.LaunchDelay
 	for _, kind := range []string{launchWarm, launchCold} {
-		if d := ls.samples[kind]; len(d) > 0 {
+		if d := samples[kind]; len(d) > 0 {
 			out = append(out, &shoalv1.LaunchDelay{Kind: kind, Samples: uint32(len(d)),
 				P50: durationpb.New(pct(d, 0.5)), P90: durationpb.New(pct(d, 0.9))})
 		}
@@ -208,18 +233,22 @@ func (s *Scaler) LaunchDelays(fleet string) []*shoalv1.LaunchDelay {
 // while the pool has ready instances and warm launches were timed, else
 // cold, else whichever kind was timed; 0 when none was.
 func (s *Scaler) expectedDelay(fleet string) (time.Duration, string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ls := s.launch[fleet]
-	if ls == nil {
+	samples := s.deps.Store.LaunchSamples(fleet)
+	if len(samples) == 0 {
 		return 0, ""
 	}
+	s.mu.Lock()
+	var pool *cloud.WarmPool
+	if ls := s.launch[fleet]; ls != nil {
+		pool = ls.pool
+	}
+	s.mu.Unlock()
 	order := []string{launchCold, launchWarm}
-	if ls.pool.Ready() > 0 {
+	if pool.Ready() > 0 {
 		order = []string{launchWarm, launchCold}
 	}
 	for _, kind := range order {
-		if d := ls.samples[kind]; len(d) > 0 {
+		if d := samples[kind]; len(d) > 0 {
 			return pct(d, 0.9), kind
 		}
 	}

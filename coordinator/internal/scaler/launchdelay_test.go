@@ -2,11 +2,13 @@ package scaler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
@@ -163,3 +165,112 @@ func TestLaunchCode(t *testing.T) {
 }
 
 func durationOf(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
+
+// A new leader (a second scaler over the same replicated state) has the
+// first one's learned delays before it times any launch itself: in
+// LaunchDelays, in explain and as the warmup of a policy that sets none.
+func TestNewLeaderKeepsTheLearnedLaunchDelay(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy()) // no warmup in the policy
+	h.tick()
+	h.serve(50)
+	h.launch(30 * time.Second)
+	h.launch(40 * time.Second)
+	h.launch(90 * time.Second)
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 3 {
+		t.Fatalf("launch samples committed = %d, want 3", n)
+	}
+	h.newLeader(nil)
+	ld := h.s.LaunchDelays(fleet)
+	if len(ld) != 1 || ld[0].Kind != "cold" || ld[0].Samples != 3 || ld[0].P50.AsDuration() != 40*time.Second || ld[0].P90.AsDuration() != 90*time.Second {
+		t.Fatalf("new leader's launch delays = %v, want cold 3 samples p50 40s p90 1m30s", ld)
+	}
+	p, d, note := h.s.warmupPolicy(fleet, cpuPolicy())
+	if p.GetWarmup().AsDuration() != 90*time.Second || d != 90*time.Second || !strings.Contains(note, "learned cold launch delay p90 1m30s") {
+		t.Fatalf("new leader's warmup = %v, delay %v, note %q; want the learned p90 1m30s", p.GetWarmup(), d, note)
+	}
+	h.met.set(h.ids(cloud.LifecycleInService), "cpu", 50)
+	h.clk.Add(time.Second)
+	h.tick()
+	e, ok := h.s.Explain(fleet)
+	if !ok {
+		t.Fatal("not evaluated")
+	}
+	joined := strings.Join(e.Details, "\n")
+	for _, want := range []string{"launch delay (cold, last 3): p50 40s, p90 1m30s", "using the learned cold launch delay p90 1m30s"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("new leader's explain lacks %q:\n%s", want, joined)
+		}
+	}
+	// It times none of the launches it did not see begin, and learns on
+	// from its own into the same samples.
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 3 {
+		t.Fatalf("the new leader re-timed old launches: %d samples committed", n)
+	}
+	h.launch(20 * time.Second)
+	if got := h.store.f.LaunchSamples(fleet)["cold"]; len(got) != 4 || got[3] != 20*time.Second {
+		t.Fatalf("cold samples after the new leader's launch = %v", got)
+	}
+}
+
+// A sample that fails to commit is counted and logged, never retried, and
+// leaves nothing learned behind.
+func TestLaunchSampleCommitFailureIsCountedNotRetried(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.store.refuse = func(c fsm.Command) error {
+		if c.Op == fsm.OpLaunchSample {
+			return errors.New("not the leader")
+		}
+		return nil
+	}
+	h.tick()
+	h.serve(50)
+	h.launch(30 * time.Second)
+	if got := testutil.ToFloat64(h.s.met.launches.WithLabelValues("commit_failed")); got != 1 {
+		t.Fatalf("commit_failed = %v, want 1", got)
+	}
+	h.store.refuse = nil
+	h.tick()
+	h.tick()
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 1 {
+		t.Fatalf("launch sample attempts = %d, want 1 (no retry)", n)
+	}
+	if ld := h.s.LaunchDelays(fleet); len(ld) != 0 {
+		t.Fatalf("learned %v from a sample that never committed", ld)
+	}
+	h.launch(25 * time.Second)
+	if got := testutil.ToFloat64(h.s.met.launches.WithLabelValues("committed")); got != 1 {
+		t.Fatalf("committed = %v, want 1", got)
+	}
+}
+
+// A launch timed above the FSM's bound (here a state change stamped by a
+// leader whose clock ran two hours ahead) is dropped and counted, not sent
+// to the log to be refused.
+func TestLaunchSampleAboveTheBoundIsDropped(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	h.serve(50)
+	id := h.nextID()
+	cur := h.cloud.group(asg).Desired
+	h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: fleet, PreviousCapacity: cur, Capacity: cur + 1, Reason: "test", Source: fsm.SourceManual}))
+	h.tick()
+	h.tick()
+	b, err := fsm.Stamp(fsm.SetInstanceState(id, shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE).Encode(), h.clk.Now().Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.store.mu.Lock()
+	h.store.index++
+	r := h.store.f.ApplyBytes(h.store.index, b)
+	h.store.mu.Unlock()
+	if r.Error() != nil {
+		t.Fatal(r.Error())
+	}
+	h.tick()
+	if got := testutil.ToFloat64(h.s.met.launches.WithLabelValues("out_of_range")); got != 1 {
+		t.Fatalf("out_of_range = %v, want 1", got)
+	}
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 0 || len(h.s.LaunchDelays(fleet)) != 0 {
+		t.Fatalf("an out-of-range launch reached the log: %d samples, delays %v", n, h.s.LaunchDelays(fleet))
+	}
+}

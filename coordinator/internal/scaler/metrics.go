@@ -9,6 +9,7 @@ type metrics struct {
 	decisions   *prometheus.CounterVec
 	outcomes    *prometheus.CounterVec
 	cloudErrors *prometheus.CounterVec
+	launches    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -28,9 +29,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		decisions:   prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_scaler_decisions_total", Help: "Automatic decisions committed, by direction."}, []string{"direction"}),
 		outcomes:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_scaler_decision_outcomes_total", Help: "Decision outcomes recorded, by status."}, []string{"status"}),
 		cloudErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_scaler_cloud_errors_total", Help: "Failed cloud calls, by error class."}, []string{"class"}),
+		launches: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shoal_scaler_launch_samples_total",
+			Help: "Timed launches, by outcome: committed, commit_failed (not retried), out_of_range (dropped: above fsm.MaxLaunchDelay)."}, []string{"outcome"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.tick, m.actuation, m.drain, m.decisions, m.outcomes, m.cloudErrors)
+		reg.MustRegister(m.tick, m.actuation, m.drain, m.decisions, m.outcomes, m.cloudErrors, m.launches)
 	}
 	return m
 }

@@ -25,6 +25,9 @@ type Store interface {
 	Fleets() []*shoalv1.Fleet
 	Instances(fleet string) []*shoalv1.Instance
 	Decisions(fleet string, limit int) ([]*shoalv1.Decision, error)
+	// LaunchSamples are the fleet's timed launches per kind, oldest first,
+	// as the scaler committed them (fsm.RecordLaunch).
+	LaunchSamples(fleet string) map[string][]time.Duration
 	Apply(ctx context.Context, cmd fsm.Command) (*fsm.Result, error)
 }
 

@@ -112,7 +112,7 @@ type Fleet struct {
 	CreatedAt          string   `json:"created_at,omitempty"`
 	UpdatedAt          string   `json:"updated_at,omitempty"`
 	Policy             *Policy  `json:"policy,omitempty"`
-	// LaunchDelays are what the leader learned (fleet get, from the leader).
+	// LaunchDelays are what the leaders learned (fleet get, from the leader).
 	LaunchDelays []LaunchDelay `json:"launch_delays,omitempty"`
 }
 

@@ -750,8 +750,9 @@ func (x *GetFleetRequest) GetStale() bool {
 type GetFleetResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Fleet *Fleet                 `protobuf:"bytes,1,opt,name=fleet,proto3" json:"fleet,omitempty"`
-	// The launch delays the leader learned for the fleet's group (empty from
-	// a follower, or before the first launch it timed).
+	// The launch delays learned for the fleet's group, kept in the replicated
+	// state so a new leader has them (empty from a follower, or before the
+	// first launch was timed).
 	LaunchDelays  []*LaunchDelay `protobuf:"bytes,2,rep,name=launch_delays,json=launchDelays,proto3" json:"launch_delays,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -802,7 +803,8 @@ func (x *GetFleetResponse) GetLaunchDelays() []*LaunchDelay {
 }
 
 // LaunchDelay is the learned time from a scale-out decision to an instance
-// in service, over the leader's most recent launches of one kind.
+// in service, over the fleet's most recent launches of one kind (timed by
+// whichever node led then).
 type LaunchDelay struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "warm" (from the group's warm pool) or "cold".
