@@ -159,4 +159,52 @@ func TestWarmPoolScaleOutFasterThanCold(t *testing.T) {
 	if len(fl.LaunchDelays) != 2 {
 		t.Fatalf("fleet get launch_delays = %+v", fl.LaunchDelays)
 	}
+	newLeaderKeepsDelays(ctx, t, sb, ex.LaunchDelays)
+}
+
+// newLeaderKeepsDelays kills the leader and checks that the next one shows
+// the same learned delays in explain and `fleet get` without timing a
+// launch itself: the samples are in the replicated state.
+func newLeaderKeepsDelays(ctx context.Context, t *testing.T, sb *sandbox.Sandbox, want []launchDelay) {
+	t.Helper()
+	old, err := sb.Leader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sb.KillNode(old); err != nil {
+		t.Fatal(err)
+	}
+	same := func(got []launchDelay) error {
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			return notYet(fmt.Sprintf("launch delays %+v, want %+v", got, want))
+		}
+		return nil
+	}
+	var leader *sandbox.Node
+	err = sandbox.Poll(ctx, 30*time.Second, "the new leader's explain with the learned delays", func(ctx context.Context) error {
+		if leader, err = sb.Leader(ctx); err != nil {
+			return err
+		}
+		if leader.ID == old.ID {
+			return notYet("the old leader is still named")
+		}
+		var ex explain
+		if err := sb.CLIJSON(ctx, &ex, "explain", "web"); err != nil {
+			return err
+		}
+		return same(ex.LaunchDelays)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fl struct {
+		LaunchDelays []launchDelay `json:"launch_delays"`
+	}
+	if err := sb.CLIJSON(ctx, &fl, "fleet", "get", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := same(fl.LaunchDelays); err != nil {
+		t.Fatalf("fleet get from the new leader %s: %v", leader.ID, err)
+	}
+	t.Logf("after the leader %s died, %s shows the learned delays %+v", old.ID, leader.ID, fl.LaunchDelays)
 }
