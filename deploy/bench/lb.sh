@@ -40,6 +40,11 @@ CG_NGINX=$((BASE + 40)) CG_SHOAL=$((BASE + 41))
 # single worker (nginx worker_processes 1, haproxy nbthread 1).
 ONEPROC=${BENCH_ONE_PROC:-1}
 SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
+# BENCH_H1_LOOP=1 (the default) adds HTTP/1.1 rows for --h1-engine loop
+# (event loops per core, ARCHITECTURE.md "Load balancer"), with the
+# default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1.
+H1LOOP=${BENCH_H1_LOOP:-1}
+SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15))
 
 # --- tools -------------------------------------------------------------------
 missing=()
@@ -100,6 +105,12 @@ if [ "$ONEPROC" = 1 ]; then
 	start shoal1http env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 	start shoal1grpc env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
 fi
+if [ "$H1LOOP" = 1 ]; then
+	start shoalloop "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	if [ "$ONEPROC" = 1 ]; then
+		start shoalloop1 env GOMAXPROCS=1 "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	fi
+fi
 
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<CONF
@@ -150,6 +161,7 @@ start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
 if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
+if [ "$H1LOOP" = 1 ]; then wait_port $SHOALL_HTTP; if [ "$ONEPROC" = 1 ]; then wait_port $SHOALL1_HTTP; fi; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -354,6 +366,8 @@ instructions() {
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_HTTP:nginx haproxy:$HAPROXY_HTTP:haproxy shoal-lb:$SHOAL_HTTP:shoalhttp
 if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
+if [ "$H1LOOP" = 1 ]; then set -- "$@" shoal-loop:$SHOALL_HTTP:shoalloop; fi
+if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-loop-1p:$SHOALL1_HTTP:shoalloop1; fi
 bench http "$@"
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_GRPC:nginx haproxy:$HAPROXY_GRPC:haproxy shoal-lb:$SHOAL_GRPC:shoalgrpc
@@ -383,6 +397,8 @@ if [ "$SYSCALLS" = 1 ]; then
 	syscalls haproxy haproxy http $HAPROXY_HTTP
 	syscalls shoal-lb shoalhttp http $SHOAL_HTTP
 	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1http http $SHOAL1_HTTP; fi
+	if [ "$H1LOOP" = 1 ]; then syscalls shoal-loop shoalloop http $SHOALL_HTTP; fi
+	if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then syscalls shoal-loop-1p shoalloop1 http $SHOALL1_HTTP; fi
 	syscalls nginx nginx grpc $NGINX_GRPC
 	syscalls haproxy haproxy grpc $HAPROXY_GRPC
 	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC

@@ -51,7 +51,9 @@ type Config struct {
 	// The field and its flag stay so that configurations naming it keep
 	// working; the measured losers (nethttp, fasthttp) were removed.
 	Engine string
-	// H1Engine names the HTTP/1.1 engine; only "raw" (package h1) is left.
+	// H1Engine names the HTTP/1.1 engine (package h1): "raw", a goroutine
+	// per connection, or "loop", event loops per core for plain-TCP
+	// clients that hand anything else to raw (h1/loop.go).
 	H1Engine string
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
@@ -110,11 +112,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("h2-engine (%q) must be mux", c.Engine)
 	}
 	switch c.H1Engine {
-	case "raw":
+	case "raw", "loop":
 	case "fasthttp":
 		return fmt.Errorf("h1-engine (%q) was removed: it cost more CPU per request than raw (ARCHITECTURE.md, Load balancer); use raw", c.H1Engine)
 	default:
-		return fmt.Errorf("h1-engine (%q) must be raw", c.H1Engine)
+		return fmt.Errorf("h1-engine (%q) must be raw or loop", c.H1Engine)
 	}
 	switch c.BackendProtocol {
 	case HTTP1, H2C, H2:

@@ -92,6 +92,7 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		ViaH2:                 cfg.BackendProtocol != HTTP1,
 		BackendTLS:            cfg.BackendTLS,
+		Loop:                  cfg.H1Engine == "loop",
 	}, bal)
 	h2cfg := h2mux.Config{
 		HeaderTimeout:        cfg.HeaderTimeout,

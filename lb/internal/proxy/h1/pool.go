@@ -41,6 +41,9 @@ type pool struct {
 	mu     sync.Mutex
 	idle   []*bconn
 	closed bool
+	// lidle are the event loops' idle connections, by loop; each loop
+	// takes and puts only its own (loopconn.go).
+	lidle [][]*lback
 }
 
 var _ upstream.Pool = (*pool)(nil)
@@ -89,13 +92,18 @@ func (p *pool) Shutdown(context.Context) {
 	for _, bc := range idle {
 		bc.c.Close()
 	}
+	p.shutdownLoops()
 }
 
 // Conns is the number of idle connections.
 func (p *pool) Conns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle)
+	n := len(p.idle)
+	for _, idle := range p.lidle {
+		n += len(idle)
+	}
+	return n
 }
 
 // conn returns a connection to up's backend: a pooled one unless fresh,
