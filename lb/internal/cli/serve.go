@@ -79,6 +79,7 @@ func newServeCmd(getenv func(string) string) *cobra.Command {
 	f.Uint32Var(&o.pc.MaxConcurrentStreams, "max-streams", o.pc.MaxConcurrentStreams, "concurrent streams per h2 client connection")
 	f.StringVar(&o.backendProtocol, "backend-protocol", string(o.pc.BackendProtocol), "protocol for non-gRPC requests to backends: http1, h2c or h2")
 	f.StringVar(&o.pc.Engine, "h2-engine", o.pc.Engine, "HTTP/2 client engine: mux (frame forwarding; nethttp was removed)")
+	f.IntVar(&o.pc.H1Loops, "h1-loops", o.pc.H1Loops, "event loops of --h1-engine loop (0: one per GOMAXPROCS)")
 	f.StringVar(&o.pc.H1Engine, "h1-engine", o.pc.H1Engine, "HTTP/1.1 client engine: raw (head/body copying, a goroutine per connection; fasthttp was removed) or loop (the same, from an event loop per core for plain-TCP clients; experimental)")
 	f.BoolVar(&o.backendTLS, "backend-tls", false, "speak TLS (h2) to backends for gRPC and h2")
 	f.BoolVar(&o.backendTLSInsecure, "backend-tls-insecure", false, "skip backend certificate verification")

@@ -55,6 +55,9 @@ type Config struct {
 	// per connection, or "loop", event loops per core for plain-TCP
 	// clients that hand anything else to raw (h1/loop.go).
 	H1Engine string
+	// H1Loops is the number of event loops of --h1-engine loop; 0 is one
+	// per P (GOMAXPROCS).
+	H1Loops int
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
 	Logger    *slog.Logger
@@ -99,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max-concurrent-streams (%d) must be >= 1", c.MaxConcurrentStreams)
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("max-body-bytes (%d) must be >= 0", c.MaxBodyBytes)
+	case c.H1Loops < 0:
+		return fmt.Errorf("h1-loops (%d) must be >= 0 (0: one per GOMAXPROCS)", c.H1Loops)
 	case c.DrainPoll <= 0:
 		return fmt.Errorf("drain-poll (%s) must be > 0", c.DrainPoll)
 	case c.Logger == nil:

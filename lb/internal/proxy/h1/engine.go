@@ -31,6 +31,8 @@ type Config struct {
 	// Loop serves plain-TCP clients from event loops (loop.go) instead
 	// of a goroutine each; what a loop does not serve it hands back.
 	Loop bool
+	// Loops is the number of loops; 0 is one per P.
+	Loops int
 }
 
 // Engine serves HTTP/1.1 client connections.
@@ -42,6 +44,29 @@ type Engine struct {
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
 	loops   loops
+
+	// Requests the loops served, connections they handed to the
+	// goroutine engine (before an exchange, or with a response to copy),
+	// and times a response body waited for a slow client.
+	loopServed, loopHanded, loopStalls atomic.Uint64
+}
+
+// LoopStats is what LoopStats of the proxy says.
+func (e *Engine) LoopStats() LoopStats {
+	return LoopStats{Served: e.loopServed.Load(), Handed: e.loopHanded.Load(), Stalled: e.loopStalls.Load()}
+}
+
+// LoopStats counts the event loops' work (--h1-engine loop).
+type LoopStats struct {
+	// Served is the number of requests the loops served themselves.
+	Served uint64
+	// Handed is the number of connections handed to the goroutine
+	// engine (a request with a body, Upgrade or Expect; a chunked or
+	// close-delimited response).
+	Handed uint64
+	// Stalled is the number of times a loop stopped reading a backend
+	// because its client had not taken the output yet.
+	Stalled uint64
 }
 
 // New returns an engine picking backends from bal.

@@ -421,7 +421,11 @@ type loops struct {
 func (ls *loops) start(e *Engine) error {
 	ls.once.Do(func() {
 		var all []*loop
-		for i := range runtime.GOMAXPROCS(0) {
+		n := e.cfg.Loops
+		if n == 0 {
+			n = runtime.GOMAXPROCS(0)
+		}
+		for i := range n {
 			l, err := newLoop(e, i)
 			if err != nil {
 				for _, l := range all {

@@ -3,7 +3,6 @@ package h1
 import (
 	"bufio"
 	"errors"
-	"io"
 	"net"
 	"os"
 	"strconv"
@@ -17,12 +16,12 @@ import (
 type lstate uint8
 
 const (
-	stHead lstate = iota // waiting for a request head
-	stDial               // waiting for a backend dial
-	stWait               // request sent, waiting for the response head
-	stBody               // copying a Content-Length response body
-	stDrain              // writing the last output, then closing
-	stGone               // closed or handed to the goroutine engine
+	stHead  lstate = iota // waiting for a request head
+	stDial                // waiting for a backend dial
+	stWait                // request sent, waiting for the response head
+	stBody                // copying a Content-Length response body
+	stDrain               // writing the last output, then closing
+	stGone                // closed or handed to the goroutine engine
 )
 
 // maxLoopOut bounds a client's unwritten output: past it the loop stops
@@ -213,35 +212,22 @@ func (c *lconn) pick() {
 	c.state = stDial
 	l := c.l
 	go func() {
-		nc, err := up.Dial()
 		var fd int
+		var laddr, raddr net.Addr
+		nc, err := up.Dial()
 		if err == nil {
-			laddr, raddr := nc.LocalAddr(), nc.RemoteAddr()
+			laddr, raddr = nc.LocalAddr(), nc.RemoteAddr()
 			if fd, err = takeFD(nc); err != nil {
 				nc.Close()
-			} else {
-				nc = &fdAddrs{laddr, raddr}
 			}
 		}
-		if !l.post(func() { c.dialed(up, fd, nc, err) }) && err == nil {
+		if !l.post(func() { c.dialed(up, fd, laddr, raddr, err) }) && err == nil {
 			closeRaw(fd)
 		}
 	}()
 }
 
-// fdAddrs carries a dialled connection's addresses to the loop.
-type fdAddrs struct{ laddr, raddr net.Addr }
-
-func (f *fdAddrs) Read([]byte) (int, error)         { return 0, io.EOF }
-func (f *fdAddrs) Write([]byte) (int, error)        { return 0, io.ErrClosedPipe }
-func (f *fdAddrs) Close() error                     { return nil }
-func (f *fdAddrs) LocalAddr() net.Addr              { return f.laddr }
-func (f *fdAddrs) RemoteAddr() net.Addr             { return f.raddr }
-func (f *fdAddrs) SetDeadline(time.Time) error      { return nil }
-func (f *fdAddrs) SetReadDeadline(time.Time) error  { return nil }
-func (f *fdAddrs) SetWriteDeadline(time.Time) error { return nil }
-
-func (c *lconn) dialed(up *upstream.Upstream, fd int, addrs net.Conn, err error) {
+func (c *lconn) dialed(up *upstream.Upstream, fd int, laddr, raddr net.Addr, err error) {
 	if c.state != stDial {
 		// The client went away meanwhile (Close).
 		if err == nil {
@@ -261,7 +247,7 @@ func (c *lconn) dialed(up *upstream.Upstream, fd int, addrs net.Conn, err error)
 		return
 	}
 	b := &lback{up: up}
-	b.fd, b.laddr, b.raddr = fd, addrs.LocalAddr(), addrs.RemoteAddr()
+	b.fd, b.laddr, b.raddr = fd, laddr, raddr
 	b.br = bufio.NewReaderSize(&b.lsock, 16<<10)
 	if err := c.l.add(&b.lsock, b); err != nil {
 		closeRaw(fd)
@@ -402,6 +388,7 @@ func (c *lconn) copyBody() {
 				return
 			}
 			if len(c.out) >= maxLoopOut {
+				c.l.e.loopStalls.Add(1)
 				c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
 				return
 			}
@@ -437,6 +424,7 @@ func (c *lconn) finish(err error) {
 		o.Failed, o.Err = true, "backend "+be.Addr+": "+err.Error()
 	}
 	c.l.e.bal.Done(be, o)
+	c.l.e.loopServed.Add(1)
 	c.bc, c.be, b.owner = nil, nil, nil
 	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 {
 		b.up.H1.(*pool).lput(c.l, b)
@@ -554,6 +542,7 @@ func (c *lconn) close() {
 // before an exchange (b nil), or with b's response to copy.
 func (c *lconn) handOver(b *lback) {
 	var ho lhandoff
+	c.l.e.loopHanded.Add(1)
 	c.state = stGone
 	delete(c.l.clients, c)
 	c.l.forget(&c.lsock)
