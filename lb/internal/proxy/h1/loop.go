@@ -141,8 +141,12 @@ func (l *loop) pollFd(fd uintptr) bool {
 		if e == syscall.EINTR {
 			continue
 		}
+		if e != 0 {
+			l.nev = 0
+			return true
+		}
 		l.nev = int(n)
-		return e != 0 || n > 0
+		return n > 0
 	}
 }
 

@@ -169,14 +169,14 @@ func (c *lconn) readRequest() {
 			c.reply(431, "request head exceeds max-header-bytes "+strconv.Itoa(e.cfg.MaxHeaderBytes), true)
 		case errors.Is(err, errBareLF):
 			c.reply(400, err.Error(), true)
-		default:
-			c.close()
 		}
+		c.drain()
 		return
 	}
 	raw, _ := c.br.Peek(n)
 	if err := parseHead(raw, true, &c.h); err != nil {
 		c.reply(400, err.Error(), true)
+		c.drain()
 		return
 	}
 	if c.h.chunked || c.h.length > 0 || c.h.expect100 || (c.h.upgrade && c.h.connUpg) {
@@ -440,9 +440,7 @@ func (c *lconn) endExchange(keep bool) {
 	c.br.Discard(c.n)
 	c.n = 0
 	if !keep || c.l.e.closing.Load() {
-		c.state = stDrain
-		c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
-		c.step()
+		c.drain()
 		return
 	}
 	c.enterHead()
@@ -483,17 +481,19 @@ func (c *lconn) abort(msg string) {
 	c.close()
 }
 
-// reply queues a response made up by the proxy (see client.reply); with
-// closeConn the connection closes once it is written.
+// reply queues a response made up by the proxy (see client.reply); the
+// caller moves the connection on (drain, or endExchange).
 func (c *lconn) reply(status int, msg string, closeConn bool) {
 	bw := c.l.hw.to(&c.lsock)
 	writeReply(bw, status, msg, closeConn)
 	bw.Flush()
-	if closeConn {
-		c.state = stDrain
-		c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
-		c.step()
-	}
+}
+
+// drain closes the connection once its output is written.
+func (c *lconn) drain() {
+	c.state = stDrain
+	c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+	c.step()
 }
 
 // timeout closes the connection, or fails its exchange, when its wait

@@ -12,6 +12,12 @@ import (
 // the loop is done with the connection, and serves it itself if the loop
 // hands it over. Anything else (TLS) is served here as before.
 func (e *Engine) serveOnLoop(c net.Conn) {
+	if _, ok := c.(peeked); !ok {
+		if _, ok := c.(*net.TCPConn); !ok {
+			e.serve(c) // TLS
+			return
+		}
+	}
 	under, pre := c, []byte(nil)
 	if p, ok := c.(peeked); ok {
 		under, pre = p.Peeked()
