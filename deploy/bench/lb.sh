@@ -45,6 +45,11 @@ SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
 # default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1.
 H1LOOP=${BENCH_H1_LOOP:-1}
 SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15))
+# BENCH_NGINX2=1 adds a control row: nginx with worker_processes 2, to see
+# what a second busy proxy thread does to the tail on this machine (the
+# reference stays the one-worker nginx of the peer notes).
+NGINX2=${BENCH_NGINX2:-0}
+NGINX2_HTTP=$((BASE + 22))
 
 # --- tools -------------------------------------------------------------------
 missing=()
@@ -68,6 +73,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
 	kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+	kill "$(cat "$WORK/nginx2.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -134,6 +140,12 @@ http {
 }
 CONF
 start nginx nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" -g 'daemon off;'
+if [ "$NGINX2" = 1 ]; then
+	sed -e 's/^worker_processes 1;/worker_processes 2;/' -e "s/listen 127.0.0.1:$NGINX_HTTP;/listen 127.0.0.1:$NGINX2_HTTP;/" \
+		-e "s#pid $WORK/nginx.pid;#pid $WORK/nginx2.pid;#" -e '/listen 127.0.0.1:'"$NGINX_GRPC"'/,/}/d' \
+		"$WORK/nginx.conf" >"$WORK/nginx2.conf"
+	start nginx2 nginx -c "$WORK/nginx2.conf" -p "$WORK/nginx" -g 'daemon off;'
+fi
 
 cat >"$WORK/haproxy.cfg" <<CONF
 global
@@ -161,6 +173,7 @@ start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
 if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
+if [ "$NGINX2" = 1 ]; then wait_port $NGINX2_HTTP; fi
 if [ "$H1LOOP" = 1 ]; then wait_port $SHOALL_HTTP; if [ "$ONEPROC" = 1 ]; then wait_port $SHOALL1_HTTP; fi; fi
 
 # --- measuring ----------------------------------------------------------------
@@ -365,6 +378,7 @@ instructions() {
 
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_HTTP:nginx haproxy:$HAPROXY_HTTP:haproxy shoal-lb:$SHOAL_HTTP:shoalhttp
+if [ "$NGINX2" = 1 ]; then set -- "$@" nginx-2w:$NGINX2_HTTP:nginx2; fi
 if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
 if [ "$H1LOOP" = 1 ]; then set -- "$@" shoal-loop:$SHOALL_HTTP:shoalloop; fi
 if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-loop-1p:$SHOALL1_HTTP:shoalloop1; fi
