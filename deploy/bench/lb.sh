@@ -42,9 +42,11 @@ ONEPROC=${BENCH_ONE_PROC:-1}
 SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
 # BENCH_H1_LOOP=1 (the default) adds HTTP/1.1 rows for --h1-engine loop
 # (event loops per core, ARCHITECTURE.md "Load balancer"), with the
-# default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1.
+# default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1;
+# BENCH_H1_ONE_LOOP=1 adds one with the default GOMAXPROCS and one loop.
 H1LOOP=${BENCH_H1_LOOP:-1}
-SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15))
+H1ONELOOP=${BENCH_H1_ONE_LOOP:-0}
+SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15)) SHOALL1L_HTTP=$((BASE + 16))
 # BENCH_NGINX2=1 adds a control row: nginx with worker_processes 2, to see
 # what a second busy proxy thread does to the tail on this machine (the
 # reference stays the one-worker nginx of the peer notes).
@@ -116,6 +118,9 @@ if [ "$H1LOOP" = 1 ]; then
 	if [ "$ONEPROC" = 1 ]; then
 		start shoalloop1 env GOMAXPROCS=1 "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 	fi
+	if [ "$H1ONELOOP" = 1 ]; then
+		start shoalloop1l "$LB" serve --h1-engine loop --h1-loops 1 --listen "127.0.0.1:$SHOALL1L_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	fi
 fi
 
 mkdir -p "$WORK/nginx"
@@ -174,6 +179,7 @@ start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
 if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
 if [ "$NGINX2" = 1 ]; then wait_port $NGINX2_HTTP; fi
+if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then wait_port $SHOALL1L_HTTP; fi
 if [ "$H1LOOP" = 1 ]; then wait_port $SHOALL_HTTP; if [ "$ONEPROC" = 1 ]; then wait_port $SHOALL1_HTTP; fi; fi
 
 # --- measuring ----------------------------------------------------------------
@@ -382,6 +388,7 @@ if [ "$NGINX2" = 1 ]; then set -- "$@" nginx-2w:$NGINX2_HTTP:nginx2; fi
 if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
 if [ "$H1LOOP" = 1 ]; then set -- "$@" shoal-loop:$SHOALL_HTTP:shoalloop; fi
 if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-loop-1p:$SHOALL1_HTTP:shoalloop1; fi
+if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then set -- "$@" shoal-loop-1l:$SHOALL1L_HTTP:shoalloop1l; fi
 bench http "$@"
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_GRPC:nginx haproxy:$HAPROXY_GRPC:haproxy shoal-lb:$SHOAL_GRPC:shoalgrpc
