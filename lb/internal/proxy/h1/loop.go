@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -83,6 +84,10 @@ type loop struct {
 	pools   map[*pool]struct{} // pools holding idle connections of this loop
 	tick    time.Duration
 	nextTk  time.Time
+
+	peers  []*loop     // the engine's loops, this one included
+	parked atomic.Bool // waiting in the netpoller
+	nudged time.Time
 }
 
 // loopFD is a socket registered with a loop.
@@ -146,7 +151,37 @@ func (l *loop) pollFd(fd uintptr) bool {
 			return true
 		}
 		l.nev = int(n)
+		if n == 0 {
+			l.parked.Store(true)
+		}
 		return n > 0
+	}
+}
+
+// nudgeEvery bounds how long a busy loop lets a parked one wait for the
+// netpoller (see nudge).
+const nudgeEvery = 100 * time.Microsecond
+
+// nudge makes sure the runtime polls the network while this loop is busy.
+//
+// Why: a loop with nothing to do parks in the netpoller, and the thread
+// that wakes it from its blocking netpoll runs it, leaving no thread in
+// netpoll. A loop under load never parks, so its thread never polls
+// again: another parked loop's events then wait for sysmon's poll, up to
+// 10 ms, and each request waits for two of them. Starting a goroutine
+// wakes an idle P's thread, which runs it and then polls (and blocks in
+// netpoll, waking the parked loop at its next event). In bench-lb that
+// tail was 34-111 ms with two loops against nginx's 6-18 ms.
+func (l *loop) nudge(now time.Time) {
+	if now.Sub(l.nudged) < nudgeEvery {
+		return
+	}
+	for _, o := range l.peers {
+		if o != l && o.parked.Load() {
+			l.nudged = now
+			go func() {}()
+			return
+		}
 	}
 }
 
@@ -172,6 +207,7 @@ func (l *loop) run() {
 	l.file.SetReadDeadline(l.nextTk)
 	for {
 		err := l.rc.Read(l.poll)
+		l.parked.Store(false)
 		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			break
 		}
@@ -186,7 +222,11 @@ func (l *loop) run() {
 		}
 		l.nev = 0
 		l.runInbox()
-		if now := time.Now(); !now.Before(l.nextTk) {
+		now := time.Now()
+		if len(l.peers) > 1 {
+			l.nudge(now)
+		}
+		if !now.Before(l.nextTk) {
 			l.timeouts(now)
 			if l.e.closing.Load() && len(l.clients) == 0 {
 				break
@@ -440,6 +480,9 @@ func (ls *loops) start(e *Engine) error {
 				return
 			}
 			all = append(all, l)
+		}
+		for _, l := range all {
+			l.peers = all
 		}
 		ls.mu.Lock()
 		ls.ls = all
