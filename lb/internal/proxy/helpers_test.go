@@ -48,7 +48,7 @@ type testProxy struct {
 }
 
 // h1Engine runs the package's tests against another HTTP/1.1 engine:
-// go test ./lb/internal/proxy -args -h1engine=loop (make test-lb-loop).
+// go test ./lb/internal/proxy -args -h1engine=loop (make test-unit does).
 var h1Engine = flag.String("h1engine", "raw", "HTTP/1.1 engine the test proxies use")
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

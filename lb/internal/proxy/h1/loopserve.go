@@ -3,8 +3,11 @@ package h1
 import (
 	"bufio"
 	"net"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/shoal-dev/shoal/lb/internal/balance"
 )
 
 // serveOnLoop serves a plain-TCP client from a loop. The goroutine (the
@@ -143,4 +146,48 @@ func (p *pool) shutdownLoops() {
 			}
 		}
 	}
+}
+
+// handOver gives the connection to the goroutine engine: the whole of it
+// before an exchange (b nil), or with b's response to copy.
+func (c *lconn) handOver(b *lback) {
+	var ho lhandoff
+	c.l.e.loopHanded.Add(1)
+	c.state = stGone
+	delete(c.l.clients, c)
+	c.l.forget(&c.lsock)
+	c.closed = true
+	nc, err := fdConn(c.fd)
+	if err != nil {
+		if b != nil {
+			c.l.e.bal.Done(c.be, balance.Outcome{Failed: true, Err: err.Error(), Latency: time.Since(c.start)})
+			c.a.Close()
+			b.close()
+		}
+		c.done <- ho
+		return
+	}
+	ho.c = nc
+	ho.pre, _ = c.br.Peek(c.br.Buffered())
+	ho.out = c.out
+	if b != nil {
+		b.owner = nil
+		b.l.forget(&b.lsock)
+		b.closed = true
+		bc, err := fdConn(b.fd)
+		if err != nil {
+			c.l.e.bal.Done(c.be, balance.Outcome{Failed: true, Err: "backend " + c.be.Addr + ": " + err.Error(), Latency: time.Since(c.start)})
+			c.a.Close()
+			nc.Close()
+			c.done <- lhandoff{}
+			return
+		}
+		bpre, _ := b.br.Peek(b.br.Buffered())
+		// The client's head stays in pre, after the request: the
+		// goroutine engine's exchange state starts past it.
+		ho.pre = ho.pre[c.n:]
+		ho.mid = &lmid{bc: bc, bpre: bpre, h: c.h, resp: c.resp, keep: c.keep, be: c.be, start: c.start, a: c.a}
+		c.bc, c.be = nil, nil
+	}
+	c.done <- ho
 }
