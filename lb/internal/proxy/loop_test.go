@@ -12,6 +12,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // The whole package runs against the loop engine with
@@ -97,6 +100,13 @@ func TestLoopServesAndHandsOver(t *testing.T) {
 	}
 	if st := p.H1LoopStats(); st.Served != 2 || st.Handed != 2 {
 		t.Fatalf("loop served %d and handed over %d, want 2 and 2", st.Served, st.Handed)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(NewConnCollector(p.Proxy))
+	want := "# HELP shoal_lb_h1_loop_handovers_total HTTP/1.1 connections event loops handed to the goroutine engine (a request body, Upgrade or Expect; a chunked or close-delimited response).\n# TYPE shoal_lb_h1_loop_handovers_total counter\nshoal_lb_h1_loop_handovers_total 2\n" +
+		"# HELP shoal_lb_h1_loop_requests_total HTTP/1.1 requests served by event loops (--h1-engine loop).\n# TYPE shoal_lb_h1_loop_requests_total counter\nshoal_lb_h1_loop_requests_total 2\n"
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "shoal_lb_h1_loop_handovers_total", "shoal_lb_h1_loop_requests_total"); err != nil {
+		t.Fatal(err)
 	}
 }
 
