@@ -36,7 +36,8 @@ import (
 // loop with nothing to do parks like any goroutine and the P sleeps in the
 // runtime's own epoll_wait. A loop blocking in epoll_wait itself would be
 // a thread in a system call, which sysmon retakes the P from every 20 µs
-// (the cost sock.go explains).
+// (the cost sock.go explains); tried, it cost 16-20 µs of CPU per request
+// against 13 µs. With more than one loop, see nudge.
 //
 // What a loop serves itself: requests without a body, without Upgrade and
 // without Expect, answered with a Content-Length body or none. Anything
