@@ -40,6 +40,18 @@ CG_NGINX=$((BASE + 40)) CG_SHOAL=$((BASE + 41))
 # single worker (nginx worker_processes 1, haproxy nbthread 1).
 ONEPROC=${BENCH_ONE_PROC:-1}
 SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
+# BENCH_H1_LOOP=1 (the default) adds HTTP/1.1 rows for --h1-engine loop
+# (event loops per core, ARCHITECTURE.md "Load balancer"), with the
+# default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1;
+# BENCH_H1_ONE_LOOP=1 adds one with the default GOMAXPROCS and one loop.
+H1LOOP=${BENCH_H1_LOOP:-1}
+H1ONELOOP=${BENCH_H1_ONE_LOOP:-0}
+SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15)) SHOALL1L_HTTP=$((BASE + 16))
+# BENCH_NGINX2=1 adds a control row: nginx with worker_processes 2, to see
+# what a second busy proxy thread does to the tail on this machine (the
+# reference stays the one-worker nginx of the peer notes).
+NGINX2=${BENCH_NGINX2:-0}
+NGINX2_HTTP=$((BASE + 22))
 
 # --- tools -------------------------------------------------------------------
 missing=()
@@ -63,6 +75,7 @@ PIDS=()
 cleanup() {
 	for p in "${PIDS[@]}"; do kill -- "-$p" 2>/dev/null || kill "$p" 2>/dev/null || true; done
 	kill "$(cat "$WORK/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+	kill "$(cat "$WORK/nginx2.pid" 2>/dev/null)" 2>/dev/null || true
 	wait 2>/dev/null || true
 	rm -rf "$WORK"
 }
@@ -100,6 +113,15 @@ if [ "$ONEPROC" = 1 ]; then
 	start shoal1http env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 	start shoal1grpc env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
 fi
+if [ "$H1LOOP" = 1 ]; then
+	start shoalloop "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	if [ "$ONEPROC" = 1 ]; then
+		start shoalloop1 env GOMAXPROCS=1 "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	fi
+	if [ "$H1ONELOOP" = 1 ]; then
+		start shoalloop1l "$LB" serve --h1-engine loop --h1-loops 1 --listen "127.0.0.1:$SHOALL1L_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+	fi
+fi
 
 mkdir -p "$WORK/nginx"
 cat >"$WORK/nginx.conf" <<CONF
@@ -123,6 +145,12 @@ http {
 }
 CONF
 start nginx nginx -c "$WORK/nginx.conf" -p "$WORK/nginx" -g 'daemon off;'
+if [ "$NGINX2" = 1 ]; then
+	sed -e 's/^worker_processes 1;/worker_processes 2;/' -e "s/listen 127.0.0.1:$NGINX_HTTP;/listen 127.0.0.1:$NGINX2_HTTP;/" \
+		-e "s#pid $WORK/nginx.pid;#pid $WORK/nginx2.pid;#" -e '/listen 127.0.0.1:'"$NGINX_GRPC"'/,/}/d' \
+		"$WORK/nginx.conf" >"$WORK/nginx2.conf"
+	start nginx2 nginx -c "$WORK/nginx2.conf" -p "$WORK/nginx" -g 'daemon off;'
+fi
 
 cat >"$WORK/haproxy.cfg" <<CONF
 global
@@ -150,6 +178,9 @@ start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
 if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
+if [ "$NGINX2" = 1 ]; then wait_port $NGINX2_HTTP; fi
+if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then wait_port $SHOALL1L_HTTP; fi
+if [ "$H1LOOP" = 1 ]; then wait_port $SHOALL_HTTP; if [ "$ONEPROC" = 1 ]; then wait_port $SHOALL1_HTTP; fi; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -353,7 +384,11 @@ instructions() {
 
 echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_HTTP:nginx haproxy:$HAPROXY_HTTP:haproxy shoal-lb:$SHOAL_HTTP:shoalhttp
+if [ "$NGINX2" = 1 ]; then set -- "$@" nginx-2w:$NGINX2_HTTP:nginx2; fi
 if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
+if [ "$H1LOOP" = 1 ]; then set -- "$@" shoal-loop:$SHOALL_HTTP:shoalloop; fi
+if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-loop-1p:$SHOALL1_HTTP:shoalloop1; fi
+if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then set -- "$@" shoal-loop-1l:$SHOALL1L_HTTP:shoalloop1l; fi
 bench http "$@"
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_GRPC:nginx haproxy:$HAPROXY_GRPC:haproxy shoal-lb:$SHOAL_GRPC:shoalgrpc
@@ -383,6 +418,8 @@ if [ "$SYSCALLS" = 1 ]; then
 	syscalls haproxy haproxy http $HAPROXY_HTTP
 	syscalls shoal-lb shoalhttp http $SHOAL_HTTP
 	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1http http $SHOAL1_HTTP; fi
+	if [ "$H1LOOP" = 1 ]; then syscalls shoal-loop shoalloop http $SHOALL_HTTP; fi
+	if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then syscalls shoal-loop-1p shoalloop1 http $SHOALL1_HTTP; fi
 	syscalls nginx nginx grpc $NGINX_GRPC
 	syscalls haproxy haproxy grpc $HAPROXY_GRPC
 	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC

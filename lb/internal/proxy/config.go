@@ -51,8 +51,13 @@ type Config struct {
 	// The field and its flag stay so that configurations naming it keep
 	// working; the measured losers (nethttp, fasthttp) were removed.
 	Engine string
-	// H1Engine names the HTTP/1.1 engine; only "raw" (package h1) is left.
+	// H1Engine names the HTTP/1.1 engine (package h1): "raw", a goroutine
+	// per connection, or "loop", event loops per core for plain-TCP
+	// clients that hand anything else to raw (h1/loop.go).
 	H1Engine string
+	// H1Loops is the number of event loops of --h1-engine loop; 0 is one
+	// per P (GOMAXPROCS).
+	H1Loops int
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
 	Logger    *slog.Logger
@@ -97,6 +102,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max-concurrent-streams (%d) must be >= 1", c.MaxConcurrentStreams)
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("max-body-bytes (%d) must be >= 0", c.MaxBodyBytes)
+	case c.H1Loops < 0:
+		return fmt.Errorf("h1-loops (%d) must be >= 0 (0: one per GOMAXPROCS)", c.H1Loops)
 	case c.DrainPoll <= 0:
 		return fmt.Errorf("drain-poll (%s) must be > 0", c.DrainPoll)
 	case c.Logger == nil:
@@ -110,11 +117,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("h2-engine (%q) must be mux", c.Engine)
 	}
 	switch c.H1Engine {
-	case "raw":
+	case "raw", "loop":
 	case "fasthttp":
 		return fmt.Errorf("h1-engine (%q) was removed: it cost more CPU per request than raw (ARCHITECTURE.md, Load balancer); use raw", c.H1Engine)
 	default:
-		return fmt.Errorf("h1-engine (%q) must be raw", c.H1Engine)
+		return fmt.Errorf("h1-engine (%q) must be raw or loop", c.H1Engine)
 	}
 	switch c.BackendProtocol {
 	case HTTP1, H2C, H2:

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"net"
@@ -46,6 +47,10 @@ type testProxy struct {
 	addr string
 }
 
+// h1Engine runs the package's tests against another HTTP/1.1 engine:
+// go test ./lb/internal/proxy -args -h1engine=loop (make test-unit does).
+var h1Engine = flag.String("h1engine", "raw", "HTTP/1.1 engine the test proxies use")
+
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // startProxy serves a proxy over addrs, its configs the defaults changed
@@ -54,6 +59,7 @@ func startProxy(t *testing.T, mut func(*Config), bmut func(*balance.Config), add
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Logger = quietLogger()
+	cfg.H1Engine = *h1Engine
 	if mut != nil {
 		mut(&cfg)
 	}

@@ -69,6 +69,13 @@ var (
 	refusedDesc = prometheus.NewDesc("shoal_lb_connections_refused_total",
 		"Client connections closed at accept, by reason (max_conns: --max-conns were open).", []string{"reason"}, nil)
 	openDesc = prometheus.NewDesc("shoal_lb_connections_open", "Client connections being served.", nil, nil)
+
+	loopServedDesc = prometheus.NewDesc("shoal_lb_h1_loop_requests_total",
+		"HTTP/1.1 requests served by event loops (--h1-engine loop).", nil, nil)
+	loopHandedDesc = prometheus.NewDesc("shoal_lb_h1_loop_handovers_total",
+		"HTTP/1.1 connections event loops handed to the goroutine engine (a request body, Upgrade or Expect; a chunked or close-delimited response).", nil, nil)
+	loopStallDesc = prometheus.NewDesc("shoal_lb_h1_loop_client_stalls_total",
+		"Times an event loop stopped reading a backend until its client took the output written so far.", nil, nil)
 )
 
 // ConnCollector exports the proxy's connection counters.
@@ -80,9 +87,16 @@ func NewConnCollector(p *Proxy) ConnCollector { return ConnCollector{p} }
 func (c ConnCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- refusedDesc
 	ch <- openDesc
+	ch <- loopServedDesc
+	ch <- loopHandedDesc
+	ch <- loopStallDesc
 }
 
 func (c ConnCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(c.p.RefusedMaxConns()), "max_conns")
 	ch <- prometheus.MustNewConstMetric(openDesc, prometheus.GaugeValue, float64(c.p.OpenConns()))
+	st := c.p.H1LoopStats()
+	ch <- prometheus.MustNewConstMetric(loopServedDesc, prometheus.CounterValue, float64(st.Served))
+	ch <- prometheus.MustNewConstMetric(loopHandedDesc, prometheus.CounterValue, float64(st.Handed))
+	ch <- prometheus.MustNewConstMetric(loopStallDesc, prometheus.CounterValue, float64(st.Stalled))
 }

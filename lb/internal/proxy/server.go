@@ -92,6 +92,8 @@ func New(cfg Config, bcfg balance.Config) (*Proxy, error) {
 		MaxBodyBytes:          cfg.MaxBodyBytes,
 		ViaH2:                 cfg.BackendProtocol != HTTP1,
 		BackendTLS:            cfg.BackendTLS,
+		Loop:                  cfg.H1Engine == "loop",
+		Loops:                 cfg.H1Loops,
 	}, bal)
 	h2cfg := h2mux.Config{
 		HeaderTimeout:        cfg.HeaderTimeout,
@@ -115,6 +117,9 @@ func (p *Proxy) OpenConns() int64 { return p.open.Load() }
 // RefusedMaxConns counts connections closed at accept because MaxConns
 // were open.
 func (p *Proxy) RefusedMaxConns() uint64 { return p.refusedMaxCon.Load() }
+
+// H1LoopStats counts the HTTP/1.1 event loops' work (--h1-engine loop).
+func (p *Proxy) H1LoopStats() h1.LoopStats { return p.h1.(*h1.Engine).LoopStats() }
 
 // Balancer is the proxy's balancing core (feed and health update it).
 func (p *Proxy) Balancer() *balance.Balancer { return p.bal }

@@ -8,6 +8,11 @@
 // (RFC 9112, RFC 9110): anything a backend could frame differently is
 // refused, never guessed at (ARCHITECTURE.md, Load balancer).
 //
+// With --h1-engine loop, plain-TCP clients are served from event loops,
+// one per P, that read a socket only after epoll said it is readable
+// (loop.go); a loop hands what it does not serve (bodies, Upgrade,
+// chunked responses) to the goroutine code here.
+//
 // With --backend-protocol h2c|h2 it sends requests over HTTP/2 instead,
 // buffering bodies; and it answers HTTP/2 clients' non-gRPC requests for
 // HTTP/1.1 backends (RoundTrip).

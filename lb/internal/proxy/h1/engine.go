@@ -28,6 +28,11 @@ type Config struct {
 	// them to pooled HTTP/1.1 connections.
 	ViaH2      bool
 	BackendTLS *tls.Config
+	// Loop serves plain-TCP clients from event loops (loop.go) instead
+	// of a goroutine each; what a loop does not serve it hands back.
+	Loop bool
+	// Loops is the number of loops; 0 is one per P.
+	Loops int
 }
 
 // Engine serves HTTP/1.1 client connections.
@@ -38,6 +43,30 @@ type Engine struct {
 	closing atomic.Bool
 	mu      sync.Mutex
 	conns   map[net.Conn]struct{}
+	loops   loops
+
+	// Requests the loops served, connections they handed to the
+	// goroutine engine (before an exchange, or with a response to copy),
+	// and times a response body waited for a slow client.
+	loopServed, loopHanded, loopStalls atomic.Uint64
+}
+
+// LoopStats is what LoopStats of the proxy says.
+func (e *Engine) LoopStats() LoopStats {
+	return LoopStats{Served: e.loopServed.Load(), Handed: e.loopHanded.Load(), Stalled: e.loopStalls.Load()}
+}
+
+// LoopStats counts the event loops' work (--h1-engine loop).
+type LoopStats struct {
+	// Served is the number of requests the loops served themselves.
+	Served uint64
+	// Handed is the number of connections handed to the goroutine
+	// engine (a request with a body, Upgrade or Expect; a chunked or
+	// close-delimited response).
+	Handed uint64
+	// Stalled is the number of times a loop stopped reading a backend
+	// because its client had not taken the output yet.
+	Stalled uint64
 }
 
 // New returns an engine picking backends from bal.
@@ -67,6 +96,21 @@ type client struct {
 
 // ServeConn serves one HTTP/1.1 client connection until it closes.
 func (e *Engine) ServeConn(c net.Conn) {
+	if e.cfg.Loop && !e.cfg.ViaH2 {
+		e.serveOnLoop(c)
+		return
+	}
+	e.serve(c)
+}
+
+// serve serves c from this goroutine.
+func (e *Engine) serve(c net.Conn) {
+	cl := e.newClient(c)
+	defer e.endClient(cl)
+	cl.serve()
+}
+
+func (e *Engine) newClient(c net.Conn) *client {
 	s := newSock(c)
 	cl := &client{e: e, c: c, br: bufio.NewReaderSize(s, e.cfg.MaxHeaderBytes), bw: bufWriterPool.Get().(*bufio.Writer)}
 	cl.bw.Reset(s)
@@ -74,12 +118,19 @@ func (e *Engine) ServeConn(c net.Conn) {
 		cl.ip = host
 	}
 	e.track(c, true)
-	defer func() {
-		e.track(c, false)
-		c.Close()
-		cl.bw.Reset(nil)
-		bufWriterPool.Put(cl.bw)
-	}()
+	return cl
+}
+
+func (e *Engine) endClient(cl *client) {
+	e.track(cl.c, false)
+	cl.c.Close()
+	cl.bw.Reset(nil)
+	bufWriterPool.Put(cl.bw)
+}
+
+// serve serves the client's requests until the connection closes.
+func (cl *client) serve() {
+	e, c := cl.e, cl.c
 	var h head
 	for !e.closing.Load() {
 		// Deadlines are moved lazily: a busy connection pays for a timer
@@ -141,8 +192,12 @@ func (cl *client) refresh() {
 
 // reply writes a response made up by the proxy.
 func (cl *client) reply(status int, msg string, closeConn bool) {
+	writeReply(cl.bw, status, msg, closeConn)
+	cl.bw.Flush()
+}
+
+func writeReply(bw *bufio.Writer, status int, msg string, closeConn bool) {
 	body := msg + "\n"
-	bw := cl.bw
 	bw.WriteString("HTTP/1.1 ")
 	bw.WriteString(strconv.Itoa(status))
 	bw.WriteByte(' ')
@@ -155,7 +210,6 @@ func (cl *client) reply(status int, msg string, closeConn bool) {
 	}
 	bw.WriteString("\r\n")
 	bw.WriteString(body)
-	bw.Flush()
 }
 
 func (e *Engine) track(c net.Conn, add bool) {
@@ -172,6 +226,7 @@ func (e *Engine) track(c net.Conn, add bool) {
 // it before the next request.
 func (e *Engine) Shutdown() {
 	e.closing.Store(true)
+	e.loops.each(func(l *loop) { l.shutdown() })
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for c := range e.conns {
@@ -183,6 +238,7 @@ func (e *Engine) Shutdown() {
 
 // Close closes every client connection.
 func (e *Engine) Close() {
+	e.loops.each(func(l *loop) { l.closeAll() })
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for c := range e.conns {

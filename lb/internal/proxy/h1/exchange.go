@@ -74,7 +74,7 @@ func (e *Engine) exchange(cl *client, h *head, n int, keep bool) bool {
 		}
 		if err := errors.Join(werr, rerr); err != nil {
 			bc.c.Close()
-			retry, status, o := e.tryFailed(be, bc, err, start, hasBody, upstream.Idempotent(h.method))
+			retry, status, o := e.tryFailed(be, bc.reused, err, start, hasBody, upstream.Idempotent(h.method))
 			if a.Failed(be, o, retry) {
 				fresh = retry == balance.Stale
 				continue
@@ -91,7 +91,7 @@ func (e *Engine) exchange(cl *client, h *head, n int, keep bool) bool {
 
 // tryFailed classifies a try that got no response: the retry it allows,
 // the status to answer if it is the last, and the outcome to record.
-func (e *Engine) tryFailed(be *balance.Backend, bc *bconn, err error, start time.Time, hasBody, idem bool) (balance.Retry, int, balance.Outcome) {
+func (e *Engine) tryFailed(be *balance.Backend, reused bool, err error, start time.Time, hasBody, idem bool) (balance.Retry, int, balance.Outcome) {
 	var ne net.Error
 	timeout := errors.As(err, &ne) && ne.Timeout()
 	msg := "backend " + be.Addr + ": " + err.Error()
@@ -109,7 +109,7 @@ func (e *Engine) tryFailed(be *balance.Backend, bc *bconn, err error, start time
 	switch {
 	case timeout || hasBody:
 		return balance.NoRetry, status, o
-	case bc.reused:
+	case reused:
 		return balance.Stale, status, o
 	case idem:
 		return balance.Replay, status, o

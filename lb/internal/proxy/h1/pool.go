@@ -41,6 +41,9 @@ type pool struct {
 	mu     sync.Mutex
 	idle   []*bconn
 	closed bool
+	// lidle are the event loops' idle connections, by loop; each loop
+	// takes and puts only its own (loopconn.go).
+	lidle [][]*lback
 }
 
 var _ upstream.Pool = (*pool)(nil)
@@ -89,13 +92,18 @@ func (p *pool) Shutdown(context.Context) {
 	for _, bc := range idle {
 		bc.c.Close()
 	}
+	p.shutdownLoops()
 }
 
 // Conns is the number of idle connections.
 func (p *pool) Conns() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return len(p.idle)
+	n := len(p.idle)
+	for _, idle := range p.lidle {
+		n += len(idle)
+	}
+	return n
 }
 
 // conn returns a connection to up's backend: a pooled one unless fresh,
@@ -111,4 +119,44 @@ func conn(up *upstream.Upstream, fresh bool) (*bconn, error) {
 		return nil, err
 	}
 	return newBconn(c), nil
+}
+
+// lget takes an idle connection of loop id (see get).
+func (p *pool) lget(id int) *lback {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if id >= len(p.lidle) {
+		return nil
+	}
+	idle := p.lidle[id]
+	for n := len(idle); n > 0; n = len(idle) {
+		b := idle[n-1]
+		idle[n-1] = nil
+		idle = idle[:n-1]
+		p.lidle[id] = idle
+		if time.Since(b.idleAt) < idleTTL && !b.closed {
+			b.reused = true
+			return b
+		}
+		b.close()
+	}
+	return nil
+}
+
+// lput pools b on its loop (see put).
+func (p *pool) lput(l *loop, b *lback) {
+	p.mu.Lock()
+	for len(p.lidle) <= l.id {
+		p.lidle = append(p.lidle, nil)
+	}
+	if p.closed || len(p.lidle[l.id]) >= maxIdle {
+		p.mu.Unlock()
+		b.close()
+		return
+	}
+	b.idleAt = time.Now()
+	b.reused = false
+	p.lidle[l.id] = append(p.lidle[l.id], b)
+	p.mu.Unlock()
+	l.pools[p] = struct{}{}
 }

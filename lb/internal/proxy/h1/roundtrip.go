@@ -65,7 +65,7 @@ func (e *Engine) RoundTrip(req *Request) (*Response, *Failure) {
 		resp, rh, err := e.tryRoundTrip(bc, req, start)
 		if err != nil && rh == nil {
 			bc.c.Close()
-			retry, status, o := e.tryFailed(be, bc, err, start, len(req.Body) > 0, upstream.Idempotent(req.Method))
+			retry, status, o := e.tryFailed(be, bc.reused, err, start, len(req.Body) > 0, upstream.Idempotent(req.Method))
 			if a.Failed(be, o, retry) {
 				fresh = retry == balance.Stale
 				continue

@@ -1,0 +1,539 @@
+package h1
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
+)
+
+// lstate is where a loop's client connection is.
+type lstate uint8
+
+const (
+	stHead  lstate = iota // waiting for a request head
+	stDial                // waiting for a backend dial
+	stWait                // request sent, waiting for the response head
+	stBody                // copying a Content-Length response body
+	stDrain               // writing the last output, then closing
+	stGone                // closed or handed to the goroutine engine
+)
+
+// maxLoopOut bounds a client's unwritten output: past it the loop stops
+// reading the backend until the client takes some.
+const maxLoopOut = 64 << 10
+
+// lconn is a client connection served by a loop.
+type lconn struct {
+	lsock
+	br       *bufio.Reader
+	ip       string
+	state    lstate
+	deadline time.Time // of the current wait
+	done     chan lhandoff
+
+	// the exchange in progress
+	h     head
+	n     int
+	keep  bool
+	a     balance.Attempt
+	be    *balance.Backend
+	bc    *lback
+	fresh bool
+	start time.Time
+	resp  head
+	left  int64 // response body bytes still to copy
+}
+
+// lback is a backend connection owned by a loop.
+type lback struct {
+	lsock
+	br       *bufio.Reader
+	up       *upstream.Upstream
+	owner    *lconn
+	reused   bool
+	idleAt   time.Time
+	deadline time.Time
+}
+
+// lhandoff is what a loop sends the goroutine waiting in ServeConn: the
+// end of the connection (c nil), or the connection to serve on, with what
+// the loop had read and not written, and for a handover in the middle of
+// an exchange, the response to copy.
+type lhandoff struct {
+	c   net.Conn
+	pre []byte // client bytes read, not served
+	out []byte // client output not written yet
+	mid *lmid
+}
+
+type lmid struct {
+	bc    net.Conn
+	bpre  []byte // backend bytes read, starting with the response head
+	h     head
+	resp  head
+	keep  bool
+	be    *balance.Backend
+	start time.Time
+	a     balance.Attempt
+}
+
+func (b *lback) sockFD() *lsock { return &b.lsock }
+
+func (b *lback) event(ev uint32) {
+	b.mark(ev)
+	if b.owner != nil {
+		b.owner.backendStep()
+		return
+	}
+	// Idle: an edge for data read already, or the backend closed the
+	// connection or sent what no request asked for.
+	if ev&evErr != 0 {
+		b.close()
+		return
+	}
+	if _, err := b.br.Peek(1); !errors.Is(err, errWouldBlock) {
+		b.close()
+	}
+}
+
+func (b *lback) close() {
+	b.closeFD()
+}
+
+func (c *lconn) sockFD() *lsock { return &c.lsock }
+
+func (s *lsock) mark(ev uint32) {
+	if ev&(evIn|evErr) != 0 {
+		s.readable = true
+	}
+	if ev&(evOut|evErr) != 0 {
+		s.writable = true
+	}
+}
+
+func (c *lconn) event(ev uint32) {
+	c.mark(ev)
+	if c.state == stBody || c.state == stWait {
+		// Output the client took may let the body go on.
+		c.backendStep()
+		return
+	}
+	c.step()
+}
+
+// step moves the connection on after a client event.
+func (c *lconn) step() {
+	if err := c.flush(); err != nil {
+		c.close()
+		return
+	}
+	switch c.state {
+	case stDrain:
+		if len(c.out) == 0 {
+			c.close()
+		}
+	case stHead:
+		if len(c.out) > 0 {
+			return // the last response first
+		}
+		c.readRequest()
+	}
+}
+
+func (c *lconn) enterHead() {
+	c.state = stHead
+	c.deadline = time.Now().Add(min(c.l.e.cfg.HeaderTimeout, c.l.e.cfg.IdleTimeout))
+}
+
+// readRequest parses the next request head, as ServeConn does, and starts
+// its exchange or hands the connection over.
+func (c *lconn) readRequest() {
+	e := c.l.e
+	if e.closing.Load() {
+		c.close()
+		return
+	}
+	n, err := readHead(c.br, e.cfg.MaxHeaderBytes)
+	if errors.Is(err, errWouldBlock) {
+		return
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, errHeadTooLarge):
+			c.reply(431, "request head exceeds max-header-bytes "+strconv.Itoa(e.cfg.MaxHeaderBytes), true)
+		case errors.Is(err, errBareLF):
+			c.reply(400, err.Error(), true)
+		}
+		c.drain()
+		return
+	}
+	raw, _ := c.br.Peek(n)
+	if err := parseHead(raw, true, &c.h); err != nil {
+		c.reply(400, err.Error(), true)
+		c.drain()
+		return
+	}
+	if c.h.chunked || c.h.length > 0 || c.h.expect100 || (c.h.upgrade && c.h.connUpg) {
+		c.handOver(nil)
+		return
+	}
+	c.n = n
+	c.keep = (c.h.minor == 1 && !c.h.connClose) || (c.h.minor == 0 && c.h.connKeep)
+	c.a = e.bal.Attempt()
+	c.fresh = false
+	c.pick()
+}
+
+// pick tries the next backend.
+func (c *lconn) pick() {
+	be, err := c.a.Pick()
+	if err != nil {
+		if c.a.Tried() {
+			c.fail(502, c.a.Last())
+		} else {
+			c.fail(503, err.Error())
+		}
+		return
+	}
+	c.be, c.start = be, time.Now()
+	up := upstream.Of(be)
+	if !c.fresh {
+		if b := up.H1.(*pool).lget(c.l.id); b != nil {
+			c.send(b)
+			return
+		}
+	}
+	c.state = stDial
+	l := c.l
+	go func() {
+		var fd int
+		var laddr, raddr net.Addr
+		nc, err := up.Dial()
+		if err == nil {
+			laddr, raddr = nc.LocalAddr(), nc.RemoteAddr()
+			if fd, err = takeFD(nc); err != nil {
+				nc.Close()
+			}
+		}
+		if !l.post(func() { c.dialed(up, fd, laddr, raddr, err) }) && err == nil {
+			closeRaw(fd)
+		}
+	}()
+}
+
+func (c *lconn) dialed(up *upstream.Upstream, fd int, laddr, raddr net.Addr, err error) {
+	if c.state != stDial {
+		// The client went away meanwhile (Close).
+		if err == nil {
+			closeRaw(fd)
+		}
+		return
+	}
+	if err != nil {
+		o := balance.Outcome{ConnectFailed: true, Failed: true, Err: err.Error(), Latency: time.Since(c.start)}
+		if c.a.Failed(c.be, o, balance.Unsent) {
+			c.be = nil
+			c.pick()
+			return
+		}
+		c.be = nil
+		c.fail(502, c.a.Last())
+		return
+	}
+	b := &lback{up: up}
+	b.fd, b.laddr, b.raddr = fd, laddr, raddr
+	b.br = bufio.NewReaderSize(&b.lsock, 16<<10)
+	if err := c.l.add(&b.lsock, b); err != nil {
+		closeRaw(fd)
+		o := balance.Outcome{ConnectFailed: true, Failed: true, Err: "backend " + up.Backend.Addr + ": " + err.Error(), Latency: time.Since(c.start)}
+		if c.a.Failed(c.be, o, balance.Unsent) {
+			c.be = nil
+			c.pick()
+			return
+		}
+		c.be = nil
+		c.fail(502, c.a.Last())
+		return
+	}
+	c.send(b)
+}
+
+// send writes the request head to b, as sendRequest does.
+func (c *lconn) send(b *lback) {
+	c.bc, b.owner = b, c
+	h := &c.h
+	bw := c.l.hw.to(&b.lsock)
+	bw.Write(h.line)
+	bw.Write(crlf)
+	writeHeaders(bw, h, true, false)
+	bw.WriteString("X-Forwarded-For: ")
+	if len(h.xff) > 0 {
+		bw.Write(h.xff)
+		bw.WriteString(", ")
+	}
+	bw.WriteString(c.ip)
+	bw.WriteString("\r\n")
+	if h.minor == 0 {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Flush()
+	c.state = stWait
+	b.deadline = c.start.Add(c.l.e.cfg.ResponseHeaderTimeout)
+	if err := b.flush(); err != nil {
+		c.tryFailed(err)
+		return
+	}
+	c.backendStep()
+}
+
+// backendStep moves the exchange on after an event on either side.
+func (c *lconn) backendStep() {
+	if err := c.flush(); err != nil {
+		c.abort("client " + err.Error())
+		return
+	}
+	b := c.bc
+	if b == nil {
+		return
+	}
+	if err := b.flush(); err != nil {
+		if c.state == stWait {
+			c.tryFailed(err)
+		} else {
+			c.abort(err.Error())
+		}
+		return
+	}
+	if c.state == stWait {
+		if len(b.out) > 0 {
+			return
+		}
+		if !c.readResponse() {
+			return
+		}
+	}
+	if c.state == stBody {
+		c.copyBody()
+	}
+}
+
+// readResponse reads the response head; it reports whether the body may
+// be copied now.
+func (c *lconn) readResponse() bool {
+	b := c.bc
+	for {
+		n, err := readHead(b.br, b.br.Size())
+		if errors.Is(err, errWouldBlock) {
+			return false
+		}
+		if err == nil {
+			raw, _ := b.br.Peek(n)
+			err = parseHead(raw, false, &c.resp)
+		}
+		if err != nil {
+			c.tryFailed(err)
+			return false
+		}
+		if c.resp.status >= 200 {
+			break
+		}
+		if c.resp.status == 101 {
+			c.tryFailed(errors.New("unexpected 101 Switching Protocols to a request without Upgrade"))
+			return false
+		}
+		raw, _ := b.br.Peek(n)
+		c.Write(raw)
+		b.br.Discard(n)
+	}
+	resp, h := &c.resp, &c.h
+	noBody := string(h.method) == "HEAD" || resp.status == 204 || resp.status == 304
+	if !noBody && (resp.chunked || resp.length < 0) {
+		c.handOver(b)
+		return false
+	}
+	bw := c.l.hw.to(&c.lsock)
+	bw.Write(resp.line)
+	bw.Write(crlf)
+	writeHeaders(bw, resp, false, false)
+	if !c.keep {
+		bw.WriteString("Connection: close\r\n")
+	} else if h.minor == 0 {
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+	bw.Flush()
+	b.br.Discard(len(resp.raw))
+	c.state, c.left = stBody, 0
+	if !noBody {
+		c.left = resp.length
+	}
+	return true
+}
+
+// copyBody copies what the backend has of the body, as far as the client
+// takes it.
+func (c *lconn) copyBody() {
+	b := c.bc
+	for c.left > 0 {
+		if len(c.out) >= maxLoopOut {
+			if err := c.flush(); err != nil {
+				c.abort("client " + err.Error())
+				return
+			}
+			if len(c.out) >= maxLoopOut {
+				c.l.e.loopStalls.Add(1)
+				c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+				return
+			}
+		}
+		if b.br.Buffered() == 0 {
+			if _, err := b.br.Peek(1); err != nil {
+				if errors.Is(err, errWouldBlock) {
+					now := time.Now()
+					b.deadline = now.Add(c.l.e.cfg.ResponseHeaderTimeout)
+					c.deadline = now.Add(c.l.e.cfg.IdleTimeout)
+					if err := c.flush(); err != nil {
+						c.abort("client " + err.Error())
+					}
+					return
+				}
+				c.finish(unexpected(err))
+				return
+			}
+		}
+		buf, _ := b.br.Peek(int(min(int64(b.br.Buffered()), c.left)))
+		c.Write(buf)
+		b.br.Discard(len(buf))
+		c.left -= int64(len(buf))
+	}
+	c.finish(nil)
+}
+
+// finish ends the exchange, as sendResponse's end does.
+func (c *lconn) finish(err error) {
+	b, be := c.bc, c.be
+	o := balance.Outcome{Status: c.resp.status, Latency: time.Since(c.start)}
+	if err != nil {
+		o.Failed, o.Err = true, "backend "+be.Addr+": "+err.Error()
+	}
+	c.l.e.bal.Done(be, o)
+	c.l.e.loopServed.Add(1)
+	c.bc, c.be, b.owner = nil, nil, nil
+	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 {
+		b.up.H1.(*pool).lput(c.l, b)
+	} else {
+		b.close()
+	}
+	c.endExchange(err == nil && c.keep)
+}
+
+// endExchange moves to the next request, or to closing.
+func (c *lconn) endExchange(keep bool) {
+	c.a.Close()
+	c.br.Discard(c.n)
+	c.n = 0
+	if !keep || c.l.e.closing.Load() {
+		c.drain()
+		return
+	}
+	c.enterHead()
+	c.step()
+}
+
+// tryFailed handles a try that got no response, as exchange does.
+func (c *lconn) tryFailed(err error) {
+	b, be := c.bc, c.be
+	c.bc, c.be, b.owner = nil, nil, nil
+	b.close()
+	retry, status, o := c.l.e.tryFailed(be, b.reused, err, c.start, false, upstream.Idempotent(c.h.method))
+	if c.a.Failed(be, o, retry) {
+		c.fresh = retry == balance.Stale
+		c.pick()
+		return
+	}
+	c.reply(status, c.a.Last(), !c.keep)
+	c.endExchange(c.keep)
+}
+
+// fail answers from the proxy before any backend took the request.
+func (c *lconn) fail(status int, msg string) {
+	c.reply(status, msg, !c.keep)
+	c.endExchange(c.keep)
+}
+
+// abort ends an exchange whose response was started: both connections
+// close, as when sendResponse fails.
+func (c *lconn) abort(msg string) {
+	if c.be != nil {
+		c.l.e.bal.Done(c.be, balance.Outcome{Status: c.resp.status, Failed: true, Err: "backend " + c.be.Addr + ": " + msg, Latency: time.Since(c.start)})
+		c.bc.owner = nil
+		c.bc.close()
+		c.bc, c.be = nil, nil
+		c.a.Close()
+	}
+	c.close()
+}
+
+// reply queues a response made up by the proxy (see client.reply); the
+// caller moves the connection on (drain, or endExchange).
+func (c *lconn) reply(status int, msg string, closeConn bool) {
+	bw := c.l.hw.to(&c.lsock)
+	writeReply(bw, status, msg, closeConn)
+	bw.Flush()
+}
+
+// drain closes the connection once its output is written.
+func (c *lconn) drain() {
+	c.state = stDrain
+	c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+	c.step()
+}
+
+// timeout closes the connection, or fails its exchange, when its wait
+// ran out.
+func (c *lconn) timeout(now time.Time) {
+	switch c.state {
+	case stHead, stDrain:
+		if now.After(c.deadline) {
+			c.close()
+		}
+	case stWait:
+		if now.After(c.bc.deadline) {
+			c.tryFailed(os.ErrDeadlineExceeded)
+		}
+	case stBody:
+		if now.After(c.bc.deadline) {
+			c.finish(os.ErrDeadlineExceeded)
+		} else if len(c.out) > 0 && now.After(c.deadline) {
+			c.abort("client took no output within " + c.l.e.cfg.IdleTimeout.String())
+		}
+	}
+}
+
+// close ends the client connection.
+func (c *lconn) close() {
+	if c.state == stGone {
+		return
+	}
+	if c.be != nil {
+		// An exchange cut short (Close, or a stalled client).
+		if c.bc != nil {
+			c.bc.owner = nil
+			c.bc.close()
+		}
+		c.l.e.bal.Done(c.be, balance.Outcome{Status: c.resp.status, Failed: true, Err: "client connection closed", Latency: time.Since(c.start)})
+		c.bc, c.be = nil, nil
+		c.a.Close()
+	}
+	c.state = stGone
+	c.closeFD()
+	delete(c.l.clients, c)
+	c.done <- lhandoff{}
+}
