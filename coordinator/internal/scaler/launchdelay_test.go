@@ -274,3 +274,40 @@ func TestLaunchSampleAboveTheBoundIsDropped(t *testing.T) {
 		t.Fatalf("an out-of-range launch reached the log: %d samples, delays %v", n, h.s.LaunchDelays(fleet))
 	}
 }
+
+// A node that leads again after another leader's term starts its launch
+// timing afresh. Kept from its earlier term, its bookkeeping (instances
+// seen, scale-outs waiting) would time the other leader's launch again or,
+// as here, time its own next launch from the other leader's scale-out
+// (40 s + 20 s: a 60 s sample for a 20 s launch).
+func TestLeaderAgainDoesNotRetimeAnotherLeadersLaunch(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	h.tick()
+	h.serve(50)
+	h.launch(30 * time.Second)
+	first := h.s
+	h.newLeader(nil)
+	h.tick()
+	h.launch(40 * time.Second) // timed by the second leader
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 2 {
+		t.Fatalf("launch samples committed = %d, want 2", n)
+	}
+	// The first node leads again: Run starts its term (the cancelled
+	// context ends it after the first tick).
+	h.s = first
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	h.s.Run(ctx)
+	h.tick()
+	h.tick()
+	if n := h.store.applies[fsm.OpLaunchSample]; n != 2 {
+		t.Fatalf("launch samples committed = %d after the first node leads again, want 2 (no launch timed twice)", n)
+	}
+	if got := h.store.f.LaunchSamples(fleet)["cold"]; len(got) != 2 {
+		t.Fatalf("cold samples = %v, want the 2 launches once each", got)
+	}
+	h.launch(20 * time.Second) // and it learns on from its own
+	if got := h.store.f.LaunchSamples(fleet)["cold"]; len(got) != 3 || got[2] != 20*time.Second {
+		t.Fatalf("cold samples after its own launch = %v", got)
+	}
+}

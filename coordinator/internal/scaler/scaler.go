@@ -234,8 +234,12 @@ func New(cfg Config, deps Deps, reg prometheus.Registerer) (*Scaler, error) {
 // stops being leader.
 func (s *Scaler) Run(ctx context.Context) {
 	s.mu.Lock()
-	// A new term starts from the replicated state alone.
+	// A new term starts from the replicated state alone. The launch
+	// timing bookkeeping goes too: kept from an earlier term of this node,
+	// its stale "seen" set would time again the launches another leader
+	// timed (and committed) in between.
 	s.fleets = map[string]*fleetState{}
+	s.launch = nil
 	s.mu.Unlock()
 	t := time.NewTicker(s.cfg.EvalInterval)
 	defer t.Stop()
