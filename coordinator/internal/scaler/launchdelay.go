@@ -123,6 +123,18 @@ func (s *Scaler) timeLaunches(ctx context.Context, v *view) []fsm.LaunchSample {
 	}
 	first := len(ls.seen) == 0 && len(ls.tracked) == 0
 	if ds, err := s.deps.Store.Decisions(v.f.Name, 0); err == nil {
+		listed := make(map[uint64]bool, len(ds))
+		for _, d := range ds {
+			listed[d.Id] = true
+		}
+		// A decision that left the FSM's bounded history cannot be listed
+		// again: forget only those, so tracked stays the history's size and
+		// never lets one still listed be counted in a second time.
+		for id := range ls.tracked {
+			if !listed[id] {
+				delete(ls.tracked, id)
+			}
+		}
 		for _, d := range ds {
 			at := d.GetCreateTime().AsTime()
 			if ls.tracked[d.Id] || d.Capacity <= d.PreviousCapacity || d.Status == failed || at.Before(ls.started) {
@@ -187,13 +199,6 @@ func (s *Scaler) timeLaunches(ctx context.Context, v *view) []fsm.LaunchSample {
 			delete(ls.warmIDs, id)
 		}
 	}
-	if len(ls.tracked) > 4*launchSamples {
-		for id := range ls.tracked {
-			if id < ls.minPending() {
-				delete(ls.tracked, id)
-			}
-		}
-	}
 	return timed
 }
 
@@ -205,13 +210,6 @@ func (ls *launchState) launchOutstanding(now time.Time) bool {
 		}
 	}
 	return false
-}
-
-func (ls *launchState) minPending() uint64 {
-	if len(ls.pending) == 0 {
-		return ^uint64(0)
-	}
-	return ls.pending[0].decision
 }
 
 // LaunchDelays returns the learned delays of fleet, warm first, from the

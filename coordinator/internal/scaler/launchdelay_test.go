@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cloud"
 	"github.com/shoal-dev/shoal/coordinator/internal/fsm"
@@ -309,5 +310,55 @@ func TestLeaderAgainDoesNotRetimeAnotherLeadersLaunch(t *testing.T) {
 	h.launch(20 * time.Second) // and it learns on from its own
 	if got := h.store.f.LaunchSamples(fleet)["cold"]; len(got) != 3 || got[2] != 20*time.Second {
 		t.Fatalf("cold samples after its own launch = %v", got)
+	}
+}
+
+// More scale-outs in one term than the FSM's decision history holds: the
+// ones still listed are never counted in again once their instances came,
+// so the next launch is timed from its own scale-out, not from an old one.
+func TestTrackedScaleOutsAreNeverCountedTwice(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	const big = "big"
+	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: big, Asg: "big-asg", Min: 0, Max: 1000}))
+	fl, err := h.store.f.Fleet(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &view{f: fl, g: &cloud.Group{Name: "big-asg"}, insts: map[string]*shoalv1.Instance{}, inGroup: map[string]cloud.Instance{}}
+	h.s.timeLaunches(context.Background(), v) // starts this term's timing
+	n := fsm.DefaultDecisionsPerFleet + 1
+	scaleOut := func(k int) {
+		h.clk.Add(time.Millisecond)
+		h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: big, PreviousCapacity: int32(k), Capacity: int32(k + 1), Reason: "test", Source: fsm.SourceManual}))
+	}
+	for k := range n {
+		scaleOut(k)
+		if k == n/2 { // read halfway, so all n are tracked
+			h.s.timeLaunches(context.Background(), v)
+		}
+	}
+	h.s.timeLaunches(context.Background(), v)
+	// All n launches come in service at once, each answering one scale-out.
+	h.clk.Add(10 * time.Second)
+	for k := range n {
+		id := fmt.Sprintf("i-%04d", k)
+		v.insts[id] = &shoalv1.Instance{Id: id, Fleet: big, State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE,
+			StateChangeTime: timestamppb.New(h.clk.Now().Add(time.Duration(k) * time.Microsecond))}
+	}
+	if got := len(h.s.timeLaunches(context.Background(), v)); got != n {
+		t.Fatalf("timed %d launches, want %d", got, n)
+	}
+	h.s.timeLaunches(context.Background(), v)
+	// One more scale-out, in service 7 s later.
+	h.clk.Add(time.Minute)
+	scaleOut(n)
+	h.clk.Add(7 * time.Second)
+	v.insts["i-last"] = &shoalv1.Instance{Id: "i-last", Fleet: big, State: shoalv1.InstanceState_INSTANCE_STATE_IN_SERVICE, StateChangeTime: timestamppb.New(h.clk.Now())}
+	got := h.s.timeLaunches(context.Background(), v)
+	if len(got) != 1 || got[0].DurationMS != 7000 {
+		t.Fatalf("last launch timed %v, want one sample of 7000 ms", got)
+	}
+	if ls := h.s.launches(big); len(ls.tracked) > fsm.DefaultDecisionsPerFleet {
+		t.Fatalf("tracked %d scale-outs, more than the %d the history holds", len(ls.tracked), fsm.DefaultDecisionsPerFleet)
 	}
 }
