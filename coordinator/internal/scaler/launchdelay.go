@@ -163,12 +163,13 @@ func (s *Scaler) timeLaunches(ctx context.Context, v *view) []fsm.LaunchSample {
 	var timed []fsm.LaunchSample
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Every tick, not only when instances come: scale-outs whose
+	// instances never come (launches failing for hours) must not pile up.
+	ls.dropSpent(now)
 	for _, in := range fresh {
 		ls.seen[in.Id] = true
 		inService := in.GetStateChangeTime().AsTime()
-		for len(ls.pending) > 0 && (now.Sub(ls.pending[0].at) > launchForgetAfter || ls.pending[0].n <= 0) {
-			ls.pending = ls.pending[1:]
-		}
+		ls.dropSpent(now)
 		if len(ls.pending) == 0 || !ls.pending[0].at.Before(inService) {
 			continue
 		}
@@ -200,6 +201,17 @@ func (s *Scaler) timeLaunches(ctx context.Context, v *view) []fsm.LaunchSample {
 		}
 	}
 	return timed
+}
+
+// dropSpent drops the oldest waiting scale-outs that are answered or too
+// old to time from (pending is oldest first).
+func (ls *launchState) dropSpent(now time.Time) {
+	for len(ls.pending) > 0 && (now.Sub(ls.pending[0].at) > launchForgetAfter || ls.pending[0].n <= 0) {
+		ls.pending = ls.pending[1:]
+	}
+	if len(ls.pending) == 0 {
+		ls.pending = nil // let the backing array go
+	}
 }
 
 // launchOutstanding says a recent scale-out still waits for instances.

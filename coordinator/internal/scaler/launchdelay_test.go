@@ -362,3 +362,26 @@ func TestTrackedScaleOutsAreNeverCountedTwice(t *testing.T) {
 		t.Fatalf("tracked %d scale-outs, more than the %d the history holds", len(ls.tracked), fsm.DefaultDecisionsPerFleet)
 	}
 }
+
+// Scale-outs whose instances never come are forgotten after
+// launchForgetAfter even when no instance comes in service at all.
+func TestUnansweredScaleOutsDoNotPileUp(t *testing.T) {
+	h := newHarness(t, 2, cpuPolicy())
+	const big = "big"
+	h.store.must(fsm.CreateFleet(&shoalv1.Fleet{Name: big, Asg: "big-asg", Min: 0, Max: 1000}))
+	fl, err := h.store.f.Fleet(big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := &view{f: fl, g: &cloud.Group{Name: "big-asg"}, insts: map[string]*shoalv1.Instance{}, inGroup: map[string]cloud.Instance{}}
+	h.s.timeLaunches(context.Background(), v)
+	for k := range 100 {
+		h.clk.Add(time.Minute)
+		h.store.must(fsm.CreateDecision(&shoalv1.Decision{Fleet: big, PreviousCapacity: int32(k), Capacity: int32(k + 1), Reason: "test", Source: fsm.SourceManual}))
+		h.s.timeLaunches(context.Background(), v)
+	}
+	want := int(launchForgetAfter/time.Minute) + 1
+	if got := len(h.s.launches(big).pending); got > want {
+		t.Fatalf("%d scale-outs wait for instances, want at most the %d of the last %v", got, want, launchForgetAfter)
+	}
+}
