@@ -1,6 +1,7 @@
 package localcloud
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -96,4 +97,56 @@ func TestWorkloadStartsWhenBooted(t *testing.T) {
 	tc.advance(t, time.Second)
 	tc.waitInService(t, "g", 2)
 	tc.waitProcess(t, warm)
+}
+
+// A workload that cannot start at boot fails the instance's status check:
+// the group replaces it, and the failed one ends terminated with its
+// address released. With ReplaceUnhealthy suspended it stays, Unhealthy
+// and pending, and the start is not retried on every reconcile pass.
+func TestWorkloadThatCannotStartAtBoot(t *testing.T) {
+	t.Run("replaced", func(t *testing.T) {
+		c, clk, _ := newStateCloud(t, nil)
+		spawns := 0
+		c.spawn = func(procSpec) (*proc, error) { spawns++; return nil, errors.New("exec: no such file") }
+		mustGroup(t, c, "g", 1, 1, 1)
+		c.Reconcile()
+		failed := c.Groups(nil)[0].Instances[0].ID
+		c.mu.Lock()
+		ip := c.instances[failed].IP
+		c.mu.Unlock()
+		clk.t = clk.t.Add(3 * time.Second) // boot over
+		c.Reconcile()                      // start fails: unhealthy, replaced
+		c.Reconcile()                      // terminated
+		c.mu.Lock()
+		in := c.instances[failed]
+		st, health, used := in.State, in.Health, c.ipUsed[ip]
+		c.mu.Unlock()
+		if st != stateTerminated || health != "Unhealthy" || used {
+			t.Fatalf("instance whose workload did not start: %s/%s, address still used %v; want terminated, Unhealthy, released", st, health, used)
+		}
+		if spawns != 1 {
+			t.Fatalf("%d start attempts for the failed instance, want 1", spawns)
+		}
+	})
+	t.Run("ReplaceUnhealthy suspended", func(t *testing.T) {
+		c, clk, _ := newStateCloud(t, nil)
+		spawns := 0
+		c.spawn = func(procSpec) (*proc, error) { spawns++; return nil, errors.New("exec: no such file") }
+		mustGroup(t, c, "g", 1, 1, 1)
+		if err := c.SuspendResume("g", []string{"ReplaceUnhealthy"}, true); err != nil {
+			t.Fatal(err)
+		}
+		c.Reconcile()
+		clk.t = clk.t.Add(3 * time.Second)
+		for range 5 {
+			c.Reconcile()
+		}
+		in := c.Groups(nil)[0].Instances[0]
+		if in.Health != "Unhealthy" || in.Lifecycle != "Pending" {
+			t.Fatalf("instance whose workload did not start: %s/%s, want Pending and Unhealthy", in.Lifecycle, in.Health)
+		}
+		if spawns != 1 {
+			t.Fatalf("%d start attempts over 5 passes, want 1: an unhealthy instance is not booted again", spawns)
+		}
+	})
 }

@@ -365,6 +365,13 @@ func (c *Cloud) bootLocked(inst *Instance) bool {
 	if inst.proc != nil {
 		return true
 	}
+	if inst.Group != "" && inst.Health == "Unhealthy" {
+		// Its start failed already: it stays impaired, as an EC2
+		// instance that failed its status check does, until the group
+		// replaces it (not at all while ReplaceUnhealthy is suspended),
+		// rather than trying (and logging) again every reconcile pass.
+		return false
+	}
 	if err := c.startProcLocked(inst); err != nil {
 		c.log.Warn("instance workload did not start", "instance", inst.ID, "group", inst.Group, "err", err)
 		if inst.Group == "" {
