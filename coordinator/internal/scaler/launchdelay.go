@@ -22,9 +22,6 @@ const (
 )
 
 const (
-	// launchSamples is how many recent launches of each kind the p50 and
-	// p90 are taken over (the FSM keeps that many).
-	launchSamples = fsm.MaxLaunchSamples
 	// launchForgetAfter drops a scale-out whose instances never came (a
 	// failed launch): a late instance would be timed from the wrong start.
 	launchForgetAfter = 30 * time.Minute
