@@ -140,9 +140,16 @@ func (p *pool) shutdownLoops() {
 				b.close()
 			}
 		}) {
-			// The loop ended and no longer owns them.
+			// The loop ended and no longer owns them. Those it closed
+			// itself (the backend hung up while they idled) stay listed
+			// until taken, and their descriptor numbers may already
+			// belong to another socket: close only the open ones. The
+			// failed post ordered the loop's writes before these reads.
 			for _, b := range idle {
-				closeRaw(b.fd)
+				if !b.closed {
+					b.closed = true
+					closeRaw(b.fd)
+				}
 			}
 		}
 	}

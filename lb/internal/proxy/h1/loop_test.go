@@ -1,0 +1,56 @@
+package h1
+
+import (
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// A pooled loop connection the backend closed while it idled is closed by
+// its loop but stays listed in the pool; when the pool shuts down after
+// the loop ended, its descriptor number (by then another socket's) must
+// not be closed a second time.
+func TestShutdownLoopsClosesEachDescriptorOnce(t *testing.T) {
+	e := New(Config{HeaderTimeout: time.Second, IdleTimeout: time.Second, ResponseHeaderTimeout: time.Second}, nil)
+	l, err := newLoop(e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.file.Close(); unix.Close(l.evfd) })
+	a, _ := tcpPair(t)
+	fd, err := takeFD(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &lback{}
+	b.fd = fd
+	if err := l.add(&b.lsock, b); err != nil {
+		t.Fatal(err)
+	}
+	p := &pool{}
+	p.lput(l, b)
+	b.close() // the loop's idle event: the backend hung up
+
+	// Another socket takes the freed descriptor number.
+	_, other := tcpPair(t)
+	ofd, err := takeFD(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(ofd)
+	if ofd != fd {
+		if err := unix.Dup3(ofd, fd, unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+	}
+
+	l.mu.Lock()
+	l.done = true // the loop ended: posts are refused
+	l.mu.Unlock()
+	p.shutdownLoops()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+		t.Fatalf("descriptor %d, reused by another socket, was closed again: %v", fd, err)
+	}
+}
