@@ -35,7 +35,10 @@ type lconn struct {
 	ip       string
 	state    lstate
 	deadline time.Time // of the current wait
-	done     chan lhandoff
+	// outWait: in stHead, the last response is still being written, and
+	// deadline is the client's to take it (step).
+	outWait bool
+	done    chan lhandoff
 
 	// the exchange in progress
 	h     head
@@ -129,6 +132,7 @@ func (c *lconn) event(ev uint32) {
 
 // step moves the connection on after a client event.
 func (c *lconn) step() {
+	n := len(c.out)
 	if err := c.flush(); err != nil {
 		c.close()
 		return
@@ -137,10 +141,25 @@ func (c *lconn) step() {
 	case stDrain:
 		if len(c.out) == 0 {
 			c.close()
+		} else if len(c.out) < n {
+			c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
 		}
 	case stHead:
 		if len(c.out) > 0 {
-			return // the last response first
+			// The last response first. Its client has the idle timeout
+			// to take each part of it, as during a body; the header
+			// timeout starts once it is written (raw sets its read
+			// deadline after the flush): a slow reader of a response's
+			// tail is not cut off by the header timeout.
+			if !c.outWait || len(c.out) < n {
+				c.outWait = true
+				c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+			}
+			return
+		}
+		if c.outWait {
+			c.outWait = false
+			c.deadline = time.Now().Add(min(c.l.e.cfg.HeaderTimeout, c.l.e.cfg.IdleTimeout))
 		}
 		c.readRequest()
 	}
@@ -148,6 +167,7 @@ func (c *lconn) step() {
 
 func (c *lconn) enterHead() {
 	c.state = stHead
+	c.outWait = false
 	c.deadline = time.Now().Add(min(c.l.e.cfg.HeaderTimeout, c.l.e.cfg.IdleTimeout))
 }
 
@@ -509,7 +529,15 @@ func (c *lconn) timeout(now time.Time) {
 			c.tryFailed(os.ErrDeadlineExceeded)
 		}
 	case stBody:
-		if now.After(c.bc.deadline) {
+		// copyBody stops reading the backend only with maxLoopOut
+		// unwritten; below that it waits for the backend, whose deadline
+		// it set when it began to. A stall on the client is the client's:
+		// the backend's deadline, set before it, does not end the body.
+		if len(c.out) >= maxLoopOut {
+			if now.After(c.deadline) {
+				c.abort("client took no output within " + c.l.e.cfg.IdleTimeout.String())
+			}
+		} else if now.After(c.bc.deadline) {
 			c.finish(os.ErrDeadlineExceeded)
 		} else if len(c.out) > 0 && now.After(c.deadline) {
 			c.abort("client took no output within " + c.l.e.cfg.IdleTimeout.String())

@@ -107,12 +107,13 @@ func (l *loop) attach(c *lconn) {
 	c.step()
 }
 
-// shutdown closes the clients waiting for a request; the others close
-// when their exchange ends (Engine.Shutdown).
+// shutdown closes the clients waiting for a request, once the last
+// response is written (a slow client may not have taken all of it); the
+// others close when their exchange ends (Engine.Shutdown).
 func (l *loop) shutdown() {
 	for c := range l.clients {
 		if c.state == stHead {
-			c.close()
+			c.drain()
 		}
 	}
 }
