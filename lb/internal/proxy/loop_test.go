@@ -364,7 +364,13 @@ func smallBuffers(t *testing.T, mut func(*Config)) (p *testProxy, c net.Conn, ta
 	srv := &http.Server{Handler: mux}
 	go srv.Serve(bln)
 	t.Cleanup(func() { srv.Close() })
+	p, c = smallBufProxy(t, mut, bln.Addr().String())
+	return p, c, tail, big
+}
 
+// smallBufProxy is smallBuffers' proxy and client, for the backend at addr.
+func smallBufProxy(t *testing.T, mut func(*Config), addr string) (p *testProxy, c net.Conn) {
+	t.Helper()
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, 8<<10) })
 	}}
@@ -377,7 +383,7 @@ func smallBuffers(t *testing.T, mut func(*Config)) (p *testProxy, c net.Conn, ta
 		if mut != nil {
 			mut(c)
 		}
-	}, nil, bln.Addr().String())
+	}, nil, addr)
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		return rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 8<<10) })
 	}}
@@ -386,7 +392,7 @@ func smallBuffers(t *testing.T, mut func(*Config)) (p *testProxy, c net.Conn, ta
 	}
 	t.Cleanup(func() { c.Close() })
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	return p, c, tail, big
+	return p, c
 }
 
 func readWhole(t *testing.T, br *bufio.Reader, want []byte) {
@@ -462,5 +468,60 @@ func TestH1EngineFlagIsHonoured(t *testing.T) {
 	}
 	if got := p.H1LoopStats().Served; got != want {
 		t.Fatalf("-h1engine=%s: the loops served %d requests, want %d", *h1Engine, got, want)
+	}
+}
+
+// A backend sending informational responses faster than the client takes
+// them is read no further until the client does: the loop's output for a
+// client stays bounded (raw blocks on the client's write).
+func TestLoopInformationalResponsesAreBounded(t *testing.T) {
+	hint := "HTTP/1.1 103 Early Hints\r\nLink: </" + strings.Repeat("x", 15<<10) + ">\r\n\r\n"
+	const hints = 2048 // 30 MiB, far more than the sockets between hold
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	written := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		c.(*net.TCPConn).SetWriteBuffer(8 << 10)
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		bw := bufio.NewWriter(c)
+		for range hints {
+			bw.WriteString(hint)
+		}
+		bw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if bw.Flush() == nil {
+			close(written)
+		}
+		io.Copy(io.Discard, c)
+	}()
+	p, c := smallBufProxy(t, nil, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, 5*time.Second, "the loop waiting for the client", func() bool { return p.H1LoopStats().Stalled > 0 })
+	holds(t, time.Second, "the backend's writes blocked", func() bool {
+		select {
+		case <-written:
+			return false
+		default:
+			return true
+		}
+	})
+	br := bufio.NewReaderSize(c, 32<<10)
+	for i := range hints {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 103 {
+			t.Fatalf("informational response %d: %v %v", i, resp, err)
+		}
+	}
+	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("final response: %d %q", resp.StatusCode, body)
 	}
 }

@@ -349,6 +349,19 @@ func (c *lconn) backendStep() {
 func (c *lconn) readResponse() bool {
 	b := c.bc
 	for {
+		if len(c.out) >= maxLoopOut {
+			// Informational responses the client has not taken yet:
+			// the backend is read no further until it does (as in
+			// copyBody), so what a loop holds for a client stays bounded.
+			if err := c.flush(); err != nil {
+				c.abort("client " + err.Error())
+				return false
+			}
+			if len(c.out) >= maxLoopOut {
+				c.l.e.loopStalls.Add(1)
+				return false
+			}
+		}
 		n, err := readHead(b.br, b.br.Size())
 		if errors.Is(err, errWouldBlock) {
 			return false
