@@ -20,8 +20,8 @@ import (
 // connections from one loop per P instead of one goroutine each: a loop
 // owns an epoll set (edge-triggered) of its client and backend sockets and
 // reads a socket only after epoll reported it readable and until a read
-// came back short, so no read returns EAGAIN, and a request costs no
-// goroutine switch.
+// came back short, so a read returns EAGAIN only after one that filled
+// its buffer, and a request costs no goroutine switch.
 //
 // Why not gnet (github.com/panjf2000/gnet/v2): its loops own their
 // listener, while here the proxy's listener classifies each connection
