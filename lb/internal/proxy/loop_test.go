@@ -15,6 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
 
 // The whole package runs against the loop engine with
@@ -523,5 +525,88 @@ func TestLoopInformationalResponsesAreBounded(t *testing.T) {
 	}
 	if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
 		t.Fatalf("final response: %d %q", resp.StatusCode, body)
+	}
+}
+
+// A client that sends its last request and its FIN while the loop waits
+// for a backend is closed once answered, as raw closes at the EOF, not
+// left open until the header timeout: the FIN's edge came during the
+// wait, and the short read of the request does not end the reading.
+func TestLoopClientHalfCloseWhilePipelined(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "slow")
+	})
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fast") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := loopProxy(t, nil, ln.Addr().String()) // header timeout 10 s
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(3 * time.Second))
+	io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, 3*time.Second, "the first request in flight", func() bool { return p.Balancer().Backends()[0].InFlight() == 1 })
+	io.WriteString(c, "GET /fast HTTP/1.1\r\nHost: x\r\n\r\n")
+	c.(*net.TCPConn).CloseWrite() // on loopback, queued at the proxy on return
+	close(release)
+	br := bufio.NewReader(c)
+	for _, want := range []string{"slow", "fast"} {
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != want {
+			t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, want)
+		}
+	}
+	if n, err := br.Read(make([]byte, 1)); n != 0 || err != io.EOF {
+		t.Fatalf("after both responses: read %d, %v; want the connection closed", n, err)
+	}
+}
+
+// A pooled backend connection the backend closed leaves the pool: the
+// loop closes it and Conns no longer counts it, whether the FIN came with
+// the response or after it.
+func TestLoopPoolDropsConnsTheBackendClosed(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := http.ReadRequest(bufio.NewReader(c)); err == nil {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}()
+		}
+	}()
+	p := loopProxy(t, nil, ln.Addr().String())
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c)
+	pool := upstream.Of(p.Balancer().Backends()[0]).H1
+	for i := range 3 {
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q", i, resp.StatusCode, body)
+		}
+		eventually(t, 3*time.Second, "no pooled connection left", func() bool { return pool.Conns() == 0 })
 	}
 }

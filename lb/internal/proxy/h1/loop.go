@@ -321,11 +321,15 @@ type lsock struct {
 	seq      uint32
 	readable bool // epoll said so, and no read since came back short
 	writable bool
-	closed   bool
-	pre      []byte // read before the loop got the socket
-	out      []byte // written when the socket takes it
-	laddr    net.Addr
-	raddr    net.Addr
+	// hup: the peer ended its side (EPOLLRDHUP); a short read then does
+	// not mean the queue is empty, since the EOF still waits to be read
+	// and no edge will announce it again.
+	hup    bool
+	closed bool
+	pre    []byte // read before the loop got the socket
+	out    []byte // written when the socket takes it
+	laddr  net.Addr
+	raddr  net.Addr
 }
 
 // takeFD moves c's socket out of the netpoller: it returns a duplicate
@@ -379,7 +383,7 @@ func (s *lsock) Read(p []byte) (int, error) {
 			if n == 0 {
 				return 0, io.EOF
 			}
-			if int(n) < len(p) {
+			if int(n) < len(p) && !s.hup {
 				s.readable = false
 			}
 			return int(n), nil

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/shoal-dev/shoal/lb/internal/balance"
 	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
@@ -96,12 +98,13 @@ func (b *lback) event(ev uint32) {
 	}
 	// Idle: an edge for data read already, or the backend closed the
 	// connection or sent what no request asked for.
-	if ev&evErr != 0 {
+	if ev&evErr != 0 || b.hup {
 		b.close()
-		return
+	} else if _, err := b.br.Peek(1); !errors.Is(err, errWouldBlock) {
+		b.close()
 	}
-	if _, err := b.br.Peek(1); !errors.Is(err, errWouldBlock) {
-		b.close()
+	if b.closed {
+		b.up.H1.(*pool).ldrop(b.l, b)
 	}
 }
 
@@ -114,6 +117,9 @@ func (c *lconn) sockFD() *lsock { return &c.lsock }
 func (s *lsock) mark(ev uint32) {
 	if ev&(evIn|evErr) != 0 {
 		s.readable = true
+	}
+	if ev&(unix.EPOLLRDHUP|evErr) != 0 {
+		s.hup = true
 	}
 	if ev&(evOut|evErr) != 0 {
 		s.writable = true
@@ -459,7 +465,9 @@ func (c *lconn) finish(err error) {
 	c.l.e.bal.Done(be, o)
 	c.l.e.loopServed.Add(1)
 	c.bc, c.be, b.owner = nil, nil, nil
-	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 {
+	// A backend that hung up (its FIN read with the response, whose edge
+	// is gone) is not pooled.
+	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 && !b.hup {
 		b.up.H1.(*pool).lput(c.l, b)
 	} else {
 		b.close()

@@ -160,3 +160,29 @@ func (p *pool) lput(l *loop, b *lback) {
 	p.mu.Unlock()
 	l.pools[p] = struct{}{}
 }
+
+// ldrop takes b, which its loop closed while it idled (the backend hung
+// up), off the loop's list, so Conns counts open connections only; a pool
+// with none of the loop's left is forgotten by the loop, so the pool of a
+// backend that was removed is not kept alive by it.
+func (p *pool) ldrop(l *loop, b *lback) {
+	p.mu.Lock()
+	n := 0
+	if l.id < len(p.lidle) {
+		idle := p.lidle[l.id]
+		for i, x := range idle {
+			if x == b {
+				copy(idle[i:], idle[i+1:])
+				idle[len(idle)-1] = nil
+				idle = idle[:len(idle)-1]
+				p.lidle[l.id] = idle
+				break
+			}
+		}
+		n = len(idle)
+	}
+	p.mu.Unlock()
+	if n == 0 {
+		delete(l.pools, p)
+	}
+}
