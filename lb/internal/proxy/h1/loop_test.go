@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -52,5 +53,36 @@ func TestShutdownLoopsClosesEachDescriptorOnce(t *testing.T) {
 	p.shutdownLoops()
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 		t.Fatalf("descriptor %d, reused by another socket, was closed again: %v", fd, err)
+	}
+}
+
+// A pool shutting down (its backend drained or removed) has its loop
+// connections closed on their loop, which then no longer keeps the pool.
+func TestShutdownLoopsLetsTheLoopForgetThePool(t *testing.T) {
+	e := New(Config{HeaderTimeout: time.Second, IdleTimeout: time.Second, ResponseHeaderTimeout: time.Second}, nil)
+	l, err := newLoop(e, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.file.Close(); unix.Close(l.evfd) })
+	a, _ := tcpPair(t)
+	fd, err := takeFD(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &lback{}
+	b.fd = fd
+	if err := l.add(&b.lsock, b); err != nil {
+		t.Fatal(err)
+	}
+	p := &pool{}
+	p.lput(l, b)
+	if _, ok := l.pools[p]; !ok || p.Conns() != 1 {
+		t.Fatalf("pooled: loop knows the pool %v, %d idle; want true, 1", ok, p.Conns())
+	}
+	p.Shutdown(context.Background())
+	l.runInbox() // what the loop's goroutine does with the post
+	if _, ok := l.pools[p]; ok || !b.closed || p.Conns() != 0 {
+		t.Fatalf("after Shutdown: loop knows the pool %v, connection closed %v, %d idle; want false, true, 0", ok, b.closed, p.Conns())
 	}
 }

@@ -140,6 +140,7 @@ func (p *pool) shutdownLoops() {
 			for _, b := range idle {
 				b.close()
 			}
+			p.forget(l) // a drained or removed backend's pool is not kept
 		}) {
 			// The loop ended and no longer owns them. Those it closed
 			// itself (the backend hung up while they idled) stay listed

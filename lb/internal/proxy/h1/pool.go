@@ -167,7 +167,6 @@ func (p *pool) lput(l *loop, b *lback) {
 // backend that was removed is not kept alive by it.
 func (p *pool) ldrop(l *loop, b *lback) {
 	p.mu.Lock()
-	n := 0
 	if l.id < len(p.lidle) {
 		idle := p.lidle[l.id]
 		for i, x := range idle {
@@ -179,10 +178,18 @@ func (p *pool) ldrop(l *loop, b *lback) {
 				break
 			}
 		}
-		n = len(idle)
 	}
 	p.mu.Unlock()
-	if n == 0 {
+	p.forget(l)
+}
+
+// forget drops p from l's pools when none of l's connections is in it
+// (run on l).
+func (p *pool) forget(l *loop) {
+	p.mu.Lock()
+	empty := l.id >= len(p.lidle) || len(p.lidle[l.id]) == 0
+	p.mu.Unlock()
+	if empty {
 		delete(l.pools, p)
 	}
 }
