@@ -411,8 +411,17 @@ func (s *lsock) flush() error {
 			return s.opErr("write", e)
 		}
 	}
+	if len(s.out) == 0 && cap(s.out) > maxKeptOut {
+		// A body's worth (up to maxLoopOut and a read more) is not kept
+		// by an idle keep-alive connection.
+		s.out = nil
+	}
 	return nil
 }
+
+// maxKeptOut is the most output buffer a socket keeps once it is written:
+// a few heads' worth, as the goroutine engine's writer holds.
+const maxKeptOut = 16 << 10
 
 // Write queues p (bufio.Writer's sink); flush sends it.
 func (s *lsock) Write(p []byte) (int, error) {

@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"io"
 	"testing"
 	"time"
 
@@ -84,5 +85,41 @@ func TestShutdownLoopsLetsTheLoopForgetThePool(t *testing.T) {
 	l.runInbox() // what the loop's goroutine does with the post
 	if _, ok := l.pools[p]; ok || !b.closed || p.Conns() != 0 {
 		t.Fatalf("after Shutdown: loop knows the pool %v, connection closed %v, %d idle; want false, true, 0", ok, b.closed, p.Conns())
+	}
+}
+
+// A socket's output buffer grown by a body is not kept once written, so
+// idle keep-alive connections hold little memory.
+func TestFlushDropsGrownOutput(t *testing.T) {
+	a, peer := tcpPair(t)
+	fd, err := takeFD(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &lsock{fd: fd, writable: true}
+	defer unix.Close(fd)
+	body := make([]byte, 200<<10)
+	s.Write(body)
+	got := make(chan error, 1)
+	go func() {
+		peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err := io.ReadFull(peer, make([]byte, len(body)))
+		got <- err
+	}()
+	for len(s.out) > 0 {
+		if err := s.flush(); err != nil {
+			t.Fatal(err)
+		}
+		s.writable = true // the test polls; the loop would wait for EPOLLOUT
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if c := cap(s.out); c > maxKeptOut {
+		t.Fatalf("written output keeps a %d-byte buffer, want at most %d", c, maxKeptOut)
+	}
+	s.Write([]byte("next"))
+	if string(s.out) != "next" {
+		t.Fatalf("output after the drop: %q", s.out)
 	}
 }
