@@ -1,3 +1,5 @@
+//go:build linux
+
 package h1
 
 import (
@@ -53,6 +55,9 @@ import (
 var errWouldBlock = errors.New("h1 loop: would block")
 
 const loopEvents = 256
+
+// LoopSupported reports whether --h1-engine loop can run here (epoll).
+const LoopSupported = true
 
 const (
 	evIn  = unix.EPOLLIN | unix.EPOLLRDHUP
