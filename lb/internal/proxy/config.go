@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/shoal-dev/shoal/lb/internal/proxy/h1"
 )
 
 // BackendProtocol is how non-gRPC requests reach backends.
@@ -117,7 +119,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("h2-engine (%q) must be mux", c.Engine)
 	}
 	switch c.H1Engine {
-	case "raw", "loop":
+	case "raw":
+	case "loop":
+		if !h1.LoopSupported {
+			return fmt.Errorf("h1-engine (%q) needs Linux (epoll); use raw", c.H1Engine)
+		}
 	case "fasthttp":
 		return fmt.Errorf("h1-engine (%q) was removed: it cost more CPU per request than raw (ARCHITECTURE.md, Load balancer); use raw", c.H1Engine)
 	default:

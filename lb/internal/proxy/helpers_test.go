@@ -57,6 +57,12 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // by mut and bmut (when set).
 func startProxy(t *testing.T, mut func(*Config), bmut func(*balance.Config), addrs ...string) *testProxy {
 	t.Helper()
+	return startProxyOn(t, nil, mut, bmut, addrs...)
+}
+
+// startProxyOn is startProxy serving ln (a new loopback listener when nil).
+func startProxyOn(t *testing.T, ln net.Listener, mut func(*Config), bmut func(*balance.Config), addrs ...string) *testProxy {
+	t.Helper()
 	cfg := DefaultConfig()
 	cfg.Logger = quietLogger()
 	cfg.H1Engine = *h1Engine
@@ -79,9 +85,10 @@ func startProxy(t *testing.T, mut func(*Config), bmut func(*balance.Config), add
 	if err := p.Balancer().Update(1, specs); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	if ln == nil {
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
 	}
 	go p.Serve(ln)
 	t.Cleanup(func() {

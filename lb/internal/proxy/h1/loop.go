@@ -1,3 +1,5 @@
+//go:build linux
+
 package h1
 
 import (
@@ -20,8 +22,8 @@ import (
 // connections from one loop per P instead of one goroutine each: a loop
 // owns an epoll set (edge-triggered) of its client and backend sockets and
 // reads a socket only after epoll reported it readable and until a read
-// came back short, so no read returns EAGAIN, and a request costs no
-// goroutine switch.
+// came back short, so a read returns EAGAIN only after one that filled
+// its buffer, and a request costs no goroutine switch.
 //
 // Why not gnet (github.com/panjf2000/gnet/v2): its loops own their
 // listener, while here the proxy's listener classifies each connection
@@ -53,6 +55,9 @@ import (
 var errWouldBlock = errors.New("h1 loop: would block")
 
 const loopEvents = 256
+
+// LoopSupported reports whether --h1-engine loop can run here (epoll).
+const LoopSupported = true
 
 const (
 	evIn  = unix.EPOLLIN | unix.EPOLLRDHUP
@@ -321,11 +326,15 @@ type lsock struct {
 	seq      uint32
 	readable bool // epoll said so, and no read since came back short
 	writable bool
-	closed   bool
-	pre      []byte // read before the loop got the socket
-	out      []byte // written when the socket takes it
-	laddr    net.Addr
-	raddr    net.Addr
+	// hup: the peer ended its side (EPOLLRDHUP); a short read then does
+	// not mean the queue is empty, since the EOF still waits to be read
+	// and no edge will announce it again.
+	hup    bool
+	closed bool
+	pre    []byte // read before the loop got the socket
+	out    []byte // written when the socket takes it
+	laddr  net.Addr
+	raddr  net.Addr
 }
 
 // takeFD moves c's socket out of the netpoller: it returns a duplicate
@@ -379,7 +388,7 @@ func (s *lsock) Read(p []byte) (int, error) {
 			if n == 0 {
 				return 0, io.EOF
 			}
-			if int(n) < len(p) {
+			if int(n) < len(p) && !s.hup {
 				s.readable = false
 			}
 			return int(n), nil
@@ -407,8 +416,17 @@ func (s *lsock) flush() error {
 			return s.opErr("write", e)
 		}
 	}
+	if len(s.out) == 0 && cap(s.out) > maxKeptOut {
+		// A body's worth (up to maxLoopOut and a read more) is not kept
+		// by an idle keep-alive connection.
+		s.out = nil
+	}
 	return nil
 }
+
+// maxKeptOut is the most output buffer a socket keeps once it is written:
+// a few heads' worth, as the goroutine engine's writer holds.
+const maxKeptOut = 16 << 10
 
 // Write queues p (bufio.Writer's sink); flush sends it.
 func (s *lsock) Write(p []byte) (int, error) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package h1
 
 import (
@@ -7,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/shoal-dev/shoal/lb/internal/balance"
 	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
@@ -35,7 +39,10 @@ type lconn struct {
 	ip       string
 	state    lstate
 	deadline time.Time // of the current wait
-	done     chan lhandoff
+	// outWait: in stHead, the last response is still being written, and
+	// deadline is the client's to take it (step).
+	outWait bool
+	done    chan lhandoff
 
 	// the exchange in progress
 	h     head
@@ -93,12 +100,13 @@ func (b *lback) event(ev uint32) {
 	}
 	// Idle: an edge for data read already, or the backend closed the
 	// connection or sent what no request asked for.
-	if ev&evErr != 0 {
+	if ev&evErr != 0 || b.hup {
 		b.close()
-		return
+	} else if _, err := b.br.Peek(1); !errors.Is(err, errWouldBlock) {
+		b.close()
 	}
-	if _, err := b.br.Peek(1); !errors.Is(err, errWouldBlock) {
-		b.close()
+	if b.closed {
+		b.up.H1.(*pool).ldrop(b.l, b)
 	}
 }
 
@@ -111,6 +119,9 @@ func (c *lconn) sockFD() *lsock { return &c.lsock }
 func (s *lsock) mark(ev uint32) {
 	if ev&(evIn|evErr) != 0 {
 		s.readable = true
+	}
+	if ev&(unix.EPOLLRDHUP|evErr) != 0 {
+		s.hup = true
 	}
 	if ev&(evOut|evErr) != 0 {
 		s.writable = true
@@ -129,6 +140,7 @@ func (c *lconn) event(ev uint32) {
 
 // step moves the connection on after a client event.
 func (c *lconn) step() {
+	n := len(c.out)
 	if err := c.flush(); err != nil {
 		c.close()
 		return
@@ -137,10 +149,25 @@ func (c *lconn) step() {
 	case stDrain:
 		if len(c.out) == 0 {
 			c.close()
+		} else if len(c.out) < n {
+			c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
 		}
 	case stHead:
 		if len(c.out) > 0 {
-			return // the last response first
+			// The last response first. Its client has the idle timeout
+			// to take each part of it, as during a body; the header
+			// timeout starts once it is written (raw sets its read
+			// deadline after the flush): a slow reader of a response's
+			// tail is not cut off by the header timeout.
+			if !c.outWait || len(c.out) < n {
+				c.outWait = true
+				c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+			}
+			return
+		}
+		if c.outWait {
+			c.outWait = false
+			c.deadline = time.Now().Add(min(c.l.e.cfg.HeaderTimeout, c.l.e.cfg.IdleTimeout))
 		}
 		c.readRequest()
 	}
@@ -148,6 +175,7 @@ func (c *lconn) step() {
 
 func (c *lconn) enterHead() {
 	c.state = stHead
+	c.outWait = false
 	c.deadline = time.Now().Add(min(c.l.e.cfg.HeaderTimeout, c.l.e.cfg.IdleTimeout))
 }
 
@@ -329,6 +357,19 @@ func (c *lconn) backendStep() {
 func (c *lconn) readResponse() bool {
 	b := c.bc
 	for {
+		if len(c.out) >= maxLoopOut {
+			// Informational responses the client has not taken yet:
+			// the backend is read no further until it does (as in
+			// copyBody), so what a loop holds for a client stays bounded.
+			if err := c.flush(); err != nil {
+				c.abort("client " + err.Error())
+				return false
+			}
+			if len(c.out) >= maxLoopOut {
+				c.l.e.loopStalls.Add(1)
+				return false
+			}
+		}
 		n, err := readHead(b.br, b.br.Size())
 		if errors.Is(err, errWouldBlock) {
 			return false
@@ -426,7 +467,9 @@ func (c *lconn) finish(err error) {
 	c.l.e.bal.Done(be, o)
 	c.l.e.loopServed.Add(1)
 	c.bc, c.be, b.owner = nil, nil, nil
-	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 {
+	// A backend that hung up (its FIN read with the response, whose edge
+	// is gone) is not pooled.
+	if err == nil && !c.resp.connClose && c.resp.minor == 1 && c.h.minor == 1 && b.br.Buffered() == 0 && !b.hup {
 		b.up.H1.(*pool).lput(c.l, b)
 	} else {
 		b.close()
@@ -509,7 +552,15 @@ func (c *lconn) timeout(now time.Time) {
 			c.tryFailed(os.ErrDeadlineExceeded)
 		}
 	case stBody:
-		if now.After(c.bc.deadline) {
+		// copyBody stops reading the backend only with maxLoopOut
+		// unwritten; below that it waits for the backend, whose deadline
+		// it set when it began to. A stall on the client is the client's:
+		// the backend's deadline, set before it, does not end the body.
+		if len(c.out) >= maxLoopOut {
+			if now.After(c.deadline) {
+				c.abort("client took no output within " + c.l.e.cfg.IdleTimeout.String())
+			}
+		} else if now.After(c.bc.deadline) {
 			c.finish(os.ErrDeadlineExceeded)
 		} else if len(c.out) > 0 && now.After(c.deadline) {
 			c.abort("client took no output within " + c.l.e.cfg.IdleTimeout.String())

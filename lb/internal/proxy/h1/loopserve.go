@@ -1,3 +1,5 @@
+//go:build linux
+
 package h1
 
 import (
@@ -107,12 +109,13 @@ func (l *loop) attach(c *lconn) {
 	c.step()
 }
 
-// shutdown closes the clients waiting for a request; the others close
-// when their exchange ends (Engine.Shutdown).
+// shutdown closes the clients waiting for a request, once the last
+// response is written (a slow client may not have taken all of it); the
+// others close when their exchange ends (Engine.Shutdown).
 func (l *loop) shutdown() {
 	for c := range l.clients {
 		if c.state == stHead {
-			c.close()
+			c.drain()
 		}
 	}
 }
@@ -139,10 +142,18 @@ func (p *pool) shutdownLoops() {
 			for _, b := range idle {
 				b.close()
 			}
+			p.forget(l) // a drained or removed backend's pool is not kept
 		}) {
-			// The loop ended and no longer owns them.
+			// The loop ended and no longer owns them. Those it closed
+			// itself (the backend hung up while they idled) stay listed
+			// until taken, and their descriptor numbers may already
+			// belong to another socket: close only the open ones. The
+			// failed post ordered the loop's writes before these reads.
 			for _, b := range idle {
-				closeRaw(b.fd)
+				if !b.closed {
+					b.closed = true
+					closeRaw(b.fd)
+				}
 			}
 		}
 	}
