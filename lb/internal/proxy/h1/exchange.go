@@ -101,20 +101,20 @@ func (e *Engine) tryFailed(be *balance.Backend, reused bool, err error, start ti
 		status = 504
 	}
 	o := balance.Outcome{Failed: true, Err: msg, Latency: time.Since(start)}
-	// Nothing of the response arrived: a request without a body may go
-	// again if it is idempotent, or if it hit a pooled connection the
-	// backend closed meanwhile. The latter is a keep-alive race, not a
-	// backend failure: the replay goes on a fresh connection and draws
-	// nothing from the retry budget (as net/http's Transport does).
+	// Nothing of the response arrived, but the request was sent: the
+	// backend may have acted on it. Only a request without a body that is
+	// idempotent goes again (a POST never does, as with nginx's default
+	// proxy_next_upstream and net/http's Transport). On a pooled
+	// connection the backend closed meanwhile, that is a keep-alive race,
+	// not a backend failure: the replay goes on a fresh connection and
+	// draws nothing from the retry budget.
 	switch {
-	case timeout || hasBody:
+	case timeout || hasBody || !idem:
 		return balance.NoRetry, status, o
 	case reused:
 		return balance.Stale, status, o
-	case idem:
-		return balance.Replay, status, o
 	}
-	return balance.NoRetry, status, o
+	return balance.Replay, status, o
 }
 
 // sendRequest writes the request head, with hop-by-hop fields left out and
