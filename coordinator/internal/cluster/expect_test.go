@@ -56,10 +56,7 @@ func (e *expectNet) start(id string, expect int, join []string) *cluster.Node {
 		other.Connect(tr.LocalAddr(), tr)
 	}
 	e.trans[id] = tr
-	addr := "rpc-" + id + ":7400"
-	e.mu.Lock()
-	e.lis[addr] = bufconn.Listen(1 << 20)
-	e.mu.Unlock()
+	addr := e.listen(id)
 	cfg := clustertest.FastConfig()
 	cfg.NodeID, cfg.RPCAdvertise, cfg.BootstrapExpect, cfg.Join = id, addr, expect, join
 	store := raft.NewInmemStore()
@@ -76,6 +73,19 @@ func (e *expectNet) start(id string, expect int, join []string) *cluster.Node {
 	e.t.Cleanup(func() { tr.DisconnectAll(); stop(); _ = n.Shutdown() })
 	e.nodes[id] = n
 	return n
+}
+
+// listen makes node id's listener, once, and returns its address. A
+// listener made before its node starts is reachable at once: a dial waits
+// until the node serves.
+func (e *expectNet) listen(id string) string {
+	addr := "rpc-" + id + ":7400"
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.lis[addr] == nil {
+		e.lis[addr] = bufconn.Listen(1 << 20)
+	}
+	return addr
 }
 
 func rpcAddrs(ids ...string) []string {
@@ -209,10 +219,16 @@ func TestBootstrapExpectRefusesMismatch(t *testing.T) {
 }
 
 // More fresh servers than expected: each could pick a different subset,
-// so none bootstraps, however many rounds it asks (virtual time).
+// so none bootstraps, however many rounds it asks (virtual time). All
+// three are reachable from the first round on (started one after another,
+// the first two could see only each other and rightly bootstrap, as
+// Consul's bootstrap_expect would).
 func TestBootstrapExpectRefusesMoreFreshServers(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := newExpectNet(t)
+		for _, id := range []string{"a", "b", "c"} {
+			e.listen(id)
+		}
 		var ns []*cluster.Node
 		for _, id := range []string{"a", "b", "c"} {
 			var join []string
