@@ -21,6 +21,6 @@ trap 'rm -rf "$bin"' EXIT
 "$GO" build -o "$bin/simulate" ./coordinator/internal/simulate/cmd/simulate
 for trace in diurnal spike sawtooth azure-conv azure-conv-tokens; do
 	echo "== simulate: deploy/traces/$trace.csv (policy deploy/traces/policy.json, $what)"
-	"$bin/simulate" --trace "deploy/traces/$trace.csv" --policy deploy/traces/policy.json "${sustain[@]}" "$@"
+	"$bin/simulate" --trace "deploy/traces/$trace.csv" --policy deploy/traces/policy.json ${sustain[@]+"${sustain[@]}"} "$@"
 	echo
 done
