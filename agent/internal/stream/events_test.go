@@ -67,8 +67,22 @@ func TestEventsBufferedAndReplayedOnNewStream(t *testing.T) {
 	if e := recv(t, a.events, "new event"); e.GetTime().GetSeconds() != 200 {
 		t.Fatalf("new event = %v", e)
 	}
-	if s := c.Stats(); s.EventsSent != 5 || s.EventsDropped != 0 {
-		t.Errorf("stats = %+v, want 5 sent, 0 dropped", s)
+	// The client counts an event sent once its Send returns, which can be
+	// just after the node has read it: poll, bounded.
+	deadline := time.Now().Add(wait)
+	for {
+		s := c.Stats()
+		if s.EventsSent == 5 && s.EventsDropped == 0 {
+			break
+		}
+		if s.EventsSent > 5 || s.EventsDropped != 0 || time.Now().After(deadline) {
+			t.Fatalf("stats = %+v, want 5 sent, 0 dropped", s)
+		}
+		select {
+		case <-time.After(time.Millisecond):
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		}
 	}
 }
 
