@@ -121,20 +121,7 @@ func (e *Engine) tryFailed(be *balance.Backend, reused bool, err error, start ti
 // X-Forwarded-For extended, and copies the body.
 func (e *Engine) sendRequest(cl *client, bc *bconn, h *head) error {
 	bw := bc.bw
-	bw.Write(h.line)
-	bw.Write(crlf)
-	writeHeaders(bw, h, true, false)
-	bw.WriteString("X-Forwarded-For: ")
-	if len(h.xff) > 0 {
-		bw.Write(h.xff)
-		bw.WriteString(", ")
-	}
-	bw.WriteString(cl.ip)
-	bw.WriteString("\r\n")
-	if h.minor == 0 {
-		bw.WriteString("Connection: close\r\n")
-	}
-	bw.WriteString("\r\n")
+	writeRequestHead(bw, h, cl.ip)
 	var err error
 	switch {
 	case h.chunked:

@@ -506,6 +506,27 @@ func (h *head) nominated(name []byte) bool {
 	return false
 }
 
+// writeRequestHead writes a request's head for a backend: the request
+// line, the fields without hop-by-hop ones, X-Forwarded-For extended with
+// the client's ip, and Connection: close for an HTTP/1.0 client. Both
+// engines send through it.
+func writeRequestHead(bw *bufio.Writer, h *head, ip string) {
+	bw.Write(h.line)
+	bw.Write(crlf)
+	writeHeaders(bw, h, true, false)
+	bw.WriteString("X-Forwarded-For: ")
+	if len(h.xff) > 0 {
+		bw.Write(h.xff)
+		bw.WriteString(", ")
+	}
+	bw.WriteString(ip)
+	bw.WriteString("\r\n")
+	if h.minor == 0 {
+		bw.WriteString("Connection: close\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
 // writeHeaders copies the header lines of h to w, leaving out what
 // skipField says and the fields Connection nominated.
 func writeHeaders(w *bufio.Writer, h *head, isReq, forUpgrade bool) {

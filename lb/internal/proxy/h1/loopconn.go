@@ -292,25 +292,12 @@ func (c *lconn) dialed(up *upstream.Upstream, fd int, laddr, raddr net.Addr, err
 	c.send(b)
 }
 
-// send writes the request head to b, as sendRequest does.
+// send writes the request head to b (writeRequestHead, as sendRequest).
 func (c *lconn) send(b *lback) {
 	c.bc, b.owner = b, c
 	h := &c.h
 	bw := c.l.hw.to(&b.lsock)
-	bw.Write(h.line)
-	bw.Write(crlf)
-	writeHeaders(bw, h, true, false)
-	bw.WriteString("X-Forwarded-For: ")
-	if len(h.xff) > 0 {
-		bw.Write(h.xff)
-		bw.WriteString(", ")
-	}
-	bw.WriteString(c.ip)
-	bw.WriteString("\r\n")
-	if h.minor == 0 {
-		bw.WriteString("Connection: close\r\n")
-	}
-	bw.WriteString("\r\n")
+	writeRequestHead(bw, h, c.ip)
 	bw.Flush()
 	c.state = stWait
 	b.deadline = c.start.Add(c.l.e.cfg.ResponseHeaderTimeout)
