@@ -36,9 +36,9 @@ build: ## build every binary into bin/ (static, CGO_ENABLED=0)
 
 test: build test-unit test-e2e ## the README test command: unit tests with -race, then the multi-process suites
 
-test-unit: ## go test -race ./..., and the proxy package again against --h1-engine loop
+test-unit: ## go test -race ./..., and the proxy package again against --h1-engine raw
 	$(GO) test -race -count=1 -timeout 10m ./...
-	$(GO) test -race -count=1 -timeout 10m ./lb/internal/proxy -args -h1engine=loop
+	$(GO) test -race -count=1 -timeout 10m ./lb/internal/proxy -args -h1engine=raw
 
 test-e2e: build ## multi-process tests of the real binaries (loopback only)
 	@if [ -n "$(E2E_PKGS)" ]; then \

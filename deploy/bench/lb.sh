@@ -40,13 +40,15 @@ CG_NGINX=$((BASE + 40)) CG_SHOAL=$((BASE + 41))
 # single worker (nginx worker_processes 1, haproxy nbthread 1).
 ONEPROC=${BENCH_ONE_PROC:-1}
 SHOAL1_HTTP=$((BASE + 12)) SHOAL1_GRPC=$((BASE + 13))
-# BENCH_H1_LOOP=1 (the default) adds HTTP/1.1 rows for --h1-engine loop
-# (event loops per core, ARCHITECTURE.md "Load balancer"), with the
-# default GOMAXPROCS and, with BENCH_ONE_PROC, with GOMAXPROCS=1;
-# BENCH_H1_ONE_LOOP=1 adds one with the default GOMAXPROCS and one loop.
-H1LOOP=${BENCH_H1_LOOP:-1}
-H1ONELOOP=${BENCH_H1_ONE_LOOP:-0}
-SHOALL_HTTP=$((BASE + 14)) SHOALL1_HTTP=$((BASE + 15)) SHOALL1L_HTTP=$((BASE + 16))
+# shoal-lb's HTTP/1.1 engine is the event loops by default (one per P but
+# one; ARCHITECTURE.md "Load balancer"). BENCH_H1_RAW=1 (the default) adds
+# a row for --h1-engine raw (a goroutine per connection), and
+# BENCH_H1_LOOP_PER_P=1 (the default) one with a loop on every P
+# (--h1-loops = the core count): the two rows that say why the default is
+# what it is.
+H1RAW=${BENCH_H1_RAW:-1}
+H1PERP=${BENCH_H1_LOOP_PER_P:-1}
+SHOALR_HTTP=$((BASE + 14)) SHOALP_HTTP=$((BASE + 15))
 # BENCH_NGINX2=1 adds a control row: nginx with worker_processes 2, to see
 # what a second busy proxy thread does to the tail on this machine (the
 # reference stays the one-worker nginx of the peer notes).
@@ -113,14 +115,11 @@ if [ "$ONEPROC" = 1 ]; then
 	start shoal1http env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 	start shoal1grpc env GOMAXPROCS=1 "$LB" serve --listen "127.0.0.1:$SHOAL1_GRPC" --backends "127.0.0.1:$BE_GRPC" --fleet bench --log-level warn
 fi
-if [ "$H1LOOP" = 1 ]; then
-	start shoalloop "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
-	if [ "$ONEPROC" = 1 ]; then
-		start shoalloop1 env GOMAXPROCS=1 "$LB" serve --h1-engine loop --listen "127.0.0.1:$SHOALL1_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
-	fi
-	if [ "$H1ONELOOP" = 1 ]; then
-		start shoalloop1l "$LB" serve --h1-engine loop --h1-loops 1 --listen "127.0.0.1:$SHOALL1L_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
-	fi
+if [ "$H1RAW" = 1 ]; then
+	start shoalraw "$LB" serve --h1-engine raw --listen "127.0.0.1:$SHOALR_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
+fi
+if [ "$H1PERP" = 1 ]; then
+	start shoalperp "$LB" serve --h1-loops "$(getconf _NPROCESSORS_ONLN)" --listen "127.0.0.1:$SHOALP_HTTP" --backends "127.0.0.1:$BE_HTTP" --fleet bench --log-level warn
 fi
 
 mkdir -p "$WORK/nginx"
@@ -179,8 +178,8 @@ start haproxy haproxy -db -f "$WORK/haproxy.cfg"
 for p in $SHOAL_HTTP $SHOAL_GRPC $NGINX_HTTP $NGINX_GRPC $HAPROXY_HTTP $HAPROXY_GRPC; do wait_port "$p"; done
 if [ "$ONEPROC" = 1 ]; then wait_port $SHOAL1_HTTP; wait_port $SHOAL1_GRPC; fi
 if [ "$NGINX2" = 1 ]; then wait_port $NGINX2_HTTP; fi
-if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then wait_port $SHOALL1L_HTTP; fi
-if [ "$H1LOOP" = 1 ]; then wait_port $SHOALL_HTTP; if [ "$ONEPROC" = 1 ]; then wait_port $SHOALL1_HTTP; fi; fi
+if [ "$H1RAW" = 1 ]; then wait_port $SHOALR_HTTP; fi
+if [ "$H1PERP" = 1 ]; then wait_port $SHOALP_HTTP; fi
 
 # --- measuring ----------------------------------------------------------------
 TCK=$(getconf CLK_TCK)
@@ -386,9 +385,8 @@ echo "HTTP/1.1: wrk -t2 -c$CONNS, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS 
 set -- nginx:$NGINX_HTTP:nginx haproxy:$HAPROXY_HTTP:haproxy shoal-lb:$SHOAL_HTTP:shoalhttp
 if [ "$NGINX2" = 1 ]; then set -- "$@" nginx-2w:$NGINX2_HTTP:nginx2; fi
 if [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-lb-1p:$SHOAL1_HTTP:shoal1http; fi
-if [ "$H1LOOP" = 1 ]; then set -- "$@" shoal-loop:$SHOALL_HTTP:shoalloop; fi
-if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then set -- "$@" shoal-loop-1p:$SHOALL1_HTTP:shoalloop1; fi
-if [ "$H1LOOP" = 1 ] && [ "$H1ONELOOP" = 1 ]; then set -- "$@" shoal-loop-1l:$SHOALL1L_HTTP:shoalloop1l; fi
+if [ "$H1RAW" = 1 ]; then set -- "$@" shoal-raw:$SHOALR_HTTP:shoalraw; fi
+if [ "$H1PERP" = 1 ]; then set -- "$@" shoal-loop-np:$SHOALP_HTTP:shoalperp; fi
 bench http "$@"
 echo "gRPC: 1 connection x 64 streams, ${WARM}s warm-up, ${DUR}s measured in $ROUNDS rounds taken in turn" >&2
 set -- nginx:$NGINX_GRPC:nginx haproxy:$HAPROXY_GRPC:haproxy shoal-lb:$SHOAL_GRPC:shoalgrpc
@@ -418,8 +416,8 @@ if [ "$SYSCALLS" = 1 ]; then
 	syscalls haproxy haproxy http $HAPROXY_HTTP
 	syscalls shoal-lb shoalhttp http $SHOAL_HTTP
 	if [ "$ONEPROC" = 1 ]; then syscalls shoal-lb-1p shoal1http http $SHOAL1_HTTP; fi
-	if [ "$H1LOOP" = 1 ]; then syscalls shoal-loop shoalloop http $SHOALL_HTTP; fi
-	if [ "$H1LOOP" = 1 ] && [ "$ONEPROC" = 1 ]; then syscalls shoal-loop-1p shoalloop1 http $SHOALL1_HTTP; fi
+	if [ "$H1RAW" = 1 ]; then syscalls shoal-raw shoalraw http $SHOALR_HTTP; fi
+	if [ "$H1PERP" = 1 ]; then syscalls shoal-loop-np shoalperp http $SHOALP_HTTP; fi
 	syscalls nginx nginx grpc $NGINX_GRPC
 	syscalls haproxy haproxy grpc $HAPROXY_GRPC
 	syscalls shoal-lb shoalgrpc grpc $SHOAL_GRPC

@@ -53,12 +53,13 @@ type Config struct {
 	// The field and its flag stay so that configurations naming it keep
 	// working; the measured losers (nethttp, fasthttp) were removed.
 	Engine string
-	// H1Engine names the HTTP/1.1 engine (package h1): "raw", a goroutine
-	// per connection, or "loop", event loops per core for plain-TCP
-	// clients that hand anything else to raw (h1/loop.go).
+	// H1Engine names the HTTP/1.1 engine (package h1): "loop", event
+	// loops for plain-TCP clients that hand anything else to the
+	// goroutine code (h1/loop.go; the default where epoll exists), or
+	// "raw", a goroutine per connection (the default elsewhere).
 	H1Engine string
-	// H1Loops is the number of event loops of --h1-engine loop; 0 is one
-	// per P (GOMAXPROCS).
+	// H1Loops is the number of event loops of --h1-engine loop; 0 is
+	// h1.DefaultLoops: one per P (GOMAXPROCS) but one, at least one.
 	H1Loops int
 	// DrainPoll is how often a draining backend's in-flight count is read.
 	DrainPoll time.Duration
@@ -79,9 +80,19 @@ func DefaultConfig() Config {
 		BackendProtocol:       HTTP1,
 		DrainPoll:             50 * time.Millisecond,
 		Engine:                "mux",
-		H1Engine:              "raw",
+		H1Engine:              defaultH1Engine(),
 		Logger:                slog.Default(),
 	}
+}
+
+// defaultH1Engine is the event loops where they run (epoll), else raw:
+// the loops cost less CPU per request and have a shorter tail (bench-lb,
+// ARCHITECTURE.md's Load balancer).
+func defaultH1Engine() string {
+	if h1.LoopSupported {
+		return "loop"
+	}
+	return "raw"
 }
 
 // Validate reports the first bad field, naming it and the reason. It
@@ -105,7 +116,7 @@ func (c Config) Validate() error {
 	case c.MaxBodyBytes < 0:
 		return fmt.Errorf("max-body-bytes (%d) must be >= 0", c.MaxBodyBytes)
 	case c.H1Loops < 0:
-		return fmt.Errorf("h1-loops (%d) must be >= 0 (0: one per GOMAXPROCS)", c.H1Loops)
+		return fmt.Errorf("h1-loops (%d) must be >= 0 (0: one per GOMAXPROCS but one)", c.H1Loops)
 	case c.DrainPoll <= 0:
 		return fmt.Errorf("drain-poll (%s) must be > 0", c.DrainPoll)
 	case c.Logger == nil:

@@ -47,9 +47,10 @@ type testProxy struct {
 	addr string
 }
 
-// h1Engine runs the package's tests against another HTTP/1.1 engine:
-// go test ./lb/internal/proxy -args -h1engine=loop (make test-unit does).
-var h1Engine = flag.String("h1engine", "raw", "HTTP/1.1 engine the test proxies use")
+// h1Engine runs the package's tests against another HTTP/1.1 engine than
+// the default: go test ./lb/internal/proxy -args -h1engine=raw (make
+// test-unit does).
+var h1Engine = flag.String("h1engine", DefaultConfig().H1Engine, "HTTP/1.1 engine the test proxies use")
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 

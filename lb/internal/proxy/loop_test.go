@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
-// The whole package runs against the loop engine with
-// go test ./lb/internal/proxy -args -h1engine=loop; these tests cover what
+// The whole package runs against the loop engine (the default on Linux)
+// and again against raw (-args -h1engine=raw); these tests cover what
 // only the loop has: which requests it serves itself, the handovers to
 // the goroutine engine, back-pressure and its own timeouts.
 

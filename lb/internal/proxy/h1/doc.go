@@ -8,10 +8,11 @@
 // (RFC 9112, RFC 9110): anything a backend could frame differently is
 // refused, never guessed at (ARCHITECTURE.md, Load balancer).
 //
-// With --h1-engine loop, plain-TCP clients are served from event loops,
-// one per P, that read a socket only after epoll said it is readable
-// (loop.go); a loop hands what it does not serve (bodies, Upgrade,
-// chunked responses) to the goroutine code here.
+// With --h1-engine loop (the default on Linux), plain-TCP clients are
+// served from event loops, one per P but one, that read a socket only
+// after epoll said it is readable (loop.go); a loop hands what it does
+// not serve (bodies, Upgrade, chunked responses) to the goroutine code
+// here. --h1-engine raw serves every connection from a goroutine.
 //
 // With --backend-protocol h2c|h2 it sends requests over HTTP/2 instead,
 // buffering bodies; and it answers HTTP/2 clients' non-gRPC requests for

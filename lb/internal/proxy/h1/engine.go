@@ -31,9 +31,18 @@ type Config struct {
 	// Loop serves plain-TCP clients from event loops (loop.go) instead
 	// of a goroutine each; what a loop does not serve it hands back.
 	Loop bool
-	// Loops is the number of loops; 0 is one per P.
+	// Loops is the number of loops; 0 is DefaultLoops(GOMAXPROCS).
 	Loops int
 }
+
+// DefaultLoops is the number of event loops for procs Ps when none is
+// configured: one per P but one, and at least one. The P left over runs
+// everything that is not a loop (the goroutine engine's hand-overs, h2
+// and gRPC, health checks, the GC, the runtime's network poll that wakes
+// a parked loop). With a loop on every P, bench-lb on two cores had a p99
+// of 1.6-1.9x nginx's against 1.1x with one loop (ARCHITECTURE.md, Load
+// balancer).
+func DefaultLoops(procs int) int { return max(1, procs-1) }
 
 // Engine serves HTTP/1.1 client connections.
 type Engine struct {

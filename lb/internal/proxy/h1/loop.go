@@ -18,12 +18,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The event-loop mode (--h1-engine loop) serves plain-TCP HTTP/1.1 client
-// connections from one loop per P instead of one goroutine each: a loop
-// owns an epoll set (edge-triggered) of its client and backend sockets and
-// reads a socket only after epoll reported it readable and until a read
-// came back short, so a read returns EAGAIN only after one that filled
-// its buffer, and a request costs no goroutine switch.
+// The event-loop mode (--h1-engine loop, the default on Linux) serves
+// plain-TCP HTTP/1.1 client connections from a few event loops (by
+// default one per P but one: DefaultLoops) instead of one goroutine each:
+// a loop owns an epoll set (edge-triggered) of its client and backend
+// sockets and reads a socket only after epoll reported it readable and
+// until a read came back short, so a read returns EAGAIN only after one
+// that filled its buffer, and a request costs no goroutine switch.
 //
 // Why not gnet (github.com/panjf2000/gnet/v2): its loops own their
 // listener, while here the proxy's listener classifies each connection
@@ -471,8 +472,8 @@ func (h *loopHeadWriter) to(s *lsock) *bufio.Writer {
 	return h.bw
 }
 
-// loops are the engine's event loops, one per P, started with the first
-// client connection.
+// loops are the engine's event loops (DefaultLoops unless configured),
+// started with the first client connection.
 type loops struct {
 	once sync.Once
 	ls   []*loop
@@ -486,7 +487,7 @@ func (ls *loops) start(e *Engine) error {
 		var all []*loop
 		n := e.cfg.Loops
 		if n == 0 {
-			n = runtime.GOMAXPROCS(0)
+			n = DefaultLoops(runtime.GOMAXPROCS(0))
 		}
 		for i := range n {
 			l, err := newLoop(e, i)

@@ -5,6 +5,7 @@ package h1
 import (
 	"context"
 	"io"
+	"runtime"
 	"testing"
 	"time"
 
@@ -123,5 +124,26 @@ func TestFlushDropsGrownOutput(t *testing.T) {
 	s.Write([]byte("next"))
 	if string(s.out) != "next" {
 		t.Fatalf("output after the drop: %q", s.out)
+	}
+}
+
+// Without --h1-loops, an engine starts one loop per P but one, and at
+// least one.
+func TestDefaultLoops(t *testing.T) {
+	for procs, want := range map[int]int{1: 1, 2: 1, 3: 2, 8: 7, 64: 63} {
+		if got := DefaultLoops(procs); got != want {
+			t.Errorf("DefaultLoops(%d) = %d, want %d", procs, got, want)
+		}
+	}
+	for _, cfg := range []struct{ loops, want int }{{0, DefaultLoops(runtime.GOMAXPROCS(0))}, {3, 3}} {
+		e := New(Config{HeaderTimeout: time.Second, IdleTimeout: time.Second, ResponseHeaderTimeout: time.Second, Loop: true, Loops: cfg.loops}, nil)
+		if err := e.loops.start(e); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(e.loops.ls); got != cfg.want {
+			t.Errorf("Loops %d: %d loops started, want %d", cfg.loops, got, cfg.want)
+		}
+		e.Shutdown() // the loops end at their next tick
+		e.Close()
 	}
 }
