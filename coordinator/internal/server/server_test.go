@@ -212,7 +212,10 @@ func TestControlServiceThroughFollower(t *testing.T) {
 			if err != nil || len(ps.Peers) != 3 {
 				t.Fatalf("peers = %v, %v", ps, err)
 			}
-			// A command the FSM refuses is counted on every node.
+			// A command the FSM refuses is counted on every node. Node 2
+			// may still be applying earlier refused commands (the steps
+			// above send some), so the test waits for this command's own
+			// entry rather than for the count to reach before+1.
 			before := e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid]
 			bogus := fsm.RegisterInstance(&shoalv1.Instance{Id: "not-an-instance", Fleet: "web"}).Encode()
 			lc := e.peers[0]
@@ -221,14 +224,26 @@ func TestControlServiceThroughFollower(t *testing.T) {
 					lc = e.peers[i]
 				}
 			}
-			if _, err := lc.ApplyCommand(ctx, &clusterv1.ApplyCommandRequest{Command: bogus}); err != nil {
+			ar, err := lc.ApplyCommand(ctx, &clusterv1.ApplyCommandRequest{Command: bogus})
+			if err != nil {
 				t.Fatalf("apply: %v", err)
 			}
-			clustertest.Eventually(t, "node 2 to apply the refused command", func() bool { return e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid] == before+1 })
+			clustertest.Eventually(t, "node 2 to apply the refused command", func() bool {
+				for _, r := range e.nodes[2].FSM().Rejected().Recent {
+					if r.Index == ar.Index && r.Kind == fsm.KindInvalid {
+						return true
+					}
+				}
+				return false
+			})
+			after := e.nodes[2].FSM().Rejected().ByKind[fsm.KindInvalid]
+			if after < before+1 {
+				t.Fatalf("node 2 counts %d invalid commands after this one, %d before", after, before)
+			}
 			rec := httptest.NewRecorder()
 			e.servers[2].HTTPHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
 			body := rec.Body.String()
-			for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds", fmt.Sprintf(`shoal_fsm_rejected_commands_total{kind="invalid"} %d`, before+1)} {
+			for _, want := range []string{`shoal_raft_state{state="Follower"} 1`, `shoal_raft_forwarded_total{kind="apply"}`, "shoal_raft_last_contact_seconds", fmt.Sprintf(`shoal_fsm_rejected_commands_total{kind="invalid"} %d`, after)} {
 				if !strings.Contains(body, want) {
 					t.Errorf("/metrics lacks %s", want)
 				}
