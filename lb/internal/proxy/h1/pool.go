@@ -69,7 +69,15 @@ func (p *pool) get() *bconn {
 	return nil
 }
 
+// put pools bc, or closes it. A connection with bytes read past the
+// response (a backend that sent more than its framing said) is closed:
+// pooled, those bytes would be read as the response to the next request,
+// which may be another client's (the loop's finish checks the same).
 func (p *pool) put(bc *bconn) {
+	if bc.br.Buffered() > 0 {
+		bc.c.Close()
+		return
+	}
 	p.mu.Lock()
 	if p.closed || len(p.idle) >= maxIdle {
 		p.mu.Unlock()

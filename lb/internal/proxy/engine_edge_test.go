@@ -1,0 +1,262 @@
+package proxy
+
+// Adversarial exchanges run against both HTTP/1.1 engines (the package's
+// tests run against the default, loop on Linux, and again with
+// -args -h1engine=raw): they must answer the same bytes the same way.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// scriptBackend answers each request its parser reads with what reply
+// writes for it, verbatim, on the connection.
+type scriptBackend struct {
+	addr  string
+	mu    sync.Mutex
+	conns int
+}
+
+func startScriptBackend(t *testing.T, reply func(w io.Writer, r *http.Request) (closeAfter bool)) *scriptBackend {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &scriptBackend{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.conns++
+			b.mu.Unlock()
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if reply(c, req) {
+						return
+					}
+				}
+			})
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return b
+}
+
+func (b *scriptBackend) dials() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.conns
+}
+
+// echoPath answers with the request's target as the body.
+func echoPath(w io.Writer, r *http.Request) bool {
+	body := r.Method + " " + r.URL.Path
+	io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	return false
+}
+
+// dialProxy dials the proxy with a bounded deadline.
+func dialProxy(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return c, bufio.NewReader(c)
+}
+
+// expectBodies reads one response per method and checks each body.
+func expectBodies(t *testing.T, br *bufio.Reader, methods, bodies []string) {
+	t.Helper()
+	for i, m := range methods {
+		resp, body := readResponse(t, br, m)
+		if resp.StatusCode != 200 || body != bodies[i] {
+			t.Fatalf("response %d: %d %q, want 200 %q", i, resp.StatusCode, body, bodies[i])
+		}
+	}
+}
+
+// Three pipelined requests, the middle one HEAD, written in two parts
+// split at every byte: each response goes back in order with its own
+// body.
+func TestPipelinedSplitAtEveryByte(t *testing.T) {
+	be := startScriptBackend(t, echoPath)
+	p := startProxy(t, nil, nil, be.addr)
+	payload := "GET /one HTTP/1.1\r\nHost: x\r\n\r\nHEAD /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n"
+	methods := []string{"GET", "HEAD", "GET"}
+	bodies := []string{"GET /one", "", "GET /three"}
+	for i := 1; i < len(payload); i++ {
+		c, br := dialProxy(t, p.addr)
+		if _, err := io.WriteString(c, payload[:i]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(c, payload[i:]); err != nil {
+			t.Fatal(err)
+		}
+		expectBodies(t, br, methods, bodies)
+		c.Close()
+	}
+}
+
+// A request sent one byte per segment, then the client half-closes: it is
+// answered, and the connection then closes.
+func TestRequestInTinySegmentsThenHalfClose(t *testing.T) {
+	be := startScriptBackend(t, echoPath)
+	p := startProxy(t, nil, nil, be.addr)
+	c, br := dialProxy(t, p.addr)
+	payload := "GET /tiny HTTP/1.1\r\nHost: x\r\n\r\nGET /tiny2 HTTP/1.1\r\nHost: x\r\n\r\n"
+	for i := range len(payload) {
+		if _, err := c.Write([]byte{payload[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.(*net.TCPConn).CloseWrite()
+	expectBodies(t, br, []string{"GET", "GET"}, []string{"GET /tiny", "GET /tiny2"})
+	if b, err := io.ReadAll(br); err != nil || len(b) != 0 {
+		t.Fatalf("after the answers: %q %v, want a clean close", b, err)
+	}
+}
+
+// Responses with a body-length field but no body (HEAD, 204, 304), a 1xx
+// before a final response, and a backend that closes after a response
+// with and without saying so: each client gets exactly its response, and
+// the next request on the connection is not mixed up with any of it.
+func TestResponseFramingEdges(t *testing.T) {
+	be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/head":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n")
+		case "/204":
+			io.WriteString(w, "HTTP/1.1 204 No Content\r\nContent-Length: 11\r\n\r\n")
+		case "/304":
+			io.WriteString(w, "HTTP/1.1 304 Not Modified\r\nContent-Length: 11\r\n\r\n")
+		case "/1xx":
+			io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n")
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine")
+		case "/close-said":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 3\r\n\r\nbye")
+			return true
+		case "/close-unsaid":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ncya")
+			return true
+		default:
+			return echoPath(w, r)
+		}
+		return false
+	})
+	p := startProxy(t, nil, nil, be.addr)
+	c, br := dialProxy(t, p.addr)
+	req := func(m, path string) string { return m + " " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+	io.WriteString(c, req("HEAD", "/head")+req("GET", "/a")+req("GET", "/204")+req("GET", "/b")+req("GET", "/304")+
+		req("GET", "/c")+req("GET", "/close-said")+req("GET", "/d")+req("GET", "/close-unsaid")+req("GET", "/e"))
+	want := []struct {
+		method string
+		status int
+		body   string
+	}{{"HEAD", 200, ""}, {"GET", 200, "GET /a"}, {"GET", 204, ""}, {"GET", 200, "GET /b"}, {"GET", 304, ""},
+		{"GET", 200, "GET /c"}, {"GET", 200, "bye"}, {"GET", 200, "GET /d"}, {"GET", 200, "cya"}, {"GET", 200, "GET /e"}}
+	for i, w := range want {
+		resp, body := readResponse(t, br, w.method)
+		if resp.StatusCode != w.status || body != w.body || resp.Close {
+			t.Fatalf("response %d: %d %q close=%v, want %d %q on a kept connection", i, resp.StatusCode, body, resp.Close, w.status, w.body)
+		}
+		if w.method == "HEAD" && resp.ContentLength != 11 {
+			t.Fatalf("HEAD response lost its Content-Length: %d", resp.ContentLength)
+		}
+	}
+	// 1xx: forwarded, then the final response.
+	io.WriteString(c, req("GET", "/1xx")+req("GET", "/f"))
+	raw := make([]byte, 0, 256)
+	for !strings.Contains(string(raw), "\r\n\r\nfine") {
+		b, err := br.ReadByte()
+		if err != nil {
+			t.Fatalf("reading the 1xx exchange: %v after %q", err, raw)
+		}
+		raw = append(raw, b)
+	}
+	if !strings.HasPrefix(string(raw), "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\n") {
+		t.Fatalf("1xx exchange: %q", raw)
+	}
+	expectBodies(t, br, []string{"GET"}, []string{"GET /f"})
+}
+
+// A backend that sends more bytes than its Content-Length says: the extra
+// bytes are never taken for the response to another request, on this
+// client's connection or another's. POSTs (bodies) are what the loop hands
+// to the goroutine engine, which pools the backend connection itself.
+func TestBackendBytesPastContentLengthAreNotAResponse(t *testing.T) {
+	be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+		if r.URL.Path == "/over" {
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nover"+"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!")
+			return false
+		}
+		return echoPath(w, r)
+	})
+	p := startProxy(t, nil, nil, be.addr)
+	t.Run("h2 client", func(t *testing.T) {
+		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, n, a)
+		}}
+		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+		for range 10 {
+			for _, path := range []string{"/over", "/next"} {
+				code, body, _ := get(t, c, "http://"+p.addr+path)
+				want := "over"
+				if path != "/over" {
+					want = "GET " + path
+				}
+				if code != 200 || body != want {
+					t.Fatalf("%s: %d %q, want 200 %q", path, code, body, want)
+				}
+			}
+		}
+	})
+	for _, m := range []string{"GET", "POST"} {
+		t.Run(m, func(t *testing.T) {
+			req := func(path string) string {
+				return m + " " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+			}
+			if m == "GET" {
+				req = func(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+			}
+			for range 10 {
+				c, br := dialProxy(t, p.addr)
+				io.WriteString(c, req("/over"))
+				expectBodies(t, br, []string{m}, []string{"over"})
+				io.WriteString(c, req("/next"))
+				expectBodies(t, br, []string{m}, []string{m + " /next"})
+				c2, br2 := dialProxy(t, p.addr)
+				io.WriteString(c2, req("/other"))
+				expectBodies(t, br2, []string{m}, []string{m + " /other"})
+				c.Close()
+				c2.Close()
+			}
+		})
+	}
+}
