@@ -6,11 +6,13 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +20,9 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/shoal-dev/shoal/lb/internal/balance"
+	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
 
 // scriptBackend answers each request its parser reads with what reply
@@ -258,5 +263,118 @@ func TestBackendBytesPastContentLengthAreNotAResponse(t *testing.T) {
 				c2.Close()
 			}
 		})
+	}
+}
+
+// Draining a backend while HTTP/1.1 requests (served by the loops, and
+// POSTs the loops hand over) are in flight fails none of them, its
+// in-flight count returns to zero and its connections close.
+func TestHTTPDrainUnderLoadLosesNothing(t *testing.T) {
+	bs := startBackends(t, 3)
+	p := startProxy(t, func(c *Config) { c.DrainPoll = time.Millisecond }, nil, httpAddrs(bs)...)
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		failed []string
+		calls  int
+	)
+	for w := range 8 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+			defer c.CloseIdleConnections()
+			for i := range 300 {
+				var resp *http.Response
+				var err error
+				if (w+i)%4 == 0 {
+					resp, err = c.Post("http://"+p.addr+"/x", "text/plain", strings.NewReader("body"))
+				} else {
+					resp, err = c.Get("http://" + p.addr + "/x")
+				}
+				msg := ""
+				if err != nil {
+					msg = err.Error()
+				} else {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != 200 {
+						msg = resp.Status
+					}
+				}
+				mu.Lock()
+				calls++
+				if msg != "" {
+					failed = append(failed, msg)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	callsNow := func() int { mu.Lock(); defer mu.Unlock(); return calls }
+	eventually(t, 10*time.Second, "load to start", func() bool { return callsNow() > 200 })
+	bal := p.Balancer()
+	specs := []balance.Spec{{Addr: bs[0].httpAddr, State: balance.Draining}, {Addr: bs[1].httpAddr}, {Addr: bs[2].httpAddr}}
+	if err := bal.Update(2, specs); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "draining backend at zero in-flight", func() bool { return bal.Backends()[0].InFlight() == 0 })
+	servedAtDrain, callsAtDrain := bs[0].Requests.Load(), callsNow()
+	wg.Wait()
+	if len(failed) > 0 {
+		t.Fatalf("%d of %d requests failed during drain, first: %v", len(failed), callsNow(), failed[0])
+	}
+	if callsNow() < callsAtDrain+200 {
+		t.Fatalf("too little load after the drain (%d requests) to show anything", callsNow()-callsAtDrain)
+	}
+	if got := bs[0].Requests.Load(); got != servedAtDrain {
+		t.Fatalf("draining backend served %d requests after its drain completed", got-servedAtDrain)
+	}
+	up := upstream.Of(bal.Backends()[0])
+	eventually(t, 5*time.Second, "drained backend at zero in-flight with connections closed", func() bool {
+		return bal.Backends()[0].InFlight() == 0 && up.Conns() == 0
+	})
+	for _, be := range bal.Backends() {
+		if n := be.InFlight(); n != 0 {
+			t.Fatalf("backend %s: %d in flight after the load", be.Addr, n)
+		}
+	}
+}
+
+// A client pipelining requests the proxy answers itself (503: no backend)
+// as fast as it can is answered in full, while the loop's goroutine stays
+// within a small stack: the loop answered each pipelined request one
+// level deeper, as deep as the client kept its socket fed (thousands of
+// levels here; a fatal stack overflow at 1 GB, which this lowers to
+// 512 KiB).
+func TestPipelinedProxyAnswersDoNotRecurse(t *testing.T) {
+	old := debug.SetMaxStack(512 << 10)
+	defer debug.SetMaxStack(old)
+	p := startProxy(t, nil, nil)
+	c, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(20 * time.Second))
+	const batch, n = 10000, 200000
+	go func() {
+		reqs := strings.Repeat("GET / HTTP/1.1\r\nHost: x\r\n\r\n", batch)
+		for range n / batch {
+			if _, err := io.WriteString(c, reqs); err != nil {
+				return
+			}
+		}
+	}()
+	br := bufio.NewReaderSize(c, 1<<20)
+	for got := 0; got < n; {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			t.Fatalf("after %d responses: %v", got, err)
+		}
+		if bytes.HasPrefix(line, []byte("HTTP/1.1 ")) {
+			if !bytes.HasPrefix(line, []byte("HTTP/1.1 503 ")) {
+				t.Fatalf("response %d: %q", got, line)
+			}
+			got++
+		}
 	}
 }

@@ -81,6 +81,9 @@ type loop struct {
 	conns map[int32]loopFD
 	seq   uint32
 	hw    loopHeadWriter
+	// nested counts the exchanges ended inside the step running now
+	// (endExchange).
+	nested int
 
 	mu     sync.Mutex
 	inbox  []func()

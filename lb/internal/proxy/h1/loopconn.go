@@ -474,8 +474,29 @@ func (c *lconn) endExchange(keep bool) {
 		return
 	}
 	c.enterHead()
+	l := c.l
+	if l.nested >= maxNested {
+		// Exchanges the proxy answers itself (503 with no backend, 502)
+		// end inside the step that read their request, so pipelined
+		// ones would recurse once per request, as deep as a client keeps
+		// the socket fed: the loop's stack grew without bound (a fatal
+		// overflow at 1 GB) and its other clients waited. Past a few, the
+		// next request waits for the loop's next round.
+		l.post(func() {
+			if c.state == stHead {
+				c.step()
+			}
+		})
+		return
+	}
+	l.nested++
 	c.step()
+	l.nested--
 }
+
+// maxNested bounds the exchanges one step ends without the loop polling
+// (endExchange).
+const maxNested = 8
 
 // tryFailed handles a try that got no response, as exchange does.
 func (c *lconn) tryFailed(err error) {
