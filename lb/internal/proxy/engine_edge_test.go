@@ -378,3 +378,54 @@ func TestPipelinedProxyAnswersDoNotRecurse(t *testing.T) {
 		}
 	}
 }
+
+// Both engines count the same exchanges the same way in the backend's
+// counters (shoal_lb_backend_requests_total, _errors_total, the latency
+// histogram, in flight): served by a loop, handed over, failed mid-body.
+func TestBackendCountersPerExchange(t *testing.T) {
+	be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+		switch r.URL.Path {
+		case "/500":
+			io.WriteString(w, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\noops")
+		case "/chunked":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+		case "/trunc":
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+			return true
+		default:
+			return echoPath(w, r)
+		}
+		return false
+	})
+	p := startProxy(t, nil, nil, be.addr)
+	c, br := dialProxy(t, p.addr)
+	for _, x := range []struct{ method, path, body string }{
+		{"GET", "/ok", "GET /ok"}, {"HEAD", "/ok", ""}, {"GET", "/500", "oops"}, {"POST", "/ok", "POST /ok"}, {"GET", "/chunked", "abc"},
+	} {
+		cl := ""
+		if x.method == "POST" {
+			cl = "Content-Length: 1\r\n\r\nb"
+		} else {
+			cl = "\r\n"
+		}
+		io.WriteString(c, x.method+" "+x.path+" HTTP/1.1\r\nHost: x\r\n"+cl)
+		if _, body := readResponse(t, br, x.method); body != x.body {
+			t.Fatalf("%s %s: %q, want %q", x.method, x.path, body, x.body)
+		}
+	}
+	c2, br2 := dialProxy(t, p.addr)
+	io.WriteString(c2, "GET /trunc HTTP/1.1\r\nHost: x\r\n\r\n")
+	if b, _ := io.ReadAll(br2); !strings.HasSuffix(string(b), "\r\n\r\nabc") {
+		t.Fatalf("truncated response: %q", b)
+	}
+	b := p.Balancer().Backends()[0]
+	eventually(t, 5*time.Second, "every exchange counted", func() bool { return b.Stats().Requests >= 6 })
+	s := b.Stats()
+	var inBuckets uint64
+	for _, n := range s.Buckets {
+		inBuckets += n
+	}
+	if s.Requests != 6 || s.Errors != 2 || s.InFlight != 0 || inBuckets != 6 {
+		t.Fatalf("backend counters %+v, want 6 requests, 2 errors (the 500 and the truncated body), none in flight, 6 latencies", s)
+	}
+}
