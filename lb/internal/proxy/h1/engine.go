@@ -101,6 +101,9 @@ type client struct {
 	bw       *bufio.Writer
 	ip       string
 	deadline time.Time
+	// handed: a loop read the head of the next request and handed the
+	// connection over; it is served even if Shutdown began meanwhile.
+	handed bool
 }
 
 // ServeConn serves one HTTP/1.1 client connection until it closes.
@@ -141,7 +144,7 @@ func (e *Engine) endClient(cl *client) {
 func (cl *client) serve() {
 	e, c := cl.e, cl.c
 	var h head
-	for !e.closing.Load() {
+	for ; cl.handed || !e.closing.Load(); cl.handed = false {
 		// Deadlines are moved lazily: a busy connection pays for a timer
 		// update once per quarter of the timeout, not per request. The
 		// header timeout bounds the wait for a whole request head, so a

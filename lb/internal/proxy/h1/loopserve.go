@@ -68,6 +68,11 @@ func (e *Engine) resume(ho lhandoff) {
 		if err := cl.bw.Flush(); err != nil || !ok || !m.keep {
 			return
 		}
+	} else {
+		// The loop read this request's head before handing it over,
+		// maybe before Shutdown: it is answered, as raw answers every
+		// request whose head it read.
+		cl.handed = true
 	}
 	cl.serve()
 }
