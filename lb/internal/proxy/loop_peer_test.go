@@ -308,3 +308,21 @@ func TestLoopPoolDropsConnsTheBackendClosed(t *testing.T) {
 		eventually(t, 3*time.Second, "no pooled connection left", func() bool { return pool.Conns() == 0 })
 	}
 }
+
+// One loop: a client that stopped reading a big body (the loop holds its
+// output and stops reading its backend) does not hold the loop's other
+// clients, served meanwhile, some from the same backend connection pool;
+// the stalled one then gets its whole body.
+func TestLoopStalledClientDoesNotHoldOthers(t *testing.T) {
+	p, c, _, big := smallBuffers(t, func(c *Config) { c.H1Loops = 1 })
+	stalls := p.H1LoopStats().Stalled
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, 10*time.Second, "the loop waiting for the stalled client", func() bool { return p.H1LoopStats().Stalled > stalls })
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for i := range 50 {
+		if code, body, _ := get(t, hc, "http://"+p.addr+"/tail"); code != 200 || len(body) < 50000 {
+			t.Fatalf("request %d while a client stalls: %d, %d bytes", i, code, len(body))
+		}
+	}
+	readWhole(t, bufio.NewReader(c), big)
+}
