@@ -429,3 +429,40 @@ func TestBackendCountersPerExchange(t *testing.T) {
 		t.Fatalf("backend counters %+v, want 6 requests, 2 errors (the 500 and the truncated body), none in flight, 6 latencies", s)
 	}
 }
+
+// A chunked response (the loop hands the client and backend connections
+// over with it) followed by pipelined requests the loop had read already:
+// the goroutine engine answers each, in order, after the chunked one.
+func TestHandOverWithPipelinedRequestsBuffered(t *testing.T) {
+	be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+		if r.URL.Path == "/chunked" {
+			io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n")
+			io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nchunk\r\n0\r\n\r\n")
+			return false
+		}
+		return echoPath(w, r)
+	})
+	p := startProxy(t, nil, nil, be.addr)
+	for split := range []int{0, 1} {
+		c, br := dialProxy(t, p.addr)
+		first := "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n"
+		rest := "GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhiGET /c HTTP/1.1\r\nHost: x\r\n\r\n"
+		if split == 0 {
+			io.WriteString(c, first+rest)
+		} else {
+			io.WriteString(c, first+rest[:7])
+		}
+		resp, body := readResponse(t, br, "GET")
+		if resp.StatusCode != 103 {
+			t.Fatalf("first response %d, want the 103 forwarded", resp.StatusCode)
+		}
+		resp, body = readResponse(t, br, "GET")
+		if resp.StatusCode != 200 || body != "chunk" {
+			t.Fatalf("chunked: %d %q", resp.StatusCode, body)
+		}
+		if split == 1 {
+			io.WriteString(c, rest[7:])
+		}
+		expectBodies(t, br, []string{"GET", "POST", "GET"}, []string{"GET /a", "POST /b", "GET /c"})
+	}
+}
