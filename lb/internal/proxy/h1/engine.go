@@ -85,7 +85,7 @@ func New(cfg Config, bal *balance.Balancer) *Engine {
 
 // Attach gives a new backend the engine's pools.
 func (e *Engine) Attach(up *upstream.Upstream) {
-	up.H1 = &pool{}
+	up.H1 = &pool{be: up.Backend}
 	if e.cfg.ViaH2 {
 		up.H2 = newH2Pool(up, e.cfg)
 	}

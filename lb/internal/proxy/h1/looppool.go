@@ -34,7 +34,7 @@ func (p *pool) lput(l *loop, b *lback) {
 	for len(p.lidle) <= l.id {
 		p.lidle = append(p.lidle, nil)
 	}
-	if p.closed || len(p.lidle[l.id]) >= maxIdle {
+	if p.retired() || len(p.lidle[l.id]) >= maxIdle {
 		p.mu.Unlock()
 		b.close()
 		return

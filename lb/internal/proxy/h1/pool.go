@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/shoal-dev/shoal/lb/internal/balance"
 	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
 
@@ -38,9 +39,11 @@ func (bc *bconn) refresh(d time.Duration) {
 // pool holds one backend's idle HTTP/1.1 connections (LIFO, so the warmest
 // are reused and the rest age out).
 type pool struct {
-	mu     sync.Mutex
-	idle   []*bconn
-	closed bool
+	mu   sync.Mutex
+	idle []*bconn
+	// be is the pool's backend: a draining or removed one pools nothing
+	// (retired).
+	be *balance.Backend
 	// lidle are the event loops' idle connections, by loop; each loop
 	// takes and puts only its own (loopconn.go).
 	lidle [][]*lback
@@ -79,7 +82,7 @@ func (p *pool) put(bc *bconn) {
 		return
 	}
 	p.mu.Lock()
-	if p.closed || len(p.idle) >= maxIdle {
+	if p.retired() || len(p.idle) >= maxIdle {
 		p.mu.Unlock()
 		bc.c.Close()
 		return
@@ -88,6 +91,17 @@ func (p *pool) put(bc *bconn) {
 	bc.reused = false
 	p.idle = append(p.idle, bc)
 	p.mu.Unlock()
+}
+
+// retired reports whether the backend is draining or removed. Its drain
+// shuts the pool down once no request is in flight, and a request
+// releases the backend (Done) before it pools its connection: pooled
+// after that Shutdown, a connection would stay open to the drained
+// backend (and, on a loop, keep the pool listed for the loop's life).
+// The state is set before the drain starts, so a put after Shutdown
+// sees it; put and lput check it under mu, which Shutdown also takes.
+func (p *pool) retired() bool {
+	return p.be != nil && (p.be.State() == balance.Draining || p.be.Removed())
 }
 
 // Shutdown closes the idle connections; busy ones close when their
