@@ -7,8 +7,6 @@ package proxy
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -19,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http2"
-
 	"github.com/shoal-dev/shoal/lb/internal/balance"
 	"github.com/shoal-dev/shoal/lb/internal/proxy/upstream"
 )
@@ -28,9 +24,7 @@ import (
 // scriptBackend answers each request its parser reads with what reply
 // writes for it, verbatim, on the connection.
 type scriptBackend struct {
-	addr  string
-	mu    sync.Mutex
-	conns int
+	addr string
 }
 
 func startScriptBackend(t *testing.T, reply func(w io.Writer, r *http.Request) (closeAfter bool)) *scriptBackend {
@@ -47,9 +41,6 @@ func startScriptBackend(t *testing.T, reply func(w io.Writer, r *http.Request) (
 			if err != nil {
 				return
 			}
-			b.mu.Lock()
-			b.conns++
-			b.mu.Unlock()
 			wg.Go(func() {
 				defer c.Close()
 				c.SetDeadline(time.Now().Add(10 * time.Second))
@@ -69,12 +60,6 @@ func startScriptBackend(t *testing.T, reply func(w io.Writer, r *http.Request) (
 	})
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return b
-}
-
-func (b *scriptBackend) dials() int {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.conns
 }
 
 // echoPath answers with the request's target as the body.
@@ -225,10 +210,9 @@ func TestBackendBytesPastContentLengthAreNotAResponse(t *testing.T) {
 	})
 	p := startProxy(t, nil, nil, be.addr)
 	t.Run("h2 client", func(t *testing.T) {
-		tr := &http2.Transport{AllowHTTP: true, DialTLSContext: func(ctx context.Context, n, a string, _ *tls.Config) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, n, a)
-		}}
-		c := &http.Client{Timeout: 5 * time.Second, Transport: tr}
+		protos := new(http.Protocols)
+		protos.SetUnencryptedHTTP2(true)
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Protocols: protos}}
 		for range 10 {
 			for _, path := range []string{"/over", "/next"} {
 				code, body, _ := get(t, c, "http://"+p.addr+path)
@@ -452,12 +436,10 @@ func TestHandOverWithPipelinedRequestsBuffered(t *testing.T) {
 		} else {
 			io.WriteString(c, first+rest[:7])
 		}
-		resp, body := readResponse(t, br, "GET")
-		if resp.StatusCode != 103 {
+		if resp, _ := readResponse(t, br, "GET"); resp.StatusCode != 103 {
 			t.Fatalf("first response %d, want the 103 forwarded", resp.StatusCode)
 		}
-		resp, body = readResponse(t, br, "GET")
-		if resp.StatusCode != 200 || body != "chunk" {
+		if resp, body := readResponse(t, br, "GET"); resp.StatusCode != 200 || body != "chunk" {
 			t.Fatalf("chunked: %d %q", resp.StatusCode, body)
 		}
 		if split == 1 {
