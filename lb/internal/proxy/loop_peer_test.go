@@ -326,3 +326,47 @@ func TestLoopStalledClientDoesNotHoldOthers(t *testing.T) {
 	}
 	readWhole(t, bufio.NewReader(c), big)
 }
+
+// One loop, many clients, one slow backend exchange: while a request
+// waits for its response, the loop serves the other clients' requests
+// (to the same backend) and the waiting one is answered once released.
+func TestLoopSlowBackendDoesNotHoldOthers(t *testing.T) {
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "slow")
+	})
+	mux.HandleFunc("/fast", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "fast") })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	p := loopProxy(t, func(c *Config) { c.H1Loops = 1 }, ln.Addr().String())
+	slow, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	slow.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(slow, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	eventually(t, 5*time.Second, "the slow request in flight", func() bool { return p.Balancer().Backends()[0].InFlight() == 1 })
+	served := p.H1LoopStats().Served
+	hc := &http.Client{Timeout: 5 * time.Second}
+	for i := range 20 {
+		hc.CloseIdleConnections() // a new client each time, on the one loop
+		if code, body, _ := get(t, hc, "http://"+p.addr+"/fast"); code != 200 || body != "fast" {
+			t.Fatalf("request %d while another waits: %d %q", i, code, body)
+		}
+	}
+	if got := p.H1LoopStats().Served - served; got != 20 {
+		t.Fatalf("the loop served %d of the 20 requests, want all", got)
+	}
+	close(release)
+	if resp, body := readResponse(t, bufio.NewReader(slow), "GET"); resp.StatusCode != 200 || body != "slow" {
+		t.Fatalf("slow request: %d %q", resp.StatusCode, body)
+	}
+}
