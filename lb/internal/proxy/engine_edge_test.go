@@ -448,3 +448,25 @@ func TestHandOverWithPipelinedRequestsBuffered(t *testing.T) {
 		expectBodies(t, br, []string{"GET", "POST", "GET"}, []string{"GET /a", "POST /b", "GET /c"})
 	}
 }
+
+// A 1xx response (103 Early Hints) reaches the client while the backend
+// is still working on the final response, not with it: both engines held
+// it in their output until the final head came.
+func TestInformationalResponseForwardedAtOnce(t *testing.T) {
+	final := make(chan struct{})
+	be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+		io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+		<-final
+		io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+		return false
+	})
+	p := startProxy(t, nil, nil, be.addr)
+	c, br := dialProxy(t, p.addr)
+	io.WriteString(c, "GET /hints HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	close(final)
+	if err != nil || resp.StatusCode != 103 || resp.Header.Get("Link") != "</style.css>; rel=preload" {
+		t.Fatalf("first response: %v %v, want the 103 before the final one", resp, err)
+	}
+	expectBodies(t, br, []string{"GET"}, []string{"done"})
+}

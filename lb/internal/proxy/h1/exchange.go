@@ -201,5 +201,11 @@ func readResponseHead(bc *bconn, resp *head, cl *client, upgrade bool) error {
 			cl.bw.Write(raw)
 		}
 		bc.br.Discard(n)
+		if cl != nil && bc.br.Buffered() == 0 {
+			// The final head is not here yet: the client gets the 1xx
+			// now (103 Early Hints is worth only that), not with it. A
+			// failed write shows at the response's own flush.
+			cl.bw.Flush()
+		}
 	}
 }

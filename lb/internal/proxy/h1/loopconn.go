@@ -359,6 +359,11 @@ func (c *lconn) readResponse() bool {
 		}
 		n, err := readHead(b.br, b.br.Size())
 		if errors.Is(err, errWouldBlock) {
+			// 1xx forwarded so far go to the client now, not with the
+			// final head (as raw's readResponseHead).
+			if err := c.flush(); err != nil {
+				c.abort("client " + err.Error())
+			}
 			return false
 		}
 		if err == nil {
