@@ -359,8 +359,7 @@ func (c *lconn) readResponse() bool {
 		}
 		n, err := readHead(b.br, b.br.Size())
 		if errors.Is(err, errWouldBlock) {
-			// 1xx forwarded so far go to the client now, not with the
-			// final head (as raw's readResponseHead).
+			// 1xx forwarded so far go out now (as in readResponseHead).
 			if err := c.flush(); err != nil {
 				c.abort("client " + err.Error())
 			}
@@ -481,12 +480,10 @@ func (c *lconn) endExchange(keep bool) {
 	c.enterHead()
 	l := c.l
 	if l.nested >= maxNested {
-		// Exchanges the proxy answers itself (503 with no backend, 502)
-		// end inside the step that read their request, so pipelined
-		// ones would recurse once per request, as deep as a client keeps
-		// the socket fed: the loop's stack grew without bound (a fatal
-		// overflow at 1 GB) and its other clients waited. Past a few, the
-		// next request waits for the loop's next round.
+		// Exchanges the proxy answers itself (503, 502) end inside the
+		// step that read them: pipelined, they recursed as deep as a
+		// client kept its socket fed (fatal at 1 GB of stack), holding
+		// the loop. Past a few, the next waits for the loop's next round.
 		l.post(func() {
 			if c.state == stHead {
 				c.step()
