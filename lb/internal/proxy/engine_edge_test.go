@@ -92,25 +92,33 @@ func expectBodies(t *testing.T, br *bufio.Reader, methods, bodies []string) {
 	}
 }
 
-// Three pipelined requests, the middle one HEAD, written in two parts
-// split at every byte: each response goes back in order with its own
-// body.
+// Three pipelined requests, the middle one HEAD or a POST, written in
+// two parts split at every byte: each response goes back in order with
+// its own body.
 func TestPipelinedSplitAtEveryByte(t *testing.T) {
 	be := startScriptBackend(t, echoPath)
 	p := startProxy(t, nil, nil, be.addr)
-	payload := "GET /one HTTP/1.1\r\nHost: x\r\n\r\nHEAD /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n"
-	methods := []string{"GET", "HEAD", "GET"}
-	bodies := []string{"GET /one", "", "GET /three"}
-	for i := 1; i < len(payload); i++ {
-		c, br := dialProxy(t, p.addr)
-		if _, err := io.WriteString(c, payload[:i]); err != nil {
-			t.Fatal(err)
+	for _, tc := range []struct {
+		payload         string
+		methods, bodies []string
+	}{
+		{"GET /one HTTP/1.1\r\nHost: x\r\n\r\nHEAD /two HTTP/1.1\r\nHost: x\r\n\r\nGET /three HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]string{"GET", "HEAD", "GET"}, []string{"GET /one", "", "GET /three"}},
+		// The POST (a body) is handed over with what follows it.
+		{"GET /one HTTP/1.1\r\nHost: x\r\n\r\nPOST /two HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /three HTTP/1.1\r\nHost: x\r\n\r\n",
+			[]string{"GET", "POST", "GET"}, []string{"GET /one", "POST /two", "GET /three"}},
+	} {
+		for i := 1; i < len(tc.payload); i++ {
+			c, br := dialProxy(t, p.addr)
+			if _, err := io.WriteString(c, tc.payload[:i]); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.WriteString(c, tc.payload[i:]); err != nil {
+				t.Fatal(err)
+			}
+			expectBodies(t, br, tc.methods, tc.bodies)
+			c.Close()
 		}
-		if _, err := io.WriteString(c, payload[i:]); err != nil {
-			t.Fatal(err)
-		}
-		expectBodies(t, br, methods, bodies)
-		c.Close()
 	}
 }
 
