@@ -478,3 +478,48 @@ func TestInformationalResponseForwardedAtOnce(t *testing.T) {
 	}
 	expectBodies(t, br, []string{"GET"}, []string{"done"})
 }
+
+// A backend that writes on a connection idling in the proxy's pool (here
+// a 408, as some servers send before closing an idle keep-alive
+// connection) must not have those bytes read as the next request's
+// response: the connection is dropped, and the request goes to a fresh
+// one. GETs cover the loops' pool (raw's with -h1engine=raw); POSTs,
+// which a loop hands over, cover the goroutine engine's pool in both runs.
+func TestIdleBackendConnectionThatSpokeIsNotReused(t *testing.T) {
+	for _, m := range []string{"GET", "POST"} {
+		t.Run(m, func(t *testing.T) {
+			strayNow, strayDone := make(chan struct{}), make(chan struct{})
+			be := startScriptBackend(t, func(w io.Writer, r *http.Request) bool {
+				if r.URL.Path == "/first" {
+					go func() {
+						<-strayNow
+						io.WriteString(w, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+						close(strayDone)
+					}()
+				}
+				return echoPath(w, r)
+			})
+			p := startProxy(t, nil, nil, be.addr)
+			up := upstream.Of(p.Balancer().Backends()[0])
+			req := func(path string) string {
+				if m == "GET" {
+					return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"
+				}
+				return m + " " + path + " HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nb"
+			}
+			c, br := dialProxy(t, p.addr)
+			io.WriteString(c, req("/first"))
+			expectBodies(t, br, []string{m}, []string{m + " /first"})
+			eventually(t, 5*time.Second, "the backend connection to be pooled", func() bool { return up.Conns() == 1 })
+			close(strayNow)
+			select {
+			case <-strayDone:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the backend did not write its stray response")
+			}
+			c2, br2 := dialProxy(t, p.addr)
+			io.WriteString(c2, req("/second"))
+			expectBodies(t, br2, []string{m}, []string{m + " /second"})
+		})
+	}
+}

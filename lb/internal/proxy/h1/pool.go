@@ -14,6 +14,7 @@ import (
 // bconn is a pooled backend connection.
 type bconn struct {
 	c        net.Conn
+	s        *sock
 	br       *bufio.Reader
 	bw       *bufio.Writer
 	deadline time.Time
@@ -23,7 +24,7 @@ type bconn struct {
 
 func newBconn(c net.Conn) *bconn {
 	s := newSock(c)
-	return &bconn{c: c, br: bufio.NewReaderSize(s, 16<<10), bw: bufio.NewWriterSize(s, 16<<10)}
+	return &bconn{c: c, s: s, br: bufio.NewReaderSize(s, 16<<10), bw: bufio.NewWriterSize(s, 16<<10)}
 }
 
 // refresh bounds each stall of a streamed response by d. The deadline is
@@ -57,19 +58,23 @@ const (
 )
 
 func (p *pool) get() *bconn {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for n := len(p.idle); n > 0; n = len(p.idle) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return nil
+		}
 		bc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
-		if time.Since(bc.idleAt) < idleTTL {
+		p.mu.Unlock()
+		if time.Since(bc.idleAt) < idleTTL && bc.s.quiet() {
 			bc.reused = true
 			return bc
 		}
 		bc.c.Close()
 	}
-	return nil
 }
 
 // put pools bc, or closes it. A connection with bytes read past the

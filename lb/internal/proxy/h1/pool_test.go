@@ -4,7 +4,9 @@ package h1
 
 import (
 	"context"
+	"errors"
 	"io"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,5 +74,41 @@ func TestDrainedPoolTakesNoConnection(t *testing.T) {
 	}
 	if _, ok := l.pools[p]; ok {
 		t.Fatal("the loop keeps the drained backend's pool")
+	}
+}
+
+// An idle connection the backend closed (its FIN arrived) or wrote on is
+// dropped by get, not handed to a request; a quiet one is reused.
+func TestPoolGetSkipsConnectionsThatHeardFromTheBackend(t *testing.T) {
+	p := &pool{}
+	quietC, quietPeer := tcpPair(t)
+	defer quietPeer.Close()
+	spoke, spokePeer := tcpPair(t)
+	defer spokePeer.Close()
+	closed, closedPeer := tcpPair(t)
+	bq, bs, bc := newBconn(quietC), newBconn(spoke), newBconn(closed)
+	for _, b := range []*bconn{bq, bs, bc} {
+		b.idleAt = time.Now()
+		p.put(b)
+	}
+	io.WriteString(spokePeer, "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+	closedPeer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for bs.s.quiet() || bc.s.quiet() {
+		if time.Now().After(deadline) {
+			t.Fatal("the write and the FIN did not arrive")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.get(); got != bq {
+		t.Fatalf("get = %p, want the quiet connection %p (spoke %p, closed %p)", got, bq, bs, bc)
+	}
+	if p.get() != nil {
+		t.Fatal("get returned a second connection")
+	}
+	spokePeer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	// Closed with its 408 unread, so the peer may see a reset.
+	if _, err := io.ReadAll(spokePeer); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the connection that spoke was not closed: %v", err)
 	}
 }

@@ -137,6 +137,42 @@ func (s *sock) writeFd(fd uintptr) bool {
 	return true
 }
 
+// quiet reports whether nothing arrived on an idle pooled connection: no
+// byte and no end of stream, as one non-blocking MSG_PEEK recv says.
+//
+// Why: a backend may write while its connection idles in the pool, e.g.
+// a 408 before it closes an idle keep-alive connection, or a stray or
+// extra response. Reused, that connection would hand those bytes to the
+// next request, maybe another client's, as its response. A FIN that
+// arrived also shows here, so a connection the backend closed is dropped
+// before a request is sent on it (a non-idempotent request that finds
+// it dead gets a 502, never a replay). nginx closes such connections from
+// its idle handler, net/http's Transport from its read loop; the goroutine
+// engine has neither, so it pays this one system call per reuse. The
+// loops' pool learns the same from its idle connections' epoll events.
+// Connections without a RawConn are not checked.
+func (s *sock) quiet() bool {
+	if len(s.pre) > 0 {
+		return false
+	}
+	if s.rc == nil {
+		return true
+	}
+	quiet := false
+	var b [1]byte
+	err := s.rc.Control(func(fd uintptr) {
+		for {
+			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			if e == syscall.EINTR {
+				continue
+			}
+			quiet = e == syscall.EAGAIN
+			return
+		}
+	})
+	return err == nil && quiet
+}
+
 // opErr words an error as net.Conn's Read and Write do ("read tcp
 // a->b: ..."), so messages and net.Error's Timeout stay the same.
 func (s *sock) opErr(op string, err error) error {
