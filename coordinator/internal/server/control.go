@@ -205,7 +205,9 @@ func (s *Server) GetFleet(ctx context.Context, req *shoalv1.GetFleetRequest) (*s
 		f, err := s.node.FSM().Fleet(req.Fleet)
 		s.withGroupStatus(f)
 		out = &shoalv1.GetFleetResponse{Fleet: f}
-		if err == nil && s.live != nil && s.node.IsLeader() {
+		// Launch delays come from the replicated samples: a follower's
+		// stale read has them too, as of its log.
+		if err == nil && s.live != nil {
 			out.LaunchDelays = s.live.LaunchDelays(f.Name)
 		}
 		return err

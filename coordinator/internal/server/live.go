@@ -17,7 +17,8 @@ type Live interface {
 	Explain(fleet string) (*shoalv1.ExplainFleetResponse, error)
 	Alarms(ctx context.Context, fleet string) ([]*shoalv1.Alarm, error)
 	GroupStatus(fleet string) string
-	// LaunchDelays are the launch delays the leader learned for fleet.
+	// LaunchDelays are the launch delays learned for fleet, from the
+	// replicated samples (any node has them, as of its log).
 	LaunchDelays(fleet string) []*shoalv1.LaunchDelay
 }
 

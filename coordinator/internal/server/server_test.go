@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster"
 	"github.com/shoal-dev/shoal/coordinator/internal/cluster/clustertest"
@@ -39,12 +41,23 @@ type env struct {
 // Server; node 0 bootstraps and the others join through node 0's API.
 func newEnv(t *testing.T, size int) *env {
 	t.Helper()
+	return newEnvLive(t, size, nil)
+}
+
+// newEnvLive is newEnv with each node's Server given live(node) (none
+// when live is nil).
+func newEnvLive(t *testing.T, size int, live func(*cluster.Node) Live) *env {
+	t.Helper()
 	e := &env{seen: &stampLog{}}
 	servers := map[*cluster.Node]*Server{}
 	tc := clustertest.Make(t, size, clustertest.Options{
 		Config: func(_ int, c *cluster.Config) { c.NoLeaderWait = 2 * time.Second },
 		Serve: func(t testing.TB, n *cluster.Node, lis net.Listener) func() {
-			s, err := New(Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100, GRPCOptions: e.seen.options(n.NodeID())})
+			cfg := Config{Node: n, Logger: clustertest.Quiet(), SnapshotChunk: 100, GRPCOptions: e.seen.options(n.NodeID())}
+			if live != nil {
+				cfg.Live = live(n)
+			}
+			s, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -323,6 +336,44 @@ func TestRemovePeerAndNoLeader(t *testing.T) {
 		// --stale asks for the node's copy as it is: no verdict.
 		if st, err := e.clients[1].GetStatus(ctx, &shoalv1.GetStatusRequest{Stale: true}); err != nil || st.NoLeader != "" {
 			t.Errorf("stale status without a leader = %v, %v; want the copy without no_leader", st, err)
+		}
+	})
+}
+
+// delaysLive is a Live whose launch delays are always there, as the
+// node's scaler reads them from the replicated samples on every node.
+type delaysLive struct{}
+
+func (delaysLive) Instances(string) ([]*shoalv1.Instance, error) { return nil, nil }
+func (delaysLive) Explain(string) (*shoalv1.ExplainFleetResponse, error) {
+	return nil, errors.New("not evaluated")
+}
+func (delaysLive) Alarms(context.Context, string) ([]*shoalv1.Alarm, error) { return nil, nil }
+func (delaysLive) GroupStatus(string) string                                { return "" }
+func (delaysLive) LaunchDelays(string) []*shoalv1.LaunchDelay {
+	return []*shoalv1.LaunchDelay{{Kind: "cold", Samples: 3, P50: durationpb.New(4 * time.Second), P90: durationpb.New(5 * time.Second)}}
+}
+
+// Launch delays are replicated, so a follower answering a stale fleet get
+// shows them too; it used to leave them out unless it led.
+func TestStaleFleetGetOnFollowerHasLaunchDelays(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvLive(t, 3, func(*cluster.Node) Live { return delaysLive{} })
+		ctx := context.Background()
+		if _, err := e.clients[0].CreateFleet(ctx, &shoalv1.CreateFleetRequest{Fleet: &shoalv1.Fleet{Name: "web", Asg: "web-asg", Max: 4}}); err != nil {
+			t.Fatal(err)
+		}
+		for i, n := range e.nodes {
+			clustertest.Eventually(t, n.NodeID()+" to have the fleet", func() bool { _, err := n.FSM().Fleet("web"); return err == nil })
+			for _, stale := range []bool{false, true} {
+				got, err := e.clients[i].GetFleet(ctx, &shoalv1.GetFleetRequest{Fleet: "web", Stale: stale})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got.LaunchDelays) != 1 || got.LaunchDelays[0].Kind != "cold" {
+					t.Errorf("%s (leader %v), stale %v: launch delays %v, want the cold one", n.NodeID(), n.IsLeader(), stale, got.LaunchDelays)
+				}
+			}
 		}
 	})
 }

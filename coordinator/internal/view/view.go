@@ -112,7 +112,8 @@ type Fleet struct {
 	CreatedAt          string   `json:"created_at,omitempty"`
 	UpdatedAt          string   `json:"updated_at,omitempty"`
 	Policy             *Policy  `json:"policy,omitempty"`
-	// LaunchDelays are what the leaders learned (fleet get, from the leader).
+	// LaunchDelays are what the leaders learned, replicated (fleet get;
+	// with --stale, as of the answering node's log).
 	LaunchDelays []LaunchDelay `json:"launch_delays,omitempty"`
 }
 
