@@ -143,17 +143,9 @@ func (e *Engine) sendRequest(cl *client, bc *bconn, h *head) error {
 // request. It returns false when the client connection must close.
 func (e *Engine) sendResponse(cl *client, bc *bconn, h, resp *head, keep bool, be *balance.Backend, start time.Time) bool {
 	bw := cl.bw
-	bw.Write(resp.line)
-	bw.Write(crlf)
-	writeHeaders(bw, resp, false, false)
-	noBody := string(h.method) == "HEAD" || resp.status == 204 || resp.status == 304
+	noBody := bodyless(h, resp)
 	closeDelimited := !noBody && !resp.chunked && resp.length < 0
-	if !keep || closeDelimited {
-		bw.WriteString("Connection: close\r\n")
-	} else if h.minor == 0 {
-		bw.WriteString("Connection: keep-alive\r\n")
-	}
-	bw.WriteString("\r\n")
+	writeResponseHead(bw, resp, keep && !closeDelimited, h.minor)
 	bc.br.Discard(len(resp.raw))
 	var err error
 	refresh := func() { bc.refresh(e.cfg.ResponseHeaderTimeout) }

@@ -527,6 +527,29 @@ func writeRequestHead(bw *bufio.Writer, h *head, ip string) {
 	bw.WriteString("\r\n")
 }
 
+// writeResponseHead writes a backend's response head for the client: the
+// status line, the fields without hop-by-hop ones, and Connection: close
+// when the client connection ends after it (keep false), or keep-alive for
+// an HTTP/1.0 client (reqMinor 0) that keeps it. Both engines send
+// through it.
+func writeResponseHead(bw *bufio.Writer, resp *head, keep bool, reqMinor int) {
+	bw.Write(resp.line)
+	bw.Write(crlf)
+	writeHeaders(bw, resp, false, false)
+	if !keep {
+		bw.WriteString("Connection: close\r\n")
+	} else if reqMinor == 0 {
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	bw.WriteString("\r\n")
+}
+
+// bodyless reports whether resp, the answer to req, has no body whatever
+// its framing fields say (RFC 9112 6.3).
+func bodyless(req, resp *head) bool {
+	return string(req.method) == "HEAD" || resp.status == 204 || resp.status == 304
+}
+
 // writeHeaders copies the header lines of h to w, leaving out what
 // skipField says and the fields Connection nominated.
 func writeHeaders(w *bufio.Writer, h *head, isReq, forUpgrade bool) {

@@ -385,35 +385,30 @@ func (s *lsock) Read(p []byte) (int, error) {
 	if !s.readable || s.closed {
 		return 0, errWouldBlock
 	}
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch e {
-		case 0:
-			if n == 0 {
-				return 0, io.EOF
-			}
-			if int(n) < len(p) && !s.hup {
-				s.readable = false
-			}
-			return int(n), nil
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			s.readable = false
-			return 0, errWouldBlock
+	n, e := rawRead(uintptr(s.fd), p)
+	switch e {
+	case 0:
+		if n == 0 {
+			return 0, io.EOF
 		}
-		return 0, s.opErr("read", e)
+		if n < len(p) && !s.hup {
+			s.readable = false
+		}
+		return n, nil
+	case syscall.EAGAIN:
+		s.readable = false
+		return 0, errWouldBlock
 	}
+	return 0, s.opErr("read", e)
 }
 
 // flush writes out what the socket takes; the rest waits for EPOLLOUT.
 func (s *lsock) flush() error {
-	for len(s.out) > 0 && s.writable {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(s.out))), uintptr(len(s.out)))
+	if len(s.out) > 0 && s.writable {
+		n, e := rawWrite(uintptr(s.fd), s.out)
+		s.out = s.out[:copy(s.out, s.out[n:])]
 		switch e {
 		case 0:
-			s.out = s.out[:copy(s.out, s.out[n:])]
-		case syscall.EINTR:
 		case syscall.EAGAIN:
 			s.writable = false
 		default:

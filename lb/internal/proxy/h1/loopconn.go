@@ -264,14 +264,7 @@ func (c *lconn) dialed(up *upstream.Upstream, fd int, laddr, raddr net.Addr, err
 		return
 	}
 	if err != nil {
-		o := balance.Outcome{ConnectFailed: true, Failed: true, Err: err.Error(), Latency: time.Since(c.start)}
-		if c.a.Failed(c.be, o, balance.Unsent) {
-			c.be = nil
-			c.pick()
-			return
-		}
-		c.be = nil
-		c.fail(502, c.a.Last())
+		c.connectFailed(err.Error())
 		return
 	}
 	b := &lback{up: up}
@@ -279,17 +272,23 @@ func (c *lconn) dialed(up *upstream.Upstream, fd int, laddr, raddr net.Addr, err
 	b.br = bufio.NewReaderSize(&b.lsock, 16<<10)
 	if err := c.l.add(&b.lsock, b); err != nil {
 		closeRaw(fd)
-		o := balance.Outcome{ConnectFailed: true, Failed: true, Err: "backend " + up.Backend.Addr + ": " + err.Error(), Latency: time.Since(c.start)}
-		if c.a.Failed(c.be, o, balance.Unsent) {
-			c.be = nil
-			c.pick()
-			return
-		}
-		c.be = nil
-		c.fail(502, c.a.Last())
+		c.connectFailed("backend " + up.Backend.Addr + ": " + err.Error())
 		return
 	}
 	c.send(b)
+}
+
+// connectFailed records a try that reached no backend: the next backend
+// is picked, or the client gets the 502.
+func (c *lconn) connectFailed(msg string) {
+	o := balance.Outcome{ConnectFailed: true, Failed: true, Err: msg, Latency: time.Since(c.start)}
+	retry := c.a.Failed(c.be, o, balance.Unsent)
+	c.be = nil
+	if retry {
+		c.pick()
+		return
+	}
+	c.fail(502, c.a.Last())
 }
 
 // send writes the request head to b (writeRequestHead, as sendRequest).
@@ -344,18 +343,11 @@ func (c *lconn) backendStep() {
 func (c *lconn) readResponse() bool {
 	b := c.bc
 	for {
-		if len(c.out) >= maxLoopOut {
-			// Informational responses the client has not taken yet:
-			// the backend is read no further until it does (as in
-			// copyBody), so what a loop holds for a client stays bounded.
-			if err := c.flush(); err != nil {
-				c.abort("client " + err.Error())
-				return false
-			}
-			if len(c.out) >= maxLoopOut {
-				c.l.e.loopStalls.Add(1)
-				return false
-			}
+		// Informational responses the client has not taken yet: the
+		// backend is read no further until it does (as in copyBody), so
+		// what a loop holds for a client stays bounded.
+		if c.stalled() {
+			return false
 		}
 		n, err := readHead(b.br, b.br.Size())
 		if errors.Is(err, errWouldBlock) {
@@ -384,22 +376,14 @@ func (c *lconn) readResponse() bool {
 		c.Write(raw)
 		b.br.Discard(n)
 	}
-	resp, h := &c.resp, &c.h
-	noBody := string(h.method) == "HEAD" || resp.status == 204 || resp.status == 304
+	resp := &c.resp
+	noBody := bodyless(&c.h, resp)
 	if !noBody && (resp.chunked || resp.length < 0) {
 		c.handOver(b)
 		return false
 	}
 	bw := c.l.hw.to(&c.lsock)
-	bw.Write(resp.line)
-	bw.Write(crlf)
-	writeHeaders(bw, resp, false, false)
-	if !c.keep {
-		bw.WriteString("Connection: close\r\n")
-	} else if h.minor == 0 {
-		bw.WriteString("Connection: keep-alive\r\n")
-	}
-	bw.WriteString("\r\n")
+	writeResponseHead(bw, resp, c.keep, c.h.minor)
 	bw.Flush()
 	b.br.Discard(len(resp.raw))
 	c.state, c.left = stBody, 0
@@ -414,16 +398,8 @@ func (c *lconn) readResponse() bool {
 func (c *lconn) copyBody() {
 	b := c.bc
 	for c.left > 0 {
-		if len(c.out) >= maxLoopOut {
-			if err := c.flush(); err != nil {
-				c.abort("client " + err.Error())
-				return
-			}
-			if len(c.out) >= maxLoopOut {
-				c.l.e.loopStalls.Add(1)
-				c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
-				return
-			}
+		if c.stalled() {
+			return
 		}
 		if b.br.Buffered() == 0 {
 			if _, err := b.br.Peek(1); err != nil {
@@ -446,6 +422,26 @@ func (c *lconn) copyBody() {
 		c.left -= int64(len(buf))
 	}
 	c.finish(nil)
+}
+
+// stalled reports whether the backend must wait for the client: its
+// output holds maxLoopOut or more after a flush (counted, and the client
+// has the idle timeout to take some), or the flush failed (the exchange
+// is aborted).
+func (c *lconn) stalled() bool {
+	if len(c.out) < maxLoopOut {
+		return false
+	}
+	if err := c.flush(); err != nil {
+		c.abort("client " + err.Error())
+		return true
+	}
+	if len(c.out) < maxLoopOut {
+		return false
+	}
+	c.l.e.loopStalls.Add(1)
+	c.deadline = time.Now().Add(c.l.e.cfg.IdleTimeout)
+	return true
 }
 
 // finish ends the exchange, as sendResponse's end does.
@@ -525,13 +521,24 @@ func (c *lconn) fail(status int, msg string) {
 // close, as when sendResponse fails.
 func (c *lconn) abort(msg string) {
 	if c.be != nil {
-		c.l.e.bal.Done(c.be, balance.Outcome{Status: c.resp.status, Failed: true, Err: "backend " + c.be.Addr + ": " + msg, Latency: time.Since(c.start)})
-		c.bc.owner = nil
-		c.bc.close()
-		c.bc, c.be = nil, nil
-		c.a.Close()
+		c.cutExchange("backend " + c.be.Addr + ": " + msg)
 	}
 	c.close()
+}
+
+// cutExchange ends the exchange in progress, if any, as failed with msg:
+// its backend connection closes.
+func (c *lconn) cutExchange(msg string) {
+	if c.be == nil {
+		return
+	}
+	if c.bc != nil {
+		c.bc.owner = nil
+		c.bc.close()
+	}
+	c.l.e.bal.Done(c.be, balance.Outcome{Status: c.resp.status, Failed: true, Err: msg, Latency: time.Since(c.start)})
+	c.bc, c.be = nil, nil
+	c.a.Close()
 }
 
 // reply queues a response made up by the proxy (see client.reply); the
@@ -583,16 +590,7 @@ func (c *lconn) close() {
 	if c.state == stGone {
 		return
 	}
-	if c.be != nil {
-		// An exchange cut short (Close, or a stalled client).
-		if c.bc != nil {
-			c.bc.owner = nil
-			c.bc.close()
-		}
-		c.l.e.bal.Done(c.be, balance.Outcome{Status: c.resp.status, Failed: true, Err: "client connection closed", Latency: time.Since(c.start)})
-		c.bc, c.be = nil, nil
-		c.a.Close()
-	}
+	c.cutExchange("client connection closed") // Close, or a stalled client
 	c.state = stGone
 	c.closeFD()
 	delete(c.l.clients, c)

@@ -2,7 +2,10 @@
 
 package h1
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // The event loops' share of a backend's HTTP/1.1 pool (pool.lidle).
 
@@ -53,15 +56,8 @@ func (p *pool) lput(l *loop, b *lback) {
 func (p *pool) ldrop(l *loop, b *lback) {
 	p.mu.Lock()
 	if l.id < len(p.lidle) {
-		idle := p.lidle[l.id]
-		for i, x := range idle {
-			if x == b {
-				copy(idle[i:], idle[i+1:])
-				idle[len(idle)-1] = nil
-				idle = idle[:len(idle)-1]
-				p.lidle[l.id] = idle
-				break
-			}
+		if i := slices.Index(p.lidle[l.id], b); i >= 0 {
+			p.lidle[l.id] = slices.Delete(p.lidle[l.id], i, i+1)
 		}
 	}
 	p.mu.Unlock()

@@ -87,20 +87,45 @@ func (s *sock) Read(p []byte) (int, error) {
 }
 
 func (s *sock) readFd(fd uintptr) bool {
+	n, e := rawRead(fd, s.rp)
+	switch e {
+	case 0:
+		s.rn = n
+	case syscall.EAGAIN:
+		return false // the netpoller waits for readiness and calls again
+	default:
+		s.rerr = e
+	}
+	return true
+}
+
+// rawRead is one read(2) of fd into p, retried on EINTR; the event loops'
+// sockets read through it too.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.rp))), uintptr(len(s.rp)))
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
+// rawWrite writes p to fd until all of it is written, the socket takes no
+// more (EAGAIN) or the write fails; it returns the bytes written and the
+// error that stopped it (0 when all was written).
+func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	written := 0
+	for written < len(p) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[written:]))), uintptr(len(p)-written))
 		switch e {
 		case 0:
-			s.rn = int(n)
-			return true
+			written += int(n)
 		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false // the netpoller waits for readiness and calls again
+		default:
+			return written, e
 		}
-		s.rerr = e
-		return true
 	}
+	return written, 0
 }
 
 func (s *sock) Write(p []byte) (int, error) {
@@ -120,19 +145,15 @@ func (s *sock) Write(p []byte) (int, error) {
 }
 
 func (s *sock) writeFd(fd uintptr) bool {
-	for len(s.wp) > 0 {
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(s.wp))), uintptr(len(s.wp)))
-		switch e {
-		case 0:
-			s.wn += int(n)
-			s.wp = s.wp[n:]
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false // the netpoller waits for room and calls again
-		default:
-			s.werr = e
-			return true
-		}
+	n, e := rawWrite(fd, s.wp)
+	s.wn += n
+	s.wp = s.wp[n:]
+	switch e {
+	case 0:
+	case syscall.EAGAIN:
+		return false // the netpoller waits for room and calls again
+	default:
+		s.werr = e
 	}
 	return true
 }
